@@ -1,0 +1,263 @@
+"""Typed records in, graph batches out.
+
+The join is where evidence from Git, the kernel and the log store meets: on the audit id (commit +
+trace) and on trace ids. Rules: a node referenced before its own record arrives is written as a
+placeholder; a link is made only when one record names both of its ends; a record whose audit id does
+not parse still lands, and the bad audit id becomes a rejected record with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from lineage.model import (
+    AuditId,
+    AuditIdError,
+    EdgeKind,
+    GraphBatch,
+    RejectedRecord,
+    audit_node_id,
+    commit_node_id,
+    file_node_id,
+    log_node_id,
+    parse_audit_id,
+    process_node_id,
+    repo_node_id,
+    run_node_id,
+    trace_node_id,
+    workload_node_id,
+)
+from lineage.records import (
+    CommitRecord,
+    FileAccessRecord,
+    LogRecord,
+    ManifestObjectRecord,
+    ProcessRecord,
+    Record,
+    RunRecord,
+)
+
+__all__ = ["ACCESS_EDGE", "join_records", "add_record"]
+
+ACCESS_EDGE = {"read": EdgeKind.READ, "write": EdgeKind.WROTE, "exec": EdgeKind.EXECUTED}
+
+
+def join_records(records: Iterable[Record], batch: GraphBatch | None = None) -> GraphBatch:
+    """Translate records into one batch (appending to ``batch`` when given)."""
+    out = batch if batch is not None else GraphBatch()
+    for record in records:
+        add_record(out, record)
+    return out
+
+
+def add_record(batch: GraphBatch, record: Record) -> None:
+    match record:
+        case CommitRecord():
+            _commit(batch, record)
+        case ManifestObjectRecord():
+            _manifest_object(batch, record)
+        case LogRecord():
+            _log(batch, record)
+        case RunRecord():
+            _run(batch, record)
+        case ProcessRecord():
+            _process(batch, record)
+        case FileAccessRecord():
+            _file_access(batch, record)
+        case RejectedRecord():
+            batch.rejected.append(record)
+        case _:
+            raise TypeError(f"not a lineage record: {type(record).__name__}")
+
+
+def _audit(
+    batch: GraphBatch, raw: str, source: str, location: str, *, seen_at: str | None = None
+) -> str | None:
+    """Add the audit record a raw audit id names (with its commit and trace); None if it is malformed."""
+    try:
+        audit = parse_audit_id(raw)
+    except AuditIdError as exc:
+        batch.rejected.append(RejectedRecord(source, location, f"malformed audit id: {exc.reason}", raw))
+        return None
+    return add_audit(batch, audit, raw, seen_at=seen_at)
+
+
+def add_audit(batch: GraphBatch, audit: AuditId, raw: str, *, seen_at: str | None = None) -> str:
+    node_id = audit_node_id(audit)
+    props: dict[str, Any] = {"raw": raw, "canonical": audit.canonical, "commit": audit.commit, "trace": audit.trace}
+    for key, value in audit.extra:
+        props[f"x_{key}"] = value
+    if seen_at:
+        props["first_seen"] = props["last_seen"] = seen_at
+    batch.add_node(node_id, props)
+    if audit.commit:
+        batch.add_node(commit_node_id(audit.commit), {"sha": audit.commit}, placeholder=True)
+        batch.add_edge(node_id, EdgeKind.FOR_COMMIT, commit_node_id(audit.commit))
+    if audit.trace:
+        _trace(batch, audit.trace, seen_at)
+        batch.add_edge(node_id, EdgeKind.CORRELATES, trace_node_id(audit.trace))
+    return node_id
+
+
+def _trace(batch: GraphBatch, trace_id: str, seen_at: str | None) -> str:
+    node_id = trace_node_id(trace_id)
+    props: dict[str, Any] = {"trace_id": trace_id}
+    if seen_at:
+        props["first_seen"] = props["last_seen"] = seen_at
+    batch.add_node(node_id, props)
+    return node_id
+
+
+def _commit(batch: GraphBatch, c: CommitRecord) -> None:
+    cid = commit_node_id(c.sha)
+    batch.add_node(repo_node_id(c.repo), {"url": c.repo})
+    batch.add_node(
+        cid,
+        {
+            "sha": c.sha.lower(),
+            "repo": c.repo,
+            "author": c.author_name,
+            "author_email": c.author_email,
+            "authored_at": c.authored_at,
+            "committer": c.committer_name,
+            "committer_email": c.committer_email,
+            "committed_at": c.committed_at,
+            "subject": c.subject,
+            "message": c.message or c.subject,
+            "parents": list(c.parents),
+            "changed_paths": len(c.changed_paths),
+            "pr": c.pr,
+            "signed": c.signed,
+            "branch": c.branch,
+            "first_seen": c.committed_at,
+            "last_seen": c.committed_at,
+        },
+    )
+    batch.add_edge(repo_node_id(c.repo), EdgeKind.HAS_COMMIT, cid)
+    for parent in c.parents:
+        batch.add_node(commit_node_id(parent), {"sha": parent.lower()}, placeholder=True)
+        batch.add_edge(cid, EdgeKind.PARENT, commit_node_id(parent))
+
+
+def _manifest_object(batch: GraphBatch, m: ManifestObjectRecord) -> None:
+    wid = workload_node_id(m.kind, m.namespace, m.name)
+    cid = commit_node_id(m.commit)
+    batch.add_node(
+        wid,
+        {
+            "api_version": m.api_version,
+            "kind": m.kind,
+            "namespace": m.namespace,
+            "name": m.name,
+            "manifest_path": m.path,
+            "repo": m.repo,
+        },
+    )
+    batch.add_node(cid, {"sha": m.commit.lower()}, placeholder=True)
+    batch.add_edge(cid, EdgeKind.DECLARES, wid, {"path": m.path, "deleted": m.deleted})
+    for raw in m.audit_ids:
+        audit = _audit(batch, raw, f"git:{m.repo}", m.location)
+        if audit is not None:
+            batch.add_edge(audit, EdgeKind.ANNOTATES, wid, {"path": m.path})
+
+
+def _log(batch: GraphBatch, r: LogRecord) -> None:
+    lid = log_node_id(r.source, r.record_id)
+    batch.add_node(
+        lid,
+        {
+            "source": r.source,
+            "time": r.time,
+            "level": r.level,
+            "service": r.service,
+            "message": r.message,
+            "trace_id": r.trace_id,
+            "audit_id": r.audit_id,
+            "attributes": r.attributes or None,
+            "first_seen": r.time,
+            "last_seen": r.time,
+        },
+    )
+    if r.trace_id:
+        batch.add_edge(lid, EdgeKind.IN_TRACE, _trace(batch, r.trace_id, r.time))
+    if r.audit_id:
+        audit = _audit(batch, r.audit_id, r.source, r.location or lid, seen_at=r.time)
+        if audit is not None:
+            batch.add_edge(lid, EdgeKind.CARRIES, audit)
+
+
+def _run(batch: GraphBatch, r: RunRecord) -> None:
+    rid = run_node_id(r.host, r.root_pid, r.start_ns)
+    batch.add_node(
+        rid,
+        {
+            "host": r.host,
+            "root_pid": r.root_pid,
+            "start_ns": r.start_ns,
+            "end_ns": r.end_ns,
+            "command": list(r.command),
+            "started_at": r.started_at,
+            "ended_at": r.ended_at,
+            "exit_code": r.exit_code,
+            "commit": r.commit,
+            "audit_id": r.audit_id,
+            "trace_id": r.trace_id,
+            "repo": r.repo,
+            "cwd": r.cwd,
+            "lost_events": r.lost_events,
+            "first_seen": r.started_at,
+            "last_seen": r.ended_at or r.started_at,
+        },
+    )
+    if r.commit:
+        batch.add_node(commit_node_id(r.commit), {"sha": r.commit.lower()}, placeholder=True)
+        batch.add_edge(commit_node_id(r.commit), EdgeKind.TRIGGERED, rid)
+    if r.audit_id:
+        audit = _audit(batch, r.audit_id, f"run:{r.host}", rid, seen_at=r.started_at)
+        if audit is not None:
+            batch.add_edge(audit, EdgeKind.ANNOTATES, rid)
+    if r.trace_id:
+        batch.add_edge(rid, EdgeKind.IN_TRACE, _trace(batch, r.trace_id, r.started_at))
+
+
+def _process(batch: GraphBatch, p: ProcessRecord) -> None:
+    pid_ = process_node_id(p.host, p.pid, p.start_ns)
+    batch.add_node(
+        pid_,
+        {
+            "host": p.host,
+            "pid": p.pid,
+            "ppid": p.ppid,
+            "uid": p.uid,
+            "comm": p.comm,
+            "binary": p.binary,
+            "binary_sha256": p.binary_sha256,
+            "argv": list(p.argv),
+            "cwd": p.cwd,
+            "started_at": p.started_at,
+            "ended_at": p.ended_at,
+            "exit_code": p.exit_code,
+            "exec_failed": p.exec_failed,
+            "privilege_change": p.privilege_change,
+            "first_seen": p.started_at,
+            "last_seen": p.ended_at or p.started_at,
+        },
+    )
+    batch.add_edge(run_node_id(p.host, p.run_pid, p.run_start_ns), EdgeKind.RAN, pid_)
+    if p.ppid is not None and p.parent_start_ns is not None:
+        parent = process_node_id(p.host, p.ppid, p.parent_start_ns)
+        if parent != pid_:
+            batch.add_node(parent, {"host": p.host, "pid": p.ppid}, placeholder=True)
+            batch.add_edge(pid_, EdgeKind.CHILD_OF, parent)
+
+
+def _file_access(batch: GraphBatch, f: FileAccessRecord) -> None:
+    fid = file_node_id(f.host, f.path)
+    batch.add_node(fid, {"host": f.host, "path": f.path})
+    props: dict[str, Any] = {"count": f.count}
+    if f.flags is not None:
+        props["flags"] = f.flags
+    if f.sha256 is not None:
+        props["sha256"] = f.sha256
+    batch.add_edge(process_node_id(f.host, f.pid, f.start_ns), ACCESS_EDGE[f.mode], fid, props)

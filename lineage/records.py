@@ -1,0 +1,150 @@
+"""Typed records that collectors emit and ``lineage.join`` turns into graph batches.
+
+Records carry raw evidence as the source saw it (an audit id is still a string here); all
+interpretation that can fail happens in the join, where a failure becomes a ``RejectedRecord``.
+Times are ISO 8601 UTC strings (``2026-01-02T03:04:05.123456Z``), which sort as text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from lineage.model import RejectedRecord
+
+__all__ = [
+    "CommitRecord",
+    "FileAccessRecord",
+    "LogRecord",
+    "ManifestObjectRecord",
+    "ProcessRecord",
+    "Record",
+    "RejectedRecord",
+    "RunRecord",
+    "iso_utc",
+]
+
+
+def iso_utc(ts: float | int | datetime) -> str:
+    """Seconds since the epoch (or an aware datetime) as the ISO form used in every time property."""
+    dt = ts if isinstance(ts, datetime) else datetime.fromtimestamp(float(ts), UTC)
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(slots=True)
+class CommitRecord:
+    repo: str
+    sha: str
+    parents: tuple[str, ...]
+    author_name: str
+    author_email: str
+    authored_at: str
+    committer_name: str
+    committer_email: str
+    committed_at: str
+    subject: str
+    message: str = ""
+    changed_paths: tuple[str, ...] = ()
+    pr: int | None = None
+    signed: bool = False
+    branch: str | None = None
+
+
+@dataclass(slots=True)
+class ManifestObjectRecord:
+    """One Kubernetes object declared by a manifest file as of one commit."""
+
+    repo: str
+    commit: str
+    path: str
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+    audit_ids: tuple[str, ...] = ()
+    document_index: int = 0
+    deleted: bool = False
+
+    @property
+    def location(self) -> str:
+        return f"{self.commit[:12]}:{self.path}#{self.document_index}"
+
+
+@dataclass(slots=True)
+class LogRecord:
+    """One log line. ``record_id`` is stable for the same line re-read (cursor or content hash)."""
+
+    source: str
+    record_id: str
+    time: str | None = None
+    level: str | None = None
+    service: str | None = None
+    message: str = ""
+    trace_id: str | None = None
+    audit_id: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    location: str = ""
+
+
+@dataclass(slots=True)
+class RunRecord:
+    """A traced pipeline run: the root command and what it ran for."""
+
+    host: str
+    root_pid: int
+    start_ns: int
+    command: tuple[str, ...]
+    started_at: str
+    ended_at: str | None = None
+    end_ns: int | None = None
+    exit_code: int | None = None
+    commit: str | None = None
+    audit_id: str | None = None
+    trace_id: str | None = None
+    repo: str | None = None
+    cwd: str | None = None
+    lost_events: int = 0
+
+
+@dataclass(slots=True)
+class ProcessRecord:
+    host: str
+    pid: int
+    start_ns: int
+    run_pid: int
+    run_start_ns: int
+    ppid: int | None = None
+    parent_start_ns: int | None = None
+    uid: int | None = None
+    parent_uid: int | None = None
+    comm: str = ""
+    binary: str | None = None
+    binary_sha256: str | None = None
+    argv: tuple[str, ...] = ()
+    cwd: str | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    exit_code: int | None = None
+    exec_failed: bool = False
+
+    @property
+    def privilege_change(self) -> bool:
+        return self.uid is not None and self.parent_uid is not None and self.uid != self.parent_uid
+
+
+@dataclass(slots=True)
+class FileAccessRecord:
+    """Opens of one path by one process in one mode (``read``, ``write`` or ``exec``), aggregated."""
+
+    host: str
+    pid: int
+    start_ns: int
+    path: str
+    mode: str
+    count: int = 1
+    flags: int | None = None
+    sha256: str | None = None
+
+
+Record = CommitRecord | ManifestObjectRecord | LogRecord | RunRecord | ProcessRecord | FileAccessRecord | RejectedRecord

@@ -1,0 +1,157 @@
+"""The store protocol: the only view of persistence that collectors, the API and the CLI get.
+
+Every implementation (SQLite, Neo4j, ...) passes the same contract suite in
+``tests/contract/test_store_contract.py``; new stores register a URL scheme in ``lineage.store.registry``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from lineage.model import Direction, Edge, EdgeKind, GraphBatch, Node, NodeKind, RejectedRecord
+
+__all__ = [
+    "NeighborPage",
+    "NodePage",
+    "RejectedPage",
+    "StoreError",
+    "StoreUnavailable",
+    "Subgraph",
+    "UpsertResult",
+    "LineageStore",
+]
+
+DEFAULT_LINEAGE_LIMIT = 10_000
+
+
+class StoreError(RuntimeError):
+    """A store failed in a way the user must hear about; ``retryable`` says whether trying again may help."""
+
+    retryable = False
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached (down, wrong address, wrong credentials)."""
+
+    retryable = True
+
+
+@dataclass(slots=True)
+class UpsertResult:
+    """What one batch changed. A replayed batch reports zeros in every ``*_created`` field."""
+
+    nodes_created: int = 0
+    nodes_updated: int = 0
+    edges_created: int = 0
+    edges_updated: int = 0
+    rejected_added: int = 0
+
+
+@dataclass(slots=True)
+class Subgraph:
+    """Nodes and edges of a lineage or path answer. ``depth`` maps node id -> hops from the start;
+    for a path, ``nodes`` are in path order. ``truncated`` is set when a limit cut the answer."""
+
+    nodes: list[Node] = field(default_factory=list)
+    edges: list[Edge] = field(default_factory=list)
+    depth: dict[str, int] = field(default_factory=dict)
+    truncated: bool = False
+
+
+@dataclass(slots=True)
+class NeighborPage:
+    """Edges touching a node, in a stable order; ``end_cursor`` is opaque, None on the last page."""
+
+    edges: list[Edge]
+    nodes: list[Node]
+    end_cursor: str | None
+
+
+@dataclass(slots=True)
+class NodePage:
+    nodes: list[Node]
+    end_cursor: str | None
+    total: int
+
+
+@dataclass(slots=True)
+class RejectedPage:
+    records: list[RejectedRecord]
+    end_cursor: str | None
+    total: int
+
+
+@runtime_checkable
+class LineageStore(Protocol):
+    """Idempotent graph persistence plus the queries the product needs.
+
+    Node ids are ``<kind>:<key>``. ``upsert`` merges properties with ``lineage.model.merge_props`` and
+    turns placeholders into real nodes when their own record arrives; it never makes a real node a
+    placeholder again. Everything in one batch (facts, rejects, checkpoints) lands or none of it does.
+    """
+
+    url: str
+
+    def upsert(self, batch: GraphBatch) -> UpsertResult: ...
+
+    def get(self, node_id: str) -> Node | None: ...
+
+    def get_many(self, node_ids: Sequence[str]) -> list[Node]: ...
+
+    def find_by_prefix(self, kind: NodeKind, key_prefix: str, limit: int = 10) -> list[Node]:
+        """Nodes of ``kind`` whose key (the id after ``<prefix>:``) starts with ``key_prefix``, id order."""
+        ...
+
+    def neighbors(
+        self,
+        node_id: str,
+        direction: Direction = Direction.BOTH,
+        edge_kinds: Sequence[EdgeKind] | None = None,
+        first: int = 100,
+        after: str | None = None,
+    ) -> NeighborPage:
+        """Raw edges (stored direction): ``downstream`` = out-edges, ``upstream`` = in-edges."""
+        ...
+
+    def lineage(
+        self,
+        node_id: str,
+        direction: Direction = Direction.DOWNSTREAM,
+        depth: int = 2,
+        edge_kinds: Sequence[EdgeKind] | None = None,
+        limit: int = DEFAULT_LINEAGE_LIMIT,
+    ) -> Subgraph:
+        """Walk the flow declaration -> execution -> logs (see ``EdgeKind.flow_reversed``) up to ``depth``
+        hops; cycle-safe. Returns every reached node with its hop count and the traversed edges among them.
+        An unknown start node gives an empty subgraph."""
+        ...
+
+    def path(
+        self, src: str, dst: str, max_length: int = 6, edge_kinds: Sequence[EdgeKind] | None = None
+    ) -> Subgraph | None:
+        """A shortest path, ignoring edge direction, of at most ``max_length`` edges; None if none."""
+        ...
+
+    def search(
+        self, text: str, kinds: Sequence[NodeKind] | None = None, first: int = 20, after: str | None = None
+    ) -> NodePage:
+        """Full-text search over ids and key properties; ``text`` is data, never query syntax."""
+        ...
+
+    def rejected(self, source: str | None = None, first: int = 100, after: str | None = None) -> RejectedPage: ...
+
+    def get_checkpoint(self, source: str, key: str) -> str | None: ...
+
+    def checkpoints(self, source: str | None = None) -> dict[tuple[str, str], str]: ...
+
+    def counts(self) -> dict[str, int]:
+        """Node count per kind name, ``edges`` and ``rejected``."""
+        ...
+
+    def iter_nodes(self, batch_size: int = 5000) -> Iterator[list[Node]]: ...
+
+    def iter_edges(self, batch_size: int = 5000) -> Iterator[list[Edge]]: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,60 @@
+"""Store selection by URL scheme, so that no caller ever branches on the backend.
+
+``sqlite:///path.db`` -> SqliteStore; ``neo4j://``, ``bolt://``, ``neo4j+s://`` ... -> Neo4jStore.
+Implementations register a factory under their schemes; imports are lazy so that the embedded default
+never loads the Neo4j driver.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from lineage.store.base import LineageStore, StoreError
+
+__all__ = ["open_store", "register_store", "known_schemes"]
+
+StoreFactory = Callable[[str], LineageStore]
+
+_FACTORIES: dict[str, StoreFactory] = {}
+_LAZY: dict[str, str] = {
+    "sqlite": "lineage.store.sqlite:SqliteStore.from_url",
+    "neo4j": "lineage.store.neo4j:Neo4jStore.from_url",
+    "neo4j+s": "lineage.store.neo4j:Neo4jStore.from_url",
+    "neo4j+ssc": "lineage.store.neo4j:Neo4jStore.from_url",
+    "bolt": "lineage.store.neo4j:Neo4jStore.from_url",
+    "bolt+s": "lineage.store.neo4j:Neo4jStore.from_url",
+    "bolt+ssc": "lineage.store.neo4j:Neo4jStore.from_url",
+}
+
+
+def register_store(scheme: str, factory: StoreFactory) -> None:
+    _FACTORIES[scheme] = factory
+
+
+def known_schemes() -> list[str]:
+    return sorted(set(_FACTORIES) | set(_LAZY))
+
+
+def _resolve(scheme: str) -> StoreFactory:
+    if scheme in _FACTORIES:
+        return _FACTORIES[scheme]
+    target = _LAZY.get(scheme)
+    if target is None:
+        raise StoreError(f"unknown store scheme {scheme!r}; use one of: {', '.join(known_schemes())}")
+    module_name, _, attr = target.partition(":")
+    obj: object = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    factory: StoreFactory = obj  # type: ignore[assignment]
+    _FACTORIES[scheme] = factory
+    return factory
+
+
+def open_store(url: str) -> LineageStore:
+    """Open the store a URL names. A bare path is taken as an SQLite file."""
+    scheme = urlsplit(url).scheme.lower() if "://" in url else ""
+    if not scheme:
+        url, scheme = f"sqlite:///{url}", "sqlite"
+    return _resolve(scheme)(url)
