@@ -1,0 +1,240 @@
+"""Field mapping from a raw log object (a JSON line, an OTLP log record, an SLS log) to a ``LogRecord``.
+
+Every log source goes through the same mapping and the same normalisation (times as ISO UTC, trace ids
+lower-cased, attribute values as strings, as SLS stores them), so that one log line read from a file, an
+OTLP export or SLS yields the same record and, with a content-hash id, the same graph node.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lineage.model import RejectedRecord, parse_traceparent
+from lineage.records import LogRecord, iso_utc
+
+__all__ = ["FieldMap", "MappedLog", "content_record_id", "map_log", "normalise_time", "stringify"]
+
+_W3C_TRACE_LEN = 32
+
+
+@dataclass(frozen=True, slots=True)
+class FieldMap:
+    """Which keys of a raw log carry what; the first key present (and non-empty) wins.
+
+    ``ignore_prefixes`` drops source metadata (SLS ``__topic__``, ``__tag__:...``) from the attributes so
+    that the same line yields the same attributes whichever source it came through.
+    """
+
+    trace: tuple[str, ...] = ("trace_id", "traceId", "TraceID", "trace.id", "traceparent")
+    audit: tuple[str, ...] = ("x-gitops-audit-id", "audit_id", "auditId", "X_GITOPS_AUDIT_ID")
+    time: tuple[str, ...] = ("time", "timestamp", "@timestamp", "ts", "timeUnixNano")
+    level: tuple[str, ...] = ("level", "severity", "severityText", "lvl", "log.level")
+    service: tuple[str, ...] = ("service", "service.name", "service_name", "app")
+    message: tuple[str, ...] = ("message", "msg", "body", "content", "log")
+    ignore_prefixes: tuple[str, ...] = ("__",)
+    traceparent_keys: tuple[str, ...] = ("traceparent",)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> FieldMap:
+        """Override some key lists: ``{"trace": ["tid"], "message": "text"}``; unknown names are errors."""
+        known = set(cls.__dataclass_fields__)
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown field-map entries {sorted(unknown)}; known: {sorted(known)}")
+        kwargs: dict[str, tuple[str, ...]] = {}
+        for name, value in data.items():
+            keys = (value,) if isinstance(value, str) else tuple(value)
+            if not all(isinstance(k, str) and k for k in keys):
+                raise ValueError(f"field-map entry {name!r} must be a key or a list of keys")
+            kwargs[name] = keys
+        return cls(**kwargs)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> FieldMap:
+        """A YAML (or JSON) file of overrides, e.g. ``trace: [tid, traceId]``."""
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: a field map must be a mapping of name -> key(s)")
+        return cls.from_mapping(data)
+
+    @property
+    def mapped_keys(self) -> frozenset[str]:
+        return frozenset((*self.trace, *self.audit, *self.time, *self.level, *self.service, *self.message))
+
+
+@dataclass(slots=True)
+class MappedLog:
+    """A mapped log line plus notes on the parts of it that could not be used (kept as rejects)."""
+
+    record: LogRecord
+    rejected: list[RejectedRecord] = field(default_factory=list)
+
+
+def stringify(value: Any) -> str:
+    """An attribute value as SLS would hold it: strings as-is, everything else as compact JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def normalise_time(value: Any) -> str:
+    """ISO UTC from epoch seconds/ms/us/ns (by magnitude) or an ISO 8601 string; ValueError otherwise."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a time: {value!r}")
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            number: float = float(text)
+        except ValueError:
+            try:
+                dt = datetime.fromisoformat(text.replace("z", "Z"))
+            except ValueError:
+                raise ValueError(f"not a time: {value!r}") from None
+            if dt.tzinfo is None:
+                dt = dt.replace(tzinfo=UTC)
+            return iso_utc(dt)
+        if text.isdigit():
+            return _epoch_int(int(text))
+        return _epoch(number)
+    if isinstance(value, int):
+        return _epoch_int(value)
+    if isinstance(value, float):
+        return _epoch(value)
+    raise ValueError(f"not a time: {value!r}")
+
+
+def _epoch_int(n: int) -> str:
+    # Exact integer arithmetic keeps nanosecond stamps from losing precision through float.
+    for limit, per_second in ((10**11, 1), (10**14, 10**3), (10**17, 10**6)):
+        if abs(n) < limit:
+            return _epoch(n / per_second) if per_second > 1 else iso_utc(n)
+    seconds, rest = divmod(n, 10**9)
+    dt = datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest // 1000)
+    return iso_utc(dt)
+
+
+def _epoch(x: float) -> str:
+    for limit, scale in ((1e11, 1.0), (1e14, 1e-3), (1e17, 1e-6)):
+        if abs(x) < limit:
+            return iso_utc(x * scale)
+    return iso_utc(x * 1e-9)
+
+
+def _first(fields: Mapping[str, Any], keys: Sequence[str]) -> tuple[str | None, Any]:
+    for key in keys:
+        value = fields.get(key)
+        if value is not None and value != "":
+            return key, value
+    return None, None
+
+
+def content_record_id(
+    time: str | None,
+    level: str | None,
+    service: str | None,
+    message: str,
+    trace_id: str | None,
+    audit_id: str | None,
+    attributes: Mapping[str, str],
+) -> str:
+    """A stable id from the normalised record itself, so the same line read twice (or from another
+    source) is one node. Two byte-identical lines with the same timestamp are, by design, one event."""
+    canon = json.dumps(
+        [time, level, service, message, trace_id, audit_id, sorted(attributes.items())],
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canon.encode("utf-8")).hexdigest()[:32]
+
+
+def map_log(
+    fields: Mapping[str, Any],
+    *,
+    source: str,
+    location: str,
+    fieldmap: FieldMap,
+    record_id: str | None = None,
+    fallback_time: str | None = None,
+    defaults: Mapping[str, str] | None = None,
+) -> MappedLog:
+    """Map one raw log object. ``record_id`` None means "use the content hash".
+
+    ``defaults`` supplies values from the envelope (OTLP resource ``service.name``) that the line itself
+    may override. A time or trace id that does not parse is reported as a reject while the line lands.
+    """
+    rejected: list[RejectedRecord] = []
+    used: set[str] = set()
+    env = defaults or {}
+
+    trace_id: str | None = None
+    key, raw_trace = _first(fields, fieldmap.trace)
+    if key is not None:
+        used.add(key)
+        text = stringify(raw_trace).strip()
+        if key in fieldmap.traceparent_keys:
+            trace_id = parse_traceparent(text)
+            if trace_id is None:
+                rejected.append(RejectedRecord(source, location, f"malformed traceparent in {key!r}", text))
+        elif not text or any(c.isspace() for c in text) or set(text) == {"0"}:
+            rejected.append(RejectedRecord(source, location, f"malformed trace id in {key!r}", text))
+        else:
+            trace_id = text.lower() if len(text) == _W3C_TRACE_LEN else text
+    # A line may carry both a trace id key and a traceparent; only the winning key counts as used.
+    used.update(k for k in fieldmap.traceparent_keys if k in fields and trace_id is not None)
+
+    key, raw_audit = _first(fields, fieldmap.audit)
+    audit_id = stringify(raw_audit) if key is not None else None
+    if key is not None:
+        used.add(key)
+
+    time: str | None = fallback_time
+    key, raw_time = _first(fields, fieldmap.time)
+    if key is not None:
+        used.add(key)
+        try:
+            time = normalise_time(raw_time)
+        except (ValueError, OverflowError, OSError):
+            rejected.append(RejectedRecord(source, location, f"unparseable time in {key!r}", stringify(raw_time)))
+
+    key, raw_level = _first(fields, fieldmap.level)
+    level = stringify(raw_level).upper() if key is not None else env.get("level")
+    if key is not None:
+        used.add(key)
+
+    key, raw_service = _first(fields, fieldmap.service)
+    service = stringify(raw_service) if key is not None else env.get("service")
+    if key is not None:
+        used.add(key)
+
+    key, raw_message = _first(fields, fieldmap.message)
+    message = stringify(raw_message) if key is not None else ""
+    if key is not None:
+        used.add(key)
+
+    attributes = {
+        k: stringify(v)
+        for k, v in fields.items()
+        if k not in used and v is not None and not k.startswith(fieldmap.ignore_prefixes)
+    }
+    rid = record_id or content_record_id(time, level, service, message, trace_id, audit_id, attributes)
+    record = LogRecord(
+        source=source,
+        record_id=rid,
+        time=time,
+        level=level,
+        service=service,
+        message=message,
+        trace_id=trace_id,
+        audit_id=audit_id,
+        attributes=attributes,
+        location=location,
+    )
+    return MappedLog(record, rejected)

@@ -1,0 +1,36 @@
+"""What full-text search sees of a node: its id and the properties people search by.
+
+Shared by every store so that a search answers the same everywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lineage.model import NodeKind
+
+__all__ = ["SEARCH_PROPS", "search_text"]
+
+SEARCH_PROPS: dict[NodeKind, tuple[str, ...]] = {
+    NodeKind.REPO: ("url",),
+    NodeKind.COMMIT: ("sha", "subject", "author", "author_email", "committer", "pr"),
+    NodeKind.WORKLOAD: ("kind", "namespace", "name", "manifest_path"),
+    NodeKind.AUDIT_RECORD: ("canonical", "raw", "commit", "trace"),
+    NodeKind.TRACE: ("trace_id",),
+    NodeKind.LOG_EVENT: ("service", "level", "message", "trace_id", "audit_id"),
+    NodeKind.PIPELINE_RUN: ("command", "commit", "trace_id", "host"),
+    NodeKind.PROCESS: ("comm", "binary", "argv", "pid"),
+    NodeKind.FILE: ("path",),
+}
+
+_MAX = 2000
+
+
+def search_text(node_id: str, kind: NodeKind, props: dict[str, Any]) -> str:
+    parts = [node_id]
+    for key in SEARCH_PROPS[kind]:
+        value = props.get(key)
+        if value is None:
+            continue
+        parts.append(" ".join(map(str, value)) if isinstance(value, list) else str(value))
+    return " ".join(parts)[:_MAX]

@@ -1,0 +1,631 @@
+"""The embedded default store: one SQLite file in WAL mode, zero set-up.
+
+Nodes and edges are keyed by their readable ids; properties are JSON text. Traversal runs in SQLite as a
+recursive CTE, search uses an FTS5 index over ids and key properties. Each thread gets its own
+connection (WAL lets readers run beside one writer), so the API can serve queries from a thread pool
+and several worker processes can share one file.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from lineage.model import (
+    Direction,
+    Edge,
+    EdgeKind,
+    GraphBatch,
+    Node,
+    NodeKind,
+    RejectedRecord,
+    dedupe_batch,
+    merge_props,
+    node_kind_of,
+)
+from lineage.store.base import (
+    DEFAULT_LINEAGE_LIMIT,
+    NeighborPage,
+    NodePage,
+    RejectedPage,
+    StoreError,
+    StoreUnavailable,
+    Subgraph,
+    UpsertResult,
+)
+from lineage.store.searchtext import search_text
+
+__all__ = ["SqliteStore", "SCHEMA_VERSION"]
+
+_CHUNK = 500  # ids per IN (...) list; well under SQLite's variable limit
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE nodes (
+            rid INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            props TEXT NOT NULL,
+            placeholder INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX nodes_kind ON nodes(kind, id);
+        CREATE TABLE edges (
+            src TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            dst TEXT NOT NULL,
+            props TEXT NOT NULL,
+            PRIMARY KEY (src, kind, dst)
+        ) WITHOUT ROWID;
+        CREATE INDEX edges_dst ON edges(dst, kind, src);
+        CREATE VIRTUAL TABLE node_search USING fts5(text, tokenize = "unicode61 remove_diacritics 2");
+        CREATE TABLE rejected (
+            rid INTEGER PRIMARY KEY,
+            source TEXT NOT NULL,
+            location TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            raw TEXT NOT NULL,
+            UNIQUE (source, location, reason)
+        );
+        CREATE INDEX rejected_source ON rejected(source, rid);
+        CREATE TABLE checkpoints (
+            source TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (source, key)
+        ) WITHOUT ROWID;
+        """,
+    ),
+]
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",  # with WAL: durable at checkpoints, never corrupt
+    "PRAGMA busy_timeout=10000",
+    "PRAGMA temp_store=MEMORY",
+    "PRAGMA cache_size=-65536",
+    "PRAGMA mmap_size=268435456",
+)
+
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+
+
+def _dumps(props: dict[str, Any]) -> str:
+    return json.dumps(props, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _encode_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
+
+
+def _decode_cursor(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode()).decode()
+        if not text.startswith("o:"):
+            raise ValueError
+        offset = int(text[2:])
+        if offset < 0:
+            raise ValueError
+        return offset
+    except (ValueError, UnicodeDecodeError):
+        raise StoreError(f"invalid cursor {cursor!r}") from None
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _qmarks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def _fts_query(text: str) -> str | None:
+    """User text -> an FTS5 query of quoted prefix tokens, so no character of it is query syntax."""
+    tokens = _TOKEN.findall(text)
+    if not tokens:
+        return None
+    return " ".join(f'"{t}"*' for t in tokens[:16])
+
+
+class SqliteStore:
+    """``LineageStore`` on an SQLite file (``sqlite:///abs/path.db``, ``sqlite:///:memory:`` for tests)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.db_path = str(path)
+        self.url = f"sqlite:///{self.db_path}"
+        if self.db_path != ":memory:":
+            try:
+                Path(self.db_path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreUnavailable(f"cannot create the directory for {self.db_path}: {exc}") from exc
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._migrate(self._conn())
+
+    @classmethod
+    def from_url(cls, url: str) -> SqliteStore:
+        parts = urlsplit(url)
+        path = unquote(parts.path if not parts.netloc else f"{parts.netloc}{parts.path}")
+        if path.startswith("//"):
+            path = path[1:]
+        if path in ("", "/"):
+            raise StoreError(f"sqlite URL names no file: {url!r} (want sqlite:///path/to/lineage.db)")
+        if path == "/:memory:":
+            path = ":memory:"
+        return cls(path)
+
+    # ------------------------------------------------------------------ connections
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            if self.db_path == ":memory:" and self._all:
+                conn = self._all[0]  # one shared in-memory database
+            else:
+                try:
+                    conn = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False)
+                    for pragma in _PRAGMAS:
+                        conn.execute(pragma)
+                except sqlite3.Error as exc:
+                    raise StoreUnavailable(f"cannot open SQLite database {self.db_path}: {exc}") from exc
+                with self._lock:
+                    self._all.append(conn)
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"SQLite database {self.db_path} is busy or read-only: {exc}") from exc
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StoreError(f"commit to {self.db_path} failed: {exc}") from exc
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        with self._write() as c:
+            c.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            row = c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            current = int(row[0]) if row else 0
+            if current > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.db_path} has schema version {current}, newer than this liubai ({SCHEMA_VERSION}); upgrade liubai"
+                )
+            for version, script in MIGRATIONS:
+                if version > current:
+                    for statement in script.split(";"):
+                        if statement.strip():
+                            c.execute(statement)
+                    c.execute(
+                        "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(version),)
+                    )
+
+    def schema_version(self) -> int:
+        row = self._conn().execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+    # ------------------------------------------------------------------ writes
+
+    def upsert(self, batch: GraphBatch) -> UpsertResult:
+        result = UpsertResult()
+        nodes = dedupe_batch(batch.nodes)
+        edges = self._dedupe_edges(batch.edges)
+        with self._write() as conn:
+            known = {n.id for n in nodes}
+            for e in edges:
+                for end in (e.src, e.dst):
+                    if end not in known:
+                        known.add(end)
+                        nodes.append(Node(end, node_kind_of(end), {}, True))
+            existing = self._fetch_nodes(conn, [n.id for n in nodes])
+            inserts: list[tuple[str, str, str, int]] = []
+            updates: list[tuple[str, int, str]] = []
+            search_rows: list[tuple[str, str]] = []
+            for n in nodes:
+                old = existing.get(n.id)
+                if old is None:
+                    inserts.append((n.id, n.kind.value, _dumps(n.props), int(n.placeholder)))
+                    search_rows.append((n.id, search_text(n.id, n.kind, n.props)))
+                    result.nodes_created += 1
+                    continue
+                old_props, old_placeholder = old
+                merged = merge_props(old_props, n.props)
+                placeholder = old_placeholder and n.placeholder
+                if merged != old_props or placeholder != old_placeholder:
+                    updates.append((_dumps(merged), int(placeholder), n.id))
+                    search_rows.append((n.id, search_text(n.id, n.kind, merged)))
+                    result.nodes_updated += 1
+            conn.executemany("INSERT INTO nodes(id, kind, props, placeholder) VALUES (?,?,?,?)", inserts)
+            conn.executemany("UPDATE nodes SET props = ?, placeholder = ? WHERE id = ?", updates)
+            self._index(conn, search_rows)
+
+            old_edges = self._fetch_edges(conn, [e.key for e in edges])
+            edge_inserts: list[tuple[str, str, str, str]] = []
+            edge_updates: list[tuple[str, str, str, str]] = []
+            for e in edges:
+                prev = old_edges.get(e.key)
+                if prev is None:
+                    edge_inserts.append((e.src, e.kind.value, e.dst, _dumps(e.props)))
+                    result.edges_created += 1
+                else:
+                    merged = merge_props(prev, e.props)
+                    if merged != prev:
+                        edge_updates.append((_dumps(merged), e.src, e.kind.value, e.dst))
+                        result.edges_updated += 1
+            conn.executemany("INSERT INTO edges(src, kind, dst, props) VALUES (?,?,?,?)", edge_inserts)
+            conn.executemany("UPDATE edges SET props = ? WHERE src = ? AND kind = ? AND dst = ?", edge_updates)
+
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT OR IGNORE INTO rejected(source, location, reason, raw) VALUES (?,?,?,?)",
+                [(r.source, r.location, r.reason, r.raw) for r in batch.rejected],
+            )
+            result.rejected_added = conn.total_changes - before
+            conn.executemany(
+                "INSERT OR REPLACE INTO checkpoints(source, key, value) VALUES (?,?,?)",
+                [(s, k, v) for (s, k), v in batch.checkpoints.items()],
+            )
+        return result
+
+    @staticmethod
+    def _dedupe_edges(edges: Iterable[Edge]) -> list[Edge]:
+        merged: dict[tuple[str, str, str], Edge] = {}
+        for e in edges:
+            cur = merged.get(e.key)
+            if cur is None:
+                merged[e.key] = Edge(e.src, e.kind, e.dst, dict(e.props))
+            else:
+                cur.props = merge_props(cur.props, e.props)
+        return list(merged.values())
+
+    @staticmethod
+    def _fetch_nodes(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, tuple[dict[str, Any], bool]]:
+        out: dict[str, tuple[dict[str, Any], bool]] = {}
+        for chunk in _chunks(ids):
+            for node_id, props, placeholder in conn.execute(
+                f"SELECT id, props, placeholder FROM nodes WHERE id IN ({_qmarks(len(chunk))})", tuple(chunk)
+            ):
+                out[node_id] = (json.loads(props), bool(placeholder))
+        return out
+
+    @staticmethod
+    def _fetch_edges(
+        conn: sqlite3.Connection, keys: Sequence[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], dict[str, Any]]:
+        out: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for chunk in _chunks(keys, 300):
+            values = ",".join("(?,?,?)" for _ in chunk)
+            params = tuple(v for key in chunk for v in key)
+            for src, kind, dst, props in conn.execute(
+                f"SELECT src, kind, dst, props FROM edges WHERE (src, kind, dst) IN (VALUES {values})", params
+            ):
+                out[(src, kind, dst)] = json.loads(props)
+        return out
+
+    @staticmethod
+    def _index(conn: sqlite3.Connection, rows: Sequence[tuple[str, str]]) -> None:
+        if not rows:
+            return
+        rids = {}
+        for chunk in _chunks([r[0] for r in rows]):
+            rids.update(
+                conn.execute(f"SELECT id, rid FROM nodes WHERE id IN ({_qmarks(len(chunk))})", tuple(chunk)).fetchall()
+            )
+        conn.executemany(
+            "INSERT OR REPLACE INTO node_search(rowid, text) VALUES (?, ?)", [(rids[i], t) for i, t in rows]
+        )
+
+    # ------------------------------------------------------------------ point reads
+
+    @staticmethod
+    def _node(row: tuple[str, str, str, int]) -> Node:
+        return Node(row[0], NodeKind(row[1]), json.loads(row[2]), bool(row[3]))
+
+    def get(self, node_id: str) -> Node | None:
+        row = self._conn().execute(
+            "SELECT id, kind, props, placeholder FROM nodes WHERE id = ?", (node_id,)
+        ).fetchone()
+        return self._node(row) if row else None
+
+    def get_many(self, node_ids: Sequence[str]) -> list[Node]:
+        found: dict[str, Node] = {}
+        conn = self._conn()
+        for chunk in _chunks(list(dict.fromkeys(node_ids))):
+            for row in conn.execute(
+                f"SELECT id, kind, props, placeholder FROM nodes WHERE id IN ({_qmarks(len(chunk))})", tuple(chunk)
+            ):
+                found[row[0]] = self._node(row)
+        return [found[i] for i in dict.fromkeys(node_ids) if i in found]
+
+    def find_by_prefix(self, kind: NodeKind, key_prefix: str, limit: int = 10) -> list[Node]:
+        lo = f"{kind.prefix}:{key_prefix}"
+        hi = lo + "\U0010ffff"
+        rows = self._conn().execute(
+            "SELECT id, kind, props, placeholder FROM nodes WHERE id >= ? AND id < ? AND kind = ? ORDER BY id LIMIT ?",
+            (lo, hi, kind.value, limit),
+        )
+        return [self._node(r) for r in rows]
+
+    # ------------------------------------------------------------------ traversal
+
+    def neighbors(
+        self,
+        node_id: str,
+        direction: Direction = Direction.BOTH,
+        edge_kinds: Sequence[EdgeKind] | None = None,
+        first: int = 100,
+        after: str | None = None,
+    ) -> NeighborPage:
+        offset = _decode_cursor(after)
+        kinds = [k.value for k in (edge_kinds or list(EdgeKind))]
+        parts, params = [], []
+        if direction in (Direction.DOWNSTREAM, Direction.BOTH):
+            parts.append(
+                f"SELECT 0 AS d, kind, dst AS other, src, dst, props FROM edges WHERE src = ? AND kind IN ({_qmarks(len(kinds))})"
+            )
+            params += [node_id, *kinds]
+        if direction in (Direction.UPSTREAM, Direction.BOTH):
+            parts.append(
+                f"SELECT 1 AS d, kind, src AS other, src, dst, props FROM edges WHERE dst = ? AND kind IN ({_qmarks(len(kinds))})"
+            )
+            params += [node_id, *kinds]
+        sql = " UNION ALL ".join(parts) + " ORDER BY d, kind, other LIMIT ? OFFSET ?"
+        rows = self._conn().execute(sql, (*params, first + 1, offset)).fetchall()
+        more = len(rows) > first
+        rows = rows[:first]
+        edges = [Edge(r[3], EdgeKind(r[1]), r[4], json.loads(r[5])) for r in rows]
+        nodes = self.get_many([r[2] for r in rows])
+        return NeighborPage(edges, nodes, _encode_cursor(offset + first) if more else None)
+
+    def lineage(
+        self,
+        node_id: str,
+        direction: Direction = Direction.DOWNSTREAM,
+        depth: int = 2,
+        edge_kinds: Sequence[EdgeKind] | None = None,
+        limit: int = DEFAULT_LINEAGE_LIMIT,
+    ) -> Subgraph:
+        depth = max(0, depth)
+        conn = self._conn()
+        if conn.execute("SELECT 1 FROM nodes WHERE id = ?", (node_id,)).fetchone() is None:
+            return Subgraph()
+        kinds = list(edge_kinds) if edge_kinds else list(EdgeKind)
+        along = [k.value for k in kinds if not k.flow_reversed]
+        against = [k.value for k in kinds if k.flow_reversed]
+        if direction is Direction.UPSTREAM:
+            along, against = against, along
+        elif direction is Direction.BOTH:
+            along = against = [k.value for k in kinds]
+        # out-edges of kinds in `along` and in-edges of kinds in `against` lead one hop further
+        steps, params = [], []
+        if along:
+            steps.append(
+                "SELECT e.dst, w.d + 1 FROM walk w JOIN edges e ON e.src = w.id "
+                f"WHERE w.d < ? AND e.kind IN ({_qmarks(len(along))})"
+            )
+            params += [depth, *along]
+        if against:
+            steps.append(
+                "SELECT e.src, w.d + 1 FROM walk w JOIN edges e INDEXED BY edges_dst ON e.dst = w.id "
+                f"WHERE w.d < ? AND e.kind IN ({_qmarks(len(against))})"
+            )
+            params += [depth, *against]
+        cap = max(limit * (depth + 1) * 4, 10_000)
+        sql = (
+            "WITH RECURSIVE walk(id, d) AS (SELECT ?, 0 UNION "
+            + " UNION ".join(steps)
+            + " LIMIT ?) SELECT id, MIN(d) AS d FROM walk GROUP BY id ORDER BY d, id LIMIT ?"
+        )
+        rows = conn.execute(sql, (node_id, *params, cap, limit + 1)).fetchall()
+        truncated = len(rows) > limit
+        depths = {r[0]: r[1] for r in rows[:limit]}
+        nodes = self.get_many(list(depths))
+        edges = self._edges_among(conn, list(depths), [k.value for k in kinds])
+        return Subgraph(nodes, edges, depths, truncated)
+
+    def _edges_among(self, conn: sqlite3.Connection, ids: Sequence[str], kinds: Sequence[str]) -> list[Edge]:
+        """Edges of ``kinds`` whose both ends are in ``ids`` (a temp table keeps it one join)."""
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS _sel (id TEXT PRIMARY KEY) WITHOUT ROWID")
+        conn.execute("DELETE FROM _sel")
+        conn.executemany("INSERT OR IGNORE INTO _sel(id) VALUES (?)", [(i,) for i in ids])
+        rows = conn.execute(
+            "SELECT e.src, e.kind, e.dst, e.props FROM _sel a JOIN edges e ON e.src = a.id "
+            f"JOIN _sel b ON b.id = e.dst WHERE e.kind IN ({_qmarks(len(kinds))}) ORDER BY e.src, e.kind, e.dst",
+            tuple(kinds),
+        ).fetchall()
+        conn.execute("DELETE FROM _sel")
+        return [Edge(r[0], EdgeKind(r[1]), r[2], json.loads(r[3])) for r in rows]
+
+    def path(
+        self, src: str, dst: str, max_length: int = 6, edge_kinds: Sequence[EdgeKind] | None = None
+    ) -> Subgraph | None:
+        """Bidirectional breadth-first search, one set-based query per frontier and side."""
+        conn = self._conn()
+        if len(self.get_many([src, dst])) < len({src, dst}):
+            return None
+        if src == dst:
+            return Subgraph(self.get_many([src]), [], {src: 0})
+        kinds = [k.value for k in (edge_kinds or list(EdgeKind))]
+        # parent maps: node -> (previous node, edge) toward the side's start
+        prev_a: dict[str, tuple[str, Edge] | None] = {src: None}
+        prev_b: dict[str, tuple[str, Edge] | None] = {dst: None}
+        front_a, front_b = [src], [dst]
+        length = 0
+        meet: str | None = None
+        while front_a and front_b and length < max_length and meet is None:
+            grow_a = len(front_a) <= len(front_b)
+            front, prev, other = (front_a, prev_a, prev_b) if grow_a else (front_b, prev_b, prev_a)
+            nxt: list[str] = []
+            for chunk in _chunks(front):
+                q = _qmarks(len(chunk))
+                kq = _qmarks(len(kinds))
+                rows = conn.execute(
+                    f"SELECT src, kind, dst, props, src AS here, dst AS there FROM edges WHERE src IN ({q}) AND kind IN ({kq}) "
+                    f"UNION ALL SELECT src, kind, dst, props, dst AS here, src AS there FROM edges "
+                    f"WHERE dst IN ({q}) AND kind IN ({kq}) ORDER BY 5, 2, 6",
+                    (*chunk, *kinds, *chunk, *kinds),
+                ).fetchall()
+                for s, k, d, props, here, there in rows:
+                    if there in prev:
+                        continue
+                    prev[there] = (here, Edge(s, EdgeKind(k), d, json.loads(props)))
+                    nxt.append(there)
+                    if there in other:
+                        meet = there
+                        break
+                if meet is not None:
+                    break
+            length += 1
+            if grow_a:
+                front_a = nxt
+            else:
+                front_b = nxt
+        if meet is None:
+            return None
+        order: list[str] = []
+        edges: list[Edge] = []
+        cur: str | None = meet
+        while cur is not None:
+            order.append(cur)
+            step = prev_a[cur]
+            if step is None:
+                break
+            edges.append(step[1])
+            cur = step[0]
+        order.reverse()
+        edges.reverse()
+        cur = meet
+        while True:
+            step = prev_b[cur]
+            if step is None:
+                break
+            edges.append(step[1])
+            cur = step[0]
+            order.append(cur)
+        if len(edges) > max_length:
+            return None
+        nodes = self.get_many(order)
+        return Subgraph(nodes, edges, {n: i for i, n in enumerate(order)})
+
+    # ------------------------------------------------------------------ search and bookkeeping
+
+    def search(
+        self, text: str, kinds: Sequence[NodeKind] | None = None, first: int = 20, after: str | None = None
+    ) -> NodePage:
+        offset = _decode_cursor(after)
+        conn = self._conn()
+        kind_values = [k.value for k in kinds] if kinds else None
+        kind_sql = f" AND n.kind IN ({_qmarks(len(kind_values))})" if kind_values else ""
+        exact = conn.execute(
+            "SELECT id, kind, props, placeholder FROM nodes n WHERE id = ?" + kind_sql,
+            (text.strip(), *(kind_values or [])),
+        ).fetchall()
+        query = _fts_query(text)
+        if query is None:
+            hits: list[Node] = [self._node(r) for r in exact]
+            return NodePage(hits[offset : offset + first], None, len(hits))
+        params = (query, *(kind_values or []))
+        total = conn.execute(
+            "SELECT count(*) FROM node_search s JOIN nodes n ON n.rid = s.rowid WHERE node_search MATCH ?" + kind_sql,
+            params,
+        ).fetchone()[0]
+        exact_ids = {r[0] for r in exact}
+        head = [self._node(r) for r in exact]
+        rows = conn.execute(
+            "SELECT n.id, n.kind, n.props, n.placeholder FROM node_search s JOIN nodes n ON n.rid = s.rowid "
+            "WHERE node_search MATCH ?" + kind_sql + " ORDER BY n.placeholder, s.rank, n.id LIMIT ? OFFSET ?",
+            (*params, first + 1 + len(head), max(0, offset - len(head))),
+        ).fetchall()
+        ranked = [self._node(r) for r in rows if r[0] not in exact_ids]
+        combined = (head[offset:] if offset < len(head) else []) + ranked
+        more = len(combined) > first
+        return NodePage(combined[:first], _encode_cursor(offset + first) if more else None, total)
+
+    def rejected(self, source: str | None = None, first: int = 100, after: str | None = None) -> RejectedPage:
+        offset = _decode_cursor(after)
+        conn = self._conn()
+        where, params = ("WHERE source = ?", (source,)) if source is not None else ("", ())
+        total = conn.execute(f"SELECT count(*) FROM rejected {where}", params).fetchone()[0]
+        rows = conn.execute(
+            f"SELECT source, location, reason, raw FROM rejected {where} ORDER BY rid LIMIT ? OFFSET ?",
+            (*params, first + 1, offset),
+        ).fetchall()
+        more = len(rows) > first
+        records = [RejectedRecord(*r) for r in rows[:first]]
+        return RejectedPage(records, _encode_cursor(offset + first) if more else None, total)
+
+    def get_checkpoint(self, source: str, key: str) -> str | None:
+        row = self._conn().execute(
+            "SELECT value FROM checkpoints WHERE source = ? AND key = ?", (source, key)
+        ).fetchone()
+        return row[0] if row else None
+
+    def checkpoints(self, source: str | None = None) -> dict[tuple[str, str], str]:
+        where, params = ("WHERE source = ?", (source,)) if source is not None else ("", ())
+        rows = self._conn().execute(f"SELECT source, key, value FROM checkpoints {where}", params)
+        return {(s, k): v for s, k, v in rows}
+
+    def counts(self) -> dict[str, int]:
+        conn = self._conn()
+        out = {kind.value: 0 for kind in NodeKind}
+        out.update(dict(conn.execute("SELECT kind, count(*) FROM nodes GROUP BY kind").fetchall()))
+        out["placeholders"] = conn.execute("SELECT count(*) FROM nodes WHERE placeholder = 1").fetchone()[0]
+        out["edges"] = conn.execute("SELECT count(*) FROM edges").fetchone()[0]
+        out["rejected"] = conn.execute("SELECT count(*) FROM rejected").fetchone()[0]
+        return out
+
+    def iter_nodes(self, batch_size: int = 5000) -> Iterator[list[Node]]:
+        conn = self._conn()
+        last = ""
+        while True:
+            rows = conn.execute(
+                "SELECT id, kind, props, placeholder FROM nodes WHERE id > ? ORDER BY id LIMIT ?", (last, batch_size)
+            ).fetchall()
+            if not rows:
+                return
+            yield [self._node(r) for r in rows]
+            last = rows[-1][0]
+
+    def iter_edges(self, batch_size: int = 5000) -> Iterator[list[Edge]]:
+        conn = self._conn()
+        last: tuple[str, str, str] = ("", "", "")
+        while True:
+            rows = conn.execute(
+                "SELECT src, kind, dst, props FROM edges WHERE (src, kind, dst) > (?, ?, ?) "
+                "ORDER BY src, kind, dst LIMIT ?",
+                (*last, batch_size),
+            ).fetchall()
+            if not rows:
+                return
+            yield [Edge(r[0], EdgeKind(r[1]), r[2], json.loads(r[3])) for r in rows]
+            last = (rows[-1][0], rows[-1][1], rows[-1][2])
