@@ -187,8 +187,6 @@ def map_log(
             rejected.append(RejectedRecord(source, location, f"malformed trace id in {key!r}", text))
         else:
             trace_id = text.lower() if len(text) == _W3C_TRACE_LEN else text
-    # A line may carry both a trace id key and a traceparent; only the winning key counts as used.
-    used.update(k for k in fieldmap.traceparent_keys if k in fields and trace_id is not None)
 
     key, raw_audit = _first(fields, fieldmap.audit)
     audit_id = stringify(raw_audit) if key is not None else None

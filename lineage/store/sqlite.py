@@ -336,7 +336,7 @@ class SqliteStore:
     def _index(conn: sqlite3.Connection, rows: Sequence[tuple[str, str]]) -> None:
         if not rows:
             return
-        rids = {}
+        rids: dict[str, int] = {}
         for chunk in _chunks([r[0] for r in rows]):
             rids.update(
                 conn.execute(f"SELECT id, rid FROM nodes WHERE id IN ({_qmarks(len(chunk))})", tuple(chunk)).fetchall()

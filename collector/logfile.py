@@ -1,0 +1,222 @@
+"""Log files as a record source: JSON lines (``-`` is stdin) and OpenTelemetry OTLP/JSON log exports.
+
+Gzip input is recognised by its magic bytes, whatever the file is called. A line that cannot be used
+becomes a ``RejectedRecord`` located as ``file:line``; the lines around it still land. Record ids are
+content hashes (``collector.logfields.content_record_id``), so re-reading a file never duplicates and
+the same line from a file or SLS is the same node when both use the same source name.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import gzip
+import json
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from collector.logfields import FieldMap, map_log
+from lineage.model import RejectedRecord
+from lineage.records import LogRecord
+
+__all__ = ["LogFormat", "default_source", "open_log", "read_jsonl", "read_log_file", "read_otlp"]
+
+LogFormat = Literal["jsonl", "otlp"]
+LogItem = LogRecord | RejectedRecord
+_RAW_KEEP = 2000  # rejected raw text is kept, but not a whole multi-megabyte line
+_GZIP_MAGIC = b"\x1f\x8b"
+_SEVERITY = ((4, "TRACE"), (8, "DEBUG"), (12, "INFO"), (16, "WARN"), (20, "ERROR"), (24, "FATAL"))
+
+
+def default_source(path: str) -> str:
+    """The source name for a file: ``file:<name>`` (``stdin`` for ``-``)."""
+    return "stdin" if path == "-" else f"file:{Path(path).name}"
+
+
+@contextmanager
+def open_log(path: str) -> Iterator[IO[bytes]]:
+    """A binary stream over a file or stdin, transparently gunzipped."""
+    raw: IO[bytes] = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
+    try:
+        peek = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
+        stream: IO[bytes] = gzip.GzipFile(fileobj=raw) if peek == _GZIP_MAGIC else raw  # type: ignore[assignment]
+        yield stream
+    finally:
+        if raw is not sys.stdin.buffer:
+            raw.close()
+
+
+def _reject(source: str, where: str, reason: str, raw: bytes | str) -> RejectedRecord:
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    return RejectedRecord(source, where, reason, text[:_RAW_KEEP].rstrip("\n"))
+
+
+def _lines(path: str, source: str) -> Iterator[tuple[int, bytes] | RejectedRecord]:
+    name = "stdin" if path == "-" else path
+    try:
+        with open_log(path) as stream:
+            for lineno, line in enumerate(stream, 1):
+                yield lineno, line
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        yield _reject(source, name, f"cannot read: {exc}", b"")
+
+
+def read_jsonl(path: str, *, source: str | None = None, fieldmap: FieldMap | None = None) -> Iterator[LogItem]:
+    """One JSON object per line; blank lines are skipped, anything else unusable is rejected."""
+    src = source or default_source(path)
+    fm = fieldmap or FieldMap()
+    name = "stdin" if path == "-" else path
+    for item in _lines(path, src):
+        if isinstance(item, RejectedRecord):
+            yield item
+            continue
+        lineno, line = item
+        if not line.strip():
+            continue
+        where = f"{name}:{lineno}"
+        try:
+            obj = json.loads(line)
+        except ValueError as exc:
+            yield _reject(src, where, f"not valid JSON: {exc}", line)
+            continue
+        if not isinstance(obj, dict):
+            yield _reject(src, where, f"expected a JSON object, got {type(obj).__name__}", line)
+            continue
+        mapped = map_log(obj, source=src, location=where, fieldmap=fm)
+        yield mapped.record
+        yield from mapped.rejected
+
+
+def read_otlp(path: str, *, source: str | None = None, fieldmap: FieldMap | None = None) -> Iterator[LogItem]:
+    """OTLP/JSON ``ExportLogsServiceRequest`` documents: one per line (the collector's file exporter)
+    or a single, possibly pretty-printed, document."""
+    src = source or default_source(path)
+    fm = fieldmap or FieldMap()
+    name = "stdin" if path == "-" else path
+    with open_log(path) as stream:
+        try:
+            data = stream.read()
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            yield _reject(src, name, f"cannot read: {exc}", b"")
+            return
+    try:
+        documents: list[tuple[int, Any]] = [(1, json.loads(data))]
+    except ValueError:
+        documents = []
+        for lineno, line in enumerate(data.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                documents.append((lineno, json.loads(line)))
+            except ValueError as exc:
+                yield _reject(src, f"{name}:{lineno}", f"not valid JSON: {exc}", line)
+    for lineno, doc in documents:
+        yield from _otlp_document(doc, src, f"{name}:{lineno}", fm)
+
+
+def _otlp_document(doc: Any, source: str, where: str, fm: FieldMap) -> Iterator[LogItem]:
+    if not isinstance(doc, dict) or not isinstance(doc.get("resourceLogs"), list):
+        yield _reject(source, where, "not an OTLP logs document (no resourceLogs list)", json.dumps(doc)[:_RAW_KEEP])
+        return
+    for i, rl in enumerate(doc["resourceLogs"]):
+        rl = rl if isinstance(rl, dict) else {}
+        resource = _attributes((rl.get("resource") or {}).get("attributes"))
+        env = {"service": str(resource["service.name"])} if resource.get("service.name") is not None else {}
+        for j, sl in enumerate(rl.get("scopeLogs") or rl.get("instrumentationLibraryLogs") or []):
+            for k, lr in enumerate((sl or {}).get("logRecords") or []):
+                loc = f"{where}#resourceLogs[{i}].scopeLogs[{j}].logRecords[{k}]"
+                if not isinstance(lr, dict):
+                    yield _reject(source, loc, "log record is not an object", json.dumps(lr))
+                    continue
+                try:
+                    fields = _otlp_fields(lr, fm)
+                except ValueError as exc:
+                    yield _reject(source, loc, str(exc), json.dumps(lr))
+                    continue
+                mapped = map_log(fields, source=source, location=loc, fieldmap=fm, defaults=env)
+                yield mapped.record
+                yield from mapped.rejected
+
+
+def _otlp_fields(lr: Mapping[str, Any], fm: FieldMap) -> dict[str, Any]:
+    """An OTLP log record flattened into the key space the field map reads (attributes + core fields)."""
+    fields: dict[str, Any] = _attributes(lr.get("attributes"))
+    ts = lr.get("timeUnixNano")
+    if ts in (None, "", "0", 0):
+        ts = lr.get("observedTimeUnixNano")
+    if ts not in (None, "", "0", 0):
+        fields[fm.time[0]] = ts
+    level = lr.get("severityText") or _severity_text(lr.get("severityNumber"))
+    if level:
+        fields[fm.level[0]] = level
+    if "body" in lr and lr["body"] is not None:
+        body = _any_value(lr["body"])
+        fields[fm.message[0]] = body
+    trace = _otlp_trace_id(lr.get("traceId"))
+    if trace:
+        fields[fm.trace[0] if fm.trace[0] not in fm.traceparent_keys else "trace_id"] = trace
+    return fields
+
+
+def _severity_text(number: Any) -> str | None:
+    try:
+        n = int(number)
+    except (TypeError, ValueError):
+        return None
+    return next((name for top, name in _SEVERITY if 1 <= n <= top), None)
+
+
+def _otlp_trace_id(value: Any) -> str | None:
+    """OTLP/JSON carries hex trace ids; some exporters write protobuf-JSON base64 (16 bytes) instead."""
+    if not isinstance(value, str) or not value:
+        return None
+    if len(value) == 24 and not all(c in "0123456789abcdefABCDEF" for c in value):
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            return value
+        return raw.hex() if len(raw) == 16 else value
+    return value
+
+
+def _attributes(items: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kv in items or []:
+        if isinstance(kv, dict) and isinstance(kv.get("key"), str):
+            out[kv["key"]] = _any_value(kv.get("value"))
+    return out
+
+
+def _any_value(v: Any) -> Any:
+    """An OTLP ``AnyValue`` as a plain value (int64 arrives as a JSON string and becomes an int)."""
+    if not isinstance(v, dict):
+        return v
+    if "stringValue" in v:
+        return v["stringValue"]
+    if "intValue" in v:
+        try:
+            return int(v["intValue"])
+        except (TypeError, ValueError):
+            raise ValueError(f"bad intValue {v['intValue']!r}") from None
+    if "doubleValue" in v:
+        return float(v["doubleValue"])
+    if "boolValue" in v:
+        return bool(v["boolValue"])
+    if "arrayValue" in v:
+        return [_any_value(x) for x in (v["arrayValue"] or {}).get("values") or []]
+    if "kvlistValue" in v:
+        return _attributes((v["kvlistValue"] or {}).get("values"))
+    if "bytesValue" in v:
+        return v["bytesValue"]
+    return None
+
+
+def read_log_file(
+    path: str, fmt: LogFormat = "jsonl", *, source: str | None = None, fieldmap: FieldMap | None = None
+) -> Iterator[LogItem]:
+    """Records of one file in the given format."""
+    reader = read_otlp if fmt == "otlp" else read_jsonl
+    return reader(path, source=source, fieldmap=fieldmap)

@@ -1,0 +1,415 @@
+"""The store contract: what every ``LineageStore`` must do, run unchanged against each implementation."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from lineage.join import join_records
+from lineage.model import (
+    Direction,
+    EdgeKind,
+    GraphBatch,
+    NodeKind,
+    RejectedRecord,
+    commit_node_id,
+    file_node_id,
+    log_node_id,
+    process_node_id,
+    run_node_id,
+    trace_node_id,
+    workload_node_id,
+)
+from lineage.records import (
+    CommitRecord,
+    FileAccessRecord,
+    LogRecord,
+    ManifestObjectRecord,
+    ProcessRecord,
+    RunRecord,
+)
+from lineage.store import LineageStore
+from lineage.store.sqlite import SqliteStore
+
+C1 = "1" * 40
+C2 = "2" * 40
+C3 = "3" * 40
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+AUDIT = f"git-sha256:{C1}|trace:{TRACE}"
+HOST = "build-1"
+
+
+def commit(sha: str, parents: tuple[str, ...] = (), subject: str = "change", when: str = "2026-01-01T00:00:00Z") -> CommitRecord:
+    return CommitRecord(
+        repo="https://git.example/ops.git",
+        sha=sha,
+        parents=parents,
+        author_name="Ada",
+        author_email="ada@example.com",
+        authored_at=when,
+        committer_name="Ada",
+        committer_email="ada@example.com",
+        committed_at=when,
+        subject=subject,
+    )
+
+
+def scenario() -> GraphBatch:
+    """commit C1 <- C2 (parent); C2 declares api with C1's audit id; run of C2 ran sh -> cat, which read a
+    and wrote b; two log lines in the trace, one carrying the audit id."""
+    records = [
+        commit(C1, subject="build image"),
+        commit(C2, (C1,), subject="deploy api", when="2026-01-02T00:00:00Z"),
+        ManifestObjectRecord("https://git.example/ops.git", C2, "apps/api.yaml", "apps/v1", "Deployment", "prod", "api", (AUDIT,)),
+        RunRecord(HOST, 100, 5, ("make", "build"), "2026-01-03T00:00:00Z", "2026-01-03T00:01:00Z", 9, 0, commit=C2),
+        ProcessRecord(HOST, 100, 5, 100, 5, comm="sh", argv=("sh", "-c", "cat a > b"), uid=1000),
+        ProcessRecord(HOST, 101, 6, 100, 5, ppid=100, parent_start_ns=5, comm="cat", uid=0, parent_uid=1000),
+        FileAccessRecord(HOST, 101, 6, "/w/a", "read", count=2),
+        FileAccessRecord(HOST, 101, 6, "/w/b", "write"),
+        FileAccessRecord(HOST, 101, 6, "/usr/bin/cat", "exec", sha256="ab" * 32),
+        LogRecord("app", "r1", "2026-01-03T00:02:00Z", "INFO", "api", "started", trace_id=TRACE, audit_id=AUDIT),
+        LogRecord("app", "r2", "2026-01-03T00:03:00Z", "ERROR", "api", "boom", trace_id=TRACE),
+    ]
+    return join_records(records)
+
+
+P_SH = process_node_id(HOST, 100, 5)
+P_CAT = process_node_id(HOST, 101, 6)
+RUN = run_node_id(HOST, 100, 5)
+API = workload_node_id("Deployment", "prod", "api")
+LOG1 = log_node_id("app", "r1")
+LOG2 = log_node_id("app", "r2")
+
+
+def all_nodes(store: LineageStore) -> dict[str, tuple[str, dict[str, object], bool]]:
+    return {n.id: (n.kind.value, n.props, n.placeholder) for batch in store.iter_nodes(3) for n in batch}
+
+
+def all_edges(store: LineageStore) -> dict[tuple[str, str, str], dict[str, object]]:
+    return {e.key: e.props for batch in store.iter_edges(3) for e in batch}
+
+
+# ---------------------------------------------------------------- protocol
+
+def test_implements_whole_protocol(store: LineageStore) -> None:
+    assert isinstance(store, LineageStore)
+    for name, member in inspect.getmembers(LineageStore, inspect.isfunction):
+        if name.startswith("_"):
+            continue
+        impl = getattr(type(store), name, None)
+        assert callable(impl), f"{type(store).__name__} lacks {name}"
+        want = [p for p in inspect.signature(member).parameters]
+        got = [p for p in inspect.signature(impl).parameters]
+        assert got == want, f"{type(store).__name__}.{name}{got} differs from the protocol {want}"
+
+
+# ---------------------------------------------------------------- writes
+
+def test_upsert_then_get(store: LineageStore) -> None:
+    result = store.upsert(scenario())
+    assert result.nodes_created == len(all_nodes(store))
+    assert result.edges_created == len(all_edges(store)) > 10
+    node = store.get(commit_node_id(C2))
+    assert node is not None and node.kind is NodeKind.COMMIT and not node.placeholder
+    assert node.props["subject"] == "deploy api" and node.props["parents"] == [C1]
+    assert store.get("commit:" + "9" * 40) is None
+    counts = store.counts()
+    assert counts["Commit"] == 2 and counts["Process"] == 2 and counts["LogEvent"] == 2 and counts["File"] == 3
+    assert counts["edges"] == len(all_edges(store))
+
+
+def test_replayed_batch_changes_nothing(store: LineageStore) -> None:
+    store.upsert(scenario())
+    nodes, edges = all_nodes(store), all_edges(store)
+    again = store.upsert(scenario())
+    assert (again.nodes_created, again.nodes_updated, again.edges_created, again.edges_updated) == (0, 0, 0, 0)
+    assert again.rejected_added == 0
+    assert all_nodes(store) == nodes and all_edges(store) == edges
+
+
+def test_properties_merge_and_seen_times_widen(store: LineageStore) -> None:
+    b = GraphBatch()
+    b.add_node("trace:t1", {"trace_id": "t1", "first_seen": "2026-01-02", "last_seen": "2026-01-02", "a": 1})
+    store.upsert(b)
+    b = GraphBatch()
+    b.add_node("trace:t1", {"first_seen": "2026-01-01", "last_seen": "2026-01-01", "a": None, "b": 2})
+    b.add_node("trace:t1", {"first_seen": "2026-01-05", "last_seen": "2026-01-05"})
+    r = store.upsert(b)
+    assert r.nodes_created == 0 and r.nodes_updated == 1
+    node = store.get("trace:t1")
+    assert node is not None
+    assert node.props == {"trace_id": "t1", "first_seen": "2026-01-01", "last_seen": "2026-01-05", "a": 1, "b": 2}
+
+
+def test_placeholder_is_filled_and_never_reverts(store: LineageStore) -> None:
+    store.upsert(join_records([commit(C2, (C1,))]))
+    parent = store.get(commit_node_id(C1))
+    assert parent is not None and parent.placeholder and parent.props == {"sha": C1}
+    store.upsert(join_records([commit(C1, subject="root")]))
+    parent = store.get(commit_node_id(C1))
+    assert parent is not None and not parent.placeholder and parent.props["subject"] == "root"
+    store.upsert(join_records([commit(C3, (C1,))]))  # names C1 as a placeholder again
+    parent = store.get(commit_node_id(C1))
+    assert parent is not None and not parent.placeholder and parent.props["subject"] == "root"
+    assert store.counts()["placeholders"] == 0
+
+
+def test_edge_to_unknown_node_creates_placeholder(store: LineageStore) -> None:
+    b = GraphBatch()
+    b.add_edge(P_CAT, EdgeKind.READ, file_node_id(HOST, "/etc/hosts"), {"count": 1})
+    store.upsert(b)
+    src, dst = store.get(P_CAT), store.get(file_node_id(HOST, "/etc/hosts"))
+    assert src is not None and src.placeholder and src.kind is NodeKind.PROCESS
+    assert dst is not None and dst.placeholder and dst.kind is NodeKind.FILE
+
+
+def test_edge_props_merge(store: LineageStore) -> None:
+    b = GraphBatch()
+    b.add_edge(P_CAT, EdgeKind.READ, "file:h:/a", {"count": 1})
+    store.upsert(b)
+    b = GraphBatch()
+    b.add_edge(P_CAT, EdgeKind.READ, "file:h:/a", {"count": 3, "flags": 0})
+    r = store.upsert(b)
+    assert (r.edges_created, r.edges_updated) == (0, 1)
+    assert all_edges(store)[(P_CAT, "READ", "file:h:/a")] == {"count": 3, "flags": 0}
+
+
+def test_untrusted_text_round_trips_exactly(store: LineageStore) -> None:
+    nasty = "'; DROP TABLE nodes; -- \" MATCH (n) DETACH DELETE n // {x} $p \\ <script>alert(1)</script> 留白 \u0000?"
+    b = GraphBatch()
+    b.add_node(f"file:h:/tmp/{nasty}", {"path": f"/tmp/{nasty}", "note": nasty})
+    store.upsert(b)
+    node = store.get(f"file:h:/tmp/{nasty}")
+    assert node is not None and node.props["note"] == nasty
+    assert store.counts()["File"] == 1
+
+
+# ---------------------------------------------------------------- rejected records and checkpoints
+
+def test_rejected_records_are_kept_once_and_paged(store: LineageStore) -> None:
+    b = GraphBatch(rejected=[RejectedRecord("git:r", f"abc:f{i}.yaml", "bad yaml", f"raw{i}") for i in range(5)])
+    b.rejected.append(RejectedRecord("logs:x", "x.jsonl:3", "not JSON", "{"))
+    assert store.upsert(b).rejected_added == 6
+    assert store.upsert(b).rejected_added == 0
+    page = store.rejected(first=4)
+    assert page.total == 6 and len(page.records) == 4 and page.end_cursor
+    rest = store.rejected(first=4, after=page.end_cursor)
+    assert rest.end_cursor is None
+    seen = [(r.source, r.location) for r in page.records + rest.records]
+    assert len(set(seen)) == 6
+    only = store.rejected(source="logs:x")
+    assert only.total == 1 and only.records[0] == RejectedRecord("logs:x", "x.jsonl:3", "not JSON", "{")
+    assert store.counts()["rejected"] == 6
+
+
+def test_checkpoints_move_with_their_batch(store: LineageStore) -> None:
+    assert store.get_checkpoint("sls:p/l", "shard:0") is None
+    b = scenario()
+    b.checkpoints[("sls:p/l", "shard:0")] = "cursor-1"
+    b.checkpoints[("git:r", "ref:main")] = C2
+    store.upsert(b)
+    assert store.get_checkpoint("sls:p/l", "shard:0") == "cursor-1"
+    store.upsert(GraphBatch(checkpoints={("sls:p/l", "shard:0"): "cursor-2"}))
+    assert store.get_checkpoint("sls:p/l", "shard:0") == "cursor-2"
+    assert store.checkpoints("git:r") == {("git:r", "ref:main"): C2}
+    assert len(store.checkpoints()) == 2
+
+
+# ---------------------------------------------------------------- point reads
+
+def test_get_many_keeps_order_and_skips_missing(store: LineageStore) -> None:
+    store.upsert(scenario())
+    got = store.get_many([LOG2, "log:app:nope", RUN, LOG2])
+    assert [n.id for n in got] == [LOG2, RUN]
+
+
+def test_find_by_prefix(store: LineageStore) -> None:
+    store.upsert(join_records([commit(C1), commit("1" * 8 + "f" * 32), commit(C2)]))
+    hits = store.find_by_prefix(NodeKind.COMMIT, "1111")
+    assert [n.id for n in hits] == sorted([commit_node_id(C1), commit_node_id("1" * 8 + "f" * 32)])
+    assert store.find_by_prefix(NodeKind.COMMIT, "11111111f", limit=5)[0].id == commit_node_id("1" * 8 + "f" * 32)
+    assert store.find_by_prefix(NodeKind.WORKLOAD, "1111") == []
+
+
+# ---------------------------------------------------------------- neighbors
+
+def test_neighbors_by_direction_kind_and_page(store: LineageStore) -> None:
+    store.upsert(scenario())
+    out = store.neighbors(P_CAT, Direction.DOWNSTREAM)
+    assert {(e.kind, e.dst) for e in out.edges} == {
+        (EdgeKind.READ, file_node_id(HOST, "/w/a")),
+        (EdgeKind.WROTE, file_node_id(HOST, "/w/b")),
+        (EdgeKind.EXECUTED, file_node_id(HOST, "/usr/bin/cat")),
+        (EdgeKind.CHILD_OF, P_SH),
+    }
+    inc = store.neighbors(P_CAT, Direction.UPSTREAM)
+    assert [(e.src, e.kind) for e in inc.edges] == [(RUN, EdgeKind.RAN)]
+    reads = store.neighbors(P_CAT, Direction.BOTH, [EdgeKind.READ])
+    assert [e.dst for e in reads.edges] == [file_node_id(HOST, "/w/a")] and reads.edges[0].props["count"] == 2
+    assert {n.id for n in reads.nodes} == {file_node_id(HOST, "/w/a")}
+    seen, cursor = [], None
+    while True:
+        page = store.neighbors(P_CAT, Direction.BOTH, first=2, after=cursor)
+        assert len(page.edges) <= 2
+        seen += [e.key for e in page.edges]
+        cursor = page.end_cursor
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == 5
+
+
+# ---------------------------------------------------------------- lineage
+
+def test_downstream_of_commit_reaches_execution_and_logs(store: LineageStore) -> None:
+    store.upsert(scenario())
+    g = store.lineage(commit_node_id(C1), Direction.DOWNSTREAM, depth=3)
+    audit = next(n.id for n in g.nodes if n.kind is NodeKind.AUDIT_RECORD)
+    assert g.depth[commit_node_id(C1)] == 0
+    assert g.depth[audit] == 1  # AuditRecord -FOR_COMMIT-> Commit, walked along the flow
+    assert g.depth[commit_node_id(C2)] == 1  # child commit (PARENT walked backwards)
+    assert g.depth[API] == 2 and g.depth[trace_node_id(TRACE)] == 2 and g.depth[LOG1] == 2
+    assert g.depth[RUN] == 2 and g.depth[LOG2] == 3 and g.depth[P_SH] == 3 and g.depth[P_CAT] == 3
+    assert file_node_id(HOST, "/w/b") not in g.depth  # 4 hops away
+    assert "repo:https://git.example/ops.git" not in g.depth  # upstream of the commit
+    assert {n.id for n in g.nodes} == set(g.depth)
+    keys = {e.key for e in g.edges}
+    assert (audit, "FOR_COMMIT", commit_node_id(C1)) in keys and (LOG2, "IN_TRACE", trace_node_id(TRACE)) in keys
+    assert all(e.src in g.depth and e.dst in g.depth for e in g.edges)
+    assert not g.truncated
+
+
+def test_upstream_of_a_log_line_reaches_its_commit(store: LineageStore) -> None:
+    store.upsert(scenario())
+    g = store.lineage(LOG2, Direction.UPSTREAM, depth=3)
+    assert g.depth[trace_node_id(TRACE)] == 1
+    assert g.depth[commit_node_id(C1)] == 3
+    assert API not in g.depth and LOG1 not in g.depth  # siblings are not upstream
+
+
+def test_lineage_depth_zero_edge_filter_and_unknown_start(store: LineageStore) -> None:
+    store.upsert(scenario())
+    g = store.lineage(RUN, Direction.DOWNSTREAM, depth=0)
+    assert set(g.depth) == {RUN} and g.edges == []
+    g = store.lineage(RUN, Direction.DOWNSTREAM, depth=5, edge_kinds=[EdgeKind.RAN, EdgeKind.WROTE])
+    assert set(g.depth) == {RUN, P_SH, P_CAT, file_node_id(HOST, "/w/b")}
+    assert {e.kind for e in g.edges} == {EdgeKind.RAN, EdgeKind.WROTE}
+    assert store.lineage("run:nowhere:1:1", Direction.BOTH, 3).nodes == []
+
+
+def test_lineage_both_directions_and_cycles(store: LineageStore) -> None:
+    store.upsert(scenario())
+    cyc = GraphBatch()
+    cyc.add_edge(P_SH, EdgeKind.CHILD_OF, P_CAT)  # a cycle CHILD_OF P_CAT <-> P_SH
+    store.upsert(cyc)
+    g = store.lineage(P_CAT, Direction.BOTH, depth=10)
+    assert g.depth[P_CAT] == 0 and g.depth[P_SH] == 1
+    assert g.depth[commit_node_id(C1)] >= 3 and LOG2 in g.depth
+    assert len(g.nodes) == len(all_nodes(store))
+
+
+def test_lineage_limit_truncates_nearest_first(store: LineageStore) -> None:
+    b = GraphBatch()
+    for i in range(50):
+        b.add_edge(P_CAT, EdgeKind.READ, file_node_id(HOST, f"/f/{i:02d}"), {"count": 1})
+    b.add_edge(P_SH, EdgeKind.RAN, P_CAT)  # P_SH upstream only
+    store.upsert(b)
+    g = store.lineage(P_CAT, Direction.DOWNSTREAM, depth=3, limit=10)
+    assert g.truncated and len(g.nodes) == 10 and g.depth[P_CAT] == 0
+    full = store.lineage(P_CAT, Direction.DOWNSTREAM, depth=3)
+    assert not full.truncated and len(full.nodes) == 51
+
+
+# ---------------------------------------------------------------- path
+
+def test_shortest_path_from_log_to_commit(store: LineageStore) -> None:
+    store.upsert(scenario())
+    p = store.path(LOG2, commit_node_id(C1), max_length=6)
+    assert p is not None
+    order = sorted(p.depth, key=p.depth.__getitem__)
+    assert order[0] == LOG2 and order[-1] == commit_node_id(C1) and len(order) == 4
+    assert [n.id for n in p.nodes] == order
+    assert len(p.edges) == 3
+    for (a, b), e in zip(zip(order, order[1:], strict=False), p.edges, strict=True):
+        assert {e.src, e.dst} == {a, b}
+    assert store.path(LOG2, commit_node_id(C1), max_length=2) is None
+    assert store.path(LOG2, "commit:" + "9" * 40) is None
+    same = store.path(LOG2, LOG2)
+    assert same is not None and [n.id for n in same.nodes] == [LOG2] and same.edges == []
+
+
+def test_path_respects_edge_kinds_and_disconnection(store: LineageStore) -> None:
+    store.upsert(scenario())
+    b = GraphBatch()
+    b.add_node("file:other:/x", {"path": "/x"})
+    store.upsert(b)
+    assert store.path(LOG1, "file:other:/x", 10) is None
+    assert store.path(P_CAT, commit_node_id(C2), 6, edge_kinds=[EdgeKind.READ]) is None
+    p = store.path(P_CAT, commit_node_id(C2), 6, edge_kinds=[EdgeKind.RAN, EdgeKind.TRIGGERED])
+    assert p is not None and [e.kind for e in p.edges] == [EdgeKind.RAN, EdgeKind.TRIGGERED]
+
+
+# ---------------------------------------------------------------- search
+
+def test_search_by_words_prefix_and_kind(store: LineageStore) -> None:
+    store.upsert(scenario())
+    words = {n.id for n in store.search("deploy api").nodes}
+    assert commit_node_id(C2) in words and commit_node_id(C1) not in words  # every word must match
+    hits = {n.id for n in store.search("1111111").nodes}
+    assert commit_node_id(C1) in hits
+    cat = store.search("cat", kinds=[NodeKind.PROCESS])
+    assert {n.id for n in cat.nodes} == {P_CAT, P_SH} and cat.total == 2  # comm of one, argv of the other
+    assert {n.kind for n in store.search("api", kinds=[NodeKind.WORKLOAD, NodeKind.LOG_EVENT]).nodes} <= {
+        NodeKind.WORKLOAD,
+        NodeKind.LOG_EVENT,
+    }
+    assert store.search(API).nodes[0].id == API  # an exact id comes first
+    assert store.search("/w/b").nodes[0].id == file_node_id(HOST, "/w/b")
+
+
+def test_search_pages_with_cursor(store: LineageStore) -> None:
+    b = GraphBatch()
+    for i in range(25):
+        b.add_node(file_node_id(HOST, f"/srv/report-{i:02d}.csv"), {"path": f"/srv/report-{i:02d}.csv"})
+    store.upsert(b)
+    seen, cursor = [], None
+    for _ in range(10):
+        page = store.search("report", first=10, after=cursor)
+        assert page.total == 25
+        seen += [n.id for n in page.nodes]
+        cursor = page.end_cursor
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == 25
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['"', "'", "{}", "a OR b", "x AND NOT y", "*", "commit:", ")", "MATCH (n) DETACH DELETE n", "'; DROP TABLE nodes; --", "\\", "~", "near/3", "a:b^2"],
+)
+def test_search_text_is_data(store: LineageStore, text: str) -> None:
+    store.upsert(scenario())
+    before = store.counts()
+    page = store.search(text)
+    assert page.total >= 0
+    assert store.counts() == before
+
+
+# ---------------------------------------------------------------- bulk reads
+
+def test_iterators_cover_everything_once(store: LineageStore) -> None:
+    store.upsert(scenario())
+    node_ids = [n.id for batch in store.iter_nodes(4) for n in batch]
+    edge_keys = [e.key for batch in store.iter_edges(4) for e in batch]
+    counts = store.counts()
+    assert len(node_ids) == len(set(node_ids)) == sum(counts[k.value] for k in NodeKind)
+    assert len(edge_keys) == len(set(edge_keys)) == counts["edges"]
+
+
+def test_sqlite_schema_version_recorded(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    s = SqliteStore(tmp_path / "v.db")
+    assert s.schema_version() >= 1
+    s.close()
+    again = SqliteStore(tmp_path / "v.db")  # reopening migrates nothing and loses nothing
+    assert again.schema_version() == s.schema_version()
+    again.close()
