@@ -73,14 +73,15 @@ def add_record(batch: GraphBatch, record: Record) -> None:
 
 def _audit(
     batch: GraphBatch, raw: str, source: str, location: str, *, seen_at: str | None = None
-) -> str | None:
+) -> AuditId | None:
     """Add the audit record a raw audit id names (with its commit and trace); None if it is malformed."""
     try:
         audit = parse_audit_id(raw)
     except AuditIdError as exc:
         batch.rejected.append(RejectedRecord(source, location, f"malformed audit id: {exc.reason}", raw))
         return None
-    return add_audit(batch, audit, raw, seen_at=seen_at)
+    add_audit(batch, audit, raw, seen_at=seen_at)
+    return audit
 
 
 def add_audit(batch: GraphBatch, audit: AuditId, raw: str, *, seen_at: str | None = None) -> str:
@@ -159,10 +160,11 @@ def _manifest_object(batch: GraphBatch, m: ManifestObjectRecord) -> None:
     for raw in m.audit_ids:
         audit = _audit(batch, raw, f"git:{m.repo}", m.location)
         if audit is not None:
-            batch.add_edge(audit, EdgeKind.ANNOTATES, wid, {"path": m.path})
+            batch.add_edge(audit_node_id(audit), EdgeKind.ANNOTATES, wid, {"path": m.path})
 
 
 def _log(batch: GraphBatch, r: LogRecord) -> None:
+    """A log line joins its trace (named directly or by its audit id) and the audit record it carries."""
     lid = log_node_id(r.source, r.record_id)
     batch.add_node(
         lid,
@@ -179,12 +181,14 @@ def _log(batch: GraphBatch, r: LogRecord) -> None:
             "last_seen": r.time,
         },
     )
-    if r.trace_id:
-        batch.add_edge(lid, EdgeKind.IN_TRACE, _trace(batch, r.trace_id, r.time))
+    trace_id = r.trace_id
     if r.audit_id:
         audit = _audit(batch, r.audit_id, r.source, r.location or lid, seen_at=r.time)
         if audit is not None:
-            batch.add_edge(lid, EdgeKind.CARRIES, audit)
+            batch.add_edge(lid, EdgeKind.CARRIES, audit_node_id(audit))
+            trace_id = trace_id or audit.trace
+    if trace_id:
+        batch.add_edge(lid, EdgeKind.IN_TRACE, _trace(batch, trace_id, r.time))
 
 
 def _run(batch: GraphBatch, r: RunRecord) -> None:
@@ -213,12 +217,14 @@ def _run(batch: GraphBatch, r: RunRecord) -> None:
     if r.commit:
         batch.add_node(commit_node_id(r.commit), {"sha": r.commit.lower()}, placeholder=True)
         batch.add_edge(commit_node_id(r.commit), EdgeKind.TRIGGERED, rid)
+    trace_id = r.trace_id
     if r.audit_id:
         audit = _audit(batch, r.audit_id, f"run:{r.host}", rid, seen_at=r.started_at)
         if audit is not None:
-            batch.add_edge(audit, EdgeKind.ANNOTATES, rid)
-    if r.trace_id:
-        batch.add_edge(rid, EdgeKind.IN_TRACE, _trace(batch, r.trace_id, r.started_at))
+            batch.add_edge(audit_node_id(audit), EdgeKind.ANNOTATES, rid)
+            trace_id = r.trace_id or audit.trace
+    if trace_id:
+        batch.add_edge(rid, EdgeKind.IN_TRACE, _trace(batch, trace_id, r.started_at))
 
 
 def _process(batch: GraphBatch, p: ProcessRecord) -> None:
