@@ -1,0 +1,33 @@
+# The two commands of the README:
+#   make demo   ingest a demo GitOps repo, its logs and a traced pipeline; serve API + UI on 127.0.0.1
+#   make test   install what the tests need (as root: Debian packages, Neo4j jars) and run them all
+.PHONY: demo test lint typecheck unit bench fuzz setup venv clean
+
+PY := .venv/bin/python
+PYTEST_ARGS ?=
+
+venv:
+	scripts/bootstrap
+
+setup: venv
+	scripts/setup-system
+
+demo: venv
+	@if [ "$$(id -u)" = 0 ]; then scripts/setup-ebpf .venv >/dev/null 2>&1 || true; fi
+	.venv/bin/liubai demo
+
+lint: venv
+	.venv/bin/ruff check .
+	.venv/bin/mypy
+
+test: setup lint
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+unit: venv
+	$(PY) -m pytest -q tests/unit tests/contract -k "not neo4j"
+
+bench: venv
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf .venv .demo tests/artifacts bench/results
