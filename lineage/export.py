@@ -146,7 +146,9 @@ def parse_time_bound(text: str, what: str = "time") -> str:
             if dt.tzinfo is None:
                 dt = dt.replace(tzinfo=UTC)
     except ValueError:
-        raise ExportError(f"{what}: {text!r} is not an ISO 8601 date or time (e.g. 2026-01-31T12:00:00Z)") from None
+        raise ExportError(
+            f"{what}: {text!r} is not an ISO 8601 date or time (e.g. 2026-01-31T12:00:00Z)"
+        ) from None
     return iso_utc(dt)
 
 
@@ -175,7 +177,9 @@ def resolve_start(store: LineageStore, selection: Selection) -> str | None:
     else:
         node_id = value if value.startswith("run:") else f"run:{value}"
     if store.get(node_id) is None:
-        raise ExportError(f"no {sel.value.replace('_', ' ')} {value!r} in the store (looked for node {node_id!r})")
+        raise ExportError(
+            f"no {sel.value.replace('_', ' ')} {value!r} in the store (looked for node {node_id!r})"
+        )
     return node_id
 
 
@@ -189,7 +193,9 @@ def _resolve_commit(store: LineageStore, value: str) -> str:
     if not found:
         raise ExportError(f"no commit starting with {sha!r} in the store")
     if len(found) > 1:
-        raise ExportError(f"commit prefix {sha!r} is ambiguous ({found[0].id}, {found[1].id}, ...): give more digits")
+        raise ExportError(
+            f"commit prefix {sha!r} is ambiguous ({found[0].id}, {found[1].id}, ...): give more digits"
+        )
     return found[0].id
 
 
@@ -325,7 +331,9 @@ def _tick(progress: Progress | None, n: int) -> None:
         progress(n)
 
 
-def render(source: FactSource, fmt: str, meta: ExportMeta, progress: Progress | None = None) -> Iterator[bytes]:
+def render(
+    source: FactSource, fmt: str, meta: ExportMeta, progress: Progress | None = None
+) -> Iterator[bytes]:
     """Byte chunks of ``source`` in ``fmt`` (``csv`` gives a zip of nodes.csv, edges.csv and query.json)."""
     writers: dict[str, Callable[[FactSource, ExportMeta, Progress | None], Iterator[bytes]]] = {
         "json": _json_bundle,
@@ -352,7 +360,9 @@ def _json_bundle(source: FactSource, meta: ExportMeta, progress: Progress | None
     def streamed(kind: str) -> Iterator[bytes]:
         yield b"["
         first = True
-        batches: Iterator[Sequence[Node | Edge]] = source.node_batches() if kind == "nodes" else source.edge_batches()
+        batches: Iterator[Sequence[Node | Edge]] = (
+            source.node_batches() if kind == "nodes" else source.edge_batches()
+        )
         for batch in batches:
             items = [node_dict(x) if isinstance(x, Node) else edge_dict(x) for x in batch]
             if not items:
@@ -370,7 +380,11 @@ def _json_bundle(source: FactSource, meta: ExportMeta, progress: Progress | None
         "liubai_version": lambda: meta.version,
         "query": lambda: meta.query,
         "store": lambda: meta.store,
-        "summary": lambda: {"nodes": counts["nodes"], "edges": counts["edges"], "truncated": source.truncated},
+        "summary": lambda: {
+            "nodes": counts["nodes"],
+            "edges": counts["edges"],
+            "truncated": source.truncated,
+        },
     }
     yield b'{"bundle":'
     sep = b"{"
@@ -394,8 +408,14 @@ def _json_bundle(source: FactSource, meta: ExportMeta, progress: Progress | None
 
 def _jsonl(source: FactSource, meta: ExportMeta, progress: Progress | None) -> Iterator[bytes]:
     """One canonical JSON object per line: a header, every node, every edge, a summary."""
-    header = {"type": "header", "format": "liubai.jsonl/v1", "query": meta.query, "store": meta.store,
-              "generated_at": meta.generated_at, "liubai_version": meta.version}
+    header = {
+        "type": "header",
+        "format": "liubai.jsonl/v1",
+        "query": meta.query,
+        "store": meta.store,
+        "generated_at": meta.generated_at,
+        "liubai_version": meta.version,
+    }
     yield canonical_json(header) + b"\n"
     n_nodes = n_edges = 0
     for nodes in source.node_batches():
@@ -406,7 +426,10 @@ def _jsonl(source: FactSource, meta: ExportMeta, progress: Progress | None) -> I
         yield b"".join(canonical_json({"type": "edge", **edge_dict(e)}) + b"\n" for e in edges)
         n_edges += len(edges)
         _tick(progress, len(edges))
-    yield canonical_json({"type": "summary", "nodes": n_nodes, "edges": n_edges, "truncated": source.truncated}) + b"\n"
+    yield (
+        canonical_json({"type": "summary", "nodes": n_nodes, "edges": n_edges, "truncated": source.truncated})
+        + b"\n"
+    )
 
 
 NODE_COLUMNS = ("id", "kind", "placeholder", "props")
@@ -431,8 +454,10 @@ def render_csv_nodes(source: FactSource, progress: Progress | None = None) -> It
 
     def rows() -> Iterator[list[list[str]]]:
         for nodes in source.node_batches():
-            yield [[n.id, n.kind.value, "true" if n.placeholder else "false", canonical_json(n.props).decode()]
-                   for n in nodes]
+            yield [
+                [n.id, n.kind.value, "true" if n.placeholder else "false", canonical_json(n.props).decode()]
+                for n in nodes
+            ]
             _tick(progress, len(nodes))
 
     yield from _csv_rows(NODE_COLUMNS, rows())
@@ -473,12 +498,22 @@ class _Drain(io.RawIOBase):
 def _csv_zip(source: FactSource, meta: ExportMeta, progress: Progress | None) -> Iterator[bytes]:
     sink = _Drain()
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("query.json", canonical_json({"query": meta.query, "store": meta.store,
-                                                  "generated_at": meta.generated_at,
-                                                  "liubai_version": meta.version}))
+        zf.writestr(
+            "query.json",
+            canonical_json(
+                {
+                    "query": meta.query,
+                    "store": meta.store,
+                    "generated_at": meta.generated_at,
+                    "liubai_version": meta.version,
+                }
+            ),
+        )
         yield sink.take()
-        for name, chunks in (("nodes.csv", render_csv_nodes(source, progress)),
-                             ("edges.csv", render_csv_edges(source, progress))):
+        for name, chunks in (
+            ("nodes.csv", render_csv_nodes(source, progress)),
+            ("edges.csv", render_csv_edges(source, progress)),
+        ):
             with zf.open(name, "w", force_zip64=True) as member:
                 for chunk in chunks:
                     member.write(chunk)
@@ -542,8 +577,10 @@ def _prop_types(source: FactSource) -> tuple[dict[str, str], dict[str, str]]:
             for k, v in e.props.items():
                 if v is not None:
                     edge_tags.setdefault(k, set()).add(_type_tag(v))
-    return ({k: _graphml_type(t) for k, t in sorted(node_tags.items())},
-            {k: _graphml_type(t) for k, t in sorted(edge_tags.items())})
+    return (
+        {k: _graphml_type(t) for k, t in sorted(node_tags.items())},
+        {k: _graphml_type(t) for k, t in sorted(edge_tags.items())},
+    )
 
 
 def _graphml(source: FactSource, meta: ExportMeta, progress: Progress | None) -> Iterator[bytes]:
@@ -554,20 +591,28 @@ def _graphml(source: FactSource, meta: ExportMeta, progress: Progress | None) ->
     node_types, edge_types = _prop_types(source)
     node_keys: dict[str, tuple[str, str]] = {}
     edge_keys: dict[str, tuple[str, str]] = {}
-    for domain, types, meta_attrs, keys in (("node", node_types, NODE_META, node_keys),
-                                            ("edge", edge_types, EDGE_META, edge_keys)):
+    for domain, types, meta_attrs, keys in (
+        ("node", node_types, NODE_META, node_keys),
+        ("edge", edge_types, EDGE_META, edge_keys),
+    ):
         for name, typ in {**meta_attrs, **{k: t for k, t in types.items() if k not in meta_attrs}}.items():
             keys[name] = (f"{domain[0]}{len(keys)}", typ)
     out = io.StringIO()
-    out.write('<?xml version="1.0" encoding="UTF-8"?>\n'
-              '<graphml xmlns="http://graphml.graphdrawing.org/xmlns" '
-              'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
-              'xsi:schemaLocation="http://graphml.graphdrawing.org/xmlns '
-              'http://graphml.graphdrawing.org/xmlns/1.0/graphml.xsd">\n')
-    out.write(f"  <desc>{escape(_xml_text(canonical_json({'query': meta.query, 'store': meta.store, 'generated_at': meta.generated_at}).decode()))}</desc>\n")
+    out.write(
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<graphml xmlns="http://graphml.graphdrawing.org/xmlns" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+        'xsi:schemaLocation="http://graphml.graphdrawing.org/xmlns '
+        'http://graphml.graphdrawing.org/xmlns/1.0/graphml.xsd">\n'
+    )
+    out.write(
+        f"  <desc>{escape(_xml_text(canonical_json({'query': meta.query, 'store': meta.store, 'generated_at': meta.generated_at}).decode()))}</desc>\n"
+    )
     for domain, keys in (("node", node_keys), ("edge", edge_keys)):
         for name, (kid, typ) in keys.items():
-            out.write(f'  <key id="{kid}" for="{domain}" attr.name={quoteattr(_xml_text(name))} attr.type="{typ}"/>\n')
+            out.write(
+                f'  <key id="{kid}" for="{domain}" attr.name={quoteattr(_xml_text(name))} attr.type="{typ}"/>\n'
+            )
     out.write('  <graph id="lineage" edgedefault="directed">\n')
     yield out.getvalue().encode()
 
@@ -583,8 +628,11 @@ def _graphml(source: FactSource, meta: ExportMeta, progress: Progress | None) ->
     for nodes in source.node_batches():
         lines = []
         for n in nodes:
-            attrs = {"liubai.kind": n.kind.value, "liubai.placeholder": n.placeholder,
-                     **{k: v for k, v in n.props.items() if k not in NODE_META}}
+            attrs = {
+                "liubai.kind": n.kind.value,
+                "liubai.placeholder": n.placeholder,
+                **{k: v for k, v in n.props.items() if k not in NODE_META},
+            }
             lines.append(f"    <node id={quoteattr(_xml_text(n.id))}>{data(node_keys, attrs)}</node>\n")
         yield "".join(lines).encode()
         _tick(progress, len(nodes))
@@ -593,8 +641,10 @@ def _graphml(source: FactSource, meta: ExportMeta, progress: Progress | None) ->
         lines = []
         for e in edges:
             attrs = {"liubai.kind": e.kind.value, **{k: v for k, v in e.props.items() if k not in EDGE_META}}
-            lines.append(f'    <edge id="e{count}" source={quoteattr(_xml_text(e.src))} '
-                         f"target={quoteattr(_xml_text(e.dst))}>{data(edge_keys, attrs)}</edge>\n")
+            lines.append(
+                f'    <edge id="e{count}" source={quoteattr(_xml_text(e.src))} '
+                f"target={quoteattr(_xml_text(e.dst))}>{data(edge_keys, attrs)}</edge>\n"
+            )
             count += 1
         yield "".join(lines).encode()
         _tick(progress, len(edges))
@@ -604,9 +654,15 @@ def _graphml(source: FactSource, meta: ExportMeta, progress: Progress | None) ->
 # DOT ----------------------------------------------------------------------------------------------
 
 _DOT_COLOURS = {
-    NodeKind.REPO: "#d9d9d9", NodeKind.COMMIT: "#9ecae1", NodeKind.WORKLOAD: "#c6dbef",
-    NodeKind.AUDIT_RECORD: "#fdd0a2", NodeKind.TRACE: "#dadaeb", NodeKind.LOG_EVENT: "#efedf5",
-    NodeKind.PIPELINE_RUN: "#a1d99b", NodeKind.PROCESS: "#c7e9c0", NodeKind.FILE: "#fff7bc",
+    NodeKind.REPO: "#d9d9d9",
+    NodeKind.COMMIT: "#9ecae1",
+    NodeKind.WORKLOAD: "#c6dbef",
+    NodeKind.AUDIT_RECORD: "#fdd0a2",
+    NodeKind.TRACE: "#dadaeb",
+    NodeKind.LOG_EVENT: "#efedf5",
+    NodeKind.PIPELINE_RUN: "#a1d99b",
+    NodeKind.PROCESS: "#c7e9c0",
+    NodeKind.FILE: "#fff7bc",
 }
 
 
@@ -631,7 +687,9 @@ def _dot(source: FactSource, meta: ExportMeta, progress: Progress | None) -> Ite
     """Graphviz DOT (``dot -Tsvg``): one box per node coloured by kind, edges labelled with their kind."""
     yield (
         "digraph lineage {\n"
-        '  graph [rankdir=LR, charset="UTF-8", label=' + _dot_quote(f"liubai export {meta.generated_at}") + "];\n"
+        '  graph [rankdir=LR, charset="UTF-8", label='
+        + _dot_quote(f"liubai export {meta.generated_at}")
+        + "];\n"
         '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];\n'
         '  edge [fontname="Helvetica", fontsize=8];\n'
     ).encode()
@@ -644,7 +702,8 @@ def _dot(source: FactSource, meta: ExportMeta, progress: Progress | None) -> Ite
         _tick(progress, len(nodes))
     for edges in source.edge_batches():
         yield "".join(
-            f"  {_dot_quote(e.src)} -> {_dot_quote(e.dst)} [label={_dot_quote(e.kind.value)}];\n" for e in edges
+            f"  {_dot_quote(e.src)} -> {_dot_quote(e.dst)} [label={_dot_quote(e.kind.value)}];\n"
+            for e in edges
         ).encode()
         _tick(progress, len(edges))
     yield b"}\n"
@@ -699,7 +758,9 @@ def check_bundle(doc: Any) -> BundleCheck:
         ids.add(nid)
         try:
             if node_kind_of(nid).value != n.get("kind"):
-                out.problems.append(f"node {nid!r} has kind {n.get('kind')!r}, its id says {node_kind_of(nid).value!r}")
+                out.problems.append(
+                    f"node {nid!r} has kind {n.get('kind')!r}, its id says {node_kind_of(nid).value!r}"
+                )
         except ValueError as exc:
             out.problems.append(str(exc))
     kinds = {k.value for k in EdgeKind}
@@ -716,7 +777,11 @@ def check_bundle(doc: Any) -> BundleCheck:
                 )
     out.nodes, out.edges = len(nodes), len(edges)
     summary = bundle.get("summary")
-    if not isinstance(summary, dict) or summary.get("nodes") != len(nodes) or summary.get("edges") != len(edges):
+    if (
+        not isinstance(summary, dict)
+        or summary.get("nodes") != len(nodes)
+        or summary.get("edges") != len(edges)
+    ):
         stated_n = summary.get("nodes") if isinstance(summary, dict) else None
         stated_e = summary.get("edges") if isinstance(summary, dict) else None
         out.problems.append(

@@ -9,7 +9,6 @@ and several worker processes can share one file.
 from __future__ import annotations
 
 import base64
-import json
 import re
 import sqlite3
 import threading
@@ -18,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+import orjson
 
 from lineage.model import (
     Direction,
@@ -101,7 +102,12 @@ _TOKEN = re.compile(r"\w+", re.UNICODE)
 
 
 def _dumps(props: dict[str, Any]) -> str:
-    return json.dumps(props, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return orjson.dumps(props, option=orjson.OPT_SORT_KEYS, default=str).decode()
+
+
+def _loads(text: str) -> dict[str, Any]:
+    value: dict[str, Any] = orjson.loads(text)
+    return value
 
 
 def _encode_cursor(offset: int) -> str:
@@ -242,46 +248,46 @@ class SqliteStore:
         edges = self._dedupe_edges(batch.edges)
         with self._write() as conn:
             known = {n.id for n in nodes}
-            for e in edges:
+            for e in edges.values():
                 for end in (e.src, e.dst):
                     if end not in known:
                         known.add(end)
                         nodes.append(Node(end, node_kind_of(end), {}, True))
             existing = self._fetch_nodes(conn, [n.id for n in nodes])
-            inserts: list[tuple[str, str, str, int]] = []
-            updates: list[tuple[str, int, str]] = []
-            search_rows: list[tuple[str, str]] = []
+            next_rid = conn.execute("SELECT coalesce(max(rid), 0) + 1 FROM nodes").fetchone()[0]
+            inserts: list[tuple[int, str, str, str, int]] = []
+            updates: list[tuple[str, int, int]] = []
+            search_rows: list[tuple[int, str]] = []
             for n in nodes:
                 old = existing.get(n.id)
                 if old is None:
-                    inserts.append((n.id, n.kind.value, _dumps(n.props), int(n.placeholder)))
-                    search_rows.append((n.id, search_text(n.id, n.kind, n.props)))
-                    result.nodes_created += 1
+                    inserts.append((next_rid, n.id, n.kind.value, _dumps(n.props), int(n.placeholder)))
+                    search_rows.append((next_rid, search_text(n.id, n.kind, n.props)))
+                    next_rid += 1
                     continue
-                old_props, old_placeholder = old
+                rid, old_props, old_placeholder = old
                 merged = merge_props(old_props, n.props)
                 placeholder = old_placeholder and n.placeholder
                 if merged != old_props or placeholder != old_placeholder:
-                    updates.append((_dumps(merged), int(placeholder), n.id))
-                    search_rows.append((n.id, search_text(n.id, n.kind, merged)))
-                    result.nodes_updated += 1
-            conn.executemany("INSERT INTO nodes(id, kind, props, placeholder) VALUES (?,?,?,?)", inserts)
-            conn.executemany("UPDATE nodes SET props = ?, placeholder = ? WHERE id = ?", updates)
-            self._index(conn, search_rows)
+                    updates.append((_dumps(merged), int(placeholder), rid))
+                    search_rows.append((rid, search_text(n.id, n.kind, merged)))
+            result.nodes_created, result.nodes_updated = len(inserts), len(updates)
+            conn.executemany("INSERT INTO nodes(rid, id, kind, props, placeholder) VALUES (?,?,?,?,?)", inserts)
+            conn.executemany("UPDATE nodes SET props = ?, placeholder = ? WHERE rid = ?", updates)
+            conn.executemany("INSERT OR REPLACE INTO node_search(rowid, text) VALUES (?, ?)", search_rows)
 
-            old_edges = self._fetch_edges(conn, [e.key for e in edges])
+            old_edges = self._fetch_edges(conn, list(edges))
             edge_inserts: list[tuple[str, str, str, str]] = []
             edge_updates: list[tuple[str, str, str, str]] = []
-            for e in edges:
-                prev = old_edges.get(e.key)
+            for key, e in edges.items():
+                prev = old_edges.get(key)
                 if prev is None:
-                    edge_inserts.append((e.src, e.kind.value, e.dst, _dumps(e.props)))
-                    result.edges_created += 1
+                    edge_inserts.append((e.src, key[1], e.dst, _dumps(e.props)))
                 else:
                     merged = merge_props(prev, e.props)
                     if merged != prev:
-                        edge_updates.append((_dumps(merged), e.src, e.kind.value, e.dst))
-                        result.edges_updated += 1
+                        edge_updates.append((_dumps(merged), e.src, key[1], e.dst))
+            result.edges_created, result.edges_updated = len(edge_inserts), len(edge_updates)
             conn.executemany("INSERT INTO edges(src, kind, dst, props) VALUES (?,?,?,?)", edge_inserts)
             conn.executemany("UPDATE edges SET props = ? WHERE src = ? AND kind = ? AND dst = ?", edge_updates)
 
@@ -298,58 +304,47 @@ class SqliteStore:
         return result
 
     @staticmethod
-    def _dedupe_edges(edges: Iterable[Edge]) -> list[Edge]:
+    def _dedupe_edges(edges: Iterable[Edge]) -> dict[tuple[str, str, str], Edge]:
         merged: dict[tuple[str, str, str], Edge] = {}
         for e in edges:
-            cur = merged.get(e.key)
+            key = (e.src, e.kind.value, e.dst)
+            cur = merged.get(key)
             if cur is None:
-                merged[e.key] = Edge(e.src, e.kind, e.dst, dict(e.props))
+                merged[key] = Edge(e.src, e.kind, e.dst, dict(e.props))
             else:
                 cur.props = merge_props(cur.props, e.props)
-        return list(merged.values())
+        return merged
 
     @staticmethod
-    def _fetch_nodes(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, tuple[dict[str, Any], bool]]:
-        out: dict[str, tuple[dict[str, Any], bool]] = {}
-        for chunk in _chunks(ids):
-            for node_id, props, placeholder in conn.execute(
-                f"SELECT id, props, placeholder FROM nodes WHERE id IN ({_qmarks(len(chunk))})", tuple(chunk)
-            ):
-                out[node_id] = (json.loads(props), bool(placeholder))
-        return out
+    def _stage(conn: sqlite3.Connection, table: str, columns: str, rows: Iterable[tuple[str, ...]]) -> None:
+        """Fill a per-connection temp table; joining against it beats long IN (...) lists."""
+        conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} ({columns})")
+        conn.execute(f"DELETE FROM {table}")
+        width = columns.count(",") + 1
+        conn.executemany(f"INSERT INTO {table} VALUES ({_qmarks(width)})", rows)
 
-    @staticmethod
+    def _fetch_nodes(self, conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, tuple[int, dict[str, Any], bool]]:
+        self._stage(conn, "_stage_n", "id TEXT", ((i,) for i in ids))
+        rows = conn.execute(
+            "SELECT n.id, n.rid, n.props, n.placeholder FROM _stage_n s JOIN nodes n ON n.id = s.id"
+        ).fetchall()
+        return {node_id: (rid, _loads(props), bool(ph)) for node_id, rid, props, ph in rows}
+
     def _fetch_edges(
-        conn: sqlite3.Connection, keys: Sequence[tuple[str, str, str]]
+        self, conn: sqlite3.Connection, keys: Sequence[tuple[str, str, str]]
     ) -> dict[tuple[str, str, str], dict[str, Any]]:
-        out: dict[tuple[str, str, str], dict[str, Any]] = {}
-        for chunk in _chunks(keys, 300):
-            values = ",".join("(?,?,?)" for _ in chunk)
-            params = tuple(v for key in chunk for v in key)
-            for src, kind, dst, props in conn.execute(
-                f"SELECT src, kind, dst, props FROM edges WHERE (src, kind, dst) IN (VALUES {values})", params
-            ):
-                out[(src, kind, dst)] = json.loads(props)
-        return out
-
-    @staticmethod
-    def _index(conn: sqlite3.Connection, rows: Sequence[tuple[str, str]]) -> None:
-        if not rows:
-            return
-        rids: dict[str, int] = {}
-        for chunk in _chunks([r[0] for r in rows]):
-            rids.update(
-                conn.execute(f"SELECT id, rid FROM nodes WHERE id IN ({_qmarks(len(chunk))})", tuple(chunk)).fetchall()
-            )
-        conn.executemany(
-            "INSERT OR REPLACE INTO node_search(rowid, text) VALUES (?, ?)", [(rids[i], t) for i, t in rows]
-        )
+        self._stage(conn, "_stage_e", "src TEXT, kind TEXT, dst TEXT", keys)
+        rows = conn.execute(
+            "SELECT e.src, e.kind, e.dst, e.props FROM _stage_e s "
+            "JOIN edges e ON e.src = s.src AND e.kind = s.kind AND e.dst = s.dst"
+        ).fetchall()
+        return {(src, kind, dst): _loads(props) for src, kind, dst, props in rows}
 
     # ------------------------------------------------------------------ point reads
 
     @staticmethod
     def _node(row: tuple[str, str, str, int]) -> Node:
-        return Node(row[0], NodeKind(row[1]), json.loads(row[2]), bool(row[3]))
+        return Node(row[0], NodeKind(row[1]), _loads(row[2]), bool(row[3]))
 
     def get(self, node_id: str) -> Node | None:
         row = self._conn().execute(
@@ -403,7 +398,7 @@ class SqliteStore:
         rows = self._conn().execute(sql, (*params, first + 1, offset)).fetchall()
         more = len(rows) > first
         rows = rows[:first]
-        edges = [Edge(r[3], EdgeKind(r[1]), r[4], json.loads(r[5])) for r in rows]
+        edges = [Edge(r[3], EdgeKind(r[1]), r[4], _loads(r[5])) for r in rows]
         nodes = self.get_many([r[2] for r in rows])
         return NeighborPage(edges, nodes, _encode_cursor(offset + first) if more else None)
 
@@ -464,7 +459,7 @@ class SqliteStore:
             tuple(kinds),
         ).fetchall()
         conn.execute("DELETE FROM _sel")
-        return [Edge(r[0], EdgeKind(r[1]), r[2], json.loads(r[3])) for r in rows]
+        return [Edge(r[0], EdgeKind(r[1]), r[2], _loads(r[3])) for r in rows]
 
     def path(
         self, src: str, dst: str, max_length: int = 6, edge_kinds: Sequence[EdgeKind] | None = None
@@ -498,7 +493,7 @@ class SqliteStore:
                 for s, k, d, props, here, there in rows:
                     if there in prev:
                         continue
-                    prev[there] = (here, Edge(s, EdgeKind(k), d, json.loads(props)))
+                    prev[there] = (here, Edge(s, EdgeKind(k), d, _loads(props)))
                     nxt.append(there)
                     if there in other:
                         meet = there
@@ -627,5 +622,5 @@ class SqliteStore:
             ).fetchall()
             if not rows:
                 return
-            yield [Edge(r[0], EdgeKind(r[1]), r[2], json.loads(r[3])) for r in rows]
+            yield [Edge(r[0], EdgeKind(r[1]), r[2], _loads(r[3])) for r in rows]
             last = (rows[-1][0], rows[-1][1], rows[-1][2])

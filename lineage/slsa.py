@@ -1,0 +1,342 @@
+"""SLSA provenance for a traced pipeline run: an in-toto Statement v1 with a SLSA Provenance v1 predicate.
+
+The statement says what the run produced (``subject``: files it WROTE) from what (``resolvedDependencies``:
+the git commit that triggered it and the files it READ and EXECUTED). Digests come from what the trace
+recorded while the run happened. A file whose digest was not recorded is hashed now only to report its
+"digest at export time", labelled as such; a file that is gone, or whose content no longer matches the
+recorded digest, is listed with that status and keeps its recorded digest. Nothing is re-hashed silently,
+because a provenance that quietly re-hashed today's files would vouch for content the run never saw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from lineage.export import canonical_json, liubai_version
+from lineage.model import (
+    AuditIdError,
+    Direction,
+    Edge,
+    EdgeKind,
+    Node,
+    NodeKind,
+    parse_audit_id,
+)
+from lineage.store.base import LineageStore
+
+__all__ = [
+    "BUILD_TYPE",
+    "PREDICATE_TYPE",
+    "STATEMENT_TYPE",
+    "SlsaError",
+    "FileStatus",
+    "build_provenance",
+    "check_statement",
+    "statement_bytes",
+]
+
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
+BUILD_TYPE = "https://liubai.dev/provenance/traced-run/v1"
+BUILDER_PREFIX = "https://liubai.dev/builder/traced-host/"
+REPORT_NAME = "liubai.run-report"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_PAGE = 500
+
+
+class SlsaError(ValueError):
+    """No provenance can be made for what was asked (not a run, or nothing to attest)."""
+
+
+class FileStatus:
+    """What became of a file since the run, as written into ``annotations["liubai.status"]``."""
+
+    UNCHANGED = "unchanged"  # on disk, matches the digest recorded during the run
+    CHANGED = "changed-since-run"  # on disk, differs from the recorded digest
+    MISSING = "missing"  # no longer on disk
+    HASHED_AT_EXPORT = "digest-not-recorded"  # no digest recorded; digest given is the content at export time
+    OTHER_HOST = "not-checked-other-host"  # the file lives on another machine
+    UNREADABLE = "unreadable"
+
+
+@dataclass(slots=True)
+class _FileFacts:
+    node: Node
+    accesses: set[str] = field(default_factory=set)
+    recorded: dict[str, list[str]] = field(default_factory=dict)  # access kind -> digests recorded
+
+    @property
+    def path(self) -> str:
+        return str(self.node.props.get("path") or self.node.id.split(":", 2)[2])
+
+    @property
+    def host(self) -> str:
+        return str(self.node.props.get("host") or self.node.id.split(":", 2)[1])
+
+
+def _pages(
+    store: LineageStore, node_id: str, direction: Direction, kinds: list[EdgeKind]
+) -> Iterator[tuple[Edge, dict[str, Node]]]:
+    after: str | None = None
+    while True:
+        page = store.neighbors(node_id, direction, kinds, first=_PAGE, after=after)
+        by_id = {n.id: n for n in page.nodes}
+        for e in page.edges:
+            yield e, by_id
+        if page.end_cursor is None:
+            return
+        after = page.end_cursor
+
+
+def _sha256_of(path: str) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _descriptor(facts: _FileFacts, recorded: list[str], local_host: str) -> dict[str, Any]:
+    """A ResourceDescriptor for one file, its digest chosen by the module's rule and its status annotated."""
+    ann: dict[str, Any] = {"liubai.accesses": sorted(facts.accesses)}
+    digest: str | None = recorded[-1] if recorded else None
+    if len(set(recorded)) > 1:
+        ann["liubai.recorded_sha256"] = sorted(set(recorded))
+    if recorded:
+        ann["liubai.digest_source"] = "recorded-during-run"
+    if facts.host != local_host:
+        status = FileStatus.OTHER_HOST
+    else:
+        try:
+            current = _sha256_of(facts.path)
+        except FileNotFoundError:
+            status = FileStatus.MISSING
+        except OSError as exc:
+            status = FileStatus.UNREADABLE
+            ann["liubai.error"] = exc.strerror or str(exc)
+        else:
+            if digest is None:
+                digest, status = current, FileStatus.HASHED_AT_EXPORT
+                ann["liubai.digest_source"] = "hashed-at-export"
+            elif current == digest:
+                status = FileStatus.UNCHANGED
+            else:
+                status = FileStatus.CHANGED
+                ann["liubai.digest_at_export"] = current
+    ann["liubai.status"] = status
+    out: dict[str, Any] = {"name": facts.path, "uri": f"file://{quote(facts.host)}{quote(facts.path)}"}
+    if digest is not None:
+        out["digest"] = {"sha256": digest}
+    out["annotations"] = ann
+    return out
+
+
+def build_provenance(store: LineageStore, run_id: str, *, local_host: str | None = None) -> dict[str, Any]:
+    """The in-toto Statement for one PipelineRun node; files are checked on disk when they live on this host."""
+    local_host = local_host or socket.gethostname()
+    run = store.get(run_id)
+    if run is None:
+        raise SlsaError(f"no pipeline run {run_id!r} in the store")
+    if run.kind is not NodeKind.PIPELINE_RUN:
+        raise SlsaError(
+            f"{run_id!r} is a {run.kind.value}, not a PipelineRun: SLSA provenance is made for runs"
+        )
+    p = run.props
+
+    processes = sorted(
+        (
+            by_id[e.dst]
+            for e, by_id in _pages(store, run_id, Direction.DOWNSTREAM, [EdgeKind.RAN])
+            if e.dst in by_id
+        ),
+        key=lambda n: (n.props.get("started_at") or "", n.id),
+    )
+    files: dict[str, _FileFacts] = {}
+    access_kinds = [EdgeKind.EXECUTED, EdgeKind.READ, EdgeKind.WROTE]
+    for proc in processes:
+        for e, by_id in _pages(store, proc.id, Direction.DOWNSTREAM, access_kinds):
+            node = by_id.get(e.dst)
+            if node is None:
+                continue
+            facts = files.setdefault(node.id, _FileFacts(node))
+            facts.accesses.add(e.kind.value)
+            digest = e.props.get("sha256")
+            if digest is None and e.kind is EdgeKind.EXECUTED and proc.props.get("binary") == facts.path:
+                digest = proc.props.get("binary_sha256")
+            if isinstance(digest, str) and _HEX64.fullmatch(digest.lower()):
+                facts.recorded.setdefault(e.kind.value, []).append(digest.lower())
+
+    subject: list[dict[str, Any]] = []
+    unattested: list[dict[str, Any]] = []
+    deps: list[dict[str, Any]] = []
+    commit_dep = _commit_dependency(store, run)
+    if commit_dep is not None:
+        deps.append(commit_dep)
+    for facts in sorted(files.values(), key=lambda f: f.path):
+        if EdgeKind.WROTE.value in facts.accesses:
+            desc = _descriptor(facts, facts.recorded.get(EdgeKind.WROTE.value, []), local_host)
+            (subject if "digest" in desc else unattested).append(desc)
+        if facts.accesses & {EdgeKind.READ.value, EdgeKind.EXECUTED.value}:
+            recorded = facts.recorded.get(EdgeKind.EXECUTED.value, []) + facts.recorded.get(
+                EdgeKind.READ.value, []
+            )
+            deps.append(_descriptor(facts, recorded, local_host))
+    if not subject:
+        raise SlsaError(
+            f"run {run_id!r} wrote no file whose digest is known (recorded or still on this host): nothing to attest"
+        )
+
+    report = _run_report(run, processes, subject, deps, unattested)
+    metadata: dict[str, Any] = {"invocationId": _invocation_id(run)}
+    if p.get("started_at"):
+        metadata["startedOn"] = p["started_at"]
+    if p.get("ended_at"):
+        metadata["finishedOn"] = p["ended_at"]
+    host = str(p.get("host") or run_id.split(":")[1])
+    return {
+        "_type": STATEMENT_TYPE,
+        "subject": subject,
+        "predicateType": PREDICATE_TYPE,
+        "predicate": {
+            "buildDefinition": {
+                "buildType": BUILD_TYPE,
+                "externalParameters": {
+                    k: v
+                    for k, v in {
+                        "command": p.get("command"),
+                        "cwd": p.get("cwd"),
+                        "repository": p.get("repo"),
+                        "commit": p.get("commit"),
+                        "auditId": p.get("audit_id"),
+                    }.items()
+                    if v is not None
+                },
+                "internalParameters": {
+                    "runId": run_id,
+                    "host": host,
+                    "rootPid": p.get("root_pid"),
+                    "startNs": p.get("start_ns"),
+                },
+                "resolvedDependencies": deps,
+            },
+            "runDetails": {
+                "builder": {
+                    "id": BUILDER_PREFIX + quote(host, safe=""),
+                    "version": {"liubai": liubai_version()},
+                },
+                "metadata": metadata,
+                "byproducts": [*unattested, report],
+            },
+        },
+    }
+
+
+def _commit_dependency(store: LineageStore, run: Node) -> dict[str, Any] | None:
+    """``git+<repo>@<sha>`` for the commit that triggered the run (the TRIGGERED edge, else the run's own props)."""
+    commit: Node | None = None
+    for e, by_id in _pages(store, run.id, Direction.UPSTREAM, [EdgeKind.TRIGGERED]):
+        commit = by_id.get(e.src)
+        break
+    sha = (commit.props.get("sha") if commit else None) or run.props.get("commit")
+    if not isinstance(sha, str) or not sha:
+        return None
+    repo = run.props.get("repo") or (commit.props.get("repo") if commit else None)
+    if not repo and commit is not None:
+        for e, _ in _pages(store, commit.id, Direction.UPSTREAM, [EdgeKind.HAS_COMMIT]):
+            repo = e.src.removeprefix("repo:")
+            break
+    out: dict[str, Any] = {"digest": {"gitCommit": sha.lower()}}
+    if repo:
+        out["uri"] = f"git+{repo}@{sha.lower()}"
+    else:
+        out["uri"] = f"git+unknown-repository@{sha.lower()}"
+        out["annotations"] = {"liubai.status": "repository-unknown"}
+    out["name"] = "source"
+    return out
+
+
+def _invocation_id(run: Node) -> str:
+    raw = run.props.get("audit_id")
+    if isinstance(raw, str) and raw:
+        try:
+            return parse_audit_id(raw).canonical
+        except AuditIdError:
+            pass
+    trace = run.props.get("trace_id")
+    if isinstance(trace, str) and trace:
+        return f"trace:{trace}"
+    return run.id
+
+
+def _run_report(
+    run: Node,
+    processes: list[Node],
+    subject: list[dict[str, Any]],
+    deps: list[dict[str, Any]],
+    unattested: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """One byproduct that lists, by status, every file that is not simply unchanged since the run."""
+    by_status: dict[str, list[str]] = {}
+    for desc in [*subject, *deps, *unattested]:
+        status = desc.get("annotations", {}).get("liubai.status")
+        if status and status != FileStatus.UNCHANGED and "name" in desc and desc["name"] != "source":
+            by_status.setdefault(status, []).append(desc["name"])
+    ann: dict[str, Any] = {
+        "liubai.exit_code": run.props.get("exit_code"),
+        "liubai.processes": len(processes),
+        "liubai.lost_events": run.props.get("lost_events", 0),
+        "liubai.files_by_status": {k: sorted(set(v)) for k, v in sorted(by_status.items())},
+    }
+    if run.props.get("lost_events"):
+        ann["liubai.warning"] = (
+            "the kernel dropped trace events during this run: the file lists may be incomplete"
+        )
+    return {"name": REPORT_NAME, "uri": f"liubai:{run.id}", "annotations": ann}
+
+
+def statement_bytes(statement: dict[str, Any]) -> bytes:
+    return canonical_json(statement)
+
+
+def check_statement(doc: Any) -> list[str]:
+    """Problems with an in-toto Statement v1 / SLSA Provenance v1 document; empty when it is well formed."""
+    problems: list[str] = []
+    if not isinstance(doc, dict):
+        return ["statement is not a JSON object"]
+    if doc.get("_type") != STATEMENT_TYPE:
+        problems.append(f"_type is {doc.get('_type')!r}, want {STATEMENT_TYPE!r}")
+    subject = doc.get("subject")
+    if not isinstance(subject, list) or not subject:
+        problems.append("subject must be a non-empty list")
+    else:
+        for i, s in enumerate(subject):
+            digest = s.get("digest") if isinstance(s, dict) else None
+            if not isinstance(digest, dict) or not digest:
+                problems.append(f"subject #{i} has no digest")
+            elif "sha256" in digest and not _HEX64.fullmatch(str(digest["sha256"])):
+                problems.append(
+                    f"subject #{i} ({s.get('name')!r}) has a malformed sha256 {digest['sha256']!r}"
+                )
+    if doc.get("predicateType") != PREDICATE_TYPE:
+        problems.append(f"predicateType is {doc.get('predicateType')!r}, want {PREDICATE_TYPE!r}")
+    pred = doc.get("predicate")
+    if not isinstance(pred, dict):
+        return [*problems, "predicate missing"]
+    build = pred.get("buildDefinition")
+    if (
+        not isinstance(build, dict)
+        or not build.get("buildType")
+        or not isinstance(build.get("externalParameters"), dict)
+    ):
+        problems.append("predicate.buildDefinition needs buildType and externalParameters")
+    details = pred.get("runDetails")
+    if (
+        not isinstance(details, dict)
+        or not isinstance(details.get("builder"), dict)
+        or not details["builder"].get("id")
+    ):
+        problems.append("predicate.runDetails.builder.id is missing")
+    return problems
