@@ -12,16 +12,12 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from lineage.join import join_records  # noqa: E402
-from lineage.model import GraphBatch  # noqa: E402
-from lineage.records import (  # noqa: E402
+from lineage.join import join_records
+from lineage.model import GraphBatch
+from lineage.records import (
     CommitRecord,
     FileAccessRecord,
     LogRecord,
@@ -30,7 +26,7 @@ from lineage.records import (  # noqa: E402
     Record,
     RunRecord,
 )
-from lineage.store import open_store  # noqa: E402
+from lineage.store import open_store
 
 REPO = "https://git.example/platform/gitops.git"
 SYSTEM_FILES = [f"/usr/lib/x86_64-linux-gnu/lib{n}.so.6" for n in ("c", "m", "ssl", "crypto", "z", "ffi")]
