@@ -526,6 +526,7 @@ def _csv_zip(source: FactSource, meta: ExportMeta, progress: Progress | None) ->
 # GraphML ------------------------------------------------------------------------------------------
 
 _XML_BAD = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_CR = {"\r": "&#13;"}  # a bare CR in XML text would be normalised away by every parser
 NODE_META = {"liubai.kind": "string", "liubai.placeholder": "boolean"}
 EDGE_META = {"liubai.kind": "string"}
 
@@ -622,7 +623,7 @@ def _graphml(source: FactSource, meta: ExportMeta, progress: Progress | None) ->
             if value is None or name not in keys:
                 continue
             kid, typ = keys[name]
-            parts.append(f'<data key="{kid}">{escape(_xml_text(_graphml_value(value, typ)))}</data>')
+            parts.append(f'<data key="{kid}">{escape(_xml_text(_graphml_value(value, typ)), _CR)}</data>')
         return "".join(parts)
 
     for nodes in source.node_batches():

@@ -110,6 +110,14 @@ def _loads(text: str) -> dict[str, Any]:
     return value
 
 
+_NODE_KINDS = {k.value: k for k in NodeKind}
+_EDGE_KINDS = {k.value: k for k in EdgeKind}
+
+
+def _edge(row: tuple[str, str, str, str]) -> Edge:
+    return Edge(row[0], _EDGE_KINDS[row[1]], row[2], _loads(row[3]))
+
+
 def _encode_cursor(offset: int) -> str:
     return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
 
@@ -326,7 +334,7 @@ class SqliteStore:
     def _fetch_nodes(self, conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, tuple[int, dict[str, Any], bool]]:
         self._stage(conn, "_stage_n", "id TEXT", ((i,) for i in ids))
         rows = conn.execute(
-            "SELECT n.id, n.rid, n.props, n.placeholder FROM _stage_n s JOIN nodes n ON n.id = s.id"
+            "SELECT n.id, n.rid, n.props, n.placeholder FROM _stage_n s CROSS JOIN nodes n ON n.id = s.id"
         ).fetchall()
         return {node_id: (rid, _loads(props), bool(ph)) for node_id, rid, props, ph in rows}
 
@@ -336,7 +344,7 @@ class SqliteStore:
         self._stage(conn, "_stage_e", "src TEXT, kind TEXT, dst TEXT", keys)
         rows = conn.execute(
             "SELECT e.src, e.kind, e.dst, e.props FROM _stage_e s "
-            "JOIN edges e ON e.src = s.src AND e.kind = s.kind AND e.dst = s.dst"
+            "CROSS JOIN edges e ON e.src = s.src AND e.kind = s.kind AND e.dst = s.dst"
         ).fetchall()
         return {(src, kind, dst): _loads(props) for src, kind, dst, props in rows}
 
@@ -344,7 +352,7 @@ class SqliteStore:
 
     @staticmethod
     def _node(row: tuple[str, str, str, int]) -> Node:
-        return Node(row[0], NodeKind(row[1]), _loads(row[2]), bool(row[3]))
+        return Node(row[0], _NODE_KINDS[row[1]], _loads(row[2]), bool(row[3]))
 
     def get(self, node_id: str) -> Node | None:
         row = self._conn().execute(
@@ -398,7 +406,7 @@ class SqliteStore:
         rows = self._conn().execute(sql, (*params, first + 1, offset)).fetchall()
         more = len(rows) > first
         rows = rows[:first]
-        edges = [Edge(r[3], EdgeKind(r[1]), r[4], _loads(r[5])) for r in rows]
+        edges = [Edge(r[3], _EDGE_KINDS[r[1]], r[4], _loads(r[5])) for r in rows]
         nodes = self.get_many([r[2] for r in rows])
         return NeighborPage(edges, nodes, _encode_cursor(offset + first) if more else None)
 
@@ -421,45 +429,66 @@ class SqliteStore:
             along, against = against, along
         elif direction is Direction.BOTH:
             along = against = [k.value for k in kinds]
-        # out-edges of kinds in `along` and in-edges of kinds in `against` lead one hop further
-        steps, params = [], []
+        # Level-synchronous breadth-first walk inside SQLite: out-edges of kinds in `along` and in-edges of
+        # kinds in `against` lead one hop further. Unlike a recursive CTE, which expands every (node, depth)
+        # pair before any limit applies, this stops as soon as `limit` nodes are reached, so a hub (a shared
+        # library every process reads) costs one index range scan instead of an explosion.
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS _seen (id TEXT PRIMARY KEY, d INTEGER NOT NULL) WITHOUT ROWID")
+        conn.execute("DELETE FROM _seen")
+        conn.execute("INSERT INTO _seen VALUES (?, 0)", (node_id,))
+        steps: list[tuple[str, list[str]]] = []
         if along:
             steps.append(
-                "SELECT e.dst, w.d + 1 FROM walk w JOIN edges e ON e.src = w.id "
-                f"WHERE w.d < ? AND e.kind IN ({_qmarks(len(along))})"
+                (
+                    "INSERT OR IGNORE INTO _seen SELECT e.dst, ? FROM _seen w CROSS JOIN edges e ON e.src = w.id "
+                    f"WHERE w.d = ? AND e.kind IN ({_qmarks(len(along))}) LIMIT ?",
+                    along,
+                )
             )
-            params += [depth, *along]
         if against:
             steps.append(
-                "SELECT e.src, w.d + 1 FROM walk w JOIN edges e INDEXED BY edges_dst ON e.dst = w.id "
-                f"WHERE w.d < ? AND e.kind IN ({_qmarks(len(against))})"
+                (
+                    "INSERT OR IGNORE INTO _seen SELECT e.src, ? FROM _seen w CROSS JOIN edges e INDEXED BY edges_dst "
+                    f"ON e.dst = w.id WHERE w.d = ? AND e.kind IN ({_qmarks(len(against))}) LIMIT ?",
+                    against,
+                )
             )
-            params += [depth, *against]
-        cap = max(limit * (depth + 1) * 4, 10_000)
-        sql = (
-            "WITH RECURSIVE walk(id, d) AS (SELECT ?, 0 UNION "
-            + " UNION ".join(steps)
-            + " LIMIT ?) SELECT id, MIN(d) AS d FROM walk GROUP BY id ORDER BY d, id LIMIT ?"
-        )
-        rows = conn.execute(sql, (node_id, *params, cap, limit + 1)).fetchall()
-        truncated = len(rows) > limit
-        depths = {r[0]: r[1] for r in rows[:limit]}
-        nodes = self.get_many(list(depths))
-        edges = self._edges_among(conn, list(depths), [k.value for k in kinds])
-        return Subgraph(nodes, edges, depths, truncated)
-
-    def _edges_among(self, conn: sqlite3.Connection, ids: Sequence[str], kinds: Sequence[str]) -> list[Edge]:
-        """Edges of ``kinds`` whose both ends are in ``ids`` (a temp table keeps it one join)."""
-        conn.execute("CREATE TEMP TABLE IF NOT EXISTS _sel (id TEXT PRIMARY KEY) WITHOUT ROWID")
-        conn.execute("DELETE FROM _sel")
-        conn.executemany("INSERT OR IGNORE INTO _sel(id) VALUES (?)", [(i,) for i in ids])
+        seen, truncated = 1, False
+        for level in range(1, depth + 1):
+            grew = 0
+            for sql, kinds_ in steps:
+                room = limit + 1 - seen - grew
+                if room <= 0:
+                    break
+                # LIMIT counts rows offered, duplicates included: offer generously, trim below
+                grew += conn.execute(sql, (level, level - 1, *kinds_, room * 8 + 64)).rowcount
+            seen += grew
+            if seen > limit:
+                truncated = True
+                break
+            if grew == 0:
+                break
+        if truncated:
+            conn.execute("DELETE FROM _seen WHERE id NOT IN (SELECT id FROM _seen ORDER BY d, id LIMIT ?)", (limit,))
         rows = conn.execute(
-            "SELECT e.src, e.kind, e.dst, e.props FROM _sel a JOIN edges e ON e.src = a.id "
-            f"JOIN _sel b ON b.id = e.dst WHERE e.kind IN ({_qmarks(len(kinds))}) ORDER BY e.src, e.kind, e.dst",
-            tuple(kinds),
+            "SELECT n.id, n.kind, n.props, n.placeholder, s.d FROM _seen s CROSS JOIN nodes n ON n.id = s.id "
+            "ORDER BY s.d, n.id"
         ).fetchall()
-        conn.execute("DELETE FROM _sel")
-        return [Edge(r[0], EdgeKind(r[1]), r[2], _loads(r[3])) for r in rows]
+        kind_values = [k.value for k in kinds]
+        # CROSS JOIN pins the small selection as the outer loop, which the planner otherwise guesses wrong
+        edge_rows = conn.execute(
+            "SELECT e.src, e.kind, e.dst, e.props FROM _seen a CROSS JOIN edges e ON e.src = a.id "
+            f"CROSS JOIN _seen b ON b.id = e.dst WHERE e.kind IN ({_qmarks(len(kind_values))}) "
+            "ORDER BY e.src, e.kind, e.dst",
+            kind_values,
+        ).fetchall()
+        conn.execute("DELETE FROM _seen")
+        return Subgraph(
+            [self._node(r[:4]) for r in rows],
+            [_edge(r) for r in edge_rows],
+            {r[0]: r[4] for r in rows},
+            truncated,
+        )
 
     def path(
         self, src: str, dst: str, max_length: int = 6, edge_kinds: Sequence[EdgeKind] | None = None
@@ -493,7 +522,7 @@ class SqliteStore:
                 for s, k, d, props, here, there in rows:
                     if there in prev:
                         continue
-                    prev[there] = (here, Edge(s, EdgeKind(k), d, _loads(props)))
+                    prev[there] = (here, Edge(s, _EDGE_KINDS[k], d, _loads(props)))
                     nxt.append(there)
                     if there in other:
                         meet = there
@@ -622,5 +651,5 @@ class SqliteStore:
             ).fetchall()
             if not rows:
                 return
-            yield [Edge(r[0], EdgeKind(r[1]), r[2], _loads(r[3])) for r in rows]
+            yield [_edge(r) for r in rows]
             last = (rows[-1][0], rows[-1][1], rows[-1][2])

@@ -1,0 +1,804 @@
+"""The team store: the lineage graph in Neo4j 5, spoken to over Bolt with the official driver.
+
+Layout: every graph node is ``(:Node:<Kind> {id, props, search})`` plus ``:Placeholder`` while only
+referenced; ``props`` is the property map as JSON text (Neo4j cannot hold nested maps or lists of maps),
+``search`` the lower-cased word list the full-text index reads. Relationship type = ``EdgeKind`` value,
+with ``props`` as JSON too. Rejected records are ``(:Rejected)`` and checkpoints ``(:Checkpoint)``, outside
+``:Node`` so they never show up as graph facts.
+
+Every write of a batch is one managed transaction (``execute_write``, retried on transient errors) of
+``UNWIND $rows`` statements with constant text (one text per node or edge kind, a closed enum). Property
+merging happens in Python with ``merge_props`` on rows the transaction has locked, so Neo4j and SQLite
+merge identically. Lineage is a level-by-level breadth-first walk (one query per level) rather than a
+variable-length pattern: a pattern enumerates every path, which explodes around hubs (a shared binary,
+a busy trace), while the answer needs only each node's minimum hop count.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import json
+import re
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
+
+import neo4j
+from neo4j import Driver, GraphDatabase, ManagedTransaction
+from neo4j.exceptions import (
+    AuthError,
+    ConfigurationError,
+    DriverError,
+    Neo4jError,
+    ServiceUnavailable,
+    SessionExpired,
+)
+
+from lineage.model import (
+    Direction,
+    Edge,
+    EdgeKind,
+    GraphBatch,
+    Node,
+    NodeKind,
+    RejectedRecord,
+    dedupe_batch,
+    merge_props,
+    node_kind_of,
+)
+from lineage.store.base import (
+    DEFAULT_LINEAGE_LIMIT,
+    NeighborPage,
+    NodePage,
+    RejectedPage,
+    StoreError,
+    StoreUnavailable,
+    Subgraph,
+    UpsertResult,
+)
+from lineage.store.searchtext import search_text
+
+__all__ = ["Neo4jStore", "SCHEMA_STATEMENTS"]
+
+ROWS_PER_STATEMENT = 5000
+_T = TypeVar("_T")
+_MAX_PATH = 64
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+_LUCENE_SPECIAL = re.compile(r'([+\-!(){}\[\]^"~*?:\\/&|])')
+
+SCHEMA_STATEMENTS: tuple[str, ...] = (
+    "CREATE CONSTRAINT liubai_node_id IF NOT EXISTS FOR (n:Node) REQUIRE n.id IS UNIQUE",
+    "CREATE CONSTRAINT liubai_rejected_key IF NOT EXISTS FOR (x:Rejected) REQUIRE x.key IS UNIQUE",
+    "CREATE CONSTRAINT liubai_checkpoint_key IF NOT EXISTS FOR (c:Checkpoint) REQUIRE c.key IS UNIQUE",
+    "CREATE CONSTRAINT liubai_counter_name IF NOT EXISTS FOR (c:LiubaiCounter) REQUIRE c.name IS UNIQUE",
+    "CREATE INDEX liubai_rejected_seq IF NOT EXISTS FOR (x:Rejected) ON (x.seq)",
+    "CREATE INDEX liubai_rejected_source IF NOT EXISTS FOR (x:Rejected) ON (x.source, x.seq)",
+    "CREATE INDEX liubai_checkpoint_source IF NOT EXISTS FOR (c:Checkpoint) ON (c.source)",
+    # Words are split and lower-cased in Python (the same \w+ words SQLite's FTS5 sees), so the index
+    # only needs to split on spaces.
+    "CREATE FULLTEXT INDEX liubai_node_search IF NOT EXISTS FOR (n:Node) ON EACH [n.search] "
+    "OPTIONS {indexConfig: {`fulltext.analyzer`: 'whitespace'}}",
+)
+
+# ---------------------------------------------------------------------------------------------- queries
+# Labels and relationship types cannot be parameters; kinds are closed enums, so each kind gets its own
+# constant statement, built once here from the enum values.
+
+_NODE_MERGE: dict[NodeKind, str] = {
+    kind: (
+        "UNWIND $rows AS row "
+        "MERGE (n:Node {id: row.id}) "
+        f"ON CREATE SET n:{kind.value}, n.props = row.props, n.search = row.search, n._new = true "
+        "ON MATCH SET n._lock = true "
+        "WITH n, row, n._new IS NOT NULL AS created "
+        "REMOVE n._new, n._lock "
+        "FOREACH (_ IN CASE WHEN created AND row.placeholder THEN [1] ELSE [] END | SET n:Placeholder) "
+        "WITH n, row, created WHERE NOT created "
+        "RETURN row.id AS id, n.props AS props, n:Placeholder AS placeholder"
+    )
+    for kind in NodeKind
+}
+_NODE_UPDATE = (
+    "UNWIND $rows AS row "
+    "MATCH (n:Node {id: row.id}) "
+    "SET n.props = row.props, n.search = row.search "
+    "FOREACH (_ IN CASE WHEN row.placeholder THEN [] ELSE [1] END | REMOVE n:Placeholder)"
+)
+_EDGE_MERGE: dict[EdgeKind, str] = {
+    kind: (
+        "UNWIND $rows AS row "
+        "MATCH (a:Node {id: row.src}) MATCH (b:Node {id: row.dst}) "
+        f"MERGE (a)-[r:{kind.value}]->(b) "
+        "ON CREATE SET r.props = row.props, r._new = true "
+        "ON MATCH SET r._lock = true "
+        "WITH r, row, r._new IS NOT NULL AS created "
+        "REMOVE r._new, r._lock "
+        "WITH r, row, created WHERE NOT created "
+        "RETURN row.src AS src, row.dst AS dst, r.props AS props"
+    )
+    for kind in EdgeKind
+}
+_EDGE_UPDATE: dict[EdgeKind, str] = {
+    kind: (
+        "UNWIND $rows AS row "
+        f"MATCH (:Node {{id: row.src}})-[r:{kind.value}]->(:Node {{id: row.dst}}) "
+        "SET r.props = row.props"
+    )
+    for kind in EdgeKind
+}
+_REJECTED_EXISTING = "UNWIND $keys AS k MATCH (x:Rejected {key: k}) RETURN x.key AS key"
+_COUNTER_BUMP = (
+    "MERGE (c:LiubaiCounter {name: $name}) ON CREATE SET c.value = 0 "
+    "SET c.value = c.value + $n RETURN c.value AS value"
+)
+_REJECTED_CREATE = (
+    "UNWIND $rows AS row CREATE (x:Rejected) "
+    "SET x.key = row.key, x.seq = row.seq, x.source = row.source, x.location = row.location, "
+    "x.reason = row.reason, x.raw = row.raw"
+)
+_CHECKPOINT_SET = (
+    "UNWIND $rows AS row MERGE (c:Checkpoint {key: row.key}) "
+    "SET c.source = row.source, c.name = row.name, c.value = row.value"
+)
+
+_NODE_FIELDS = "n.id AS id, n.props AS props, n:Placeholder AS placeholder"
+_GET = f"MATCH (n:Node {{id: $id}}) RETURN {_NODE_FIELDS}"
+_GET_MANY = f"UNWIND $ids AS i MATCH (n:Node {{id: i}}) RETURN {_NODE_FIELDS}"
+_FIND_BY_PREFIX = (
+    f"MATCH (n:Node) WHERE n.id STARTS WITH $prefix AND $label IN labels(n) "
+    f"RETURN {_NODE_FIELDS} ORDER BY n.id LIMIT $limit"
+)
+_OUT = (
+    "MATCH (s:Node {id: $id})-[r]->(n) WHERE type(r) IN $kinds "
+    "RETURN 0 AS d, type(r) AS kind, s.id AS src, n.id AS dst, r.props AS rprops, "
+    f"{_NODE_FIELDS}"
+)
+_IN = (
+    "MATCH (s:Node {id: $id})<-[r]-(n) WHERE type(r) IN $kinds "
+    "RETURN 1 AS d, type(r) AS kind, n.id AS src, s.id AS dst, r.props AS rprops, "
+    f"{_NODE_FIELDS}"
+)
+_PAGE = " ORDER BY d, kind, id SKIP $skip LIMIT $limit"
+_NEIGHBORS: dict[Direction, str] = {
+    Direction.DOWNSTREAM: f"CALL () {{ {_OUT} }} RETURN *" + _PAGE,
+    Direction.UPSTREAM: f"CALL () {{ {_IN} }} RETURN *" + _PAGE,
+    Direction.BOTH: f"CALL () {{ {_OUT} UNION ALL {_IN} }} RETURN *" + _PAGE,
+}
+_EXISTS = "MATCH (n:Node {id: $id}) RETURN count(n) AS c"
+_STEP_OUT = (
+    "UNWIND $ids AS i MATCH (:Node {id: i})-[r]->(n) WHERE type(r) IN $kinds RETURN DISTINCT n.id AS id"
+)
+_STEP_IN = (
+    "UNWIND $ids AS i MATCH (:Node {id: i})<-[r]-(n) WHERE type(r) IN $kinds RETURN DISTINCT n.id AS id"
+)
+_EDGES_AMONG = (
+    "WITH $ids AS ids UNWIND ids AS i MATCH (a:Node {id: i})-[r]->(b) "
+    "WHERE type(r) IN $kinds AND b.id IN ids "
+    "RETURN a.id AS src, type(r) AS kind, b.id AS dst, r.props AS props ORDER BY src, kind, dst"
+)
+_SEARCH_IN = (
+    "CALL db.index.fulltext.queryNodes('liubai_node_search', $lucene) YIELD node AS n, score "
+    "WHERE $labels IS NULL OR any(l IN labels(n) WHERE l IN $labels) "
+)
+_SEARCH_PAGE = (
+    _SEARCH_IN + f"RETURN {_NODE_FIELDS} ORDER BY placeholder, score DESC, id SKIP $skip LIMIT $limit"
+)
+_SEARCH_TOTAL = _SEARCH_IN + "RETURN count(n) AS total"
+_SEARCH_EXACT = (
+    "MATCH (n:Node {id: $id}) WHERE $labels IS NULL OR any(l IN labels(n) WHERE l IN $labels) "
+    f"RETURN {_NODE_FIELDS}"
+)
+_REJECTED_PAGE = (
+    "MATCH (x:Rejected) WHERE $source IS NULL OR x.source = $source "
+    "RETURN x.source AS source, x.location AS location, x.reason AS reason, x.raw AS raw "
+    "ORDER BY x.seq SKIP $skip LIMIT $limit"
+)
+_REJECTED_TOTAL = "MATCH (x:Rejected) WHERE $source IS NULL OR x.source = $source RETURN count(x) AS total"
+_CHECKPOINT_GET = "MATCH (c:Checkpoint {key: $key}) RETURN c.value AS value"
+_CHECKPOINTS = (
+    "MATCH (c:Checkpoint) WHERE $source IS NULL OR c.source = $source "
+    "RETURN c.source AS source, c.name AS name, c.value AS value"
+)
+_COUNT_LABEL: dict[str, str] = {
+    label: f"MATCH (n:{label}) RETURN count(n) AS c"
+    for label in [*(k.value for k in NodeKind), "Placeholder", "Rejected"]
+}
+_COUNT_EDGES = "MATCH ()-[r]->() RETURN count(r) AS c"
+_ITER_NODES = f"MATCH (n:Node) WHERE n.id > $after RETURN {_NODE_FIELDS} ORDER BY n.id LIMIT $limit"
+_ITER_EDGES = (
+    "MATCH (a:Node) WHERE a.id > $after WITH a ORDER BY a.id LIMIT $limit "
+    "RETURN a.id AS src, [(a)-[r]->(b) | [type(r), b.id, r.props]] AS out"
+)
+
+
+def _path_query(max_length: int, filtered: bool) -> str:
+    """``shortestPath`` needs its length bound as a literal; it is an int clamped here, never user text."""
+    where = " WHERE all(r IN relationships(p) WHERE type(r) IN $kinds)" if filtered else ""
+    return (
+        "MATCH (a:Node {id: $src}), (b:Node {id: $dst}) "
+        f"MATCH p = shortestPath((a)-[*..{max_length}]-(b)){where} "
+        "RETURN [n IN nodes(p) | [n.id, n.props, n:Placeholder]] AS nodes, "
+        "[r IN relationships(p) | [startNode(r).id, type(r), endNode(r).id, r.props]] AS rels"
+    )
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _dumps(props: dict[str, Any]) -> str:
+    return json.dumps(props, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _loads(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    value = json.loads(text)
+    return value if isinstance(value, dict) else {}
+
+
+def _words(node_id: str, kind: NodeKind, props: dict[str, Any]) -> str:
+    return " ".join(w.lower() for w in _TOKEN.findall(search_text(node_id, kind, props)))
+
+
+def _lucene_query(text: str) -> str | None:
+    """Every word must match, as a whole word (ranked higher) or as a prefix; no user character is syntax."""
+    words = [w.lower() for w in _TOKEN.findall(text)][:16]
+    if not words:
+        return None
+    parts = []
+    for w in words:
+        esc = _LUCENE_SPECIAL.sub(r"\\\1", w)
+        parts.append(f"+({esc}^4 {esc}*)")
+    return " ".join(parts)
+
+
+def _encode_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
+
+
+def _decode_cursor(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode()).decode()
+        if not text.startswith("o:"):
+            raise ValueError
+        offset = int(text[2:])
+        if offset < 0:
+            raise ValueError
+        return offset
+    except (ValueError, UnicodeDecodeError):
+        raise StoreError(f"invalid cursor {cursor!r}") from None
+
+
+def _chunks(items: Sequence[Any], size: int = ROWS_PER_STATEMENT) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _node(rec: Any) -> Node:
+    node_id: str = rec["id"]
+    return Node(node_id, node_kind_of(node_id), _loads(rec["props"]), bool(rec["placeholder"]))
+
+
+def _dedupe_edges(edges: Sequence[Edge]) -> list[Edge]:
+    merged: dict[tuple[str, str, str], Edge] = {}
+    for e in edges:
+        cur = merged.get(e.key)
+        if cur is None:
+            merged[e.key] = Edge(e.src, e.kind, e.dst, dict(e.props))
+        else:
+            cur.props = merge_props(cur.props, e.props)
+    return list(merged.values())
+
+
+# ---------------------------------------------------------------------------------------------- driver
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """What a store URL names: the driver URI (no credentials), the login and the database."""
+
+    uri: str
+    user: str | None
+    password: str | None
+    database: str
+
+    @property
+    def auth(self) -> tuple[str, str] | None:
+        return (self.user or "neo4j", self.password) if self.password is not None else None
+
+
+def _parse_url(url: str) -> _Target:
+    from lineage.config import Settings
+
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise StoreError(f"Neo4j URL names no host: want neo4j://user:pass@host:7687[/database], got {parts.scheme}://…")
+    settings = Settings()
+    query = parse_qs(parts.query)
+    database = unquote(parts.path.strip("/")) or (query.pop("database", [""])[0]) or settings.neo4j_database
+    password = unquote(parts.password) if parts.password is not None else settings.neo4j_password
+    user = unquote(parts.username) if parts.username else None
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    uri = urlunsplit((parts.scheme, netloc, "", urlencode(query, doseq=True), ""))
+    return _Target(uri, user, password, database)
+
+
+class _Drivers:
+    """One driver per (URI, login) per process, shared by every store object opened on it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._drivers: dict[tuple[str, tuple[str, str] | None], tuple[Driver, int]] = {}
+        self._ready: set[tuple[str, str]] = set()
+
+    def acquire(self, target: _Target) -> Driver:
+        key = (target.uri, target.auth)
+        with self._lock:
+            found = self._drivers.get(key)
+            if found is not None:
+                self._drivers[key] = (found[0], found[1] + 1)
+                return found[0]
+            try:
+                driver = GraphDatabase.driver(
+                    target.uri,
+                    auth=target.auth,
+                    connection_timeout=10.0,
+                    max_transaction_retry_time=30.0,
+                    notifications_min_severity="OFF",
+                    user_agent="liubai",
+                )
+            except (ConfigurationError, ValueError) as exc:
+                raise StoreError(f"bad Neo4j URL {target.uri}: {exc}") from None
+            self._drivers[key] = (driver, 1)
+            return driver
+
+    def release(self, target: _Target) -> None:
+        key = (target.uri, target.auth)
+        with self._lock:
+            found = self._drivers.get(key)
+            if found is None:
+                return
+            if found[1] > 1:
+                self._drivers[key] = (found[0], found[1] - 1)
+                return
+            del self._drivers[key]
+        found[0].close()
+
+    def schema_ready(self, target: _Target) -> bool:
+        return (target.uri, target.database) in self._ready
+
+    def mark_schema_ready(self, target: _Target) -> None:
+        self._ready.add((target.uri, target.database))
+
+    def close_all(self) -> None:
+        with self._lock:
+            drivers = [d for d, _ in self._drivers.values()]
+            self._drivers.clear()
+        for d in drivers:
+            d.close()
+
+
+_DRIVERS = _Drivers()
+atexit.register(_DRIVERS.close_all)
+
+
+def _unavailable(target: _Target, exc: Exception) -> StoreError:
+    """One line a user can act on, for the errors that mean 'cannot reach or log in to Neo4j'."""
+    where = f"{target.uri} (database {target.database!r})"
+    if isinstance(exc, AuthError):
+        who = target.user or "neo4j"
+        how = "no password given (set it in the URL or LIUBAI_NEO4J_PASSWORD)" if target.password is None else "wrong user or password"
+        return StoreUnavailable(f"Neo4j at {where} refused the login for user {who!r}: {how}")
+    if isinstance(exc, (ServiceUnavailable, SessionExpired, OSError)):
+        return StoreUnavailable(f"Neo4j at {where} is unreachable: {_first_line(exc)}")
+    if isinstance(exc, Neo4jError) and (exc.code or "").endswith("DatabaseNotFound"):
+        return StoreUnavailable(f"Neo4j at {target.uri} has no database {target.database!r}")
+    return StoreError(f"Neo4j at {where}: {_first_line(exc)}")
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+# ---------------------------------------------------------------------------------------------- store
+
+
+class Neo4jStore:
+    """``LineageStore`` on Neo4j 5 (``neo4j://``, ``bolt://``, ``neo4j+s://`` ... ``user:pass@host:port/db``)."""
+
+    def __init__(self, target: _Target, display_url: str) -> None:
+        self._target = target
+        self.url = display_url
+        self.database = target.database
+        self._driver = _DRIVERS.acquire(target)
+        self._closed = False
+        try:
+            self._driver.verify_connectivity()
+            if not _DRIVERS.schema_ready(target):
+                self._create_schema()
+                _DRIVERS.mark_schema_ready(target)
+        except (Neo4jError, DriverError, OSError) as exc:
+            self.close()
+            raise _unavailable(target, exc) from None
+
+    @classmethod
+    def from_url(cls, url: str) -> Neo4jStore:
+        target = _parse_url(url)
+        parts = urlsplit(url)
+        display = url.replace(f":{parts.password}@", ":***@") if parts.password else url
+        return cls(target, display)
+
+    def _create_schema(self) -> None:
+        with self._session() as s:
+            for statement in SCHEMA_STATEMENTS:
+                s.run(statement).consume()
+            s.run("CALL db.awaitIndexes(120)").consume()
+
+    def _session(self, write: bool = True) -> neo4j.Session:
+        if self._closed:
+            raise StoreError(f"store {self.url} is closed")
+        mode = neo4j.WRITE_ACCESS if write else neo4j.READ_ACCESS
+        return self._driver.session(database=self.database, default_access_mode=mode)
+
+    def _read(self, query: str, **params: Any) -> list[Any]:
+        def work(tx: ManagedTransaction) -> list[Any]:
+            return list(tx.run(query, params))
+
+        return self._run_read(work)
+
+    def _run_read(self, work: Callable[[ManagedTransaction], _T]) -> _T:
+        try:
+            with self._session(write=False) as s:
+                return s.execute_read(work)
+        except (Neo4jError, DriverError, OSError) as exc:
+            raise _unavailable(self._target, exc) from None
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            _DRIVERS.release(self._target)
+
+    # ------------------------------------------------------------------ writes
+
+    def upsert(self, batch: GraphBatch) -> UpsertResult:
+        nodes = dedupe_batch(batch.nodes)
+        edges = _dedupe_edges(batch.edges)
+        known = {n.id for n in nodes}
+        for e in edges:
+            for end in (e.src, e.dst):
+                if end not in known:
+                    known.add(end)
+                    nodes.append(Node(end, node_kind_of(end), {}, True))
+        rejected: dict[str, RejectedRecord] = {}
+        for r in batch.rejected:
+            rejected.setdefault(json.dumps([r.source, r.location, r.reason], ensure_ascii=False), r)
+        checkpoints = [
+            {"key": json.dumps([s, k], ensure_ascii=False), "source": s, "name": k, "value": v}
+            for (s, k), v in batch.checkpoints.items()
+        ]
+
+        def work(tx: ManagedTransaction) -> UpsertResult:
+            result = UpsertResult()
+            self._write_nodes(tx, nodes, result)
+            self._write_edges(tx, edges, result)
+            self._write_rejected(tx, rejected, result)
+            if checkpoints:
+                tx.run(_CHECKPOINT_SET, rows=checkpoints).consume()
+            return result
+
+        if not (nodes or edges or rejected or checkpoints):
+            return UpsertResult()
+        try:
+            with self._session() as s:
+                result: UpsertResult = s.execute_write(work)
+                return result
+        except (Neo4jError, DriverError, OSError) as exc:
+            raise _unavailable(self._target, exc) from None
+
+    @staticmethod
+    def _write_nodes(tx: ManagedTransaction, nodes: list[Node], result: UpsertResult) -> None:
+        by_kind: dict[NodeKind, list[Node]] = defaultdict(list)
+        for n in nodes:
+            by_kind[n.kind].append(n)
+        updates: list[dict[str, Any]] = []
+        for kind, group in by_kind.items():
+            pending = {n.id: n for n in group}
+            for chunk in _chunks(group):
+                rows = [
+                    {
+                        "id": n.id,
+                        "props": _dumps(n.props),
+                        "search": _words(n.id, kind, n.props),
+                        "placeholder": n.placeholder,
+                    }
+                    for n in chunk
+                ]
+                existing = 0
+                for rec in tx.run(_NODE_MERGE[kind], rows=rows):
+                    existing += 1
+                    new = pending[rec["id"]]
+                    old_props = _loads(rec["props"])
+                    merged = merge_props(old_props, new.props)
+                    placeholder = bool(rec["placeholder"]) and new.placeholder
+                    if merged != old_props or placeholder != bool(rec["placeholder"]):
+                        updates.append(
+                            {
+                                "id": new.id,
+                                "props": _dumps(merged),
+                                "search": _words(new.id, kind, merged),
+                                "placeholder": placeholder,
+                            }
+                        )
+                result.nodes_created += len(rows) - existing
+        result.nodes_updated += len(updates)
+        for chunk in _chunks(updates):
+            tx.run(_NODE_UPDATE, rows=list(chunk)).consume()
+
+    @staticmethod
+    def _write_edges(tx: ManagedTransaction, edges: list[Edge], result: UpsertResult) -> None:
+        by_kind: dict[EdgeKind, list[Edge]] = defaultdict(list)
+        for e in edges:
+            by_kind[e.kind].append(e)
+        for kind, group in by_kind.items():
+            pending = {(e.src, e.dst): e for e in group}
+            updates: list[dict[str, Any]] = []
+            for chunk in _chunks(group):
+                rows = [{"src": e.src, "dst": e.dst, "props": _dumps(e.props)} for e in chunk]
+                existing = 0
+                for rec in tx.run(_EDGE_MERGE[kind], rows=rows):
+                    existing += 1
+                    new = pending[(rec["src"], rec["dst"])]
+                    old = _loads(rec["props"])
+                    merged = merge_props(old, new.props)
+                    if merged != old:
+                        updates.append({"src": new.src, "dst": new.dst, "props": _dumps(merged)})
+                result.edges_created += len(rows) - existing
+            result.edges_updated += len(updates)
+            for chunk in _chunks(updates):
+                tx.run(_EDGE_UPDATE[kind], rows=list(chunk)).consume()
+
+    @staticmethod
+    def _write_rejected(tx: ManagedTransaction, rejected: dict[str, RejectedRecord], result: UpsertResult) -> None:
+        if not rejected:
+            return
+        keys = list(rejected)
+        present: set[str] = set()
+        for chunk in _chunks(keys):
+            present.update(rec["key"] for rec in tx.run(_REJECTED_EXISTING, keys=list(chunk)))
+        new = [k for k in keys if k not in present]
+        if not new:
+            return
+        top = tx.run(_COUNTER_BUMP, name="rejected", n=len(new)).single(strict=True)["value"]
+        base = int(top) - len(new)
+        rows = [
+            {
+                "key": k,
+                "seq": base + i + 1,
+                "source": rejected[k].source,
+                "location": rejected[k].location,
+                "reason": rejected[k].reason,
+                "raw": rejected[k].raw,
+            }
+            for i, k in enumerate(new)
+        ]
+        for chunk in _chunks(rows):
+            tx.run(_REJECTED_CREATE, rows=list(chunk)).consume()
+        result.rejected_added += len(new)
+
+    # ------------------------------------------------------------------ point reads
+
+    def get(self, node_id: str) -> Node | None:
+        recs = self._read(_GET, id=node_id)
+        return _node(recs[0]) if recs else None
+
+    def get_many(self, node_ids: Sequence[str]) -> list[Node]:
+        wanted = list(dict.fromkeys(node_ids))
+        found: dict[str, Node] = {}
+        for chunk in _chunks(wanted):
+            for rec in self._read(_GET_MANY, ids=list(chunk)):
+                found[rec["id"]] = _node(rec)
+        return [found[i] for i in wanted if i in found]
+
+    def find_by_prefix(self, kind: NodeKind, key_prefix: str, limit: int = 10) -> list[Node]:
+        recs = self._read(_FIND_BY_PREFIX, prefix=f"{kind.prefix}:{key_prefix}", label=kind.value, limit=limit)
+        return [_node(r) for r in recs]
+
+    # ------------------------------------------------------------------ traversal
+
+    def neighbors(
+        self,
+        node_id: str,
+        direction: Direction = Direction.BOTH,
+        edge_kinds: Sequence[EdgeKind] | None = None,
+        first: int = 100,
+        after: str | None = None,
+    ) -> NeighborPage:
+        offset = _decode_cursor(after)
+        kinds = [k.value for k in (edge_kinds or list(EdgeKind))]
+        recs = self._read(_NEIGHBORS[Direction(direction)], id=node_id, kinds=kinds, skip=offset, limit=first + 1)
+        more = len(recs) > first
+        recs = recs[:first]
+        edges = [Edge(r["src"], EdgeKind(r["kind"]), r["dst"], _loads(r["rprops"])) for r in recs]
+        nodes: dict[str, Node] = {}
+        for r in recs:
+            nodes.setdefault(r["id"], _node(r))
+        return NeighborPage(edges, list(nodes.values()), _encode_cursor(offset + first) if more else None)
+
+    def lineage(
+        self,
+        node_id: str,
+        direction: Direction = Direction.DOWNSTREAM,
+        depth: int = 2,
+        edge_kinds: Sequence[EdgeKind] | None = None,
+        limit: int = DEFAULT_LINEAGE_LIMIT,
+    ) -> Subgraph:
+        depth = max(0, depth)
+        kinds = list(edge_kinds) if edge_kinds else list(EdgeKind)
+        along = [k.value for k in kinds if not k.flow_reversed]
+        against = [k.value for k in kinds if k.flow_reversed]
+        if direction is Direction.UPSTREAM:
+            along, against = against, along
+        elif direction is Direction.BOTH:
+            along = against = [k.value for k in kinds]
+        all_kinds = [k.value for k in kinds]
+
+        def work(tx: ManagedTransaction) -> tuple[dict[str, int], bool, list[Any], list[Any]]:
+            if tx.run(_EXISTS, id=node_id).single(strict=True)["c"] == 0:
+                return {}, False, [], []
+            depths = {node_id: 0}
+            frontier = [node_id]
+            level = 0
+            while frontier and level < depth and len(depths) <= limit:
+                level += 1
+                reached: set[str] = set()
+                for chunk in _chunks(frontier):
+                    if along:
+                        reached.update(r["id"] for r in tx.run(_STEP_OUT, ids=list(chunk), kinds=along))
+                    if against:
+                        reached.update(r["id"] for r in tx.run(_STEP_IN, ids=list(chunk), kinds=against))
+                frontier = sorted(i for i in reached if i not in depths)
+                for i in frontier:
+                    depths[i] = level
+            truncated = len(depths) > limit
+            if truncated:
+                keep = sorted(depths, key=lambda i: (depths[i], i))[:limit]
+                depths = {i: depths[i] for i in keep}
+            ids = list(depths)
+            nodes = [rec for chunk in _chunks(ids) for rec in tx.run(_GET_MANY, ids=list(chunk))]
+            edges = list(tx.run(_EDGES_AMONG, ids=ids, kinds=all_kinds)) if ids else []
+            return depths, truncated, nodes, edges
+
+        depths, truncated, node_recs, edge_recs = self._run_read(work)
+        if not depths:
+            return Subgraph()
+        by_id = {r["id"]: _node(r) for r in node_recs}
+        ordered = sorted(depths, key=lambda i: (depths[i], i))
+        return Subgraph(
+            [by_id[i] for i in ordered if i in by_id],
+            [Edge(r["src"], EdgeKind(r["kind"]), r["dst"], _loads(r["props"])) for r in edge_recs],
+            depths,
+            truncated,
+        )
+
+    def path(
+        self, src: str, dst: str, max_length: int = 6, edge_kinds: Sequence[EdgeKind] | None = None
+    ) -> Subgraph | None:
+        if len(self.get_many([src, dst])) < len({src, dst}):
+            return None
+        if src == dst:
+            return Subgraph(self.get_many([src]), [], {src: 0})
+        if max_length < 1:
+            return None
+        query = _path_query(min(int(max_length), _MAX_PATH), edge_kinds is not None)
+        kinds = [k.value for k in edge_kinds] if edge_kinds is not None else None
+        recs = self._read(query, src=src, dst=dst, kinds=kinds)
+        if not recs:
+            return None
+        order = [n[0] for n in recs[0]["nodes"]]
+        nodes = [Node(i, node_kind_of(i), _loads(p), bool(ph)) for i, p, ph in recs[0]["nodes"]]
+        edges = [Edge(s, EdgeKind(k), d, _loads(p)) for s, k, d, p in recs[0]["rels"]]
+        return Subgraph(nodes, edges, {n: i for i, n in enumerate(order)})
+
+    # ------------------------------------------------------------------ search and bookkeeping
+
+    def search(
+        self, text: str, kinds: Sequence[NodeKind] | None = None, first: int = 20, after: str | None = None
+    ) -> NodePage:
+        offset = _decode_cursor(after)
+        labels = [k.value for k in kinds] if kinds else None
+        query = _lucene_query(text)
+
+        def work(tx: ManagedTransaction) -> tuple[list[Any], list[Any], int]:
+            exact = list(tx.run(_SEARCH_EXACT, id=text.strip(), labels=labels))
+            if query is None:
+                return exact, [], len(exact)
+            total = tx.run(_SEARCH_TOTAL, lucene=query, labels=labels).single(strict=True)["total"]
+            ranked = list(
+                tx.run(
+                    _SEARCH_PAGE,
+                    lucene=query,
+                    labels=labels,
+                    skip=max(0, offset - len(exact)),
+                    limit=first + 1 + len(exact),
+                )
+            )
+            return exact, ranked, int(total)
+
+        exact, ranked, total = self._run_read(work)
+        head = [_node(r) for r in exact]
+        if query is None:
+            return NodePage(head[offset : offset + first], None, len(head))
+        exact_ids = {n.id for n in head}
+        rest = [_node(r) for r in ranked if r["id"] not in exact_ids]
+        combined = (head[offset:] if offset < len(head) else []) + rest
+        more = len(combined) > first
+        return NodePage(combined[:first], _encode_cursor(offset + first) if more else None, total)
+
+    def rejected(self, source: str | None = None, first: int = 100, after: str | None = None) -> RejectedPage:
+        offset = _decode_cursor(after)
+
+        def work(tx: ManagedTransaction) -> tuple[int, list[Any]]:
+            total = tx.run(_REJECTED_TOTAL, source=source).single(strict=True)["total"]
+            rows = list(tx.run(_REJECTED_PAGE, source=source, skip=offset, limit=first + 1))
+            return int(total), rows
+
+        total, rows = self._run_read(work)
+        more = len(rows) > first
+        records = [RejectedRecord(r["source"], r["location"], r["reason"], r["raw"]) for r in rows[:first]]
+        return RejectedPage(records, _encode_cursor(offset + first) if more else None, total)
+
+    def get_checkpoint(self, source: str, key: str) -> str | None:
+        recs = self._read(_CHECKPOINT_GET, key=json.dumps([source, key], ensure_ascii=False))
+        return str(recs[0]["value"]) if recs else None
+
+    def checkpoints(self, source: str | None = None) -> dict[tuple[str, str], str]:
+        return {(r["source"], r["name"]): r["value"] for r in self._read(_CHECKPOINTS, source=source)}
+
+    def counts(self) -> dict[str, int]:
+        def work(tx: ManagedTransaction) -> dict[str, int]:
+            found = {
+                label: int(tx.run(q).single(strict=True)["c"]) for label, q in _COUNT_LABEL.items()
+            }
+            found["edges"] = int(tx.run(_COUNT_EDGES).single(strict=True)["c"])
+            return found
+
+        found: dict[str, int] = self._run_read(work)
+        out = {kind.value: found[kind.value] for kind in NodeKind}
+        out["placeholders"] = found["Placeholder"]
+        out["edges"] = found["edges"]
+        out["rejected"] = found["Rejected"]
+        return out
+
+    def iter_nodes(self, batch_size: int = 5000) -> Iterator[list[Node]]:
+        last = ""
+        while True:
+            recs = self._read(_ITER_NODES, after=last, limit=batch_size)
+            if not recs:
+                return
+            yield [_node(r) for r in recs]
+            last = recs[-1]["id"]
+
+    def iter_edges(self, batch_size: int = 5000) -> Iterator[list[Edge]]:
+        last = ""
+        pending: list[Edge] = []
+        while True:
+            recs = self._read(_ITER_EDGES, after=last, limit=batch_size)
+            if not recs:
+                break
+            for r in recs:
+                out = sorted(r["out"], key=lambda t: (t[0], t[1]))
+                pending.extend(Edge(r["src"], EdgeKind(k), d, _loads(p)) for k, d, p in out)
+            last = recs[-1]["src"]
+            while len(pending) >= batch_size:
+                yield pending[:batch_size]
+                pending = pending[batch_size:]
+        if pending:
+            yield pending
