@@ -14,7 +14,7 @@ setup: venv
 
 demo: venv
 	@if [ "$$(id -u)" = 0 ]; then scripts/setup-ebpf .venv >/dev/null 2>&1 || true; fi
-	.venv/bin/liubai demo
+	.venv/bin/liubai demo --dir .demo
 
 lint: venv
 	.venv/bin/ruff check .

@@ -1,0 +1,123 @@
+"""``liubai demo``: the whole chain on a fresh machine, commit -> deployment -> run -> processes -> files -> logs.
+
+Each step runs the same ``liubai`` command a user would type, and prints it first, so the demo doubles as
+a walkthrough. It ends by serving the UI on the demo's store (unless ``--no-serve``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import quote
+
+import typer
+from platformdirs import user_data_dir
+from rich.text import Text
+
+from api.cli.common import console, fail, state
+from api.demo_repo import build_demo_repo, write_demo_logs
+
+__all__ = ["register", "RECORDED_RUN"]
+
+RECORDED_RUN = Path(__file__).resolve().parent.parent / "demo_data" / "recorded_run.jsonl"
+
+
+def _liubai(store_url: str, *args: str, cwd: Path | None = None, check: bool = True) -> int:
+    """Run one ``liubai`` command as a user would, echoing it first."""
+    shown = " ".join(a if " " not in a else f"'{a}'" for a in args)
+    console.print(Text(f"$ liubai {shown}", style="bold cyan"))
+    cmd = [sys.executable, "-m", "api.cli.main", "--store", store_url, *args]
+    # the pipeline finds this installation's python3 first, not a version-manager shim
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    code = subprocess.run(cmd, cwd=cwd, env=env, check=False).returncode
+    if check and code != 0:
+        raise fail(f"demo step failed (exit {code}): liubai {shown}")
+    return code
+
+
+def _can_trace() -> list[str]:
+    try:
+        from ebpf.loader import preflight
+    except ImportError as exc:
+        return [f"eBPF support cannot load: {exc}"]
+    return [str(p) for p in preflight()]
+
+
+def demo(
+    ctx: typer.Context,
+    directory: Annotated[
+        Path | None,
+        typer.Option("--dir", help="Where the demo repo, logs and store go (recreated on each run)."),
+    ] = None,
+    serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the UI and API at the end.")] = True,
+    host: Annotated[str, typer.Option("--host", help="Address to serve on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", min=1, max=65535, help="Port to serve on.")] = 8000,
+    replay: Annotated[
+        bool, typer.Option("--replay", help="Replay the shipped recorded trace even where eBPF tracing works.")
+    ] = False,
+) -> None:
+    """Build a demo GitOps repo, ingest it, trace its build pipeline, ingest its logs, then serve the UI.
+
+    Example: liubai demo --dir ./.demo --port 8000
+    """
+    root = (directory or Path(user_data_dir("liubai")) / "demo").resolve()
+    explicit_store = ctx.find_root().params.get("store") or os.environ.get("LIUBAI_STORE")
+    store_url = state(ctx).store_url if explicit_store else f"sqlite:///{root / 'lineage.db'}"
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+
+    console.rule("1. a GitOps repository (real git)")
+    repo = build_demo_repo(root / "shop-gitops")
+    console.print(Text(f"{repo.path}: build commit {repo.build_commit[:12]}, deploy commit {repo.deploy_commit[:12]}"))
+    console.print(Text(f"deployment annotation  x-gitops-audit-id: {repo.audit_id}"))
+    _liubai(store_url, "ingest", "git", str(repo.path))
+
+    console.rule("2. the build pipeline of the build commit, traced in the kernel")
+    problems = [] if not replay else ["--replay given"]
+    problems = problems or _can_trace()
+    if not problems:
+        console.print(Text("eBPF tracing is available: tracing the real build step", style="green"))
+        _liubai(
+            store_url, "trace", "--commit", repo.build_commit, "--audit-id", repo.audit_id,
+            "--", "sh", "build.sh", cwd=repo.path / "services" / "payments",
+        )
+    else:
+        console.print(Text("eBPF tracing is not available here (" + "; ".join(problems) + ")", style="yellow"))
+        console.print(Text(f"replaying a run recorded by a real 'liubai trace --record': {RECORDED_RUN.name}", style="yellow"))
+        _liubai(
+            store_url, "ingest", "events", str(RECORDED_RUN), "--commit", repo.build_commit,
+            "--audit-id", repo.audit_id,
+        )
+
+    console.rule("3. the service's logs, carrying the trace and audit id")
+    logs = write_demo_logs(root / "payments.jsonl", repo)
+    _liubai(store_url, "ingest", "logs", str(logs))
+
+    console.rule("4. the chain, from the build commit downstream")
+    _liubai(store_url, "lineage", f"commit:{repo.build_commit}", "--depth", "2", "--direction", "downstream")
+
+    base = f"http://{host}:{port}"
+    node = quote(f"commit:{repo.build_commit}", safe="")
+    console.rule("5. explore")
+    console.print(Text(f"web UI     {base}/#node={node}&depth=3&direction=downstream", style="bold"))
+    console.print(Text(f"GraphiQL   {base}/graphql", style="bold"))
+    console.print(
+        Text(
+            f'try        {{ lineage(from: "commit:{repo.build_commit}", depth: 3) {{ nodes {{ id kind label }} edges {{ source kind target }} }} }}'
+        )
+    )
+    console.print(Text(f"store      {store_url}"))
+    if serve:
+        os.execv(
+            sys.executable,
+            [sys.executable, "-m", "api.cli.main", "--store", store_url, "serve", "--host", host, "--port", str(port)],
+        )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
