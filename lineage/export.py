@@ -175,7 +175,7 @@ def resolve_start(store: LineageStore, selection: Selection) -> str | None:
     elif sel is Selector.TRACE:
         node_id = trace_node_id(value.lower() if re.fullmatch(r"[0-9a-fA-F]{32}", value) else value)
     else:
-        node_id = value if value.startswith("run:") else f"run:{value}"
+        node_id = value if value.startswith("run:") else f"run:{value}"  # as lineage.slsa.run_id_of
     if store.get(node_id) is None:
         raise ExportError(
             f"no {sel.value.replace('_', ' ')} {value!r} in the store (looked for node {node_id!r})"
@@ -257,7 +257,10 @@ class SubgraphSource:
 
 @dataclass(slots=True)
 class StoreSource:
-    """The whole store, streamed batch by batch so memory does not grow with the store."""
+    """The whole store, streamed batch by batch so memory does not grow with the store.
+
+    There is no snapshot across batches: facts ingested during the export may or may not appear.
+    """
 
     store: LineageStore
     window: _Window
@@ -352,7 +355,9 @@ def _json_bundle(source: FactSource, meta: ExportMeta, progress: Progress | None
     """``{"bundle": {...}, "sha256": hex}``; the digest covers the canonical bytes of ``bundle``.
 
     Keys are emitted in sorted order while nodes and edges stream, so the bytes written equal
-    ``canonical_json(bundle)`` and anyone can recompute the digest with a JSON library and sha256.
+    ``canonical_json(bundle)`` and anyone can recompute the digest with any JSON parser and sha256.
+    Sorted order also puts edges before nodes: stores add an edge's ends with the edge and never remove
+    nodes, so a whole-store bundle stays consistent even while ingestion runs beside the export.
     """
     digest = hashlib.sha256()
     counts = {"nodes": 0, "edges": 0}
@@ -514,7 +519,9 @@ def _csv_zip(source: FactSource, meta: ExportMeta, progress: Progress | None) ->
             ("nodes.csv", render_csv_nodes(source, progress)),
             ("edges.csv", render_csv_edges(source, progress)),
         ):
-            with zf.open(name, "w", force_zip64=True) as member:
+            info = zipfile.ZipInfo(name, date_time=datetime.now(UTC).timetuple()[:6])
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with zf.open(info, "w", force_zip64=True) as member:
                 for chunk in chunks:
                     member.write(chunk)
                     if data := sink.take():
@@ -598,6 +605,7 @@ def _graphml(source: FactSource, meta: ExportMeta, progress: Progress | None) ->
     ):
         for name, typ in {**meta_attrs, **{k: t for k, t in types.items() if k not in meta_attrs}}.items():
             keys[name] = (f"{domain[0]}{len(keys)}", typ)
+    about = {"query": meta.query, "store": meta.store, "generated_at": meta.generated_at}
     out = io.StringIO()
     out.write(
         '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -606,9 +614,7 @@ def _graphml(source: FactSource, meta: ExportMeta, progress: Progress | None) ->
         'xsi:schemaLocation="http://graphml.graphdrawing.org/xmlns '
         'http://graphml.graphdrawing.org/xmlns/1.0/graphml.xsd">\n'
     )
-    out.write(
-        f"  <desc>{escape(_xml_text(canonical_json({'query': meta.query, 'store': meta.store, 'generated_at': meta.generated_at}).decode()))}</desc>\n"
-    )
+    out.write(f"  <desc>{escape(_xml_text(canonical_json(about).decode()))}</desc>\n")
     for domain, keys in (("node", node_keys), ("edge", edge_keys)):
         for name, (kid, typ) in keys.items():
             out.write(

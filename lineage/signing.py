@@ -1,7 +1,7 @@
 """DSSE signing and verification of audit bundles and provenance statements.
 
-Envelopes, keys and signatures are securesystemslib's, so anyone can check a liubai envelope with that
-library (or any DSSE implementation) and a public key, without liubai. Keys are Ed25519 or ECDSA P-256:
+Envelopes, keys and signatures are securesystemslib's, so anyone can check a liubai envelope with
+securesystemslib (or any DSSE implementation) and a public key, without liubai. Keys are Ed25519 or ECDSA P-256:
 the private key is a PKCS#8 PEM file, the public key a securesystemslib key JSON (PEM is accepted too).
 """
 

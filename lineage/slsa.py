@@ -37,6 +37,7 @@ __all__ = [
     "SlsaError",
     "FileStatus",
     "build_provenance",
+    "run_id_of",
     "check_statement",
     "statement_bytes",
 ]
@@ -92,6 +93,12 @@ def _pages(
         if page.end_cursor is None:
             return
         after = page.end_cursor
+
+
+def run_id_of(value: str) -> str:
+    """A run id as users type it (with or without the ``run:`` prefix) as its node id."""
+    value = value.strip()
+    return value if value.startswith("run:") else f"run:{value}"
 
 
 def _sha256_of(path: str) -> str:
