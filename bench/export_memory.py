@@ -5,14 +5,10 @@ The export must run in bounded memory: the 1M-fact export may take at most 2x th
 filled through ``GraphBatch``/``upsert`` in batches of 10k facts; each export runs in a fresh child
 process running the real ``liubai export --all`` (progress bar included).
 
-Two figures per run: the process's peak RSS (VmHWM) and its peak anonymous RSS (heap: Python objects,
-SQLite's page cache, writer buffers; sampled every 20 ms). They differ by the database file pages that
-SQLite maps into the process (``PRAGMA mmap_size``, 256 MiB in the SQLite store): those are page cache,
-shared and dropped under pressure, and grow with the file up to that cap whatever the exporter does.
-By default the bound is checked on the anonymous peak; ``--gate rss`` checks the total instead, and
-``--no-mmap`` runs the export with SQLite's mmap off so that the two figures coincide.
+Two figures per run: the process's peak RSS (VmHWM), on which the bound is checked by default, and its
+peak anonymous RSS (heap: Python objects, SQLite's page cache, writer buffers; sampled every 20 ms).
 
-Run:  .venv/bin/python bench/export_memory.py [--sizes 100000 1000000] [--format json] [--gate anon|rss]
+Run:  .venv/bin/python bench/export_memory.py [--sizes 100000 1000000] [--format json] [--gate rss|anon]
 Exit status 0 when the bound holds, 1 when it does not.
 """
 
@@ -116,25 +112,9 @@ class _AnonPeak(threading.Thread):
             self.peak = max(self.peak, _status_kib("RssAnon"))
 
 
-def _without_mmap() -> None:
-    """Diagnostic: SQLite stores opened in this process read through read(2), not a file mapping."""
-    from lineage.store.registry import register_store
-    from lineage.store.sqlite import SqliteStore
-
-    def factory(url: str) -> SqliteStore:
-        store = SqliteStore.from_url(url)
-        store._conn().execute("PRAGMA mmap_size=0")
-        return store
-
-    register_store("sqlite", factory)
-
-
 def child(db: str, fmt: str, out: str) -> None:
     """Runs in a fresh process: the real CLI export, then the process's own peak RSS."""
     from api.cli.main import app
-
-    if os.environ.get("LIUBAI_BENCH_NO_MMAP") == "1":
-        _without_mmap()
 
     sampler = _AnonPeak()
     sampler.start()
@@ -161,7 +141,7 @@ def child(db: str, fmt: str, out: str) -> None:
     )
 
 
-def measure(db: Path, fmt: str, tmp: Path, *, mmap: bool) -> dict[str, float]:
+def measure(db: Path, fmt: str, tmp: Path) -> dict[str, float]:
     out = tmp / f"export-{db.stem}.{fmt}"
     proc = subprocess.run(
         [sys.executable, __file__, "--child", str(db), fmt, str(out)],
@@ -169,7 +149,6 @@ def measure(db: Path, fmt: str, tmp: Path, *, mmap: bool) -> dict[str, float]:
         text=True,
         cwd=ROOT,
         check=False,
-        env={**os.environ, "LIUBAI_BENCH_NO_MMAP": "0" if mmap else "1"},
     )
     if proc.returncode != 0:
         raise SystemExit(f"export of {db} failed:\n{proc.stderr}")
@@ -185,9 +164,8 @@ def main() -> int:
     )
     parser.add_argument("--format", default="json", choices=["json", "jsonl", "csv", "graphml", "dot"])
     parser.add_argument(
-        "--gate", choices=["anon", "rss"], default="anon", help="which peak the bound applies to"
+        "--gate", choices=["rss", "anon"], default="rss", help="which peak the bound applies to"
     )
-    parser.add_argument("--no-mmap", action="store_true", help="export with SQLite's mmap off")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -202,7 +180,7 @@ def main() -> int:
             t0 = time.perf_counter()
             facts = generate(db, size)
             gen_s = time.perf_counter() - t0
-            r = measure(db, args.format, tmp, mmap=not args.no_mmap)
+            r = measure(db, args.format, tmp)
             results[size] = r
             print(
                 f"{facts:>9} facts: generated in {gen_s:6.1f}s; export {args.format} {r['seconds']:6.1f}s "

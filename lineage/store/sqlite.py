@@ -95,7 +95,6 @@ _PRAGMAS = (
     "PRAGMA busy_timeout=10000",
     "PRAGMA temp_store=MEMORY",
     "PRAGMA cache_size=-65536",
-    "PRAGMA mmap_size=268435456",
 )
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
