@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from lineage.records import LogRecord, iso_utc
 __all__ = ["FieldMap", "MappedLog", "content_record_id", "map_log", "normalise_time", "stringify"]
 
 _W3C_TRACE_LEN = 32
+_CANONICAL_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +93,8 @@ def normalise_time(value: Any) -> str:
     if isinstance(value, bool):
         raise ValueError(f"not a time: {value!r}")
     if isinstance(value, str):
+        if _CANONICAL_TIME.fullmatch(value):
+            return value  # already the form every time property uses: the common case, kept cheap
         text = value.strip()
         try:
             number: float = float(text)
@@ -128,12 +133,39 @@ def _epoch(x: float) -> str:
     return iso_utc(x * 1e-9)
 
 
-def _first(fields: Mapping[str, Any], keys: Sequence[str]) -> tuple[str | None, Any]:
-    for key in keys:
-        value = fields.get(key)
-        if value is not None and value != "":
-            return key, value
-    return None, None
+_Pick = tuple[str, Any] | None
+
+
+@lru_cache(maxsize=64)
+def _plan(fm: FieldMap) -> dict[str, tuple[int, int]]:
+    """key -> (slot, rank): which core field a key can fill and how strongly it is preferred."""
+    plan: dict[str, tuple[int, int]] = {}
+    for slot, keys in enumerate((fm.trace, fm.audit, fm.time, fm.level, fm.service, fm.message)):
+        for rank, key in enumerate(keys):
+            plan.setdefault(key, (slot, rank))
+    return plan
+
+
+def _pick(fields: Mapping[str, Any], fm: FieldMap) -> tuple[list[_Pick], dict[str, str]]:
+    """One pass over the line: per core field the best-ranked non-empty key, everything else an attribute
+    (source metadata such as ``__topic__`` dropped)."""
+    plan = _plan(fm)
+    best: list[_Pick] = [None] * 6
+    ranks = [len(plan)] * 6
+    attributes: dict[str, str] = {}
+    ignore = fm.ignore_prefixes
+    for key, value in fields.items():
+        if value is None:
+            continue
+        slot = plan.get(key)
+        if slot is not None and value != "" and slot[1] < ranks[slot[0]]:
+            demoted = best[slot[0]]
+            if demoted is not None and not demoted[0].startswith(ignore):
+                attributes[demoted[0]] = stringify(demoted[1])
+            best[slot[0]], ranks[slot[0]] = (key, value), slot[1]
+        elif not key.startswith(ignore):
+            attributes[key] = value if type(value) is str else stringify(value)
+    return best, attributes
 
 
 def content_record_id(
@@ -147,12 +179,12 @@ def content_record_id(
 ) -> str:
     """A stable id from the normalised record itself, so the same line read twice (or from another
     source) is one node. Two byte-identical lines with the same timestamp are, by design, one event."""
-    canon = json.dumps(
-        [time, level, service, message, trace_id, audit_id, sorted(attributes.items())],
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    return hashlib.sha256(canon.encode("utf-8")).hexdigest()[:32]
+    # Length-prefixed parts: unambiguous whatever the text contains, and cheaper than JSON.
+    parts = [time, level, service, message, trace_id, audit_id]
+    for k in sorted(attributes):
+        parts += (k, attributes[k])
+    canon = "".join("-" if p is None else f"{len(p)}:{p}" for p in parts)
+    return hashlib.blake2b(canon.encode("utf-8"), digest_size=16).hexdigest()
 
 
 def map_log(
@@ -171,13 +203,13 @@ def map_log(
     may override. A time or trace id that does not parse is reported as a reject while the line lands.
     """
     rejected: list[RejectedRecord] = []
-    used: set[str] = set()
     env = defaults or {}
+    best, attributes = _pick(fields, fieldmap)
+    trace_pick, audit_pick, time_pick, level_pick, service_pick, message_pick = best
 
     trace_id: str | None = None
-    key, raw_trace = _first(fields, fieldmap.trace)
-    if key is not None:
-        used.add(key)
+    if trace_pick is not None:
+        key, raw_trace = trace_pick
         text = stringify(raw_trace).strip()
         if key in fieldmap.traceparent_keys:
             trace_id = parse_traceparent(text)
@@ -188,40 +220,22 @@ def map_log(
         else:
             trace_id = text.lower() if len(text) == _W3C_TRACE_LEN else text
 
-    key, raw_audit = _first(fields, fieldmap.audit)
-    audit_id = stringify(raw_audit) if key is not None else None
-    if key is not None:
-        used.add(key)
+    audit_id = stringify(audit_pick[1]) if audit_pick is not None else None
 
     time: str | None = fallback_time
-    key, raw_time = _first(fields, fieldmap.time)
-    if key is not None:
-        used.add(key)
+    if time_pick is not None:
+        key, raw_time = time_pick
         try:
             time = normalise_time(raw_time)
         except (ValueError, OverflowError, OSError):
-            rejected.append(RejectedRecord(source, location, f"unparseable time in {key!r}", stringify(raw_time)))
+            rejected.append(
+                RejectedRecord(source, location, f"unparseable time in {key!r}", stringify(raw_time))
+            )
 
-    key, raw_level = _first(fields, fieldmap.level)
-    level = stringify(raw_level).upper() if key is not None else env.get("level")
-    if key is not None:
-        used.add(key)
+    level = stringify(level_pick[1]).upper() if level_pick is not None else env.get("level")
+    service = stringify(service_pick[1]) if service_pick is not None else env.get("service")
+    message = stringify(message_pick[1]) if message_pick is not None else ""
 
-    key, raw_service = _first(fields, fieldmap.service)
-    service = stringify(raw_service) if key is not None else env.get("service")
-    if key is not None:
-        used.add(key)
-
-    key, raw_message = _first(fields, fieldmap.message)
-    message = stringify(raw_message) if key is not None else ""
-    if key is not None:
-        used.add(key)
-
-    attributes = {
-        k: stringify(v)
-        for k, v in fields.items()
-        if k not in used and v is not None and not k.startswith(fieldmap.ignore_prefixes)
-    }
     rid = record_id or content_record_id(time, level, service, message, trace_id, audit_id, attributes)
     record = LogRecord(
         source=source,

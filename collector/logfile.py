@@ -13,16 +13,28 @@ import binascii
 import gzip
 import json
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
 from collector.logfields import FieldMap, map_log
-from lineage.model import RejectedRecord
+from lineage.join import add_record
+from lineage.model import GraphBatch, RejectedRecord
 from lineage.records import LogRecord
+from lineage.store.base import LineageStore
 
-__all__ = ["LogFormat", "default_source", "open_log", "read_jsonl", "read_log_file", "read_otlp"]
+__all__ = [
+    "FileIngestStats",
+    "LogFormat",
+    "default_source",
+    "ingest_files",
+    "open_log",
+    "read_jsonl",
+    "read_log_file",
+    "read_otlp",
+]
 
 LogFormat = Literal["jsonl", "otlp"]
 LogItem = LogRecord | RejectedRecord
@@ -39,7 +51,7 @@ def default_source(path: str) -> str:
 @contextmanager
 def open_log(path: str) -> Iterator[IO[bytes]]:
     """A binary stream over a file or stdin, transparently gunzipped."""
-    raw: IO[bytes] = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
+    raw: IO[bytes] = sys.stdin.buffer if path == "-" else open(path, "rb")
     try:
         peek = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
         stream: IO[bytes] = gzip.GzipFile(fileobj=raw) if peek == _GZIP_MAGIC else raw  # type: ignore[assignment]
@@ -58,14 +70,16 @@ def _lines(path: str, source: str) -> Iterator[tuple[int, bytes] | RejectedRecor
     name = "stdin" if path == "-" else path
     try:
         with open_log(path) as stream:
-            for lineno, line in enumerate(stream, 1):
-                yield lineno, line
+            yield from enumerate(stream, 1)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         yield _reject(source, name, f"cannot read: {exc}", b"")
 
 
-def read_jsonl(path: str, *, source: str | None = None, fieldmap: FieldMap | None = None) -> Iterator[LogItem]:
-    """One JSON object per line; blank lines are skipped, anything else unusable is rejected."""
+def read_jsonl(
+    path: str, *, source: str | None = None, fieldmap: FieldMap | None = None
+) -> Iterator[LogItem]:
+    """One JSON object per line; blank lines are skipped, anything else unusable is rejected. A line that
+    is a whole OTLP logs document (the collector file exporter's layout) is read as one."""
     src = source or default_source(path)
     fm = fieldmap or FieldMap()
     name = "stdin" if path == "-" else path
@@ -84,6 +98,9 @@ def read_jsonl(path: str, *, source: str | None = None, fieldmap: FieldMap | Non
             continue
         if not isinstance(obj, dict):
             yield _reject(src, where, f"expected a JSON object, got {type(obj).__name__}", line)
+            continue
+        if isinstance(obj.get("resourceLogs"), list):  # an OTLP document per line: read it as one
+            yield from _otlp_document(obj, src, where, fm)
             continue
         mapped = map_log(obj, source=src, location=where, fieldmap=fm)
         yield mapped.record
@@ -119,7 +136,9 @@ def read_otlp(path: str, *, source: str | None = None, fieldmap: FieldMap | None
 
 def _otlp_document(doc: Any, source: str, where: str, fm: FieldMap) -> Iterator[LogItem]:
     if not isinstance(doc, dict) or not isinstance(doc.get("resourceLogs"), list):
-        yield _reject(source, where, "not an OTLP logs document (no resourceLogs list)", json.dumps(doc)[:_RAW_KEEP])
+        yield _reject(
+            source, where, "not an OTLP logs document (no resourceLogs list)", json.dumps(doc)[:_RAW_KEEP]
+        )
         return
     for i, rl in enumerate(doc["resourceLogs"]):
         rl = rl if isinstance(rl, dict) else {}
@@ -220,3 +239,58 @@ def read_log_file(
     """Records of one file in the given format."""
     reader = read_otlp if fmt == "otlp" else read_jsonl
     return reader(path, source=source, fieldmap=fieldmap)
+
+
+@dataclass(slots=True)
+class FileIngestStats:
+    records: int = 0
+    rejected: int = 0
+    batches: int = 0
+    files: int = 0
+
+
+def ingest_files(
+    store: LineageStore,
+    paths: Iterable[str],
+    fmt: LogFormat = "jsonl",
+    *,
+    source: str | None = None,
+    fieldmap: FieldMap | None = None,
+    batch_size: int = 5000,
+    progress: Callable[[FileIngestStats], None] | None = None,
+    on_reject: Callable[[RejectedRecord], None] | None = None,
+) -> FileIngestStats:
+    """Read files into ``store`` in batches of ``batch_size`` records. Ids are content hashes, so a
+    re-run after a crash simply re-writes what already landed."""
+    stats = FileIngestStats()
+    for path in paths:
+        batch = GraphBatch()
+        pending = 0
+        for item in read_log_file(path, fmt, source=source, fieldmap=fieldmap):
+            before = len(batch.rejected)
+            if isinstance(item, RejectedRecord):
+                batch.rejected.append(item)
+            else:
+                add_record(batch, item)
+            if len(batch.rejected) > before:
+                stats.rejected += len(batch.rejected) - before
+                if on_reject is not None:
+                    for r in batch.rejected[before:]:
+                        on_reject(r)
+            if isinstance(item, RejectedRecord):
+                continue
+            stats.records += 1
+            pending += 1
+            if pending >= batch_size:
+                store.upsert(batch)
+                stats.batches += 1
+                batch, pending = GraphBatch(), 0
+                if progress is not None:
+                    progress(stats)
+        if batch:
+            store.upsert(batch)
+            stats.batches += 1
+        stats.files += 1
+        if progress is not None:
+            progress(stats)
+    return stats

@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import lz4.block
-from aliyun.log.log_logs_pb2 import LogGroup
+from aliyun.log.log_logs_pb2 import LogGroup  # type: ignore[attr-defined]  # generated protobuf module
 
 __all__ = ["Fault", "SlsServer"]
 
@@ -114,8 +114,10 @@ class SlsServer:
         access_key_id: str | None = "test-key-id",
         access_key_secret: str | None = "test-key-secret",
         port: int = 0,
+        security_token: str | None = None,
     ) -> None:
         self.project = project
+        self.security_token = security_token
         self.access_key_id = access_key_id
         self.access_key_secret = access_key_secret
         self._lock = threading.RLock()
@@ -161,7 +163,8 @@ class SlsServer:
         now = int(time.time())
         with self._lock:
             self._stores[logstore] = {
-                i: _Shard(i, i * step, HASH_MAX if i == shards - 1 else (i + 1) * step, now) for i in range(shards)
+                i: _Shard(i, i * step, HASH_MAX if i == shards - 1 else (i + 1) * step, now)
+                for i in range(shards)
             }
 
     def shard_ids(self, logstore: str, *, writable: bool = False) -> list[int]:
@@ -215,6 +218,33 @@ class SlsServer:
             shards[a] = _Shard(a, parent.begin_key, mid, now)
             shards[b] = _Shard(b, mid, parent.end_key, now)
             return a, b
+
+    def merge_shards(self, logstore: str, shard_id: int) -> int:
+        """Merge a shard with its right neighbour like SLS: both turn read-only, one new shard covers both."""
+        with self._lock:
+            shards = self._stores[logstore]
+            left = shards[shard_id]
+            right = next(
+                (
+                    s
+                    for s in shards.values()
+                    if not s.readonly and s.begin_key == left.end_key and s is not left
+                ),
+                None,
+            )
+            if left.readonly or right is None:
+                raise ValueError(f"shard {shard_id} has no writable right neighbour to merge with")
+            left.readonly = right.readonly = True
+            new = max(shards) + 1
+            shards[new] = _Shard(new, left.begin_key, right.end_key, int(time.time()))
+            return new
+
+    def drop_shard(self, logstore: str, shard_id: int) -> None:
+        """Forget a read-only shard, as SLS does once its data has expired."""
+        with self._lock:
+            if not self._stores[logstore][shard_id].readonly:
+                raise ValueError(f"shard {shard_id} is writable")
+            del self._stores[logstore][shard_id]
 
     def total_logs(self, logstore: str) -> int:
         with self._lock:
@@ -271,15 +301,23 @@ class SlsServer:
             try:
                 ts = int(start)
             except ValueError:
-                raise _ApiError(400, "ParameterInvalid", f"from={start!r} is not begin/end/unix time") from None
+                raise _ApiError(
+                    400, "ParameterInvalid", f"from={start!r} is not begin/end/unix time"
+                ) from None
             idx = next((i for i, g in enumerate(shard.groups) if g.time >= ts), len(shard.groups))
             return _encode_cursor(idx)
 
-    def pull(self, logstore: str, shard_id: str, cursor: str, count: int, end_cursor: str | None) -> tuple[bytes, int, str]:
+    def pull(
+        self, logstore: str, shard_id: str, cursor: str, count: int, end_cursor: str | None
+    ) -> tuple[bytes, int, str]:
         with self._lock:
             shard = self._shard(logstore, shard_id)
             start = _decode_cursor(cursor)
-            stop = len(shard.groups) if end_cursor is None else min(_decode_cursor(end_cursor), len(shard.groups))
+            stop = (
+                len(shard.groups)
+                if end_cursor is None
+                else min(_decode_cursor(end_cursor), len(shard.groups))
+            )
             if not 0 <= start <= len(shard.groups):
                 raise _ApiError(400, "InvalidCursor", f"cursor {cursor!r} is out of range")
             chosen = shard.groups[start : max(start, min(stop, start + max(1, count)))]
@@ -328,6 +366,7 @@ def _compile_query(query: str) -> Any:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes
     server_version = "sls-local/1"
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read counters, not logs
@@ -382,7 +421,9 @@ class _Handler(BaseHTTPRequestHandler):
             return "GetLogs", lambda r, p, b: self._get_logs_v1(m.group(1), p)
         raise _ApiError(404, "NotImplemented", f"{method} {resource} is not served by this server")
 
-    def _check_host_and_signature(self, method: str, resource: str, params: dict[str, str], body: bytes) -> None:
+    def _check_host_and_signature(
+        self, method: str, resource: str, params: dict[str, str], body: bytes
+    ) -> None:
         sls = self.sls
         host = (self.headers.get("Host") or "").split(":")[0]
         project = host.partition(".")[0] if "." in host else ""  # "<project>.<endpoint host>"
@@ -396,18 +437,25 @@ class _Handler(BaseHTTPRequestHandler):
         key_id, _, signature = auth[4:].rpartition(":")
         if key_id != sls.access_key_id:
             raise _ApiError(401, "Unauthorized", "AccessKeyId not found")
+        if sls.security_token is not None and self.headers.get("x-acs-security-token") != sls.security_token:
+            raise _ApiError(401, "SecurityTokenExpired", "security token missing or wrong")
         if body and self.headers.get("Content-MD5") != hashlib.md5(body).hexdigest().upper():
             raise _ApiError(400, "InvalidContentMD5", "Content-MD5 does not match the body")
         sign_headers = sorted(
             (k.lower(), v)
             for k, v in self.headers.items()
-            if (k.lower().startswith("x-acs-") or (k.lower().startswith("x-log-") and not k.lower().startswith("x-log-meta-")))
+            if (
+                k.lower().startswith("x-acs-")
+                or (k.lower().startswith("x-log-") and not k.lower().startswith("x-log-meta-"))
+            )
             and k.lower() != "x-log-date"
         )
         content = f"{method}\n{self.headers.get('Content-MD5', '') if body else ''}\n"
         content += f"{self.headers.get('Content-Type', '')}\n{self.headers.get('Date', '')}\n"
         content += "".join(f"{k}:{v}\n" for k, v in sign_headers)
-        content += resource + ("?" + "&".join(f"{k}={v}" for k, v in sorted(params.items())) if params else "")
+        content += resource + (
+            "?" + "&".join(f"{k}={v}" for k, v in sorted(params.items())) if params else ""
+        )
         expected = base64.b64encode(
             hmac.new(sls.access_key_secret.encode(), content.encode("utf-8"), hashlib.sha1).digest()
         ).decode()
@@ -485,7 +533,9 @@ class _Handler(BaseHTTPRequestHandler):
             count = int(params.get("count", "1000"))
         except ValueError:
             raise _ApiError(400, "ParameterInvalid", "count must be an integer") from None
-        body, n, next_cursor = self.sls.pull(logstore, shard_id, params.get("cursor", ""), count, params.get("end_cursor"))
+        body, n, next_cursor = self.sls.pull(
+            logstore, shard_id, params.get("cursor", ""), count, params.get("end_cursor")
+        )
         self._compressed(body, "application/x-protobuf", {"x-log-count": str(n), "x-log-cursor": next_cursor})
 
     def _get_logs_v2(self, logstore: str, body: bytes) -> None:
@@ -494,7 +544,10 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             raise _ApiError(400, "ParameterInvalid", "body is not JSON") from None
         rows = self.sls.query(logstore, params)
-        answer = {"meta": {"progress": "Complete", "count": len(rows), "processedRows": len(rows)}, "data": rows}
+        answer = {
+            "meta": {"progress": "Complete", "count": len(rows), "processedRows": len(rows)},
+            "data": rows,
+        }
         self._compressed(json.dumps(answer).encode(), "application/json", {})
 
     def _get_logs_v1(self, logstore: str, params: dict[str, str]) -> None:
@@ -513,13 +566,17 @@ class _Handler(BaseHTTPRequestHandler):
 def main() -> None:
     import argparse
 
-    parser = argparse.ArgumentParser(description="Serve a local SLS-compatible endpoint. Example: --port 9876")
+    parser = argparse.ArgumentParser(
+        description="Serve a local SLS-compatible endpoint. Example: --port 9876"
+    )
     parser.add_argument("--port", type=int, default=9876)
     parser.add_argument("--project", default="demo")
     args = parser.parse_args()
     server = SlsServer(args.project, port=args.port)
     server.create_logstore("app", shards=2)
-    print(f"serving project {args.project} on {server.endpoint} (key test-key-id / test-key-secret)", flush=True)
+    print(
+        f"serving project {args.project} on {server.endpoint} (key test-key-id / test-key-secret)", flush=True
+    )
     server.start()
     try:
         while True:

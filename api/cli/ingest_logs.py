@@ -1,0 +1,131 @@
+"""``liubai ingest logs``: JSON-lines and OTLP/JSON log files (gzip or not, ``-`` for stdin) into the graph."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from api.cli.common import console, err_console, fail, redact, state, store_session
+from api.cli.ingest import ingest_app
+from collector.logfields import FieldMap
+from collector.logfile import FileIngestStats, ingest_files
+from lineage.model import RejectedRecord
+
+__all__ = ["RejectPrinter", "load_fieldmap", "register"]
+
+MAX_REJECT_LINES = 20
+
+
+class FileFormat(StrEnum):
+    JSONL = "jsonl"
+    OTLP = "otlp"
+
+
+class RejectPrinter:
+    """One stderr line per rejected record (what and where), up to a cap; the store keeps all of them."""
+
+    def __init__(self, limit: int = MAX_REJECT_LINES) -> None:
+        self.limit = limit
+        self.seen = 0
+
+    def __call__(self, r: RejectedRecord) -> None:
+        self.seen += 1
+        if self.seen <= self.limit:
+            err_console.print(
+                f"rejected {r.location}: {r.reason}", markup=False, highlight=False, soft_wrap=True
+            )
+
+    def finish(self) -> None:
+        if self.seen > self.limit:
+            err_console.print(
+                f"... and {self.seen - self.limit} more rejected records (all kept in the store)",
+                markup=False,
+                highlight=False,
+            )
+
+
+def load_fieldmap(path: Path | None) -> FieldMap:
+    if path is None:
+        return FieldMap()
+    try:
+        return FieldMap.from_file(path)
+    except (OSError, ValueError) as exc:
+        raise fail(f"field map {path}: {exc}") from None
+
+
+def logs(
+    ctx: typer.Context,
+    files: Annotated[
+        list[str], typer.Argument(help="JSON-lines or OTLP/JSON files (gzip ok); '-' reads stdin.")
+    ],
+    fmt: Annotated[
+        FileFormat, typer.Option("--format", "-f", help="jsonl: one object per line; otlp: OTLP/JSON export.")
+    ] = FileFormat.JSONL,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source", help="Source name in log node ids (default: file:<name>); reuse one to merge copies."
+        ),
+    ] = None,
+    field_map: Annotated[
+        Path | None,
+        typer.Option(
+            "--field-map", help="YAML overrides of which keys hold trace/audit/time/level/service/message."
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Records per store transaction.")
+    ] = 5000,
+) -> None:
+    """Ingest log files; lines carrying a trace id or an x-gitops-audit-id join the commit/trace graph.
+
+    Example: liubai ingest logs app.jsonl.gz otel-export.json --format otlp --source checkout
+    """
+    fm = load_fieldmap(field_map)
+    for f in files:
+        if f != "-" and not Path(f).is_file():
+            raise fail(f"no such log file: {f}")
+    printer = RejectPrinter()
+    with (
+        store_session(ctx) as store,
+        Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+        ) as bar,
+    ):
+        task = bar.add_task("reading logs", total=None)
+
+        def show(s: FileIngestStats) -> None:
+            bar.update(
+                task,
+                description=f"{s.records:,} records, {s.rejected:,} rejected, {s.files}/{len(files)} files",
+            )
+
+        stats = ingest_files(
+            store,
+            files,
+            fmt.value,
+            source=source,
+            fieldmap=fm,
+            batch_size=batch_size,
+            progress=show,
+            on_reject=printer,
+        )
+    printer.finish()
+    console.print(
+        f"ingested {stats.records:,} log records from {stats.files} file(s), {stats.rejected:,} rejected, "
+        f"into {redact(state(ctx).store_url)}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    ingest_app.command("logs")(logs)

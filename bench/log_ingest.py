@@ -1,0 +1,191 @@
+"""Log ingest throughput: JSONL file and local SLS server into the embedded store, vs bare ``json.loads``.
+
+All rates come from the same run on the same records, so the ratios hold on any machine:
+
+* ``bare parse``   - ``json.loads`` of every line of the JSONL file (the ceiling);
+* ``file -> map``  - read + parse + field mapping, no join, no store (``-> join``: plus the join);
+* ``sqlite upsert only`` - the store alone, writing the batches the file path makes;
+* ``file -> store``- ``liubai ingest logs`` path: read, map, join, SQLite upsert;
+* ``sls -> store`` - ``liubai ingest sls`` path: real SDK PullLogs (lz4 + protobuf) from the local server.
+
+For each store run the time spent inside ``store.upsert`` is shown, to tell whether the store is the
+bottleneck. Targets: >= 50,000 records/s into SQLite and >= 30% of the bare parse rate.
+
+Example: .venv/bin/python bench/log_ingest.py --records 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the local SLS server lives in tests/
+
+from pydantic import SecretStr
+
+from collector.logfields import FieldMap, map_log
+from collector.logfile import ingest_files, read_jsonl
+from collector.sls import SlsCollector, SlsCredentials, make_client
+from lineage.join import add_record
+from lineage.model import GraphBatch
+from lineage.records import LogRecord
+from lineage.store import LineageStore, UpsertResult, open_store
+from tests.logs.dataset import make_dataset, put_into_sls, write_jsonl
+from tests.sls_server import SlsServer
+
+TARGET_RATE = 50_000
+TARGET_RATIO = 0.30
+
+
+class TimedStore:
+    """Delegates to a store and adds up the seconds spent in ``upsert``."""
+
+    def __init__(self, inner: LineageStore) -> None:
+        self.inner = inner
+        self.url = inner.url
+        self.seconds = 0.0
+
+    def upsert(self, batch: GraphBatch) -> UpsertResult:
+        t = time.perf_counter()
+        try:
+            return self.inner.upsert(batch)
+        finally:
+            self.seconds += time.perf_counter() - t
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def bare_parse(path: Path) -> tuple[int, float]:
+    t = time.perf_counter()
+    n = 0
+    with open(path, "rb") as f:
+        for line in f:
+            json.loads(line)
+            n += 1
+    return n, time.perf_counter() - t
+
+
+def parse_and_map(path: Path) -> tuple[int, float]:
+    fm = FieldMap()
+    t = time.perf_counter()
+    n = 0
+    with open(path, "rb") as f:
+        for i, line in enumerate(f, 1):
+            map_log(json.loads(line), source="bench", location=f"bench:{i}", fieldmap=fm)
+            n += 1
+    return n, time.perf_counter() - t
+
+
+def parse_map_join(path: Path) -> tuple[int, float]:
+    """Everything but the store: the file path's records turned into graph batches and dropped."""
+    t = time.perf_counter()
+    n = 0
+    batch = GraphBatch()
+    for item in read_jsonl(str(path), source="bench"):
+        if isinstance(item, LogRecord):
+            add_record(batch, item)
+            n += 1
+            if n % 5000 == 0:
+                batch = GraphBatch()
+    return n, time.perf_counter() - t
+
+
+def store_only(path: Path, url: str, batch_size: int) -> tuple[int, float]:
+    """SQLite upsert alone: the same batches the file path makes, joined up front, then timed."""
+    batches: list[GraphBatch] = []
+    batch, n = GraphBatch(), 0
+    for item in read_jsonl(str(path), source="bench"):
+        if isinstance(item, LogRecord):
+            add_record(batch, item)
+            n += 1
+            if n % batch_size == 0:
+                batches.append(batch)
+                batch = GraphBatch()
+        else:
+            batch.rejected.append(item)
+    batches.append(batch)
+    store = open_store(url)
+    t = time.perf_counter()
+    for b in batches:
+        store.upsert(b)
+    secs = time.perf_counter() - t
+    store.close()
+    return n, secs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument(
+        "--pull-count", type=int, default=100, help="log groups per PullLogs (50 lines per group)"
+    )
+    parser.add_argument("--batch-size", type=int, default=5000, help="records per store transaction (files)")
+    args = parser.parse_args()
+
+    commits = [f"{i:040x}" for i in range(1, 9)]
+    ds = make_dataset(args.records, commits)
+    rows: list[tuple[str, int, float, float | None]] = []
+    with tempfile.TemporaryDirectory(prefix="liubai-bench-") as tmp:
+        path = write_jsonl(ds.lines, Path(tmp) / "bench.jsonl")
+        size_mb = path.stat().st_size / 1e6
+
+        n, secs = bare_parse(path)
+        rows.append(("bare parse (json.loads)", n, secs, None))
+        n, secs = parse_and_map(path)
+        rows.append(("file -> map (no store)", n, secs, None))
+        n, secs = parse_map_join(path)
+        rows.append(("file -> map -> join (no store)", n, secs, None))
+
+        n, secs = store_only(path, f"sqlite:///{tmp}/only.db", args.batch_size)
+        rows.append(("sqlite upsert only", n, secs, secs))
+
+        store = TimedStore(open_store(f"sqlite:///{tmp}/file.db"))
+        t = time.perf_counter()
+        stats = ingest_files(store, [str(path)], "jsonl", source="bench", batch_size=args.batch_size)
+        rows.append(("file -> sqlite", stats.records, time.perf_counter() - t, store.seconds))
+        store.close()
+
+        with SlsServer("bench", "bench-id", "bench-secret") as server:
+            server.create_logstore("app", shards=2)
+            put_into_sls(server, "app", ds.lines, group_size=50)
+            client = make_client(
+                server.endpoint,
+                SlsCredentials(access_key_id="bench-id", access_key_secret=SecretStr("bench-secret")),
+            )
+            sls_store = TimedStore(open_store(f"sqlite:///{tmp}/sls.db"))
+            t = time.perf_counter()
+            col = SlsCollector(client, "bench", "app", sls_store, pull_count=args.pull_count)
+            consumed = col.consume()
+            rows.append(
+                ("sls -> sqlite (real SDK)", consumed.records, time.perf_counter() - t, sls_store.seconds)
+            )
+            sls_store.close()
+
+    bare_rate = rows[0][1] / rows[0][2]
+    print(f"{args.records:,} records, JSONL file {size_mb:.1f} MB, {ds.expected_rejects:,} rejects")
+    print(f"{'path':31} {'records':>9} {'seconds':>8} {'records/s':>10} {'vs bare':>8} {'in upsert':>10}")
+    for name, n, secs, upsert in rows:
+        rate = n / secs
+        up = f"{upsert / secs:6.0%}" if upsert is not None else ""
+        print(f"{name:31} {n:9,} {secs:8.2f} {rate:10,.0f} {rate / bare_rate:8.1%} {up:>10}")
+    verdicts = []
+    for name, n, secs, _ in rows[4:]:
+        rate = n / secs
+        ok = rate >= TARGET_RATE and rate / bare_rate >= TARGET_RATIO
+        verdicts.append(ok)
+        print(
+            f"{name}: {'meets' if ok else 'MISSES'} targets (>= {TARGET_RATE:,}/s and >= {TARGET_RATIO:.0%} of bare)"
+        )
+    sys.exit(0 if all(verdicts) else 1)
+
+
+if __name__ == "__main__":
+    main()

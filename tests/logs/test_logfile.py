@@ -1,0 +1,202 @@
+"""Log files: JSON lines (gzip, stdin), OTLP/JSON exports, and the same graph as the same lines via SLS."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+
+from collector.logfile import ingest_files, read_otlp
+from collector.sls import SlsCollector, SlsCredentials, make_client
+from lineage.model import EdgeKind, RejectedRecord, trace_node_id
+from lineage.records import LogRecord
+from tests.logs.conftest import KEY_ID, KEY_SECRET, LOGSTORE, PROJECT
+from tests.logs.dataset import EPOCH, make_dataset, put_into_sls, write_jsonl, write_otlp
+from tests.logs.lineage_check import assert_exact_lineage, graph_of, out_edges
+
+CLI = [sys.executable, "-c", "from api.cli.main import main; main()"]
+GARBAGE = ["{not json", "[1, 2]", '"just a string"', "\x00\x01binary"]
+
+
+def test_gzip_jsonl_with_garbage_lines_lands_the_good_lines(commits, tmp_path, new_store) -> None:  # type: ignore[no-untyped-def]
+    ds = make_dataset(2_000, commits)
+    path = write_jsonl(ds.lines, tmp_path / "app.jsonl.gz", garbage=GARBAGE)
+    store = new_store("jsonl")
+    stats = ingest_files(store, [str(path)], "jsonl", batch_size=300)
+
+    assert stats.records == len(ds.lines)
+    assert stats.rejected == ds.expected_rejects + len(GARBAGE)
+    assert_exact_lineage(store, ds.lines)
+    rejects = store.rejected(first=10_000).records
+    assert len(rejects) == stats.rejected
+    garbage_at = {
+        r.location: r for r in rejects if r.location in {f"{path}:{len(ds.lines) + i}" for i in (1, 2, 3, 4)}
+    }
+    assert sorted(garbage_at) == sorted(f"{path}:{len(ds.lines) + i}" for i in (1, 2, 3, 4))
+    assert "not valid JSON" in garbage_at[f"{path}:{len(ds.lines) + 1}"].reason
+    assert garbage_at[f"{path}:{len(ds.lines) + 1}"].raw == "{not json"
+    assert "got list" in garbage_at[f"{path}:{len(ds.lines) + 2}"].reason
+    # A bad audit id is a reject located at its line, and its line still landed.
+    bad = next(ln for ln in ds.lines if ln.kind == "bad_audit")
+    assert any(r.location == f"{path}:{bad.n + 1}" and "malformed audit id" in r.reason for r in rejects)
+
+    # Re-reading the same file (content-hash ids) changes nothing.
+    before = graph_of(store)
+    ingest_files(store, [str(path)], "jsonl")
+    assert graph_of(store)[0] == before[0] and graph_of(store)[1] == before[1]
+
+
+def test_otlp_jsonl_and_sls_give_the_same_graph(commits, tmp_path, new_store, sls_server) -> None:  # type: ignore[no-untyped-def]
+    ds = make_dataset(1_000, commits)
+    jsonl = write_jsonl(ds.lines, tmp_path / "app.jsonl")
+    otlp = write_otlp(ds.lines, tmp_path / "app.otlp.json")
+    put_into_sls(sls_server, LOGSTORE, ds.lines)
+
+    from_jsonl, from_otlp = new_store("jsonl"), new_store("otlp")
+    ingest_files(from_jsonl, [str(jsonl)], "jsonl", source="app")
+    ingest_files(from_otlp, [str(otlp)], "otlp", source="app")
+    client = make_client(
+        sls_server.endpoint, SlsCredentials(access_key_id=KEY_ID, access_key_secret=KEY_SECRET)
+    )
+    via_query, via_shards = new_store("query"), new_store("shards")
+    base = int(EPOCH.timestamp())
+    SlsCollector(client, PROJECT, LOGSTORE, via_query, source="app").backfill("*", base, base + 3600)
+    SlsCollector(client, PROJECT, LOGSTORE, via_shards, source="app", id_mode="content").consume()
+
+    otlp_as_lines = new_store("otlp-as-jsonl")  # one OTLP document per line is also valid JSON lines
+    ingest_files(otlp_as_lines, [str(otlp)], "jsonl", source="app")
+
+    expected = graph_of(from_jsonl)
+    assert graph_of(otlp_as_lines) == expected
+    assert len(expected[0]) > len(ds.lines) and len(expected[1]) > 0
+    assert graph_of(from_otlp) == expected
+    assert graph_of(via_query) == expected
+    assert graph_of(via_shards) == expected
+    for store in (from_jsonl, from_otlp, via_query, via_shards):
+        assert store.counts()["rejected"] == ds.expected_rejects
+    assert_exact_lineage(from_otlp, ds.lines)
+
+
+def test_otlp_single_document_base64_trace_and_severity_number(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    trace = "5b8efff798038103d269b633813fc60c"
+    doc = {
+        "resourceLogs": [
+            {
+                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "billing"}}]},
+                "scopeLogs": [
+                    {
+                        "logRecords": [
+                            {
+                                "timeUnixNano": "1767323045123456789",
+                                "severityNumber": 17,
+                                "body": {"stringValue": "charge failed"},
+                                "traceId": "W47/95gDgQPSabYzgT/GDA==",
+                                "attributes": [{"key": "amount", "value": {"doubleValue": 9.5}}],
+                            },
+                            {
+                                "observedTimeUnixNano": "1767323046000000000",
+                                "body": {"kvlistValue": {"values": []}},
+                            },
+                            "not a record",
+                        ]
+                    }
+                ],
+            }
+        ]
+    }
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(doc, indent=2))
+    items = list(read_otlp(str(path), source="otel"))
+    first, second, bad = items
+    assert isinstance(first, LogRecord) and isinstance(second, LogRecord) and isinstance(bad, RejectedRecord)
+    assert (first.trace_id, first.level, first.service, first.message) == (
+        trace,
+        "ERROR",
+        "billing",
+        "charge failed",
+    )
+    assert first.time == "2026-01-02T03:04:05.123456Z"
+    assert first.attributes == {"amount": "9.5"}
+    assert (
+        second.time == "2026-01-02T03:04:06.000000Z"
+        and second.service == "billing"
+        and second.trace_id is None
+    )
+    assert bad.location == f"{path}:1#resourceLogs[0].scopeLogs[0].logRecords[2]"
+
+
+def test_not_an_otlp_file_is_one_reject(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "plain.jsonl"
+    path.write_text('{"message": "hello"}\n')
+    items = list(read_otlp(str(path)))
+    assert len(items) == 1 and isinstance(items[0], RejectedRecord)
+    assert "resourceLogs" in items[0].reason and items[0].location == f"{path}:1"
+
+
+def test_cli_reads_gzip_from_stdin_and_reports(commits, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ds = make_dataset(400, commits)
+    data = gzip.compress(("oops\n" + "".join(json.dumps(ln.fields) + "\n" for ln in ds.lines)).encode())
+    db = tmp_path / "cli.db"
+    run = subprocess.run(
+        [*CLI, "--store", f"sqlite:///{db}", "ingest", "logs", "-"],
+        input=data, capture_output=True, timeout=60, env={**os.environ},
+    )  # fmt: skip
+    out, err = run.stdout.decode(), run.stderr.decode()
+    assert run.returncode == 0, err
+    assert (
+        f"ingested {len(ds.lines):,} log records from 1 file(s), {ds.expected_rejects + 1:,} rejected" in out
+    )
+    assert err.splitlines()[0].startswith("rejected stdin:1: not valid JSON")
+    from lineage.store import open_store
+
+    store = open_store(f"sqlite:///{db}")
+    try:
+        assert_exact_lineage(store, ds.lines)
+        assert {
+            n.props["source"] for page in store.iter_nodes() for n in page if n.id.startswith("log:")
+        } == {"stdin"}
+    finally:
+        store.close()
+
+
+def test_cli_missing_file_is_one_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    run = subprocess.run(
+        [*CLI, "--store", f"sqlite:///{tmp_path / 'x.db'}", "ingest", "logs", str(tmp_path / "nope.jsonl")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines() == [f"error: no such log file: {tmp_path / 'nope.jsonl'}"]
+
+
+def test_field_map_file_renames_keys(tmp_path, new_store) -> None:  # type: ignore[no-untyped-def]
+    trace = "0af7651916cd43dd8448eb211c80319c"
+    path = tmp_path / "custom.jsonl"
+    path.write_text(
+        json.dumps({"tid": trace, "text": "custom", "trace_id": "ignored-here", "sev": "warn"}) + "\n"
+    )
+    fm_file = tmp_path / "fields.yaml"
+    fm_file.write_text("trace: [tid]\nmessage: text\nlevel: [sev]\n")
+    from collector.logfields import FieldMap
+
+    store = new_store("custom")
+    ingest_files(store, [str(path)], fieldmap=FieldMap.from_file(fm_file))
+    (rec,) = [n for page in store.iter_nodes() for n in page if n.id.startswith("log:")]
+    assert (rec.props["message"], rec.props["level"], rec.props["trace_id"]) == ("custom", "WARN", trace)
+    assert rec.props["attributes"] == {"trace_id": "ignored-here"}
+    assert out_edges(store)[rec.id] == {(EdgeKind.IN_TRACE, trace_node_id(trace))}
+
+
+def test_truncated_gzip_keeps_the_lines_before_the_damage(commits, tmp_path, new_store) -> None:  # type: ignore[no-untyped-def]
+    ds = make_dataset(3_000, commits)
+    whole = write_jsonl(ds.lines, tmp_path / "whole.jsonl.gz").read_bytes()
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    store = new_store("cut")
+    stats = ingest_files(store, [str(cut)], batch_size=500)
+    landed = store.counts()["LogEvent"]
+    assert 0 < landed == stats.records < len(ds.lines)
+    assert_exact_lineage(store, ds.lines[:landed])
+    (damage,) = [r for r in store.rejected(first=10_000).records if r.location == str(cut)]
+    assert damage.reason.startswith("cannot read:")

@@ -1,0 +1,185 @@
+"""``liubai ingest sls`` as a user runs it: a real process, killed with SIGKILL half-way and restarted."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from lineage.store import open_store
+from tests.logs.conftest import KEY_ID, KEY_SECRET, LOGSTORE, PROJECT
+from tests.logs.dataset import EPOCH, make_dataset, put_into_sls
+from tests.logs.lineage_check import assert_exact_lineage, graph_of
+from tests.sls_server import SlsServer
+
+CLI = [sys.executable, "-c", "from api.cli.main import main; main()"]
+
+
+def _env(secret: str = KEY_SECRET) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALIBABA_CLOUD_")}
+    env.update(ALIBABA_CLOUD_ACCESS_KEY_ID=KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET=secret)
+    return env
+
+
+def _args(server: SlsServer, db: Path, *extra: str) -> list[str]:
+    return [
+        *CLI, "--store", f"sqlite:///{db}", "ingest", "sls", "--endpoint", server.endpoint,
+        "--project", PROJECT, "--logstore", LOGSTORE, *extra,
+    ]  # fmt: skip
+
+
+def test_kill_9_half_way_then_restart_equals_an_uninterrupted_run(commits, sls_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ds = make_dataset(3_000, commits)
+    put_into_sls(sls_server, LOGSTORE, ds.lines, group_size=10)  # 300 groups over 2 shards
+
+    whole = tmp_path / "whole.db"
+    done = subprocess.run(
+        _args(sls_server, whole, "--pull-count", "2"), env=_env(), capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"consumed {len(ds.lines):,} log records" in done.stdout
+
+    crashed = tmp_path / "crashed.db"
+    sls_server.pull_delay = 0.02  # slow enough to be caught mid-run
+    pulls_before = sls_server.requests["PullLogs"]
+    proc = subprocess.Popen(
+        _args(sls_server, crashed, "--pull-count", "2"),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while sls_server.requests["PullLogs"] - pulls_before < 60:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "the collector made no progress"
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(10)
+    assert proc.returncode == -signal.SIGKILL
+
+    partial = open_store(f"sqlite:///{crashed}")
+    try:
+        landed = partial.counts()["LogEvent"]
+        assert 0 < landed < len(ds.lines), landed
+        assert partial.checkpoints(f"sls:{PROJECT}/{LOGSTORE}")
+    finally:
+        partial.close()
+
+    sls_server.pull_delay = 0.0
+    rerun = subprocess.run(
+        _args(sls_server, crashed, "--pull-count", "2"),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert rerun.returncode == 0, rerun.stderr
+
+    a, b = open_store(f"sqlite:///{whole}"), open_store(f"sqlite:///{crashed}")
+    try:
+        assert graph_of(b) == graph_of(a)
+        assert_exact_lineage(b, ds.lines)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_wrong_secret_is_one_clear_line_and_never_printed(sls_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    secret = "wrong-secret-9f8e7d"
+    run = subprocess.run(
+        _args(sls_server, tmp_path / "x.db"), env=_env(secret), capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 1
+    assert "SignatureNotMatch" in run.stderr
+    assert len([ln for ln in run.stderr.splitlines() if ln.strip()]) == 1, run.stderr
+    assert secret not in run.stderr + run.stdout
+
+
+def test_missing_credentials_are_reported(sls_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALIBABA_CLOUD_")}
+    run = subprocess.run(
+        _args(sls_server, tmp_path / "x.db"), env=env, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 1
+    assert "ALIBABA_CLOUD_ACCESS_KEY_ID" in run.stderr
+
+
+def test_credentials_file_and_backfill_summary(commits, sls_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ds = make_dataset(300, commits)
+    put_into_sls(sls_server, LOGSTORE, ds.lines)
+    creds = tmp_path / "sls.yaml"
+    creds.write_text(f"access_key_id: {KEY_ID}\naccess_key_secret: {KEY_SECRET}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALIBABA_CLOUD_")}
+    base = int(EPOCH.timestamp())
+    run = subprocess.run(
+        _args(sls_server, tmp_path / "q.db", "--credentials", str(creds), "--query", "service: api",
+              "--from", str(base), "--to", str(base + 600)),
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    wanted = [ln for ln in ds.lines if ln.fields["service"] == "api"]
+    assert f"backfilled {len(wanted):,} log records" in run.stdout
+    bad = sum(1 for ln in wanted if ln.kind in ("bad_audit", "bad_trace"))
+    assert f"{bad:,} rejected" in run.stdout
+    assert sum(1 for ln in run.stderr.splitlines() if ln.startswith("rejected ")) == min(bad, 20)
+    assert KEY_SECRET not in run.stdout + run.stderr
+
+
+def test_follow_picks_up_new_lines_and_stops_cleanly_on_sigterm(commits, sls_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ds = make_dataset(400, commits)
+    put_into_sls(sls_server, LOGSTORE, ds.lines[:200])
+    db = tmp_path / "follow.db"
+    proc = subprocess.Popen(
+        _args(sls_server, db, "--follow", "--poll-interval", "0.05"),
+        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        _wait_for_logs(db, 200, proc)
+        put_into_sls(sls_server, LOGSTORE, ds.lines[200:])  # written while the collector follows
+        _wait_for_logs(db, 400, proc)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 0, err
+    assert "consumed 400 log records" in out
+    store = open_store(f"sqlite:///{db}")
+    try:
+        assert_exact_lineage(store, ds.lines)
+    finally:
+        store.close()
+
+
+def _wait_for_logs(db: Path, count: int, proc: subprocess.Popen[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, "the follower exited early"
+        if db.exists():
+            store = open_store(f"sqlite:///{db}")
+            try:
+                if store.counts()["LogEvent"] >= count:
+                    return
+            finally:
+                store.close()
+        assert time.monotonic() < deadline, f"fewer than {count} lines landed"
+        time.sleep(0.1)
+
+
+def test_help_of_both_commands_renders_with_an_example() -> None:
+    for command in ("sls", "logs"):
+        run = subprocess.run(
+            [*CLI, "ingest", command, "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+        assert run.returncode == 0, run.stderr
+        assert f"Example: liubai ingest {command} " in run.stdout
