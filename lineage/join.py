@@ -9,6 +9,7 @@ not parse still lands, and the bad audit id becomes a rejected record with the r
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 from lineage.model import (
@@ -75,13 +76,21 @@ def _audit(
     batch: GraphBatch, raw: str, source: str, location: str, *, seen_at: str | None = None
 ) -> AuditId | None:
     """Add the audit record a raw audit id names (with its commit and trace); None if it is malformed."""
-    try:
-        audit = parse_audit_id(raw)
-    except AuditIdError as exc:
-        batch.rejected.append(RejectedRecord(source, location, f"malformed audit id: {exc.reason}", raw))
+    audit = _parse_cached(raw)
+    if isinstance(audit, str):
+        batch.rejected.append(RejectedRecord(source, location, f"malformed audit id: {audit}", raw))
         return None
     add_audit(batch, audit, raw, seen_at=seen_at)
     return audit
+
+
+@lru_cache(maxsize=65536)
+def _parse_cached(raw: str) -> AuditId | str:
+    """Audit ids repeat across thousands of log lines: parse each distinct one once (or its reason)."""
+    try:
+        return parse_audit_id(raw)
+    except AuditIdError as exc:
+        return exc.reason
 
 
 def add_audit(batch: GraphBatch, audit: AuditId, raw: str, *, seen_at: str | None = None) -> str:
