@@ -1,0 +1,230 @@
+"""The HTTP application: GraphQL at /graphql (GraphiQL on GET), /healthz, the export route and the web UI.
+
+``create_app`` is what tests and ``liubai serve`` use; ``create_app_from_env`` is the uvicorn factory for
+multi-worker serving, where each worker builds its own app from ``LIUBAI_STORE``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import State
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry.fastapi import GraphQLRouter
+
+from api.schema import ApiContext, schema
+from lineage.config import Settings
+from lineage.store import LineageStore, StoreError, StoreUnavailable, open_store
+
+__all__ = ["CSP", "GRAPHIQL_CSP", "StoreHolder", "create_app", "create_app_from_env", "web_dir"]
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+# GraphiQL's page (bundled with strawberry) loads React and GraphiQL from unpkg with SRI hashes and
+# boots with an inline script; only that one HTML page gets this policy.
+GRAPHIQL_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://unpkg.com; "
+    "style-src 'self' 'unsafe-inline' https://unpkg.com; img-src 'self' data:; font-src 'self' data: https://unpkg.com; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+MAX_BODY_BYTES = 1 << 20
+_COMMON_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+]
+
+_FALLBACK_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>liubai</title></head>
+<body><h1>liubai</h1><p>The web UI is not installed here (no web/index.html).
+Query the lineage graph in <a href="/graphql">GraphiQL</a>.</p></body></html>
+"""
+
+
+def web_dir() -> Path | None:
+    """The UI's static files: ``LIUBAI_WEB_DIR``, else ``web/`` beside the ``api`` package (checkout)."""
+    configured = os.environ.get("LIUBAI_WEB_DIR")
+    candidate = Path(configured) if configured else Path(__file__).resolve().parent.parent / "web"
+    return candidate if (candidate / "index.html").is_file() else None
+
+
+class StoreHolder:
+    """Opens the store on first use and again after a failed open, so the API can start before its store."""
+
+    def __init__(self, state: State, url: str | None = None, store: LineageStore | None = None) -> None:
+        self.url = store.url if store is not None else (url or Settings().store)
+        self._state = state
+        self._store = store
+        self._owned = store is None
+        self._lock = threading.Lock()
+        state.store_url = self.url
+        state.store = store  # what other routers (GET /export) read
+
+    def get(self) -> LineageStore:
+        if self._store is None:
+            with self._lock:
+                if self._store is None:
+                    try:
+                        self._store = open_store(self.url)
+                    except StoreUnavailable:
+                        raise
+                    except StoreError as exc:
+                        raise StoreUnavailable(str(exc)) from exc
+                    self._state.store = self._store
+        return self._store
+
+    def close(self) -> None:
+        if self._owned and self._store is not None:
+            self._store.close()
+            self._store = self._state.store = None
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware (no body buffering) adding CSP and friends to every HTTP response."""
+
+    def __init__(self, app: ASGIApp, graphql_path: str = "/graphql") -> None:
+        self.app = app
+        self.graphql_path = graphql_path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        is_ide_request = scope["method"] == "GET" and scope["path"].rstrip("/") == self.graphql_path
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"content-security-policy"]
+                content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+                ide_page = is_ide_request and content_type.startswith(b"text/html")
+                headers.append((b"content-security-policy", (GRAPHIQL_CSP if ide_page else CSP).encode()))
+                headers.extend(_COMMON_HEADERS)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class BodyLimit:
+    """Refuse GraphQL request bodies over ``max_bytes`` before anything parses them (queries are small)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES, path: str = "/graphql") -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].rstrip("/") == self.path:
+            length = dict(scope["headers"]).get(b"content-length")
+            problem = None
+            if length is None:
+                problem = (411, "send a Content-Length header")
+            elif not length.isdigit() or int(length) > self.max_bytes:
+                problem = (413, f"request body over {self.max_bytes} bytes")
+            if problem is not None:
+                status, message = problem
+                response = JSONResponse(
+                    {"errors": [{"message": message, "extensions": {"code": "BAD_INPUT", "message": message,
+                                                                     "retryable": False}}]},
+                    status_code=status,
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(store_url: str | None = None, store: LineageStore | None = None) -> FastAPI:
+    """The FastAPI app over one store: pass an open ``store`` (left open) or a ``store_url``.
+
+    A store named by URL is opened now if it can be, otherwise on the first request that needs it.
+    """
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        holder.close()
+
+    app = FastAPI(title="liubai", summary="Audit lineage graph API", lifespan=lifespan, docs_url=None,
+                  redoc_url=None)
+    holder = StoreHolder(app.state, store_url, store)
+    app.state.store_holder = holder
+    with contextlib.suppress(StoreError):
+        holder.get()
+
+    async def context() -> ApiContext:
+        return ApiContext(holder.get)
+
+    graphql = GraphQLRouter(schema, context_getter=context, graphql_ide="graphiql", subscription_protocols=())
+    app.include_router(graphql, prefix="/graphql")
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        """Liveness plus store reachability (503 with the reason when the store is down)."""
+        try:  # a point read: one round trip proves the store answers, at any graph size
+            await run_in_threadpool(lambda: holder.get().get("repo:liubai-health-probe"))
+        except StoreError as exc:
+            return JSONResponse(
+                {"status": "unavailable", "store": redact(holder.url), "error": _scrub(str(exc), holder.url)},
+                status_code=503,
+            )
+        return JSONResponse({"status": "ok", "store": redact(holder.url)})
+
+    _include_optional_router(app, "api.export_http")
+
+    web = web_dir()
+    if web is not None:
+        app.mount("/", StaticFiles(directory=web, html=True), name="web")
+    else:
+
+        @app.get("/", response_class=HTMLResponse)
+        async def no_ui(_: Request) -> str:
+            return _FALLBACK_PAGE
+
+    app.add_middleware(BodyLimit)
+    app.add_middleware(SecurityHeaders)  # added last = outermost: even refusals carry the headers
+    return app
+
+
+def redact(url: str) -> str:
+    """A store URL safe to show: any password replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password:
+        return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
+    return url
+
+
+def _scrub(text: str, url: str) -> str:
+    """An error text with the store password (if the URL has one) masked."""
+    password = urlsplit(url).password
+    return text.replace(password, "***") if password else text
+
+
+def _include_optional_router(app: FastAPI, module_name: str) -> None:
+    """Routers written as separate modules join the app when present."""
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        return
+    app.include_router(module.router)
+
+
+def create_app_from_env() -> FastAPI:
+    """uvicorn factory (``--factory api.app:create_app_from_env``): the store from ``LIUBAI_STORE``."""
+    return create_app(Settings().store)

@@ -1,0 +1,70 @@
+"""``liubai serve``: the GraphQL API, GraphiQL and the web UI over the selected store, via uvicorn."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from typing import Annotated
+
+import typer
+from rich.text import Text
+
+from api.cli.common import console, err_console, fail, redact, state
+from lineage.store import StoreError, open_store
+
+__all__ = ["register"]
+
+
+def _url_host(host: str) -> str:
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if ip.is_unspecified:
+        return "127.0.0.1" if ip.version == 4 else "[::1]"
+    return f"[{host}]" if ip.version == 6 else host
+
+
+def serve_cmd(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; keep 127.0.0.1 unless a proxy with auth is in front.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", min=1, max=65535, help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1, max=64, help="Worker processes (each opens the store).")] = 1,
+    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level: critical, error, warning, info, debug.")] = "info",
+) -> None:
+    """Serve the lineage API (POST /graphql), GraphiQL (GET /graphql) and the web UI (/).
+
+    Example: liubai --store sqlite:///lineage.db serve --port 8000
+    """
+    import uvicorn
+
+    store_url = state(ctx).store_url
+    try:  # fail now, in one line, rather than on the first request
+        open_store(store_url).close()
+    except StoreError as exc:
+        raise fail(f"cannot open store {redact(store_url)}: {exc}") from None
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err_console.print(
+            Text(f"warning: listening on {host}: the API has no authentication of its own", style="yellow")
+        )
+    base = f"http://{_url_host(host)}:{port}"
+    console.print(Text(f"store     {redact(store_url)}"))
+    console.print(Text(f"web UI    {base}/"))
+    console.print(Text(f"GraphiQL  {base}/graphql"))
+    console.print(Text(f"health    {base}/healthz"), style="dim")
+    # Every worker builds its app from the environment, so one code path serves 1 or N workers.
+    os.environ["LIUBAI_STORE"] = store_url
+    uvicorn.run(
+        "api.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        proxy_headers=False,
+        server_header=False,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve_cmd)
