@@ -1,0 +1,120 @@
+"""``liubai ingest git`` end to end: the installed command against a real repository and SQLite file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from api.cli.main import app
+from lineage.store import open_store
+from tests.gitrepo import Scenario
+
+runner = CliRunner()
+
+
+def _liubai() -> list[str]:
+    script = Path(sys.executable).parent / "liubai"
+    return (
+        [str(script)] if script.exists() else [sys.executable, "-c", "from api.cli.main import main; main()"]
+    )
+
+
+def test_console_script_ingests_and_prints_summary(scenario: Scenario, tmp_path: Path) -> None:
+    db = tmp_path / "x.db"
+    done = subprocess.run(
+        [*_liubai(), "--store", f"sqlite:///{db}", "ingest", "git", str(scenario.path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", "LIUBAI_GIT_CACHE": str(tmp_path / "cache")},
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert _row(out, "commits") == scenario.commit_count
+    assert _row(out, "workloads") == len(scenario.workloads)
+    assert _row(out, "audit records") == len(scenario.audits)
+    assert _row(out, "rejected") == len(scenario.rejects)
+    for expected in scenario.rejects:
+        assert f"{expected.commit[:12]}:{expected.path}" in out
+    store = open_store(f"sqlite:///{db}")
+    try:
+        assert store.counts()["Commit"] == scenario.commit_count
+    finally:
+        store.close()
+
+
+def _row(table: str, label: str) -> int:
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.replace("┃", "│").split("│") if c.strip()]
+        if len(cells) == 2 and cells[0] == label:
+            return int(cells[1])
+    raise AssertionError(f"no row {label!r} in:\n{table}")
+
+
+def _ingest(db: Path, *args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, ["--store", f"sqlite:///{db}", "ingest", "git", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_json_summary_second_run_and_force_push_warning(scenario: Scenario, tmp_path: Path) -> None:
+    db = tmp_path / "x.db"
+    code, out, _ = _ingest(db, str(scenario.path), "--json")
+    assert code == 0
+    first = json.loads(out)
+    assert (first["commits"], first["workloads"], first["rejected"]) == (
+        scenario.commit_count,
+        len(scenario.workloads),
+        len(scenario.rejects),
+    )
+    code, out, _ = _ingest(db, str(scenario.path), "--json")
+    assert json.loads(out) | {"rewritten": []} == {
+        "commits": 0,
+        "workloads": 0,
+        "audit_records": 0,
+        "rejected": 0,
+        "rewritten": [],
+        "nodes_created": 0,
+        "edges_created": 0,
+    }
+    scenario.repo.reset_hard("HEAD~2")
+    scenario.repo.write("docs/x.md", "x\n")
+    scenario.repo.commit("docs: after force push")
+    code, out, err = _ingest(db, str(scenario.path))
+    assert code == 0
+    warnings = [ln for ln in err.splitlines() if ln.startswith("warning: history rewritten")]
+    assert len(warnings) == 1 and "refs/heads/main" in warnings[0]
+    assert _row(out, "commits") == 1 and _row(out, "history rewrites") == 1
+
+
+def test_all_refs_from_a_file_url(scenario: Scenario, tmp_path: Path) -> None:
+    code, out, err = _ingest(
+        tmp_path / "x.db",
+        scenario.path.resolve().as_uri(),
+        "--all",
+        "--json",
+        "--cache-dir",
+        str(tmp_path / "c"),
+    )
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["commits"] == scenario.all_commit_count
+    assert summary["workloads"] == len(scenario.workloads | scenario.side_workloads)
+
+
+def test_errors_are_one_line_and_exit_nonzero(tmp_path: Path, scenario: Scenario) -> None:
+    code, _, err = _ingest(tmp_path / "x.db", str(tmp_path / "missing"))
+    assert code == 1 and err.strip().splitlines() == [f"error: {tmp_path / 'missing'}: no such directory"]
+    code, _, err = _ingest(tmp_path / "x.db", str(scenario.path), "--branch", "nope")
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "no branch or tag named 'nope'" in err
+    code, _, err = _ingest(tmp_path / "x.db", str(scenario.path), "--branch", "main", "--all")
+    assert code == 1 and "either --branch or --all" in err
+
+
+def test_help_shows_an_example() -> None:
+    result = runner.invoke(app, ["ingest", "git", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "Example: liubai --store sqlite:///lineage.db ingest git" in result.stdout

@@ -1,0 +1,155 @@
+"""Manifest parsing: every object with kind + name is found, every bad document is named and kept."""
+
+from __future__ import annotations
+
+import pytest
+
+from collector.git import pr_number
+from collector.manifests import ObjectKey, parse_manifest
+from lineage.model import RejectedRecord
+from lineage.records import ManifestObjectRecord
+from tests.gitrepo import cronjob, deployment
+
+SHA = "ab" * 20
+AUDIT = f"git-sha256:{'cd' * 20}|trace:{'0f' * 16}"
+
+
+def parse(
+    text: str | bytes, path: str = "apps/x.yaml"
+) -> tuple[list[ManifestObjectRecord], list[RejectedRecord]]:
+    items, keys = parse_manifest(text, repo="/r", commit=SHA, path=path)
+    objs = [i for i in items if isinstance(i, ManifestObjectRecord)]
+    assert [ObjectKey(o.api_version, o.kind, o.namespace, o.name) for o in objs] == keys
+    return objs, [i for i in items if isinstance(i, RejectedRecord)]
+
+
+def test_multi_document_file_declares_each_object_with_default_namespace() -> None:
+    text = deployment("api", "img:1", namespace="shop") + "---\n---\n" + deployment("web", "img:2")
+    objs, rejects = parse(text)
+    assert rejects == []
+    assert [(o.kind, o.namespace, o.name, o.document_index) for o in objs] == [
+        ("Deployment", "shop", "api", 0),
+        ("Deployment", "default", "web", 2),
+    ]
+    assert objs[0].api_version == "apps/v1" and objs[0].commit == SHA and objs[0].path == "apps/x.yaml"
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        (deployment("api", "i", audit=AUDIT), "metadata"),
+        (deployment("api", "i", pod_audit=AUDIT), "pod template"),
+        (cronjob("nightly", "i", AUDIT), "cronjob job template"),
+    ],
+)
+def test_audit_id_found_on_object_pod_template_and_job_template(text: str, where: str) -> None:
+    (obj,), _ = parse(text)
+    assert obj.audit_ids == (AUDIT,), where
+
+
+def test_same_audit_id_on_object_and_template_counts_once() -> None:
+    (obj,), _ = parse(deployment("api", "i", audit=AUDIT, pod_audit=AUDIT))
+    assert obj.audit_ids == (AUDIT,)
+
+
+def test_broken_document_rejected_but_earlier_documents_kept() -> None:
+    text = deployment("api", "i") + "---\nkind: Service\nmetadata: {name: [x\n"
+    objs, (reject,) = parse(text)
+    assert [o.name for o in objs] == ["api"]
+    assert reject.location == f"{SHA[:12]}:apps/x.yaml#1"
+    assert reject.reason.startswith("invalid YAML at line") and reject.source == "git:/r"
+    assert "name: [x" in reject.raw
+
+
+@pytest.mark.parametrize(
+    ("doc", "reason"),
+    [
+        ("- a\n- b\n", "document is a list"),
+        ("apiVersion: v1\nmetadata:\n  name: x\n", "no kind"),
+        ("apiVersion: v1\nkind: Service\nmetadata:\n  labels: {a: b}\n", "Service has no metadata.name"),
+        (
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: x\n  namespace: [a]\n",
+            "non-string metadata.namespace",
+        ),
+    ],
+)
+def test_bad_objects_are_rejected_with_reason(doc: str, reason: str) -> None:
+    text = deployment("ok", "i") + "---\n" + doc
+    objs, (reject,) = parse(text)
+    assert [o.name for o in objs] == ["ok"]
+    assert reason in reject.reason and reject.location.endswith("#1")
+
+
+def test_list_kind_expands_items() -> None:
+    text = "apiVersion: v1\nkind: List\nitems:\n" + "".join(
+        f"  - apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: c{i}\n" for i in range(3)
+    )
+    objs, rejects = parse(text)
+    assert [o.name for o in objs] == ["c0", "c1", "c2"] and rejects == []
+
+
+@pytest.mark.parametrize(
+    ("path", "text"),
+    [
+        (".github/workflows/ci.yml", "on: push\njobs:\n  build:\n    runs-on: ubuntu-latest\n"),
+        (
+            "kustomization.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [a.yaml]\n",
+        ),
+        (
+            "chart/templates/deploy.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\n",
+        ),
+    ],
+)
+def test_non_kubernetes_yaml_is_skipped_quietly(path: str, text: str) -> None:
+    assert parse(text, path) == ([], [])
+
+
+def test_non_utf8_manifest_is_rejected() -> None:
+    objs, (reject,) = parse(b"kind: \xff\xfe\n")
+    assert objs == [] and "not UTF-8" in reject.reason and reject.location == f"{SHA[:12]}:apps/x.yaml"
+
+
+def test_deleted_version_declares_deleted_objects_without_audit_links() -> None:
+    items, _ = parse_manifest(
+        deployment("api", "i", audit=AUDIT), repo="/r", commit=SHA, path="a.yaml", deleted=True
+    )
+    (obj,) = items
+    assert isinstance(obj, ManifestObjectRecord) and obj.deleted and obj.audit_ids == ()
+
+
+@pytest.mark.parametrize(
+    ("subject", "body", "pr"),
+    [
+        ("Merge pull request #7 from bob/feature", "", 7),
+        ("api: v2 handler (#12)", "", 12),
+        (
+            "Merge branch 'x' into 'main'",
+            "Merge branch 'x' into 'main'\n\nSee merge request group/proj!21",
+            21,
+        ),
+        ("fix #3 in parser", "", None),
+        ("Revert (#4) mention (#5) later", "", None),
+    ],
+)
+def test_pr_number_from_forge_messages(subject: str, body: str, pr: int | None) -> None:
+    assert pr_number(subject, body or subject) == pr
+
+
+def test_yaml_merge_keys_and_aliases_resolve_like_full_parsing() -> None:
+    text = (
+        "<<: &cm {apiVersion: v1, kind: ConfigMap}\n"
+        "metadata:\n  name: merged\n  annotations: &ann\n    x-gitops-audit-id: " + AUDIT + "\n"
+        "---\n"
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  <<: {name: from-merge, namespace: ops}\n"
+        "spec:\n  template:\n    metadata:\n      annotations: {x-gitops-audit-id: 'git-sha1:"
+        + "e" * 40
+        + "'}\n"
+    )
+    objs, rejects = parse(text)
+    assert rejects == []
+    assert [(o.kind, o.namespace, o.name, o.audit_ids) for o in objs] == [
+        ("ConfigMap", "default", "merged", (AUDIT,)),
+        ("Deployment", "ops", "from-merge", (f"git-sha1:{'e' * 40}",)),
+    ]
