@@ -97,7 +97,9 @@ def find_commit(store: LineageStore, sha: str) -> Node | None:
 def resolve_ref(store: LineageStore, ref: str) -> str:
     """The node id a user means: a node id as-is, a commit sha/prefix, or a raw audit id."""
     text = ref.strip()
-    if "|" not in text:  # an audit id may start with "trace:", which is also a node id prefix
+    if text.startswith("audit:"):
+        return text
+    if "|" not in text:  # a raw audit id may start with "trace:", which is also a node id prefix
         try:
             node_kind_of(text)
             return text

@@ -1,0 +1,259 @@
+"""The lineage the browser tests look at, built the way collectors build it: records -> join -> upsert.
+
+Two chains share one store:
+
+* the *release* chain: commit (with hostile text in its message) -> audit id -> two workloads; the
+  commit triggered a run whose processes (one with a privilege change, one with hostile argv) opened
+  files - one process 800 of them - and log lines (one hostile) carry the audit id and trace;
+* the *bulk* chain: a commit whose run has 40 processes of 49 files each, a lineage of about 2,000 nodes
+  that is drawn without any fan-out grouping (49 stays under the grouping limit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lineage.join import join_records
+from lineage.model import (
+    audit_node_id,
+    commit_node_id,
+    file_node_id,
+    log_node_id,
+    parse_audit_id,
+    process_node_id,
+)
+from lineage.records import (
+    CommitRecord,
+    FileAccessRecord,
+    LogRecord,
+    ManifestObjectRecord,
+    ProcessRecord,
+    Record,
+    RunRecord,
+)
+from lineage.store.base import LineageStore
+
+XSS_IMG = "<img src=x onerror=alert(1)>"
+XSS_SCRIPT = "<script>alert(1)</script>"
+
+HOST = "ci-runner-7"
+REPO = "https://git.example.com/platform/gitops.git"
+RELEASE_SHA = "3f9a2c41d0b7e65a8c1f2e3d4b5a69788796a5b4"
+PARENT_SHA = "0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c"
+BULK_SHA = "9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a291807"
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+BULK_TRACE = "0af7651916cd43dd8448eb211c80319c"
+FANOUT_FILES = 800
+BULK_PROCESSES = 40
+BULK_FILES_EACH = 49
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Ids the tests navigate by."""
+
+    release_commit: str = commit_node_id(RELEASE_SHA)
+    release_audit: str = audit_node_id(parse_audit_id(f"git-sha256:{RELEASE_SHA}|trace:{TRACE}"))
+    bulk_commit: str = commit_node_id(BULK_SHA)
+    workloads: tuple[str, ...] = ("workload:Deployment/prod/api", "workload:Deployment/prod/worker")
+    release_run: str = f"run:{HOST}:4100:1000000"
+    fanout_process: str = process_node_id(HOST, 4103, 1000300)
+    privileged_process: str = process_node_id(HOST, 4102, 1000200)
+    hostile_file: str = file_node_id(HOST, f"/tmp/{XSS_IMG}.txt")
+    error_log: str = log_node_id("app-logs", "rec-0003")
+    hostile_log: str = log_node_id("app-logs", "rec-0004")
+    hostile_texts: tuple[str, ...] = field(default=(XSS_IMG, XSS_SCRIPT))
+
+
+SCENARIO = Scenario()
+
+
+def _ts(second: int) -> str:
+    return f"2026-03-01T10:{second // 60:02d}:{second % 60:02d}.000000Z"
+
+
+def _commit(sha: str, parents: tuple[str, ...], subject: str, message: str, second: int) -> CommitRecord:
+    return CommitRecord(
+        repo=REPO,
+        sha=sha,
+        parents=parents,
+        author_name="Mei Lin",
+        author_email="mei@example.com",
+        authored_at=_ts(second),
+        committer_name="Mei Lin",
+        committer_email="mei@example.com",
+        committed_at=_ts(second),
+        subject=subject,
+        message=message,
+        changed_paths=("apps/api.yaml",),
+        branch="main",
+    )
+
+
+def release_records() -> list[Record]:
+    audit = f"git-sha256:{RELEASE_SHA}|trace:{TRACE}"
+    recs: list[Record] = [
+        _commit(PARENT_SHA, (), "Initial platform manifests", "Initial platform manifests", 0),
+        _commit(
+            RELEASE_SHA,
+            (PARENT_SHA,),
+            f"Release api 2.4 {XSS_IMG}",
+            f"Release api 2.4 {XSS_IMG}\n\nBody with {XSS_SCRIPT} inside.",
+            10,
+        ),
+    ]
+    for i, name in enumerate(("api", "worker")):
+        recs.append(
+            ManifestObjectRecord(
+                repo=REPO,
+                commit=RELEASE_SHA,
+                path=f"apps/{name}.yaml",
+                api_version="apps/v1",
+                kind="Deployment",
+                namespace="prod",
+                name=name,
+                audit_ids=(audit,),
+                document_index=i,
+            )
+        )
+    recs.append(
+        RunRecord(
+            host=HOST,
+            root_pid=4100,
+            start_ns=1_000_000,
+            command=("make", "release"),
+            started_at=_ts(20),
+            ended_at=_ts(80),
+            exit_code=0,
+            commit=RELEASE_SHA,
+            audit_id=audit,
+            trace_id=TRACE,
+            repo=REPO,
+        )
+    )
+
+    def proc(
+        pid: int, start: int, comm: str, argv: tuple[str, ...], uid: int, parent_uid: int
+    ) -> ProcessRecord:
+        return ProcessRecord(
+            host=HOST,
+            pid=pid,
+            start_ns=start,
+            run_pid=4100,
+            run_start_ns=1_000_000,
+            ppid=4100,
+            parent_start_ns=1_000_000,
+            uid=uid,
+            parent_uid=parent_uid,
+            comm=comm,
+            binary=f"/usr/bin/{comm}",
+            argv=argv,
+            cwd="/src/app",
+            started_at=_ts(21 + (start - 1_000_000) // 100),
+            ended_at=_ts(70),
+            exit_code=0,
+        )
+
+    recs += [
+        ProcessRecord(
+            host=HOST,
+            pid=4100,
+            start_ns=1_000_000,
+            run_pid=4100,
+            run_start_ns=1_000_000,
+            uid=1000,
+            comm="make",
+            binary="/usr/bin/make",
+            argv=("make", "release"),
+            cwd="/src/app",
+            started_at=_ts(20),
+            exit_code=0,
+        ),
+        proc(4101, 1_000_100, "sh", ("sh", "-c", f"echo {XSS_SCRIPT}"), 1000, 1000),
+        proc(4102, 1_000_200, "sudo", ("sudo", "install", "-m755", "app", "/usr/local/bin/app"), 0, 1000),
+        proc(4103, 1_000_300, "python3", ("python3", "-m", "build"), 1000, 1000),
+    ]
+    recs += [
+        FileAccessRecord(
+            host=HOST, pid=4103, start_ns=1_000_300, path=f"/src/app/pkg/module_{i:03d}.py", mode="read"
+        )
+        for i in range(FANOUT_FILES)
+    ]
+    recs += [
+        FileAccessRecord(host=HOST, pid=4103, start_ns=1_000_300, path="/src/app/dist/app.tar", mode="write"),
+        FileAccessRecord(host=HOST, pid=4101, start_ns=1_000_100, path=f"/tmp/{XSS_IMG}.txt", mode="write"),
+        FileAccessRecord(host=HOST, pid=4102, start_ns=1_000_200, path="/usr/local/bin/app", mode="write"),
+    ]
+    messages = [
+        ("INFO", "release started"),
+        ("INFO", "image pushed registry.example.com/api:2.4"),
+        ("WARN", "slow rollout: 1/3 pods ready"),
+        ("ERROR", "readiness probe failed on api-7d9f"),
+        ("INFO", f"user comment {XSS_IMG} {XSS_SCRIPT}"),
+    ]
+    for i, (level, message) in enumerate(messages):
+        recs.append(
+            LogRecord(
+                source="app-logs",
+                record_id=f"rec-{i:04d}",
+                time=_ts(30 + i),
+                level=level,
+                service="api",
+                message=message,
+                trace_id=TRACE,
+                audit_id=audit,
+            )
+        )
+    return recs
+
+
+def bulk_records() -> list[Record]:
+    audit = f"git-sha256:{BULK_SHA}|trace:{BULK_TRACE}"
+    recs: list[Record] = [
+        _commit(BULK_SHA, (), "Rebuild every service", "Rebuild every service", 100),
+        RunRecord(
+            host=HOST,
+            root_pid=5000,
+            start_ns=2_000_000,
+            command=("make", "all"),
+            started_at=_ts(110),
+            ended_at=_ts(300),
+            exit_code=0,
+            commit=BULK_SHA,
+            audit_id=audit,
+            trace_id=BULK_TRACE,
+        ),
+    ]
+    for p in range(BULK_PROCESSES):
+        pid, start = 5001 + p, 2_000_100 + p
+        recs.append(
+            ProcessRecord(
+                host=HOST,
+                pid=pid,
+                start_ns=start,
+                run_pid=5000,
+                run_start_ns=2_000_000,
+                uid=1000,
+                parent_uid=1000,
+                comm="cc",
+                binary="/usr/bin/cc",
+                argv=("cc", "-c", f"svc{p:02d}.c"),
+                started_at=_ts(120 + p),
+            )
+        )
+        recs += [
+            FileAccessRecord(
+                host=HOST, pid=pid, start_ns=start, path=f"/src/svc{p:02d}/src_{f:02d}.c", mode="read"
+            )
+            for f in range(BULK_FILES_EACH)
+        ]
+    return recs
+
+
+def load(store: LineageStore) -> Scenario:
+    """Fill ``store`` with both chains; raises if any record was rejected (the scenario is all good data)."""
+    batch = join_records([*release_records(), *bulk_records()])
+    if batch.rejected:
+        raise AssertionError(f"scenario records rejected: {batch.rejected}")
+    store.upsert(batch)
+    return SCENARIO

@@ -1,0 +1,60 @@
+// The details panel: every property of the picked node, shown as text.
+
+import { $, asText, el, swatch } from "./dom.js";
+import { kindInfo } from "./kinds.js";
+
+export function showDetails(node, group = null) {
+  const body = $("details-body");
+  const tbody = $("details-props").querySelector("tbody");
+  tbody.replaceChildren();
+  if (!node && !group) {
+    body.hidden = true;
+    $("details-empty").hidden = false;
+    $("details").dataset.nodeId = "";
+    return;
+  }
+  body.hidden = false;
+  $("details-empty").hidden = true;
+  const kind = group ? group.kind : node.kind;
+  $("details-kind").replaceChildren(swatch(kindInfo(kind)), el("span", { text: group ? `${kind} group` : kind }));
+  if (group) {
+    $("details").dataset.nodeId = group.id;
+    $("details-label").textContent = `${group.members.length} ${kindInfo(kind).plural} linked to ${group.parent}`;
+    tbody.append(row("members", group.members.slice(0, 200).join("\n") + (group.members.length > 200 ? "\n…" : "")));
+    setButtons({ group: true });
+    return;
+  }
+  $("details").dataset.nodeId = node.id;
+  $("details-label").textContent = node.label || node.id;
+  tbody.append(row("id", node.id), row("time", node.time), row("placeholder", node.placeholder));
+  const props = node.properties ?? {};
+  for (const key of Object.keys(props).sort()) tbody.append(row(key, props[key]));
+  setButtons({ group: false, trail: ["Commit", "AuditRecord", "Trace"].includes(node.kind) });
+}
+
+/** A stored edge: its real direction (source -kind-> target) and its properties. */
+export function showEdgeDetails(edge) {
+  if (!edge) return;
+  const tbody = $("details-props").querySelector("tbody");
+  tbody.replaceChildren();
+  $("details-body").hidden = false;
+  $("details-empty").hidden = true;
+  $("details").dataset.nodeId = "";
+  $("details-kind").replaceChildren(el("span", { text: `${edge.kind} edge` }));
+  $("details-label").textContent = `${edge.source} → ${edge.target}`;
+  tbody.append(row("source", edge.source), row("kind", edge.kind), row("target", edge.target));
+  const props = edge.properties ?? {};
+  for (const key of Object.keys(props).sort()) tbody.append(row(key, props[key]));
+  for (const id of ["btn-focus", "btn-from", "btn-to", "btn-trail", "btn-expand", "btn-collapse"]) $(id).disabled = true;
+}
+
+function row(key, value) {
+  return el("tr", { attrs: { "data-key": key } }, [el("th", { text: key }), el("td", { text: asText(value) })]);
+}
+
+function setButtons({ group, trail = false }) {
+  for (const id of ["btn-focus", "btn-from", "btn-to"]) $(id).disabled = group;
+  $("btn-trail").disabled = group || !trail;
+  $("btn-expand").disabled = false;
+  $("btn-collapse").disabled = group;
+}

@@ -1,0 +1,77 @@
+// Cytoscape's stylesheet for the lineage graph (set through its API, so the page's CSP stays strict).
+
+export function graphStyle() {
+  return [
+    {
+      selector: "node",
+      style: {
+        "background-color": "data(color)",
+        shape: "data(shape)",
+        label: "data(label)",
+        width: 24,
+        height: 24,
+        "font-size": 10,
+        "font-family": "system-ui, sans-serif",
+        color: "#222",
+        "text-valign": "bottom",
+        "text-halign": "center",
+        "text-margin-y": 4,
+        "text-wrap": "ellipsis",
+        "text-max-width": 130,
+        "min-zoomed-font-size": 7,
+        "border-width": 1,
+        "border-color": "#ffffff",
+      },
+    },
+    { selector: "node.placeholder", style: { "background-opacity": 0.35, "border-style": "dashed", "border-color": "data(color)", "border-width": 2 } },
+    { selector: "node.root", style: { "border-width": 4, "border-color": "#111", width: 30, height: 30 } },
+    {
+      selector: "node.fanout",
+      style: {
+        width: 96,
+        height: 28,
+        "background-opacity": 0.18,
+        "border-width": 2,
+        "border-color": "data(color)",
+        "border-style": "double",
+        "text-valign": "center",
+        "text-margin-y": 0,
+        "font-weight": "bold",
+        color: "#222",
+      },
+    },
+    { selector: "node:selected", style: { "overlay-color": "#f0b400", "overlay-opacity": 0.35, "overlay-padding": 6 } },
+    {
+      selector: "edge",
+      style: {
+        width: 1.4,
+        "line-color": "#a9b1bb",
+        "curve-style": "bezier",
+        "arrow-scale": 0.8,
+        "target-arrow-color": "#a9b1bb",
+        "source-arrow-color": "#a9b1bb",
+      },
+    },
+    { selector: "edge.with-flow", style: { "target-arrow-shape": "triangle" } },
+    { selector: "edge.against-flow", style: { "source-arrow-shape": "triangle", "line-style": "dashed", "line-dash-pattern": [6, 3] } },
+    { selector: "edge:selected", style: { label: "data(kind)", "font-size": 9, "text-rotation": "autorotate", "line-color": "#555" } },
+    { selector: ".faded", style: { opacity: 0.22 } },
+    { selector: "node.on-path", style: { "border-width": 4, "border-color": "#e0245e", opacity: 1 } },
+    {
+      selector: "edge.on-path",
+      style: {
+        width: 4,
+        "line-color": "#e0245e",
+        "target-arrow-color": "#e0245e",
+        "source-arrow-color": "#e0245e",
+        opacity: 1,
+        "z-index": 10,
+        label: "data(kind)",
+        "font-size": 9,
+        "text-rotation": "autorotate",
+        "text-background-color": "#ffffff",
+        "text-background-opacity": 0.8,
+      },
+    },
+  ];
+}

@@ -1,0 +1,353 @@
+// The lineage graph view: what the server returned, what is shown of it (kind filters, fan-out groups,
+// expansions), and the Cytoscape canvas that draws it left to right along the flow.
+
+import cytoscape from "../vendor/cytoscape/cytoscape.esm.min.js";
+import cytoscapeDagre from "../vendor/cytoscape-dagre/cytoscape-dagre.esm.min.js";
+import { FLOW_REVERSED, KINDS, kindInfo } from "./kinds.js";
+import { graphStyle } from "./graph-style.js";
+import { treePositions } from "./layout.js";
+
+cytoscape.use(cytoscapeDagre);
+
+/** More same-kind leaf neighbours than this are drawn as one "+N files" node. */
+export const FANOUT_LIMIT = 50;
+/** Above this many visible nodes dagre gets slow; the linear-time tree layout of layout.js takes over. */
+const DAGRE_LIMIT = 500;
+const KIND_ORDER = new Map(KINDS.map((k, i) => [k.kind, i]));
+
+export const edgeKey = (e) => `${e.source}|${e.kind}|${e.target}`;
+const groupId = (parent, kind) => `group:${parent}::${kind}`;
+
+function shortLabel(text, max = 42) {
+  const flat = String(text ?? "").replace(/\s+/g, " ");
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+}
+
+export class LineageView {
+  constructor(container, handlers) {
+    this.container = container;
+    this.handlers = handlers; // onSelect, onSelectEdge, onExpand, onPathPick, onViewChange
+    this.nodes = new Map(); // id -> API node
+    this.edges = new Map(); // key -> API edge
+    this.depths = {};
+    this.rootId = null;
+    this.truncated = false;
+    this.hiddenKinds = new Set();
+    this.openGroups = new Set(); // "<parent>::<kind>" fan-outs the user expanded
+    this.addedBy = new Map(); // expander id -> Set of node ids its expansion brought in
+    this.path = { nodes: [], edges: new Set() };
+    this.groups = new Map(); // group id -> { parent, kind, members }
+    this.cy = cytoscape({
+      container,
+      style: graphStyle(),
+      minZoom: 0.05,
+      maxZoom: 4,
+      boxSelectionEnabled: false,
+      hideEdgesOnViewport: false,
+      textureOnViewport: true,
+    });
+    this.cy.on("tap", "node", (evt) => {
+      const id = evt.target.id();
+      if (evt.originalEvent && evt.originalEvent.shiftKey) this.handlers.onPathPick?.(id);
+      else this.handlers.onSelect?.(id);
+    });
+    this.cy.on("tap", "edge", (evt) => this.handlers.onSelectEdge?.(this.edges.get(evt.target.id()) ?? null));
+    this.cy.on("tap", (evt) => {
+      if (evt.target === this.cy) this.handlers.onSelect?.(null);
+    });
+    this.cy.on("dbltap", "node", (evt) => this.handlers.onExpand?.(evt.target.id()));
+    this.cy.on("viewport", () => this.#scheduleViewChange());
+    // Panels opening and closing (the audit trail) change the canvas size without a window resize.
+    new ResizeObserver(() => {
+      this.cy.resize();
+      this.#scheduleViewChange();
+    }).observe(container);
+  }
+
+  /** Replace everything with one lineage answer. */
+  load(graph, rootId) {
+    this.nodes.clear();
+    this.edges.clear();
+    this.openGroups.clear();
+    this.addedBy.clear();
+    this.path = { nodes: [], edges: new Set() };
+    this.rootId = rootId;
+    this.depths = { ...(graph.depths ?? {}) };
+    this.truncated = !!graph.truncated;
+    this.#absorb(graph);
+  }
+
+  /** Add a neighbour or path answer to what is shown; returns the ids that were new. */
+  merge(graph, expanderId = null) {
+    const added = this.#absorb(graph);
+    if (expanderId && added.length) {
+      const set = this.addedBy.get(expanderId) ?? new Set();
+      added.forEach((id) => set.add(id));
+      this.addedBy.set(expanderId, set);
+    }
+    return added;
+  }
+
+  #absorb(graph) {
+    const added = [];
+    for (const n of graph.nodes ?? []) {
+      if (!this.nodes.has(n.id)) added.push(n.id);
+      this.nodes.set(n.id, n);
+    }
+    for (const e of graph.edges ?? []) this.edges.set(edgeKey(e), e);
+    return added;
+  }
+
+  isGroup(id) {
+    return this.groups.has(id);
+  }
+
+  group(id) {
+    return this.groups.get(id);
+  }
+
+  /** Show every member of a fan-out group. */
+  openGroup(id) {
+    const g = this.groups.get(id);
+    if (!g) return false;
+    this.openGroups.add(`${g.parent}::${g.kind}`);
+    return true;
+  }
+
+  /** Undo expansions around a node: re-group its fan-outs, drop what expanding it brought in, or
+   *  (when neither applies) hide its leaf neighbours. Returns how many nodes left the view. */
+  collapse(id) {
+    const before = this.visibleNodeCount();
+    let changed = false;
+    for (const key of [...this.openGroups]) {
+      if (key.startsWith(`${id}::`)) {
+        this.openGroups.delete(key);
+        changed = true;
+      }
+    }
+    const brought = this.addedBy.get(id);
+    if (brought) {
+      const keep = new Set([this.rootId, ...this.path.nodes]);
+      for (const nid of brought) {
+        if (!keep.has(nid)) this.#dropNode(nid);
+      }
+      this.addedBy.delete(id);
+      changed = true;
+    }
+    if (!changed) {
+      const adj = this.#adjacency(new Set(this.nodes.keys()));
+      for (const nb of adj.get(id) ?? []) {
+        if (nb !== this.rootId && (adj.get(nb)?.size ?? 0) === 1 && !this.path.nodes.includes(nb)) {
+          this.#dropNode(nb);
+        }
+      }
+    }
+    return before - this.#visibleModelCount();
+  }
+
+  #dropNode(id) {
+    this.nodes.delete(id);
+    for (const [key, e] of this.edges) {
+      if (e.source === id || e.target === id) this.edges.delete(key);
+    }
+  }
+
+  setHiddenKinds(kinds) {
+    this.hiddenKinds = new Set(kinds);
+  }
+
+  /** Highlight a path answer (nodes in path order); an empty list clears it. */
+  setPath(pathGraph) {
+    if (!pathGraph) {
+      this.path = { nodes: [], edges: new Set() };
+      return;
+    }
+    this.merge(pathGraph);
+    this.path = { nodes: pathGraph.nodes.map((n) => n.id), edges: new Set(pathGraph.edges.map(edgeKey)) };
+  }
+
+  #adjacency(ids) {
+    const adj = new Map();
+    for (const e of this.edges.values()) {
+      if (!ids.has(e.source) || !ids.has(e.target) || e.source === e.target) continue;
+      if (!adj.has(e.source)) adj.set(e.source, new Set());
+      if (!adj.has(e.target)) adj.set(e.target, new Set());
+      adj.get(e.source).add(e.target);
+      adj.get(e.target).add(e.source);
+    }
+    return adj;
+  }
+
+  #visibleModelCount() {
+    return [...this.nodes.values()].filter((n) => !this.hiddenKinds.has(n.kind)).length;
+  }
+
+  /** Work out what to draw: filtered kinds out, large fan-outs folded into group nodes. */
+  #computeView() {
+    const pathSet = new Set(this.path.nodes);
+    const shown = new Set();
+    for (const n of this.nodes.values()) {
+      if (!this.hiddenKinds.has(n.kind) || pathSet.has(n.id) || n.id === this.rootId) shown.add(n.id);
+    }
+    const adj = this.#adjacency(shown);
+    const groups = new Map();
+    const grouped = new Map(); // member id -> group id
+    for (const [parent, nbs] of adj) {
+      if (grouped.has(parent)) continue;
+      const byKind = new Map();
+      for (const nb of nbs) {
+        if (nb === this.rootId || pathSet.has(nb) || grouped.has(nb) || adj.get(nb).size !== 1) continue;
+        const kind = this.nodes.get(nb).kind;
+        if (!byKind.has(kind)) byKind.set(kind, []);
+        byKind.get(kind).push(nb);
+      }
+      for (const [kind, members] of byKind) {
+        if (members.length <= FANOUT_LIMIT || this.openGroups.has(`${parent}::${kind}`)) continue;
+        const gid = groupId(parent, kind);
+        members.sort();
+        groups.set(gid, { parent, kind, members });
+        members.forEach((m) => grouped.set(m, gid));
+      }
+    }
+    this.groups = groups;
+    return { shown, grouped, groups };
+  }
+
+  /** Redraw from the model and lay it out; resolves once the first frame of the new layout is drawn. */
+  render() {
+    const { shown, grouped, groups } = this.#computeView();
+    const pathSet = new Set(this.path.nodes);
+    const elements = [];
+    for (const id of shown) {
+      if (grouped.has(id)) continue;
+      const n = this.nodes.get(id);
+      const info = kindInfo(n.kind);
+      const classes = [];
+      if (n.placeholder) classes.push("placeholder");
+      if (id === this.rootId) classes.push("root");
+      if (pathSet.has(id)) classes.push("on-path");
+      elements.push({
+        group: "nodes",
+        data: { id, kind: n.kind, label: shortLabel(n.label || n.id), color: info.color, shape: info.shape },
+        classes,
+      });
+    }
+    for (const [gid, g] of groups) {
+      const info = kindInfo(g.kind);
+      elements.push({
+        group: "nodes",
+        data: { id: gid, kind: g.kind, label: `+${g.members.length} ${info.plural}`, color: info.color, shape: "round-rectangle" },
+        classes: ["fanout"],
+      });
+    }
+    const seenGroupEdges = new Set();
+    for (const [key, e] of this.edges) {
+      if (!shown.has(e.source) || !shown.has(e.target)) continue;
+      const reversed = FLOW_REVERSED.has(e.kind);
+      let src = reversed ? e.target : e.source;
+      let dst = reversed ? e.source : e.target;
+      src = grouped.get(src) ?? src;
+      dst = grouped.get(dst) ?? dst;
+      let id = key;
+      if (src.startsWith("group:") || dst.startsWith("group:")) {
+        id = `${src}|${e.kind}|${dst}`;
+        if (seenGroupEdges.has(id)) continue;
+        seenGroupEdges.add(id);
+      }
+      const classes = [reversed ? "against-flow" : "with-flow"];
+      if (this.path.edges.has(key)) classes.push("on-path");
+      elements.push({ group: "edges", data: { id, source: src, target: dst, kind: e.kind }, classes });
+    }
+    if (pathSet.size) {
+      for (const el of elements) {
+        if (!(el.classes.includes("on-path"))) el.classes.push("faded");
+      }
+    }
+    this.cy.batch(() => {
+      this.cy.elements().remove();
+      this.cy.add(elements);
+    });
+    this.#updateCounts();
+    return this.layout();
+  }
+
+  layout() {
+    const count = this.cy.nodes().length;
+    return new Promise((resolve) => {
+      if (count === 0) {
+        resolve();
+        return;
+      }
+      const finish = () => {
+        this.cy.fit(undefined, 30);
+        requestAnimationFrame(() => requestAnimationFrame(() => {
+          this.#scheduleViewChange(true);
+          resolve();
+        }));
+      };
+      if (count <= DAGRE_LIMIT) {
+        const layout = this.cy.layout({
+          name: "dagre",
+          rankDir: "LR",
+          nodeSep: 14,
+          edgeSep: 8,
+          rankSep: 120,
+          animate: false,
+          fit: false,
+        });
+        layout.one("layoutstop", finish);
+        layout.run();
+      } else {
+        this.cy.layout({ name: "preset", positions: treePositions(this.cy, KIND_ORDER), animate: false, fit: false }).run();
+        finish();
+      }
+    });
+  }
+
+  visibleNodeCount() {
+    return this.cy.nodes().length;
+  }
+
+  #updateCounts() {
+    const c = this.container;
+    c.dataset.nodeCount = String(this.nodes.size);
+    c.dataset.edgeCount = String(this.edges.size);
+    c.dataset.visibleNodeCount = String(this.cy.nodes().length);
+    c.dataset.visibleEdgeCount = String(this.cy.edges().length);
+    c.dataset.groupCount = String(this.groups.size);
+    c.dataset.pathLength = String(this.path.nodes.length);
+    c.dataset.truncated = String(this.truncated);
+  }
+
+  select(id) {
+    this.cy.$(":selected").unselect();
+    if (id) this.cy.getElementById(id).select();
+  }
+
+  fit() {
+    this.cy.fit(undefined, 30);
+  }
+
+  /** Where a drawn node is, in pixels from the container's top-left (null if it is not drawn). */
+  renderedPosition(id) {
+    const el = this.cy.getElementById(id);
+    if (!el || el.empty()) return null;
+    const p = el.renderedPosition();
+    return { x: Math.round(p.x), y: Math.round(p.y) };
+  }
+
+  zoom() {
+    return this.cy.zoom();
+  }
+
+  /** The drawn nodes, for the keyboard-accessible list beside the canvas. */
+  drawnNodes() {
+    return this.cy.nodes().map((n) => ({ id: n.id(), kind: n.data("kind"), label: n.data("label") }));
+  }
+
+  #scheduleViewChange(now = false) {
+    clearTimeout(this.viewTimer);
+    if (now) this.handlers.onViewChange?.();
+    else this.viewTimer = setTimeout(() => this.handlers.onViewChange?.(), 120);
+  }
+}

@@ -1,0 +1,25 @@
+// Node and edge kinds as the UI draws them: one colour and shape per kind, and the flow order
+// declaration -> execution -> logs that the left-to-right layout follows.
+
+export const KINDS = [
+  { kind: "Repo", color: "#6b6b6b", shape: "round-rectangle", plural: "repos" },
+  { kind: "Commit", color: "#3b5b7a", shape: "ellipse", plural: "commits" },
+  { kind: "AuditRecord", color: "#8a5fb0", shape: "diamond", plural: "audit records" },
+  { kind: "Workload", color: "#2f8f8a", shape: "hexagon", plural: "workloads" },
+  { kind: "PipelineRun", color: "#c0703a", shape: "round-rectangle", plural: "runs" },
+  { kind: "Process", color: "#b8485a", shape: "rectangle", plural: "processes" },
+  { kind: "File", color: "#7f8c3a", shape: "round-tag", plural: "files" },
+  { kind: "Trace", color: "#3a7fc0", shape: "triangle", plural: "traces" },
+  { kind: "LogEvent", color: "#4f8a5b", shape: "barrel", plural: "log events" },
+];
+
+export const KIND_BY_NAME = new Map(KINDS.map((k) => [k.kind, k]));
+
+/** Stored edges that point against the flow (log -> trace, audit -> commit, child -> parent ...).
+ *  They are drawn flow-first so that the layered layout reads left to right, with the arrow kept on
+ *  the end the stored edge really points to. Mirrors EdgeKind.flow_reversed on the server. */
+export const FLOW_REVERSED = new Set(["PARENT", "FOR_COMMIT", "IN_TRACE", "CARRIES", "CHILD_OF"]);
+
+export function kindInfo(kind) {
+  return KIND_BY_NAME.get(kind) ?? { kind, color: "#999999", shape: "ellipse", plural: `${kind} nodes` };
+}
