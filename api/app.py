@@ -33,12 +33,11 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
-# GraphiQL's page (bundled with strawberry) loads React and GraphiQL from unpkg with SRI hashes and
-# boots with an inline script; only that one HTML page gets this policy.
+# GraphiQL's page is web/graphiql.html with GraphiQL, React and ReactDOM vendored under web/vendor/graphiql:
+# it works offline, and the only relaxation is inline style attributes, which GraphiQL's editor sets.
 GRAPHIQL_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://unpkg.com; "
-    "style-src 'self' 'unsafe-inline' https://unpkg.com; img-src 'self' data:; font-src 'self' data: https://unpkg.com; "
-    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 MAX_BODY_BYTES = 1 << 20
 _COMMON_HEADERS = [
@@ -92,6 +91,17 @@ class StoreHolder:
         if self._owned and self._store is not None:
             self._store.close()
             self._store = self._state.store = None
+
+
+class _GraphQLRouter(GraphQLRouter[ApiContext, None]):
+    """Serves the vendored, offline GraphiQL page instead of strawberry's CDN-loading one."""
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        web = web_dir()
+        page = web / "graphiql.html" if web is not None else None
+        if page is not None and page.is_file():
+            return HTMLResponse(page.read_text(encoding="utf-8"))
+        return HTMLResponse(self.graphql_ide_html)
 
 
 class SecurityHeaders:
@@ -169,7 +179,7 @@ def create_app(store_url: str | None = None, store: LineageStore | None = None) 
     async def context() -> ApiContext:
         return ApiContext(holder.get)
 
-    graphql = GraphQLRouter(schema, context_getter=context, graphql_ide="graphiql", subscription_protocols=())
+    graphql = _GraphQLRouter(schema, context_getter=context, graphql_ide="graphiql", subscription_protocols=())
     app.include_router(graphql, prefix="/graphql")
 
     @app.get("/healthz")

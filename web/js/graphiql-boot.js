@@ -1,0 +1,18 @@
+// Starts the vendored GraphiQL against this server's /graphql (no inline script: the page keeps the strict CSP).
+(function () {
+  "use strict";
+  var root = document.getElementById("graphiql");
+  var endpoint = root.getAttribute("data-endpoint") || "/graphql";
+  var fetcher = GraphiQL.createFetcher({ url: endpoint });
+  var example = [
+    "# liubai: which commit, deployed by which pipeline, ran which processes and produced which log lines?",
+    "# Replace the id with a commit of yours (search finds one).",
+    "{",
+    "  search(text: \"commit\", kinds: [\"Commit\"], first: 3) { edges { node { id label } } }",
+    "}",
+    "",
+  ].join("\n");
+  ReactDOM.createRoot(root).render(
+    React.createElement(GraphiQL, { fetcher: fetcher, defaultQuery: example, defaultEditorToolsVisibility: true })
+  );
+})();
