@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -94,7 +95,11 @@ class StoreHolder:
 
 
 class _GraphQLRouter(GraphQLRouter[ApiContext, None]):
-    """Serves the vendored, offline GraphiQL page instead of strawberry's CDN-loading one."""
+    """Serves the vendored, offline GraphiQL page instead of strawberry's CDN-loading one, and encodes
+    answers with orjson (a 10,000-node lineage is megabytes of JSON)."""
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data, default=str)
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         web = web_dir()
