@@ -1,0 +1,114 @@
+"""The whole benchmark suite: runs every bench/ script, prints one table, writes docs/performance.md.
+
+Each figure stands beside the baseline measured in the same run (raw ``git log``, json.loads-only
+parsing, generate+join without a store, the per-row Neo4j writer, plain strawberry object-per-node
+answers, untraced and strace'd workloads). Each script can also run alone; its last output line is JSON.
+
+Example: .venv/bin/python bench/run_all.py            (full sizes, ~15-25 min on 2 cores)
+         .venv/bin/python bench/run_all.py --quick    (small sizes, a few minutes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+# name -> (script, full args, quick args)
+SUITE: dict[str, tuple[str, list[str], list[str]]] = {
+    "sqlite_scale": ("sqlite_scale.py", ["--facts", "1000000"], ["--facts", "100000", "--queries", "50"]),
+    "store_ingest": ("store_ingest.py", ["--facts", "500000"], ["--facts", "50000", "--queries", "50"]),
+    "graphql_http": ("graphql_http.py", ["--seconds", "20"], ["--seconds", "5", "--repeat", "5"]),
+    "git_ingest": ("git_ingest.py", ["--commits", "5000"], ["--commits", "1000"]),
+    "log_ingest": ("log_ingest.py", ["--records", "100000"], ["--records", "20000"]),
+    "export_memory": ("export_memory.py", [], ["--sizes", "20000", "200000"]),
+    "ebpf_overhead": ("ebpf_overhead.py", [], ["--quick"]),
+}
+
+
+def run(name: str, quick: bool, timeout: float) -> tuple[dict[str, Any] | None, str]:
+    script, full, small = SUITE[name]
+    cmd = [sys.executable, str(HERE / script), *(small if quick else full)]
+    t = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return None, f"timed out after {timeout:.0f}s"
+    took = time.perf_counter() - t
+    for line in reversed(proc.stdout.strip().splitlines()):
+        if line.startswith("{"):
+            try:
+                result: dict[str, Any] = json.loads(line)
+            except json.JSONDecodeError:
+                break
+            result["_seconds"] = took
+            result["_exit"] = proc.returncode
+            result["_text"] = proc.stdout
+            return result, ""
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+    return None, f"exit {proc.returncode}: " + " | ".join(tail)
+
+
+def machine() -> str:
+    mem = next((ln.split()[1] for ln in Path("/proc/meminfo").read_text().splitlines() if ln.startswith("MemTotal")), "?")
+    cpu = next(
+        (ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")),
+        platform.processor(),
+    )
+    load = os.getloadavg()[0]
+    return (f"{os.cpu_count()} cores ({cpu}), {int(mem) / 2**20:.0f} GiB RAM, Linux {platform.release()}, "
+            f"Python {platform.python_version()}, load average at start {load:.1f}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run of the suite)")
+    ap.add_argument("--only", nargs="*", choices=sorted(SUITE), help="run only these")
+    ap.add_argument("--timeout", type=float, default=1800, help="seconds per benchmark")
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "performance.md")
+    args = ap.parse_args()
+
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    host = machine()
+    results: dict[str, dict[str, Any]] = {}
+    failures: dict[str, str] = {}
+    for name in args.only or list(SUITE):
+        print(f"running {name} ...", flush=True)
+        result, error = run(name, args.quick, args.timeout)
+        if result is None:
+            failures[name] = error
+            print(f"  FAILED: {error}", flush=True)
+        else:
+            results[name] = result
+            print(f"  done in {result['_seconds']:.0f}s", flush=True)
+
+    sections = [
+        f"# Performance\n\nMeasured {when} by `bench/run_all.py{' --quick' if args.quick else ''}` on {host}.\n"
+        "Each figure stands beside a baseline measured in the same run. Regenerate with `make bench`.\n"
+    ]
+    for name, result in results.items():
+        text = "\n".join(ln for ln in result["_text"].strip().splitlines() if not ln.startswith("{"))
+        sections.append(f"## {name}\n\n`{' '.join(['bench/' + SUITE[name][0], *(SUITE[name][2] if args.quick else SUITE[name][1])])}`"
+                        f" ({result['_seconds']:.0f}s, exit {result['_exit']})\n\n```\n{text}\n```\n")
+    for name, error in failures.items():
+        sections.append(f"## {name}\n\nnot measured: {error}\n")
+    report = "\n".join(sections)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(report)
+    print()
+    print(report)
+    print(f"written to {args.out}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
