@@ -1,0 +1,326 @@
+"""``liubai trace -- CMD``: run a command under eBPF tracing and ingest its run; ``liubai ingest events``.
+
+The run is tied to its commit (``--commit``, CI_COMMIT_SHA, GITHUB_SHA, else ``git rev-parse HEAD``) and
+audit id / trace (``--audit-id``, X_GITOPS_AUDIT_ID, else TRACEPARENT). CMD's exit code becomes liubai's;
+its stdio is untouched (liubai's own lines go to stderr). Without root, tracefs or bcc nothing runs.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from api.cli.common import err_console, fail, redact, state, store_session
+from api.cli.ingest import ingest_app
+from collector.ebpf import (
+    IngestStats,
+    LiveEvents,
+    RecordingWriter,
+    RunCollector,
+    RunInfo,
+    ingest_run,
+    replay_recording,
+)
+from ebpf import procfs
+from ebpf.loader import Problem, Tracer, TracerError, preflight
+from ebpf.run import attach_tree, exit_status_code, run_command
+from lineage.model import AUDIT_ID_ENV, AuditIdError, parse_audit_id, parse_traceparent
+
+__all__ = ["RunContext", "register", "resolve_context"]
+
+CANNOT_TRACE_EXIT = 125
+
+
+@dataclass(slots=True)
+class RunContext:
+    """Who the run is for: its commit (and the repo that named it), audit id and trace id."""
+
+    commit: str | None
+    commit_source: str | None
+    repo: str | None
+    audit_id: str | None
+    trace_id: str | None
+
+
+def _git(cwd: str, *args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def resolve_context(commit: str | None, audit_id: str | None, env: Mapping[str, str], cwd: str) -> RunContext:
+    """Apply the precedence rules: flags, then CI variables, then the git checkout in ``cwd``."""
+    source: str | None = None
+    repo: str | None = None
+    if commit:
+        source = "--commit"
+    else:
+        for var in ("CI_COMMIT_SHA", "GITHUB_SHA"):
+            if env.get(var):
+                commit, source = env[var], var
+                break
+    if not commit:
+        commit = _git(cwd, "rev-parse", "HEAD")
+        source = "git rev-parse HEAD" if commit else None
+    if source == "git rev-parse HEAD" or (commit and _git(cwd, "rev-parse", "HEAD") == commit):
+        repo = _git(cwd, "rev-parse", "--show-toplevel")
+    raw_audit = audit_id or env.get(AUDIT_ID_ENV) or None
+    trace_id: str | None = None
+    if raw_audit:
+        try:
+            trace_id = parse_audit_id(raw_audit).trace
+        except AuditIdError:
+            trace_id = None  # kept raw: the join records it as rejected with the reason
+    elif env.get("TRACEPARENT"):
+        trace_id = parse_traceparent(env["TRACEPARENT"])
+    return RunContext(commit.lower() if commit else None, source, repo, raw_audit, trace_id)
+
+
+def _cannot_trace(reasons: list[str]) -> typer.Exit:
+    return fail("cannot trace (the command was NOT run): " + "; ".join(reasons), code=CANNOT_TRACE_EXIT)
+
+
+def trace(
+    ctx: typer.Context,
+    cmd: Annotated[
+        list[str] | None, typer.Argument(help="The command to run, after '--'.", show_default=False)
+    ] = None,
+    commit: Annotated[
+        str | None,
+        typer.Option(
+            "--commit", help="Commit the run is for (default: CI_COMMIT_SHA, GITHUB_SHA, git HEAD)."
+        ),
+    ] = None,
+    audit_id: Annotated[
+        str | None,
+        typer.Option("--audit-id", help="x-gitops-audit-id of the run (default: X_GITOPS_AUDIT_ID)."),
+    ] = None,
+    record: Annotated[
+        Path | None,
+        typer.Option("--record", help="Also write the decoded events as JSON lines to this file."),
+    ] = None,
+    pid: Annotated[
+        int | None,
+        typer.Option("--pid", help="Attach to this running process and its descendants instead of CMD."),
+    ] = None,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Host name in node ids (default: this machine's).")
+    ] = None,
+    no_ingest: Annotated[
+        bool, typer.Option("--no-ingest", help="Only record (with --record); write nothing to the store.")
+    ] = False,
+) -> None:
+    """Run CMD under eBPF tracing; ingest the run, its process tree and the files read, written and executed.
+
+    CMD's exit code is liubai's (128+N when killed by signal N); 125 means tracing could not start and
+    CMD was not run. With --pid, liubai traces until that process ends and exits 0. Needs root,
+    tracefs and Debian's bcc (scripts/setup-ebpf).
+
+    Example: sudo liubai trace --commit 3f2a9c1e0b7d4a5c6e8f9a0b1c2d3e4f5a6b7c8d -- make -j2 build
+    """
+    argv = list(cmd or [])
+    if pid is None and not argv:
+        raise fail("nothing to trace: give a command after '--' (or --pid PID)", code=2)
+    if pid is not None and argv:
+        raise fail("give either --pid or a command, not both", code=2)
+    if no_ingest and record is None:
+        raise fail("--no-ingest without --record would keep nothing", code=2)
+    problems = preflight()
+    if record is not None:
+        try:
+            record.open("w", encoding="utf-8").close()
+        except OSError as exc:
+            problems.append(Problem(f"cannot write the recording {record}: {exc.strerror}"))
+    if problems:
+        raise _cannot_trace(list(problems))
+    cwd = os.getcwd()
+    rc = resolve_context(commit, audit_id, os.environ, cwd)
+    hostname = host or socket.gethostname()
+    try:
+        tracer = Tracer()
+    except TracerError as exc:
+        raise _cannot_trace([str(exc)]) from None
+
+    live = LiveEvents(tracer.decoder)
+    tracer.on_raw(live)
+    infos: list[RunInfo] = []
+    adopted: list[tuple[procfs.ProcInfo, tuple[int, int] | None]] = []
+
+    def begin(
+        root_pid: int, start_ns: int, root_cwd: str | None, command: tuple[str, ...], ppid: int
+    ) -> None:
+        infos.append(
+            RunInfo(
+                host=hostname,
+                root_pid=root_pid,
+                start_ns=start_ns,
+                command=command,
+                boot_offset_ns=procfs.boot_offset_ns(),
+                cwd=root_cwd,
+                commit=rc.commit,
+                audit_id=rc.audit_id,
+                trace_id=rc.trace_id,
+                repo=rc.repo,
+                root_ppid=ppid,
+                root_uid=os.geteuid() if pid is None else None,
+            )
+        )
+
+    try:
+        if pid is None:
+            result = run_command(tracer, argv, lambda p, s: begin(p, s, cwd, tuple(argv), os.getpid()))
+        else:
+            try:
+                root = procfs.proc_info(pid)
+            except OSError:
+                raise fail(f"no process with pid {pid}", code=2) from None
+            begin(root.pid, root.start_ns, root.cwd, root.argv, root.ppid)
+            starts: dict[int, int] = {}
+
+            def adopt(info: procfs.ProcInfo) -> None:
+                parent = (info.ppid, starts[info.ppid]) if info.ppid in starts and info.pid != pid else None
+                starts[info.pid] = info.start_ns
+                adopted.append((info, parent))
+
+            def ready(count: int) -> None:
+                err_console.print(
+                    f"liubai: attached to pid {pid} ({count} processes); tracing until it exits",
+                    markup=False,
+                    highlight=False,
+                )
+
+            result = attach_tree(tracer, pid, adopt, on_ready=ready)
+    finally:
+        tracer.close()
+    info = infos[0]
+    collector = RunCollector(info)
+    writer = RecordingWriter(str(record), info) if record is not None else None
+    for proc_info, parent in adopted:
+        collector.adopt(proc_info, parent)
+        if writer is not None:
+            writer.adopt(proc_info, parent)
+    for event in live.events():
+        collector.add(event)
+        if writer is not None:
+            writer.event(event)
+    info.end_ns = result.end_ns
+    root_proc = collector.procs.get((info.root_pid, info.start_ns))
+    info.exit_code = (
+        result.exit_code if result.exit_code is not None else (root_proc.exit_code if root_proc else None)
+    )
+    info.lost_events = result.lost_events + live.decode_errors
+    if writer is not None:
+        writer.close(info)
+    code = exit_status_code(info.exit_code) if pid is None else 0
+    if info.lost_events:
+        err_console.print(
+            f"liubai: warning: {info.lost_events} kernel events were lost (ring buffer full); the graph is incomplete",
+            markup=False,
+            highlight=False,
+        )
+    if not no_ingest:
+        try:
+            with store_session(ctx) as store:
+                stats = ingest_run(store, collector)
+        except typer.Exit as exc:
+            raise typer.Exit(code or exc.exit_code) from None
+        _summary(ctx, "traced", collector, stats, rc.commit, rc.commit_source)
+    if record is not None:
+        err_console.print(
+            f"liubai: recorded {collector.events:,} events to {record}", markup=False, highlight=False
+        )
+    raise typer.Exit(code)
+
+
+def _summary(
+    ctx: typer.Context,
+    verb: str,
+    collector: RunCollector,
+    stats: IngestStats,
+    commit: str | None,
+    source: str | None,
+) -> None:
+    info = collector.info
+    linked = f"commit {commit[:12]} (from {source})" if commit else "no commit (none given or found)"
+    err_console.print(
+        f"liubai: {verb} run {info.root_pid} on {info.host}: {stats.processes:,} processes, "
+        f"{stats.file_accesses:,} file accesses, {info.lost_events} lost events, exit code {info.exit_code}; "
+        f"linked to {linked}; stored in {redact(state(ctx).store_url)}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def events(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A file written by 'liubai trace --record'.")],
+    commit: Annotated[
+        str | None, typer.Option("--commit", help="Link the run to this commit instead of the recorded one.")
+    ] = None,
+    audit_id: Annotated[
+        str | None, typer.Option("--audit-id", help="Use this audit id instead of the recorded one.")
+    ] = None,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Host name in node ids instead of the recorded one.")
+    ] = None,
+) -> None:
+    """Replay a recorded trace into the graph (no BPF needed); gives the same graph as the live ingest.
+
+    Example: liubai ingest events build-run.jsonl --commit 3f2a9c1e0b7d4a5c6e8f9a0b1c2d3e4f5a6b7c8d
+    """
+    trace_id = None
+    if audit_id:
+        try:
+            trace_id = parse_audit_id(audit_id).trace
+        except AuditIdError:
+            trace_id = None
+    try:
+        with open(file, encoding="utf-8", errors="surrogateescape") as fh:
+            replay = replay_recording(
+                fh,
+                str(file),
+                commit=commit.lower() if commit else None,
+                audit_id=audit_id,
+                trace_id=trace_id,
+                host=host,
+            )
+    except OSError as exc:
+        raise fail(f"cannot read {file}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    for r in replay.rejected[:20]:
+        err_console.print(f"rejected {r.location}: {r.reason}", markup=False, highlight=False, soft_wrap=True)
+    if len(replay.rejected) > 20:
+        err_console.print(f"... and {len(replay.rejected) - 20} more rejected lines (all kept in the store)")
+    if not replay.complete:
+        err_console.print(
+            f"liubai: warning: {file} has no 'end' line (the recording was cut short)", markup=False
+        )
+    with store_session(ctx) as store:
+        stats = ingest_run(store, replay.collector, replay.rejected)
+    _summary(
+        ctx,
+        "replayed",
+        replay.collector,
+        stats,
+        replay.collector.info.commit,
+        "the recording" if not commit else "--commit",
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command(
+        "trace",
+        context_settings={"allow_extra_args": False, "ignore_unknown_options": True},
+    )(trace)
+    ingest_app.command("events")(events)

@@ -1,0 +1,201 @@
+"""Kernel events as typed Python values: decoding of the ring-buffer bytes and a JSON form for recording.
+
+The byte layouts mirror the structs in ``program.c`` (natural alignment, little endian); sizes of the
+string slots come from the same ``ProgramOptions`` the program was rendered with. Decoding is pure so it
+can be tested without BPF.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ebpf.program import ProgramOptions
+
+__all__ = [
+    "ChdirEvent",
+    "DecodeError",
+    "Event",
+    "EventDecoder",
+    "ExecArgsEvent",
+    "ExecEvent",
+    "ExecFailEvent",
+    "ExitEvent",
+    "ForkEvent",
+    "OpenEvent",
+    "event_from_json",
+    "event_to_json",
+]
+
+EV_FORK, EV_EXEC, EV_EXEC_ARGS, EV_EXEC_FAIL, EV_OPEN, EV_EXIT, EV_CHDIR = 1, 2, 3, 4, 5, 6, 7
+AT_FDCWD = -100
+
+_HDR = struct.Struct("<IIIIQQ")  # type, tgid, tid, uid, ts, start_ns
+
+
+class DecodeError(ValueError):
+    """Bytes that are not a liubai kernel event (wrong size or unknown type)."""
+
+
+@dataclass(slots=True)
+class Event:
+    """Common header: the process (``pid`` = tgid, ``start_ns``) and thread that caused the event."""
+
+    pid: int
+    tid: int
+    uid: int
+    ts: int
+    start_ns: int
+
+
+@dataclass(slots=True)
+class ForkEvent(Event):
+    child: int = 0
+    child_start_ns: int = 0
+
+
+@dataclass(slots=True)
+class ExecEvent(Event):
+    """A successful exec; ``cwd`` and ``sha256`` are filled in user space while the process is live."""
+
+    filename: str = ""
+    comm: str = ""
+    old_pid: int = 0
+    cwd: str | None = None
+    sha256: str | None = None
+
+
+@dataclass(slots=True)
+class ExecArgsEvent(Event):
+    """An execve attempt (it may still fail): the path asked for and the argv, bounded."""
+
+    filename: str = ""
+    argv: tuple[str, ...] = ()
+    truncated: bool = False
+
+
+@dataclass(slots=True)
+class ExecFailEvent(Event):
+    errno: int = 0
+
+
+@dataclass(slots=True)
+class OpenEvent(Event):
+    """A successful open/openat/openat2: the fd it returned, the dirfd and the path as the caller gave it."""
+
+    path: str = ""
+    fd: int = -1
+    dfd: int = AT_FDCWD
+    flags: int = 0
+
+
+@dataclass(slots=True)
+class ChdirEvent(Event):
+    """A successful chdir (``path``) or fchdir (``fd`` >= 0); ``cwd`` is /proc's answer where ``fd`` was unknown."""
+
+    path: str = ""
+    fd: int = -1
+    cwd: str | None = None
+
+
+@dataclass(slots=True)
+class ExitEvent(Event):
+    """The last thread of a process exited. ``exit_code``: exit status, -signal, or None when unknown."""
+
+    exit_code: int | None = None
+    comm: str = ""
+
+
+_KIND = {
+    ForkEvent: "fork",
+    ExecEvent: "exec",
+    ExecArgsEvent: "exec_args",
+    ExecFailEvent: "exec_fail",
+    OpenEvent: "open",
+    ChdirEvent: "chdir",
+    ExitEvent: "exit",
+}
+_BY_KIND: dict[str, type[Event]] = {v: k for k, v in _KIND.items()}
+
+
+def _text(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+
+
+class EventDecoder:
+    """Decodes ring-buffer records of a program rendered with ``options``."""
+
+    def __init__(self, options: ProgramOptions | None = None) -> None:
+        o = options or ProgramOptions()
+        self.options = o
+        self._fork = struct.Struct("<II Q")
+        self._exec = struct.Struct(f"<II 16s {o.path_len}s")
+        self._exec_args = struct.Struct(f"<II {o.path_len}s {o.max_args * o.arg_len}s")
+        self._exec_fail = struct.Struct("<iI")
+        self._open = struct.Struct(f"<iiII {o.path_len}s")
+        self._exit = struct.Struct("<iI 16s")
+        self._chdir = struct.Struct(f"<ii {o.path_len}s")
+
+    def decode(self, data: bytes) -> Event:
+        if len(data) < _HDR.size:
+            raise DecodeError(f"event of {len(data)} bytes is shorter than its {_HDR.size}-byte header")
+        kind, tgid, tid, uid, ts, start = _HDR.unpack_from(data)
+        h = (tgid, tid, uid, ts, start)
+        body = memoryview(data)[_HDR.size :]
+        try:
+            if kind == EV_FORK:
+                child, _pad, child_start = self._fork.unpack_from(body)
+                return ForkEvent(*h, child=child, child_start_ns=child_start)
+            if kind == EV_EXEC:
+                old_pid, _pad, comm, filename = self._exec.unpack_from(body)
+                return ExecEvent(*h, filename=_text(filename), comm=_text(comm), old_pid=old_pid)
+            if kind == EV_EXEC_ARGS:
+                argc, truncated, filename, argv_raw = self._exec_args.unpack_from(body)
+                n = self.options.arg_len
+                argv = tuple(
+                    _text(argv_raw[i * n : (i + 1) * n]) for i in range(min(argc, self.options.max_args))
+                )
+                return ExecArgsEvent(*h, filename=_text(filename), argv=argv, truncated=bool(truncated))
+            if kind == EV_EXEC_FAIL:
+                err, _pad = self._exec_fail.unpack_from(body)
+                return ExecFailEvent(*h, errno=err)
+            if kind == EV_OPEN:
+                fd, dfd, flags, _pad, path = self._open.unpack_from(body)
+                return OpenEvent(*h, path=_text(path), fd=fd, dfd=dfd, flags=flags)
+            if kind == EV_EXIT:
+                code, has_code, comm = self._exit.unpack_from(body)
+                return ExitEvent(*h, exit_code=code if has_code else None, comm=_text(comm))
+            if kind == EV_CHDIR:
+                _ret, fd, path = self._chdir.unpack_from(body)
+                return ChdirEvent(*h, path=_text(path), fd=fd)
+        except struct.error as exc:
+            raise DecodeError(f"event type {kind} of {len(data)} bytes: {exc}") from None
+        raise DecodeError(f"unknown event type {kind}")
+
+
+def event_to_json(event: Event) -> dict[str, Any]:
+    """A JSON-ready dict with a ``type`` field; the inverse of ``event_from_json``."""
+    out = asdict(event)
+    if isinstance(event, ExecArgsEvent):
+        out["argv"] = list(event.argv)
+    return {"type": _KIND[type(event)], **out}
+
+
+def event_from_json(obj: dict[str, Any]) -> Event:
+    """The event a recorded JSON line describes; ValueError naming the problem for anything else."""
+    kind = obj.get("type")
+    cls = _BY_KIND.get(str(kind))
+    if cls is None:
+        raise ValueError(f"unknown event type {kind!r}")
+    fields = {k: v for k, v in obj.items() if k != "type"}
+    if cls is ExecArgsEvent and "argv" in fields:
+        fields["argv"] = tuple(str(a) for a in fields["argv"])
+    try:
+        event = cls(**fields)
+    except TypeError as exc:
+        raise ValueError(f"bad {kind} event: {exc}") from None
+    for name in ("pid", "tid", "uid", "ts", "start_ns"):
+        if not isinstance(getattr(event, name), int):
+            raise ValueError(f"bad {kind} event: {name} must be an integer")
+    return event

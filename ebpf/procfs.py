@@ -1,0 +1,105 @@
+"""What /proc says about a live process: its start time (the id clock), cwd, argv, binary, uid, children.
+
+Start times are CLOCK_BOOTTIME nanoseconds, the clock the BPF program stamps forks with, so a process
+seen first through /proc (the root, or a tree attached with ``--pid``) gets the same kind of id.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+__all__ = ["ProcInfo", "boot_offset_ns", "clock_boot_ns", "descendants", "proc_info", "read_cwd", "start_ns"]
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def boot_offset_ns() -> int:
+    """Wall-clock ns minus boot-clock ns now: adds to a boot-clock stamp to give epoch nanoseconds."""
+    return time_ns() - clock_boot_ns()
+
+
+def time_ns() -> int:
+    return time.time_ns()
+
+
+def clock_boot_ns() -> int:
+    """Now on the boot clock (CLOCK_BOOTTIME), the clock of every start and event time."""
+    return time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+
+
+def _stat_fields(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as fh:
+        raw = fh.read()
+    # comm (field 2) may hold spaces and parentheses: split after the last ')'
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def start_ns(pid: int) -> int:
+    """The process start time (``/proc/<pid>/stat`` field 22) in boot-clock nanoseconds."""
+    ticks = int(_stat_fields(pid)[19])
+    return ticks * 1_000_000_000 // _TICKS
+
+
+def read_cwd(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return None
+
+
+@dataclass(slots=True)
+class ProcInfo:
+    pid: int
+    ppid: int
+    start_ns: int
+    uid: int
+    comm: str
+    argv: tuple[str, ...]
+    binary: str | None
+    cwd: str | None
+
+
+def proc_info(pid: int) -> ProcInfo:
+    """A snapshot of a live process; OSError when it is gone."""
+    fields = _stat_fields(pid)
+    with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as fh:
+        comm = fh.read().rstrip("\n")
+    with open(f"/proc/{pid}/cmdline", "rb") as fh:
+        argv = tuple(a.decode("utf-8", "surrogateescape") for a in fh.read().split(b"\0")[:-1])
+    try:
+        binary: str | None = os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        binary = None
+    uid = os.stat(f"/proc/{pid}").st_uid
+    return ProcInfo(
+        pid=pid,
+        ppid=int(fields[1]),
+        start_ns=int(fields[19]) * 1_000_000_000 // _TICKS,
+        uid=uid,
+        comm=comm,
+        argv=argv,
+        binary=binary,
+        cwd=read_cwd(pid),
+    )
+
+
+def descendants(root: int) -> list[int]:
+    """Live descendants of ``root`` (parents before children), from every /proc/<pid>/stat's ppid."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            ppid = int(_stat_fields(int(name))[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(name))
+    out: list[int] = []
+    todo = sorted(children.get(root, []))
+    while todo:
+        pid = todo.pop(0)
+        out.append(pid)
+        todo.extend(sorted(children.get(pid, [])))
+    return out

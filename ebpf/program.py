@@ -1,0 +1,62 @@
+"""Build the BPF C text that bcc compiles: the C source in ``program.c`` plus sizes chosen at run time.
+
+Kept pure (no bcc import) so the rendered program can be checked on machines without BPF.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+
+__all__ = ["ProgramOptions", "load_source", "render_program"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramOptions:
+    """Sizes of the kernel side. Strings longer than their slot are cut (argv also counts how many)."""
+
+    max_args: int = 16
+    arg_len: int = 128
+    path_len: int = 256
+    ringbuf_pages: int = 1024
+    max_procs: int = 32768
+    wakeup_events: int = 64  # each CPU wakes the reader every this many events (else: its poll timeout)
+
+    def validate(self) -> None:
+        if not 1 <= self.max_args <= 64:
+            raise ValueError(f"max_args must be within 1..64, got {self.max_args}")
+        for name in ("arg_len", "path_len"):
+            value = getattr(self, name)
+            if not 16 <= value <= 4096:
+                raise ValueError(f"{name} must be within 16..4096, got {value}")
+        pages = self.ringbuf_pages
+        if pages < 1 or pages & (pages - 1):
+            raise ValueError(f"ringbuf_pages must be a power of two, got {pages}")
+        if not 1 <= self.wakeup_events <= 4096:
+            raise ValueError(f"wakeup_events must be within 1..4096, got {self.wakeup_events}")
+        if self.max_procs < 16:
+            raise ValueError(f"max_procs must be at least 16, got {self.max_procs}")
+        # the largest event is reserved whole in the ring buffer
+        if 48 + self.path_len + self.max_args * self.arg_len > pages * 4096 // 4:
+            raise ValueError("ring buffer too small for one exec event: raise ringbuf_pages")
+
+
+def load_source() -> str:
+    """The C source shipped next to this module."""
+    return resources.files("ebpf").joinpath("program.c").read_text(encoding="utf-8")
+
+
+def render_program(options: ProgramOptions | None = None) -> str:
+    """The complete program text: ``#define`` lines for ``options`` followed by the C source."""
+    opts = options or ProgramOptions()
+    opts.validate()
+    defines = {
+        "MAX_ARGS": opts.max_args,
+        "ARG_LEN": opts.arg_len,
+        "PATH_LEN": opts.path_len,
+        "RINGBUF_PAGES": opts.ringbuf_pages,
+        "MAX_PROCS": opts.max_procs,
+        "WAKEUP_EVENTS": opts.wakeup_events,
+    }
+    head = "".join(f"#define {name} {value}\n" for name, value in defines.items())
+    return head + load_source()

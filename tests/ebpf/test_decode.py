@@ -1,0 +1,347 @@
+"""Decoding, flag mapping, path resolution, rendering and aggregation: everything that needs no kernel."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+from pathlib import Path
+
+import pytest
+
+from collector.ebpf import (
+    BinaryHasher,
+    LiveEvents,
+    RecordingWriter,
+    RunCollector,
+    RunInfo,
+    access_mode,
+    replay_recording,
+    resolve_path,
+)
+from ebpf.events import (
+    AT_FDCWD,
+    ChdirEvent,
+    DecodeError,
+    EventDecoder,
+    ExecArgsEvent,
+    ExecEvent,
+    ExecFailEvent,
+    ExitEvent,
+    ForkEvent,
+    OpenEvent,
+    event_from_json,
+    event_to_json,
+)
+from ebpf.program import ProgramOptions, load_source, render_program
+from lineage.records import FileAccessRecord, ProcessRecord, RunRecord
+
+OPTS = ProgramOptions(max_args=4, arg_len=32, path_len=64)
+HDR = struct.Struct("<IIIIQQ")
+
+
+def hdr(
+    kind: int, pid: int = 10, tid: int = 11, uid: int = 1000, ts: int = 5_000, start: int = 4_000
+) -> bytes:
+    return HDR.pack(kind, pid, tid, uid, ts, start)
+
+
+def cstr(text: str, size: int) -> bytes:
+    raw = text.encode()[: size - 1]
+    return raw + b"\0" * (size - len(raw))
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def test_decode_every_event_kind_from_kernel_layout() -> None:
+    d = EventDecoder(OPTS)
+    fork = d.decode(hdr(1) + struct.pack("<IIQ", 77, 0, 4_500))
+    assert fork == ForkEvent(10, 11, 1000, 5_000, 4_000, child=77, child_start_ns=4_500)
+
+    exe = d.decode(hdr(2) + struct.pack("<II", 10, 0) + cstr("cat", 16) + cstr("/usr/bin/cat", 64))
+    assert isinstance(exe, ExecEvent) and (exe.filename, exe.comm, exe.old_pid) == ("/usr/bin/cat", "cat", 10)
+
+    argv = b"".join(cstr(a, 32) for a in ("sh", "-c", "echo hi", "junk-after-argc"))
+    args = d.decode(hdr(3) + struct.pack("<II", 3, 1) + cstr("/bin/sh", 64) + argv)
+    assert isinstance(args, ExecArgsEvent)
+    assert args.argv == ("sh", "-c", "echo hi") and args.truncated and args.filename == "/bin/sh"
+
+    fail = d.decode(hdr(4) + struct.pack("<iI", 2, 0))
+    assert fail == ExecFailEvent(10, 11, 1000, 5_000, 4_000, errno=2)
+
+    op = d.decode(hdr(5) + struct.pack("<iiII", 3, AT_FDCWD, 0o1101, 0) + cstr("out/b.txt", 64))
+    assert op == OpenEvent(10, 11, 1000, 5_000, 4_000, path="out/b.txt", fd=3, dfd=AT_FDCWD, flags=0o1101)
+
+    ex = d.decode(hdr(6) + struct.pack("<iI", -9, 1) + cstr("sleep", 16))
+    assert isinstance(ex, ExitEvent) and ex.exit_code == -9 and ex.comm == "sleep"
+    unknown = d.decode(hdr(6) + struct.pack("<iI", 0, 0) + cstr("x", 16))
+    assert isinstance(unknown, ExitEvent) and unknown.exit_code is None
+
+    cd = d.decode(hdr(7) + struct.pack("<ii", 0, -1) + cstr("../src", 64))
+    assert cd == ChdirEvent(10, 11, 1000, 5_000, 4_000, path="../src", fd=-1)
+
+
+def test_decode_keeps_non_utf8_paths_reversibly() -> None:
+    d = EventDecoder(OPTS)
+    raw = b"/tmp/caf\xe9"
+    ev = d.decode(hdr(5) + struct.pack("<iiII", 4, AT_FDCWD, 0, 0) + raw + b"\0" * (64 - len(raw)))
+    assert isinstance(ev, OpenEvent)
+    assert os.fsencode(ev.path) == raw
+
+
+@pytest.mark.parametrize(
+    "data, needle",
+    [(b"\1\0", "shorter than"), (hdr(99), "unknown event type 99"), (hdr(5) + b"\0" * 3, "event type 5")],
+)
+def test_decode_rejects_bad_bytes_with_a_reason(data: bytes, needle: str) -> None:
+    with pytest.raises(DecodeError, match=needle):
+        EventDecoder(OPTS).decode(data)
+
+
+def test_json_round_trip_and_bad_lines() -> None:
+    events = [
+        ForkEvent(1, 1, 0, 2, 3, child=4, child_start_ns=5),
+        ExecArgsEvent(4, 4, 0, 6, 5, filename="/bin/ls", argv=("ls", "-l"), truncated=False),
+        ExecEvent(4, 4, 0, 7, 5, filename="/bin/ls", comm="ls", sha256="ab" * 32, cwd="/w"),
+        OpenEvent(4, 4, 0, 8, 5, path="x", fd=3, dfd=AT_FDCWD, flags=0),
+        ExitEvent(4, 4, 0, 9, 5, exit_code=0, comm="ls"),
+    ]
+    for ev in events:
+        assert event_from_json(json.loads(json.dumps(event_to_json(ev)))) == ev
+    with pytest.raises(ValueError, match="unknown event type"):
+        event_from_json({"type": "teleport", "pid": 1})
+    with pytest.raises(ValueError, match="pid must be an integer"):
+        event_from_json({"type": "exit", "pid": "1", "tid": 1, "uid": 0, "ts": 1, "start_ns": 1})
+
+
+# --------------------------------------------------------------------------- flags and paths
+
+
+@pytest.mark.parametrize(
+    "flags, mode",
+    [
+        (os.O_RDONLY, "read"),
+        (os.O_RDONLY | os.O_CLOEXEC | os.O_DIRECTORY, "read"),
+        (os.O_WRONLY, "write"),
+        (os.O_RDWR, "write"),
+        (os.O_RDONLY | os.O_CREAT, "write"),
+        (os.O_RDONLY | os.O_TRUNC, "write"),
+        (os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, "write"),
+        (os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW, "read"),
+    ],
+)
+def test_open_flags_map_to_read_or_write(flags: int, mode: str) -> None:
+    assert access_mode(flags) == mode
+
+
+@pytest.mark.parametrize(
+    "path, base, expected",
+    [
+        ("/etc/passwd", None, "/etc/passwd"),
+        ("a", "/work/x", "/work/x/a"),
+        ("../y/./b", "/work/x", "/work/y/b"),
+        ("//double//slash/", "/", "/double/slash"),
+        ("/a/../../b", None, "/b"),
+        ("rel", None, None),
+        ("", "/w", None),
+    ],
+)
+def test_resolve_path(path: str, base: str | None, expected: str | None) -> None:
+    assert resolve_path(path, base) == expected
+
+
+# --------------------------------------------------------------------------- render_program
+
+
+def test_render_program_defines_sizes_and_keeps_the_source() -> None:
+    text = render_program(
+        ProgramOptions(
+            max_args=8, arg_len=64, path_len=512, ringbuf_pages=256, max_procs=1024, wakeup_events=32
+        )
+    )
+    head = text.splitlines()[:6]
+    assert head == [
+        "#define MAX_ARGS 8",
+        "#define ARG_LEN 64",
+        "#define PATH_LEN 512",
+        "#define RINGBUF_PAGES 256",
+        "#define MAX_PROCS 1024",
+        "#define WAKEUP_EVENTS 32",
+    ]
+    assert text.endswith(load_source())
+    for tracepoint in (
+        "TRACEPOINT_PROBE(sched, sched_process_fork)",
+        "TRACEPOINT_PROBE(sched, sched_process_exec)",
+        "TRACEPOINT_PROBE(sched, sched_process_exit)",
+        "TRACEPOINT_PROBE(syscalls, sys_enter_execve)",
+        "TRACEPOINT_PROBE(syscalls, sys_enter_openat)",
+        "TRACEPOINT_PROBE(syscalls, sys_exit_openat)",
+    ):
+        assert tracepoint in text
+    code = "\n".join(line.split("//", 1)[0] for line in text.splitlines())
+    assert "task_struct" not in code and "bpf_get_current_task" not in code  # layout unknown on this kernel
+    assert "BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES)" in text
+
+
+@pytest.mark.parametrize(
+    "opts, needle",
+    [
+        (ProgramOptions(ringbuf_pages=3), "power of two"),
+        (ProgramOptions(max_args=0), "max_args"),
+        (ProgramOptions(path_len=8), "path_len"),
+        (ProgramOptions(max_args=64, arg_len=4096, ringbuf_pages=4), "ring buffer too small"),
+    ],
+)
+def test_render_program_refuses_unusable_sizes(opts: ProgramOptions, needle: str) -> None:
+    with pytest.raises(ValueError, match=needle):
+        render_program(opts)
+
+
+# --------------------------------------------------------------------------- aggregation
+
+
+def _info(**kw: object) -> RunInfo:
+    base: dict[str, object] = dict(
+        host="h",
+        root_pid=100,
+        start_ns=1_000,
+        command=("sh", "build.sh"),
+        boot_offset_ns=1_700_000_000 * 10**9,
+        cwd="/w",
+        commit="ab" * 20,
+        root_ppid=1,
+        root_uid=1000,
+    )
+    base.update(kw)
+    return RunInfo(**base)  # type: ignore[arg-type]
+
+
+def _story() -> list[object]:
+    """sh forks a child; the child tries two PATH entries, execs cat, opens relative + dirfd paths."""
+    return [
+        ExecArgsEvent(100, 100, 1000, 1_010, 1_000, filename="/bin/sh", argv=("sh", "build.sh")),
+        ExecEvent(100, 100, 1000, 1_020, 1_000, filename="/bin/sh", comm="sh", sha256="11" * 32),
+        OpenEvent(100, 100, 1000, 1_030, 1_000, path="build.sh", fd=3, dfd=AT_FDCWD, flags=os.O_RDONLY),
+        ForkEvent(100, 100, 1000, 1_040, 1_000, child=101, child_start_ns=1_041),
+        OpenEvent(
+            101,
+            101,
+            1000,
+            1_045,
+            1_041,
+            path="out.txt",
+            fd=1,
+            dfd=AT_FDCWD,
+            flags=os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+        ),
+        ExecArgsEvent(101, 101, 0, 1_050, 1_041, filename="/usr/local/bin/cat", argv=("cat", "in.txt")),
+        ExecFailEvent(101, 101, 0, 1_051, 1_041, errno=2),
+        ExecArgsEvent(101, 101, 0, 1_052, 1_041, filename="/usr/bin/cat", argv=("cat", "in.txt")),
+        ExecEvent(101, 101, 0, 1_053, 1_041, filename="/usr/bin/cat", comm="cat", sha256="22" * 32),
+        ChdirEvent(101, 101, 0, 1_054, 1_041, path="sub"),
+        OpenEvent(101, 101, 0, 1_055, 1_041, path="../in.txt", fd=3, dfd=AT_FDCWD, flags=os.O_RDONLY),
+        OpenEvent(
+            101, 101, 0, 1_056, 1_041, path="../in.txt", fd=4, dfd=AT_FDCWD, flags=os.O_RDONLY | os.O_CLOEXEC
+        ),
+        OpenEvent(
+            101, 101, 0, 1_057, 1_041, path="/w/lib", fd=5, dfd=AT_FDCWD, flags=os.O_RDONLY | os.O_DIRECTORY
+        ),
+        OpenEvent(101, 101, 0, 1_058, 1_041, path="x.so", fd=6, dfd=5, flags=os.O_RDONLY),
+        OpenEvent(101, 101, 0, 1_059, 1_041, path="y.so", fd=7, dfd=42, flags=os.O_RDONLY),
+        ExitEvent(101, 101, 0, 1_060, 1_041, exit_code=0, comm="cat"),
+        ForkEvent(100, 100, 1000, 1_070, 1_000, child=102, child_start_ns=1_071),
+        ExecArgsEvent(102, 102, 1000, 1_072, 1_071, filename="./missing", argv=("./missing",)),
+        ExecFailEvent(102, 102, 1000, 1_073, 1_071, errno=2),
+        ExitEvent(102, 102, 1000, 1_074, 1_071, exit_code=127, comm="sh"),
+        ExitEvent(100, 100, 1000, 1_080, 1_000, exit_code=3, comm="sh"),
+    ]
+
+
+def test_collector_builds_tree_accesses_and_flags() -> None:
+    c = RunCollector(_info())
+    for ev in _story():
+        c.add(ev)  # type: ignore[arg-type]
+    recs = list(c.records())
+    run = recs[0]
+    assert isinstance(run, RunRecord) and run.root_pid == 100 and run.commit == "ab" * 20
+    procs = {r.pid: r for r in recs if isinstance(r, ProcessRecord)}
+    assert set(procs) == {100, 101, 102}
+    cat = procs[101]
+    assert (cat.ppid, cat.parent_start_ns, cat.binary, cat.argv) == (
+        100,
+        1_000,
+        "/usr/bin/cat",
+        ("cat", "in.txt"),
+    )
+    assert cat.cwd == "/w/sub" and cat.exit_code == 0 and not cat.exec_failed
+    assert cat.privilege_change and cat.uid == 0 and cat.parent_uid == 1000
+    assert procs[102].exec_failed and procs[102].exit_code == 127 and not procs[102].privilege_change
+    assert procs[100].exit_code == 3 and procs[100].ppid == 1 and procs[100].parent_start_ns is None
+    acc = {(r.pid, r.path, r.mode): r for r in recs if isinstance(r, FileAccessRecord)}
+    assert acc[(101, "/w/in.txt", "read")].count == 2
+    assert acc[(101, "/w/in.txt", "read")].flags == os.O_CLOEXEC
+    assert acc[(101, "/w/out.txt", "write")].count == 1  # the shell's redirection, opened before exec
+    assert acc[(101, "/usr/bin/cat", "exec")].sha256 == "22" * 32
+    assert (101, "/w/lib/x.so", "read") in acc  # dirfd-relative, through the fd table
+    assert (100, "/w/build.sh", "read") in acc
+    assert not any(path.endswith("y.so") for _, path, _ in acc)  # unknown dirfd: not guessed
+    assert c.unresolved == 1
+    assert run.started_at == "2023-11-14T22:13:20.000001Z"
+
+
+def test_binary_hasher_matches_hashlib_and_tracks_changes(tmp_path: Path) -> None:
+    f = tmp_path / "tool"
+    f.write_bytes(b"v1" * 1000)
+    h = BinaryHasher()
+    assert h.sha256(str(f)) == hashlib.sha256(f.read_bytes()).hexdigest()
+    f.write_bytes(b"version two")
+    os.utime(f, ns=(1, 123_456_789))
+    assert h.sha256(str(f)) == hashlib.sha256(b"version two").hexdigest()
+    assert h.sha256(str(tmp_path / "gone")) is None
+
+
+def test_recording_replays_to_the_same_records_and_keeps_bad_lines(tmp_path: Path) -> None:
+    path = tmp_path / "run.jsonl"
+    live = RunCollector(_info())
+    w = RecordingWriter(str(path), live.info)
+    for ev in _story():
+        live.add(ev)  # type: ignore[arg-type]
+        w.event(ev)  # type: ignore[arg-type]
+    live.info.end_ns, live.info.exit_code = 1_090, 3
+    w.close(live.info)
+    lines = path.read_text().splitlines(keepends=True)
+    replay = replay_recording(lines, "run.jsonl")
+    assert replay.complete and not replay.rejected
+    assert list(replay.collector.records()) == list(live.records())
+
+    broken = lines[:3] + ["{not json\n", '{"type":"open","pid":"x"}\n'] + lines[3:]
+    replay2 = replay_recording(broken, "run.jsonl", commit="cd" * 20)
+    assert [r.location for r in replay2.rejected] == ["run.jsonl:4", "run.jsonl:5"]
+    recs = list(replay2.collector.records())
+    assert isinstance(recs[0], RunRecord) and recs[0].commit == "cd" * 20
+    assert len([r for r in recs if isinstance(r, ProcessRecord)]) == 3  # the good lines all landed
+
+
+def test_replay_refuses_a_file_that_is_not_a_recording() -> None:
+    with pytest.raises(ValueError, match="not a liubai recording"):
+        replay_recording(['{"type":"open"}\n'], "x.jsonl")
+    with pytest.raises(ValueError, match="first line is not JSON"):
+        replay_recording(["garbage\n"], "x.jsonl")
+
+
+def test_live_events_enrich_execs_at_once_and_decode_the_rest_later(tmp_path: Path) -> None:
+    tool = tmp_path / "tool"
+    tool.write_bytes(b"#!/bin/sh\n")
+    opts = ProgramOptions(max_args=4, arg_len=32, path_len=1024)
+    live = LiveEvents(EventDecoder(opts))
+    live(hdr(2) + struct.pack("<II", 10, 0) + cstr("tool", 16) + cstr(str(tool), 1024))
+    live(hdr(5) + struct.pack("<iiII", 3, AT_FDCWD, 0, 0) + cstr("in.txt", 1024))
+    live(hdr(42))
+    tool.write_bytes(b"replaced after the exec\n")  # the hash is of what ran, taken at once
+    events = list(live.events())
+    assert len(live) == 3 and len(events) == 2 and live.decode_errors == 1
+    exe, op = events
+    assert isinstance(exe, ExecEvent) and exe.sha256 == hashlib.sha256(b"#!/bin/sh\n").hexdigest()
+    assert isinstance(op, OpenEvent) and op.path == "in.txt"
