@@ -31,7 +31,7 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
     "git_ingest": ("git_ingest.py", ["--commits", "5000"], ["--commits", "1000"]),
     "log_ingest": ("log_ingest.py", ["--records", "100000"], ["--records", "20000"]),
     "export_memory": ("export_memory.py", [], ["--sizes", "20000", "200000"]),
-    "ebpf_overhead": ("ebpf_overhead.py", [], ["--quick"]),
+    "ebpf_overhead": ("ebpf_overhead.py", ["--storm", "2000", "--reps", "5"], ["--storm", "2000", "--reps", "2"]),
 }
 
 
@@ -44,29 +44,40 @@ def run(name: str, quick: bool, timeout: float) -> tuple[dict[str, Any] | None, 
     except subprocess.TimeoutExpired:
         return None, f"timed out after {timeout:.0f}s"
     took = time.perf_counter() - t
-    for line in reversed(proc.stdout.strip().splitlines()):
-        if line.startswith("{"):
-            try:
-                result: dict[str, Any] = json.loads(line)
-            except json.JSONDecodeError:
-                break
-            result["_seconds"] = took
-            result["_exit"] = proc.returncode
-            result["_text"] = proc.stdout
-            return result, ""
+    lines = proc.stdout.strip().splitlines()
+    for i in range(len(lines) - 1, -1, -1):  # the last JSON value printed, on one line or indented
+        if not lines[i].startswith("{"):
+            continue
+        try:
+            result: dict[str, Any] = json.loads("\n".join(lines[i:]))
+        except json.JSONDecodeError:
+            continue
+        result["_seconds"] = took
+        result["_exit"] = proc.returncode
+        result["_text"] = "\n".join(lines[:i])
+        return result, ""
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
     return None, f"exit {proc.returncode}: " + " | ".join(tail)
 
 
 def machine() -> str:
-    mem = next((ln.split()[1] for ln in Path("/proc/meminfo").read_text().splitlines() if ln.startswith("MemTotal")), "?")
+    mem = next(
+        (ln.split()[1] for ln in Path("/proc/meminfo").read_text().splitlines() if ln.startswith("MemTotal")),
+        "?",
+    )
     cpu = next(
-        (ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")),
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
         platform.processor(),
     )
     load = os.getloadavg()[0]
-    return (f"{os.cpu_count()} cores ({cpu}), {int(mem) / 2**20:.0f} GiB RAM, Linux {platform.release()}, "
-            f"Python {platform.python_version()}, load average at start {load:.1f}")
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {int(mem) / 2**20:.0f} GiB RAM, Linux {platform.release()}, "
+        f"Python {platform.python_version()}, load average at start {load:.1f}"
+    )
 
 
 def main() -> int:
@@ -96,9 +107,11 @@ def main() -> int:
         "Each figure stands beside a baseline measured in the same run. Regenerate with `make bench`.\n"
     ]
     for name, result in results.items():
-        text = "\n".join(ln for ln in result["_text"].strip().splitlines() if not ln.startswith("{"))
-        sections.append(f"## {name}\n\n`{' '.join(['bench/' + SUITE[name][0], *(SUITE[name][2] if args.quick else SUITE[name][1])])}`"
-                        f" ({result['_seconds']:.0f}s, exit {result['_exit']})\n\n```\n{text}\n```\n")
+        text = result["_text"].strip()
+        sections.append(
+            f"## {name}\n\n`{' '.join(['bench/' + SUITE[name][0], *(SUITE[name][2] if args.quick else SUITE[name][1])])}`"
+            f" ({result['_seconds']:.0f}s, exit {result['_exit']})\n\n```\n{text}\n```\n"
+        )
     for name, error in failures.items():
         sections.append(f"## {name}\n\nnot measured: {error}\n")
     report = "\n".join(sections)
