@@ -1,0 +1,136 @@
+"""``liubai agent``: ship log files and traced-run recordings to a liubai API, spooling while it is away."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+from platformdirs import user_state_dir
+
+from api.cli.common import console, fail
+from collector.agent import Agent, AgentConfig, AgentError, Source, make_source
+
+__all__ = ["agent_cmd", "register"]
+
+
+def agent_cmd(
+    server: Annotated[str, typer.Option("--server", envvar="LIUBAI_SERVER", help="API base URL.")],
+    token: Annotated[
+        str | None, typer.Option("--token", envvar="LIUBAI_TOKEN", help="API token with the ingest scope.")
+    ] = None,
+    token_file: Annotated[
+        Path | None, typer.Option("--token-file", help="Read the token from this file (keeps it out of ps).")
+    ] = None,
+    logs: Annotated[list[Path] | None, typer.Option("--logs", help="JSON-lines log file (repeatable).")] = None,
+    otlp: Annotated[list[Path] | None, typer.Option("--otlp", help="OTLP/JSON log export (repeatable).")] = None,
+    events: Annotated[
+        list[Path] | None, typer.Option("--events", help="Recording from 'liubai trace --record' (repeatable).")
+    ] = None,
+    state_dir: Annotated[
+        Path | None, typer.Option("--state-dir", help="Positions, status.json and the spool (default: user state dir).")
+    ] = None,
+    name: Annotated[str, typer.Option("--name", help="Agent name reported to the API's /metrics.")] = socket.gethostname(),
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=100_000, help="Records per batch.")] = 500,
+    spool_max: Annotated[int, typer.Option("--spool-max-bytes", min=1024, help="Spool size limit.")] = 256 * 2**20,
+    send_deadline: Annotated[
+        float, typer.Option("--send-deadline", min=0.1, help="Seconds to retry one batch before spooling it.")
+    ] = 10.0,
+    deadline: Annotated[
+        float | None, typer.Option("--deadline", min=0.1, help="Give up waiting for the API after this many seconds.")
+    ] = None,
+    follow: Annotated[bool, typer.Option("--follow", help="Keep running and re-check inputs for new records.")] = False,
+    poll: Annotated[float, typer.Option("--poll", min=0.05, help="Seconds between passes.")] = 1.0,
+    metrics_port: Annotated[
+        int | None, typer.Option("--metrics-port", help="Serve the agent's own Prometheus metrics on 127.0.0.1.")
+    ] = None,
+) -> None:
+    """Ship records to a liubai API; spool to disk while it is down, catch up in order when it is back.
+
+    Example: liubai agent --server http://10.0.0.5:8000 --token lb_… --logs /var/log/app.jsonl --events run.events
+    """
+    # One plain line per event (no wrapping): agents run under systemd/journald and log scrapers.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise at INFO
+    if token_file is not None:
+        try:
+            token = token_file.read_text().strip()
+        except OSError as exc:
+            raise fail(f"cannot read --token-file {token_file}: {exc.strerror}") from None
+    inputs = [("logs", p) for p in logs or []] + [("otlp", p) for p in otlp or []] + [("events", p) for p in events or []]
+    if not inputs:
+        raise fail("nothing to ship: give --logs, --otlp or --events")
+    try:
+        sources: list[Source] = [make_source(kind, str(path)) for kind, path in inputs]
+        agent = Agent(
+            AgentConfig(
+                server=server,
+                token=token,
+                state_dir=state_dir or Path(user_state_dir("liubai")) / "agent",
+                name=name,
+                batch_size=batch_size,
+                spool_max_bytes=spool_max,
+                send_deadline_s=send_deadline,
+                poll_s=poll,
+                deadline_s=deadline,
+            ),
+            sources,
+        )
+    except AgentError as exc:
+        raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(f"cannot use agent state dir: {exc}") from None
+    stopping = False
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    if metrics_port is not None:
+        _serve_metrics(agent, metrics_port)
+    try:
+        status = agent.run(follow=follow, should_stop=lambda: stopping)
+    except AgentError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        agent.close()
+    console.print(
+        f"sent {status.sent_batches} batches ({status.duplicate_batches} already applied), "
+        f"spooled {status.spooled_batches}, replayed {status.replayed_batches}, dropped {status.dropped_batches}, "
+        f"refused {status.refused_batches}; {status.spool_pending} still spooled",
+        markup=False, highlight=False,
+    )
+    if not status.done and not follow and not stopping:
+        raise typer.Exit(1)
+
+
+def _serve_metrics(agent: Agent, port: int) -> None:
+    from prometheus_client import CollectorRegistry, Gauge, start_http_server
+
+    registry = CollectorRegistry()
+    for field, doc in (
+        ("spool_bytes", "Bytes waiting in the spool"),
+        ("spool_pending", "Batches waiting in the spool"),
+        ("dropped_batches", "Batches dropped because the spool was full"),
+        ("sent_batches", "Batches the API applied"),
+        ("refused_batches", "Batches the API refused for good"),
+    ):
+        gauge = Gauge(f"liubai_agent_{field}", doc, registry=registry)
+        gauge.set_function(_reader(agent, field))
+    start_http_server(port, addr="127.0.0.1", registry=registry)
+
+
+def _reader(agent: Agent, field: str) -> Callable[[], float]:
+    return lambda: float(getattr(agent.status, field))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("agent")(agent_cmd)

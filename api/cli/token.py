@@ -1,0 +1,99 @@
+"""``liubai token create|list|revoke``: the API tokens an agent, a CI job or a person presents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from api.auth import AuthSettings, TokenScope, TokenStore
+from api.cli.common import console, err_console, fail
+
+__all__ = ["register", "token_app"]
+
+token_app = typer.Typer(
+    help="Manage API tokens (stored hashed in LIUBAI_TOKENS, default ~/.local/share/liubai/tokens.db).\n\n"
+    "Example: liubai token create --scope ingest --name build-node-1",
+    no_args_is_help=True,
+)
+
+TokensOption = Annotated[
+    Path | None,
+    typer.Option("--tokens", help="Token file (default: LIUBAI_TOKENS or the user data dir).", show_default=False),
+]
+
+
+def _open(tokens: Path | None) -> TokenStore:
+    path = tokens or AuthSettings().tokens
+    try:
+        return TokenStore(path)
+    except Exception as exc:  # sqlite3.Error, OSError: one line, not a trace
+        raise fail(f"cannot open token file {path}: {exc}") from None
+
+
+@token_app.command("create")
+def create(
+    name: Annotated[str, typer.Option("--name", help="Who or what the token is for (shown in list and errors).")],
+    scope: Annotated[list[str], typer.Option("--scope", "-s", help="read, ingest or admin; repeat for several.")],
+    tokens: TokensOption = None,
+) -> None:
+    """Create a token and print it once (only its hash is kept).
+
+    Example: liubai token create --scope read --name ci
+    """
+    bad = [s for s in scope if s not in {t.value for t in TokenScope}]
+    if bad:
+        raise fail(f"unknown scope {bad[0]!r}: use read, ingest or admin")
+    store = _open(tokens)
+    try:
+        info, plain = store.create(name, scope)
+    finally:
+        store.close()
+    err_console.print(
+        Text(f"created token {info.id} ({info.name}) with scopes {', '.join(info.scopes)}; "
+             "it is shown only now:", style="green")
+    )
+    console.print(plain, markup=False, highlight=False)
+
+
+@token_app.command("list")
+def list_tokens(tokens: TokensOption = None) -> None:
+    """List tokens (ids, names, scopes, revocation); secrets are never shown.
+
+    Example: liubai token list
+    """
+    store = _open(tokens)
+    try:
+        rows = store.list()
+    finally:
+        store.close()
+    table = Table("id", "name", "scopes", "created", "revoked")
+    for t in rows:
+        table.add_row(t.id, Text(t.name), ",".join(t.scopes), t.created_at, t.revoked_at or "")
+    console.print(table)
+
+
+@token_app.command("revoke")
+def revoke(
+    token_id: Annotated[str, typer.Argument(help="The token's id, as 'token list' shows it.")],
+    tokens: TokensOption = None,
+) -> None:
+    """Revoke a token; requests presenting it get 401 from the next request on.
+
+    Example: liubai token revoke 3f9a1c0b2d4e
+    """
+    store = _open(tokens)
+    try:
+        ok = store.revoke(token_id)
+    finally:
+        store.close()
+    if not ok:
+        raise fail(f"no live token with id {token_id!r} (see 'liubai token list')")
+    console.print(Text(f"revoked token {token_id}"))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(token_app, name="token")

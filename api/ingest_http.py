@@ -1,0 +1,141 @@
+"""``POST /v1/ingest``: agents push graph batches (``lineage.wire`` envelopes), applied exactly once.
+
+Exactly once, even across API restarts: the batch id is recorded as checkpoint ``("ingest", <id>)``
+inside the same atomic upsert as the batch's facts, and a batch whose checkpoint exists is answered
+``duplicate`` without touching the store again. Bodies over the size limit get 413 before they are
+parsed; a body that is not a valid envelope gets 422 naming the field.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any, cast
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import require_scope
+from api.metrics import INGEST_BATCHES, include_router_first, observe_agent, observe_ingest
+from lineage.config import Settings
+from lineage.model import GraphBatch
+from lineage.store import LineageStore, StoreError, open_store
+from lineage.wire import DecodedBatch, WireError, decode_batch
+
+__all__ = ["CHECKPOINT_SOURCE", "IngestSettings", "apply_batch", "install_ingest", "router"]
+
+CHECKPOINT_SOURCE = "ingest"
+APPLIED = "applied"
+
+
+class IngestSettings(BaseSettings):
+    """``LIUBAI_INGEST_MAX_BYTES`` caps one request body (default 16 MiB)."""
+
+    model_config = SettingsConfigDict(env_prefix="LIUBAI_INGEST_", extra="ignore")
+
+    max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+
+
+router = APIRouter()
+_inflight: dict[str, asyncio.Lock] = {}
+
+
+def _error(status: int, code: str, message: str, *, retryable: bool = False) -> HTTPException:
+    return HTTPException(status, detail={"code": code, "message": message, "retryable": retryable})
+
+
+def _store(request: Request) -> LineageStore:
+    state = request.app.state
+    holder = getattr(state, "store_holder", None)
+    try:
+        if holder is not None:
+            return cast(LineageStore, holder.get())
+        store = getattr(state, "store", None)
+        if store is None:  # a bare app: open the configured store once and keep it
+            store = state.store = open_store(getattr(state, "store_url", None) or Settings().store)
+        return cast(LineageStore, store)
+    except StoreError as exc:
+        raise _error(503, "STORE_UNAVAILABLE", f"store unavailable: {exc}", retryable=True) from None
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    too_big = _error(
+        413, "TOO_LARGE", f"request body is larger than the {limit}-byte ingest limit; send smaller batches"
+    )
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_big
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def apply_batch(store: LineageStore, decoded: DecodedBatch) -> dict[str, Any]:
+    """Apply one decoded batch unless its id was applied before; the id lands atomically with the facts."""
+    bid = decoded.batch_id
+    if store.get_checkpoint(CHECKPOINT_SOURCE, bid) is not None:
+        return {"batch_id": bid, "status": "duplicate"}
+    batch = decoded.batch
+    work = GraphBatch(batch.nodes, batch.edges, batch.rejected, dict(batch.checkpoints))
+    work.checkpoints[(CHECKPOINT_SOURCE, bid)] = APPLIED
+    result = store.upsert(work)
+    return {
+        "batch_id": bid,
+        "status": APPLIED,
+        "nodes": len(batch.nodes),
+        "edges": len(batch.edges),
+        "rejected": len(batch.rejected),
+        "nodes_created": result.nodes_created,
+        "nodes_updated": result.nodes_updated,
+        "edges_created": result.edges_created,
+        "edges_updated": result.edges_updated,
+        "rejected_added": result.rejected_added,
+    }
+
+
+@router.post("/v1/ingest", dependencies=[Depends(require_scope("ingest"))])
+async def ingest(
+    request: Request, store: Annotated[LineageStore, Depends(_store)]
+) -> dict[str, Any]:
+    """Apply one ``liubai.batch`` envelope (see ``lineage.wire``); replays answer ``duplicate``.
+
+    Example: curl -H 'Authorization: Bearer lb_…' --data-binary @batch.json http://127.0.0.1:8000/v1/ingest
+    """
+    settings: IngestSettings = getattr(request.app.state, "ingest_settings", None) or IngestSettings()
+    body = await _read_limited(request, settings.max_bytes)
+    try:
+        decoded = await run_in_threadpool(decode_batch, body)
+    except WireError as exc:
+        INGEST_BATCHES.labels("refused").inc()
+        raise _error(422, "BAD_BATCH", f"refused batch: {exc}") from None
+    if any(src == CHECKPOINT_SOURCE for src, _ in decoded.batch.checkpoints):
+        INGEST_BATCHES.labels("refused").inc()
+        raise _error(422, "BAD_BATCH", f"refused batch: checkpoint source {CHECKPOINT_SOURCE!r} is reserved")
+    if decoded.agent is not None:
+        a = decoded.agent
+        observe_agent(a.name, a.spool_bytes, a.spooled_batches, a.dropped_batches)
+    lock = _inflight.setdefault(decoded.batch_id, asyncio.Lock())
+    try:
+        async with lock:  # the same batch sent twice at once is applied once
+            answer = await run_in_threadpool(apply_batch, store, decoded)
+    except StoreError as exc:
+        INGEST_BATCHES.labels("failed").inc()
+        status, code = (503, "STORE_UNAVAILABLE") if exc.retryable else (500, "STORE_ERROR")
+        raise _error(status, code, f"store failed: {exc}", retryable=exc.retryable) from None
+    finally:
+        if not lock.locked():
+            _inflight.pop(decoded.batch_id, None)
+    observe_ingest(decoded.source, decoded.batch, answer["status"])
+    return answer
+
+
+def install_ingest(app: FastAPI, settings: IngestSettings | None = None) -> None:
+    """Add ``POST /v1/ingest`` to ``app`` (ahead of the web UI's catch-all mount)."""
+    app.state.ingest_settings = settings or IngestSettings()
+    include_router_first(app, router)

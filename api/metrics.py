@@ -1,0 +1,217 @@
+"""liubai's own health in Prometheus form, and JSON logs whose lines carry a request id.
+
+Metrics live in one process-local registry (``REGISTRY``): ingest facts and rejects by source, lost
+BPF events, request and GraphQL latency, and what each agent reports about its spool. With several
+uvicorn workers each worker answers /metrics for itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from contextvars import ContextVar
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from starlette.responses import Response
+from starlette.routing import Mount
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from lineage.model import GraphBatch, NodeKind
+
+__all__ = [
+    "REGISTRY",
+    "JsonFormatter",
+    "configure_json_logging",
+    "include_router_first",
+    "install_observability",
+    "observe_agent",
+    "observe_ingest",
+    "request_id",
+    "router",
+]
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+INGEST_FACTS = Counter(
+    "liubai_ingest_facts", "Nodes and edges received for ingest, by sending source", ["source"], registry=REGISTRY
+)
+INGEST_REJECTED = Counter(
+    "liubai_ingest_rejected_records", "Rejected records received, by sending source", ["source"], registry=REGISTRY
+)
+INGEST_BATCHES = Counter(
+    "liubai_ingest_batches", "Ingest batches by outcome (applied, duplicate, refused)", ["outcome"], registry=REGISTRY
+)
+BPF_LOST = Counter(
+    "liubai_bpf_lost_events", "Kernel events lost by traced runs (ring buffer overruns)", ["source"], registry=REGISTRY
+)
+REQUEST_SECONDS = Histogram(
+    "liubai_http_request_seconds", "HTTP request latency by route and status class",
+    ["route", "method", "status"], registry=REGISTRY,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+QUERY_SECONDS = Histogram(
+    "liubai_graphql_query_seconds", "GraphQL request latency", registry=REGISTRY,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+AGENT_SPOOL_BYTES = Gauge(
+    "liubai_agent_spool_bytes", "Bytes waiting in an agent's spool, as last reported", ["agent"], registry=REGISTRY
+)
+AGENT_SPOOL_BATCHES = Gauge(
+    "liubai_agent_spool_batches", "Batches waiting in an agent's spool, as last reported", ["agent"],
+    registry=REGISTRY,
+)
+AGENT_DROPPED = Gauge(
+    "liubai_agent_dropped_batches", "Batches an agent dropped because its spool was full (since it started)",
+    ["agent"], registry=REGISTRY,
+)
+
+_request_id: ContextVar[str | None] = ContextVar("liubai_request_id", default=None)
+_VALID_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_KNOWN_ROUTES = ("/graphql", "/v1/ingest", "/metrics", "/healthz", "/export")
+log = logging.getLogger("liubai.http")
+
+
+def request_id() -> str | None:
+    """The id of the request being served (None outside a request)."""
+    return _request_id.get()
+
+
+def observe_ingest(source: str, batch: GraphBatch, outcome: str) -> None:
+    """Count one ingest request's facts, rejects and lost kernel events."""
+    INGEST_BATCHES.labels(outcome).inc()
+    if outcome != "applied":
+        return
+    INGEST_FACTS.labels(source).inc(batch.fact_count)
+    INGEST_REJECTED.labels(source).inc(len(batch.rejected))
+    lost = sum(
+        int(n.props.get("lost_events") or 0)
+        for n in batch.nodes
+        if n.kind is NodeKind.PIPELINE_RUN and isinstance(n.props.get("lost_events"), int)
+    )
+    if lost:
+        BPF_LOST.labels(source).inc(lost)
+
+
+def observe_agent(name: str, spool_bytes: int, spool_batches: int, dropped: int) -> None:
+    AGENT_SPOOL_BYTES.labels(name).set(spool_bytes)
+    AGENT_SPOOL_BATCHES.labels(name).set(spool_batches)
+    AGENT_DROPPED.labels(name).set(dropped)
+
+
+router = APIRouter()
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics() -> Response:
+    """Prometheus text exposition of ``REGISTRY``."""
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+def _route(path: str) -> str:
+    """A bounded label: known route prefixes, everything else (UI files, probes for 404s) as 'other'."""
+    return next((r for r in _KNOWN_ROUTES if path == r or path.startswith(r + "/")), "other")
+
+
+class Observability:
+    """Pure ASGI middleware: a request id per request (kept from X-Request-ID if sane), latency, one log line."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"x-request-id"), "")
+        rid = incoming if _VALID_ID.fullmatch(incoming) else uuid.uuid4().hex
+        token = _request_id.set(rid)
+        start = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", rid.encode())]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - start
+            route = _route(scope["path"])
+            REQUEST_SECONDS.labels(route, scope["method"], f"{status // 100}xx").observe(elapsed)
+            if route == "/graphql" and scope["method"] == "POST":
+                QUERY_SECONDS.observe(elapsed)
+            log.info(
+                "request",
+                extra={"method": scope["method"], "path": scope["path"], "status": status,
+                       "duration_ms": round(elapsed * 1000, 2)},
+            )
+            _request_id.reset(token)
+
+
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request id and any ``extra`` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        rid = _request_id.get()
+        if rid is not None:
+            out["request_id"] = rid
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                out[key] = value
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str, ensure_ascii=False)
+
+
+def configure_json_logging(level: int = logging.INFO) -> None:
+    """Route liubai's loggers through ``JsonFormatter`` on stderr (idempotent)."""
+    root = logging.getLogger("liubai")
+    if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    root.addHandler(handler)
+    root.setLevel(level)
+    root.propagate = False
+
+
+def include_router_first(app: FastAPI, extra: APIRouter) -> None:
+    """Include ``extra`` ahead of any mount (the web UI is mounted at ``/`` and would shadow later routes)."""
+    before = len(app.router.routes)
+    app.include_router(extra)
+    added = app.router.routes[before:]
+    del app.router.routes[before:]
+    first_mount = next((i for i, r in enumerate(app.router.routes) if isinstance(r, Mount)), len(app.router.routes))
+    app.router.routes[first_mount:first_mount] = added
+
+
+def install_observability(app: FastAPI, *, json_logs: bool = True) -> None:
+    """Add request ids, latency metrics and the /metrics route to ``app``."""
+    if json_logs:
+        configure_json_logging()
+    include_router_first(app, router)
+    app.add_middleware(Observability)
