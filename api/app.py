@@ -24,6 +24,9 @@ from starlette.datastructures import State
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.fastapi import GraphQLRouter
 
+from api.auth import AuthSettings, install_auth
+from api.ingest_http import install_ingest
+from api.metrics import install_observability
 from api.schema import ApiContext, schema
 from lineage.config import Settings
 from lineage.store import LineageStore, StoreError, StoreUnavailable, open_store
@@ -163,10 +166,13 @@ class BodyLimit:
         await self.app(scope, receive, send)
 
 
-def create_app(store_url: str | None = None, store: LineageStore | None = None) -> FastAPI:
+def create_app(
+    store_url: str | None = None, store: LineageStore | None = None, auth: AuthSettings | None = None
+) -> FastAPI:
     """The FastAPI app over one store: pass an open ``store`` (left open) or a ``store_url``.
 
     A store named by URL is opened now if it can be, otherwise on the first request that needs it.
+    Auth follows ``auth``, else ``LIUBAI_AUTH`` / ``LIUBAI_TOKENS`` from the environment.
     """
 
     @asynccontextmanager
@@ -200,6 +206,7 @@ def create_app(store_url: str | None = None, store: LineageStore | None = None) 
         return JSONResponse({"status": "ok", "store": redact(holder.url)})
 
     _include_optional_router(app, "api.export_http")
+    install_ingest(app)
 
     web = web_dir()
     if web is not None:
@@ -211,6 +218,8 @@ def create_app(store_url: str | None = None, store: LineageStore | None = None) 
             return _FALLBACK_PAGE
 
     app.add_middleware(BodyLimit)
+    install_auth(app, auth)
+    install_observability(app)
     app.add_middleware(SecurityHeaders)  # added last = outermost: even refusals carry the headers
     return app
 

@@ -11,18 +11,17 @@ import base64
 import binascii
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from enum import Enum
 from typing import Annotated, Any, TypeVar
 
 import strawberry
 from starlette.concurrency import run_in_threadpool
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.fastapi import BaseContext
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from api.errors import ApiError, ErrorCode, StructuredErrors
+from api.limits import LimitSettings, graphql_extensions
 from api.nodes import find_commit, node_label, node_time, resolve_ref
 from lineage import model
 from lineage.model import AuditIdError, EdgeKind, NodeKind, parse_audit_id
@@ -503,29 +502,15 @@ class Query:
         return Stats(counts=await _with_store(info, lambda s: s.counts()))
 
 
-@dataclass(frozen=True, slots=True)
-class _Limits:
-    depth: int = 12
-    aliases: int = 30
-    tokens: int = 4000
-
-
 class LineageSchema(strawberry.Schema):
     def process_errors(self, errors: list[Any], execution_context: Any = None) -> None:
         """Logging happens in ``StructuredErrors`` (unexpected errors only), not for every user mistake."""
 
 
-def build_schema(limits: _Limits = _Limits()) -> strawberry.Schema:
-    """The schema with guards against queries built to be expensive (deep nesting, alias fan-out)."""
-    return LineageSchema(
-        query=Query,
-        extensions=[
-            lambda: QueryDepthLimiter(max_depth=limits.depth),
-            lambda: MaxAliasesLimiter(max_alias_count=limits.aliases),
-            lambda: MaxTokensLimiter(max_token_count=limits.tokens),
-            StructuredErrors,
-        ],
-    )
+def build_schema(limits: LimitSettings | None = None) -> strawberry.Schema:
+    """The schema with guards against queries built to be expensive (depth, tokens, aliases, page size,
+    time); settings from ``LIUBAI_QUERY_*`` (see ``api.limits``)."""
+    return LineageSchema(query=Query, extensions=[*graphql_extensions(limits or LimitSettings()), StructuredErrors])
 
 
 schema = build_schema()

@@ -34,7 +34,9 @@ def build(store: LineageStore, n: int) -> str:
     """One commit declaring n/2 workloads, each annotated by an audit record: about n nodes, 1.5 n edges."""
     batch = GraphBatch()
     commit = "commit:" + "ab" * 20
-    batch.add_node(commit, {"sha": "ab" * 20, "subject": "bump all", "committed_at": "2026-01-01T00:00:00.000000Z"})
+    batch.add_node(
+        commit, {"sha": "ab" * 20, "subject": "bump all", "committed_at": "2026-01-01T00:00:00.000000Z"}
+    )
     for i in range(n // 2):
         workload = f"workload:Deployment/bench/svc-{i}"
         audit = f"audit:git-sha256:{'ab' * 20}|trace:{i:032x}"
@@ -79,14 +81,18 @@ def measure(n: int, repeat: int) -> tuple[int, float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--nodes", type=int, action="append", help="graph size (repeatable)")
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     print(f"{'nodes':>7} {'store ms':>9} {'graphql ms':>11} {'ratio':>6} {'us/node (api)':>14}")
     for n in args.nodes or [2000, 10000]:
         size, base, api = measure(n, args.repeat)
-        print(f"{size:>7} {base * 1e3:>9.1f} {api * 1e3:>11.1f} {api / base:>6.1f} {(api - base) / size * 1e6:>14.1f}")
+        print(
+            f"{size:>7} {base * 1e3:>9.1f} {api * 1e3:>11.1f} {api / base:>6.1f} {(api - base) / size * 1e6:>14.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -47,28 +47,81 @@ def unit_records(rng: random.Random, i: int, prev: list[str], fanout: int) -> tu
     parents = tuple(prev[-1:] + (prev[-5:-4] if i % 8 == 7 and len(prev) > 5 else []))
     recs: list[Record] = [
         CommitRecord(
-            REPO, sha, parents, f"dev{i % 17}", f"dev{i % 17}@example.com", _iso(t0), "bot", "bot@example.com",
-            _iso(t0), f"change {i}: tune service-{i % 40}", pr=i if i % 8 == 7 else None,
+            REPO,
+            sha,
+            parents,
+            f"dev{i % 17}",
+            f"dev{i % 17}@example.com",
+            _iso(t0),
+            "bot",
+            "bot@example.com",
+            _iso(t0),
+            f"change {i}: tune service-{i % 40}",
+            pr=i if i % 8 == 7 else None,
         )
     ]
     trace = _hex(rng, 32)
     audit = f"git-sha256:{sha}|trace:{trace}"
     for w in range(1 + i % 3):
         name = f"service-{(i + w) % 40}"
-        recs.append(ManifestObjectRecord(REPO, sha, f"apps/{name}.yaml", "apps/v1", "Deployment", "prod", name, (audit,)))
+        recs.append(
+            ManifestObjectRecord(
+                REPO, sha, f"apps/{name}.yaml", "apps/v1", "Deployment", "prod", name, (audit,)
+            )
+        )
     host = f"build-{i % 4}"
     root_pid = 10_000 + i * 50
     start = i * 1_000_000_000
-    recs.append(RunRecord(host, root_pid, start, ("make", "release"), _iso(t0 + 60), _iso(t0 + 300), start + 240, 0, commit=sha, audit_id=audit))
+    recs.append(
+        RunRecord(
+            host,
+            root_pid,
+            start,
+            ("make", "release"),
+            _iso(t0 + 60),
+            _iso(t0 + 300),
+            start + 240,
+            0,
+            commit=sha,
+            audit_id=audit,
+        )
+    )
     procs = [(root_pid, start)]
-    recs.append(ProcessRecord(host, root_pid, start, root_pid, start, comm="make", argv=("make", "release"), uid=1000, started_at=_iso(t0 + 60)))
+    recs.append(
+        ProcessRecord(
+            host,
+            root_pid,
+            start,
+            root_pid,
+            start,
+            comm="make",
+            argv=("make", "release"),
+            uid=1000,
+            started_at=_iso(t0 + 60),
+        )
+    )
     for k in range(1, 8):
         ppid, pstart = procs[rng.randrange(len(procs))]
         pid, pst = root_pid + k, start + k
         procs.append((pid, pst))
         comm = ("cc", "ld", "python3", "sh", "tar", "sha256sum", "cp")[k - 1]
-        recs.append(ProcessRecord(host, pid, pst, root_pid, start, ppid=ppid, parent_start_ns=pstart, uid=1000, parent_uid=1000,
-                                  comm=comm, binary=f"/usr/bin/{comm}", argv=(comm, f"src/{i}/{k}.c"), started_at=_iso(t0 + 60 + k)))
+        recs.append(
+            ProcessRecord(
+                host,
+                pid,
+                pst,
+                root_pid,
+                start,
+                ppid=ppid,
+                parent_start_ns=pstart,
+                uid=1000,
+                parent_uid=1000,
+                comm=comm,
+                binary=f"/usr/bin/{comm}",
+                argv=(comm, f"src/{i}/{k}.c"),
+                started_at=_iso(t0 + 60 + k),
+            )
+        )
         recs.append(FileAccessRecord(host, pid, pst, f"/usr/bin/{comm}", "exec", sha256=_hex(rng, 64)))
         for f in SYSTEM_FILES[:3]:
             recs.append(FileAccessRecord(host, pid, pst, f, "read", count=1 + k % 3))
@@ -78,8 +131,16 @@ def unit_records(rng: random.Random, i: int, prev: list[str], fanout: int) -> tu
         recs.append(FileAccessRecord(host, heavy_pid, heavy_start, f"/work/{i}/src/mod{f}.py", "read"))
     for n in range(12):
         recs.append(
-            LogRecord("gen", f"{i}-{n}", _iso(t0 + 400 + n), ("INFO", "WARN", "ERROR")[n % 3], f"service-{i % 40}",
-                      f"request {n} handled in {rng.randrange(900)}ms", trace_id=trace, audit_id=audit if n == 0 else None)
+            LogRecord(
+                "gen",
+                f"{i}-{n}",
+                _iso(t0 + 400 + n),
+                ("INFO", "WARN", "ERROR")[n % 3],
+                f"service-{i % 40}",
+                f"request {n} handled in {rng.randrange(900)}ms",
+                trace_id=trace,
+                audit_id=audit if n == 0 else None,
+            )
         )
     return recs, sha
 

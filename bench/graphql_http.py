@@ -43,10 +43,21 @@ def build(db: Path, sizes: list[int]) -> dict[int, str]:
     for n in sizes:
         batch = GraphBatch()
         run = f"run:bench:{n}:1"
-        batch.add_node(run, {"host": "bench", "command": ["make", f"size-{n}"], "started_at": "2026-01-01T00:00:00.000000Z"})
+        batch.add_node(
+            run,
+            {"host": "bench", "command": ["make", f"size-{n}"], "started_at": "2026-01-01T00:00:00.000000Z"},
+        )
         for p in range((n - 1) // 3):
             proc = f"proc:bench:{n * 100_000 + p}:1"
-            batch.add_node(proc, {"pid": p, "comm": "cc", "argv": ["cc", "-c", f"m{p}.c"], "started_at": "2026-01-01T00:00:01.000000Z"})
+            batch.add_node(
+                proc,
+                {
+                    "pid": p,
+                    "comm": "cc",
+                    "argv": ["cc", "-c", f"m{p}.c"],
+                    "started_at": "2026-01-01T00:00:01.000000Z",
+                },
+            )
             batch.add_edge(run, EdgeKind.RAN, proc)
             for f in range(2):
                 path = f"/work/{n}/obj/m{p}.{f}.o"
@@ -130,9 +141,21 @@ def main() -> None:
         starts = build(db, args.sizes + [30])
         port = _port()
         server = subprocess.Popen(
-            [sys.executable, "-m", "api.cli.main", "--store", f"sqlite:///{db}", "serve", "--port", str(port),
-             "--log-level", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ},
+            [
+                sys.executable,
+                "-m",
+                "api.cli.main",
+                "--store",
+                f"sqlite:///{db}",
+                "serve",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ},
         )
         url = f"http://127.0.0.1:{port}/graphql"
         try:
@@ -146,27 +169,50 @@ def main() -> None:
             with httpx.Client(timeout=60) as client:
                 for n in args.sizes:
                     timed(client, url, COMPACT, starts[n], 2)  # warm up
-                    plain = timed(client, url, PLAIN, starts[n], max(3, args.repeat // (1 if n < 10000 else 3)))
+                    plain = timed(
+                        client, url, PLAIN, starts[n], max(3, args.repeat // (1 if n < 10000 else 3))
+                    )
                     compact = timed(client, url, COMPACT, starts[n], args.repeat)
-                    rows.append({
-                        "nodes": n,
-                        "plain_p50_ms": statistics.median(plain), "plain_p95_ms": _pct(plain, 0.95),
-                        "compact_p50_ms": statistics.median(compact), "compact_p95_ms": _pct(compact, 0.95),
-                        "speedup": statistics.median(plain) / statistics.median(compact),
-                    })
+                    rows.append(
+                        {
+                            "nodes": n,
+                            "plain_p50_ms": statistics.median(plain),
+                            "plain_p95_ms": _pct(plain, 0.95),
+                            "compact_p50_ms": statistics.median(compact),
+                            "compact_p95_ms": _pct(compact, 0.95),
+                            "speedup": statistics.median(plain) / statistics.median(compact),
+                        }
+                    )
             rps, errors, lat = throughput(url, starts[30], args.clients, args.seconds)
             rss = _peak_rss_mib(server.pid)
         finally:
             server.terminate()
             server.wait(timeout=30)
-    print(f"{'nodes':>7} {'plain p50':>10} {'plain p95':>10} {'compact p50':>12} {'compact p95':>12} {'speed-up':>9}")
+    print(
+        f"{'nodes':>7} {'plain p50':>10} {'plain p95':>10} {'compact p50':>12} {'compact p95':>12} {'speed-up':>9}"
+    )
     for r in rows:
-        print(f"{r['nodes']:>7} {r['plain_p50_ms']:>8.1f}ms {r['plain_p95_ms']:>8.1f}ms {r['compact_p50_ms']:>10.1f}ms "
-              f"{r['compact_p95_ms']:>10.1f}ms {r['speedup']:>8.1f}x")
-    print(f"depth-2 lineage (~30 nodes), {args.clients} clients, one worker: {rps:,.0f} req/s, "
-          f"p50 {statistics.median(lat):.1f}ms p95 {_pct(lat, 0.95):.1f}ms, 5xx {errors}; server peak RSS {rss:.0f} MiB")
-    print(json.dumps({"bench": "graphql_http", "sizes": rows, "rps_depth2": rps, "errors_5xx": errors,
-                      "rps_p50_ms": statistics.median(lat), "rps_p95_ms": _pct(lat, 0.95), "server_rss_mib": rss}))
+        print(
+            f"{r['nodes']:>7} {r['plain_p50_ms']:>8.1f}ms {r['plain_p95_ms']:>8.1f}ms {r['compact_p50_ms']:>10.1f}ms "
+            f"{r['compact_p95_ms']:>10.1f}ms {r['speedup']:>8.1f}x"
+        )
+    print(
+        f"depth-2 lineage (~30 nodes), {args.clients} clients, one worker: {rps:,.0f} req/s, "
+        f"p50 {statistics.median(lat):.1f}ms p95 {_pct(lat, 0.95):.1f}ms, 5xx {errors}; server peak RSS {rss:.0f} MiB"
+    )
+    print(
+        json.dumps(
+            {
+                "bench": "graphql_http",
+                "sizes": rows,
+                "rps_depth2": rps,
+                "errors_5xx": errors,
+                "rps_p50_ms": statistics.median(lat),
+                "rps_p95_ms": _pct(lat, 0.95),
+                "server_rss_mib": rss,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

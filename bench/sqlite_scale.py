@@ -72,19 +72,37 @@ def main() -> None:
 
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rate = stored / seconds
-    print(f"SQLite ingest: {stored:,} facts stored in {seconds:.1f}s = {rate:,.0f} facts/s "
-          f"(generate+join alone: {baseline:,.0f} facts/s); on disk {size / 2**20:,.0f} MiB")
+    print(
+        f"SQLite ingest: {stored:,} facts stored in {seconds:.1f}s = {rate:,.0f} facts/s "
+        f"(generate+join alone: {baseline:,.0f} facts/s); on disk {size / 2**20:,.0f} MiB"
+    )
     print(f"{'lineage downstream':<20} {'p50':>8} {'p95':>8} {'median nodes':>13}")
     for key in lat:
-        print(f"{key:<20} {statistics.median(lat[key]):>6.1f}ms {_pct(lat[key], 0.95):>6.1f}ms "
-              f"{statistics.median(sizes[key]):>13.0f}")
+        print(
+            f"{key:<20} {statistics.median(lat[key]):>6.1f}ms {_pct(lat[key], 0.95):>6.1f}ms "
+            f"{statistics.median(sizes[key]):>13.0f}"
+        )
     print(f"peak RSS {rss:.0f} MiB")
-    print(json.dumps({
-        "bench": "sqlite_scale", "facts": stored, "ingest_facts_per_s": rate, "generate_join_facts_per_s": baseline,
-        "db_mib": size / 2**20, "peak_rss_mib": rss,
-        "lineage": {k: {"p50_ms": statistics.median(v), "p95_ms": _pct(v, 0.95), "nodes": statistics.median(sizes[k])}
-                    for k, v in lat.items()},
-    }))
+    print(
+        json.dumps(
+            {
+                "bench": "sqlite_scale",
+                "facts": stored,
+                "ingest_facts_per_s": rate,
+                "generate_join_facts_per_s": baseline,
+                "db_mib": size / 2**20,
+                "peak_rss_mib": rss,
+                "lineage": {
+                    k: {
+                        "p50_ms": statistics.median(v),
+                        "p95_ms": _pct(v, 0.95),
+                        "nodes": statistics.median(sizes[k]),
+                    }
+                    for k, v in lat.items()
+                },
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -498,8 +498,11 @@ def replay_recording(
                 raise ValueError("not a JSON object")
             kind = obj.get("type")
             if kind == "end":
-                info.end_ns = obj.get("end_ns")
-                info.exit_code = obj.get("exit_code")
+                end_ns, exit_code = obj.get("end_ns"), obj.get("exit_code")
+                for name, value in (("end_ns", end_ns), ("exit_code", exit_code)):
+                    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                        raise ValueError(f"end line: {name} must be an integer, got {value!r}")
+                info.end_ns, info.exit_code = end_ns, exit_code
                 info.lost_events = int(obj.get("lost_events") or 0)
                 complete = True
             elif kind == "adopt":

@@ -190,6 +190,8 @@ def event_from_json(obj: dict[str, Any]) -> Event:
         raise ValueError(f"unknown event type {kind!r}")
     fields = {k: v for k, v in obj.items() if k != "type"}
     if cls is ExecArgsEvent and "argv" in fields:
+        if not isinstance(fields["argv"], list):
+            raise ValueError(f"bad {kind} event: argv must be a list")
         fields["argv"] = tuple(str(a) for a in fields["argv"])
     try:
         event = cls(**fields)

@@ -22,6 +22,8 @@ COMMAND_MODULES = [
     "api.cli.serve",
     "api.cli.export",
     "api.cli.store_admin",
+    "api.cli.token",
+    "api.cli.agent",
     "api.cli.demo",
 ]
 

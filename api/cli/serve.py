@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
+from api.auth import UnsafeBind, prepare_serve
 from api.cli.common import console, err_console, fail, redact, state
 from lineage.store import StoreError, open_store
 
@@ -31,6 +32,8 @@ def serve_cmd(
     port: Annotated[int, typer.Option("--port", "-p", min=1, max=65535, help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option("--workers", "-w", min=1, max=64, help="Worker processes (each opens the store).")] = 1,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level: critical, error, warning, info, debug.")] = "info",
+    auth: Annotated[bool, typer.Option("--auth", help="Require API tokens from 'liubai token create' (LIUBAI_AUTH=1).")] = False,
+    insecure: Annotated[bool, typer.Option("--insecure", help="Allow a non-loopback --host without --auth (a proxy authenticates).")] = False,
 ) -> None:
     """Serve the lineage API (POST /graphql), GraphiQL (GET /graphql) and the web UI (/).
 
@@ -43,10 +46,12 @@ def serve_cmd(
         open_store(store_url).close()
     except StoreError as exc:
         raise fail(f"cannot open store {redact(store_url)}: {exc}") from None
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        err_console.print(
-            Text(f"warning: listening on {host}: the API has no authentication of its own", style="yellow")
-        )
+    try:
+        settings = prepare_serve(host, auth, insecure)
+    except UnsafeBind as exc:
+        raise fail(str(exc), code=2) from None
+    if not settings.auth and host not in ("127.0.0.1", "localhost", "::1"):
+        err_console.print(Text(f"warning: listening on {host} without authentication (--insecure)", style="yellow"))
     base = f"http://{_url_host(host)}:{port}"
     console.print(Text(f"store     {redact(store_url)}"))
     console.print(Text(f"web UI    {base}/"))

@@ -1,4 +1,4 @@
-"""The team store: the lineage graph in Neo4j 5, spoken to over Bolt with the official driver.
+"""The team store: the lineage graph in Neo4j (5.26 LTS or newer), over Bolt with the official driver.
 
 Layout: every graph node is ``(:Node:<Kind> {id, props, search})`` plus ``:Placeholder`` while only
 referenced; ``props`` is the property map as JSON text (Neo4j cannot hold nested maps or lists of maps),
@@ -7,7 +7,7 @@ with ``props`` as JSON too. Rejected records are ``(:Rejected)`` and checkpoints
 ``:Node`` so they never show up as graph facts.
 
 Every write of a batch is one managed transaction (``execute_write``, retried on transient errors) of
-``UNWIND $rows`` statements with constant text (one text per node or edge kind, a closed enum). Property
+``UNWIND $rows`` statements with constant text (labels and types from closed enums). Property
 merging happens in Python with ``merge_props`` on rows the transaction has locked, so Neo4j and SQLite
 merge identically. Lineage is a level-by-level breadth-first walk (one query per level) rather than a
 variable-length pattern: a pattern enumerates every path, which explodes around hubs (a shared binary,
@@ -38,6 +38,7 @@ from neo4j.exceptions import (
     SessionExpired,
 )
 
+from lineage.config import Settings
 from lineage.model import (
     Direction,
     Edge,
@@ -85,23 +86,24 @@ SCHEMA_STATEMENTS: tuple[str, ...] = (
 )
 
 # ---------------------------------------------------------------------------------------------- queries
-# Labels and relationship types cannot be parameters; kinds are closed enums, so each kind gets its own
-# constant statement, built once here from the enum values.
+# Every statement text is a constant. Where a label or relationship type must be literal (relationship
+# MERGE, counts), each kind gets its own statement, built once here from the closed enums; elsewhere the
+# label or type comes from the row as data (``$(row.kind)``, Neo4j 5.26+), never from user text.
 
-_NODE_MERGE: dict[NodeKind, str] = {
-    kind: (
-        "UNWIND $rows AS row "
-        "MERGE (n:Node {id: row.id}) "
-        f"ON CREATE SET n:{kind.value}, n.props = row.props, n.search = row.search, n._new = true "
-        "ON MATCH SET n._lock = true "
-        "WITH n, row, n._new IS NOT NULL AS created "
-        "REMOVE n._new, n._lock "
-        "FOREACH (_ IN CASE WHEN created AND row.placeholder THEN [1] ELSE [] END | SET n:Placeholder) "
-        "WITH n, row, created WHERE NOT created "
-        "RETURN row.id AS id, n.props AS props, n:Placeholder AS placeholder"
-    )
-    for kind in NodeKind
-}
+# One statement for every kind: the label is set from the row (``SET n:$(...)``, Neo4j 5.26+). Markers
+# ``_new``/``_lock`` tell created from matched nodes and lock matched ones until commit, so the merge
+# done in Python cannot lose a concurrent writer's update; both are removed in the same statement.
+_NODE_MERGE = (
+    "UNWIND $rows AS row "
+    "MERGE (n:Node {id: row.id}) "
+    "ON CREATE SET n:$(row.kind), n.props = row.props, n.search = row.search, n._new = true "
+    "ON MATCH SET n._lock = true "
+    "WITH n, row, n._new IS NOT NULL AS created "
+    "REMOVE n._new, n._lock "
+    "FOREACH (_ IN CASE WHEN created AND row.placeholder THEN [1] ELSE [] END | SET n:Placeholder) "
+    "WITH n, row, created WHERE NOT created "
+    "RETURN row.id AS id, n.props AS props, n:Placeholder AS placeholder"
+)
 _NODE_UPDATE = (
     "UNWIND $rows AS row "
     "MATCH (n:Node {id: row.id}) "
@@ -122,6 +124,14 @@ _EDGE_MERGE: dict[EdgeKind, str] = {
     )
     for kind in EdgeKind
 }
+# An edge touching a node this transaction created cannot exist yet: plain CREATE, no existence check,
+# one statement for every kind (the type comes from the row). MERGE stays per kind: a dynamic type
+# there would scan all relationships instead of expanding between the two nodes.
+_EDGE_CREATE = (
+    "UNWIND $rows AS row "
+    "MATCH (a:Node {id: row.src}) MATCH (b:Node {id: row.dst}) "
+    "CREATE (a)-[r:$(row.kind)]->(b) SET r.props = row.props"
+)
 _EDGE_UPDATE: dict[EdgeKind, str] = {
     kind: (
         "UNWIND $rows AS row "
@@ -169,11 +179,12 @@ _NEIGHBORS: dict[Direction, str] = {
     Direction.BOTH: f"CALL () {{ {_OUT} UNION ALL {_IN} }} RETURN *" + _PAGE,
 }
 _EXISTS = "MATCH (n:Node {id: $id}) RETURN count(n) AS c"
-_STEP_OUT = (
-    "UNWIND $ids AS i MATCH (:Node {id: i})-[r]->(n) WHERE type(r) IN $kinds RETURN DISTINCT n.id AS id"
-)
-_STEP_IN = (
-    "UNWIND $ids AS i MATCH (:Node {id: i})<-[r]-(n) WHERE type(r) IN $kinds RETURN DISTINCT n.id AS id"
+# One breadth-first level: out-edges of the ``along`` kinds and in-edges of the ``against`` kinds.
+_STEP = (
+    "UNWIND $ids AS i MATCH (s:Node {id: i}) "
+    "CALL (s) { MATCH (s)-[r]->(n) WHERE type(r) IN $along RETURN n "
+    "UNION MATCH (s)<-[r]-(n) WHERE type(r) IN $against RETURN n } "
+    "RETURN DISTINCT n.id AS id"
 )
 _EDGES_AMONG = (
     "WITH $ids AS ids UNWIND ids AS i MATCH (a:Node {id: i})-[r]->(b) "
@@ -314,8 +325,8 @@ class _Target:
 
 
 def _parse_url(url: str) -> _Target:
-    from lineage.config import Settings
-
+    """Credentials from the URL, else ``LIUBAI_NEO4J_PASSWORD``; database from the path, ``?database=``
+    or ``LIUBAI_NEO4J_DATABASE`` (default ``neo4j``)."""
     parts = urlsplit(url)
     if not parts.hostname:
         raise StoreError(f"Neo4j URL names no host: want neo4j://user:pass@host:7687[/database], got {parts.scheme}://…")
@@ -403,9 +414,16 @@ def _unavailable(target: _Target, exc: Exception) -> StoreError:
     return StoreError(f"Neo4j at {where}: {_first_line(exc)}")
 
 
+_REASON = re.compile(r"\[Errno -?\d+\] ([^)\]]+)")
+
+
 def _first_line(exc: Exception) -> str:
+    """The driver's messages span lines; keep the OS reason (e.g. 'Connection refused') if there is one."""
     text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
+    reason = _REASON.search(text)
+    if reason:
+        return reason.group(1).strip().rstrip(".").lower()
+    return text.splitlines()[0].rstrip(":")
 
 
 # ---------------------------------------------------------------------------------------------- store
@@ -487,8 +505,8 @@ class Neo4jStore:
 
         def work(tx: ManagedTransaction) -> UpsertResult:
             result = UpsertResult()
-            self._write_nodes(tx, nodes, result)
-            self._write_edges(tx, edges, result)
+            created = self._write_nodes(tx, nodes, result)
+            self._write_edges(tx, edges, created, result)
             self._write_rejected(tx, rejected, result)
             if checkpoints:
                 tx.run(_CHECKPOINT_SET, rows=checkpoints).consume()
@@ -504,49 +522,60 @@ class Neo4jStore:
             raise _unavailable(self._target, exc) from None
 
     @staticmethod
-    def _write_nodes(tx: ManagedTransaction, nodes: list[Node], result: UpsertResult) -> None:
-        by_kind: dict[NodeKind, list[Node]] = defaultdict(list)
-        for n in nodes:
-            by_kind[n.kind].append(n)
+    def _write_nodes(tx: ManagedTransaction, nodes: list[Node], result: UpsertResult) -> set[str]:
+        """Merge nodes; returns the ids this transaction created."""
+        # Id order: concurrent writers lock nodes in one global order (fewer deadlocks).
+        ordered = sorted(nodes, key=lambda n: n.id)
+        pending = {n.id: n for n in ordered}
         updates: list[dict[str, Any]] = []
-        for kind, group in by_kind.items():
-            pending = {n.id: n for n in group}
-            for chunk in _chunks(group):
-                rows = [
-                    {
-                        "id": n.id,
-                        "props": _dumps(n.props),
-                        "search": _words(n.id, kind, n.props),
-                        "placeholder": n.placeholder,
-                    }
-                    for n in chunk
-                ]
-                existing = 0
-                for rec in tx.run(_NODE_MERGE[kind], rows=rows):
-                    existing += 1
-                    new = pending[rec["id"]]
-                    old_props = _loads(rec["props"])
-                    merged = merge_props(old_props, new.props)
-                    placeholder = bool(rec["placeholder"]) and new.placeholder
-                    if merged != old_props or placeholder != bool(rec["placeholder"]):
-                        updates.append(
-                            {
-                                "id": new.id,
-                                "props": _dumps(merged),
-                                "search": _words(new.id, kind, merged),
-                                "placeholder": placeholder,
-                            }
-                        )
-                result.nodes_created += len(rows) - existing
+        created: set[str] = set()
+        for chunk in _chunks(ordered):
+            rows = [
+                {
+                    "id": n.id,
+                    "kind": n.kind.value,
+                    "props": _dumps(n.props),
+                    "search": _words(n.id, n.kind, n.props),
+                    "placeholder": n.placeholder,
+                }
+                for n in chunk
+            ]
+            existing: set[str] = set()
+            for rec in tx.run(_NODE_MERGE, rows=rows):
+                existing.add(rec["id"])
+                new = pending[rec["id"]]
+                old_props = _loads(rec["props"])
+                merged = merge_props(old_props, new.props)
+                placeholder = bool(rec["placeholder"]) and new.placeholder
+                if merged != old_props or placeholder != bool(rec["placeholder"]):
+                    updates.append(
+                        {
+                            "id": new.id,
+                            "props": _dumps(merged),
+                            "search": _words(new.id, new.kind, merged),
+                            "placeholder": placeholder,
+                        }
+                    )
+            created.update(r["id"] for r in rows if r["id"] not in existing)
+        result.nodes_created += len(created)
         result.nodes_updated += len(updates)
         for chunk in _chunks(updates):
             tx.run(_NODE_UPDATE, rows=list(chunk)).consume()
+        return created
 
     @staticmethod
-    def _write_edges(tx: ManagedTransaction, edges: list[Edge], result: UpsertResult) -> None:
+    def _write_edges(
+        tx: ManagedTransaction, edges: list[Edge], new_nodes: set[str], result: UpsertResult
+    ) -> None:
+        fresh = [e for e in edges if e.src in new_nodes or e.dst in new_nodes]
+        for chunk in _chunks(fresh):
+            rows = [{"src": e.src, "dst": e.dst, "kind": e.kind.value, "props": _dumps(e.props)} for e in chunk]
+            tx.run(_EDGE_CREATE, rows=rows).consume()
+        result.edges_created += len(fresh)
         by_kind: dict[EdgeKind, list[Edge]] = defaultdict(list)
         for e in edges:
-            by_kind[e.kind].append(e)
+            if not (e.src in new_nodes or e.dst in new_nodes):
+                by_kind[e.kind].append(e)
         for kind, group in by_kind.items():
             pending = {(e.src, e.dst): e for e in group}
             updates: list[dict[str, Any]] = []
@@ -660,10 +689,8 @@ class Neo4jStore:
                 level += 1
                 reached: set[str] = set()
                 for chunk in _chunks(frontier):
-                    if along:
-                        reached.update(r["id"] for r in tx.run(_STEP_OUT, ids=list(chunk), kinds=along))
-                    if against:
-                        reached.update(r["id"] for r in tx.run(_STEP_IN, ids=list(chunk), kinds=against))
+                    rows = tx.run(_STEP, ids=list(chunk), along=along, against=against)
+                    reached.update(r["id"] for r in rows)
                 frontier = sorted(i for i in reached if i not in depths)
                 for i in frontier:
                     depths[i] = level

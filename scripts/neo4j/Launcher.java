@@ -1,5 +1,6 @@
 // A real Neo4j Community server for tests and local use, started in-process with only the Bolt connector.
 // Run as `java -cp '<jars>/*' Launcher.java [--port N] [--data DIR] [--pagecache-mb N] [--password PW]`
+// (a password needs at least 8 characters; it switches authentication on for user neo4j)
 // (single-file source launch, no build step). Prints the Bolt URI on one stdout line once Bolt accepts
 // connections, and shuts Neo4j down cleanly when stdin closes (or on SIGTERM), so a parent process that
 // dies never leaves a server behind.
@@ -23,6 +24,7 @@ import org.neo4j.configuration.connectors.HttpsConnector;
 import org.neo4j.configuration.helpers.SocketAddress;
 import org.neo4j.dbms.api.DatabaseManagementService;
 import org.neo4j.dbms.api.DatabaseManagementServiceBuilder;
+import org.neo4j.internal.helpers.HostnamePort;
 import org.neo4j.kernel.internal.GraphDatabaseAPI;
 
 public class Launcher {
@@ -73,13 +75,21 @@ public class Launcher {
         };
         Runtime.getRuntime().addShutdownHook(new Thread(stop));
 
-        if (password != null) {
-            dbms.database("system").executeTransactionally(
-                    "ALTER USER neo4j SET PASSWORD $pw CHANGE NOT REQUIRED", Map.of("pw", password));
+        HostnamePort bound;
+        try {
+            if (password != null) {
+                dbms.database("system").executeTransactionally(
+                        "ALTER USER neo4j SET PASSWORD $pw CHANGE NOT REQUIRED", Map.of("pw", password));
+            }
+            GraphDatabaseAPI db = (GraphDatabaseAPI) dbms.database(GraphDatabaseSettings.DEFAULT_DATABASE_NAME);
+            bound = db.getDependencyResolver().resolveDependency(ConnectorPortRegister.class)
+                    .getLocalAddress(ConnectorType.BOLT);
+        } catch (RuntimeException e) {
+            System.err.println("neo4j launcher: start-up failed: " + e.getMessage());
+            stop.run();
+            System.exit(1);
+            return;
         }
-        GraphDatabaseAPI db = (GraphDatabaseAPI) dbms.database(GraphDatabaseSettings.DEFAULT_DATABASE_NAME);
-        var bound = db.getDependencyResolver().resolveDependency(ConnectorPortRegister.class)
-                .getLocalAddress(ConnectorType.BOLT);
         String auth = password != null ? "neo4j:" + password + "@" : "";
         System.out.println("bolt://" + auth + "127.0.0.1:" + bound.getPort());
         System.out.flush();

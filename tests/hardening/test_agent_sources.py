@@ -69,7 +69,7 @@ def test_missing_input_bad_token_and_nothing_to_do_are_one_line_errors(api_facto
     assert "Traceback" not in denied.stderr
     assert status(tmp_path / "b").get("positions", {}) == {}  # nothing counted as shipped
 
-    made = subprocess.run([sys.executable, "-m", "tests.hardening.cli", "token", "create", "--scope", "ingest",
+    made = subprocess.run([sys.executable, "-m", "api.cli.main", "token", "create", "--scope", "ingest",
                            "--name", "node", "--tokens", str(tmp_path / "tokens.db")],
                           cwd=ROOT, capture_output=True, text=True, check=True)
     token_file = tmp_path / "token"

@@ -26,7 +26,6 @@ from lineage.model import EdgeKind, GraphBatch
 from lineage.records import LogRecord
 from lineage.store import LineageStore, open_store
 from lineage.wire import encode_batch
-from tests.hardening.server import harden
 
 HOSTILE = [
     "' OR '1'='1",
@@ -49,7 +48,7 @@ def store(tmp_path: Path) -> Iterator[LineageStore]:
 
 @pytest.fixture
 def secured(store: LineageStore, tmp_path: Path) -> Iterator[tuple[TestClient, TokenStore, dict[str, str]]]:
-    app = harden(create_app(store=store), AuthSettings(auth=True, tokens=tmp_path / "tokens.db"))
+    app = create_app(store=store, auth=AuthSettings(auth=True, tokens=tmp_path / "tokens.db"))
     tokens: TokenStore = app.state.tokens
     plain = {scope: tokens.create(f"{scope}-user", [scope])[1] for scope in ("read", "ingest", "admin")}
     with TestClient(app) as client:
@@ -125,7 +124,7 @@ def test_token_file_keeps_only_hashes(tmp_path: Path) -> None:
 
 
 def test_token_cli_create_list_revoke(tmp_path: Path) -> None:
-    from tests.hardening.cli import app
+    from api.cli.main import app
 
     runner = CliRunner()
     path = str(tmp_path / "t.db")
@@ -296,7 +295,7 @@ def test_request_logs_are_json_lines_with_the_request_id(store: LineageStore) ->
     level = logger.level
     logger.setLevel(logging.INFO)
     try:
-        with TestClient(harden(create_app(store=store), AuthSettings(auth=False))) as client:
+        with TestClient(create_app(store=store, auth=AuthSettings(auth=False))) as client:
             client.post("/graphql", json={"query": "{ stats { counts } }"}, headers={"X-Request-ID": "req-7"})
     finally:
         logger.removeHandler(handler)

@@ -1,0 +1,142 @@
+"""``liubai migrate`` and ``liubai stats``: move a whole graph between stores, and see what a store holds.
+
+Migration copies nodes (placeholders stay placeholders), then edges, then rejected records, and the
+collectors' checkpoints last, so a target never claims progress for data it does not hold. Writes are
+idempotent upserts: an interrupted migration is finished by running it again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from api.cli.common import console, err_console, fail, redact, state, store_session
+from lineage.model import GraphBatch, NodeKind, RejectedRecord
+from lineage.store import LineageStore, StoreError, open_store
+
+__all__ = ["copy_graph", "register"]
+
+Tick = Callable[[str, int], None]
+
+
+def _rejected_pages(store: LineageStore, size: int) -> Iterator[list[RejectedRecord]]:
+    cursor: str | None = None
+    while True:
+        page = store.rejected(first=size, after=cursor)
+        if page.records:
+            yield page.records
+        cursor = page.end_cursor
+        if cursor is None:
+            return
+
+
+def copy_graph(source: LineageStore, target: LineageStore, batch_size: int = 5000, tick: Tick | None = None) -> dict[str, int]:
+    """Copy every node, edge, rejected record and checkpoint of ``source`` into ``target``.
+
+    ``tick(part, n)`` is called after each batch lands. Returns how many of each part were copied.
+    """
+    copied = {"nodes": 0, "edges": 0, "rejected": 0, "checkpoints": 0}
+    for nodes in source.iter_nodes(batch_size):
+        target.upsert(GraphBatch(nodes=nodes))
+        copied["nodes"] += len(nodes)
+        if tick:
+            tick("nodes", len(nodes))
+    for edges in source.iter_edges(batch_size):
+        target.upsert(GraphBatch(edges=edges))
+        copied["edges"] += len(edges)
+        if tick:
+            tick("edges", len(edges))
+    for records in _rejected_pages(source, batch_size):
+        target.upsert(GraphBatch(rejected=records))
+        copied["rejected"] += len(records)
+        if tick:
+            tick("rejected", len(records))
+    checkpoints = source.checkpoints()
+    if checkpoints:
+        target.upsert(GraphBatch(checkpoints=checkpoints))
+    copied["checkpoints"] = len(checkpoints)
+    return copied
+
+
+def migrate(
+    from_url: Annotated[
+        str, typer.Option("--from", help="Store to read: sqlite:///a.db, neo4j://user:pass@host:7687, ...")
+    ],
+    to_url: Annotated[str, typer.Option("--to", help="Store to write (merged into what it already holds).")],
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Nodes or edges per write.")] = 5000,
+) -> None:
+    """Copy a whole lineage graph (nodes, edges, rejected records, checkpoints) from one store to another.
+
+    Example: liubai migrate --from sqlite:///lineage.db --to neo4j://neo4j:secret@localhost:7687
+    """
+    if from_url == to_url:
+        raise fail("--from and --to name the same store")
+    try:
+        source = open_store(from_url)
+    except StoreError as exc:
+        raise fail(f"cannot open --from store {redact(from_url)}: {exc}") from None
+    try:
+        try:
+            target = open_store(to_url)
+        except StoreError as exc:
+            raise fail(f"cannot open --to store {redact(to_url)}: {exc}") from None
+        try:
+            counts = source.counts()
+            totals = {
+                "nodes": sum(counts.get(k.value, 0) for k in NodeKind),
+                "edges": counts.get("edges", 0),
+                "rejected": counts.get("rejected", 0),
+            }
+            with Progress(
+                TextColumn("{task.description:>9}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err_console,
+                transient=False,
+            ) as progress:
+                tasks = {part: progress.add_task(part, total=n) for part, n in totals.items()}
+                copied = copy_graph(source, target, batch_size, lambda part, n: progress.advance(tasks[part], n))
+        except StoreError as exc:
+            raise fail(f"migration {redact(from_url)} -> {redact(to_url)} stopped: {exc} (run it again to finish)") from None
+        finally:
+            target.close()
+    finally:
+        source.close()
+    console.print(
+        f"copied {copied['nodes']} nodes, {copied['edges']} edges, {copied['rejected']} rejected records "
+        f"and {copied['checkpoints']} checkpoints from {redact(from_url)} to {redact(to_url)}",
+        highlight=False,
+    )
+
+
+def stats(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+) -> None:
+    """Count what the store holds: nodes per kind, placeholders, edges and rejected records.
+
+    Example: liubai --store neo4j://neo4j:secret@localhost:7687 stats --json
+    """
+    with store_session(ctx) as store:
+        counts = store.counts()
+    if as_json:
+        typer.echo(json.dumps(counts, sort_keys=True))
+        return
+    console.print(f"store {redact(state(ctx).store_url)}", highlight=False, soft_wrap=True)
+    table = Table()
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for key, value in counts.items():
+        table.add_row(key, f"{value:,}")
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("migrate")(migrate)
+    app.command("stats")(stats)
