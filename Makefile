@@ -29,5 +29,8 @@ unit: venv
 bench: venv
 	$(PY) bench/run_all.py
 
+fuzz: venv
+	LIUBAI_FUZZ_EXAMPLES=10000 $(PY) -m pytest -q -m fuzz tests/fuzz --hypothesis-show-statistics
+
 clean:
 	rm -rf .venv .demo tests/artifacts bench/results
