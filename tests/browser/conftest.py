@@ -26,8 +26,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield base
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
+    """One Chromium for the browser tests, stopped when they end: Playwright's sync API keeps an event
+    loop running in the main thread while it is open, which other packages' asyncio tests cannot share."""
     chromium = chromium_path()
     try:
         from playwright.sync_api import sync_playwright
