@@ -52,6 +52,17 @@ def drawn_ids(ui: Ui) -> list[str]:
     return ids
 
 
+def wait_drawn(ui: Ui, n: int) -> None:
+    """Wait until the model holds ``n`` nodes and the node list beside the canvas (refreshed after the
+    layout settles) shows them all."""
+    ui.page.wait_for_function(
+        """n => document.getElementById('graph').dataset.state === 'ready'
+            && Number(document.getElementById('graph').dataset.nodeCount) === n
+            && document.querySelectorAll('#node-list [data-node-id]').length === n""",
+        arg=n,
+    )
+
+
 def wait_reload(ui: Ui, action: Any) -> None:
     """Run an action that reloads the graph and wait until the new view is drawn."""
     ui.page.evaluate("() => { document.getElementById('graph').dataset.state = 'stale'; }")
@@ -248,20 +259,14 @@ def test_double_click_expands_neighbours_and_collapse_removes_them(ui: Ui) -> No
     assert expected_new, "the run has neighbours beyond depth 1"
     x, y = ui.node_point(S.release_run)
     ui.page.mouse.dblclick(x, y)
-    ui.page.wait_for_function(
-        "n => Number(document.getElementById('graph').dataset.nodeCount) === n",
-        arg=len(before) + len(expected_new),
-    )
-    ui.wait_ready()
+    wait_drawn(ui, len(before) + len(expected_new))
     after = set(drawn_ids(ui))
     assert expected_new <= after
 
     ui.click_node(S.release_run)
     wait_details(ui, S.release_run)
     ui.page.click("#btn-collapse")
-    ui.page.wait_for_function(
-        "n => Number(document.getElementById('graph').dataset.nodeCount) === n", arg=len(before)
-    )
+    wait_drawn(ui, len(before))
     assert set(drawn_ids(ui)) == before
     ui.assert_clean()
 
