@@ -43,10 +43,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="liubai-scale-") as d:
         db = Path(d) / "scale.db"
         store = SqliteStore(db)
+        seconds = 0.0  # time inside upsert only; generating and joining is the baseline above
         t = time.perf_counter()
         for b in batched(generate(args.facts)):
+            u = time.perf_counter()
             store.upsert(b)
-        seconds = time.perf_counter() - t
+            seconds += time.perf_counter() - u
+        end_to_end = time.perf_counter() - t
         counts = store.counts()
         stored = sum(counts[k.value] for k in NodeKind) + counts["edges"]
         store.close()
@@ -73,8 +76,9 @@ def main() -> None:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rate = stored / seconds
     print(
-        f"SQLite ingest: {stored:,} facts stored in {seconds:.1f}s = {rate:,.0f} facts/s "
-        f"(generate+join alone: {baseline:,.0f} facts/s); on disk {size / 2**20:,.0f} MiB"
+        f"SQLite ingest: {stored:,} unique facts, {seconds:.1f}s in upsert = {rate:,.0f} facts/s; end to end with "
+        f"generate+join {stored / end_to_end:,.0f} facts/s (generate+join alone: {baseline:,.0f} facts/s); "
+        f"on disk {size / 2**20:,.0f} MiB"
     )
     print(f"{'lineage downstream':<20} {'p50':>8} {'p95':>8} {'median nodes':>13}")
     for key in lat:
@@ -89,6 +93,7 @@ def main() -> None:
                 "bench": "sqlite_scale",
                 "facts": stored,
                 "ingest_facts_per_s": rate,
+                "end_to_end_facts_per_s": stored / end_to_end,
                 "generate_join_facts_per_s": baseline,
                 "db_mib": size / 2**20,
                 "peak_rss_mib": rss,
