@@ -17,7 +17,6 @@ a busy trace), while the answer needs only each node's minimum hop count.
 from __future__ import annotations
 
 import atexit
-import base64
 import json
 import re
 import threading
@@ -61,6 +60,7 @@ from lineage.store.base import (
     Subgraph,
     UpsertResult,
 )
+from lineage.store.common import chunks, decode_cursor, dedupe_edges, encode_cursor
 from lineage.store.searchtext import search_text
 
 __all__ = ["Neo4jStore", "SCHEMA_STATEMENTS"]
@@ -267,44 +267,13 @@ def _lucene_query(text: str) -> str | None:
     return " ".join(parts)
 
 
-def _encode_cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
-
-
-def _decode_cursor(cursor: str | None) -> int:
-    if not cursor:
-        return 0
-    try:
-        text = base64.urlsafe_b64decode(cursor.encode()).decode()
-        if not text.startswith("o:"):
-            raise ValueError
-        offset = int(text[2:])
-        if offset < 0:
-            raise ValueError
-        return offset
-    except (ValueError, UnicodeDecodeError):
-        raise StoreError(f"invalid cursor {cursor!r}") from None
-
-
 def _chunks(items: Sequence[Any], size: int = ROWS_PER_STATEMENT) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
+    return chunks(items, size)
 
 
 def _node(rec: Any) -> Node:
     node_id: str = rec["id"]
     return Node(node_id, node_kind_of(node_id), _loads(rec["props"]), bool(rec["placeholder"]))
-
-
-def _dedupe_edges(edges: Sequence[Edge]) -> list[Edge]:
-    merged: dict[tuple[str, str, str], Edge] = {}
-    for e in edges:
-        cur = merged.get(e.key)
-        if cur is None:
-            merged[e.key] = Edge(e.src, e.kind, e.dst, dict(e.props))
-        else:
-            cur.props = merge_props(cur.props, e.props)
-    return list(merged.values())
 
 
 # ---------------------------------------------------------------------------------------------- driver
@@ -488,7 +457,7 @@ class Neo4jStore:
 
     def upsert(self, batch: GraphBatch) -> UpsertResult:
         nodes = dedupe_batch(batch.nodes)
-        edges = _dedupe_edges(batch.edges)
+        edges = list(dedupe_edges(batch.edges).values())
         known = {n.id for n in nodes}
         for e in edges:
             for end in (e.src, e.dst):
@@ -650,7 +619,7 @@ class Neo4jStore:
         first: int = 100,
         after: str | None = None,
     ) -> NeighborPage:
-        offset = _decode_cursor(after)
+        offset = decode_cursor(after)
         kinds = [k.value for k in (edge_kinds or list(EdgeKind))]
         recs = self._read(_NEIGHBORS[Direction(direction)], id=node_id, kinds=kinds, skip=offset, limit=first + 1)
         more = len(recs) > first
@@ -659,7 +628,7 @@ class Neo4jStore:
         nodes: dict[str, Node] = {}
         for r in recs:
             nodes.setdefault(r["id"], _node(r))
-        return NeighborPage(edges, list(nodes.values()), _encode_cursor(offset + first) if more else None)
+        return NeighborPage(edges, list(nodes.values()), encode_cursor(offset + first) if more else None)
 
     def lineage(
         self,
@@ -739,7 +708,7 @@ class Neo4jStore:
     def search(
         self, text: str, kinds: Sequence[NodeKind] | None = None, first: int = 20, after: str | None = None
     ) -> NodePage:
-        offset = _decode_cursor(after)
+        offset = decode_cursor(after)
         labels = [k.value for k in kinds] if kinds else None
         query = _lucene_query(text)
 
@@ -767,10 +736,10 @@ class Neo4jStore:
         rest = [_node(r) for r in ranked if r["id"] not in exact_ids]
         combined = (head[offset:] if offset < len(head) else []) + rest
         more = len(combined) > first
-        return NodePage(combined[:first], _encode_cursor(offset + first) if more else None, total)
+        return NodePage(combined[:first], encode_cursor(offset + first) if more else None, total)
 
     def rejected(self, source: str | None = None, first: int = 100, after: str | None = None) -> RejectedPage:
-        offset = _decode_cursor(after)
+        offset = decode_cursor(after)
 
         def work(tx: ManagedTransaction) -> tuple[int, list[Any]]:
             total = tx.run(_REJECTED_TOTAL, source=source).single(strict=True)["total"]
@@ -780,7 +749,7 @@ class Neo4jStore:
         total, rows = self._run_read(work)
         more = len(rows) > first
         records = [RejectedRecord(r["source"], r["location"], r["reason"], r["raw"]) for r in rows[:first]]
-        return RejectedPage(records, _encode_cursor(offset + first) if more else None, total)
+        return RejectedPage(records, encode_cursor(offset + first) if more else None, total)
 
     def get_checkpoint(self, source: str, key: str) -> str | None:
         recs = self._read(_CHECKPOINT_GET, key=json.dumps([source, key], ensure_ascii=False))

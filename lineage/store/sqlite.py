@@ -8,7 +8,6 @@ and several worker processes can share one file.
 
 from __future__ import annotations
 
-import base64
 import re
 import sqlite3
 import threading
@@ -42,6 +41,7 @@ from lineage.store.base import (
     Subgraph,
     UpsertResult,
 )
+from lineage.store.common import chunks, decode_cursor, dedupe_edges, encode_cursor
 from lineage.store.searchtext import search_text
 
 __all__ = ["SqliteStore", "SCHEMA_VERSION"]
@@ -117,28 +117,8 @@ def _edge(row: tuple[str, str, str, str]) -> Edge:
     return Edge(row[0], _EDGE_KINDS[row[1]], row[2], _loads(row[3]))
 
 
-def _encode_cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
-
-
-def _decode_cursor(cursor: str | None) -> int:
-    if not cursor:
-        return 0
-    try:
-        text = base64.urlsafe_b64decode(cursor.encode()).decode()
-        if not text.startswith("o:"):
-            raise ValueError
-        offset = int(text[2:])
-        if offset < 0:
-            raise ValueError
-        return offset
-    except (ValueError, UnicodeDecodeError):
-        raise StoreError(f"invalid cursor {cursor!r}") from None
-
-
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
+    return chunks(items, size)
 
 
 def _qmarks(n: int) -> str:
@@ -252,7 +232,7 @@ class SqliteStore:
     def upsert(self, batch: GraphBatch) -> UpsertResult:
         result = UpsertResult()
         nodes = dedupe_batch(batch.nodes)
-        edges = self._dedupe_edges(batch.edges)
+        edges = dedupe_edges(batch.edges)
         with self._write() as conn:
             known = {n.id for n in nodes}
             for e in edges.values():
@@ -309,18 +289,6 @@ class SqliteStore:
                 [(s, k, v) for (s, k), v in batch.checkpoints.items()],
             )
         return result
-
-    @staticmethod
-    def _dedupe_edges(edges: Iterable[Edge]) -> dict[tuple[str, str, str], Edge]:
-        merged: dict[tuple[str, str, str], Edge] = {}
-        for e in edges:
-            key = (e.src, e.kind.value, e.dst)
-            cur = merged.get(key)
-            if cur is None:
-                merged[key] = Edge(e.src, e.kind, e.dst, dict(e.props))
-            else:
-                cur.props = merge_props(cur.props, e.props)
-        return merged
 
     @staticmethod
     def _stage(conn: sqlite3.Connection, table: str, columns: str, rows: Iterable[tuple[str, ...]]) -> None:
@@ -388,7 +356,7 @@ class SqliteStore:
         first: int = 100,
         after: str | None = None,
     ) -> NeighborPage:
-        offset = _decode_cursor(after)
+        offset = decode_cursor(after)
         kinds = [k.value for k in (edge_kinds or list(EdgeKind))]
         parts, params = [], []
         if direction in (Direction.DOWNSTREAM, Direction.BOTH):
@@ -407,7 +375,7 @@ class SqliteStore:
         rows = rows[:first]
         edges = [Edge(r[3], _EDGE_KINDS[r[1]], r[4], _loads(r[5])) for r in rows]
         nodes = self.get_many([r[2] for r in rows])
-        return NeighborPage(edges, nodes, _encode_cursor(offset + first) if more else None)
+        return NeighborPage(edges, nodes, encode_cursor(offset + first) if more else None)
 
     def lineage(
         self,
@@ -565,7 +533,7 @@ class SqliteStore:
     def search(
         self, text: str, kinds: Sequence[NodeKind] | None = None, first: int = 20, after: str | None = None
     ) -> NodePage:
-        offset = _decode_cursor(after)
+        offset = decode_cursor(after)
         conn = self._conn()
         kind_values = [k.value for k in kinds] if kinds else None
         kind_sql = f" AND n.kind IN ({_qmarks(len(kind_values))})" if kind_values else ""
@@ -592,10 +560,10 @@ class SqliteStore:
         ranked = [self._node(r) for r in rows if r[0] not in exact_ids]
         combined = (head[offset:] if offset < len(head) else []) + ranked
         more = len(combined) > first
-        return NodePage(combined[:first], _encode_cursor(offset + first) if more else None, total)
+        return NodePage(combined[:first], encode_cursor(offset + first) if more else None, total)
 
     def rejected(self, source: str | None = None, first: int = 100, after: str | None = None) -> RejectedPage:
-        offset = _decode_cursor(after)
+        offset = decode_cursor(after)
         conn = self._conn()
         where, params = ("WHERE source = ?", (source,)) if source is not None else ("", ())
         total = conn.execute(f"SELECT count(*) FROM rejected {where}", params).fetchone()[0]
@@ -605,7 +573,7 @@ class SqliteStore:
         ).fetchall()
         more = len(rows) > first
         records = [RejectedRecord(*r) for r in rows[:first]]
-        return RejectedPage(records, _encode_cursor(offset + first) if more else None, total)
+        return RejectedPage(records, encode_cursor(offset + first) if more else None, total)
 
     def get_checkpoint(self, source: str, key: str) -> str | None:
         row = self._conn().execute(
