@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from strawberry.extensions import (
     MaxAliasesLimiter,
     MaxTokensLimiter,
+    ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
 )
@@ -127,6 +128,7 @@ def graphql_extensions(settings: LimitSettings | None = None) -> list[Any]:
     s = settings or LimitSettings()
     timeout = type("BoundQueryTimeout", (QueryTimeout,), {"seconds": s.timeout_s})
     return [
+        lambda: ParserCache(maxsize=512),  # repeated query texts (the UI's, dashboards') parse once
         lambda: QueryDepthLimiter(max_depth=s.max_depth),
         lambda: MaxAliasesLimiter(max_alias_count=s.max_aliases),
         lambda: MaxTokensLimiter(max_token_count=s.max_tokens),

@@ -5,7 +5,9 @@ A real ``liubai serve`` (uvicorn, one worker) runs over an SQLite store; a clien
 
 * per answer size, p50/p95 of the plain object-per-node query (``nodes {...} edges {...}``, every
   field resolved by graphql-core: the baseline) and of the ``compact`` field (one JSON value);
-* requests/s of depth-2 lineage queries from ``--clients`` concurrent connections for ``--seconds``;
+* requests/s of depth-2 lineage queries from ``--clients`` concurrent connections for ``--seconds``,
+  from this Python client and, where installed, from ``wrk`` (a C load generator: on 2 cores the Python
+  client itself takes a good part of the CPU the server needs);
 * the server's peak RSS.
 
 Prints a table and, last, one JSON line. Example: .venv/bin/python bench/graphql_http.py --seconds 10
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -129,6 +132,35 @@ def throughput(url: str, node: str, clients: int, seconds: float) -> tuple[float
     return done / (time.perf_counter() - t0), errors, lat
 
 
+def wrk_throughput(url: str, node: str, clients: int, seconds: float) -> dict[str, float] | None:
+    """Requests/s and latency percentiles from ``wrk`` (POSTing the same query), or None without wrk."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        return None
+    body = json.dumps({"query": SMALL, "variables": {"id": node}})
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(
+            'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+            f"wrk.body = {json.dumps(body)}\n"
+            "done = function(summary, latency, requests)\n"
+            '  io.write(string.format("RESULT %d %d %d %f %f\\n", summary.requests, summary.errors.status,'
+            " summary.duration, latency:percentile(50), latency:percentile(95)))\nend\n"
+        )
+        script = f.name
+    try:
+        out = subprocess.run(
+            [wrk, "-t1", f"-c{clients}", f"-d{int(seconds)}s", "-s", script, url],
+            capture_output=True, text=True, timeout=seconds + 60, check=False,
+        ).stdout
+    finally:
+        os.unlink(script)
+    line = next((ln for ln in out.splitlines() if ln.startswith("RESULT ")), None)
+    if line is None:
+        return None
+    requests, errors, duration_us, p50_us, p95_us = (float(x) for x in line.split()[1:])
+    return {"rps": requests / (duration_us / 1e6), "non2xx": errors, "p50_ms": p50_us / 1000, "p95_ms": p95_us / 1000}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000])
@@ -184,6 +216,7 @@ def main() -> None:
                         }
                     )
             rps, errors, lat = throughput(url, starts[30], args.clients, args.seconds)
+            wrk = wrk_throughput(url, starts[30], args.clients, args.seconds)
             rss = _peak_rss_mib(server.pid)
         finally:
             server.terminate()
@@ -200,6 +233,11 @@ def main() -> None:
         f"depth-2 lineage (~30 nodes), {args.clients} clients, one worker: {rps:,.0f} req/s, "
         f"p50 {statistics.median(lat):.1f}ms p95 {_pct(lat, 0.95):.1f}ms, 5xx {errors}; server peak RSS {rss:.0f} MiB"
     )
+    if wrk is not None:
+        print(
+            f"depth-2 lineage, wrk -c{args.clients} (C client), one worker: {wrk['rps']:,.0f} req/s, "
+            f"p50 {wrk['p50_ms']:.1f}ms p95 {wrk['p95_ms']:.1f}ms, non-2xx {wrk['non2xx']:.0f}"
+        )
     print(
         json.dumps(
             {
@@ -207,6 +245,7 @@ def main() -> None:
                 "sizes": rows,
                 "rps_depth2": rps,
                 "errors_5xx": errors,
+                "wrk": wrk,
                 "rps_p50_ms": statistics.median(lat),
                 "rps_p95_ms": _pct(lat, 0.95),
                 "server_rss_mib": rss,

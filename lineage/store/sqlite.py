@@ -385,8 +385,24 @@ class SqliteStore:
         edge_kinds: Sequence[EdgeKind] | None = None,
         limit: int = DEFAULT_LINEAGE_LIMIT,
     ) -> Subgraph:
-        depth = max(0, depth)
+        """Runs in one read transaction: every level sees the same snapshot, and the temp-table steps
+        do not each pay for a transaction of their own."""
         conn = self._conn()
+        conn.execute("BEGIN")
+        try:
+            return self._lineage(conn, node_id, direction, max(0, depth), edge_kinds, limit)
+        finally:
+            conn.execute("COMMIT")
+
+    def _lineage(
+        self,
+        conn: sqlite3.Connection,
+        node_id: str,
+        direction: Direction,
+        depth: int,
+        edge_kinds: Sequence[EdgeKind] | None,
+        limit: int,
+    ) -> Subgraph:
         if conn.execute("SELECT 1 FROM nodes WHERE id = ?", (node_id,)).fetchone() is None:
             return Subgraph()
         kinds = list(edge_kinds) if edge_kinds else list(EdgeKind)
