@@ -7,7 +7,6 @@ multi-worker serving, where each worker builds its own app from ``LIUBAI_STORE``
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import threading
 from collections.abc import AsyncIterator
@@ -25,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.fastapi import GraphQLRouter
 
 from api.auth import AuthSettings, install_auth
+from api.export_http import router as export_router
 from api.ingest_http import install_ingest
 from api.metrics import install_observability
 from api.schema import ApiContext, schema
@@ -205,7 +205,7 @@ def create_app(
             )
         return JSONResponse({"status": "ok", "store": redact(holder.url)})
 
-    _include_optional_router(app, "api.export_http")
+    app.include_router(export_router)
     install_ingest(app)
 
     web = web_dir()
@@ -236,17 +236,6 @@ def _scrub(text: str, url: str) -> str:
     """An error text with the store password (if the URL has one) masked."""
     password = urlsplit(url).password
     return text.replace(password, "***") if password else text
-
-
-def _include_optional_router(app: FastAPI, module_name: str) -> None:
-    """Routers written as separate modules join the app when present."""
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        return
-    app.include_router(module.router)
 
 
 def create_app_from_env() -> FastAPI:
