@@ -9,13 +9,15 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from platformdirs import user_state_dir
 
 from api.cli.common import console, fail
-from collector.agent import Agent, AgentConfig, AgentError, Source, make_source
+
+if TYPE_CHECKING:
+    from collector.agent import Agent
 
 __all__ = ["agent_cmd", "register"]
 
@@ -55,6 +57,14 @@ def agent_cmd(
 
     Example: liubai agent --server http://10.0.0.5:8000 --token lb_… --logs /var/log/app.jsonl --events run.events
     """
+    from collector.agent import (  # httpx only when shipping
+        Agent,
+        AgentConfig,
+        AgentError,
+        Source,
+        make_source,
+    )
+
     # One plain line per event (no wrapping): agents run under systemd/journald and log scrapers.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise at INFO

@@ -19,7 +19,6 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from api.cli.common import console, err_console, fail, redact, state, store_session
 from api.cli.ingest import ingest_app
 from api.cli.ingest_logs import RejectPrinter, load_fieldmap
-from collector.sls import ConsumeStats, RetryPolicy, SlsCollector, SlsCredentials, SlsError, make_client
 
 __all__ = ["parse_when", "register"]
 
@@ -128,6 +127,8 @@ def sls(
         raise fail(str(exc)) from None
     if window is not None and window[0] >= window[1]:
         raise fail(f"empty time window: --from {from_} is not before --to {to or 'now'}")
+    from collector.sls import ConsumeStats, RetryPolicy, SlsCollector, SlsCredentials, SlsError, make_client
+
     fm = load_fieldmap(field_map)
     try:
         creds = SlsCredentials.load(credentials)

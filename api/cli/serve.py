@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from api.auth import UnsafeBind, prepare_serve
 from api.cli.common import console, err_console, fail, redact, state
 from lineage.store import StoreError, open_store
 
@@ -40,6 +39,8 @@ def serve_cmd(
     Example: liubai --store sqlite:///lineage.db serve --port 8000
     """
     import uvicorn
+
+    from api.auth import UnsafeBind, prepare_serve  # the web stack loads only for this command
 
     store_url = state(ctx).store_url
     try:  # fail now, in one line, rather than on the first request

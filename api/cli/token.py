@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from api.auth import AuthSettings, TokenScope, TokenStore
 from api.cli.common import console, err_console, fail
+
+if TYPE_CHECKING:
+    from api.auth import TokenStore
 
 __all__ = ["register", "token_app"]
 
@@ -27,6 +29,8 @@ TokensOption = Annotated[
 
 
 def _open(tokens: Path | None) -> TokenStore:
+    from api.auth import AuthSettings, TokenStore  # the web stack loads only when tokens are used
+
     path = tokens or AuthSettings().tokens
     try:
         return TokenStore(path)
@@ -44,6 +48,8 @@ def create(
 
     Example: liubai token create --scope read --name ci
     """
+    from api.auth import TokenScope
+
     bad = [s for s in scope if s not in {t.value for t in TokenScope}]
     if bad:
         raise fail(f"unknown scope {bad[0]!r}: use read, ingest or admin")
