@@ -11,13 +11,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from collector.writer import BatchWriter
 from lineage.join import add_record
 from lineage.model import GraphBatch, NodeKind, RejectedRecord
 from lineage.records import Record
-from lineage.store.base import LineageStore, StoreError
+from lineage.store.base import LineageStore, StoreError, UpsertResult
 
 __all__ = ["Checkpoint", "IngestSummary", "Notice", "ingest_records"]
 
@@ -96,6 +98,8 @@ def ingest_records(
 ) -> IngestSummary:
     """Join and store ``items`` in batches of about ``batch_size`` records; return what was ingested.
 
+    The next batch is read and joined while the store writes the last one (``BatchWriter``).
+
     A store that is briefly unavailable is retried with jittered backoff; other store errors propagate
     (the last stored checkpoint still marks a consistent position).
     """
@@ -111,7 +115,15 @@ def ingest_records(
     pending = 0
     notes: list[RejectedRecord] = []
 
-    def flush() -> None:
+    def stored(_: GraphBatch, result: UpsertResult) -> None:
+        summary.nodes_created += result.nodes_created
+        summary.edges_created += result.edges_created
+        summary.batches += 1
+        summary.distinct = {k: len(v) for k, v in seen.items()}
+        if progress is not None:
+            progress(summary)
+
+    def flush(writer: BatchWriter[UpsertResult]) -> None:
         nonlocal batch, pending, notes
         if not batch and not notes:
             return
@@ -125,30 +137,25 @@ def ingest_records(
         if room > 0:
             summary.rejected_samples.extend(batch.rejected[:room])
         batch.rejected.extend(notes)
-        result = retrying(store.upsert, batch)
-        summary.nodes_created += result.nodes_created
-        summary.edges_created += result.edges_created
-        summary.batches += 1
-        summary.distinct = {k: len(v) for k, v in seen.items()}
+        writer.submit(batch)
         batch, pending, notes = GraphBatch(), 0, []
-        if progress is not None:
-            progress(summary)
 
-    for item in items:
-        if isinstance(item, Checkpoint):
-            batch.checkpoints[(item.source, item.key)] = item.value
-            continue
-        if isinstance(item, Notice):
-            summary.notices.append(item)  # kept in the store's rejected trail, reported as a notice
-            notes.append(RejectedRecord(item.source, item.location, item.message, item.raw))
-            continue
-        summary.records[type(item).__name__] += 1
-        add_record(batch, item)
-        pending += 1
-        if pending >= batch_size:
-            flush()
-        elif progress is not None and pending % _PROGRESS_EVERY == 0:
-            progress(summary)
-    flush()
+    with BatchWriter(partial(retrying, store.upsert), stored) as writer:
+        for item in items:
+            if isinstance(item, Checkpoint):
+                batch.checkpoints[(item.source, item.key)] = item.value
+                continue
+            if isinstance(item, Notice):
+                summary.notices.append(item)  # kept in the store's rejected trail, reported as a notice
+                notes.append(RejectedRecord(item.source, item.location, item.message, item.raw))
+                continue
+            summary.records[type(item).__name__] += 1
+            add_record(batch, item)
+            pending += 1
+            if pending >= batch_size:
+                flush(writer)
+            elif progress is not None and pending % _PROGRESS_EVERY == 0:
+                progress(summary)
+        flush(writer)
     summary.distinct = {k: len(v) for k, v in seen.items()}
     return summary

@@ -83,8 +83,13 @@ class MappedLog:
 
 def stringify(value: Any) -> str:
     """An attribute value as SLS would hold it: strings as-is, everything else as compact JSON."""
+    kind = type(value)
+    if kind is str:
+        return value  # type: ignore[no-any-return]
+    if kind is int:
+        return str(value)  # what json.dumps writes for an int, at a fraction of the cost
     if isinstance(value, str):
-        return value
+        return str(value)
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 

@@ -19,7 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
+import orjson
+
 from collector.logfields import FieldMap, map_log
+from collector.writer import BatchWriter
 from lineage.join import add_record
 from lineage.model import GraphBatch, RejectedRecord
 from lineage.records import LogRecord
@@ -40,6 +43,7 @@ LogFormat = Literal["jsonl", "otlp"]
 LogItem = LogRecord | RejectedRecord
 _RAW_KEEP = 2000  # rejected raw text is kept, but not a whole multi-megabyte line
 _GZIP_MAGIC = b"\x1f\x8b"
+_INT64 = 2.0**63
 _SEVERITY = ((4, "TRACE"), (8, "DEBUG"), (12, "INFO"), (16, "WARN"), (20, "ERROR"), (24, "FATAL"))
 
 
@@ -64,6 +68,27 @@ def open_log(path: str) -> Iterator[IO[bytes]]:
 def _reject(source: str, where: str, reason: str, raw: bytes | str) -> RejectedRecord:
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
     return RejectedRecord(source, where, reason, text[:_RAW_KEEP].rstrip("\n"))
+
+
+def _loads(line: bytes) -> Any:
+    """orjson for speed, with the standard parser's exact result: what orjson refuses (NaN, lone
+    surrogates, UTF-16) or may have read as a float from an integer past 64 bits is parsed again by
+    ``json.loads``, so accepted lines, values and reject reasons are those of the standard parser."""
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return json.loads(line)
+    return obj if _exact(obj) else json.loads(line)
+
+
+def _exact(value: Any) -> bool:
+    """False if ``value`` holds a float big enough to have been an integer orjson could not keep."""
+    kind = type(value)
+    if kind is dict:
+        return all(_exact(v) for v in value.values())
+    if kind is list:
+        return all(_exact(v) for v in value)
+    return kind is not float or abs(value) < _INT64
 
 
 def _lines(path: str, source: str) -> Iterator[tuple[int, bytes] | RejectedRecord]:
@@ -92,7 +117,7 @@ def read_jsonl(
             continue
         where = f"{name}:{lineno}"
         try:
-            obj = json.loads(line)
+            obj = _loads(line)
         except ValueError as exc:
             yield _reject(src, where, f"not valid JSON: {exc}", line)
             continue
@@ -260,37 +285,41 @@ def ingest_files(
     progress: Callable[[FileIngestStats], None] | None = None,
     on_reject: Callable[[RejectedRecord], None] | None = None,
 ) -> FileIngestStats:
-    """Read files into ``store`` in batches of ``batch_size`` records. Ids are content hashes, so a
-    re-run after a crash simply re-writes what already landed."""
+    """Read files into ``store`` in batches of ``batch_size`` records, the next batch parsed while the last
+    one is written. Ids are content hashes, so a re-run after a crash simply re-writes what landed."""
     stats = FileIngestStats()
-    for path in paths:
-        batch = GraphBatch()
-        pending = 0
-        for item in read_log_file(path, fmt, source=source, fieldmap=fieldmap):
-            before = len(batch.rejected)
-            if isinstance(item, RejectedRecord):
-                batch.rejected.append(item)
-            else:
-                add_record(batch, item)
-            if len(batch.rejected) > before:
-                stats.rejected += len(batch.rejected) - before
-                if on_reject is not None:
-                    for r in batch.rejected[before:]:
-                        on_reject(r)
-            if isinstance(item, RejectedRecord):
-                continue
-            stats.records += 1
-            pending += 1
-            if pending >= batch_size:
-                store.upsert(batch)
-                stats.batches += 1
-                batch, pending = GraphBatch(), 0
-                if progress is not None:
-                    progress(stats)
-        if batch:
-            store.upsert(batch)
-            stats.batches += 1
-        stats.files += 1
+
+    def stored(_: GraphBatch, __: object) -> None:
+        stats.batches += 1
         if progress is not None:
             progress(stats)
+
+    with BatchWriter(store.upsert, stored) as writer:
+        for path in paths:
+            batch = GraphBatch()
+            pending = 0
+            for item in read_log_file(path, fmt, source=source, fieldmap=fieldmap):
+                before = len(batch.rejected)
+                if isinstance(item, RejectedRecord):
+                    batch.rejected.append(item)
+                else:
+                    add_record(batch, item)
+                if len(batch.rejected) > before:
+                    stats.rejected += len(batch.rejected) - before
+                    if on_reject is not None:
+                        for r in batch.rejected[before:]:
+                            on_reject(r)
+                if isinstance(item, RejectedRecord):
+                    continue
+                stats.records += 1
+                pending += 1
+                if pending >= batch_size:
+                    writer.submit(batch)
+                    batch, pending = GraphBatch(), 0
+            if batch:
+                writer.submit(batch)
+            writer.drain()
+            stats.files += 1
+            if progress is not None:
+                progress(stats)
     return stats

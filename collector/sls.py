@@ -20,6 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -37,6 +38,7 @@ from tenacity import (
 )
 
 from collector.logfields import FieldMap, map_log
+from collector.writer import BatchWriter
 from lineage.join import add_record
 from lineage.model import GraphBatch, RejectedRecord
 from lineage.records import iso_utc
@@ -256,6 +258,7 @@ class SlsCollector:
         self.on_reject = on_reject
         self.stats = ConsumeStats()
         self._shards: dict[int, _ShardState] = {}
+        self._writer: BatchWriter[None] | None = None
 
     # ------------------------------------------------------------------ shard consumption
     def consume(
@@ -273,29 +276,46 @@ class SlsCollector:
         run; later-found shards, and any shard of a logstore already being followed, start at ``begin``.
         """
         stop = stop or threading.Event()
-        resumed = bool(self.store.checkpoints(self.checkpoint_source))
-        self._refresh_shards(start if not resumed else "begin")
-        last_refresh = time.monotonic()
-        while not stop.is_set():
-            moved = False
-            for shard_id, state in list(self._shards.items()):
-                if stop.is_set():
+        with self._writing():
+            resumed = bool(self.store.checkpoints(self.checkpoint_source))
+            self._refresh_shards(start if not resumed else "begin")
+            last_refresh = time.monotonic()
+            while not stop.is_set():
+                moved = False
+                for shard_id, state in list(self._shards.items()):
+                    if stop.is_set():
+                        break
+                    if not state.drained:
+                        moved |= self._drain(shard_id, state, stop)
+                if time.monotonic() - last_refresh >= shard_refresh or not moved:
+                    before = set(self._shards)
+                    self._refresh_shards("begin")
+                    last_refresh = time.monotonic()
+                    if set(self._shards) != before:
+                        continue
+                if not follow and not moved:
                     break
-                if not state.drained:
-                    moved |= self._drain(shard_id, state, stop)
-            if time.monotonic() - last_refresh >= shard_refresh or not moved:
-                before = set(self._shards)
-                self._refresh_shards("begin")
-                last_refresh = time.monotonic()
-                if set(self._shards) != before:
-                    continue
-            if not follow and not moved:
-                break
-            if not moved:
-                stop.wait(poll_interval)
+                if not moved:
+                    self._drain_writes()
+                    stop.wait(poll_interval)
         return self.stats
 
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Batches of this run are written on a background thread while the next pull is read."""
+        with BatchWriter(self._store_batch, self._stored) as writer:
+            self._writer = writer
+            try:
+                yield
+            finally:
+                self._writer = None
+
+    def _drain_writes(self) -> None:
+        if self._writer is not None:
+            self._writer.drain()
+
     def _refresh_shards(self, start: str) -> None:
+        self._drain_writes()  # checkpoints read below must include every batch already pulled
         listed = self.retry.call(
             f"ListShards {self.project}/{self.logstore}",
             lambda: self.client.list_shards(self.project, self.logstore),
@@ -383,7 +403,15 @@ class SlsCollector:
                 self.on_reject(r)
 
     def _upsert(self, batch: GraphBatch) -> None:
+        if self._writer is not None:
+            self._writer.submit(batch)
+        else:
+            self._stored(batch, self._store_batch(batch))
+
+    def _store_batch(self, batch: GraphBatch) -> None:
         self.retry.call(f"store {self.store.url}", lambda: self.store.upsert(batch))
+
+    def _stored(self, _: GraphBatch, __: None) -> None:
         self.stats.batches += 1
         if self.progress is not None:
             self.progress(self.stats)
@@ -394,14 +422,15 @@ class SlsCollector:
     ) -> ConsumeStats:
         """Every log matching ``query`` with ``from_time <= time < to_time`` (unix seconds), page by page."""
         offset = 0
-        for page in self._pages(query, from_time, to_time, page_size):
-            batch = GraphBatch()
-            for i, entry in enumerate(page):
-                fields = dict(entry.get_contents())
-                where = f"{self.project}/{self.logstore} query {query!r} #{offset + i}"
-                self._add(batch, fields, where, None, iso_utc(entry.get_time()))
-            offset += len(page)
-            self._upsert(batch)
+        with self._writing():
+            for page in self._pages(query, from_time, to_time, page_size):
+                batch = GraphBatch()
+                for i, entry in enumerate(page):
+                    fields = dict(entry.get_contents())
+                    where = f"{self.project}/{self.logstore} query {query!r} #{offset + i}"
+                    self._add(batch, fields, where, None, iso_utc(entry.get_time()))
+                offset += len(page)
+                self._upsert(batch)
         return self.stats
 
     def _pages(self, query: str, from_time: int, to_time: int, page_size: int) -> Iterator[list[Any]]:

@@ -94,10 +94,8 @@ def _parse_cached(raw: str) -> AuditId | str:
 
 
 def add_audit(batch: GraphBatch, audit: AuditId, raw: str, *, seen_at: str | None = None) -> str:
-    node_id = audit_node_id(audit)
-    props: dict[str, Any] = {"raw": raw, "canonical": audit.canonical, "commit": audit.commit, "trace": audit.trace}
-    for key, value in audit.extra:
-        props[f"x_{key}"] = value
+    node_id, base = _audit_props(audit, raw)
+    props = dict(base)
     if seen_at:
         props["first_seen"] = props["last_seen"] = seen_at
     batch.add_node(node_id, props)
@@ -108,6 +106,15 @@ def add_audit(batch: GraphBatch, audit: AuditId, raw: str, *, seen_at: str | Non
         _trace(batch, audit.trace, seen_at)
         batch.add_edge(node_id, EdgeKind.CORRELATES, trace_node_id(audit.trace))
     return node_id
+
+
+@lru_cache(maxsize=65536)
+def _audit_props(audit: AuditId, raw: str) -> tuple[str, dict[str, Any]]:
+    """Node id and fixed properties of an audit record, built once per distinct raw id (callers copy)."""
+    props: dict[str, Any] = {"raw": raw, "canonical": audit.canonical, "commit": audit.commit, "trace": audit.trace}
+    for key, value in audit.extra:
+        props[f"x_{key}"] = value
+    return audit_node_id(audit), props
 
 
 def _trace(batch: GraphBatch, trace_id: str, seen_at: str | None) -> str:

@@ -317,12 +317,35 @@ class GraphBatch:
     edges: list[Edge] = field(default_factory=list)
     rejected: list[RejectedRecord] = field(default_factory=list)
     checkpoints: dict[tuple[str, str], str] = field(default_factory=dict)
+    _node_at: dict[str, Node] = field(default_factory=dict, repr=False, compare=False)
+    _edge_at: dict[tuple[str, str, str], Edge] = field(default_factory=dict, repr=False, compare=False)
 
     def add_node(self, node_id: str, props: Mapping[str, Any] | None = None, *, placeholder: bool = False) -> None:
-        self.nodes.append(Node.of(node_id, props, placeholder=placeholder))
+        """Add a node, folding a repeat of an id added here before into it with the store's merge rule.
+
+        Thousands of log lines name the same trace and audit record; folding them as they arrive keeps a
+        batch the size of what it will store.
+        """
+        cur = self._node_at.get(node_id)
+        if cur is None:
+            node = Node.of(node_id, props, placeholder=placeholder)
+            self._node_at[node_id] = node
+            self.nodes.append(node)
+            return
+        if props:
+            cur.props = merge_props(cur.props, props)
+        cur.placeholder = cur.placeholder and placeholder
 
     def add_edge(self, src: str, kind: EdgeKind, dst: str, props: Mapping[str, Any] | None = None) -> None:
-        self.edges.append(Edge(src, kind, dst, dict(props or {})))
+        """Add an edge, folding a repeat of one added here before (same src, kind, dst) into it."""
+        key = (src, kind, dst)
+        cur = self._edge_at.get(key)
+        if cur is None:
+            edge = Edge(src, kind, dst, dict(props or {}))
+            self._edge_at[key] = edge
+            self.edges.append(edge)
+        elif props:
+            cur.props = merge_props(cur.props, props)
 
     def extend(self, other: GraphBatch) -> None:
         self.nodes.extend(other.nodes)
@@ -355,13 +378,14 @@ def merge_props(old: Mapping[str, Any], new: Mapping[str, Any]) -> Props:
 
 
 def dedupe_batch(nodes: Iterable[Node]) -> list[Node]:
-    """Collapse repeated ids within one batch with the store's merge rule (placeholder only if all are)."""
+    """Collapse repeated ids within one batch with the store's merge rule (placeholder only if all are).
+    The caller's nodes are never changed: a repeat makes a new merged node."""
     merged: dict[str, Node] = {}
     for n in nodes:
         cur = merged.get(n.id)
-        if cur is None:
-            merged[n.id] = Node(n.id, n.kind, dict(n.props), n.placeholder)
-        else:
-            cur.props = merge_props(cur.props, n.props)
-            cur.placeholder = cur.placeholder and n.placeholder
+        merged[n.id] = (
+            n
+            if cur is None
+            else Node(n.id, n.kind, merge_props(cur.props, n.props), cur.placeholder and n.placeholder)
+        )
     return list(merged.values())

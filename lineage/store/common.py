@@ -40,13 +40,11 @@ def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 
 
 def dedupe_edges(edges: Iterable[Edge]) -> dict[tuple[str, str, str], Edge]:
-    """One edge per (src, kind, dst) of a batch, properties merged with the store's rule."""
+    """One edge per (src, kind, dst) of a batch, properties merged with the store's rule. The caller's
+    edges are never changed: a repeat makes a new merged edge."""
     merged: dict[tuple[str, str, str], Edge] = {}
     for e in edges:
         key = (e.src, e.kind.value, e.dst)
         cur = merged.get(key)
-        if cur is None:
-            merged[key] = Edge(e.src, e.kind, e.dst, dict(e.props))
-        else:
-            cur.props = merge_props(cur.props, e.props)
+        merged[key] = e if cur is None else Edge(e.src, e.kind, e.dst, merge_props(cur.props, e.props))
     return merged

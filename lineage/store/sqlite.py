@@ -86,6 +86,9 @@ MIGRATIONS: list[tuple[int, str]] = [
         ) WITHOUT ROWID;
         """,
     ),
+    # Node ids start with their kind, so the unique id index already answers per-kind lookups and
+    # counts; a second (kind, id) index doubled the cost of every node insert.
+    (2, "DROP INDEX IF EXISTS nodes_kind"),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -244,12 +247,13 @@ class SqliteStore:
             next_rid = conn.execute("SELECT coalesce(max(rid), 0) + 1 FROM nodes").fetchone()[0]
             inserts: list[tuple[int, str, str, str, int]] = []
             updates: list[tuple[str, int, int]] = []
-            search_rows: list[tuple[int, str]] = []
+            search_new: list[tuple[int, str]] = []
+            search_changed: list[tuple[int, str]] = []
             for n in nodes:
                 old = existing.get(n.id)
                 if old is None:
                     inserts.append((next_rid, n.id, n.kind.value, _dumps(n.props), int(n.placeholder)))
-                    search_rows.append((next_rid, search_text(n.id, n.kind, n.props)))
+                    search_new.append((next_rid, search_text(n.id, n.kind, n.props)))
                     next_rid += 1
                     continue
                 rid, old_props, old_placeholder = old
@@ -257,16 +261,25 @@ class SqliteStore:
                 placeholder = old_placeholder and n.placeholder
                 if merged != old_props or placeholder != old_placeholder:
                     updates.append((_dumps(merged), int(placeholder), rid))
-                    search_rows.append((rid, search_text(n.id, n.kind, merged)))
+                    text = search_text(n.id, n.kind, merged)
+                    if text != search_text(n.id, n.kind, old_props):  # re-indexing costs a delete + insert
+                        search_changed.append((rid, text))
             result.nodes_created, result.nodes_updated = len(inserts), len(updates)
             conn.executemany("INSERT INTO nodes(rid, id, kind, props, placeholder) VALUES (?,?,?,?,?)", inserts)
             conn.executemany("UPDATE nodes SET props = ?, placeholder = ? WHERE rid = ?", updates)
-            conn.executemany("INSERT OR REPLACE INTO node_search(rowid, text) VALUES (?, ?)", search_rows)
+            conn.executemany("INSERT INTO node_search(rowid, text) VALUES (?, ?)", search_new)
+            conn.executemany("INSERT OR REPLACE INTO node_search(rowid, text) VALUES (?, ?)", search_changed)
 
-            old_edges = self._fetch_edges(conn, list(edges))
+            # An edge without properties has nothing to merge: insert-or-ignore, no read-back needed.
+            bare = [(e.src, key[1], e.dst) for key, e in edges.items() if not e.props]
+            before = conn.total_changes
+            conn.executemany("INSERT OR IGNORE INTO edges(src, kind, dst, props) VALUES (?,?,?,'{}')", bare)
+            result.edges_created = conn.total_changes - before
+            with_props = {key: e for key, e in edges.items() if e.props}
+            old_edges = self._fetch_edges(conn, list(with_props)) if with_props else {}
             edge_inserts: list[tuple[str, str, str, str]] = []
             edge_updates: list[tuple[str, str, str, str]] = []
-            for key, e in edges.items():
+            for key, e in with_props.items():
                 prev = old_edges.get(key)
                 if prev is None:
                     edge_inserts.append((e.src, key[1], e.dst, _dumps(e.props)))
@@ -274,7 +287,8 @@ class SqliteStore:
                     merged = merge_props(prev, e.props)
                     if merged != prev:
                         edge_updates.append((_dumps(merged), e.src, key[1], e.dst))
-            result.edges_created, result.edges_updated = len(edge_inserts), len(edge_updates)
+            result.edges_created += len(edge_inserts)
+            result.edges_updated = len(edge_updates)
             conn.executemany("INSERT INTO edges(src, kind, dst, props) VALUES (?,?,?,?)", edge_inserts)
             conn.executemany("UPDATE edges SET props = ? WHERE src = ? AND kind = ? AND dst = ?", edge_updates)
 
@@ -604,8 +618,10 @@ class SqliteStore:
 
     def counts(self) -> dict[str, int]:
         conn = self._conn()
-        out = {kind.value: 0 for kind in NodeKind}
-        out.update(dict(conn.execute("SELECT kind, count(*) FROM nodes GROUP BY kind").fetchall()))
+        out: dict[str, int] = {}
+        for kind in NodeKind:  # id ranges: every id starts with "<prefix>:", and ";" sorts right after ":"
+            lo, hi = f"{kind.prefix}:", f"{kind.prefix};"
+            out[kind.value] = conn.execute("SELECT count(*) FROM nodes WHERE id >= ? AND id < ?", (lo, hi)).fetchone()[0]
         out["placeholders"] = conn.execute("SELECT count(*) FROM nodes WHERE placeholder = 1").fetchone()[0]
         out["edges"] = conn.execute("SELECT count(*) FROM edges").fetchone()[0]
         out["rejected"] = conn.execute("SELECT count(*) FROM rejected").fetchone()[0]

@@ -413,3 +413,31 @@ def test_sqlite_schema_version_recorded(tmp_path) -> None:  # type: ignore[no-un
     again = SqliteStore(tmp_path / "v.db")  # reopening migrates nothing and loses nothing
     assert again.schema_version() == s.schema_version()
     again.close()
+
+
+def test_sqlite_migrates_a_version_1_database_without_losing_data(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    from lineage.store.sqlite import MIGRATIONS, SCHEMA_VERSION
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(MIGRATIONS[0][1])
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    old = commit_node_id("ab" * 20)
+    conn.execute("INSERT INTO nodes VALUES (1, ?, 'Commit', '{\"subject\": \"written by version 1\"}', 0)", (old,))
+    conn.execute("INSERT INTO node_search(rowid, text) VALUES (1, ?)", (f"{old} written by version 1",))
+    conn.commit()
+    conn.close()
+    v1 = SqliteStore(path)
+    assert v1.schema_version() == SCHEMA_VERSION
+    assert [n.id for n in v1.search("version 1").nodes] == [old]
+    v1.upsert(scenario())
+    counts = v1.counts()
+    v1.close()
+    indexes = {r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "nodes_kind" not in indexes
+    reopened = SqliteStore(path)
+    assert reopened.counts() == counts and counts[NodeKind.COMMIT.value] > 0
+    reopened.close()

@@ -1,0 +1,102 @@
+"""Store writes on a background thread, so that reading and joining the next batch overlaps the last write.
+
+A collector spends its time in two places that can run at once on two cores: Python that reads, maps and
+joins records, and the store engine writing the previous batch (SQLite releases the GIL while it steps;
+Neo4j works in its own process). ``BatchWriter`` keeps exactly one batch in flight by default and applies
+batches strictly in order, so a checkpoint still lands only together with the data it covers, and a batch
+is never written after one that failed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
+from types import TracebackType
+from typing import Generic, TypeVar
+
+from lineage.model import GraphBatch
+
+__all__ = ["BatchWriter"]
+
+R = TypeVar("R")
+
+
+class BatchWriter(Generic[R]):
+    """Apply batches with ``apply`` on one worker thread; ``on_done(batch, result)`` runs in the caller's
+    thread as each write is collected, so counters and progress bars need no locking.
+
+    An error from ``apply`` is raised in the caller at the next ``submit``, ``drain`` or ``close``.
+    """
+
+    def __init__(
+        self,
+        apply: Callable[[GraphBatch], R],
+        on_done: Callable[[GraphBatch, R], None] | None = None,
+        *,
+        in_flight: int = 1,
+    ) -> None:
+        if in_flight < 1:
+            raise ValueError("in_flight must be at least 1")
+        self._apply = apply
+        self._on_done = on_done
+        self._limit = in_flight
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="liubai-store-writer")
+        self._pending: deque[tuple[GraphBatch, Future[R]]] = deque()
+        self._failed = False  # set on the worker thread: batches queued behind a failure are skipped
+
+    def submit(self, batch: GraphBatch) -> None:
+        """Queue ``batch`` after the ones before it; waits while ``in_flight`` writes are outstanding."""
+        while len(self._pending) >= self._limit:
+            self._collect_oldest()
+        self._pending.append((batch, self._pool.submit(self._run, batch)))
+
+    def _run(self, batch: GraphBatch) -> R:
+        if self._failed:
+            raise RuntimeError("an earlier batch failed; this one was not written")
+        try:
+            return self._apply(batch)
+        except BaseException:
+            self._failed = True
+            raise
+
+    def drain(self) -> None:
+        """Wait until every submitted batch is written (e.g. before reading a checkpoint back)."""
+        while self._pending:
+            self._collect_oldest()
+
+    def close(self) -> None:
+        try:
+            self.drain()
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _collect_oldest(self) -> None:
+        batch, future = self._pending.popleft()
+        try:
+            result = future.result()
+        except BaseException:
+            for _, later in self._pending:
+                later.cancel()
+            self._pending.clear()
+            raise
+        if self._on_done is not None:
+            self._on_done(batch, result)
+
+    def __enter__(self) -> BatchWriter[R]:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        # The caller is already failing: let in-flight work finish (it is consistent on its own), keep
+        # the caller's error rather than a second one from the writer.
+        try:
+            with suppress(BaseException):
+                self.drain()
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
