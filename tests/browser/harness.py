@@ -56,8 +56,9 @@ def liubai_command() -> list[str]:
 
 
 @contextlib.contextmanager
-def serving(store_url: str, port: int, log_path: Path) -> Iterator[str]:
-    """Run ``liubai serve`` over ``store_url`` on a loopback port until the block ends; yields its base URL."""
+def serving(store_url: str, port: int, log_path: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run ``liubai serve`` over ``store_url`` on a loopback port until the block ends; yields its base URL.
+    ``env`` adds to the environment (e.g. ``LIUBAI_AUTH``)."""
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [
@@ -74,7 +75,7 @@ def serving(store_url: str, port: int, log_path: Path) -> Iterator[str]:
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "NO_COLOR": "1"},
+            env={**os.environ, "NO_COLOR": "1", **(env or {})},
         )
         base = f"http://127.0.0.1:{port}"
         try:

@@ -1,5 +1,7 @@
 // The only way the UI talks to liubai: POST /graphql with variables (never string-built queries).
 
+import { askForToken, authHeaders, forgetToken } from "./auth.js";
+
 const NODE_FIELDS = "id kind placeholder label time properties";
 
 export class ApiError extends Error {
@@ -11,21 +13,53 @@ export class ApiError extends Error {
 }
 
 export async function gql(query, variables = {}) {
-  let response;
+  for (let attempt = 0; ; attempt++) {
+    const response = await post(query, variables);
+    if (response.status === 401 && attempt < 3) {
+      forgetToken();
+      const denied = await errorOf(response);
+      try {
+        await askForToken(attempt ? `That token was not accepted: ${denied}` : denied);
+      } catch (err) {
+        throw new ApiError(err.message, "UNAUTHENTICATED", false);
+      }
+      continue;
+    }
+    return answer(response);
+  }
+}
+
+async function post(query, variables) {
   try {
-    response = await fetch("graphql", {
+    return await fetch("graphql", {
       method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      headers: { "Content-Type": "application/json", Accept: "application/json", ...authHeaders() },
       body: JSON.stringify({ query, variables }),
     });
   } catch (err) {
     throw new ApiError(`cannot reach the liubai server (${err.message})`, "UNREACHABLE", true);
   }
+}
+
+async function errorOf(response) {
+  try {
+    const body = await response.json();
+    return body?.error?.message || `the server answered ${response.status}`;
+  } catch {
+    return `the server answered ${response.status}`;
+  }
+}
+
+async function answer(response) {
   let body;
   try {
     body = await response.json();
   } catch {
     throw new ApiError(`the server answered ${response.status} without GraphQL data`, "INTERNAL", true);
+  }
+  if (body.error && !body.data) {
+    // Refused before GraphQL ran (e.g. 403: the token lacks the read scope).
+    throw new ApiError(body.error.message || `the server answered ${response.status}`, body.error.code || "INTERNAL", false);
   }
   if (body.errors && body.errors.length) {
     const first = body.errors[0];
@@ -33,6 +67,20 @@ export async function gql(query, variables = {}) {
     throw new ApiError(ext.message || first.message || "request failed", ext.code || "INTERNAL", !!ext.retryable);
   }
   return body.data;
+}
+
+// A download (audit export) that carries the token too: fetched, then saved from a blob.
+export async function download(url, filename) {
+  const response = await fetch(url, { headers: authHeaders() });
+  if (!response.ok) throw new ApiError(await errorOf(response), response.status === 401 ? "UNAUTHENTICATED" : "INTERNAL", false);
+  const href = URL.createObjectURL(await response.blob());
+  const a = document.createElement("a");
+  a.href = href;
+  a.download = filename;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(href), 10_000);
 }
 
 const GRAPH_FIELDS = `nodes { ${NODE_FIELDS} } edges { source target kind properties } depths truncated`;

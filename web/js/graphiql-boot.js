@@ -3,7 +3,14 @@
   "use strict";
   var root = document.getElementById("graphiql");
   var endpoint = root.getAttribute("data-endpoint") || "/graphql";
-  var fetcher = GraphiQL.createFetcher({ url: endpoint });
+  // A token the lineage UI was given in this tab (auth on) is used here too; the Headers tab can override it.
+  var token = null;
+  try {
+    token = window.sessionStorage.getItem("liubai.token");
+  } catch (e) {
+    token = null;
+  }
+  var fetcher = GraphiQL.createFetcher({ url: endpoint, headers: token ? { Authorization: "Bearer " + token } : undefined });
   var example = [
     "# liubai: which commit, deployed by which pipeline, ran which processes and produced which log lines?",
     "# Replace the id with a commit of yours (search finds one).",

@@ -1,6 +1,7 @@
 // The audit trail table: everything linked to an audit id, commit or trace, in time order.
 
-import { fetchAuditTrail } from "./api.js";
+import { download, fetchAuditTrail } from "./api.js";
+import { authHeaders } from "./auth.js";
 import { $, el, swatch } from "./dom.js";
 import { kindInfo } from "./kinds.js";
 
@@ -25,8 +26,18 @@ export async function showTrail(node, onPick) {
   section.dataset.nodeId = node.id;
   $("trail-title").textContent = node.label || node.id;
   const exportLink = $("trail-export");
+  const filename = `liubai-audit-${node.id.replace(/[^A-Za-z0-9._-]+/g, "_").slice(0, 80)}.json`;
   exportLink.href = `export?${new URLSearchParams({ node: node.id, format: "json" })}`;
-  exportLink.setAttribute("download", `liubai-audit-${node.id.replace(/[^A-Za-z0-9._-]+/g, "_").slice(0, 80)}.json`);
+  exportLink.setAttribute("download", filename);
+  exportLink.dataset.state = "";
+  exportLink.onclick = (event) => {
+    if (!authHeaders().Authorization) return; // a plain link works when the server needs no token
+    event.preventDefault();
+    download(exportLink.href, filename).then(
+      () => { exportLink.dataset.state = "done"; },
+      (err) => { exportLink.dataset.state = "error"; exportLink.title = err.message; },
+    );
+  };
   tbody.replaceChildren();
   const entries = await fetchAuditTrail(node.id);
   for (const entry of entries) {
