@@ -4,7 +4,7 @@ A GitOps-shaped repository is generated with `git fast-import` (apps with Deploy
 manifests carrying x-gitops-audit-id annotations, feature branches merged back, non-manifest source
 changes), then both are timed in the same run so the ratio is independent of the machine's speed.
 
-Run: .venv/bin/python bench/git_ingest.py [--commits 5000] [--apps 40]
+Run: .venv/bin/python bench/git_ingest.py [--commits 5000] [--apps 40]  (--commits 50000: a long history)
 """
 
 from __future__ import annotations
@@ -200,6 +200,8 @@ def main() -> int:
         return count / max(seconds, 1e-9)
 
     ratio, ratio_cpu = rate(ingest_s) / rate(log_s), rate(ingest_cpu) / rate(log_cpu)
+    # the command's fixed start-up (interpreter, imports) weighs on small repositories: also shown apart
+    ratio_run = rate(max(ingest_s - startup_s, 1e-9)) / rate(log_s)
     rows = [
         ("repository", f"{count} commits, {args.apps} apps ({gen:.1f}s to generate)"),
         (
@@ -220,7 +222,11 @@ def main() -> int:
             f"                             cpu {stages['ingest_cpu_s']:7.3f}s {rate(stages['ingest_cpu_s']):>9,.0f}/s",
         ),
         ("re-run (nothing new)", f"wall {again_s:7.3f}s, {again['commits']} commits read"),
-        ("ratio ingest / git log", f"wall {ratio:.1%}, cpu {ratio_cpu:.1%} (target >= {TARGET_RATIO:.0%})"),
+        (
+            "ratio ingest / git log",
+            f"wall {ratio:.1%}, cpu {ratio_cpu:.1%} (target >= {TARGET_RATIO:.0%}); "
+            f"without start-up wall {ratio_run:.1%}",
+        ),
     ]
     width = max(len(r[0]) for r in rows)
     for label, value in rows:
@@ -241,6 +247,7 @@ def main() -> int:
                 "ingest_commits_per_s": round(rate(ingest_s)),
                 "ratio": round(ratio, 4),
                 "ratio_cpu": round(ratio_cpu, 4),
+                "ratio_without_startup": round(ratio_run, 4),
                 "target": TARGET_RATIO,
                 "meets_target": ratio >= TARGET_RATIO,
                 "workloads": summary["workloads"],

@@ -4,12 +4,20 @@ A manifest file is untrusted input: one broken document must not hide the good o
 every problem becomes a ``RejectedRecord`` that names commit, file, document and reason. Documents
 that are plainly not Kubernetes objects (CI workflows, Helm values, kustomize configs) are skipped
 quietly, because GitOps repositories are full of them.
+
+Speed: a GitOps history re-commits the same documents over and over (a Service next to the Deployment
+whose image tag moved), so a file is cut at its ``---`` lines and what each piece declares is cached by
+its text. A piece is parsed with a resolver that memoises implicit tags, and only the parts the
+collector reads are built from the node tree. Anything unusual (a parse error, directives, ``...``
+markers) sends the whole file through the plain path, which defines the results.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
+from itertools import pairwise
 from typing import Any
 
 import yaml
@@ -19,6 +27,7 @@ from lineage.records import ManifestObjectRecord
 
 __all__ = [
     "MANIFEST_SUFFIXES",
+    "ManifestCache",
     "ObjectKey",
     "audit_ids_of",
     "deleted_records",
@@ -112,11 +121,26 @@ def audit_ids_of(obj: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = "tag:yaml.org,2002:str"
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
 _TEMPLATE_PATHS = (("spec", "template", "metadata"), ("spec", "jobTemplate", "spec", "template", "metadata"))
+_MAX_DEPTH = 64
+_TAG_CACHE = 65536
+_TAG_KEY_MAX = 128
+
+
+# What reading a document can raise: the parser's errors, and the constructors' own for a value that
+# does not fit its explicit tag ("!!int x", "!!bool maybe", "!!timestamp x"), or nesting too deep.
+_UNREADABLE = (yaml.YAMLError, ValueError, KeyError, AttributeError, TypeError, OverflowError, RecursionError)
 
 
 class _NeedsWholeDocument(Exception):
     """A merge key (``<<``) on the way: only the full constructor resolves it correctly."""
+
+
+class _Unsplittable(Exception):
+    """A piece of a file did not parse on its own: the whole file takes the plain path."""
 
 
 def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:
@@ -129,6 +153,26 @@ def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:
         if isinstance(k, yaml.ScalarNode) and k.value == key:
             found = v  # the last duplicate wins, as in full construction
     return found
+
+
+def _construct_fast(node: yaml.Node, builder: Any, depth: int = 0) -> Any:
+    """``construct_document`` for the plain shapes (string scalars, string-keyed maps, sequences) without
+    its per-node generator machinery; every other node goes to the constructor itself."""
+    tag = node.tag
+    cls = type(node)
+    if cls is yaml.ScalarNode and tag == _STR_TAG:
+        return node.value
+    if depth < _MAX_DEPTH:
+        if cls is yaml.MappingNode and tag == _MAP_TAG:
+            out: dict[str, Any] = {}
+            for k, v in node.value:
+                if type(k) is not yaml.ScalarNode or k.tag != _STR_TAG:
+                    return builder.construct_document(node)
+                out[k.value] = _construct_fast(v, builder, depth + 1)
+            return out
+        if cls is yaml.SequenceNode and tag == _SEQ_TAG:
+            return [_construct_fast(v, builder, depth + 1) for v in node.value]
+    return builder.construct_document(node)
 
 
 def _light(node: yaml.Node, builder: Any) -> Any:
@@ -152,6 +196,47 @@ def _light(node: yaml.Node, builder: Any) -> Any:
                 for key in path[:-1]:
                     slot = slot.setdefault(key, {})
                 slot[path[-1]] = builder.construct_document(target)
+        return out
+    except _NeedsWholeDocument:
+        return builder.construct_document(node)
+
+
+def _index(node: yaml.Node | None, memo: dict[int, dict[str, yaml.Node]]) -> dict[str, yaml.Node]:
+    """A mapping node's children by scalar key in one pass (``_child`` for every key at once)."""
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    found = memo.get(id(node))
+    if found is None:
+        found = memo[id(node)] = {}
+        for k, v in node.value:
+            if k.tag == _MERGE_TAG:
+                raise _NeedsWholeDocument
+            if isinstance(k, yaml.ScalarNode):
+                found[k.value] = v
+    return found
+
+
+def _light_fast(node: yaml.Node, builder: Any) -> Any:
+    """``_light`` with each mapping on the way scanned once and plain subtrees built directly."""
+    if not isinstance(node, yaml.MappingNode):
+        return builder.construct_document(node)
+    memo: dict[int, dict[str, yaml.Node]] = {}
+    try:
+        top = _index(node, memo)
+        out: dict[str, Any] = {}
+        for key in ("apiVersion", "kind", "metadata", "items"):
+            child = top.get(key)
+            if child is not None:
+                out[key] = _construct_fast(child, builder)
+        for path in _TEMPLATE_PATHS:
+            target: yaml.Node | None = node
+            for key in path:
+                target = _index(target, memo).get(key)
+            if target is not None:
+                slot = out
+                for key in path[:-1]:
+                    slot = slot.setdefault(key, {})
+                slot[path[-1]] = _construct_fast(target, builder)
         return out
     except _NeedsWholeDocument:
         return builder.construct_document(node)
@@ -193,14 +278,142 @@ def _check(obj: Any) -> tuple[ObjectKey, Mapping[str, Any]] | str | None:
     return ObjectKey(str(api_version or ""), kind.strip(), namespace, name.strip()), obj
 
 
+# What one document declares: (key, audit ids) per object, or (reason, snippet) per bad object.
+_Outcome = tuple[tuple[ObjectKey | str, tuple[str, ...] | str], ...]
+
+
+def _outcome(doc: Any) -> _Outcome:
+    if doc is None:
+        return ()
+    out: list[tuple[ObjectKey | str, tuple[str, ...] | str]] = []
+    for obj in _objects(doc) if isinstance(doc, Mapping) else [doc]:
+        checked = _check(obj)
+        if checked is None:
+            continue
+        if isinstance(checked, str):
+            out.append((checked, _snippet(obj)))
+        else:
+            out.append((checked[0], audit_ids_of(checked[1])))
+    return tuple(out)
+
+
+class _FastLoader(_Loader):  # type: ignore[valid-type,misc]
+    """The safe loader with implicit tag resolution memoised: a manifest history resolves the same few
+    thousand short scalars again and again (long ones, rarely repeated, are not kept). SafeLoader has
+    no path resolvers, so descending and ascending the resolver path do nothing and are skipped."""
+
+    def __init__(self, stream: str, resolve_short: Callable[[type, Any, Any], str]) -> None:
+        super().__init__(stream)
+        self._resolve_short = resolve_short
+
+    def resolve(self, kind: type, value: Any, implicit: Any) -> str:
+        if value is not None and len(value) > _TAG_KEY_MAX:
+            return str(super().resolve(kind, value, implicit))
+        return self._resolve_short(kind, value, implicit)
+
+    if not _Loader.yaml_path_resolvers:
+
+        def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+            return None
+
+        def ascend_resolver(self) -> None:
+            return None
+
+
+class ManifestCache:
+    """What each document text declares, shared by the parses of one collector run: identical text
+    (the unchanged documents of a multi-document file, an old blob seen again) is parsed once."""
+
+    def __init__(self, max_chars: int = 32 << 20) -> None:
+        self.max_chars = max_chars
+        self.pieces: dict[str, tuple[_Outcome, ...]] = {}
+        self.chars = 0
+        self.resolve = lru_cache(maxsize=_TAG_CACHE)(_Loader("").resolve)
+
+    def outcomes(self, piece: str) -> tuple[_Outcome, ...]:
+        cached = self.pieces.get(piece)
+        if cached is None:
+            cached = _piece_outcomes(piece, self.resolve)
+            if self.chars + len(piece) > self.max_chars:
+                self.pieces.clear()
+                self.chars = 0
+            self.pieces[piece] = cached
+            self.chars += len(piece)
+        return cached
+
+
+def _split(text: str) -> list[str]:
+    """The file cut before each ``---`` document marker at the start of a line. A piece never holds
+    less than a document (the parser also starts one there), and may hold more, which is fine.
+    Directives (``%``) and document end markers (``...``) change how documents are told apart: such
+    a file stays one piece."""
+    if text.startswith(("%", "...")) or "\n%" in text or "\n..." in text:
+        return [text]
+    starts = [0]
+    at = text.find("\n---")
+    while at != -1:
+        at += 1
+        if text[at + 3 : at + 4] in " \t\r\n":  # "" at the end of the text: a marker too
+            starts.append(at)
+        at = text.find("\n---", at)
+    if len(starts) == 1:
+        return [text]
+    starts.append(len(text))
+    return [text[a:b] for a, b in pairwise(starts)]
+
+
+def _piece_outcomes(piece: str, resolve: Callable[[type, Any, Any], str]) -> tuple[_Outcome, ...]:
+    loader = _FastLoader(piece, resolve)
+    built: list[Any] = []
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            built.append(None if node is None else _light_fast(node, loader))
+    except _UNREADABLE:
+        raise _Unsplittable from None
+    finally:
+        loader.dispose()
+    docs = [_outcome(doc) for doc in built]
+    if any(isinstance(key, str) for doc in docs for key, _ in doc):
+        # a reject's snippet must show shared (aliased) values the way the stock constructor builds them
+        docs, error = _whole_outcomes(piece)
+        if error is not None:
+            raise _Unsplittable
+    return tuple(docs)
+
+
+def _whole_outcomes(text: str) -> tuple[list[_Outcome], yaml.YAMLError | None]:
+    """Every document of the file in one parse with the stock constructor; stops at the first error."""
+    docs: list[_Outcome] = []
+    builder = _Loader("")
+    stream = yaml.compose_all(text, Loader=_Loader)
+    while True:
+        try:
+            node = next(stream)
+            doc = None if node is None else _light(node, builder)
+        except StopIteration:
+            return docs, None
+        except yaml.YAMLError as exc:
+            return docs, exc
+        except _UNREADABLE as exc:  # e.g. "!!int x": the constructors raise plain Python errors
+            return docs, yaml.YAMLError(f"cannot construct a value: {type(exc).__name__}: {exc}")
+        docs.append(_outcome(doc))
+
+
 def parse_manifest(
-    data: bytes | str, *, repo: str, commit: str, path: str, deleted: bool = False
+    data: bytes | str,
+    *,
+    repo: str,
+    commit: str,
+    path: str,
+    deleted: bool = False,
+    cache: ManifestCache | None = None,
 ) -> tuple[list[ManifestItem], list[ObjectKey]]:
     """Records for every object a manifest declares, rejected records for what cannot be read, and the
     keys of the good objects (so a later version can tell which ones it dropped).
 
     With ``deleted=True`` the text is the file's last version before it was removed, and each object
-    becomes a ``deleted`` record.
+    becomes a ``deleted`` record. ``cache`` carries parsed documents from one call to the next.
     """
     source = f"git:{repo}"
     if len(data) > MAX_MANIFEST_BYTES:
@@ -216,35 +429,20 @@ def parse_manifest(
         text = data
     if "{{" in text and "/templates/" in f"/{path}":
         return [], []  # a Helm chart template: rendered YAML only exists after `helm template`
+    error: yaml.YAMLError | None = None
+    try:
+        outcomes = (cache or ManifestCache()).outcomes
+        docs = [doc for piece in _split(text) for doc in outcomes(piece)]
+    except _Unsplittable:
+        docs, error = _whole_outcomes(text)
     items: list[ManifestItem] = []
     keys: list[ObjectKey] = []
     seen: set[ObjectKey] = set()
-    index = -1
-    builder = _Loader("")
-    docs = yaml.compose_all(text, Loader=_Loader)
-    while True:
-        try:
-            node = next(docs)
-            doc = None if node is None else _light(node, builder)
-        except StopIteration:
-            break
-        except yaml.YAMLError as exc:
-            reason = f"invalid YAML{_where(exc)}: {getattr(exc, 'problem', None) or exc}"
-            items.append(
-                RejectedRecord(source, _location(commit, path, index + 1), reason, _error_snippet(text, exc))
-            )
-            break
-        index += 1
-        if doc is None:
-            continue
-        for obj in _objects(doc) if isinstance(doc, Mapping) else [doc]:
-            checked = _check(obj)
-            if checked is None:
+    for index, outcome in enumerate(docs):
+        for key, detail in outcome:
+            if isinstance(key, str):
+                items.append(RejectedRecord(source, _location(commit, path, index), key, str(detail)))
                 continue
-            if isinstance(checked, str):
-                items.append(RejectedRecord(source, _location(commit, path, index), checked, _snippet(obj)))
-                continue
-            key, body = checked
             if key in seen:
                 continue
             seen.add(key)
@@ -258,11 +456,16 @@ def parse_manifest(
                     kind=key.kind,
                     namespace=key.namespace,
                     name=key.name,
-                    audit_ids=() if deleted else audit_ids_of(body),
+                    audit_ids=() if deleted else detail,  # type: ignore[arg-type]
                     document_index=index,
                     deleted=deleted,
                 )
             )
+    if error is not None:
+        reason = f"invalid YAML{_where(error)}: {getattr(error, 'problem', None) or error}"
+        items.append(
+            RejectedRecord(source, _location(commit, path, len(docs)), reason, _error_snippet(text, error))
+        )
     return items, keys
 
 

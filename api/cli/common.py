@@ -9,7 +9,6 @@ from dataclasses import dataclass
 import typer
 from rich.console import Console
 
-from lineage.config import Settings
 from lineage.store import LineageStore, StoreError, open_store
 
 __all__ = ["CliState", "console", "err_console", "fail", "store_session"]
@@ -32,6 +31,8 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 def state(ctx: typer.Context) -> CliState:
     obj = ctx.find_root().obj
     if not isinstance(obj, CliState):
+        from lineage.config import Settings  # pydantic-settings costs 0.1 s of start-up: only when needed
+
         obj = CliState(store_url=Settings().store)
         ctx.find_root().obj = obj
     return obj

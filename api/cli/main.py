@@ -1,16 +1,18 @@
 """The ``liubai`` command: a typer app whose command groups live in one module each.
 
 Each module in ``COMMAND_MODULES`` exposes ``register(app)``; the order here is the order of ``--help``.
+A command listed in ``_ONLY`` starts with just its own modules imported (``liubai ingest git`` does not
+load the web stack, signing or eBPF); ``app`` imported from here always carries every command.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
 
 import typer
 
 from api.cli.common import CliState
-from lineage.config import Settings
 
 COMMAND_MODULES = [
     "api.cli.ingest",
@@ -27,7 +29,11 @@ COMMAND_MODULES = [
     "api.cli.demo",
 ]
 
-app = typer.Typer(
+_ONLY: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("ingest", "git"): ("api.cli.ingest", "api.cli.ingest_git"),
+}
+
+_app = typer.Typer(
     name="liubai",
     help="Audit lineage: join Git commits, kernel process traces and log lines into one graph.\n\n"
     "Example: liubai --store sqlite:///lineage.db ingest git ./gitops-repo",
@@ -37,7 +43,7 @@ app = typer.Typer(
 )
 
 
-@app.callback()
+@_app.callback()
 def _root(
     ctx: typer.Context,
     store: str = typer.Option(
@@ -48,19 +54,52 @@ def _root(
         show_default=False,
     ),
 ) -> None:
-    ctx.obj = CliState(store_url=store or Settings().store)
+    if not store:
+        from lineage.config import Settings  # pydantic-settings costs 0.1 s of start-up: only when needed
+
+        store = Settings().store
+    ctx.obj = CliState(store_url=store)
 
 
-def _register_all() -> None:
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(app)
+_registered: set[str] = set()
 
 
-_register_all()
+def _register(names: tuple[str, ...] | list[str]) -> typer.Typer:
+    for name in names:
+        if name not in _registered:
+            _registered.add(name)
+            importlib.import_module(name).register(_app)
+    return _app
+
+
+def _command_words(args: list[str]) -> tuple[str, ...]:
+    """The first two command words; empty if an option other than ``--store`` comes before them
+    (``liubai --help ingest git`` must list every command)."""
+    words: list[str] = []
+    rest = iter(args)
+    for arg in rest:
+        if arg == "--store":
+            next(rest, None)
+        elif arg.startswith("--store="):
+            continue
+        elif arg.startswith("-"):
+            return ()
+        else:
+            words.append(arg)
+            if len(words) == 2:
+                break
+    return tuple(words)
+
+
+def __getattr__(name: str) -> typer.Typer:
+    if name == "app":
+        return _register(COMMAND_MODULES)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
-    app()
+    _register(_ONLY.get(_command_words(sys.argv[1:])) or COMMAND_MODULES)
+    _app()
 
 
 if __name__ == "__main__":

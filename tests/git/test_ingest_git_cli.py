@@ -7,9 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
-from api.cli.main import app
+from api.cli.main import _command_words, app
 from lineage.store import open_store
 from tests.gitrepo import Scenario
 
@@ -118,3 +119,40 @@ def test_help_shows_an_example() -> None:
     result = runner.invoke(app, ["ingest", "git", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     assert "Example: liubai --store sqlite:///lineage.db ingest git" in result.stdout
+
+
+def test_ingest_git_starts_without_the_other_commands_dependencies() -> None:
+    """Start-up is part of every ingest's cost: `ingest git` loads neither the web stack nor settings."""
+    probe = (
+        "import sys\n"
+        "sys.argv = ['liubai', '--store', 'sqlite:///unused.db', 'ingest', 'git', '--help']\n"
+        "from api.cli.main import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('api.errors', 'api.cli.query', 'lineage.config', 'git') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "Example: liubai" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["ingest", "git", "."], ("ingest", "git")),
+        (["--store", "sqlite:///x.db", "ingest", "git"], ("ingest", "git")),
+        (["--store=sqlite:///x.db", "ingest", "git", "--json"], ("ingest", "git")),
+        (["--help", "ingest", "git"], ()),
+        (["ingest"], ("ingest",)),
+        ([], ()),
+    ],
+)
+def test_command_words_pick_the_fast_start(args: list[str], words: tuple[str, ...]) -> None:
+    assert _command_words(args) == words
+
+
+def test_the_full_command_set_is_still_registered() -> None:
+    result = runner.invoke(app, ["--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for command in ("ingest", "lineage", "serve", "export", "token"):
+        assert command in result.stdout

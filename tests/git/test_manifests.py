@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+from typing import Any
 
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from collector import manifests
 from collector.git import pr_number
-from collector.manifests import ObjectKey, parse_manifest
+from collector.manifests import ManifestCache, ObjectKey, parse_manifest
 from lineage.model import RejectedRecord
 from lineage.records import ManifestObjectRecord
 from tests.gitrepo import cronjob, deployment
@@ -153,3 +158,135 @@ def test_yaml_merge_keys_and_aliases_resolve_like_full_parsing() -> None:
         ("ConfigMap", "default", "merged", (AUDIT,)),
         ("Deployment", "ops", "from-merge", (f"git-sha1:{'e' * 40}",)),
     ]
+
+
+# --------------------------------------------------------------------------- the cached, split parse
+# ``parse_manifest`` cuts a file at its "---" lines and caches what each piece declares; the whole-file
+# parse (one stream, the stock constructor) defines the right answer, so the two must always agree.
+
+
+def _whole_file(monkeypatch: pytest.MonkeyPatch, text: str | bytes, path: str, deleted: bool) -> object:
+    def unsplittable(_: str) -> list[str]:
+        raise manifests._Unsplittable
+
+    with monkeypatch.context() as m:
+        m.setattr(manifests, "_split", unsplittable)
+        return parse_manifest(text, repo="/r", commit=SHA, path=path, deleted=deleted)
+
+
+_KEYS = {
+    "apiVersion": ["v1", "apps/v1", "kustomize.config.k8s.io/v1beta1", "!!int 1", ""],
+    "kind": ["Service", "List", "ConfigMap", "!!str 3", "3", "''", "[a]", "&k Job", "*k"],
+    "name": ["api", "&n web", "*n", "!!int 3", "!custom x", "=", "yes", "2001-01-01", "' '", "[x]"],
+    "namespace": ["shop", "*n", "[a]", "''", "~", "7"],
+    "audit": [AUDIT, "5", "", "'a|b'", "*n", "&a trace:abc"],
+}
+_SEPARATORS = [
+    "---\n",
+    "--- \n",
+    "---\t# c\n",
+    "--- |\n  text\n",
+    "...\n---\n",
+    "---x\n",
+    "\n",
+    "%YAML 1.1\n---\n",
+]
+_JUNK = ["a: [", "- a", "  - *n", "<<: {kind: K}", "? [a]\n: b", "&r [*r]", "\t", "#---", "'open", "---"]
+
+
+@st.composite
+def _documents(draw: st.DrawFn) -> str:
+    def pick(key: str) -> str:
+        return draw(st.sampled_from(_KEYS[key]))
+
+    lines = [f"apiVersion: {pick('apiVersion')}"] if draw(st.booleans()) else []
+    if draw(st.booleans()):
+        lines.append(f"kind: {pick('kind')}")
+    shape = draw(st.sampled_from(["meta", "merged", "items", "none"]))
+    if shape in ("meta", "merged"):
+        lines.append("metadata:")
+        if shape == "merged":
+            lines.append(f"  <<: {{name: {pick('name')}}}")
+        lines.append(f"  name: {pick('name')}")
+        if draw(st.booleans()):
+            lines.append(f"  namespace: {pick('namespace')}")
+        if draw(st.booleans()):
+            lines += ["  labels: &l {app: a}", f"  annotations: {{x-gitops-audit-id: {pick('audit')}}}"]
+        if draw(st.booleans()):
+            lines += ["spec:", "  template:", "    metadata:", "      annotations:"]
+            lines.append(f"        x-gitops-audit-id: {pick('audit')}")
+            lines.append(
+                "  jobTemplate: {spec: {template: {metadata: {annotations: {x-gitops-audit-id: j}}}}}"
+            )
+    elif shape == "items":
+        lines += ["items:", f"  - {{kind: {pick('kind')}, metadata: {{name: {pick('name')}}}}}", "  - *l"]
+    if draw(st.booleans()):
+        lines.insert(draw(st.integers(0, len(lines))), draw(st.sampled_from(_JUNK)))
+    return "\n".join(lines) + "\n"
+
+
+@st.composite
+def _files(draw: st.DrawFn) -> str:
+    docs = draw(st.lists(_documents(), max_size=4))
+    text = "".join(doc + draw(st.sampled_from(_SEPARATORS)) for doc in docs)
+    return text.replace("\n", "\r\n") if draw(st.booleans()) else text
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+@given(text=_files(), deleted=st.booleans())
+def test_split_and_cached_parse_equals_whole_file_parse(text: str, deleted: bool) -> None:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        expected = _whole_file(monkeypatch, text, "apps/x.yaml", deleted)
+    cache = ManifestCache(max_chars=4096)
+    for _ in range(2):  # the second time every piece comes from the cache
+        got = parse_manifest(text, repo="/r", commit=SHA, path="apps/x.yaml", deleted=deleted, cache=cache)
+        assert got == expected, text
+
+
+def test_unchanged_documents_are_parsed_once_and_placed_per_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    service = "apiVersion: v1\nkind: Service\nmetadata:\n  name: api\n"
+    cache = ManifestCache()
+    first = deployment("api", "img:1", audit=AUDIT) + "---\n" + service
+    second = deployment("api", "img:2") + "---\n" + service
+    parse_manifest(first, repo="/r", commit=SHA, path="a.yaml", cache=cache)
+    calls: list[str] = []
+    real = manifests._piece_outcomes
+
+    def counted(piece: str, resolve: Any) -> Any:
+        calls.append(piece)
+        return real(piece, resolve)
+
+    monkeypatch.setattr(manifests, "_piece_outcomes", counted)
+    items, _ = parse_manifest(second, repo="/r", commit="ef" * 20, path="b.yaml", cache=cache)
+    assert calls == [deployment("api", "img:2")], "only the changed document is parsed again"
+    assert [(i.kind, i.path, i.commit, i.document_index, i.audit_ids) for i in items] == [  # type: ignore[union-attr]
+        ("Deployment", "b.yaml", "ef" * 20, 0, ()),
+        ("Service", "b.yaml", "ef" * 20, 1, ()),
+    ]
+
+
+def test_reject_after_a_cached_document_points_into_the_whole_file() -> None:
+    cache = ManifestCache()
+    good = deployment("api", "i")
+    parse_manifest(good, repo="/r", commit=SHA, path="a.yaml", cache=cache)
+    text = good + "---\nkind: Service\nmetadata: {name: [x\n"
+    assert parse_manifest(text, repo="/r", commit=SHA, path="a.yaml", cache=cache) == parse_manifest(
+        text, repo="/r", commit=SHA, path="a.yaml"
+    )
+    _, (reject,) = parse(text)
+    line = good.count("\n") + 4  # "---", kind, metadata, then the end of the text where the list is unclosed
+    assert reject.reason.startswith(f"invalid YAML at line {line},"), reject.reason
+
+
+def test_aliases_in_a_rejected_object_show_as_the_constructor_builds_them() -> None:
+    text = "kind: Service\nmetadata:\n  labels: &l {a: b}\n  annotations: *l\n"
+    _, (reject,) = parse(text)
+    assert "&id001" in reject.raw and "*id001" in reject.raw
+
+
+@pytest.mark.parametrize("value", ["!!int x", "!!float x", "!!bool maybe", "!!timestamp x"])
+def test_value_that_does_not_fit_its_tag_is_rejected_not_raised(value: str) -> None:
+    text = deployment("ok", "i") + f"---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {value}\n"
+    objs, (reject,) = parse(text)
+    assert [o.name for o in objs] == ["ok"]
+    assert reject.location.endswith("#1") and reject.reason.startswith("invalid YAML: cannot construct")
