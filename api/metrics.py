@@ -7,11 +7,13 @@ uvicorn workers each worker answers /metrics for itself.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import os
 import re
+import secrets
 import time
-import uuid
 from contextvars import ContextVar
 from typing import Any
 
@@ -83,6 +85,16 @@ _KNOWN_ROUTES = ("/graphql", "/v1/ingest", "/metrics", "/healthz", "/export")
 log = logging.getLogger("liubai.http")
 
 
+# Unique, not secret: a random per-process prefix and a counter, 32 hex characters like a uuid4 hex
+# (uuid4 reads the kernel's random source on every request).
+_ID_PREFIX = secrets.token_hex(8)
+_ID_COUNTER = itertools.count(1)
+
+
+def _new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFF_FFFF_FFFF_FFFF:016x}"
+
+
 def request_id() -> str | None:
     """The id of the request being served (None outside a request)."""
     return _request_id.get()
@@ -125,17 +137,37 @@ def _route(path: str) -> str:
 
 
 class Observability:
-    """Pure ASGI middleware: a request id per request (kept from X-Request-ID if sane), latency, one log line."""
+    """Pure ASGI middleware: a request id per request (kept from X-Request-ID if sane), latency, one log line.
+
+    The histogram children are looked up once per (route, method, status class): ``labels()`` takes a lock
+    and validates its arguments on every call, a measurable share of a small GraphQL request."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._children: dict[tuple[str, str, int], Any] = {}
+
+    def _observe(self, path: str, method: str, status: int, elapsed: float) -> None:
+        key = (path, method, status // 100)
+        child = self._children.get(key)
+        if child is None:
+            route = _route(path)
+            child = REQUEST_SECONDS.labels(route, method, f"{status // 100}xx")
+            if route == "/graphql" and method == "POST":
+                child = (child, QUERY_SECONDS)
+            if len(self._children) < 256:  # paths are the client's choice: the cache must stay bounded
+                self._children[key] = child
+        if isinstance(child, tuple):
+            for histogram in child:
+                histogram.observe(elapsed)
+        else:
+            child.observe(elapsed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"x-request-id"), "")
-        rid = incoming if _VALID_ID.fullmatch(incoming) else uuid.uuid4().hex
+        incoming = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"x-request-id"), "")
+        rid = incoming if incoming and _VALID_ID.fullmatch(incoming) else _new_request_id()
         token = _request_id.set(rid)
         start = time.perf_counter()
         status = 500
@@ -151,15 +183,13 @@ class Observability:
             await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - start
-            route = _route(scope["path"])
-            REQUEST_SECONDS.labels(route, scope["method"], f"{status // 100}xx").observe(elapsed)
-            if route == "/graphql" and scope["method"] == "POST":
-                QUERY_SECONDS.observe(elapsed)
-            log.info(
-                "request",
-                extra={"method": scope["method"], "path": scope["path"], "status": status,
-                       "duration_ms": round(elapsed * 1000, 2)},
-            )
+            self._observe(scope["path"], scope["method"], status, elapsed)
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    "request",
+                    extra={"method": scope["method"], "path": scope["path"], "status": status,
+                           "duration_ms": round(elapsed * 1000, 2)},
+                )
             _request_id.reset(token)
 
 
@@ -187,16 +217,26 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str, ensure_ascii=False)
 
 
-def configure_json_logging(level: int = logging.INFO) -> None:
-    """Route liubai's loggers through ``JsonFormatter`` on stderr (idempotent)."""
+def configure_json_logging(level: int | str | None = None) -> None:
+    """Route liubai's loggers through ``JsonFormatter`` on stderr (idempotent).
+
+    The level is ``level``, else ``LIUBAI_LOG_LEVEL`` (``liubai serve --log-level`` sets it for its
+    workers), else INFO, where every HTTP request writes one line."""
     root = logging.getLogger("liubai")
     if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
         return
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
     root.addHandler(handler)
-    root.setLevel(level)
+    root.setLevel(_level(level if level is not None else os.environ.get("LIUBAI_LOG_LEVEL", logging.INFO)))
     root.propagate = False
+
+
+def _level(level: int | str) -> int:
+    if isinstance(level, int):
+        return level
+    named = logging.getLevelName(level.strip().upper())
+    return named if isinstance(named, int) else logging.INFO
 
 
 def include_router_first(app: FastAPI, extra: APIRouter) -> None:

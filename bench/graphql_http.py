@@ -8,7 +8,8 @@ A real ``liubai serve`` (uvicorn, one worker) runs over an SQLite store; a clien
 * requests/s of depth-2 lineage queries from ``--clients`` concurrent connections for ``--seconds``,
   from this Python client and, where installed, from ``wrk`` (a C load generator: on 2 cores the Python
   client itself takes a good part of the CPU the server needs);
-* the server's peak RSS.
+* the server's CPU time per request in each throughput arm (robust to other load on the machine, unlike
+  requests/s) and its peak RSS.
 
 Prints a table and, last, one JSON line. Example: .venv/bin/python bench/graphql_http.py --seconds 10
 """
@@ -81,6 +82,12 @@ def _port() -> int:
 def _pct(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU the process has used: per request, robust to other load on the machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _peak_rss_mib(pid: int) -> float:
@@ -158,7 +165,8 @@ def wrk_throughput(url: str, node: str, clients: int, seconds: float) -> dict[st
     if line is None:
         return None
     requests, errors, duration_us, p50_us, p95_us = (float(x) for x in line.split()[1:])
-    return {"rps": requests / (duration_us / 1e6), "non2xx": errors, "p50_ms": p50_us / 1000, "p95_ms": p95_us / 1000}
+    return {"rps": requests / (duration_us / 1e6), "requests": requests, "non2xx": errors, "p50_ms": p50_us / 1000,
+            "p95_ms": p95_us / 1000}
 
 
 def main() -> None:
@@ -215,8 +223,13 @@ def main() -> None:
                             "speedup": statistics.median(plain) / statistics.median(compact),
                         }
                     )
+            cpu0 = _cpu_seconds(server.pid)
             rps, errors, lat = throughput(url, starts[30], args.clients, args.seconds)
+            cpu1 = _cpu_seconds(server.pid)
+            cpu_ms = 1000 * (cpu1 - cpu0) / max(1, len(lat))
             wrk = wrk_throughput(url, starts[30], args.clients, args.seconds)
+            if wrk is not None:
+                wrk["server_cpu_ms"] = 1000 * (_cpu_seconds(server.pid) - cpu1) / max(1.0, wrk["requests"])
             rss = _peak_rss_mib(server.pid)
         finally:
             server.terminate()
@@ -231,12 +244,14 @@ def main() -> None:
         )
     print(
         f"depth-2 lineage (~30 nodes), {args.clients} clients, one worker: {rps:,.0f} req/s, "
-        f"p50 {statistics.median(lat):.1f}ms p95 {_pct(lat, 0.95):.1f}ms, 5xx {errors}; server peak RSS {rss:.0f} MiB"
+        f"p50 {statistics.median(lat):.1f}ms p95 {_pct(lat, 0.95):.1f}ms, 5xx {errors}; server CPU {cpu_ms:.2f} ms/req, "
+        f"peak RSS {rss:.0f} MiB"
     )
     if wrk is not None:
         print(
             f"depth-2 lineage, wrk -c{args.clients} (C client), one worker: {wrk['rps']:,.0f} req/s, "
-            f"p50 {wrk['p50_ms']:.1f}ms p95 {wrk['p95_ms']:.1f}ms, non-2xx {wrk['non2xx']:.0f}"
+            f"p50 {wrk['p50_ms']:.1f}ms p95 {wrk['p95_ms']:.1f}ms, non-2xx {wrk['non2xx']:.0f}; "
+            f"server CPU {wrk['server_cpu_ms']:.2f} ms/req"
         )
     print(
         json.dumps(
@@ -248,6 +263,7 @@ def main() -> None:
                 "wrk": wrk,
                 "rps_p50_ms": statistics.median(lat),
                 "rps_p95_ms": _pct(lat, 0.95),
+                "server_cpu_ms_per_req": cpu_ms,
                 "server_rss_mib": rss,
             }
         )

@@ -30,7 +30,7 @@ def serve_cmd(
     host: Annotated[str, typer.Option("--host", help="Address to listen on; keep 127.0.0.1 unless a proxy with auth is in front.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", "-p", min=1, max=65535, help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option("--workers", "-w", min=1, max=64, help="Worker processes (each opens the store).")] = 1,
-    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level: critical, error, warning, info, debug.")] = "info",
+    log_level: Annotated[str, typer.Option("--log-level", help="Log level: critical, error, warning, info (a JSON line per request), debug.")] = "info",
     auth: Annotated[bool, typer.Option("--auth", help="Require API tokens from 'liubai token create' (LIUBAI_AUTH=1).")] = False,
     insecure: Annotated[bool, typer.Option("--insecure", help="Allow a non-loopback --host without --auth (a proxy authenticates).")] = False,
 ) -> None:
@@ -60,6 +60,9 @@ def serve_cmd(
     console.print(Text(f"health    {base}/healthz"), style="dim")
     # Every worker builds its app from the environment, so one code path serves 1 or N workers.
     os.environ["LIUBAI_STORE"] = store_url
+    os.environ["LIUBAI_LOG_LEVEL"] = log_level
+    # uvicorn picks uvloop and httptools when installed (less CPU per request than asyncio's loop and h11);
+    # its access log is off because the app writes its own JSON line per request, with the request id.
     uvicorn.run(
         "api.app:create_app_from_env",
         factory=True,
@@ -69,6 +72,7 @@ def serve_cmd(
         log_level=log_level,
         proxy_headers=False,
         server_header=False,
+        access_log=False,
     )
 
 
