@@ -3,15 +3,16 @@
 Layout: every graph node is ``(:Node:<Kind> {id, props, search})`` plus ``:Placeholder`` while only
 referenced; ``props`` is the property map as JSON text (Neo4j cannot hold nested maps or lists of maps),
 ``search`` the lower-cased word list the full-text index reads. Relationship type = ``EdgeKind`` value,
-with ``props`` as JSON too. Rejected records are ``(:Rejected)`` and checkpoints ``(:Checkpoint)``, outside
-``:Node`` so they never show up as graph facts.
+with ``props`` as JSON too (absent when empty). Rejected records are ``(:Rejected)`` and checkpoints
+``(:Checkpoint)``, outside ``:Node`` so they never show up as graph facts.
 
 Every write of a batch is one managed transaction (``execute_write``, retried on transient errors) of
-``UNWIND $rows`` statements with constant text (labels and types from closed enums). Property
-merging happens in Python with ``merge_props`` on rows the transaction has locked, so Neo4j and SQLite
-merge identically. Lineage is a level-by-level breadth-first walk (one query per level) rather than a
-variable-length pattern: a pattern enumerates every path, which explodes around hubs (a shared binary,
-a busy trace), while the answer needs only each node's minimum hop count.
+``UNWIND`` statements with constant text (labels and types from closed enums): one lookup of which
+nodes exist, CREATE for the rest and for every edge touching them, MERGE only between existing nodes.
+Property merging happens in Python with ``merge_props`` on rows the transaction has locked, so Neo4j
+and SQLite merge identically. Lineage is a level-by-level breadth-first walk (one query per level)
+rather than a variable-length pattern: a pattern enumerates every path, which explodes around hubs (a
+shared binary, a busy trace), while the answer needs only each node's minimum hop count.
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
 
 import neo4j
+import orjson
 from neo4j import Driver, GraphDatabase, ManagedTransaction
 from neo4j.exceptions import (
     AuthError,
     ConfigurationError,
+    ConstraintError,
     DriverError,
     Neo4jError,
     ServiceUnavailable,
@@ -46,7 +49,6 @@ from lineage.model import (
     Node,
     NodeKind,
     RejectedRecord,
-    dedupe_batch,
     merge_props,
     node_kind_of,
 )
@@ -60,12 +62,14 @@ from lineage.store.base import (
     Subgraph,
     UpsertResult,
 )
-from lineage.store.common import chunks, decode_cursor, dedupe_edges, encode_cursor
+from lineage.store.common import chunks, decode_cursor, encode_cursor
 from lineage.store.searchtext import search_text
 
 __all__ = ["Neo4jStore", "SCHEMA_STATEMENTS"]
 
 ROWS_PER_STATEMENT = 5000
+_CREATE_ATTEMPTS = 8
+_CREATE_ROWS = 2000
 _T = TypeVar("_T")
 _MAX_PATH = 64
 _TOKEN = re.compile(r"\w+", re.UNICODE)
@@ -80,9 +84,11 @@ SCHEMA_STATEMENTS: tuple[str, ...] = (
     "CREATE INDEX liubai_rejected_source IF NOT EXISTS FOR (x:Rejected) ON (x.source, x.seq)",
     "CREATE INDEX liubai_checkpoint_source IF NOT EXISTS FOR (c:Checkpoint) ON (c.source)",
     # Words are split and lower-cased in Python (the same \w+ words SQLite's FTS5 sees), so the index
-    # only needs to split on spaces.
+    # only needs to split on spaces. Eventually consistent: Lucene indexing runs in the background
+    # instead of inside every write's commit (about a quarter of a batch's server time); search() waits
+    # for it.
     "CREATE FULLTEXT INDEX liubai_node_search IF NOT EXISTS FOR (n:Node) ON EACH [n.search] "
-    "OPTIONS {indexConfig: {`fulltext.analyzer`: 'whitespace'}}",
+    "OPTIONS {indexConfig: {`fulltext.analyzer`: 'whitespace', `fulltext.eventually_consistent`: true}}",
 )
 
 # ---------------------------------------------------------------------------------------------- queries
@@ -90,56 +96,53 @@ SCHEMA_STATEMENTS: tuple[str, ...] = (
 # MERGE, counts), each kind gets its own statement, built once here from the closed enums; elsewhere the
 # label or type comes from the row as data (``$(row.kind)``, Neo4j 5.26+), never from user text.
 
-# One statement for every kind: the label is set from the row (``SET n:$(...)``, Neo4j 5.26+). Markers
-# ``_new``/``_lock`` tell created from matched nodes and lock matched ones until commit, so the merge
-# done in Python cannot lose a concurrent writer's update; both are removed in the same statement.
-_NODE_MERGE = (
-    "UNWIND $rows AS row "
-    "MERGE (n:Node {id: row.id}) "
-    "ON CREATE SET n:$(row.kind), n.props = row.props, n.search = row.search, n._new = true "
-    "ON MATCH SET n._lock = true "
-    "WITH n, row, n._new IS NOT NULL AS created "
-    "REMOVE n._new, n._lock "
-    "FOREACH (_ IN CASE WHEN created AND row.placeholder THEN [1] ELSE [] END | SET n:Placeholder) "
-    "WITH n, row, created WHERE NOT created "
-    "RETURN row.id AS id, n.props AS props, n:Placeholder AS placeholder"
+# Writes look nodes up once, by id, and then touch them only through their element ids: a seek by
+# element id costs far less than a unique-index seek against a large transaction state. Existing nodes
+# are locked by that lookup (``_lock`` set and removed), so the merge done in Python cannot lose a
+# concurrent writer's update. Nodes the lookup did not find are CREATEd, skipping MERGE's per-row lock
+# and property merge; a concurrent writer creating the same id makes the constraint fail and the whole
+# batch is retried (then it finds the node). Bulk statements take column lists (``$ids[i]``) rather than
+# a list of maps: far cheaper to encode and decode on both ends.
+_NODE_LOOKUP = (
+    "UNWIND $ids AS i MATCH (n:Node {id: i}) SET n._lock = true REMOVE n._lock "
+    "RETURN i AS id, elementId(n) AS ref, n.props AS props, n:Placeholder AS placeholder"
+)
+# ``at`` and ``refs`` are collected from the same rows, so they pair up whatever order collect uses.
+_NODE_CREATE = (
+    "UNWIND range(0, size($ids) - 1) AS i "
+    "CREATE (n:Node:$($labels[i]) {id: $ids[i], props: $props[i], search: $search[i]}) "
+    "RETURN collect(i) AS at, collect(elementId(n)) AS refs"
 )
 _NODE_UPDATE = (
     "UNWIND $rows AS row "
-    "MATCH (n:Node {id: row.id}) "
+    "MATCH (n) WHERE elementId(n) = row.ref "
     "SET n.props = row.props, n.search = row.search "
     "FOREACH (_ IN CASE WHEN row.placeholder THEN [] ELSE [1] END | REMOVE n:Placeholder)"
 )
+# An edge touching a node this transaction created cannot exist yet: plain CREATE, no existence check,
+# one statement for every kind (the type comes from the row). Empty properties are not stored.
+_EDGE_CREATE = (
+    "UNWIND range(0, size($src) - 1) AS i "
+    "MATCH (a) WHERE elementId(a) = $src[i] MATCH (b) WHERE elementId(b) = $dst[i] "
+    "CREATE (a)-[r:$($kinds[i])]->(b) SET r.props = $props[i]"
+)
+# Between two existing nodes MERGE stays per kind: a dynamic type there would scan all relationships
+# instead of expanding between the two nodes. The ends are locked by the node lookup.
 _EDGE_MERGE: dict[EdgeKind, str] = {
     kind: (
         "UNWIND $rows AS row "
-        "MATCH (a:Node {id: row.src}) MATCH (b:Node {id: row.dst}) "
+        "MATCH (a) WHERE elementId(a) = row.src MATCH (b) WHERE elementId(b) = row.dst "
         f"MERGE (a)-[r:{kind.value}]->(b) "
         "ON CREATE SET r.props = row.props, r._new = true "
         "ON MATCH SET r._lock = true "
         "WITH r, row, r._new IS NOT NULL AS created "
         "REMOVE r._new, r._lock "
         "WITH r, row, created WHERE NOT created "
-        "RETURN row.src AS src, row.dst AS dst, r.props AS props"
+        "RETURN row.at AS at, elementId(r) AS ref, r.props AS props"
     )
     for kind in EdgeKind
 }
-# An edge touching a node this transaction created cannot exist yet: plain CREATE, no existence check,
-# one statement for every kind (the type comes from the row). MERGE stays per kind: a dynamic type
-# there would scan all relationships instead of expanding between the two nodes.
-_EDGE_CREATE = (
-    "UNWIND $rows AS row "
-    "MATCH (a:Node {id: row.src}) MATCH (b:Node {id: row.dst}) "
-    "CREATE (a)-[r:$(row.kind)]->(b) SET r.props = row.props"
-)
-_EDGE_UPDATE: dict[EdgeKind, str] = {
-    kind: (
-        "UNWIND $rows AS row "
-        f"MATCH (:Node {{id: row.src}})-[r:{kind.value}]->(:Node {{id: row.dst}}) "
-        "SET r.props = row.props"
-    )
-    for kind in EdgeKind
-}
+_EDGE_UPDATE = "UNWIND $rows AS row MATCH ()-[r]->() WHERE elementId(r) = row.ref SET r.props = row.props"
 _REJECTED_EXISTING = "UNWIND $keys AS k MATCH (x:Rejected {key: k}) RETURN x.key AS key"
 _COUNTER_BUMP = (
     "MERGE (c:LiubaiCounter {name: $name}) ON CREATE SET c.value = 0 "
@@ -199,6 +202,9 @@ _SEARCH_PAGE = (
     _SEARCH_IN + f"RETURN {_NODE_FIELDS} ORDER BY placeholder, score DESC, id SKIP $skip LIMIT $limit"
 )
 _SEARCH_TOTAL = _SEARCH_IN + "RETURN count(n) AS total"
+# The index is updated after commit, off the writers' path; a search waits for pending updates so it
+# still sees every write that committed before it.
+_SEARCH_REFRESH = "CALL db.index.fulltext.awaitEventuallyConsistentIndexRefresh()"
 _SEARCH_EXACT = (
     "MATCH (n:Node {id: $id}) WHERE $labels IS NULL OR any(l IN labels(n) WHERE l IN $labels) "
     f"RETURN {_NODE_FIELDS}"
@@ -241,7 +247,11 @@ def _path_query(max_length: int, filtered: bool) -> str:
 
 
 def _dumps(props: dict[str, Any]) -> str:
-    return json.dumps(props, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    """Same text as SQLite stores; ``json`` only for what orjson refuses (non-string keys, huge ints)."""
+    try:
+        return orjson.dumps(props, option=orjson.OPT_SORT_KEYS, default=str).decode()
+    except TypeError:
+        return json.dumps(props, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def _loads(text: str | None) -> dict[str, Any]:
@@ -252,7 +262,7 @@ def _loads(text: str | None) -> dict[str, Any]:
 
 
 def _words(node_id: str, kind: NodeKind, props: dict[str, Any]) -> str:
-    return " ".join(w.lower() for w in _TOKEN.findall(search_text(node_id, kind, props)))
+    return " ".join(_TOKEN.findall(search_text(node_id, kind, props))).lower()
 
 
 def _lucene_query(text: str) -> str | None:
@@ -267,8 +277,34 @@ def _lucene_query(text: str) -> str | None:
     return " ".join(parts)
 
 
-def _chunks(items: Sequence[Any], size: int = ROWS_PER_STATEMENT) -> Iterator[Sequence[Any]]:
+def _chunks(items: Sequence[_T], size: int = ROWS_PER_STATEMENT) -> Iterator[Sequence[_T]]:
     return chunks(items, size)
+
+
+def _prepare(batch: GraphBatch) -> tuple[list[Node], list[Edge]]:
+    """Each node and edge once (merged with the store's rule) plus a placeholder for every edge end the
+    batch does not describe; nodes in id order, so concurrent writers lock them in one global order.
+    Inputs are never changed, and what occurs once is not copied."""
+    nodes = {n.id: n for n in batch.nodes}
+    if len(nodes) < len(batch.nodes):
+        nodes = {}
+        for n in batch.nodes:
+            cur = nodes.get(n.id)
+            nodes[n.id] = n if cur is None else Node(
+                n.id, cur.kind, merge_props(cur.props, n.props), cur.placeholder and n.placeholder
+            )
+    edges = {(e.src, e.kind, e.dst): e for e in batch.edges}
+    if len(edges) < len(batch.edges):
+        edges = {}
+        for e in batch.edges:
+            key = (e.src, e.kind, e.dst)
+            old = edges.get(key)
+            edges[key] = e if old is None else Edge(e.src, e.kind, e.dst, merge_props(old.props, e.props))
+    ends = {e.src for e in edges.values()}
+    ends.update(e.dst for e in edges.values())
+    for end in ends.difference(nodes):
+        nodes[end] = Node(end, node_kind_of(end), {}, True)
+    return [nodes[i] for i in sorted(nodes)], list(edges.values())
 
 
 def _node(rec: Any) -> Node:
@@ -456,14 +492,7 @@ class Neo4jStore:
     # ------------------------------------------------------------------ writes
 
     def upsert(self, batch: GraphBatch) -> UpsertResult:
-        nodes = dedupe_batch(batch.nodes)
-        edges = list(dedupe_edges(batch.edges).values())
-        known = {n.id for n in nodes}
-        for e in edges:
-            for end in (e.src, e.dst):
-                if end not in known:
-                    known.add(end)
-                    nodes.append(Node(end, node_kind_of(end), {}, True))
+        nodes, edges = _prepare(batch)
         rejected: dict[str, RejectedRecord] = {}
         for r in batch.rejected:
             rejected.setdefault(json.dumps([r.source, r.location, r.reason], ensure_ascii=False), r)
@@ -474,8 +503,30 @@ class Neo4jStore:
 
         def work(tx: ManagedTransaction) -> UpsertResult:
             result = UpsertResult()
-            created = self._write_nodes(tx, nodes, result)
-            self._write_edges(tx, edges, created, result)
+            refs = self._lock_existing(tx, nodes, result)
+            created = [n for n in nodes if n.id not in refs]
+            creating = self._create_nodes(tx, created)
+            result.nodes_created += len(created)
+            new_ids = {n.id for n in created}
+            fresh = [e for e in edges if e.src in new_ids or e.dst in new_ids]
+            # Built while the server creates the nodes.
+            kinds = [e.kind.value for e in fresh]
+            props = [_dumps(e.props) if e.props else None for e in fresh]
+            for res, chunk in creating:
+                rec = res.single(strict=True)
+                for i, ref in zip(rec["at"], rec["refs"], strict=True):
+                    refs[chunk[i].id] = ref
+            for lo in range(0, len(fresh), ROWS_PER_STATEMENT):
+                part = fresh[lo : lo + ROWS_PER_STATEMENT]
+                tx.run(
+                    _EDGE_CREATE,
+                    src=[refs[e.src] for e in part],
+                    dst=[refs[e.dst] for e in part],
+                    kinds=kinds[lo : lo + ROWS_PER_STATEMENT],
+                    props=props[lo : lo + ROWS_PER_STATEMENT],
+                )
+            result.edges_created += len(fresh)
+            self._merge_edges(tx, [e for e in edges if not (e.src in new_ids or e.dst in new_ids)], refs, result)
             self._write_rejected(tx, rejected, result)
             if checkpoints:
                 tx.run(_CHECKPOINT_SET, rows=checkpoints).consume()
@@ -483,85 +534,88 @@ class Neo4jStore:
 
         if not (nodes or edges or rejected or checkpoints):
             return UpsertResult()
-        try:
-            with self._session() as s:
-                result: UpsertResult = s.execute_write(work)
-                return result
-        except (Neo4jError, DriverError, OSError) as exc:
-            raise _unavailable(self._target, exc) from None
+        attempt = 0
+        while True:
+            try:
+                with self._session() as s:
+                    result: UpsertResult = s.execute_write(work)
+                    return result
+            except ConstraintError as exc:
+                # A concurrent writer created one of our new ids first; the next attempt finds it.
+                attempt += 1
+                if attempt >= _CREATE_ATTEMPTS:
+                    raise _unavailable(self._target, exc) from None
+            except (Neo4jError, DriverError, OSError) as exc:
+                raise _unavailable(self._target, exc) from None
 
     @staticmethod
-    def _write_nodes(tx: ManagedTransaction, nodes: list[Node], result: UpsertResult) -> set[str]:
-        """Merge nodes; returns the ids this transaction created."""
-        # Id order: concurrent writers lock nodes in one global order (fewer deadlocks).
-        ordered = sorted(nodes, key=lambda n: n.id)
-        pending = {n.id: n for n in ordered}
+    def _lock_existing(tx: ManagedTransaction, nodes: list[Node], result: UpsertResult) -> dict[str, str]:
+        """Lock and merge the nodes that exist already; returns their element ids."""
+        results = [tx.run(_NODE_LOOKUP, ids=[n.id for n in chunk]) for chunk in _chunks(nodes)]
+        by_id = {n.id: n for n in nodes}
+        refs: dict[str, str] = {}
         updates: list[dict[str, Any]] = []
-        created: set[str] = set()
-        for chunk in _chunks(ordered):
-            rows = [
-                {
-                    "id": n.id,
-                    "kind": n.kind.value,
-                    "props": _dumps(n.props),
-                    "search": _words(n.id, n.kind, n.props),
-                    "placeholder": n.placeholder,
-                }
-                for n in chunk
-            ]
-            existing: set[str] = set()
-            for rec in tx.run(_NODE_MERGE, rows=rows):
-                existing.add(rec["id"])
-                new = pending[rec["id"]]
+        for res in results:
+            for rec in res:
+                new = by_id[rec["id"]]
+                refs[new.id] = rec["ref"]
                 old_props = _loads(rec["props"])
                 merged = merge_props(old_props, new.props)
                 placeholder = bool(rec["placeholder"]) and new.placeholder
                 if merged != old_props or placeholder != bool(rec["placeholder"]):
                     updates.append(
                         {
-                            "id": new.id,
+                            "ref": rec["ref"],
                             "props": _dumps(merged),
                             "search": _words(new.id, new.kind, merged),
                             "placeholder": placeholder,
                         }
                     )
-            created.update(r["id"] for r in rows if r["id"] not in existing)
-        result.nodes_created += len(created)
         result.nodes_updated += len(updates)
-        for chunk in _chunks(updates):
-            tx.run(_NODE_UPDATE, rows=list(chunk)).consume()
-        return created
+        for rows in _chunks(updates):
+            tx.run(_NODE_UPDATE, rows=list(rows)).consume()
+        return refs
 
     @staticmethod
-    def _write_edges(
-        tx: ManagedTransaction, edges: list[Edge], new_nodes: set[str], result: UpsertResult
-    ) -> None:
-        fresh = [e for e in edges if e.src in new_nodes or e.dst in new_nodes]
-        for chunk in _chunks(fresh):
-            rows = [{"src": e.src, "dst": e.dst, "kind": e.kind.value, "props": _dumps(e.props)} for e in chunk]
-            tx.run(_EDGE_CREATE, rows=rows).consume()
-        result.edges_created += len(fresh)
+    def _create_nodes(tx: ManagedTransaction, nodes: list[Node]) -> list[tuple[neo4j.Result, Sequence[Node]]]:
+        """Send the CREATEs and return their pending results, so the caller can work meanwhile. Small
+        statements: each one's rows are built while the server runs the one before."""
+        pending = []
+        for chunk in _chunks(nodes, _CREATE_ROWS):
+            res = tx.run(
+                _NODE_CREATE,
+                ids=[n.id for n in chunk],
+                labels=[[n.kind.value, "Placeholder"] if n.placeholder else n.kind.value for n in chunk],
+                props=[_dumps(n.props) for n in chunk],
+                search=[_words(n.id, n.kind, n.props) for n in chunk],
+            )
+            pending.append((res, chunk))
+        return pending
+
+    @staticmethod
+    def _merge_edges(tx: ManagedTransaction, edges: list[Edge], refs: dict[str, str], result: UpsertResult) -> None:
+        """Edges between two existing nodes: create the missing ones, merge properties into the rest."""
         by_kind: dict[EdgeKind, list[Edge]] = defaultdict(list)
         for e in edges:
-            if not (e.src in new_nodes or e.dst in new_nodes):
-                by_kind[e.kind].append(e)
+            by_kind[e.kind].append(e)
+        updates: list[dict[str, Any]] = []
         for kind, group in by_kind.items():
-            pending = {(e.src, e.dst): e for e in group}
-            updates: list[dict[str, Any]] = []
             for chunk in _chunks(group):
-                rows = [{"src": e.src, "dst": e.dst, "props": _dumps(e.props)} for e in chunk]
+                rows = [
+                    {"at": i, "src": refs[e.src], "dst": refs[e.dst], "props": _dumps(e.props) if e.props else None}
+                    for i, e in enumerate(chunk)
+                ]
                 existing = 0
                 for rec in tx.run(_EDGE_MERGE[kind], rows=rows):
                     existing += 1
-                    new = pending[(rec["src"], rec["dst"])]
                     old = _loads(rec["props"])
-                    merged = merge_props(old, new.props)
+                    merged = merge_props(old, chunk[rec["at"]].props)
                     if merged != old:
-                        updates.append({"src": new.src, "dst": new.dst, "props": _dumps(merged)})
+                        updates.append({"ref": rec["ref"], "props": _dumps(merged)})
                 result.edges_created += len(rows) - existing
-            result.edges_updated += len(updates)
-            for chunk in _chunks(updates):
-                tx.run(_EDGE_UPDATE[kind], rows=list(chunk)).consume()
+        result.edges_updated += len(updates)
+        for part in _chunks(updates):
+            tx.run(_EDGE_UPDATE, rows=list(part)).consume()
 
     @staticmethod
     def _write_rejected(tx: ManagedTransaction, rejected: dict[str, RejectedRecord], result: UpsertResult) -> None:
@@ -587,8 +641,8 @@ class Neo4jStore:
             }
             for i, k in enumerate(new)
         ]
-        for chunk in _chunks(rows):
-            tx.run(_REJECTED_CREATE, rows=list(chunk)).consume()
+        for part in _chunks(rows):
+            tx.run(_REJECTED_CREATE, rows=list(part)).consume()
         result.rejected_added += len(new)
 
     # ------------------------------------------------------------------ point reads
@@ -716,6 +770,7 @@ class Neo4jStore:
             exact = list(tx.run(_SEARCH_EXACT, id=text.strip(), labels=labels))
             if query is None:
                 return exact, [], len(exact)
+            tx.run(_SEARCH_REFRESH).consume()
             total = tx.run(_SEARCH_TOTAL, lucene=query, labels=labels).single(strict=True)["total"]
             ranked = list(
                 tx.run(
