@@ -1,9 +1,8 @@
 """GitOps history as lineage records: commits, the Kubernetes objects their manifests declare, audit ids.
 
-History is read with ONE streaming ``git log --raw -z``, and manifest blobs through one long-lived
-``git cat-file --batch`` process: an object API (one ``Commit`` plus a diff per commit) manages tens of
-commits per second, a single log thousands. git runs as a plain subprocess: a git library would add its
-import time to every run of the command and is not needed to read two streams.
+History is read with ONE streaming ``git log --raw -z`` (GitPython's ``repo.git``), and manifest blobs
+through GitPython's long-lived ``git cat-file --batch`` process: the object API (one ``Commit`` plus a
+diff per commit) manages tens of commits per second, a single log thousands.
 
 Incremental reads: every ingested ref keeps a checkpoint ``ref:<refname>`` -> tip sha under the source
 ``git:<repo>``, plus ``resume`` -> the last commit stored. Everything reachable from a checkpoint is
@@ -24,36 +23,28 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit, urlunsplit
 
+import git
 from platformdirs import user_cache_dir
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from collector.ingest import Checkpoint, IngestSummary, Item, Notice, ingest_records
 from collector.manifests import ManifestCache, ObjectKey, deleted_records, is_manifest_path, parse_manifest
 from lineage.model import RejectedRecord
-from lineage.records import CommitRecord
+from lineage.records import CommitRecord, iso_utc
 from lineage.store.base import LineageStore
 
-__all__ = [
-    "GitCollector",
-    "GitCommandError",
-    "GitPlan",
-    "GitSourceError",
-    "ingest_git",
-    "pr_number",
-    "repo_identity",
-]
+__all__ = ["GitCollector", "GitPlan", "GitSourceError", "ingest_git", "pr_number", "repo_identity"]
 
 # One header field per placeholder, NUL-separated; the record starts with \x1e so a commit boundary is
 # never confused with a raw diff entry (those start with ':'). Messages and paths cannot contain NUL.
-# Dates come out of git already in the store's form (``lineage.records.iso_utc``): git runs with TZ=UTC.
-_FIELDS = ("%H", "%P", "%an", "%ae", "%ad", "%cn", "%ce", "%cd", "%G?", "%s", "%b")
+_FIELDS = ("%H", "%P", "%an", "%ae", "%aI", "%cn", "%ce", "%cI", "%G?", "%s", "%b")
 LOG_FORMAT = "%x1e" + "%x00".join(_FIELDS)
 _LOG_OPTIONS = (
-    "--date=format-local:%Y-%m-%dT%H:%M:%S.000000Z",
     "--reverse",
     "--topo-order",
     "-z",
@@ -91,47 +82,6 @@ class GitSourceError(RuntimeError):
     """The repository cannot be opened, cloned or read; the message is one line a user can act on."""
 
 
-class GitCommandError(RuntimeError):
-    """A git command exited non-zero; ``stderr`` is what it said."""
-
-    def __init__(self, command: list[str], status: int | None, stderr: str | bytes = "") -> None:
-        self.command = command
-        self.status = status
-        self.stderr = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
-        super().__init__(f"{' '.join(command)} exited with {status}: {self.stderr.strip()}")
-
-
-class _Git:
-    """git commands in one repository directory, without prompts and with untranslated messages."""
-
-    def __init__(self, where: Path, env: Mapping[str, str] | None = None) -> None:
-        self.where = where
-        self.env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", **(env or {})}
-
-    def __call__(self, *args: str) -> str:
-        """stdout of ``git <args>`` without its final newline; raises ``GitCommandError``."""
-        done = subprocess.run(
-            ["git", *args], cwd=self.where, env=self.env, capture_output=True, stdin=subprocess.DEVNULL
-        )
-        if done.returncode != 0:
-            raise GitCommandError(["git", *args], done.returncode, done.stderr)
-        return done.stdout.decode("utf-8", "surrogateescape").removesuffix("\n")
-
-    def ok(self, *args: str) -> bool:
-        """Whether ``git <args>`` succeeds (for the commands that answer with their exit status)."""
-        return self.popen(*args, stdin=False, stdout=False).wait() == 0
-
-    def popen(self, *args: str, stdin: bool = False, stdout: bool = True) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            ["git", *args],
-            cwd=self.where,
-            env=self.env,
-            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-            stdout=subprocess.PIPE if stdout else subprocess.DEVNULL,
-            stderr=subprocess.PIPE if stdout else subprocess.DEVNULL,
-        )
-
-
 def pr_number(subject: str, message: str) -> int | None:
     """The PR/MR number forges write into merge and squash commits, or None."""
     for pattern, text in ((_PR_MERGE, subject), (_PR_SQUASH, subject), (_MR, message)):
@@ -156,18 +106,22 @@ def repo_identity(path_or_url: str) -> str:
 
 
 def _is_permanent(exc: BaseException) -> bool:
-    return isinstance(exc, GitCommandError) and bool(_PERMANENT.search(exc.stderr))
+    return isinstance(exc, git.GitCommandError) and bool(_PERMANENT.search(str(exc.stderr)))
 
 
 def _one_line(exc: BaseException) -> str:
     """git's own "fatal:" line (the actionable one) from a failed command."""
-    text = exc.stderr if isinstance(exc, GitCommandError) else str(exc)
+    text = str(exc.stderr) if isinstance(exc, git.GitCommandError) else str(exc)
     lines = [ln.strip().strip("'\"").strip() for ln in text.splitlines()]
     lines = [ln.removeprefix("stderr:").strip() for ln in lines if ln]
     fatal = [ln.removeprefix("fatal:").strip() for ln in lines if ln.startswith("fatal:")]
     if fatal:
         return fatal[0]
     return lines[0] if lines else type(exc).__name__
+
+
+def _iso(text: str) -> str:
+    return iso_utc(datetime.fromisoformat(text))
 
 
 @dataclass(slots=True)
@@ -213,52 +167,52 @@ class GitCollector:
         self.source = f"git:{self.repo_id}"
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.clone_attempts = clone_attempts
-        self._git: _Git | None = None
+        self._repo: git.Repo | None = None
         self._blob_keys: OrderedDict[str, list[ObjectKey]] = OrderedDict()
         self._blobs: dict[str, bytes | None] = {}
         self._cat_file: _BlobReader | None = None
-        self._manifests = ManifestCache()
+        self._manifests = ManifestCache()  # documents repeat across commits: each distinct text parsed once
 
     # ------------------------------------------------------------------ opening
     @property
-    def git(self) -> _Git:
-        """git in the repository (a local path read in place, or the URL's mirror in the cache)."""
-        if self._git is None:
-            self._git = self._open()
-        return self._git
+    def repo(self) -> git.Repo:
+        if self._repo is None:
+            self._repo = self._open()
+            self._repo.git.update_environment(GIT_TERMINAL_PROMPT="0", LC_ALL="C")
+        return self._repo
 
-    def _open(self) -> _Git:
+    def _open(self) -> git.Repo:
         if not is_url(self.location):
             path = Path(self.location).expanduser()
             if not path.exists():
                 raise GitSourceError(f"{self.location}: no such directory")
-            path = path.resolve()
-            # the directory itself must be the repository (or a bare one), not somewhere inside another
-            probe = _Git(path, {"GIT_CEILING_DIRECTORIES": str(path.parent)})
-            if not path.is_dir() or not probe.ok("rev-parse", "--git-dir"):
-                raise GitSourceError(f"{self.location}: not a git repository")
-            return _Git(path)
+            try:
+                return git.Repo(path)
+            except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+                raise GitSourceError(f"{self.location}: not a git repository") from None
         return self._mirror()
 
-    def _mirror(self) -> _Git:
+    def _mirror(self) -> git.Repo:
         """A bare mirror of the URL in the cache dir, cloned once and fetched (with prune) afterwards."""
         digest = hashlib.sha256(self.repo_id.encode()).hexdigest()[:16]
         target = self.cache_dir / f"{digest}.git"
         retrying = Retrying(
-            retry=retry_if_exception(lambda e: isinstance(e, GitCommandError) and not _is_permanent(e)),
+            retry=retry_if_exception(lambda e: isinstance(e, git.GitCommandError) and not _is_permanent(e)),
             stop=stop_after_attempt(self.clone_attempts),
             wait=wait_random_exponential(multiplier=0.5, max=10),
             reraise=True,
         )
+        env = {"GIT_TERMINAL_PROMPT": "0"}
         try:
             if (target / "HEAD").exists():
-                mirror = _Git(target)
-                retrying(mirror, "fetch", "--prune", "--quiet", "origin")
-                return mirror
+                repo = git.Repo(target)
+                repo.git.update_environment(**env)
+                retrying(repo.git.fetch, "--prune", "--quiet", "origin")
+                return repo
             self.cache_dir.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{digest}-", dir=self.cache_dir))
             try:
-                retrying(_Git(tmp), "clone", "--mirror", "--quiet", "--", self.location, str(tmp / "m.git"))
+                retrying(git.Repo.clone_from, self.location, tmp / "m.git", mirror=True, env=env)
                 try:
                     (tmp / "m.git").rename(target)
                 except OSError:
@@ -266,15 +220,17 @@ class GitCollector:
                         raise
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
-            return _Git(target)
-        except GitCommandError as exc:
+            return git.Repo(target)
+        except git.GitCommandError as exc:
             raise GitSourceError(f"cannot fetch {self.repo_id}: {_one_line(exc)}") from None
 
     def close(self) -> None:
         if self._cat_file is not None:
             self._cat_file.close()
             self._cat_file = None
-        self._git = None
+        if self._repo is not None:
+            self._repo.close()
+            self._repo = None
 
     def __enter__(self) -> GitCollector:
         return self
@@ -285,10 +241,9 @@ class GitCollector:
     # ------------------------------------------------------------------ refs and plan
     def refs(self) -> dict[str, str]:
         """Ref name -> commit sha for the refs this collector reads."""
-        g = self.git
+        g = self.repo.git
         if self.all_refs:
-            out = g(
-                "for-each-ref",
+            out = g.for_each_ref(
                 "--format=%(refname)%00%(objecttype)%00%(objectname)%00%(*objecttype)%00%(*objectname)",
                 "refs/heads",
                 "refs/remotes",
@@ -318,37 +273,43 @@ class GitCollector:
                     return {ref: sha}
             raise GitSourceError(f"{self.repo_id}: no branch or tag named {self.branch!r}")
         try:
-            head = g("symbolic-ref", "-q", "HEAD")
-        except GitCommandError:
+            head = g.symbolic_ref("-q", "HEAD")
+        except git.GitCommandError:
             head = "HEAD"  # detached
         sha = self._commit_of(head)
         return {head: sha} if sha else {}  # an empty repository has nothing to read
 
     def _commit_of(self, rev: str) -> str | None:
         try:
-            return self.git("rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}")
-        except GitCommandError:
+            return str(
+                self.repo.git.rev_parse("--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}")
+            )
+        except git.GitCommandError:
             return None
 
-    def _commits_among(self, shas: set[str]) -> set[str]:
-        """The ones of ``shas`` that are commits in the repository, asked in one ``cat-file``."""
-        if not shas:
-            return set()
-        proc = self.git.popen("cat-file", "--batch-check=%(objectname) %(objecttype)", stdin=True)
-        out, _ = proc.communicate("".join(f"{sha}\n" for sha in sorted(shas)).encode())
-        found = {line.split(" ")[0] for line in out.decode().splitlines() if line.endswith(" commit")}
-        return shas & found
+    def _exists(self, sha: str) -> bool:
+        try:
+            kind: object = self.repo.git.get_object_header(sha)[1]  # bytes, despite the annotation
+        except ValueError:
+            return False
+        return kind in (b"commit", "commit")
 
     def _is_ancestor(self, old: str, tip: str) -> bool:
-        return self.git.ok("merge-base", "--is-ancestor", old, tip)
+        try:
+            self.repo.git.merge_base("--is-ancestor", old, tip)
+            return True
+        except git.GitCommandError:
+            return False
 
     def plan(self, checkpoints: Mapping[str, str]) -> GitPlan:
         """Decide what to read given the stored checkpoints (key -> sha) of this source."""
         refs = self.refs()
         exclude = sorted(
-            self._commits_among(
-                {sha for sha in checkpoints.values() if re.fullmatch(r"[0-9a-f]{40,64}", sha)}
-            )
+            {
+                sha
+                for sha in checkpoints.values()
+                if re.fullmatch(r"[0-9a-f]{40,64}", sha) and self._exists(sha)
+            }
         )
         notices: list[Notice] = []
         for ref, tip in refs.items():
@@ -360,15 +321,17 @@ class GitCollector:
             notices.append(self._rewrite_notice(ref, old, tip, old in exclude))
         total = 0
         if refs:
-            total = int(self.git("rev-list", "--count", *sorted(set(refs.values())), "--not", *exclude, "--"))
+            total = int(
+                self.repo.git.rev_list("--count", *sorted(set(refs.values())), "--not", *exclude, "--")
+            )
         return GitPlan(refs=refs, exclude=exclude, total=total, notices=notices)
 
     def _rewrite_notice(self, ref: str, old: str, tip: str, old_exists: bool) -> Notice:
         base = ""
         if old_exists:
             try:
-                base = self.git("merge-base", old, tip)
-            except GitCommandError:
+                base = str(self.repo.git.merge_base(old, tip))
+            except git.GitCommandError:
                 base = ""
         since = (
             f"re-reading from merge-base {base[:12]}"
@@ -435,22 +398,22 @@ class GitCollector:
 
     def _reader(self) -> _BlobReader:
         if self._cat_file is None:
-            self._cat_file = _BlobReader(self.git)
+            self._cat_file = _BlobReader(self.repo)
         return self._cat_file
 
-    def _log_config(self) -> list[str]:
-        """Options that keep ``%G?`` meaningful: without an allowed-signers file git reports SSH-signed
-        commits as unsigned ('N'); an empty one makes them 'U' (signed, unknown key)."""
-        if self.git.ok("config", "--get", "gpg.ssh.allowedSignersFile"):
-            return []
-        return ["-c", f"gpg.ssh.allowedSignersFile={os.devnull}"]
+    def _git_for_log(self) -> git.Git:
+        """``repo.git`` with options that keep ``%G?`` meaningful: without an allowed-signers file git
+        reports SSH-signed commits as unsigned ('N'); an empty one makes them 'U' (signed, unknown key)."""
+        try:
+            self.repo.git.config("--get", "gpg.ssh.allowedSignersFile")
+            return self.repo.git
+        except git.GitCommandError:
+            return self.repo.git(c=f"gpg.ssh.allowedSignersFile={os.devnull}")
 
     def _log(self, revs: list[str]) -> Iterator[tuple[CommitRecord, list[_Change]]]:
-        git = _Git(self.git.where, {"TZ": "UTC"})
-        proc = git.popen(*self._log_config(), "log", *_LOG_OPTIONS, *revs, "--")
-        assert proc.stdout is not None
-        stdout: IO[bytes] = proc.stdout
-        stderr = _Drain(proc.stderr)  # a full stderr pipe would stall git while we read stdout
+        proc = self._git_for_log().log(*_LOG_OPTIONS, *revs, "--", as_process=True)
+        stdout: IO[bytes] = proc.proc.stdout
+        stderr = _Drain(proc.proc.stderr)  # a full stderr pipe would stall git while we read stdout
         finished = False
         try:
             header: list[str] = []
@@ -476,12 +439,12 @@ class GitCollector:
                 yield self._commit(header), changes
             finished = True
         finally:
-            if not finished and proc.poll() is None:
-                proc.kill()
-            code = proc.wait()
+            if not finished and proc.proc.poll() is None:
+                proc.proc.kill()
+            status = proc.proc.wait()
             stderr.join()
-        if code != 0:
-            raise GitCommandError(["git", "log", *revs], code, stderr.tail())
+        if status != 0:
+            raise git.GitCommandError(["git", "log", *revs], status, stderr.tail())
 
     def _commit(self, h: list[str]) -> CommitRecord:
         sha, parents, an, ae, at, cn, ce, ct, sig, subject, body = h
@@ -493,10 +456,10 @@ class GitCollector:
             parents=tuple(parents.split()),
             author_name=an,
             author_email=ae,
-            authored_at=at,
+            authored_at=_iso(at),
             committer_name=cn,
             committer_email=ce,
-            committed_at=ct,
+            committed_at=_iso(ct),
             subject=subject,
             message=message,
             pr=pr_number(subject, message),
@@ -556,11 +519,10 @@ class _BlobReader:
     """One long-lived ``git cat-file --batch``. Requests go out in bulk and answers are read back in
     order, so a group of blobs costs one exchange instead of a process round-trip per blob."""
 
-    def __init__(self, git: _Git) -> None:
-        self._proc = git.popen("cat-file", "--batch", stdin=True)
-        assert self._proc.stdin is not None and self._proc.stdout is not None
-        self._stdin: IO[bytes] = self._proc.stdin
-        self._stdout: IO[bytes] = self._proc.stdout
+    def __init__(self, repo: git.Repo) -> None:
+        self._proc = repo.git.cat_file("--batch", as_process=True, istream=subprocess.PIPE)
+        self._stdin: IO[bytes] = self._proc.proc.stdin
+        self._stdout: IO[bytes] = self._proc.proc.stdout
 
     def read_many(self, blob_ids: list[str]) -> dict[str, bytes | None]:
         """Contents by id; None for an id the repository does not have."""
@@ -573,9 +535,10 @@ class _BlobReader:
                 header = self._stdout.readline().split()
                 if len(header) != 3:
                     if not header:  # git exited: its stderr (only written on failure) says why
-                        status = self._proc.wait()
-                        stderr = self._proc.stderr.read() if self._proc.stderr else b""
-                        raise GitCommandError(["git", "cat-file", "--batch"], status, stderr)
+                        status = self._proc.proc.wait()
+                        raise git.GitCommandError(
+                            ["git", "cat-file", "--batch"], status, self._proc.proc.stderr.read()
+                        )
                     out[blob] = None  # "<id> missing"
                     continue
                 out[blob] = self._stdout.read(int(header[2]))
@@ -588,14 +551,10 @@ class _BlobReader:
         except OSError:
             pass
         try:
-            self._proc.wait(timeout=10)
+            self._proc.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
-        if self._proc.stdout is not None:
-            self._proc.stdout.close()
-        if self._proc.stderr is not None:
-            self._proc.stderr.close()
+            self._proc.proc.kill()
+            self._proc.proc.wait()
 
 
 class _Drain(threading.Thread):

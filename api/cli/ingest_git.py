@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import git
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -11,7 +12,7 @@ from rich.text import Text
 
 from api.cli.common import console, err_console, fail, store_session
 from api.cli.ingest import ingest_app
-from collector.git import GitCollector, GitCommandError, GitSourceError, checkpoints_of, ingest_git
+from collector.git import GitCollector, GitSourceError, checkpoints_of, ingest_git
 from collector.ingest import IngestSummary
 
 __all__ = ["register"]
@@ -72,8 +73,8 @@ def ingest_git_command(
                 summary = ingest_git(store, collector, batch_size=batch_size, progress=progress, plan=plan)
         except GitSourceError as exc:
             raise fail(str(exc)) from None
-        except GitCommandError as exc:
-            detail = " ".join(exc.stderr.split()) or str(exc)
+        except git.GitCommandError as exc:
+            detail = " ".join(str(exc.stderr).split()) or str(exc)
             raise fail(f"git failed reading {collector.repo_id}: {detail}") from None
     if as_json:
         typer.echo(json.dumps(summary_dict(summary)))
