@@ -232,6 +232,9 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        if _is_graphiql_page(scope, headers):
+            await self.app(scope, receive, send)
+            return
         try:
             principal = authorize(self.tokens, headers.get("authorization"), needed)
         except AuthError as exc:
@@ -239,6 +242,17 @@ class AuthMiddleware:
             return
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
+
+
+def _is_graphiql_page(scope: Scope, headers: dict[str, str]) -> bool:
+    """The GraphiQL page itself is public: it holds no data, and a browser cannot send a token when it
+    navigates to it. Any GET carrying a query string (``?query=``) still needs the read scope."""
+    return (
+        scope.get("method") == "GET"
+        and scope["path"] in ("/graphql", "/graphql/")
+        and not scope.get("query_string")
+        and "text/html" in headers.get("accept", "")
+    )
 
 
 def authorize(tokens: TokenStore, header: str | None, scope: str) -> Principal:

@@ -100,3 +100,23 @@ def test_the_audit_export_downloads_with_the_token(page: Ui, authed: tuple[str, 
     info.value.save_as(saved)
     exported = json.loads(saved.read_text())
     assert S.release_commit in json.dumps(exported)
+
+
+def test_graphiql_opens_without_a_token_and_queries_with_the_tabs_token(
+    page: Ui, authed: tuple[str, str, str]
+) -> None:
+    base, read, _ = authed
+    page.open(f"#node={S.release_commit}")
+    _give_token(page, read)
+    page.wait_ready()
+    page.page.goto(f"{base}/graphql")
+    page.page.wait_for_selector(".graphiql-execute-button")
+    query = f'{{ node(id: "{S.release_commit}") {{ id }} }}'
+    page.page.evaluate(
+        "q => document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.setValue(q)", query
+    )
+    page.page.click(".graphiql-execute-button")
+    page.page.wait_for_function(
+        "id => document.querySelector('.result-window').innerText.includes(id)", arg=S.release_commit
+    )
+    assert "UNAUTHENTICATED" not in page.page.inner_text(".result-window")

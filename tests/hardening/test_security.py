@@ -304,3 +304,17 @@ def test_request_logs_are_json_lines_with_the_request_id(store: LineageStore) ->
     entry = next(x for x in lines if x.get("path") == "/graphql")
     assert entry["request_id"] == "req-7" and entry["status"] == 200 and entry["method"] == "POST"
     assert entry["level"] == "info" and isinstance(entry["duration_ms"], float)
+
+
+def test_the_graphiql_page_opens_without_a_token_but_queries_through_it_do_not(
+    secured: tuple[TestClient, TokenStore, dict[str, str]],
+) -> None:
+    client, _, _ = secured
+    page = client.get("/graphql", headers={"Accept": "text/html"})
+    assert page.status_code == 200 and "graphiql" in page.text.lower()
+    by_get = client.get("/graphql", params={"query": "{ stats { counts } }"}, headers={"Accept": "text/html"})
+    assert by_get.status_code == 401
+    as_json = client.get("/graphql", headers={"Accept": "application/json"})
+    assert as_json.status_code == 401
+    posted = client.post("/graphql", json={"query": "{ stats { counts } }"}, headers={"Accept": "text/html"})
+    assert posted.status_code == 401
