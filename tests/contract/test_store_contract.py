@@ -441,3 +441,40 @@ def test_sqlite_migrates_a_version_1_database_without_losing_data(tmp_path) -> N
     reopened = SqliteStore(path)
     assert reopened.counts() == counts and counts[NodeKind.COMMIT.value] > 0
     reopened.close()
+
+
+@pytest.mark.parametrize("threads", [1, 2], ids=["single-thread", "bulk-json"])
+def test_sqlite_bulk_writes_keep_every_text_exactly(tmp_path, threads: int) -> None:  # type: ignore[no-untyped-def]
+    """With another thread alive, SqliteStore writes whole batches through one JSON statement; text that
+    SQLite's JSON functions cannot carry exactly (NUL) must still round-trip."""
+    import threading
+
+    batches = []
+    for odd in (["tab\tand\nnewline", "plain", "quote\" and \\ backslash", "留白"], ["nul\u0000inside", "plain"]):
+        b = GraphBatch()  # the first goes through JSON; a NUL sends the second down the per-row path
+        for i in range(80):
+            text = odd[i % len(odd)]
+            path = f"/w/{len(batches)}/{i}/{text}"
+            b.add_node(file_node_id(HOST, path), {"path": path, "note": text, "n": i})
+            b.add_edge(P_CAT, EdgeKind.READ, file_node_id(HOST, path), {"count": i})
+        batches.append(b)
+    idle = threading.Event()
+    helper = threading.Thread(target=idle.wait) if threads == 2 else None
+    if helper is not None:
+        helper.start()
+    try:
+        store = SqliteStore(tmp_path / "bulk.db")
+        for b in batches:
+            store.upsert(b)
+            store.upsert(b)  # replayed: nothing changes
+        nodes = [n for b in batches for n in b.nodes]
+        got = {n.id: n.props for n in store.get_many([n.id for n in nodes])}
+        edges = all_edges(store)
+        counts = store.counts()
+        store.close()
+    finally:
+        idle.set()
+        if helper is not None:
+            helper.join()
+    assert all(got[n.id] == n.props for n in nodes) and counts["File"] == len(nodes) == 160
+    assert all(edges[(P_CAT, "READ", e.dst)] == e.props for b in batches for e in b.edges)
