@@ -1,5 +1,5 @@
 """End to end: a real GitOps repository (git CLI) and a JSON-lines log file, ingested with the real CLI,
-queried over GraphQL and with ``liubai lineage``.
+queried over GraphQL and with ``liubai lineage``, once per store (the embedded SQLite and a real Neo4j).
 
 Expectations come from ``tests.gitrepo.Scenario``, which records them while the history is built.
 """
@@ -44,13 +44,19 @@ def _cli(store_url: str, *args: str) -> str:
     return result.stdout
 
 
-@pytest.fixture(scope="module")
-def ingested(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ingested]:
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("neo4j", marks=pytest.mark.neo4j)])
+def ingested(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ingested]:
     if shutil.which("git") is None:
         pytest.skip("the git CLI is not installed")
     root = tmp_path_factory.mktemp("e2e")
+    if request.param == "neo4j":
+        from tests import neo4j_server
+
+        store_url: str = request.getfixturevalue("neo4j_url")
+        neo4j_server.wipe(store_url)
+    else:
+        store_url = f"sqlite:///{root / 'lineage.db'}"
     scenario = build_gitops_scenario(root / "gitops")
-    store_url = f"sqlite:///{root / 'lineage.db'}"
     _cli(store_url, "ingest", "git", str(scenario.path), "--cache-dir", str(root / "cache"))
 
     logs = root / "app.jsonl"
