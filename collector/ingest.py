@@ -93,12 +93,14 @@ def ingest_records(
     *,
     batch_size: int = 2000,
     progress: Callable[[IngestSummary], None] | None = None,
+    on_reject: Callable[[RejectedRecord], None] | None = None,
     distinct_kinds: frozenset[NodeKind] = DEFAULT_DISTINCT,
     attempts: int = 4,
 ) -> IngestSummary:
     """Join and store ``items`` in batches of about ``batch_size`` records; return what was ingested.
 
     The next batch is read and joined while the store writes the last one (``BatchWriter``).
+    ``on_reject`` hears every rejected record (input rejects and join rejects) as its batch is sent.
 
     A store that is briefly unavailable is retried with jittered backoff; other store errors propagate
     (the last stored checkpoint still marks a consistent position).
@@ -133,6 +135,9 @@ def ingest_records(
                 if bucket is not None:
                     bucket.add(node.id)
         summary.rejected += len(batch.rejected)
+        if on_reject is not None:
+            for rejected in batch.rejected:
+                on_reject(rejected)
         room = _SAMPLES - len(summary.rejected_samples)
         if room > 0:
             summary.rejected_samples.extend(batch.rejected[:room])

@@ -21,10 +21,9 @@ from typing import IO, Any, Literal
 
 import orjson
 
+from collector.ingest import IngestSummary, ingest_records
 from collector.logfields import FieldMap, map_log
-from collector.writer import BatchWriter
-from lineage.join import add_record
-from lineage.model import GraphBatch, RejectedRecord
+from lineage.model import RejectedRecord
 from lineage.records import LogRecord
 from lineage.store.base import LineageStore
 
@@ -288,38 +287,24 @@ def ingest_files(
     """Read files into ``store`` in batches of ``batch_size`` records, the next batch parsed while the last
     one is written. Ids are content hashes, so a re-run after a crash simply re-writes what landed."""
     stats = FileIngestStats()
+    for path in paths:
+        done = FileIngestStats(stats.records, stats.rejected, stats.batches, stats.files)
 
-    def stored(_: GraphBatch, __: object) -> None:
-        stats.batches += 1
-        if progress is not None:
-            progress(stats)
-
-    with BatchWriter(store.upsert, stored) as writer:
-        for path in paths:
-            batch = GraphBatch()
-            pending = 0
-            for item in read_log_file(path, fmt, source=source, fieldmap=fieldmap):
-                before = len(batch.rejected)
-                if isinstance(item, RejectedRecord):
-                    batch.rejected.append(item)
-                else:
-                    add_record(batch, item)
-                if len(batch.rejected) > before:
-                    stats.rejected += len(batch.rejected) - before
-                    if on_reject is not None:
-                        for r in batch.rejected[before:]:
-                            on_reject(r)
-                if isinstance(item, RejectedRecord):
-                    continue
-                stats.records += 1
-                pending += 1
-                if pending >= batch_size:
-                    writer.submit(batch)
-                    batch, pending = GraphBatch(), 0
-            if batch:
-                writer.submit(batch)
-            writer.drain()
-            stats.files += 1
+        def show(summary: IngestSummary, done: FileIngestStats = done) -> None:
+            stats.records = done.records + summary.count(LogRecord.__name__)
+            stats.rejected = done.rejected + summary.rejected
+            stats.batches = done.batches + summary.batches
             if progress is not None:
                 progress(stats)
+
+        ingest_records(  # reports every stored batch through ``show``
+            store,
+            read_log_file(path, fmt, source=source, fieldmap=fieldmap),
+            batch_size=batch_size,
+            progress=show,
+            on_reject=on_reject,
+        )
+        stats.files += 1
+        if progress is not None:
+            progress(stats)
     return stats

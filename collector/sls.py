@@ -403,10 +403,8 @@ class SlsCollector:
                 self.on_reject(r)
 
     def _upsert(self, batch: GraphBatch) -> None:
-        if self._writer is not None:
-            self._writer.submit(batch)
-        else:
-            self._stored(batch, self._store_batch(batch))
+        assert self._writer is not None, "batches are only stored inside _writing()"
+        self._writer.submit(batch)
 
     def _store_batch(self, batch: GraphBatch) -> None:
         self.retry.call(f"store {self.store.url}", lambda: self.store.upsert(batch))
