@@ -188,7 +188,7 @@ def content_record_id(
     parts = [time, level, service, message, trace_id, audit_id]
     for k in sorted(attributes):
         parts += (k, attributes[k])
-    canon = "".join("-" if p is None else f"{len(p)}:{p}" for p in parts)
+    canon = "".join(["-" if p is None else f"{len(p)}:{p}" for p in parts])
     return hashlib.blake2b(canon.encode("utf-8"), digest_size=16).hexdigest()
 
 

@@ -12,6 +12,7 @@ import base64
 import binascii
 import gzip
 import json
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -43,6 +44,7 @@ LogItem = LogRecord | RejectedRecord
 _RAW_KEEP = 2000  # rejected raw text is kept, but not a whole multi-megabyte line
 _GZIP_MAGIC = b"\x1f\x8b"
 _INT64 = 2.0**63
+_LONG_DIGITS = re.compile(rb"\d{19}")  # an integer orjson may read as a float has at least 19 digits
 _SEVERITY = ((4, "TRACE"), (8, "DEBUG"), (12, "INFO"), (16, "WARN"), (20, "ERROR"), (24, "FATAL"))
 
 
@@ -77,7 +79,7 @@ def _loads(line: bytes) -> Any:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
         return json.loads(line)
-    return obj if _exact(obj) else json.loads(line)
+    return obj if _LONG_DIGITS.search(line) is None or _exact(obj) else json.loads(line)
 
 
 def _exact(value: Any) -> bool:

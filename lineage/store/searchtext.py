@@ -32,5 +32,11 @@ def search_text(node_id: str, kind: NodeKind, props: dict[str, Any]) -> str:
         value = props.get(key)
         if value is None:
             continue
-        parts.append(" ".join(map(str, value)) if isinstance(value, list) else str(value))
+        kind_of_value = type(value)
+        if kind_of_value is str:  # the common case, without a str() call
+            parts.append(value)
+        elif isinstance(value, list):
+            parts.append(" ".join(map(str, value)))
+        else:
+            parts.append(str(value))
     return " ".join(parts)[:_MAX]
