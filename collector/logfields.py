@@ -26,6 +26,7 @@ __all__ = ["FieldMap", "MappedLog", "content_record_id", "map_log", "normalise_t
 
 _W3C_TRACE_LEN = 32
 _CANONICAL_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+_WHITESPACE = re.compile(r"\s")  # the characters str.isspace() accepts
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +221,7 @@ def map_log(
             trace_id = parse_traceparent(text)
             if trace_id is None:
                 rejected.append(RejectedRecord(source, location, f"malformed traceparent in {key!r}", text))
-        elif not text or any(c.isspace() for c in text) or set(text) == {"0"}:
+        elif not text or _WHITESPACE.search(text) is not None or not text.strip("0"):
             rejected.append(RejectedRecord(source, location, f"malformed trace id in {key!r}", text))
         else:
             trace_id = text.lower() if len(text) == _W3C_TRACE_LEN else text

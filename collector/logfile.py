@@ -12,7 +12,6 @@ import base64
 import binascii
 import gzip
 import json
-import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -44,7 +43,6 @@ LogItem = LogRecord | RejectedRecord
 _RAW_KEEP = 2000  # rejected raw text is kept, but not a whole multi-megabyte line
 _GZIP_MAGIC = b"\x1f\x8b"
 _INT64 = 2.0**63
-_LONG_DIGITS = re.compile(rb"\d{19}")  # an integer orjson may read as a float has at least 19 digits
 _SEVERITY = ((4, "TRACE"), (8, "DEBUG"), (12, "INFO"), (16, "WARN"), (20, "ERROR"), (24, "FATAL"))
 
 
@@ -79,17 +77,26 @@ def _loads(line: bytes) -> Any:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
         return json.loads(line)
-    return obj if _LONG_DIGITS.search(line) is None or _exact(obj) else json.loads(line)
+    return obj if _exact(obj) else json.loads(line)
 
 
 def _exact(value: Any) -> bool:
     """False if ``value`` holds a float big enough to have been an integer orjson could not keep."""
     kind = type(value)
     if kind is dict:
-        return all(_exact(v) for v in value.values())
-    if kind is list:
-        return all(_exact(v) for v in value)
-    return kind is not float or abs(value) < _INT64
+        items: Iterable[Any] = value.values()
+    elif kind is list:
+        items = value
+    else:
+        return kind is not float or abs(value) < _INT64
+    for v in items:  # a plain loop: this runs on every line, mostly over flat objects
+        kind = type(v)
+        if kind is float:
+            if abs(v) >= _INT64:
+                return False
+        elif (kind is dict or kind is list) and not _exact(v):
+            return False
+    return True
 
 
 def _lines(path: str, source: str) -> Iterator[tuple[int, bytes] | RejectedRecord]:

@@ -333,7 +333,7 @@ class GraphBatch:
             self.nodes.append(node)
             return
         if props:
-            cur.props = merge_props(cur.props, props)
+            merge_into(cur.props, props)  # the batch made cur.props: no copy needed
         cur.placeholder = cur.placeholder and placeholder
 
     def add_edge(self, src: str, kind: EdgeKind, dst: str, props: Mapping[str, Any] | None = None) -> None:
@@ -345,7 +345,7 @@ class GraphBatch:
             self._edge_at[key] = edge
             self.edges.append(edge)
         elif props:
-            cur.props = merge_props(cur.props, props)
+            merge_into(cur.props, props)
 
     def extend(self, other: GraphBatch) -> None:
         self.nodes.extend(other.nodes)
@@ -365,16 +365,20 @@ def merge_props(old: Mapping[str, Any], new: Mapping[str, Any]) -> Props:
     """Merge rule every store applies: new non-null values win; ``first_seen`` keeps the minimum and
     ``last_seen`` the maximum, so replaying a batch changes nothing."""
     out = dict(old)
+    merge_into(out, new)
+    return out
+
+
+def merge_into(target: dict[str, Any], new: Mapping[str, Any]) -> None:
+    """``merge_props`` in place, for a property dict the caller owns (a batch folding repeats)."""
     for k, v in new.items():
         if v is None:
             continue
-        if k == "first_seen" and out.get(k) is not None:
-            out[k] = min(out[k], v)
-        elif k == "last_seen" and out.get(k) is not None:
-            out[k] = max(out[k], v)
-        else:
-            out[k] = v
-    return out
+        if k == "first_seen" or k == "last_seen":
+            cur = target.get(k)
+            if cur is not None:
+                v = min(cur, v) if k == "first_seen" else max(cur, v)
+        target[k] = v
 
 
 def dedupe_batch(nodes: Iterable[Node]) -> list[Node]:
