@@ -9,8 +9,8 @@ covers, so it only moves after the store accepted that data.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
@@ -21,7 +21,15 @@ from lineage.model import GraphBatch, NodeKind, RejectedRecord
 from lineage.records import Record
 from lineage.store.base import LineageStore, StoreError, UpsertResult
 
-__all__ = ["Checkpoint", "IngestSummary", "Notice", "ingest_records"]
+__all__ = [
+    "Checkpoint",
+    "IngestSummary",
+    "JoinedBatch",
+    "Notice",
+    "ingest_records",
+    "join_batches",
+    "store_batches",
+]
 
 DEFAULT_DISTINCT = frozenset({NodeKind.REPO, NodeKind.WORKLOAD, NodeKind.AUDIT_RECORD, NodeKind.TRACE})
 _SAMPLES = 5
@@ -87,6 +95,101 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, StoreError) and exc.retryable
 
 
+@dataclass(slots=True)
+class JoinedBatch:
+    """One batch ready for the store, with the record types joined into it and the notices read with it
+    (not yet in ``batch.rejected``: the driver reports them apart, then keeps them with the batch)."""
+
+    batch: GraphBatch
+    records: Counter[str] = field(default_factory=Counter)
+    notices: list[Notice] = field(default_factory=list)
+
+
+def join_batches(
+    items: Iterable[Item], batch_size: int, *, tick: Callable[[Counter[str]], None] | None = None
+) -> Iterator[JoinedBatch]:
+    """Join ``items`` into batches of about ``batch_size`` records. A checkpoint rides in the batch of
+    the records before it. ``tick`` hears the record types pending in the batch being built, every few
+    hundred records, for progress shown between batches."""
+    batch, records, notices, pending = GraphBatch(), Counter[str](), list[Notice](), 0
+    for item in items:
+        if isinstance(item, Checkpoint):
+            batch.checkpoints[(item.source, item.key)] = item.value
+            continue
+        if isinstance(item, Notice):
+            notices.append(item)
+            continue
+        records[type(item).__name__] += 1
+        add_record(batch, item)
+        pending += 1
+        if pending >= batch_size:
+            yield JoinedBatch(batch, records, notices)
+            batch, records, notices, pending = GraphBatch(), Counter(), [], 0
+        elif tick is not None and pending % _PROGRESS_EVERY == 0:
+            tick(records)
+    if batch or notices:
+        yield JoinedBatch(batch, records, notices)
+
+
+def store_batches(
+    store: LineageStore,
+    joined: Iterable[JoinedBatch],
+    *,
+    progress: Callable[[IngestSummary], None] | None = None,
+    on_reject: Callable[[RejectedRecord], None] | None = None,
+    distinct_kinds: frozenset[NodeKind] = DEFAULT_DISTINCT,
+    attempts: int = 4,
+    summary: IngestSummary | None = None,
+    background: bool = True,
+) -> IngestSummary:
+    """Store joined batches in order and count what landed: on a background writer (``BatchWriter``)
+    while the next batch is joined, or, with ``background=False``, in this thread (when the joining
+    happens in another process). ``on_reject`` hears every rejected record (input rejects and join
+    rejects) as its batch is sent.
+
+    A store that is briefly unavailable is retried with jittered backoff; other store errors propagate
+    (the last stored checkpoint still marks a consistent position).
+    """
+    summary = summary if summary is not None else IngestSummary()
+    seen: dict[str, set[str]] = {k.value: set() for k in distinct_kinds}
+    retrying = Retrying(
+        retry=retry_if_exception(_retryable),
+        stop=stop_after_attempt(attempts),
+        wait=wait_random_exponential(multiplier=0.5, max=8),
+        reraise=True,
+    )
+
+    def stored(_: GraphBatch, result: UpsertResult) -> None:
+        summary.nodes_created += result.nodes_created
+        summary.edges_created += result.edges_created
+        summary.batches += 1
+        summary.distinct = {k: len(v) for k, v in seen.items()}
+        if progress is not None:
+            progress(summary)
+
+    with BatchWriter(partial(retrying, store.upsert), stored, in_flight=1 if background else 0) as writer:
+        for part in joined:
+            batch = part.batch
+            summary.records.update(part.records)
+            for node in batch.nodes:
+                if not node.placeholder:
+                    bucket = seen.get(node.kind.value)
+                    if bucket is not None:
+                        bucket.add(node.id)
+            summary.rejected += len(batch.rejected)
+            if on_reject is not None:
+                for rejected in batch.rejected:
+                    on_reject(rejected)
+            room = _SAMPLES - len(summary.rejected_samples)
+            if room > 0:
+                summary.rejected_samples.extend(batch.rejected[:room])
+            summary.notices.extend(part.notices)  # reported as notices, kept in the store's rejected trail
+            batch.rejected.extend(RejectedRecord(n.source, n.location, n.message, n.raw) for n in part.notices)
+            writer.submit(batch)
+    summary.distinct = {k: len(v) for k, v in seen.items()}
+    return summary
+
+
 def ingest_records(
     store: LineageStore,
     items: Iterable[Item],
@@ -99,68 +202,23 @@ def ingest_records(
 ) -> IngestSummary:
     """Join and store ``items`` in batches of about ``batch_size`` records; return what was ingested.
 
-    The next batch is read and joined while the store writes the last one (``BatchWriter``).
-    ``on_reject`` hears every rejected record (input rejects and join rejects) as its batch is sent.
-
-    A store that is briefly unavailable is retried with jittered backoff; other store errors propagate
-    (the last stored checkpoint still marks a consistent position).
+    The next batch is read and joined while the store writes the last one (``store_batches``); progress
+    also reports the records of the batch being built.
     """
     summary = IngestSummary()
-    seen: dict[str, set[str]] = {k.value: set() for k in distinct_kinds}
-    retrying = Retrying(
-        retry=retry_if_exception(_retryable),
-        stop=stop_after_attempt(attempts),
-        wait=wait_random_exponential(multiplier=0.5, max=8),
-        reraise=True,
+    tick = None
+    if progress is not None:
+        report = progress
+
+        def tick(pending: Counter[str]) -> None:
+            report(replace(summary, records=summary.records + pending))
+
+    return store_batches(
+        store,
+        join_batches(items, batch_size, tick=tick),
+        progress=progress,
+        on_reject=on_reject,
+        distinct_kinds=distinct_kinds,
+        attempts=attempts,
+        summary=summary,
     )
-    batch = GraphBatch()
-    pending = 0
-    notes: list[RejectedRecord] = []
-
-    def stored(_: GraphBatch, result: UpsertResult) -> None:
-        summary.nodes_created += result.nodes_created
-        summary.edges_created += result.edges_created
-        summary.batches += 1
-        summary.distinct = {k: len(v) for k, v in seen.items()}
-        if progress is not None:
-            progress(summary)
-
-    def flush(writer: BatchWriter[UpsertResult]) -> None:
-        nonlocal batch, pending, notes
-        if not batch and not notes:
-            return
-        for node in batch.nodes:
-            if not node.placeholder:
-                bucket = seen.get(node.kind.value)
-                if bucket is not None:
-                    bucket.add(node.id)
-        summary.rejected += len(batch.rejected)
-        if on_reject is not None:
-            for rejected in batch.rejected:
-                on_reject(rejected)
-        room = _SAMPLES - len(summary.rejected_samples)
-        if room > 0:
-            summary.rejected_samples.extend(batch.rejected[:room])
-        batch.rejected.extend(notes)
-        writer.submit(batch)
-        batch, pending, notes = GraphBatch(), 0, []
-
-    with BatchWriter(partial(retrying, store.upsert), stored) as writer:
-        for item in items:
-            if isinstance(item, Checkpoint):
-                batch.checkpoints[(item.source, item.key)] = item.value
-                continue
-            if isinstance(item, Notice):
-                summary.notices.append(item)  # kept in the store's rejected trail, reported as a notice
-                notes.append(RejectedRecord(item.source, item.location, item.message, item.raw))
-                continue
-            summary.records[type(item).__name__] += 1
-            add_record(batch, item)
-            pending += 1
-            if pending >= batch_size:
-                flush(writer)
-            elif progress is not None and pending % _PROGRESS_EVERY == 0:
-                progress(summary)
-        flush(writer)
-    summary.distinct = {k: len(v) for k, v in seen.items()}
-    return summary

@@ -54,6 +54,8 @@ class BatchWriter(Generic[R]):
     thread as each write is collected, so counters and progress bars need no locking.
 
     An error from ``apply`` is raised in the caller at the next ``submit``, ``drain`` or ``close``.
+    ``in_flight=0`` writes in the caller's thread instead: for a caller whose reading runs in another
+    process, where a writer thread would only add GIL hand-offs to every write.
     """
 
     def __init__(
@@ -63,19 +65,27 @@ class BatchWriter(Generic[R]):
         *,
         in_flight: int = 1,
     ) -> None:
-        if in_flight < 1:
-            raise ValueError("in_flight must be at least 1")
+        if in_flight < 0:
+            raise ValueError("in_flight must be 0 (write in the caller's thread) or more")
         self._apply = apply
         self._on_done = on_done
         self._limit = in_flight
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="liubai-store-writer")
+        self._pool = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="liubai-store-writer") if in_flight else None
+        )
         self._pending: deque[tuple[GraphBatch, Future[R]]] = deque()
         self._failed = False  # set on the worker thread: batches queued behind a failure are skipped
-        self._open = True
-        _fast_switching(True)
+        self._open = self._pool is not None
+        if self._open:
+            _fast_switching(True)
 
     def submit(self, batch: GraphBatch) -> None:
         """Queue ``batch`` after the ones before it; waits while ``in_flight`` writes are outstanding."""
+        if self._pool is None:
+            result = self._apply(batch)
+            if self._on_done is not None:
+                self._on_done(batch, result)
+            return
         while len(self._pending) >= self._limit:
             self._collect_oldest()
         self._pending.append((batch, self._pool.submit(self._run, batch)))
@@ -101,7 +111,8 @@ class BatchWriter(Generic[R]):
             self._shutdown()
 
     def _shutdown(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
         if self._open:
             self._open = False
             _fast_switching(False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import pytest
@@ -65,6 +66,35 @@ def test_the_callers_error_wins_and_in_flight_work_still_finishes() -> None:
     assert written == ["7"]
 
 
-def test_in_flight_must_be_positive() -> None:
+def test_in_flight_cannot_be_negative() -> None:
     with pytest.raises(ValueError):
-        BatchWriter(lambda b: None, in_flight=0)
+        BatchWriter(lambda b: None, in_flight=-1)
+
+
+def test_in_flight_zero_writes_in_the_caller_thread_and_leaves_switching_alone() -> None:
+    caller = threading.current_thread().name
+    written: list[str] = []
+    before = sys.getswitchinterval()
+
+    def apply(b: GraphBatch) -> str:
+        written.append(threading.current_thread().name)
+        if b.checkpoints[("src", "k")] == "2":
+            raise RuntimeError("disk full")
+        return "ok"
+
+    with pytest.raises(RuntimeError, match="disk full"), BatchWriter(apply, in_flight=0) as writer:
+        assert sys.getswitchinterval() == before
+        for i in range(5):
+            writer.submit(_batch(i))
+    assert written == [caller] * 3, "the failing write is raised at once; nothing after it is written"
+
+
+def test_an_open_writer_switches_threads_often_and_restores_the_interval() -> None:
+    before = sys.getswitchinterval()
+    with BatchWriter(lambda b: None) as outer:
+        assert sys.getswitchinterval() < before
+        with BatchWriter(lambda b: None):
+            pass
+        assert sys.getswitchinterval() < before, "an inner writer closing must not undo the outer one's"
+        outer.submit(_batch(0))
+    assert sys.getswitchinterval() == before

@@ -1,0 +1,113 @@
+"""Big log files are read, parsed and joined in a child process: the graph, the counts and the rejects must
+be those of the in-process path, and a failure on either side must stop both with a clear error."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from collector.ingest import Item, join_batches, store_batches
+from collector.logfile import OFFLOAD_MIN_BYTES, _offloaded, ingest_files, read_log_file
+from collector.offload import OffloadError, join_in_subprocess
+from lineage.model import GraphBatch, RejectedRecord
+from lineage.records import LogRecord
+from lineage.store.base import StoreError, UpsertResult
+from tests.logs.dataset import make_dataset, write_jsonl
+from tests.logs.lineage_check import assert_exact_lineage, graph_of
+
+GARBAGE = ["{not json", "[1, 2]", "\x00\x01binary"]
+
+
+def _explode_after_one() -> Iterator[Item]:
+    """A record source that fails part-way (module level: the spawned child imports it by name)."""
+    yield LogRecord(source="boom", record_id="1", message="first line")
+    raise ValueError("disk went away on purpose")
+
+
+def test_child_process_builds_the_same_graph_counts_and_rejects(commits, tmp_path, new_store) -> None:  # type: ignore[no-untyped-def]
+    ds = make_dataset(3_000, commits)
+    path = str(write_jsonl(ds.lines, tmp_path / "app.jsonl.gz", garbage=GARBAGE))
+    heard: dict[bool, list[RejectedRecord]] = {False: [], True: []}
+    stores, stats = {}, {}
+    for parallel in (False, True):
+        stores[parallel] = new_store(f"parallel-{parallel}")
+        stats[parallel] = ingest_files(
+            stores[parallel], [path], batch_size=400, parallel=parallel, on_reject=heard[parallel].append
+        )
+
+    assert stats[True] == stats[False]
+    assert stats[True].records == len(ds.lines) and stats[True].batches > 1
+    assert stats[True].rejected == ds.expected_rejects + len(GARBAGE)
+    assert heard[True] == heard[False] and len(heard[True]) == stats[True].rejected
+    assert graph_of(stores[True]) == graph_of(stores[False])
+    assert_exact_lineage(stores[True], ds.lines)
+    assert stores[True].rejected(first=10_000).records == stores[False].rejected(first=10_000).records
+
+
+def test_a_failure_in_the_reader_reaches_the_caller_with_its_reason() -> None:
+    with pytest.raises(OffloadError, match="ValueError: disk went away on purpose"):
+        list(join_in_subprocess(_explode_after_one, 10))
+    assert not multiprocessing.active_children()
+
+
+class _FailingStore:
+    """Accepts one batch, then fails for good (not retryable), like a full disk."""
+
+    url = "failing://"
+
+    def __init__(self) -> None:
+        self.batches = 0
+
+    def upsert(self, batch: GraphBatch) -> UpsertResult:
+        self.batches += 1
+        if self.batches > 1:
+            raise StoreError("no space left on device")
+        return UpsertResult()
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(name)
+
+
+def test_a_store_failure_stops_the_reader_process(commits, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = str(write_jsonl(make_dataset(5_000, commits).lines, tmp_path / "app.jsonl"))
+    store = _FailingStore()
+    joined = join_in_subprocess(partial(read_log_file, path, "jsonl"), 100)
+    with pytest.raises(StoreError, match="no space left"):
+        store_batches(store, joined)  # type: ignore[arg-type]
+    joined.close()
+    assert store.batches == 2
+    assert not multiprocessing.active_children()
+
+
+def test_batches_from_the_child_equal_those_joined_here(commits, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = str(write_jsonl(make_dataset(1_000, commits).lines, tmp_path / "app.jsonl", garbage=GARBAGE))
+    read = partial(read_log_file, path, "jsonl")
+    here = list(join_batches(read(), 300))
+    there = list(join_in_subprocess(read, 300))
+    assert [p.records for p in there] == [p.records for p in here]
+    for a, b in zip(there, here, strict=True):
+        assert [(n.id, n.kind, n.props, n.placeholder) for n in a.batch.nodes] == [
+            (n.id, n.kind, n.props, n.placeholder) for n in b.batch.nodes
+        ]
+        assert [(e.src, e.kind, e.dst, e.props) for e in a.batch.edges] == [
+            (e.src, e.kind, e.dst, e.props) for e in b.batch.edges
+        ]
+        assert a.batch.rejected == b.batch.rejected
+
+
+def test_which_inputs_go_to_a_child_process(tmp_path: Path) -> None:
+    small, big = tmp_path / "small.jsonl", tmp_path / "big.jsonl"
+    small.write_text('{"message": "x"}\n')
+    with big.open("wb") as f:
+        f.truncate(OFFLOAD_MIN_BYTES)
+    assert not _offloaded("-", True), "stdin is read where it is open"
+    assert not _offloaded(str(big), False)
+    assert _offloaded(str(small), True)
+    assert not _offloaded(str(small), None)
+    assert not _offloaded(str(tmp_path / "missing.jsonl"), None), "the in-process reader reports it"
+    assert _offloaded(str(big), None) == (multiprocessing.cpu_count() > 1)
