@@ -13,6 +13,7 @@ from api.cli.common import console, err_console, fail, redact, state, store_sess
 from api.cli.ingest import ingest_app
 from collector.logfields import FieldMap
 from collector.logfile import FileIngestStats, ingest_files
+from collector.offload import OffloadError
 from lineage.model import RejectedRecord
 
 __all__ = ["RejectPrinter", "load_fieldmap", "register"]
@@ -108,16 +109,19 @@ def logs(
                 description=f"{s.records:,} records, {s.rejected:,} rejected, {s.files}/{len(files)} files",
             )
 
-        stats = ingest_files(
-            store,
-            files,
-            fmt.value,
-            source=source,
-            fieldmap=fm,
-            batch_size=batch_size,
-            progress=show,
-            on_reject=printer,
-        )
+        try:
+            stats = ingest_files(
+                store,
+                files,
+                fmt.value,
+                source=source,
+                fieldmap=fm,
+                batch_size=batch_size,
+                progress=show,
+                on_reject=printer,
+            )
+        except OffloadError as exc:  # batches stored before it stay; a re-run skips nothing and doubles nothing
+            raise fail(str(exc)) from None
     printer.finish()
     console.print(
         f"ingested {stats.records:,} log records from {stats.files} file(s), {stats.rejected:,} rejected, "
