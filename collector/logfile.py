@@ -15,7 +15,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -332,8 +332,8 @@ def ingest_files(
 
         read = partial(read_log_file, path, fmt, source=source, fieldmap=fieldmap)
         if _offloaded(path, parallel):
-            joined = join_in_subprocess(read, batch_size)
-            store_batches(store, joined, progress=show, on_reject=on_reject, background=False)
+            with closing(join_in_subprocess(read, batch_size)) as joined:  # a store error stops the child
+                store_batches(store, joined, progress=show, on_reject=on_reject, background=False)
         else:  # reports every stored batch through ``show``
             ingest_records(store, read(), batch_size=batch_size, progress=show, on_reject=on_reject)
         stats.files += 1

@@ -16,7 +16,8 @@ import multiprocessing
 import pickle
 import traceback
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
+from contextlib import suppress
 from multiprocessing.connection import Connection
 
 from collector.ingest import Item, JoinedBatch, Notice, join_batches
@@ -68,12 +69,15 @@ def _child(source: Callable[[], Iterable[Item]], batch_size: int, out: Connectio
         pass  # the parent stopped listening: nothing left to tell it
     except BaseException as exc:  # everything reaches the parent, which decides what to do
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        out.send_bytes(_ERROR + detail.encode("utf-8", "replace"))
+        with suppress(OSError):  # a parent that is gone needs no report
+            out.send_bytes(_ERROR + detail.encode("utf-8", "replace"))
     finally:
         out.close()
 
 
-def join_in_subprocess(source: Callable[[], Iterable[Item]], batch_size: int) -> Iterator[JoinedBatch]:
+def join_in_subprocess(
+    source: Callable[[], Iterable[Item]], batch_size: int
+) -> Generator[JoinedBatch, None, None]:
     """Batches of ``join_batches(source(), batch_size)``, computed in a spawned child process."""
     ctx = multiprocessing.get_context("spawn")  # no fork of a process that may hold threads (progress bars)
     receive, send = ctx.Pipe(duplex=False)
