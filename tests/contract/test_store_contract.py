@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import pytest
 
@@ -443,10 +444,10 @@ def test_sqlite_migrates_a_version_1_database_without_losing_data(tmp_path) -> N
     reopened.close()
 
 
-@pytest.mark.parametrize("threads", [1, 2], ids=["single-thread", "bulk-json"])
-def test_sqlite_bulk_writes_keep_every_text_exactly(tmp_path, threads: int) -> None:  # type: ignore[no-untyped-def]
-    """With another thread alive, SqliteStore writes whole batches through one JSON statement; text that
-    SQLite's JSON functions cannot carry exactly (NUL) must still round-trip."""
+@pytest.mark.parametrize("on_worker", [False, True], ids=["main-thread", "bulk-json"])
+def test_sqlite_bulk_writes_keep_every_text_exactly(tmp_path, on_worker: bool) -> None:  # type: ignore[no-untyped-def]
+    """On a worker thread SqliteStore writes whole batches through one JSON statement; text that SQLite's
+    JSON functions cannot carry exactly (NUL) must still round-trip, on either path."""
     import threading
 
     batches = []
@@ -458,23 +459,24 @@ def test_sqlite_bulk_writes_keep_every_text_exactly(tmp_path, threads: int) -> N
             b.add_node(file_node_id(HOST, path), {"path": path, "note": text, "n": i})
             b.add_edge(P_CAT, EdgeKind.READ, file_node_id(HOST, path), {"count": i})
         batches.append(b)
-    idle = threading.Event()
-    helper = threading.Thread(target=idle.wait) if threads == 2 else None
-    if helper is not None:
-        helper.start()
-    try:
+    results: list[Any] = []
+
+    def write_and_read() -> None:
         store = SqliteStore(tmp_path / "bulk.db")
         for b in batches:
             store.upsert(b)
             store.upsert(b)  # replayed: nothing changes
         nodes = [n for b in batches for n in b.nodes]
         got = {n.id: n.props for n in store.get_many([n.id for n in nodes])}
-        edges = all_edges(store)
-        counts = store.counts()
+        results.extend([nodes, got, all_edges(store), store.counts()])
         store.close()
-    finally:
-        idle.set()
-        if helper is not None:
-            helper.join()
+
+    if on_worker:
+        worker = threading.Thread(target=write_and_read)
+        worker.start()
+        worker.join()
+    else:
+        write_and_read()
+    nodes, got, edges, counts = results
     assert all(got[n.id] == n.props for n in nodes) and counts["File"] == len(nodes) == 160
     assert all(edges[(P_CAT, "READ", e.dst)] == e.props for b in batches for e in b.edges)
