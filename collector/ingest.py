@@ -108,9 +108,9 @@ class JoinedBatch:
 def join_batches(
     items: Iterable[Item], batch_size: int, *, tick: Callable[[Counter[str]], None] | None = None
 ) -> Iterator[JoinedBatch]:
-    """Join ``items`` into batches of about ``batch_size`` records. A checkpoint rides in the batch of
-    the records before it. ``tick`` hears the record types pending in the batch being built, every few
-    hundred records, for progress shown between batches."""
+    """Join ``items`` into batches of about ``batch_size`` records. A checkpoint rides in the batch being
+    built when it arrives, so it is stored with the records before it or after them, never before.
+    ``tick`` hears the record types pending in that batch every few hundred records, for progress."""
     batch, records, notices, pending = GraphBatch(), Counter[str](), list[Notice](), 0
     for item in items:
         if isinstance(item, Checkpoint):
