@@ -348,6 +348,8 @@ class GraphBatch:
             merge_into(cur.props, props)
 
     def extend(self, other: GraphBatch) -> None:
+        """Append ``other``'s facts as they are, without folding repeats into this batch's (the store
+        folds them when it writes)."""
         self.nodes.extend(other.nodes)
         self.edges.extend(other.edges)
         self.rejected.extend(other.rejected)

@@ -1,15 +1,27 @@
-"""Helpers every store implementation shares: opaque page cursors, chunking, merging repeated edges."""
+"""Helpers every store implementation shares: batch preparation, property JSON, opaque page cursors,
+chunking."""
 
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from lineage.model import Edge, merge_props
+import orjson
+
+from lineage.model import Edge, GraphBatch, Node, dedupe_batch, merge_props, node_kind_of
 from lineage.store.base import StoreError
 
-__all__ = ["chunks", "decode_cursor", "dedupe_edges", "encode_cursor"]
+__all__ = [
+    "chunks",
+    "decode_cursor",
+    "dedupe_edges",
+    "dumps_props",
+    "encode_cursor",
+    "loads_props",
+    "prepare_batch",
+]
 
 T = TypeVar("T")
 
@@ -48,3 +60,36 @@ def dedupe_edges(edges: Iterable[Edge]) -> dict[tuple[str, str, str], Edge]:
         cur = merged.get(key)
         merged[key] = e if cur is None else Edge(e.src, e.kind, e.dst, merge_props(cur.props, e.props))
     return merged
+
+
+def prepare_batch(batch: GraphBatch) -> tuple[list[Node], dict[tuple[str, str, str], Edge]]:
+    """What a store writes for a batch: each node and edge once (merged with the store's rule) and a
+    placeholder for every edge end the batch does not describe. Nodes come in id order, so concurrent
+    writers lock them in one global order. The batch's own nodes and edges are never changed."""
+    nodes = {n.id: n for n in dedupe_batch(batch.nodes)}
+    edges = dedupe_edges(batch.edges)
+    for e in edges.values():
+        for end in (e.src, e.dst):
+            if end not in nodes:
+                nodes[end] = Node(end, node_kind_of(end), {}, True)
+    return [nodes[i] for i in sorted(nodes)], edges
+
+
+def dumps_props(props: dict[str, Any]) -> str:
+    """Properties as the JSON text every store keeps: sorted keys, compact. ``json`` only for what orjson
+    refuses (non-string keys, integers past 64 bits)."""
+    try:
+        return orjson.dumps(props, option=orjson.OPT_SORT_KEYS, default=str).decode()
+    except TypeError:
+        return json.dumps(props, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def loads_props(text: str | None) -> dict[str, Any]:
+    """Properties back from their JSON text (``{}`` for none)."""
+    if not text:
+        return {}
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        value = json.loads(text)  # integers past 64 bits, written by the ``json`` fallback above
+    return value if isinstance(value, dict) else {}

@@ -28,7 +28,6 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
 
 import neo4j
-import orjson
 from neo4j import Driver, GraphDatabase, ManagedTransaction
 from neo4j.exceptions import (
     AuthError,
@@ -62,7 +61,7 @@ from lineage.store.base import (
     Subgraph,
     UpsertResult,
 )
-from lineage.store.common import chunks, decode_cursor, encode_cursor
+from lineage.store.common import chunks, decode_cursor, dumps_props, encode_cursor, loads_props, prepare_batch
 from lineage.store.searchtext import search_text
 
 __all__ = ["Neo4jStore", "SCHEMA_STATEMENTS"]
@@ -246,21 +245,6 @@ def _path_query(max_length: int, filtered: bool) -> str:
 # ---------------------------------------------------------------------------------------------- helpers
 
 
-def _dumps(props: dict[str, Any]) -> str:
-    """Same text as SQLite stores; ``json`` only for what orjson refuses (non-string keys, huge ints)."""
-    try:
-        return orjson.dumps(props, option=orjson.OPT_SORT_KEYS, default=str).decode()
-    except TypeError:
-        return json.dumps(props, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def _loads(text: str | None) -> dict[str, Any]:
-    if not text:
-        return {}
-    value = json.loads(text)
-    return value if isinstance(value, dict) else {}
-
-
 def _words(node_id: str, kind: NodeKind, props: dict[str, Any]) -> str:
     return " ".join(_TOKEN.findall(search_text(node_id, kind, props))).lower()
 
@@ -281,35 +265,9 @@ def _chunks(items: Sequence[_T], size: int = ROWS_PER_STATEMENT) -> Iterator[Seq
     return chunks(items, size)
 
 
-def _prepare(batch: GraphBatch) -> tuple[list[Node], list[Edge]]:
-    """Each node and edge once (merged with the store's rule) plus a placeholder for every edge end the
-    batch does not describe; nodes in id order, so concurrent writers lock them in one global order.
-    Inputs are never changed, and what occurs once is not copied."""
-    nodes = {n.id: n for n in batch.nodes}
-    if len(nodes) < len(batch.nodes):
-        nodes = {}
-        for n in batch.nodes:
-            cur = nodes.get(n.id)
-            nodes[n.id] = n if cur is None else Node(
-                n.id, cur.kind, merge_props(cur.props, n.props), cur.placeholder and n.placeholder
-            )
-    edges = {(e.src, e.kind, e.dst): e for e in batch.edges}
-    if len(edges) < len(batch.edges):
-        edges = {}
-        for e in batch.edges:
-            key = (e.src, e.kind, e.dst)
-            old = edges.get(key)
-            edges[key] = e if old is None else Edge(e.src, e.kind, e.dst, merge_props(old.props, e.props))
-    ends = {e.src for e in edges.values()}
-    ends.update(e.dst for e in edges.values())
-    for end in ends.difference(nodes):
-        nodes[end] = Node(end, node_kind_of(end), {}, True)
-    return [nodes[i] for i in sorted(nodes)], list(edges.values())
-
-
 def _node(rec: Any) -> Node:
     node_id: str = rec["id"]
-    return Node(node_id, node_kind_of(node_id), _loads(rec["props"]), bool(rec["placeholder"]))
+    return Node(node_id, node_kind_of(node_id), loads_props(rec["props"]), bool(rec["placeholder"]))
 
 
 # ---------------------------------------------------------------------------------------------- driver
@@ -492,7 +450,8 @@ class Neo4jStore:
     # ------------------------------------------------------------------ writes
 
     def upsert(self, batch: GraphBatch) -> UpsertResult:
-        nodes, edges = _prepare(batch)
+        nodes, keyed = prepare_batch(batch)
+        edges = list(keyed.values())
         rejected: dict[str, RejectedRecord] = {}
         for r in batch.rejected:
             rejected.setdefault(json.dumps([r.source, r.location, r.reason], ensure_ascii=False), r)
@@ -511,7 +470,7 @@ class Neo4jStore:
             fresh = [e for e in edges if e.src in new_ids or e.dst in new_ids]
             # Built while the server creates the nodes.
             kinds = [e.kind.value for e in fresh]
-            props = [_dumps(e.props) if e.props else None for e in fresh]
+            props = [dumps_props(e.props) if e.props else None for e in fresh]
             for res, chunk in creating:
                 rec = res.single(strict=True)
                 for i, ref in zip(rec["at"], rec["refs"], strict=True):
@@ -559,14 +518,14 @@ class Neo4jStore:
             for rec in res:
                 new = by_id[rec["id"]]
                 refs[new.id] = rec["ref"]
-                old_props = _loads(rec["props"])
+                old_props = loads_props(rec["props"])
                 merged = merge_props(old_props, new.props)
                 placeholder = bool(rec["placeholder"]) and new.placeholder
                 if merged != old_props or placeholder != bool(rec["placeholder"]):
                     updates.append(
                         {
                             "ref": rec["ref"],
-                            "props": _dumps(merged),
+                            "props": dumps_props(merged),
                             "search": _words(new.id, new.kind, merged),
                             "placeholder": placeholder,
                         }
@@ -586,7 +545,7 @@ class Neo4jStore:
                 _NODE_CREATE,
                 ids=[n.id for n in chunk],
                 labels=[[n.kind.value, "Placeholder"] if n.placeholder else n.kind.value for n in chunk],
-                props=[_dumps(n.props) for n in chunk],
+                props=[dumps_props(n.props) for n in chunk],
                 search=[_words(n.id, n.kind, n.props) for n in chunk],
             )
             pending.append((res, chunk))
@@ -602,16 +561,16 @@ class Neo4jStore:
         for kind, group in by_kind.items():
             for chunk in _chunks(group):
                 rows = [
-                    {"at": i, "src": refs[e.src], "dst": refs[e.dst], "props": _dumps(e.props) if e.props else None}
+                    {"at": i, "src": refs[e.src], "dst": refs[e.dst], "props": dumps_props(e.props) if e.props else None}
                     for i, e in enumerate(chunk)
                 ]
                 existing = 0
                 for rec in tx.run(_EDGE_MERGE[kind], rows=rows):
                     existing += 1
-                    old = _loads(rec["props"])
+                    old = loads_props(rec["props"])
                     merged = merge_props(old, chunk[rec["at"]].props)
                     if merged != old:
-                        updates.append({"ref": rec["ref"], "props": _dumps(merged)})
+                        updates.append({"ref": rec["ref"], "props": dumps_props(merged)})
                 result.edges_created += len(rows) - existing
         result.edges_updated += len(updates)
         for part in _chunks(updates):
@@ -678,7 +637,7 @@ class Neo4jStore:
         recs = self._read(_NEIGHBORS[Direction(direction)], id=node_id, kinds=kinds, skip=offset, limit=first + 1)
         more = len(recs) > first
         recs = recs[:first]
-        edges = [Edge(r["src"], EdgeKind(r["kind"]), r["dst"], _loads(r["rprops"])) for r in recs]
+        edges = [Edge(r["src"], EdgeKind(r["kind"]), r["dst"], loads_props(r["rprops"])) for r in recs]
         nodes: dict[str, Node] = {}
         for r in recs:
             nodes.setdefault(r["id"], _node(r))
@@ -733,7 +692,7 @@ class Neo4jStore:
         ordered = sorted(depths, key=lambda i: (depths[i], i))
         return Subgraph(
             [by_id[i] for i in ordered if i in by_id],
-            [Edge(r["src"], EdgeKind(r["kind"]), r["dst"], _loads(r["props"])) for r in edge_recs],
+            [Edge(r["src"], EdgeKind(r["kind"]), r["dst"], loads_props(r["props"])) for r in edge_recs],
             depths,
             truncated,
         )
@@ -753,8 +712,8 @@ class Neo4jStore:
         if not recs:
             return None
         order = [n[0] for n in recs[0]["nodes"]]
-        nodes = [Node(i, node_kind_of(i), _loads(p), bool(ph)) for i, p, ph in recs[0]["nodes"]]
-        edges = [Edge(s, EdgeKind(k), d, _loads(p)) for s, k, d, p in recs[0]["rels"]]
+        nodes = [Node(i, node_kind_of(i), loads_props(p), bool(ph)) for i, p, ph in recs[0]["nodes"]]
+        edges = [Edge(s, EdgeKind(k), d, loads_props(p)) for s, k, d, p in recs[0]["rels"]]
         return Subgraph(nodes, edges, {n: i for i, n in enumerate(order)})
 
     # ------------------------------------------------------------------ search and bookkeeping
@@ -846,7 +805,7 @@ class Neo4jStore:
                 break
             for r in recs:
                 out = sorted(r["out"], key=lambda t: (t[0], t[1]))
-                pending.extend(Edge(r["src"], EdgeKind(k), d, _loads(p)) for k, d, p in out)
+                pending.extend(Edge(r["src"], EdgeKind(k), d, loads_props(p)) for k, d, p in out)
             last = recs[-1]["src"]
             while len(pending) >= batch_size:
                 yield pending[:batch_size]

@@ -27,9 +27,7 @@ from lineage.model import (
     Node,
     NodeKind,
     RejectedRecord,
-    dedupe_batch,
     merge_props,
-    node_kind_of,
 )
 from lineage.store.base import (
     DEFAULT_LINEAGE_LIMIT,
@@ -41,7 +39,7 @@ from lineage.store.base import (
     Subgraph,
     UpsertResult,
 )
-from lineage.store.common import chunks, decode_cursor, dedupe_edges, encode_cursor
+from lineage.store.common import chunks, decode_cursor, dumps_props, encode_cursor, loads_props, prepare_batch
 from lineage.store.searchtext import search_text
 
 __all__ = ["SqliteStore", "SCHEMA_VERSION"]
@@ -109,21 +107,12 @@ _PRAGMAS = (
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 
 
-def _dumps(props: dict[str, Any]) -> str:
-    return orjson.dumps(props, option=orjson.OPT_SORT_KEYS, default=str).decode()
-
-
-def _loads(text: str) -> dict[str, Any]:
-    value: dict[str, Any] = orjson.loads(text)
-    return value
-
-
 _NODE_KINDS = {k.value: k for k in NodeKind}
 _EDGE_KINDS = {k.value: k for k in EdgeKind}
 
 
 def _edge(row: tuple[str, str, str, str]) -> Edge:
-    return Edge(row[0], _EDGE_KINDS[row[1]], row[2], _loads(row[3]))
+    return Edge(row[0], _EDGE_KINDS[row[1]], row[2], loads_props(row[3]))
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
@@ -305,15 +294,8 @@ class SqliteStore:
 
     def upsert(self, batch: GraphBatch) -> UpsertResult:
         result = UpsertResult()
-        nodes = dedupe_batch(batch.nodes)
-        edges = dedupe_edges(batch.edges)
+        nodes, edges = prepare_batch(batch)
         with self._write() as conn:
-            known = {n.id for n in nodes}
-            for e in edges.values():
-                for end in (e.src, e.dst):
-                    if end not in known:
-                        known.add(end)
-                        nodes.append(Node(end, node_kind_of(end), {}, True))
             existing = self._fetch_nodes(conn, [n.id for n in nodes])
             next_rid = conn.execute("SELECT coalesce(max(rid), 0) + 1 FROM nodes").fetchone()[0]
             inserts: list[tuple[int, str, str, str, int]] = []
@@ -323,7 +305,7 @@ class SqliteStore:
             for n in nodes:
                 old = existing.get(n.id)
                 if old is None:
-                    inserts.append((next_rid, n.id, n.kind.value, _dumps(n.props), int(n.placeholder)))
+                    inserts.append((next_rid, n.id, n.kind.value, dumps_props(n.props), int(n.placeholder)))
                     search_new.append((next_rid, search_text(n.id, n.kind, n.props)))
                     next_rid += 1
                     continue
@@ -331,7 +313,7 @@ class SqliteStore:
                 merged = merge_props(old_props, n.props)
                 placeholder = old_placeholder and n.placeholder
                 if merged != old_props or placeholder != old_placeholder:
-                    updates.append((_dumps(merged), int(placeholder), rid))
+                    updates.append((dumps_props(merged), int(placeholder), rid))
                     text = search_text(n.id, n.kind, merged)
                     if text != search_text(n.id, n.kind, old_props):  # re-indexing costs a delete + insert
                         search_changed.append((rid, text))
@@ -353,11 +335,11 @@ class SqliteStore:
             for key, e in with_props.items():
                 prev = old_edges.get(key)
                 if prev is None:
-                    edge_inserts.append((e.src, key[1], e.dst, _dumps(e.props)))
+                    edge_inserts.append((e.src, key[1], e.dst, dumps_props(e.props)))
                 else:
                     merged = merge_props(prev, e.props)
                     if merged != prev:
-                        edge_updates.append((_dumps(merged), e.src, key[1], e.dst))
+                        edge_updates.append((dumps_props(merged), e.src, key[1], e.dst))
             result.edges_created += len(edge_inserts)
             result.edges_updated = len(edge_updates)
             _apply(conn, _INSERT_EDGES, edge_inserts)
@@ -393,7 +375,7 @@ class SqliteStore:
             rows = conn.execute(
                 "SELECT n.id, n.rid, n.props, n.placeholder FROM _stage_n s CROSS JOIN nodes n ON n.id = s.id"
             ).fetchall()
-        return {node_id: (rid, _loads(props), bool(ph)) for node_id, rid, props, ph in rows}
+        return {node_id: (rid, loads_props(props), bool(ph)) for node_id, rid, props, ph in rows}
 
     def _fetch_edges(
         self, conn: sqlite3.Connection, keys: Sequence[tuple[str, str, str]]
@@ -413,13 +395,13 @@ class SqliteStore:
                 "SELECT e.src, e.kind, e.dst, e.props FROM _stage_e s "
                 "CROSS JOIN edges e ON e.src = s.src AND e.kind = s.kind AND e.dst = s.dst"
             ).fetchall()
-        return {(src, kind, dst): _loads(props) for src, kind, dst, props in rows}
+        return {(src, kind, dst): loads_props(props) for src, kind, dst, props in rows}
 
     # ------------------------------------------------------------------ point reads
 
     @staticmethod
     def _node(row: tuple[str, str, str, int]) -> Node:
-        return Node(row[0], _NODE_KINDS[row[1]], _loads(row[2]), bool(row[3]))
+        return Node(row[0], _NODE_KINDS[row[1]], loads_props(row[2]), bool(row[3]))
 
     def get(self, node_id: str) -> Node | None:
         row = self._conn().execute(
@@ -473,7 +455,7 @@ class SqliteStore:
         rows = self._conn().execute(sql, (*params, first + 1, offset)).fetchall()
         more = len(rows) > first
         rows = rows[:first]
-        edges = [Edge(r[3], _EDGE_KINDS[r[1]], r[4], _loads(r[5])) for r in rows]
+        edges = [Edge(r[3], _EDGE_KINDS[r[1]], r[4], loads_props(r[5])) for r in rows]
         nodes = self.get_many([r[2] for r in rows])
         return NeighborPage(edges, nodes, encode_cursor(offset + first) if more else None)
 
@@ -605,7 +587,7 @@ class SqliteStore:
                 for s, k, d, props, here, there in rows:
                     if there in prev:
                         continue
-                    prev[there] = (here, Edge(s, _EDGE_KINDS[k], d, _loads(props)))
+                    prev[there] = (here, Edge(s, _EDGE_KINDS[k], d, loads_props(props)))
                     nxt.append(there)
                     if there in other:
                         meet = there

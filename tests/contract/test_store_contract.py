@@ -445,30 +445,45 @@ def test_sqlite_migrates_a_version_1_database_without_losing_data(tmp_path) -> N
 
 
 @pytest.mark.parametrize("on_worker", [False, True], ids=["main-thread", "bulk-json"])
-def test_sqlite_bulk_writes_keep_every_text_exactly(tmp_path, on_worker: bool) -> None:  # type: ignore[no-untyped-def]
+def test_sqlite_bulk_writes_keep_every_text_exactly(tmp_path, monkeypatch, on_worker: bool) -> None:  # type: ignore[no-untyped-def]
     """On a worker thread SqliteStore writes whole batches through one JSON statement; text that SQLite's
-    JSON functions cannot carry exactly (NUL) must still round-trip, on either path."""
+    JSON functions cannot carry exactly (NUL) must still round-trip, on either path, for inserts, replays
+    and updates (changed properties, changed search text)."""
     import threading
 
-    batches = []
-    for odd in (["tab\tand\nnewline", "plain", "quote\" and \\ backslash", "留白"], ["nul\u0000inside", "plain"]):
-        b = GraphBatch()  # the first goes through JSON; a NUL sends the second down the per-row path
-        for i in range(80):
-            text = odd[i % len(odd)]
-            path = f"/w/{len(batches)}/{i}/{text}"
-            b.add_node(file_node_id(HOST, path), {"path": path, "note": text, "n": i})
-            b.add_edge(P_CAT, EdgeKind.READ, file_node_id(HOST, path), {"count": i})
-        batches.append(b)
+    import lineage.store.sqlite as sqlite_module
+
+    def batches(version: str) -> list[GraphBatch]:
+        out = []
+        for odd in (["tab\tand\nnewline", "plain", "quote\" and \\ backslash", "留白"], ["nul\u0000inside", "plain"]):
+            b = GraphBatch()  # the first goes through JSON; a NUL sends the second down the per-row path
+            for i in range(80):
+                text = odd[i % len(odd)]
+                path = f"/w/{len(out)}/{i}/{text}"
+                b.add_node(file_node_id(HOST, path), {"path": path, "note": f"{text} {version}", "n": i})
+                b.add_edge(P_CAT, EdgeKind.READ, file_node_id(HOST, path), {"count": i, "v": version})
+                sha = f"{len(out):02x}{i:038x}"
+                b.add_node(commit_node_id(sha), {"sha": sha, "subject": f"{text} {version}"})
+            out.append(b)
+        return out
+
+    paths: list[bool] = []
+    decide = sqlite_module._beside_busy_threads
+    monkeypatch.setattr(sqlite_module, "_beside_busy_threads", lambda: paths.append(decide()) or paths[-1])
+    first, second = batches("first"), batches("second")
     results: list[Any] = []
 
     def write_and_read() -> None:
         store = SqliteStore(tmp_path / "bulk.db")
-        for b in batches:
+        for b in first:
             store.upsert(b)
             store.upsert(b)  # replayed: nothing changes
-        nodes = [n for b in batches for n in b.nodes]
+        for b in second:
+            store.upsert(b)  # every node and edge updated, every commit's search text changed
+        nodes = [n for b in second for n in b.nodes]
         got = {n.id: n.props for n in store.get_many([n.id for n in nodes])}
-        results.extend([nodes, got, all_edges(store), store.counts()])
+        found = store.search("second", kinds=[NodeKind.COMMIT], first=1).total
+        results.extend([nodes, got, all_edges(store), store.counts(), found])
         store.close()
 
     if on_worker:
@@ -477,6 +492,8 @@ def test_sqlite_bulk_writes_keep_every_text_exactly(tmp_path, on_worker: bool) -
         worker.join()
     else:
         write_and_read()
-    nodes, got, edges, counts = results
-    assert all(got[n.id] == n.props for n in nodes) and counts["File"] == len(nodes) == 160
-    assert all(edges[(P_CAT, "READ", e.dst)] == e.props for b in batches for e in b.edges)
+    nodes, got, edges, counts, found = results
+    assert paths and all(p is on_worker for p in paths), "the write path is the one this case is about"
+    assert all(got[n.id] == n.props for n in nodes) and counts["File"] == counts["Commit"] == 160
+    assert all(edges[(P_CAT, "READ", e.dst)] == e.props for b in second for e in b.edges)
+    assert found == 160
