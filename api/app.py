@@ -116,10 +116,7 @@ class GraphQLView(GraphQL[ApiContext, None]):
         self._store = holder.get
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> ApiContext:
-        context = ApiContext(self._store)
-        context.request = request
-        context.response = response if isinstance(response, Response) else None
-        return context
+        return ApiContext(self._store)  # resolvers need only the store
 
     def decode_json(self, data: str | bytes) -> object:
         return orjson.loads(data)  # orjson.JSONDecodeError is a json.JSONDecodeError: still a 400

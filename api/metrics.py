@@ -144,23 +144,19 @@ class Observability:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._children: dict[tuple[str, str, int], Any] = {}
+        self._children: dict[tuple[str, str, int], tuple[Any, ...]] = {}
 
     def _observe(self, path: str, method: str, status: int, elapsed: float) -> None:
-        key = (path, method, status // 100)
-        child = self._children.get(key)
-        if child is None:
-            route = _route(path)
+        route = _route(path)
+        key = (route, method, status // 100)
+        histograms = self._children.get(key)
+        if histograms is None:
             child = REQUEST_SECONDS.labels(route, method, f"{status // 100}xx")
-            if route == "/graphql" and method == "POST":
-                child = (child, QUERY_SECONDS)
-            if len(self._children) < 256:  # paths are the client's choice: the cache must stay bounded
-                self._children[key] = child
-        if isinstance(child, tuple):
-            for histogram in child:
-                histogram.observe(elapsed)
-        else:
-            child.observe(elapsed)
+            histograms = (child, QUERY_SECONDS) if route == "/graphql" and method == "POST" else (child,)
+            if len(self._children) < 256:  # methods are the client's choice: the cache must stay bounded
+                self._children[key] = histograms
+        for histogram in histograms:
+            histogram.observe(elapsed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -217,24 +213,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str, ensure_ascii=False)
 
 
-def configure_json_logging(level: int | str | None = None) -> None:
+def configure_json_logging() -> None:
     """Route liubai's loggers through ``JsonFormatter`` on stderr (idempotent).
 
-    The level is ``level``, else ``LIUBAI_LOG_LEVEL`` (``liubai serve --log-level`` sets it for its
-    workers), else INFO, where every HTTP request writes one line."""
+    The level is ``LIUBAI_LOG_LEVEL`` (``liubai serve --log-level`` sets it for its workers), else INFO,
+    where every HTTP request writes one line."""
     root = logging.getLogger("liubai")
     if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
         return
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
     root.addHandler(handler)
-    root.setLevel(_level(level if level is not None else os.environ.get("LIUBAI_LOG_LEVEL", logging.INFO)))
+    root.setLevel(_level(os.environ.get("LIUBAI_LOG_LEVEL", "info")))
     root.propagate = False
 
 
-def _level(level: int | str) -> int:
-    if isinstance(level, int):
-        return level
+def _level(level: str) -> int:
     named = logging.getLevelName(level.strip().upper())
     return named if isinstance(named, int) else logging.INFO
 

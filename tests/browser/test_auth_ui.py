@@ -14,6 +14,8 @@ from lineage.store import open_store
 from tests.browser import scenario
 from tests.browser.harness import Ui, free_port, new_ui, serving
 
+pytestmark = pytest.mark.browser
+
 S = scenario.SCENARIO
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.browser.harness import Ui
+
+pytestmark = pytest.mark.browser
 
 QUERY = '{ lineage(from: "%s", direction: DOWNSTREAM, depth: 2) { nodes { id kind } } }'
 

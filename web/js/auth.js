@@ -36,9 +36,8 @@ export function askForToken(reason) {
       const token = input.value.trim();
       if (!token) return;
       sessionStorage.setItem(KEY, token);
-      dialog.removeEventListener("close", onClose);
+      done(true); // unhooks onClose first, so closing below is not a cancel
       dialog.close();
-      done(true);
     };
     const onClose = () => done(false);
     form.addEventListener("submit", onSubmit);
