@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterator
-from enum import StrEnum
 from typing import Any
 
 from graphql import ExecutionResult as GraphQLExecutionResult
@@ -18,33 +17,12 @@ from graphql.error import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult as StrawberryExecutionResult
 
+from api.api_error import ApiError, ErrorCode
 from lineage.store.base import StoreError, StoreUnavailable
 
 __all__ = ["ApiError", "ErrorCode", "StructuredErrors", "error_extensions", "is_expected"]
 
 log = logging.getLogger("liubai.api")
-
-
-class ErrorCode(StrEnum):
-    NOT_FOUND = "NOT_FOUND"
-    BAD_INPUT = "BAD_INPUT"
-    BAD_AUDIT_ID = "BAD_AUDIT_ID"
-    AMBIGUOUS = "AMBIGUOUS"
-    STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
-    INTERNAL = "INTERNAL"
-
-
-class ApiError(Exception):
-    """An error meant for the user: ``message`` says what to do, ``detail`` carries machine-readable context."""
-
-    def __init__(
-        self, code: ErrorCode, message: str, *, retryable: bool = False, **detail: Any
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.retryable = retryable
-        self.detail = detail
 
 
 def error_extensions(error: GraphQLError) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from api.errors import ApiError, ErrorCode
+from api.api_error import ApiError, ErrorCode
 from lineage.model import (
     AuditIdError,
     Node,

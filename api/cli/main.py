@@ -54,11 +54,8 @@ def _root(
         show_default=False,
     ),
 ) -> None:
-    if not store:
-        from lineage.config import Settings  # pydantic-settings costs 0.1 s of start-up: only when needed
-
-        store = Settings().store
-    ctx.obj = CliState(store_url=store)
+    if store:
+        ctx.obj = CliState(store_url=store)  # else ``common.state`` derives the default when a command asks
 
 
 _registered: set[str] = set()

@@ -16,8 +16,8 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from api.api_error import ApiError
 from api.cli.common import console, fail, store_session
-from api.errors import ApiError
 from api.nodes import node_label, node_time, resolve_ref
 from lineage.model import Direction, Edge, EdgeKind, Node, NodeKind
 from lineage.store.base import LineageStore, StoreError, Subgraph

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 from typer.testing import CliRunner
 
@@ -96,3 +98,16 @@ def test_every_query_command_help_has_an_example() -> None:
         result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
         assert result.exit_code == 0
         assert "Example: liubai" in result.stdout, command
+
+
+def test_query_commands_start_without_the_web_stack() -> None:
+    """The CLI's query commands raise the API's user errors but need neither strawberry nor FastAPI: every
+    command of the CLI registered, none of the web stack is loaded."""
+    probe = (
+        "import sys\n"
+        "from api.cli.main import app\n"
+        "print(sorted(m for m in ('strawberry', 'graphql', 'fastapi', 'api.errors') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
