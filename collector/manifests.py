@@ -143,18 +143,6 @@ class _Unsplittable(Exception):
     """A piece of a file did not parse on its own: the whole file takes the plain path."""
 
 
-def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:
-    if not isinstance(node, yaml.MappingNode):
-        return None
-    found = None
-    for k, v in node.value:
-        if k.tag == _MERGE_TAG:
-            raise _NeedsWholeDocument
-        if isinstance(k, yaml.ScalarNode) and k.value == key:
-            found = v  # the last duplicate wins, as in full construction
-    return found
-
-
 def _construct_fast(node: yaml.Node, builder: Any, depth: int = 0) -> Any:
     """``construct_document`` for the plain shapes (string scalars, string-keyed maps, sequences) without
     its per-node generator machinery; every other node goes to the constructor itself."""
@@ -175,34 +163,9 @@ def _construct_fast(node: yaml.Node, builder: Any, depth: int = 0) -> Any:
     return builder.construct_document(node)
 
 
-def _light(node: yaml.Node, builder: Any) -> Any:
-    """The parts of a document the collector reads (apiVersion, kind, metadata, items, template
-    metadata), built from the composed node tree; the pod spec and the rest are never constructed,
-    which halves the parse cost of a typical Deployment."""
-    if not isinstance(node, yaml.MappingNode):
-        return builder.construct_document(node)
-    try:
-        out: dict[str, Any] = {}
-        for key in ("apiVersion", "kind", "metadata", "items"):
-            child = _child(node, key)
-            if child is not None:
-                out[key] = builder.construct_document(child)
-        for path in _TEMPLATE_PATHS:
-            target: yaml.Node | None = node
-            for key in path:
-                target = _child(target, key)
-            if target is not None:
-                slot = out
-                for key in path[:-1]:
-                    slot = slot.setdefault(key, {})
-                slot[path[-1]] = builder.construct_document(target)
-        return out
-    except _NeedsWholeDocument:
-        return builder.construct_document(node)
-
-
 def _index(node: yaml.Node | None, memo: dict[int, dict[str, yaml.Node]]) -> dict[str, yaml.Node]:
-    """A mapping node's children by scalar key in one pass (``_child`` for every key at once)."""
+    """A mapping node's children by scalar key, scanned once (the last duplicate wins, as in full
+    construction); a merge key sends the whole document to the stock constructor."""
     if not isinstance(node, yaml.MappingNode):
         return {}
     found = memo.get(id(node))
@@ -216,10 +179,16 @@ def _index(node: yaml.Node | None, memo: dict[int, dict[str, yaml.Node]]) -> dic
     return found
 
 
-def _light_fast(node: yaml.Node, builder: Any) -> Any:
-    """``_light`` with each mapping on the way scanned once and plain subtrees built directly."""
+def _light(node: yaml.Node, builder: Any, *, fast: bool) -> Any:
+    """The parts of a document the collector reads (apiVersion, kind, metadata, items, template
+    metadata), built from the composed node tree; the pod spec and the rest are never constructed,
+    which halves the parse cost of a typical Deployment. Each mapping on the way is scanned once;
+    ``fast`` builds plain subtrees directly (``_construct_fast``) instead of with the stock constructor."""
     if not isinstance(node, yaml.MappingNode):
         return builder.construct_document(node)
+    build: Callable[[yaml.Node], Any] = (
+        (lambda n: _construct_fast(n, builder)) if fast else builder.construct_document
+    )
     memo: dict[int, dict[str, yaml.Node]] = {}
     try:
         top = _index(node, memo)
@@ -227,7 +196,7 @@ def _light_fast(node: yaml.Node, builder: Any) -> Any:
         for key in ("apiVersion", "kind", "metadata", "items"):
             child = top.get(key)
             if child is not None:
-                out[key] = _construct_fast(child, builder)
+                out[key] = build(child)
         for path in _TEMPLATE_PATHS:
             target: yaml.Node | None = node
             for key in path:
@@ -236,10 +205,20 @@ def _light_fast(node: yaml.Node, builder: Any) -> Any:
                 slot = out
                 for key in path[:-1]:
                     slot = slot.setdefault(key, {})
-                slot[path[-1]] = _construct_fast(target, builder)
+                slot[path[-1]] = build(target)
         return out
     except _NeedsWholeDocument:
         return builder.construct_document(node)
+
+
+def _documents(loader: Any, *, fast: bool) -> Iterator[Any]:
+    """Each document of the loader's text, built by ``_light`` with the loader itself as constructor."""
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            yield None if node is None else _light(node, loader, fast=fast)
+    finally:
+        loader.dispose()
 
 
 def _is_kubernetes_like(doc: Mapping[str, Any]) -> bool:
@@ -311,13 +290,11 @@ class _FastLoader(_Loader):  # type: ignore[valid-type,misc]
             return str(super().resolve(kind, value, implicit))
         return self._resolve_short(kind, value, implicit)
 
-    if not _Loader.yaml_path_resolvers:
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        return None
 
-        def descend_resolver(self, current_node: Any, current_index: Any) -> None:
-            return None
-
-        def ascend_resolver(self) -> None:
-            return None
+    def ascend_resolver(self) -> None:
+        return None
 
 
 class ManifestCache:
@@ -363,16 +340,10 @@ def _split(text: str) -> list[str]:
 
 
 def _piece_outcomes(piece: str, resolve: Callable[[type, Any, Any], str]) -> tuple[_Outcome, ...]:
-    loader = _FastLoader(piece, resolve)
-    built: list[Any] = []
     try:
-        while loader.check_node():
-            node = loader.get_node()
-            built.append(None if node is None else _light_fast(node, loader))
+        built = list(_documents(_FastLoader(piece, resolve), fast=True))
     except _UNREADABLE:
         raise _Unsplittable from None
-    finally:
-        loader.dispose()
     docs = [_outcome(doc) for doc in built]
     if any(isinstance(key, str) for doc in docs for key, _ in doc):
         # a reject's snippet must show shared (aliased) values the way the stock constructor builds them
@@ -385,12 +356,10 @@ def _piece_outcomes(piece: str, resolve: Callable[[type, Any, Any], str]) -> tup
 def _whole_outcomes(text: str) -> tuple[list[_Outcome], yaml.YAMLError | None]:
     """Every document of the file in one parse with the stock constructor; stops at the first error."""
     docs: list[_Outcome] = []
-    builder = _Loader("")
-    stream = yaml.compose_all(text, Loader=_Loader)
+    stream = _documents(_Loader(text), fast=False)
     while True:
         try:
-            node = next(stream)
-            doc = None if node is None else _light(node, builder)
+            doc = next(stream)
         except StopIteration:
             return docs, None
         except yaml.YAMLError as exc:

@@ -165,11 +165,11 @@ def test_yaml_merge_keys_and_aliases_resolve_like_full_parsing() -> None:
 # parse (one stream, the stock constructor) defines the right answer, so the two must always agree.
 
 
-def _whole_file(monkeypatch: pytest.MonkeyPatch, text: str | bytes, path: str, deleted: bool) -> object:
+def _whole_file(text: str | bytes, path: str, deleted: bool) -> object:
     def unsplittable(_: str) -> list[str]:
         raise manifests._Unsplittable
 
-    with monkeypatch.context() as m:
+    with pytest.MonkeyPatch.context() as m:
         m.setattr(manifests, "_split", unsplittable)
         return parse_manifest(text, repo="/r", commit=SHA, path=path, deleted=deleted)
 
@@ -235,8 +235,7 @@ def _files(draw: st.DrawFn) -> str:
 @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
 @given(text=_files(), deleted=st.booleans())
 def test_split_and_cached_parse_equals_whole_file_parse(text: str, deleted: bool) -> None:
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        expected = _whole_file(monkeypatch, text, "apps/x.yaml", deleted)
+    expected = _whole_file(text, "apps/x.yaml", deleted)
     cache = ManifestCache(max_chars=4096)
     for _ in range(2):  # the second time every piece comes from the cache
         got = parse_manifest(text, repo="/r", commit=SHA, path="apps/x.yaml", deleted=deleted, cache=cache)
