@@ -184,16 +184,15 @@ def manifest_blobs(path: Path) -> list[str]:
     out = subprocess.run(
         ["git", "cat-file", "--batch"],
         cwd=path,
-        input="\n".join(wanted) + "\n",
+        input=("\n".join(wanted) + "\n").encode(),
         capture_output=True,
-        text=True,
         check=True,
     ).stdout
     blobs, at = [], 0
-    while at < len(out):
-        header_end = out.index("\n", at)
-        size = int(out[at:header_end].rsplit(" ", 1)[1])
-        blobs.append(out[header_end + 1 : header_end + 1 + size])
+    while at < len(out):  # sizes are in bytes: slice the bytes, then decode each blob
+        header_end = out.index(b"\n", at)
+        size = int(out[at:header_end].rsplit(b" ", 1)[1])
+        blobs.append(out[header_end + 1 : header_end + 1 + size].decode("utf-8", "replace"))
         at = header_end + 1 + size + 1
     return blobs
 
@@ -218,22 +217,11 @@ def time_store_alone(path: Path, db: Path) -> float:
     """CPU seconds of the SQLite store writing this history's facts, joined beforehand (batches of 2,000
     records, as ``ingest git`` makes them)."""
     from collector.git import GitCollector
-    from collector.ingest import Checkpoint, Notice
-    from lineage.join import add_record
-    from lineage.model import GraphBatch
+    from collector.ingest import join_batches
     from lineage.store import open_store
 
-    batches, batch, n = [], GraphBatch(), 0
     with GitCollector(str(path)) as collector:
-        for item in collector.items(collector.plan({})):
-            if isinstance(item, Checkpoint | Notice):
-                continue
-            add_record(batch, item)
-            n += 1
-            if n % 2000 == 0:
-                batches.append(batch)
-                batch = GraphBatch()
-    batches.append(batch)
+        batches = [part.batch for part in join_batches(collector.items(collector.plan({})), 2000)]
     store = open_store(f"sqlite:///{db}")
     try:
         t = time.process_time()
