@@ -29,14 +29,11 @@ export async function showTrail(node, onPick) {
   const filename = `liubai-audit-${node.id.replace(/[^A-Za-z0-9._-]+/g, "_").slice(0, 80)}.json`;
   exportLink.href = `export?${new URLSearchParams({ node: node.id, format: "json" })}`;
   exportLink.setAttribute("download", filename);
-  exportLink.dataset.state = "";
+  exportLink.removeAttribute("title"); // no failure of an earlier node's export left behind
   exportLink.onclick = (event) => {
     if (!authHeaders().Authorization) return; // a plain link works when the server needs no token
     event.preventDefault();
-    download(exportLink.href, filename).then(
-      () => { exportLink.dataset.state = "done"; },
-      (err) => { exportLink.dataset.state = "error"; exportLink.title = err.message; },
-    );
+    download(exportLink.href, filename).catch((err) => { exportLink.title = err.message; });
   };
   tbody.replaceChildren();
   const entries = await fetchAuditTrail(node.id);
