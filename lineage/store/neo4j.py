@@ -467,7 +467,10 @@ class Neo4jStore:
             creating = self._create_nodes(tx, created)
             result.nodes_created += len(created)
             new_ids = {n.id for n in created}
-            fresh = [e for e in edges if e.src in new_ids or e.dst in new_ids]
+            fresh: list[Edge] = []  # touching a new node: created outright
+            known: list[Edge] = []  # between existing nodes: merged
+            for e in edges:
+                (fresh if e.src in new_ids or e.dst in new_ids else known).append(e)
             # Built while the server creates the nodes.
             kinds = [e.kind.value for e in fresh]
             props = [dumps_props(e.props) if e.props else None for e in fresh]
@@ -485,7 +488,7 @@ class Neo4jStore:
                     props=props[lo : lo + ROWS_PER_STATEMENT],
                 )
             result.edges_created += len(fresh)
-            self._merge_edges(tx, [e for e in edges if not (e.src in new_ids or e.dst in new_ids)], refs, result)
+            self._merge_edges(tx, known, refs, result)
             self._write_rejected(tx, rejected, result)
             if checkpoints:
                 tx.run(_CHECKPOINT_SET, rows=checkpoints).consume()
