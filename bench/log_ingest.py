@@ -36,7 +36,7 @@ from collector.ingest import join_batches
 from collector.logfields import FieldMap, map_log
 from collector.logfile import ingest_files, read_jsonl
 from collector.sls import SlsCollector, SlsCredentials, make_client
-from lineage.model import GraphBatch
+from lineage.model import EdgeKind, GraphBatch
 from lineage.records import LogRecord
 from lineage.store import LineageStore, UpsertResult, open_store
 from lineage.store.searchtext import search_text
@@ -114,31 +114,41 @@ def store_only(path: Path, url: str, batch_size: int) -> tuple[int, float]:
 
 
 def engine_floor(path: Path, db: Path, batch_size: int) -> tuple[int, float]:
-    """What SQLite alone needs to hold these facts in liubai's schema: every row (node, full-text entry,
-    edge) built beforehand, each stored node once, inserted with ``executemany`` in one transaction per
-    batch; no lookups, no merging, no Python per row. No store on this schema can write faster."""
+    """What SQLite alone needs to hold these facts in liubai's schema: every row (node with its trace and
+    audit links, full-text entry, other edge) built beforehand, each stored node once, inserted with
+    ``executemany`` in one transaction per batch; no lookups, no merging, no Python per row. No store on
+    this schema can write faster."""
     n, batches = joined_batches(path, batch_size)
     store = SqliteStore(db)
     conn = store._conn()
     work: list[tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]] = []
     rid, seen = 1, set()
     for b in batches:
+        links: dict[str, dict[str, str]] = {}
+        edges = []
+        for e in b.edges:
+            if e.kind in (EdgeKind.IN_TRACE, EdgeKind.CARRIES) and not e.props and e.src not in seen:
+                links.setdefault(e.src, {})[e.kind.value] = e.dst
+            else:
+                edges.append((e.src, e.kind.value, e.dst, orjson.dumps(e.props).decode()))
         nodes, texts = [], []
         for node in b.nodes:
             if node.id in seen:
                 continue
             seen.add(node.id)
-            nodes.append(
-                (rid, node.id, node.kind.value, orjson.dumps(node.props).decode(), int(node.placeholder))
-            )
+            link = links.get(node.id, {})
+            props = orjson.dumps(node.props).decode()
+            trace, audit = link.get("IN_TRACE"), link.get("CARRIES")
+            nodes.append((rid, node.id, node.kind.value, props, int(node.placeholder), trace, audit))
             texts.append((rid, search_text(node.id, node.kind, node.props)))
             rid += 1
-        edges = [(e.src, e.kind.value, e.dst, orjson.dumps(e.props).decode()) for e in b.edges]
         work.append((nodes, texts, edges))
     t = time.perf_counter()
     for nodes, texts, edges in work:
         conn.execute("BEGIN")
-        conn.executemany("INSERT INTO nodes(rid, id, kind, props, placeholder) VALUES (?, ?, ?, ?, ?)", nodes)
+        conn.executemany(
+            "INSERT INTO nodes(rid, id, kind, props, placeholder, trace, audit) VALUES (?, ?, ?, ?, ?, ?, ?)", nodes
+        )
         conn.executemany("INSERT INTO node_search(rowid, text) VALUES (?, ?)", texts)
         conn.executemany("INSERT OR IGNORE INTO edges(src, kind, dst, props) VALUES (?, ?, ?, ?)", edges)
         conn.execute("COMMIT")

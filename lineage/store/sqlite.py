@@ -1,7 +1,10 @@
 """The embedded default store: one SQLite file in WAL mode, zero set-up.
 
-Nodes and edges are keyed by their readable ids; properties are JSON text. Traversal runs in SQLite as a
-recursive CTE, search uses an FTS5 index over ids and key properties. Each thread gets its own
+Nodes and edges are keyed by their readable ids; properties are JSON text. A node's bare ``IN_TRACE`` and
+``CARRIES`` links (every log line has one or both) are kept as indexed columns on its own row instead of
+``edges`` rows: a log line then costs one row and three index entries instead of five rows, and every
+read unions those columns back in as edges. Traversal is a breadth-first walk inside SQLite, search
+uses an FTS5 index over ids and key properties. Each thread gets its own
 connection (WAL lets readers run beside one writer), so the API can serve queries from a thread pool
 and several worker processes can share one file.
 """
@@ -88,6 +91,26 @@ MIGRATIONS: list[tuple[int, str]] = [
     # Node ids start with their kind, so the unique id index already answers per-kind lookups and
     # counts; a second (kind, id) index doubled the cost of every node insert.
     (2, "DROP INDEX IF EXISTS nodes_kind"),
+    # A node's first bare IN_TRACE / CARRIES link lives on its row (see _LINKS); existing links move there.
+    (
+        3,
+        """
+        ALTER TABLE nodes ADD COLUMN trace TEXT;
+        ALTER TABLE nodes ADD COLUMN audit TEXT;
+        UPDATE nodes SET trace = (SELECT min(e.dst) FROM edges e WHERE e.src = nodes.id AND e.kind = 'IN_TRACE'
+                                  AND e.props = '{}')
+            WHERE id IN (SELECT src FROM edges WHERE kind = 'IN_TRACE' AND props = '{}');
+        DELETE FROM edges WHERE kind = 'IN_TRACE' AND props = '{}'
+            AND dst = (SELECT n.trace FROM nodes n WHERE n.id = edges.src);
+        UPDATE nodes SET audit = (SELECT min(e.dst) FROM edges e WHERE e.src = nodes.id AND e.kind = 'CARRIES'
+                                  AND e.props = '{}')
+            WHERE id IN (SELECT src FROM edges WHERE kind = 'CARRIES' AND props = '{}');
+        DELETE FROM edges WHERE kind = 'CARRIES' AND props = '{}'
+            AND dst = (SELECT n.audit FROM nodes n WHERE n.id = edges.src);
+        CREATE INDEX nodes_trace ON nodes(trace) WHERE trace IS NOT NULL;
+        CREATE INDEX nodes_audit ON nodes(audit) WHERE audit IS NOT NULL
+        """,
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -105,6 +128,46 @@ _PRAGMAS = (
 )
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
+
+# Edge kind -> the nodes column that holds a node's bare link of that kind. A link is put in the column
+# only when its source node is created, so it never also sits in ``edges``; further links of the kind, and
+# any such link that gains properties, are ordinary ``edges`` rows.
+_LINKS: dict[str, str] = {EdgeKind.IN_TRACE.value: "trace", EdgeKind.CARRIES.value: "audit"}
+_SLOT = {"trace": 3, "audit": 4}  # where _fetch_nodes puts each column
+
+
+_Existing = tuple[int, dict[str, Any], bool, "str | None", "str | None"]  # rid, props, placeholder, links
+
+
+def _place_bare_links(
+    edges: dict[tuple[str, str, str], Edge], existing: dict[str, _Existing]
+) -> tuple[dict[str, dict[str, str]], list[tuple[str, str, str]]]:
+    """Where each bare edge goes: (node id -> {column: target} for nodes created now, ``edges`` rows).
+
+    A node created in this batch takes its first link of each kind on its row; a link its existing row
+    already holds is written nowhere; every other bare edge is an ``edges`` row."""
+    links: dict[str, dict[str, str]] = {}
+    rows: list[tuple[str, str, str]] = []
+    for (src, kind, dst), e in edges.items():
+        if e.props:
+            continue
+        column = _LINKS.get(kind)
+        if column is not None:
+            old = existing.get(src)
+            if old is None:
+                slots = links.setdefault(src, {})
+                if column not in slots:
+                    slots[column] = dst
+                    continue
+            elif old[_SLOT[column]] == dst:
+                continue
+        rows.append((src, kind, dst))
+    return links, rows
+
+
+def _links(kinds: Iterable[str]) -> list[tuple[str, str]]:
+    """(edge kind, nodes column) of the given kinds that live on node rows."""
+    return [(k, _LINKS[k]) for k in kinds if k in _LINKS]
 
 
 _NODE_KINDS = {k.value: k for k in NodeKind}
@@ -134,7 +197,14 @@ def _bulk(target: str, width: int, *extra: str) -> tuple[str, str]:
     return f"{target} SELECT {cols} FROM json_each(?) j", f"{target} VALUES ({marks})"
 
 
-_INSERT_NODES = _bulk("INSERT INTO nodes(rid, id, kind, props, placeholder)", 5)
+_INSERT_NODES = _bulk("INSERT INTO nodes(rid, id, kind, props, placeholder, trace, audit)", 7)
+_CLEAR_LINKS = {
+    column: (
+        f"UPDATE nodes SET {column} = NULL FROM json_each(?) j WHERE nodes.rid = {_col(0)}",
+        f"UPDATE nodes SET {column} = NULL WHERE rid = ?",
+    )
+    for column in _LINKS.values()
+}
 _UPDATE_NODES = (
     f"UPDATE nodes SET props = {_col(0)}, placeholder = {_col(1)} FROM json_each(?) j WHERE nodes.rid = {_col(2)}",
     "UPDATE nodes SET props = ?, placeholder = ? WHERE rid = ?",
@@ -297,59 +367,99 @@ class SqliteStore:
         nodes, edges = prepare_batch(batch)
         with self._write() as conn:
             existing = self._fetch_nodes(conn, [n.id for n in nodes])
-            next_rid = conn.execute("SELECT coalesce(max(rid), 0) + 1 FROM nodes").fetchone()[0]
-            inserts: list[tuple[int, str, str, str, int]] = []
-            updates: list[tuple[str, int, int]] = []
-            search_new: list[tuple[int, str]] = []
-            search_changed: list[tuple[int, str]] = []
-            for n in nodes:
-                old = existing.get(n.id)
-                if old is None:
-                    inserts.append((next_rid, n.id, n.kind.value, dumps_props(n.props), int(n.placeholder)))
-                    search_new.append((next_rid, search_text(n.id, n.kind, n.props)))
-                    next_rid += 1
-                    continue
-                rid, old_props, old_placeholder = old
-                merged = merge_props(old_props, n.props)
-                placeholder = old_placeholder and n.placeholder
-                if merged != old_props or placeholder != old_placeholder:
-                    updates.append((dumps_props(merged), int(placeholder), rid))
-                    text = search_text(n.id, n.kind, merged)
-                    if text != search_text(n.id, n.kind, old_props):  # re-indexing costs a delete + insert
-                        search_changed.append((rid, text))
-            result.nodes_created, result.nodes_updated = len(inserts), len(updates)
-            _apply(conn, _INSERT_NODES, inserts)
-            _apply(conn, _UPDATE_NODES, updates)
-            _apply(conn, _INSERT_SEARCH, search_new)
-            _apply(conn, _REPLACE_SEARCH, search_changed)
-
+            links, bare = _place_bare_links(edges, existing)
+            self._write_nodes(conn, nodes, existing, links, result)
             # An edge without properties has nothing to merge: insert-or-ignore, no read-back needed.
-            bare = [(e.src, key[1], e.dst) for key, e in edges.items() if not e.props]
             before = conn.total_changes
             _apply(conn, _INSERT_BARE_EDGES, bare)
-            result.edges_created = conn.total_changes - before
-            with_props = {key: e for key, e in edges.items() if e.props}
-            old_edges = self._fetch_edges(conn, list(with_props)) if with_props else {}
-            edge_inserts: list[tuple[str, str, str, str]] = []
-            edge_updates: list[tuple[str, str, str, str]] = []
-            for key, e in with_props.items():
-                prev = old_edges.get(key)
-                if prev is None:
-                    edge_inserts.append((e.src, key[1], e.dst, dumps_props(e.props)))
-                else:
-                    merged = merge_props(prev, e.props)
-                    if merged != prev:
-                        edge_updates.append((dumps_props(merged), e.src, key[1], e.dst))
-            result.edges_created += len(edge_inserts)
-            result.edges_updated = len(edge_updates)
-            _apply(conn, _INSERT_EDGES, edge_inserts)
-            _apply(conn, _UPDATE_EDGES, edge_updates)
-
+            result.edges_created += sum(map(len, links.values())) + conn.total_changes - before
+            self._write_edges_with_props(conn, edges, existing, result)
             before = conn.total_changes
             _apply(conn, _INSERT_REJECTED, [(r.source, r.location, r.reason, r.raw) for r in batch.rejected])
             result.rejected_added = conn.total_changes - before
             _apply(conn, _PUT_CHECKPOINTS, [(s, k, v) for (s, k), v in batch.checkpoints.items()])
         return result
+
+    @staticmethod
+    def _write_nodes(
+        conn: sqlite3.Connection,
+        nodes: list[Node],
+        existing: dict[str, _Existing],
+        links: dict[str, dict[str, str]],
+        result: UpsertResult,
+    ) -> None:
+        next_rid = conn.execute("SELECT coalesce(max(rid), 0) + 1 FROM nodes").fetchone()[0]
+        inserts: list[tuple[Any, ...]] = []
+        updates: list[tuple[str, int, int]] = []
+        search_new: list[tuple[int, str]] = []
+        search_changed: list[tuple[int, str]] = []
+        no_links: dict[str, str] = {}
+        for n in nodes:
+            old = existing.get(n.id)
+            if old is None:
+                slots = links.get(n.id, no_links)
+                inserts.append(
+                    (
+                        next_rid,
+                        n.id,
+                        n.kind.value,
+                        dumps_props(n.props),
+                        int(n.placeholder),
+                        slots.get("trace"),
+                        slots.get("audit"),
+                    )
+                )
+                search_new.append((next_rid, search_text(n.id, n.kind, n.props)))
+                next_rid += 1
+                continue
+            rid, old_props, old_placeholder = old[:3]
+            merged = merge_props(old_props, n.props)
+            placeholder = old_placeholder and n.placeholder
+            if merged != old_props or placeholder != old_placeholder:
+                updates.append((dumps_props(merged), int(placeholder), rid))
+                text = search_text(n.id, n.kind, merged)
+                if text != search_text(n.id, n.kind, old_props):  # re-indexing costs a delete + insert
+                    search_changed.append((rid, text))
+        result.nodes_created, result.nodes_updated = len(inserts), len(updates)
+        _apply(conn, _INSERT_NODES, inserts)
+        _apply(conn, _UPDATE_NODES, updates)
+        _apply(conn, _INSERT_SEARCH, search_new)
+        _apply(conn, _REPLACE_SEARCH, search_changed)
+
+    def _write_edges_with_props(
+        self,
+        conn: sqlite3.Connection,
+        edges: dict[tuple[str, str, str], Edge],
+        existing: dict[str, _Existing],
+        result: UpsertResult,
+    ) -> None:
+        with_props = {key: e for key, e in edges.items() if e.props}
+        if not with_props:
+            return
+        old_edges = self._fetch_edges(conn, list(with_props))
+        inserts: list[tuple[str, str, str, str]] = []
+        updates: list[tuple[str, str, str, str]] = []
+        unlink: dict[str, list[tuple[int]]] = {}
+        for key, e in with_props.items():
+            prev = old_edges.get(key)
+            if prev is not None:
+                merged = merge_props(prev, e.props)
+                if merged != prev:
+                    updates.append((dumps_props(merged), e.src, key[1], e.dst))
+                continue
+            inserts.append((e.src, key[1], e.dst, dumps_props(e.props)))
+            column = _LINKS.get(key[1])
+            old = existing.get(e.src) if column is not None else None
+            if column is not None and old is not None and old[_SLOT[column]] == e.dst:
+                unlink.setdefault(column, []).append((old[0],))  # the bare link on the row gains properties
+                result.edges_updated += 1
+            else:
+                result.edges_created += 1
+        result.edges_updated += len(updates)
+        for column, rids in unlink.items():
+            _apply(conn, _CLEAR_LINKS[column], rids)
+        _apply(conn, _INSERT_EDGES, inserts)
+        _apply(conn, _UPDATE_EDGES, updates)
 
     @staticmethod
     def _stage(conn: sqlite3.Connection, table: str, columns: str, rows: Iterable[tuple[str, ...]]) -> None:
@@ -359,13 +469,14 @@ class SqliteStore:
         width = columns.count(",") + 1
         conn.executemany(f"INSERT INTO {table} VALUES ({_qmarks(width)})", rows)
 
-    def _fetch_nodes(self, conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, tuple[int, dict[str, Any], bool]]:
+    def _fetch_nodes(self, conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, _Existing]:
+        """id -> (rid, props, placeholder, trace link, audit link) of the ids that exist."""
         payload = _json_array(ids)
         if payload is not None:
             # One row of JSON back instead of a row (a GIL hand-off, see _apply) per existing node.
             rows = orjson.loads(
                 conn.execute(
-                    "SELECT json_group_array(json_array(n.id, n.rid, n.props, n.placeholder)) "
+                    "SELECT json_group_array(json_array(n.id, n.rid, n.props, n.placeholder, n.trace, n.audit)) "
                     "FROM json_each(?) j CROSS JOIN nodes n ON n.id = j.value",
                     (payload,),
                 ).fetchone()[0]
@@ -373,9 +484,12 @@ class SqliteStore:
         else:
             self._stage(conn, "_stage_n", "id TEXT", ((i,) for i in ids))
             rows = conn.execute(
-                "SELECT n.id, n.rid, n.props, n.placeholder FROM _stage_n s CROSS JOIN nodes n ON n.id = s.id"
+                "SELECT n.id, n.rid, n.props, n.placeholder, n.trace, n.audit FROM _stage_n s "
+                "CROSS JOIN nodes n ON n.id = s.id"
             ).fetchall()
-        return {node_id: (rid, loads_props(props), bool(ph)) for node_id, rid, props, ph in rows}
+        return {
+            node_id: (rid, loads_props(props), bool(ph), trace, audit) for node_id, rid, props, ph, trace, audit in rows
+        }
 
     def _fetch_edges(
         self, conn: sqlite3.Connection, keys: Sequence[tuple[str, str, str]]
@@ -446,11 +560,19 @@ class SqliteStore:
                 f"SELECT 0 AS d, kind, dst AS other, src, dst, props FROM edges WHERE src = ? AND kind IN ({_qmarks(len(kinds))})"
             )
             params += [node_id, *kinds]
+            for kind, column in _links(kinds):
+                parts.append(
+                    f"SELECT 0, '{kind}', {column}, id, {column}, '{{}}' FROM nodes WHERE id = ? AND {column} IS NOT NULL"
+                )
+                params.append(node_id)
         if direction in (Direction.UPSTREAM, Direction.BOTH):
             parts.append(
                 f"SELECT 1 AS d, kind, src AS other, src, dst, props FROM edges WHERE dst = ? AND kind IN ({_qmarks(len(kinds))})"
             )
             params += [node_id, *kinds]
+            for kind, column in _links(kinds):
+                parts.append(f"SELECT 1, '{kind}', id, id, {column}, '{{}}' FROM nodes WHERE {column} = ?")
+                params.append(node_id)
         sql = " UNION ALL ".join(parts) + " ORDER BY d, kind, other LIMIT ? OFFSET ?"
         rows = self._conn().execute(sql, (*params, first + 1, offset)).fetchall()
         more = len(rows) > first
@@ -518,6 +640,22 @@ class SqliteStore:
                     against,
                 )
             )
+        for _, column in _links(along):
+            steps.append(
+                (
+                    f"INSERT OR IGNORE INTO _seen SELECT n.{column}, ? FROM _seen w CROSS JOIN nodes n ON n.id = w.id "
+                    f"WHERE w.d = ? AND n.{column} IS NOT NULL LIMIT ?",
+                    [],
+                )
+            )
+        for _, column in _links(against):
+            steps.append(
+                (
+                    f"INSERT OR IGNORE INTO _seen SELECT n.id, ? FROM _seen w CROSS JOIN nodes n INDEXED BY nodes_{column} "
+                    f"ON n.{column} = w.id WHERE w.d = ? LIMIT ?",
+                    [],
+                )
+            )
         seen, truncated = 1, False
         for level in range(1, depth + 1):
             grew = 0
@@ -541,12 +679,16 @@ class SqliteStore:
         ).fetchall()
         kind_values = [k.value for k in kinds]
         # CROSS JOIN pins the small selection as the outer loop, which the planner otherwise guesses wrong
-        edge_rows = conn.execute(
+        edge_sql = [
             "SELECT e.src, e.kind, e.dst, e.props FROM _seen a CROSS JOIN edges e ON e.src = a.id "
-            f"CROSS JOIN _seen b ON b.id = e.dst WHERE e.kind IN ({_qmarks(len(kind_values))}) "
-            "ORDER BY e.src, e.kind, e.dst",
-            kind_values,
-        ).fetchall()
+            f"CROSS JOIN _seen b ON b.id = e.dst WHERE e.kind IN ({_qmarks(len(kind_values))})"
+        ]
+        for kind, column in _links(kind_values):
+            edge_sql.append(
+                f"SELECT n.id, '{kind}', n.{column}, '{{}}' FROM _seen a CROSS JOIN nodes n ON n.id = a.id "
+                f"CROSS JOIN _seen b ON b.id = n.{column}"
+            )
+        edge_rows = conn.execute(" UNION ALL ".join(edge_sql) + " ORDER BY 1, 2, 3", kind_values).fetchall()
         conn.execute("DELETE FROM _seen")
         return Subgraph(
             [self._node(r[:4]) for r in rows],
@@ -565,6 +707,7 @@ class SqliteStore:
         if src == dst:
             return Subgraph(self.get_many([src]), [], {src: 0})
         kinds = [k.value for k in (edge_kinds or list(EdgeKind))]
+        links = _links(kinds)
         # parent maps: node -> (previous node, edge) toward the side's start
         prev_a: dict[str, tuple[str, Edge] | None] = {src: None}
         prev_b: dict[str, tuple[str, Edge] | None] = {dst: None}
@@ -578,12 +721,19 @@ class SqliteStore:
             for chunk in _chunks(front):
                 q = _qmarks(len(chunk))
                 kq = _qmarks(len(kinds))
-                rows = conn.execute(
-                    f"SELECT src, kind, dst, props, src AS here, dst AS there FROM edges WHERE src IN ({q}) AND kind IN ({kq}) "
-                    f"UNION ALL SELECT src, kind, dst, props, dst AS here, src AS there FROM edges "
-                    f"WHERE dst IN ({q}) AND kind IN ({kq}) ORDER BY 5, 2, 6",
-                    (*chunk, *kinds, *chunk, *kinds),
-                ).fetchall()
+                parts = [
+                    f"SELECT src, kind, dst, props, src AS here, dst AS there FROM edges WHERE src IN ({q}) AND kind IN ({kq})",
+                    f"SELECT src, kind, dst, props, dst, src FROM edges WHERE dst IN ({q}) AND kind IN ({kq})",
+                ]
+                params: list[str] = [*chunk, *kinds, *chunk, *kinds]
+                for kind, column in links:
+                    parts.append(
+                        f"SELECT id, '{kind}', {column}, '{{}}', id, {column} FROM nodes WHERE id IN ({q}) "
+                        f"AND {column} IS NOT NULL"
+                    )
+                    parts.append(f"SELECT id, '{kind}', {column}, '{{}}', {column}, id FROM nodes WHERE {column} IN ({q})")
+                    params += [*chunk, *chunk]
+                rows = conn.execute(" UNION ALL ".join(parts) + " ORDER BY 5, 2, 6", params).fetchall()
                 for s, k, d, props, here, there in rows:
                     if there in prev:
                         continue
@@ -691,7 +841,10 @@ class SqliteStore:
             lo, hi = f"{kind.prefix}:", f"{kind.prefix};"
             out[kind.value] = conn.execute("SELECT count(*) FROM nodes WHERE id >= ? AND id < ?", (lo, hi)).fetchone()[0]
         out["placeholders"] = conn.execute("SELECT count(*) FROM nodes WHERE placeholder = 1").fetchone()[0]
-        out["edges"] = conn.execute("SELECT count(*) FROM edges").fetchone()[0]
+        out["edges"] = conn.execute("SELECT count(*) FROM edges").fetchone()[0] + sum(
+            conn.execute(f"SELECT count(*) FROM nodes WHERE {column} IS NOT NULL").fetchone()[0]
+            for column in _LINKS.values()
+        )
         out["rejected"] = conn.execute("SELECT count(*) FROM rejected").fetchone()[0]
         return out
 
@@ -708,6 +861,7 @@ class SqliteStore:
             last = rows[-1][0]
 
     def iter_edges(self, batch_size: int = 5000) -> Iterator[list[Edge]]:
+        """The ``edges`` table in key order, then each kind of link kept on node rows in source-id order."""
         conn = self._conn()
         last: tuple[str, str, str] = ("", "", "")
         while True:
@@ -717,6 +871,17 @@ class SqliteStore:
                 (*last, batch_size),
             ).fetchall()
             if not rows:
-                return
+                break
             yield [_edge(r) for r in rows]
             last = (rows[-1][0], rows[-1][1], rows[-1][2])
+        for kind, column in _LINKS.items():
+            edge_kind, after = _EDGE_KINDS[kind], ""
+            while True:
+                pairs = conn.execute(
+                    f"SELECT id, {column} FROM nodes WHERE id > ? AND {column} IS NOT NULL ORDER BY id LIMIT ?",
+                    (after, batch_size),
+                ).fetchall()
+                if not pairs:
+                    break
+                yield [Edge(src, edge_kind, dst, {}) for src, dst in pairs]
+                after = pairs[-1][0]

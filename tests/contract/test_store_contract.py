@@ -396,6 +396,104 @@ def test_search_text_is_data(store: LineageStore, text: str) -> None:
     assert store.counts() == before
 
 
+# ---------------------------------------------------------------- trace and audit links
+
+T2 = trace_node_id("a" * 32)
+
+
+def _out(store: LineageStore, node_id: str, kind: EdgeKind) -> set[str]:
+    return {e.dst for e in store.neighbors(node_id, Direction.DOWNSTREAM, [kind]).edges}
+
+
+def test_second_and_late_trace_links_are_seen_once_everywhere(store: LineageStore) -> None:
+    """A log line in a second trace, and a trace link that arrives after its node (the run): every read
+    (neighbours both ways, lineage both ways, path, iterators, counts) sees each link exactly once."""
+    store.upsert(scenario())
+    b = GraphBatch()
+    b.add_edge(LOG2, EdgeKind.IN_TRACE, T2)
+    b.add_edge(RUN, EdgeKind.IN_TRACE, T2)
+    first = store.upsert(b)
+    assert (first.nodes_created, first.edges_created) == (1, 2)
+    assert _out(store, LOG2, EdgeKind.IN_TRACE) == {trace_node_id(TRACE), T2}
+    assert _out(store, RUN, EdgeKind.IN_TRACE) == {T2}
+    assert {e.src for e in store.neighbors(T2, Direction.UPSTREAM).edges} == {LOG2, RUN}
+    assert {e.src for e in store.neighbors(trace_node_id(TRACE), Direction.UPSTREAM, [EdgeKind.IN_TRACE]).edges} == {
+        LOG1,
+        LOG2,
+    }
+    down = store.lineage(T2, Direction.DOWNSTREAM, depth=1)
+    assert set(down.depth) == {T2, LOG2, RUN}
+    assert {e.key for e in down.edges} == {(LOG2, "IN_TRACE", T2), (RUN, "IN_TRACE", T2)}
+    up = store.lineage(LOG2, Direction.UPSTREAM, depth=1)
+    assert set(up.depth) == {LOG2, trace_node_id(TRACE), T2}
+    path = store.path(LOG1, T2)
+    assert path is not None and [n.id for n in path.nodes] == [LOG1, trace_node_id(TRACE), LOG2, T2]
+    keys = [e.key for batch in store.iter_edges(2) for e in batch]
+    assert len(keys) == len(set(keys)) == store.counts()["edges"]
+    assert {(LOG2, "IN_TRACE", T2), (RUN, "IN_TRACE", T2), (LOG1, "CARRIES", f"audit:{AUDIT}")} <= set(keys)
+    edges = all_edges(store)
+    again = store.upsert(b)
+    assert (again.nodes_created, again.edges_created, again.edges_updated) == (0, 0, 0)
+    assert all_edges(store) == edges
+
+
+def test_a_trace_link_that_gains_properties_stays_one_edge(store: LineageStore) -> None:
+    store.upsert(scenario())
+    before = store.counts()
+    key = (LOG2, "IN_TRACE", trace_node_id(TRACE))
+    b = GraphBatch()
+    b.add_edge(LOG2, EdgeKind.IN_TRACE, trace_node_id(TRACE), {"via": "traceparent"})
+    result = store.upsert(b)
+    assert (result.edges_created, result.edges_updated) == (0, 1)
+    assert [e.props for batch in store.iter_edges() for e in batch if e.key == key] == [{"via": "traceparent"}]
+    assert store.counts() == before
+    (edge,) = store.neighbors(LOG2, Direction.DOWNSTREAM, [EdgeKind.IN_TRACE]).edges
+    assert edge.props == {"via": "traceparent"}
+    up = store.lineage(LOG2, Direction.UPSTREAM, depth=1, edge_kinds=[EdgeKind.IN_TRACE])
+    assert [e.props for e in up.edges if e.key == key] == [{"via": "traceparent"}]
+    assert store.upsert(b).edges_updated == 0
+
+
+def test_sqlite_migrates_a_version_2_database_moving_links_onto_node_rows(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Version 2 kept every link as an ``edges`` row; after the migration the graph reads back identical
+    and the bare trace and audit links have left ``edges`` (a link with properties stays)."""
+    import sqlite3
+
+    from lineage.store.common import dumps_props, prepare_batch
+    from lineage.store.searchtext import search_text
+    from lineage.store.sqlite import MIGRATIONS
+
+    graph = scenario()
+    graph.add_edge(LOG2, EdgeKind.IN_TRACE, T2)
+    graph.add_edge(RUN, EdgeKind.IN_TRACE, T2, {"via": "env"})
+    fresh = SqliteStore(tmp_path / "fresh.db")
+    fresh.upsert(graph)
+
+    path = tmp_path / "v2.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(MIGRATIONS[0][1] + ";" + MIGRATIONS[1][1])
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '2')")
+    nodes, edges = prepare_batch(graph)
+    for rid, n in enumerate(nodes, 1):
+        conn.execute("INSERT INTO nodes VALUES (?, ?, ?, ?, ?)", (rid, n.id, n.kind.value, dumps_props(n.props), n.placeholder))
+        conn.execute("INSERT INTO node_search(rowid, text) VALUES (?, ?)", (rid, search_text(n.id, n.kind, n.props)))
+    for (src, kind, dst), e in edges.items():
+        conn.execute("INSERT INTO edges VALUES (?, ?, ?, ?)", (src, kind, dst, dumps_props(e.props)))
+    conn.commit()
+    conn.close()
+
+    v2 = SqliteStore(path)
+    assert all_nodes(v2) == all_nodes(fresh) and all_edges(v2) == all_edges(fresh)
+    assert v2.counts() == fresh.counts()
+    assert _out(v2, LOG2, EdgeKind.IN_TRACE) == {trace_node_id(TRACE), T2}
+    assert v2.upsert(graph).edges_created == 0
+    v2.close()
+    fresh.close()
+    left = sqlite3.connect(path).execute("SELECT src, kind, dst FROM edges WHERE kind IN ('IN_TRACE', 'CARRIES')")
+    assert sorted(left) == [(LOG2, "IN_TRACE", T2), (RUN, "IN_TRACE", T2)]  # the second link, the one with props
+
+
 # ---------------------------------------------------------------- bulk reads
 
 def test_iterators_cover_everything_once(store: LineageStore) -> None:
