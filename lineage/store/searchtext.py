@@ -1,6 +1,9 @@
 """What full-text search sees of a node: its id and the properties people search by.
 
-Shared by every store so that a search answers the same everywhere.
+Shared by every store so that a search answers the same everywhere. A log line is indexed by its
+``source`` instead of its id: log ids end in a content hash or a shard cursor that nobody types (a whole
+id still finds its node through the stores' exact-id match), and a token unique to every line made the
+full-text index half again as large and its writes 12% of a log ingest.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ SEARCH_PROPS: dict[NodeKind, tuple[str, ...]] = {
     NodeKind.WORKLOAD: ("kind", "namespace", "name", "manifest_path"),
     NodeKind.AUDIT_RECORD: ("canonical", "raw", "commit", "trace"),
     NodeKind.TRACE: ("trace_id",),
-    NodeKind.LOG_EVENT: ("service", "level", "message", "trace_id", "audit_id"),
+    NodeKind.LOG_EVENT: ("source", "service", "level", "message", "trace_id", "audit_id"),
     NodeKind.PIPELINE_RUN: ("command", "commit", "trace_id", "host"),
     NodeKind.PROCESS: ("comm", "binary", "argv", "pid"),
     NodeKind.FILE: ("path",),
@@ -27,7 +30,7 @@ _MAX = 2000
 
 
 def search_text(node_id: str, kind: NodeKind, props: dict[str, Any]) -> str:
-    parts = [node_id]
+    parts = [] if kind is NodeKind.LOG_EVENT else [node_id]
     for key in SEARCH_PROPS[kind]:
         value = props.get(key)
         if value is None:

@@ -368,6 +368,13 @@ def test_search_by_words_prefix_and_kind(store: LineageStore) -> None:
     assert store.search("/w/b").nodes[0].id == file_node_id(HOST, "/w/b")
 
 
+def test_log_lines_are_found_by_text_source_and_whole_id(store: LineageStore) -> None:
+    store.upsert(scenario())
+    assert {n.id for n in store.search("boom").nodes} == {LOG2}
+    assert {LOG1, LOG2} <= {n.id for n in store.search("app", kinds=[NodeKind.LOG_EVENT]).nodes}  # the source
+    assert [n.id for n in store.search(LOG2).nodes][:1] == [LOG2]
+
+
 def test_search_pages_with_cursor(store: LineageStore) -> None:
     b = GraphBatch()
     for i in range(25):
