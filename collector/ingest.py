@@ -12,14 +12,15 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import partial
+from typing import Any
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from collector.writer import BatchWriter
-from lineage.join import add_record
+from lineage.join import add_record, record_joiner
 from lineage.model import GraphBatch, NodeKind, RejectedRecord
-from lineage.records import Record
-from lineage.store.base import LineageStore, StoreError, UpsertResult
+from lineage.records import LogRecord, Record
+from lineage.store.base import LineageStore, RowStore, StoreError, UpsertResult
 
 __all__ = [
     "Checkpoint",
@@ -98,33 +99,51 @@ def _retryable(exc: BaseException) -> bool:
 @dataclass(slots=True)
 class JoinedBatch:
     """One batch ready for the store, with the record types joined into it and the notices read with it
-    (not yet in ``batch.rejected``: the driver reports them apart, then keeps them with the batch)."""
+    (not yet in ``batch.rejected``: the driver reports them apart, then keeps them with the batch).
+
+    ``rows``: the batch's nodes and edges already prepared for a ``RowStore`` (in a reader process); then
+    ``batch`` holds only its rejected records, checkpoints and the non-placeholder nodes of the kinds
+    an ingest summary counts (``DEFAULT_DISTINCT``)."""
 
     batch: GraphBatch
     records: Counter[str] = field(default_factory=Counter)
     notices: list[Notice] = field(default_factory=list)
+    rows: Any = None
 
 
 def join_batches(
-    items: Iterable[Item], batch_size: int, *, tick: Callable[[Counter[str]], None] | None = None
+    items: Iterable[Item],
+    batch_size: int,
+    *,
+    tick: Callable[[Counter[str]], None] | None = None,
+    start_small: bool = False,
 ) -> Iterator[JoinedBatch]:
     """Join ``items`` into batches of about ``batch_size`` records. A checkpoint rides in the batch being
     built when it arrives, so it is stored with the records before it or after them, never before.
-    ``tick`` hears the record types pending in that batch every few hundred records, for progress."""
+    ``tick`` hears the record types pending in that batch every few hundred records, for progress.
+    ``start_small``: the first batch holds an eighth of ``batch_size``, each next one twice as many up to
+    ``batch_size``, so that a store waiting in another process gets its first batch sooner."""
+    size = max(1, batch_size // 8) if start_small else batch_size
     batch, records, notices, pending = GraphBatch(), Counter[str](), list[Notice](), 0
+    add_log = record_joiner(LogRecord)
     for item in items:
-        if isinstance(item, Checkpoint):
+        kind = type(item)
+        if kind is LogRecord:  # most items: no need to ask what else they are, nor add_record's dispatch
+            add_log(batch, item)
+        elif isinstance(item, Checkpoint):
             batch.checkpoints[(item.source, item.key)] = item.value
             continue
-        if isinstance(item, Notice):
+        elif isinstance(item, Notice):
             notices.append(item)
             continue
-        records[type(item).__name__] += 1
-        add_record(batch, item)
+        else:
+            add_record(batch, item)
+        records[kind.__name__] += 1
         pending += 1
-        if pending >= batch_size:
+        if pending >= size:
             yield JoinedBatch(batch, records, notices)
             batch, records, notices, pending = GraphBatch(), Counter(), [], 0
+            size = min(batch_size, size * 2)
         elif tick is not None and pending % _PROGRESS_EVERY == 0:
             tick(records)
     if batch or notices:
@@ -159,7 +178,13 @@ def store_batches(
         reraise=True,
     )
 
-    def stored(_: GraphBatch, result: UpsertResult) -> None:
+    def write(part: JoinedBatch) -> UpsertResult:
+        if part.rows is None:
+            return store.upsert(part.batch)
+        assert isinstance(store, RowStore), "rows were prepared for a store that cannot take them"
+        return store.upsert_rows(part.rows, part.batch)
+
+    def stored(_: JoinedBatch, result: UpsertResult) -> None:
         summary.nodes_created += result.nodes_created
         summary.edges_created += result.edges_created
         summary.batches += 1
@@ -167,7 +192,7 @@ def store_batches(
         if progress is not None:
             progress(summary)
 
-    with BatchWriter(partial(retrying, store.upsert), stored, in_flight=1 if background else 0) as writer:
+    with BatchWriter(partial(retrying, write), stored, in_flight=1 if background else 0) as writer:
         for part in joined:
             batch = part.batch
             summary.records.update(part.records)
@@ -185,7 +210,7 @@ def store_batches(
                 summary.rejected_samples.extend(batch.rejected[:room])
             summary.notices.extend(part.notices)  # reported as notices, kept in the store's rejected trail
             batch.rejected.extend(RejectedRecord(n.source, n.location, n.message, n.raw) for n in part.notices)
-            writer.submit(batch)
+            writer.submit(part)
     summary.distinct = {k: len(v) for k, v in seen.items()}
     return summary
 

@@ -22,7 +22,16 @@ import yaml
 from lineage.model import RejectedRecord, parse_traceparent
 from lineage.records import LogRecord, iso_utc
 
-__all__ = ["FieldMap", "MappedLog", "content_record_id", "map_log", "normalise_time", "stringify"]
+__all__ = [
+    "FieldMap",
+    "LogMapper",
+    "MappedLog",
+    "content_record_id",
+    "log_mapper",
+    "map_log",
+    "normalise_time",
+    "stringify",
+]
 
 _W3C_TRACE_LEN = 32
 _CANONICAL_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
@@ -140,38 +149,145 @@ def _epoch(x: float) -> str:
 
 
 _Pick = tuple[str, Any] | None
+_CORE_FIELDS = 6  # trace, audit, time, level, service, message: the order of ``LogMapper.pick``'s result
+
+
+class LogMapper:
+    """A field map compiled for mapping many lines: per key the core field it can fill and its rank,
+    worked out once rather than per line."""
+
+    __slots__ = ("ignore", "plan", "traceparent_keys", "worst")
+
+    def __init__(self, fm: FieldMap) -> None:
+        plan: dict[str, tuple[int, int]] = {}  # key -> (slot, rank)
+        for slot, keys in enumerate((fm.trace, fm.audit, fm.time, fm.level, fm.service, fm.message)):
+            for rank, key in enumerate(keys):
+                plan.setdefault(key, (slot, rank))
+        self.plan = plan
+        self.worst = len(plan)
+        self.ignore = fm.ignore_prefixes
+        self.traceparent_keys = fm.traceparent_keys
+
+    def pick(self, fields: Mapping[str, Any]) -> tuple[list[_Pick], dict[str, str]]:
+        """One pass over the line: per core field the best-ranked non-empty key, everything else an
+        attribute (source metadata such as ``__topic__`` dropped)."""
+        plan, ignore = self.plan, self.ignore
+        best: list[_Pick] = [None] * _CORE_FIELDS
+        ranks = [self.worst] * _CORE_FIELDS
+        attributes: dict[str, str] = {}
+        for key, value in fields.items():
+            if value is None:
+                continue
+            where = plan.get(key)
+            if where is not None:
+                slot, rank = where
+                if rank < ranks[slot] and value != "":
+                    demoted = best[slot]
+                    if demoted is not None and not demoted[0].startswith(ignore):
+                        attributes[demoted[0]] = stringify(demoted[1])
+                    best[slot], ranks[slot] = (key, value), rank
+                    continue
+            if not key.startswith(ignore):
+                kind = type(value)  # ``stringify``, inlined for the strings and ints most values are
+                attributes[key] = value if kind is str else str(value) if kind is int else stringify(value)
+        return best, attributes
+
+    def map(
+        self,
+        fields: Mapping[str, Any],
+        source: str,
+        location: str,
+        record_id: str | None = None,
+        fallback_time: str | None = None,
+        defaults: Mapping[str, str] | None = None,
+    ) -> tuple[LogRecord, list[RejectedRecord]]:
+        """``map_log`` without its wrapper object: the record and the rejects of its unusable parts."""
+        rejected: list[RejectedRecord] = []
+        best, attributes = self.pick(fields)
+        trace_pick, audit_pick, time_pick, level_pick, service_pick, message_pick = best
+
+        trace_id = None if trace_pick is None else self.trace_id(trace_pick, source, location, rejected)
+        # ``stringify`` inlined for the plain strings most values are
+        audit_id = None if audit_pick is None else _text(audit_pick[1])
+        time = fallback_time
+        if time_pick is not None:
+            raw_time = time_pick[1]
+            if type(raw_time) is str and _canonical_time(raw_time) is not None:
+                time = raw_time  # the common case, without normalise_time's call and checks
+            else:
+                time = _time(time_pick, source, location, rejected, fallback_time)
+        if level_pick is not None:
+            value = level_pick[1]
+            level: str | None = (value if type(value) is str else stringify(value)).upper()
+        else:
+            level = defaults.get("level") if defaults else None
+        if service_pick is not None:
+            value = service_pick[1]
+            service: str | None = value if type(value) is str else stringify(value)
+        else:
+            service = defaults.get("service") if defaults else None
+        if message_pick is not None:
+            value = message_pick[1]
+            message = value if type(value) is str else stringify(value)
+        else:
+            message = ""
+
+        rid = record_id or content_record_id(time, level, service, message, trace_id, audit_id, attributes)
+        record = LogRecord(source, rid, time, level, service, message, trace_id, audit_id, attributes, location)
+        return record, rejected
+
+    def trace_id(self, pick: tuple[str, Any], source: str, location: str, rejected: list[RejectedRecord]) -> str | None:
+        """The normalised trace id of a picked key/value; None (and a reject) if it is malformed."""
+        key, raw = pick
+        text = stringify(raw).strip()
+        if key in self.traceparent_keys:
+            trace_id = parse_traceparent(text)
+            if trace_id is None:
+                rejected.append(RejectedRecord(source, location, f"malformed traceparent in {key!r}", text))
+            return trace_id
+        if not text or _WHITESPACE.search(text) is not None or not text.strip("0"):
+            rejected.append(RejectedRecord(source, location, f"malformed trace id in {key!r}", text))
+            return None
+        return text.lower() if len(text) == _W3C_TRACE_LEN else text
+
+
+_canonical_time = _CANONICAL_TIME.fullmatch
+
+
+def _text(value: Any) -> str:
+    """``stringify``, without its call for a plain string (most values)."""
+    return value if type(value) is str else stringify(value)  # type: ignore[no-any-return]
+
+
+def _time(
+    pick: tuple[str, Any], source: str, location: str, rejected: list[RejectedRecord], fallback: str | None
+) -> str | None:
+    key, raw = pick
+    try:
+        return normalise_time(raw)
+    except (ValueError, OverflowError, OSError):
+        rejected.append(RejectedRecord(source, location, f"unparseable time in {key!r}", stringify(raw)))
+        return fallback
 
 
 @lru_cache(maxsize=64)
-def _plan(fm: FieldMap) -> dict[str, tuple[int, int]]:
-    """key -> (slot, rank): which core field a key can fill and how strongly it is preferred."""
-    plan: dict[str, tuple[int, int]] = {}
-    for slot, keys in enumerate((fm.trace, fm.audit, fm.time, fm.level, fm.service, fm.message)):
-        for rank, key in enumerate(keys):
-            plan.setdefault(key, (slot, rank))
-    return plan
+def _compile(fm: FieldMap) -> LogMapper:
+    return LogMapper(fm)
 
 
-def _pick(fields: Mapping[str, Any], fm: FieldMap) -> tuple[list[_Pick], dict[str, str]]:
-    """One pass over the line: per core field the best-ranked non-empty key, everything else an attribute
-    (source metadata such as ``__topic__`` dropped)."""
-    plan = _plan(fm)
-    best: list[_Pick] = [None] * 6
-    ranks = [len(plan)] * 6
-    attributes: dict[str, str] = {}
-    ignore = fm.ignore_prefixes
-    for key, value in fields.items():
-        if value is None:
-            continue
-        slot = plan.get(key)
-        if slot is not None and value != "" and slot[1] < ranks[slot[0]]:
-            demoted = best[slot[0]]
-            if demoted is not None and not demoted[0].startswith(ignore):
-                attributes[demoted[0]] = stringify(demoted[1])
-            best[slot[0]], ranks[slot[0]] = (key, value), slot[1]
-        elif not key.startswith(ignore):
-            attributes[key] = value if type(value) is str else stringify(value)
-    return best, attributes
+_last_mapper: tuple[FieldMap, LogMapper] | None = None
+
+
+def log_mapper(fm: FieldMap) -> LogMapper:
+    """The compiled form of ``fm``. Callers keep passing the same field map object, so it is recognised
+    by identity first: hashing a FieldMap (eight tuples of keys) per line would cost more than the map."""
+    global _last_mapper
+    last = _last_mapper
+    if last is not None and last[0] is fm:
+        return last[1]
+    mapper = _compile(fm)
+    _last_mapper = (fm, mapper)
+    return mapper
 
 
 def content_record_id(
@@ -185,11 +301,19 @@ def content_record_id(
 ) -> str:
     """A stable id from the normalised record itself, so the same line read twice (or from another
     source) is one node. Two byte-identical lines with the same timestamp are, by design, one event."""
-    # Length-prefixed parts: unambiguous whatever the text contains, and cheaper than JSON.
-    parts = [time, level, service, message, trace_id, audit_id]
+    # Length-prefixed parts ("-" for none): unambiguous whatever the text contains, and cheaper than JSON.
+    # Written out as one f-string rather than looped over: this runs for every log line.
+    canon = (
+        f"{'-' if time is None else f'{len(time)}:{time}'}"
+        f"{'-' if level is None else f'{len(level)}:{level}'}"
+        f"{'-' if service is None else f'{len(service)}:{service}'}"
+        f"{'-' if message is None else f'{len(message)}:{message}'}"
+        f"{'-' if trace_id is None else f'{len(trace_id)}:{trace_id}'}"
+        f"{'-' if audit_id is None else f'{len(audit_id)}:{audit_id}'}"
+    )
     for k in sorted(attributes):
-        parts += (k, attributes[k])
-    canon = "".join(["-" if p is None else f"{len(p)}:{p}" for p in parts])
+        v = attributes[k]
+        canon += f"{len(k)}:{k}{'-' if v is None else f'{len(v)}:{v}'}"
     return hashlib.blake2b(canon.encode("utf-8"), digest_size=16).hexdigest()
 
 
@@ -208,51 +332,5 @@ def map_log(
     ``defaults`` supplies values from the envelope (OTLP resource ``service.name``) that the line itself
     may override. A time or trace id that does not parse is reported as a reject while the line lands.
     """
-    rejected: list[RejectedRecord] = []
-    env = defaults or {}
-    best, attributes = _pick(fields, fieldmap)
-    trace_pick, audit_pick, time_pick, level_pick, service_pick, message_pick = best
-
-    trace_id: str | None = None
-    if trace_pick is not None:
-        key, raw_trace = trace_pick
-        text = stringify(raw_trace).strip()
-        if key in fieldmap.traceparent_keys:
-            trace_id = parse_traceparent(text)
-            if trace_id is None:
-                rejected.append(RejectedRecord(source, location, f"malformed traceparent in {key!r}", text))
-        elif not text or _WHITESPACE.search(text) is not None or not text.strip("0"):
-            rejected.append(RejectedRecord(source, location, f"malformed trace id in {key!r}", text))
-        else:
-            trace_id = text.lower() if len(text) == _W3C_TRACE_LEN else text
-
-    audit_id = stringify(audit_pick[1]) if audit_pick is not None else None
-
-    time: str | None = fallback_time
-    if time_pick is not None:
-        key, raw_time = time_pick
-        try:
-            time = normalise_time(raw_time)
-        except (ValueError, OverflowError, OSError):
-            rejected.append(
-                RejectedRecord(source, location, f"unparseable time in {key!r}", stringify(raw_time))
-            )
-
-    level = stringify(level_pick[1]).upper() if level_pick is not None else env.get("level")
-    service = stringify(service_pick[1]) if service_pick is not None else env.get("service")
-    message = stringify(message_pick[1]) if message_pick is not None else ""
-
-    rid = record_id or content_record_id(time, level, service, message, trace_id, audit_id, attributes)
-    record = LogRecord(
-        source=source,
-        record_id=rid,
-        time=time,
-        level=level,
-        service=service,
-        message=message,
-        trace_id=trace_id,
-        audit_id=audit_id,
-        attributes=attributes,
-        location=location,
-    )
+    record, rejected = log_mapper(fieldmap).map(fields, source, location, record_id, fallback_time, defaults)
     return MappedLog(record, rejected)

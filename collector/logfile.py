@@ -24,11 +24,11 @@ from typing import IO, Any, Literal
 import orjson
 
 from collector.ingest import IngestSummary, ingest_records, store_batches
-from collector.logfields import FieldMap, map_log
+from collector.logfields import FieldMap, log_mapper
 from collector.offload import join_in_subprocess
 from lineage.model import RejectedRecord
 from lineage.records import LogRecord
-from lineage.store.base import LineageStore
+from lineage.store.base import LineageStore, RowStore
 
 __all__ = [
     "FileIngestStats",
@@ -47,6 +47,7 @@ LogItem = LogRecord | RejectedRecord
 _RAW_KEEP = 2000  # rejected raw text is kept, but not a whole multi-megabyte line
 _GZIP_MAGIC = b"\x1f\x8b"
 _INT64 = 2.0**63
+_NOT_FLAT = frozenset({float, dict, list})  # value types ``_exact`` must look into
 OFFLOAD_MIN_BYTES = 4 << 20  # about 20k JSON lines
 _SEVERITY = ((4, "TRACE"), (8, "DEBUG"), (12, "INFO"), (16, "WARN"), (20, "ERROR"), (24, "FATAL"))
 
@@ -82,6 +83,8 @@ def _loads(line: bytes) -> Any:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
         return json.loads(line)
+    if type(obj) is dict and _NOT_FLAT.isdisjoint(map(type, obj.values())):
+        return obj  # no float anywhere: the common line, checked without a Python loop
     return obj if _exact(obj) else json.loads(line)
 
 
@@ -120,13 +123,14 @@ def read_jsonl(
     is a whole OTLP logs document (the collector file exporter's layout) is read as one."""
     src = source or default_source(path)
     fm = fieldmap or FieldMap()
+    mapper = log_mapper(fm)
     name = "stdin" if path == "-" else path
     for item in _lines(path, src):
-        if isinstance(item, RejectedRecord):
-            yield item
+        if type(item) is not tuple:
+            yield item  # the file could not be read (further)
             continue
         lineno, line = item
-        if not line.strip():
+        if line.isspace():  # what ``not line.strip()`` says of a (never empty) line, without a copy
             continue
         where = f"{name}:{lineno}"
         try:
@@ -134,15 +138,16 @@ def read_jsonl(
         except ValueError as exc:
             yield _reject(src, where, f"not valid JSON: {exc}", line)
             continue
-        if not isinstance(obj, dict):
+        if type(obj) is not dict:  # JSON gives plain dicts only
             yield _reject(src, where, f"expected a JSON object, got {type(obj).__name__}", line)
             continue
-        if isinstance(obj.get("resourceLogs"), list):  # an OTLP document per line: read it as one
+        if "resourceLogs" in obj and isinstance(obj["resourceLogs"], list):  # a whole OTLP document
             yield from _otlp_document(obj, src, where, fm)
             continue
-        mapped = map_log(obj, source=src, location=where, fieldmap=fm)
-        yield mapped.record
-        yield from mapped.rejected
+        record, rejected = mapper.map(obj, src, where)
+        yield record
+        if rejected:
+            yield from rejected
 
 
 def read_otlp(path: str, *, source: str | None = None, fieldmap: FieldMap | None = None) -> Iterator[LogItem]:
@@ -173,6 +178,7 @@ def read_otlp(path: str, *, source: str | None = None, fieldmap: FieldMap | None
 
 
 def _otlp_document(doc: Any, source: str, where: str, fm: FieldMap) -> Iterator[LogItem]:
+    mapper = log_mapper(fm)
     if not isinstance(doc, dict) or not isinstance(doc.get("resourceLogs"), list):
         yield _reject(
             source, where, "not an OTLP logs document (no resourceLogs list)", json.dumps(doc)[:_RAW_KEEP]
@@ -193,9 +199,9 @@ def _otlp_document(doc: Any, source: str, where: str, fm: FieldMap) -> Iterator[
                 except ValueError as exc:
                     yield _reject(source, loc, str(exc), json.dumps(lr))
                     continue
-                mapped = map_log(fields, source=source, location=loc, fieldmap=fm, defaults=env)
-                yield mapped.record
-                yield from mapped.rejected
+                record, rejected = mapper.map(fields, source, loc, defaults=env)
+                yield record
+                yield from rejected
 
 
 def _otlp_fields(lr: Mapping[str, Any], fm: FieldMap) -> dict[str, Any]:
@@ -308,7 +314,7 @@ def ingest_files(
     *,
     source: str | None = None,
     fieldmap: FieldMap | None = None,
-    batch_size: int = 5000,
+    batch_size: int = 10_000,
     progress: Callable[[FileIngestStats], None] | None = None,
     on_reject: Callable[[RejectedRecord], None] | None = None,
     parallel: bool | None = None,
@@ -332,7 +338,8 @@ def ingest_files(
 
         read = partial(read_log_file, path, fmt, source=source, fieldmap=fieldmap)
         if _offloaded(path, parallel):
-            with closing(join_in_subprocess(read, batch_size)) as joined:  # a store error stops the child
+            prepare = store.prepare_rows if isinstance(store, RowStore) else None
+            with closing(join_in_subprocess(read, batch_size, prepare)) as joined:  # a store error stops the child
                 store_batches(store, joined, progress=show, on_reject=on_reject, background=False)
         else:  # reports every stored batch through ``show``
             ingest_records(store, read(), batch_size=batch_size, progress=show, on_reject=on_reject)

@@ -20,11 +20,11 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import yaml
 from aliyun.log import LogClient, LogException
@@ -38,11 +38,12 @@ from tenacity import (
 )
 
 from collector.logfields import FieldMap, map_log
+from collector.offload import Emit, run_in_subprocess
 from collector.writer import BatchWriter
 from lineage.join import add_record
 from lineage.model import GraphBatch, RejectedRecord
 from lineage.records import iso_utc
-from lineage.store.base import LineageStore, StoreError
+from lineage.store.base import LineageStore, RowStore, StoreError
 
 __all__ = [
     "ConsumeStats",
@@ -83,6 +84,9 @@ class SlsError(RuntimeError):
     def __init__(self, message: str, code: str | None = None) -> None:
         super().__init__(message)
         self.code = code
+
+    def __reduce__(self) -> tuple[type[SlsError], tuple[str, str | None]]:
+        return (SlsError, (str(self), self.code))  # the code survives the trip from a reader process
 
 
 class SlsCredentials(BaseModel):
@@ -258,7 +262,8 @@ class SlsCollector:
         self.on_reject = on_reject
         self.stats = ConsumeStats()
         self._shards: dict[int, _ShardState] = {}
-        self._writer: BatchWriter[None] | None = None
+        self._writer: BatchWriter[GraphBatch, None] | None = None
+        self._in_flight = 1  # a reader process hands batches over in its own thread (0)
 
     # ------------------------------------------------------------------ shard consumption
     def consume(
@@ -269,12 +274,17 @@ class SlsCollector:
         poll_interval: float = 1.0,
         shard_refresh: float = 10.0,
         stop: threading.Event | None = None,
+        offload: bool = False,
     ) -> ConsumeStats:
         """Read every shard up to its end (``follow``: then keep polling until ``stop`` is set).
 
         ``start`` (``begin``, ``end`` or a unix time) applies to shards with no checkpoint on the first
         run; later-found shards, and any shard of a logstore already being followed, start at ``begin``.
+        ``offload``: pull, map and join in a child process (see ``_offloaded``).
         """
+        if offload:
+            options = {"start": start, "follow": follow, "poll_interval": poll_interval, "shard_refresh": shard_refresh}
+            return self._offloaded("consume", options, stop)
         stop = stop or threading.Event()
         with self._writing():
             resumed = bool(self.store.checkpoints(self.checkpoint_source))
@@ -303,7 +313,7 @@ class SlsCollector:
     @contextmanager
     def _writing(self) -> Iterator[None]:
         """Batches of this run are written on a background thread while the next pull is read."""
-        with BatchWriter(self._store_batch, self._stored) as writer:
+        with BatchWriter(self._store_batch, self._stored, in_flight=self._in_flight) as writer:
             self._writer = writer
             try:
                 yield
@@ -414,11 +424,52 @@ class SlsCollector:
         if self.progress is not None:
             self.progress(self.stats)
 
+    # ------------------------------------------------------------------ in a reader process
+    def _offloaded(self, method: str, options: dict[str, Any], stop: threading.Event | None) -> ConsumeStats:
+        """``method(**options)`` with pulling, decoding, mapping and joining in a child process and only the
+        store writes here, so the two run on different cores (one process tops out well below the
+        store's rate). Each batch still carries its shard checkpoint and is stored in order; a batch the
+        child pulled but this process had not stored when stopped is simply pulled again next time."""
+        reader = _Reader(
+            client=self.client,
+            project=self.project,
+            logstore=self.logstore,
+            source=self.source,
+            fieldmap=self.fieldmap,
+            retry=self.retry,
+            pull_count=self.pull_count,
+            id_mode=self.id_mode,
+            checkpoints=self.store.checkpoints(self.checkpoint_source),
+            method=method,
+            options=options,
+            prepare=self.store.prepare_rows if isinstance(self.store, RowStore) else None,
+        )
+        with closing(run_in_subprocess(reader, stop=stop, passthrough=(SlsError,))) as batches:
+            for batch, (seen, rows) in batches:
+                if not batch:
+                    self.stats.pulls, self.stats.finished_shards = seen.pulls, seen.finished_shards
+                    continue
+                if rows is None:
+                    self._store_batch(batch)
+                else:
+                    write = partial(cast(RowStore, self.store).upsert_rows, rows, batch)
+                    self.retry.call(f"store {self.store.url}", write)
+                self.stats.records, self.stats.rejected, self.stats.pulls = seen.records, seen.rejected, seen.pulls
+                self.stats.shards, self.stats.finished_shards = seen.shards, seen.finished_shards
+                if self.on_reject is not None:
+                    for r in batch.rejected:
+                        self.on_reject(r)
+                self._stored(batch, None)
+        return self.stats
+
     # ------------------------------------------------------------------ backfill by query
     def backfill(
-        self, query: str, from_time: int, to_time: int, *, page_size: int = QUERY_PAGE
+        self, query: str, from_time: int, to_time: int, *, page_size: int = QUERY_PAGE, offload: bool = False
     ) -> ConsumeStats:
         """Every log matching ``query`` with ``from_time <= time < to_time`` (unix seconds), page by page."""
+        if offload:
+            options = {"query": query, "from_time": from_time, "to_time": to_time, "page_size": page_size}
+            return self._offloaded("backfill", options, None)
         offset = 0
         with self._writing():
             for page in self._pages(query, from_time, to_time, page_size):
@@ -456,3 +507,74 @@ class SlsCollector:
             if len(logs) < page_size:
                 return
             offset += len(logs)
+
+
+class _Handoff:
+    """The reader process's stand-in for the store: each batch goes to the parent with the counts so far;
+    checkpoint reads see the parent's at start-up plus those of every batch handed over since."""
+
+    url = "the parent process"
+
+    def __init__(
+        self,
+        emit: Emit,
+        checkpoints: dict[tuple[str, str], str],
+        prepare: Callable[[GraphBatch], Any] | None,
+    ) -> None:
+        self._emit = emit
+        self._checkpoints = dict(checkpoints)
+        self._prepare = prepare
+        self.stats = ConsumeStats()
+
+    def upsert(self, batch: GraphBatch) -> None:
+        s = self.stats
+        seen = ConsumeStats(s.records, s.rejected, 0, s.pulls, set(s.shards), set(s.finished_shards))
+        if self._prepare is None or not (batch.nodes or batch.edges):
+            self._emit(batch, (seen, None))
+        else:  # the store's per-fact Python runs here too (see ``RowStore``)
+            rows = self._prepare(batch)
+            self._emit(GraphBatch(rejected=batch.rejected, checkpoints=batch.checkpoints), (seen, rows))
+        self._checkpoints.update(batch.checkpoints)
+
+    def checkpoints(self, source: str | None = None) -> dict[tuple[str, str], str]:
+        return {k: v for k, v in self._checkpoints.items() if source is None or k[0] == source}
+
+    def get_checkpoint(self, source: str, key: str) -> str | None:
+        return self._checkpoints.get((source, key))
+
+
+@dataclass(frozen=True, slots=True)
+class _Reader:
+    """Everything a reader process needs to run one ``SlsCollector`` method (picklable: no store, no
+    callbacks)."""
+
+    client: LogClient
+    project: str
+    logstore: str
+    source: str
+    fieldmap: FieldMap
+    retry: RetryPolicy
+    pull_count: int
+    id_mode: Literal["cursor", "content"]
+    checkpoints: dict[tuple[str, str], str]
+    method: Literal["consume", "backfill"]
+    options: dict[str, Any]
+    prepare: Callable[[GraphBatch], Any] | None  # a ``RowStore``'s ``prepare_rows``
+
+    def __call__(self, emit: Emit) -> None:
+        handoff = _Handoff(emit, self.checkpoints, self.prepare)
+        collector = SlsCollector(
+            self.client,
+            self.project,
+            self.logstore,
+            handoff,  # type: ignore[arg-type]  # only upsert and the checkpoint reads are used
+            source=self.source,
+            fieldmap=self.fieldmap,
+            retry=self.retry,
+            pull_count=self.pull_count,
+            id_mode=self.id_mode,
+        )
+        collector._in_flight = 0
+        handoff.stats = collector.stats
+        getattr(collector, self.method)(**self.options)
+        handoff.upsert(GraphBatch())  # the final counts (pulls, finished shards) come after the last batch

@@ -18,10 +18,9 @@ from contextlib import suppress
 from types import TracebackType
 from typing import Generic, TypeVar
 
-from lineage.model import GraphBatch
-
 __all__ = ["BatchWriter"]
 
+B = TypeVar("B")  # what one write takes: a GraphBatch, or a batch with rows prepared for the store
 R = TypeVar("R")
 
 # While a writer is open the interpreter switches threads every 0.2 ms instead of every 5 ms. The writer
@@ -49,7 +48,7 @@ def _fast_switching(on: bool) -> None:
                 sys.setswitchinterval(_switch_saved)
 
 
-class BatchWriter(Generic[R]):
+class BatchWriter(Generic[B, R]):
     """Apply batches with ``apply`` on one worker thread; ``on_done(batch, result)`` runs in the caller's
     thread as each write is collected, so counters and progress bars need no locking.
 
@@ -60,8 +59,8 @@ class BatchWriter(Generic[R]):
 
     def __init__(
         self,
-        apply: Callable[[GraphBatch], R],
-        on_done: Callable[[GraphBatch, R], None] | None = None,
+        apply: Callable[[B], R],
+        on_done: Callable[[B, R], None] | None = None,
         *,
         in_flight: int = 1,
     ) -> None:
@@ -73,13 +72,13 @@ class BatchWriter(Generic[R]):
         self._pool = (
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="liubai-store-writer") if in_flight else None
         )
-        self._pending: deque[tuple[GraphBatch, Future[R]]] = deque()
+        self._pending: deque[tuple[B, Future[R]]] = deque()
         self._failed = False  # set on the worker thread: batches queued behind a failure are skipped
         self._open = self._pool is not None
         if self._open:
             _fast_switching(True)
 
-    def submit(self, batch: GraphBatch) -> None:
+    def submit(self, batch: B) -> None:
         """Queue ``batch`` after the ones before it; waits while ``in_flight`` writes are outstanding."""
         if self._pool is None:
             result = self._apply(batch)
@@ -90,7 +89,7 @@ class BatchWriter(Generic[R]):
             self._collect_oldest()
         self._pending.append((batch, self._pool.submit(self._run, batch)))
 
-    def _run(self, batch: GraphBatch) -> R:
+    def _run(self, batch: B) -> R:
         if self._failed:
             raise RuntimeError("an earlier batch failed; this one was not written")
         try:
@@ -129,7 +128,7 @@ class BatchWriter(Generic[R]):
         if self._on_done is not None:
             self._on_done(batch, result)
 
-    def __enter__(self) -> BatchWriter[R]:
+    def __enter__(self) -> BatchWriter[B, R]:
         return self
 
     def __exit__(

@@ -8,7 +8,8 @@ not parse still lands, and the bad audit id becomes a rejected record with the r
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -17,6 +18,8 @@ from lineage.model import (
     AuditIdError,
     EdgeKind,
     GraphBatch,
+    NodeKind,
+    Props,
     RejectedRecord,
     audit_node_id,
     commit_node_id,
@@ -39,7 +42,7 @@ from lineage.records import (
     RunRecord,
 )
 
-__all__ = ["ACCESS_EDGE", "join_records", "add_record"]
+__all__ = ["ACCESS_EDGE", "add_record", "join_records", "record_joiner"]
 
 ACCESS_EDGE = {"read": EdgeKind.READ, "write": EdgeKind.WROTE, "exec": EdgeKind.EXECUTED}
 
@@ -53,7 +56,11 @@ def join_records(records: Iterable[Record], batch: GraphBatch | None = None) -> 
 
 
 def add_record(batch: GraphBatch, record: Record) -> None:
-    match record:
+    join = _JOIN_BY_TYPE.get(type(record))
+    if join is not None:  # one dict lookup instead of a chain of isinstance checks
+        join(batch, record)
+        return
+    match record:  # a subclass of a record type
         case CommitRecord():
             _commit(batch, record)
         case ManifestObjectRecord():
@@ -72,57 +79,86 @@ def add_record(batch: GraphBatch, record: Record) -> None:
             raise TypeError(f"not a lineage record: {type(record).__name__}")
 
 
+def record_joiner(kind: type) -> Callable[[GraphBatch, Any], None]:
+    """What ``add_record`` does with a record of exactly this type, for a caller that joins many of them
+    (``add_record`` itself for any other type)."""
+    return _JOIN_BY_TYPE.get(kind, add_record)
+
+
+@dataclass(frozen=True, slots=True)
+class _AuditPlan:
+    """What the join derives from one distinct raw audit id: the ids and fixed properties it writes."""
+
+    audit: AuditId
+    node_id: str
+    props: Props  # shared by every line carrying this raw id: copied or merged, never changed
+    commit: tuple[str, Props] | None  # node id and fixed props, shared the same way (``_fixed``)
+    trace: tuple[str, Props] | None
+
+
 def _audit(
     batch: GraphBatch, raw: str, source: str, location: str, *, seen_at: str | None = None
-) -> AuditId | None:
+) -> _AuditPlan | None:
     """Add the audit record a raw audit id names (with its commit and trace); None if it is malformed."""
-    audit = _parse_cached(raw)
-    if isinstance(audit, str):
-        batch.rejected.append(RejectedRecord(source, location, f"malformed audit id: {audit}", raw))
+    plan = _audit_plan(raw)
+    if isinstance(plan, str):
+        batch.rejected.append(RejectedRecord(source, location, f"malformed audit id: {plan}", raw))
         return None
-    add_audit(batch, audit, raw, seen_at=seen_at)
-    return audit
+    _add_planned_audit(batch, plan, seen_at)
+    return plan
 
 
 @lru_cache(maxsize=65536)
-def _parse_cached(raw: str) -> AuditId | str:
-    """Audit ids repeat across thousands of log lines: parse each distinct one once (or its reason)."""
+def _audit_plan(raw: str) -> _AuditPlan | str:
+    """Audit ids repeat across thousands of log lines: plan each distinct one once (or keep its reason)."""
     try:
-        return parse_audit_id(raw)
+        return _plan_of(parse_audit_id(raw), raw)
     except AuditIdError as exc:
         return exc.reason
 
 
-def add_audit(batch: GraphBatch, audit: AuditId, raw: str, *, seen_at: str | None = None) -> str:
-    node_id, base = _audit_props(audit, raw)
-    props = dict(base)
-    if seen_at:
-        props["first_seen"] = props["last_seen"] = seen_at
-    batch.add_node(node_id, props)
-    if audit.commit:
-        batch.add_node(commit_node_id(audit.commit), {"sha": audit.commit}, placeholder=True)
-        batch.add_edge(node_id, EdgeKind.FOR_COMMIT, commit_node_id(audit.commit))
-    if audit.trace:
-        _trace(batch, audit.trace, seen_at)
-        batch.add_edge(node_id, EdgeKind.CORRELATES, trace_node_id(audit.trace))
-    return node_id
-
-
-@lru_cache(maxsize=65536)
-def _audit_props(audit: AuditId, raw: str) -> tuple[str, dict[str, Any]]:
-    """Node id and fixed properties of an audit record, built once per distinct raw id (callers copy)."""
-    props: dict[str, Any] = {"raw": raw, "canonical": audit.canonical, "commit": audit.commit, "trace": audit.trace}
+def _plan_of(audit: AuditId, raw: str) -> _AuditPlan:
+    props: Props = {"raw": raw, "canonical": audit.canonical, "commit": audit.commit, "trace": audit.trace}
     for key, value in audit.extra:
         props[f"x_{key}"] = value
-    return audit_node_id(audit), props
+    commit = _fixed(commit_node_id(audit.commit), "sha", audit.commit) if audit.commit else None
+    trace = _fixed(trace_node_id(audit.trace), "trace_id", audit.trace) if audit.trace else None
+    return _AuditPlan(audit, audit_node_id(audit), props, commit, trace)
+
+
+def add_audit(batch: GraphBatch, audit: AuditId, raw: str, *, seen_at: str | None = None) -> str:
+    """Add an audit record (with its commit and trace) for an id already parsed; its node id."""
+    plan = _plan_of(audit, raw)
+    _add_planned_audit(batch, plan, seen_at)
+    return plan.node_id
+
+
+def _add_planned_audit(batch: GraphBatch, plan: _AuditPlan, seen_at: str | None) -> None:
+    node_id = plan.node_id
+    repeat = batch.add_seen(node_id, plan.props, seen_at)
+    # A repeat was added here before from this very plan, so its two edges are there already.
+    if plan.commit is not None:
+        commit_id, commit_props = plan.commit
+        batch.add_seen(commit_id, commit_props, None, placeholder=True)
+        if not repeat:
+            batch.add_edge(node_id, EdgeKind.FOR_COMMIT, commit_id)
+    if plan.trace is not None:
+        trace_id, trace_props = plan.trace
+        batch.add_seen(trace_id, trace_props, seen_at)
+        if not repeat:
+            batch.add_edge(node_id, EdgeKind.CORRELATES, trace_id)
+
+
+@lru_cache(maxsize=8192)
+def _fixed(node_id: str, key: str, value: str) -> tuple[str, Props]:
+    """A trace's or commit's node id and its one fixed property, one dict shared by all the lines naming
+    it, so that ``GraphBatch.add_seen`` recognises repeats."""
+    return node_id, {key: value}
 
 
 def _trace(batch: GraphBatch, trace_id: str, seen_at: str | None) -> str:
-    node_id = trace_node_id(trace_id)
-    props: dict[str, Any] = {"trace_id": trace_id}
-    if seen_at:
-        props["first_seen"] = props["last_seen"] = seen_at
-    batch.add_node(node_id, props)
+    node_id, props = _fixed(trace_node_id(trace_id), "trace_id", trace_id)
+    batch.add_seen(node_id, props, seen_at)
     return node_id
 
 
@@ -176,35 +212,37 @@ def _manifest_object(batch: GraphBatch, m: ManifestObjectRecord) -> None:
     for raw in m.audit_ids:
         audit = _audit(batch, raw, f"git:{m.repo}", m.location)
         if audit is not None:
-            batch.add_edge(audit_node_id(audit), EdgeKind.ANNOTATES, wid, {"path": m.path})
+            batch.add_edge(audit.node_id, EdgeKind.ANNOTATES, wid, {"path": m.path})
 
 
 def _log(batch: GraphBatch, r: LogRecord) -> None:
     """A log line joins its trace (named directly or by its audit id) and the audit record it carries."""
     lid = log_node_id(r.source, r.record_id)
-    batch.add_node(
+    time = r.time
+    batch.put_node(
         lid,
+        NodeKind.LOG_EVENT,
         {
             "source": r.source,
-            "time": r.time,
+            "time": time,
             "level": r.level,
             "service": r.service,
             "message": r.message,
             "trace_id": r.trace_id,
             "audit_id": r.audit_id,
             "attributes": r.attributes or None,
-            "first_seen": r.time,
-            "last_seen": r.time,
+            "first_seen": time,
+            "last_seen": time,
         },
     )
     trace_id = r.trace_id
     if r.audit_id:
-        audit = _audit(batch, r.audit_id, r.source, r.location or lid, seen_at=r.time)
+        audit = _audit(batch, r.audit_id, r.source, r.location or lid, seen_at=time)
         if audit is not None:
-            batch.add_edge(lid, EdgeKind.CARRIES, audit_node_id(audit))
-            trace_id = trace_id or audit.trace
+            batch.add_edge(lid, EdgeKind.CARRIES, audit.node_id)
+            trace_id = trace_id or audit.audit.trace
     if trace_id:
-        batch.add_edge(lid, EdgeKind.IN_TRACE, _trace(batch, trace_id, r.time))
+        batch.add_edge(lid, EdgeKind.IN_TRACE, _trace(batch, trace_id, time))
 
 
 def _run(batch: GraphBatch, r: RunRecord) -> None:
@@ -237,8 +275,8 @@ def _run(batch: GraphBatch, r: RunRecord) -> None:
     if r.audit_id:
         audit = _audit(batch, r.audit_id, f"run:{r.host}", rid, seen_at=r.started_at)
         if audit is not None:
-            batch.add_edge(audit_node_id(audit), EdgeKind.ANNOTATES, rid)
-            trace_id = r.trace_id or audit.trace
+            batch.add_edge(audit.node_id, EdgeKind.ANNOTATES, rid)
+            trace_id = r.trace_id or audit.audit.trace
     if trace_id:
         batch.add_edge(rid, EdgeKind.IN_TRACE, _trace(batch, trace_id, r.started_at))
 
@@ -274,6 +312,10 @@ def _process(batch: GraphBatch, p: ProcessRecord) -> None:
             batch.add_edge(pid_, EdgeKind.CHILD_OF, parent)
 
 
+def _rejected(batch: GraphBatch, r: RejectedRecord) -> None:
+    batch.rejected.append(r)
+
+
 def _file_access(batch: GraphBatch, f: FileAccessRecord) -> None:
     fid = file_node_id(f.host, f.path)
     batch.add_node(fid, {"host": f.host, "path": f.path})
@@ -283,3 +325,14 @@ def _file_access(batch: GraphBatch, f: FileAccessRecord) -> None:
     if f.sha256 is not None:
         props["sha256"] = f.sha256
     batch.add_edge(process_node_id(f.host, f.pid, f.start_ns), ACCESS_EDGE[f.mode], fid, props)
+
+
+_JOIN_BY_TYPE: dict[type, Callable[[GraphBatch, Any], None]] = {
+    CommitRecord: _commit,
+    ManifestObjectRecord: _manifest_object,
+    LogRecord: _log,
+    RunRecord: _run,
+    ProcessRecord: _process,
+    FileAccessRecord: _file_access,
+    RejectedRecord: _rejected,
+}

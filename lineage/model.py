@@ -319,6 +319,8 @@ class GraphBatch:
     checkpoints: dict[tuple[str, str], str] = field(default_factory=dict)
     _node_at: dict[str, Node] = field(default_factory=dict, repr=False, compare=False)
     _edge_at: dict[tuple[str, str, str], Edge] = field(default_factory=dict, repr=False, compare=False)
+    # node id -> the shared ``fixed`` props last merged into it by ``add_seen`` (see there)
+    _fixed_at: dict[str, Props] = field(default_factory=dict, repr=False, compare=False)
 
     def add_node(self, node_id: str, props: Mapping[str, Any] | None = None, *, placeholder: bool = False) -> None:
         """Add a node, folding a repeat of an id added here before into it with the store's merge rule.
@@ -328,20 +330,65 @@ class GraphBatch:
         """
         cur = self._node_at.get(node_id)
         if cur is None:
-            node = Node.of(node_id, props, placeholder=placeholder)
-            self._node_at[node_id] = node
-            self.nodes.append(node)
+            self._append(Node.of(node_id, props, placeholder=placeholder))
             return
         if props:
             merge_into(cur.props, props)  # the batch made cur.props: no copy needed
+            self._fixed_at.pop(node_id, None)  # no longer only what ``add_seen`` merged
         cur.placeholder = cur.placeholder and placeholder
+
+    def put_node(self, node_id: str, kind: NodeKind, props: Props) -> None:
+        """``add_node`` for the join's hot path: ``props`` is handed over (kept, not copied) and ``kind`` is
+        the one ``node_id`` names (the caller built the id)."""
+        if node_id in self._node_at:
+            self.add_node(node_id, props)
+            return
+        node = self._node_at[node_id] = Node(node_id, kind, props)
+        self.nodes.append(node)
+
+    def add_seen(
+        self, node_id: str, fixed: Props, seen_at: str | None, *, placeholder: bool = False
+    ) -> bool:
+        """``add_node(node_id, {**fixed, "first_seen": seen_at, "last_seen": seen_at}, ...)`` (no times when
+        ``seen_at`` is empty), where ``fixed`` is a shared dict that nobody changes.
+
+        When the last props merged into the node were this very ``fixed``, merging them again changes
+        nothing, so a repeat only moves the seen range: the cheap path for the trace or audit record that
+        thousands of lines name. True for such a repeat.
+        """
+        cur = self._node_at.get(node_id)
+        if cur is None or self._fixed_at.get(node_id) is not fixed:
+            props = dict(fixed)
+            if seen_at:
+                props["first_seen"] = props["last_seen"] = seen_at
+            if cur is None:
+                self._append(Node(node_id, node_kind_of(node_id), props, placeholder))
+            else:
+                merge_into(cur.props, props)
+                cur.placeholder = cur.placeholder and placeholder
+            self._fixed_at[node_id] = fixed
+            return False
+        cur.placeholder = cur.placeholder and placeholder
+        if seen_at:  # merge_into's rule for the two seen keys, skipping the writes that change nothing
+            props = cur.props
+            first = props.get("first_seen")
+            if first is None or seen_at < first:
+                props["first_seen"] = seen_at
+            last = props.get("last_seen")
+            if last is None or seen_at > last:
+                props["last_seen"] = seen_at
+        return True
+
+    def _append(self, node: Node) -> None:
+        self._node_at[node.id] = node
+        self.nodes.append(node)
 
     def add_edge(self, src: str, kind: EdgeKind, dst: str, props: Mapping[str, Any] | None = None) -> None:
         """Add an edge, folding a repeat of one added here before (same src, kind, dst) into it."""
         key = (src, kind, dst)
         cur = self._edge_at.get(key)
         if cur is None:
-            edge = Edge(src, kind, dst, dict(props or {}))
+            edge = Edge(src, kind, dst, dict(props) if props else {})
             self._edge_at[key] = edge
             self.edges.append(edge)
         elif props:
@@ -358,6 +405,12 @@ class GraphBatch:
     @property
     def fact_count(self) -> int:
         return len(self.nodes) + len(self.edges)
+
+    @property
+    def folded(self) -> bool:
+        """Whether every node and edge came through ``add_*`` (which fold repeats), so no node id and no
+        edge key occurs twice and a store need not fold them again."""
+        return len(self._node_at) == len(self.nodes) and len(self._edge_at) == len(self.edges)
 
     def __bool__(self) -> bool:
         return bool(self.nodes or self.edges or self.rejected or self.checkpoints)

@@ -80,7 +80,7 @@ def logs(
     ] = None,
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, help="Records per store transaction.")
-    ] = 5000,
+    ] = 10_000,
 ) -> None:
     """Ingest log files; lines carrying a trace id or an x-gitops-audit-id join the commit/trace graph.
 

@@ -176,11 +176,12 @@ def sls(
                 on_reject=printer,
             )
             try:
+                # reading runs in a child process, storing here: two cores instead of one
                 if window is not None:
-                    stats = collector.backfill(query or "", window[0], window[1])
+                    stats = collector.backfill(query or "", window[0], window[1], offload=True)
                 else:
                     stats = collector.consume(
-                        start=start, follow=follow, poll_interval=poll_interval, stop=stop
+                        start=start, follow=follow, poll_interval=poll_interval, stop=stop, offload=True
                     )
             except SlsError as exc:
                 printer.finish()

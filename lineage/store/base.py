@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from lineage.model import Direction, Edge, EdgeKind, GraphBatch, Node, NodeKind, RejectedRecord
 
@@ -21,6 +21,7 @@ __all__ = [
     "Subgraph",
     "UpsertResult",
     "LineageStore",
+    "RowStore",
 ]
 
 DEFAULT_LINEAGE_LIMIT = 10_000
@@ -155,3 +156,17 @@ class LineageStore(Protocol):
     def iter_edges(self, batch_size: int = 5000) -> Iterator[list[Edge]]: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class RowStore(Protocol):
+    """A store whose per-fact Python can run in another process: ``prepare_rows`` is a function of the
+    batch alone (static, picklable) that makes the rows ``upsert_rows`` writes. ``upsert(b)`` is
+    ``upsert_rows(prepare_rows(b), b)``; a reader process that calls ``prepare_rows`` itself leaves the
+    writing process only the writes. ``upsert_rows`` takes the batch's rejected records and checkpoints
+    from ``batch`` and nothing else from it."""
+
+    @staticmethod
+    def prepare_rows(batch: GraphBatch) -> Any: ...
+
+    def upsert_rows(self, rows: Any, batch: GraphBatch) -> UpsertResult: ...

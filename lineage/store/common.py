@@ -66,8 +66,12 @@ def prepare_batch(batch: GraphBatch) -> tuple[list[Node], dict[tuple[str, str, s
     """What a store writes for a batch: each node and edge once (merged with the store's rule) and a
     placeholder for every edge end the batch does not describe. Nodes come in id order, so concurrent
     writers lock them in one global order. The batch's own nodes and edges are never changed."""
-    nodes = {n.id: n for n in dedupe_batch(batch.nodes)}
-    edges = dedupe_edges(batch.edges)
+    if batch.folded:
+        nodes = {n.id: n for n in batch.nodes}
+        edges = {(e.src, e.kind.value, e.dst): e for e in batch.edges}
+    else:
+        nodes = {n.id: n for n in dedupe_batch(batch.nodes)}
+        edges = dedupe_edges(batch.edges)
     for e in edges.values():
         for end in (e.src, e.dst):
             if end not in nodes:

@@ -16,6 +16,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -45,7 +46,7 @@ from lineage.store.base import (
 from lineage.store.common import chunks, decode_cursor, dumps_props, encode_cursor, loads_props, prepare_batch
 from lineage.store.searchtext import search_text
 
-__all__ = ["SqliteStore", "SCHEMA_VERSION"]
+__all__ = ["SCHEMA_VERSION", "SqliteRows", "SqliteStore", "prepare_rows"]
 
 _CHUNK = 500  # ids per IN (...) list; well under SQLite's variable limit
 _BULK_MIN_ROWS = 64  # below this, per-row statements hand the GIL over too rarely to matter
@@ -129,6 +130,10 @@ _PRAGMAS = (
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 
+_NODE_KINDS = {k.value: k for k in NodeKind}
+_KIND_VALUES = {k: k.value for k in NodeKind}
+_EDGE_KINDS = {k.value: k for k in EdgeKind}
+
 # Edge kind -> the nodes column that holds a node's bare link of that kind. A link is put in the column
 # only when its source node is created, so it never also sits in ``edges``; further links of the kind, and
 # any such link that gains properties, are ordinary ``edges`` rows.
@@ -139,30 +144,53 @@ _SLOT = {"trace": 3, "audit": 4}  # where _fetch_nodes puts each column
 _Existing = tuple[int, dict[str, Any], bool, "str | None", "str | None"]  # rid, props, placeholder, links
 
 
-def _place_bare_links(
-    edges: dict[tuple[str, str, str], Edge], existing: dict[str, _Existing]
-) -> tuple[dict[str, dict[str, str]], list[tuple[str, str, str]]]:
-    """Where each bare edge goes: (node id -> {column: target} for nodes created now, ``edges`` rows).
+@dataclass(slots=True)
+class SqliteRows:
+    """A batch's nodes and edges as ``SqliteStore`` writes them, worked out from the batch alone
+    (``prepare_rows``), so that a reader process can do this part while the writing process only writes.
 
-    A node created in this batch takes its first link of each kind on its row; a link its existing row
-    already holds is written nowhere; every other bare edge is an ``edges`` row."""
-    links: dict[str, dict[str, str]] = {}
-    rows: list[tuple[str, str, str]] = []
-    for (src, kind, dst), e in edges.items():
+    Nodes come each once, in id order, with their JSON properties and search text, and with the first
+    bare ``IN_TRACE`` / ``CARRIES`` link of each: it goes on the node's row if the node is new."""
+
+    ids: list[str]
+    kinds: list[str]
+    props: list[str]
+    placeholders: list[bool]
+    texts: list[str]
+    traces: list[str | None]
+    audits: list[str | None]
+    bare: list[tuple[str, str, str]]  # every other edge without properties
+    with_props: list[tuple[str, str, str, str]]  # (src, kind, dst, JSON properties)
+
+
+def prepare_rows(batch: GraphBatch) -> SqliteRows:
+    """The rows of ``batch``'s nodes and edges; its rejected records and checkpoints are not included."""
+    nodes, edges = prepare_batch(batch)
+    first: dict[str, dict[str, str]] = {column: {} for column in _LINKS.values()}
+    bare: list[tuple[str, str, str]] = []
+    with_props: list[tuple[str, str, str, str]] = []
+    for key, e in edges.items():
         if e.props:
+            with_props.append((*key, dumps_props(e.props)))
             continue
-        column = _LINKS.get(kind)
-        if column is not None:
-            old = existing.get(src)
-            if old is None:
-                slots = links.setdefault(src, {})
-                if column not in slots:
-                    slots[column] = dst
-                    continue
-            elif old[_SLOT[column]] == dst:
-                continue
-        rows.append((src, kind, dst))
-    return links, rows
+        column = _LINKS.get(key[1])
+        if column is not None and e.src not in first[column]:
+            first[column][e.src] = e.dst
+            continue
+        bare.append(key)
+    ids = [n.id for n in nodes]
+    traces, audits = first["trace"], first["audit"]
+    return SqliteRows(
+        ids=ids,
+        kinds=[_KIND_VALUES[n.kind] for n in nodes],
+        props=[dumps_props(n.props) for n in nodes],
+        placeholders=[n.placeholder for n in nodes],
+        texts=[search_text(n.id, n.kind, n.props) for n in nodes],
+        traces=[traces.get(i) for i in ids] if traces else [None] * len(ids),
+        audits=[audits.get(i) for i in ids] if audits else [None] * len(ids),
+        bare=bare,
+        with_props=with_props,
+    )
 
 
 def _links(kinds: Iterable[str]) -> list[tuple[str, str]]:
@@ -170,8 +198,6 @@ def _links(kinds: Iterable[str]) -> list[tuple[str, str]]:
     return [(k, _LINKS[k]) for k in kinds if k in _LINKS]
 
 
-_NODE_KINDS = {k.value: k for k in NodeKind}
-_EDGE_KINDS = {k.value: k for k in EdgeKind}
 
 
 def _edge(row: tuple[str, str, str, str]) -> Edge:
@@ -362,18 +388,23 @@ class SqliteStore:
 
     # ------------------------------------------------------------------ writes
 
+    prepare_rows = staticmethod(prepare_rows)
+
     def upsert(self, batch: GraphBatch) -> UpsertResult:
+        return self.upsert_rows(prepare_rows(batch), batch)
+
+    def upsert_rows(self, rows: SqliteRows, batch: GraphBatch) -> UpsertResult:
+        """Write ``rows`` (from ``prepare_rows``) with ``batch``'s rejected records and checkpoints; the
+        batch's own nodes and edges are not looked at. What ``upsert`` does, in two halves."""
         result = UpsertResult()
-        nodes, edges = prepare_batch(batch)
         with self._write() as conn:
-            existing = self._fetch_nodes(conn, [n.id for n in nodes])
-            links, bare = _place_bare_links(edges, existing)
-            self._write_nodes(conn, nodes, existing, links, result)
+            existing = self._fetch_nodes(conn, rows.ids)
+            bare = self._write_nodes(conn, rows, existing, result)
             # An edge without properties has nothing to merge: insert-or-ignore, no read-back needed.
             before = conn.total_changes
             _apply(conn, _INSERT_BARE_EDGES, bare)
-            result.edges_created += sum(map(len, links.values())) + conn.total_changes - before
-            self._write_edges_with_props(conn, edges, existing, result)
+            result.edges_created += conn.total_changes - before
+            self._write_edges_with_props(conn, rows.with_props, existing, result)
             before = conn.total_changes
             _apply(conn, _INSERT_REJECTED, [(r.source, r.location, r.reason, r.raw) for r in batch.rejected])
             result.rejected_added = conn.total_changes - before
@@ -382,75 +413,76 @@ class SqliteStore:
 
     @staticmethod
     def _write_nodes(
-        conn: sqlite3.Connection,
-        nodes: list[Node],
-        existing: dict[str, _Existing],
-        links: dict[str, dict[str, str]],
-        result: UpsertResult,
-    ) -> None:
+        conn: sqlite3.Connection, rows: SqliteRows, existing: dict[str, _Existing], result: UpsertResult
+    ) -> list[tuple[str, str, str]]:
+        """Insert the new nodes (with their links) and merge into the existing ones; returns the bare
+        edges to write: ``rows.bare`` plus the links an existing node's row does not already hold."""
         next_rid = conn.execute("SELECT coalesce(max(rid), 0) + 1 FROM nodes").fetchone()[0]
-        inserts: list[tuple[Any, ...]] = []
+        bare = rows.bare
         updates: list[tuple[str, int, int]] = []
-        search_new: list[tuple[int, str]] = []
         search_changed: list[tuple[int, str]] = []
-        no_links: dict[str, str] = {}
-        for n in nodes:
-            old = existing.get(n.id)
-            if old is None:
-                slots = links.get(n.id, no_links)
-                inserts.append(
-                    (
-                        next_rid,
-                        n.id,
-                        n.kind.value,
-                        dumps_props(n.props),
-                        int(n.placeholder),
-                        slots.get("trace"),
-                        slots.get("audit"),
-                    )
-                )
-                search_new.append((next_rid, search_text(n.id, n.kind, n.props)))
-                next_rid += 1
-                continue
-            rid, old_props, old_placeholder = old[:3]
-            merged = merge_props(old_props, n.props)
-            placeholder = old_placeholder and n.placeholder
-            if merged != old_props or placeholder != old_placeholder:
-                updates.append((dumps_props(merged), int(placeholder), rid))
-                text = search_text(n.id, n.kind, merged)
-                if text != search_text(n.id, n.kind, old_props):  # re-indexing costs a delete + insert
-                    search_changed.append((rid, text))
+        if not existing:  # a batch of new nodes only (most log lines): whole columns, no loop
+            rids = range(next_rid, next_rid + len(rows.ids))
+            inserts: list[tuple[Any, ...]] = list(
+                zip(rids, rows.ids, rows.kinds, rows.props, rows.placeholders, rows.traces, rows.audits, strict=True)
+            )
+            search_new: list[tuple[int, str]] = list(zip(rids, rows.texts, strict=True))
+        else:
+            inserts, search_new, bare = [], [], list(bare)
+            for i, node_id in enumerate(rows.ids):
+                old = existing.get(node_id)
+                trace, audit = rows.traces[i], rows.audits[i]
+                if old is None:
+                    row = (next_rid, node_id, rows.kinds[i], rows.props[i], rows.placeholders[i], trace, audit)
+                    inserts.append(row)
+                    search_new.append((next_rid, rows.texts[i]))
+                    next_rid += 1
+                    continue
+                rid, old_props, old_placeholder, old_trace, old_audit = old
+                if trace is not None and trace != old_trace:
+                    bare.append((node_id, EdgeKind.IN_TRACE.value, trace))
+                if audit is not None and audit != old_audit:
+                    bare.append((node_id, EdgeKind.CARRIES.value, audit))
+                kind = _NODE_KINDS[rows.kinds[i]]
+                merged = merge_props(old_props, loads_props(rows.props[i]))
+                placeholder = old_placeholder and rows.placeholders[i]
+                if merged != old_props or placeholder != old_placeholder:
+                    updates.append((dumps_props(merged), int(placeholder), rid))
+                    text = search_text(node_id, kind, merged)
+                    if text != search_text(node_id, kind, old_props):  # re-indexing costs a delete + insert
+                        search_changed.append((rid, text))
         result.nodes_created, result.nodes_updated = len(inserts), len(updates)
+        result.edges_created += sum(1 for r in inserts if r[5] is not None) + sum(1 for r in inserts if r[6] is not None)
         _apply(conn, _INSERT_NODES, inserts)
         _apply(conn, _UPDATE_NODES, updates)
         _apply(conn, _INSERT_SEARCH, search_new)
         _apply(conn, _REPLACE_SEARCH, search_changed)
+        return bare
 
     def _write_edges_with_props(
         self,
         conn: sqlite3.Connection,
-        edges: dict[tuple[str, str, str], Edge],
+        with_props: list[tuple[str, str, str, str]],
         existing: dict[str, _Existing],
         result: UpsertResult,
     ) -> None:
-        with_props = {key: e for key, e in edges.items() if e.props}
         if not with_props:
             return
-        old_edges = self._fetch_edges(conn, list(with_props))
+        old_edges = self._fetch_edges(conn, [(src, kind, dst) for src, kind, dst, _ in with_props])
         inserts: list[tuple[str, str, str, str]] = []
         updates: list[tuple[str, str, str, str]] = []
         unlink: dict[str, list[tuple[int]]] = {}
-        for key, e in with_props.items():
-            prev = old_edges.get(key)
+        for src, kind, dst, props in with_props:
+            prev = old_edges.get((src, kind, dst))
             if prev is not None:
-                merged = merge_props(prev, e.props)
+                merged = merge_props(prev, loads_props(props))
                 if merged != prev:
-                    updates.append((dumps_props(merged), e.src, key[1], e.dst))
+                    updates.append((dumps_props(merged), src, kind, dst))
                 continue
-            inserts.append((e.src, key[1], e.dst, dumps_props(e.props)))
-            column = _LINKS.get(key[1])
-            old = existing.get(e.src) if column is not None else None
-            if column is not None and old is not None and old[_SLOT[column]] == e.dst:
+            inserts.append((src, kind, dst, props))
+            column = _LINKS.get(kind)
+            old = existing.get(src) if column is not None else None
+            if column is not None and old is not None and old[_SLOT[column]] == dst:
                 unlink.setdefault(column, []).append((old[0],))  # the bare link on the row gains properties
                 result.edges_updated += 1
             else:

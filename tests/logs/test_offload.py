@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 
-from collector.ingest import Item, join_batches, store_batches
+from collector.ingest import DEFAULT_DISTINCT, Item, join_batches, store_batches
 from collector.logfile import OFFLOAD_MIN_BYTES, _offloaded, ingest_files, read_log_file
 from collector.offload import OffloadError, join_in_subprocess
 from lineage.model import GraphBatch, RejectedRecord
 from lineage.records import LogRecord
 from lineage.store.base import StoreError, UpsertResult
+from lineage.store.sqlite import prepare_rows
 from tests.logs.dataset import make_dataset, write_jsonl
 from tests.logs.lineage_check import assert_exact_lineage, graph_of
 
@@ -40,8 +41,10 @@ def test_child_process_builds_the_same_graph_counts_and_rejects(commits, tmp_pat
             stores[parallel], [path], batch_size=400, parallel=parallel, on_reject=heard[parallel].append
         )
 
-    assert stats[True] == stats[False]
-    assert stats[True].records == len(ds.lines) and stats[True].batches > 1
+    same = ("records", "rejected", "files")
+    assert [getattr(stats[True], k) for k in same] == [getattr(stats[False], k) for k in same]
+    assert stats[True].batches > stats[False].batches > 1  # the reader process starts with smaller batches
+    assert stats[True].records == len(ds.lines)
     assert stats[True].rejected == ds.expected_rejects + len(GARBAGE)
     assert heard[True] == heard[False] and len(heard[True]) == stats[True].rejected
     assert graph_of(stores[True]) == graph_of(stores[False])
@@ -87,7 +90,7 @@ def test_a_store_failure_stops_the_reader_process(commits, tmp_path) -> None:  #
 def test_batches_from_the_child_equal_those_joined_here(commits, tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = str(write_jsonl(make_dataset(1_000, commits).lines, tmp_path / "app.jsonl", garbage=GARBAGE))
     read = partial(read_log_file, path, "jsonl")
-    here = list(join_batches(read(), 300))
+    here = list(join_batches(read(), 300, start_small=True))
     there = list(join_in_subprocess(read, 300))
     assert [p.records for p in there] == [p.records for p in here]
     for a, b in zip(there, here, strict=True):
@@ -98,6 +101,21 @@ def test_batches_from_the_child_equal_those_joined_here(commits, tmp_path) -> No
             (e.src, e.kind, e.dst, e.props) for e in b.batch.edges
         ]
         assert a.batch.rejected == b.batch.rejected
+
+
+def test_rows_prepared_in_the_child_equal_those_prepared_here(commits, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """With a store's ``prepare_rows`` the child sends the rows, and of the batch only what the ingest
+    summary counts: rejects, checkpoints and the real nodes of the counted kinds."""
+    path = str(write_jsonl(make_dataset(1_000, commits).lines, tmp_path / "app.jsonl", garbage=GARBAGE))
+    read = partial(read_log_file, path, "jsonl")
+    here = list(join_batches(read(), 300, start_small=True))
+    there = list(join_in_subprocess(read, 300, prepare_rows))
+    assert len(there) == len(here) > 2
+    for a, b in zip(there, here, strict=True):
+        assert a.rows == prepare_rows(b.batch)
+        assert a.batch.rejected == b.batch.rejected and a.batch.checkpoints == b.batch.checkpoints
+        counted = [n.id for n in b.batch.nodes if n.kind in DEFAULT_DISTINCT and not n.placeholder]
+        assert [n.id for n in a.batch.nodes] == counted and not a.batch.edges
 
 
 def test_which_inputs_go_to_a_child_process(tmp_path: Path) -> None:

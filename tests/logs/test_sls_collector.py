@@ -193,3 +193,53 @@ def test_security_token_is_sent_and_checked(commits, new_store) -> None:  # type
             make_client(server.endpoint, creds), PROJECT, LOGSTORE, new_store("token")
         ).consume()
         assert stats.records == 50
+
+
+# ---------------------------------------------------------------- in a reader process (as the CLI runs)
+
+
+def test_offloaded_reading_stores_what_in_process_reading_stores(commits, sls_server, new_store) -> None:  # type: ignore[no-untyped-def]
+    """Pulling, mapping and joining in a child process changes nothing a user sees: the same graph,
+    checkpoints, counts and rejects, for shard consumption and for query backfill; a rerun resumes."""
+    ds = make_dataset(3_000, commits)
+    put_into_sls(sls_server, LOGSTORE, ds.lines, group_size=25)
+    here, there = new_store("here"), new_store("there")
+    a = collector(sls_server, here, pull_count=7).consume()
+    rejected: list[object] = []
+    b = collector(sls_server, there, pull_count=7, on_reject=rejected.append).consume(offload=True)
+    assert (b.records, b.rejected, b.batches, b.pulls) == (a.records, a.rejected, a.batches, a.pulls)
+    assert (b.shards, b.finished_shards) == (a.shards, a.finished_shards)
+    assert len(rejected) == b.rejected == ds.expected_rejects > 0
+    assert graph_of(there) == graph_of(here)
+    assert there.checkpoints(SOURCE) == here.checkpoints(SOURCE)
+    assert_exact_lineage(there, ds.lines)
+    assert collector(sls_server, there, pull_count=7).consume(offload=True).records == 0
+
+    base = int(EPOCH.timestamp())
+    q_here, q_there = new_store("q-here"), new_store("q-there")
+    collector(sls_server, q_here).backfill("service: checkout", base, base + 3600)
+    stats = collector(sls_server, q_there).backfill("service: checkout", base, base + 3600, offload=True)
+    assert stats.records == sum(1 for ln in ds.lines if ln.fields["service"] == "checkout") > 0
+    assert graph_of(q_there) == graph_of(q_here)
+
+
+def test_offloaded_reading_keeps_sls_errors_and_stops_when_told(commits, sls_server, new_store) -> None:  # type: ignore[no-untyped-def]
+    put_into_sls(sls_server, LOGSTORE, make_dataset(200, commits).lines)
+    creds = SlsCredentials(access_key_id=KEY_ID, access_key_secret="wrong-secret-4c1d")
+    wrong = SlsCollector(make_client(sls_server.endpoint, creds), PROJECT, LOGSTORE, new_store("wrong"))
+    with pytest.raises(SlsError) as failed:
+        wrong.consume(offload=True)
+    assert failed.value.code == "SignatureNotMatch" and "wrong-secret-4c1d" not in str(failed.value)
+
+    store = new_store("follow")
+    col = collector(sls_server, store)
+    stop = threading.Event()
+    runner = threading.Thread(target=lambda: col.consume(follow=True, poll_interval=0.05, stop=stop, offload=True))
+    runner.start()
+    try:
+        _wait(lambda: store.counts()["LogEvent"] >= 200, "the lines")
+    finally:
+        stop.set()
+        runner.join(10)
+    assert not runner.is_alive()
+    assert col.stats.records == 200

@@ -57,3 +57,22 @@ def test_process_tree_and_privilege_change() -> None:
     assert ("proc:h:11:2", EdgeKind.CHILD_OF, "proc:h:10:1") in edges
     assert ("run:h:10:1", EdgeKind.RAN, "proc:h:11:2") in edges
     assert (commit_node_id(SHA), EdgeKind.TRIGGERED, "run:h:10:1") in edges
+
+
+def test_a_batch_knows_whether_its_facts_were_folded() -> None:
+    """Stores skip their own folding only for a batch whose facts all came through ``add_*``."""
+    from lineage.model import Edge, EdgeKind, GraphBatch, Node, NodeKind
+    from lineage.store.common import prepare_batch
+
+    b = GraphBatch()
+    b.add_node("trace:t1", {"first_seen": "2026-01-02"})
+    b.add_node("trace:t1", {"first_seen": "2026-01-01"})
+    b.add_edge("log:s:1", EdgeKind.IN_TRACE, "trace:t1")
+    b.add_edge("log:s:1", EdgeKind.IN_TRACE, "trace:t1", {"n": 1})
+    assert b.folded and len(b.nodes) == 1 and len(b.edges) == 1
+    b.extend(GraphBatch(nodes=[Node("trace:t1", NodeKind.TRACE, {"first_seen": "2025-12-31"})]))
+    b.edges.append(Edge("log:s:1", EdgeKind.IN_TRACE, "trace:t1", {"m": 2}))
+    assert not b.folded
+    nodes, edges = prepare_batch(b)  # folded by the store's rule instead
+    assert {n.id: n.props for n in nodes}["trace:t1"] == {"first_seen": "2025-12-31"}
+    assert list(edges.values())[0].props == {"n": 1, "m": 2}

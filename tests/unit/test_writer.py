@@ -46,7 +46,7 @@ def test_a_failed_write_is_raised_to_the_caller_and_nothing_after_it_lands() -> 
             raise RuntimeError("store is down")
         written.append(value)
 
-    writer: BatchWriter[None] = BatchWriter(apply, in_flight=3)
+    writer: BatchWriter[GraphBatch, None] = BatchWriter(apply, in_flight=3)
     writer.submit(_batch(0))
     writer.submit(_batch(1))
     writer.submit(_batch(2))  # queued behind the failing batch
