@@ -37,12 +37,12 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from collector.logfields import FieldMap, map_log
+from collector.logfields import FieldMap, log_mapper
 from collector.offload import Emit, run_in_subprocess
 from collector.writer import BatchWriter
-from lineage.join import add_record
+from lineage.join import record_joiner
 from lineage.model import GraphBatch, RejectedRecord
-from lineage.records import iso_utc
+from lineage.records import LogRecord, iso_utc
 from lineage.store.base import LineageStore, RowStore, StoreError
 
 __all__ = [
@@ -383,34 +383,40 @@ class SlsCollector:
 
     def _batch_from_pull(self, shard_id: int, cursor: str, resp: Any) -> GraphBatch:
         batch = GraphBatch()
+        mapper, join = log_mapper(self.fieldmap), record_joiner(LogRecord)
+        at = f"{self.project}/{self.logstore} shard {shard_id} cursor {cursor} #"
+        by_cursor = self.id_mode == "cursor"
+        times: dict[tuple[int, int], str] = {}  # the lines of a log group mostly share one time
         index = 0
         for group in resp.loggroup_list.LogGroups:
             for entry in group.Logs:
                 fields = {c.Key: c.Value for c in entry.Contents}
-                when = entry.Time + (entry.Time_ns / 1e9 if entry.HasField("Time_ns") else 0.0)
-                where = f"{self.project}/{self.logstore} shard {shard_id} cursor {cursor} #{index}"
-                rid = f"{shard_id}:{cursor}:{index}" if self.id_mode == "cursor" else None
-                self._add(batch, fields, where, rid, iso_utc(when))
+                stamp = (entry.Time, entry.Time_ns if entry.HasField("Time_ns") else 0)
+                when = times.get(stamp)
+                if when is None:
+                    when = times[stamp] = iso_utc(stamp[0] + stamp[1] / 1e9)
+                rid = f"{shard_id}:{cursor}:{index}" if by_cursor else None
+                record, rejected = mapper.map(fields, self.source, f"{at}{index}", rid, when)
+                self._add(batch, join, record, rejected)
                 index += 1
         return batch
 
-    def _add(self, batch: GraphBatch, fields: dict[str, Any], where: str, rid: str | None, when: str) -> None:
-        mapped = map_log(
-            fields,
-            source=self.source,
-            location=where,
-            fieldmap=self.fieldmap,
-            record_id=rid,
-            fallback_time=when,
-        )
+    def _add(
+        self,
+        batch: GraphBatch,
+        join: Callable[[GraphBatch, LogRecord], None],
+        record: LogRecord,
+        rejected: list[RejectedRecord],
+    ) -> None:
         before = len(batch.rejected)
-        add_record(batch, mapped.record)
-        batch.rejected.extend(mapped.rejected)
+        join(batch, record)
+        batch.rejected.extend(rejected)
         self.stats.records += 1
-        self.stats.rejected += len(batch.rejected) - before
-        if self.on_reject is not None:
-            for r in batch.rejected[before:]:
-                self.on_reject(r)
+        if len(batch.rejected) > before:
+            self.stats.rejected += len(batch.rejected) - before
+            if self.on_reject is not None:
+                for r in batch.rejected[before:]:
+                    self.on_reject(r)
 
     def _upsert(self, batch: GraphBatch) -> None:
         assert self._writer is not None, "batches are only stored inside _writing()"
@@ -471,13 +477,15 @@ class SlsCollector:
             options = {"query": query, "from_time": from_time, "to_time": to_time, "page_size": page_size}
             return self._offloaded("backfill", options, None)
         offset = 0
+        mapper, join = log_mapper(self.fieldmap), record_joiner(LogRecord)
         with self._writing():
             for page in self._pages(query, from_time, to_time, page_size):
                 batch = GraphBatch()
                 for i, entry in enumerate(page):
                     fields = dict(entry.get_contents())
                     where = f"{self.project}/{self.logstore} query {query!r} #{offset + i}"
-                    self._add(batch, fields, where, None, iso_utc(entry.get_time()))
+                    record, rejected = mapper.map(fields, self.source, where, None, iso_utc(entry.get_time()))
+                    self._add(batch, join, record, rejected)
                 offset += len(page)
                 self._upsert(batch)
         return self.stats
