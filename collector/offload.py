@@ -6,9 +6,9 @@ side (any picklable zero-argument callable that yields records) to a spawned chi
 batches over a pipe as plain lists and tuples: pickling the dataclasses themselves costs more than the join.
 ``run_in_subprocess`` is the general form, for readers that make their own batches (SLS pulls).
 
-The pipe holds little, so the child stays about one batch ahead of the parent and memory stays bounded.
-An error in the child is raised in the parent with the child's message; leaving the iterator early (an
-error while storing, Ctrl-C) stops the child.
+The parent reads at most ``_AHEAD`` batches ahead of its store, so the child stays a few batches ahead and
+memory stays bounded. An error in the child is raised in the parent with the child's message; leaving
+the iterator early (an error while storing, Ctrl-C) stops the child, and a child whose parent dies ends.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ be those of the in-process path, and a failure on either side must stop both wit
 from __future__ import annotations
 
 import multiprocessing
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -13,7 +17,7 @@ import pytest
 
 from collector.ingest import DEFAULT_DISTINCT, Item, join_batches, store_batches
 from collector.logfile import OFFLOAD_MIN_BYTES, _offloaded, ingest_files, read_log_file
-from collector.offload import OffloadError, join_in_subprocess
+from collector.offload import Emit, OffloadError, join_in_subprocess
 from lineage.model import GraphBatch, RejectedRecord
 from lineage.records import LogRecord
 from lineage.store.base import StoreError, UpsertResult
@@ -129,3 +133,42 @@ def test_which_inputs_go_to_a_child_process(tmp_path: Path) -> None:
     assert not _offloaded(str(small), None)
     assert not _offloaded(str(tmp_path / "missing.jsonl"), None), "the in-process reader reports it"
     assert _offloaded(str(big), None) == (multiprocessing.cpu_count() > 1)
+
+
+def _emit_pid_then_wait(emit: Emit) -> None:
+    """A reader that says who it is and then waits for more input forever, like an idle ``--follow``."""
+    emit(GraphBatch(), os.getpid())
+    time.sleep(600)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X")  # exited (a zombie waits for whoever adopted it)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to watch the reader process")
+def test_the_reader_process_ends_when_its_parent_is_killed() -> None:
+    script = (
+        "from collector.offload import run_in_subprocess\n"
+        "from tests.logs.test_offload import _emit_pid_then_wait\n"
+        "pairs = run_in_subprocess(_emit_pid_then_wait)\n"
+        "batch, pid = next(pairs)\n"
+        "print(pid, flush=True)\n"
+        "import time; time.sleep(600)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=root, stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        reader = int(parent.stdout.readline())
+        assert not _gone(reader)
+    finally:
+        parent.kill()
+        parent.wait(10)
+    deadline = time.monotonic() + 15
+    while not _gone(reader):
+        assert time.monotonic() < deadline, "the reader process outlived its killed parent"
+        time.sleep(0.1)
