@@ -1,14 +1,12 @@
 """How fast could SQLite hold log lines? Today's graph tables vs a dedicated log-event table, same rows.
 
-``bench/log_ingest.py`` shows that SQLite alone, given every row ready-made, writes this dataset's facts at
-about the issue's 50,000 records/s target in today's schema (a ``nodes`` row with a unique text id, an
-``edges`` row per link with its reverse index, a full-text row). Before anyone redesigns the log path, this
-measures in one run what a dedicated table would buy:
+Today (schema 3) a log line is a ``nodes`` row whose trace and audit links are indexed columns on the row,
+plus a full-text row. This measures in one run what a dedicated table would still buy:
 
 * ``graph tables`` - today's schema (``log_ingest.engine_floor``);
-* ``log table``    - one row per line with a unique 64-bit key (hash of the node id), its trace and audit
-  record as columns (indexed; these are its IN_TRACE / CARRIES edges), props as JSON, full text inline;
-  the few other nodes (traces, audit records, commits) and their edges stay in the graph tables;
+* ``log table``    - one row per line with a unique 64-bit key (hash of the node id) instead of the text
+  id index, its trace and audit record as indexed columns, props as JSON, its own full-text table; the
+  other nodes (traces, audit records, commits) and their edges stay in the graph tables;
 * ``log table, text indexed after`` - the same without the full-text row per insert; the index is built
   in one pass at the end, and that pass is counted.
 
@@ -128,7 +126,7 @@ def log_table(db: Path, work: Work, *, text_after: bool) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--batch-size", type=int, default=5000)
+    parser.add_argument("--batch-size", type=int, default=10_000)
     args = parser.parse_args()
     ds = make_dataset(args.records, [f"{i:040x}" for i in range(1, 9)])
     with tempfile.TemporaryDirectory(prefix="liubai-bench-") as tmp:
