@@ -256,7 +256,7 @@ _canonical_time = _CANONICAL_TIME.fullmatch
 
 def _text(value: Any) -> str:
     """``stringify``, without its call for a plain string (most values)."""
-    return value if type(value) is str else stringify(value)  # type: ignore[no-any-return]
+    return value if type(value) is str else stringify(value)
 
 
 def _time(

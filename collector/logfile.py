@@ -126,7 +126,7 @@ def read_jsonl(
     mapper = log_mapper(fm)
     name = "stdin" if path == "-" else path
     for item in _lines(path, src):
-        if type(item) is not tuple:
+        if isinstance(item, RejectedRecord):
             yield item  # the file could not be read (further)
             continue
         lineno, line = item

@@ -431,7 +431,9 @@ class SlsCollector:
             self.progress(self.stats)
 
     # ------------------------------------------------------------------ in a reader process
-    def _offloaded(self, method: str, options: dict[str, Any], stop: threading.Event | None) -> ConsumeStats:
+    def _offloaded(
+        self, method: Literal["consume", "backfill"], options: dict[str, Any], stop: threading.Event | None
+    ) -> ConsumeStats:
         """``method(**options)`` with pulling, decoding, mapping and joining in a child process and only the
         store writes here, so the two run on different cores (one process tops out well below the
         store's rate). Each batch still carries its shard checkpoint and is stored in order; a batch the

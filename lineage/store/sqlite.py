@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -156,15 +157,16 @@ class SqliteRows:
     kinds: list[str]
     props: list[str]
     placeholders: list[bool]
-    texts: list[str]
+    texts: list[str] | None  # None: made from ``props`` when written
     traces: list[str | None]
     audits: list[str | None]
     bare: list[tuple[str, str, str]]  # every other edge without properties
     with_props: list[tuple[str, str, str, str]]  # (src, kind, dst, JSON properties)
 
 
-def prepare_rows(batch: GraphBatch) -> SqliteRows:
-    """The rows of ``batch``'s nodes and edges; its rejected records and checkpoints are not included."""
+def prepare_rows(batch: GraphBatch, *, with_text: bool = True) -> SqliteRows:
+    """The rows of ``batch``'s nodes and edges; its rejected records and checkpoints are not included.
+    ``with_text=False`` leaves the search texts to ``upsert_rows``."""
     nodes, edges = prepare_batch(batch)
     first: dict[str, dict[str, str]] = {column: {} for column in _LINKS.values()}
     bare: list[tuple[str, str, str]] = []
@@ -185,12 +187,23 @@ def prepare_rows(batch: GraphBatch) -> SqliteRows:
         kinds=[_KIND_VALUES[n.kind] for n in nodes],
         props=[dumps_props(n.props) for n in nodes],
         placeholders=[n.placeholder for n in nodes],
-        texts=[search_text(n.id, n.kind, n.props) for n in nodes],
+        texts=[search_text(n.id, n.kind, n.props) for n in nodes] if with_text else None,
         traces=[traces.get(i) for i in ids] if traces else [None] * len(ids),
         audits=[audits.get(i) for i in ids] if audits else [None] * len(ids),
         bare=bare,
         with_props=with_props,
     )
+
+
+def _text(rows: SqliteRows, i: int) -> str:
+    """The search text of node ``i``; for rows prepared without texts, made from its JSON properties."""
+    if rows.texts is not None:
+        return rows.texts[i]
+    return search_text(rows.ids[i], _NODE_KINDS[rows.kinds[i]], loads_props(rows.props[i]))
+
+
+def _texts(rows: SqliteRows) -> list[str]:
+    return rows.texts if rows.texts is not None else [_text(rows, i) for i in range(len(rows.ids))]
 
 
 def _links(kinds: Iterable[str]) -> list[tuple[str, str]]:
@@ -388,7 +401,9 @@ class SqliteStore:
 
     # ------------------------------------------------------------------ writes
 
-    prepare_rows = staticmethod(prepare_rows)
+    # A reader process prepares everything but the search texts, which the writer makes from the JSON:
+    # the writer waits on the reader otherwise.
+    prepare_rows = partial(prepare_rows, with_text=False)
 
     def upsert(self, batch: GraphBatch) -> UpsertResult:
         return self.upsert_rows(prepare_rows(batch), batch)
@@ -426,7 +441,7 @@ class SqliteStore:
             inserts: list[tuple[Any, ...]] = list(
                 zip(rids, rows.ids, rows.kinds, rows.props, rows.placeholders, rows.traces, rows.audits, strict=True)
             )
-            search_new: list[tuple[int, str]] = list(zip(rids, rows.texts, strict=True))
+            search_new: list[tuple[int, str]] = list(zip(rids, _texts(rows), strict=True))
         else:
             inserts, search_new, bare = [], [], list(bare)
             for i, node_id in enumerate(rows.ids):
@@ -435,7 +450,7 @@ class SqliteStore:
                 if old is None:
                     row = (next_rid, node_id, rows.kinds[i], rows.props[i], rows.placeholders[i], trace, audit)
                     inserts.append(row)
-                    search_new.append((next_rid, rows.texts[i]))
+                    search_new.append((next_rid, _text(rows, i)))
                     next_rid += 1
                     continue
                 rid, old_props, old_placeholder, old_trace, old_audit = old

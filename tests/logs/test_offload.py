@@ -53,6 +53,9 @@ def test_child_process_builds_the_same_graph_counts_and_rejects(commits, tmp_pat
     assert heard[True] == heard[False] and len(heard[True]) == stats[True].rejected
     assert graph_of(stores[True]) == graph_of(stores[False])
     assert_exact_lineage(stores[True], ds.lines)
+    for words in ("step done", "checkout", ds.lines[7].fields["message"]):  # search texts made by the writer
+        found = [{n.id for n in s.search(words, first=5000).nodes} for s in (stores[True], stores[False])]
+        assert found[0] == found[1] and found[0]
     assert stores[True].rejected(first=10_000).records == stores[False].rejected(first=10_000).records
 
 
