@@ -8,7 +8,9 @@ plus a full-text row. This measures in one run what a dedicated table would stil
   id index, its trace and audit record as indexed columns, props as JSON, its own full-text table; the
   other nodes (traces, audit records, commits) and their edges stay in the graph tables;
 * ``log table, text indexed after`` - the same without the full-text row per insert; the index is built
-  in one pass at the end, and that pass is counted.
+  in one pass at the end, and that pass is counted;
+* ``log table, no full-text search`` - the same with no full-text index for log lines at all (no search
+  over messages): the least any layout that keeps lines individually addressable can write.
 
 Every variant inserts pre-built rows with ``executemany``, one transaction per batch, and closes the
 database (the last WAL checkpoint counts): no Python per row is timed, so these are floors.
@@ -25,7 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -95,7 +97,7 @@ def _rows(batches: list[GraphBatch]) -> Work:
     return out
 
 
-def log_table(db: Path, work: Work, *, text_after: bool) -> float:
+def log_table(db: Path, work: Work, *, text: Literal["inline", "after", "none"]) -> float:
     conn = sqlite3.connect(db, isolation_level=None)
     for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "cache_size=-65536", "wal_autocheckpoint=16384"):
         conn.execute(f"PRAGMA {pragma}")
@@ -110,9 +112,9 @@ def log_table(db: Path, work: Work, *, text_after: bool) -> float:
         conn.executemany("INSERT INTO nodes(rid, id, kind, props, placeholder) VALUES (?,?,?,?,?)", nodes)
         conn.executemany("INSERT INTO node_search(rowid, text) VALUES (?, ?)", texts)
         conn.executemany("INSERT OR IGNORE INTO edges(src, kind, dst, props) VALUES (?,?,?,?)", edges)
-        if text_after:
+        if text == "after":
             deferred.extend(log_texts)
-        else:
+        elif text == "inline":
             conn.executemany("INSERT INTO log_search(rowid, text) VALUES (?, ?)", log_texts)
         conn.execute("COMMIT")
     if deferred:
@@ -134,14 +136,16 @@ def main() -> None:
         n, bare = bare_parse(path)
         _, today = engine_floor(path, Path(tmp) / "today.db", args.batch_size)
         work = _rows(joined_batches(path, args.batch_size)[1])
-        inline = log_table(Path(tmp) / "inline.db", work, text_after=False)
-        after = log_table(Path(tmp) / "after.db", work, text_after=True)
+        inline = log_table(Path(tmp) / "inline.db", work, text="inline")
+        after = log_table(Path(tmp) / "after.db", work, text="after")
+        bare_table = log_table(Path(tmp) / "none.db", work, text="none")
     print(f"{n:,} log lines; SQLite floors (rows pre-built, executemany, close counted)")
     print(f"{'layout':34} {'seconds':>8} {'records/s':>10} {'vs today':>9} {'vs bare parse':>14}")
     for name, secs in (
         ("graph tables (today)", today),
         ("log table", inline),
         ("log table, text indexed after", after),
+        ("log table, no full-text search", bare_table),
         ("bare parse (json.loads)", bare),
     ):
         print(f"{name:34} {secs:8.2f} {n / secs:10,.0f} {today / secs:8.2f}x {bare / secs:13.0%}")
@@ -153,6 +157,7 @@ def main() -> None:
                 "today_per_s": round(n / today),
                 "log_table_per_s": round(n / inline),
                 "log_table_text_after_per_s": round(n / after),
+                "log_table_no_search_per_s": round(n / bare_table),
                 "bare_per_s": round(n / bare),
             }
         ).decode()
