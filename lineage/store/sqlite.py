@@ -393,11 +393,12 @@ class SqliteStore:
         return int(row[0]) if row else 0
 
     def close(self) -> None:
+        """Let go of every connection; each one closes as soon as no call is using it, which for an idle
+        store is at once. Closing a connection from here while another thread still steps through it (an
+        API worker finishing a request the client gave up on) would crash the process."""
         with self._lock:
-            for conn in self._all:
-                conn.close()
             self._all.clear()
-        self._local = threading.local()
+            self._local = threading.local()  # the old one, and with it each thread's connection, goes now
 
     # ------------------------------------------------------------------ writes
 

@@ -624,3 +624,50 @@ def test_sqlite_rows_prepared_elsewhere_write_what_upsert_writes(tmp_path) -> No
         assert [n.id for n in split.search(words).nodes] == [n.id for n in direct.search(words).nodes] != []
     direct.close()
     split.close()
+
+
+_CLOSE_WHILE_QUERYING = """
+import sys, threading, time
+from lineage.model import GraphBatch
+from lineage.store.sqlite import SqliteStore
+
+for rep in range(12):
+    store = SqliteStore(f"{sys.argv[1]}/race-{rep}.db")
+    batch = GraphBatch()
+    for i in range(10_000):
+        batch.add_node(f"trace:t{i}", {"trace_id": f"t{i}"})
+    store.upsert(batch)
+    stop = threading.Event()
+
+    def query() -> None:
+        while not stop.is_set():
+            try:
+                store.counts()
+                store.search("t1")
+            except Exception:
+                pass
+
+    workers = [threading.Thread(target=query) for _ in range(3)]
+    for w in workers:
+        w.start()
+    time.sleep(0.03)
+    store.close()
+    stop.set()
+    for w in workers:
+        w.join()
+"""
+
+
+def test_sqlite_close_while_other_threads_query_does_not_crash(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An API worker may still be stepping through a query (its client gave up) when the store is closed;
+    closing its connection under it crashed the whole process (SIGSEGV). Run apart, so a crash is a
+    failure and not the end of the test run."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run(
+        [sys.executable, "-c", _CLOSE_WHILE_QUERYING, str(tmp_path)], cwd=root, capture_output=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr.decode(errors="replace")[-2000:]
