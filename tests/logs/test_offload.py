@@ -175,3 +175,19 @@ def test_the_reader_process_ends_when_its_parent_is_killed() -> None:
     while not _gone(reader):
         assert time.monotonic() < deadline, "the reader process outlived its killed parent"
         time.sleep(0.1)
+
+
+def test_a_program_read_from_stdin_can_offload(tmp_path: Path) -> None:
+    """``python - < script``: the reader process must not need the caller's main module, which has no file."""
+    log = tmp_path / "app.jsonl"
+    log.write_text('{"message": "hi", "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"}\n{"message": "x"}\n')
+    script = (
+        "from collector.logfile import ingest_files\n"
+        "from lineage.store import open_store\n"
+        f"store = open_store('sqlite:///{tmp_path / 'g.db'}')\n"
+        f"print(ingest_files(store, [{str(log)!r}], 'jsonl', parallel=True).records)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run([sys.executable, "-"], input=script, cwd=root, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "2"
