@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -422,8 +422,13 @@ class SlsCollector:
         assert self._writer is not None, "batches are only stored inside _writing()"
         self._writer.submit(batch)
 
-    def _store_batch(self, batch: GraphBatch) -> None:
-        self.retry.call(f"store {self.store.url}", lambda: self.store.upsert(batch))
+    def _store_batch(self, batch: GraphBatch, rows: Any = None) -> None:
+        """``batch`` into the store, or ``rows`` a reader process prepared for it (see ``RowStore``)."""
+        if rows is None:
+            self.retry.call(f"store {self.store.url}", lambda: self.store.upsert(batch))
+        else:
+            write = partial(cast(RowStore, self.store).upsert_rows, rows, batch)
+            self.retry.call(f"store {self.store.url}", write)
 
     def _stored(self, _: GraphBatch, __: None) -> None:
         self.stats.batches += 1
@@ -453,17 +458,12 @@ class SlsCollector:
             prepare=self.store.prepare_rows if isinstance(self.store, RowStore) else None,
         )
         with closing(run_in_subprocess(reader, stop=stop, passthrough=(SlsError,))) as batches:
-            for batch, (seen, rows) in batches:
-                if not batch:
-                    self.stats.pulls, self.stats.finished_shards = seen.pulls, seen.finished_shards
+            for batch, (seen, rows, last) in batches:
+                if not last:  # the final counts come alone, after the last batch
+                    self._store_batch(batch, rows)
+                self.stats = replace(seen, batches=self.stats.batches)  # batches: those stored here
+                if last:
                     continue
-                if rows is None:
-                    self._store_batch(batch)
-                else:
-                    write = partial(cast(RowStore, self.store).upsert_rows, rows, batch)
-                    self.retry.call(f"store {self.store.url}", write)
-                self.stats.records, self.stats.rejected, self.stats.pulls = seen.records, seen.rejected, seen.pulls
-                self.stats.shards, self.stats.finished_shards = seen.shards, seen.finished_shards
                 if self.on_reject is not None:
                     for r in batch.rejected:
                         self.on_reject(r)
@@ -520,8 +520,9 @@ class SlsCollector:
 
 
 class _Handoff:
-    """The reader process's stand-in for the store: each batch goes to the parent with the counts so far;
-    checkpoint reads see the parent's at start-up plus those of every batch handed over since."""
+    """The reader process's stand-in for the store: each batch goes to the parent with the counts so far,
+    and ``finish`` sends the final counts; checkpoint reads see the parent's at start-up plus those of
+    every batch handed over since."""
 
     url = "the parent process"
 
@@ -537,14 +538,20 @@ class _Handoff:
         self.stats = ConsumeStats()
 
     def upsert(self, batch: GraphBatch) -> None:
-        s = self.stats
-        seen = ConsumeStats(s.records, s.rejected, 0, s.pulls, set(s.shards), set(s.finished_shards))
         if self._prepare is None or not (batch.nodes or batch.edges):
-            self._emit(batch, (seen, None))
+            self._emit(batch, (self._seen(), None, False))
         else:  # the store's per-fact Python runs here too (see ``RowStore``)
             rows = self._prepare(batch)
-            self._emit(GraphBatch(rejected=batch.rejected, checkpoints=batch.checkpoints), (seen, rows))
+            self._emit(GraphBatch(rejected=batch.rejected, checkpoints=batch.checkpoints), (self._seen(), rows, False))
         self._checkpoints.update(batch.checkpoints)
+
+    def finish(self) -> None:
+        """The final counts (pulls, finished shards), which may change after the last batch."""
+        self._emit(GraphBatch(), (self._seen(), None, True))
+
+    def _seen(self) -> ConsumeStats:
+        s = self.stats
+        return replace(s, shards=set(s.shards), finished_shards=set(s.finished_shards))
 
     def checkpoints(self, source: str | None = None) -> dict[tuple[str, str], str]:
         return {k: v for k, v in self._checkpoints.items() if source is None or k[0] == source}
@@ -587,4 +594,4 @@ class _Reader:
         collector._in_flight = 0
         handoff.stats = collector.stats
         getattr(collector, self.method)(**self.options)
-        handoff.upsert(GraphBatch())  # the final counts (pulls, finished shards) come after the last batch
+        handoff.finish()

@@ -10,7 +10,7 @@ import pytest
 from collector.sls import RetryPolicy, SlsCollector, SlsCredentials, SlsError, make_client, sls_source
 from lineage.model import NodeKind
 from tests.logs.conftest import KEY_ID, KEY_SECRET, LOGSTORE, PROJECT
-from tests.logs.dataset import EPOCH, make_dataset, put_into_sls
+from tests.logs.dataset import EPOCH, REJECTING_KINDS, make_dataset, put_into_sls
 from tests.logs.lineage_check import assert_exact_lineage, graph_of
 from tests.sls_server import SlsServer
 
@@ -221,6 +221,15 @@ def test_offloaded_reading_stores_what_in_process_reading_stores(commits, sls_se
     stats = collector(sls_server, q_there).backfill("service: checkout", base, base + 3600, offload=True)
     assert stats.records == sum(1 for ln in ds.lines if ln.fields["service"] == "checkout") > 0
     assert graph_of(q_there) == graph_of(q_here)
+
+    # A page with nothing rejected and no checkpoint (a backfill page of clean lines) is stored too.
+    clean = [ln for ln in ds.lines if ln.kind not in REJECTING_KINDS][:500]
+    sls_server.create_logstore("clean", shards=1)
+    put_into_sls(sls_server, "clean", clean, group_size=25)
+    client = make_client(sls_server.endpoint, SlsCredentials(access_key_id=KEY_ID, access_key_secret=KEY_SECRET))
+    c_store = new_store("clean")
+    c_stats = SlsCollector(client, PROJECT, "clean", c_store).backfill("", base, base + 3600, offload=True)
+    assert c_stats.records == c_store.counts()["LogEvent"] == len(clean) and c_stats.rejected == 0
 
 
 def test_offloaded_reading_keeps_sls_errors_and_stops_when_told(commits, sls_server, new_store) -> None:  # type: ignore[no-untyped-def]
