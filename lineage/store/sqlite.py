@@ -211,8 +211,6 @@ def _links(kinds: Iterable[str]) -> list[tuple[str, str]]:
     return [(k, _LINKS[k]) for k in kinds if k in _LINKS]
 
 
-
-
 def _edge(row: tuple[str, str, str, str]) -> Edge:
     return Edge(row[0], _EDGE_KINDS[row[1]], row[2], loads_props(row[3]))
 
