@@ -127,6 +127,7 @@ def sls(
         raise fail(str(exc)) from None
     if window is not None and window[0] >= window[1]:
         raise fail(f"empty time window: --from {from_} is not before --to {to or 'now'}")
+    from collector.offload import OffloadError
     from collector.sls import ConsumeStats, RetryPolicy, SlsCollector, SlsCredentials, SlsError, make_client
 
     fm = load_fieldmap(field_map)
@@ -186,6 +187,9 @@ def sls(
             except SlsError as exc:
                 printer.finish()
                 raise fail(f"SLS {project}/{logstore} at {endpoint}: {exc}") from None
+            except OffloadError as exc:  # the reader process died; stored batches and checkpoints stay
+                printer.finish()
+                raise fail(f"SLS {project}/{logstore}: {exc}") from None
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
