@@ -208,7 +208,11 @@ class LogMapper:
 
         trace_id = None if trace_pick is None else self.trace_id(trace_pick, source, location, rejected)
         # ``stringify`` inlined for the plain strings most values are
-        audit_id = None if audit_pick is None else _text(audit_pick[1])
+        if audit_pick is not None:
+            value = audit_pick[1]
+            audit_id: str | None = value if type(value) is str else stringify(value)
+        else:
+            audit_id = None
         time = fallback_time
         if time_pick is not None:
             raw_time = time_pick[1]
@@ -252,11 +256,6 @@ class LogMapper:
 
 
 _canonical_time = _CANONICAL_TIME.fullmatch
-
-
-def _text(value: Any) -> str:
-    """``stringify``, without its call for a plain string (most values)."""
-    return value if type(value) is str else stringify(value)
 
 
 def _time(

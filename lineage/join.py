@@ -57,26 +57,11 @@ def join_records(records: Iterable[Record], batch: GraphBatch | None = None) -> 
 
 def add_record(batch: GraphBatch, record: Record) -> None:
     join = _JOIN_BY_TYPE.get(type(record))
-    if join is not None:  # one dict lookup instead of a chain of isinstance checks
-        join(batch, record)
-        return
-    match record:  # a subclass of a record type
-        case CommitRecord():
-            _commit(batch, record)
-        case ManifestObjectRecord():
-            _manifest_object(batch, record)
-        case LogRecord():
-            _log(batch, record)
-        case RunRecord():
-            _run(batch, record)
-        case ProcessRecord():
-            _process(batch, record)
-        case FileAccessRecord():
-            _file_access(batch, record)
-        case RejectedRecord():
-            batch.rejected.append(record)
-        case _:
+    if join is None:  # a subclass of a record type: the first type it is an instance of
+        join = next((j for t, j in _JOIN_BY_TYPE.items() if isinstance(record, t)), None)
+        if join is None:
             raise TypeError(f"not a lineage record: {type(record).__name__}")
+    join(batch, record)
 
 
 def record_joiner(kind: type) -> Callable[[GraphBatch, Any], None]:
@@ -124,13 +109,6 @@ def _plan_of(audit: AuditId, raw: str) -> _AuditPlan:
     commit = _fixed(commit_node_id(audit.commit), "sha", audit.commit) if audit.commit else None
     trace = _fixed(trace_node_id(audit.trace), "trace_id", audit.trace) if audit.trace else None
     return _AuditPlan(audit, audit_node_id(audit), props, commit, trace)
-
-
-def add_audit(batch: GraphBatch, audit: AuditId, raw: str, *, seen_at: str | None = None) -> str:
-    """Add an audit record (with its commit and trace) for an id already parsed; its node id."""
-    plan = _plan_of(audit, raw)
-    _add_planned_audit(batch, plan, seen_at)
-    return plan.node_id
 
 
 def _add_planned_audit(batch: GraphBatch, plan: _AuditPlan, seen_at: str | None) -> None:

@@ -343,8 +343,7 @@ class GraphBatch:
         if node_id in self._node_at:
             self.add_node(node_id, props)
             return
-        node = self._node_at[node_id] = Node(node_id, kind, props)
-        self.nodes.append(node)
+        self._append(Node(node_id, kind, props))
 
     def add_seen(
         self, node_id: str, fixed: Props, seen_at: str | None, *, placeholder: bool = False

@@ -70,9 +70,9 @@ def test_a_batch_knows_whether_its_facts_were_folded() -> None:
     b.add_edge("log:s:1", EdgeKind.IN_TRACE, "trace:t1")
     b.add_edge("log:s:1", EdgeKind.IN_TRACE, "trace:t1", {"n": 1})
     assert b.folded and len(b.nodes) == 1 and len(b.edges) == 1
-    b.extend(GraphBatch(nodes=[Node("trace:t1", NodeKind.TRACE, {"first_seen": "2025-12-31"})]))
+    b.extend(GraphBatch(nodes=[Node("trace:t1", NodeKind.TRACE, {"first_seen": "2026-01-05"})]))
     b.edges.append(Edge("log:s:1", EdgeKind.IN_TRACE, "trace:t1", {"m": 2}))
     assert not b.folded
     nodes, edges = prepare_batch(b)  # folded by the store's rule instead
-    assert {n.id: n.props for n in nodes}["trace:t1"] == {"first_seen": "2025-12-31"}
+    assert {n.id: n.props for n in nodes}["trace:t1"] == {"first_seen": "2026-01-01"}  # merged, not the last
     assert list(edges.values())[0].props == {"n": 1, "m": 2}
