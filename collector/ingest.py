@@ -20,7 +20,7 @@ from collector.writer import BatchWriter
 from lineage.join import add_record, record_joiner
 from lineage.model import GraphBatch, NodeKind, RejectedRecord
 from lineage.records import LogRecord, Record
-from lineage.store.base import LineageStore, RowStore, StoreError, UpsertResult
+from lineage.store.base import LineageStore, StoreError, UpsertResult, write_batch
 
 __all__ = [
     "Checkpoint",
@@ -179,10 +179,7 @@ def store_batches(
     )
 
     def write(part: JoinedBatch) -> UpsertResult:
-        if part.rows is None:
-            return store.upsert(part.batch)
-        assert isinstance(store, RowStore), "rows were prepared for a store that cannot take them"
-        return store.upsert_rows(part.rows, part.batch)
+        return write_batch(store, part.batch, part.rows)
 
     def stored(_: JoinedBatch, result: UpsertResult) -> None:
         summary.nodes_created += result.nodes_created

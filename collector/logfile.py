@@ -28,7 +28,7 @@ from collector.logfields import FieldMap, log_mapper
 from collector.offload import join_in_subprocess
 from lineage.model import RejectedRecord
 from lineage.records import LogRecord
-from lineage.store.base import LineageStore, RowStore
+from lineage.store.base import LineageStore, row_preparer
 
 __all__ = [
     "FileIngestStats",
@@ -338,8 +338,7 @@ def ingest_files(
 
         read = partial(read_log_file, path, fmt, source=source, fieldmap=fieldmap)
         if _offloaded(path, parallel):
-            prepare = store.prepare_rows if isinstance(store, RowStore) else None
-            with closing(join_in_subprocess(read, batch_size, prepare)) as joined:  # a store error stops the child
+            with closing(join_in_subprocess(read, batch_size, row_preparer(store))) as joined:  # a store error stops the child
                 store_batches(store, joined, progress=show, on_reject=on_reject, background=False)
         else:  # reports every stored batch through ``show``
             ingest_records(store, read(), batch_size=batch_size, progress=show, on_reject=on_reject)

@@ -30,9 +30,9 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from collector.ingest import DEFAULT_DISTINCT, Item, JoinedBatch, Notice, join_batches
-from lineage.model import Edge, GraphBatch, Node, RejectedRecord
+from lineage.model import Edge, GraphBatch, Node, NodeKind, RejectedRecord
 
-__all__ = ["Emit", "OffloadError", "join_in_subprocess", "run_in_subprocess"]
+__all__ = ["Emit", "OffloadError", "for_the_writer", "join_in_subprocess", "run_in_subprocess"]
 
 _BATCH, _END, _ERROR = b"B", b"E", b"X"
 
@@ -226,16 +226,24 @@ def run_in_subprocess(
         receive.close()
 
 
+def for_the_writer(
+    batch: GraphBatch, prepare: Callable[[GraphBatch], Any] | None, keep: frozenset[NodeKind] = frozenset()
+) -> tuple[GraphBatch, Any]:
+    """What a reader process sends for ``batch``: the batch itself, or, with ``prepare`` (see
+    ``row_preparer``), the store's rows and what the writer still needs of the batch: its rejected records,
+    checkpoints and the real nodes of the ``keep`` kinds (which an ingest summary counts)."""
+    if prepare is None or not (batch.nodes or batch.edges):
+        return batch, None
+    kept = [n for n in batch.nodes if n.kind in keep and not n.placeholder]
+    return GraphBatch(nodes=kept, rejected=batch.rejected, checkpoints=batch.checkpoints), prepare(batch)
+
+
 def _join_and_emit(
     source: Callable[[], Iterable[Item]], batch_size: int, prepare: Callable[[GraphBatch], Any] | None, emit: Emit
 ) -> None:
     for part in join_batches(source(), batch_size, start_small=True):
         notices = [(n.source, n.location, n.message, n.raw) for n in part.notices]
-        batch, rows = part.batch, None
-        if prepare is not None:  # the store's own Python runs here too; what the parent needs of the batch
-            rows = prepare(batch)
-            counted = [n for n in batch.nodes if n.kind in DEFAULT_DISTINCT and not n.placeholder]
-            batch = GraphBatch(nodes=counted, rejected=batch.rejected, checkpoints=batch.checkpoints)
+        batch, rows = for_the_writer(part.batch, prepare, keep=DEFAULT_DISTINCT)
         emit(batch, (dict(part.records), notices, rows))
 
 

@@ -24,7 +24,7 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import yaml
 from aliyun.log import LogClient, LogException
@@ -38,12 +38,12 @@ from tenacity import (
 )
 
 from collector.logfields import FieldMap, log_mapper
-from collector.offload import Emit, run_in_subprocess
+from collector.offload import Emit, for_the_writer, run_in_subprocess
 from collector.writer import BatchWriter
 from lineage.join import record_joiner
 from lineage.model import GraphBatch, RejectedRecord
 from lineage.records import LogRecord, iso_utc
-from lineage.store.base import LineageStore, RowStore, StoreError
+from lineage.store.base import LineageStore, StoreError, row_preparer, write_batch
 
 __all__ = [
     "ConsumeStats",
@@ -424,11 +424,7 @@ class SlsCollector:
 
     def _store_batch(self, batch: GraphBatch, rows: Any = None) -> None:
         """``batch`` into the store, or ``rows`` a reader process prepared for it (see ``RowStore``)."""
-        if rows is None:
-            self.retry.call(f"store {self.store.url}", lambda: self.store.upsert(batch))
-        else:
-            write = partial(cast(RowStore, self.store).upsert_rows, rows, batch)
-            self.retry.call(f"store {self.store.url}", write)
+        self.retry.call(f"store {self.store.url}", partial(write_batch, self.store, batch, rows))
 
     def _stored(self, _: GraphBatch, __: None) -> None:
         self.stats.batches += 1
@@ -455,7 +451,7 @@ class SlsCollector:
             checkpoints=self.store.checkpoints(self.checkpoint_source),
             method=method,
             options=options,
-            prepare=self.store.prepare_rows if isinstance(self.store, RowStore) else None,
+            prepare=row_preparer(self.store),
         )
         with closing(run_in_subprocess(reader, stop=stop, passthrough=(SlsError,))) as batches:
             for batch, (seen, rows, last) in batches:
@@ -538,11 +534,8 @@ class _Handoff:
         self.stats = ConsumeStats()
 
     def upsert(self, batch: GraphBatch) -> None:
-        if self._prepare is None or not (batch.nodes or batch.edges):
-            self._emit(batch, (self._seen(), None, False))
-        else:  # the store's per-fact Python runs here too (see ``RowStore``)
-            rows = self._prepare(batch)
-            self._emit(GraphBatch(rejected=batch.rejected, checkpoints=batch.checkpoints), (self._seen(), rows, False))
+        sent, rows = for_the_writer(batch, self._prepare)
+        self._emit(sent, (self._seen(), rows, False))
         self._checkpoints.update(batch.checkpoints)
 
     def finish(self) -> None:

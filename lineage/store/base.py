@@ -6,7 +6,7 @@ Every implementation (SQLite, Neo4j, ...) passes the same contract suite in
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -22,6 +22,8 @@ __all__ = [
     "UpsertResult",
     "LineageStore",
     "RowStore",
+    "row_preparer",
+    "write_batch",
 ]
 
 DEFAULT_LINEAGE_LIMIT = 10_000
@@ -170,3 +172,18 @@ class RowStore(Protocol):
     def prepare_rows(batch: GraphBatch) -> Any: ...
 
     def upsert_rows(self, rows: Any, batch: GraphBatch) -> UpsertResult: ...
+
+
+def row_preparer(store: LineageStore) -> Callable[[GraphBatch], Any] | None:
+    """What a reader process calls to prepare rows for ``store``; None for a store that takes batches only."""
+    return store.prepare_rows if isinstance(store, RowStore) else None
+
+
+def write_batch(store: LineageStore, batch: GraphBatch, rows: Any = None) -> UpsertResult:
+    """``batch`` into ``store``; with ``rows`` (from ``row_preparer(store)``), those rows and the batch's
+    rejected records and checkpoints."""
+    if rows is None:
+        return store.upsert(batch)
+    if not isinstance(store, RowStore):
+        raise StoreError(f"rows were prepared for a store that cannot take them: {store.url}")
+    return store.upsert_rows(rows, batch)
