@@ -34,18 +34,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the local SLS server lives in tests/
 
-import orjson
 from pydantic import SecretStr
 
 from collector.ingest import join_batches
 from collector.logfields import FieldMap, map_log
 from collector.logfile import ingest_files, read_jsonl
 from collector.sls import SlsCollector, SlsCredentials, make_client
-from lineage.model import EdgeKind, GraphBatch
+from lineage.model import GraphBatch
 from lineage.records import LogRecord
 from lineage.store import LineageStore, UpsertResult, open_store
-from lineage.store.searchtext import search_text
-from lineage.store.sqlite import SqliteStore
+from lineage.store.sqlite import SqliteStore, prepare_rows
 from tests.logs.dataset import make_dataset, put_into_sls, write_jsonl
 from tests.sls_server import SlsServer
 
@@ -101,10 +99,11 @@ def parse_and_map(path: Path) -> tuple[int, float]:
     return n, time.perf_counter() - t
 
 
-def parse_map_join(path: Path) -> tuple[int, float]:
+def parse_map_join(path: Path, batch_size: int) -> tuple[int, float]:
     """Everything but the store: the file path's records turned into graph batches and dropped."""
     t = time.perf_counter()
-    n = sum(part.records[LogRecord.__name__] for part in join_batches(read_jsonl(str(path), source="bench"), 10_000))
+    joined = join_batches(read_jsonl(str(path), source="bench"), batch_size)
+    n = sum(part.records[LogRecord.__name__] for part in joined)
     return n, time.perf_counter() - t
 
 
@@ -137,23 +136,18 @@ def engine_floor(path: Path, db: Path, batch_size: int) -> tuple[int, float]:
     work: list[tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]] = []
     rid, seen = 1, set()
     for b in batches:
-        links: dict[str, dict[str, str]] = {}
-        edges = []
-        for e in b.edges:
-            if e.kind in (EdgeKind.IN_TRACE, EdgeKind.CARRIES) and not e.props and e.src not in seen:
-                links.setdefault(e.src, {})[e.kind.value] = e.dst
-            else:
-                edges.append((e.src, e.kind.value, e.dst, orjson.dumps(e.props).decode()))
+        r = prepare_rows(b)  # the store's own rows, so the floor is the store's layout exactly
+        assert r.texts is not None
         nodes, texts = [], []
-        for node in b.nodes:
-            if node.id in seen:
+        edges: list[tuple[Any, ...]] = [(*key, "{}") for key in r.bare] + r.with_props
+        for i, node_id in enumerate(r.ids):
+            if node_id in seen:  # written by an earlier batch: its links go to edges, as the store does it
+                links = (("IN_TRACE", r.traces[i]), ("CARRIES", r.audits[i]))
+                edges += [(node_id, kind, dst, "{}") for kind, dst in links if dst]
                 continue
-            seen.add(node.id)
-            link = links.get(node.id, {})
-            props = orjson.dumps(node.props).decode()
-            trace, audit = link.get("IN_TRACE"), link.get("CARRIES")
-            nodes.append((rid, node.id, node.kind.value, props, int(node.placeholder), trace, audit))
-            texts.append((rid, search_text(node.id, node.kind, node.props)))
+            seen.add(node_id)
+            nodes.append((rid, node_id, r.kinds[i], r.props[i], r.placeholders[i], r.traces[i], r.audits[i]))
+            texts.append((rid, r.texts[i]))
             rid += 1
         work.append((nodes, texts, edges))
     t = time.perf_counter()
@@ -220,7 +214,7 @@ def main() -> None:
         rows.append(("bare parse (json.loads)", n, secs, None))
         n, secs = parse_and_map(path)
         rows.append(("file -> map (no store)", n, secs, None))
-        n, secs = parse_map_join(path)
+        n, secs = parse_map_join(path, args.batch_size)
         rows.append(("file -> map -> join (no store)", n, secs, None))
 
         n, secs = engine_floor(path, Path(tmp) / "floor.db", args.batch_size)
