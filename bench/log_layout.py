@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import orjson
 from log_ingest import bare_parse, engine_floor, joined_batches
 
-from lineage.model import EdgeKind, GraphBatch, NodeKind
-from lineage.store.searchtext import search_text
+from lineage.model import GraphBatch, NodeKind
+from lineage.store.sqlite import prepare_rows
 from tests.logs.dataset import make_dataset, write_jsonl
 
 _SCHEMA = """
@@ -63,36 +63,34 @@ def _key(node_id: str) -> int:
 
 
 def _rows(batches: list[GraphBatch]) -> Work:
-    """Per batch: log rows and their full-text rows, other nodes and theirs, other edges (each node once).
-    Log rows take ascending row ids of their own, as an append-mostly table would."""
+    """Per batch: log rows and their full-text rows, other nodes and theirs, other edges (each node once),
+    from the rows ``SqliteStore`` itself would write (``prepare_rows``), so both layouts store the same
+    rows in the same order. Log rows take ascending row ids of their own, as an append-mostly table would."""
     out: Work = []
     seen: set[str] = set()
     rid = log_rid = 1
     for b in batches:
-        column: dict[str, dict[str, str]] = {}
-        others: Rows = []
-        for e in b.edges:
-            if e.kind in (EdgeKind.IN_TRACE, EdgeKind.CARRIES) and e.src.startswith("log:") and not e.props:
-                column.setdefault(e.src, {})[e.kind.value] = e.dst
-            else:
-                others.append((e.src, e.kind.value, e.dst, orjson.dumps(e.props).decode()))
+        r = prepare_rows(b)
+        assert r.texts is not None
         logs: Rows = []
         log_texts: Rows = []
         nodes: Rows = []
         texts: Rows = []
-        for n in b.nodes:
-            if n.id in seen:
+        others: Rows = [(*key, "{}") for key in r.bare] + r.with_props
+        for i, node_id in enumerate(r.ids):
+            links = (("IN_TRACE", r.traces[i]), ("CARRIES", r.audits[i]))
+            if node_id in seen:  # written by an earlier batch: its links are edges
+                others += [(node_id, kind, dst, "{}") for kind, dst in links if dst]
                 continue
-            seen.add(n.id)
-            props = orjson.dumps(n.props).decode()
-            if n.kind is NodeKind.LOG_EVENT:
-                links = column.get(n.id, {})
-                logs.append((log_rid, _key(n.id), n.id, links.get("IN_TRACE"), links.get("CARRIES"), props))
-                log_texts.append((log_rid, search_text(n.id, n.kind, n.props)))
+            seen.add(node_id)
+            if r.kinds[i] == NodeKind.LOG_EVENT.value:
+                logs.append((log_rid, _key(node_id), node_id, r.traces[i], r.audits[i], r.props[i]))
+                log_texts.append((log_rid, r.texts[i]))
                 log_rid += 1
-            else:
-                nodes.append((rid, n.id, n.kind.value, props, int(n.placeholder)))
-                texts.append((rid, search_text(n.id, n.kind, n.props)))
+            else:  # the graph tables here have no link columns
+                nodes.append((rid, node_id, r.kinds[i], r.props[i], int(r.placeholders[i])))
+                texts.append((rid, r.texts[i]))
+                others += [(node_id, kind, dst, "{}") for kind, dst in links if dst]
                 rid += 1
         out.append((logs, log_texts, nodes, texts, others))
     return out
