@@ -50,8 +50,8 @@ CREATE TABLE log_events (rid INTEGER PRIMARY KEY, key INTEGER NOT NULL UNIQUE, i
                          trace TEXT, audit TEXT, props TEXT NOT NULL);
 CREATE INDEX log_events_trace ON log_events(trace) WHERE trace IS NOT NULL;
 CREATE INDEX log_events_audit ON log_events(audit) WHERE audit IS NOT NULL;
-CREATE VIRTUAL TABLE node_search USING fts5(text, tokenize = "unicode61 remove_diacritics 2");
-CREATE VIRTUAL TABLE log_search USING fts5(text, tokenize = "unicode61 remove_diacritics 2");
+CREATE VIRTUAL TABLE node_search USING fts5(text, content = '', tokenize = "unicode61 remove_diacritics 2");
+CREATE VIRTUAL TABLE log_search USING fts5(text, content = '', tokenize = "unicode61 remove_diacritics 2");
 """
 
 Rows = list[tuple[Any, ...]]

@@ -12,7 +12,7 @@ from typing import Any
 
 from lineage.model import NodeKind
 
-__all__ = ["SEARCH_PROPS", "search_text"]
+__all__ = ["SEARCH_PROPS", "SEARCH_TEXT_VERSION", "search_text"]
 
 SEARCH_PROPS: dict[NodeKind, tuple[str, ...]] = {
     NodeKind.REPO: ("url",),
@@ -27,6 +27,10 @@ SEARCH_PROPS: dict[NodeKind, tuple[str, ...]] = {
 }
 
 _MAX = 2000
+
+# Raise with every change to what ``search_text`` returns for some node. SQLite's index keeps no texts and
+# drops an entry only by the exact text it was made from, so it re-indexes every node when this moves.
+SEARCH_TEXT_VERSION = 2
 
 
 def search_text(node_id: str, kind: NodeKind, props: dict[str, Any]) -> str:

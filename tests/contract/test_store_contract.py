@@ -375,6 +375,18 @@ def test_log_lines_are_found_by_text_source_and_whole_id(store: LineageStore) ->
     assert [n.id for n in store.search(LOG2).nodes][:1] == [LOG2]
 
 
+def test_search_follows_a_changed_text(store: LineageStore) -> None:
+    """A node found by words it no longer has would send an auditor to the wrong commit."""
+    commits = [NodeKind.COMMIT]
+    store.upsert(scenario())
+    assert {n.id for n in store.search("deploy", commits).nodes} == {commit_node_id(C2)}
+    store.upsert(join_records([commit(C2, (C1,), subject="rollback web", when="2026-01-02T00:00:00Z")]))
+    assert store.search("deploy", commits).total == 0
+    assert [n.id for n in store.search("rollback").nodes] == [commit_node_id(C2)]
+    store.upsert(join_records([commit(C2, (C1,), subject="deploy api", when="2026-01-02T00:00:00Z")]))
+    assert store.search("rollback").total == 0 and store.search("deploy api", commits).total == 1
+
+
 def test_search_pages_with_cursor(store: LineageStore) -> None:
     b = GraphBatch()
     for i in range(25):
@@ -521,6 +533,27 @@ def test_sqlite_schema_version_recorded(tmp_path) -> None:  # type: ignore[no-un
     again.close()
 
 
+def test_sqlite_reindexes_when_the_search_text_changes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The index keeps no texts, so entries made by an older ``search_text`` could never be dropped: a
+    database indexed by another version is re-indexed from the nodes when it is opened."""
+    import sqlite3
+
+    path = tmp_path / "older.db"
+    s = SqliteStore(path)
+    s.upsert(scenario())
+    s.close()
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO node_search(node_search) VALUES ('delete-all')")
+    conn.execute("INSERT INTO node_search(rowid, text) VALUES (1, 'stale words')")
+    conn.execute("UPDATE meta SET value = '1' WHERE key = 'search_text'")
+    conn.commit()
+    conn.close()
+    reopened = SqliteStore(path)
+    assert reopened.search("stale").total == 0
+    assert [n.id for n in reopened.search("deploy", [NodeKind.COMMIT]).nodes] == [commit_node_id(C2)]
+    reopened.close()
+
+
 def test_sqlite_migrates_a_version_1_database_without_losing_data(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import sqlite3
 
@@ -588,6 +621,7 @@ def test_sqlite_bulk_writes_keep_every_text_exactly(tmp_path, monkeypatch, on_wo
         nodes = [n for b in second for n in b.nodes]
         got = {n.id: n.props for n in store.get_many([n.id for n in nodes])}
         found = store.search("second", kinds=[NodeKind.COMMIT], first=1).total
+        found += 1000 * store.search("first", first=1).total  # the replaced texts left the index
         results.extend([nodes, got, all_edges(store), store.counts(), found])
         store.close()
 
