@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import pickle
 import queue
+import signal
 import sys
 import threading
 import time
@@ -207,7 +208,7 @@ def run_in_subprocess(
                 return
             if message is None:
                 child.join(5)
-                raise OffloadError(f"the reader process ended without finishing (exit code {child.exitcode})")
+                raise OffloadError(f"the reader process ended without finishing ({_how_it_ended(child.exitcode)})")
             tag, body = message[:1], message[1:]
             if tag == _BATCH:
                 yield _unpack(body)
@@ -224,6 +225,13 @@ def run_in_subprocess(
         child.join(5)
         inbox.close()
         receive.close()
+
+
+def _how_it_ended(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        with suppress(ValueError):
+            return f"killed by {signal.Signals(-exitcode).name}"  # SIGKILL: out of memory, most likely
+    return f"exit code {exitcode}"
 
 
 def for_the_writer(

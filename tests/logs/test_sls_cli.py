@@ -157,6 +157,46 @@ def test_follow_picks_up_new_lines_and_stops_cleanly_on_sigterm(commits, sls_ser
         store.close()
 
 
+def test_a_killed_reader_process_is_one_clear_line_and_a_rerun_finishes(commits, sls_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The reader runs in a child process (out of memory, killed by an operator): the command ends with one
+    line saying so, what was stored stays, and the next run resumes from the checkpoints."""
+    ds = make_dataset(400, commits)
+    put_into_sls(sls_server, LOGSTORE, ds.lines[:200])
+    db = tmp_path / "reader-killed.db"
+    proc = subprocess.Popen(
+        _args(sls_server, db, "--follow", "--poll-interval", "0.05"),
+        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        _wait_for_logs(db, 200, proc)
+        os.kill(_reader_of(proc.pid), signal.SIGKILL)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 1, err
+    assert "the reader process ended without finishing (killed by SIGKILL)" in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if "reader process" in line]) == 1
+    put_into_sls(sls_server, LOGSTORE, ds.lines[200:])
+    rerun = subprocess.run(_args(sls_server, db), env=_env(), capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "consumed 200 log records" in rerun.stdout  # from the checkpoints: nothing read twice
+    store = open_store(f"sqlite:///{db}")
+    try:
+        assert_exact_lineage(store, ds.lines)
+    finally:
+        store.close()
+
+
+def _reader_of(pid: int) -> int:
+    """The spawned reader process among ``pid``'s children."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    readers = [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    assert len(readers) == 1, f"expected one reader process among {children}"
+    return readers[0]
+
+
 def _wait_for_logs(db: Path, count: int, proc: subprocess.Popen[str], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while True:
