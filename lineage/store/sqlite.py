@@ -243,6 +243,11 @@ def _bulk(target: str, width: int, *extra: str) -> tuple[str, str]:
     return f"{target} SELECT {cols} FROM json_each(?) j", f"{target} VALUES ({marks})"
 
 
+# table -> (key columns, columns read back) for ``SqliteStore._fetch``
+_FETCHED = {
+    "nodes": (("id",), ("id", "rid", "props", "placeholder", "trace", "audit")),
+    "edges": (("src", "kind", "dst"), ("src", "kind", "dst", "props")),
+}
 _INSERT_NODES = _bulk("INSERT INTO nodes(rid, id, kind, props, placeholder, trace, audit)", 7)
 _CLEAR_LINKS = {
     column: (
@@ -547,22 +552,7 @@ class SqliteStore:
 
     def _fetch_nodes(self, conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, _Existing]:
         """id -> (rid, props, placeholder, trace link, audit link) of the ids that exist."""
-        payload = _json_array(ids)
-        if payload is not None:
-            # One row of JSON back instead of a row (a GIL hand-off, see _apply) per existing node.
-            rows = orjson.loads(
-                conn.execute(
-                    "SELECT json_group_array(json_array(n.id, n.rid, n.props, n.placeholder, n.trace, n.audit)) "
-                    "FROM json_each(?) j CROSS JOIN nodes n ON n.id = j.value",
-                    (payload,),
-                ).fetchone()[0]
-            )
-        else:
-            self._stage(conn, "_stage_n", "id TEXT", ((i,) for i in ids))
-            rows = conn.execute(
-                "SELECT n.id, n.rid, n.props, n.placeholder, n.trace, n.audit FROM _stage_n s "
-                "CROSS JOIN nodes n ON n.id = s.id"
-            ).fetchall()
+        rows = self._fetch(conn, "nodes", ids)
         return {
             node_id: (rid, loads_props(props), bool(ph), trace, audit) for node_id, rid, props, ph, trace, audit in rows
         }
@@ -570,22 +560,33 @@ class SqliteStore:
     def _fetch_edges(
         self, conn: sqlite3.Connection, keys: Sequence[tuple[str, str, str]]
     ) -> dict[tuple[str, str, str], dict[str, Any]]:
+        rows = self._fetch(conn, "edges", keys)
+        return {(src, kind, dst): loads_props(props) for src, kind, dst, props in rows}
+
+    def _fetch(self, conn: sqlite3.Connection, table: str, keys: Sequence[Any]) -> list[Sequence[Any]]:
+        """The ``_FETCHED`` columns of the rows of ``table`` whose key equals one of ``keys`` (node ids, or
+        (src, kind, dst) edge keys)."""
+        key_columns, columns = _FETCHED[table]
+        select = ", ".join(f"t.{c}" for c in columns)
         payload = _json_array(keys)
         if payload is not None:
-            rows = orjson.loads(
+            # One row of JSON back instead of a row (a GIL hand-off, see _apply) per match.
+            on = " AND ".join(
+                f"t.{c} = {_col(i) if len(key_columns) > 1 else 'j.value'}" for i, c in enumerate(key_columns)
+            )
+            found: list[Sequence[Any]] = orjson.loads(
                 conn.execute(
-                    "SELECT json_group_array(json_array(e.src, e.kind, e.dst, e.props)) FROM json_each(?) j "
-                    f"CROSS JOIN edges e ON e.src = {_col(0)} AND e.kind = {_col(1)} AND e.dst = {_col(2)}",
+                    f"SELECT json_group_array(json_array({select})) FROM json_each(?) j CROSS JOIN {table} t ON {on}",
                     (payload,),
                 ).fetchone()[0]
             )
-        else:
-            self._stage(conn, "_stage_e", "src TEXT, kind TEXT, dst TEXT", keys)
-            rows = conn.execute(
-                "SELECT e.src, e.kind, e.dst, e.props FROM _stage_e s "
-                "CROSS JOIN edges e ON e.src = s.src AND e.kind = s.kind AND e.dst = s.dst"
-            ).fetchall()
-        return {(src, kind, dst): loads_props(props) for src, kind, dst, props in rows}
+            return found
+        stage = f"_stage_{table}"
+        self._stage(
+            conn, stage, ", ".join(f"{c} TEXT" for c in key_columns), keys if len(key_columns) > 1 else [(k,) for k in keys]
+        )
+        on = " AND ".join(f"t.{c} = s.{c}" for c in key_columns)
+        return conn.execute(f"SELECT {select} FROM {stage} s CROSS JOIN {table} t ON {on}").fetchall()
 
     # ------------------------------------------------------------------ point reads
 
