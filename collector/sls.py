@@ -247,7 +247,10 @@ class SlsCollector:
         id_mode: Literal["cursor", "content"] = "cursor",
         progress: Callable[[ConsumeStats], None] | None = None,
         on_reject: Callable[[RejectedRecord], None] | None = None,
+        background_writes: bool = True,
     ) -> None:
+        """``background_writes``: store each batch on a writer thread while the next one is pulled (False in
+        a reader process, whose "store" only hands batches to the real one)."""
         self.client = client
         self.project = project
         self.logstore = logstore
@@ -263,7 +266,7 @@ class SlsCollector:
         self.stats = ConsumeStats()
         self._shards: dict[int, _ShardState] = {}
         self._writer: BatchWriter[GraphBatch, None] | None = None
-        self._in_flight = 1  # a reader process hands batches over in its own thread (0)
+        self._in_flight = 1 if background_writes else 0
 
     # ------------------------------------------------------------------ shard consumption
     def consume(
@@ -583,8 +586,8 @@ class _Reader:
             retry=self.retry,
             pull_count=self.pull_count,
             id_mode=self.id_mode,
+            background_writes=False,
         )
-        collector._in_flight = 0
         handoff.stats = collector.stats
         getattr(collector, self.method)(**self.options)
         handoff.finish()
