@@ -30,7 +30,7 @@ from functools import partial
 from multiprocessing.connection import Connection
 from typing import Any
 
-from collector.ingest import DEFAULT_DISTINCT, Item, JoinedBatch, Notice, join_batches
+from collector.ingest import DEFAULT_DISTINCT, BatchPace, Item, JoinedBatch, Notice, join_batches
 from lineage.model import Edge, GraphBatch, Node, NodeKind, RejectedRecord
 
 __all__ = ["Emit", "OffloadError", "for_the_writer", "join_in_subprocess", "run_in_subprocess"]
@@ -249,20 +249,35 @@ def for_the_writer(
 
 
 def _join_and_emit(
-    source: Callable[[], Iterable[Item]], batch_size: int, prepare: Callable[[GraphBatch], Any] | None, emit: Emit
+    source: Callable[[], Iterable[Item]],
+    batch_size: int,
+    prepare: Callable[[GraphBatch], Any] | None,
+    paced: bool,
+    emit: Emit,
 ) -> None:
-    for part in join_batches(source(), batch_size, start_small=True):
+    pace = BatchPace() if paced else None
+    started = time.perf_counter()
+    for part in join_batches(source(), batch_size, start_small=True, pace=pace):
         notices = [(n.source, n.location, n.message, n.raw) for n in part.notices]
         batch, rows = for_the_writer(part.batch, prepare, keep=DEFAULT_DISTINCT)
-        emit(batch, (dict(part.records), notices, rows))
+        ready = time.perf_counter()
+        emit(batch, (dict(part.records), notices, rows))  # waits while the parent has _AHEAD batches queued
+        if pace is not None:
+            sent = time.perf_counter()
+            pace.handed_over(sent - ready, ready - started)
+            started = sent
 
 
 def join_in_subprocess(
-    source: Callable[[], Iterable[Item]], batch_size: int, prepare: Callable[[GraphBatch], Any] | None = None
+    source: Callable[[], Iterable[Item]],
+    batch_size: int,
+    prepare: Callable[[GraphBatch], Any] | None = None,
+    *,
+    paced: bool = True,
 ) -> Generator[JoinedBatch, None, None]:
     """Batches of ``join_batches(source(), batch_size)``, computed in a spawned child process. With
     ``prepare`` (a ``RowStore``'s ``prepare_rows``) the child also prepares each batch's rows for the store
-    (see ``JoinedBatch.rows``)."""
-    with closing(run_in_subprocess(partial(_join_and_emit, source, batch_size, prepare))) as pairs:
+    (see ``JoinedBatch.rows``). ``paced``: batches grow while the store falls behind (``BatchPace``)."""
+    with closing(run_in_subprocess(partial(_join_and_emit, source, batch_size, prepare, paced))) as pairs:
         for batch, (records, notices, rows) in pairs:
             yield JoinedBatch(batch, Counter(records), [Notice(*n) for n in notices], rows)

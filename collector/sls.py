@@ -37,6 +37,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from collector.ingest import BatchPace
 from collector.logfields import FieldMap, log_mapper
 from collector.offload import Emit, for_the_writer, run_in_subprocess
 from collector.writer import BatchWriter
@@ -61,6 +62,7 @@ log = logging.getLogger(__name__)
 ENV_KEY_ID = "ALIBABA_CLOUD_ACCESS_KEY_ID"
 ENV_KEY_SECRET = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
 ENV_TOKEN = "ALIBABA_CLOUD_SECURITY_TOKEN"
+_MAX_PULL_COUNT = 1000  # log groups per PullLogs that SLS serves at most
 THROTTLE_CODES = frozenset(
     {
         "ReadQuotaExceed",
@@ -248,9 +250,11 @@ class SlsCollector:
         progress: Callable[[ConsumeStats], None] | None = None,
         on_reject: Callable[[RejectedRecord], None] | None = None,
         background_writes: bool = True,
+        pace: BatchPace | None = None,
     ) -> None:
         """``background_writes``: store each batch on a writer thread while the next one is pulled (False in
-        a reader process, whose "store" only hands batches to the real one)."""
+        a reader process, whose "store" only hands batches to the real one). ``pace``: pull up to its
+        factor times ``pull_count`` log groups at once (at most SLS's 1000) while the store falls behind."""
         self.client = client
         self.project = project
         self.logstore = logstore
@@ -267,6 +271,7 @@ class SlsCollector:
         self._shards: dict[int, _ShardState] = {}
         self._writer: BatchWriter[GraphBatch, None] | None = None
         self._in_flight = 1 if background_writes else 0
+        self.pace = pace
 
     # ------------------------------------------------------------------ shard consumption
     def consume(
@@ -380,7 +385,8 @@ class SlsCollector:
         return moved
 
     def _pull(self, shard_id: int, cursor: str) -> Any:
-        resp = self.client.pull_logs(self.project, self.logstore, shard_id, cursor, count=self.pull_count)
+        count = self.pull_count if self.pace is None else min(_MAX_PULL_COUNT, self.pull_count * self.pace.factor)
+        resp = self.client.pull_logs(self.project, self.logstore, shard_id, cursor, count=count)
         resp.loggroup_list  # noqa: B018 - parse inside the retry so a mangled body is re-fetched
         return resp
 
@@ -535,10 +541,16 @@ class _Handoff:
         self._checkpoints = dict(checkpoints)
         self._prepare = prepare
         self.stats = ConsumeStats()
+        self.pace = BatchPace()
+        self._since = time.perf_counter()
 
     def upsert(self, batch: GraphBatch) -> None:
         sent, rows = for_the_writer(batch, self._prepare)
-        self._emit(sent, (self._seen(), rows, False))
+        ready = time.perf_counter()
+        self._emit(sent, (self._seen(), rows, False))  # waits while the parent has batches queued
+        done = time.perf_counter()
+        self.pace.handed_over(done - ready, ready - self._since)
+        self._since = done
         self._checkpoints.update(batch.checkpoints)
 
     def finish(self) -> None:
@@ -587,6 +599,7 @@ class _Reader:
             pull_count=self.pull_count,
             id_mode=self.id_mode,
             background_writes=False,
+            pace=handoff.pace,
         )
         handoff.stats = collector.stats
         getattr(collector, self.method)(**self.options)

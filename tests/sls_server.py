@@ -533,6 +533,8 @@ class _Handler(BaseHTTPRequestHandler):
             count = int(params.get("count", "1000"))
         except ValueError:
             raise _ApiError(400, "ParameterInvalid", "count must be an integer") from None
+        if not 0 < count <= 1000:  # what SLS serves per PullLogs
+            raise _ApiError(400, "ParameterInvalid", f"count {count} is not between 1 and 1000")
         body, n, next_cursor = self.sls.pull(
             logstore, shard_id, params.get("cursor", ""), count, params.get("end_cursor")
         )

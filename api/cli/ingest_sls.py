@@ -97,7 +97,13 @@ def sls(
         ),
     ] = IdMode.CURSOR,
     pull_count: Annotated[
-        int, typer.Option("--pull-count", min=1, max=1000, help="Log groups per PullLogs call.")
+        int,
+        typer.Option(
+            "--pull-count",
+            min=1,
+            max=1000,
+            help="Log groups per PullLogs call; up to 4x as many (at most 1000) while the store falls behind.",
+        ),
     ] = 100,
     timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds per HTTP request.")] = 30.0,
     deadline: Annotated[

@@ -98,7 +98,7 @@ def test_batches_from_the_child_equal_those_joined_here(commits, tmp_path) -> No
     path = str(write_jsonl(make_dataset(1_000, commits).lines, tmp_path / "app.jsonl", garbage=GARBAGE))
     read = partial(read_log_file, path, "jsonl")
     here = list(join_batches(read(), 300, start_small=True))
-    there = list(join_in_subprocess(read, 300))
+    there = list(join_in_subprocess(read, 300, paced=False))  # batch for batch: sizes must not follow timing
     assert [p.records for p in there] == [p.records for p in here]
     for a, b in zip(there, here, strict=True):
         assert [(n.id, n.kind, n.props, n.placeholder) for n in a.batch.nodes] == [
@@ -116,13 +116,32 @@ def test_rows_prepared_in_the_child_equal_those_prepared_here(commits, tmp_path)
     path = str(write_jsonl(make_dataset(1_000, commits).lines, tmp_path / "app.jsonl", garbage=GARBAGE))
     read = partial(read_log_file, path, "jsonl")
     here = list(join_batches(read(), 300, start_small=True))
-    there = list(join_in_subprocess(read, 300, prepare_rows))
+    there = list(join_in_subprocess(read, 300, prepare_rows, paced=False))
     assert len(there) == len(here) > 2
     for a, b in zip(there, here, strict=True):
         assert a.rows == prepare_rows(b.batch)
         assert a.batch.rejected == b.batch.rejected and a.batch.checkpoints == b.batch.checkpoints
         counted = [n.id for n in b.batch.nodes if n.kind in DEFAULT_DISTINCT and not n.placeholder]
         assert [n.id for n in a.batch.nodes] == counted and not a.batch.edges
+
+
+def test_batches_grow_while_the_store_is_slow_and_nothing_is_lost(commits, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A store that falls behind gets fewer, larger batches (fewer transactions); one that keeps up gets
+    the batch size asked for. Either way every record arrives exactly once."""
+    ds = make_dataset(12_000, commits)
+    read = partial(read_log_file, str(write_jsonl(ds.lines, tmp_path / "app.jsonl")), "jsonl")
+
+    def sizes(store_seconds: float) -> list[int]:
+        out = []
+        for part in join_in_subprocess(read, 500, prepare_rows):
+            out.append(sum(part.records.values()))
+            time.sleep(store_seconds)  # the store writing this batch
+        return out
+
+    slow, fast = sizes(0.15), sizes(0)
+    assert sum(slow) == sum(fast) == sum(sum(p.records.values()) for p in join_batches(read(), 500))
+    assert max(slow) > 500, f"batches did not grow behind a slow store: {slow}"
+    assert max(fast) <= 500, f"batches grew though the store kept up: {fast}"
 
 
 def test_which_inputs_go_to_a_child_process(tmp_path: Path) -> None:

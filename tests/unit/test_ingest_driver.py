@@ -3,7 +3,7 @@ shows records while a batch is still being built."""
 
 from __future__ import annotations
 
-from collector.ingest import Checkpoint, IngestSummary, Notice, ingest_records, join_batches
+from collector.ingest import BatchPace, Checkpoint, IngestSummary, Notice, ingest_records, join_batches
 from lineage.records import LogRecord
 from lineage.store.sqlite import SqliteStore
 
@@ -39,3 +39,15 @@ def test_progress_counts_records_inside_a_batch_and_notices_are_kept(tmp_path) -
     assert [(r.location, r.reason) for r in kept] == [("app.jsonl", notice.message)]
     assert store.counts()["LogEvent"] == 1000
     store.close()
+
+
+def test_batches_grow_while_the_store_falls_behind_and_shrink_once_it_keeps_up() -> None:
+    pace = BatchPace(max_factor=4)
+    sizes: list[int] = []
+    # seconds each hand-over waited, for batches that took 0.04 s to build; 0.015 s is noise, not a trend
+    waits = iter([0, 0, 0, 0, 0.5, 0.5, 0.5, 0, 0, 0.015, 0.015])
+    for part in join_batches((_log(i) for i in range(20_000)), 100, start_small=True, pace=pace):
+        sizes.append(sum(part.records.values()))
+        pace.handed_over(next(waits, 0.0), built=0.04)
+    assert sizes[:12] == [12, 24, 48, 96, 100, 200, 400, 400, 200, 100, 100, 100]
+    assert sum(sizes) == 20_000 and set(sizes[12:-1]) == {100}
