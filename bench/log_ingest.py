@@ -16,7 +16,10 @@ bottleneck. Each path runs ``--repeat`` times (3) on a fresh database and its me
 runs on a 2-core VM vary by about 10%. Targets: >= 50,000 records/s into SQLite and >= 30% of the bare
 parse rate.
 
-Example: .venv/bin/python bench/log_ingest.py --records 100000
+With ``--scale N`` the file path runs once more at N records, with batches that follow the store
+and with fixed ones (``BatchPace``), side by side.
+
+Example: .venv/bin/python bench/log_ingest.py --records 100000 --scale 1000000
 """
 
 from __future__ import annotations
@@ -208,6 +211,9 @@ def main() -> None:
     )
     parser.add_argument("--batch-size", type=int, default=10_000, help="records per store transaction (files)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per path; the median run is reported")
+    parser.add_argument(
+        "--scale", type=int, default=0, help="also run the file path once at this many records (0: skip)"
+    )
     args = parser.parse_args()
 
     commits = [f"{i:040x}" for i in range(1, 9)]
@@ -283,7 +289,31 @@ def main() -> None:
             f"{name}: >= {TARGET_RATE:,}/s {'met' if fast else 'MISSED'} ({rate:,.0f}/s); "
             f">= {TARGET_RATIO:.0%} of bare parse {'met' if close else 'MISSED'} ({rate / bare_rate:.0%})"
         )
+    if args.scale:
+        at_scale(args.scale, commits, args.batch_size)
     sys.exit(0 if all(verdicts) else 1)
+
+
+def at_scale(records: int, commits: list[str], batch_size: int) -> None:
+    """The file path once more at ``records`` lines, with batches that follow the store (as shipped) and
+    with batches of a fixed size: past a few hundred thousand lines SQLite's writes set the pace."""
+    ds = make_dataset(records, commits)
+    with tempfile.TemporaryDirectory(prefix="liubai-bench-") as tmp:
+        path = write_jsonl(ds.lines, Path(tmp) / "scale.jsonl")
+        del ds
+        rates: dict[bool, tuple[float, float]] = {}
+        for paced in (True, False):
+            store = TimedStore(open_store(f"sqlite:///{tmp}/scale-{paced}.db"))
+            t = time.perf_counter()
+            stats = ingest_files(store, [str(path)], "jsonl", source="bench", batch_size=batch_size, paced=paced)
+            secs = time.perf_counter() - t
+            store.close()
+            rates[paced] = (stats.records / secs, store.seconds / secs)
+    print(f"at scale, {records:,} records, one run each:")
+    for paced, label in ((True, "file -> sqlite, batches follow the store"), (False, "file -> sqlite, fixed batches")):
+        rate, busy = rates[paced]
+        print(f"{label:44} {rate:10,.0f} records/s {busy:6.0%} in upsert")
+    print(f"batches that follow the store: {rates[True][0] / rates[False][0]:.2f}x the fixed-batch rate")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
     "store_ingest": ("store_ingest.py", ["--facts", "1000000"], ["--facts", "50000", "--queries", "50"]),
     "graphql_http": ("graphql_http.py", ["--seconds", "20"], ["--seconds", "5", "--repeat", "5"]),
     "git_ingest": ("git_ingest.py", ["--commits", "5000"], ["--commits", "1000"]),
-    "log_ingest": ("log_ingest.py", ["--records", "100000"], ["--records", "20000"]),
+    "log_ingest": ("log_ingest.py", ["--records", "100000", "--scale", "1000000"], ["--records", "20000"]),
     "log_layout": ("log_layout.py", ["--records", "100000"], ["--records", "20000"]),
     "export_memory": ("export_memory.py", [], ["--sizes", "20000", "200000"]),
     "ebpf_overhead": ("ebpf_overhead.py", ["--storm", "2000", "--reps", "5"], ["--storm", "2000", "--reps", "2"]),

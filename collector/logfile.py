@@ -318,13 +318,14 @@ def ingest_files(
     progress: Callable[[FileIngestStats], None] | None = None,
     on_reject: Callable[[RejectedRecord], None] | None = None,
     parallel: bool | None = None,
+    paced: bool = True,
 ) -> FileIngestStats:
     """Read files into ``store`` in batches of ``batch_size`` records, the next batch parsed while the last
     one is written. Ids are content hashes, so a re-run after a crash simply re-writes what landed.
 
     Files of ``OFFLOAD_MIN_BYTES`` or more are read, parsed and joined in a child process while this one
-    stores (``parallel`` True/False forces either way); the graph is the same.
-    """
+    stores (``parallel`` True/False forces either way); the graph is the same. There, batches grow while
+    the store falls behind (``paced``, see ``BatchPace``)."""
     stats = FileIngestStats()
     for path in paths:
         done = FileIngestStats(stats.records, stats.rejected, stats.batches, stats.files)
@@ -338,7 +339,7 @@ def ingest_files(
 
         read = partial(read_log_file, path, fmt, source=source, fieldmap=fieldmap)
         if _offloaded(path, parallel):
-            with closing(join_in_subprocess(read, batch_size, row_preparer(store))) as joined:  # a store error stops the child
+            with closing(join_in_subprocess(read, batch_size, row_preparer(store), paced=paced)) as joined:  # a store error stops the child
                 store_batches(store, joined, progress=show, on_reject=on_reject, background=False)
         else:  # reports every stored batch through ``show``
             ingest_records(store, read(), batch_size=batch_size, progress=show, on_reject=on_reject)
