@@ -8,6 +8,7 @@ covers, so it only moves after the store accepted that data.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -69,8 +70,8 @@ class BatchPace:
     file stores 20% faster in 40k-line batches). Small batches stay best while the store keeps up: it
     starts sooner and finishes sooner after the last line is read.
 
-    The reader reports how long each hand-over waited against how long the batch took to build
-    (``handed_over``); ``factor`` (1, 2, 4, ... up to ``max_factor``) multiplies the batch size.
+    The reader hands each batch over through ``hand_over``, which weighs how long that waited against how
+    long the batch took to build; ``factor`` (1, 2, 4, ... up to ``max_factor``) multiplies the batch size.
     """
 
     BEHIND = 0.25  # a hand-over that waits this share of the build time: the store is behind
@@ -80,6 +81,15 @@ class BatchPace:
     def __init__(self, max_factor: int = 4) -> None:
         self.max_factor = max_factor
         self.factor = 1
+        self._since = time.perf_counter()
+
+    def hand_over(self, send: Callable[[], None]) -> None:
+        """Run ``send`` (which blocks while the store has batches queued) and learn from its wait."""
+        ready = time.perf_counter()
+        send()
+        done = time.perf_counter()
+        self.handed_over(done - ready, ready - self._since)
+        self._since = done
 
     def handed_over(self, waited: float, built: float) -> None:
         if waited > self.BEHIND * built and waited > self.MIN_WAIT_S:

@@ -256,16 +256,14 @@ def _join_and_emit(
     emit: Emit,
 ) -> None:
     pace = BatchPace() if paced else None
-    started = time.perf_counter()
     for part in join_batches(source(), batch_size, start_small=True, pace=pace):
         notices = [(n.source, n.location, n.message, n.raw) for n in part.notices]
         batch, rows = for_the_writer(part.batch, prepare, keep=DEFAULT_DISTINCT)
-        ready = time.perf_counter()
-        emit(batch, (dict(part.records), notices, rows))  # waits while the parent has _AHEAD batches queued
-        if pace is not None:
-            sent = time.perf_counter()
-            pace.handed_over(sent - ready, ready - started)
-            started = sent
+        send = partial(emit, batch, (dict(part.records), notices, rows))  # waits while _AHEAD batches are queued
+        if pace is None:
+            send()
+        else:
+            pace.hand_over(send)
 
 
 def join_in_subprocess(

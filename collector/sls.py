@@ -542,15 +542,10 @@ class _Handoff:
         self._prepare = prepare
         self.stats = ConsumeStats()
         self.pace = BatchPace()
-        self._since = time.perf_counter()
 
     def upsert(self, batch: GraphBatch) -> None:
         sent, rows = for_the_writer(batch, self._prepare)
-        ready = time.perf_counter()
-        self._emit(sent, (self._seen(), rows, False))  # waits while the parent has batches queued
-        done = time.perf_counter()
-        self.pace.handed_over(done - ready, ready - self._since)
-        self._since = done
+        self.pace.hand_over(partial(self._emit, sent, (self._seen(), rows, False)))
         self._checkpoints.update(batch.checkpoints)
 
     def finish(self) -> None:

@@ -114,7 +114,7 @@ MIGRATIONS: list[tuple[int, str]] = [
         """,
     ),
     # The search index keeps no copy of the texts (they are made from ``nodes.props`` again when needed):
-    # a third of its write cost and two thirds of its size. ``_SEARCH_INDEXED`` refills it.
+    # a third of its write cost and two thirds of its size. ``_reindex`` refills it.
     (
         4,
         """
@@ -418,7 +418,6 @@ class SqliteStore:
             indexed = c.execute("SELECT value FROM meta WHERE key = 'search_text'").fetchone()
             if indexed is None or indexed[0] != str(SEARCH_TEXT_VERSION):
                 _reindex(c)
-
 
     def schema_version(self) -> int:
         row = self._conn().execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
