@@ -42,7 +42,7 @@ class OffloadError(RuntimeError):
     """The child process failed or died; the message says how."""
 
 
-Emit = Callable[[GraphBatch, Any], None]
+Emit = Callable[[GraphBatch, Any], float]  # sends a batch; returns the seconds it waited for the parent
 _PARENT_CHECK_S = 1.0
 _CHILD_GC_THRESHOLDS = (500_000, 20, 100)
 _AHEAD = 2  # batches the parent reads ahead of its store
@@ -110,14 +110,17 @@ def _child(producer: Callable[[Emit], None], out: Connection, parent_pid: int) -
     # What start-up made lives as long as the child: keep the collector from walking it again and again.
     gc.freeze()
     # A batch's objects all live until the batch is sent, and none of them is in a cycle: reference counting
-    # frees them all. The collector runs when objects outnumber frees by 500k (five batches that were never
-    # freed): any leak of cycles stays bounded, and a batch is never walked (5-10% of a log reader's time
-    # at 700, the default, and still 5% at 50k).
+    # frees them all. The collector runs only when objects outnumber frees by 500k (a 10k-line batch makes
+    # about 100k): a leak of cycles stays bounded, and a batch is rarely walked (5-10% of a log reader's
+    # time at 700, the default, and still 5% at 50k).
     gc.set_threshold(*_CHILD_GC_THRESHOLDS)
     _exit_with(parent_pid)
 
-    def emit(batch: GraphBatch, extra: Any) -> None:
-        out.send_bytes(_BATCH + _pack(batch, extra))
+    def emit(batch: GraphBatch, extra: Any) -> float:
+        data = _BATCH + _pack(batch, extra)
+        waited = time.perf_counter()
+        out.send_bytes(data)  # blocks while the parent has _AHEAD batches queued
+        return time.perf_counter() - waited
 
     try:
         producer(emit)
@@ -259,7 +262,7 @@ def _join_and_emit(
     for part in join_batches(source(), batch_size, start_small=True, pace=pace):
         notices = [(n.source, n.location, n.message, n.raw) for n in part.notices]
         batch, rows = for_the_writer(part.batch, prepare, keep=DEFAULT_DISTINCT)
-        send = partial(emit, batch, (dict(part.records), notices, rows))  # waits while _AHEAD batches are queued
+        send = partial(emit, batch, (dict(part.records), notices, rows))
         if pace is None:
             send()
         else:

@@ -62,7 +62,6 @@ log = logging.getLogger(__name__)
 ENV_KEY_ID = "ALIBABA_CLOUD_ACCESS_KEY_ID"
 ENV_KEY_SECRET = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
 ENV_TOKEN = "ALIBABA_CLOUD_SECURITY_TOKEN"
-_MAX_PULL_COUNT = 1000  # log groups per PullLogs that SLS serves at most
 THROTTLE_CODES = frozenset(
     {
         "ReadQuotaExceed",
@@ -253,8 +252,8 @@ class SlsCollector:
         pace: BatchPace | None = None,
     ) -> None:
         """``background_writes``: store each batch on a writer thread while the next one is pulled (False in
-        a reader process, whose "store" only hands batches to the real one). ``pace``: pull up to its
-        factor times ``pull_count`` log groups at once (at most SLS's 1000) while the store falls behind."""
+        a reader process, whose "store" only hands batches to the real one). ``pace``: store as many pulls
+        of a shard per batch as its factor (a reader process raises it while the store falls behind)."""
         self.client = client
         self.project = project
         self.logstore = logstore
@@ -358,8 +357,10 @@ class SlsCollector:
             self.stats.shards.add(shard_id)
 
     def _drain(self, shard_id: int, state: _ShardState, stop: threading.Event) -> bool:
-        """Pull until the shard has nothing more; True if anything was read."""
+        """Pull until the shard has nothing more; True if anything was read. A batch holds one pull, or
+        the pace's factor of them while the store falls behind; it carries the cursor after its last."""
         moved = False
+        batch, pulls = GraphBatch(), 0
         while not stop.is_set():
             cursor = state.cursor
             try:
@@ -369,29 +370,34 @@ class SlsCollector:
                     raise
                 log.warning("shard %d no longer exists (expired after a split or merge)", shard_id)
                 del self._shards[shard_id]
-                return moved
+                break
             self.stats.pulls += 1
             next_cursor = resp.get_next_cursor()
             if resp.get_loggroup_count() == 0 or next_cursor == cursor:
                 if state.readonly:
                     state.drained = True
                     self.stats.finished_shards.add(shard_id)
-                return moved
-            batch = self._batch_from_pull(shard_id, cursor, resp)
+                break
+            self._add_pull(batch, shard_id, cursor, resp)
             batch.checkpoints[(self.checkpoint_source, f"shard:{shard_id}")] = next_cursor
-            self._upsert(batch)
             state.cursor = next_cursor
-            moved = True
+            moved, pulls = True, pulls + 1
+            if pulls >= (1 if self.pace is None else self.pace.factor):
+                self._upsert(batch)
+                batch, pulls = GraphBatch(), 0
+        if pulls:
+            self._upsert(batch)
         return moved
 
     def _pull(self, shard_id: int, cursor: str) -> Any:
-        count = self.pull_count if self.pace is None else min(_MAX_PULL_COUNT, self.pull_count * self.pace.factor)
-        resp = self.client.pull_logs(self.project, self.logstore, shard_id, cursor, count=count)
+        resp = self.client.pull_logs(self.project, self.logstore, shard_id, cursor, count=self.pull_count)
         resp.loggroup_list  # noqa: B018 - parse inside the retry so a mangled body is re-fetched
         return resp
 
-    def _batch_from_pull(self, shard_id: int, cursor: str, resp: Any) -> GraphBatch:
-        batch = GraphBatch()
+    def _add_pull(self, batch: GraphBatch, shard_id: int, cursor: str, resp: Any) -> None:
+        """The lines of one pull into ``batch``. In cursor mode a line's id is the shard, the cursor the
+        pull started at and its index in the pull: the same with the same ``pull_count``, however the
+        pulls are batched."""
         mapper, join = log_mapper(self.fieldmap), record_joiner(LogRecord)
         at = f"{self.project}/{self.logstore} shard {shard_id} cursor {cursor} #"
         by_cursor = self.id_mode == "cursor"
@@ -408,7 +414,6 @@ class SlsCollector:
                 record, rejected = mapper.map(fields, self.source, f"{at}{index}", rid, when)
                 self._add(batch, join, record, rejected)
                 index += 1
-        return batch
 
     def _add(
         self,

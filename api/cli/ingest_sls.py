@@ -102,7 +102,7 @@ def sls(
             "--pull-count",
             min=1,
             max=1000,
-            help="Log groups per PullLogs call; up to 4x as many (at most 1000) while the store falls behind.",
+            help="Log groups per PullLogs call (line ids depend on it in --id-mode cursor: keep it between runs).",
         ),
     ] = 100,
     timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds per HTTP request.")] = 30.0,

@@ -11,6 +11,7 @@ and several worker processes can share one file.
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
 import threading
@@ -48,6 +49,8 @@ from lineage.store.common import chunks, decode_cursor, dumps_props, encode_curs
 from lineage.store.searchtext import SEARCH_TEXT_VERSION, search_text
 
 __all__ = ["SCHEMA_VERSION", "SqliteRows", "SqliteStore", "prepare_rows"]
+
+log = logging.getLogger(__name__)
 
 _CHUNK = 500  # ids per IN (...) list; well under SQLite's variable limit
 _BULK_MIN_ROWS = 64  # below this, per-row statements hand the GIL over too rarely to matter
@@ -151,7 +154,8 @@ _LINKS: dict[str, str] = {EdgeKind.IN_TRACE.value: "trace", EdgeKind.CARRIES.val
 _SLOT = {"trace": 3, "audit": 4}  # where _fetch_nodes puts each column
 
 
-_Existing = tuple[int, dict[str, Any], bool, "str | None", "str | None"]  # rid, props, placeholder, links
+# rid, props, placeholder, links, stored kind
+_Existing = tuple[int, dict[str, Any], bool, "str | None", "str | None", NodeKind]
 
 
 @dataclass(slots=True)
@@ -245,7 +249,7 @@ def _bulk(target: str, width: int, *extra: str) -> tuple[str, str]:
 
 # table -> (key columns, columns read back) for ``SqliteStore._fetch``
 _FETCHED = {
-    "nodes": (("id",), ("id", "rid", "props", "placeholder", "trace", "audit")),
+    "nodes": (("id",), ("id", "rid", "props", "placeholder", "trace", "audit", "kind")),
     "edges": (("src", "kind", "dst"), ("src", "kind", "dst", "props")),
 }
 _INSERT_NODES = _bulk("INSERT INTO nodes(rid, id, kind, props, placeholder, trace, audit)", 7)
@@ -310,9 +314,12 @@ def _apply(conn: sqlite3.Connection, statements: tuple[str, str], rows: Sequence
         conn.execute(statements[0], (payload,))
 
 
-def _reindex(conn: sqlite3.Connection) -> None:
+def _reindex(conn: sqlite3.Connection, where: str) -> None:
     """Rebuild the search index from every node's properties (after a schema upgrade, or a change to
     ``search_text``): the index cannot tell which of its entries are stale, so it starts empty."""
+    count = conn.execute("SELECT count(*) FROM nodes").fetchone()[0]
+    if count:  # other writers wait meanwhile: say why
+        log.warning("re-indexing %s nodes of %s for search (once, after an upgrade)", f"{count:,}", where)
     conn.execute("INSERT INTO node_search(node_search) VALUES ('delete-all')")
     rows = conn.execute("SELECT rid, id, kind, props FROM nodes")
     while chunk := rows.fetchmany(10_000):
@@ -381,13 +388,15 @@ class SqliteStore:
         return conn
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, migrating: bool = False) -> Iterator[sqlite3.Connection]:
         conn = self._conn()
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(f"SQLite database {self.db_path} is busy or read-only: {exc}") from exc
         try:
+            if not migrating:
+                self._check_search_version(conn)
             yield conn
         except BaseException:
             conn.execute("ROLLBACK")
@@ -398,8 +407,18 @@ class SqliteStore:
             except sqlite3.Error as exc:
                 raise StoreError(f"commit to {self.db_path} failed: {exc}") from exc
 
+    def _check_search_version(self, conn: sqlite3.Connection) -> None:
+        """Another liubai version re-indexed the search texts since this store was opened: writing ours
+        would drop entries by texts the index never held (a long-running API server across an upgrade)."""
+        row = conn.execute("SELECT value FROM meta WHERE key = 'search_text'").fetchone()
+        if row is None or row[0] != str(SEARCH_TEXT_VERSION):
+            raise StoreError(
+                f"{self.db_path} was re-indexed by another liubai version (search text "
+                f"{row[0] if row else 'none'}, this one {SEARCH_TEXT_VERSION}); restart this process"
+            )
+
     def _migrate(self, conn: sqlite3.Connection) -> None:
-        with self._write() as c:
+        with self._write(migrating=True) as c:
             c.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             row = c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             current = int(row[0]) if row else 0
@@ -416,8 +435,13 @@ class SqliteStore:
                         "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(version),)
                     )
             indexed = c.execute("SELECT value FROM meta WHERE key = 'search_text'").fetchone()
-            if indexed is None or indexed[0] != str(SEARCH_TEXT_VERSION):
-                _reindex(c)
+            if indexed is not None and int(indexed[0]) > SEARCH_TEXT_VERSION:
+                raise StoreError(
+                    f"{self.db_path} is indexed for search by a newer liubai (search text {indexed[0]}, this "
+                    f"one {SEARCH_TEXT_VERSION}); upgrade liubai"
+                )
+            if indexed is None or int(indexed[0]) < SEARCH_TEXT_VERSION:
+                _reindex(c, self.db_path)
 
     def schema_version(self) -> int:
         row = self._conn().execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -433,12 +457,13 @@ class SqliteStore:
 
     # ------------------------------------------------------------------ writes
 
-    # A reader process prepares everything but the search texts, which the writer makes from the JSON:
-    # the writer waits on the reader otherwise.
+    # Search texts are made by the writer from the JSON it stores, as a later re-index (deleting the old
+    # text) makes them: a value whose text a JSON round trip changes (a datetime, say) can then never
+    # leave stale words behind. So the rows a reader process prepares carry none.
     prepare_rows = partial(prepare_rows, with_text=False)
 
     def upsert(self, batch: GraphBatch) -> UpsertResult:
-        return self.upsert_rows(prepare_rows(batch), batch)
+        return self.upsert_rows(self.prepare_rows(batch), batch)
 
     def upsert_rows(self, rows: SqliteRows, batch: GraphBatch) -> UpsertResult:
         """Write ``rows`` (from ``prepare_rows``) with ``batch``'s rejected records and checkpoints; the
@@ -485,12 +510,11 @@ class SqliteStore:
                     search_new.append((next_rid, _text(rows, i)))
                     next_rid += 1
                     continue
-                rid, old_props, old_placeholder, old_trace, old_audit = old
+                rid, old_props, old_placeholder, old_trace, old_audit, kind = old  # the kind it was indexed as
                 if trace is not None and trace != old_trace:
                     bare.append((node_id, EdgeKind.IN_TRACE.value, trace))
                 if audit is not None and audit != old_audit:
                     bare.append((node_id, EdgeKind.CARRIES.value, audit))
-                kind = _NODE_KINDS[rows.kinds[i]]
                 merged = merge_props(old_props, loads_props(rows.props[i]))
                 placeholder = old_placeholder and rows.placeholders[i]
                 if merged != old_props or placeholder != old_placeholder:
@@ -550,10 +574,11 @@ class SqliteStore:
         conn.executemany(f"INSERT INTO {table} VALUES ({_qmarks(width)})", rows)
 
     def _fetch_nodes(self, conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, _Existing]:
-        """id -> (rid, props, placeholder, trace link, audit link) of the ids that exist."""
+        """id -> (rid, props, placeholder, trace link, audit link, kind) of the ids that exist."""
         rows = self._fetch(conn, "nodes", ids)
         return {
-            node_id: (rid, loads_props(props), bool(ph), trace, audit) for node_id, rid, props, ph, trace, audit in rows
+            node_id: (rid, loads_props(props), bool(ph), trace, audit, _NODE_KINDS[kind])
+            for node_id, rid, props, ph, trace, audit, kind in rows
         }
 
     def _fetch_edges(

@@ -12,6 +12,7 @@ from lineage.model import (
     Direction,
     EdgeKind,
     GraphBatch,
+    Node,
     NodeKind,
     RejectedRecord,
     commit_node_id,
@@ -385,6 +386,39 @@ def test_search_follows_a_changed_text(store: LineageStore) -> None:
     assert [n.id for n in store.search("rollback").nodes] == [commit_node_id(C2)]
     store.upsert(join_records([commit(C2, (C1,), subject="deploy api", when="2026-01-02T00:00:00Z")]))
     assert store.search("rollback").total == 0 and store.search("deploy api", commits).total == 1
+
+
+def test_search_forgets_words_of_values_that_json_rewrites(store: LineageStore) -> None:
+    """A datetime is stored as ISO text ("...T03:04:05"), whose words differ from its str() ("... 03:04:05"):
+    once the value changes, none of its words may still find the node."""
+    from datetime import datetime
+
+    node_id = commit_node_id(C1)
+    store.upsert(GraphBatch(nodes=[Node(node_id, NodeKind.COMMIT, {"sha": C1, "subject": datetime(2026, 1, 2, 3, 4, 5)})]))
+    store.upsert(GraphBatch(nodes=[Node(node_id, NodeKind.COMMIT, {"subject": "plain words"})]))
+    assert [n.id for n in store.search("plain").nodes] == [node_id]
+    assert store.search("03").total == store.search("2026").total == 0
+
+
+def test_sqlite_a_store_opened_before_a_reindex_refuses_to_write(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """After another liubai version re-indexed the file, an older process (an API server left running
+    across an upgrade) would drop index entries by texts the index never held: it stops with a clear error."""
+    import sqlite3
+
+    from lineage.store.base import StoreError
+
+    path = tmp_path / "shared.db"
+    old = SqliteStore(path)
+    old.upsert(scenario())
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE meta SET value = '999' WHERE key = 'search_text'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="re-indexed by another liubai version.*restart"):
+        old.upsert(scenario())
+    with pytest.raises(StoreError, match="newer liubai.*upgrade"):
+        SqliteStore(path)
+    old.close()
 
 
 def test_search_pages_with_cursor(store: LineageStore) -> None:
