@@ -16,8 +16,8 @@ bottleneck. Each path runs ``--repeat`` times (3) on a fresh database and its me
 runs on a 2-core VM vary by about 10%. Targets: >= 50,000 records/s into SQLite and >= 30% of the bare
 parse rate.
 
-With ``--scale N`` the file path runs once more at N records, with batches that follow the store
-and with fixed ones (``BatchPace``), side by side.
+With ``--scale N`` the file path also runs at N records, with batches that follow the store and with
+fixed ones (``BatchPace``), twice each in alternating order, side by side.
 
 Example: .venv/bin/python bench/log_ingest.py --records 100000 --scale 1000000
 """
@@ -208,7 +208,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=10_000, help="records per store transaction (files)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per path; the median run is reported")
     parser.add_argument(
-        "--scale", type=int, default=0, help="also run the file path once at this many records (0: skip)"
+        "--scale", type=int, default=0, help="also run the file path at this many records, twice per mode (0: skip)"
     )
     args = parser.parse_args()
 
@@ -297,7 +297,7 @@ def main() -> None:
 
 
 def at_scale(records: int, commits: list[str], batch_size: int) -> None:
-    """The file path once more at ``records`` lines, with batches that follow the store (as shipped) and
+    """The file path at ``records`` lines, with batches that follow the store (as shipped) and
     with batches of a fixed size: past a few hundred thousand lines SQLite's writes set the pace."""
     ds = make_dataset(records, commits)
     with tempfile.TemporaryDirectory(prefix="liubai-bench-") as tmp:

@@ -2,9 +2,10 @@
 
 Two modes:
 
-* **shard consumption** (``SlsCollector.consume``): ListShards, GetCursor, PullLogs per shard; every pull
-  becomes one graph batch that carries the shard's next cursor as its checkpoint, so the checkpoint moves
-  only when the store accepted the data (a crash re-reads, never loses, never doubles). Shards that appear
+* **shard consumption** (``SlsCollector.consume``): ListShards, GetCursor, PullLogs per shard; a pull (or,
+  while the store falls behind, a few pulls of one shard) becomes one graph batch that carries the shard's
+  next cursor as its checkpoint, so the checkpoint moves only when the store accepted the data (a crash
+  re-reads, never loses, never doubles). Shards that appear
   later (split/merge) are picked up and read from their beginning; read-only parents are drained.
 * **backfill by query** (``SlsCollector.backfill``): GetLogs over a time window, paged until complete.
 
@@ -62,6 +63,7 @@ log = logging.getLogger(__name__)
 ENV_KEY_ID = "ALIBABA_CLOUD_ACCESS_KEY_ID"
 ENV_KEY_SECRET = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
 ENV_TOKEN = "ALIBABA_CLOUD_SECURITY_TOKEN"
+_MAX_PULL_GROUPS = 1000  # log groups one PullLogs returns at most
 THROTTLE_CODES = frozenset(
     {
         "ReadQuotaExceed",
@@ -360,9 +362,8 @@ class SlsCollector:
         """Pull until the shard has nothing more; True if anything was read. A batch holds one pull, or
         the pace's factor of them while the store falls behind; it carries the cursor after its last."""
         moved = False
-        batch, pulls = GraphBatch(), 0
+        batch, pulls, cursor = GraphBatch(), 0, state.cursor
         while not stop.is_set():
-            cursor = state.cursor
             try:
                 resp = self.retry.call(f"PullLogs shard {shard_id}", partial(self._pull, shard_id, cursor))
             except SlsError as exc:
@@ -380,14 +381,18 @@ class SlsCollector:
                 break
             self._add_pull(batch, shard_id, cursor, resp)
             batch.checkpoints[(self.checkpoint_source, f"shard:{shard_id}")] = next_cursor
-            state.cursor = next_cursor
-            moved, pulls = True, pulls + 1
-            if pulls >= (1 if self.pace is None else self.pace.factor):
+            cursor, moved, pulls = next_cursor, True, pulls + 1
+            if pulls >= self._pulls_per_batch():
                 self._upsert(batch)
-                batch, pulls = GraphBatch(), 0
+                batch, pulls, state.cursor = GraphBatch(), 0, cursor  # past what is handed over, not beyond
         if pulls:
             self._upsert(batch)
+            state.cursor = cursor
         return moved
+
+    def _pulls_per_batch(self) -> int:
+        """The pace's factor, as long as a batch stays under what one pull may return at most."""
+        return 1 if self.pace is None else max(1, min(self.pace.factor, _MAX_PULL_GROUPS // self.pull_count))
 
     def _pull(self, shard_id: int, cursor: str) -> Any:
         resp = self.client.pull_logs(self.project, self.logstore, shard_id, cursor, count=self.pull_count)

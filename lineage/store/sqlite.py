@@ -411,11 +411,17 @@ class SqliteStore:
         """Another liubai version re-indexed the search texts since this store was opened: writing ours
         would drop entries by texts the index never held (a long-running API server across an upgrade)."""
         row = conn.execute("SELECT value FROM meta WHERE key = 'search_text'").fetchone()
-        if row is None or row[0] != str(SEARCH_TEXT_VERSION):
+        if row is not None and row[0] == str(SEARCH_TEXT_VERSION):
+            return
+        if row is not None and int(row[0]) > SEARCH_TEXT_VERSION:
             raise StoreError(
-                f"{self.db_path} was re-indexed by another liubai version (search text "
-                f"{row[0] if row else 'none'}, this one {SEARCH_TEXT_VERSION}); restart this process"
+                f"{self.db_path} is indexed for search by a newer liubai (search text {row[0]}, this one "
+                f"{SEARCH_TEXT_VERSION}); upgrade liubai to write to it"
             )
+        raise StoreError(
+            f"{self.db_path} was re-indexed by another liubai version since this process opened it (search "
+            f"text {row[0] if row else 'none'}, this one {SEARCH_TEXT_VERSION}); restart this process"
+        )
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         with self._write(migrating=True) as c:
@@ -435,13 +441,9 @@ class SqliteStore:
                         "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(version),)
                     )
             indexed = c.execute("SELECT value FROM meta WHERE key = 'search_text'").fetchone()
-            if indexed is not None and int(indexed[0]) > SEARCH_TEXT_VERSION:
-                raise StoreError(
-                    f"{self.db_path} is indexed for search by a newer liubai (search text {indexed[0]}, this "
-                    f"one {SEARCH_TEXT_VERSION}); upgrade liubai"
-                )
             if indexed is None or int(indexed[0]) < SEARCH_TEXT_VERSION:
                 _reindex(c, self.db_path)
+            # indexed by a newer liubai: reads work, writes stop with a clear line (_check_search_version)
 
     def schema_version(self) -> int:
         row = self._conn().execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -460,7 +462,7 @@ class SqliteStore:
     # Search texts are made by the writer from the JSON it stores, as a later re-index (deleting the old
     # text) makes them: a value whose text a JSON round trip changes (a datetime, say) can then never
     # leave stale words behind. So the rows a reader process prepares carry none.
-    prepare_rows = partial(prepare_rows, with_text=False)
+    prepare_rows = staticmethod(partial(prepare_rows, with_text=False))
 
     def upsert(self, batch: GraphBatch) -> UpsertResult:
         return self.upsert_rows(self.prepare_rows(batch), batch)

@@ -401,8 +401,9 @@ def test_search_forgets_words_of_values_that_json_rewrites(store: LineageStore) 
 
 
 def test_sqlite_a_store_opened_before_a_reindex_refuses_to_write(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """After another liubai version re-indexed the file, an older process (an API server left running
-    across an upgrade) would drop index entries by texts the index never held: it stops with a clear error."""
+    """After another liubai version re-indexed the file, a process that opened it before (an API server
+    left running across an upgrade) would drop index entries by texts the index never held: its writes
+    stop with a clear error; its reads go on."""
     import sqlite3
 
     from lineage.store.base import StoreError
@@ -414,11 +415,20 @@ def test_sqlite_a_store_opened_before_a_reindex_refuses_to_write(tmp_path) -> No
     conn.execute("UPDATE meta SET value = '999' WHERE key = 'search_text'")
     conn.commit()
     conn.close()
-    with pytest.raises(StoreError, match="re-indexed by another liubai version.*restart"):
+    with pytest.raises(StoreError, match="newer liubai.*upgrade liubai to write"):
         old.upsert(scenario())
-    with pytest.raises(StoreError, match="newer liubai.*upgrade"):
-        SqliteStore(path)
+    older = SqliteStore(path)  # reading a file a newer liubai indexed still works (export, migrate)
+    assert older.counts() == old.counts() and older.search("deploy").total > 0
+    with pytest.raises(StoreError, match="newer liubai"):
+        older.upsert(scenario())
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE meta SET value = '1' WHERE key = 'search_text'")  # an older one, since we opened it
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="re-indexed by another liubai version since this process opened it"):
+        old.upsert(scenario())
     old.close()
+    older.close()
 
 
 def test_search_pages_with_cursor(store: LineageStore) -> None:
