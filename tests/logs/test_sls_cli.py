@@ -7,7 +7,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from lineage.store import open_store
 from tests.logs.conftest import KEY_ID, KEY_SECRET, LOGSTORE, PROJECT
@@ -134,27 +137,15 @@ def test_follow_picks_up_new_lines_and_stops_cleanly_on_sigterm(commits, sls_ser
     ds = make_dataset(400, commits)
     put_into_sls(sls_server, LOGSTORE, ds.lines[:200])
     db = tmp_path / "follow.db"
-    proc = subprocess.Popen(
-        _args(sls_server, db, "--follow", "--poll-interval", "0.05"),
-        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
+    with _following(sls_server, db) as proc:
         _wait_for_logs(db, 200, proc)
         put_into_sls(sls_server, LOGSTORE, ds.lines[200:])  # written while the collector follows
         _wait_for_logs(db, 400, proc)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
     assert proc.returncode == 0, err
     assert "consumed 400 log records" in out
-    store = open_store(f"sqlite:///{db}")
-    try:
-        assert_exact_lineage(store, ds.lines)
-    finally:
-        store.close()
+    _assert_exact_lineage(db, ds.lines)
 
 
 def test_a_killed_reader_process_is_one_clear_line_and_a_rerun_finishes(commits, sls_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -163,18 +154,10 @@ def test_a_killed_reader_process_is_one_clear_line_and_a_rerun_finishes(commits,
     ds = make_dataset(400, commits)
     put_into_sls(sls_server, LOGSTORE, ds.lines[:200])
     db = tmp_path / "reader-killed.db"
-    proc = subprocess.Popen(
-        _args(sls_server, db, "--follow", "--poll-interval", "0.05"),
-        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
+    with _following(sls_server, db) as proc:
         _wait_for_logs(db, 200, proc)
         os.kill(_reader_of(proc.pid), signal.SIGKILL)
         out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
     assert proc.returncode == 1, err
     assert "the reader process ended without finishing (killed by SIGKILL)" in err and "Traceback" not in err
     assert len([line for line in err.splitlines() if "reader process" in line]) == 1
@@ -182,9 +165,28 @@ def test_a_killed_reader_process_is_one_clear_line_and_a_rerun_finishes(commits,
     rerun = subprocess.run(_args(sls_server, db), env=_env(), capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stderr
     assert "consumed 200 log records" in rerun.stdout  # from the checkpoints: nothing read twice
+    _assert_exact_lineage(db, ds.lines)
+
+
+@contextmanager
+def _following(server: SlsServer, db: Path) -> Iterator[subprocess.Popen[str]]:
+    """``liubai ingest sls --follow`` into ``db``, killed on the way out if the test left it running."""
+    proc = subprocess.Popen(
+        _args(server, db, "--follow", "--poll-interval", "0.05"),
+        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def _assert_exact_lineage(db: Path, lines: list[Any]) -> None:
     store = open_store(f"sqlite:///{db}")
     try:
-        assert_exact_lineage(store, ds.lines)
+        assert_exact_lineage(store, lines)
     finally:
         store.close()
 
