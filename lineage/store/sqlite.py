@@ -352,7 +352,7 @@ class SqliteStore:
             except OSError as exc:
                 raise StoreUnavailable(f"cannot create the directory for {self.db_path}: {exc}") from exc
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self._all: list[tuple[threading.Thread, sqlite3.Connection]] = []  # with the thread that opened it
         self._lock = threading.Lock()
         self._migrate(self._conn())
 
@@ -374,7 +374,7 @@ class SqliteStore:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             if self.db_path == ":memory:" and self._all:
-                conn = self._all[0]  # one shared in-memory database
+                conn = self._all[0][1]  # one shared in-memory database
             else:
                 try:
                     conn = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False)
@@ -383,7 +383,7 @@ class SqliteStore:
                 except sqlite3.Error as exc:
                     raise StoreUnavailable(f"cannot open SQLite database {self.db_path}: {exc}") from exc
                 with self._lock:
-                    self._all.append(conn)
+                    self._all.append((threading.current_thread(), conn))
             self._local.conn = conn
         return conn
 
@@ -450,12 +450,18 @@ class SqliteStore:
         return int(row[0]) if row else 0
 
     def close(self) -> None:
-        """Let go of every connection; each one closes as soon as no call is using it, which for an idle
-        store is at once. Closing a connection from here while another thread still steps through it (an
-        API worker finishing a request the client gave up on) would crash the process."""
+        """Close the connections of this thread and of threads that have ended; the last one to close
+        checkpoints the WAL into the database file and removes it. A connection of a thread still running
+        is only let go of: closing it while that thread steps through a query (an API worker finishing a
+        request its client gave up on) would crash the process. It closes when garbage-collected (its
+        statement cache refers back to it, so not before)."""
+        me = threading.current_thread()
         with self._lock:
-            self._all.clear()
-            self._local = threading.local()  # the old one, and with it each thread's connection, goes now
+            owned, self._all = self._all, []
+            self._local = threading.local()  # no thread reaches the old connections through the store now
+        for thread, conn in owned:
+            if self.db_path != ":memory:" and (thread is me or not thread.is_alive()):
+                conn.close()
 
     # ------------------------------------------------------------------ writes
 

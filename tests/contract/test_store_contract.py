@@ -736,6 +736,26 @@ for rep in range(12):
 """
 
 
+def test_sqlite_close_checkpoints_and_removes_the_wal(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Closing the store after an ingest (writes from this thread and from a writer thread that has ended)
+    leaves one self-contained database file, as a user copying it or a backup expects."""
+    import threading
+
+    path = tmp_path / "closed.db"
+    store = SqliteStore(path)
+    store.upsert(scenario())
+    writer = threading.Thread(target=lambda: store.upsert(join_records([commit("e" * 40, subject="later")])))
+    writer.start()
+    writer.join()
+    counts = store.counts()
+    assert (tmp_path / "closed.db-wal").exists()
+    store.close()
+    assert not (tmp_path / "closed.db-wal").exists(), "the WAL was left for garbage collection"
+    reopened = SqliteStore(path)
+    assert reopened.counts() == counts
+    reopened.close()
+
+
 def test_sqlite_close_while_other_threads_query_does_not_crash(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """An API worker may still be stepping through a query (its client gave up) when the store is closed;
     closing its connection under it crashed the whole process (SIGSEGV). Run apart, so a crash is a
