@@ -25,7 +25,7 @@ import orjson
 
 from collector.ingest import IngestSummary, ingest_records, store_batches
 from collector.logfields import FieldMap, log_mapper
-from collector.offload import join_in_subprocess
+from collector.offload import has_a_second_core, join_in_subprocess
 from lineage.model import RejectedRecord
 from lineage.records import LogRecord
 from lineage.store.base import LineageStore, row_preparer
@@ -304,7 +304,7 @@ def _offloaded(path: str, parallel: bool | None) -> bool:
         size = os.stat(path).st_size
     except OSError:
         return False  # reported as a rejected record by the reader, in-process
-    return (os.cpu_count() or 1) > 1 and size >= OFFLOAD_MIN_BYTES
+    return has_a_second_core() and size >= OFFLOAD_MIN_BYTES
 
 
 def ingest_files(

@@ -33,7 +33,7 @@ from typing import Any
 from collector.ingest import DEFAULT_DISTINCT, BatchPace, Item, JoinedBatch, Notice, join_batches
 from lineage.model import Edge, GraphBatch, Node, NodeKind, RejectedRecord
 
-__all__ = ["Emit", "OffloadError", "for_the_writer", "join_in_subprocess", "run_in_subprocess"]
+__all__ = ["Emit", "OffloadError", "for_the_writer", "has_a_second_core", "join_in_subprocess", "run_in_subprocess"]
 
 _BATCH, _END, _ERROR = b"B", b"E", b"X"
 
@@ -46,6 +46,15 @@ Emit = Callable[[GraphBatch, Any], float]  # sends a batch; returns the seconds 
 _PARENT_CHECK_S = 1.0
 _CHILD_GC_THRESHOLDS = (500_000, 20, 100)
 _AHEAD = 2  # batches the parent reads ahead of its store
+
+
+def has_a_second_core() -> bool:
+    """Whether this process may run on more than one CPU (its affinity: ``taskset``, a container's cpuset).
+    On one, a reader process only adds the pickling of every batch."""
+    try:
+        return len(os.sched_getaffinity(0)) > 1
+    except AttributeError:  # no affinity on this platform
+        return (os.cpu_count() or 1) > 1
 
 
 def _pack(batch: GraphBatch, extra: Any) -> bytes:

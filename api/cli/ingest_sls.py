@@ -133,7 +133,7 @@ def sls(
         raise fail(str(exc)) from None
     if window is not None and window[0] >= window[1]:
         raise fail(f"empty time window: --from {from_} is not before --to {to or 'now'}")
-    from collector.offload import OffloadError
+    from collector.offload import OffloadError, has_a_second_core
     from collector.sls import ConsumeStats, RetryPolicy, SlsCollector, SlsCredentials, SlsError, make_client
 
     fm = load_fieldmap(field_map)
@@ -183,12 +183,13 @@ def sls(
                 on_reject=printer,
             )
             try:
-                # reading runs in a child process, storing here: two cores instead of one
+                # reading runs in a child process, storing here: two cores instead of one (if there are two)
+                offload = has_a_second_core()
                 if window is not None:
-                    stats = collector.backfill(query or "", window[0], window[1], offload=True)
+                    stats = collector.backfill(query or "", window[0], window[1], offload=offload)
                 else:
                     stats = collector.consume(
-                        start=start, follow=follow, poll_interval=poll_interval, stop=stop, offload=True
+                        start=start, follow=follow, poll_interval=poll_interval, stop=stop, offload=offload
                     )
             except SlsError as exc:
                 printer.finish()

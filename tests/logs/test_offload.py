@@ -154,7 +154,7 @@ def test_which_inputs_go_to_a_child_process(tmp_path: Path) -> None:
     assert _offloaded(str(small), True)
     assert not _offloaded(str(small), None)
     assert not _offloaded(str(tmp_path / "missing.jsonl"), None), "the in-process reader reports it"
-    assert _offloaded(str(big), None) == (multiprocessing.cpu_count() > 1)
+    assert _offloaded(str(big), None) == (len(os.sched_getaffinity(0)) > 1)
 
 
 def _emit_pid_then_wait(emit: Emit) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from lineage.store import open_store
 from tests.logs.conftest import KEY_ID, KEY_SECRET, LOGSTORE, PROJECT
@@ -168,11 +171,28 @@ def test_a_killed_reader_process_is_one_clear_line_and_a_rerun_finishes(commits,
     _assert_exact_lineage(db, ds.lines)
 
 
+def test_on_one_cpu_the_reader_stays_in_process(commits, sls_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Pinned to one CPU (``taskset``, a container's cpuset) a reader process would only add pickling."""
+    if shutil.which("taskset") is None:
+        pytest.skip("taskset (util-linux) is not installed")
+    ds = make_dataset(200, commits)
+    put_into_sls(sls_server, LOGSTORE, ds.lines)
+    db = tmp_path / "one-cpu.db"
+    with _following(sls_server, db, pinned="0") as proc:
+        _wait_for_logs(db, len(ds.lines), proc)
+        assert _children(proc.pid) == [], "a reader process was started on one CPU"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    _assert_exact_lineage(db, ds.lines)
+
+
 @contextmanager
-def _following(server: SlsServer, db: Path) -> Iterator[subprocess.Popen[str]]:
-    """``liubai ingest sls --follow`` into ``db``, killed on the way out if the test left it running."""
+def _following(server: SlsServer, db: Path, pinned: str | None = None) -> Iterator[subprocess.Popen[str]]:
+    """``liubai ingest sls --follow`` into ``db`` (``pinned``: on these CPUs only), killed on the way out if
+    the test left it running."""
     proc = subprocess.Popen(
-        _args(server, db, "--follow", "--poll-interval", "0.05"),
+        [*(["taskset", "-c", pinned] if pinned else []), *_args(server, db, "--follow", "--poll-interval", "0.05")],
         env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -193,10 +213,15 @@ def _assert_exact_lineage(db: Path, lines: list[Any]) -> None:
 
 def _reader_of(pid: int) -> int:
     """The spawned reader process among ``pid``'s children."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    readers = [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
-    assert len(readers) == 1, f"expected one reader process among {children}"
+    readers = _children(pid)
+    assert len(readers) == 1, f"expected one reader process, found {readers}"
     return readers[0]
+
+
+def _children(pid: int) -> list[int]:
+    """The spawned (multiprocessing) children of ``pid``."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
 
 
 def _wait_for_logs(db: Path, count: int, proc: subprocess.Popen[str], timeout: float = 60) -> None:
