@@ -66,8 +66,8 @@ class BatchPace:
 
     A store commits a transaction per batch, and SQLite rewrites every page it touched once per
     transaction: log line ids land at random places of their index, so at a million lines nearly every
-    page of it is rewritten per 10k-line batch. Fewer, larger transactions then write far less (a 1M-line
-    file stores about 17% faster when its batches follow the store; ``bench/log_ingest.py --scale``).
+    page of it is rewritten per 10k-line batch. Fewer, larger transactions then write far less: a 1M-line
+    file stores about a quarter faster when its batches follow the store (``bench/log_ingest.py --scale``).
     Small batches stay best while the store keeps up: it starts sooner and finishes sooner after the last
     line is read.
 
