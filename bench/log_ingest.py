@@ -49,7 +49,7 @@ from collector.sls import SlsCollector, SlsCredentials, make_client
 from lineage.model import GraphBatch
 from lineage.records import LogRecord
 from lineage.store import LineageStore, UpsertResult, open_store
-from lineage.store.sqlite import SqliteStore, prepare_rows
+from lineage.store.sqlite import SqliteStore, prepare_rows, row_texts
 from tests.logs.dataset import make_dataset, put_into_sls, write_jsonl
 from tests.sls_server import SlsServer
 
@@ -143,7 +143,7 @@ def engine_floor(path: Path, db: Path, batch_size: int) -> tuple[int, float]:
     rid, seen = 1, set()
     for b in batches:
         r = prepare_rows(b)  # the store's own rows, so the floor is the store's layout exactly
-        assert r.texts is not None
+        row_text = row_texts(r)
         nodes, texts = [], []
         edges: list[tuple[Any, ...]] = [(*key, "{}") for key in r.bare] + r.with_props
         for i, node_id in enumerate(r.ids):
@@ -153,7 +153,7 @@ def engine_floor(path: Path, db: Path, batch_size: int) -> tuple[int, float]:
                 continue
             seen.add(node_id)
             nodes.append((rid, node_id, r.kinds[i], r.props[i], r.placeholders[i], r.traces[i], r.audits[i]))
-            texts.append((rid, r.texts[i]))
+            texts.append((rid, row_text[i]))
             rid += 1
         work.append((nodes, texts, edges))
     t = time.perf_counter()

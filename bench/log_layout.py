@@ -37,7 +37,7 @@ import orjson
 from log_ingest import bare_parse, engine_floor, joined_batches
 
 from lineage.model import GraphBatch, NodeKind
-from lineage.store.sqlite import prepare_rows
+from lineage.store.sqlite import prepare_rows, row_texts
 from tests.logs.dataset import make_dataset, write_jsonl
 
 _SCHEMA = """
@@ -71,7 +71,7 @@ def _rows(batches: list[GraphBatch]) -> Work:
     rid = log_rid = 1
     for b in batches:
         r = prepare_rows(b)
-        assert r.texts is not None
+        row_text = row_texts(r)
         logs: Rows = []
         log_texts: Rows = []
         nodes: Rows = []
@@ -85,11 +85,11 @@ def _rows(batches: list[GraphBatch]) -> Work:
             seen.add(node_id)
             if r.kinds[i] == NodeKind.LOG_EVENT.value:
                 logs.append((log_rid, _key(node_id), node_id, r.traces[i], r.audits[i], r.props[i]))
-                log_texts.append((log_rid, r.texts[i]))
+                log_texts.append((log_rid, row_text[i]))
                 log_rid += 1
             else:  # the graph tables here have no link columns
                 nodes.append((rid, node_id, r.kinds[i], r.props[i], int(r.placeholders[i])))
-                texts.append((rid, r.texts[i]))
+                texts.append((rid, row_text[i]))
                 others += [(node_id, kind, dst, "{}") for kind, dst in links if dst]
                 rid += 1
         out.append((logs, log_texts, nodes, texts, others))

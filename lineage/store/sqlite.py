@@ -18,7 +18,6 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -48,7 +47,7 @@ from lineage.store.base import (
 from lineage.store.common import chunks, decode_cursor, dumps_props, encode_cursor, loads_props, prepare_batch
 from lineage.store.searchtext import SEARCH_TEXT_VERSION, search_text
 
-__all__ = ["SCHEMA_VERSION", "SqliteRows", "SqliteStore", "prepare_rows"]
+__all__ = ["SCHEMA_VERSION", "SqliteRows", "SqliteStore", "prepare_rows", "row_texts"]
 
 log = logging.getLogger(__name__)
 
@@ -163,23 +162,22 @@ class SqliteRows:
     """A batch's nodes and edges as ``SqliteStore`` writes them, worked out from the batch alone
     (``prepare_rows``), so that a reader process can do this part while the writing process only writes.
 
-    Nodes come each once, in id order, with their JSON properties and search text, and with the first
-    bare ``IN_TRACE`` / ``CARRIES`` link of each: it goes on the node's row if the node is new."""
+    Nodes come each once, in id order, with their JSON properties and the first bare ``IN_TRACE`` /
+    ``CARRIES`` link of each: it goes on the node's row if the node is new. Search texts are not here: the
+    writer makes them from the JSON (``row_texts``), as a later re-index does."""
 
     ids: list[str]
     kinds: list[str]
     props: list[str]
     placeholders: list[bool]
-    texts: list[str] | None  # None: made from ``props`` when written
     traces: list[str | None]
     audits: list[str | None]
     bare: list[tuple[str, str, str]]  # every other edge without properties
     with_props: list[tuple[str, str, str, str]]  # (src, kind, dst, JSON properties)
 
 
-def prepare_rows(batch: GraphBatch, *, with_text: bool = True) -> SqliteRows:
-    """The rows of ``batch``'s nodes and edges; its rejected records and checkpoints are not included.
-    ``with_text=False`` leaves the search texts to ``upsert_rows``."""
+def prepare_rows(batch: GraphBatch) -> SqliteRows:
+    """The rows of ``batch``'s nodes and edges; its rejected records and checkpoints are not included."""
     nodes, edges = prepare_batch(batch)
     first: dict[str, dict[str, str]] = {column: {} for column in _LINKS.values()}
     bare: list[tuple[str, str, str]] = []
@@ -200,7 +198,6 @@ def prepare_rows(batch: GraphBatch, *, with_text: bool = True) -> SqliteRows:
         kinds=[_KIND_VALUES[n.kind] for n in nodes],
         props=[dumps_props(n.props) for n in nodes],
         placeholders=[n.placeholder for n in nodes],
-        texts=[search_text(n.id, n.kind, n.props) for n in nodes] if with_text else None,
         traces=[traces.get(i) for i in ids] if traces else [None] * len(ids),
         audits=[audits.get(i) for i in ids] if audits else [None] * len(ids),
         bare=bare,
@@ -209,14 +206,14 @@ def prepare_rows(batch: GraphBatch, *, with_text: bool = True) -> SqliteRows:
 
 
 def _text(rows: SqliteRows, i: int) -> str:
-    """The search text of node ``i``; for rows prepared without texts, made from its JSON properties."""
-    if rows.texts is not None:
-        return rows.texts[i]
+    """The search text of node ``i``, made from its JSON properties: what a re-index would make, so that
+    a value a JSON round trip changes (a datetime) can never leave stale words in the index."""
     return search_text(rows.ids[i], _NODE_KINDS[rows.kinds[i]], loads_props(rows.props[i]))
 
 
-def _texts(rows: SqliteRows) -> list[str]:
-    return rows.texts if rows.texts is not None else [_text(rows, i) for i in range(len(rows.ids))]
+def row_texts(rows: SqliteRows) -> list[str]:
+    """The search text of every node of ``rows``, as ``SqliteStore`` indexes it."""
+    return [_text(rows, i) for i in range(len(rows.ids))]
 
 
 def _links(kinds: Iterable[str]) -> list[tuple[str, str]]:
@@ -465,10 +462,7 @@ class SqliteStore:
 
     # ------------------------------------------------------------------ writes
 
-    # Search texts are made by the writer from the JSON it stores, as a later re-index (deleting the old
-    # text) makes them: a value whose text a JSON round trip changes (a datetime, say) can then never
-    # leave stale words behind. So the rows a reader process prepares carry none.
-    prepare_rows = staticmethod(partial(prepare_rows, with_text=False))
+    prepare_rows = staticmethod(prepare_rows)
 
     def upsert(self, batch: GraphBatch) -> UpsertResult:
         return self.upsert_rows(self.prepare_rows(batch), batch)
@@ -506,7 +500,7 @@ class SqliteStore:
             inserts: list[tuple[Any, ...]] = list(
                 zip(rids, rows.ids, rows.kinds, rows.props, rows.placeholders, rows.traces, rows.audits, strict=True)
             )
-            search_new: list[tuple[int, str]] = list(zip(rids, _texts(rows), strict=True))
+            search_new: list[tuple[int, str]] = list(zip(rids, row_texts(rows), strict=True))
         else:
             inserts, search_new, bare = [], [], list(bare)
             for i, node_id in enumerate(rows.ids):

@@ -682,28 +682,6 @@ def test_sqlite_bulk_writes_keep_every_text_exactly(tmp_path, monkeypatch, on_wo
     assert found == 160
 
 
-def test_sqlite_rows_prepared_elsewhere_write_what_upsert_writes(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """A reader process prepares rows without search texts (``SqliteStore.prepare_rows``); the writer makes
-    them. New nodes, existing ones and a second trace link must all land as ``upsert`` lands them."""
-    from lineage.store.sqlite import prepare_rows
-
-    later = join_records(
-        [LogRecord("app", "r3", "2026-01-03T00:04:00Z", "WARN", "api", "slow again", trace_id=TRACE, audit_id=AUDIT)]
-    )
-    later.add_edge(LOG2, EdgeKind.IN_TRACE, T2)
-    direct, split = SqliteStore(tmp_path / "direct.db"), SqliteStore(tmp_path / "split.db")
-    for batch in (scenario(), later, scenario()):
-        want = direct.upsert(batch)
-        rows = split.prepare_rows(batch)
-        assert rows.texts is None and rows == prepare_rows(batch, with_text=False)
-        assert split.upsert_rows(rows, batch) == want
-    assert all_nodes(split) == all_nodes(direct) and all_edges(split) == all_edges(direct)
-    for words in ("slow again", "boom", "deploy api", "app"):
-        assert [n.id for n in split.search(words).nodes] == [n.id for n in direct.search(words).nodes] != []
-    direct.close()
-    split.close()
-
-
 _CLOSE_WHILE_QUERYING = """
 import sys, threading, time
 from lineage.model import GraphBatch
