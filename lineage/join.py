@@ -213,14 +213,15 @@ def _log(batch: GraphBatch, r: LogRecord) -> None:
             "last_seen": time,
         },
     )
-    trace_id = r.trace_id
+    trace = _trace(batch, r.trace_id, time) if r.trace_id else None
     if r.audit_id:
         audit = _audit(batch, r.audit_id, r.source, r.location or lid, seen_at=time)
         if audit is not None:
             batch.add_edge(lid, EdgeKind.CARRIES, audit.node_id)
-            trace_id = trace_id or audit.audit.trace
-    if trace_id:
-        batch.add_edge(lid, EdgeKind.IN_TRACE, _trace(batch, trace_id, time))
+            if trace is None and audit.trace is not None:
+                trace = audit.trace[0]  # the audit id's trace, which _audit just saw at this line's time
+    if trace is not None:
+        batch.add_edge(lid, EdgeKind.IN_TRACE, trace)
 
 
 def _run(batch: GraphBatch, r: RunRecord) -> None:
