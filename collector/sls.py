@@ -250,11 +250,11 @@ class SlsCollector:
         id_mode: Literal["cursor", "content"] = "cursor",
         progress: Callable[[ConsumeStats], None] | None = None,
         on_reject: Callable[[RejectedRecord], None] | None = None,
-        background_writes: bool = True,
+        handed_over: bool = False,
         pace: BatchPace | None = None,
     ) -> None:
-        """``background_writes``: store each batch on a writer thread while the next one is pulled (False in
-        a reader process, whose "store" only hands batches to the real one). ``pace``: store as many pulls
+        """``handed_over``: the "store" hands batches to another process that stores them (a reader process):
+        each goes over in this thread and once, not on a writer thread with retries. ``pace``: store as many pulls
         of a shard per batch as its factor (a reader process raises it while the store falls behind)."""
         self.client = client
         self.project = project
@@ -271,7 +271,7 @@ class SlsCollector:
         self.stats = ConsumeStats()
         self._shards: dict[int, _ShardState] = {}
         self._writer: BatchWriter[GraphBatch, None] | None = None
-        self._in_flight = 1 if background_writes else 0
+        self._handed_over = handed_over
         self.pace = pace
 
     # ------------------------------------------------------------------ shard consumption
@@ -322,7 +322,7 @@ class SlsCollector:
     @contextmanager
     def _writing(self) -> Iterator[None]:
         """Batches of this run are written on a background thread while the next pull is read."""
-        with BatchWriter(self._store_batch, self._stored, in_flight=self._in_flight) as writer:
+        with BatchWriter(self._store_batch, self._stored, in_flight=0 if self._handed_over else 1) as writer:
             self._writer = writer
             try:
                 yield
@@ -442,7 +442,11 @@ class SlsCollector:
         self._writer.submit(batch)
 
     def _store_batch(self, batch: GraphBatch, rows: Any = None) -> None:
-        """``batch`` into the store, or ``rows`` a reader process prepared for it (see ``RowStore``)."""
+        """``batch`` into the store, or ``rows`` a reader process prepared for it (see ``RowStore``). A store
+        that is briefly down is retried; a hand-over is not (a pipe that broke stays broken)."""
+        if self._handed_over:
+            self.store.upsert(batch)
+            return
         self.retry.call(f"store {self.store.url}", partial(write_batch, self.store, batch, rows))
 
     def _stored(self, _: GraphBatch, __: None) -> None:
@@ -474,11 +478,10 @@ class SlsCollector:
         )
         with closing(run_in_subprocess(reader, stop=stop, passthrough=(SlsError,))) as batches:
             for batch, (seen, rows, last) in batches:
-                if not last:  # the final counts come alone, after the last batch
-                    self._store_batch(batch, rows)
                 self.stats = replace(seen, batches=self.stats.batches)  # batches: those stored here
-                if last:
+                if last:  # the final counts come alone, after the last batch
                     continue
+                self._store_batch(batch, rows)
                 if self.on_reject is not None:
                     for r in batch.rejected:
                         self.on_reject(r)
@@ -539,7 +542,7 @@ class _Handoff:
     and ``finish`` sends the final counts; checkpoint reads see the parent's at start-up plus those of
     every batch handed over since."""
 
-    url = "the parent process"
+    stats: ConsumeStats  # the collector's own, once it exists
 
     def __init__(
         self,
@@ -550,7 +553,6 @@ class _Handoff:
         self._emit = emit
         self._checkpoints = dict(checkpoints)
         self._prepare = prepare
-        self.stats = ConsumeStats()
         self.pace = BatchPace()
 
     def upsert(self, batch: GraphBatch) -> None:
@@ -603,7 +605,7 @@ class _Reader:
             retry=self.retry,
             pull_count=self.pull_count,
             id_mode=self.id_mode,
-            background_writes=False,
+            handed_over=True,
             pace=handoff.pace,
         )
         handoff.stats = collector.stats

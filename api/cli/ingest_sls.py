@@ -191,12 +191,10 @@ def sls(
                     stats = collector.consume(
                         start=start, follow=follow, poll_interval=poll_interval, stop=stop, offload=offload
                     )
-            except SlsError as exc:
+            except (SlsError, OffloadError) as exc:  # stored batches and their checkpoints stay
                 printer.finish()
-                raise fail(f"SLS {project}/{logstore} at {endpoint}: {exc}") from None
-            except OffloadError as exc:  # the reader process died; stored batches and checkpoints stay
-                printer.finish()
-                raise fail(f"SLS {project}/{logstore}: {exc}") from None
+                where = f" at {endpoint}" if isinstance(exc, SlsError) else ""  # else the reader process died
+                raise fail(f"SLS {project}/{logstore}{where}: {exc}") from None
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
