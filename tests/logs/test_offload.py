@@ -154,7 +154,14 @@ def test_which_inputs_go_to_a_child_process(tmp_path: Path) -> None:
     assert _offloaded(str(small), True)
     assert not _offloaded(str(small), None)
     assert not _offloaded(str(tmp_path / "missing.jsonl"), None), "the in-process reader reports it"
-    assert _offloaded(str(big), None) == (len(os.sched_getaffinity(0)) > 1)
+    cpus = os.sched_getaffinity(0)
+    if len(cpus) > 1:
+        assert _offloaded(str(big), None)
+    os.sched_setaffinity(0, {min(cpus)})  # as under taskset or a one-CPU cpuset
+    try:
+        assert not _offloaded(str(big), None), "a reader process on one CPU only adds pickling"
+    finally:
+        os.sched_setaffinity(0, cpus)
 
 
 def _emit_pid_then_wait(emit: Emit) -> None:
