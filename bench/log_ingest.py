@@ -169,6 +169,15 @@ def engine_floor(path: Path, db: Path, batch_size: int) -> tuple[int, float]:
     return n, time.perf_counter() - t
 
 
+def file_to_sqlite(path: Path, db: str, batch_size: int, *, paced: bool = True) -> tuple[int, float, float]:
+    """``liubai ingest logs``'s path: (records, seconds, seconds in upsert)."""
+    store = TimedStore(open_store(f"sqlite:///{db}"))
+    t = time.perf_counter()
+    stats = ingest_files(store, [str(path)], "jsonl", source="bench", batch_size=batch_size, paced=paced)
+    store.close()  # its final WAL checkpoint is part of the ingest, as in the engine floor
+    return stats.records, time.perf_counter() - t, store.seconds
+
+
 def _serve(records: int, commits: list[str], endpoint: Connection) -> None:
     """The local SLS server with the bench's lines, until the bench ends this process."""
     with SlsServer("bench", "bench-id", "bench-secret") as server:
@@ -224,14 +233,6 @@ def main() -> None:
         def db() -> str:
             return f"{tmp}/run{next(runs)}.db"
 
-        def file_to_sqlite() -> tuple[int, float, float]:
-            store = TimedStore(open_store(f"sqlite:///{db()}"))
-            t = time.perf_counter()
-            stats = ingest_files(store, [str(path)], "jsonl", source="bench", batch_size=args.batch_size)
-            store.close()  # its final WAL checkpoint is part of the ingest, as in the engine floor
-            secs = time.perf_counter() - t
-            return stats.records, secs, store.seconds
-
         def sls_to_sqlite(endpoint: str) -> tuple[int, float, float]:
             client = make_client(
                 endpoint, SlsCredentials(access_key_id="bench-id", access_key_secret=SecretStr("bench-secret"))
@@ -266,7 +267,7 @@ def main() -> None:
         add("file -> map -> join (no store)", timed(lambda: parse_map_join(path, args.batch_size)))
         add("sqlite engine floor (rows pre-built)", timed(lambda: engine_floor(path, Path(db()), args.batch_size)))
         add("sqlite upsert only", timed(lambda: store_only(path, f"sqlite:///{db()}", args.batch_size), all_upsert=True))
-        add("file -> sqlite", file_to_sqlite)
+        add("file -> sqlite", lambda: file_to_sqlite(path, db(), args.batch_size))
         with served_in_a_process(args.records, commits) as endpoint:
             add("sls -> sqlite (real SDK)", lambda: sls_to_sqlite(endpoint))
 
@@ -305,12 +306,8 @@ def at_scale(records: int, commits: list[str], batch_size: int) -> None:
         del ds
         runs: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
         for i, paced in enumerate((False, True, True, False)):  # ABBA: the machine's drift hits both alike
-            store = TimedStore(open_store(f"sqlite:///{tmp}/scale-{i}.db"))
-            t = time.perf_counter()
-            stats = ingest_files(store, [str(path)], "jsonl", source="bench", batch_size=batch_size, paced=paced)
-            store.close()  # its final WAL checkpoint is part of the ingest, as in the engine floor
-            secs = time.perf_counter() - t
-            runs[paced].append((stats.records / secs, store.seconds / secs))
+            n, secs, upsert = file_to_sqlite(path, f"{tmp}/scale-{i}.db", batch_size, paced=paced)
+            runs[paced].append((n / secs, upsert / secs))
     rates = {paced: tuple(sum(r[k] for r in rs) / len(rs) for k in (0, 1)) for paced, rs in runs.items()}
     print(f"at scale, {records:,} records, mean of two runs each (fixed, following, following, fixed):")
     for paced, label in ((True, "file -> sqlite, batches follow the store"), (False, "file -> sqlite, fixed batches")):
