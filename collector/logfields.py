@@ -270,23 +270,9 @@ def _time(
 
 
 @lru_cache(maxsize=64)
-def _compile(fm: FieldMap) -> LogMapper:
-    return LogMapper(fm)
-
-
-_last_mapper: tuple[FieldMap, LogMapper] | None = None
-
-
 def log_mapper(fm: FieldMap) -> LogMapper:
-    """The compiled form of ``fm``. Callers keep passing the same field map object, so it is recognised
-    by identity first: hashing a FieldMap (eight tuples of keys) per line would cost more than the map."""
-    global _last_mapper
-    last = _last_mapper
-    if last is not None and last[0] is fm:
-        return last[1]
-    mapper = _compile(fm)
-    _last_mapper = (fm, mapper)
-    return mapper
+    """The compiled form of ``fm``; readers fetch it once per file, pull or page."""
+    return LogMapper(fm)
 
 
 def content_record_id(
