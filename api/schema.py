@@ -277,7 +277,7 @@ def _decode_cursor(cursor: str | None) -> tuple[str | None, int]:
         store_after, skip = json.loads(base64.urlsafe_b64decode(cursor.encode()))
         if (store_after is None or isinstance(store_after, str)) and isinstance(skip, int) and 0 <= skip <= MAX_PAGE:
             return store_after, skip
-    except (ValueError, TypeError, binascii.Error):
+    except (ValueError, TypeError, binascii.Error, RecursionError):
         pass
     raise ApiError(ErrorCode.BAD_INPUT, "invalid cursor; pass an endCursor or cursor from an earlier answer",
                    argument="after")

@@ -471,6 +471,8 @@ def replay_recording(
                 header = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{source}:{lineno}: the first line is not JSON ({exc.msg})") from None
+            except RecursionError:
+                raise ValueError(f"{source}:{lineno}: the first line is nested too deeply to parse") from None
             break
     if not isinstance(header, dict) or header.get("type") != "run":
         raise ValueError(f"{source}: not a liubai recording (the first line must be a 'run' header)")
@@ -513,8 +515,9 @@ def replay_recording(
                 )
             else:
                 collector.add(event_from_json(obj))
-        except (ValueError, TypeError, KeyError, IndexError) as exc:
-            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+        except (ValueError, TypeError, KeyError, IndexError, RecursionError) as exc:
+            reason = (exc.msg if isinstance(exc, json.JSONDecodeError)
+                      else "nested too deeply to parse" if isinstance(exc, RecursionError) else str(exc))
             rejected.append(
                 RejectedRecord(f"events:{source}", where, f"unusable event line: {reason}", line[:2000])
             )

@@ -49,6 +49,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _INT64 = 2.0**63
 _NOT_FLAT = frozenset({float, dict, list})  # value types ``_exact`` must look into
 OFFLOAD_MIN_BYTES = 4 << 20  # about 20k JSON lines
+_TOO_DEEP = "nested too deeply to parse"
 _SEVERITY = ((4, "TRACE"), (8, "DEBUG"), (12, "INFO"), (16, "WARN"), (20, "ERROR"), (24, "FATAL"))
 
 
@@ -82,10 +83,22 @@ def _loads(line: bytes) -> Any:
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
-        return json.loads(line)
+        return _std_loads(line)
     if type(obj) is dict and _NOT_FLAT.isdisjoint(map(type, obj.values())):
         return obj  # no float anywhere: the common line, checked without a Python loop
-    return obj if _exact(obj) else json.loads(line)
+    try:
+        exact = _exact(obj)
+    except RecursionError:
+        raise ValueError(_TOO_DEEP) from None
+    return obj if exact else _std_loads(line)
+
+
+def _std_loads(text: bytes | str) -> Any:
+    """``json.loads``, with nesting too deep for it refused as bad JSON rather than crashing the reader."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError(_TOO_DEEP) from None
 
 
 def _exact(value: Any) -> bool:
@@ -156,21 +169,21 @@ def read_otlp(path: str, *, source: str | None = None, fieldmap: FieldMap | None
     src = source or default_source(path)
     fm = fieldmap or FieldMap()
     name = "stdin" if path == "-" else path
-    with open_log(path) as stream:
-        try:
-            data = stream.read()
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
-            yield _reject(src, name, f"cannot read: {exc}", b"")
-            return
     try:
-        documents: list[tuple[int, Any]] = [(1, json.loads(data))]
+        with open_log(path) as stream:
+            data = stream.read()
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        yield _reject(src, name, f"cannot read: {exc}", b"")
+        return
+    try:
+        documents: list[tuple[int, Any]] = [(1, _std_loads(data))]
     except ValueError:
         documents = []
         for lineno, line in enumerate(data.splitlines(), 1):
             if not line.strip():
                 continue
             try:
-                documents.append((lineno, json.loads(line)))
+                documents.append((lineno, _std_loads(line)))
             except ValueError as exc:
                 yield _reject(src, f"{name}:{lineno}", f"not valid JSON: {exc}", line)
     for lineno, doc in documents:
@@ -178,64 +191,154 @@ def read_otlp(path: str, *, source: str | None = None, fieldmap: FieldMap | None
 
 
 def _otlp_document(doc: Any, source: str, where: str, fm: FieldMap) -> Iterator[LogItem]:
-    mapper = log_mapper(fm)
     if not isinstance(doc, dict) or not isinstance(doc.get("resourceLogs"), list):
-        yield _reject(
-            source, where, "not an OTLP logs document (no resourceLogs list)", json.dumps(doc)[:_RAW_KEEP]
-        )
+        yield _reject(source, where, "not an OTLP logs document (no resourceLogs list)", _raw(doc))
         return
+    walk = _OtlpWalk(source, fm)
     for i, rl in enumerate(doc["resourceLogs"]):
-        rl = rl if isinstance(rl, dict) else {}
-        resource = _attributes((rl.get("resource") or {}).get("attributes"))
-        env = {"service": str(resource["service.name"])} if resource.get("service.name") is not None else {}
-        for j, sl in enumerate(rl.get("scopeLogs") or rl.get("instrumentationLibraryLogs") or []):
-            for k, lr in enumerate((sl or {}).get("logRecords") or []):
-                loc = f"{where}#resourceLogs[{i}].scopeLogs[{j}].logRecords[{k}]"
+        for item in walk.resource_logs(rl, f"{where}#resourceLogs[{i}]"):
+            yield from walk.take_rejected()
+            yield item
+        yield from walk.take_rejected()
+
+
+_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number",
+               bool: "a boolean", type(None): "null"}
+_BAD = object()  # an OTLP value that broke the schema; rejected, and left out of its record
+
+
+def _raw(value: Any) -> str:
+    """The JSON of a rejected part, kept as the raw text of its reject."""
+    try:
+        return json.dumps(value)[:_RAW_KEEP]
+    except (RecursionError, ValueError):
+        return f"({_JSON_TYPES.get(type(value), 'a value')} nested too deeply to keep)"
+
+
+class _OtlpWalk:
+    """Reads OTLP/JSON logs part by part. A part that breaks the schema is rejected at its JSON path and
+    left out; the records and fields around it still land."""
+
+    __slots__ = ("fm", "mapper", "rejected", "source")
+
+    def __init__(self, source: str, fm: FieldMap) -> None:
+        self.source, self.fm, self.mapper = source, fm, log_mapper(fm)
+        self.rejected: list[RejectedRecord] = []
+
+    def take_rejected(self) -> list[RejectedRecord]:
+        taken, self.rejected = self.rejected, []
+        return taken
+
+    def bad(self, at: str, reason: str, value: Any) -> object:
+        self.rejected.append(_reject(self.source, at, reason, _raw(value)))
+        return _BAD
+
+    def part(self, owner: Mapping[str, Any], key: str, kind: type, at: str) -> Any:
+        """``owner[key]`` if it is of ``kind`` or absent (None); anything else is rejected."""
+        value = owner.get(key)
+        if value is None or isinstance(value, kind):
+            return value
+        self.bad(f"{at}.{key}", f"{key} must be {_JSON_TYPES[kind]}, got {_JSON_TYPES.get(type(value))}", value)
+        return None
+
+    def resource_logs(self, rl: Any, at: str) -> Iterator[LogRecord]:
+        if not isinstance(rl, dict):
+            self.bad(at, "a resourceLogs entry must be an object", rl)
+            return
+        resource = self.attributes(self.part(rl, "resource", dict, at) or {}, "attributes", f"{at}.resource")
+        service = resource.get("service.name")
+        env = {"service": str(service)} if service is not None else {}
+        key = "scopeLogs" if "scopeLogs" in rl else "instrumentationLibraryLogs"  # the pre-1.0 name
+        for j, sl in enumerate(self.part(rl, key, list, at) or []):
+            scope_at = f"{at}.{key}[{j}]"
+            if not isinstance(sl, dict):
+                self.bad(scope_at, f"a {key} entry must be an object", sl)
+                continue
+            for k, lr in enumerate(self.part(sl, "logRecords", list, scope_at) or []):
+                record_at = f"{scope_at}.logRecords[{k}]"
                 if not isinstance(lr, dict):
-                    yield _reject(source, loc, "log record is not an object", json.dumps(lr))
+                    self.bad(record_at, "log record is not an object", lr)
                     continue
-                try:
-                    fields = _otlp_fields(lr, fm)
-                except ValueError as exc:
-                    yield _reject(source, loc, str(exc), json.dumps(lr))
-                    continue
-                record, rejected = mapper.map(fields, source, loc, defaults=env)
+                record, rejected = self.mapper.map(self.fields(lr, record_at), self.source, record_at,
+                                                   defaults=env)
+                self.rejected.extend(rejected)
                 yield record
-                yield from rejected
 
+    def fields(self, lr: Mapping[str, Any], at: str) -> dict[str, Any]:
+        """A log record flattened into the key space the field map reads (attributes + core fields)."""
+        fm = self.fm
+        fields = self.attributes(lr, "attributes", at)
+        ts = lr.get("timeUnixNano")
+        if ts in (None, "", "0", 0):
+            ts = lr.get("observedTimeUnixNano")
+        if ts not in (None, "", "0", 0):
+            fields[fm.time[0]] = ts
+        level = lr.get("severityText") or _severity_text(lr.get("severityNumber"))
+        if level:
+            fields[fm.level[0]] = level
+        if lr.get("body") is not None:
+            body = self.any_value(lr["body"], f"{at}.body")
+            if body is not _BAD:
+                fields[fm.message[0]] = body
+        trace = self.part(lr, "traceId", str, at)
+        if trace:
+            fields[fm.trace[0] if fm.trace[0] not in fm.traceparent_keys else "trace_id"] = _otlp_trace_id(trace)
+        return fields
 
-def _otlp_fields(lr: Mapping[str, Any], fm: FieldMap) -> dict[str, Any]:
-    """An OTLP log record flattened into the key space the field map reads (attributes + core fields)."""
-    fields: dict[str, Any] = _attributes(lr.get("attributes"))
-    ts = lr.get("timeUnixNano")
-    if ts in (None, "", "0", 0):
-        ts = lr.get("observedTimeUnixNano")
-    if ts not in (None, "", "0", 0):
-        fields[fm.time[0]] = ts
-    level = lr.get("severityText") or _severity_text(lr.get("severityNumber"))
-    if level:
-        fields[fm.level[0]] = level
-    if "body" in lr and lr["body"] is not None:
-        body = _any_value(lr["body"])
-        fields[fm.message[0]] = body
-    trace = _otlp_trace_id(lr.get("traceId"))
-    if trace:
-        fields[fm.trace[0] if fm.trace[0] not in fm.traceparent_keys else "trace_id"] = trace
-    return fields
+    def attributes(self, owner: Mapping[str, Any], key: str, at: str) -> dict[str, Any]:
+        """A ``KeyValue`` list (``attributes`` of a resource or record, ``values`` of a kvlist) as a dict."""
+        out: dict[str, Any] = {}
+        for n, kv in enumerate(self.part(owner, key, list, at) or []):
+            kv_at = f"{at}.{key}[{n}]"
+            if not isinstance(kv, dict) or not isinstance(kv.get("key"), str):
+                self.bad(kv_at, "an attribute must be an object with a string key", kv)
+                continue
+            value = self.any_value(kv.get("value"), f"{kv_at}.value")
+            if value is not _BAD:
+                out[kv["key"]] = value
+        return out
+
+    def any_value(self, v: Any, at: str) -> Any:
+        """An OTLP ``AnyValue`` as a plain value (int64 arrives as a JSON string and becomes an int); a
+        bare JSON value is taken as it is."""
+        if not isinstance(v, dict):
+            return v
+        if "stringValue" in v:
+            return v["stringValue"]
+        if "intValue" in v:
+            try:
+                return int(v["intValue"])
+            except (TypeError, ValueError, OverflowError):
+                return self.bad(at, "intValue is not an integer", v)
+        if "doubleValue" in v:
+            try:
+                return float(v["doubleValue"])
+            except (TypeError, ValueError, OverflowError):
+                return self.bad(at, "doubleValue is not a number", v)
+        if "boolValue" in v:
+            return bool(v["boolValue"])
+        if "arrayValue" in v:
+            array_at = f"{at}.arrayValue"
+            values = self.part(self.part(v, "arrayValue", dict, at) or {}, "values", list, array_at) or []
+            items = (self.any_value(x, f"{array_at}.values[{n}]") for n, x in enumerate(values))
+            return [x for x in items if x is not _BAD]
+        if "kvlistValue" in v:
+            return self.attributes(self.part(v, "kvlistValue", dict, at) or {}, "values", f"{at}.kvlistValue")
+        if "bytesValue" in v:
+            return v["bytesValue"]
+        return None
 
 
 def _severity_text(number: Any) -> str | None:
     try:
         n = int(number)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return next((name for top, name in _SEVERITY if 1 <= n <= top), None)
 
 
-def _otlp_trace_id(value: Any) -> str | None:
+def _otlp_trace_id(value: str) -> str:
     """OTLP/JSON carries hex trace ids; some exporters write protobuf-JSON base64 (16 bytes) instead."""
-    if not isinstance(value, str) or not value:
-        return None
     if len(value) == 24 and not all(c in "0123456789abcdefABCDEF" for c in value):
         try:
             raw = base64.b64decode(value, validate=True)
@@ -243,38 +346,6 @@ def _otlp_trace_id(value: Any) -> str | None:
             return value
         return raw.hex() if len(raw) == 16 else value
     return value
-
-
-def _attributes(items: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for kv in items or []:
-        if isinstance(kv, dict) and isinstance(kv.get("key"), str):
-            out[kv["key"]] = _any_value(kv.get("value"))
-    return out
-
-
-def _any_value(v: Any) -> Any:
-    """An OTLP ``AnyValue`` as a plain value (int64 arrives as a JSON string and becomes an int)."""
-    if not isinstance(v, dict):
-        return v
-    if "stringValue" in v:
-        return v["stringValue"]
-    if "intValue" in v:
-        try:
-            return int(v["intValue"])
-        except (TypeError, ValueError):
-            raise ValueError(f"bad intValue {v['intValue']!r}") from None
-    if "doubleValue" in v:
-        return float(v["doubleValue"])
-    if "boolValue" in v:
-        return bool(v["boolValue"])
-    if "arrayValue" in v:
-        return [_any_value(x) for x in (v["arrayValue"] or {}).get("values") or []]
-    if "kvlistValue" in v:
-        return _attributes((v["kvlistValue"] or {}).get("values"))
-    if "bytesValue" in v:
-        return v["bytesValue"]
-    return None
 
 
 def read_log_file(

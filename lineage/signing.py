@@ -106,7 +106,7 @@ def load_public_key(path: Path) -> SSlibKey:
         if not keyid:
             key = SSlibKey.from_crypto(key._crypto_key(), None, key.scheme)
         return key
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
         raise KeyFileError(f"{path} is not a public key (securesystemslib JSON or PEM): {exc}") from None
 
 
@@ -182,7 +182,7 @@ def verify_document(data: bytes, keys: list[SSlibKey] | None = None) -> VerifyRe
     report = VerifyReport()
     try:
         doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:
         report.add("format", False, f"not JSON: {exc}")
         return report
     payload_type: str | None = None
@@ -194,7 +194,7 @@ def verify_document(data: bytes, keys: list[SSlibKey] | None = None) -> VerifyRe
         payload_type = envelope.payload_type
         try:
             doc = json.loads(envelope.payload)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:
             report.add("payload", False, f"payload is not JSON: {exc}")
             return report
     elif keys:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -201,6 +202,8 @@ def test_search_kind_filter_and_bad_input(client: TestClient, world: World) -> N
     assert all(e["node"]["kind"] == "Commit" for e in commits["edges"])
     assert error(client, SEARCH, text="x", kinds=["Deployment"])["code"] == "BAD_INPUT"
     assert error(client, SEARCH, text="settings", after="not-a-cursor")["code"] == "BAD_INPUT"
+    too_deep = base64.urlsafe_b64encode(b"[" * 50_000 + b"]" * 50_000).decode()
+    assert error(client, SEARCH, text="settings", after=too_deep)["code"] == "BAD_INPUT"
     assert error(client, SEARCH, text="   ")["code"] == "BAD_INPUT"
     assert error(client, SEARCH, text="x", first=0)["code"] == "BAD_INPUT"
 

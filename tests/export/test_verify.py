@@ -172,6 +172,13 @@ def test_pretty_printed_bundle_still_verifies(unsigned: Path, cli: CliRunner, tm
     assert code == 0 and "ok   digest" in out
 
 
+def test_a_document_nested_too_deeply_is_not_json_not_a_crash(cli: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "deep.json"
+    path.write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    code, out, err = run_cli(cli, "sqlite:///:memory:", "verify", "--allow-unsigned", str(path))
+    assert code == 1 and "not JSON" in out + err and "Traceback" not in out + err
+
+
 def test_keygen_protects_the_private_key(keys: Path, cli: CliRunner) -> None:
     assert stat.S_IMODE((keys / "signer.key").stat().st_mode) == 0o600
     code, _, err = run_cli(cli, "sqlite:///:memory:", "keygen", "-o", str(keys / "signer"))

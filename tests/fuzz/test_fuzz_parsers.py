@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from collector.ebpf import replay_recording
 from collector.logfields import FieldMap, map_log
-from collector.logfile import read_jsonl
+from collector.logfile import read_jsonl, read_otlp
 from collector.manifests import parse_manifest
 from ebpf.events import DecodeError, Event, EventDecoder
 from lineage.model import (
@@ -125,6 +125,7 @@ log_lines = st.one_of(
     st.binary(max_size=200).filter(lambda b: b"\n" not in b),
     st.just(b'{"resourceLogs": [{"scopeLogs": [{"logRecords": [{"body": {"intValue": "x"}}, 3]}]}]}'),
     st.lists(json_values, max_size=3).map(lambda v: orjson.dumps({"resourceLogs": v})),
+    st.just(b'{"resourceLogs":[{"resource":true}]}'),  # once crashed the reader
 )
 
 
@@ -139,6 +140,105 @@ def test_jsonl_reader_lands_good_lines_and_rejects_bad_ones_with_file_and_line(l
         assert isinstance(item, LogRecord | RejectedRecord)
         if isinstance(item, RejectedRecord):
             assert item.reason.strip() and item.location.startswith(str(path))
+
+
+# OTLP documents: every level the right shape or any JSON value instead, so each check in the walk is hit.
+
+
+def _or_junk(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return strategy | json_values
+
+
+def _key_values(values: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    key = _or_junk(st.sampled_from(["service.name", "trace_id", "x-gitops-audit-id", "k"]))
+    return st.lists(_or_junk(st.fixed_dictionaries({"key": key, "value": values})), max_size=3)
+
+
+scalar_any_values = st.dictionaries(
+    st.sampled_from(["stringValue", "intValue", "doubleValue", "boolValue", "bytesValue"]),
+    json_scalars | st.sampled_from(["12", "-7", "1e999", "NaN", "x", "9" * 40]),
+    max_size=1,
+)
+any_values = st.recursive(
+    scalar_any_values,
+    lambda inner: st.fixed_dictionaries(
+        {"arrayValue": _or_junk(st.fixed_dictionaries({"values": _or_junk(st.lists(inner, max_size=3))}))})
+    | st.fixed_dictionaries({"kvlistValue": _or_junk(st.fixed_dictionaries({"values": _or_junk(_key_values(inner))}))}),
+    max_leaves=6,
+)
+otlp_records = st.fixed_dictionaries({}, optional={
+    "timeUnixNano": _or_junk(st.just("1767323045123456789")),
+    "observedTimeUnixNano": json_scalars,
+    "severityText": json_scalars,
+    "severityNumber": json_scalars,
+    "body": _or_junk(any_values),
+    "traceId": _or_junk(st.text(HEX, min_size=32, max_size=32) | st.just("AAECAwQFBgcICQoLDA0ODw==")),
+    "attributes": _or_junk(_key_values(any_values)),
+})
+scope_logs = _or_junk(st.lists(_or_junk(
+    st.fixed_dictionaries({}, optional={"logRecords": _or_junk(st.lists(_or_junk(otlp_records), max_size=3))})),
+    max_size=2))
+otlp_documents = st.fixed_dictionaries({"resourceLogs": st.lists(_or_junk(st.fixed_dictionaries({}, optional={
+    "resource": _or_junk(st.fixed_dictionaries({}, optional={"attributes": _or_junk(_key_values(any_values))})),
+    "scopeLogs": scope_logs,
+    "instrumentationLibraryLogs": scope_logs,  # the name before OTLP 1.0
+})), max_size=3)})
+
+
+def _log_record_slots(doc: dict[str, Any]) -> int:
+    """How many log records a document holds: objects in a logRecords array, under an object of a
+    scopeLogs array, under an object of the resourceLogs array."""
+    slots = 0
+    for rl in doc["resourceLogs"]:
+        if not isinstance(rl, dict):
+            continue
+        scopes = rl.get("scopeLogs") if "scopeLogs" in rl else rl.get("instrumentationLibraryLogs")
+        for sl in scopes if isinstance(scopes, list) else []:
+            records = sl.get("logRecords") if isinstance(sl, dict) else None
+            slots += sum(isinstance(r, dict) for r in records) if isinstance(records, list) else 0
+    return slots
+
+
+@FUZZ
+@given(doc=otlp_documents)
+def test_otlp_lands_every_log_record_and_rejects_each_broken_part_at_its_path(doc: dict[str, Any]) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "export.json"
+        path.write_bytes(orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS))
+        items = list(read_otlp(str(path), source="otel"))
+    records = [i for i in items if isinstance(i, LogRecord)]
+    assert len(records) == _log_record_slots(doc)  # a broken sibling, field or resource loses no record
+    for item in items:
+        assert item.location.startswith(f"{path}:1#resourceLogs[")
+        if isinstance(item, RejectedRecord):
+            assert item.reason.strip() and item.raw is not None
+
+
+# --------------------------------------------------------------------------- nesting past the parser's limit
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+DEEP_FLOAT = b'{"a":' + b"[" * 990 + b"1.5" + b"]" * 990 + b"}"  # within orjson's limit, past Python's
+
+
+@pytest.mark.parametrize("line", [DEEP, DEEP_FLOAT], ids=["past-orjson", "past-python"])
+def test_a_line_nested_too_deeply_is_a_reject_and_the_next_line_lands(line: bytes) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "in.jsonl"
+        path.write_bytes(line + b'\n{"message": "after"}\n')
+        jsonl = list(read_jsonl(str(path)))
+        otlp = list(read_otlp(str(path)))
+    bad, good = jsonl
+    assert isinstance(bad, RejectedRecord) and "nested too deeply" in bad.reason and bad.location.endswith(":1")
+    assert isinstance(good, LogRecord) and good.message == "after"
+    assert all(isinstance(i, RejectedRecord) for i in otlp) and len(otlp) == 2
+
+
+def test_a_recorded_event_line_nested_too_deeply_is_a_reject() -> None:
+    replay = replay_recording([HEADER, DEEP.decode(), '{"type":"end","end_ns":9}'], "fuzz.events")
+    assert [r.location for r in replay.rejected] == ["fuzz.events:2"]
+    assert "nested too deeply" in replay.rejected[0].reason and replay.complete
+    with pytest.raises(ValueError, match="nested too deeply"):
+        replay_recording([DEEP.decode()], "fuzz.events")
 
 
 # --------------------------------------------------------------------------- kernel events
