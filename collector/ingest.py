@@ -150,13 +150,14 @@ class JoinedBatch:
     (not yet in ``batch.rejected``: the driver reports them apart, then keeps them with the batch).
 
     ``rows``: the batch's nodes and edges already prepared for a ``RowStore`` (in a reader process); then
-    ``batch`` holds only its rejected records, checkpoints and the non-placeholder nodes of the kinds
-    an ingest summary counts (``DEFAULT_DISTINCT``)."""
+    ``batch`` holds only its rejected records, checkpoints and the non-placeholder nodes of the ``kept``
+    kinds, those an ingest summary counts."""
 
     batch: GraphBatch
     records: Counter[str] = field(default_factory=Counter)
     notices: list[Notice] = field(default_factory=list)
     rows: Any = None
+    kept: frozenset[NodeKind] = frozenset()
 
 
 def join_batches(
@@ -244,6 +245,9 @@ def store_batches(
     with BatchWriter(partial(retrying, write), stored, in_flight=1 if background else 0) as writer:
         for part in joined:
             batch = part.batch
+            if part.rows is not None and not distinct_kinds <= part.kept:
+                missing = ", ".join(sorted(k.value for k in distinct_kinds - part.kept))
+                raise ValueError(f"cannot count {missing} nodes: the reader process did not keep them")
             summary.records.update(part.records)
             for node in batch.nodes:
                 if not node.placeholder:

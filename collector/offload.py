@@ -265,12 +265,13 @@ def _join_and_emit(
     batch_size: int,
     prepare: Callable[[GraphBatch], Any] | None,
     paced: bool,
+    keep: frozenset[NodeKind],
     emit: Emit,
 ) -> None:
     pace = BatchPace() if paced else None
     for part in join_batches(source(), batch_size, start_small=True, pace=pace):
         notices = [(n.source, n.location, n.message, n.raw) for n in part.notices]
-        batch, rows = for_the_writer(part.batch, prepare, keep=DEFAULT_DISTINCT)
+        batch, rows = for_the_writer(part.batch, prepare, keep=keep)
         send = partial(emit, batch, (dict(part.records), notices, rows))
         if pace is None:
             send()
@@ -284,10 +285,13 @@ def join_in_subprocess(
     prepare: Callable[[GraphBatch], Any] | None = None,
     *,
     paced: bool = True,
+    keep: frozenset[NodeKind] = DEFAULT_DISTINCT,
 ) -> Generator[JoinedBatch, None, None]:
     """Batches of ``join_batches(source(), batch_size)``, computed in a spawned child process. With
     ``prepare`` (a ``RowStore``'s ``prepare_rows``) the child also prepares each batch's rows for the store
-    (see ``JoinedBatch.rows``). ``paced``: batches grow while the store falls behind (``BatchPace``)."""
-    with closing(run_in_subprocess(partial(_join_and_emit, source, batch_size, prepare, paced))) as pairs:
+    and sends, of the nodes, only those of the ``keep`` kinds, which ``store_batches`` counts (see
+    ``JoinedBatch.rows``). ``paced``: batches grow while the store falls behind (``BatchPace``)."""
+    job = partial(_join_and_emit, source, batch_size, prepare, paced, keep)
+    with closing(run_in_subprocess(job)) as pairs:
         for batch, (records, notices, rows) in pairs:
-            yield JoinedBatch(batch, Counter(records), [Notice(*n) for n in notices], rows)
+            yield JoinedBatch(batch, Counter(records), [Notice(*n) for n in notices], rows, keep)

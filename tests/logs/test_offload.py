@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 from collector.ingest import DEFAULT_DISTINCT, Item, join_batches, store_batches
 from collector.logfile import OFFLOAD_MIN_BYTES, _offloaded, ingest_files, read_log_file
 from collector.offload import Emit, OffloadError, join_in_subprocess
-from lineage.model import GraphBatch, RejectedRecord
+from lineage.model import GraphBatch, NodeKind, RejectedRecord
 from lineage.records import LogRecord
 from lineage.store.base import StoreError, UpsertResult
 from lineage.store.sqlite import prepare_rows
@@ -123,6 +124,20 @@ def test_rows_prepared_in_the_child_equal_those_prepared_here(commits, tmp_path)
         assert a.batch.rejected == b.batch.rejected and a.batch.checkpoints == b.batch.checkpoints
         counted = [n.id for n in b.batch.nodes if n.kind in DEFAULT_DISTINCT and not n.placeholder]
         assert [n.id for n in a.batch.nodes] == counted and not a.batch.edges
+
+
+def test_the_writer_counts_only_kinds_the_reader_kept(commits, tmp_path, new_store) -> None:  # type: ignore[no-untyped-def]
+    """A summary asked to count kinds whose nodes the reader process dropped fails loudly, not with 0."""
+    path = str(write_jsonl(make_dataset(600, commits).lines, tmp_path / "app.jsonl"))
+    read = partial(read_log_file, path, "jsonl")
+    traces = frozenset({NodeKind.TRACE})
+    here = store_batches(new_store("here"), join_batches(read(), 200), distinct_kinds=traces)
+    there = store_batches(new_store("there"), join_in_subprocess(read, 200, prepare_rows, keep=traces),
+                          distinct_kinds=traces, background=False)
+    assert there.distinct == here.distinct and here.distinct["Trace"] > 0
+    with closing(join_in_subprocess(read, 200, prepare_rows, keep=traces)) as joined, \
+            pytest.raises(ValueError, match="cannot count AuditRecord, Repo, Workload nodes"):
+        store_batches(new_store("short"), joined, background=False)
 
 
 def test_batches_grow_while_the_store_is_slow_and_nothing_is_lost(commits, tmp_path) -> None:  # type: ignore[no-untyped-def]
