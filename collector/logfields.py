@@ -92,7 +92,9 @@ class MappedLog:
 
 
 def stringify(value: Any) -> str:
-    """An attribute value as SLS would hold it: strings as-is, everything else as compact JSON."""
+    """An attribute value as SLS would hold it: strings as-is, bytes as UTF-8 text (with what is not UTF-8
+    kept as ``\\xNN``: SLS stores a producer's bytes, and the SDK hands those over as bytes), everything
+    else as compact JSON."""
     kind = type(value)
     if kind is str:
         return value  # type: ignore[no-any-return]
@@ -100,6 +102,8 @@ def stringify(value: Any) -> str:
         return str(value)  # what json.dumps writes for an int, at a fraction of the cost
     if isinstance(value, str):
         return str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 

@@ -39,7 +39,7 @@ from tenacity import (
 )
 
 from collector.ingest import BatchPace
-from collector.logfields import FieldMap, log_mapper
+from collector.logfields import FieldMap, log_mapper, stringify
 from collector.offload import Emit, for_the_writer, run_in_subprocess
 from collector.writer import BatchWriter
 from lineage.join import record_joiner
@@ -416,7 +416,11 @@ class SlsCollector:
                 if when is None:
                     when = times[stamp] = iso_utc(stamp[0] + stamp[1] / 1e9)
                 rid = f"{shard_id}:{cursor}:{index}" if by_cursor else None
-                record, rejected = mapper.map(fields, self.source, f"{at}{index}", rid, when)
+                try:
+                    record, rejected = mapper.map(fields, self.source, f"{at}{index}", rid, when)
+                except TypeError:  # a key SLS holds as bytes that are not UTF-8 (``stringify`` takes values)
+                    fields = {k if type(k) is str else stringify(k): v for k, v in fields.items()}
+                    record, rejected = mapper.map(fields, self.source, f"{at}{index}", rid, when)
                 self._add(batch, join, record, rejected)
                 index += 1
 

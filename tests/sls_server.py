@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import lz4.block
-from aliyun.log.log_logs_pb2 import LogGroup  # type: ignore[attr-defined]  # generated protobuf module
+from aliyun.log.log_logs_raw_pb2 import LogGroupRaw  # type: ignore[attr-defined]  # generated protobuf module
 
 __all__ = ["Fault", "SlsServer"]
 
@@ -88,6 +88,18 @@ class _Shard:
             "exclusiveEndKey": _hash_key(self.end_key),
             "createTime": self.create_time,
         }
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _stand_in(key: str | bytes) -> bytes:
+    return bytes(b if b < 0x80 else 0x21 for b in key) if isinstance(key, bytes) else key.encode()
+
+
+def _bytes(value: str | bytes) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
 
 
 def _varint(n: int) -> bytes:
@@ -182,21 +194,28 @@ class SlsServer:
         source: str = "10.0.0.1",
         tags: Mapping[str, str] | None = None,
     ) -> None:
-        """Append one log group to a writable shard. Values become strings, as SLS stores them."""
-        items = [{str(k): v if isinstance(v, str) else json.dumps(v) for k, v in log.items()} for log in logs]
+        """Append one log group to a writable shard. Values become strings, as SLS stores them; ``bytes``
+        keys and values are stored as they are, even when they are not UTF-8, as SLS stores what a producer
+        wrote. (Protobuf refuses such a key, so it is encoded as an ASCII stand-in of the same length and
+        swapped in afterwards: make such keys distinctive.)"""
+        raw = [{k if isinstance(k, bytes) else str(k): v if isinstance(v, str | bytes) else json.dumps(v)
+                for k, v in log.items()} for log in logs]
+        items = [{_text(k): _text(v) for k, v in log.items()} for log in raw]  # what GetLogs answers in JSON
         ts = int(log_time if log_time is not None else time.time())
-        group = LogGroup()
-        group.Topic, group.Source = topic, source
+        group = LogGroupRaw()  # bytes fields: the wire format of LogGroup's strings, without the UTF-8 check
+        group.Topic, group.Source = topic.encode(), source.encode()
         for k, v in (tags or {}).items():
             tag = group.LogTags.add()
-            tag.Key, tag.Value = k, v
-        for item in items:
+            tag.Key, tag.Value = k.encode(), v.encode()
+        for item in raw:
             log = group.Logs.add()
             log.Time = ts
             for k, v in item.items():
                 c = log.Contents.add()
-                c.Key, c.Value = k, v
+                c.Key, c.Value = _stand_in(k), _bytes(v)
         body = group.SerializeToString()
+        for k in {k for item in raw for k in item if isinstance(k, bytes)}:
+            body = body.replace(_stand_in(k), k)
         encoded = b"\x0a" + _varint(len(body)) + body
         with self._lock:
             shard = self._stores[logstore][shard_id]

@@ -9,10 +9,10 @@ import pytest
 
 from collector.ingest import BatchPace
 from collector.sls import RetryPolicy, SlsCollector, SlsCredentials, SlsError, make_client, sls_source
-from lineage.model import NodeKind
+from lineage.model import EdgeKind, NodeKind, trace_node_id
 from tests.logs.conftest import KEY_ID, KEY_SECRET, LOGSTORE, PROJECT
 from tests.logs.dataset import EPOCH, REJECTING_KINDS, make_dataset, put_into_sls
-from tests.logs.lineage_check import assert_exact_lineage, graph_of
+from tests.logs.lineage_check import assert_exact_lineage, graph_of, log_ids_by_message, out_edges
 from tests.sls_server import SlsServer
 
 SOURCE = sls_source(PROJECT, LOGSTORE)
@@ -257,6 +257,33 @@ def test_behind_a_slow_store_a_batch_holds_several_pulls_and_ids_stay_the_same(c
         make_client(sls_server.endpoint, creds), PROJECT, "singles", new_store("widest"), pull_count=600, pace=pace
     ).consume()
     assert (widest.records, widest.batches) == (len(ds.lines), 4)  # pulls of 600, 600, 600, 200: one batch each
+
+
+@pytest.mark.parametrize("offload", [False, True], ids=["in-process", "reader-process"])
+def test_keys_and_values_that_are_not_utf8_land_escaped_with_the_pull_around_them(commits, sls_server, new_store, offload) -> None:  # type: ignore[no-untyped-def]
+    """SLS keeps the bytes a producer wrote, and the SDK hands over text that is not UTF-8 as bytes.
+    That line lands with those bytes escaped; the lines pulled with it land as they are."""
+    ds = make_dataset(400, commits)
+    put_into_sls(sls_server, LOGSTORE, ds.lines[:200], group_size=20)
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    for shard in sls_server.shard_ids(LOGSTORE, writable=True):
+        bad = {"message": b"disk \xff\xfe full on shard " + str(shard).encode(), "trace_id": trace,
+               b"key-\xc3-not-utf8": b"\xc3", "ok": "fine"}
+        sls_server.put_logs(LOGSTORE, shard, [bad], log_time=int(EPOCH.timestamp()))
+    put_into_sls(sls_server, LOGSTORE, ds.lines[200:], group_size=20)
+    store = new_store("raw")
+    stats = collector(sls_server, store, pull_count=100).consume(offload=offload)  # one pull per shard
+
+    assert stats.records == len(ds.lines) + 2 and stats.rejected == ds.expected_rejects
+    by_message = log_ids_by_message(store)
+    out = out_edges(store)
+    for shard in (0, 1):
+        ids = by_message.pop(f"disk \\xff\\xfe full on shard {shard}")
+        assert len(ids) == 1 and out[ids[0]] == {(EdgeKind.IN_TRACE, trace_node_id(trace))}
+        node = store.get(ids[0])
+        assert node is not None and node.props["attributes"] == {"key-\\xc3-not-utf8": "\\xc3", "ok": "fine"}
+    assert sum(map(len, by_message.values())) == len(ds.lines)
+    assert all(len(by_message[ln.message]) == 1 for ln in ds.lines)
 
 
 def test_offloaded_reading_keeps_sls_errors_and_stops_when_told(commits, sls_server, new_store) -> None:  # type: ignore[no-untyped-def]
