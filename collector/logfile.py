@@ -14,6 +14,7 @@ import gzip
 import json
 import os
 import sys
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -94,11 +95,27 @@ def _loads(line: bytes) -> Any:
 
 
 def _std_loads(text: bytes | str) -> Any:
-    """``json.loads``, with nesting too deep for it refused as bad JSON rather than crashing the reader."""
+    """``json.loads``, with nesting too deep for it refused as bad JSON rather than crashing the reader, and
+    a ``\\ud800``-style escape of half a UTF-16 pair kept as that escape's text: a lone surrogate is not
+    text, and no store can hold it."""
     try:
-        return json.loads(text)
+        obj = json.loads(text)
+        json.dumps(obj, ensure_ascii=False).encode()
     except RecursionError:
         raise ValueError(_TOO_DEEP) from None
+    except UnicodeEncodeError:
+        return _escape_surrogates(obj)
+    return obj
+
+
+def _escape_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode()
+    if isinstance(value, list):
+        return [_escape_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_escape_surrogates(k): _escape_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def _exact(value: Any) -> bool:
@@ -121,12 +138,17 @@ def _exact(value: Any) -> bool:
 
 
 def _lines(path: str, source: str) -> Iterator[tuple[int, bytes] | RejectedRecord]:
+    """The numbered lines of a file; where it cannot be read (further), one reject at the line it stopped
+    at, after every line read before it."""
     name = "stdin" if path == "-" else path
+    lineno = 0
     try:
         with open_log(path) as stream:
-            yield from enumerate(stream, 1)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        yield _reject(source, name, f"cannot read: {exc}", b"")
+            for lineno, line in enumerate(stream, 1):
+                yield lineno, line
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        where = f"{name}:{lineno + 1}" if lineno else name
+        yield _reject(source, where, f"cannot read: {exc}", b"")
 
 
 def read_jsonl(
@@ -172,7 +194,7 @@ def read_otlp(path: str, *, source: str | None = None, fieldmap: FieldMap | None
     try:
         with open_log(path) as stream:
             data = stream.read()
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         yield _reject(src, name, f"cannot read: {exc}", b"")
         return
     try:

@@ -8,13 +8,15 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from collector.logfile import ingest_files, read_otlp
 from collector.sls import SlsCollector, SlsCredentials, make_client
 from lineage.model import EdgeKind, RejectedRecord, trace_node_id
 from lineage.records import LogRecord
 from tests.logs.conftest import KEY_ID, KEY_SECRET, LOGSTORE, PROJECT
 from tests.logs.dataset import EPOCH, make_dataset, put_into_sls, write_jsonl, write_otlp
-from tests.logs.lineage_check import assert_exact_lineage, graph_of, out_edges
+from tests.logs.lineage_check import assert_exact_lineage, graph_of, log_ids_by_message, out_edges
 
 CLI = [sys.executable, "-c", "from api.cli.main import main; main()"]
 GARBAGE = ["{not json", "[1, 2]", '"just a string"', "\x00\x01binary"]
@@ -198,5 +200,46 @@ def test_truncated_gzip_keeps_the_lines_before_the_damage(commits, tmp_path, new
     landed = store.counts()["LogEvent"]
     assert 0 < landed == stats.records < len(ds.lines)
     assert_exact_lineage(store, ds.lines[:landed])
-    (damage,) = [r for r in store.rejected(first=10_000).records if r.location == str(cut)]
-    assert damage.reason.startswith("cannot read:")
+    (damage,) = [r for r in store.rejected(first=10_000).records if r.reason.startswith("cannot read:")]
+    assert damage.location == f"{cut}:{landed + 1}"  # where reading stopped
+
+
+def test_corrupt_gzip_keeps_the_lines_before_the_damage_and_reads_the_next_file(commits, tmp_path, new_store) -> None:  # type: ignore[no-untyped-def]
+    """Damage inside a gzip stream (not a cut, nor a bad checksum) is zlib's error, not gzip's: still one
+    reject, after every line before it."""
+    ds = make_dataset(3_000, commits)
+    whole = write_jsonl(ds.lines[:2_000], tmp_path / "whole.jsonl.gz").read_bytes()
+    bad_member = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff" + b"\xff" * 16  # deflate block type 3: invalid
+    broken = tmp_path / "broken.jsonl.gz"
+    broken.write_bytes(whole + bad_member)  # gzip reads member after member
+    after = write_jsonl(ds.lines[2_000:], tmp_path / "after.jsonl")
+    store = new_store("broken")
+    stats = ingest_files(store, [str(broken), str(after)], batch_size=500)
+    assert stats.files == 2 and stats.records == len(ds.lines)
+    assert_exact_lineage(store, ds.lines)
+    (damage,) = [r for r in store.rejected(first=10_000).records if r.reason.startswith("cannot read:")]
+    assert "invalid block type" in damage.reason and damage.location == f"{broken}:2001"  # where it stopped
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["in-process", "reader-process"])
+def test_lone_surrogate_escapes_land_as_their_text_with_the_lines_around_them(tmp_path, new_store, parallel) -> None:  # type: ignore[no-untyped-def]
+    """JSON may escape half a UTF-16 pair (``\\ud800``), which is no character: no store can hold it. The
+    line lands with the escape kept as text; a whole pair is the character it encodes."""
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    path = tmp_path / "odd.jsonl"
+    path.write_text(
+        '{"message": "before"}\n'
+        f'{{"message": "half \\ud800 a pair", "trace_id": "{trace}", "\\udfff": "key"}}\n'
+        '{"message": "pair \\ud83d\\ude00", "trace_id": "\\ud800"}\n'
+        '{"message": "after"}\n'
+    )
+    store = new_store("odd")
+    stats = ingest_files(store, [str(path)], parallel=parallel)
+    assert (stats.records, stats.rejected) == (4, 0)
+    by_message = log_ids_by_message(store)
+    assert {"before", "after", "half \\ud800 a pair", "pair \U0001f600"} == set(by_message)
+    half = store.get(by_message["half \\ud800 a pair"][0])
+    assert half is not None and half.props["attributes"] == {"\\udfff": "key"}
+    assert out_edges(store)[half.id] == {(EdgeKind.IN_TRACE, trace_node_id(trace))}
+    pair = by_message["pair \U0001f600"][0]
+    assert out_edges(store)[pair] == {(EdgeKind.IN_TRACE, trace_node_id("\\ud800"))}
