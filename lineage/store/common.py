@@ -39,7 +39,7 @@ def decode_cursor(cursor: str | None) -> int:
         if not text.startswith("o:"):
             raise ValueError
         offset = int(text[2:])
-        if offset < 0:
+        if not 0 <= offset < 2**63:  # SQLite and Neo4j integers are 64-bit
             raise ValueError
         return offset
     except (ValueError, UnicodeDecodeError):

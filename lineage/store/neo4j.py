@@ -290,7 +290,11 @@ class _Target:
 def _parse_url(url: str) -> _Target:
     """Credentials from the URL, else ``LIUBAI_NEO4J_PASSWORD``; database from the path, ``?database=``
     or ``LIUBAI_NEO4J_DATABASE`` (default ``neo4j``)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # an unclosed IPv6 bracket, a port that is no number or out of range
+        raise StoreError(f"bad Neo4j URL ({exc}): want neo4j://user:pass@host:7687[/database]") from None
     if not parts.hostname:
         raise StoreError(f"Neo4j URL names no host: want neo4j://user:pass@host:7687[/database], got {parts.scheme}://…")
     settings = Settings()
@@ -299,7 +303,7 @@ def _parse_url(url: str) -> _Target:
     password = unquote(parts.password) if parts.password is not None else settings.neo4j_password
     user = unquote(parts.username) if parts.username else None
     host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    netloc = f"{host}:{parts.port}" if parts.port else host
+    netloc = f"{host}:{port}" if port else host
     uri = urlunsplit((parts.scheme, netloc, "", urlencode(query, doseq=True), ""))
     return _Target(uri, user, password, database)
 

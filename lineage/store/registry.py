@@ -54,7 +54,10 @@ def _resolve(scheme: str) -> StoreFactory:
 
 def open_store(url: str) -> LineageStore:
     """Open the store a URL names. A bare path is taken as an SQLite file."""
-    scheme = urlsplit(url).scheme.lower() if "://" in url else ""
+    try:
+        scheme = urlsplit(url).scheme.lower() if "://" in url else ""
+    except ValueError as exc:
+        raise StoreError(f"bad store URL ({exc})") from None
     if not scheme:
         url, scheme = f"sqlite:///{url}", "sqlite"
     return _resolve(scheme)(url)

@@ -337,12 +337,24 @@ def _fts_query(text: str) -> str | None:
     return " ".join(f'"{t}"*' for t in tokens[:16])
 
 
+def _version(row: Sequence[Any] | None, key: str, db_path: str) -> int:
+    """A version number kept in ``meta`` (0 if none); StoreError if it is not one."""
+    if row is None:
+        return 0
+    try:
+        return int(row[0])
+    except (TypeError, ValueError):
+        raise StoreError(f"{db_path} is not a usable liubai database: meta {key} is {row[0]!r}") from None
+
+
 class SqliteStore:
     """``LineageStore`` on an SQLite file (``sqlite:///abs/path.db``, ``sqlite:///:memory:`` for tests)."""
 
     def __init__(self, path: str | Path) -> None:
         self.db_path = str(path)
         self.url = f"sqlite:///{self.db_path}"
+        if "\0" in self.db_path:
+            raise StoreError(f"SQLite path {self.db_path!r} holds a NUL character")
         if self.db_path != ":memory:":
             try:
                 Path(self.db_path).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -410,7 +422,7 @@ class SqliteStore:
         row = conn.execute("SELECT value FROM meta WHERE key = 'search_text'").fetchone()
         if row is not None and row[0] == str(SEARCH_TEXT_VERSION):
             return
-        if row is not None and int(row[0]) > SEARCH_TEXT_VERSION:
+        if row is not None and _version(row, "search_text", self.db_path) > SEARCH_TEXT_VERSION:
             raise StoreError(
                 f"{self.db_path} is indexed for search by a newer liubai (search text {row[0]}, this one "
                 f"{SEARCH_TEXT_VERSION}); upgrade liubai to write to it"
@@ -421,30 +433,42 @@ class SqliteStore:
         )
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
-        with self._write(migrating=True) as c:
-            c.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            row = c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            current = int(row[0]) if row else 0
-            if current > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.db_path} has schema version {current}, newer than this liubai ({SCHEMA_VERSION}); upgrade liubai"
-                )
-            for version, script in MIGRATIONS:
-                if version > current:
-                    for statement in script.split(";"):
-                        if statement.strip():
-                            c.execute(statement)
-                    c.execute(
-                        "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(version),)
-                    )
-            indexed = c.execute("SELECT value FROM meta WHERE key = 'search_text'").fetchone()
-            if indexed is None or int(indexed[0]) < SEARCH_TEXT_VERSION:
-                _reindex(c, self.db_path)
-            # indexed by a newer liubai: reads work, writes stop with a clear line (_check_search_version)
+        """Create or upgrade liubai's schema; a database that is not liubai's is refused, never extended."""
+        try:
+            with self._write(migrating=True) as c:
+                self._upgrade(c)
+        except sqlite3.DatabaseError as exc:  # a meta table of another shape, tables missing, not a database
+            raise StoreError(f"{self.db_path} is not a usable liubai database: {exc}") from None
+
+    def _upgrade(self, c: sqlite3.Connection) -> None:
+        tables = {name for (name,) in c.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables and "meta" not in tables:
+            shown = ", ".join(sorted(tables)[:5]) + (", …" if len(tables) > 5 else "")
+            raise StoreError(
+                f"{self.db_path} is an SQLite database of another application (tables: {shown}); "
+                "liubai will not add its tables to it"
+            )
+        c.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        row = c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        current = _version(row, "schema_version", self.db_path)
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.db_path} has schema version {current}, newer than this liubai ({SCHEMA_VERSION}); upgrade liubai"
+            )
+        for version, script in MIGRATIONS:
+            if version > current:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        c.execute(statement)
+                c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(version),))
+        indexed = c.execute("SELECT value FROM meta WHERE key = 'search_text'").fetchone()
+        if indexed is None or _version(indexed, "search_text", self.db_path) < SEARCH_TEXT_VERSION:
+            _reindex(c, self.db_path)
+        # indexed by a newer liubai: reads work, writes stop with a clear line (_check_search_version)
 
     def schema_version(self) -> int:
         row = self._conn().execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        return int(row[0]) if row else 0
+        return _version(row, "schema_version", self.db_path)
 
     def close(self) -> None:
         """Close the connections of this thread and of threads that have ended; the last one to close

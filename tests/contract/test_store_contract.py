@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import inspect
+import re
 from typing import Any
 
 import pytest
@@ -31,7 +33,7 @@ from lineage.records import (
     ProcessRecord,
     RunRecord,
 )
-from lineage.store import LineageStore
+from lineage.store import LineageStore, StoreError, open_store
 from lineage.store.sqlite import SqliteStore
 
 C1 = "1" * 40
@@ -575,6 +577,50 @@ def test_sqlite_schema_version_recorded(tmp_path) -> None:  # type: ignore[no-un
     again = SqliteStore(tmp_path / "v.db")  # reopening migrates nothing and loses nothing
     assert again.schema_version() == s.schema_version()
     again.close()
+
+
+@pytest.mark.parametrize(
+    ("setup", "said"),
+    [
+        ("CREATE TABLE orders (id INTEGER, total REAL)", "another application (tables: orders)"),
+        ("CREATE TABLE meta (k, v)", "no such column: value"),
+        ("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT); INSERT INTO meta VALUES ('schema_version', 'abc')",
+         "meta schema_version is 'abc'"),
+        ("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT); INSERT INTO meta VALUES ('schema_version', '3')",
+         "no such table"),
+    ],
+    ids=["another-application", "foreign-meta", "bad-version", "tables-missing"],
+)
+def test_sqlite_refuses_a_database_that_is_not_liubais_and_leaves_it_as_it_was(tmp_path, setup: str, said: str) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(setup)
+    schema = conn.execute("SELECT * FROM sqlite_master").fetchall()
+    conn.close()
+    with pytest.raises(StoreError, match=f"{path}.*{re.escape(said)}"):
+        SqliteStore(path)
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT * FROM sqlite_master").fetchall() == schema  # nothing added to it
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    "url", ["neo4j://localhost:99999", "neo4j://[::1", "bolt://h:port", "sqlite:///a%00b.db", "sqlite://[x"]
+)
+def test_a_malformed_store_url_is_a_store_error(url: str) -> None:
+    with pytest.raises(StoreError) as caught:
+        open_store(url)
+    assert str(caught.value).strip() and "Traceback" not in str(caught.value)
+
+
+def test_a_cursor_past_64_bits_is_refused(store: LineageStore) -> None:
+    store.upsert(scenario())
+    huge = base64.urlsafe_b64encode(b"o:99999999999999999999999").decode()
+    for page in (lambda: store.search("deploy", after=huge), lambda: store.rejected(after=huge)):
+        with pytest.raises(StoreError, match="invalid cursor"):
+            page()
 
 
 def test_sqlite_reindexes_when_the_search_text_changes(tmp_path) -> None:  # type: ignore[no-untyped-def]
