@@ -6,6 +6,8 @@ records (binary and recorded JSON) and the ingest wire format.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import struct
 import tempfile
@@ -120,12 +122,15 @@ def test_log_field_mapping_keeps_the_line_and_reasons_every_reject(fields: dict[
         assert r.reason.strip() and r.location == "f:1"
 
 
+halves = st.sampled_from(["\ud800", "\udfff", "x\ud83d", "\ude00y"])  # halves of UTF-16 pairs
 log_lines = st.one_of(
     log_fields.map(lambda d: orjson.dumps(d, option=orjson.OPT_NON_STR_KEYS)),
     st.binary(max_size=200).filter(lambda b: b"\n" not in b),
     st.just(b'{"resourceLogs": [{"scopeLogs": [{"logRecords": [{"body": {"intValue": "x"}}, 3]}]}]}'),
     st.lists(json_values, max_size=3).map(lambda v: orjson.dumps({"resourceLogs": v})),
     st.just(b'{"resourceLogs":[{"resource":true}]}'),  # once crashed the reader
+    st.dictionaries(st.text(max_size=4) | halves, json_values | halves, max_size=4).map(
+        lambda d: json.dumps(d).encode()),  # ``\\ud800`` escapes: the standard parser reads them as lone surrogates
 )
 
 
@@ -138,6 +143,7 @@ def test_jsonl_reader_lands_good_lines_and_rejects_bad_ones_with_file_and_line(l
         items = list(read_jsonl(str(path)))
     for item in items:
         assert isinstance(item, LogRecord | RejectedRecord)
+        assert json.dumps(dataclasses.astuple(item), ensure_ascii=False).encode()  # text every store can hold
         if isinstance(item, RejectedRecord):
             assert item.reason.strip() and item.location.startswith(str(path))
 
