@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import posixpath
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -36,8 +37,11 @@ from ebpf.events import (
     OpenEvent,
     event_from_json,
     event_to_json,
+    typed_fields,
+    typed_value,
 )
 from ebpf.procfs import ProcInfo, read_cwd
+from ebpf.text import visible
 from lineage.join import add_record
 from lineage.model import GraphBatch, RejectedRecord
 from lineage.records import FileAccessRecord, ProcessRecord, RunRecord, iso_utc
@@ -461,67 +465,106 @@ def replay_recording(
     """Rebuild a run from a recording; a bad line becomes a rejected record and the rest still lands.
 
     ``commit``/``audit_id``/``trace_id``/``host`` override what the recording says (a demo replays one
-    recorded run for its own commit). ValueError when the header itself is unusable.
+    recorded run for its own commit). ValueError naming the line and field when the header is unusable.
+    Read the file with ``errors="backslashreplace"`` (or ``surrogateescape``): either way a byte that is
+    not UTF-8 lands as the text ``\\xNN``, as in a live trace.
     """
+    source = visible(source)
     it = iter(enumerate(lines, start=1))
     header: dict[str, Any] | None = None
-    for lineno, line in it:
+    header_line = 1
+    for header_line, line in it:
         if line.strip():
             try:
-                header = json.loads(line)
+                header = json.loads(_raw_bytes_as_text(line))
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{source}:{lineno}: the first line is not JSON ({exc.msg})") from None
+                raise ValueError(f"{source}:{header_line}: the first line is not JSON ({exc.msg})") from None
             except RecursionError:
-                raise ValueError(f"{source}:{lineno}: the first line is nested too deeply to parse") from None
+                raise ValueError(
+                    f"{source}:{header_line}: the first line is nested too deeply to parse"
+                ) from None
             break
     if not isinstance(header, dict) or header.get("type") != "run":
         raise ValueError(f"{source}: not a liubai recording (the first line must be a 'run' header)")
     if header.get("format") != RECORDING_FORMAT:
-        raise ValueError(f"{source}: unsupported recording format {header.get('format')!r}")
-    fields = {k: v for k, v in header.items() if k not in ("type", "format")}
+        raise ValueError(f"{source}: unsupported recording format {visible(repr(header.get('format')))[:60]}")
     try:
-        fields["command"] = tuple(str(a) for a in fields.get("command", ()))
-        info = RunInfo(**fields)
-    except TypeError as exc:
-        raise ValueError(f"{source}:1: bad run header: {exc}") from None
+        fields = typed_fields(RunInfo, {k: v for k, v in header.items() if k not in ("type", "format")})
+        if not fields["host"]:
+            raise ValueError("host must not be empty")
+    except ValueError as exc:
+        raise ValueError(f"{source}:{header_line}: bad run header: {exc}") from None
+    info = RunInfo(**fields)
     for name, value in (("commit", commit), ("audit_id", audit_id), ("trace_id", trace_id), ("host", host)):
         if value is not None:
-            setattr(info, name, value)
+            setattr(info, name, visible(value))
     collector = RunCollector(info)
     rejected: list[RejectedRecord] = []
     complete = False
     for lineno, line in it:
         if not line.strip():
             continue
-        where = f"{source}:{lineno}"
         try:
-            obj = json.loads(line)
+            obj = json.loads(_raw_bytes_as_text(line))
             if not isinstance(obj, dict):
                 raise ValueError("not a JSON object")
             kind = obj.get("type")
             if kind == "end":
-                end_ns, exit_code = obj.get("end_ns"), obj.get("exit_code")
-                for name, value in (("end_ns", end_ns), ("exit_code", exit_code)):
-                    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-                        raise ValueError(f"end line: {name} must be an integer, got {value!r}")
-                info.end_ns, info.exit_code = end_ns, exit_code
-                info.lost_events = int(obj.get("lost_events") or 0)
+                _end(info, obj)
                 complete = True
             elif kind == "adopt":
-                parent = obj.get("parent")
-                collector.adopt(
-                    ProcInfo(**{**obj["proc"], "argv": tuple(obj["proc"]["argv"])}),
-                    (int(parent[0]), int(parent[1])) if parent else None,
-                )
+                collector.adopt(*_adopted(obj))
             else:
                 collector.add(event_from_json(obj))
-        except (ValueError, TypeError, KeyError, IndexError, RecursionError) as exc:
+        except (ValueError, RecursionError) as exc:
             reason = (exc.msg if isinstance(exc, json.JSONDecodeError)
                       else "nested too deeply to parse" if isinstance(exc, RecursionError) else str(exc))
             rejected.append(
-                RejectedRecord(f"events:{source}", where, f"unusable event line: {reason}", line[:2000])
+                RejectedRecord(
+                    f"events:{source}",
+                    f"{source}:{lineno}",
+                    f"unusable event line: {reason}",
+                    visible(line[:2000]),
+                )
             )
     return Replay(collector, rejected, complete)
+
+
+_RAW_BYTE = re.compile(r"(?<!\\)((?:\\\\)*)\\x")
+
+
+def _raw_bytes_as_text(line: str) -> str:
+    """``line`` with each ``\\xNN`` that ``backslashreplace`` made of a byte escaped once more: JSON has no
+    ``\\x`` escape, so the line parses and the byte reads as the text ``\\xNN``."""
+    return _RAW_BYTE.sub(r"\1\\\\x", line) if "\\x" in line else line
+
+
+def _end(info: RunInfo, obj: dict[str, Any]) -> None:
+    """Apply an ``end`` line: when the run ended, how, and how many kernel events were lost."""
+    try:
+        end_ns = typed_value("end_ns", "int | None", obj.get("end_ns"))
+        exit_code = typed_value("exit_code", "int | None", obj.get("exit_code"))
+        lost_events = typed_value("lost_events", "int | None", obj.get("lost_events"))
+    except ValueError as exc:
+        raise ValueError(f"end line: {exc}") from None
+    info.end_ns, info.exit_code, info.lost_events = end_ns, exit_code, lost_events or 0
+
+
+def _adopted(obj: dict[str, Any]) -> tuple[ProcInfo, tuple[int, int] | None]:
+    """An ``adopt`` line: a process that was running before tracing began, and its parent's key."""
+    proc = obj.get("proc")
+    if not isinstance(proc, dict):
+        raise ValueError("adopt line: proc must be an object")
+    try:
+        info = ProcInfo(**typed_fields(ProcInfo, proc))
+    except ValueError as exc:
+        raise ValueError(f"adopt line: {exc}") from None
+    parent = obj.get("parent")
+    if parent is None:
+        return info, None
+    if not isinstance(parent, list) or len(parent) != 2:
+        raise ValueError("adopt line: parent must be null or [pid, start_ns]")
+    return info, (typed_value("pid", "int", parent[0]), typed_value("start_ns", "int", parent[1]))
 
 
 # -- into the store -----------------------------------------------------------------------------------

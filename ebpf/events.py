@@ -8,10 +8,11 @@ can be tested without BPF.
 from __future__ import annotations
 
 import struct
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any
 
 from ebpf.program import ProgramOptions
+from ebpf.text import kernel_text, visible
 
 __all__ = [
     "ChdirEvent",
@@ -26,6 +27,8 @@ __all__ = [
     "OpenEvent",
     "event_from_json",
     "event_to_json",
+    "typed_fields",
+    "typed_value",
 ]
 
 EV_FORK, EV_EXEC, EV_EXEC_ARGS, EV_EXEC_FAIL, EV_OPEN, EV_EXIT, EV_CHDIR = 1, 2, 3, 4, 5, 6, 7
@@ -120,7 +123,7 @@ _BY_KIND: dict[str, type[Event]] = {v: k for k, v in _KIND.items()}
 
 
 def _text(raw: bytes) -> str:
-    return raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+    return kernel_text(raw.split(b"\0", 1)[0])
 
 
 class EventDecoder:
@@ -182,22 +185,81 @@ def event_to_json(event: Event) -> dict[str, Any]:
     return {"type": _KIND[type(event)], **out}
 
 
+_U32 = (0, 2**32 - 1)
+_I32 = (-(2**31), 2**31 - 1)
+_NS = (0, 2**63 - 1)
+_I64 = (-(2**63), 2**63 - 1)
+_RANGES = {
+    **dict.fromkeys(
+        ("pid", "tid", "uid", "child", "old_pid", "ppid", "root_pid", "root_ppid", "root_uid"), _U32
+    ),
+    **dict.fromkeys(("ts", "start_ns", "child_start_ns", "end_ns", "lost_events"), _NS),
+    **dict.fromkeys(("fd", "dfd", "errno", "exit_code"), _I32),
+    "flags": _U32,
+}
+
+
+def _shown(value: object) -> str:
+    text = visible(repr(value))
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def typed_value(name: str, annotation: str, value: object) -> Any:
+    """``value`` of field ``name`` if it has the field's type (its annotation's text), strings made
+    ``visible``; ValueError naming the field otherwise.
+
+    Recorded JSON is untrusted: checking here, where it is read, means an accepted event can never break
+    the collector, the timestamp arithmetic or the store later.
+    """
+    if value is None and annotation.endswith(" | None"):
+        return None
+    base = annotation.removesuffix(" | None")
+    if base == "int":
+        low, high = _RANGES.get(name, _I64)
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise ValueError(f"{name} must be an integer from {low} to {high}, got {_shown(value)}")
+        return value
+    if base == "str":
+        if not isinstance(value, str):
+            raise ValueError(f"{name} must be a string, got {_shown(value)}")
+        return visible(value)
+    if base == "bool":
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be true or false, got {_shown(value)}")
+        return value
+    if base == "tuple[str, ...]":
+        if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
+            raise ValueError(f"{name} must be a list of strings")
+        return tuple(visible(a) for a in value)
+    raise TypeError(f"no JSON form for field {name} of type {annotation}")
+
+
+def typed_fields(cls: type, obj: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of dataclass ``cls`` that ``obj`` gives, each checked by ``typed_value``."""
+    annotations = {f.name: str(f.type) for f in fields(cls)}
+    out: dict[str, Any] = {}
+    for name, value in obj.items():
+        annotation = annotations.get(name)
+        if annotation is None:
+            raise ValueError(f"unknown field {_shown(name)}")
+        out[name] = typed_value(name, annotation, value)
+    missing = [
+        f.name
+        for f in fields(cls)
+        if f.name not in out and f.default is MISSING and f.default_factory is MISSING
+    ]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+    return out
+
+
 def event_from_json(obj: dict[str, Any]) -> Event:
     """The event a recorded JSON line describes; ValueError naming the problem for anything else."""
     kind = obj.get("type")
-    cls = _BY_KIND.get(str(kind))
+    cls = _BY_KIND.get(kind) if isinstance(kind, str) else None
     if cls is None:
-        raise ValueError(f"unknown event type {kind!r}")
-    fields = {k: v for k, v in obj.items() if k != "type"}
-    if cls is ExecArgsEvent and "argv" in fields:
-        if not isinstance(fields["argv"], list):
-            raise ValueError(f"bad {kind} event: argv must be a list")
-        fields["argv"] = tuple(str(a) for a in fields["argv"])
+        raise ValueError(f"unknown event type {_shown(kind)}")
     try:
-        event = cls(**fields)
-    except TypeError as exc:
+        return cls(**typed_fields(cls, {k: v for k, v in obj.items() if k != "type"}))
+    except ValueError as exc:
         raise ValueError(f"bad {kind} event: {exc}") from None
-    for name in ("pid", "tid", "uid", "ts", "start_ns"):
-        if not isinstance(getattr(event, name), int):
-            raise ValueError(f"bad {kind} event: {name} must be an integer")
-    return event

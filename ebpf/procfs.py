@@ -10,6 +10,8 @@ import os
 import time
 from dataclasses import dataclass
 
+from ebpf.text import kernel_text
+
 __all__ = ["ProcInfo", "boot_offset_ns", "clock_boot_ns", "descendants", "proc_info", "read_cwd", "start_ns"]
 
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -42,11 +44,16 @@ def start_ns(pid: int) -> int:
     return ticks * 1_000_000_000 // _TICKS
 
 
-def read_cwd(pid: int) -> str | None:
+def _readlink(path: str) -> str | None:
+    """The link's target as ``kernel_text`` (read as bytes: a str target would hold lone surrogates)."""
     try:
-        return os.readlink(f"/proc/{pid}/cwd")
+        return kernel_text(os.readlink(path.encode()))
     except OSError:
         return None
+
+
+def read_cwd(pid: int) -> str | None:
+    return _readlink(f"/proc/{pid}/cwd")
 
 
 @dataclass(slots=True)
@@ -64,14 +71,11 @@ class ProcInfo:
 def proc_info(pid: int) -> ProcInfo:
     """A snapshot of a live process; OSError when it is gone."""
     fields = _stat_fields(pid)
-    with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as fh:
-        comm = fh.read().rstrip("\n")
+    with open(f"/proc/{pid}/comm", "rb") as fh:
+        comm = kernel_text(fh.read().rstrip(b"\n"))
     with open(f"/proc/{pid}/cmdline", "rb") as fh:
-        argv = tuple(a.decode("utf-8", "surrogateescape") for a in fh.read().split(b"\0")[:-1])
-    try:
-        binary: str | None = os.readlink(f"/proc/{pid}/exe")
-    except OSError:
-        binary = None
+        argv = tuple(kernel_text(a) for a in fh.read().split(b"\0")[:-1])
+    binary = _readlink(f"/proc/{pid}/exe")
     uid = os.stat(f"/proc/{pid}").st_uid
     return ProcInfo(
         pid=pid,

@@ -31,6 +31,7 @@ from collector.ebpf import (
 from ebpf import procfs
 from ebpf.loader import Problem, Tracer, TracerError, preflight
 from ebpf.run import attach_tree, exit_status_code, run_command
+from ebpf.text import visible
 from lineage.model import AUDIT_ID_ENV, AuditIdError, parse_audit_id, parse_traceparent
 
 __all__ = ["RunContext", "register", "resolve_context"]
@@ -51,7 +52,15 @@ class RunContext:
 
 def _git(cwd: str, *args: str) -> str | None:
     try:
-        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=False)
+        out = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            errors="backslashreplace",
+            timeout=10,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
@@ -83,6 +92,10 @@ def resolve_context(commit: str | None, audit_id: str | None, env: Mapping[str, 
     elif env.get("TRACEPARENT"):
         trace_id = parse_traceparent(env["TRACEPARENT"])
     return RunContext(commit.lower() if commit else None, source, repo, raw_audit, trace_id)
+
+
+def _visible(text: str | None) -> str | None:
+    return None if text is None else visible(text)
 
 
 def _cannot_trace(reasons: list[str]) -> typer.Exit:
@@ -158,18 +171,19 @@ def trace(
     def begin(
         root_pid: int, start_ns: int, root_cwd: str | None, command: tuple[str, ...], ppid: int
     ) -> None:
+        """Record the root; text from argv, the environment and the OS may hold lone surrogates."""
         infos.append(
             RunInfo(
-                host=hostname,
+                host=visible(hostname),
                 root_pid=root_pid,
                 start_ns=start_ns,
-                command=command,
+                command=tuple(map(visible, command)),
                 boot_offset_ns=procfs.boot_offset_ns(),
-                cwd=root_cwd,
-                commit=rc.commit,
-                audit_id=rc.audit_id,
-                trace_id=rc.trace_id,
-                repo=rc.repo,
+                cwd=_visible(root_cwd),
+                commit=_visible(rc.commit),
+                audit_id=_visible(rc.audit_id),
+                trace_id=_visible(rc.trace_id),
+                repo=_visible(rc.repo),
                 root_ppid=ppid,
                 root_uid=os.geteuid() if pid is None else None,
             )
@@ -285,7 +299,7 @@ def events(
         except AuditIdError:
             trace_id = None
     try:
-        with open(file, encoding="utf-8", errors="surrogateescape") as fh:
+        with open(file, encoding="utf-8", errors="backslashreplace") as fh:
             replay = replay_recording(
                 fh,
                 str(file),

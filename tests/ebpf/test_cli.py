@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -10,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from api.cli.trace import CANNOT_TRACE_EXIT, resolve_context
-from tests.ebpf.conftest import LIUBAI, clean_env
+from lineage.store import open_store
+from tests.ebpf.conftest import LIUBAI, clean_env, read_graph
 from tests.gitrepo import GitRepoBuilder
 
 NOBODY = 65534
@@ -92,3 +94,72 @@ def test_ingest_events_reports_a_file_that_is_not_a_recording(tmp_path: Path) ->
         timeout=60,
     )
     assert res.returncode == 1 and "not a liubai recording" in res.stderr
+
+
+def _ingest_events(tmp_path: Path, recording: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [LIUBAI, "--store", f"sqlite:///{tmp_path / 'db.db'}", "ingest", "events", str(recording)],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+_HEADER = {
+    "type": "run",
+    "format": "liubai-events/1",
+    "host": "h",
+    "root_pid": 100,
+    "start_ns": 1_000,
+    "command": ["sh"],
+    "boot_offset_ns": 1_700_000_000 * 10**9,
+}
+_EV = {"pid": 100, "tid": 100, "uid": 0, "start_ns": 1_000}
+
+
+@pytest.mark.parametrize("field, value", [("root_pid", "x"), ("boot_offset_ns", 10**30), ("commit", 5)])
+def test_ingest_events_refuses_a_bad_header_in_one_line_naming_it(
+    tmp_path: Path, field: str, value: object
+) -> None:
+    rec = tmp_path / "run.jsonl"
+    rec.write_text(json.dumps({**_HEADER, field: value}) + "\n")
+    res = _ingest_events(tmp_path, rec)
+    assert res.returncode == 1
+    (line,) = res.stderr.strip().splitlines()
+    assert f"{rec}:1: bad run header: {field} must" in line
+
+
+def test_ingest_events_lands_bytes_that_are_not_utf8_as_escapes(tmp_path: Path) -> None:
+    """A path and argv with raw bytes 0xff 0xfe, a host with 0xff: all stored as \\xNN text, and a line
+    of the wrong type next to them is rejected without losing the run."""
+    lines = [
+        json.dumps({**_HEADER, "host": "h@"}),
+        json.dumps(
+            {**_EV, "type": "exec_args", "ts": 1_005, "filename": "/bin/cat", "argv": ["cat", "in@@"]}
+        ),
+        json.dumps({**_EV, "type": "exec", "ts": 1_006, "filename": "/bin/cat", "comm": "cat"}),
+        json.dumps({**_EV, "type": "open", "ts": 1_007, "path": "/w/in@@", "fd": 3, "flags": 0}),
+        json.dumps({**_EV, "type": "fork", "ts": 1_008, "child": "z", "child_start_ns": None}),
+        json.dumps({"type": "end", "end_ns": 1_090, "exit_code": 0, "lost_events": 0}),
+    ]
+    rec = tmp_path / "run.jsonl"
+    raw = "\n".join(lines).encode() + b"\n"
+    rec.write_bytes(raw.replace(b"@@", b"\xff\xfe").replace(b"@", b"\xff"))
+    res = _ingest_events(tmp_path, rec)
+    assert res.returncode == 0, res.stderr
+    assert f"rejected {rec}:5: unusable event line: bad fork event: child must" in res.stderr
+    g = read_graph(f"sqlite:///{tmp_path / 'db.db'}")
+    host = "h\\xff"
+    assert set(g.of_kind("run")) == {f"run:{host}:100:1000"}
+    assert g.nodes[f"proc:{host}:100:1000"]["argv"] == ["cat", "in\\xff\\xfe"]
+    assert g.nodes[f"file:{host}:/w/in\\xff\\xfe"]["path"] == "/w/in\\xff\\xfe"
+    assert g.out(f"proc:{host}:100:1000", "READ") == [
+        (f"file:{host}:/w/in\\xff\\xfe", {"count": 1, "flags": 0})
+    ]
+    assert [d for d, _ in g.out(f"proc:{host}:100:1000", "EXECUTED")] == [f"file:{host}:/bin/cat"]
+    store = open_store(f"sqlite:///{tmp_path / 'db.db'}")
+    try:
+        assert store.counts()["rejected"] == 1
+    finally:
+        store.close()

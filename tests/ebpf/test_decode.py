@@ -83,12 +83,13 @@ def test_decode_every_event_kind_from_kernel_layout() -> None:
     assert cd == ChdirEvent(10, 11, 1000, 5_000, 4_000, path="../src", fd=-1)
 
 
-def test_decode_keeps_non_utf8_paths_reversibly() -> None:
+def test_decode_shows_bytes_that_are_not_utf8_as_escapes() -> None:
     d = EventDecoder(OPTS)
     raw = b"/tmp/caf\xe9"
     ev = d.decode(hdr(5) + struct.pack("<iiII", 4, AT_FDCWD, 0, 0) + raw + b"\0" * (64 - len(raw)))
     assert isinstance(ev, OpenEvent)
-    assert os.fsencode(ev.path) == raw
+    assert ev.path == "/tmp/caf\\xe9"
+    ev.path.encode("utf-8")  # storable: no lone surrogate
 
 
 @pytest.mark.parametrize(
@@ -345,3 +346,132 @@ def test_live_events_enrich_execs_at_once_and_decode_the_rest_later(tmp_path: Pa
     exe, op = events
     assert isinstance(exe, ExecEvent) and exe.sha256 == hashlib.sha256(b"#!/bin/sh\n").hexdigest()
     assert isinstance(op, OpenEvent) and op.path == "in.txt"
+
+
+# --------------------------------------------------------------------------- untrusted recordings
+
+_HEADER = {
+    "type": "run",
+    "format": "liubai-events/1",
+    "host": "h",
+    "root_pid": 100,
+    "start_ns": 1_000,
+    "command": ["sh"],
+    "boot_offset_ns": 1_700_000_000 * 10**9,
+}
+_OPEN = {"type": "open", "pid": 100, "tid": 100, "uid": 0, "ts": 1_010, "start_ns": 1_000, "path": "/w/in"}
+_END = '{"type":"end","end_ns":1090,"exit_code":0,"lost_events":0}'
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("boot_offset_ns", "x"),
+        ("boot_offset_ns", None),
+        ("boot_offset_ns", 10**30),
+        ("boot_offset_ns", 1e308),
+        ("start_ns", "x"),
+        ("start_ns", None),
+        ("start_ns", 10**30),
+        ("start_ns", float("inf")),
+        ("root_pid", "x"),
+        ("root_pid", None),
+        ("root_pid", 1.5),
+        ("root_pid", True),
+        ("commit", 5),
+        ("commit", [1]),
+        ("host", None),
+        ("host", ""),
+        ("command", ["sh", 1]),
+    ],
+)
+def test_replay_refuses_a_header_field_of_the_wrong_type_naming_line_and_field(
+    field: str, value: object
+) -> None:
+    header = json.dumps({**_HEADER, field: value})  # inf is written as Infinity, as 1e400 reads back
+    with pytest.raises(ValueError, match=rf"^run\.jsonl:1: bad run header: {field} must"):
+        replay_recording([header, json.dumps(_OPEN), _END], "run.jsonl")
+
+
+_EV = {"pid": 100, "tid": 100, "uid": 0, "ts": 1_020, "start_ns": 1_000}
+_PROC = {
+    "pid": 7,
+    "ppid": 1,
+    "start_ns": 900,
+    "uid": 0,
+    "comm": "c",
+    "argv": ["c"],
+    "binary": None,
+    "cwd": None,
+}
+
+
+@pytest.mark.parametrize(
+    "line, field",
+    [
+        ({**_EV, "type": "exec", "filename": 5, "comm": "x"}, "filename"),
+        ({**_EV, "type": "open", "path": None}, "path"),
+        ({**_EV, "type": "fork", "child": "z", "child_start_ns": None}, "child"),
+        ({**_EV, "type": "exec_args", "filename": "/bin/x", "argv": ["x", None]}, "argv"),
+        ({**_EV, "type": "exit", "exit_code": 2**40}, "exit_code"),
+        ({**_EV, "type": "open", "path": "/w/x", "fd": True}, "fd"),
+        ({**_EV, "type": "exit", "ts": 10**30}, "ts"),
+        ({**_EV, "type": "chdir", "pid": -1, "path": "/"}, "pid"),
+        ({"type": "adopt", "proc": {**_PROC, "pid": "x"}, "parent": None}, "pid"),
+        ({"type": "adopt", "proc": {**_PROC, "argv": "c"}, "parent": None}, "argv"),
+        ({"type": "adopt", "proc": _PROC, "parent": [1, "z"]}, "start_ns"),
+    ],
+)
+def test_replay_rejects_an_event_line_of_the_wrong_type_and_the_rest_lands(
+    tmp_path: Path, line: dict[str, object], field: str
+) -> None:
+    from collector.ebpf import ingest_run
+    from lineage.store import open_store
+
+    bad = json.dumps(line)
+    replay = replay_recording([json.dumps(_HEADER), json.dumps(_OPEN), bad, _END], "run.jsonl")
+    assert [(r.location, r.raw) for r in replay.rejected] == [("run.jsonl:3", bad)]
+    assert field in replay.rejected[0].reason
+    store = open_store(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        stats = ingest_run(store, replay.collector, replay.rejected)
+        assert (stats.processes, stats.file_accesses, stats.rejected) == (1, 1, 1)
+        assert store.counts()["rejected"] == 1
+    finally:
+        store.close()
+
+
+def test_replay_refuses_lost_events_that_are_not_an_integer() -> None:
+    end = '{"type":"end","end_ns":1090,"exit_code":0,"lost_events":1e400}'
+    replay = replay_recording([json.dumps(_HEADER), json.dumps(_OPEN), end], "run.jsonl")
+    assert [r.location for r in replay.rejected] == ["run.jsonl:3"]
+    assert "lost_events" in replay.rejected[0].reason and not replay.complete
+    run = next(iter(replay.collector.records()))
+    assert isinstance(run, RunRecord) and run.lost_events == 0
+
+
+def _raw_recording(path: Path) -> None:
+    header = json.dumps({**_HEADER, "host": "h@"}).encode().replace(b"@", b"\xff")
+    exec_args = {"type": "exec_args", "pid": 100, "tid": 100, "uid": 0, "ts": 1_005, "start_ns": 1_000}
+    args = json.dumps({**exec_args, "filename": "/bin/cat", "argv": ["cat", "in@"]})
+    execed = json.dumps({**exec_args, "type": "exec", "ts": 1_006, "filename": "/bin/cat", "comm": "cat"})
+    opened = json.dumps({**_OPEN, "path": "/w/in@"})
+    body = "\n".join([args, execed, opened, _END]).encode().replace(b"@", b"\xff\xfe")
+    path.write_bytes(header + b"\n" + body + b"\n")
+
+
+@pytest.mark.parametrize("errors", ["backslashreplace", "surrogateescape"])
+def test_replay_shows_raw_bytes_as_escapes_however_the_file_was_read(tmp_path: Path, errors: str) -> None:
+    path = tmp_path / "run.jsonl"
+    _raw_recording(path)
+    with open(path, encoding="utf-8", errors=errors) as fh:
+        replay = replay_recording(fh, "run.jsonl")
+    assert not replay.rejected
+    recs = list(replay.collector.records())
+    assert {r.host for r in recs} == {"h\\xff"}
+    (proc,) = [r for r in recs if isinstance(r, ProcessRecord)]
+    assert proc.argv == ("cat", "in\\xff\\xfe")
+    assert {(r.path, r.mode) for r in recs if isinstance(r, FileAccessRecord)} == {
+        ("/bin/cat", "exec"),
+        ("/w/in\\xff\\xfe", "read"),
+    }

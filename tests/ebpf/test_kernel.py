@@ -149,3 +149,38 @@ def test_attach_to_running_tree_with_pid(tmp_path: Path) -> None:
         cats[0], "READ"
     )
     assert g.out(cats[0], "CHILD_OF")[0][0] == f"proc:{run['host']}:{target.pid}:{run['start_ns']}"
+
+
+def test_names_that_are_not_utf8_are_traced_and_stored_as_escapes(tmp_path: Path) -> None:
+    work = tmp_path / os.fsdecode(b"w\xff")
+    work.mkdir()
+    (work / os.fsdecode(b"in\xff")).write_text("x")
+    db = f"sqlite:///{tmp_path / 'live.db'}"
+    rec = tmp_path / "run.jsonl"
+    script = "cat \"$(printf 'in\\377')\" > \"$(printf 'out\\376')\""
+
+    res = liubai(
+        ["--store", db, "trace", "--record", str(rec), "--commit", "ab" * 20, "--", "sh", "-c", script],
+        cwd=work,
+    )
+
+    assert res.returncode == 0, res.stderr
+    assert (work / os.fsdecode(b"out\xfe")).read_text() == "x"
+    g = read_graph(db)
+    ((run_id, run),) = g.of_kind("run").items()
+    shown = f"{tmp_path}/w\\xff"
+    assert run["cwd"] == shown
+    procs = {d: g.nodes[d] for d, _ in g.out(run_id, "RAN")}
+    (cat,) = [i for i, p in procs.items() if p["argv"] == ["cat", "in\\xff"]]
+    assert procs[cat]["cwd"] == shown
+    host = run["host"]
+    assert f"file:{host}:{shown}/in\\xff" in [d for d, _ in g.out(cat, "READ")]
+    writers = [i for i in procs if f"file:{host}:{shown}/out\\xfe" in [d for d, _ in g.out(i, "WROTE")]]
+    assert len(writers) == 1
+
+    db2 = f"sqlite:///{tmp_path / 'replay.db'}"
+    res2 = liubai(["--store", db2, "ingest", "events", str(rec)], cwd=tmp_path)
+    assert res2.returncode == 0, res2.stderr
+    g2 = read_graph(db2)
+    assert g2.nodes == g.nodes
+    assert sorted(map(repr, g2.edges)) == sorted(map(repr, g.edges))

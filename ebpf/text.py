@@ -1,0 +1,32 @@
+"""One policy for text from the kernel, /proc, the command line and recordings: UTF-8, with every byte
+that is not UTF-8 kept visibly as ``\\xNN``.
+
+Paths, argv, comm and host names are bytes to the kernel. Decoding them with ``surrogateescape`` would be
+lossless but leaves lone surrogates in the str, which no store can encode (SQLite refuses them and the
+whole run is lost). ``backslashreplace`` keeps such a byte readable and storable instead.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["kernel_text", "visible"]
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def kernel_text(raw: bytes) -> str:
+    """``raw`` as text, a byte that is not UTF-8 shown as ``\\xNN``."""
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match[0])
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+
+def visible(text: str) -> str:
+    """``text`` with no lone surrogate left: one that stands for a byte (``surrogateescape``: the OS's
+    argv, environment and file names, a recording read losslessly) becomes that byte's ``\\xNN``, the same
+    text ``kernel_text`` gives for the byte; any other becomes ``\\uNNNN``."""
+    return _SURROGATE.sub(_escape, text)
