@@ -43,6 +43,8 @@ from lineage.store.base import LineageStore, Subgraph
 __all__ = [
     "BUNDLE_FORMAT",
     "FORMATS",
+    "MAX_DEPTH",
+    "MAX_LIMIT",
     "BundleCheck",
     "ExportError",
     "ExportMeta",
@@ -71,6 +73,10 @@ MEDIA_TYPES = {
 }
 FILE_SUFFIX = {"json": ".json", "jsonl": ".jsonl", "csv": ".zip", "graphml": ".graphml", "dot": ".dot"}
 BATCH = 5000
+# A walk's bounds, as the HTTP export has them: a store cannot take an unbounded number, a user cannot
+# read an unbounded walk; --all exports everything without a walk.
+MAX_DEPTH = 50
+MAX_LIMIT = 1_000_000
 
 Progress = Callable[[int], None]
 
@@ -290,8 +296,10 @@ def select(store: LineageStore, selection: Selection) -> FactSource:
     window = _Window(selection.since, selection.until)
     if selection.since and selection.until and selection.since > selection.until:
         raise ExportError(f"--since {selection.since} is after --until {selection.until}")
-    if selection.depth < 0:
-        raise ExportError(f"--depth must be 0 or more, got {selection.depth}")
+    if not 0 <= selection.depth <= MAX_DEPTH:
+        raise ExportError(f"--depth must be 0 to {MAX_DEPTH}, got {selection.depth}")
+    if not 1 <= selection.limit <= MAX_LIMIT:
+        raise ExportError(f"--limit must be 1 to {MAX_LIMIT}, got {selection.limit}")
     start = resolve_start(store, selection)
     if start is None:
         return StoreSource(store, window)
@@ -775,10 +783,13 @@ def check_bundle(doc: Any) -> BundleCheck:
         if not isinstance(e, dict):
             out.problems.append(f"edge #{i} is not an object")
             continue
-        if e.get("kind") not in kinds:
-            out.problems.append(f"edge #{i} has unknown kind {e.get('kind')!r}")
+        # a hostile bundle may put lists or objects anywhere: only strings are looked up in the sets
+        kind = e.get("kind")
+        if not isinstance(kind, str) or kind not in kinds:
+            out.problems.append(f"edge #{i} has unknown kind {kind!r}")
         for end in ("src", "dst"):
-            if e.get(end) not in ids:
+            value = e.get(end)
+            if not isinstance(value, str) or value not in ids:
                 out.problems.append(
                     f"edge {e.get('src')!r} -{e.get('kind')}-> {e.get('dst')!r}: its {end} node is not in the bundle"
                 )

@@ -142,10 +142,35 @@ def _is_envelope(doc: Any) -> bool:
     return isinstance(doc, dict) and {"payload", "payloadType", "signatures"} <= set(doc)
 
 
+def _envelope_shape(env_doc: dict[str, Any]) -> str | None:
+    """What is wrong with an envelope's field types, if anything. securesystemslib assumes them and fails
+    with AttributeError or TypeError on a ``null`` payload or a numeric key id, so they are checked first."""
+    if not isinstance(env_doc["payload"], str):
+        return f"payload is {_json_type(env_doc['payload'])}, want a base64 string"
+    if not isinstance(env_doc["payloadType"], str):
+        return f"payloadType is {_json_type(env_doc['payloadType'])}, want a string"
+    signatures = env_doc["signatures"]
+    if not isinstance(signatures, list):
+        return f"signatures is {_json_type(signatures)}, want a list"
+    for i, sig in enumerate(signatures):
+        if not (isinstance(sig, dict) and isinstance(sig.get("keyid"), str) and isinstance(sig.get("sig"), str)):
+            return f"signature #{i} is not an object with string keyid and sig"
+    return None
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
 def _verify_signature(report: VerifyReport, env_doc: dict[str, Any], keys: list[SSlibKey]) -> Envelope | None:
+    problem = _envelope_shape(env_doc)
+    if problem is not None:
+        report.add("envelope", False, f"malformed DSSE envelope: {problem}")
+        return None
     try:
         envelope = Envelope.from_dict(copy.deepcopy(env_doc))
-    except (KeyError, ValueError, TypeError, binascii.Error) as exc:
+    except (KeyError, ValueError, TypeError, AttributeError, binascii.Error) as exc:
         report.add("envelope", False, f"malformed DSSE envelope: {exc}")
         return None
     signed_by = sorted(envelope.signatures)

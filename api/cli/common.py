@@ -8,13 +8,15 @@ from dataclasses import dataclass
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from lineage.store import LineageStore, StoreError, open_store
 
-__all__ = ["CliState", "console", "err_console", "fail", "store_session"]
+__all__ = ["CliState", "console", "err_console", "fail", "printable", "printable_json", "store_session"]
 
-console = Console()
-err_console = Console(stderr=True)
+# No emoji codes: ``run:x:1`` in an id or a path must print as typed, not as a picture.
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
 
 @dataclass(slots=True)
@@ -22,9 +24,39 @@ class CliState:
     store_url: str
 
 
+def printable(text: str) -> str:
+    """Untrusted text fit for a terminal: control and other invisible characters (ESC, NUL, bidi overrides,
+    line breaks, lone surrogates) become visible escapes such as ``\\x1b``, so stored text cannot drive the
+    terminal, hide output or break one record over several lines."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def printable_json(doc: str) -> str:
+    """JSON text fit for a terminal and still the same JSON: characters ``json.dumps(ensure_ascii=False)``
+    leaves raw but a terminal would act on (DEL, C1 controls, bidi overrides, lone surrogates) become
+    ``\\uXXXX`` escapes. They can only occur inside strings, where such an escape means the same."""
+    return "\n".join(line if line.isprintable() else "".join(map(_json_char, line)) for line in doc.split("\n"))
+
+
+def _json_char(c: str) -> str:
+    if c.isprintable():
+        return c
+    n = ord(c)
+    if n > 0xFFFF:  # JSON escapes astral characters as a UTF-16 surrogate pair
+        n -= 0x10000
+        return f"\\u{0xD800 + (n >> 10):04x}\\u{0xDC00 + (n & 0x3FF):04x}"
+    return f"\\u{n:04x}"
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print one clear line on stderr and return the Exit to raise: ``raise fail("...")``."""
-    err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+    """Print one clear line on stderr and return the Exit to raise: ``raise fail("...")``.
+
+    The message is plain text, never markup: it quotes paths, ids and store errors the user gave us.
+    """
+    line = Text.assemble(("error:", "bold red"), " ", printable(message))
+    err_console.print(line, highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -18,7 +18,7 @@ import typer
 from platformdirs import user_data_dir
 from rich.text import Text
 
-from api.cli.common import console, fail, state
+from api.cli.common import console, fail, printable, redact, state
 from api.demo_repo import build_demo_repo, write_demo_logs
 
 __all__ = ["register", "RECORDED_RUN"]
@@ -29,7 +29,7 @@ RECORDED_RUN = Path(__file__).resolve().parent.parent / "demo_data" / "recorded_
 def _liubai(store_url: str, *args: str, cwd: Path | None = None, check: bool = True) -> int:
     """Run one ``liubai`` command as a user would, echoing it first."""
     shown = " ".join(a if " " not in a else f"'{a}'" for a in args)
-    console.print(Text(f"$ liubai {shown}", style="bold cyan"))
+    console.print(Text(f"$ liubai {printable(shown)}", style="bold cyan"))
     cmd = [sys.executable, "-m", "api.cli.main", "--store", store_url, *args]
     # the pipeline finds this installation's python3 first, not a version-manager shim
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
@@ -73,7 +73,7 @@ def demo(
 
     console.rule("1. a GitOps repository (real git)")
     repo = build_demo_repo(root / "shop-gitops")
-    console.print(Text(f"{repo.path}: build commit {repo.build_commit[:12]}, deploy commit {repo.deploy_commit[:12]}"))
+    console.print(Text(f"{printable(str(repo.path))}: build commit {repo.build_commit[:12]}, deploy commit {repo.deploy_commit[:12]}"))
     console.print(Text(f"deployment annotation  x-gitops-audit-id: {repo.audit_id}"))
     _liubai(store_url, "ingest", "git", str(repo.path))
 
@@ -111,7 +111,7 @@ def demo(
             f'try        {{ lineage(from: "commit:{repo.build_commit}", depth: 3) {{ nodes {{ id kind label }} edges {{ source kind target }} }} }}'
         )
     )
-    console.print(Text(f"store      {store_url}"))
+    console.print(Text(f"store      {printable(redact(store_url))}"))
     if serve:
         os.execv(
             sys.executable,

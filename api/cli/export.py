@@ -12,13 +12,15 @@ from pathlib import Path
 from typing import Annotated, BinaryIO
 
 import typer
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 from securesystemslib.signer import CryptoSigner  # type: ignore[attr-defined]
 
-from api.cli.common import console, err_console, fail, state, store_session
+from api.cli.common import console, err_console, fail, printable, state, store_session
 from lineage.export import (
     FORMATS,
+    MAX_DEPTH,
+    MAX_LIMIT,
     ExportError,
     ExportMeta,
     Selection,
@@ -47,11 +49,6 @@ from lineage.store.base import LineageStore
 __all__ = ["register"]
 
 ALL_FORMATS = (*FORMATS, "slsa")
-
-
-def _safe(text: str) -> str:
-    """Text from a file under verification is untrusted: no rich markup, no terminal control characters."""
-    return escape("".join(c if c.isprintable() else repr(c)[1:-1] for c in text))
 
 
 def _selection(
@@ -94,7 +91,7 @@ def _selection(
             limit=limit,
         )
     except ExportError as exc:
-        raise fail(_safe(str(exc))) from None
+        raise fail(str(exc)) from None
 
 
 @contextmanager
@@ -114,6 +111,25 @@ def _progress(total: int | None, enabled: bool) -> Iterator[Progress | None]:
         yield bar
 
 
+def _check_output(output: Path, as_dir: bool) -> None:
+    """Refuse an output path that can never be written before the store is read, in one line.
+
+    Missing parent directories are fine: they are created, as for every export.
+    """
+    if as_dir and output.exists() and not output.is_dir():
+        raise fail(f"-o {output}: exists and is not a directory (csv writes nodes.csv and edges.csv into one)")
+    if not as_dir and output.is_dir():
+        raise fail(f"-o {output}: is a directory; name the file to write")
+    blocked = next((p for p in output.parents if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise fail(f"-o {output}: {blocked} is a file, not a directory")
+
+
+def _unwritable(path: Path, exc: OSError) -> typer.Exit:
+    """A write that failed anyway (permissions, a full disk, a race) as one line naming the path."""
+    return fail(f"cannot write {path}: {exc.strerror or exc}")
+
+
 @contextmanager
 def _atomic(path: Path | None) -> Iterator[BinaryIO]:
     """Write to a temp file beside ``path`` and move it in place at the end: no half export looks finished."""
@@ -121,8 +137,11 @@ def _atomic(path: Path | None) -> Iterator[BinaryIO]:
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    except OSError as exc:
+        raise _unwritable(path, exc) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh
@@ -130,6 +149,9 @@ def _atomic(path: Path | None) -> Iterator[BinaryIO]:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; an export is an ordinary file
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise _unwritable(path, exc) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -157,7 +179,7 @@ def export_command(
     all_: Annotated[
         bool, typer.Option("--all", help="Export the whole store (streamed, bounded memory).")
     ] = False,
-    depth: Annotated[int, typer.Option("--depth", min=0, help="Hops to walk from the start node.")] = 3,
+    depth: Annotated[int, typer.Option("--depth", min=0, max=MAX_DEPTH, help="Hops to walk from the start node.")] = 3,
     direction: Annotated[
         Direction, typer.Option("--direction", help="Walk downstream, upstream or both.")
     ] = Direction.BOTH,
@@ -170,7 +192,9 @@ def export_command(
     ] = None,
     limit: Annotated[
         int,
-        typer.Option("--limit", min=1, help="Most nodes a walk may return (the bundle says if it was cut)."),
+        typer.Option(
+            "--limit", min=1, max=MAX_LIMIT, help="Most nodes a walk may return (the bundle says if it was cut)."
+        ),
     ] = 100_000,
     fmt: Annotated[str, typer.Option("--format", "-f", help=f"One of: {', '.join(ALL_FORMATS)}.")] = "json",
     output: Annotated[
@@ -195,18 +219,20 @@ def export_command(
     Example: liubai export --commit 3f2a9c1 --depth 4 --format json --sign release.key -o audit.json
     """
     if fmt not in ALL_FORMATS:
-        raise fail(f"unknown --format {_safe(repr(fmt))}; use one of: {', '.join(ALL_FORMATS)}")
+        raise fail(f"unknown --format {fmt!r}; use one of: {', '.join(ALL_FORMATS)}")
     if sign_key is not None and fmt not in ("json", "slsa"):
-        raise fail(f"--sign wraps json bundles and slsa statements, not {_safe(fmt)}")
+        raise fail(f"--sign wraps json bundles and slsa statements, not {fmt}")
     if fmt == "csv" and output is None:
         raise fail("csv writes two files: give -o DIR (nodes.csv, edges.csv) or -o FILE.zip")
     selection = _selection(audit_id, commit, trace, run, node, all_, depth, direction, since, until, limit)
     try:
         signer = load_signer(sign_key) if sign_key is not None else None
     except KeyFileError as exc:
-        raise fail(_safe(str(exc))) from None
+        raise fail(str(exc)) from None
     if output is not None and str(output) == "-":
         output = None
+    if output is not None:
+        _check_output(output, as_dir=fmt == "csv" and output.suffix.lower() != ".zip")
 
     with store_session(ctx) as store:
         if fmt == "slsa":
@@ -215,7 +241,7 @@ def export_command(
         try:
             source = select(store, selection)
         except ExportError as exc:
-            raise fail(_safe(str(exc))) from None
+            raise fail(str(exc)) from None
         meta = ExportMeta.of(selection, source, state(ctx).store_url)
         written = 0
         with _progress(source.total(), progress) as bar:
@@ -228,7 +254,10 @@ def export_command(
                     bar.advance(task, n)
 
             if fmt == "csv" and output is not None and output.suffix.lower() != ".zip":
-                output.mkdir(parents=True, exist_ok=True)
+                try:
+                    output.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise _unwritable(output, exc) from None
                 _write(render_csv_nodes(source, tick), output / "nodes.csv")
                 _write(render_csv_edges(source, tick), output / "edges.csv")
                 _write(
@@ -243,12 +272,12 @@ def export_command(
                 _write(render(source, fmt, meta, tick), output)
     if source.truncated:
         err_console.print(
-            f"[yellow]warning:[/] the walk hit --limit {limit}; the export is cut (the bundle says so)"
+            Text.assemble(("warning:", "yellow"), f" the walk hit --limit {limit}; the export is cut (the bundle says so)")
         )
     where = str(output) if output is not None else "stdout"
     signed = f", signed by key {signer.public_key.keyid[:16]}" if signer is not None else ""
     err_console.print(
-        f"exported {written} facts as {fmt} to {_safe(where)}{signed}", highlight=False, soft_wrap=True
+        Text(f"exported {written} facts as {fmt} to {printable(where)}{signed}"), highlight=False, soft_wrap=True
     )
 
 
@@ -263,16 +292,20 @@ def _export_slsa(
     try:
         statement = build_provenance(store, run_id)
     except SlsaError as exc:
-        raise fail(_safe(str(exc))) from None
+        raise fail(str(exc)) from None
     payload = statement_bytes(statement)
     if signer is not None:
         payload = json.dumps(sign(payload, INTOTO_PAYLOAD_TYPE, signer)).encode()
     _write([payload + b"\n"], output)
     where = str(output) if output is not None else "stdout"
     err_console.print(
-        f"wrote SLSA provenance for {_safe(run_id)}: {len(statement['subject'])} subjects, "
-        f"{len(statement['predicate']['buildDefinition']['resolvedDependencies'])} dependencies, to {_safe(where)}",
+        Text(
+            f"wrote SLSA provenance for {printable(run_id)}: {len(statement['subject'])} subjects, "
+            f"{len(statement['predicate']['buildDefinition']['resolvedDependencies'])} dependencies, "
+            f"to {printable(where)}"
+        ),
         highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -299,25 +332,28 @@ def verify_command(
     try:
         keys = [load_public_key(k) for k in key or []]
     except KeyFileError as exc:
-        raise fail(_safe(str(exc))) from None
+        raise fail(str(exc)) from None
     report = verify_document(file.read_bytes(), keys)
-    console.print(f"{_safe(str(file))}: {report.kind}", highlight=False, soft_wrap=True)
+    console.print(Text(f"{printable(str(file))}: {printable(report.kind)}"), highlight=False, soft_wrap=True)
     for name, ok, detail in report.checks:
-        mark = "[green]ok[/]  " if ok else "[red]FAIL[/]"
-        console.print(f"  {mark} {name}: {_safe(detail)}", highlight=False, soft_wrap=True)
+        mark = ("ok  ", "green") if ok else ("FAIL", "red")
+        line = Text.assemble("  ", mark, f" {printable(name)}: {printable(detail)}")
+        console.print(line, highlight=False, soft_wrap=True)
     if report.failures:
-        raise fail(f"{_safe(str(file))} did not verify: {_safe(report.failures[0])}")
+        raise fail(f"{file} did not verify: {report.failures[0]}")
     if not report.signed:
         console.print(
-            "  [yellow]UNSIGNED[/] nothing proves who made this file; its digest only shows it is whole"
+            Text.assemble(
+                "  ", ("UNSIGNED", "yellow"), " nothing proves who made this file; its digest only shows it is whole"
+            )
         )
         if not allow_unsigned:
             raise fail(
-                f"{_safe(str(file))} is unsigned: intact, but not verified (sign with `liubai export --sign KEY`)",
+                f"{file} is unsigned: intact, but not verified (sign with `liubai export --sign KEY`)",
                 code=2,
             )
         return
-    console.print("[green]verified[/]", highlight=False, soft_wrap=True)
+    console.print(Text("verified", style="green"), highlight=False, soft_wrap=True)
 
 
 def keygen_command(
@@ -334,11 +370,15 @@ def keygen_command(
     try:
         priv, pub = write_keypair(output, key_type, overwrite=force)
     except (KeyFileError, OSError) as exc:
-        raise fail(_safe(str(exc))) from None
+        raise fail(str(exc)) from None
     keyid = json.loads(pub.read_text())["keyid"]
     console.print(
-        f"wrote {_safe(str(priv))} (private, keep it secret) and {_safe(str(pub))} (public); key id {keyid}",
+        Text(
+            f"wrote {printable(str(priv))} (private, keep it secret) and {printable(str(pub))} (public); "
+            f"key id {keyid}"
+        ),
         highlight=False,
+        soft_wrap=True,
     )
 
 

@@ -1,7 +1,8 @@
 """``liubai lineage``, ``search``, ``path`` and ``rejected``: ask the store from a terminal.
 
 Every piece of stored text (commit subjects, paths, log lines) is printed as ``rich.text.Text``, never
-as markup, so a commit message cannot restyle or hide terminal output.
+as markup, with control characters shown as escapes, so a commit message cannot restyle, hide or drive
+terminal output.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from api.api_error import ApiError
-from api.cli.common import console, fail, store_session
+from api.cli.common import console, fail, printable, printable_json, store_session
 from api.nodes import node_label, node_time, resolve_ref
 from lineage.model import Direction, Edge, EdgeKind, Node, NodeKind
 from lineage.store.base import LineageStore, StoreError, Subgraph
@@ -75,13 +76,13 @@ def _node_text(node: Node, via: Text | None = None) -> Text:
         text.append(" ")
     text.append(node.kind.value, style=_KIND_STYLE.get(node.kind, ""))
     text.append(" ")
-    text.append(node_label(node))
+    text.append(printable(node_label(node)))
     when = node_time(node)
     if when:
-        text.append(f"  {when}", style="dim")
+        text.append(f"  {printable(when)}", style="dim")
     if node.placeholder:
         text.append("  (placeholder)", style="dim italic")
-    text.append(f"  {node.id}", style="dim")
+    text.append(f"  {printable(node.id)}", style="dim")
     return text
 
 
@@ -146,7 +147,7 @@ def lineage_cmd(
     depth: Annotated[int, typer.Option("--depth", "-d", min=0, max=10, help="Hops to follow.")] = 3,
     direction: Annotated[DirectionOpt, typer.Option("--direction", help="downstream: what followed from it; upstream: what led to it.")] = DirectionOpt.downstream,
     edge_kinds: Annotated[list[str] | None, typer.Option("--edge-kinds", "-e", help="Only these edge kinds (repeat or comma-separate), e.g. DECLARES,FOR_COMMIT.")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many nodes.")] = 10_000,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1_000_000, help="At most this many nodes.")] = 10_000,
     as_json: Annotated[bool, typer.Option("--json", help="Print the subgraph as JSON instead of a tree.")] = False,
 ) -> None:
     """Print what flowed from (or into) a node as a tree.
@@ -158,7 +159,7 @@ def lineage_cmd(
         start = _resolve(store, node)
         sub = store.lineage(start.id, Direction(direction.value), depth, kinds, limit)
     if as_json:
-        print(_subgraph_json(sub))
+        print(printable_json(_subgraph_json(sub)))
         return
     console.print(render_tree(sub, start.id))
     console.print(Text(f"{len(sub.nodes)} node(s), {len(sub.edges)} edge(s), depth {depth} {direction.value}",
@@ -192,8 +193,8 @@ def search_cmd(
             raise fail(f"--after: {exc}") if after else exc from None
     table = Table("kind", "label", "time", "id", title=f"{page.total} match(es)", title_justify="left")
     for n in page.nodes:
-        table.add_row(Text(n.kind.value, style=_KIND_STYLE.get(n.kind, "")), Text(node_label(n)),
-                      Text(node_time(n) or ""), Text(n.id, style="dim"))
+        table.add_row(Text(n.kind.value, style=_KIND_STYLE.get(n.kind, "")), Text(printable(node_label(n))),
+                      Text(printable(node_time(n) or "")), Text(printable(n.id), style="dim"))
     console.print(table)
     if page.end_cursor:
         console.print(Text(f"more: liubai search {json.dumps(text)} --after {page.end_cursor}", style="dim"))
@@ -243,7 +244,8 @@ def rejected_cmd(
                   title_justify="left")
     for r in page.records:
         raw = r.raw if len(r.raw) <= 120 else r.raw[:117] + "..."
-        table.add_row(Text(r.source), Text(r.location), Text(r.reason), Text(raw, style="dim"))
+        table.add_row(Text(printable(r.source)), Text(printable(r.location)), Text(printable(r.reason)),
+                      Text(printable(raw), style="dim"))
     console.print(table)
     if page.end_cursor:
         console.print(Text(f"more: liubai rejected --after {page.end_cursor}", style="dim"))

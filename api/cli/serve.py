@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 from typing import Annotated
 
 import typer
 from rich.text import Text
 
-from api.cli.common import console, err_console, fail, redact, state
+from api.cli.common import console, err_console, fail, printable, redact, state
 from lineage.store import StoreError, open_store
 
 __all__ = ["register"]
@@ -23,6 +24,21 @@ def _url_host(host: str) -> str:
     if ip.is_unspecified:
         return "127.0.0.1" if ip.version == 4 else "[::1]"
     return f"[{host}]" if ip.version == 6 else host
+
+
+def _check_bind(host: str, port: int) -> None:
+    """Fail in one line, before any URL is announced, if uvicorn could not listen on ``host:port``.
+
+    The probe binds as uvicorn does (same family rule, SO_REUSEADDR) and lets go at once.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family=family) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except (OSError, UnicodeError) as exc:  # in use, not ours to bind, unknown host; an odd name: UnicodeError
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise fail(f"cannot listen on {host}:{port}: {reason}", code=3) from None
 
 
 def serve_cmd(
@@ -52,9 +68,12 @@ def serve_cmd(
     except UnsafeBind as exc:
         raise fail(str(exc), code=2) from None
     if not settings.auth and host not in ("127.0.0.1", "localhost", "::1"):
-        err_console.print(Text(f"warning: listening on {host} without authentication (--insecure)", style="yellow"))
-    base = f"http://{_url_host(host)}:{port}"
-    console.print(Text(f"store     {redact(store_url)}"))
+        err_console.print(
+            Text(f"warning: listening on {printable(host)} without authentication (--insecure)", style="yellow")
+        )
+    _check_bind(host, port)
+    base = printable(f"http://{_url_host(host)}:{port}")
+    console.print(Text(f"store     {printable(redact(store_url))}"))
     console.print(Text(f"web UI    {base}/"))
     console.print(Text(f"GraphiQL  {base}/graphql"))
     console.print(Text(f"health    {base}/healthz"), style="dim")

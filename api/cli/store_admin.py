@@ -14,8 +14,9 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
-from api.cli.common import console, err_console, fail, redact, state, store_session
+from api.cli.common import console, err_console, fail, printable, redact, state, store_session
 from lineage.model import GraphBatch, NodeKind, RejectedRecord
 from lineage.store import LineageStore, StoreError, open_store
 
@@ -68,7 +69,7 @@ def migrate(
         str, typer.Option("--from", help="Store to read: sqlite:///a.db, neo4j://user:pass@host:7687, ...")
     ],
     to_url: Annotated[str, typer.Option("--to", help="Store to write (merged into what it already holds).")],
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Nodes or edges per write.")] = 5000,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=100_000, help="Nodes or edges per write.")] = 5000,
 ) -> None:
     """Copy a whole lineage graph (nodes, edges, rejected records, checkpoints) from one store to another.
 
@@ -109,9 +110,12 @@ def migrate(
     finally:
         source.close()
     console.print(
-        f"copied {copied['nodes']} nodes, {copied['edges']} edges, {copied['rejected']} rejected records "
-        f"and {copied['checkpoints']} checkpoints from {redact(from_url)} to {redact(to_url)}",
+        Text(
+            f"copied {copied['nodes']} nodes, {copied['edges']} edges, {copied['rejected']} rejected records "
+            f"and {copied['checkpoints']} checkpoints from {printable(redact(from_url))} to {printable(redact(to_url))}"
+        ),
         highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -128,12 +132,12 @@ def stats(
     if as_json:
         typer.echo(json.dumps(counts, sort_keys=True))
         return
-    console.print(f"store {redact(state(ctx).store_url)}", highlight=False, soft_wrap=True)
+    console.print(Text(f"store {printable(redact(state(ctx).store_url))}"), highlight=False, soft_wrap=True)
     table = Table()
     table.add_column("what")
     table.add_column("count", justify="right")
     for key, value in counts.items():
-        table.add_row(key, f"{value:,}")
+        table.add_row(Text(printable(key)), f"{value:,}")
     console.print(table)
 
 

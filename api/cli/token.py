@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from api.cli.common import console, err_console, fail
+from api.cli.common import console, err_console, fail, printable
 
 if TYPE_CHECKING:
     from api.auth import TokenStore
@@ -59,7 +59,7 @@ def create(
     finally:
         store.close()
     err_console.print(
-        Text(f"created token {info.id} ({info.name}) with scopes {', '.join(info.scopes)}; "
+        Text(f"created token {info.id} ({printable(info.name)}) with scopes {', '.join(info.scopes)}; "
              "it is shown only now:", style="green")
     )
     console.print(plain, markup=False, highlight=False)
@@ -78,7 +78,8 @@ def list_tokens(tokens: TokensOption = None) -> None:
         store.close()
     table = Table("id", "name", "scopes", "created", "revoked")
     for t in rows:
-        table.add_row(t.id, Text(t.name), ",".join(t.scopes), t.created_at, t.revoked_at or "")
+        table.add_row(Text(t.id), Text(printable(t.name)), Text(",".join(t.scopes)), Text(t.created_at),
+                      Text(t.revoked_at or ""))
     console.print(table)
 
 
@@ -98,7 +99,7 @@ def revoke(
         store.close()
     if not ok:
         raise fail(f"no live token with id {token_id!r} (see 'liubai token list')")
-    console.print(Text(f"revoked token {token_id}"))
+    console.print(Text(f"revoked token {printable(token_id)}"))
 
 
 def register(app: typer.Typer) -> None:
