@@ -45,8 +45,13 @@ def test_what_orjson_reads_differently_or_refuses_still_parses_like_json_loads()
         b'{"n": 123456789012345678901234567890}',
         b'{"deep": [{"n": -98765432109876543210}]}',
         b'{"x": NaN, "y": Infinity}',
-        b'{"s": "\\ud800"}',
+        b'{"s": "\\ud83d\\ude00"}',
         '{"u": "utf-16"}'.encode("utf-16"),
         b'{"a": 1, "a": 2}',
     ):
         assert _same(_loads(line), json.loads(line)), line
+
+
+def test_half_a_utf16_pair_stays_the_text_of_its_escape() -> None:
+    """``json.loads`` makes ``\\ud800`` a lone surrogate, which UTF-8, record ids and stores refuse."""
+    assert _loads(b'{"s": "a\\ud800b", "\\udfff": ["\\ud800"]}') == {"s": "a\\ud800b", "\\udfff": ["\\ud800"]}
