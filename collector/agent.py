@@ -127,7 +127,8 @@ class EventsSource:
     def records(self) -> Iterator[Record]:
         from collector.ebpf import replay_recording
 
-        with open(self.path, encoding="utf-8", errors="surrogateescape") as fh:
+        # bytes that are not UTF-8 become "\\xNN" text: lone surrogates could not be stored or sent as JSON
+        with open(self.path, encoding="utf-8", errors="backslashreplace") as fh:
             try:
                 replay = replay_recording(fh, self.path)
             except ValueError as exc:
@@ -278,7 +279,13 @@ class Agent:
         except httpx.HTTPError as exc:
             raise Unavailable(f"{type(exc).__name__}: {exc}") from None
         if resp.status_code == 200:
-            return str(resp.json().get("status", "applied"))
+            try:
+                answer = resp.json()
+            except ValueError:
+                answer = None
+            if not isinstance(answer, dict):  # a proxy or another service on that address: try again later
+                raise Unavailable("HTTP 200 without the API's JSON answer (is --server the liubai API?)")
+            return str(answer.get("status", "applied"))
         message = _server_message(resp)
         if resp.status_code in (401, 403):
             raise AgentError(f"the API refused the agent's token ({resp.status_code}): {message}")
@@ -333,7 +340,8 @@ class Agent:
                 return True
             except Unavailable as exc:
                 self.status.api_up = False
-                log.warning("API %s unavailable (%s); spooling batches in %s", self.cfg.server, exc, self.spool.dir)
+                shown = re.sub(r"(://[^/@]*?):[^/@]*@", r"\1:***@", self.cfg.server)  # never a password in a log
+                log.warning("API %s unavailable (%s); spooling batches in %s", shown, exc, self.spool.dir)
             except Refused as exc:
                 self.status.refused_batches += 1
                 log.error("the API refused batch %s from %s for good: %s", batch_id, label, exc)

@@ -56,31 +56,52 @@ class FieldMap:
     traceparent_keys: tuple[str, ...] = ("traceparent",)
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> FieldMap:
-        """Override some key lists: ``{"trace": ["tid"], "message": "text"}``; unknown names are errors."""
+    def from_mapping(cls, data: Mapping[Any, Any]) -> FieldMap:
+        """Override some key lists: ``{"trace": ["tid"], "message": "text"}``; unknown names are errors, and
+        so is anything but a key or a list of keys (a mapping would silently give its own keys)."""
         known = set(cls.__dataclass_fields__)
-        unknown = set(data) - known
+        unknown = [str(k) for k in data if not isinstance(k, str) or k not in known]
         if unknown:
             raise ValueError(f"unknown field-map entries {sorted(unknown)}; known: {sorted(known)}")
         kwargs: dict[str, tuple[str, ...]] = {}
         for name, value in data.items():
-            keys = (value,) if isinstance(value, str) else tuple(value)
-            if not all(isinstance(k, str) and k for k in keys):
-                raise ValueError(f"field-map entry {name!r} must be a key or a list of keys")
+            keys = (value,) if isinstance(value, str) else tuple(value) if isinstance(value, (list, tuple)) else None
+            if keys is None or not all(isinstance(k, str) and k for k in keys):
+                shown = "null" if value is None else f"{type(value).__name__} {str(value)[:60]!r}"
+                raise ValueError(f"field-map entry {name!r} must be a key or a list of keys, not {shown}")
             kwargs[name] = keys
         return cls(**kwargs)
 
     @classmethod
     def from_file(cls, path: str | Path) -> FieldMap:
-        """A YAML (or JSON) file of overrides, e.g. ``trace: [tid, traceId]``."""
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        """A YAML (or JSON) file of overrides, e.g. ``trace: [tid, traceId]``. Every problem with it is a
+        one-line ``ValueError`` naming the file (and the line or entry)."""
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError:
+            raise ValueError(f"{path}: not UTF-8 text") from None
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path}: {_yaml_problem(exc)}") from None
         if not isinstance(data, dict):
             raise ValueError(f"{path}: a field map must be a mapping of name -> key(s)")
-        return cls.from_mapping(data)
+        try:
+            return cls.from_mapping(data)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
 
     @property
     def mapped_keys(self) -> frozenset[str]:
         return frozenset((*self.trace, *self.audit, *self.time, *self.level, *self.service, *self.message))
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error in one line: what and where (PyYAML's own text spans several lines)."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = exc.problem or exc.context or "invalid"
+        return f"not valid YAML{where}: {what}"
+    return f"not valid YAML: {' '.join(str(exc).split())}"
 
 
 @dataclass(slots=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,10 +27,12 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from aliyun.log import LogClient, LogException
-from pydantic import BaseModel, SecretStr, ValidationError
+from lz4.block import LZ4BlockError
+from pydantic import BaseModel, SecretStr, ValidationError, field_validator
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -99,6 +102,16 @@ class SlsCredentials(BaseModel):
     access_key_secret: SecretStr
     security_token: SecretStr | None = None
 
+    @field_validator("access_key_id", "access_key_secret", "security_token")
+    @classmethod
+    def _one_token(cls, value: str | SecretStr | None) -> str | SecretStr | None:
+        """Refused up front: a key with a line break or other control character can never sign a request
+        (the SDK would retry it until the deadline and echo it in the error)."""
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if text is not None and (not text.isascii() or not text.isprintable() or text != text.strip()):
+            raise ValueError("contains a line break, space, control or non-ASCII character")
+        return value
+
     @classmethod
     def load(cls, config_file: str | Path | None = None) -> SlsCredentials:
         """From ``config_file`` (YAML/JSON with ``access_key_id``/``access_key_secret``/``security_token``,
@@ -107,6 +120,8 @@ class SlsCredentials(BaseModel):
             path = Path(config_file)
             try:
                 data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            except UnicodeDecodeError:
+                raise SlsError(f"cannot read credentials file {path}: not UTF-8 text") from None
             except (OSError, yaml.YAMLError) as exc:
                 raise SlsError(f"cannot read credentials file {path}: {exc.__class__.__name__}") from None
             if not isinstance(data, dict):
@@ -128,17 +143,76 @@ class SlsCredentials(BaseModel):
             raise SlsError(f"no SLS AccessKey in {where}")
         try:
             return cls.model_validate(data)
-        except ValidationError as exc:
-            fields = ", ".join(str(e["loc"][0]) for e in exc.errors())
+        except ValidationError as exc:  # names the field and the rule broken, never the value
+            fields = "; ".join(f"{e['loc'][0]} {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
             raise SlsError(f"bad SLS credentials in {where}: {fields}") from None
 
 
+class _SdkAnswer(Exception):
+    """Carries the SDK's ``LogException`` past the retry loop inside ``LogClient._send``."""
+
+    def __init__(self, error: LogException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class OneTryLogClient(LogClient):
+    """A ``LogClient`` that sends each request once. The SDK retries 5xx answers and failed connections
+    10 times (sleeping 1 s between) inside ``_send``, with no setting to turn that off, so a call could
+    take minutes before ``RetryPolicy``'s deadline is even looked at. An error from the one request is
+    handed past that loop and re-raised unchanged, leaving backoff and the deadline to ``RetryPolicy``;
+    signing, headers and answer parsing stay the SDK's own. (The loop's other branch, refreshing
+    credentials, only runs with ``set_credentials_auto_refresher``, which liubai does not use.)"""
+
+    def _sendRequest(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super()._sendRequest(*args, **kwargs)  # type: ignore[misc]  # private, absent from stubs
+        except LogException as exc:
+            raise _SdkAnswer(exc) from None
+
+    def _send(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super()._send(*args, **kwargs)  # type: ignore[misc]  # private, absent from stubs
+        except _SdkAnswer as answer:
+            raise answer.error from None
+
+
+def _endpoint_shown(endpoint: str) -> str:
+    """``endpoint`` with any password in it masked, for messages."""
+    return re.sub(r"(://|^)([^/@]*?):[^/@]*@", r"\1\2:***@", endpoint)
+
+
+def _check_endpoint(endpoint: str) -> None:
+    """What the SDK's endpoint parser would crash on (or silently misread), as an ``SlsError``."""
+    shown = _endpoint_shown(endpoint)
+    text = endpoint.strip()
+    try:
+        parts = urlsplit(text if "://" in text else f"http://{text}")
+        port = parts.port
+    except ValueError as exc:
+        raise SlsError(f"bad SLS endpoint {shown!r}: {exc}") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise SlsError(f"bad SLS endpoint {shown!r}: the scheme must be http or https")
+    if parts.username is not None or parts.password is not None:
+        raise SlsError(f"bad SLS endpoint {shown!r}: no user or password in it; credentials come from "
+                       "--credentials or the environment")
+    if not parts.hostname or "[" in parts.netloc:
+        raise SlsError(f"bad SLS endpoint {shown!r}: give a host name or IPv4 address (and optionally :port)")
+    if port == 0:
+        raise SlsError(f"bad SLS endpoint {shown!r}: port 0")
+
+
 def make_client(endpoint: str, credentials: SlsCredentials, *, timeout: float = 30.0) -> LogClient:
-    """A ``LogClient`` for ``endpoint`` (``cn-hangzhou.log.aliyuncs.com``, ``https://...`` or ``ip:port``)."""
+    """A ``LogClient`` for ``endpoint`` (``cn-hangzhou.log.aliyuncs.com``, ``https://...`` or ``ip:port``)
+    that sends each request once (see ``OneTryLogClient``); a malformed endpoint is an ``SlsError``."""
+    _check_endpoint(endpoint)
     token = credentials.security_token.get_secret_value() if credentials.security_token else None
-    client = LogClient(
-        endpoint, credentials.access_key_id, credentials.access_key_secret.get_secret_value(), token
-    )
+    try:
+        client = OneTryLogClient(
+            endpoint, credentials.access_key_id, credentials.access_key_secret.get_secret_value(), token
+        )
+    except ValueError as exc:
+        raise SlsError(f"bad SLS endpoint {_endpoint_shown(endpoint)!r}: {exc}") from None
     client.timeout = timeout  # type: ignore[assignment]  # requests takes float seconds
     # The SDK tests for an IP endpoint before it strips the port, so "10.0.0.5:80" would be addressed as
     # "<project>.10.0.0.5", which no resolver knows. Address an IP endpoint directly (Host still names
@@ -164,18 +238,77 @@ def is_retryable(exc: BaseException) -> bool:
         return status >= 500 or code in THROTTLE_CODES or code in TRANSIENT_CODES
     if isinstance(exc, StoreError):
         return exc.retryable
-    # The SDK lets decompression and protobuf errors of a truncated answer escape unwrapped.
-    return type(exc).__module__.split(".")[0] in ("lz4", "google") or isinstance(
-        exc, (ConnectionError, TimeoutError)
-    )
+    # The SDK lets decompression and protobuf errors of a truncated or garbled answer escape unwrapped.
+    return _garbled(exc) or isinstance(exc, (ConnectionError, TimeoutError))
+
+
+def _garbled(exc: BaseException) -> bool:
+    """A PullLogs body that does not decompress or decode: mangled on the way, worth fetching again."""
+    return isinstance(exc, LZ4BlockError) or type(exc).__module__.split(".")[0] in ("lz4", "google")
+
+
+_OS_REASON = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+
+
+def _first_line(text: str) -> str:
+    lines = text.splitlines()
+    return lines[0][:200] if lines else ""
 
 
 def _describe(exc: BaseException) -> str:
+    """One line: the SLS error code and HTTP status of an answer, or why there was no answer."""
     if isinstance(exc, LogException):
-        status = getattr(exc, "resp_status", "")
-        msg = exc.get_error_message().splitlines()[0][:200] if exc.get_error_message() else ""
-        return f"{exc.get_error_code()} (HTTP {status}): {msg}"
-    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+        code, message = exc.get_error_code(), exc.get_error_message() or ""
+        if code == "LogRequestError" and not exc.get_request_id() and not getattr(exc, "resp_header", ""):
+            # raised by the SDK when the request got no HTTP answer at all (its status defaults to 200)
+            reason = _OS_REASON.search(message)
+            if reason is not None:
+                return f"no answer: {reason.group(1).strip()}"
+            if "timed out" in message.lower() or "timeout" in message.lower():
+                return "no answer: timed out"
+            return f"no answer: {_first_line(message)}"
+        if code == "BadResponse":
+            return f"malformed reply (HTTP {exc.get_resp_status()}): not the JSON SLS answers with"
+        return f"{code} (HTTP {exc.get_resp_status()}): {_first_line(message)}"
+    if _garbled(exc):
+        return f"malformed reply: body does not decode ({type(exc).__name__}: {_first_line(str(exc))})"
+    return f"{type(exc).__name__}: {_first_line(str(exc))}"
+
+
+class MalformedReply(Exception):
+    """An SLS answer (HTTP 200) whose content is not what the API returns."""
+
+
+def _parsed(fn: Callable[[], Any], parse: Callable[[Any], Any]) -> Any:
+    """``parse(fn())`` for an SDK call, with errors from reading its answer as one ``MalformedReply``: the
+    SDK reads fields out of the decoded JSON without looking at its shape."""
+    try:
+        return parse(fn())
+    except LogException:
+        raise
+    except (TypeError, KeyError, IndexError, AttributeError, ValueError) as exc:
+        raise MalformedReply(f"malformed reply: {_first_line(str(exc)) or type(exc).__name__}") from None
+
+
+def _cursor(resp: Any) -> str:
+    cursor = resp.get_cursor()
+    if not isinstance(cursor, str) or not cursor:
+        raise ValueError(f"no cursor in it: {str(cursor)[:80]}")
+    return cursor
+
+
+def _shard_ids(resp: Any) -> list[tuple[int, bool]]:
+    """(shard id, read-only) per entry of a ListShards answer; ``ValueError`` naming a bad entry."""
+    listed = resp.get_shards_info()
+    if not isinstance(listed, list):
+        raise ValueError(f"expected a list of shards, got {type(listed).__name__}")
+    out = []
+    for i, info in enumerate(listed):
+        shard = info.get("shardID") if isinstance(info, dict) else None
+        if type(shard) is not int:
+            raise ValueError(f"shard entry #{i} has no integer shardID: {str(info)[:80]}")
+        out.append((shard, str(info.get("status", "readwrite")).lower() == "readonly"))
+    return out
 
 
 @dataclass(slots=True)
@@ -207,6 +340,8 @@ class RetryPolicy:
             return retrying(fn)
         except (StoreError, SlsError):
             raise
+        except MalformedReply as exc:
+            raise SlsError(f"{what}: {exc}", "MalformedReply") from None
         except Exception as exc:
             if isinstance(exc, LogException):
                 raise SlsError(f"{what}: {_describe(exc)}", exc.get_error_code()) from None
@@ -337,14 +472,12 @@ class SlsCollector:
         self._drain_writes()  # checkpoints read below must include every batch already pulled
         listed = self.retry.call(
             f"ListShards {self.project}/{self.logstore}",
-            lambda: self.client.list_shards(self.project, self.logstore),
-        ).get_shards_info()
-        listed_ids = {int(info["shardID"]) for info in listed}
+            partial(_parsed, partial(self.client.list_shards, self.project, self.logstore), _shard_ids),
+        )
+        listed_ids = {shard_id for shard_id, _ in listed}
         for gone in set(self._shards) - listed_ids:  # expired read-only shards disappear from the listing
             del self._shards[gone]
-        for info in listed:
-            shard_id = int(info["shardID"])
-            readonly = str(info.get("status", "readwrite")).lower() == "readonly"
+        for shard_id, readonly in listed:
             state = self._shards.get(shard_id)
             if state is not None:
                 if readonly and not state.readonly:
@@ -354,7 +487,7 @@ class SlsCollector:
             cursor = self.store.get_checkpoint(self.checkpoint_source, key)
             if cursor is None:
                 get = partial(self.client.get_cursor, self.project, self.logstore, shard_id, start)
-                cursor = self.retry.call(f"GetCursor shard {shard_id}", get).get_cursor()
+                cursor = self.retry.call(f"GetCursor shard {shard_id}", partial(_parsed, get, _cursor))
             self._shards[shard_id] = _ShardState(cursor, readonly)
             self.stats.shards.add(shard_id)
 
@@ -394,7 +527,7 @@ class SlsCollector:
         """The pace's factor, as long as a batch stays under what one pull may return at most."""
         return 1 if self.pace is None else max(1, min(self.pace.factor, _MAX_PULL_GROUPS // self.pull_count))
 
-    def _pull(self, shard_id: int, cursor: str) -> Any:
+    def _pull(self, shard_id: int, cursor: str) -> Any:  # a mangled body raises (retryable) from here
         resp = self.client.pull_logs(self.project, self.logstore, shard_id, cursor, count=self.pull_count)
         resp.loggroup_list  # noqa: B018 - parse inside the retry so a mangled body is re-fetched
         return resp
@@ -505,16 +638,18 @@ class SlsCollector:
         with self._writing():
             for page in self._pages(query, from_time, to_time, page_size):
                 batch = GraphBatch()
-                for i, entry in enumerate(page):
-                    fields = dict(entry.get_contents())
+                for i, (fields, when) in enumerate(page):
                     where = f"{self.project}/{self.logstore} query {query!r} #{offset + i}"
-                    record, rejected = mapper.map(fields, self.source, where, None, iso_utc(entry.get_time()))
+                    record, rejected = mapper.map(fields, self.source, where, None, when)
                     self._add(batch, join, record, rejected)
                 offset += len(page)
                 self._upsert(batch)
         return self.stats
 
-    def _pages(self, query: str, from_time: int, to_time: int, page_size: int) -> Iterator[list[Any]]:
+    def _pages(
+        self, query: str, from_time: int, to_time: int, page_size: int
+    ) -> Iterator[list[tuple[dict[str, str], str]]]:
+        """Pages of (fields, time) per log."""
         offset = 0
         while True:
 
@@ -532,13 +667,36 @@ class SlsCollector:
                     raise LogException("RequestTimeout", "query did not complete", resp_status=503)
                 return resp
 
-            resp = self.retry.call(f"GetLogs {self.project}/{self.logstore}", get)
-            logs = list(resp.get_logs())
+            what = f"GetLogs {self.project}/{self.logstore}"
+            logs = self.retry.call(what, partial(_parsed, get, _queried_logs))
             if logs:
                 yield logs
             if len(logs) < page_size:
                 return
             offset += len(logs)
+
+
+def _queried_logs(resp: Any) -> list[tuple[dict[str, str], str]]:
+    """(fields, ISO time) per log of a GetLogs answer, as text that can be stored (see ``_storable``)."""
+    out = []
+    for entry in resp.get_logs():
+        contents = entry.get_contents()
+        if not isinstance(contents, dict):
+            raise ValueError(f"a log is not an object: {str(contents)[:80]}")
+        fields = {_storable(k): _storable(v) if isinstance(v, str) else v for k, v in contents.items()}
+        out.append((fields, iso_utc(int(entry.get_time()))))
+    return out
+
+
+def _storable(text: Any) -> str:
+    """``text`` with lone surrogates (JSON can carry ``"\\ud800"``; UTF-8, SQLite and record ids cannot)
+    written out as ``\\ud800``, as bytes that are not UTF-8 are written as ``\\xNN``."""
+    out = str(text)
+    try:
+        out.encode("utf-8")
+    except UnicodeEncodeError:
+        return out.encode("utf-8", "backslashreplace").decode("utf-8")
+    return out
 
 
 class _Handoff:

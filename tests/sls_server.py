@@ -3,7 +3,9 @@
 Speaks ListShards, GetCursor, PullLogs (protobuf ``LogGroupList``, lz4 when ``Accept-Encoding`` asks) and
 GetLogs (v2 ``POST .../logs`` and v1 ``GET ...?type=log``), checks the SDK's ``Host: <project>.<endpoint>``
 header and its v1 HMAC-SHA1 signature, can split a shard, and injects faults: 500, 403 throttling, a
-dropped connection, a truncated body. Run standalone for manual use:
+dropped connection, a truncated body, a body that is not what the API answers (``garbage``: not JSON, or
+for PullLogs bytes that claim to be lz4 and are not; ``malformed``: JSON of the wrong shape), a value
+with a lone surrogate escape in GetLogs (``surrogate``). Run standalone for manual use:
 ``python -m tests.sls_server --port 9876`` (empty project ``demo``, logstore ``app`` with two shards).
 """
 
@@ -29,7 +31,9 @@ from aliyun.log.log_logs_raw_pb2 import LogGroupRaw  # type: ignore[attr-defined
 __all__ = ["Fault", "SlsServer"]
 
 HASH_MAX = 1 << 128
-FAULT_KINDS = ("500", "throttle", "drop", "truncate", "delay")
+FAULT_KINDS = ("500", "throttle", "drop", "truncate", "delay", "garbage", "malformed", "surrogate")
+# what a "malformed" fault answers per API: valid JSON, wrong shape
+MALFORMED: dict[str, Any] = {"ListShards": [{"shardID": "x"}, 5, None], "GetCursor": "abc", "GetLogs": "abc"}
 
 
 def _hash_key(n: int) -> str:
@@ -204,9 +208,9 @@ class SlsServer:
         ts = int(log_time if log_time is not None else time.time())
         group = LogGroupRaw()  # bytes fields: the wire format of LogGroup's strings, without the UTF-8 check
         group.Topic, group.Source = topic.encode(), source.encode()
-        for k, v in (tags or {}).items():
+        for tag_key, tag_value in (tags or {}).items():
             tag = group.LogTags.add()
-            tag.Key, tag.Value = k.encode(), v.encode()
+            tag.Key, tag.Value = tag_key.encode(), tag_value.encode()
         for item in raw:
             log = group.Logs.add()
             log.Time = ts
@@ -408,6 +412,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         api = "?"
+        self.surrogate = False  # a "surrogate" fault is for one request; the connection may carry more
         try:
             api, handler = self._route(method, resource, params)
             sls = self.sls
@@ -491,6 +496,12 @@ class _Handler(BaseHTTPRequestHandler):
         if fault.kind == "delay":
             time.sleep(fault.seconds)
             return False
+        if fault.kind == "surrogate":
+            self.surrogate = True  # answered normally, with a lone surrogate escape in every GetLogs value
+            return False
+        if fault.kind in ("garbage", "malformed"):
+            self._mangled(fault.kind, fault.api)
+            return True
         if fault.kind == "drop":
             self.close_connection = True
             self.connection.shutdown(2)
@@ -509,6 +520,30 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         self.connection.shutdown(2)
         return True
+
+    def _mangled(self, kind: str, api: str) -> None:
+        """A 200 answer whose body is not what ``api`` returns."""
+        if api == "PullLogs":  # claims lz4, is not
+            data = b"\xff" * 64
+            self.send_response(200)
+            self._common_headers()
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("x-log-bodyrawsize", "4096")
+            self.send_header("x-log-compresstype", "lz4")
+            self.send_header("x-log-count", "1")
+            self.send_header("x-log-cursor", _encode_cursor(1))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        data = b"<html>gateway says hi</html>" if kind == "garbage" else json.dumps(MALFORMED.get(api, "abc")).encode()
+        self.send_response(200)
+        self._common_headers()
+        self.send_header("Content-Type", "text/html" if kind == "garbage" else "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("x-log-progress", "Complete")
+        self.end_headers()
+        self.wfile.write(data)
 
     def _common_headers(self) -> None:
         self.send_header("x-log-requestid", f"{time.time_ns():x}")
@@ -564,15 +599,20 @@ class _Handler(BaseHTTPRequestHandler):
             params = json.loads(body or b"{}")
         except ValueError:
             raise _ApiError(400, "ParameterInvalid", "body is not JSON") from None
-        rows = self.sls.query(logstore, params)
+        rows = self._surrogates(self.sls.query(logstore, params))
         answer = {
             "meta": {"progress": "Complete", "count": len(rows), "processedRows": len(rows)},
             "data": rows,
         }
         self._compressed(json.dumps(answer).encode(), "application/json", {})
 
+    def _surrogates(self, rows: list[dict[str, str]]) -> list[dict[str, str]]:
+        if not getattr(self, "surrogate", False):
+            return rows
+        return [{k: v if k.startswith("__") else v + "\ud800" for k, v in row.items()} for row in rows]
+
     def _get_logs_v1(self, logstore: str, params: dict[str, str]) -> None:
-        rows = self.sls.query(logstore, params)
+        rows = self._surrogates(self.sls.query(logstore, params))
         data = json.dumps(rows).encode()
         self.send_response(200)
         self._common_headers()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import socket
 import sys
@@ -50,7 +51,10 @@ def agent_cmd(
     follow: Annotated[bool, typer.Option("--follow", help="Keep running and re-check inputs for new records.")] = False,
     poll: Annotated[float, typer.Option("--poll", min=0.05, help="Seconds between passes.")] = 1.0,
     metrics_port: Annotated[
-        int | None, typer.Option("--metrics-port", help="Serve the agent's own Prometheus metrics on 127.0.0.1.")
+        int | None,
+        typer.Option(
+            "--metrics-port", min=1, max=65535, help="Serve the agent's own Prometheus metrics on 127.0.0.1."
+        ),
     ] = None,
 ) -> None:
     """Ship records to a liubai API; spool to disk while it is down, catch up in order when it is back.
@@ -68,11 +72,17 @@ def agent_cmd(
     # One plain line per event (no wrapping): agents run under systemd/journald and log scrapers.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise at INFO
+    server = _checked_server(server)
     if token_file is not None:
         try:
-            token = token_file.read_text().strip()
+            token = token_file.read_text(encoding="utf-8").strip()
+        except UnicodeDecodeError:
+            raise fail(f"cannot read --token-file {token_file}: not UTF-8 text") from None
         except OSError as exc:
             raise fail(f"cannot read --token-file {token_file}: {exc.strerror}") from None
+    if token is not None and (not token.isascii() or not token.isprintable() or " " in token):
+        where = f"--token-file {token_file}" if token_file is not None else "--token"
+        raise fail(f"the token in {where} contains a space, line break, control or non-ASCII character")
     inputs = [("logs", p) for p in logs or []] + [("otlp", p) for p in otlp or []] + [("events", p) for p in events or []]
     if not inputs:
         raise fail("nothing to ship: give --logs, --otlp or --events")
@@ -105,7 +115,11 @@ def agent_cmd(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     if metrics_port is not None:
-        _serve_metrics(agent, metrics_port)
+        try:
+            _serve_metrics(agent, metrics_port)
+        except OSError as exc:
+            agent.close()
+            raise fail(f"cannot serve metrics on 127.0.0.1:{metrics_port}: {exc.strerror or exc}") from None
     try:
         status = agent.run(follow=follow, should_stop=lambda: stopping)
     except AgentError as exc:
@@ -120,6 +134,20 @@ def agent_cmd(
     )
     if not status.done and not follow and not stopping:
         raise typer.Exit(1)
+
+
+def _checked_server(server: str) -> str:
+    """``server`` if it is an http(s) URL with a host; else one line naming it (any password masked)."""
+    import httpx
+
+    shown = re.sub(r"(://)([^/@]*?):[^/@]*@", r"\1\2:***@", server)
+    try:
+        url = httpx.URL(server)
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        raise fail(f"--server {shown!r} is not a URL: {exc}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise fail(f"--server {shown!r} is not an http(s) URL with a host, e.g. http://10.0.0.5:8000")
+    return server
 
 
 def _serve_metrics(agent: Agent, port: int) -> None:

@@ -54,8 +54,10 @@ def load_fieldmap(path: Path | None) -> FieldMap:
         return FieldMap()
     try:
         return FieldMap.from_file(path)
-    except (OSError, ValueError) as exc:
-        raise fail(f"field map {path}: {exc}") from None
+    except OSError as exc:
+        raise fail(f"field map {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # names the file itself
+        raise fail(f"field map {exc}") from None
 
 
 def logs(

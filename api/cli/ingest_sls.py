@@ -22,7 +22,7 @@ from api.cli.ingest_logs import RejectPrinter, load_fieldmap
 
 __all__ = ["parse_when", "register"]
 
-_RELATIVE = re.compile(r"(\d+)\s*([smhd])(?:\s*ago)?", re.IGNORECASE)
+_RELATIVE = re.compile(r"(\d+)\s*([smhd])(?:\s*ago)?", re.IGNORECASE | re.ASCII)
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -37,7 +37,7 @@ def parse_when(text: str, now: float | None = None) -> int:
     ref = time.time() if now is None else now
     if t.lower() == "now":
         return int(ref)
-    if t.isdigit():
+    if t.isascii() and t.isdigit():  # str.isdigit() also takes "²", which int() refuses
         return int(t)
     m = _RELATIVE.fullmatch(t)
     if m:
@@ -126,11 +126,14 @@ def sls(
     backfill = query is not None or from_ is not None or to is not None
     if backfill and follow:
         raise fail("--follow consumes shards; it cannot be combined with --query/--from/--to")
-    try:
-        window = (parse_when(from_ or "1d"), parse_when(to or "now")) if backfill else None
-        start = start if start in ("begin", "end") else str(parse_when(start))
-    except ValueError as exc:
-        raise fail(str(exc)) from None
+    def when(option: str, text: str) -> int:
+        try:
+            return parse_when(text)
+        except (ValueError, OverflowError) as exc:  # a year 99999 overflows
+            raise fail(f"{option}: {exc}") from None
+
+    window = (when("--from", from_ or "1d"), when("--to", to or "now")) if backfill else None
+    start = start if start in ("begin", "end") else str(when("--start", start))
     if window is not None and window[0] >= window[1]:
         raise fail(f"empty time window: --from {from_} is not before --to {to or 'now'}")
     from collector.offload import OffloadError, has_a_second_core
@@ -139,10 +142,10 @@ def sls(
     fm = load_fieldmap(field_map)
     try:
         creds = SlsCredentials.load(credentials)
+        client = make_client(endpoint, creds, timeout=timeout)
     except SlsError as exc:
         raise fail(str(exc)) from None
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    client = make_client(endpoint, creds, timeout=timeout)
     stop = threading.Event()
     printer = RejectPrinter()
 

@@ -119,3 +119,80 @@ def test_follow_ships_appended_lines_and_waits_for_a_half_written_one(api_factor
     assert proc.returncode == 0, err
     graph = graph_of(api.store_url)
     assert graph["counts"]["LogEvent"] == 16 and graph["rejected"] == []
+
+
+@pytest.mark.parametrize(
+    ("server", "says"),
+    [
+        ("http://[::1", "--server 'http://[::1' is not a URL"),
+        ("garbage", "--server 'garbage' is not an http(s) URL"),
+        ("http://node:pw-3b9f@[::1", "--server 'http://node:***@[::1' is not a URL"),
+    ],
+)
+def test_a_bad_server_url_is_one_line_without_its_password(tmp_path: Path, server: str, says: str) -> None:
+    logs = tmp_path / "x.jsonl"
+    write_logs(logs, 3)
+    run = run_agent(agent_argv(server, tmp_path / "st", "--logs", str(logs), extra=("--deadline", "1")))
+    lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
+    assert run.returncode == 1 and len(lines) == 1 and says in lines[0], run.stderr
+    assert "pw-3b9f" not in run.stderr
+
+
+def test_an_unreadable_token_file_and_a_busy_or_impossible_metrics_port_are_one_line(tmp_path: Path) -> None:
+    import socket
+
+    logs = tmp_path / "x.jsonl"
+    write_logs(logs, 3)
+    token = tmp_path / "token"
+    token.write_bytes(b"\xff\xfe\x00")
+    bad = run_agent(agent_argv("http://127.0.0.1:9", tmp_path / "st", "--logs", str(logs),
+                               extra=("--token-file", str(token), "--deadline", "1")))  # fmt: skip
+    assert bad.returncode == 1 and "--token-file" in bad.stderr and "not UTF-8" in bad.stderr
+    assert len([ln for ln in bad.stderr.splitlines() if ln.strip()]) == 1, bad.stderr
+
+    huge = run_agent(agent_argv("http://127.0.0.1:9", tmp_path / "st", "--logs", str(logs),
+                                extra=("--metrics-port", "99999", "--deadline", "1")))  # fmt: skip
+    assert huge.returncode == 2 and "--metrics-port" in huge.stderr and "Traceback" not in huge.stderr
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        taken = run_agent(agent_argv("http://127.0.0.1:9", tmp_path / "st", "--logs", str(logs),
+                                     extra=("--metrics-port", str(port), "--deadline", "1")))  # fmt: skip
+    lines = [ln for ln in taken.stderr.splitlines() if ln.strip()]
+    assert taken.returncode == 1 and len(lines) == 1, taken.stderr
+    assert f"cannot serve metrics on 127.0.0.1:{port}" in lines[0]
+
+
+def test_a_server_answering_html_keeps_the_batch_spooled_without_a_traceback(tmp_path: Path) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Html(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = b"<html>welcome</html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Html)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        logs = tmp_path / "x.jsonl"
+        write_logs(logs, 3)
+        url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        run = run_agent(agent_argv(url, tmp_path / "st", "--logs", str(logs),
+                                   extra=("--deadline", "1", "--send-deadline", "0.2")))  # fmt: skip
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    assert "without the API's JSON answer" in run.stderr
+    assert status(tmp_path / "st")["spool_pending"] == 1

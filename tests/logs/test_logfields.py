@@ -110,3 +110,41 @@ def test_field_map_overrides_and_errors(tmp_path) -> None:  # type: ignore[no-un
     bad.write_text("- just\n- a list\n")
     with pytest.raises(ValueError, match="mapping"):
         FieldMap.from_file(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("trace: [a, b\n", "not valid YAML at line 2, column 1"),
+        ("trace: !!python/object:os.system x\n", "not valid YAML at line 1, column 8"),
+        ("? [a]\n: b\n", "found unhashable key"),
+        ("trace: 5\n", "entry 'trace' must be a key or a list of keys, not int"),
+        ("trace: null\n", "entry 'trace' must be a key or a list of keys, not null"),
+        ("trace: {a: 1}\n", "entry 'trace' must be a key or a list of keys, not dict"),
+        ("trace: [tid, 5]\n", "entry 'trace' must be a key or a list of keys"),
+        ("5: tid\n", "unknown field-map entries ['5']"),
+    ],
+)
+def test_a_bad_field_map_file_is_one_line_naming_the_file_and_entry(tmp_path, text: str, says: str) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "fm.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError) as failed:
+        FieldMap.from_file(path)
+    message = str(failed.value)
+    assert message.startswith(f"{path}: ") and says in message and "\n" not in message, message
+
+
+def test_a_bad_field_map_is_one_cli_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    (tmp_path / "fm.yaml").write_text("trace: [a, b\n")
+    (tmp_path / "a.jsonl").write_text('{"message": "x"}\n')
+    run = subprocess.run(
+        [sys.executable, "-m", "api.cli.main", "--store", f"sqlite:///{tmp_path / 'x.db'}", "ingest", "logs",
+         str(tmp_path / "a.jsonl"), "--field-map", str(tmp_path / "fm.yaml")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 1
+    lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "field map" in lines[0] and "not valid YAML at line 2" in lines[0], run.stderr

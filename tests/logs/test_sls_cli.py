@@ -250,3 +250,30 @@ def test_help_of_both_commands_renders_with_an_example() -> None:
         )
         assert run.returncode == 0, run.stderr
         assert f"Example: liubai ingest {command} " in run.stdout
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (("--endpoint", "http://user:pw-5e1a@127.0.0.1:1"), "bad SLS endpoint 'http://user:***@127.0.0.1:1'"),
+        (("--endpoint", "127.0.0.1:abc"), "bad SLS endpoint '127.0.0.1:abc'"),
+        (("--endpoint", "http://[::1"), "bad SLS endpoint 'http://[::1'"),
+        (("--from", "²"), "--from: not a time: '²'"),
+        (("--credentials", "<not-utf8>"), "not UTF-8 text"),
+        (("--credentials", "<newline-key>"), "access_key_id contains a line break"),
+    ],
+)
+def test_bad_settings_are_one_line_naming_them_without_secrets(sls_server, tmp_path, extra, says) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "bad.yaml").write_bytes(b"\xff\xfe\x00")
+    (tmp_path / "nl.yaml").write_text('access_key_id: "id-\\n-9c2d"\naccess_key_secret: s\n')
+    extra = tuple({"<not-utf8>": str(tmp_path / "bad.yaml"), "<newline-key>": str(tmp_path / "nl.yaml")}.get(a, a)
+                  for a in extra)
+    args = _args(sls_server, tmp_path / "x.db", "--retry-deadline", "0", "--timeout", "1", *extra)
+    if "--endpoint" in extra:  # the later --endpoint wins
+        args = [a for i, a in enumerate(args) if not (a == "--endpoint" and i < args.index("--project"))]
+        args.remove(sls_server.endpoint)
+    run = subprocess.run(args, env=_env(), capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and says in lines[0], run.stderr
+    assert "pw-5e1a" not in run.stderr and "9c2d" not in run.stderr and KEY_SECRET not in run.stderr
