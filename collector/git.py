@@ -91,6 +91,16 @@ def pr_number(subject: str, message: str) -> int | None:
     return None
 
 
+def _text(value: str) -> str:
+    """``value`` with the bytes that are not UTF-8 written as ``\\xNN`` text. Python and GitPython hand
+    such bytes (file names, ref names, a directory) over as lone surrogates, which no store, JSON or
+    terminal accepts: one odd name would stop the whole run."""
+    try:
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate surrogateescape never makes
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def is_url(path_or_url: str) -> bool:
     return "://" in path_or_url or (bool(_SCP_LIKE.match(path_or_url)) and not Path(path_or_url).exists())
 
@@ -98,11 +108,11 @@ def is_url(path_or_url: str) -> bool:
 def repo_identity(path_or_url: str) -> str:
     """The stable name of a repository in the graph: a URL without credentials, or an absolute path."""
     if not is_url(path_or_url):
-        return str(Path(path_or_url).expanduser().resolve())
+        return _text(str(Path(path_or_url).expanduser().resolve()))
     parts = urlsplit(path_or_url)
     if parts.scheme and "@" in parts.netloc:
         parts = parts._replace(netloc=parts.netloc.rsplit("@", 1)[1])
-    return urlunsplit(parts).rstrip("/") if parts.scheme else path_or_url
+    return _text(urlunsplit(parts).rstrip("/") if parts.scheme else path_or_url)
 
 
 def _is_permanent(exc: BaseException) -> bool:
@@ -111,7 +121,7 @@ def _is_permanent(exc: BaseException) -> bool:
 
 def _one_line(exc: BaseException) -> str:
     """git's own "fatal:" line (the actionable one) from a failed command."""
-    text = str(exc.stderr) if isinstance(exc, git.GitCommandError) else str(exc)
+    text = _text(str(exc.stderr) if isinstance(exc, git.GitCommandError) else str(exc))
     lines = [ln.strip().strip("'\"").strip() for ln in text.splitlines()]
     lines = [ln.removeprefix("stderr:").strip() for ln in lines if ln]
     fatal = [ln.removeprefix("fatal:").strip() for ln in lines if ln.startswith("fatal:")]
@@ -185,11 +195,11 @@ class GitCollector:
         if not is_url(self.location):
             path = Path(self.location).expanduser()
             if not path.exists():
-                raise GitSourceError(f"{self.location}: no such directory")
+                raise GitSourceError(f"{_text(self.location)}: no such directory")
             try:
                 return git.Repo(path)
             except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-                raise GitSourceError(f"{self.location}: not a git repository") from None
+                raise GitSourceError(f"{_text(self.location)}: not a git repository") from None
         return self._mirror()
 
     def _mirror(self) -> git.Repo:
@@ -240,7 +250,11 @@ class GitCollector:
 
     # ------------------------------------------------------------------ refs and plan
     def refs(self) -> dict[str, str]:
-        """Ref name -> commit sha for the refs this collector reads."""
+        """Ref name -> commit sha for the refs this collector reads; names are only stored and shown
+        from here on, so bytes in them that are not UTF-8 are escaped (``_text``)."""
+        return {_text(name): sha for name, sha in self._refs().items()}
+
+    def _refs(self) -> dict[str, str]:
         g = self.repo.git
         if self.all_refs:
             out = g.for_each_ref(
@@ -576,7 +590,8 @@ class _Drain(threading.Thread):
 
 
 def _tokens(stream: IO[bytes]) -> Iterator[str]:
-    """NUL-separated tokens of a byte stream, decoded; paths keep undecodable bytes as surrogates."""
+    """NUL-separated tokens of a byte stream, decoded; bytes that are not UTF-8 (in a file name, or a
+    message or author written in another encoding) become ``\\xNN`` text, as ``_text`` writes them."""
     rest = b""
     while True:
         chunk = stream.read(_READ_CHUNK)
@@ -585,9 +600,9 @@ def _tokens(stream: IO[bytes]) -> Iterator[str]:
         parts = (rest + chunk).split(b"\0")
         rest = parts.pop()
         for part in parts:
-            yield part.decode("utf-8", "surrogateescape")
+            yield part.decode("utf-8", "backslashreplace")
     if rest:
-        yield rest.decode("utf-8", "surrogateescape")
+        yield rest.decode("utf-8", "backslashreplace")
 
 
 def _change(entry: list[str]) -> _Change:

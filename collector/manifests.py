@@ -37,6 +37,10 @@ __all__ = [
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+# Nodes that aliases may add to a document beyond the ones its text writes out. Shared labels, env or
+# resources blocks add tens to thousands; an object the API server stores (1.5 MiB in etcd) cannot hold
+# much more once expanded. A "billion laughs" document adds billions, and walking them hangs the run.
+MAX_ALIAS_NODES = 100_000
 _RAW_KEEP = 800
 _SKIP_API_GROUPS = ("kustomize.config.k8s.io/", "config.kubernetes.io/")
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -128,6 +132,7 @@ _TEMPLATE_PATHS = (("spec", "template", "metadata"), ("spec", "jobTemplate", "sp
 _MAX_DEPTH = 64
 _TAG_CACHE = 65536
 _TAG_KEY_MAX = 128
+_SIZE_CAP = 1 << 62  # keeps nested alias counts machine-sized; anything near it is refused anyway
 
 
 # What reading a document can raise: the parser's errors, and the constructors' own for a value that
@@ -211,11 +216,91 @@ def _light(node: yaml.Node, builder: Any, *, fast: bool) -> Any:
         return builder.construct_document(node)
 
 
-def _documents(loader: Any, *, fast: bool) -> Iterator[Any]:
-    """Each document of the loader's text, built by ``_light`` with the loader itself as constructor."""
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    """A document the loader would not build, with why and its text."""
+
+    reason: str
+    raw: str
+
+
+class _ExcessiveAliasing(Exception):
+    def __init__(self, reason: str, raw: str) -> None:
+        super().__init__(reason)
+        self.refused = _Refused(reason, raw)
+
+
+def _alias_growth(root: yaml.Node) -> int | None:
+    """How many nodes aliases add to a document once written out (each node counts 1 plus its
+    children, an alias the whole node it names), or None for an alias inside the node it names, which
+    never ends. Sizes are memoised per node, so the cost follows the composed tree, not the expansion."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, list[yaml.Node] | None]] = [(root, None)]  # children once expanded
+    while stack:
+        node, children = stack.pop()
+        key = id(node)
+        if children is not None:
+            open_nodes.discard(key)
+            sizes[key] = min(1 + sum(sizes[id(c)] for c in children), _SIZE_CAP)
+        elif key not in sizes:
+            if type(node) is yaml.ScalarNode:
+                sizes[key] = 1
+                continue
+            if key in open_nodes:
+                return None
+            open_nodes.add(key)
+            children = _children(node)
+            stack.append((node, children))
+            stack.extend((c, None) for c in children)
+    return sizes[id(root)] - len(sizes)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+class _BoundedLoader(_Loader):  # type: ignore[valid-type,misc]
+    """The safe loader, refusing each document whose aliases expand it past ``MAX_ALIAS_NODES``.
+
+    PyYAML composes an alias as a reference to the node it names, so a tiny "billion laughs" text
+    composes quickly; the blow-up comes when the result is walked. Measuring the composed tree stops it
+    there, and the parser stays at the next document, so the rest of the file is still read."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._text = stream
+        self._aliased = "&" in stream and "*" in stream  # no alias without both: nothing to expand
+
+    def get_node(self) -> yaml.Node | None:
+        node: yaml.Node | None = super().get_node()
+        if node is None or not self._aliased:
+            return node
+        growth = _alias_growth(node)
+        if growth is None:
+            reason = "YAML alias refers to a node that contains it, an endless expansion"
+        elif growth > MAX_ALIAS_NODES:
+            reason = f"YAML aliases expand the document by more than {MAX_ALIAS_NODES:,} nodes (excessive aliasing)"
+        else:
+            return node
+        lines = self._text.splitlines()[node.start_mark.line : node.end_mark.line + 1]
+        raise _ExcessiveAliasing(reason, "\n".join(lines)[:_RAW_KEEP])
+
+
+def _documents(loader: _BoundedLoader, *, fast: bool) -> Iterator[Any]:
+    """Each document of the loader's text, built by ``_light`` with the loader itself as constructor,
+    or ``_Refused`` for one the loader would not build."""
     try:
         while loader.check_node():
-            node = loader.get_node()
+            try:
+                node = loader.get_node()
+            except _ExcessiveAliasing as exc:
+                yield exc.refused
+                continue
             yield None if node is None else _light(node, loader, fast=fast)
     finally:
         loader.dispose()
@@ -264,6 +349,8 @@ _Outcome = tuple[tuple[ObjectKey | str, tuple[str, ...] | str], ...]
 def _outcome(doc: Any) -> _Outcome:
     if doc is None:
         return ()
+    if isinstance(doc, _Refused):
+        return ((doc.reason, doc.raw),)
     out: list[tuple[ObjectKey | str, tuple[str, ...] | str]] = []
     for obj in _objects(doc) if isinstance(doc, Mapping) else [doc]:
         checked = _check(obj)
@@ -276,7 +363,7 @@ def _outcome(doc: Any) -> _Outcome:
     return tuple(out)
 
 
-class _FastLoader(_Loader):  # type: ignore[valid-type,misc]
+class _FastLoader(_BoundedLoader):
     """The safe loader with implicit tag resolution memoised: a manifest history resolves the same few
     thousand short scalars again and again (long ones, rarely repeated, are not kept). SafeLoader has
     no path resolvers, so descending and ascending the resolver path do nothing and are skipped."""
@@ -356,7 +443,7 @@ def _piece_outcomes(piece: str, resolve: Callable[[type, Any, Any], str]) -> tup
 def _whole_outcomes(text: str) -> tuple[list[_Outcome], yaml.YAMLError | None]:
     """Every document of the file in one parse with the stock constructor; stops at the first error."""
     docs: list[_Outcome] = []
-    stream = _documents(_Loader(text), fast=False)
+    stream = _documents(_BoundedLoader(text), fast=False)
     while True:
         try:
             doc = next(stream)
