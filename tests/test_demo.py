@@ -109,3 +109,15 @@ def test_demo_replay_links_the_recorded_run_to_the_demo_commit(tmp_path: Path) -
 def test_demo_help_shows_an_example(flag: str) -> None:
     out = subprocess.run([sys.executable, "-m", "api.cli.main", "demo", flag], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "Example: liubai demo" in out.stdout
+
+
+def test_demo_refuses_a_directory_it_did_not_make(tmp_path: Path) -> None:
+    """The demo recreates its --dir: ``--dir .`` in a project must not delete the project."""
+    (tmp_path / "notes.txt").write_text("mine")
+    out = subprocess.run(
+        [sys.executable, "-m", "api.cli.main", "demo", "--dir", str(tmp_path), "--no-serve", "--replay"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 1 and "not a demo directory (it holds notes.txt)" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert (tmp_path / "notes.txt").read_text() == "mine"

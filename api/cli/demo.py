@@ -47,6 +47,9 @@ def _can_trace() -> list[str]:
     return [str(p) for p in preflight()]
 
 
+_DEMO_ENTRIES = frozenset({"shop-gitops", "payments.jsonl", "lineage.db", "lineage.db-wal", "lineage.db-shm"})
+
+
 def demo(
     ctx: typer.Context,
     directory: Annotated[
@@ -68,6 +71,13 @@ def demo(
     explicit_store = ctx.find_root().params.get("store") or os.environ.get("LIUBAI_STORE")
     store_url = state(ctx).store_url if explicit_store else f"sqlite:///{root / 'lineage.db'}"
     if root.exists():
+        if not root.is_dir():
+            raise fail(f"{root} is a file; the demo needs a directory of its own for --dir")
+        others = sorted(p.name for p in root.iterdir() if p.name not in _DEMO_ENTRIES)
+        if others:  # the demo deletes its --dir: never one that holds anything the demo did not write
+            shown = ", ".join(others[:3]) + (", …" if len(others) > 3 else "")
+            raise fail(f"{root} is not a demo directory (it holds {shown}); the demo recreates its --dir, "
+                       "so give it a new or empty one")
         shutil.rmtree(root)
     root.mkdir(parents=True)
 

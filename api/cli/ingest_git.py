@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from api.cli.common import console, err_console, fail, store_session
+from api.cli.common import console, err_console, fail, printable, store_session
 from api.cli.ingest import ingest_app
 from collector.git import GitCollector, GitSourceError, checkpoints_of, ingest_git
 from collector.ingest import IngestSummary
@@ -54,7 +54,7 @@ def ingest_git_command(
         try:
             plan = collector.plan(checkpoints_of(store, collector.source))
             for notice in plan.notices:
-                err_console.print(Text.assemble(("warning: ", "bold yellow"), notice.message))
+                err_console.print(Text.assemble(("warning: ", "bold yellow"), printable(notice.message)))
             with Progress(
                 TextColumn("[bold]ingest git[/]"),
                 BarColumn(),
@@ -112,7 +112,7 @@ def _print_summary(summary: IngestSummary) -> None:
     for record in summary.rejected_samples:
         reason = " ".join(record.reason.split())
         line = f"{record.location}: {reason}"
-        console.print(Text.assemble(("rejected ", "red"), line[:_SAMPLE_WIDTH]), soft_wrap=True)
+        console.print(Text.assemble(("rejected ", "red"), printable(line[:_SAMPLE_WIDTH])), soft_wrap=True)
     more = summary.rejected - len(summary.rejected_samples)
     if more > 0:
         console.print(f"... and {more} more rejected records (see the store's rejected table)")

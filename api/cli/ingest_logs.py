@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from api.cli.common import console, err_console, fail, redact, state, store_session
+from api.cli.common import console, err_console, fail, printable, redact, state, store_session
 from api.cli.ingest import ingest_app
 from collector.logfields import FieldMap
 from collector.logfile import FileIngestStats, ingest_files
@@ -37,7 +37,7 @@ class RejectPrinter:
         self.seen += 1
         if self.seen <= self.limit:
             err_console.print(
-                f"rejected {r.location}: {r.reason}", markup=False, highlight=False, soft_wrap=True
+                printable(f"rejected {r.location}: {r.reason}"), markup=False, highlight=False, soft_wrap=True
             )
 
     def finish(self) -> None:

@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from api.cli.common import CliState
+from api.cli.common import CliState, fail
 
 COMMAND_MODULES = [
     "api.cli.ingest",
@@ -54,6 +54,8 @@ def _root(
         show_default=False,
     ),
 ) -> None:
+    if store is not None and not store.strip():
+        raise fail("--store is empty: give a store URL, or leave --store out for the default store")
     if store:
         ctx.obj = CliState(store_url=store)  # else ``common.state`` derives the default when a command asks
 

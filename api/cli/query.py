@@ -8,6 +8,7 @@ terminal output.
 from __future__ import annotations
 
 import json
+import shlex
 from collections import defaultdict
 from enum import StrEnum
 from typing import Annotated
@@ -67,6 +68,11 @@ def _edge_kinds(values: list[str] | None) -> list[EdgeKind] | None:
         except ValueError:
             raise fail(f"--edge-kinds: unknown edge kind {value!r}; known: {', '.join(EdgeKind)}") from None
     return kinds or None
+
+
+def _next_page(args: list[str], cursor: str) -> str:
+    """The command that prints the next page: the same filters, quoted for a POSIX shell."""
+    return "more: " + shlex.join(["liubai", *args, "--after", cursor])
 
 
 def _node_text(node: Node, via: Text | None = None) -> Text:
@@ -197,7 +203,8 @@ def search_cmd(
                       Text(printable(node_time(n) or "")), Text(printable(n.id), style="dim"))
     console.print(table)
     if page.end_cursor:
-        console.print(Text(f"more: liubai search {json.dumps(text)} --after {page.end_cursor}", style="dim"))
+        again = ["search", text, *(a for k in kinds for a in ("--kind", k.value)), "--first", str(first)]
+        console.print(Text(printable(_next_page(again, page.end_cursor)), style="dim"))
 
 
 def path_cmd(
@@ -248,7 +255,8 @@ def rejected_cmd(
                       Text(printable(raw), style="dim"))
     console.print(table)
     if page.end_cursor:
-        console.print(Text(f"more: liubai rejected --after {page.end_cursor}", style="dim"))
+        again = ["rejected", *(("--source", source) if source is not None else ()), "--first", str(first)]
+        console.print(Text(printable(_next_page(again, page.end_cursor)), style="dim"))
 
 
 def register(app: typer.Typer) -> None:

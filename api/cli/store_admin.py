@@ -79,15 +79,17 @@ def migrate(
         raise fail("--from and --to name the same store")
     try:
         source = open_store(from_url)
+        counts = source.counts()
     except StoreError as exc:
         raise fail(f"cannot open --from store {redact(from_url)}: {exc}") from None
     try:
+        if not any(counts.values()):  # most likely a mistyped --from, which opening just created empty
+            raise fail(f"the --from store {redact(from_url)} is empty: nothing to migrate (check the URL)")
         try:
             target = open_store(to_url)
         except StoreError as exc:
             raise fail(f"cannot open --to store {redact(to_url)}: {exc}") from None
         try:
-            counts = source.counts()
             totals = {
                 "nodes": sum(counts.get(k.value, 0) for k in NodeKind),
                 "edges": counts.get("edges", 0),

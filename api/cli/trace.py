@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from api.cli.common import err_console, fail, redact, state, store_session
+from api.cli.common import err_console, fail, printable, redact, state, store_session
 from api.cli.ingest import ingest_app
 from collector.ebpf import (
     IngestStats,
@@ -313,7 +313,7 @@ def events(
     except ValueError as exc:
         raise fail(str(exc)) from None
     for r in replay.rejected[:20]:
-        err_console.print(f"rejected {r.location}: {r.reason}", markup=False, highlight=False, soft_wrap=True)
+        err_console.print(printable(f"rejected {r.location}: {r.reason}"), markup=False, highlight=False, soft_wrap=True)
     if len(replay.rejected) > 20:
         err_console.print(f"... and {len(replay.rejected) - 20} more rejected lines (all kept in the store)")
     if not replay.complete:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 
@@ -70,10 +71,16 @@ def test_search_pages_with_kind_filter(world: World) -> None:
     assert f"{CONFIG_MAPS} match(es)" in out
     shown = [w for w in world.config_maps if w in out]
     assert len(shown) == 20
-    cursor = out.split("--after ")[1].split()[0]
-    code, out2, _ = _run(world, "search", "settings", "--kind", "workload", "--first", "20", "--after", cursor)
-    assert code == 0
+    more = next(line for line in out.splitlines() if line.startswith("more: "))
+    code, out2, _ = _run(world, *shlex.split(more)[2:])  # the printed command, filters and all
+    assert code == 0 and f"{CONFIG_MAPS} match(es)" in out2
     assert sorted(shown + [w for w in world.config_maps if w in out2]) == sorted(world.config_maps)
+
+
+def test_empty_store_option_is_refused_not_the_default_store() -> None:
+    result = runner.invoke(app, ["--store", "", "stats"])
+    assert result.exit_code == 1 and result.stderr.strip() == (
+        "error: --store is empty: give a store URL, or leave --store out for the default store")
 
 
 def test_path_prints_the_chain(world: World) -> None:

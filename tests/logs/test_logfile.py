@@ -172,6 +172,18 @@ def test_cli_missing_file_is_one_line(tmp_path) -> None:  # type: ignore[no-unty
     assert run.stderr.strip().splitlines() == [f"error: no such log file: {tmp_path / 'nope.jsonl'}"]
 
 
+def test_cli_shows_control_characters_of_a_rejected_line_as_escapes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A file name is untrusted text too: an escape sequence in it must not reach the terminal."""
+    path = tmp_path / "a\x1b[2Jb.jsonl"
+    path.write_text("{not json\n")
+    run = subprocess.run(
+        [*CLI, "--store", f"sqlite:///{tmp_path / 'x.db'}", "ingest", "logs", str(path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 0 and "\x1b" not in run.stderr
+    assert f"rejected {tmp_path}/a\\x1b[2Jb.jsonl:1: not valid JSON" in run.stderr
+
+
 def test_field_map_file_renames_keys(tmp_path, new_store) -> None:  # type: ignore[no-untyped-def]
     trace = "0af7651916cd43dd8448eb211c80319c"
     path = tmp_path / "custom.jsonl"
