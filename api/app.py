@@ -13,7 +13,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import orjson
 from fastapi import FastAPI, Request
@@ -32,6 +32,7 @@ from api.metrics import install_observability
 from api.schema import ApiContext, schema
 from lineage.config import Settings
 from lineage.store import LineageStore, StoreError, StoreUnavailable, open_store
+from lineage.urls import redact_url
 
 __all__ = ["CSP", "GRAPHIQL_CSP", "GraphQLEndpoint", "GraphQLView", "StoreHolder", "create_app", "create_app_from_env",
            "web_dir"]
@@ -260,12 +261,7 @@ def create_app(
     return app
 
 
-def redact(url: str) -> str:
-    """A store URL safe to show: any password replaced by ***."""
-    parts = urlsplit(url)
-    if parts.password:
-        return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
-    return url
+redact = redact_url
 
 
 def _scrub(text: str, url: str) -> str:

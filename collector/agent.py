@@ -32,6 +32,7 @@ from collector.spool import Spool, SpoolFull
 from lineage.join import add_record
 from lineage.model import GraphBatch
 from lineage.records import Record
+from lineage.urls import redact_url
 from lineage.wire import AgentStats, WireError, encode_batch
 
 __all__ = [
@@ -340,8 +341,8 @@ class Agent:
                 return True
             except Unavailable as exc:
                 self.status.api_up = False
-                shown = re.sub(r"(://[^/@]*?):[^/@]*@", r"\1:***@", self.cfg.server)  # never a password in a log
-                log.warning("API %s unavailable (%s); spooling batches in %s", shown, exc, self.spool.dir)
+                log.warning("API %s unavailable (%s); spooling batches in %s", redact_url(self.cfg.server), exc,
+                            self.spool.dir)
             except Refused as exc:
                 self.status.refused_batches += 1
                 log.error("the API refused batch %s from %s for good: %s", batch_id, label, exc)

@@ -41,11 +41,11 @@ from ebpf.events import (
     typed_value,
 )
 from ebpf.procfs import ProcInfo, read_cwd
-from ebpf.text import visible
 from lineage.join import add_record
 from lineage.model import GraphBatch, RejectedRecord
 from lineage.records import FileAccessRecord, ProcessRecord, RunRecord, iso_utc
 from lineage.store.base import LineageStore
+from lineage.text import visible
 
 __all__ = [
     "BinaryHasher",
@@ -397,7 +397,9 @@ def enrich_now(event: Event, hasher: BinaryHasher) -> None:
         if not event.filename.startswith("/"):
             cwd = event.cwd = read_cwd(event.pid)
         path = resolve_path(event.filename, cwd)
-        if path is not None:
+        # A name that was not UTF-8 reads as ``\\xNN`` text, which may also name another file: no hash
+        # rather than the hash of a file that was not run.
+        if path is not None and "\\x" not in path:
             event.sha256 = hasher.sha256(path)
     elif isinstance(event, ChdirEvent) and event.fd >= 0:
         event.cwd = read_cwd(event.pid)

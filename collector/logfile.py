@@ -30,6 +30,7 @@ from collector.offload import has_a_second_core, join_in_subprocess
 from lineage.model import RejectedRecord
 from lineage.records import LogRecord
 from lineage.store.base import LineageStore, row_preparer
+from lineage.text import visible
 
 __all__ = [
     "FileIngestStats",
@@ -56,7 +57,7 @@ _SEVERITY = ((4, "TRACE"), (8, "DEBUG"), (12, "INFO"), (16, "WARN"), (20, "ERROR
 
 def default_source(path: str) -> str:
     """The source name for a file: ``file:<name>`` (``stdin`` for ``-``)."""
-    return "stdin" if path == "-" else f"file:{Path(path).name}"
+    return "stdin" if path == "-" else f"file:{visible(Path(path).name)}"
 
 
 @contextmanager
@@ -100,7 +101,9 @@ def _std_loads(text: bytes | str) -> Any:
     text, and no store can hold it."""
     try:
         obj = json.loads(text)
-        json.dumps(obj, ensure_ascii=False).encode()
+        escaped = b"\\u" in text if isinstance(text, bytes) else "\\u" in text
+        if escaped:  # a surrogate can only come from an escape
+            json.dumps(obj, ensure_ascii=False).encode()
     except RecursionError:
         raise ValueError(_TOO_DEEP) from None
     except UnicodeEncodeError:
@@ -140,7 +143,7 @@ def _exact(value: Any) -> bool:
 def _lines(path: str, source: str) -> Iterator[tuple[int, bytes] | RejectedRecord]:
     """The numbered lines of a file; where it cannot be read (further), one reject at the line it stopped
     at, after every line read before it."""
-    name = "stdin" if path == "-" else path
+    name = "stdin" if path == "-" else visible(path)  # a name that is not UTF-8 arrives with surrogates
     lineno = 0
     try:
         with open_log(path) as stream:
@@ -156,10 +159,10 @@ def read_jsonl(
 ) -> Iterator[LogItem]:
     """One JSON object per line; blank lines are skipped, anything else unusable is rejected. A line that
     is a whole OTLP logs document (the collector file exporter's layout) is read as one."""
-    src = source or default_source(path)
+    src = visible(source) if source else default_source(path)
     fm = fieldmap or FieldMap()
     mapper = log_mapper(fm)
-    name = "stdin" if path == "-" else path
+    name = "stdin" if path == "-" else visible(path)  # a name that is not UTF-8 arrives with surrogates
     for item in _lines(path, src):
         if isinstance(item, RejectedRecord):
             yield item  # the file could not be read (further)
@@ -188,9 +191,9 @@ def read_jsonl(
 def read_otlp(path: str, *, source: str | None = None, fieldmap: FieldMap | None = None) -> Iterator[LogItem]:
     """OTLP/JSON ``ExportLogsServiceRequest`` documents: one per line (the collector's file exporter)
     or a single, possibly pretty-printed, document."""
-    src = source or default_source(path)
+    src = visible(source) if source else default_source(path)
     fm = fieldmap or FieldMap()
-    name = "stdin" if path == "-" else path
+    name = "stdin" if path == "-" else visible(path)  # a name that is not UTF-8 arrives with surrogates
     try:
         with open_log(path) as stream:
             data = stream.read()
@@ -270,7 +273,8 @@ class _OtlpWalk:
         resource = self.attributes(self.part(rl, "resource", dict, at) or {}, "attributes", f"{at}.resource")
         service = resource.get("service.name")
         env = {"service": str(service)} if service is not None else {}
-        key = "scopeLogs" if "scopeLogs" in rl else "instrumentationLibraryLogs"  # the pre-1.0 name
+        # the pre-1.0 name, read where the current one holds nothing
+        key = "instrumentationLibraryLogs" if not rl.get("scopeLogs") and "instrumentationLibraryLogs" in rl else "scopeLogs"
         for j, sl in enumerate(self.part(rl, key, list, at) or []):
             scope_at = f"{at}.{key}[{j}]"
             if not isinstance(sl, dict):

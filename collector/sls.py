@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 import yaml
 from aliyun.log import LogClient, LogException
+from aliyun.log.proto import LogGroupListRaw
 from lz4.block import LZ4BlockError
 from pydantic import BaseModel, SecretStr, ValidationError, field_validator
 from tenacity import (
@@ -49,6 +50,7 @@ from lineage.join import record_joiner
 from lineage.model import GraphBatch, RejectedRecord
 from lineage.records import LogRecord, iso_utc
 from lineage.store.base import LineageStore, StoreError, row_preparer, write_batch
+from lineage.urls import has_user_info, redact_url
 
 __all__ = [
     "ConsumeStats",
@@ -177,15 +179,13 @@ class OneTryLogClient(LogClient):
             raise answer.error from None
 
 
-def _endpoint_shown(endpoint: str) -> str:
-    """``endpoint`` with any password in it masked, for messages."""
-    return re.sub(r"(://|^)([^/@]*?):[^/@]*@", r"\1\2:***@", endpoint)
-
-
 def _check_endpoint(endpoint: str) -> None:
     """What the SDK's endpoint parser would crash on (or silently misread), as an ``SlsError``."""
-    shown = _endpoint_shown(endpoint)
+    shown = redact_url(endpoint)
     text = endpoint.strip()
+    if has_user_info(text):  # checked first: a parser's message about such a URL may quote the password
+        raise SlsError(f"bad SLS endpoint {shown!r}: no user or password in it; credentials come from "
+                       "--credentials or the environment")
     try:
         parts = urlsplit(text if "://" in text else f"http://{text}")
         port = parts.port
@@ -212,7 +212,7 @@ def make_client(endpoint: str, credentials: SlsCredentials, *, timeout: float = 
             endpoint, credentials.access_key_id, credentials.access_key_secret.get_secret_value(), token
         )
     except ValueError as exc:
-        raise SlsError(f"bad SLS endpoint {_endpoint_shown(endpoint)!r}: {exc}") from None
+        raise SlsError(f"bad SLS endpoint {redact_url(endpoint)!r}: {exc}") from None
     client.timeout = timeout  # type: ignore[assignment]  # requests takes float seconds
     # The SDK tests for an IP endpoint before it strips the port, so "10.0.0.5:80" would be addressed as
     # "<project>.10.0.0.5", which no resolver knows. Address an IP endpoint directly (Host still names
@@ -541,9 +541,16 @@ class SlsCollector:
         by_cursor = self.id_mode == "cursor"
         times: dict[tuple[int, int], str] = {}  # the lines of a log group mostly share one time
         index = 0
-        for group in resp.loggroup_list.LogGroups:
+        groups = resp.loggroup_list
+        # The SDK parses a pull its protobuf runtime refuses (text that is not UTF-8) as all bytes; upb
+        # parses it, handing over as bytes only the strings that are not UTF-8.
+        as_bytes = isinstance(groups, LogGroupListRaw)
+        for group in groups.LogGroups:
             for entry in group.Logs:
-                fields = {c.Key: c.Value for c in entry.Contents}
+                if as_bytes:
+                    fields = {stringify(c.Key): stringify(c.Value) for c in entry.Contents}
+                else:
+                    fields = {c.Key: c.Value for c in entry.Contents}
                 stamp = (entry.Time, entry.Time_ns if entry.HasField("Time_ns") else 0)
                 when = times.get(stamp)
                 if when is None:
@@ -551,8 +558,8 @@ class SlsCollector:
                 rid = f"{shard_id}:{cursor}:{index}" if by_cursor else None
                 try:
                     record, rejected = mapper.map(fields, self.source, f"{at}{index}", rid, when)
-                except TypeError:  # a key SLS holds as bytes that are not UTF-8 (``stringify`` takes values)
-                    fields = {k if type(k) is str else stringify(k): v for k, v in fields.items()}
+                except TypeError:  # a key that is not UTF-8, as bytes (the mapper's ``stringify`` takes values)
+                    fields = {stringify(k): stringify(v) for k, v in fields.items()}
                     record, rejected = mapper.map(fields, self.source, f"{at}{index}", rid, when)
                 self._add(batch, join, record, rejected)
                 index += 1

@@ -12,7 +12,7 @@ from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any
 
 from ebpf.program import ProgramOptions
-from ebpf.text import kernel_text, visible
+from lineage.text import kernel_text, visible
 
 __all__ = [
     "ChdirEvent",

@@ -10,7 +10,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from ebpf.text import kernel_text
+from lineage.text import kernel_text
 
 __all__ = ["ProcInfo", "boot_offset_ns", "clock_boot_ns", "descendants", "proc_info", "read_cwd", "start_ns"]
 

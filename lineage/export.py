@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from importlib import metadata
 from typing import Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
 from xml.sax.saxutils import escape, quoteattr
 
 from lineage.model import (
@@ -39,6 +38,7 @@ from lineage.model import (
 )
 from lineage.records import iso_utc
 from lineage.store.base import LineageStore, Subgraph
+from lineage.urls import redact_url
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -97,12 +97,7 @@ def canonical_json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
 
 
-def redact_url(url: str) -> str:
-    """A store URL fit to be written into a bundle: any password replaced by ***."""
-    parts = urlsplit(url)
-    if parts.password:
-        return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
-    return url
+
 
 
 # --------------------------------------------------------------------------- selection

@@ -202,6 +202,23 @@ def _verify_signature(report: VerifyReport, env_doc: dict[str, Any], keys: list[
     return envelope
 
 
+MAX_NESTING = 100
+
+
+def _deeper_than(doc: Any, limit: int) -> bool:
+    """Whether JSON ``doc`` nests lists and objects more than ``limit`` deep (walked without recursion)."""
+    stack: list[tuple[Any, int]] = [(doc, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            value = list(value.values())
+        if isinstance(value, list):
+            if depth >= limit:
+                return True
+            stack.extend((v, depth + 1) for v in value)
+    return False
+
+
 def verify_document(data: bytes, keys: list[SSlibKey] | None = None) -> VerifyReport:
     """Check a signed envelope or a bare bundle/statement: signature, digest and internal consistency."""
     report = VerifyReport()
@@ -209,6 +226,9 @@ def verify_document(data: bytes, keys: list[SSlibKey] | None = None) -> VerifyRe
         doc = json.loads(data)
     except (ValueError, RecursionError) as exc:
         report.add("format", False, f"not JSON: {exc}")
+        return report
+    if _deeper_than(doc, MAX_NESTING):  # checking walks the document recursively (copies, canonical JSON)
+        report.add("format", False, f"nested deeper than {MAX_NESTING} levels; no bundle or envelope is")
         return report
     payload_type: str | None = None
     if _is_envelope(doc):
@@ -221,6 +241,9 @@ def verify_document(data: bytes, keys: list[SSlibKey] | None = None) -> VerifyRe
             doc = json.loads(envelope.payload)
         except (ValueError, RecursionError) as exc:
             report.add("payload", False, f"payload is not JSON: {exc}")
+            return report
+        if _deeper_than(doc, MAX_NESTING):
+            report.add("payload", False, f"nested deeper than {MAX_NESTING} levels; no bundle or statement is")
             return report
     elif keys:
         report.add("signature", False, "the file is not a DSSE envelope, so no signature can be checked")

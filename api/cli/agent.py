@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import signal
 import socket
 import sys
@@ -16,6 +15,7 @@ import typer
 from platformdirs import user_state_dir
 
 from api.cli.common import console, fail
+from lineage.urls import has_user_info, redact_url
 
 if TYPE_CHECKING:
     from collector.agent import Agent
@@ -140,11 +140,11 @@ def _checked_server(server: str) -> str:
     """``server`` if it is an http(s) URL with a host; else one line naming it (any password masked)."""
     import httpx
 
-    shown = re.sub(r"(://)([^/@]*?):[^/@]*@", r"\1\2:***@", server)
+    shown = redact_url(server)
     try:
         url = httpx.URL(server)
-    except (httpx.InvalidURL, TypeError, ValueError) as exc:
-        raise fail(f"--server {shown!r} is not a URL: {exc}") from None
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:  # its message may quote a password
+        raise fail(f"--server {shown!r} is not a URL" + ("" if has_user_info(server) else f": {exc}")) from None
     if url.scheme not in ("http", "https") or not url.host:
         raise fail(f"--server {shown!r} is not an http(s) URL with a host, e.g. http://10.0.0.5:8000")
     return server

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from rich.console import Console
 from rich.text import Text
 
 from lineage.store import LineageStore, StoreError, open_store
+from lineage.urls import redact_url
 
 __all__ = ["CliState", "console", "err_console", "fail", "printable", "printable_json", "store_session"]
 
@@ -24,13 +26,17 @@ class CliState:
     store_url: str
 
 
+# C0 and C1 controls (ESC, NUL, CR, LF, ...), line and paragraph separators, bidi embeddings, overrides
+# and isolates, and lone surrogates: what can drive a terminal, reorder what it shows, or split a line.
+# Spaces (U+3000, no-break), joiners and the like are text and stay as they are.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
 def printable(text: str) -> str:
-    """Untrusted text fit for a terminal: control and other invisible characters (ESC, NUL, bidi overrides,
-    line breaks, lone surrogates) become visible escapes such as ``\\x1b``, so stored text cannot drive the
-    terminal, hide output or break one record over several lines."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    """Untrusted text fit for a terminal: control characters, bidi overrides, line breaks and lone
+    surrogates become visible escapes such as ``\\x1b``, so stored text cannot drive the terminal, hide
+    output or break one record over several lines."""
+    return _UNSAFE.sub(lambda m: repr(m[0])[1:-1], text) if _UNSAFE.search(text) else text
 
 
 def printable_json(doc: str) -> str:
@@ -86,12 +92,4 @@ def store_session(ctx: typer.Context) -> Iterator[LineageStore]:
         store.close()
 
 
-def redact(url: str) -> str:
-    """A store URL safe to print: any password replaced by ***."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
+redact = redact_url

@@ -116,11 +116,14 @@ def _check_output(output: Path, as_dir: bool) -> None:
 
     Missing parent directories are fine: they are created, as for every export.
     """
-    if as_dir and output.exists() and not output.is_dir():
-        raise fail(f"-o {output}: exists and is not a directory (csv writes nodes.csv and edges.csv into one)")
-    if not as_dir and output.is_dir():
-        raise fail(f"-o {output}: is a directory; name the file to write")
-    blocked = next((p for p in output.parents if p.exists() and not p.is_dir()), None)
+    try:
+        if as_dir and output.exists() and not output.is_dir():
+            raise fail(f"-o {output}: exists and is not a directory (csv writes nodes.csv and edges.csv into one)")
+        if not as_dir and output.is_dir():
+            raise fail(f"-o {output}: is a directory; name the file to write")
+        blocked = next((p for p in output.parents if p.exists() and not p.is_dir()), None)
+    except OSError as exc:  # a parent that may not be searched
+        raise _unwritable(output, exc) from None
     if blocked is not None:
         raise fail(f"-o {output}: {blocked} is a file, not a directory")
 

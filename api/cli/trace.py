@@ -31,8 +31,8 @@ from collector.ebpf import (
 from ebpf import procfs
 from ebpf.loader import Problem, Tracer, TracerError, preflight
 from ebpf.run import attach_tree, exit_status_code, run_command
-from ebpf.text import visible
 from lineage.model import AUDIT_ID_ENV, AuditIdError, parse_audit_id, parse_traceparent
+from lineage.text import visible
 
 __all__ = ["RunContext", "register", "resolve_context"]
 

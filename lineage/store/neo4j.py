@@ -63,6 +63,7 @@ from lineage.store.base import (
 )
 from lineage.store.common import chunks, decode_cursor, dumps_props, encode_cursor, loads_props, prepare_batch
 from lineage.store.searchtext import search_text
+from lineage.urls import redact_url
 
 __all__ = ["Neo4jStore", "SCHEMA_STATEMENTS"]
 
@@ -417,9 +418,7 @@ class Neo4jStore:
     @classmethod
     def from_url(cls, url: str) -> Neo4jStore:
         target = _parse_url(url)
-        parts = urlsplit(url)
-        display = url.replace(f":{parts.password}@", ":***@") if parts.password else url
-        return cls(target, display)
+        return cls(target, redact_url(url))
 
     def _create_schema(self) -> None:
         with self._session() as s:

@@ -438,7 +438,7 @@ class SqliteStore:
             with self._write(migrating=True) as c:
                 self._upgrade(c)
         except sqlite3.DatabaseError as exc:  # a meta table of another shape, tables missing, not a database
-            raise StoreError(f"{self.db_path} is not a usable liubai database: {exc}") from None
+            raise StoreError(f"cannot use {self.db_path} as a liubai database: {exc}") from None
 
     def _upgrade(self, c: sqlite3.Connection) -> None:
         tables = {name for (name,) in c.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}

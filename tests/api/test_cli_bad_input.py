@@ -87,3 +87,12 @@ def test_serve_on_a_port_in_use_says_so_and_announces_nothing(store: LineageStor
     assert done.returncode == 3
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert "http://" not in done.stdout
+
+
+def test_migrate_from_an_empty_store_says_so_and_writes_nothing(tmp_path: Path) -> None:
+    """A mistyped --from opens (and so creates) an empty SQLite file: say so, instead of "copied 0"."""
+    out = runner.invoke(
+        app, ["migrate", "--from", f"sqlite:///{tmp_path / 'typo.db'}", "--to", f"sqlite:///{tmp_path / 'b.db'}"]
+    )
+    assert out.exit_code == 1 and "is empty: nothing to migrate" in out.stderr
+    assert not (tmp_path / "b.db").exists()

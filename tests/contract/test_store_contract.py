@@ -607,12 +607,18 @@ def test_sqlite_refuses_a_database_that_is_not_liubais_and_leaves_it_as_it_was(t
 
 
 @pytest.mark.parametrize(
-    "url", ["neo4j://localhost:99999", "neo4j://[::1", "bolt://h:port", "sqlite:///a%00b.db", "sqlite://[x"]
+    ("url", "said"),
+    [
+        ("neo4j://localhost:99999", "bad Neo4j URL (Port out of range"),
+        ("bolt://h:port", "bad Neo4j URL (Port could not be cast"),
+        ("neo4j://[::1", "bad store URL (Invalid IPv6 URL)"),
+        ("sqlite://[x", "bad store URL (Invalid IPv6 URL)"),
+        ("sqlite:///a%00b.db", "holds a NUL character"),
+    ],
 )
-def test_a_malformed_store_url_is_a_store_error(url: str) -> None:
-    with pytest.raises(StoreError) as caught:
+def test_a_malformed_store_url_is_a_store_error_saying_what_is_wrong(url: str, said: str) -> None:
+    with pytest.raises(StoreError, match=re.escape(said)):
         open_store(url)
-    assert str(caught.value).strip() and "Traceback" not in str(caught.value)
 
 
 def test_a_cursor_past_64_bits_is_refused(store: LineageStore) -> None:

@@ -17,6 +17,7 @@ from collector.ebpf import (
     RunCollector,
     RunInfo,
     access_mode,
+    enrich_now,
     replay_recording,
     resolve_path,
 )
@@ -475,3 +476,17 @@ def test_replay_shows_raw_bytes_as_escapes_however_the_file_was_read(tmp_path: P
         ("/bin/cat", "exec"),
         ("/w/in\\xff\\xfe", "read"),
     }
+
+
+def test_an_executed_path_that_was_not_utf8_gets_no_hash_rather_than_another_files(tmp_path: Path) -> None:
+    """``\\xff`` in a decoded path stood for the byte 0xff, but as text it names another file that may
+    exist: hashing that would be false evidence."""
+    decoy = tmp_path / "run\\xff"  # a file literally named with a backslash
+    decoy.write_bytes(b"not what ran")
+    ran = ExecEvent(pid=1, tid=1, uid=0, ts=1, start_ns=1, filename=str(decoy))
+    enrich_now(ran, BinaryHasher())
+    assert ran.sha256 is None
+    plain = ExecEvent(pid=1, tid=1, uid=0, ts=1, start_ns=1, filename=str(tmp_path / "plain"))
+    (tmp_path / "plain").write_bytes(b"ran")
+    enrich_now(plain, BinaryHasher())
+    assert plain.sha256 == hashlib.sha256(b"ran").hexdigest()

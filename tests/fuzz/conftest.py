@@ -3,9 +3,7 @@
 ``LIUBAI_FUZZ_EXAMPLES`` sets the cases per test (default 200 for the normal run; ``make fuzz`` uses
 10000). The database lives in the pytest cache so a failure found once is replayed first next time.
 
-With ``LIUBAI_FUZZ_DERANDOMIZE=1`` (``.ci/run`` sets it) the cases are derived from each test's name, so
-a CI run is reproducible and a change fails or passes on its own merits. Elsewhere each run draws new
-cases, and ``make fuzz`` draws many.
+Under CI the cases are fixed by each test's source (the "ci" profile in ``tests/conftest.py``).
 """
 
 from __future__ import annotations
@@ -27,5 +25,4 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large,
                            HealthCheck.function_scoped_fixture],
-    derandomize=os.environ.get("LIUBAI_FUZZ_DERANDOMIZE") == "1",
 )

@@ -198,7 +198,7 @@ def _log_record_slots(doc: dict[str, Any]) -> int:
     for rl in doc["resourceLogs"]:
         if not isinstance(rl, dict):
             continue
-        scopes = rl.get("scopeLogs") if "scopeLogs" in rl else rl.get("instrumentationLibraryLogs")
+        scopes = rl.get("scopeLogs") or rl.get("instrumentationLibraryLogs")
         for sl in scopes if isinstance(scopes, list) else []:
             records = sl.get("logRecords") if isinstance(sl, dict) else None
             slots += sum(isinstance(r, dict) for r in records) if isinstance(records, list) else 0

@@ -127,6 +127,8 @@ def test_follow_ships_appended_lines_and_waits_for_a_half_written_one(api_factor
         ("http://[::1", "--server 'http://[::1' is not a URL"),
         ("garbage", "--server 'garbage' is not an http(s) URL"),
         ("http://node:pw-3b9f@[::1", "--server 'http://node:***@[::1' is not a URL"),
+        ("http://node:pw-3b9f/x@10.0.0.5:8000", "--server 'http://node:***@10.0.0.5:8000' is not a URL"),
+        ("http://node:pw-3b9f?x@10.0.0.5:8000", "--server 'http://node:***@10.0.0.5:8000' is not a URL"),
     ],
 )
 def test_a_bad_server_url_is_one_line_without_its_password(tmp_path: Path, server: str, says: str) -> None:

@@ -129,6 +129,17 @@ def test_otlp_single_document_base64_trace_and_severity_number(tmp_path) -> None
     assert bad.location == f"{path}:1#resourceLogs[0].scopeLogs[0].logRecords[2]"
 
 
+def test_otlp_before_1_0_names_scope_logs_instrumentation_library_logs(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    record = {"body": {"stringValue": "old exporter"}, "traceId": "4bf92f3577b34da6a3ce929d0e0e4736"}
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"resourceLogs": [
+        {"scopeLogs": [], "instrumentationLibraryLogs": [{"logRecords": [record]}]},
+        {"scopeLogs": None, "instrumentationLibraryLogs": [{"logRecords": [record, record]}]},
+    ]}))  # fmt: skip
+    items = list(read_otlp(str(path)))
+    assert [type(i) for i in items] == [LogRecord] * 3 and {i.message for i in items} == {"old exporter"}
+
+
 def test_not_an_otlp_file_is_one_reject(tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "plain.jsonl"
     path.write_text('{"message": "hello"}\n')
@@ -182,6 +193,17 @@ def test_cli_shows_control_characters_of_a_rejected_line_as_escapes(tmp_path) ->
     )  # fmt: skip
     assert run.returncode == 0 and "\x1b" not in run.stderr
     assert f"rejected {tmp_path}/a\\x1b[2Jb.jsonl:1: not valid JSON" in run.stderr
+
+
+def test_a_file_name_that_is_not_utf8_lands_as_escaped_text(tmp_path, new_store) -> None:  # type: ignore[no-untyped-def]
+    name = os.fsdecode(os.fsencode(str(tmp_path)) + b"/caf\xe9.jsonl")  # as argv hands it over
+    with open(name, "w") as fh:
+        fh.write('{"message": "hello"}\n{not json\n')
+    store = new_store("names")
+    stats = ingest_files(store, [name])
+    assert (stats.records, stats.rejected) == (1, 1)
+    (bad,) = store.rejected().records
+    assert (bad.source, bad.location) == ("file:caf\\xe9.jsonl", f"{tmp_path}/caf\\xe9.jsonl:2")
 
 
 def test_field_map_file_renames_keys(tmp_path, new_store) -> None:  # type: ignore[no-untyped-def]

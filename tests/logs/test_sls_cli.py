@@ -256,6 +256,7 @@ def test_help_of_both_commands_renders_with_an_example() -> None:
     ("extra", "says"),
     [
         (("--endpoint", "http://user:pw-5e1a@127.0.0.1:1"), "bad SLS endpoint 'http://user:***@127.0.0.1:1'"),
+        (("--endpoint", "http://user:pw-5e1a/x@127.0.0.1:1"), "bad SLS endpoint 'http://user:***@127.0.0.1:1'"),
         (("--endpoint", "127.0.0.1:abc"), "bad SLS endpoint '127.0.0.1:abc'"),
         (("--endpoint", "http://[::1"), "bad SLS endpoint 'http://[::1'"),
         (("--from", "²"), "--from: not a time: '²'"),

@@ -105,15 +105,6 @@ def test_migrate_sqlite_to_neo4j_and_back(tmp_path: Path, neo4j_clean_url: str) 
     assert sum(counts[k.value] for k in NodeKind) == len(want[0])
 
 
-def test_migrate_from_an_empty_store_says_so_and_writes_nothing(tmp_path: Path) -> None:
-    """A mistyped --from opens (and so creates) an empty SQLite file: say so, instead of "copied 0"."""
-    out = CliRunner().invoke(
-        app, ["migrate", "--from", f"sqlite:///{tmp_path / 'typo.db'}", "--to", f"sqlite:///{tmp_path / 'b.db'}"]
-    )
-    assert out.exit_code == 1 and "is empty: nothing to migrate" in out.stderr
-    assert not (tmp_path / "b.db").exists()
-
-
 def test_migrate_to_unreachable_store_is_one_line(tmp_path: Path) -> None:
     source = open_store(f"sqlite:///{tmp_path / 'a.db'}")
     source.upsert(GraphBatch(rejected=[RejectedRecord("logs:x", "x.jsonl:1", "not JSON", "{")]))

@@ -1,5 +1,5 @@
-"""One policy for text from the kernel, /proc, the command line and recordings: UTF-8, with every byte
-that is not UTF-8 kept visibly as ``\\xNN``.
+"""One policy for text from the kernel, /proc, the command line, file names and recordings: UTF-8, with
+every byte that is not UTF-8 kept visibly as ``\\xNN``.
 
 Paths, argv, comm and host names are bytes to the kernel. Decoding them with ``surrogateescape`` would be
 lossless but leaves lone surrogates in the str, which no store can encode (SQLite refuses them and the

@@ -1,0 +1,32 @@
+"""URLs fit to show: in messages, logs, health answers and bundles no password may appear."""
+
+from __future__ import annotations
+
+__all__ = ["has_user_info", "redact_url"]
+
+
+def _split(url: str) -> tuple[str, str, str] | None:
+    """(``scheme://``, user info, what follows its ``@``), or None when ``url`` has no user info. Split by
+    hand, at the last ``@``: the URLs error messages quote are often the ones no URL parser accepts, and
+    a password may hold ``/``, ``?``, ``#`` or ``@`` unescaped."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    info, at, host = rest.rpartition("@")
+    if not at or "/" in info.split(":", 1)[0]:  # an ``@`` in a path, not after a user
+        return None
+    return scheme + sep, info, host
+
+
+def has_user_info(url: str) -> bool:
+    return _split(url) is not None
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the password of its user info (if any) shown as ``***``; the user name stays."""
+    parts = _split(url)
+    if parts is None:
+        return url
+    prefix, info, host = parts
+    user, colon, _ = info.partition(":")
+    return f"{prefix}{user}:***@{host}" if colon else url

@@ -1,0 +1,27 @@
+"""Passwords never reach a message: ``redact_url`` on the URLs error messages quote, parsable or not."""
+
+from __future__ import annotations
+
+import pytest
+
+from lineage.urls import has_user_info, redact_url
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("neo4j://neo4j:s3cret@127.0.0.1:7687/graph", "neo4j://neo4j:***@127.0.0.1:7687/graph"),
+        ("http://node:s3cr/et@10.0.0.5:8000", "http://node:***@10.0.0.5:8000"),  # no parser finds this password
+        ("http://node:s3cr?et#x@10.0.0.5:8000", "http://node:***@10.0.0.5:8000"),
+        ("http://u:p@ss@h:1/x", "http://u:***@h:1/x"),
+        ("http://node:s3cret@[::1", "http://node:***@[::1"),  # not a URL at all
+        ("user:s3cret@cn-hangzhou.log.aliyuncs.com", "user:***@cn-hangzhou.log.aliyuncs.com"),
+    ],
+)
+def test_the_password_is_masked_and_the_rest_kept(url: str, shown: str) -> None:
+    assert redact_url(url) == shown and has_user_info(url)
+
+
+@pytest.mark.parametrize("url", ["sqlite:///srv/a@b.db", "http://h/x@y", "neo4j://h:7687", "http://user@h", "h:80"])
+def test_urls_without_a_password_are_unchanged(url: str) -> None:
+    assert redact_url(url) == url
