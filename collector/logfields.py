@@ -74,8 +74,9 @@ class FieldMap:
 
     @classmethod
     def from_file(cls, path: str | Path) -> FieldMap:
-        """A YAML (or JSON) file of overrides, e.g. ``trace: [tid, traceId]``. Every problem with it is a
-        one-line ``ValueError`` naming the file (and the line or entry)."""
+        """A YAML (or JSON) file of overrides, e.g. ``trace: [tid, traceId]``. A file that cannot be read
+        raises its ``OSError``; every problem with its content is a one-line ``ValueError`` naming the file
+        (and the line or entry)."""
         try:
             data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         except UnicodeDecodeError:

@@ -13,6 +13,7 @@ import pytest
 from api.cli.trace import CANNOT_TRACE_EXIT, resolve_context
 from lineage.store import open_store
 from tests.ebpf.conftest import LIUBAI, clean_env, read_graph
+from tests.ebpf.recordings import PROCESS, RUN_HEADER
 from tests.gitrepo import GitRepoBuilder
 
 NOBODY = 65534
@@ -106,16 +107,6 @@ def _ingest_events(tmp_path: Path, recording: Path) -> subprocess.CompletedProce
     )
 
 
-_HEADER = {
-    "type": "run",
-    "format": "liubai-events/1",
-    "host": "h",
-    "root_pid": 100,
-    "start_ns": 1_000,
-    "command": ["sh"],
-    "boot_offset_ns": 1_700_000_000 * 10**9,
-}
-_EV = {"pid": 100, "tid": 100, "uid": 0, "start_ns": 1_000}
 
 
 @pytest.mark.parametrize("field, value", [("root_pid", "x"), ("boot_offset_ns", 10**30), ("commit", 5)])
@@ -123,7 +114,7 @@ def test_ingest_events_refuses_a_bad_header_in_one_line_naming_it(
     tmp_path: Path, field: str, value: object
 ) -> None:
     rec = tmp_path / "run.jsonl"
-    rec.write_text(json.dumps({**_HEADER, field: value}) + "\n")
+    rec.write_text(json.dumps({**RUN_HEADER, field: value}) + "\n")
     res = _ingest_events(tmp_path, rec)
     assert res.returncode == 1
     (line,) = res.stderr.strip().splitlines()
@@ -134,13 +125,13 @@ def test_ingest_events_lands_bytes_that_are_not_utf8_as_escapes(tmp_path: Path) 
     """A path and argv with raw bytes 0xff 0xfe, a host with 0xff: all stored as \\xNN text, and a line
     of the wrong type next to them is rejected without losing the run."""
     lines = [
-        json.dumps({**_HEADER, "host": "h@"}),
+        json.dumps({**RUN_HEADER, "host": "h@"}),
         json.dumps(
-            {**_EV, "type": "exec_args", "ts": 1_005, "filename": "/bin/cat", "argv": ["cat", "in@@"]}
+            {**PROCESS, "type": "exec_args", "ts": 1_005, "filename": "/bin/cat", "argv": ["cat", "in@@"]}
         ),
-        json.dumps({**_EV, "type": "exec", "ts": 1_006, "filename": "/bin/cat", "comm": "cat"}),
-        json.dumps({**_EV, "type": "open", "ts": 1_007, "path": "/w/in@@", "fd": 3, "flags": 0}),
-        json.dumps({**_EV, "type": "fork", "ts": 1_008, "child": "z", "child_start_ns": None}),
+        json.dumps({**PROCESS, "type": "exec", "ts": 1_006, "filename": "/bin/cat", "comm": "cat"}),
+        json.dumps({**PROCESS, "type": "open", "ts": 1_007, "path": "/w/in@@", "fd": 3, "flags": 0}),
+        json.dumps({**PROCESS, "type": "fork", "ts": 1_008, "child": "z", "child_start_ns": None}),
         json.dumps({"type": "end", "end_ns": 1_090, "exit_code": 0, "lost_events": 0}),
     ]
     rec = tmp_path / "run.jsonl"

@@ -37,6 +37,7 @@ from ebpf.events import (
 )
 from ebpf.program import ProgramOptions, load_source, render_program
 from lineage.records import FileAccessRecord, ProcessRecord, RunRecord
+from tests.ebpf.recordings import PROCESS, RUN_HEADER
 
 OPTS = ProgramOptions(max_args=4, arg_len=32, path_len=64)
 HDR = struct.Struct("<IIIIQQ")
@@ -351,15 +352,6 @@ def test_live_events_enrich_execs_at_once_and_decode_the_rest_later(tmp_path: Pa
 
 # --------------------------------------------------------------------------- untrusted recordings
 
-_HEADER = {
-    "type": "run",
-    "format": "liubai-events/1",
-    "host": "h",
-    "root_pid": 100,
-    "start_ns": 1_000,
-    "command": ["sh"],
-    "boot_offset_ns": 1_700_000_000 * 10**9,
-}
 _OPEN = {"type": "open", "pid": 100, "tid": 100, "uid": 0, "ts": 1_010, "start_ns": 1_000, "path": "/w/in"}
 _END = '{"type":"end","end_ns":1090,"exit_code":0,"lost_events":0}'
 
@@ -389,12 +381,12 @@ _END = '{"type":"end","end_ns":1090,"exit_code":0,"lost_events":0}'
 def test_replay_refuses_a_header_field_of_the_wrong_type_naming_line_and_field(
     field: str, value: object
 ) -> None:
-    header = json.dumps({**_HEADER, field: value})  # inf is written as Infinity, as 1e400 reads back
+    header = json.dumps({**RUN_HEADER, field: value})  # inf is written as Infinity, as 1e400 reads back
     with pytest.raises(ValueError, match=rf"^run\.jsonl:1: bad run header: {field} must"):
         replay_recording([header, json.dumps(_OPEN), _END], "run.jsonl")
 
 
-_EV = {"pid": 100, "tid": 100, "uid": 0, "ts": 1_020, "start_ns": 1_000}
+_EV = {**PROCESS, "ts": 1_020}
 _PROC = {
     "pid": 7,
     "ppid": 1,
@@ -430,7 +422,7 @@ def test_replay_rejects_an_event_line_of_the_wrong_type_and_the_rest_lands(
     from lineage.store import open_store
 
     bad = json.dumps(line)
-    replay = replay_recording([json.dumps(_HEADER), json.dumps(_OPEN), bad, _END], "run.jsonl")
+    replay = replay_recording([json.dumps(RUN_HEADER), json.dumps(_OPEN), bad, _END], "run.jsonl")
     assert [(r.location, r.raw) for r in replay.rejected] == [("run.jsonl:3", bad)]
     assert field in replay.rejected[0].reason
     store = open_store(f"sqlite:///{tmp_path / 'x.db'}")
@@ -444,7 +436,7 @@ def test_replay_rejects_an_event_line_of_the_wrong_type_and_the_rest_lands(
 
 def test_replay_refuses_lost_events_that_are_not_an_integer() -> None:
     end = '{"type":"end","end_ns":1090,"exit_code":0,"lost_events":1e400}'
-    replay = replay_recording([json.dumps(_HEADER), json.dumps(_OPEN), end], "run.jsonl")
+    replay = replay_recording([json.dumps(RUN_HEADER), json.dumps(_OPEN), end], "run.jsonl")
     assert [r.location for r in replay.rejected] == ["run.jsonl:3"]
     assert "lost_events" in replay.rejected[0].reason and not replay.complete
     run = next(iter(replay.collector.records()))
@@ -452,7 +444,7 @@ def test_replay_refuses_lost_events_that_are_not_an_integer() -> None:
 
 
 def _raw_recording(path: Path) -> None:
-    header = json.dumps({**_HEADER, "host": "h@"}).encode().replace(b"@", b"\xff")
+    header = json.dumps({**RUN_HEADER, "host": "h@"}).encode().replace(b"@", b"\xff")
     exec_args = {"type": "exec_args", "pid": 100, "tid": 100, "uid": 0, "ts": 1_005, "start_ns": 1_000}
     args = json.dumps({**exec_args, "filename": "/bin/cat", "argv": ["cat", "in@"]})
     execed = json.dumps({**exec_args, "type": "exec", "ts": 1_006, "filename": "/bin/cat", "comm": "cat"})
