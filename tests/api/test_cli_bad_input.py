@@ -96,3 +96,11 @@ def test_migrate_from_an_empty_store_says_so_and_writes_nothing(tmp_path: Path) 
     )
     assert out.exit_code == 1 and "is empty: nothing to migrate" in out.stderr
     assert not (tmp_path / "b.db").exists()
+
+
+def test_printable_escapes_what_drives_a_terminal_and_keeps_text() -> None:
+    from api.cli.common import printable
+
+    assert printable("a\x1b[2Jb\x00\u202e\u2028\ud800\x85") == "a\\x1b[2Jb\\x00\\u202e\\u2028\\ud800\\x85"
+    kept = "設定\u3000値 no\u00a0break 👩\u200d💻 tab-free café"
+    assert printable(kept) == kept  # ideographic and no-break spaces, joiners: text, copied back as typed
