@@ -128,8 +128,8 @@ class EventsSource:
     def records(self) -> Iterator[Record]:
         from collector.ebpf import replay_recording
 
-        # bytes that are not UTF-8 become "\\xNN" text: lone surrogates could not be stored or sent as JSON
-        with open(self.path, encoding="utf-8", errors="backslashreplace") as fh:
+        # bytes that are not UTF-8 become "\\xNN" text in the replay (see ``replay_recording``)
+        with open(self.path, encoding="utf-8", errors="surrogateescape") as fh:
             try:
                 replay = replay_recording(fh, self.path)
             except ValueError as exc:

@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import posixpath
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -468,8 +467,8 @@ def replay_recording(
 
     ``commit``/``audit_id``/``trace_id``/``host`` override what the recording says (a demo replays one
     recorded run for its own commit). ValueError naming the line and field when the header is unusable.
-    Read the file with ``errors="backslashreplace"`` (or ``surrogateescape``): either way a byte that is
-    not UTF-8 lands as the text ``\\xNN``, as in a live trace.
+    Read the file with ``errors="surrogateescape"``: a byte that is not UTF-8 then lands as the text
+    ``\\xNN`` (``typed_value`` makes every string ``visible``), as in a live trace.
     """
     source = visible(source)
     it = iter(enumerate(lines, start=1))
@@ -478,7 +477,7 @@ def replay_recording(
     for header_line, line in it:
         if line.strip():
             try:
-                header = json.loads(_raw_bytes_as_text(line))
+                header = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{source}:{header_line}: the first line is not JSON ({exc.msg})") from None
             except RecursionError:
@@ -507,7 +506,7 @@ def replay_recording(
         if not line.strip():
             continue
         try:
-            obj = json.loads(_raw_bytes_as_text(line))
+            obj = json.loads(line)
             if not isinstance(obj, dict):
                 raise ValueError("not a JSON object")
             kind = obj.get("type")
@@ -530,15 +529,6 @@ def replay_recording(
                 )
             )
     return Replay(collector, rejected, complete)
-
-
-_RAW_BYTE = re.compile(r"(?<!\\)((?:\\\\)*)\\x")
-
-
-def _raw_bytes_as_text(line: str) -> str:
-    """``line`` with each ``\\xNN`` that ``backslashreplace`` made of a byte escaped once more: JSON has no
-    ``\\x`` escape, so the line parses and the byte reads as the text ``\\xNN``."""
-    return _RAW_BYTE.sub(r"\1\\\\x", line) if "\\x" in line else line
 
 
 def _end(info: RunInfo, obj: dict[str, Any]) -> None:

@@ -37,6 +37,7 @@ from collector.manifests import ManifestCache, ObjectKey, deleted_records, is_ma
 from lineage.model import RejectedRecord
 from lineage.records import CommitRecord, iso_utc
 from lineage.store.base import LineageStore
+from lineage.text import bytes_text, visible
 
 __all__ = ["GitCollector", "GitPlan", "GitSourceError", "ingest_git", "pr_number", "repo_identity"]
 
@@ -91,16 +92,6 @@ def pr_number(subject: str, message: str) -> int | None:
     return None
 
 
-def _text(value: str) -> str:
-    """``value`` with the bytes that are not UTF-8 written as ``\\xNN`` text. Python and GitPython hand
-    such bytes (file names, ref names, a directory) over as lone surrogates, which no store, JSON or
-    terminal accepts: one odd name would stop the whole run."""
-    try:
-        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:  # a surrogate surrogateescape never makes
-        return value.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 def is_url(path_or_url: str) -> bool:
     return "://" in path_or_url or (bool(_SCP_LIKE.match(path_or_url)) and not Path(path_or_url).exists())
 
@@ -108,11 +99,11 @@ def is_url(path_or_url: str) -> bool:
 def repo_identity(path_or_url: str) -> str:
     """The stable name of a repository in the graph: a URL without credentials, or an absolute path."""
     if not is_url(path_or_url):
-        return _text(str(Path(path_or_url).expanduser().resolve()))
+        return visible(str(Path(path_or_url).expanduser().resolve()))
     parts = urlsplit(path_or_url)
     if parts.scheme and "@" in parts.netloc:
         parts = parts._replace(netloc=parts.netloc.rsplit("@", 1)[1])
-    return _text(urlunsplit(parts).rstrip("/") if parts.scheme else path_or_url)
+    return visible(urlunsplit(parts).rstrip("/") if parts.scheme else path_or_url)
 
 
 def _is_permanent(exc: BaseException) -> bool:
@@ -121,7 +112,7 @@ def _is_permanent(exc: BaseException) -> bool:
 
 def _one_line(exc: BaseException) -> str:
     """git's own "fatal:" line (the actionable one) from a failed command."""
-    text = _text(str(exc.stderr) if isinstance(exc, git.GitCommandError) else str(exc))
+    text = visible(str(exc.stderr) if isinstance(exc, git.GitCommandError) else str(exc))
     lines = [ln.strip().strip("'\"").strip() for ln in text.splitlines()]
     lines = [ln.removeprefix("stderr:").strip() for ln in lines if ln]
     fatal = [ln.removeprefix("fatal:").strip() for ln in lines if ln.startswith("fatal:")]
@@ -195,11 +186,11 @@ class GitCollector:
         if not is_url(self.location):
             path = Path(self.location).expanduser()
             if not path.exists():
-                raise GitSourceError(f"{_text(self.location)}: no such directory")
+                raise GitSourceError(f"{visible(self.location)}: no such directory")
             try:
                 return git.Repo(path)
             except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-                raise GitSourceError(f"{_text(self.location)}: not a git repository") from None
+                raise GitSourceError(f"{visible(self.location)}: not a git repository") from None
         return self._mirror()
 
     def _mirror(self) -> git.Repo:
@@ -252,7 +243,7 @@ class GitCollector:
     def refs(self) -> dict[str, str]:
         """Ref name -> commit sha for the refs this collector reads; names are only stored and shown
         from here on, so bytes in them that are not UTF-8 are escaped (``_text``)."""
-        return {_text(name): sha for name, sha in self._refs().items()}
+        return {visible(name): sha for name, sha in self._refs().items()}
 
     def _refs(self) -> dict[str, str]:
         g = self.repo.git
@@ -591,7 +582,7 @@ class _Drain(threading.Thread):
 
 def _tokens(stream: IO[bytes]) -> Iterator[str]:
     """NUL-separated tokens of a byte stream, decoded; bytes that are not UTF-8 (in a file name, or a
-    message or author written in another encoding) become ``\\xNN`` text, as ``_text`` writes them."""
+    message or author written in another encoding) become ``\\xNN`` text (``lineage.text``)."""
     rest = b""
     while True:
         chunk = stream.read(_READ_CHUNK)
@@ -600,9 +591,9 @@ def _tokens(stream: IO[bytes]) -> Iterator[str]:
         parts = (rest + chunk).split(b"\0")
         rest = parts.pop()
         for part in parts:
-            yield part.decode("utf-8", "backslashreplace")
+            yield bytes_text(part)
     if rest:
-        yield rest.decode("utf-8", "backslashreplace")
+        yield bytes_text(rest)
 
 
 def _change(entry: list[str]) -> _Change:

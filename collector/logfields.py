@@ -21,6 +21,7 @@ import yaml
 
 from lineage.model import RejectedRecord, parse_traceparent
 from lineage.records import LogRecord, iso_utc
+from lineage.text import bytes_text
 
 __all__ = [
     "FieldMap",
@@ -125,7 +126,7 @@ def stringify(value: Any) -> str:
     if isinstance(value, str):
         return str(value)
     if isinstance(value, bytes):
-        return value.decode("utf-8", "backslashreplace")
+        return bytes_text(value)
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 

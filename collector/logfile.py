@@ -30,7 +30,7 @@ from collector.offload import has_a_second_core, join_in_subprocess
 from lineage.model import RejectedRecord
 from lineage.records import LogRecord
 from lineage.store.base import LineageStore, row_preparer
-from lineage.text import visible
+from lineage.text import json_text, visible
 
 __all__ = [
     "FileIngestStats",
@@ -113,7 +113,7 @@ def _std_loads(text: bytes | str) -> Any:
 
 def _escape_surrogates(value: Any) -> Any:
     if isinstance(value, str):
-        return value.encode("utf-8", "backslashreplace").decode()
+        return json_text(value)
     if isinstance(value, list):
         return [_escape_surrogates(v) for v in value]
     if isinstance(value, dict):

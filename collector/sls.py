@@ -50,6 +50,7 @@ from lineage.join import record_joiner
 from lineage.model import GraphBatch, RejectedRecord
 from lineage.records import LogRecord, iso_utc
 from lineage.store.base import LineageStore, StoreError, row_preparer, write_batch
+from lineage.text import json_text
 from lineage.urls import has_user_info, redact_url
 
 __all__ = [
@@ -684,25 +685,14 @@ class SlsCollector:
 
 
 def _queried_logs(resp: Any) -> list[tuple[dict[str, str], str]]:
-    """(fields, ISO time) per log of a GetLogs answer, as text that can be stored (see ``_storable``)."""
+    """(fields, ISO time) per log of a GetLogs answer, as text that can be stored (``json_text``)."""
     out = []
     for entry in resp.get_logs():
         contents = entry.get_contents()
         if not isinstance(contents, dict):
             raise ValueError(f"a log is not an object: {str(contents)[:80]}")
-        fields = {_storable(k): _storable(v) if isinstance(v, str) else v for k, v in contents.items()}
+        fields = {json_text(str(k)): json_text(v) if isinstance(v, str) else v for k, v in contents.items()}
         out.append((fields, iso_utc(int(entry.get_time()))))
-    return out
-
-
-def _storable(text: Any) -> str:
-    """``text`` with lone surrogates (JSON can carry ``"\\ud800"``; UTF-8, SQLite and record ids cannot)
-    written out as ``\\ud800``, as bytes that are not UTF-8 are written as ``\\xNN``."""
-    out = str(text)
-    try:
-        out.encode("utf-8")
-    except UnicodeEncodeError:
-        return out.encode("utf-8", "backslashreplace").decode("utf-8")
     return out
 
 

@@ -12,7 +12,7 @@ from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any
 
 from ebpf.program import ProgramOptions
-from lineage.text import kernel_text, visible
+from lineage.text import bytes_text, visible
 
 __all__ = [
     "ChdirEvent",
@@ -123,7 +123,7 @@ _BY_KIND: dict[str, type[Event]] = {v: k for k, v in _KIND.items()}
 
 
 def _text(raw: bytes) -> str:
-    return kernel_text(raw.split(b"\0", 1)[0])
+    return bytes_text(raw.split(b"\0", 1)[0])
 
 
 class EventDecoder:

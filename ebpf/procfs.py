@@ -10,7 +10,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from lineage.text import kernel_text
+from lineage.text import bytes_text
 
 __all__ = ["ProcInfo", "boot_offset_ns", "clock_boot_ns", "descendants", "proc_info", "read_cwd", "start_ns"]
 
@@ -45,9 +45,9 @@ def start_ns(pid: int) -> int:
 
 
 def _readlink(path: str) -> str | None:
-    """The link's target as ``kernel_text`` (read as bytes: a str target would hold lone surrogates)."""
+    """The link's target as ``bytes_text`` (read as bytes: a str target would hold lone surrogates)."""
     try:
-        return kernel_text(os.readlink(path.encode()))
+        return bytes_text(os.readlink(path.encode()))
     except OSError:
         return None
 
@@ -72,9 +72,9 @@ def proc_info(pid: int) -> ProcInfo:
     """A snapshot of a live process; OSError when it is gone."""
     fields = _stat_fields(pid)
     with open(f"/proc/{pid}/comm", "rb") as fh:
-        comm = kernel_text(fh.read().rstrip(b"\n"))
+        comm = bytes_text(fh.read().rstrip(b"\n"))
     with open(f"/proc/{pid}/cmdline", "rb") as fh:
-        argv = tuple(kernel_text(a) for a in fh.read().split(b"\0")[:-1])
+        argv = tuple(bytes_text(a) for a in fh.read().split(b"\0")[:-1])
     binary = _readlink(f"/proc/{pid}/exe")
     uid = os.stat(f"/proc/{pid}").st_uid
     return ProcInfo(

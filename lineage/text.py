@@ -4,19 +4,23 @@ every byte that is not UTF-8 kept visibly as ``\\xNN``.
 Paths, argv, comm and host names are bytes to the kernel. Decoding them with ``surrogateescape`` would be
 lossless but leaves lone surrogates in the str, which no store can encode (SQLite refuses them and the
 whole run is lost). ``backslashreplace`` keeps such a byte readable and storable instead.
+
+Text that arrives already decoded from JSON (a log line, an SLS query answer) can hold a lone surrogate
+too, from a ``\\ud800`` escape: that one is no byte, so ``json_text`` keeps it as the escape's text.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["kernel_text", "visible"]
+__all__ = ["bytes_text", "json_text", "visible"]
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def kernel_text(raw: bytes) -> str:
-    """``raw`` as text, a byte that is not UTF-8 shown as ``\\xNN``."""
+def bytes_text(raw: bytes) -> str:
+    """``raw`` as text, each byte that is not UTF-8 shown as ``\\xNN``: the kernel's names, git's paths,
+    SLS values."""
     return raw.decode("utf-8", "backslashreplace")
 
 
@@ -28,5 +32,14 @@ def _escape(match: re.Match[str]) -> str:
 def visible(text: str) -> str:
     """``text`` with no lone surrogate left: one that stands for a byte (``surrogateescape``: the OS's
     argv, environment and file names, a recording read losslessly) becomes that byte's ``\\xNN``, the same
-    text ``kernel_text`` gives for the byte; any other becomes ``\\uNNNN``."""
+    text ``bytes_text`` gives for the byte; any other becomes ``\\uNNNN``."""
     return _SURROGATE.sub(_escape, text)
+
+
+def json_text(text: str) -> str:
+    """``text`` decoded from JSON, with each lone surrogate (half a UTF-16 pair) written as ``\\udNNN``."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text

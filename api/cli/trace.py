@@ -299,7 +299,7 @@ def events(
         except AuditIdError:
             trace_id = None
     try:
-        with open(file, encoding="utf-8", errors="backslashreplace") as fh:
+        with open(file, encoding="utf-8", errors="surrogateescape") as fh:  # see replay_recording
             replay = replay_recording(
                 fh,
                 str(file),

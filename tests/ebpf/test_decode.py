@@ -453,11 +453,10 @@ def _raw_recording(path: Path) -> None:
     path.write_bytes(header + b"\n" + body + b"\n")
 
 
-@pytest.mark.parametrize("errors", ["backslashreplace", "surrogateescape"])
-def test_replay_shows_raw_bytes_as_escapes_however_the_file_was_read(tmp_path: Path, errors: str) -> None:
+def test_replay_shows_raw_bytes_as_escapes(tmp_path: Path) -> None:
     path = tmp_path / "run.jsonl"
     _raw_recording(path)
-    with open(path, encoding="utf-8", errors=errors) as fh:
+    with open(path, encoding="utf-8", errors="surrogateescape") as fh:
         replay = replay_recording(fh, "run.jsonl")
     assert not replay.rejected
     recs = list(replay.collector.records())
