@@ -236,10 +236,10 @@ def create_app(
             await run_in_threadpool(lambda: holder.get().get("repo:liubai-health-probe"))
         except StoreError as exc:
             return JSONResponse(
-                {"status": "unavailable", "store": redact(holder.url), "error": _scrub(str(exc), holder.url)},
+                {"status": "unavailable", "store": redact_url(holder.url), "error": _scrub(str(exc), holder.url)},
                 status_code=503,
             )
-        return JSONResponse({"status": "ok", "store": redact(holder.url)})
+        return JSONResponse({"status": "ok", "store": redact_url(holder.url)})
 
     app.include_router(export_router)
     install_ingest(app)
@@ -260,8 +260,6 @@ def create_app(
     app.add_middleware(SecurityHeaders)  # added last = outermost: even refusals carry the headers
     return app
 
-
-redact = redact_url
 
 
 def _scrub(text: str, url: str) -> str:

@@ -20,6 +20,8 @@ from api.errors import ErrorCode
 from lineage.config import Settings
 from lineage.export import (
     FILE_SUFFIX,
+    MAX_DEPTH,
+    MAX_LIMIT,
     MEDIA_TYPES,
     ExportError,
     ExportMeta,
@@ -82,11 +84,11 @@ def export_endpoint(
     commit: str | None = None,
     trace: str | None = None,
     run: str | None = None,
-    depth: Annotated[int, Query(ge=0, le=50)] = 3,
+    depth: Annotated[int, Query(ge=0, le=MAX_DEPTH)] = 3,
     direction: Direction = Direction.BOTH,
     since: str | None = None,
     until: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=1_000_000)] = 100_000,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100_000,
     format: str = "json",
 ) -> Response:
     given = [

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import MISSING, asdict, dataclass, fields
+from functools import cache
 from typing import Any
 
 from ebpf.program import ProgramOptions
@@ -234,20 +235,24 @@ def typed_value(name: str, annotation: str, value: object) -> Any:
     raise TypeError(f"no JSON form for field {name} of type {annotation}")
 
 
+@cache
+def _schema(cls: type) -> tuple[dict[str, str], tuple[str, ...]]:
+    """Per field of dataclass ``cls`` its annotation's text, and the fields without a default."""
+    fs = fields(cls)
+    required = tuple(f.name for f in fs if f.default is MISSING and f.default_factory is MISSING)
+    return {f.name: str(f.type) for f in fs}, required
+
+
 def typed_fields(cls: type, obj: dict[str, Any]) -> dict[str, Any]:
     """The keyword arguments of dataclass ``cls`` that ``obj`` gives, each checked by ``typed_value``."""
-    annotations = {f.name: str(f.type) for f in fields(cls)}
+    annotations, required = _schema(cls)
     out: dict[str, Any] = {}
     for name, value in obj.items():
         annotation = annotations.get(name)
         if annotation is None:
             raise ValueError(f"unknown field {_shown(name)}")
         out[name] = typed_value(name, annotation, value)
-    missing = [
-        f.name
-        for f in fields(cls)
-        if f.name not in out and f.default is MISSING and f.default_factory is MISSING
-    ]
+    missing = [name for name in required if name not in out]
     if missing:
         raise ValueError(f"missing {', '.join(missing)}")
     return out

@@ -97,9 +97,6 @@ def canonical_json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
 
 
-
-
-
 # --------------------------------------------------------------------------- selection
 
 

@@ -36,7 +36,11 @@ def printable(text: str) -> str:
     """Untrusted text fit for a terminal: control characters, bidi overrides, line breaks and lone
     surrogates become visible escapes such as ``\\x1b``, so stored text cannot drive the terminal, hide
     output or break one record over several lines."""
-    return _UNSAFE.sub(lambda m: repr(m[0])[1:-1], text) if _UNSAFE.search(text) else text
+    return _UNSAFE.sub(_escaped, text)  # the same str when nothing matches
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return repr(match[0])[1:-1]
 
 
 def printable_json(doc: str) -> str:
@@ -83,13 +87,11 @@ def store_session(ctx: typer.Context) -> Iterator[LineageStore]:
     try:
         store = open_store(url)
     except StoreError as exc:
-        raise fail(f"cannot open store {redact(url)}: {exc}") from None
+        raise fail(f"cannot open store {redact_url(url)}: {exc}") from None
     try:
         yield store
     except StoreError as exc:
-        raise fail(f"store {redact(url)}: {exc}") from None
+        raise fail(f"store {redact_url(url)}: {exc}") from None
     finally:
         store.close()
 
-
-redact = redact_url

@@ -18,8 +18,9 @@ import typer
 from platformdirs import user_data_dir
 from rich.text import Text
 
-from api.cli.common import console, fail, printable, redact, state
+from api.cli.common import console, fail, printable, state
 from api.demo_repo import build_demo_repo, write_demo_logs
+from lineage.urls import redact_url
 
 __all__ = ["register", "RECORDED_RUN"]
 
@@ -121,7 +122,7 @@ def demo(
             f'try        {{ lineage(from: "commit:{repo.build_commit}", depth: 3) {{ nodes {{ id kind label }} edges {{ source kind target }} }} }}'
         )
     )
-    console.print(Text(f"store      {printable(redact(store_url))}"))
+    console.print(Text(f"store      {printable(redact_url(store_url))}"))
     if serve:
         os.execv(
             sys.executable,

@@ -9,12 +9,13 @@ from typing import Annotated
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from api.cli.common import console, err_console, fail, printable, redact, state, store_session
+from api.cli.common import console, err_console, fail, printable, state, store_session
 from api.cli.ingest import ingest_app
 from collector.logfields import FieldMap
 from collector.logfile import FileIngestStats, ingest_files
 from collector.offload import OffloadError
 from lineage.model import RejectedRecord
+from lineage.urls import redact_url
 
 __all__ = ["RejectPrinter", "load_fieldmap", "register"]
 
@@ -133,7 +134,7 @@ def logs(
     printer.finish()
     console.print(
         f"ingested {stats.records:,} log records from {stats.files} file(s), {stats.rejected:,} rejected, "
-        f"into {redact(state(ctx).store_url)}",
+        f"into {redact_url(state(ctx).store_url)}",
         highlight=False,
         soft_wrap=True,
     )

@@ -16,9 +16,10 @@ from typing import Annotated
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from api.cli.common import console, err_console, fail, redact, state, store_session
+from api.cli.common import console, err_console, fail, state, store_session
 from api.cli.ingest import ingest_app
 from api.cli.ingest_logs import RejectPrinter, load_fieldmap
+from lineage.urls import redact_url
 
 __all__ = ["parse_when", "register"]
 
@@ -205,7 +206,7 @@ def sls(
     what = "backfilled" if window is not None else "consumed"
     console.print(
         f"{what} {stats.records:,} log records from {project}/{logstore} ({len(stats.shards)} shards), "
-        f"{stats.rejected:,} rejected, into {redact(state(ctx).store_url)}",
+        f"{stats.rejected:,} rejected, into {redact_url(state(ctx).store_url)}",
         highlight=False,
         soft_wrap=True,
     )

@@ -10,8 +10,9 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from api.cli.common import console, err_console, fail, printable, redact, state
+from api.cli.common import console, err_console, fail, printable, state
 from lineage.store import StoreError, open_store
+from lineage.urls import redact_url
 
 __all__ = ["register"]
 
@@ -62,7 +63,7 @@ def serve_cmd(
     try:  # fail now, in one line, rather than on the first request
         open_store(store_url).close()
     except StoreError as exc:
-        raise fail(f"cannot open store {redact(store_url)}: {exc}") from None
+        raise fail(f"cannot open store {redact_url(store_url)}: {exc}") from None
     try:
         settings = prepare_serve(host, auth, insecure)
     except UnsafeBind as exc:
@@ -73,7 +74,7 @@ def serve_cmd(
         )
     _check_bind(host, port)
     base = printable(f"http://{_url_host(host)}:{port}")
-    console.print(Text(f"store     {printable(redact(store_url))}"))
+    console.print(Text(f"store     {printable(redact_url(store_url))}"))
     console.print(Text(f"web UI    {base}/"))
     console.print(Text(f"GraphiQL  {base}/graphql"))
     console.print(Text(f"health    {base}/healthz"), style="dim")

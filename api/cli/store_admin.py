@@ -16,9 +16,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from api.cli.common import console, err_console, fail, printable, redact, state, store_session
+from api.cli.common import console, err_console, fail, printable, state, store_session
 from lineage.model import GraphBatch, NodeKind, RejectedRecord
 from lineage.store import LineageStore, StoreError, open_store
+from lineage.urls import redact_url
 
 __all__ = ["copy_graph", "register"]
 
@@ -81,14 +82,14 @@ def migrate(
         source = open_store(from_url)
         counts = source.counts()
     except StoreError as exc:
-        raise fail(f"cannot open --from store {redact(from_url)}: {exc}") from None
+        raise fail(f"cannot open --from store {redact_url(from_url)}: {exc}") from None
     try:
         if not any(counts.values()):  # most likely a mistyped --from, which opening just created empty
-            raise fail(f"the --from store {redact(from_url)} is empty: nothing to migrate (check the URL)")
+            raise fail(f"the --from store {redact_url(from_url)} is empty: nothing to migrate (check the URL)")
         try:
             target = open_store(to_url)
         except StoreError as exc:
-            raise fail(f"cannot open --to store {redact(to_url)}: {exc}") from None
+            raise fail(f"cannot open --to store {redact_url(to_url)}: {exc}") from None
         try:
             totals = {
                 "nodes": sum(counts.get(k.value, 0) for k in NodeKind),
@@ -106,7 +107,7 @@ def migrate(
                 tasks = {part: progress.add_task(part, total=n) for part, n in totals.items()}
                 copied = copy_graph(source, target, batch_size, lambda part, n: progress.advance(tasks[part], n))
         except StoreError as exc:
-            raise fail(f"migration {redact(from_url)} -> {redact(to_url)} stopped: {exc} (run it again to finish)") from None
+            raise fail(f"migration {redact_url(from_url)} -> {redact_url(to_url)} stopped: {exc} (run it again to finish)") from None
         finally:
             target.close()
     finally:
@@ -114,7 +115,7 @@ def migrate(
     console.print(
         Text(
             f"copied {copied['nodes']} nodes, {copied['edges']} edges, {copied['rejected']} rejected records "
-            f"and {copied['checkpoints']} checkpoints from {printable(redact(from_url))} to {printable(redact(to_url))}"
+            f"and {copied['checkpoints']} checkpoints from {printable(redact_url(from_url))} to {printable(redact_url(to_url))}"
         ),
         highlight=False,
         soft_wrap=True,
@@ -134,7 +135,7 @@ def stats(
     if as_json:
         typer.echo(json.dumps(counts, sort_keys=True))
         return
-    console.print(Text(f"store {printable(redact(state(ctx).store_url))}"), highlight=False, soft_wrap=True)
+    console.print(Text(f"store {printable(redact_url(state(ctx).store_url))}"), highlight=False, soft_wrap=True)
     table = Table()
     table.add_column("what")
     table.add_column("count", justify="right")

@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from api.cli.common import err_console, fail, printable, redact, state, store_session
+from api.cli.common import err_console, fail, printable, state, store_session
 from api.cli.ingest import ingest_app
 from collector.ebpf import (
     IngestStats,
@@ -33,6 +33,7 @@ from ebpf.loader import Problem, Tracer, TracerError, preflight
 from ebpf.run import attach_tree, exit_status_code, run_command
 from lineage.model import AUDIT_ID_ENV, AuditIdError, parse_audit_id, parse_traceparent
 from lineage.text import visible
+from lineage.urls import redact_url
 
 __all__ = ["RunContext", "register", "resolve_context"]
 
@@ -268,7 +269,7 @@ def _summary(
     err_console.print(
         f"liubai: {verb} run {info.root_pid} on {info.host}: {stats.processes:,} processes, "
         f"{stats.file_accesses:,} file accesses, {info.lost_events} lost events, exit code {info.exit_code}; "
-        f"linked to {linked}; stored in {redact(state(ctx).store_url)}",
+        f"linked to {linked}; stored in {redact_url(state(ctx).store_url)}",
         markup=False,
         highlight=False,
         soft_wrap=True,
