@@ -12,7 +12,7 @@ import pytest
 
 from api.cli.trace import CANNOT_TRACE_EXIT, resolve_context
 from lineage.store import open_store
-from tests.ebpf.conftest import LIUBAI, clean_env, read_graph
+from tests.ebpf.conftest import LIUBAI, clean_env, liubai, read_graph
 from tests.ebpf.recordings import PROCESS, RUN_HEADER
 from tests.gitrepo import GitRepoBuilder
 
@@ -98,14 +98,7 @@ def test_ingest_events_reports_a_file_that_is_not_a_recording(tmp_path: Path) ->
 
 
 def _ingest_events(tmp_path: Path, recording: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [LIUBAI, "--store", f"sqlite:///{tmp_path / 'db.db'}", "ingest", "events", str(recording)],
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
+    return liubai(["--store", f"sqlite:///{tmp_path / 'db.db'}", "ingest", "events", str(recording)], tmp_path, timeout=60)
 
 
 

@@ -155,8 +155,9 @@ def test_batches_grow_while_the_store_is_slow_and_nothing_is_lost(commits, tmp_p
 
     slow, fast = sizes(0.15), sizes(0)
     assert sum(slow) == sum(fast) == sum(sum(p.records.values()) for p in join_batches(read(), 500))
+    # a store that takes 0.15 s per batch always blocks the reader; how a fast store's batches go depends on
+    # the machine's load, so only the unit test (tests/unit/test_ingest_driver.py) pins their sizes down
     assert max(slow) > 500, f"batches did not grow behind a slow store: {slow}"
-    assert len(fast) > len(slow)  # (a busy machine may grow a few; that they shrink back is a unit test)
 
 
 def test_which_inputs_go_to_a_child_process(tmp_path: Path) -> None:

@@ -153,23 +153,3 @@ def test_the_server_answers_normally_after_a_fault(sls_server: SlsServer, new_st
     with pytest.raises(SlsError):
         _collector(sls_server.endpoint, store).consume()
     assert _collector(sls_server.endpoint, store).consume().shards == {0, 1}
-
-
-class _StrictRuntime:
-    """Stands for a protobuf runtime that refuses text that is not UTF-8 (upb accepts it): the SDK then
-    parses the pull again as ``LogGroupListRaw``, whose every value is bytes."""
-
-    def ParseFromString(self, data: bytes) -> None:
-        raise ValueError("string field is not UTF-8")
-
-
-def test_a_pull_the_sdk_parses_as_raw_bytes_gives_the_same_graph(commits, sls_server, new_store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    ds = make_dataset(600, commits)
-    put_into_sls(sls_server, LOGSTORE, ds.lines, group_size=20)
-    clean = new_store("clean")
-    _collector(sls_server.endpoint, clean, deadline=5, pull_count=7).consume()
-    monkeypatch.setattr("aliyun.log.pulllog_response.LogGroupList", _StrictRuntime)
-    raw = new_store("raw")
-    stats = _collector(sls_server.endpoint, raw, deadline=5, pull_count=7).consume()
-    assert stats.records == len(ds.lines) and stats.rejected == ds.expected_rejects
-    assert graph_of(raw) == graph_of(clean)  # times, messages, ids: bytes read as the text they are
