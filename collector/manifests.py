@@ -227,7 +227,7 @@ class _Refused:
 class _ExcessiveAliasing(Exception):
     def __init__(self, reason: str, raw: str) -> None:
         super().__init__(reason)
-        self.refused = _Refused(reason, raw)
+        self.raw = raw
 
 
 def _alias_growth(root: yaml.Node) -> int | None:
@@ -299,7 +299,7 @@ def _documents(loader: _BoundedLoader, *, fast: bool) -> Iterator[Any]:
             try:
                 node = loader.get_node()
             except _ExcessiveAliasing as exc:
-                yield exc.refused
+                yield _Refused(str(exc), exc.raw)
                 continue
             yield None if node is None else _light(node, loader, fast=fast)
     finally:
