@@ -13,7 +13,6 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import orjson
 from fastapi import FastAPI, Request
@@ -32,7 +31,7 @@ from api.metrics import install_observability
 from api.schema import ApiContext, schema
 from lineage.config import Settings
 from lineage.store import LineageStore, StoreError, StoreUnavailable, open_store
-from lineage.urls import redact_url
+from lineage.urls import hide_password, redact_url
 
 __all__ = ["CSP", "GRAPHIQL_CSP", "GraphQLEndpoint", "GraphQLView", "StoreHolder", "create_app", "create_app_from_env",
            "web_dir"]
@@ -236,7 +235,7 @@ def create_app(
             await run_in_threadpool(lambda: holder.get().get("repo:liubai-health-probe"))
         except StoreError as exc:
             return JSONResponse(
-                {"status": "unavailable", "store": redact_url(holder.url), "error": _scrub(str(exc), holder.url)},
+                {"status": "unavailable", "store": redact_url(holder.url), "error": hide_password(str(exc), holder.url)},
                 status_code=503,
             )
         return JSONResponse({"status": "ok", "store": redact_url(holder.url)})
@@ -259,13 +258,6 @@ def create_app(
     install_observability(app)
     app.add_middleware(SecurityHeaders)  # added last = outermost: even refusals carry the headers
     return app
-
-
-
-def _scrub(text: str, url: str) -> str:
-    """An error text with the store password (if the URL has one) masked."""
-    password = urlsplit(url).password
-    return text.replace(password, "***") if password else text
 
 
 def create_app_from_env() -> FastAPI:

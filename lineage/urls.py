@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["has_user_info", "redact_url"]
+from urllib.parse import unquote
+
+__all__ = ["has_user_info", "hide_password", "redact_url"]
 
 
 def _split(url: str) -> tuple[str, str, str] | None:
@@ -30,3 +32,17 @@ def redact_url(url: str) -> str:
     prefix, info, host = parts
     user, colon, _ = info.partition(":")
     return f"{prefix}{user}:***@{host}" if colon else url
+
+
+def hide_password(text: str, url: str) -> str:
+    """``text`` (an error a driver raised about ``url``) with ``url``'s password masked wherever it appears,
+    as written in the URL or percent-decoded, the form a driver sends and may quote back."""
+    parts = _split(url)
+    if parts is None:
+        return text
+    _, colon, password = parts[1].partition(":")
+    if not colon or not password:
+        return text
+    for spelling in sorted({password, unquote(password)}, key=len, reverse=True):
+        text = text.replace(spelling, "***")
+    return text

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from api.cli.common import console, err_console, fail, printable, state, store_session
 from api.cli.ingest import ingest_app
@@ -133,8 +134,12 @@ def logs(
             raise fail(str(exc)) from None
     printer.finish()
     console.print(
-        f"ingested {stats.records:,} log records from {stats.files} file(s), {stats.rejected:,} rejected, "
-        f"into {redact_url(state(ctx).store_url)}",
+        Text(
+            printable(
+                f"ingested {stats.records:,} log records from {stats.files} file(s), {stats.rejected:,} rejected, "
+                f"into {redact_url(state(ctx).store_url)}"
+            )
+        ),
         highlight=False,
         soft_wrap=True,
     )

@@ -15,8 +15,9 @@ from typing import Annotated
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
-from api.cli.common import console, err_console, fail, state, store_session
+from api.cli.common import console, err_console, fail, printable, state, store_session
 from api.cli.ingest import ingest_app
 from api.cli.ingest_logs import RejectPrinter, load_fieldmap
 from lineage.urls import redact_url
@@ -205,8 +206,12 @@ def sls(
     printer.finish()
     what = "backfilled" if window is not None else "consumed"
     console.print(
-        f"{what} {stats.records:,} log records from {project}/{logstore} ({len(stats.shards)} shards), "
-        f"{stats.rejected:,} rejected, into {redact_url(state(ctx).store_url)}",
+        Text(
+            printable(
+                f"{what} {stats.records:,} log records from {project}/{logstore} ({len(stats.shards)} shards), "
+                f"{stats.rejected:,} rejected, into {redact_url(state(ctx).store_url)}"
+            )
+        ),
         highlight=False,
         soft_wrap=True,
     )

@@ -251,7 +251,7 @@ def trace(
         _summary(ctx, "traced", collector, stats, rc.commit, rc.commit_source)
     if record is not None:
         err_console.print(
-            f"liubai: recorded {collector.events:,} events to {record}", markup=False, highlight=False
+            printable(f"liubai: recorded {collector.events:,} events to {record}"), markup=False, highlight=False
         )
     raise typer.Exit(code)
 
@@ -267,9 +267,11 @@ def _summary(
     info = collector.info
     linked = f"commit {commit[:12]} (from {source})" if commit else "no commit (none given or found)"
     err_console.print(
-        f"liubai: {verb} run {info.root_pid} on {info.host}: {stats.processes:,} processes, "
-        f"{stats.file_accesses:,} file accesses, {info.lost_events} lost events, exit code {info.exit_code}; "
-        f"linked to {linked}; stored in {redact_url(state(ctx).store_url)}",
+        printable(
+            f"liubai: {verb} run {info.root_pid} on {info.host}: {stats.processes:,} processes, "
+            f"{stats.file_accesses:,} file accesses, {info.lost_events} lost events, exit code {info.exit_code}; "
+            f"linked to {linked}; stored in {redact_url(state(ctx).store_url)}"
+        ),
         markup=False,
         highlight=False,
         soft_wrap=True,

@@ -184,15 +184,19 @@ def test_cli_missing_file_is_one_line(tmp_path) -> None:  # type: ignore[no-unty
 
 
 def test_cli_shows_control_characters_of_a_rejected_line_as_escapes(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """A file name is untrusted text too: an escape sequence in it must not reach the terminal."""
+    """File and store names are untrusted text too: an escape sequence in them must not reach the terminal,
+    nor may a name that looks like console markup lose its brackets."""
     path = tmp_path / "a\x1b[2Jb.jsonl"
     path.write_text("{not json\n")
+    store_dir = tmp_path / "[bold]s\x1b[2J"
+    store_dir.mkdir()
     run = subprocess.run(
-        [*CLI, "--store", f"sqlite:///{tmp_path / 'x.db'}", "ingest", "logs", str(path)],
+        [*CLI, "--store", f"sqlite:///{store_dir / 'x.db'}", "ingest", "logs", str(path)],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert run.returncode == 0 and "\x1b" not in run.stderr
+    assert run.returncode == 0 and "\x1b" not in run.stderr + run.stdout
     assert f"rejected {tmp_path}/a\\x1b[2Jb.jsonl:1: not valid JSON" in run.stderr
+    assert f"into sqlite:///{tmp_path}/[bold]s\\x1b[2J/x.db" in run.stdout.replace("\n", "")
 
 
 def test_a_file_name_that_is_not_utf8_lands_as_escaped_text(tmp_path, new_store) -> None:  # type: ignore[no-untyped-def]

@@ -1,10 +1,11 @@
-"""Passwords never reach a message: ``redact_url`` on the URLs error messages quote, parsable or not."""
+"""Passwords never reach a message: ``redact_url`` on the URLs error messages quote, parsable or not, and
+``hide_password`` on the error texts drivers raise about them."""
 
 from __future__ import annotations
 
 import pytest
 
-from lineage.urls import has_user_info, redact_url
+from lineage.urls import has_user_info, hide_password, redact_url
 
 
 @pytest.mark.parametrize(
@@ -25,3 +26,23 @@ def test_the_password_is_masked_and_the_rest_kept(url: str, shown: str) -> None:
 @pytest.mark.parametrize("url", ["sqlite:///srv/a@b.db", "http://h/x@y", "neo4j://h:7687", "http://user@h", "h:80"])
 def test_urls_without_a_password_are_unchanged(url: str) -> None:
     assert redact_url(url) == url
+
+
+@pytest.mark.parametrize(
+    ("url", "error", "shown"),
+    [
+        # a password no URL parser finds whole: the health answer used to quote its tail
+        ("neo4j://neo4j:s3cr/et@db:7687", "auth failed with s3cr/et at db", "auth failed with *** at db"),
+        ("neo4j://neo4j:p@ss@db:7687", "auth failed: p@ss rejected", "auth failed: *** rejected"),
+        # percent-encoded in the URL; the driver was given, and quotes, the decoded form
+        ("neo4j://neo4j:s3cr%2Fet@db", "s3cr/et rejected (URL neo4j://neo4j:s3cr%2Fet@db)", "*** rejected (URL neo4j://neo4j:***@db)"),
+    ],
+)
+def test_a_driver_error_never_shows_the_password(url: str, error: str, shown: str) -> None:
+    assert hide_password(error, url) == shown
+
+
+@pytest.mark.parametrize("url", ["sqlite:///srv/a@b.db", "neo4j://h:7687", "http://user@h", "http://user:@h"])
+def test_an_error_about_a_url_without_a_password_is_unchanged(url: str) -> None:
+    error = f"cannot open {url}: user h refused"
+    assert hide_password(error, url) == error
