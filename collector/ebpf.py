@@ -39,7 +39,7 @@ from ebpf.events import (
     typed_fields,
     typed_value,
 )
-from ebpf.procfs import ProcInfo, read_cwd
+from ebpf.procfs import ProcInfo, read_cwd, read_os_cwd
 from lineage.join import add_record
 from lineage.model import GraphBatch, RejectedRecord
 from lineage.records import FileAccessRecord, ProcessRecord, RunRecord, iso_utc
@@ -371,7 +371,8 @@ class LiveEvents:
         except DecodeError:
             self.decode_errors += 1
             return
-        enrich_now(event, self.hasher)
+        name = self.decoder.exec_os_filename(raw) if isinstance(event, ExecEvent) else None
+        enrich_now(event, self.hasher, name)
         self._items.append(event)
 
     def __len__(self) -> int:
@@ -388,17 +389,20 @@ class LiveEvents:
                 self.decode_errors += 1
 
 
-def enrich_now(event: Event, hasher: BinaryHasher) -> None:
+def enrich_now(event: Event, hasher: BinaryHasher, os_filename: str | None = None) -> None:
     """Add what only the live machine knows: an executed binary's sha256, and /proc's cwd where the
-    event alone cannot tell it (a relative exec path, an fchdir to an fd)."""
+    event alone cannot tell it (a relative exec path, an fchdir to an fd).
+
+    The binary is found by ``os_filename`` (``EventDecoder.exec_os_filename``), the kernel's bytes: a name
+    that is not UTF-8 gets its hash too, where the event's shown ``\\xNN`` text would name another file
+    (or none). Without it no hash is taken rather than one of a file that may not be the one that ran."""
     if isinstance(event, ExecEvent):
-        cwd = None
+        os_cwd = None
         if not event.filename.startswith("/"):
-            cwd = event.cwd = read_cwd(event.pid)
-        path = resolve_path(event.filename, cwd)
-        # A name that was not UTF-8 reads as ``\\xNN`` text, which may also name another file: no hash
-        # rather than the hash of a file that was not run.
-        if path is not None and "\\x" not in path:
+            os_cwd = read_os_cwd(event.pid)
+            event.cwd = None if os_cwd is None else visible(os_cwd)
+        path = resolve_path(os_filename, os_cwd) if os_filename is not None else None
+        if path is not None:
             event.sha256 = hasher.sha256(path)
     elif isinstance(event, ChdirEvent) and event.fd >= 0:
         event.cwd = read_cwd(event.pid)

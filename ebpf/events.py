@@ -7,6 +7,7 @@ can be tested without BPF.
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import MISSING, asdict, dataclass, fields
 from functools import cache
@@ -140,6 +141,16 @@ class EventDecoder:
         self._open = struct.Struct(f"<iiII {o.path_len}s")
         self._exit = struct.Struct("<iI 16s")
         self._chdir = struct.Struct(f"<ii {o.path_len}s")
+
+    def exec_os_filename(self, data: bytes) -> str:
+        """The path of an exec event (``EV_EXEC``) as the OS's own str: each byte that is not UTF-8 a lone
+        surrogate, so ``open`` reaches exactly the file that ran. ``ExecEvent.filename`` is for showing and
+        storing; there the byte 0xff and a literal ``\\xff`` read alike."""
+        try:
+            _old_pid, _pad, _comm, filename = self._exec.unpack_from(data, _HDR.size)
+        except struct.error as exc:
+            raise DecodeError(f"exec event of {len(data)} bytes: {exc}") from None
+        return os.fsdecode(filename.split(b"\0", 1)[0])
 
     def decode(self, data: bytes) -> Event:
         if len(data) < _HDR.size:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from lineage.text import bytes_text
 
-__all__ = ["ProcInfo", "boot_offset_ns", "clock_boot_ns", "descendants", "proc_info", "read_cwd", "start_ns"]
+__all__ = ["ProcInfo", "boot_offset_ns", "clock_boot_ns", "descendants", "proc_info", "read_cwd", "read_os_cwd", "start_ns"]
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -54,6 +54,15 @@ def _readlink(path: str) -> str | None:
 
 def read_cwd(pid: int) -> str | None:
     return _readlink(f"/proc/{pid}/cwd")
+
+
+def read_os_cwd(pid: int) -> str | None:
+    """The cwd as the OS's own str (lone surrogates for bytes that are not UTF-8): to open files by, not
+    to show; ``lineage.text.visible`` of it is ``read_cwd``'s text."""
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return None
 
 
 @dataclass(slots=True)

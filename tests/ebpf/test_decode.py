@@ -469,15 +469,26 @@ def test_replay_shows_raw_bytes_as_escapes(tmp_path: Path) -> None:
     }
 
 
-def test_an_executed_path_that_was_not_utf8_gets_no_hash_rather_than_another_files(tmp_path: Path) -> None:
-    """``\\xff`` in a decoded path stood for the byte 0xff, but as text it names another file that may
-    exist: hashing that would be false evidence."""
-    decoy = tmp_path / "run\\xff"  # a file literally named with a backslash
-    decoy.write_bytes(b"not what ran")
-    ran = ExecEvent(pid=1, tid=1, uid=0, ts=1, start_ns=1, filename=str(decoy))
+def test_an_executed_path_that_was_not_utf8_is_hashed_by_its_bytes_not_by_its_shown_text(tmp_path: Path) -> None:
+    """The byte 0xff is shown as ``\\xff``, which as text names another file that may exist (a decoy an
+    attacker can plant): the hash must be of the file the kernel ran, found by its bytes."""
+    opts = ProgramOptions(max_args=4, arg_len=32, path_len=1024)
+    ran = os.fsencode(tmp_path) + b"/run\xff"
+    with open(ran, "wb") as fh:
+        fh.write(b"what ran")
+    (tmp_path / "run\\xff").write_bytes(b"the decoy")  # literally named with a backslash
+    live = LiveEvents(EventDecoder(opts))
+    live(hdr(2) + struct.pack("<II", 10, 0) + cstr("run", 16) + ran + b"\0" * (1024 - len(ran)))
+    (exe,) = live.events()
+    assert isinstance(exe, ExecEvent) and exe.filename == f"{tmp_path}/run\\xff"
+    assert exe.sha256 == hashlib.sha256(b"what ran").hexdigest()
+
+
+def test_an_exec_without_the_kernels_name_gets_no_hash(tmp_path: Path) -> None:
+    """Only the shown text at hand: it may name another file, so no hash rather than false evidence."""
+    (tmp_path / "plain").write_bytes(b"ran")
+    ran = ExecEvent(pid=1, tid=1, uid=0, ts=1, start_ns=1, filename=str(tmp_path / "plain"))
     enrich_now(ran, BinaryHasher())
     assert ran.sha256 is None
-    plain = ExecEvent(pid=1, tid=1, uid=0, ts=1, start_ns=1, filename=str(tmp_path / "plain"))
-    (tmp_path / "plain").write_bytes(b"ran")
-    enrich_now(plain, BinaryHasher())
-    assert plain.sha256 == hashlib.sha256(b"ran").hexdigest()
+    enrich_now(ran, BinaryHasher(), str(tmp_path / "plain"))
+    assert ran.sha256 == hashlib.sha256(b"ran").hexdigest()
