@@ -289,7 +289,7 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0))
     ceiling = ingest_ceiling(rows[2][2] / rows[2][1], rows[3][2] / rows[3][1], cores=cores)
     print(
-        f"ceiling on {cores} cores: parse+map+join and the engine floor spread perfectly over both, one SQLite "
+        f"ceiling on {cores} cores: parse+map+join and the engine floor spread perfectly over them, one SQLite "
         f"writer: {ceiling:,.0f} records/s = {ceiling / bare_rate:.0%} of bare parse"
     )
     for name, n, secs, _ in rows[5:]:
