@@ -14,7 +14,7 @@ from rich.text import Text
 from lineage.store import LineageStore, StoreError, open_store
 from lineage.urls import redact_url
 
-__all__ = ["CliState", "console", "err_console", "fail", "printable", "printable_json", "store_session"]
+__all__ = ["CliState", "console", "err_console", "fail", "printable", "printable_json", "say", "store_session"]
 
 # No emoji codes: ``run:x:1`` in an id or a path must print as typed, not as a picture.
 console = Console(emoji=False)
@@ -68,6 +68,12 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     line = Text.assemble(("error:", "bold red"), " ", printable(message))
     err_console.print(line, highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+def say(message: str, *, err: bool = False) -> None:
+    """Print one line of plain text (on stderr with ``err``): a summary that quotes names the user gave,
+    store URLs and paths, escaped by ``printable`` and never read as console markup."""
+    (err_console if err else console).print(Text(printable(message)), highlight=False, soft_wrap=True)
 
 
 def state(ctx: typer.Context) -> CliState:

@@ -8,9 +8,8 @@ from typing import Annotated
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.text import Text
 
-from api.cli.common import console, err_console, fail, printable, state, store_session
+from api.cli.common import err_console, fail, printable, say, state, store_session
 from api.cli.ingest import ingest_app
 from collector.logfields import FieldMap
 from collector.logfile import FileIngestStats, ingest_files
@@ -133,17 +132,10 @@ def logs(
         except OffloadError as exc:  # batches stored before it stay; a re-run skips nothing and doubles nothing
             raise fail(str(exc)) from None
     printer.finish()
-    console.print(
-        Text(
-            printable(
-                f"ingested {stats.records:,} log records from {stats.files} file(s), {stats.rejected:,} rejected, "
-                f"into {redact_url(state(ctx).store_url)}"
-            )
-        ),
-        highlight=False,
-        soft_wrap=True,
+    say(
+        f"ingested {stats.records:,} log records from {stats.files} file(s), {stats.rejected:,} rejected, "
+        f"into {redact_url(state(ctx).store_url)}"
     )
-
 
 def register(app: typer.Typer) -> None:
     ingest_app.command("logs")(logs)

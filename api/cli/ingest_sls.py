@@ -15,9 +15,8 @@ from typing import Annotated
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.text import Text
 
-from api.cli.common import console, err_console, fail, printable, state, store_session
+from api.cli.common import err_console, fail, say, state, store_session
 from api.cli.ingest import ingest_app
 from api.cli.ingest_logs import RejectPrinter, load_fieldmap
 from lineage.urls import redact_url
@@ -205,17 +204,10 @@ def sls(
             signal.signal(s, handler)
     printer.finish()
     what = "backfilled" if window is not None else "consumed"
-    console.print(
-        Text(
-            printable(
-                f"{what} {stats.records:,} log records from {project}/{logstore} ({len(stats.shards)} shards), "
-                f"{stats.rejected:,} rejected, into {redact_url(state(ctx).store_url)}"
-            )
-        ),
-        highlight=False,
-        soft_wrap=True,
+    say(
+        f"{what} {stats.records:,} log records from {project}/{logstore} ({len(stats.shards)} shards), "
+        f"{stats.rejected:,} rejected, into {redact_url(state(ctx).store_url)}"
     )
-
 
 def register(app: typer.Typer) -> None:
     ingest_app.command("sls")(sls)

@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from api.cli.common import err_console, fail, printable, state, store_session
+from api.cli.common import err_console, fail, printable, say, state, store_session
 from api.cli.ingest import ingest_app
 from collector.ebpf import (
     IngestStats,
@@ -250,9 +250,7 @@ def trace(
             raise typer.Exit(code or exc.exit_code) from None
         _summary(ctx, "traced", collector, stats, rc.commit, rc.commit_source)
     if record is not None:
-        err_console.print(
-            printable(f"liubai: recorded {collector.events:,} events to {record}"), markup=False, highlight=False
-        )
+        say(f"liubai: recorded {collector.events:,} events to {record}", err=True)
     raise typer.Exit(code)
 
 
@@ -266,15 +264,11 @@ def _summary(
 ) -> None:
     info = collector.info
     linked = f"commit {commit[:12]} (from {source})" if commit else "no commit (none given or found)"
-    err_console.print(
-        printable(
-            f"liubai: {verb} run {info.root_pid} on {info.host}: {stats.processes:,} processes, "
-            f"{stats.file_accesses:,} file accesses, {info.lost_events} lost events, exit code {info.exit_code}; "
-            f"linked to {linked}; stored in {redact_url(state(ctx).store_url)}"
-        ),
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
+    say(
+        f"liubai: {verb} run {info.root_pid} on {info.host}: {stats.processes:,} processes, "
+        f"{stats.file_accesses:,} file accesses, {info.lost_events} lost events, exit code {info.exit_code}; "
+        f"linked to {linked}; stored in {redact_url(state(ctx).store_url)}",
+        err=True,
     )
 
 
