@@ -24,6 +24,7 @@ from ebpf.events import (
     AT_FDCWD,
     EV_CHDIR,
     EV_EXEC,
+    EV_FORK,
     ChdirEvent,
     DecodeError,
     Event,
@@ -39,7 +40,7 @@ from ebpf.events import (
     typed_fields,
     typed_value,
 )
-from ebpf.procfs import ProcInfo, read_cwd, read_os_cwd
+from ebpf.procfs import ProcInfo, read_os_cwd
 from lineage.join import add_record
 from lineage.model import GraphBatch, RejectedRecord
 from lineage.records import FileAccessRecord, ProcessRecord, RunRecord, iso_utc
@@ -57,7 +58,6 @@ __all__ = [
     "replay_recording",
     "access_mode",
     "LiveEvents",
-    "enrich_now",
     "ingest_run",
     "resolve_path",
 ]
@@ -352,8 +352,13 @@ class LiveEvents:
     """The events of a live run, kept as raw bytes while the command runs and decoded afterwards.
 
     Appending bytes is the least work the reader can do per event, so tracing steals as little CPU as
-    possible from the traced command. Exec and fchdir events are decoded and enriched at once, because
-    what they need may be gone later: the executed file's bytes (sha256) and /proc's cwd.
+    possible from the traced command. Fork, exec and chdir events are decoded at once: an exec's binary
+    is hashed while it is still the file that ran, and finding it by a relative name needs the process's
+    cwd at that moment, which forks and chdirs carry from process to process in event order (a
+    short-lived process is gone from /proc before its exec is read).
+
+    Paths here are the OS's own str (``os.fsdecode``: lone surrogates for bytes that are not UTF-8), so
+    that ``open`` reaches the very file the kernel named; events keep their shown ``\\xNN`` text.
     """
 
     def __init__(self, decoder: EventDecoder, hasher: BinaryHasher | None = None) -> None:
@@ -361,9 +366,15 @@ class LiveEvents:
         self.hasher = hasher or BinaryHasher()
         self.decode_errors = 0
         self._items: list[bytes | Event] = []
+        self._cwd: dict[int, str] = {}  # pid -> cwd, as far as the events so far tell it
+
+    def start_at(self, pid: int, os_cwd: str | None) -> None:
+        """The cwd of a traced process that no fork of the run introduces (the root, an adopted one)."""
+        if os_cwd is not None:
+            self._cwd.setdefault(pid, os_cwd)
 
     def __call__(self, raw: bytes) -> None:
-        if raw[0] not in (EV_EXEC, EV_CHDIR):  # the type is a little-endian u32 below 256
+        if raw[0] not in (EV_FORK, EV_EXEC, EV_CHDIR):  # the type is a little-endian u32 below 256
             self._items.append(raw)
             return
         try:
@@ -371,9 +382,43 @@ class LiveEvents:
         except DecodeError:
             self.decode_errors += 1
             return
-        name = self.decoder.exec_os_filename(raw) if isinstance(event, ExecEvent) else None
-        enrich_now(event, self.hasher, name)
+        if isinstance(event, ForkEvent):
+            self._forked(event)
+        elif isinstance(event, ExecEvent):
+            self._executed(event, self.decoder.os_path(raw))
+        elif isinstance(event, ChdirEvent):
+            self._changed_dir(event, self.decoder.os_path(raw))
         self._items.append(event)
+
+    def _forked(self, event: ForkEvent) -> None:
+        cwd = self._cwd.get(event.pid)
+        if cwd is None:
+            self._cwd.pop(event.child, None)  # a reused pid's old cwd must not stand
+        else:
+            self._cwd[event.child] = cwd
+
+    def _changed_dir(self, event: ChdirEvent, os_path: str) -> None:
+        if event.fd >= 0:  # fchdir: only /proc can tell where to
+            cwd = read_os_cwd(event.pid)
+            event.cwd = None if cwd is None else visible(cwd)
+        else:
+            cwd = resolve_path(os_path, self._cwd.get(event.pid))
+        if cwd is None:
+            self._cwd.pop(event.pid, None)
+        else:
+            self._cwd[event.pid] = cwd
+
+    def _executed(self, event: ExecEvent, os_filename: str) -> None:
+        """Hash the binary that ran (by the kernel's bytes: a name that is not UTF-8 gets its hash too);
+        a relative name is resolved against the cwd the events tell, else /proc's while the process lives.
+        Where neither knows, no hash rather than one of a file that may not be the one that ran."""
+        base = None
+        if not os_filename.startswith("/"):
+            base = self._cwd.get(event.pid) or read_os_cwd(event.pid)
+            event.cwd = None if base is None else visible(base)
+        path = resolve_path(os_filename, base)
+        if path is not None:
+            event.sha256 = self.hasher.sha256(path)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -387,25 +432,6 @@ class LiveEvents:
                 yield self.decoder.decode(item)
             except DecodeError:
                 self.decode_errors += 1
-
-
-def enrich_now(event: Event, hasher: BinaryHasher, os_filename: str | None = None) -> None:
-    """Add what only the live machine knows: an executed binary's sha256, and /proc's cwd where the
-    event alone cannot tell it (a relative exec path, an fchdir to an fd).
-
-    The binary is found by ``os_filename`` (``EventDecoder.exec_os_filename``), the kernel's bytes: a name
-    that is not UTF-8 gets its hash too, where the event's shown ``\\xNN`` text would name another file
-    (or none). Without it no hash is taken rather than one of a file that may not be the one that ran."""
-    if isinstance(event, ExecEvent):
-        os_cwd = None
-        if not event.filename.startswith("/"):
-            os_cwd = read_os_cwd(event.pid)
-            event.cwd = None if os_cwd is None else visible(os_cwd)
-        path = resolve_path(os_filename, os_cwd) if os_filename is not None else None
-        if path is not None:
-            event.sha256 = hasher.sha256(path)
-    elif isinstance(event, ChdirEvent) and event.fd >= 0:
-        event.cwd = read_cwd(event.pid)
 
 
 # -- recordings ---------------------------------------------------------------------------------------

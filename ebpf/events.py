@@ -142,15 +142,18 @@ class EventDecoder:
         self._exit = struct.Struct("<iI 16s")
         self._chdir = struct.Struct(f"<ii {o.path_len}s")
 
-    def exec_os_filename(self, data: bytes) -> str:
-        """The path of an exec event (``EV_EXEC``) as the OS's own str: each byte that is not UTF-8 a lone
-        surrogate, so ``open`` reaches exactly the file that ran. ``ExecEvent.filename`` is for showing and
-        storing; there the byte 0xff and a literal ``\\xff`` read alike."""
+    def os_path(self, data: bytes) -> str:
+        """The path of an exec or chdir event as the OS's own str: each byte that is not UTF-8 a lone
+        surrogate, so ``open`` reaches exactly the file the kernel named. The events' ``filename`` and
+        ``path`` are for showing and storing; there the byte 0xff and a literal ``\\xff`` read alike."""
+        layout = {EV_EXEC: self._exec, EV_CHDIR: self._chdir}.get(data[0] if data else 0)
+        if layout is None:
+            raise DecodeError("not an exec or chdir event")
         try:
-            _old_pid, _pad, _comm, filename = self._exec.unpack_from(data, _HDR.size)
+            raw = layout.unpack_from(data, _HDR.size)[-1]
         except struct.error as exc:
-            raise DecodeError(f"exec event of {len(data)} bytes: {exc}") from None
-        return os.fsdecode(filename.split(b"\0", 1)[0])
+            raise DecodeError(f"event of {len(data)} bytes: {exc}") from None
+        return os.fsdecode(raw.split(b"\0", 1)[0])
 
     def decode(self, data: bytes) -> Event:
         if len(data) < _HDR.size:

@@ -173,6 +173,7 @@ def trace(
         root_pid: int, start_ns: int, root_cwd: str | None, command: tuple[str, ...], ppid: int
     ) -> None:
         """Record the root; text from argv, the environment and the OS may hold lone surrogates."""
+        live.start_at(root_pid, root_cwd)
         infos.append(
             RunInfo(
                 host=visible(hostname),
@@ -198,12 +199,13 @@ def trace(
                 root = procfs.proc_info(pid)
             except OSError:
                 raise fail(f"no process with pid {pid}", code=2) from None
-            begin(root.pid, root.start_ns, root.cwd, root.argv, root.ppid)
+            begin(root.pid, root.start_ns, procfs.read_os_cwd(root.pid), root.argv, root.ppid)
             starts: dict[int, int] = {}
 
             def adopt(info: procfs.ProcInfo) -> None:
                 parent = (info.ppid, starts[info.ppid]) if info.ppid in starts and info.pid != pid else None
                 starts[info.pid] = info.start_ns
+                live.start_at(info.pid, procfs.read_os_cwd(info.pid))
                 adopted.append((info, parent))
 
             def ready(count: int) -> None:

@@ -17,7 +17,6 @@ from collector.ebpf import (
     RunCollector,
     RunInfo,
     access_mode,
-    enrich_now,
     replay_recording,
     resolve_path,
 )
@@ -484,11 +483,33 @@ def test_an_executed_path_that_was_not_utf8_is_hashed_by_its_bytes_not_by_its_sh
     assert exe.sha256 == hashlib.sha256(b"what ran").hexdigest()
 
 
-def test_an_exec_without_the_kernels_name_gets_no_hash(tmp_path: Path) -> None:
-    """Only the shown text at hand: it may name another file, so no hash rather than false evidence."""
-    (tmp_path / "plain").write_bytes(b"ran")
-    ran = ExecEvent(pid=1, tid=1, uid=0, ts=1, start_ns=1, filename=str(tmp_path / "plain"))
-    enrich_now(ran, BinaryHasher())
-    assert ran.sha256 is None
-    enrich_now(ran, BinaryHasher(), str(tmp_path / "plain"))
-    assert ran.sha256 == hashlib.sha256(b"ran").hexdigest()
+def _exec_record(pid: int, name: bytes) -> bytes:
+    return hdr(2, pid=pid, tid=pid) + struct.pack("<II", pid, 0) + cstr("tool", 16) + name + b"\0" * (1024 - len(name))
+
+
+def test_a_relative_exec_of_a_process_already_gone_is_hashed_in_the_cwd_its_fork_and_chdir_gave(
+    tmp_path: Path,
+) -> None:
+    """A short-lived ``./tool`` has left /proc before its exec is read: its cwd is the root's, carried by
+    the fork, then moved by its own chdir, in event order."""
+    gone = 4_194_400  # past any pid_max: no /proc entry, as for a process that has exited
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "tool").write_bytes(b"what ran")
+    (tmp_path / "tool").write_bytes(b"the root's cwd holds another tool")
+    live = LiveEvents(EventDecoder(ProgramOptions(max_args=4, arg_len=32, path_len=1024)))
+    live.start_at(gone, str(tmp_path))
+    live(hdr(1, pid=gone) + struct.pack("<IIQ", gone + 1, 0, 4_500))  # the root forks the child
+    live(hdr(7, pid=gone + 1) + struct.pack("<ii", 0, -1) + cstr("sub", 1024))  # the child: cd sub
+    live(_exec_record(gone + 1, b"./tool"))
+    live(_exec_record(gone, b"./tool"))  # the root, still where it started
+    child_exec, root_exec = [e for e in live.events() if isinstance(e, ExecEvent)]
+    assert child_exec.sha256 == hashlib.sha256(b"what ran").hexdigest() and child_exec.cwd == f"{tmp_path}/sub"
+    assert root_exec.sha256 == hashlib.sha256(b"the root's cwd holds another tool").hexdigest()
+
+
+def test_a_relative_exec_nobody_knows_the_cwd_of_gets_no_hash(tmp_path: Path) -> None:
+    """No fork or chdir told the cwd and /proc has none: no hash rather than a guess."""
+    live = LiveEvents(EventDecoder(ProgramOptions(max_args=4, arg_len=32, path_len=1024)))
+    live(_exec_record(4_194_400, b"./tool"))
+    (exe,) = live.events()
+    assert isinstance(exe, ExecEvent) and exe.sha256 is None and exe.cwd is None

@@ -160,13 +160,13 @@ def test_names_that_are_not_utf8_are_traced_and_stored_as_escapes(tmp_path: Path
     work = tmp_path / os.fsdecode(b"w\xff")
     work.mkdir()
     (work / os.fsdecode(b"in\xff")).write_text("x")
-    tool = work / os.fsdecode(b"cat\xfd")
+    tool = work / os.fsdecode(b"cat\xfd")  # run by a relative name, and gone from /proc before its exec is read
     tool.write_bytes(Path("/usr/bin/cat").read_bytes())
     tool.chmod(0o755)
     (work / "cat\\xfd").write_bytes(b"a decoy named as the tool is shown")
     db = f"sqlite:///{tmp_path / 'live.db'}"
     rec = tmp_path / "run.jsonl"
-    script = "\"$PWD/$(printf 'cat\\375')\" \"$(printf 'in\\377')\" > \"$(printf 'out\\376')\""
+    script = "\"./$(printf 'cat\\375')\" \"$(printf 'in\\377')\" > \"$(printf 'out\\376')\""
 
     res = liubai(
         ["--store", db, "trace", "--record", str(rec), "--commit", "ab" * 20, "--", "sh", "-c", script],
@@ -180,11 +180,11 @@ def test_names_that_are_not_utf8_are_traced_and_stored_as_escapes(tmp_path: Path
     shown = f"{tmp_path}/w\\xff"
     assert run["cwd"] == shown
     procs = {d: g.nodes[d] for d, _ in g.out(run_id, "RAN")}
-    (cat,) = [i for i, p in procs.items() if p["argv"] == [f"{shown}/cat\\xfd", "in\\xff"]]
+    (cat,) = [i for i, p in procs.items() if p["argv"] == ["./cat\\xfd", "in\\xff"]]
     assert procs[cat]["cwd"] == shown
     host = run["host"]
     assert f"file:{host}:{shown}/in\\xff" in [d for d, _ in g.out(cat, "READ")]
-    # hashed by the bytes the kernel ran, not by the shown name, which also names the decoy
+    # hashed by the bytes the kernel ran, in the cwd the fork carried, not by the shown name (the decoy's)
     assert g.out(cat, "EXECUTED") == [
         (f"file:{host}:{shown}/cat\\xfd", {"count": 1, "sha256": hashlib.sha256(tool.read_bytes()).hexdigest()})
     ]
