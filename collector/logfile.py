@@ -25,7 +25,7 @@ from typing import IO, Any, Literal
 import orjson
 
 from collector.ingest import IngestSummary, ingest_records, store_batches
-from collector.logfields import FieldMap, log_mapper
+from collector.logfields import FieldMap, LogMapper, log_mapper
 from collector.offload import has_a_second_core, join_in_subprocess
 from lineage.model import RejectedRecord
 from lineage.records import LogRecord
@@ -158,12 +158,15 @@ def read_jsonl(
     path: str, *, source: str | None = None, fieldmap: FieldMap | None = None
 ) -> Iterator[LogItem]:
     """One JSON object per line; blank lines are skipped, anything else unusable is rejected. A line that
-    is a whole OTLP logs document (the collector file exporter's layout) is read as one."""
+    is a whole OTLP logs document (the collector file exporter's layout) is read as one, and so is a file
+    that is one pretty-printed document (see ``_one_document``)."""
     src = visible(source) if source else default_source(path)
     fm = fieldmap or FieldMap()
     mapper = log_mapper(fm)
     name = "stdin" if path == "-" else visible(path)  # a name that is not UTF-8 arrives with surrogates
-    for item in _lines(path, src):
+    lines = _lines(path, src)
+    first = True
+    for item in lines:
         if isinstance(item, RejectedRecord):
             yield item  # the file could not be read (further)
             continue
@@ -171,6 +174,11 @@ def read_jsonl(
         if line.isspace():  # what ``not line.strip()`` says of a (never empty) line, without a copy
             continue
         where = f"{name}:{lineno}"
+        if first:
+            first = False
+            if line.strip() in _DOCUMENT_OPENERS:
+                yield from _one_document(line, lines, src, where, mapper, fm)
+                return
         try:
             obj = _loads(line)
         except ValueError as exc:
@@ -186,6 +194,50 @@ def read_jsonl(
         yield record
         if rejected:
             yield from rejected
+
+
+# A first line that opens an object or array and holds nothing else is no JSON line: the file is one
+# document over many lines (``jq .`` or ``json.tool`` output, an OTLP export saved pretty-printed).
+_DOCUMENT_OPENERS = (b"{", b"[")
+
+
+def _one_document(
+    first: bytes,
+    rest: Iterator[tuple[int, bytes] | RejectedRecord],
+    source: str,
+    where: str,
+    mapper: LogMapper,
+    fm: FieldMap,
+) -> Iterator[LogItem]:
+    """A file that is one JSON document over many lines, read as the user meant it rather than as a
+    reject per line: an OTLP export, an array of log objects, or a single log object."""
+    parts, failures = [first], []
+    for item in rest:
+        if isinstance(item, RejectedRecord):
+            failures.append(item)
+        else:
+            parts.append(item[1])
+    data = b"".join(parts)
+    try:
+        doc = _std_loads(data)
+    except ValueError as exc:
+        yield _reject(source, where, f"not valid JSON (one document over several lines): {exc}", data)
+        yield from failures
+        return
+    if isinstance(doc, dict) and isinstance(doc.get("resourceLogs"), list):
+        yield from _otlp_document(doc, source, where, fm)
+        yield from failures
+        return
+    # the first line opened it, so the document is an object or an array
+    objects = [(where, doc)] if isinstance(doc, dict) else [(f"{where}#[{i}]", obj) for i, obj in enumerate(doc)]
+    for at, obj in objects:
+        if type(obj) is not dict:
+            yield _reject(source, at, f"expected a JSON object, got {type(obj).__name__}", _raw(obj))
+            continue
+        record, rejected = mapper.map(obj, source, at)
+        yield record
+        yield from rejected
+    yield from failures
 
 
 def read_otlp(path: str, *, source: str | None = None, fieldmap: FieldMap | None = None) -> Iterator[LogItem]:

@@ -10,12 +10,12 @@ import sys
 
 import pytest
 
-from collector.logfile import ingest_files, read_otlp
+from collector.logfile import ingest_files, read_jsonl, read_otlp
 from collector.sls import SlsCollector, SlsCredentials, make_client
 from lineage.model import EdgeKind, RejectedRecord, trace_node_id
 from lineage.records import LogRecord
 from tests.logs.conftest import KEY_ID, KEY_SECRET, LOGSTORE, PROJECT
-from tests.logs.dataset import EPOCH, make_dataset, put_into_sls, write_jsonl, write_otlp
+from tests.logs.dataset import EPOCH, make_dataset, put_into_sls, to_otlp, write_jsonl, write_otlp
 from tests.logs.lineage_check import assert_exact_lineage, graph_of, log_ids_by_message, out_edges
 
 CLI = [sys.executable, "-c", "from api.cli.main import main; main()"]
@@ -146,6 +146,38 @@ def test_not_an_otlp_file_is_one_reject(tmp_path) -> None:  # type: ignore[no-un
     items = list(read_otlp(str(path)))
     assert len(items) == 1 and isinstance(items[0], RejectedRecord)
     assert "resourceLogs" in items[0].reason and items[0].location == f"{path}:1"
+
+
+def test_a_pretty_printed_otlp_export_reads_as_one_without_format_otlp(commits, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``jq .`` output or an export saved pretty-printed is one document over many lines, not JSON lines:
+    the default reader gives the very items ``--format otlp`` gives, not a reject per line."""
+    ds = make_dataset(300, commits)
+    (doc,) = to_otlp(ds.lines, per_document=300)
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    as_lines = list(read_jsonl(str(path), source="app"))
+    assert as_lines == list(read_otlp(str(path), source="app"))
+    assert sum(isinstance(i, LogRecord) for i in as_lines) == len(ds.lines)
+    assert f"{path}:1#resourceLogs[0].scopeLogs[0].logRecords[0]" in {i.location for i in as_lines}
+
+
+def test_a_pretty_printed_array_of_log_objects_is_read_object_by_object(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "dump.json"
+    path.write_text(json.dumps([{"message": "one", "trace_id": "ab" * 16}, 5, {"message": "two"}], indent=1))
+    items = list(read_jsonl(str(path)))
+    assert [(type(i).__name__, i.location) for i in items] == [
+        ("LogRecord", f"{path}:1#[0]"), ("RejectedRecord", f"{path}:1#[1]"), ("LogRecord", f"{path}:1#[2]"),
+    ]  # fmt: skip
+    assert [i.message for i in items if isinstance(i, LogRecord)] == ["one", "two"]
+    assert "expected a JSON object, got int" in items[1].reason
+
+
+def test_a_broken_pretty_printed_document_is_one_reject_where_it_starts(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "cut.json"
+    path.write_text('{\n  "message": "a",\n')
+    (reject,) = list(read_jsonl(str(path)))
+    assert isinstance(reject, RejectedRecord) and reject.location == f"{path}:1"
+    assert reject.reason.startswith("not valid JSON (one document over several lines)") and '"message"' in reject.raw
 
 
 def test_cli_reads_gzip_from_stdin_and_reports(commits, tmp_path) -> None:  # type: ignore[no-untyped-def]
