@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 import posixpath
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,6 +24,7 @@ from ebpf.events import (
     AT_FDCWD,
     EV_CHDIR,
     EV_EXEC,
+    EV_EXIT,
     EV_FORK,
     ChdirEvent,
     DecodeError,
@@ -352,29 +353,36 @@ class LiveEvents:
     """The events of a live run, kept as raw bytes while the command runs and decoded afterwards.
 
     Appending bytes is the least work the reader can do per event, so tracing steals as little CPU as
-    possible from the traced command. Fork, exec and chdir events are decoded at once: an exec's binary
-    is hashed while it is still the file that ran, and finding it by a relative name needs the process's
-    cwd at that moment, which forks and chdirs carry from process to process in event order (a
+    possible from the traced command. Fork, exec, chdir and exit events are decoded at once: an exec's
+    binary is hashed while it is still the file that ran, and finding it by a relative name needs the
+    process's cwd at that moment, which forks and chdirs carry from process to process in event order (a
     short-lived process is gone from /proc before its exec is read).
 
     Paths here are the OS's own str (``os.fsdecode``: lone surrogates for bytes that are not UTF-8), so
-    that ``open`` reaches the very file the kernel named; events keep their shown ``\\xNN`` text.
+    that ``open`` reaches the very file the kernel named; events keep their shown ``\\xNN`` text. A hash
+    is false evidence where no hash is only a gap, so every doubt (a dropped event, a cut path, a path
+    the tracer would read in its own process) means no hash.
     """
 
-    def __init__(self, decoder: EventDecoder, hasher: BinaryHasher | None = None) -> None:
+    def __init__(
+        self, decoder: EventDecoder, hasher: BinaryHasher | None = None, lost: Callable[[], int] | None = None
+    ) -> None:
+        """``lost``: how many events the kernel has dropped so far (``Tracer.lost_events``)."""
         self.decoder = decoder
         self.hasher = hasher or BinaryHasher()
         self.decode_errors = 0
         self._items: list[bytes | Event] = []
+        self._lost = lost
         self._cwd: dict[int, str] = {}  # pid -> cwd, as far as the events so far tell it
+        self._following = True  # until the kernel drops an event, which may have been a fork or chdir
 
     def start_at(self, pid: int, os_cwd: str | None) -> None:
         """The cwd of a traced process that no fork of the run introduces (the root, an adopted one)."""
-        if os_cwd is not None:
+        if os_cwd is not None and self._following:
             self._cwd.setdefault(pid, os_cwd)
 
     def __call__(self, raw: bytes) -> None:
-        if raw[0] not in (EV_FORK, EV_EXEC, EV_CHDIR):  # the type is a little-endian u32 below 256
+        if raw[0] not in _DECODED_AT_ONCE:  # the type is a little-endian u32 below 256
             self._items.append(raw)
             return
         try:
@@ -388,7 +396,16 @@ class LiveEvents:
             self._executed(event, self.decoder.os_path(raw))
         elif isinstance(event, ChdirEvent):
             self._changed_dir(event, self.decoder.os_path(raw))
+        elif isinstance(event, ExitEvent):
+            self._cwd.pop(event.pid, None)
         self._items.append(event)
+
+    def _known_cwd(self, pid: int) -> str | None:
+        """The cwd the events tell for ``pid``; None from the first dropped event on."""
+        if self._following and self._lost is not None and self._lost():
+            self._following = False
+            self._cwd.clear()
+        return self._cwd.get(pid)
 
     def _forked(self, event: ForkEvent) -> None:
         cwd = self._cwd.get(event.pid)
@@ -397,26 +414,27 @@ class LiveEvents:
         else:
             self._cwd[event.child] = cwd
 
-    def _changed_dir(self, event: ChdirEvent, os_path: str) -> None:
+    def _changed_dir(self, event: ChdirEvent, os_path: str | None) -> None:
         if event.fd >= 0:  # fchdir: only /proc can tell where to
             cwd = read_os_cwd(event.pid)
             event.cwd = None if cwd is None else visible(cwd)
         else:
-            cwd = resolve_path(os_path, self._cwd.get(event.pid))
-        if cwd is None:
+            cwd = _kernel_join(os_path, self._cwd.get(event.pid))
+        if cwd is None or not self._following:
             self._cwd.pop(event.pid, None)
         else:
             self._cwd[event.pid] = cwd
 
-    def _executed(self, event: ExecEvent, os_filename: str) -> None:
+    def _executed(self, event: ExecEvent, os_filename: str | None) -> None:
         """Hash the binary that ran (by the kernel's bytes: a name that is not UTF-8 gets its hash too);
-        a relative name is resolved against the cwd the events tell, else /proc's while the process lives.
-        Where neither knows, no hash rather than one of a file that may not be the one that ran."""
+        a relative name is resolved against the cwd the events tell, else /proc's while the process lives."""
+        if os_filename is None or os_filename.startswith(_NOT_HERE):
+            return
         base = None
         if not os_filename.startswith("/"):
-            base = self._cwd.get(event.pid) or read_os_cwd(event.pid)
-            event.cwd = None if base is None else visible(base)
-        path = resolve_path(os_filename, base)
+            base = self._known_cwd(event.pid) or read_os_cwd(event.pid)
+            event.cwd = None if base is None else visible(posixpath.normpath(base))
+        path = _kernel_join(os_filename, base)
         if path is not None:
             event.sha256 = self.hasher.sha256(path)
 
@@ -432,6 +450,19 @@ class LiveEvents:
                 yield self.decoder.decode(item)
             except DecodeError:
                 self.decode_errors += 1
+
+
+_DECODED_AT_ONCE = frozenset((EV_FORK, EV_EXEC, EV_CHDIR, EV_EXIT))
+# Paths that name a process's own descriptors: opened here, they would be the tracer's, not the traced one's.
+_NOT_HERE = ("/dev/fd/", "/proc/")
+
+
+def _kernel_join(path: str | None, base: str | None) -> str | None:
+    """``path`` against ``base`` as the kernel walks it: ``..`` after a symlink leads out of its target,
+    so no lexical normalising; None if relative with no base."""
+    if path is None or (base is None and not path.startswith("/")):
+        return None
+    return path if base is None else posixpath.join(base, path)
 
 
 # -- recordings ---------------------------------------------------------------------------------------

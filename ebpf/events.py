@@ -142,10 +142,11 @@ class EventDecoder:
         self._exit = struct.Struct("<iI 16s")
         self._chdir = struct.Struct(f"<ii {o.path_len}s")
 
-    def os_path(self, data: bytes) -> str:
+    def os_path(self, data: bytes) -> str | None:
         """The path of an exec or chdir event as the OS's own str: each byte that is not UTF-8 a lone
-        surrogate, so ``open`` reaches exactly the file the kernel named. The events' ``filename`` and
-        ``path`` are for showing and storing; there the byte 0xff and a literal ``\\xff`` read alike."""
+        surrogate, so ``open`` reaches exactly the file the kernel named; None where the path filled its
+        slot (``path_len``) and may have been cut short. The events' ``filename`` and ``path`` are for
+        showing and storing; there the byte 0xff and a literal ``\\xff`` read alike."""
         layout = {EV_EXEC: self._exec, EV_CHDIR: self._chdir}.get(data[0] if data else 0)
         if layout is None:
             raise DecodeError("not an exec or chdir event")
@@ -153,7 +154,8 @@ class EventDecoder:
             raw = layout.unpack_from(data, _HDR.size)[-1]
         except struct.error as exc:
             raise DecodeError(f"event of {len(data)} bytes: {exc}") from None
-        return os.fsdecode(raw.split(b"\0", 1)[0])
+        path, nul, _ = raw.partition(b"\0")
+        return os.fsdecode(path) if nul and len(path) < self.options.path_len - 1 else None
 
     def decode(self, data: bytes) -> Event:
         if len(data) < _HDR.size:

@@ -164,7 +164,7 @@ def trace(
     except TracerError as exc:
         raise _cannot_trace([str(exc)]) from None
 
-    live = LiveEvents(tracer.decoder)
+    live = LiveEvents(tracer.decoder, lost=tracer.lost_events)
     tracer.on_raw(live)
     infos: list[RunInfo] = []
     adopted: list[tuple[procfs.ProcInfo, tuple[int, int] | None]] = []

@@ -513,3 +513,69 @@ def test_a_relative_exec_nobody_knows_the_cwd_of_gets_no_hash(tmp_path: Path) ->
     live(_exec_record(4_194_400, b"./tool"))
     (exe,) = live.events()
     assert isinstance(exe, ExecEvent) and exe.sha256 is None and exe.cwd is None
+
+
+def _following(tmp_path: Path, lost: list[int]) -> LiveEvents:
+    live = LiveEvents(EventDecoder(ProgramOptions(max_args=4, arg_len=32, path_len=1024)), lost=lambda: lost[0])
+    live.start_at(_GONE, str(tmp_path))
+    return live
+
+
+_GONE = 4_194_400  # past any pid_max: no /proc entry, as for a process that has exited
+
+
+def _chdir_record(pid: int, path: bytes) -> bytes:
+    return hdr(7, pid=pid, tid=pid) + struct.pack("<ii", 0, -1) + path + b"\0" * (1024 - len(path))
+
+
+def test_after_a_dropped_event_a_followed_cwd_is_not_trusted(tmp_path: Path) -> None:
+    """The dropped event may have been the chdir that moved the process: no hash rather than a wrong one."""
+    (tmp_path / "tool").write_bytes(b"maybe not what ran")
+    lost = [0]
+    live = _following(tmp_path, lost)
+    live(_exec_record(_GONE, b"./tool"))
+    lost[0] = 1  # the kernel could not hand an event over
+    live(_exec_record(_GONE, b"./tool"))
+    before, after = [e for e in live.events() if isinstance(e, ExecEvent)]
+    assert before.sha256 == hashlib.sha256(b"maybe not what ran").hexdigest()
+    assert after.sha256 is None and after.cwd is None
+
+
+def test_an_exited_process_leaves_no_cwd_for_a_reused_pid(tmp_path: Path) -> None:
+    (tmp_path / "tool").write_bytes(b"the old process's tool")
+    live = _following(tmp_path, [0])
+    live(hdr(6, pid=_GONE, tid=_GONE) + struct.pack("<iI", 0, 1) + cstr("sh", 16))
+    live(_exec_record(_GONE, b"./tool"))  # the pid again, introduced by a fork the kernel did not report
+    (exe,) = [e for e in live.events() if isinstance(e, ExecEvent)]
+    assert exe.sha256 is None
+
+
+def test_a_chdir_through_a_symlink_and_dotdot_is_followed_as_the_kernel_walks_it(tmp_path: Path) -> None:
+    (tmp_path / "real" / "sub").mkdir(parents=True)
+    (tmp_path / "real" / "tool").write_bytes(b"where the kernel lands")
+    (tmp_path / "tool").write_bytes(b"where a lexical .. lands")
+    (tmp_path / "link").symlink_to(tmp_path / "real" / "sub")
+    live = _following(tmp_path, [0])
+    live(_chdir_record(_GONE, b"link/.."))
+    live(_exec_record(_GONE, b"./tool"))
+    (exe,) = [e for e in live.events() if isinstance(e, ExecEvent)]
+    assert exe.sha256 == hashlib.sha256(b"where the kernel lands").hexdigest()
+
+
+def test_paths_cut_to_their_slot_or_naming_the_tracers_own_descriptors_get_no_hash(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 250) / ("e" * 250) / ("f" * 250)
+    deep.mkdir(parents=True)
+    ran = os.fsencode(deep) + b"/" + b"t" * 250  # longer than the 1024-byte slot holds
+    assert len(ran) > 1023
+    with open(ran, "wb") as fh:
+        fh.write(b"what ran")
+    cut = ran[:1023]  # as the kernel fills the slot: it names another file, which exists
+    with open(cut, "wb") as fh:
+        fh.write(b"a file the cut name happens to name")
+    (tmp_path / "tool").write_bytes(b"y")
+    live = _following(tmp_path, [0])
+    live(_exec_record(_GONE, cut))
+    live(_chdir_record(_GONE, os.fsencode(deep)[:1023].ljust(1023, b"x")))  # a cut chdir: the cwd is unknown
+    live(_exec_record(_GONE, b"./tool"))
+    live(_exec_record(_GONE, b"/dev/fd/0"))  # execveat(fd, ""): fd 0 here would be the tracer's stdin
+    assert [e.sha256 for e in live.events() if isinstance(e, ExecEvent)] == [None, None, None]
