@@ -11,8 +11,10 @@ from __future__ import annotations
 import base64
 import binascii
 import gzip
+import itertools
 import json
 import os
+import re
 import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -158,15 +160,33 @@ def read_jsonl(
     path: str, *, source: str | None = None, fieldmap: FieldMap | None = None
 ) -> Iterator[LogItem]:
     """One JSON object per line; blank lines are skipped, anything else unusable is rejected. A line that
-    is a whole OTLP logs document (the collector file exporter's layout) is read as one, and so is a file
-    that is one pretty-printed document (see ``_one_document``)."""
+    is a whole OTLP logs document (the collector file exporter's layout) is read as one, and a file of
+    pretty-printed documents is read document by document (``_pretty_documents``)."""
     src = visible(source) if source else default_source(path)
     fm = fieldmap or FieldMap()
     mapper = log_mapper(fm)
     name = "stdin" if path == "-" else visible(path)  # a name that is not UTF-8 arrives with surrogates
     lines = _lines(path, src)
-    first = True
-    for item in lines:
+    head: list[tuple[int, bytes] | RejectedRecord] = []
+    for item in lines:  # up to the first line with something on it
+        head.append(item)
+        if not isinstance(item, RejectedRecord) and not item[1].isspace():
+            break
+    last = head[-1] if head else None
+    if isinstance(last, tuple) and last[1].strip() in _DOCUMENT_OPENERS:
+        size = 0
+        for item in lines:
+            head.append(item)
+            size += 0 if isinstance(item, RejectedRecord) else len(item[1])
+            if size > _DOCUMENT_MAX:
+                break
+        documents = _pretty_documents(head) if size <= _DOCUMENT_MAX else None
+        if documents is not None:
+            for lineno, doc in documents:
+                yield from _document_items(doc, src, f"{name}:{lineno}", mapper, fm)
+            yield from (item for item in head if isinstance(item, RejectedRecord))
+            return
+    for item in itertools.chain(head, lines):  # JSON lines after all
         if isinstance(item, RejectedRecord):
             yield item  # the file could not be read (further)
             continue
@@ -174,11 +194,6 @@ def read_jsonl(
         if line.isspace():  # what ``not line.strip()`` says of a (never empty) line, without a copy
             continue
         where = f"{name}:{lineno}"
-        if first:
-            first = False
-            if line.strip() in _DOCUMENT_OPENERS:
-                yield from _one_document(line, lines, src, where, mapper, fm)
-                return
         try:
             obj = _loads(line)
         except ValueError as exc:
@@ -196,40 +211,41 @@ def read_jsonl(
             yield from rejected
 
 
-# A first line that opens an object or array and holds nothing else is no JSON line: the file is one
-# document over many lines (``jq .`` or ``json.tool`` output, an OTLP export saved pretty-printed).
+# A first line that opens an object or array and holds nothing else is no JSON line: the file may be
+# documents over many lines (``jq .`` output, an OTLP export saved pretty-printed).
 _DOCUMENT_OPENERS = (b"{", b"[")
+_DOCUMENT_MAX = 64 << 20  # bytes held to find out; a larger file of such documents is read as lines
+_NOT_SPACE = re.compile(r"\S")
 
 
-def _one_document(
-    first: bytes,
-    rest: Iterator[tuple[int, bytes] | RejectedRecord],
-    source: str,
-    where: str,
-    mapper: LogMapper,
-    fm: FieldMap,
-) -> Iterator[LogItem]:
-    """A file that is one JSON document over many lines, read as the user meant it rather than as a
-    reject per line: an OTLP export, an array of log objects, or a single log object."""
-    parts, failures = [first], []
-    for item in rest:
-        if isinstance(item, RejectedRecord):
-            failures.append(item)
-        else:
-            parts.append(item[1])
-    data = b"".join(parts)
+def _pretty_documents(lines: list[tuple[int, bytes] | RejectedRecord]) -> list[tuple[int, Any]] | None:
+    """The JSON documents the ``lines`` hold one after another, each with the line it starts at; None
+    unless every byte of them belongs to one (then they are JSON lines, good or bad, after all)."""
+    numbered = [item for item in lines if not isinstance(item, RejectedRecord)]
     try:
-        doc = _std_loads(data)
-    except ValueError as exc:
-        yield _reject(source, where, f"not valid JSON (one document over several lines): {exc}", data)
-        yield from failures
-        return
+        text = b"".join(line for _, line in numbered).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    decoder, documents, pos = json.JSONDecoder(), [], 0
+    while (start := _NOT_SPACE.search(text, pos)) is not None:
+        pos = start.start()
+        try:
+            doc, end = decoder.raw_decode(text, pos)
+        except (ValueError, RecursionError):
+            return None
+        if "\\u" in text[pos:end]:  # a lone surrogate can only come from an escape
+            doc = _std_loads(text[pos:end])
+        documents.append((numbered[0][0] + text.count("\n", 0, pos), doc))
+        pos = end
+    return documents
+
+
+def _document_items(doc: Any, source: str, where: str, mapper: LogMapper, fm: FieldMap) -> Iterator[LogItem]:
+    """The items of one pretty-printed document: an OTLP export, an array of log objects, or one object."""
     if isinstance(doc, dict) and isinstance(doc.get("resourceLogs"), list):
         yield from _otlp_document(doc, source, where, fm)
-        yield from failures
         return
-    # the first line opened it, so the document is an object or an array
-    objects = [(where, doc)] if isinstance(doc, dict) else [(f"{where}#[{i}]", obj) for i, obj in enumerate(doc)]
+    objects = [(f"{where}#[{i}]", obj) for i, obj in enumerate(doc)] if isinstance(doc, list) else [(where, doc)]
     for at, obj in objects:
         if type(obj) is not dict:
             yield _reject(source, at, f"expected a JSON object, got {type(obj).__name__}", _raw(obj))
@@ -237,7 +253,6 @@ def _one_document(
         record, rejected = mapper.map(obj, source, at)
         yield record
         yield from rejected
-    yield from failures
 
 
 def read_otlp(path: str, *, source: str | None = None, fieldmap: FieldMap | None = None) -> Iterator[LogItem]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from urllib.parse import unquote
+from contextlib import suppress
+from urllib.parse import unquote, urlsplit
 
 __all__ = ["has_user_info", "hide_password", "redact_url"]
 
@@ -35,14 +36,20 @@ def redact_url(url: str) -> str:
 
 
 def hide_password(text: str, url: str) -> str:
-    """``text`` (an error a driver raised about ``url``) with ``url``'s password masked wherever it appears,
-    as written in the URL or percent-decoded, the form a driver sends and may quote back."""
-    parts = _split(url)
-    if parts is None:
-        return text
-    _, colon, password = parts[1].partition(":")
-    if not colon or not password:
-        return text
-    for spelling in sorted({password, unquote(password)}, key=len, reverse=True):
+    """``text`` (an error a driver raised about ``url``) with ``url``'s password masked wherever it appears:
+    as written in the URL or percent-decoded (the form a driver sends and may quote back), and split at
+    the first ``@`` as well as at the last, since drivers parse URLs with a stray ``@`` either way."""
+    scheme_end = url.find("://")
+    rest = url if scheme_end < 0 else url[scheme_end + 3 :]
+    infos = {rest.partition("@")[0], rest.rpartition("@")[0]} if "@" in rest else set()
+    passwords = set()
+    for info in infos:
+        user, _, password = info.partition(":")
+        if "/" not in user:  # else an ``@`` in a path
+            passwords.add(password)
+    with suppress(ValueError):
+        passwords.add(urlsplit(url).password or "")
+    spellings = {p for password in passwords if password for p in (password, unquote(password))}
+    for spelling in sorted(spellings, key=len, reverse=True):
         text = text.replace(spelling, "***")
     return text

@@ -137,5 +137,6 @@ def logs(
         f"into {redact_url(state(ctx).store_url)}"
     )
 
+
 def register(app: typer.Typer) -> None:
     ingest_app.command("logs")(logs)

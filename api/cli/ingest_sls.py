@@ -209,5 +209,6 @@ def sls(
         f"{stats.rejected:,} rejected, into {redact_url(state(ctx).store_url)}"
     )
 
+
 def register(app: typer.Typer) -> None:
     ingest_app.command("sls")(sls)

@@ -172,12 +172,25 @@ def test_a_pretty_printed_array_of_log_objects_is_read_object_by_object(tmp_path
     assert "expected a JSON object, got int" in items[1].reason
 
 
-def test_a_broken_pretty_printed_document_is_one_reject_where_it_starts(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    path = tmp_path / "cut.json"
-    path.write_text('{\n  "message": "a",\n')
-    (reject,) = list(read_jsonl(str(path)))
-    assert isinstance(reject, RejectedRecord) and reject.location == f"{path}:1"
-    assert reject.reason.startswith("not valid JSON (one document over several lines)") and '"message"' in reject.raw
+def test_jq_output_of_a_log_stream_is_read_document_by_document(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``jq .`` over JSON lines prints one pretty document after another."""
+    objects = [{"message": "one", "trace_id": "ab" * 16}, {"message": "two"}, {"message": "three"}]
+    path = tmp_path / "jq.json"
+    path.write_text("".join(json.dumps(o, indent=2) + "\n" for o in objects))
+    items = list(read_jsonl(str(path)))
+    assert [i.message for i in items if isinstance(i, LogRecord)] == ["one", "two", "three"]
+    assert [i.location for i in items] == [f"{path}:1", f"{path}:5", f"{path}:8"]  # where each one starts
+    assert items[0].trace_id == "ab" * 16
+
+
+def test_a_file_that_only_opens_like_a_document_is_read_as_lines_and_loses_nothing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A first line cut to ``{`` in a JSON-lines file: that line is one reject and every other line lands."""
+    path = tmp_path / "cut.jsonl"
+    path.write_text("{\n" + "".join(json.dumps({"message": f"m{i}"}) + "\n" for i in range(5)))
+    items = list(read_jsonl(str(path)))
+    assert isinstance(items[0], RejectedRecord) and items[0].location == f"{path}:1"
+    assert items[0].reason.startswith("not valid JSON")
+    assert [(i.message, i.location) for i in items[1:]] == [(f"m{i}", f"{path}:{i + 2}") for i in range(5)]
 
 
 def test_cli_reads_gzip_from_stdin_and_reports(commits, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -34,6 +34,8 @@ def test_urls_without_a_password_are_unchanged(url: str) -> None:
         # a password no URL parser finds whole: the health answer used to quote its tail
         ("neo4j://neo4j:s3cr/et@db:7687", "auth failed with s3cr/et at db", "auth failed with *** at db"),
         ("neo4j://neo4j:p@ss@db:7687", "auth failed: p@ss rejected", "auth failed: *** rejected"),
+        # an ``@`` after the host: a parser that splits at the first ``@`` finds ``pw``, one at the last more
+        ("neo4j://u:pw@host/db@x", "auth failed for pw", "auth failed for ***"),
         # percent-encoded in the URL; the driver was given, and quotes, the decoded form
         ("neo4j://neo4j:s3cr%2Fet@db", "s3cr/et rejected (URL neo4j://neo4j:s3cr%2Fet@db)", "*** rejected (URL neo4j://neo4j:***@db)"),
     ],
@@ -42,7 +44,9 @@ def test_a_driver_error_never_shows_the_password(url: str, error: str, shown: st
     assert hide_password(error, url) == shown
 
 
-@pytest.mark.parametrize("url", ["sqlite:///srv/a@b.db", "neo4j://h:7687", "http://user@h", "http://user:@h"])
+@pytest.mark.parametrize(
+    "url", ["sqlite:///srv/a@b.db", "sqlite:///srv/x:h@b.db", "neo4j://h:7687", "http://user@h", "http://user:@h"]
+)
 def test_an_error_about_a_url_without_a_password_is_unchanged(url: str) -> None:
     error = f"cannot open {url}: user h refused"
     assert hide_password(error, url) == error
