@@ -374,12 +374,20 @@ class LiveEvents:
         self._items: list[bytes | Event] = []
         self._lost = lost
         self._cwd: dict[int, str] = {}  # pid -> cwd, as far as the events so far tell it
+        self._read_at: dict[int, tuple[int, int]] = {}  # pid -> boot-clock times around reading /proc's cwd
         self._following = True  # until the kernel drops an event, which may have been a fork or chdir
 
-    def start_at(self, pid: int, os_cwd: str | None) -> None:
-        """The cwd of a traced process that no fork of the run introduces (the root, an adopted one)."""
-        if os_cwd is not None and self._following:
-            self._cwd.setdefault(pid, os_cwd)
+    def start_at(self, pid: int, os_cwd: str | None, read_between: tuple[int, int] | None = None) -> None:
+        """The cwd of a traced process that no fork of the run introduces (the root, an adopted one).
+
+        ``read_between``: the boot-clock times around reading it from /proc while the process was already
+        traced (attaching). A chdir event from before that is in /proc's answer already, and one from
+        during it may be: the first is not applied twice, the second makes the cwd unknown."""
+        if os_cwd is None or not self._following or pid in self._cwd:
+            return
+        self._cwd[pid] = os_cwd
+        if read_between is not None:
+            self._read_at[pid] = read_between
 
     def __call__(self, raw: bytes) -> None:
         if raw[0] not in _DECODED_AT_ONCE:  # the type is a little-endian u32 below 256
@@ -398,6 +406,7 @@ class LiveEvents:
             self._changed_dir(event, self.decoder.os_path(raw))
         elif isinstance(event, ExitEvent):
             self._cwd.pop(event.pid, None)
+            self._read_at.pop(event.pid, None)
         self._items.append(event)
 
     def _known_cwd(self, pid: int) -> str | None:
@@ -408,6 +417,9 @@ class LiveEvents:
         return self._cwd.get(pid)
 
     def _forked(self, event: ForkEvent) -> None:
+        window = self._read_at.get(event.child)
+        if window is not None and event.ts < window[0]:
+            return  # a child adopted after this fork: /proc's answer for it is the later word
         cwd = self._cwd.get(event.pid)
         if cwd is None:
             self._cwd.pop(event.child, None)  # a reused pid's old cwd must not stand
@@ -415,6 +427,14 @@ class LiveEvents:
             self._cwd[event.child] = cwd
 
     def _changed_dir(self, event: ChdirEvent, os_path: str | None) -> None:
+        window = self._read_at.pop(event.pid, None) if self._read_at else None
+        if window is not None:
+            if event.ts < window[0]:
+                self._read_at[event.pid] = window  # told by /proc already
+                return
+            if event.ts <= window[1]:
+                self._cwd.pop(event.pid, None)  # /proc may or may not have told it
+                return
         if event.fd >= 0:  # fchdir: only /proc can tell where to
             cwd = read_os_cwd(event.pid)
             event.cwd = None if cwd is None else visible(cwd)

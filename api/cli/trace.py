@@ -173,7 +173,6 @@ def trace(
         root_pid: int, start_ns: int, root_cwd: str | None, command: tuple[str, ...], ppid: int
     ) -> None:
         """Record the root; text from argv, the environment and the OS may hold lone surrogates."""
-        live.start_at(root_pid, root_cwd)
         infos.append(
             RunInfo(
                 host=visible(hostname),
@@ -193,7 +192,12 @@ def trace(
 
     try:
         if pid is None:
-            result = run_command(tracer, argv, lambda p, s: begin(p, s, cwd, tuple(argv), os.getpid()))
+
+            def started(root_pid: int, start_ns: int) -> None:
+                live.start_at(root_pid, cwd)  # the command is held until this returns: no chdir yet
+                begin(root_pid, start_ns, cwd, tuple(argv), os.getpid())
+
+            result = run_command(tracer, argv, started)
         else:
             try:
                 root = procfs.proc_info(pid)
@@ -205,7 +209,9 @@ def trace(
             def adopt(info: procfs.ProcInfo) -> None:
                 parent = (info.ppid, starts[info.ppid]) if info.ppid in starts and info.pid != pid else None
                 starts[info.pid] = info.start_ns
-                live.start_at(info.pid, procfs.read_os_cwd(info.pid))
+                before = procfs.clock_boot_ns()  # traced already: its chdirs may race the read
+                os_cwd = procfs.read_os_cwd(info.pid)
+                live.start_at(info.pid, os_cwd, (before, procfs.clock_boot_ns()))
                 adopted.append((info, parent))
 
             def ready(count: int) -> None:

@@ -579,3 +579,22 @@ def test_paths_cut_to_their_slot_or_naming_the_tracers_own_descriptors_get_no_ha
     live(_exec_record(_GONE, b"./tool"))
     live(_exec_record(_GONE, b"/dev/fd/0"))  # execveat(fd, ""): fd 0 here would be the tracer's stdin
     assert [e.sha256 for e in live.events() if isinstance(e, ExecEvent)] == [None, None, None]
+
+
+def test_an_adopted_process_chdir_from_before_its_proc_read_is_not_applied_twice(tmp_path: Path) -> None:
+    """Attaching: /proc's cwd is read while the process is traced already. ``cd sub`` from before the read
+    is in /proc's answer (``sub``), not to be applied again (``sub/sub``); one during the read may or may
+    not be, so the cwd is unknown."""
+    (tmp_path / "sub" / "sub").mkdir(parents=True)
+    (tmp_path / "sub" / "tool").write_bytes(b"what ran")
+    (tmp_path / "sub" / "sub" / "tool").write_bytes(b"one cd too many")
+    live = LiveEvents(EventDecoder(ProgramOptions(max_args=4, arg_len=32, path_len=1024)))
+    live.start_at(_GONE, str(tmp_path / "sub"), (5_000, 6_000))
+    live.start_at(_GONE + 1, str(tmp_path / "sub"), (5_000, 6_000))
+    live(hdr(7, pid=_GONE, tid=_GONE, ts=4_000) + struct.pack("<ii", 0, -1) + cstr("sub", 1024))
+    live(_exec_record(_GONE, b"./tool"))
+    live(hdr(7, pid=_GONE + 1, tid=_GONE + 1, ts=5_500) + struct.pack("<ii", 0, -1) + cstr("sub", 1024))
+    live(_exec_record(_GONE + 1, b"./tool"))
+    before, during = [e for e in live.events() if isinstance(e, ExecEvent)]
+    assert before.sha256 == hashlib.sha256(b"what ran").hexdigest()
+    assert during.sha256 is None
