@@ -427,6 +427,11 @@ class LiveEvents:
             self._cwd[event.child] = cwd
 
     def _changed_dir(self, event: ChdirEvent, os_path: str | None) -> None:
+        if event.fd >= 0:  # fchdir: only /proc can tell where to
+            cwd = read_os_cwd(event.pid)
+            event.cwd = None if cwd is None else visible(cwd)
+        else:
+            cwd = _kernel_join(os_path, self._cwd.get(event.pid))
         window = self._read_at.pop(event.pid, None) if self._read_at else None
         if window is not None:
             if event.ts < window[0]:
@@ -435,11 +440,6 @@ class LiveEvents:
             if event.ts <= window[1]:
                 self._cwd.pop(event.pid, None)  # /proc may or may not have told it
                 return
-        if event.fd >= 0:  # fchdir: only /proc can tell where to
-            cwd = read_os_cwd(event.pid)
-            event.cwd = None if cwd is None else visible(cwd)
-        else:
-            cwd = _kernel_join(os_path, self._cwd.get(event.pid))
         if cwd is None or not self._following:
             self._cwd.pop(event.pid, None)
         else:
