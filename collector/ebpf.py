@@ -447,12 +447,13 @@ class LiveEvents:
 
     def _executed(self, event: ExecEvent, os_filename: str | None) -> None:
         """Hash the binary that ran (by the kernel's bytes: a name that is not UTF-8 gets its hash too);
-        a relative name is resolved against the cwd the events tell, else /proc's while the process lives."""
+        a relative name is resolved against the cwd the events tell. Not against /proc's: by the time the
+        event is read the process may have moved on (a script's first ``cd``) or be gone."""
         if os_filename is None or os_filename.startswith(_NOT_HERE):
             return
         base = None
         if not os_filename.startswith("/"):
-            base = self._known_cwd(event.pid) or read_os_cwd(event.pid)
+            base = self._known_cwd(event.pid)
             event.cwd = None if base is None else visible(posixpath.normpath(base))
         path = _kernel_join(os_filename, base)
         if path is not None:

@@ -507,12 +507,15 @@ def test_a_relative_exec_of_a_process_already_gone_is_hashed_in_the_cwd_its_fork
     assert root_exec.sha256 == hashlib.sha256(b"the root's cwd holds another tool").hexdigest()
 
 
-def test_a_relative_exec_nobody_knows_the_cwd_of_gets_no_hash(tmp_path: Path) -> None:
-    """No fork or chdir told the cwd and /proc has none: no hash rather than a guess."""
+def test_a_relative_exec_nobody_knows_the_cwd_of_gets_no_hash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No fork or chdir told the cwd: no hash, not even by /proc's cwd of a live process, which may have
+    moved on since the exec (a script's first ``cd``)."""
+    (tmp_path / "tool").write_bytes(b"here now, maybe not then")
+    monkeypatch.chdir(tmp_path)
     live = LiveEvents(EventDecoder(ProgramOptions(max_args=4, arg_len=32, path_len=1024)))
+    live(_exec_record(os.getpid(), b"./tool"))
     live(_exec_record(4_194_400, b"./tool"))
-    (exe,) = live.events()
-    assert isinstance(exe, ExecEvent) and exe.sha256 is None and exe.cwd is None
+    assert [(e.sha256, e.cwd) for e in live.events() if isinstance(e, ExecEvent)] == [(None, None)] * 2
 
 
 def _following(tmp_path: Path, lost: list[int]) -> LiveEvents:
