@@ -227,6 +227,7 @@ def _pretty_documents(lines: list[tuple[int, bytes] | RejectedRecord]) -> list[t
     except UnicodeDecodeError:
         return None
     decoder, documents, pos = json.JSONDecoder(), [], 0
+    lineno, counted = numbered[0][0], 0  # the line at ``counted``, moved on document by document
     while (start := _NOT_SPACE.search(text, pos)) is not None:
         pos = start.start()
         try:
@@ -235,7 +236,8 @@ def _pretty_documents(lines: list[tuple[int, bytes] | RejectedRecord]) -> list[t
             return None
         if "\\u" in text[pos:end]:  # a lone surrogate can only come from an escape
             doc = _std_loads(text[pos:end])
-        documents.append((numbered[0][0] + text.count("\n", 0, pos), doc))
+        lineno, counted = lineno + text.count("\n", counted, pos), pos
+        documents.append((lineno, doc))
         pos = end
     return documents
 
