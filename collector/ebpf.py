@@ -41,7 +41,7 @@ from ebpf.events import (
     typed_fields,
     typed_value,
 )
-from ebpf.procfs import ProcInfo, read_os_cwd
+from ebpf.procfs import ProcInfo, read_cwd
 from lineage.join import add_record
 from lineage.model import GraphBatch, RejectedRecord
 from lineage.records import FileAccessRecord, ProcessRecord, RunRecord, iso_utc
@@ -427,19 +427,19 @@ class LiveEvents:
             self._cwd[event.child] = cwd
 
     def _changed_dir(self, event: ChdirEvent, os_path: str | None) -> None:
-        if event.fd >= 0:  # fchdir: only /proc can tell where to
-            cwd = read_os_cwd(event.pid)
-            event.cwd = None if cwd is None else visible(cwd)
+        """Move the followed cwd. An fchdir names a descriptor, not a path: /proc's cwd, read now, shows
+        where it led, but may already be past a later chdir, so the process's cwd is no longer followed."""
+        if event.fd >= 0:
+            event.cwd, cwd = read_cwd(event.pid), None
         else:
             cwd = _kernel_join(os_path, self._cwd.get(event.pid))
-        window = self._read_at.pop(event.pid, None) if self._read_at else None
+        window = self._read_at.get(event.pid)
         if window is not None:
             if event.ts < window[0]:
-                self._read_at[event.pid] = window  # told by /proc already
-                return
+                return  # told by /proc already
+            del self._read_at[event.pid]
             if event.ts <= window[1]:
-                self._cwd.pop(event.pid, None)  # /proc may or may not have told it
-                return
+                cwd = None  # /proc may or may not have told it
         if cwd is None or not self._following:
             self._cwd.pop(event.pid, None)
         else:
@@ -449,14 +449,14 @@ class LiveEvents:
         """Hash the binary that ran (by the kernel's bytes: a name that is not UTF-8 gets its hash too);
         a relative name is resolved against the cwd the events tell. Not against /proc's: by the time the
         event is read the process may have moved on (a script's first ``cd``) or be gone."""
-        if os_filename is None or os_filename.startswith(_NOT_HERE):
+        if os_filename is None:
             return
         base = None
         if not os_filename.startswith("/"):
             base = self._known_cwd(event.pid)
-            event.cwd = None if base is None else visible(posixpath.normpath(base))
+            event.cwd = None if base is None else visible(resolve_path(base, None) or base)
         path = _kernel_join(os_filename, base)
-        if path is not None:
+        if path is not None and not path.startswith(_NOT_HERE):
             event.sha256 = self.hasher.sha256(path)
 
     def __len__(self) -> int:

@@ -601,3 +601,31 @@ def test_an_adopted_process_chdir_from_before_its_proc_read_is_not_applied_twice
     before, during = [e for e in live.events() if isinstance(e, ExecEvent)]
     assert before.sha256 == hashlib.sha256(b"what ran").hexdigest()
     assert during.sha256 is None
+
+
+def test_after_an_fchdir_the_cwd_is_not_followed_from_a_proc_read_that_may_be_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``fchdir(fd)`` then ``chdir("sub")`` then ``./tool``: /proc, read when the fchdir is, already shows
+    ``sub``; following on from it would hash ``sub/sub/tool``."""
+    (tmp_path / "sub" / "sub").mkdir(parents=True)
+    (tmp_path / "sub" / "sub" / "tool").write_bytes(b"one cd too many")
+    monkeypatch.chdir(tmp_path / "sub")  # where the process already is when its fchdir is read
+    pid = os.getpid()
+    live = LiveEvents(EventDecoder(ProgramOptions(max_args=4, arg_len=32, path_len=1024)))
+    live.start_at(pid, str(tmp_path))
+    live(hdr(7, pid=pid, tid=pid) + struct.pack("<ii", 0, 3) + cstr("", 1024))  # fchdir(3)
+    live(_chdir_record(pid, b"sub"))
+    live(_exec_record(pid, b"./tool"))
+    fchdir, _, exe = live.events()
+    assert isinstance(fchdir, ChdirEvent) and fchdir.cwd == str(tmp_path / "sub")  # shown, as /proc said
+    assert isinstance(exe, ExecEvent) and exe.sha256 is None
+
+
+def test_a_relative_name_that_leads_into_proc_is_not_opened_here(tmp_path: Path) -> None:
+    """cwd ``/proc/self`` and ``exec("exe")``: opened by the tracer, that would be the tracer's binary."""
+    live = LiveEvents(EventDecoder(ProgramOptions(max_args=4, arg_len=32, path_len=1024)))
+    live.start_at(_GONE, "/proc/self")
+    live(_exec_record(_GONE, b"exe"))
+    (exe,) = live.events()
+    assert isinstance(exe, ExecEvent) and exe.sha256 is None
