@@ -141,13 +141,14 @@ class EventDecoder:
         self._open = struct.Struct(f"<iiII {o.path_len}s")
         self._exit = struct.Struct("<iI 16s")
         self._chdir = struct.Struct(f"<ii {o.path_len}s")
+        self._path_layouts = {EV_EXEC: self._exec, EV_CHDIR: self._chdir}  # the path is their last field
 
     def os_path(self, data: bytes) -> str | None:
         """The path of an exec or chdir event as the OS's own str: each byte that is not UTF-8 a lone
         surrogate, so ``open`` reaches exactly the file the kernel named; None where the path filled its
         slot (``path_len``) and may have been cut short. The events' ``filename`` and ``path`` are for
         showing and storing; there the byte 0xff and a literal ``\\xff`` read alike."""
-        layout = {EV_EXEC: self._exec, EV_CHDIR: self._chdir}.get(data[0] if data else 0)
+        layout = self._path_layouts.get(data[0] if data else 0)
         if layout is None:
             raise DecodeError("not an exec or chdir event")
         try:

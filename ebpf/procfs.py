@@ -10,7 +10,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from lineage.text import bytes_text
+from lineage.text import bytes_text, visible
 
 __all__ = ["ProcInfo", "boot_offset_ns", "clock_boot_ns", "descendants", "proc_info", "read_cwd", "read_os_cwd", "start_ns"]
 
@@ -45,24 +45,25 @@ def start_ns(pid: int) -> int:
 
 
 def _readlink(path: str) -> str | None:
-    """The link's target as ``bytes_text`` (read as bytes: a str target would hold lone surrogates)."""
+    """The link's target as the OS's own str (lone surrogates for bytes that are not UTF-8)."""
     try:
-        return bytes_text(os.readlink(path.encode()))
+        return os.readlink(path)
     except OSError:
         return None
+
+
+def _shown(text: str | None) -> str | None:
+    return None if text is None else visible(text)
 
 
 def read_cwd(pid: int) -> str | None:
-    return _readlink(f"/proc/{pid}/cwd")
+    """The cwd as text to show and store (``\\xNN`` for bytes that are not UTF-8)."""
+    return _shown(read_os_cwd(pid))
 
 
 def read_os_cwd(pid: int) -> str | None:
-    """The cwd as the OS's own str (lone surrogates for bytes that are not UTF-8): to open files by, not
-    to show; ``lineage.text.visible`` of it is ``read_cwd``'s text."""
-    try:
-        return os.readlink(f"/proc/{pid}/cwd")
-    except OSError:
-        return None
+    """The cwd as the OS's own str: to open files by, not to show."""
+    return _readlink(f"/proc/{pid}/cwd")
 
 
 @dataclass(slots=True)
@@ -84,7 +85,7 @@ def proc_info(pid: int) -> ProcInfo:
         comm = bytes_text(fh.read().rstrip(b"\n"))
     with open(f"/proc/{pid}/cmdline", "rb") as fh:
         argv = tuple(bytes_text(a) for a in fh.read().split(b"\0")[:-1])
-    binary = _readlink(f"/proc/{pid}/exe")
+    binary = _shown(_readlink(f"/proc/{pid}/exe"))
     uid = os.stat(f"/proc/{pid}").st_uid
     return ProcInfo(
         pid=pid,

@@ -203,7 +203,7 @@ def trace(
                 root = procfs.proc_info(pid)
             except OSError:
                 raise fail(f"no process with pid {pid}", code=2) from None
-            begin(root.pid, root.start_ns, procfs.read_os_cwd(root.pid), root.argv, root.ppid)
+            begin(root.pid, root.start_ns, root.cwd, root.argv, root.ppid)
             starts: dict[int, int] = {}
 
             def adopt(info: procfs.ProcInfo) -> None:
