@@ -8,14 +8,15 @@ from urllib.parse import unquote, urlsplit
 __all__ = ["has_user_info", "hide_password", "redact_url"]
 
 
-def _split(url: str) -> tuple[str, str, str] | None:
+def _split(url: str, *, at_last: bool = True) -> tuple[str, str, str] | None:
     """(``scheme://``, user info, what follows its ``@``), or None when ``url`` has no user info. Split by
     hand, at the last ``@``: the URLs error messages quote are often the ones no URL parser accepts, and
-    a password may hold ``/``, ``?``, ``#`` or ``@`` unescaped."""
+    a password may hold ``/``, ``?``, ``#`` or ``@`` unescaped. ``at_last=False``: at the first, as some
+    parsers do."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         scheme, rest = "", url
-    info, at, host = rest.rpartition("@")
+    info, at, host = rest.rpartition("@") if at_last else rest.partition("@")
     if not at or "/" in info.split(":", 1)[0]:  # an ``@`` in a path, not after a user
         return None
     return scheme + sep, info, host
@@ -39,14 +40,7 @@ def hide_password(text: str, url: str) -> str:
     """``text`` (an error a driver raised about ``url``) with ``url``'s password masked wherever it appears:
     as written in the URL or percent-decoded (the form a driver sends and may quote back), and split at
     the first ``@`` as well as at the last, since drivers parse URLs with a stray ``@`` either way."""
-    scheme_end = url.find("://")
-    rest = url if scheme_end < 0 else url[scheme_end + 3 :]
-    infos = {rest.partition("@")[0], rest.rpartition("@")[0]} if "@" in rest else set()
-    passwords = set()
-    for info in infos:
-        user, _, password = info.partition(":")
-        if "/" not in user:  # else an ``@`` in a path
-            passwords.add(password)
+    passwords = {parts[1].partition(":")[2] for last in (True, False) if (parts := _split(url, at_last=last))}
     with suppress(ValueError):
         passwords.add(urlsplit(url).password or "")
     spellings = {p for password in passwords if password for p in (password, unquote(password))}
