@@ -103,9 +103,17 @@ def _std_loads(text: bytes | str) -> Any:
     text, and no store can hold it."""
     try:
         obj = json.loads(text)
-        escaped = b"\\u" in text if isinstance(text, bytes) else "\\u" in text
-        if escaped:  # a surrogate can only come from an escape
-            json.dumps(obj, ensure_ascii=False).encode()
+    except RecursionError:
+        raise ValueError(_TOO_DEEP) from None
+    escaped = b"\\u" in text if isinstance(text, bytes) else "\\u" in text
+    return _storable(obj) if escaped else obj  # a surrogate can only come from an escape
+
+
+def _storable(obj: Any) -> Any:
+    """``obj`` (parsed from JSON with a ``\\u`` escape in it) with each lone surrogate kept as its escape's
+    text."""
+    try:
+        json.dumps(obj, ensure_ascii=False).encode()
     except RecursionError:
         raise ValueError(_TOO_DEEP) from None
     except UnicodeEncodeError:
@@ -199,16 +207,25 @@ def read_jsonl(
         except ValueError as exc:
             yield _reject(src, where, f"not valid JSON: {exc}", line)
             continue
-        if type(obj) is not dict:  # JSON gives plain dicts only
-            yield _reject(src, where, f"expected a JSON object, got {type(obj).__name__}", line)
-            continue
-        if "resourceLogs" in obj and isinstance(obj["resourceLogs"], list):  # a whole OTLP document
-            yield from _otlp_document(obj, src, where, fm)
-            continue
-        record, rejected = mapper.map(obj, src, where)
-        yield record
-        if rejected:
-            yield from rejected
+        yield from _object_items(obj, src, where, line, mapper, fm)
+
+
+def _object_items(
+    obj: Any, source: str, where: str, line: bytes | None, mapper: LogMapper, fm: FieldMap
+) -> Iterator[LogItem]:
+    """One JSON value read as a log line: an object is a record, or, holding a ``resourceLogs`` list, a
+    whole OTLP document (the collector file exporter's layout); anything else is a reject, quoting
+    ``line`` (the value's own text where it had one)."""
+    if type(obj) is not dict:  # JSON gives plain dicts only
+        raw = _raw(obj) if line is None else line
+        yield _reject(source, where, f"expected a JSON object, got {type(obj).__name__}", raw)
+        return
+    if "resourceLogs" in obj and isinstance(obj["resourceLogs"], list):
+        yield from _otlp_document(obj, source, where, fm)
+        return
+    record, rejected = mapper.map(obj, source, where)
+    yield record
+    yield from rejected
 
 
 # A first line that opens an object or array and holds nothing else is no JSON line: the file may be
@@ -232,10 +249,10 @@ def _pretty_documents(lines: list[tuple[int, bytes] | RejectedRecord]) -> list[t
         pos = start.start()
         try:
             doc, end = decoder.raw_decode(text, pos)
+            if text.find("\\u", pos, end) >= 0:  # a lone surrogate can only come from an escape
+                doc = _storable(doc)
         except (ValueError, RecursionError):
             return None
-        if "\\u" in text[pos:end]:  # a lone surrogate can only come from an escape
-            doc = _std_loads(text[pos:end])
         lineno, counted = lineno + text.count("\n", counted, pos), pos
         documents.append((lineno, doc))
         pos = end
@@ -243,18 +260,10 @@ def _pretty_documents(lines: list[tuple[int, bytes] | RejectedRecord]) -> list[t
 
 
 def _document_items(doc: Any, source: str, where: str, mapper: LogMapper, fm: FieldMap) -> Iterator[LogItem]:
-    """The items of one pretty-printed document: an OTLP export, an array of log objects, or one object."""
-    if isinstance(doc, dict) and isinstance(doc.get("resourceLogs"), list):
-        yield from _otlp_document(doc, source, where, fm)
-        return
+    """The items of one pretty-printed document: an array of log objects, an OTLP export or one object."""
     objects = [(f"{where}#[{i}]", obj) for i, obj in enumerate(doc)] if isinstance(doc, list) else [(where, doc)]
     for at, obj in objects:
-        if type(obj) is not dict:
-            yield _reject(source, at, f"expected a JSON object, got {type(obj).__name__}", _raw(obj))
-            continue
-        record, rejected = mapper.map(obj, source, at)
-        yield record
-        yield from rejected
+        yield from _object_items(obj, source, at, None, mapper, fm)
 
 
 def read_otlp(path: str, *, source: str | None = None, fieldmap: FieldMap | None = None) -> Iterator[LogItem]:

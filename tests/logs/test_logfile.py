@@ -174,11 +174,11 @@ def test_a_pretty_printed_array_of_log_objects_is_read_object_by_object(tmp_path
 
 def test_jq_output_of_a_log_stream_is_read_document_by_document(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """``jq .`` over JSON lines prints one pretty document after another."""
-    objects = [{"message": "one", "trace_id": "ab" * 16}, {"message": "two"}, {"message": "three"}]
+    objects = [{"message": "one", "trace_id": "ab" * 16}, {"message": "two"}, {"message": "half \ud800 a pair"}]
     path = tmp_path / "jq.json"
     path.write_text("".join(json.dumps(o, indent=2) + "\n" for o in objects))
     items = list(read_jsonl(str(path)))
-    assert [i.message for i in items if isinstance(i, LogRecord)] == ["one", "two", "three"]
+    assert [i.message for i in items if isinstance(i, LogRecord)] == ["one", "two", "half \\ud800 a pair"]
     assert [i.location for i in items] == [f"{path}:1", f"{path}:5", f"{path}:8"]  # where each one starts
     assert items[0].trace_id == "ab" * 16
 
