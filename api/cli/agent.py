@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from platformdirs import user_state_dir
 
-from api.cli.common import console, fail
+from api.cli.common import fail, say
 from lineage.urls import has_user_info, redact_url
 
 if TYPE_CHECKING:
@@ -126,11 +126,10 @@ def agent_cmd(
         raise fail(str(exc)) from None
     finally:
         agent.close()
-    console.print(
+    say(
         f"sent {status.sent_batches} batches ({status.duplicate_batches} already applied), "
         f"spooled {status.spooled_batches}, replayed {status.replayed_batches}, dropped {status.dropped_batches}, "
-        f"refused {status.refused_batches}; {status.spool_pending} still spooled",
-        markup=False, highlight=False,
+        f"refused {status.refused_batches}; {status.spool_pending} still spooled"
     )
     if not status.done and not follow and not stopping:
         raise typer.Exit(1)

@@ -18,7 +18,7 @@ import typer
 from platformdirs import user_data_dir
 from rich.text import Text
 
-from api.cli.common import console, fail, printable, state
+from api.cli.common import console, fail, printable, say, state
 from api.demo_repo import build_demo_repo, write_demo_logs
 from lineage.urls import redact_url
 
@@ -84,8 +84,8 @@ def demo(
 
     console.rule("1. a GitOps repository (real git)")
     repo = build_demo_repo(root / "shop-gitops")
-    console.print(Text(f"{printable(str(repo.path))}: build commit {repo.build_commit[:12]}, deploy commit {repo.deploy_commit[:12]}"))
-    console.print(Text(f"deployment annotation  x-gitops-audit-id: {repo.audit_id}"))
+    say(f"{repo.path}: build commit {repo.build_commit[:12]}, deploy commit {repo.deploy_commit[:12]}")
+    say(f"deployment annotation  x-gitops-audit-id: {repo.audit_id}")
     _liubai(store_url, "ingest", "git", str(repo.path))
 
     console.rule("2. the build pipeline of the build commit, traced in the kernel")
@@ -122,7 +122,7 @@ def demo(
             f'try        {{ lineage(from: "commit:{repo.build_commit}", depth: 3) {{ nodes {{ id kind label }} edges {{ source kind target }} }} }}'
         )
     )
-    console.print(Text(f"store      {printable(redact_url(store_url))}"))
+    say(f"store      {redact_url(store_url)}")
     if serve:
         os.execv(
             sys.executable,

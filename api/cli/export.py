@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 from securesystemslib.signer import CryptoSigner  # type: ignore[attr-defined]
 
-from api.cli.common import console, err_console, fail, printable, state, store_session
+from api.cli.common import console, err_console, fail, printable, say, state, store_session
 from lineage.export import (
     FORMATS,
     MAX_DEPTH,
@@ -279,9 +279,7 @@ def export_command(
         )
     where = str(output) if output is not None else "stdout"
     signed = f", signed by key {signer.public_key.keyid[:16]}" if signer is not None else ""
-    err_console.print(
-        Text(f"exported {written} facts as {fmt} to {printable(where)}{signed}"), highlight=False, soft_wrap=True
-    )
+    say(f"exported {written} facts as {fmt} to {where}{signed}", err=True)
 
 
 def _export_slsa(
@@ -301,14 +299,10 @@ def _export_slsa(
         payload = json.dumps(sign(payload, INTOTO_PAYLOAD_TYPE, signer)).encode()
     _write([payload + b"\n"], output)
     where = str(output) if output is not None else "stdout"
-    err_console.print(
-        Text(
-            f"wrote SLSA provenance for {printable(run_id)}: {len(statement['subject'])} subjects, "
-            f"{len(statement['predicate']['buildDefinition']['resolvedDependencies'])} dependencies, "
-            f"to {printable(where)}"
-        ),
-        highlight=False,
-        soft_wrap=True,
+    say(
+        f"wrote SLSA provenance for {run_id}: {len(statement['subject'])} subjects, "
+        f"{len(statement['predicate']['buildDefinition']['resolvedDependencies'])} dependencies, to {where}",
+        err=True,
     )
 
 
@@ -337,7 +331,7 @@ def verify_command(
     except KeyFileError as exc:
         raise fail(str(exc)) from None
     report = verify_document(file.read_bytes(), keys)
-    console.print(Text(f"{printable(str(file))}: {printable(report.kind)}"), highlight=False, soft_wrap=True)
+    say(f"{file}: {report.kind}")
     for name, ok, detail in report.checks:
         mark = ("ok  ", "green") if ok else ("FAIL", "red")
         line = Text.assemble("  ", mark, f" {printable(name)}: {printable(detail)}")
@@ -375,14 +369,7 @@ def keygen_command(
     except (KeyFileError, OSError) as exc:
         raise fail(str(exc)) from None
     keyid = json.loads(pub.read_text())["keyid"]
-    console.print(
-        Text(
-            f"wrote {printable(str(priv))} (private, keep it secret) and {printable(str(pub))} (public); "
-            f"key id {keyid}"
-        ),
-        highlight=False,
-        soft_wrap=True,
-    )
+    say(f"wrote {priv} (private, keep it secret) and {pub} (public); key id {keyid}")
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from api.cli.common import err_console, fail, printable, say, state, store_session
+from api.cli.common import err_console, fail, say, state, store_session
 from api.cli.ingest import ingest_app
 from collector.logfields import FieldMap
 from collector.logfile import FileIngestStats, ingest_files
@@ -37,17 +37,11 @@ class RejectPrinter:
     def __call__(self, r: RejectedRecord) -> None:
         self.seen += 1
         if self.seen <= self.limit:
-            err_console.print(
-                printable(f"rejected {r.location}: {r.reason}"), markup=False, highlight=False, soft_wrap=True
-            )
+            say(f"rejected {r.location}: {r.reason}", err=True)
 
     def finish(self) -> None:
         if self.seen > self.limit:
-            err_console.print(
-                f"... and {self.seen - self.limit} more rejected records (all kept in the store)",
-                markup=False,
-                highlight=False,
-            )
+            say(f"... and {self.seen - self.limit} more rejected records (all kept in the store)", err=True)
 
 
 def load_fieldmap(path: Path | None) -> FieldMap:

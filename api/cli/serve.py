@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from api.cli.common import console, err_console, fail, printable, state
+from api.cli.common import console, err_console, fail, printable, say, state
 from lineage.store import StoreError, open_store
 from lineage.urls import redact_url
 
@@ -74,9 +74,9 @@ def serve_cmd(
         )
     _check_bind(host, port)
     base = printable(f"http://{_url_host(host)}:{port}")
-    console.print(Text(f"store     {printable(redact_url(store_url))}"))
-    console.print(Text(f"web UI    {base}/"))
-    console.print(Text(f"GraphiQL  {base}/graphql"))
+    say(f"store     {redact_url(store_url)}")
+    say(f"web UI    {base}/")
+    say(f"GraphiQL  {base}/graphql")
     console.print(Text(f"health    {base}/healthz"), style="dim")
     # Every worker builds its app from the environment, so one code path serves 1 or N workers.
     os.environ["LIUBAI_STORE"] = store_url

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from api.cli.common import console, err_console, fail, printable, state, store_session
+from api.cli.common import console, err_console, fail, printable, say, state, store_session
 from lineage.model import GraphBatch, NodeKind, RejectedRecord
 from lineage.store import LineageStore, StoreError, open_store
 from lineage.urls import redact_url
@@ -80,10 +80,13 @@ def migrate(
         raise fail("--from and --to name the same store")
     try:
         source = open_store(from_url)
-        counts = source.counts()
     except StoreError as exc:
         raise fail(f"cannot open --from store {redact_url(from_url)}: {exc}") from None
     try:
+        try:
+            counts = source.counts()
+        except StoreError as exc:
+            raise fail(f"cannot read --from store {redact_url(from_url)}: {exc}") from None
         if not any(counts.values()):  # most likely a mistyped --from, which opening just created empty
             raise fail(f"the --from store {redact_url(from_url)} is empty: nothing to migrate (check the URL)")
         try:
@@ -112,13 +115,9 @@ def migrate(
             target.close()
     finally:
         source.close()
-    console.print(
-        Text(
-            f"copied {copied['nodes']} nodes, {copied['edges']} edges, {copied['rejected']} rejected records "
-            f"and {copied['checkpoints']} checkpoints from {printable(redact_url(from_url))} to {printable(redact_url(to_url))}"
-        ),
-        highlight=False,
-        soft_wrap=True,
+    say(
+        f"copied {copied['nodes']} nodes, {copied['edges']} edges, {copied['rejected']} rejected records "
+        f"and {copied['checkpoints']} checkpoints from {redact_url(from_url)} to {redact_url(to_url)}"
     )
 
 
@@ -135,7 +134,7 @@ def stats(
     if as_json:
         typer.echo(json.dumps(counts, sort_keys=True))
         return
-    console.print(Text(f"store {printable(redact_url(state(ctx).store_url))}"), highlight=False, soft_wrap=True)
+    say(f"store {redact_url(state(ctx).store_url)}")
     table = Table()
     table.add_column("what")
     table.add_column("count", justify="right")

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from api.cli.common import console, err_console, fail, printable
+from api.cli.common import console, err_console, fail, printable, say
 
 if TYPE_CHECKING:
     from api.auth import TokenStore
@@ -99,7 +99,7 @@ def revoke(
         store.close()
     if not ok:
         raise fail(f"no live token with id {token_id!r} (see 'liubai token list')")
-    console.print(Text(f"revoked token {printable(token_id)}"))
+    say(f"revoked token {token_id}")
 
 
 def register(app: typer.Typer) -> None:

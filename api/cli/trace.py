@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from api.cli.common import err_console, fail, printable, say, state, store_session
+from api.cli.common import fail, say, state, store_session
 from api.cli.ingest import ingest_app
 from collector.ebpf import (
     IngestStats,
@@ -215,11 +215,7 @@ def trace(
                 adopted.append((info, parent))
 
             def ready(count: int) -> None:
-                err_console.print(
-                    f"liubai: attached to pid {pid} ({count} processes); tracing until it exits",
-                    markup=False,
-                    highlight=False,
-                )
+                say(f"liubai: attached to pid {pid} ({count} processes); tracing until it exits", err=True)
 
             result = attach_tree(tracer, pid, adopt, on_ready=ready)
     finally:
@@ -245,10 +241,9 @@ def trace(
         writer.close(info)
     code = exit_status_code(info.exit_code) if pid is None else 0
     if info.lost_events:
-        err_console.print(
+        say(
             f"liubai: warning: {info.lost_events} kernel events were lost (ring buffer full); the graph is incomplete",
-            markup=False,
-            highlight=False,
+            err=True,
         )
     if not no_ingest:
         try:
@@ -318,13 +313,11 @@ def events(
     except ValueError as exc:
         raise fail(str(exc)) from None
     for r in replay.rejected[:20]:
-        err_console.print(printable(f"rejected {r.location}: {r.reason}"), markup=False, highlight=False, soft_wrap=True)
+        say(f"rejected {r.location}: {r.reason}", err=True)
     if len(replay.rejected) > 20:
-        err_console.print(f"... and {len(replay.rejected) - 20} more rejected lines (all kept in the store)")
+        say(f"... and {len(replay.rejected) - 20} more rejected lines (all kept in the store)", err=True)
     if not replay.complete:
-        err_console.print(
-            f"liubai: warning: {file} has no 'end' line (the recording was cut short)", markup=False
-        )
+        say(f"liubai: warning: {file} has no 'end' line (the recording was cut short)", err=True)
     with store_session(ctx) as store:
         stats = ingest_run(store, replay.collector, replay.rejected)
     _summary(

@@ -101,6 +101,17 @@ def _ingest_events(tmp_path: Path, recording: Path) -> subprocess.CompletedProce
     return liubai(["--store", f"sqlite:///{tmp_path / 'db.db'}", "ingest", "events", str(recording)], tmp_path, timeout=60)
 
 
+def test_ingest_events_warns_of_a_cut_recording_with_its_name_escaped(tmp_path: Path) -> None:
+    """A recording without its ``end`` line still lands, with a warning that shows the file name as typed
+    text: an escape sequence in it must not reach the terminal."""
+    rec = tmp_path / "run\x1b[2J.jsonl"
+    rec.write_text(json.dumps(RUN_HEADER) + "\n")
+    res = _ingest_events(tmp_path, rec)
+    assert res.returncode == 0, res.stderr
+    assert "\x1b" not in res.stderr
+    assert f"warning: {tmp_path}/run\\x1b[2J.jsonl has no 'end' line" in res.stderr.replace("\n", "")
+
+
 
 @pytest.mark.parametrize("field, value", [("root_pid", "x"), ("boot_offset_ns", 10**30), ("commit", 5)])
 def test_ingest_events_refuses_a_bad_header_in_one_line_naming_it(
