@@ -287,7 +287,7 @@ def main() -> None:
         f"{floor_rate / bare_rate:.0%} of bare parse, before any parsing, mapping or joining"
     )
     cores = len(os.sched_getaffinity(0))
-    ceiling = ingest_ceiling(rows[2][2] / rows[2][1], rows[3][2] / rows[3][1], cores=cores)
+    ceiling = ingest_ceiling(rows[2][2] / rows[2][1], 1 / floor_rate, cores=cores)
     print(
         f"ceiling on {cores} cores: parse+map+join and the engine floor spread perfectly over them, one SQLite "
         f"writer: {ceiling:,.0f} records/s = {ceiling / bare_rate:.0%} of bare parse"

@@ -242,7 +242,7 @@ class GitCollector:
     # ------------------------------------------------------------------ refs and plan
     def refs(self) -> dict[str, str]:
         """Ref name -> commit sha for the refs this collector reads; names are only stored and shown
-        from here on, so bytes in them that are not UTF-8 are escaped (``_text``)."""
+        from here on, so bytes in them that are not UTF-8 are escaped (``visible``)."""
         return {visible(name): sha for name, sha in self._refs().items()}
 
     def _refs(self) -> dict[str, str]:

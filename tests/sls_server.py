@@ -607,7 +607,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._compressed(json.dumps(answer).encode(), "application/json", {})
 
     def _surrogates(self, rows: list[dict[str, str]]) -> list[dict[str, str]]:
-        if not getattr(self, "surrogate", False):
+        if not self.surrogate:
             return rows
         return [{k: v if k.startswith("__") else v + "\ud800" for k, v in row.items()} for row in rows]
 

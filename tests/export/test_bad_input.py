@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from lineage.export import canonical_json
+from lineage.export import MAX_DEPTH, MAX_LIMIT, ExportError, Selection, Selector, canonical_json, select
 from lineage.signing import BUNDLE_PAYLOAD_TYPE, load_signer, sign
 from tests.export.conftest import Scenario, run_cli
 
@@ -27,6 +27,18 @@ def test_a_limit_beyond_any_store_is_refused(scenario: Scenario, cli: CliRunner)
         )
         assert code == 2 and out == ""
         assert f"Invalid value for '{option}'" in err
+
+
+@pytest.mark.parametrize(
+    ("bounds", "message"),
+    [({"depth": MAX_DEPTH + 1}, f"--depth must be 0 to {MAX_DEPTH}"), ({"limit": 0}, f"--limit must be 1 to {MAX_LIMIT}")],
+)
+def test_select_refuses_a_walk_past_its_bounds_for_any_caller(
+    scenario: Scenario, bounds: dict[str, int], message: str
+) -> None:
+    """The library bound itself, below the CLI's and the HTTP export's own option checks."""
+    with pytest.raises(ExportError, match=message):
+        select(scenario.store, Selection(Selector.COMMIT, scenario.commit, **bounds))
 
 
 def test_an_unknown_run_is_named_as_typed(scenario: Scenario, cli: CliRunner) -> None:

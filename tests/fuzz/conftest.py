@@ -1,7 +1,7 @@
 """The fuzz suite: hypothesis over every parser of untrusted input and over the GraphQL API.
 
 ``LIUBAI_FUZZ_EXAMPLES`` sets the cases per test (default 200 for the normal run; ``make fuzz`` uses
-10000). The database lives in the pytest cache so a failure found once is replayed first next time.
+10000). Outside CI, hypothesis's example database replays a failure found once first next time.
 
 Under CI the cases are fixed by each test's source (the "ci" profile in ``tests/conftest.py``).
 """
