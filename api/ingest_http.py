@@ -3,7 +3,7 @@
 Exactly once, even across API restarts: the batch id is recorded as checkpoint ``("ingest", <id>)``
 inside the same atomic upsert as the batch's facts, and a batch whose checkpoint exists is answered
 ``duplicate`` without touching the store again. Bodies over the size limit get 413 before they are
-parsed; a body that is not a valid envelope gets 422 naming the field.
+parsed, stating the limit in ``detail.limit_bytes`` so an agent builds its later batches under it; a body that is not a valid envelope gets 422 naming the field.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ router = APIRouter()
 _inflight: dict[str, asyncio.Lock] = {}
 
 
-def _error(status: int, code: str, message: str, *, retryable: bool = False) -> HTTPException:
-    return HTTPException(status, detail={"code": code, "message": message, "retryable": retryable})
+def _error(status: int, code: str, message: str, *, retryable: bool = False, **more: Any) -> HTTPException:
+    return HTTPException(status, detail={"code": code, "message": message, "retryable": retryable, **more})
 
 
 def _store(request: Request) -> LineageStore:
@@ -61,7 +61,8 @@ def _store(request: Request) -> LineageStore:
 
 async def _read_limited(request: Request, limit: int) -> bytes:
     too_big = _error(
-        413, "TOO_LARGE", f"request body is larger than the {limit}-byte ingest limit; send smaller batches"
+        413, "TOO_LARGE", f"request body is larger than the {limit}-byte ingest limit; send smaller batches",
+        limit_bytes=limit,
     )
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
