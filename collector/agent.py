@@ -1,10 +1,23 @@
 """The node agent: runs collectors, ships their batches to ``POST /v1/ingest``, spools while the API is away.
 
 Guarantees, and how:
-* Nothing is lost across ``kill -9``: a source's position (records shipped) moves only after the API or
-  the spool accepted the batch covering it, and is saved atomically. A restarted agent rebuilds the
-  same batches from that position; their ids (sha256 of the body) are the ones already sent, so the
-  API applies each exactly once.
+* Nothing is lost across ``kill -9``: a source's position moves only past batches the API or the spool
+  accepted, and is saved atomically (``collector.agentstate``). A log file's position is its identity
+  (device, inode) and the byte offset after the last line shipped, so appending, truncation
+  (copytruncate) and rename rotation are told apart and followed (``collector.tail``); other sources
+  count records. A restarted agent rebuilds the same batches from that position; their ids (sha256 of
+  the body) are the ones already sent, so the API applies each exactly once. LogEvent ids are content
+  hashes, so a line read from a rotated file's copy or its new name is the same node.
+* Nothing is dropped for being large: a batch refused with 413 is halved by records (whole log lines)
+  and resent, down to single records; the API's limit, stated in its 413 answer (or else taken as just
+  under the refused size), is kept in the state file and later batches are built under it. A record
+  that alone is over the limit is sent as a rejected record instead ("record of N bytes exceeds the
+  server's ingest limit of M bytes", at its ``file:line``, with a bounded prefix of its text), so it is
+  visible with ``liubai rejected`` and counted in ``oversized_records``. A spooled batch refused with
+  413 is halved by facts (``collector.batchsplit``).
+* A batch the API refuses for any other reason (422: it will never be valid) is kept in the spool's
+  ``dead-letter/`` directory with the reason, and counted in ``refused_batches``; the position moves
+  past it only once it is kept there.
 * Order: while the spool holds anything, new batches queue behind it; the spool drains oldest first.
 * A full spool (byte limit or full disk) drops the batch with a warning and counts it; the source's
   position does not move, so a re-readable source (a file) produces that batch again on a later pass.
@@ -20,7 +33,7 @@ import random
 import re
 import socket
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,12 +41,15 @@ from typing import Any, Protocol
 import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
-from collector.spool import Spool, SpoolFull
+from collector.agentstate import CountPosition, Position, StateError, atomic_write, load_state
+from collector.batchsplit import fact_count, halve
+from collector.spool import Spool, SpooledBatch, SpoolFull
+from collector.tail import FilePosition, FileTail
 from lineage.join import add_record
-from lineage.model import GraphBatch
+from lineage.model import GraphBatch, RejectedRecord
 from lineage.records import Record
 from lineage.urls import redact_url
-from lineage.wire import AgentStats, WireError, encode_batch
+from lineage.wire import AgentStats, WireError, decode_batch, encode_batch
 
 __all__ = [
     "Agent",
@@ -41,11 +57,15 @@ __all__ = [
     "AgentError",
     "AgentStatus",
     "Source",
+    "Unit",
     "available_sources",
     "make_source",
 ]
 
 log = logging.getLogger("liubai.agent")
+
+_RAW_KEEP = 2000  # characters of an oversized record's text kept in its reject
+_HEAD = 64 * 1024  # bytes looked at to tell JSON lines from pretty-printed documents
 
 
 class AgentError(RuntimeError):
@@ -57,36 +77,120 @@ class Unavailable(Exception):
 
 
 class Refused(Exception):
-    """The API will never take this batch (too large, invalid); retrying cannot help."""
+    """The API will never take this batch as it is (too large, invalid)."""
+
+    def __init__(self, status: int, message: str, limit: int | None = None) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.limit = limit  # the body limit a 413 answer stated
+
+
+class _TooLarge(Exception):
+    """A batch over the API's body limit (``limit``; ``stated`` when the API said it, else an upper bound)."""
+
+    def __init__(self, limit: int, stated: bool) -> None:
+        super().__init__(limit)
+        self.limit = limit
+        self.stated = stated
 
 
 # --------------------------------------------------------------------------- sources
 
 
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """Records that always travel in the same batch (one log line's, or one record) and the position just
+    after them; ``raw`` is the input text, quoted by the reject if the unit alone is over the API's limit."""
+
+    records: tuple[Record, ...]
+    after: Position
+    location: str
+    raw: bytes = b""
+    oversized: bool = False  # already the reject standing in for an oversized unit
+
+
 class Source(Protocol):
-    """A re-readable, deterministic stream of records: the same input always yields the same sequence."""
+    """A re-readable, deterministic stream of records: the same input from the same position always yields
+    the same units."""
 
     key: str  # where the position is kept, unique per input
     label: str  # the source name sent with each batch
 
-    def records(self) -> Iterator[Record]: ...
+    def units(self, position: Position | None) -> Iterator[Unit]: ...
+
+    def close(self) -> None: ...
+
+
+def _counted(records: Iterable[Record], position: Position | None) -> Iterator[Unit]:
+    """One unit per record, positioned by count, after the ``position.records`` already shipped."""
+    start = position.records if isinstance(position, CountPosition) else 0
+    for index, record in enumerate(records, 1):
+        if index > start:
+            yield Unit((record,), CountPosition(index), str(getattr(record, "location", "") or ""))
 
 
 @dataclass(slots=True)
 class LogFileSource:
-    """A log file, possibly still being written: only complete lines (ending in a newline) are read, so a
-    line caught half-written is read on a later pass rather than rejected now."""
+    """A log file, possibly still being written and rotated. JSON lines are read from the saved byte offset
+    (``collector.tail``), complete lines only, so a line caught half-written is read on a later pass.
+    Gzip files, pretty-printed JSON documents and ``--otlp`` exports are read whole each pass and
+    positioned by record count (they are written once, not appended to), and are not followed across
+    rotation."""
 
     path: str
     fmt: str = "jsonl"
     key: str = ""
     label: str = ""
+    _tail: FileTail = field(init=False)
 
     def __post_init__(self) -> None:
         from collector.logfile import default_source
 
         self.key = f"logs:{os.path.abspath(self.path)}"
         self.label = default_source(self.path)
+        self._tail = FileTail(self.path)
+
+    def close(self) -> None:
+        self._tail.close()
+
+    def _whole(self, position: Position | None) -> bool:
+        """Whether the file is read whole: not JSON lines, or gzip, or pretty-printed documents (its first
+        line with anything on it opens an object or an array alone, as ``read_jsonl`` tells them)."""
+        from collector.logfile import DOCUMENT_OPENERS
+
+        if self.fmt != "jsonl":
+            return True
+        if isinstance(position, FilePosition) and position.offset > 0:
+            return False
+        head = self._tail.head(_HEAD)
+        if head[:2] == b"\x1f\x8b":
+            return True
+        for line in head.splitlines(keepends=True):
+            if not line.endswith(b"\n"):
+                return False  # not complete yet: nothing is read from it this pass anyway
+            if not line.isspace():
+                return line.strip() in DOCUMENT_OPENERS
+        return False
+
+    def units(self, position: Position | None) -> Iterator[Unit]:
+        if self._whole(position):
+            yield from _counted(self._whole_records(), position)
+            return
+        from collector.logfields import FieldMap, log_mapper
+        from collector.logfile import jsonl_line_items
+        from lineage.text import visible
+
+        fm = FieldMap()
+        mapper = log_mapper(fm)
+        skip = position.records if isinstance(position, CountPosition) else 0  # a version-1 position, once
+        for line in self._tail.lines(position if isinstance(position, FilePosition) else None):
+            where = f"{visible(line.name)}:{line.lineno}"
+            records: tuple[Record, ...] = tuple(jsonl_line_items(line.data, self.label, where, mapper, fm))
+            if skip:
+                dropped = min(skip, len(records))
+                skip -= dropped
+                records = records[dropped:]
+            yield Unit(records, line.after, where, line.data)
 
     def _complete_lines(self) -> int | None:
         """Lines ending in a newline right now; None where that cannot be told (gzip, a single OTLP document)."""
@@ -98,7 +202,7 @@ class LogFileSource:
             fh.seek(0)
             return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
 
-    def records(self) -> Iterator[Record]:
+    def _whole_records(self) -> Iterator[Record]:
         from collector.logfile import read_log_file
 
         complete = self._complete_lines()
@@ -125,7 +229,13 @@ class EventsSource:
         self.key = f"events:{os.path.abspath(self.path)}"
         self.label = f"events:{Path(self.path).name}"
 
-    def records(self) -> Iterator[Record]:
+    def close(self) -> None:
+        pass
+
+    def units(self, position: Position | None) -> Iterator[Unit]:
+        return _counted(self._records(), position)
+
+    def _records(self) -> Iterator[Record]:
         from collector.ebpf import replay_recording
 
         # bytes that are not UTF-8 become "\\xNN" text in the replay (see ``replay_recording``)
@@ -169,30 +279,24 @@ class AgentStatus:
     """What the agent reports (``status.json`` in its state dir, batch envelopes, ``--metrics-port``)."""
 
     name: str
-    positions: dict[str, int] = field(default_factory=dict)
+    positions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    shipped_records: dict[str, int] = field(default_factory=dict)
     sent_batches: int = 0
     duplicate_batches: int = 0
     spooled_batches: int = 0
     replayed_batches: int = 0
     dropped_batches: int = 0
-    refused_batches: int = 0
+    refused_batches: int = 0  # kept in the spool's dead-letter directory
+    split_batches: int = 0  # halved because the API refused them as too large
+    oversized_records: int = 0  # sent as rejected records: alone over the API's limit
+    ingest_limit_bytes: int | None = None
     spool_bytes: int = 0
     spool_pending: int = 0
     api_up: bool = True
     done: bool = False
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
+_LIFETIME_TOTALS = ("dropped_batches", "refused_batches", "split_batches", "oversized_records")
 
 
 @dataclass(slots=True)
@@ -221,7 +325,12 @@ class Agent:
         self.spool = Spool(config.state_dir / "spool", config.spool_max_bytes)
         self._state_path = config.state_dir / "state.json"
         self._status_path = config.state_dir / "status.json"
-        self.status = AgentStatus(name=config.name, positions=self._load_positions())
+        try:
+            self.state = load_state(self._state_path)
+        except StateError as exc:
+            raise AgentError(str(exc)) from None
+        self.status = AgentStatus(name=config.name, ingest_limit_bytes=self.state.ingest_limit_bytes)
+        self._show_positions()
         self._carry_totals()
         headers = {"Authorization": f"Bearer {config.token}"} if config.token else {}
         self._client = client or httpx.Client(
@@ -232,29 +341,27 @@ class Agent:
 
     # -- state -------------------------------------------------------------------------------------
 
-    def _load_positions(self) -> dict[str, int]:
-        try:
-            data = json.loads(self._state_path.read_text())
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
-            raise AgentError(f"agent state {self._state_path} is unreadable ({exc}); move it away to start over") from None
-        return {str(k): int(v) for k, v in data.get("positions", {}).items()}
+    def _show_positions(self) -> None:
+        self.status.positions = {k: asdict(v) for k, v in self.state.positions.items()}
+        self.status.shipped_records = dict(self.state.shipped_records)
 
     def _carry_totals(self) -> None:
-        """Dropped and refused counts are totals over the agent's life, not per process."""
+        """Dropped, refused, split and oversized counts are totals over the agent's life, not per process."""
         try:
             old = json.loads(self._status_path.read_text())
         except (OSError, ValueError):
             return
-        self.status.dropped_batches = int(old.get("dropped_batches") or 0)
-        self.status.refused_batches = int(old.get("refused_batches") or 0)
+        if isinstance(old, dict):
+            for name in _LIFETIME_TOTALS:
+                with contextlib.suppress(TypeError, ValueError):
+                    setattr(self.status, name, int(old.get(name) or 0))
 
-    def _save_positions(self) -> None:
+    def _save_state(self) -> None:
         """Saved after every accepted batch. If the disk is full the position stays behind: the batches
         after it are sent again later and the API answers them as duplicates, so nothing is lost."""
+        self._show_positions()
         try:
-            _atomic_write(self._state_path, json.dumps({"positions": self.status.positions}).encode())
+            atomic_write(self._state_path, self.state.model_dump_json().encode())
         except OSError as exc:
             log.warning("cannot save agent position to %s (%s); some batches will be re-sent", self._state_path, exc)
 
@@ -262,7 +369,7 @@ class Agent:
         self.status.spool_bytes = self.spool.size_bytes
         self.status.spool_pending = len(self.spool)
         with contextlib.suppress(OSError):  # status is informative; a full disk must not stop shipping
-            _atomic_write(self._status_path, json.dumps(asdict(self.status), indent=1).encode())
+            atomic_write(self._status_path, json.dumps(asdict(self.status), indent=1).encode())
 
     def _stats(self) -> AgentStats:
         return AgentStats(
@@ -271,6 +378,17 @@ class Agent:
             spooled_batches=len(self.spool),
             dropped_batches=self.status.dropped_batches,
         )
+
+    def _learn_limit(self, refused: Refused, size: int) -> _TooLarge:
+        """The API's body limit after it refused ``size`` bytes: the one its answer states, else (another
+        server) at most one byte under what it refused; kept so later batches are built under it."""
+        stated = refused.limit is not None and refused.limit > 0
+        known = self.state.ingest_limit_bytes
+        limit = refused.limit if stated and refused.limit is not None else min(known or size, size - 1)
+        if limit != known:
+            log.warning("the API takes request bodies of at most %d bytes; building batches under that", limit)
+        self.state.ingest_limit_bytes = self.status.ingest_limit_bytes = limit
+        return _TooLarge(limit, stated)
 
     # -- HTTP --------------------------------------------------------------------------------------
 
@@ -287,12 +405,12 @@ class Agent:
             if not isinstance(answer, dict):  # a proxy or another service on that address: try again later
                 raise Unavailable("HTTP 200 without the API's JSON answer (is --server the liubai API?)")
             return str(answer.get("status", "applied"))
-        message = _server_message(resp)
+        message, limit = _server_message(resp)
         if resp.status_code in (401, 403):
             raise AgentError(f"the API refused the agent's token ({resp.status_code}): {message}")
         if resp.status_code in (408, 429) or resp.status_code >= 500:
             raise Unavailable(f"HTTP {resp.status_code}: {message}")
-        raise Refused(f"HTTP {resp.status_code}: {message}")
+        raise Refused(resp.status_code, message, limit)
 
     def _post(self, data: bytes, window_s: float) -> str:
         retrying = Retrying(
@@ -309,20 +427,36 @@ class Agent:
         else:
             self.status.sent_batches += 1
 
+    def _dead_letter(self, batch_id: str, data: bytes, label: str, exc: Refused) -> bool:
+        """Keep a batch the API refused for good; True once it is kept (False: read it again later)."""
+        try:
+            path = self.spool.dead_letter(batch_id, data, f"{label}: {exc}")
+        except OSError as err:
+            log.error("the API refused batch %s from %s for good (%s) and it cannot be kept (%s); it is read "
+                      "again on a later pass", batch_id[:12], label, exc, err)
+            return False
+        self.status.refused_batches += 1
+        log.error("the API refused batch %s from %s for good: %s; kept in %s", batch_id[:12], label, exc, path)
+        return True
+
     # -- moving batches ------------------------------------------------------------------------------
 
     def drain(self, window_s: float = 0.0) -> bool:
         """Send spooled batches oldest first; True when the spool is empty."""
         while (entry := self.spool.oldest()) is not None:
+            data = entry.read()
             try:
-                answer = self._post(entry.read(), window_s) if window_s else self._post_once(entry.read())
+                answer = self._post(data, window_s) if window_s else self._post_once(data)
             except Unavailable as exc:
                 self.status.api_up = False
                 log.debug("API still unavailable: %s", exc)
                 return False
             except Refused as exc:
-                self.status.refused_batches += 1
-                log.error("the API refused spooled batch %s for good, removing it: %s", entry.batch_id, exc)
+                if exc.status == 413:
+                    if not self._resend_halved(entry, data, exc, window_s):
+                        return False
+                elif not self._dead_letter(entry.batch_id, data, "spooled batch", exc):
+                    return False
                 answer = "refused"
             if answer != "refused":
                 self._count_answer(answer)
@@ -333,8 +467,42 @@ class Agent:
         self._full_warned = False
         return True
 
+    def _resend_halved(self, entry: SpooledBatch, data: bytes, exc: Refused, window_s: float) -> bool:
+        """Send a spooled batch the API found too large as pieces under its limit; True once all are taken.
+        The pieces are a function of the batch, so after an interruption they are resent as duplicates."""
+        too_large = self._learn_limit(exc, len(data))
+        try:
+            decoded = decode_batch(data)
+        except WireError as err:
+            return self._dead_letter(entry.batch_id, data, "spooled batch", Refused(exc.status, f"{exc}; {err}"))
+        for batch_id, piece in self._pieces(decoded.batch, decoded.source, too_large):
+            try:
+                self._count_answer(self._post(piece, window_s) if window_s else self._post_once(piece))
+            except Unavailable as err:
+                self.status.api_up = False
+                log.debug("API still unavailable: %s", err)
+                return False
+            except Refused as err:
+                if not self._dead_letter(batch_id, piece, decoded.source, err):
+                    return False
+        return True
+
+    def _pieces(self, batch: GraphBatch, source: str, too_large: _TooLarge) -> Iterator[tuple[str, bytes]]:
+        batch_id, data = self._encode_batch(batch, source)
+        if len(data) <= too_large.limit:
+            yield batch_id, data
+        elif fact_count(batch) > 1:
+            self.status.split_batches += 1
+            for half in halve(batch):
+                yield from self._pieces(half, source, too_large)
+        else:
+            what = batch.nodes[0].id if batch.nodes else "one fact"
+            reject = self._oversized(source, what, len(data), data.decode("utf-8", "replace"), too_large)
+            yield self._encode_batch(GraphBatch(rejected=[reject]), source)
+
     def _deliver(self, batch_id: str, data: bytes, label: str) -> bool:
-        """True once the API or the spool holds the batch; False when it had to be dropped."""
+        """True once the API, the spool or the dead-letter directory holds the batch; False when it had to
+        be dropped. ``_TooLarge`` when the API refused it as too large."""
         if self.status.api_up and len(self.spool) == 0:
             try:
                 self._count_answer(self._post(data, self.cfg.send_deadline_s))
@@ -344,9 +512,9 @@ class Agent:
                 log.warning("API %s unavailable (%s); spooling batches in %s", redact_url(self.cfg.server), exc,
                             self.spool.dir)
             except Refused as exc:
-                self.status.refused_batches += 1
-                log.error("the API refused batch %s from %s for good: %s", batch_id, label, exc)
-                return True
+                if exc.status == 413:
+                    raise self._learn_limit(exc, len(data)) from None
+                return self._dead_letter(batch_id, data, label, exc)
         try:
             self.spool.put(batch_id, data)
         except SpoolFull as exc:
@@ -362,36 +530,82 @@ class Agent:
         self.status.spooled_batches += 1
         return True
 
+    def _encode_batch(self, batch: GraphBatch, label: str) -> tuple[str, bytes]:
+        try:
+            return encode_batch(batch, label, self._stats())
+        except WireError as exc:
+            raise AgentError(f"{label}: cannot encode a batch: {exc}") from None
+
+    def _oversized(self, source: str, where: str, size: int, text: str, too_large: _TooLarge) -> RejectedRecord:
+        """The reject standing in for a record that alone is over the API's limit."""
+        self.status.oversized_records += 1
+        limit = f"of {too_large.limit} bytes" if too_large.stated else f"(at most {too_large.limit} bytes)"
+        keep = max(0, min(_RAW_KEEP, too_large.limit // 4))  # the reject itself must fit
+        log.error("%s: record at %s is %d bytes, over the API's ingest limit; sent as a rejected record",
+                  source, where, size)
+        return RejectedRecord(source, where, f"record of {size} bytes exceeds the server's ingest limit {limit}",
+                              text[:keep])
+
+    def _ship(self, source: Source, units: list[Unit]) -> bool:
+        """Send ``units`` as one batch, or as halves if the API finds it too large; the position moves past
+        each part once the API, the spool or the dead-letter directory holds it. False: a part was dropped
+        (the position stays before it)."""
+        if not any(unit.records for unit in units):  # blank lines: nothing to send, nothing to lose
+            self._advance(source.key, units)
+            return True
+        batch = GraphBatch()
+        for unit in units:
+            for record in unit.records:
+                add_record(batch, record)
+        batch_id, data = self._encode_batch(batch, source.label)
+        limit = self.state.ingest_limit_bytes
+        try:
+            if limit is not None and len(data) > limit:
+                raise _TooLarge(limit, True)
+            delivered = self._deliver(batch_id, data, source.label)
+        except _TooLarge as too_large:
+            return self._ship_smaller(source, units, len(data), too_large, batch_id, data)
+        if delivered:
+            self._advance(source.key, units)
+        return delivered
+
+    def _ship_smaller(
+        self, source: Source, units: list[Unit], size: int, too_large: _TooLarge, batch_id: str, data: bytes
+    ) -> bool:
+        if len(units) > 1:
+            self.status.split_batches += 1
+            mid = len(units) // 2
+            return self._ship(source, units[:mid]) and self._ship(source, units[mid:])
+        unit = units[0]
+        if unit.oversized:  # even its reject does not fit: keep the batch for an operator
+            refused = Refused(413, f"a {size}-byte rejected record is over the API's limit of {too_large.limit}")
+            if not self._dead_letter(batch_id, data, source.label, refused):
+                return False
+            self._advance(source.key, units)
+            return True
+        raw = unit.raw.decode("utf-8", "replace") if unit.raw else ""
+        reject = self._oversized(source.label, unit.location or source.label, len(unit.raw) or size, raw, too_large)
+        return self._ship(source, [Unit((reject,), unit.after, unit.location, oversized=True)])
+
+    def _advance(self, key: str, units: list[Unit]) -> None:
+        self.state.positions[key] = units[-1].after
+        shipped = self.state.shipped_records
+        shipped[key] = shipped.get(key, 0) + sum(len(unit.records) for unit in units)
+        self._save_state()
+        self._save_status()
+
     def pump(self, source: Source) -> bool:
         """Ship ``source`` from its saved position; True when it is fully shipped."""
-        start = self.status.positions.get(source.key, 0)
-        index = 0
-        pending: list[Record] = []
-
-        def flush() -> bool:
-            batch = GraphBatch()
-            for record in pending:
-                add_record(batch, record)
-            try:
-                batch_id, data = encode_batch(batch, source.label, self._stats())
-            except WireError as exc:
-                raise AgentError(f"{source.label}: cannot encode a batch: {exc}") from None
-            if not self._deliver(batch_id, data, source.label):
-                return False
-            self.status.positions[source.key] = index
-            self._save_positions()
-            self._save_status()
-            pending.clear()
-            return True
-
-        for record in source.records():
-            index += 1
-            if index <= start:
-                continue
-            pending.append(record)
-            if len(pending) >= self.cfg.batch_size and not flush():
-                return False
-        return not pending or flush()
+        pending: list[Unit] = []
+        count = 0
+        for unit in source.units(self.state.positions.get(source.key)):
+            pending.append(unit)
+            count += len(unit.records)
+            if count >= self.cfg.batch_size:
+                if not self._ship(source, pending):
+                    return False
+                pending, count = [], 0
+        return not pending or self._ship(source, pending)
 
     def run(self, *, follow: bool = False, should_stop: Callable[[], bool] = lambda: False) -> AgentStatus:
         """Ship every source, then wait for the spool to drain (or keep polling with ``follow``)."""
@@ -424,14 +638,18 @@ class Agent:
 
     def close(self) -> None:
         self._client.close()
+        for source in self.sources:
+            source.close()
 
 
-def _server_message(resp: httpx.Response) -> str:
+def _server_message(resp: httpx.Response) -> tuple[str, int | None]:
+    """The API's message in an error answer, and the body limit a 413 answer states (``limit_bytes``)."""
     try:
         body: Any = resp.json()
     except ValueError:
-        return resp.text[:300]
+        return resp.text[:300], None
     detail = body.get("detail", body.get("error", body)) if isinstance(body, dict) else body
     if isinstance(detail, dict) and "message" in detail:
-        return str(detail["message"])
-    return str(detail)[:300]
+        limit = detail.get("limit_bytes")
+        return str(detail["message"]), limit if type(limit) is int else None
+    return str(detail)[:300], None

@@ -35,11 +35,14 @@ from lineage.store.base import LineageStore, row_preparer
 from lineage.text import json_text, visible
 
 __all__ = [
+    "DOCUMENT_OPENERS",
     "FileIngestStats",
     "LogFormat",
     "OFFLOAD_MIN_BYTES",
+    "RAW_KEEP",
     "default_source",
     "ingest_files",
+    "jsonl_line_items",
     "open_log",
     "read_jsonl",
     "read_log_file",
@@ -48,7 +51,7 @@ __all__ = [
 
 LogFormat = Literal["jsonl", "otlp"]
 LogItem = LogRecord | RejectedRecord
-_RAW_KEEP = 2000  # rejected raw text is kept, but not a whole multi-megabyte line
+RAW_KEEP = 2000  # rejected raw text is kept, but not a whole multi-megabyte line
 _GZIP_MAGIC = b"\x1f\x8b"
 _INT64 = 2.0**63
 _NOT_FLAT = frozenset({float, dict, list})  # value types ``_exact`` must look into
@@ -77,7 +80,7 @@ def open_log(path: str) -> Iterator[IO[bytes]]:
 
 def _reject(source: str, where: str, reason: str, raw: bytes | str) -> RejectedRecord:
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-    return RejectedRecord(source, where, reason, text[:_RAW_KEEP].rstrip("\n"))
+    return RejectedRecord(source, where, reason, text[:RAW_KEEP].rstrip("\n"))
 
 
 def _loads(line: bytes) -> Any:
@@ -181,7 +184,7 @@ def read_jsonl(
         if not isinstance(item, RejectedRecord) and not item[1].isspace():
             break
     last = head[-1] if head else None
-    if isinstance(last, tuple) and last[1].strip() in _DOCUMENT_OPENERS:
+    if isinstance(last, tuple) and last[1].strip() in DOCUMENT_OPENERS:
         size = 0
         for item in lines:
             head.append(item)
@@ -199,15 +202,21 @@ def read_jsonl(
             yield item  # the file could not be read (further)
             continue
         lineno, line = item
-        if line.isspace():  # what ``not line.strip()`` says of a (never empty) line, without a copy
-            continue
-        where = f"{name}:{lineno}"
-        try:
-            obj = _loads(line)
-        except ValueError as exc:
-            yield _reject(src, where, f"not valid JSON: {exc}", line)
-            continue
-        yield from _object_items(obj, src, where, line, mapper, fm)
+        yield from jsonl_line_items(line, src, f"{name}:{lineno}", mapper, fm)
+
+
+def jsonl_line_items(line: bytes, source: str, where: str, mapper: LogMapper, fm: FieldMap) -> Iterator[LogItem]:
+    """The items of one JSON line read at ``where``: nothing for a blank line, else a record (or a whole
+    OTLP document's) or a reject. Shared by ``read_jsonl`` and the agent's byte-offset tail, so both read
+    a line alike."""
+    if line.isspace():  # what ``not line.strip()`` says of a (never empty) line, without a copy
+        return
+    try:
+        obj = _loads(line)
+    except ValueError as exc:
+        yield _reject(source, where, f"not valid JSON: {exc}", line)
+        return
+    yield from _object_items(obj, source, where, line, mapper, fm)
 
 
 def _object_items(
@@ -230,7 +239,7 @@ def _object_items(
 
 # A first line that opens an object or array and holds nothing else is no JSON line: the file may be
 # documents over many lines (``jq .`` output, an OTLP export saved pretty-printed).
-_DOCUMENT_OPENERS = (b"{", b"[")
+DOCUMENT_OPENERS = (b"{", b"[")
 _DOCUMENT_MAX = 64 << 20  # bytes held to find out; a larger file of such documents is read as lines
 _NOT_SPACE = re.compile(r"\S")
 
@@ -313,7 +322,7 @@ _BAD = object()  # an OTLP value that broke the schema; rejected, and left out o
 def _raw(value: Any) -> str:
     """The JSON of a rejected part, kept as the raw text of its reject."""
     try:
-        return json.dumps(value)[:_RAW_KEEP]
+        return json.dumps(value)[:RAW_KEEP]
     except (RecursionError, ValueError):
         return f"({_JSON_TYPES.get(type(value), 'a value')} nested too deeply to keep)"
 

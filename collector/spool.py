@@ -4,6 +4,10 @@ One file per batch, named by a sequence number so that replay keeps the order th
 in. A file is written to a temporary name, fsynced and renamed, so a crash leaves either the whole
 batch or nothing. The spool refuses (``SpoolFull``) rather than grow past ``max_bytes`` or when the
 disk itself is full; it never raises anything else for a write it could not make.
+
+A batch the API refuses for good (422: it will never be valid) is not deleted: it goes to
+``<spool>/dead-letter/`` with a ``.reason`` file beside it, for an operator to read, fix and resend
+(``curl --data-binary @<file> .../v1/ingest``). Dead letters do not count against ``max_bytes``.
 """
 
 from __future__ import annotations
@@ -95,6 +99,24 @@ class Spool:
         self._bytes += len(data)
         self._next += 1
         return entry
+
+    def dead_letter(self, batch_id: str, data: bytes, reason: str) -> Path:
+        """Keep a refused batch and why, durably, under ``dead-letter/``; OSError if it cannot be written."""
+        where = self.dir / "dead-letter"
+        where.mkdir(exist_ok=True)
+        path = where / f"{batch_id}.batch"
+        for target, content in ((path.with_suffix(".reason"), reason.encode() + b"\n"), (path, data)):
+            tmp = target.with_suffix(target.suffix + ".tmp")
+            try:
+                with open(tmp, "wb") as fh:
+                    fh.write(content)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, target)
+            except OSError:
+                tmp.unlink(missing_ok=True)
+                raise
+        return path
 
     def oldest(self) -> SpooledBatch | None:
         return self._entries[0] if self._entries else None

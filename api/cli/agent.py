@@ -129,7 +129,8 @@ def agent_cmd(
     say(
         f"sent {status.sent_batches} batches ({status.duplicate_batches} already applied), "
         f"spooled {status.spooled_batches}, replayed {status.replayed_batches}, dropped {status.dropped_batches}, "
-        f"refused {status.refused_batches}; {status.spool_pending} still spooled"
+        f"refused {status.refused_batches} (kept in dead-letter), split {status.split_batches}, "
+        f"{status.oversized_records} records over the API's limit sent as rejects; {status.spool_pending} still spooled"
     )
     if not status.done and not follow and not stopping:
         raise typer.Exit(1)
@@ -158,7 +159,9 @@ def _serve_metrics(agent: Agent, port: int) -> None:
         ("spool_pending", "Batches waiting in the spool"),
         ("dropped_batches", "Batches dropped because the spool was full"),
         ("sent_batches", "Batches the API applied"),
-        ("refused_batches", "Batches the API refused for good"),
+        ("refused_batches", "Batches the API refused for good (kept in the spool's dead-letter directory)"),
+        ("split_batches", "Batches halved because the API refused them as too large"),
+        ("oversized_records", "Records alone over the API's ingest limit, sent as rejected records"),
     ):
         gauge = Gauge(f"liubai_agent_{field}", doc, registry=registry)
         gauge.set_function(_reader(agent, field))

@@ -123,6 +123,11 @@ def status(state: Path) -> dict[str, Any]:
         return {}
 
 
+def shipped(state: Path) -> int:
+    """Records the agent counts as taken by the API or its spool, over all its sources."""
+    return sum(status(state).get("shipped_records", {}).values())
+
+
 def graph_of(store_url: str) -> dict[str, Any]:
     """Everything a user can see in a store, in a comparable form (ingest bookkeeping left out)."""
     store: LineageStore = open_store(store_url)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests._real import missing
-from tests.hardening.conftest import ROOT, agent_argv, graph_of, run_agent, status, write_logs
+from tests.hardening.conftest import ROOT, agent_argv, graph_of, run_agent, shipped, status, write_logs
 
 LIUBAI = str(Path(sys.executable).with_name("liubai"))
 
@@ -92,14 +92,11 @@ def test_follow_ships_appended_lines_and_waits_for_a_half_written_one(api_factor
     proc = subprocess.Popen(agent_argv(api.url, state, "--logs", str(logs), extra=("--follow", "--poll", "0.1")),
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-    def shipped() -> int:
-        return sum(status(state).get("positions", {}).values())
-
     def wait(n: int) -> None:
         deadline = time.monotonic() + 30
-        while shipped() < n and time.monotonic() < deadline:
+        while shipped(state) < n and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert shipped() == n
+        assert shipped(state) == n
 
     try:
         wait(10)
@@ -108,7 +105,7 @@ def test_follow_ships_appended_lines_and_waits_for_a_half_written_one(api_factor
             fh.write(half[:15])
             fh.flush()
             time.sleep(1.0)  # several passes see the half line
-            assert shipped() == 10
+            assert shipped(state) == 10
             fh.write(half[15:] + "".join(line(i) for i in range(12, 17)))
         wait(16)
         proc.send_signal(signal.SIGTERM)

@@ -26,6 +26,7 @@ from tests.hardening.conftest import (
     free_port,
     graph_of,
     run_agent,
+    shipped,
     status,
     write_logs,
 )
@@ -76,14 +77,13 @@ def test_kill_9_mid_stream_then_restart_equals_uninterrupted_run(
     argv = agent_argv(api.url, state, "--logs", str(logs), extra=("--batch-size", "10"))
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_for(lambda: sum(status(state).get("positions", {}).values()) >= 500, 60, "the agent to ship 500 records")
+        _wait_for(lambda: shipped(state) >= 500, 60, "the agent to ship 500 records")
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     finally:
         if proc.poll() is None:
             proc.kill()
-    shipped = sum(status(state).get("positions", {}).values())
-    assert shipped < LINES, "the agent finished before it was killed; the test did not interrupt anything"
+    assert shipped(state) < LINES, "the agent finished before it was killed; the test did not interrupt anything"
     assert graph_of(api.store_url)["counts"]["LogEvent"] < GOOD
 
     again = run_agent(argv)
@@ -102,7 +102,7 @@ def _api_outage(api_factory: Any, logs: Path, reference: dict[str, Any], tmp_pat
     )
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(lambda: sum(status(state).get("positions", {}).values()) >= 200, 60, "the agent to ship 200 records")
+        _wait_for(lambda: shipped(state) >= 200, 60, "the agent to ship 200 records")
         api.stop()
         _wait_for(lambda: status(state).get("spooled_batches", 0) > 0, 30, "the agent to spool")
         time.sleep(outage_s)

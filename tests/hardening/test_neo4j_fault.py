@@ -15,7 +15,16 @@ from typing import Any
 import pytest
 
 from tests._real import missing
-from tests.hardening.conftest import ROOT, agent_argv, free_port, graph_of, run_agent, status, write_logs
+from tests.hardening.conftest import (
+    ROOT,
+    agent_argv,
+    free_port,
+    graph_of,
+    run_agent,
+    shipped,
+    status,
+    write_logs,
+)
 from tests.neo4j_server import NO_JARS_EXIT, SCRIPT, START_TIMEOUT_S, _read_first_line, _stop
 
 pytestmark = pytest.mark.neo4j
@@ -76,7 +85,7 @@ def test_neo4j_stopped_and_restarted_mid_ingest_loses_and_doubles_nothing(api_fa
         )
         try:
             deadline = time.monotonic() + 120
-            while sum(status(state).get("positions", {}).values()) < 100 and time.monotonic() < deadline:
+            while shipped(state) < 100 and time.monotonic() < deadline:
                 time.sleep(0.05)
             neo.stop()
             deadline = time.monotonic() + 60
@@ -89,7 +98,7 @@ def test_neo4j_stopped_and_restarted_mid_ingest_loses_and_doubles_nothing(api_fa
             if proc.poll() is None:
                 proc.kill()
         assert proc.returncode == 0, err
-        assert sum(status(state)["positions"].values()) == LINES
+        assert shipped(state) == LINES
         got = graph_of(neo.url)
         assert got["counts"] == reference["counts"]
         assert [n[0] for n in got["nodes"]] == [n[0] for n in reference["nodes"]]
