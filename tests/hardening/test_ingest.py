@@ -99,6 +99,7 @@ def test_oversized_and_invalid_bodies_get_413_and_422(tmp_path: Path) -> None:
     with TestClient(app) as client:
         big = client.post("/v1/ingest", content=encode_batch(_batch(40), "logs")[1])
         assert big.status_code == 413 and "2048-byte ingest limit" in big.json()["detail"]["message"]
+        assert big.json()["detail"]["limit_bytes"] == 2048  # what an agent builds its later batches under
 
         def chunks() -> object:
             for _ in range(10):
