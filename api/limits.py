@@ -110,8 +110,9 @@ def _cost_errors(cost: DocumentCost | FragmentCycle, limits: LimitSettings) -> l
     errors = []
     if cost.selections > limits.max_fields:
         errors.append(_limit_error(
-            f"query selects {_shown(cost.selections)} fields once its fragments are expanded, over the maximum "
-            f"of {limits.max_fields}; ask for fewer fields or spread fragments fewer times",
+            f"query has {_shown(cost.selections)} selections (fields and fragments) once its fragments are "
+            f"expanded, over the maximum of {limits.max_fields}; ask for fewer fields or spread fragments fewer "
+            "times",
             "fields", limits.max_fields, cost.selections))
     for operation, depth in cost.depths.items():
         if depth > limits.max_depth:
