@@ -20,6 +20,7 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
 )
@@ -75,8 +76,8 @@ def _selection_sets(root: SelectionSetNode) -> list[SelectionSetNode]:
     while stack:
         current = stack.pop()
         order.append(current)
-        stack.extend(s.selection_set for s in current.selections if not isinstance(s, FragmentSpreadNode)
-                     and s.selection_set is not None)
+        stack.extend(s.selection_set for s in current.selections
+                     if isinstance(s, FieldNode | InlineFragmentNode) and s.selection_set is not None)
     return order
 
 
@@ -94,13 +95,15 @@ def _cost(order: list[SelectionSetNode], fragments: Mapping[str, Cost]) -> Cost:
             if isinstance(node, FragmentSpreadNode):
                 inner = fragments.get(node.name.value, _NONE)
                 nested = inner.depth
-            else:
+            elif isinstance(node, FieldNode | InlineFragmentNode):
                 inner = costs[id(node.selection_set)] if node.selection_set is not None else _NONE
                 nested = inner.depth
                 if isinstance(node, FieldNode):
                     aliases += node.alias is not None
                     introspection = node.name.value.startswith("__")
                     nested = 0 if introspection or node.selection_set is None else inner.depth + 1
+            else:  # graphql-core has no other kind of selection
+                continue
             selections = _add(selections, 1 + inner.selections)
             aliases = _add(aliases, inner.aliases)
             depth = max(depth, nested)

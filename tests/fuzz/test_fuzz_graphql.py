@@ -118,12 +118,12 @@ class _Hoister:
         if isinstance(node, FieldNode) and node.selection_set is not None:
             assert isinstance(parent, GraphQLObjectType)
             inner = get_named_type(parent.fields[node.name.value].type)
-        elif isinstance(node, InlineFragmentNode):
+            return replace(node, selection_set=self.selection_set(node.selection_set, inner))
+        if isinstance(node, InlineFragmentNode):
             inner = SCHEMA._schema.get_type(node.type_condition.name.value) if node.type_condition else parent
             assert inner is not None
-        else:
-            return node
-        return replace(node, selection_set=self.selection_set(node.selection_set, inner))
+            return replace(node, selection_set=self.selection_set(node.selection_set, inner))
+        return node
 
 
 @st.composite
