@@ -1,7 +1,11 @@
-"""Limits that keep one GraphQL query from taking the API down: depth, tokens, aliases, page size, time.
+"""Limits that keep one GraphQL query from taking the API down: tokens, expanded fields, depth, aliases,
+page size, time.
 
 Each refusal is a GraphQL error with a message that says which limit was hit and what it is, before
-any resolver runs (depth, tokens, aliases, page size) or when the time is up (timeout).
+any resolver runs (tokens, fields, depth, aliases, page size) or when the time is up (timeout). Fields,
+depth and aliases are counted with every fragment spread expanded, in one linear pass over the parsed
+document (``api.query_cost``), before graphql-core's validation: a document that expands to more than
+``max_fields`` selections is refused before any rule could walk its expansion.
 
 What the schema must do to get them: build ``strawberry.Schema(..., extensions=graphql_extensions(
 LimitSettings()) + [StructuredErrors])``, name page-size arguments ``first`` (or list them in
@@ -36,11 +40,10 @@ from graphql import (
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from strawberry.extensions import SchemaExtension
-from strawberry.extensions.max_aliases import create_validator as alias_validator
-from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
 from strawberry.schema.schema import validate_document
 
 from api.errors import ApiError, ErrorCode
+from api.query_cost import CAP, DocumentCost, FragmentCycle, measure
 
 __all__ = ["PAGE_ARGUMENTS", "LimitSettings", "QueryLimits", "QueryTimeout", "graphql_extensions"]
 
@@ -52,6 +55,9 @@ class LimitSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="LIUBAI_QUERY_", extra="ignore")
 
+    max_fields: int = Field(default=300, ge=1)
+    """Selections once fragments are expanded. GraphiQL's introspection query has about 240 and the web
+    UI's queries under 30; graphql-core's field-merging check is quadratic in it (see ``api.query_cost``)."""
     max_depth: int = Field(default=12, ge=1)
     max_tokens: int = Field(default=4000, ge=10)
     max_aliases: int = Field(default=30, ge=1)
@@ -84,35 +90,74 @@ class _PageArguments(Visitor):
             self.found.append(node)
 
 
+def _shown(count: int) -> str:
+    return f"{count}" if count < CAP else f"at least {CAP}"
+
+
+def _limit_error(message: str, limit: str, maximum: int, found: int, nodes: Any = None) -> GraphQLError:
+    """A refusal shaped like the timeout's: ``extensions.detail`` names the limit, its value and the count."""
+    return GraphQLError(message, nodes, original_error=ApiError(ErrorCode.BAD_INPUT, message, limit=limit,
+                                                                max=maximum, found=found))
+
+
+def _cost_errors(cost: DocumentCost | FragmentCycle, limits: LimitSettings) -> list[GraphQLError]:
+    """One error per limit the expanded document is over (none when it is within all of them)."""
+    if isinstance(cost, FragmentCycle):
+        first, *via = cost.names
+        through = f" through {', '.join(repr(n) for n in via)}" if via else ""
+        return [GraphQLError(f"fragment '{first}' spreads itself{through}; fragments cannot form a cycle",
+                             list(cost.path))]
+    errors = []
+    if cost.selections > limits.max_fields:
+        errors.append(_limit_error(
+            f"query has {_shown(cost.selections)} selections (fields and fragments) once its fragments are "
+            f"expanded, over the maximum of {limits.max_fields}; ask for fewer fields or spread fragments fewer "
+            "times",
+            "fields", limits.max_fields, cost.selections))
+    for operation, depth in cost.depths.items():
+        if depth > limits.max_depth:
+            name = operation.name.value if operation.name else "anonymous"
+            errors.append(_limit_error(
+                f"'{name}' exceeds maximum operation depth of {limits.max_depth} (it nests {depth} deep, "
+                "counting its fragments)", "depth", limits.max_depth, depth, operation))
+    if cost.aliases > limits.max_aliases:
+        errors.append(_limit_error(
+            f"query uses {_shown(cost.aliases)} aliases once its fragments are expanded, over the maximum of "
+            f"{limits.max_aliases}", "aliases", limits.max_aliases, cost.aliases))
+    return errors
+
+
 class _Prepared:
-    """One distinct query text: its document, its page-size arguments and its validation errors per schema
-    and rule set."""
+    """One distinct query text: its document, its refusals by the cost limits, its page-size arguments and
+    its validation errors per schema and rule set."""
 
-    __slots__ = ("document", "errors", "page_arguments")
+    __slots__ = ("document", "errors", "page_arguments", "refusals")
 
-    def __init__(self, document: DocumentNode) -> None:
+    def __init__(self, document: DocumentNode, limits: LimitSettings) -> None:
         self.document = document
+        self.refusals = _cost_errors(measure(document), limits)
         collector = _PageArguments()
         visit(document, collector)
         self.page_arguments = tuple(collector.found)
         self.errors: dict[tuple[GraphQLSchema, tuple[type[ASTValidationRule], ...]], list[GraphQLError]] = {}
 
 
-def _prepare(query: str, max_tokens: int) -> _Prepared:
-    return _Prepared(parse(query, max_tokens=max_tokens))
+def _prepare(query: str, limits: LimitSettings) -> _Prepared:
+    return _Prepared(parse(query, max_tokens=limits.max_tokens), limits)
 
 
 class QueryLimits(SchemaExtension):
-    """Parses and validates each distinct query text once, with the token, depth and alias limits.
+    """Parses and validates each distinct query text once, with the token, field, depth and alias limits.
 
     Those limits and graphql-core's validation rules are a function of the query text alone, so their
     verdict is cached with the parsed document (bounded LRU, one per ``graphql_extensions`` call); only
     the page-size check reads the request's variables, over the page arguments found at parse time.
+    A document over a cost limit is refused before graphql-core's rules run: some of them (field merging)
+    cost more than linear time in the expanded document. GET and POST requests both come through here.
     """
 
     max_tokens: int = 4000
     max_page: int = 1000
-    rules: tuple[type[ASTValidationRule], ...] = ()
     prepare: Callable[[str], _Prepared]
 
     def __init__(self, *, execution_context: Any = None) -> None:
@@ -134,15 +179,20 @@ class QueryLimits(SchemaExtension):
         ctx = self.execution_context
         entry = self._entry
         if entry is not None and entry.document is ctx.graphql_document and ctx.pre_execution_errors is None:
-            rules = (*ctx.validation_rules, *self.rules)
-            key = (ctx.schema._schema, rules)
-            errors = entry.errors.get(key)
-            if errors is None:
-                errors = entry.errors[key] = validate_document(ctx.schema._schema, entry.document, rules)
-            variables = ctx.variables or {}
-            page_errors = [e for e in (_page_size_error(a, variables, self.max_page) for a in entry.page_arguments) if e]
-            ctx.pre_execution_errors = [*errors, *page_errors]
+            ctx.pre_execution_errors = list(entry.refusals) or self._validated(entry)
         yield
+
+    def _validated(self, entry: _Prepared) -> list[GraphQLError]:
+        """graphql-core's rules (cached per schema and rule set), then the page sizes of this request."""
+        ctx = self.execution_context
+        rules = tuple(ctx.validation_rules)
+        key = (ctx.schema._schema, rules)
+        errors = entry.errors.get(key)
+        if errors is None:
+            errors = entry.errors[key] = validate_document(ctx.schema._schema, entry.document, rules)
+        variables = ctx.variables or {}
+        page_errors = [e for e in (_page_size_error(a, variables, self.max_page) for a in entry.page_arguments) if e]
+        return [*errors, *page_errors]
 
 
 class QueryTimeout(SchemaExtension):
@@ -198,8 +248,7 @@ def graphql_extensions(settings: LimitSettings | None = None) -> list[Any]:
         {
             "max_tokens": s.max_tokens,
             "max_page": s.max_page,
-            "rules": (depth_validator(s.max_depth, None), alias_validator(s.max_aliases)),
-            "prepare": staticmethod(lru_cache(maxsize=512)(partial(_prepare, max_tokens=s.max_tokens))),
+            "prepare": staticmethod(lru_cache(maxsize=512)(partial(_prepare, limits=s))),
         },
     )
     timeout = type("BoundQueryTimeout", (QueryTimeout,), {"seconds": s.timeout_s})
