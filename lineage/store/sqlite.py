@@ -470,10 +470,14 @@ class SqliteStore:
         self._all: list[tuple[threading.Thread, sqlite3.Connection]] = []  # with the thread that opened it
         self._lock = threading.Lock()
         self._armed: dict[sqlite3.Connection, float | None] = {}  # the deadline each connection checks
-        if self.read_only is None:
-            self._migrate(self._conn())
-        else:
-            self._check_readable(self._conn())
+        try:
+            if self.read_only is None:
+                self._migrate(self._conn())
+            else:
+                self._check_readable(self._conn())
+        except BaseException:
+            self.close()  # a refused file is let go of at once (a read-only mount can then be unmounted)
+            raise
 
     @classmethod
     def from_url(cls, url: str) -> SqliteStore:
@@ -615,8 +619,10 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise _store_error(exc, self.db_path) from exc
         if row is None:
+            stranded = os.path.exists(f"{self.db_path}-wal") and not os.path.exists(f"{self.db_path}-shm")
             raise StoreReadOnly(
                 f"store {self.db_path} is read-only ({self.read_only}) and holds no liubai data to read"
+                + ("; what it holds is in its -wal file, unreadable here without its -shm file" if stranded else "")
             )
         current = _version(row, "schema_version", self.db_path)
         if current != SCHEMA_VERSION:
