@@ -673,6 +673,7 @@ class SqliteStore:
         with self._lock:
             owned, self._all = self._all, []
             self._local = threading.local()  # no thread reaches the old connections through the store now
+            self._armed = {}
         for thread, conn in owned:
             if self.db_path != ":memory:" and (thread is me or not thread.is_alive()):
                 conn.close()
