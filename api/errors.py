@@ -18,7 +18,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult as StrawberryExecutionResult
 
 from api.api_error import ApiError, ErrorCode
-from lineage.store.base import AnswerTooLarge, StoreError, StoreUnavailable
+from lineage.store.base import AnswerTooLarge, StoreDamaged, StoreError, StoreUnavailable
 
 __all__ = ["ApiError", "ErrorCode", "StructuredErrors", "error_extensions", "is_expected"]
 
@@ -71,6 +71,9 @@ def _structured(error: GraphQLError) -> GraphQLError:
     ext = error_extensions(error)
     if isinstance(error.original_error, StoreUnavailable):  # an operational state, not a bug: one line
         log.warning("store unavailable: %s", error.original_error)
+    elif isinstance(error.original_error, StoreDamaged):  # the file, not the code: its reason says it all
+        ext["errorId"] = uuid.uuid4().hex[:16]
+        log.error("GraphQL error %s: %s", ext["errorId"], error.original_error)
     elif not is_expected(error):
         # The operator gets the stack trace under an id; the client gets the id, never the internals.
         ext["errorId"] = uuid.uuid4().hex[:16]

@@ -13,8 +13,8 @@ from typing import Any, Protocol, runtime_checkable
 from lineage.model import Direction, Edge, EdgeKind, GraphBatch, Node, NodeKind, RejectedRecord
 
 __all__ = [
-    "NeighborPage",
     "AnswerTooLarge",
+    "NeighborPage",
     "NodePage",
     "RejectedPage",
     "StoreDamaged",
