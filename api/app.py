@@ -230,9 +230,9 @@ def create_app(
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
-        """Liveness plus store reachability (503 with the reason when the store is down)."""
-        try:  # a point read: one round trip proves the store answers, at any graph size
-            await run_in_threadpool(lambda: holder.get().get("repo:liubai-health-probe"))
+        """Liveness plus store readability (503 with the reason when the store is down or damaged)."""
+        try:  # the store's probe reads more than one id would (a damaged file fails it), at any graph size
+            await run_in_threadpool(lambda: holder.get().probe())
         except StoreError as exc:
             return JSONResponse(
                 {"status": "unavailable", "store": redact_url(holder.url), "error": hide_password(str(exc), holder.url)},

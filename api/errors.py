@@ -18,7 +18,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult as StrawberryExecutionResult
 
 from api.api_error import ApiError, ErrorCode
-from lineage.store.base import StoreError, StoreUnavailable
+from lineage.store.base import AnswerTooLarge, StoreDamaged, StoreError, StoreUnavailable
 
 __all__ = ["ApiError", "ErrorCode", "StructuredErrors", "error_extensions", "is_expected"]
 
@@ -33,6 +33,8 @@ def error_extensions(error: GraphQLError) -> dict[str, Any]:
         if original.detail:
             ext["detail"] = original.detail
         return ext
+    if isinstance(original, AnswerTooLarge):  # the store's own words: limits and ids the client sent
+        return {"code": ErrorCode.BAD_INPUT.value, "message": str(original), "retryable": False}
     if isinstance(original, StoreUnavailable):
         return {
             "code": ErrorCode.STORE_UNAVAILABLE.value,
@@ -52,7 +54,7 @@ def error_extensions(error: GraphQLError) -> dict[str, Any]:
 
 def is_expected(error: GraphQLError) -> bool:
     """True for errors that are the client's business (no server log entry needed)."""
-    return error.original_error is None or isinstance(error.original_error, ApiError)
+    return error.original_error is None or isinstance(error.original_error, ApiError | AnswerTooLarge)
 
 
 class StructuredErrors(SchemaExtension):
@@ -69,6 +71,9 @@ def _structured(error: GraphQLError) -> GraphQLError:
     ext = error_extensions(error)
     if isinstance(error.original_error, StoreUnavailable):  # an operational state, not a bug: one line
         log.warning("store unavailable: %s", error.original_error)
+    elif isinstance(error.original_error, StoreDamaged):  # the file, not the code: its reason says it all
+        ext["errorId"] = uuid.uuid4().hex[:16]
+        log.error("GraphQL error %s: %s", ext["errorId"], error.original_error)
     elif not is_expected(error):
         # The operator gets the stack trace under an id; the client gets the id, never the internals.
         ext["errorId"] = uuid.uuid4().hex[:16]

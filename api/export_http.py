@@ -3,6 +3,10 @@
 The selection is resolved and walked before the response starts, so a bad request gets a clean 4xx
 with a structured error; the body then streams from the same writers the CLI uses.
 
+Resolving and walking the selection runs under the GraphQL query time limit (``LIUBAI_QUERY_TIMEOUT_S``):
+past it the store stops its work and the request gets a 400 saying so; streaming the walked facts is
+not timed.
+
 The store comes from the ``get_store`` dependency: the app factory's ``app.state.store_holder`` (or
 ``app.state.store``), else the store named by ``app.state.store_url`` or ``LIUBAI_STORE``. An app may
 override it with ``app.dependency_overrides``.
@@ -17,6 +21,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from api.errors import ErrorCode
+from api.limits import LimitSettings
 from lineage.config import Settings
 from lineage.export import (
     FILE_SUFFIX,
@@ -34,6 +39,8 @@ from lineage.export import (
 from lineage.model import Direction
 from lineage.slsa import SlsaError, build_provenance, run_id_of, statement_bytes
 from lineage.store import LineageStore, StoreError, open_store
+from lineage.store.base import StoreTimeout
+from lineage.store.deadline import deadline
 
 __all__ = ["get_store", "router"]
 
@@ -105,25 +112,32 @@ def export_endpoint(
     if len(given) != 1:
         raise _error(400, ErrorCode.BAD_INPUT, "name exactly one of node, audit_id, commit, trace, run")
     sel, value = given[0]
+    seconds = LimitSettings().timeout_s
     try:
-        selection = Selection(
-            sel,
-            value,
-            depth=depth,
-            direction=direction,
-            since=parse_time_bound(since, "since") if since else None,
-            until=parse_time_bound(until, "until") if until else None,
-            limit=limit,
-        )
-        if format == "slsa":
-            return _slsa(store, selection)
-        if format not in MEDIA_TYPES:
-            raise ExportError(f"unknown format {format!r}; use one of: {', '.join([*MEDIA_TYPES, 'slsa'])}")
-        source = select(store, selection)
+        with deadline(seconds):
+            selection = Selection(
+                sel,
+                value,
+                depth=depth,
+                direction=direction,
+                since=parse_time_bound(since, "since") if since else None,
+                until=parse_time_bound(until, "until") if until else None,
+                limit=limit,
+            )
+            if format == "slsa":
+                return _slsa(store, selection)
+            if format not in MEDIA_TYPES:
+                raise ExportError(f"unknown format {format!r}; use one of: {', '.join([*MEDIA_TYPES, 'slsa'])}")
+            source = select(store, selection)
     except ExportError as exc:
         status = 404 if str(exc).startswith("no ") else 400
         raise _error(
             status, ErrorCode.NOT_FOUND if status == 404 else ErrorCode.BAD_INPUT, str(exc)
+        ) from None
+    except StoreTimeout:
+        raise _error(
+            400, ErrorCode.BAD_INPUT,
+            f"export took longer than the {seconds:g} s limit; ask for less (smaller depth or limit)",
         ) from None
     except StoreError as exc:
         raise _error(503, ErrorCode.STORE_UNAVAILABLE, str(exc), retryable=exc.retryable) from None

@@ -44,6 +44,8 @@ from strawberry.schema.schema import validate_document
 
 from api.errors import ApiError, ErrorCode
 from api.query_cost import CAP, DocumentCost, FragmentCycle, measure
+from lineage.store import deadline as store_deadline
+from lineage.store.base import StoreTimeout
 
 __all__ = ["PAGE_ARGUMENTS", "LimitSettings", "QueryLimits", "QueryTimeout", "graphql_extensions"]
 
@@ -196,10 +198,11 @@ class QueryLimits(SchemaExtension):
 
 
 class QueryTimeout(SchemaExtension):
-    """Stops waiting for an operation's resolvers once ``seconds`` have passed since it started.
+    """Stops an operation's resolvers once ``seconds`` have passed since it started.
 
-    A store call already running in a worker thread finishes in the background (threads cannot be
-    killed); the client gets its error at the deadline and no further resolvers start.
+    The client gets its error at the deadline and no further resolvers start. Store calls run under the
+    same deadline (``lineage.store.deadline``, which follows them into the worker threads), so a call
+    already running stops its own work there instead of finishing in the background.
     """
 
     seconds: float = 10.0
@@ -231,9 +234,10 @@ class QueryTimeout(SchemaExtension):
     async def _bounded(self, result: Awaitable[Any], remaining: float) -> Any:
         """``asyncio.timeout`` rather than ``wait_for``: no extra task per store call."""
         try:
-            async with asyncio.timeout(remaining):
-                return await result
-        except TimeoutError:
+            with store_deadline.until(self._deadline or time.monotonic() + remaining):
+                async with asyncio.timeout(remaining):
+                    return await result
+        except (TimeoutError, StoreTimeout):
             raise self._timeout() from None
 
 

@@ -53,7 +53,8 @@ class ApiContext(BaseContext):
 
 
 # Store calls block. A plain executor hop costs about half of anyio's ``run_in_threadpool`` per call, and
-# a cancelled wait (query timeout) returns at once while the call finishes in the background.
+# a cancelled wait (query timeout) returns at once; the call itself stops at the same deadline
+# (``lineage.store.deadline``), which the copied context carries into the thread.
 _STORE_THREADS = ThreadPoolExecutor(max_workers=40, thread_name_prefix="liubai-store")
 
 

@@ -60,8 +60,12 @@ def serve_cmd(
     from api.auth import UnsafeBind, prepare_serve  # the web stack loads only for this command
 
     store_url = state(ctx).store_url
-    try:  # fail now, in one line, rather than on the first request
-        open_store(store_url).close()
+    try:  # fail now, in one line, rather than on the first request (a damaged store opens, then fails)
+        store = open_store(store_url)
+        try:
+            store.probe()
+        finally:
+            store.close()
     except StoreError as exc:
         raise fail(f"cannot open store {redact_url(store_url)}: {exc}") from None
     try:

@@ -19,6 +19,7 @@ from rich.text import Text
 from api.cli.common import console, err_console, fail, printable, say, state, store_session
 from lineage.model import GraphBatch, NodeKind, RejectedRecord
 from lineage.store import LineageStore, StoreError, open_store
+from lineage.store.base import StoreReadOnly
 from lineage.urls import redact_url
 
 __all__ = ["copy_graph", "register"]
@@ -109,6 +110,8 @@ def migrate(
             ) as progress:
                 tasks = {part: progress.add_task(part, total=n) for part, n in totals.items()}
                 copied = copy_graph(source, target, batch_size, lambda part, n: progress.advance(tasks[part], n))
+        except StoreReadOnly as exc:  # running it again cannot help
+            raise fail(f"cannot migrate into {redact_url(to_url)}: {exc}") from None
         except StoreError as exc:
             raise fail(f"migration {redact_url(from_url)} -> {redact_url(to_url)} stopped: {exc} (run it again to finish)") from None
         finally:

@@ -13,10 +13,14 @@ from typing import Any, Protocol, runtime_checkable
 from lineage.model import Direction, Edge, EdgeKind, GraphBatch, Node, NodeKind, RejectedRecord
 
 __all__ = [
+    "AnswerTooLarge",
     "NeighborPage",
     "NodePage",
     "RejectedPage",
+    "StoreDamaged",
     "StoreError",
+    "StoreReadOnly",
+    "StoreTimeout",
     "StoreUnavailable",
     "Subgraph",
     "UpsertResult",
@@ -39,6 +43,22 @@ class StoreUnavailable(StoreError):
     """The store cannot be reached (down, wrong address, wrong credentials)."""
 
     retryable = True
+
+
+class StoreDamaged(StoreError):
+    """The store's files are corrupt (overwritten, truncated): only a backup brings the data back."""
+
+
+class StoreReadOnly(StoreError):
+    """The store was opened read-only (read-only media or permissions): reads work, writes are refused."""
+
+
+class StoreTimeout(StoreError):
+    """A store call ran past the deadline its caller set (``lineage.store.deadline``) and was stopped."""
+
+
+class AnswerTooLarge(StoreError):
+    """An answer that cannot be cut short (a path) needed more work than one request may hold."""
 
 
 @dataclass(slots=True)
@@ -156,6 +176,10 @@ class LineageStore(Protocol):
     def iter_nodes(self, batch_size: int = 5000) -> Iterator[list[Node]]: ...
 
     def iter_edges(self, batch_size: int = 5000) -> Iterator[list[Edge]]: ...
+
+    def probe(self) -> None:
+        """Raise ``StoreError`` unless the store can be read now; cheap at any size (a health check)."""
+        ...
 
     def close(self) -> None: ...
 

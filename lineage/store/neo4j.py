@@ -51,12 +51,14 @@ from lineage.model import (
     merge_props,
     node_kind_of,
 )
+from lineage.store import deadline
 from lineage.store.base import (
     DEFAULT_LINEAGE_LIMIT,
     NeighborPage,
     NodePage,
     RejectedPage,
     StoreError,
+    StoreTimeout,
     StoreUnavailable,
     Subgraph,
     UpsertResult,
@@ -72,6 +74,10 @@ _CREATE_ATTEMPTS = 8
 _CREATE_ROWS = 2000
 _T = TypeVar("_T")
 _MAX_PATH = 64
+_EDGES_PER_NODE = 8  # as SQLite: a lineage answer holds at most this many edges per node its limit allows
+# The server ends a transaction past its timeout with one of these codes.
+_TIMED_OUT = ("Neo.ClientError.Transaction.TransactionTimedOut",
+              "Neo.ClientError.Transaction.TransactionTimedOutClientConfiguration")
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 _LUCENE_SPECIAL = re.compile(r'([+\-!(){}\[\]^"~*?:\\/&|])')
 
@@ -187,13 +193,14 @@ _STEP = (
     "UNWIND $ids AS i MATCH (s:Node {id: i}) "
     "CALL (s) { MATCH (s)-[r]->(n) WHERE type(r) IN $along RETURN n "
     "UNION MATCH (s)<-[r]-(n) WHERE type(r) IN $against RETURN n } "
-    "RETURN DISTINCT n.id AS id"
+    "RETURN DISTINCT n.id AS id LIMIT $room"
 )
 _EDGES_AMONG = (
     "WITH $ids AS ids UNWIND ids AS i MATCH (a:Node {id: i})-[r]->(b) "
     "WHERE type(r) IN $kinds AND b.id IN ids "
-    "RETURN a.id AS src, type(r) AS kind, b.id AS dst, r.props AS props ORDER BY src, kind, dst"
+    "RETURN a.id AS src, type(r) AS kind, b.id AS dst, r.props AS props ORDER BY src, kind, dst LIMIT $limit"
 )
+_PROBE = "MATCH (n:Node) RETURN n.id AS id LIMIT 1"
 _SEARCH_IN = (
     "CALL db.index.fulltext.queryNodes('liubai_node_search', $lucene) YIELD node AS n, score "
     "WHERE $labels IS NULL OR any(l IN labels(n) WHERE l IN $labels) "
@@ -439,11 +446,25 @@ class Neo4jStore:
         return self._run_read(work)
 
     def _run_read(self, work: Callable[[ManagedTransaction], _T]) -> _T:
+        """One read transaction; under a caller's deadline (``lineage.store.deadline``) it carries the time
+        left as its timeout, so the server itself ends the transaction when the caller gives up."""
+        left = deadline.remaining()
+        if left is not None:
+            if left <= 0:
+                raise StoreTimeout(f"store {self.url}: the query ran past its deadline and was stopped")
+            work = neo4j.unit_of_work(timeout=left)(work)
         try:
             with self._session(write=False) as s:
                 return s.execute_read(work)
-        except (Neo4jError, DriverError, OSError) as exc:
+        except Neo4jError as exc:
+            if exc.code in _TIMED_OUT:
+                raise StoreTimeout(f"store {self.url}: the query ran past its deadline and was stopped") from None
             raise _unavailable(self._target, exc) from None
+        except (DriverError, OSError) as exc:
+            raise _unavailable(self._target, exc) from None
+
+    def probe(self) -> None:
+        self._read(_PROBE)
 
     def close(self) -> None:
         if not self._closed:
@@ -677,8 +698,11 @@ class Neo4jStore:
                 level += 1
                 reached: set[str] = set()
                 for chunk in _chunks(frontier):
-                    rows = tx.run(_STEP, ids=list(chunk), along=along, against=against)
+                    # limit + 1 distinct ids hold at least enough new ones to know the answer is cut
+                    rows = tx.run(_STEP, ids=list(chunk), along=along, against=against, room=limit + 1)
                     reached.update(r["id"] for r in rows)
+                    if len(reached.difference(depths)) + len(depths) > limit:
+                        break
                 frontier = sorted(i for i in reached if i not in depths)
                 for i in frontier:
                     depths[i] = level
@@ -688,7 +712,11 @@ class Neo4jStore:
                 depths = {i: depths[i] for i in keep}
             ids = list(depths)
             nodes = [rec for chunk in _chunks(ids) for rec in tx.run(_GET_MANY, ids=list(chunk))]
-            edges = list(tx.run(_EDGES_AMONG, ids=ids, kinds=all_kinds)) if ids else []
+            max_edges = max(limit, DEFAULT_LINEAGE_LIMIT) * _EDGES_PER_NODE
+            edges = list(tx.run(_EDGES_AMONG, ids=ids, kinds=all_kinds, limit=max_edges + 1)) if ids else []
+            if len(edges) > max_edges:
+                del edges[max_edges:]
+                truncated = True
             return depths, truncated, nodes, edges
 
         depths, truncated, node_recs, edge_recs = self._run_read(work)

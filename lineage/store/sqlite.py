@@ -11,16 +11,19 @@ and several worker processes can share one file.
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import unquote, urlsplit
+from typing import Any, Concatenate, ParamSpec, TypeVar
+from urllib.parse import quote, unquote, urlsplit
 
 import orjson
 
@@ -34,12 +37,17 @@ from lineage.model import (
     RejectedRecord,
     merge_props,
 )
+from lineage.store import deadline
 from lineage.store.base import (
     DEFAULT_LINEAGE_LIMIT,
+    AnswerTooLarge,
     NeighborPage,
     NodePage,
     RejectedPage,
+    StoreDamaged,
     StoreError,
+    StoreReadOnly,
+    StoreTimeout,
     StoreUnavailable,
     Subgraph,
     UpsertResult,
@@ -47,7 +55,8 @@ from lineage.store.base import (
 from lineage.store.common import chunks, decode_cursor, dumps_props, encode_cursor, loads_props, prepare_batch
 from lineage.store.searchtext import SEARCH_TEXT_VERSION, search_text
 
-__all__ = ["SCHEMA_VERSION", "SqliteRows", "SqliteStore", "prepare_rows", "row_texts"]
+__all__ = ["EDGES_PER_NODE", "PATH_VISIT_LIMIT", "SCHEMA_VERSION", "SqliteRows", "SqliteStore", "prepare_rows",
+           "row_texts"]
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +148,18 @@ _PRAGMAS = (
     "PRAGMA wal_autocheckpoint=16384",
     "PRAGMA journal_size_limit=67108864",
 )
+
+# What a read-only open may still set: nothing here writes to the file.
+_READ_ONLY_PRAGMAS = ("PRAGMA busy_timeout=10000", "PRAGMA temp_store=MEMORY", "PRAGMA cache_size=-65536")
+
+# VM steps between two looks at a call's deadline: each look takes the GIL, so not too often (about
+# every 10 ms of SQLite work), yet a statement past its deadline stops within that.
+_DEADLINE_STEPS = 200_000
+# A lineage answer holds at most this many edges per node its limit allows (at least DEFAULT_LINEAGE_LIMIT);
+# edges past that are cut and the answer marked truncated: a dense neighbourhood cannot fill memory.
+EDGES_PER_NODE = 8
+# A path search holding more nodes than this (both sides' visited sets) stops with AnswerTooLarge.
+PATH_VISIT_LIMIT = 200_000
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 
@@ -347,6 +368,90 @@ def _version(row: Sequence[Any] | None, key: str, db_path: str) -> int:
         raise StoreError(f"{db_path} is not a usable liubai database: meta {key} is {row[0]!r}") from None
 
 
+_DAMAGED = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
+
+
+def _store_error(exc: sqlite3.Error, db_path: str) -> StoreError:
+    """The one translation of SQLite's errors into the store's: by result code, never by message text."""
+    code = (exc.sqlite_errorcode or 0) & 0xFF
+    if code in _DAMAGED:
+        return StoreDamaged(
+            f"store {db_path} is damaged: {exc}; restore it from a backup, or move it aside and ingest again "
+            "into a new one"
+        )
+    if code == sqlite3.SQLITE_INTERRUPT:
+        return StoreTimeout(f"store {db_path}: the query ran past its deadline and was stopped")
+    if code == sqlite3.SQLITE_READONLY:
+        return StoreReadOnly(f"store {db_path} is read-only: {exc}")
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_CANTOPEN):
+        return StoreUnavailable(f"SQLite database {db_path}: {exc}")
+    return StoreError(f"SQLite database {db_path}: {exc}")
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _reads(method: Callable[Concatenate[SqliteStore, _P], _R]) -> Callable[Concatenate[SqliteStore, _P], _R]:
+    """A read method whose SQLite errors leave as the store's errors (damaged, timed out, ...)."""
+
+    @functools.wraps(method)
+    def call(self: SqliteStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise _store_error(exc, self.db_path) from exc
+
+    return call
+
+
+def _streams(
+    method: Callable[Concatenate[SqliteStore, _P], Iterator[_R]],
+) -> Callable[Concatenate[SqliteStore, _P], Iterator[_R]]:
+    """``_reads`` for a method that yields its answer in batches."""
+
+    @functools.wraps(method)
+    def call(self: SqliteStore, /, *args: _P.args, **kwargs: _P.kwargs) -> Iterator[_R]:
+        try:
+            yield from method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise _store_error(exc, self.db_path) from exc
+
+    return call
+
+
+def _read_only_reason(db_path: str) -> str | None:
+    """Why an existing database file cannot be written here (None if it can): read-only media or
+    permissions. A WAL database also needs its directory writable, for the -wal and -shm files."""
+    if db_path == ":memory:" or not os.path.exists(db_path):
+        return None
+    if not os.access(db_path, os.W_OK):
+        return "its file is not writable"
+    if not os.access(os.path.dirname(os.path.abspath(db_path)) or ".", os.W_OK):
+        return "its directory is not writable"
+    return None
+
+
+def _read_only_uri(db_path: str) -> str:
+    """How SQLite can read a database it may not write (https://sqlite.org/wal.html#readonly).
+
+    A WAL database whose -wal and -shm files both exist is opened ``mode=ro``: SQLite reads the log
+    through them. Otherwise nothing can make the -shm file, so the file is opened ``immutable=1``: no
+    locks and no -shm; right when there is no -wal (the database was closed cleanly, the usual case for a
+    copy on read-only media). A -wal without its -shm cannot be read at all: its writes are not seen."""
+    path = os.path.abspath(db_path)
+    base = f"file:{quote(path)}"
+    wal, shm = f"{path}-wal", f"{path}-shm"
+    if os.path.exists(wal) and os.path.exists(shm):
+        return f"{base}?mode=ro"
+    if os.path.exists(wal) and os.path.getsize(wal) > 0:
+        log.warning(
+            "%s is read-only and its write-ahead log %s has no -shm file beside it: the log's %s bytes of "
+            "recent writes are not seen", db_path, wal, f"{os.path.getsize(wal):,}",
+        )
+    return f"{base}?mode=ro&immutable=1"
+
+
 class SqliteStore:
     """``LineageStore`` on an SQLite file (``sqlite:///abs/path.db``, ``sqlite:///:memory:`` for tests)."""
 
@@ -360,10 +465,19 @@ class SqliteStore:
                 Path(self.db_path).expanduser().parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreUnavailable(f"cannot create the directory for {self.db_path}: {exc}") from exc
+        self.read_only = _read_only_reason(self.db_path)
         self._local = threading.local()
         self._all: list[tuple[threading.Thread, sqlite3.Connection]] = []  # with the thread that opened it
         self._lock = threading.Lock()
-        self._migrate(self._conn())
+        self._armed: dict[sqlite3.Connection, float | None] = {}  # the deadline each connection checks
+        try:
+            if self.read_only is None:
+                self._migrate(self._conn())
+            else:
+                self._check_readable(self._conn())
+        except BaseException:
+            self.close()  # a refused file is let go of at once (a read-only mount can then be unmounted)
+            raise
 
     @classmethod
     def from_url(cls, url: str) -> SqliteStore:
@@ -380,35 +494,90 @@ class SqliteStore:
     # ------------------------------------------------------------------ connections
 
     def _conn(self) -> sqlite3.Connection:
+        """This thread's connection, set to stop at the caller's deadline (``lineage.store.deadline``)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             if self.db_path == ":memory:" and self._all:
                 conn = self._all[0][1]  # one shared in-memory database
             else:
-                try:
-                    conn = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False)
-                    for pragma in _PRAGMAS:
-                        conn.execute(pragma)
-                except sqlite3.Error as exc:
-                    raise StoreUnavailable(f"cannot open SQLite database {self.db_path}: {exc}") from exc
+                conn = self._connect()
                 with self._lock:
                     self._all.append((threading.current_thread(), conn))
             self._local.conn = conn
+        self._arm(conn, deadline.current())
         return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            if self.read_only is None:
+                conn = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False)
+                pragmas: tuple[str, ...] = _PRAGMAS
+            else:
+                uri = _read_only_uri(self.db_path)
+                conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+                pragmas = _READ_ONLY_PRAGMAS
+            for pragma in pragmas:
+                conn.execute(pragma)
+        except sqlite3.Error as exc:
+            error = _store_error(exc, self.db_path)
+            if isinstance(error, StoreDamaged):
+                raise error from exc
+            raise StoreUnavailable(f"cannot open SQLite database {self.db_path}: {exc}") from exc
+        return conn
+
+    def _arm(self, conn: sqlite3.Connection, at: float | None) -> None:
+        """Make ``conn``'s statements stop at ``at`` (a progress handler: SQLite interrupts the running
+        statement, which then fails with SQLITE_INTERRUPT), or run unbounded for None. A call that starts
+        past its deadline does no work at all."""
+        if at is not None and time.monotonic() >= at:
+            raise StoreTimeout(f"store {self.db_path}: the query ran past its deadline and was stopped")
+        if self._armed.get(conn) == at:
+            return
+        self._armed[conn] = at
+        if at is None:
+            conn.set_progress_handler(None, 0)
+        else:
+            conn.set_progress_handler(lambda: time.monotonic() >= at, _DEADLINE_STEPS)
+
+    @contextmanager
+    def _snapshot(self, conn: sqlite3.Connection) -> Iterator[None]:
+        """One read transaction: every statement inside sees the same snapshot. A failure (an interrupt
+        rolls the transaction back itself) leaves the connection outside any transaction."""
+        conn.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            if conn.in_transaction:
+                self._arm(conn, None)  # the rollback must not be interrupted in turn
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     @contextmanager
     def _write(self, *, migrating: bool = False) -> Iterator[sqlite3.Connection]:
+        if self.read_only is not None:
+            raise StoreReadOnly(
+                f"store {self.db_path} is read-only ({self.read_only}): it can be read, not written"
+            )
         conn = self._conn()
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
+            error = _store_error(exc, self.db_path)
+            if isinstance(error, StoreDamaged):
+                raise error from exc
             raise StoreUnavailable(f"SQLite database {self.db_path} is busy or read-only: {exc}") from exc
         try:
             if not migrating:
                 self._check_search_version(conn)
             yield conn
+        except sqlite3.Error as exc:
+            if conn.in_transaction:  # some errors (corruption, a full disk) end the transaction themselves
+                conn.execute("ROLLBACK")
+            raise _store_error(exc, self.db_path) from exc
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
         else:
             try:
@@ -437,8 +606,31 @@ class SqliteStore:
         try:
             with self._write(migrating=True) as c:
                 self._upgrade(c)
-        except sqlite3.DatabaseError as exc:  # a meta table of another shape, tables missing, not a database
-            raise StoreError(f"cannot use {self.db_path} as a liubai database: {exc}") from None
+        except StoreError as exc:  # a meta table of another shape, tables missing: SQLite's reason
+            if type(exc) is StoreError and isinstance(exc.__cause__, sqlite3.DatabaseError):
+                raise StoreError(f"cannot use {self.db_path} as a liubai database: {exc.__cause__}") from None
+            raise
+
+    def _check_readable(self, conn: sqlite3.Connection) -> None:
+        """A read-only store cannot be upgraded: it must already be a liubai database this version reads."""
+        try:
+            tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() if "meta" in tables else None
+        except sqlite3.Error as exc:
+            raise _store_error(exc, self.db_path) from exc
+        if row is None:
+            stranded = os.path.exists(f"{self.db_path}-wal") and not os.path.exists(f"{self.db_path}-shm")
+            raise StoreReadOnly(
+                f"store {self.db_path} is read-only ({self.read_only}) and holds no liubai data to read"
+                + ("; what it holds is in its -wal file, unreadable here without its -shm file" if stranded else "")
+            )
+        current = _version(row, "schema_version", self.db_path)
+        if current != SCHEMA_VERSION:
+            raise StoreReadOnly(
+                f"store {self.db_path} is read-only ({self.read_only}) and has schema version {current}; this "
+                f"liubai reads version {SCHEMA_VERSION}: open it once where it is writable"
+                + (" to upgrade it" if current < SCHEMA_VERSION else " with a newer liubai")
+            )
 
     def _upgrade(self, c: sqlite3.Connection) -> None:
         tables = {name for (name,) in c.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -466,6 +658,7 @@ class SqliteStore:
             _reindex(c, self.db_path)
         # indexed by a newer liubai: reads work, writes stop with a clear line (_check_search_version)
 
+    @_reads
     def schema_version(self) -> int:
         row = self._conn().execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         return _version(row, "schema_version", self.db_path)
@@ -480,6 +673,7 @@ class SqliteStore:
         with self._lock:
             owned, self._all = self._all, []
             self._local = threading.local()  # no thread reaches the old connections through the store now
+            self._armed = {}
         for thread, conn in owned:
             if self.db_path != ":memory:" and (thread is me or not thread.is_alive()):
                 conn.close()
@@ -644,12 +838,14 @@ class SqliteStore:
     def _node(row: tuple[str, str, str, int]) -> Node:
         return Node(row[0], _NODE_KINDS[row[1]], loads_props(row[2]), bool(row[3]))
 
+    @_reads
     def get(self, node_id: str) -> Node | None:
         row = self._conn().execute(
             "SELECT id, kind, props, placeholder FROM nodes WHERE id = ?", (node_id,)
         ).fetchone()
         return self._node(row) if row else None
 
+    @_reads
     def get_many(self, node_ids: Sequence[str]) -> list[Node]:
         found: dict[str, Node] = {}
         conn = self._conn()
@@ -660,6 +856,7 @@ class SqliteStore:
                 found[row[0]] = self._node(row)
         return [found[i] for i in dict.fromkeys(node_ids) if i in found]
 
+    @_reads
     def find_by_prefix(self, kind: NodeKind, key_prefix: str, limit: int = 10) -> list[Node]:
         lo = f"{kind.prefix}:{key_prefix}"
         hi = lo + "\U0010ffff"
@@ -671,6 +868,7 @@ class SqliteStore:
 
     # ------------------------------------------------------------------ traversal
 
+    @_reads
     def neighbors(
         self,
         node_id: str,
@@ -708,6 +906,7 @@ class SqliteStore:
         nodes = self.get_many([r[2] for r in rows])
         return NeighborPage(edges, nodes, encode_cursor(offset + first) if more else None)
 
+    @_reads
     def lineage(
         self,
         node_id: str,
@@ -719,11 +918,8 @@ class SqliteStore:
         """Runs in one read transaction: every level sees the same snapshot, and the temp-table steps
         do not each pay for a transaction of their own."""
         conn = self._conn()
-        conn.execute("BEGIN")
-        try:
+        with self._snapshot(conn):
             return self._lineage(conn, node_id, direction, max(0, depth), edge_kinds, limit)
-        finally:
-            conn.execute("COMMIT")
 
     def _lineage(
         self,
@@ -815,7 +1011,13 @@ class SqliteStore:
                 f"SELECT n.id, '{kind}', n.{column}, '{{}}' FROM _seen a CROSS JOIN nodes n ON n.id = a.id "
                 f"CROSS JOIN _seen b ON b.id = n.{column}"
             )
-        edge_rows = conn.execute(" UNION ALL ".join(edge_sql) + " ORDER BY 1, 2, 3", kind_values).fetchall()
+        max_edges = max(limit, DEFAULT_LINEAGE_LIMIT) * EDGES_PER_NODE
+        edge_rows = conn.execute(
+            " UNION ALL ".join(edge_sql) + " ORDER BY 1, 2, 3 LIMIT ?", (*kind_values, max_edges + 1)
+        ).fetchall()
+        if len(edge_rows) > max_edges:
+            del edge_rows[max_edges:]
+            truncated = True
         conn.execute("DELETE FROM _seen")
         return Subgraph(
             [self._node(r[:4]) for r in rows],
@@ -824,6 +1026,7 @@ class SqliteStore:
             truncated,
         )
 
+    @_reads
     def path(
         self, src: str, dst: str, max_length: int = 6, edge_kinds: Sequence[EdgeKind] | None = None
     ) -> Subgraph | None:
@@ -860,10 +1063,16 @@ class SqliteStore:
                     )
                     parts.append(f"SELECT id, '{kind}', {column}, '{{}}', {column}, id FROM nodes WHERE {column} IN ({q})")
                     params += [*chunk, *chunk]
-                rows = conn.execute(" UNION ALL ".join(parts) + " ORDER BY 5, 2, 6", params).fetchall()
-                for s, k, d, props, here, there in rows:
+                # LIMIT bounds SQLite's sorter too; rows offered count duplicates, so offer generously
+                offered = (PATH_VISIT_LIMIT - len(prev_a) - len(prev_b)) * 4 + 1024
+                rows = conn.execute(" UNION ALL ".join(parts) + " ORDER BY 5, 2, 6 LIMIT ?", (*params, offered))
+                for n, (s, k, d, props, here, there) in enumerate(rows, start=1):
+                    if n == offered:
+                        raise self._too_large(src, dst)
                     if there in prev:
                         continue
+                    if len(prev_a) + len(prev_b) >= PATH_VISIT_LIMIT:
+                        raise self._too_large(src, dst)
                     prev[there] = (here, Edge(s, _EDGE_KINDS[k], d, loads_props(props)))
                     nxt.append(there)
                     if there in other:
@@ -903,8 +1112,16 @@ class SqliteStore:
         nodes = self.get_many(order)
         return Subgraph(nodes, edges, {n: i for i, n in enumerate(order)})
 
+    @staticmethod
+    def _too_large(src: str, dst: str) -> AnswerTooLarge:
+        return AnswerTooLarge(
+            f"a path from {src!r} to {dst!r} needs more than {PATH_VISIT_LIMIT:,} nodes searched; "
+            "ask for a shorter maximum length"
+        )
+
     # ------------------------------------------------------------------ search and bookkeeping
 
+    @_reads
     def search(
         self, text: str, kinds: Sequence[NodeKind] | None = None, first: int = 20, after: str | None = None
     ) -> NodePage:
@@ -937,6 +1154,7 @@ class SqliteStore:
         more = len(combined) > first
         return NodePage(combined[:first], encode_cursor(offset + first) if more else None, total)
 
+    @_reads
     def rejected(self, source: str | None = None, first: int = 100, after: str | None = None) -> RejectedPage:
         offset = decode_cursor(after)
         conn = self._conn()
@@ -950,17 +1168,20 @@ class SqliteStore:
         records = [RejectedRecord(*r) for r in rows[:first]]
         return RejectedPage(records, encode_cursor(offset + first) if more else None, total)
 
+    @_reads
     def get_checkpoint(self, source: str, key: str) -> str | None:
         row = self._conn().execute(
             "SELECT value FROM checkpoints WHERE source = ? AND key = ?", (source, key)
         ).fetchone()
         return row[0] if row else None
 
+    @_reads
     def checkpoints(self, source: str | None = None) -> dict[tuple[str, str], str]:
         where, params = ("WHERE source = ?", (source,)) if source is not None else ("", ())
         rows = self._conn().execute(f"SELECT source, key, value FROM checkpoints {where}", params)
         return {(s, k): v for s, k, v in rows}
 
+    @_reads
     def counts(self) -> dict[str, int]:
         conn = self._conn()
         out: dict[str, int] = {}
@@ -975,6 +1196,17 @@ class SqliteStore:
         out["rejected"] = conn.execute("SELECT count(*) FROM rejected").fetchone()[0]
         return out
 
+    @_reads
+    def probe(self) -> None:
+        """Reads the schema and the first and last row of every table: pages a point read of one id may
+        never touch, so a file damaged past its first pages fails here too. Cost is independent of size."""
+        conn = self._conn()
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        for table, key in (("nodes", "rid"), ("edges", "src"), ("rejected", "rid"), ("checkpoints", "source")):
+            for order in ("ASC", "DESC"):
+                conn.execute(f"SELECT * FROM {table} ORDER BY {key} {order} LIMIT 1").fetchall()
+
+    @_streams
     def iter_nodes(self, batch_size: int = 5000) -> Iterator[list[Node]]:
         conn = self._conn()
         last = ""
@@ -987,6 +1219,7 @@ class SqliteStore:
             yield [self._node(r) for r in rows]
             last = rows[-1][0]
 
+    @_streams
     def iter_edges(self, batch_size: int = 5000) -> Iterator[list[Edge]]:
         """The ``edges`` table in key order, then each kind of link kept on node rows in source-id order."""
         conn = self._conn()

@@ -34,6 +34,8 @@ from lineage.records import (
     RunRecord,
 )
 from lineage.store import LineageStore, StoreError, open_store
+from lineage.store.base import StoreTimeout
+from lineage.store.deadline import deadline
 from lineage.store.sqlite import SqliteStore
 
 C1 = "1" * 40
@@ -799,3 +801,22 @@ def test_sqlite_close_while_other_threads_query_does_not_crash(tmp_path) -> None
         [sys.executable, "-c", _CLOSE_WHILE_QUERYING, str(tmp_path)], cwd=root, capture_output=True, timeout=120
     )
     assert run.returncode == 0, run.stderr.decode(errors="replace")[-2000:]
+
+
+# ---------------------------------------------------------------- health and deadlines
+
+def test_probe_passes_on_an_empty_and_a_filled_store(store: LineageStore) -> None:
+    store.probe()
+    store.upsert(scenario())
+    store.probe()
+
+
+def test_a_read_under_a_passed_deadline_stops_and_the_store_stays_usable(store: LineageStore) -> None:
+    store.upsert(scenario())
+    with deadline(0), pytest.raises(StoreTimeout, match="deadline"):
+        store.lineage(P_CAT, Direction.BOTH, depth=5)
+    with deadline(0), pytest.raises(StoreTimeout, match="deadline"):
+        store.search("deploy")
+    assert store.lineage(P_CAT, Direction.BOTH, depth=5).nodes  # the deadline ended with its block
+    with deadline(60):
+        assert store.get(commit_node_id(C2)) is not None
