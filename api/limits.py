@@ -37,6 +37,8 @@ from graphql import (
     parse,
     visit,
 )
+from graphql.validation.rules import overlapping_fields_can_be_merged as field_merging
+from graphql.validation.validate import ValidationAbortedError
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from strawberry.extensions import SchemaExtension
@@ -60,6 +62,11 @@ class LimitSettings(BaseSettings):
     max_fields: int = Field(default=300, ge=1)
     """Selections once fragments are expanded. GraphiQL's introspection query has about 240 and the web
     UI's queries under 30; graphql-core's field-merging check is quadratic in it (see ``api.query_cost``)."""
+    max_merge_work: int = Field(default=2000, ge=1)
+    """Steps graphql-core's field-merging check may take (its own complexity budget, 500,000 by default).
+    That check compares same-named fields pairwise, so within ``max_fields`` it is still quadratic: a
+    300-selection document of one repeated field costs ~56,000 steps, a few hundred milliseconds. Real
+    queries spend almost none (GraphiQL's introspection query: 0); past the budget the query is refused."""
     max_depth: int = Field(default=12, ge=1)
     max_tokens: int = Field(default=4000, ge=10)
     max_aliases: int = Field(default=30, ge=1)
@@ -160,6 +167,7 @@ class QueryLimits(SchemaExtension):
 
     max_tokens: int = 4000
     max_page: int = 1000
+    max_merge_work: int = 2000
     prepare: Callable[[str], _Prepared]
 
     def __init__(self, *, execution_context: Any = None) -> None:
@@ -191,10 +199,33 @@ class QueryLimits(SchemaExtension):
         key = (ctx.schema._schema, rules)
         errors = entry.errors.get(key)
         if errors is None:
-            errors = entry.errors[key] = validate_document(ctx.schema._schema, entry.document, rules)
+            errors = entry.errors[key] = self._validate(ctx.schema._schema, entry.document, rules)
         variables = ctx.variables or {}
         page_errors = [e for e in (_page_size_error(a, variables, self.max_page) for a in entry.page_arguments) if e]
         return [*errors, *page_errors]
+
+
+    def _validate(
+        self, schema: GraphQLSchema, document: DocumentNode, rules: tuple[type[ASTValidationRule], ...]
+    ) -> list[GraphQLError]:
+        """graphql-core's validation under this API's field-merging budget; an exhausted budget becomes a
+        limit refusal. The budget is a module attribute the rule reads as it starts (no await in between,
+        so concurrent requests cannot see each other's value)."""
+        field_merging.MAX_COMPLEXITY_BUDGET = self.max_merge_work
+        errors = validate_document(schema, document, rules)
+        return [self._merge_refusal() if _budget_spent(e) else e for e in errors]
+
+    def _merge_refusal(self) -> GraphQLError:
+        return _limit_error(
+            f"checking that the query's same-named fields can be merged takes more than {self.max_merge_work} "
+            "steps; repeat fewer fields under one name (give them aliases) or split the query",
+            "merge_work", self.max_merge_work, self.max_merge_work + 1)
+
+
+def _budget_spent(error: GraphQLError) -> bool:
+    """graphql-core reports its exhausted budget as this exact abort (a too-long error list reads
+    differently), the same way for every document."""
+    return isinstance(error, ValidationAbortedError) and error.message == "Validation aborted."
 
 
 class QueryTimeout(SchemaExtension):
@@ -252,6 +283,7 @@ def graphql_extensions(settings: LimitSettings | None = None) -> list[Any]:
         {
             "max_tokens": s.max_tokens,
             "max_page": s.max_page,
+            "max_merge_work": s.max_merge_work,
             "prepare": staticmethod(lru_cache(maxsize=512)(partial(_prepare, limits=s))),
         },
     )
