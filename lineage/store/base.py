@@ -14,6 +14,7 @@ from lineage.model import Direction, Edge, EdgeKind, GraphBatch, Node, NodeKind,
 from lineage.provenance import Provenance
 
 __all__ = [
+    "ONCE_APPLIED",
     "NeighborPage",
     "NodePage",
     "RejectedPage",
@@ -28,6 +29,7 @@ __all__ = [
 ]
 
 DEFAULT_LINEAGE_LIMIT = 10_000
+ONCE_APPLIED = "applied"  # the value a batch's ``once`` checkpoint gets unless the batch sets one
 
 
 class StoreError(RuntimeError):

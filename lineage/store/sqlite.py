@@ -42,6 +42,7 @@ from lineage.model import (
 from lineage.provenance import Claim, Provenance, merge_owned
 from lineage.store.base import (
     DEFAULT_LINEAGE_LIMIT,
+    ONCE_APPLIED,
     NeighborPage,
     NodePage,
     RejectedPage,
@@ -551,7 +552,10 @@ class SqliteStore:
             before = conn.total_changes
             _apply(conn, _INSERT_REJECTED, [(r.source, r.location, r.reason, r.raw) for r in batch.rejected])
             result.rejected_added = conn.total_changes - before
-            _apply(conn, _PUT_CHECKPOINTS, [(s, k, v) for (s, k), v in batch.checkpoints.items()])
+            checkpoints = dict(batch.checkpoints)
+            if batch.once is not None:
+                checkpoints.setdefault(batch.once, ONCE_APPLIED)
+            _apply(conn, _PUT_CHECKPOINTS, [(s, k, v) for (s, k), v in checkpoints.items()])
         return result
 
     @staticmethod
