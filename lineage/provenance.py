@@ -29,7 +29,11 @@ from typing import Any
 
 __all__ = [
     "ANONYMOUS_WRITER",
+    "EBPF_WRITER",
+    "GIT_WRITER",
     "LOCAL_WRITER",
+    "LOGS_WRITER",
+    "SLS_WRITER",
     "Claim",
     "Merged",
     "Provenance",
@@ -40,6 +44,10 @@ __all__ = [
 ]
 
 LOCAL_WRITER = "local"
+GIT_WRITER = "git"
+LOGS_WRITER = "logs"
+SLS_WRITER = "sls"
+EBPF_WRITER = "ebpf"
 ANONYMOUS_WRITER = "http:anonymous"
 _REMOTE_PREFIXES = ("token:", "http:")
 _SEEN = ("first_seen", "last_seen")

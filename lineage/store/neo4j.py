@@ -511,8 +511,10 @@ class Neo4jStore:
             for (s, k), v in batch.checkpoints.items()
         ]
         if batch.once is not None and batch.once not in batch.checkpoints:
-            s, k = batch.once
-            checkpoints.append({"key": json.dumps([s, k], ensure_ascii=False), "source": s, "name": k, "value": ONCE_APPLIED})
+            src, name = batch.once
+            checkpoints.append(
+                {"key": json.dumps([src, name], ensure_ascii=False), "source": src, "name": name, "value": ONCE_APPLIED}
+            )
 
         once = json.dumps(list(batch.once), ensure_ascii=False) if batch.once is not None else None
         writer = batch.writer
