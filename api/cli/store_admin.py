@@ -38,13 +38,15 @@ def _rejected_pages(store: LineageStore, size: int) -> Iterator[list[RejectedRec
 
 
 def copy_graph(source: LineageStore, target: LineageStore, batch_size: int = 5000, tick: Tick | None = None) -> dict[str, int]:
-    """Copy every node, edge, rejected record and checkpoint of ``source`` into ``target``.
+    """Copy every node (with its writer, owners and claims), edge, rejected record and checkpoint of
+    ``source`` into ``target``.
 
     ``tick(part, n)`` is called after each batch lands. Returns how many of each part were copied.
     """
     copied = {"nodes": 0, "edges": 0, "rejected": 0, "checkpoints": 0}
     for nodes in source.iter_nodes(batch_size):
         target.upsert(GraphBatch(nodes=nodes))
+        target.restore_provenance(source.provenance([n.id for n in nodes]))
         copied["nodes"] += len(nodes)
         if tick:
             tick("nodes", len(nodes))
