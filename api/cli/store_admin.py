@@ -74,7 +74,8 @@ def migrate(
     to_url: Annotated[str, typer.Option("--to", help="Store to write (merged into what it already holds).")],
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=100_000, help="Nodes or edges per write.")] = 5000,
 ) -> None:
-    """Copy a whole lineage graph (nodes, edges, rejected records, checkpoints) from one store to another.
+    """Copy a whole lineage graph (nodes with their writers and claims, edges, rejected records, checkpoints)
+    from one store to another.
 
     Example: liubai migrate --from sqlite:///lineage.db --to neo4j://neo4j:secret@localhost:7687
     """

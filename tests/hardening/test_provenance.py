@@ -188,3 +188,19 @@ def _signed_export(world: World, sha: str, tmp_path: Path) -> dict[str, Any]:
     envelope = json.loads(out.read_text())  # DSSE: the signed bundle is the payload
     bundle: dict[str, Any] = json.loads(base64.b64decode(envelope["payload"]))["bundle"]
     return bundle
+
+
+def test_migrate_keeps_who_wrote_what(world: World, tmp_path: Path) -> None:
+    world.ingest_git()
+    target = commit_node_id(world.shas[2])
+    world.post(_forged_commit(world.shas[2], "forged-repo"))
+    before = world.store.provenance([target])
+    assert before[target].writer == "git" and before[target].claims
+    to_url = f"sqlite:///{tmp_path / 'copy.db'}"
+    _cli(world.store_url, "migrate", "--from", world.store_url, "--to", to_url)
+    copy = open_store(to_url)
+    try:
+        assert copy.provenance([target]) == before
+        assert copy.get(target) == world.store.get(target)
+    finally:
+        copy.close()
