@@ -84,9 +84,6 @@ class Provenance:
     owners: dict[str, str] = field(default_factory=dict)
     claims: list[Claim] = field(default_factory=list)
 
-    def writer_of(self, key: str) -> str | None:
-        return self.owners.get(key, self.writer)
-
 
 @dataclass(slots=True)
 class Merged:
@@ -117,10 +114,10 @@ def merge_owned(
     owners = dict(old_owners)
     out = Merged(props, old_writer, owners)
     becomes_real = old_placeholder and not placeholder
-    takes_over = becomes_real or (
-        not placeholder and old_writer != writer and rank(writer) > rank(old_writer)
-    ) or (old_writer is None and not old_placeholder and rank(writer) > 0)
-    if takes_over and old_writer != writer:
+    outranks = not placeholder and rank(writer) > rank(old_writer)
+    adopts = old_writer is None and not old_placeholder and rank(writer) > 0  # written before writers were kept
+    takes_over = old_writer != writer and (becomes_real or outranks or adopts)
+    if takes_over:
         # keys the old owner wrote stay its own unless ``writer`` replaces them below
         if old_writer is not None:
             for k in props:

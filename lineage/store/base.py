@@ -163,8 +163,8 @@ class LineageStore(Protocol):
         ...
 
     def restore_provenance(self, found: dict[str, Provenance]) -> None:
-        """Set the writer, owners and claims of stored nodes exactly as given (``liubai migrate`` copies
-        them); nodes not stored are skipped."""
+        """Set the writer and owners of stored nodes as given and add the given claims (``liubai migrate``
+        copies them); nodes not stored are skipped."""
         ...
 
     def get_checkpoint(self, source: str, key: str) -> str | None: ...
