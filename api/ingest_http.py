@@ -1,9 +1,16 @@
 """``POST /v1/ingest``: agents push graph batches (``lineage.wire`` envelopes), applied exactly once.
 
-Exactly once, even across API restarts: the batch id is recorded as checkpoint ``("ingest", <id>)``
-inside the same atomic upsert as the batch's facts, and a batch whose checkpoint exists is answered
-``duplicate`` without touching the store again. Bodies over the size limit get 413 before they are
-parsed, stating the limit in ``detail.limit_bytes`` so an agent builds its later batches under it; a body that is not a valid envelope gets 422 naming the field.
+Exactly once, even across API restarts and worker processes: the batch id is the batch's ``once``
+checkpoint ``("ingest", <id>)``, which the store checks and records inside the same write transaction
+as the batch's facts; a batch whose checkpoint exists is answered ``duplicate`` and changes nothing.
+Bodies over the size limit get 413 before they are parsed, stating the limit in ``detail.limit_bytes``
+so an agent builds its later batches under it; a body that is not a valid envelope gets 422 naming the
+field.
+
+Every batch is written as its sender's token (``token:<name>``; ``http:anonymous`` without auth), never
+as what the envelope says, so the store keeps it from changing what local collectors wrote
+(``lineage.provenance``). A sender may set only checkpoints of its own writer name: another source's
+checkpoint (the git collector's position, say) is refused with 422.
 """
 
 from __future__ import annotations
@@ -16,10 +23,11 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import require_scope
+from api.auth import Principal, require_scope
 from api.metrics import INGEST_BATCHES, include_router_first, observe_agent, observe_ingest
 from lineage.config import Settings
 from lineage.model import GraphBatch
+from lineage.provenance import remote_writer
 from lineage.store import LineageStore, StoreError, open_store
 from lineage.wire import DecodedBatch, WireError, decode_batch
 
@@ -77,15 +85,32 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def apply_batch(store: LineageStore, decoded: DecodedBatch) -> dict[str, Any]:
-    """Apply one decoded batch unless its id was applied before; the id lands atomically with the facts."""
+def writer_of(request: Request) -> str:
+    """The writer a request's batch is written as: the token that authenticated it."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    return remote_writer(principal.name if principal is not None else None)
+
+
+def foreign_checkpoint(decoded: DecodedBatch, writer: str) -> str | None:
+    """The first checkpoint source of the batch that is not ``writer``'s own, if any."""
+    return next((src for src, _ in sorted(decoded.batch.checkpoints) if src != writer), None)
+
+
+def apply_batch(store: LineageStore, decoded: DecodedBatch, writer: str) -> dict[str, Any]:
+    """Apply one decoded batch as ``writer`` unless its id was applied before; the store decides that
+    inside the write that lands the id with the facts, so concurrent workers apply it once."""
     bid = decoded.batch_id
+    duplicate = {"batch_id": bid, "status": "duplicate"}
     if store.get_checkpoint(CHECKPOINT_SOURCE, bid) is not None:
-        return {"batch_id": bid, "status": "duplicate"}
+        return duplicate
     batch = decoded.batch
-    work = GraphBatch(batch.nodes, batch.edges, batch.rejected, dict(batch.checkpoints))
+    work = GraphBatch(
+        batch.nodes, batch.edges, batch.rejected, dict(batch.checkpoints), writer=writer, once=(CHECKPOINT_SOURCE, bid)
+    )
     work.checkpoints[(CHECKPOINT_SOURCE, bid)] = APPLIED
     result = store.upsert(work)
+    if result.duplicate:
+        return duplicate
     return {
         "batch_id": bid,
         "status": APPLIED,
@@ -97,6 +122,7 @@ def apply_batch(store: LineageStore, decoded: DecodedBatch) -> dict[str, Any]:
         "edges_created": result.edges_created,
         "edges_updated": result.edges_updated,
         "rejected_added": result.rejected_added,
+        "conflicts": result.conflicts,
     }
 
 
@@ -118,13 +144,23 @@ async def ingest(
     if any(src == CHECKPOINT_SOURCE for src, _ in decoded.batch.checkpoints):
         INGEST_BATCHES.labels("refused").inc()
         raise _error(422, "BAD_BATCH", f"refused batch: checkpoint source {CHECKPOINT_SOURCE!r} is reserved")
+    writer = writer_of(request)
+    foreign = foreign_checkpoint(decoded, writer)
+    if foreign is not None:
+        INGEST_BATCHES.labels("refused").inc()
+        raise _error(
+            422,
+            "BAD_BATCH",
+            f"refused batch: checkpoint source {foreign!r} belongs to another writer; this sender writes "
+            f"as {writer!r} and may set only checkpoints of that source",
+        )
     if decoded.agent is not None:
         a = decoded.agent
         observe_agent(a.name, a.spool_bytes, a.spooled_batches, a.dropped_batches)
     lock = _inflight.setdefault(decoded.batch_id, asyncio.Lock())
     try:
         async with lock:  # the same batch sent twice at once is applied once
-            answer = await run_in_threadpool(apply_batch, store, decoded)
+            answer = await run_in_threadpool(apply_batch, store, decoded, writer)
     except StoreError as exc:
         INGEST_BATCHES.labels("failed").inc()
         status, code = (503, "STORE_UNAVAILABLE") if exc.retryable else (500, "STORE_ERROR")

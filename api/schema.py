@@ -27,6 +27,7 @@ from api.limits import LimitSettings, graphql_extensions
 from api.nodes import find_commit, node_label, node_time, resolve_ref
 from lineage import model
 from lineage.model import AuditIdError, EdgeKind, NodeKind, parse_audit_id
+from lineage.provenance import Provenance
 from lineage.store.base import LineageStore, StoreError, Subgraph
 
 __all__ = ["ApiContext", "schema"]
@@ -78,6 +79,24 @@ class Direction(Enum):
         return model.Direction(self.value.lower())
 
 
+@strawberry.type(name="Claim", description="A value `writer` gave for property `key` that is not the stored fact.")
+class GClaim:
+    key: str
+    writer: str
+    value: JSON
+
+
+@strawberry.type(name="KeyWriter", description="The writer of one property key.")
+class GOwner:
+    key: str
+    writer: str
+
+
+async def _provenance(info: Info, node_id: str) -> Provenance:
+    found = await _with_store(info, lambda store: store.provenance([node_id]))
+    return found.get(node_id) or Provenance()
+
+
 @strawberry.type(name="Node", description="A lineage node; `label` is short text for people, `time` its main time.")
 class GNode:
     id: strawberry.ID
@@ -86,6 +105,22 @@ class GNode:
     label: str
     time: str | None
     properties: JSON
+
+    @strawberry.field(description="Who wrote the node: the local collector (`git`, `logs`, ...) or `token:<name>` "
+                      "of the remote sender whose write created it; null for nodes written before writers were recorded.")
+    async def writer(self, info: Info) -> str | None:
+        return (await _provenance(info, str(self.id))).writer
+
+    @strawberry.field(description="Property keys written by another writer than the node's own, with that writer.")
+    async def owners(self, info: Info) -> list[GOwner]:
+        found = await _provenance(info, str(self.id))
+        return [GOwner(key=k, writer=w) for k, w in sorted(found.owners.items())]
+
+    @strawberry.field(description="Values other writers gave that differ from the stored facts, kept beside them "
+                      "(never as facts).")
+    async def claims(self, info: Info) -> list[GClaim]:
+        found = await _provenance(info, str(self.id))
+        return [GClaim(key=c.key, writer=c.writer, value=c.value) for c in found.claims]
 
     @classmethod
     def of(cls, node: model.Node) -> GNode:

@@ -44,6 +44,7 @@ from ebpf.events import (
 from ebpf.procfs import ProcInfo, read_cwd
 from lineage.join import add_record
 from lineage.model import GraphBatch, RejectedRecord
+from lineage.provenance import EBPF_WRITER
 from lineage.records import FileAccessRecord, ProcessRecord, RunRecord, iso_utc
 from lineage.store.base import LineageStore
 from lineage.text import visible
@@ -680,6 +681,7 @@ def ingest_run(
 
 
 def _flush(store: LineageStore, batch: GraphBatch, stats: IngestStats) -> None:
+    batch.writer = EBPF_WRITER
     result = store.upsert(batch)
     stats.nodes_created += result.nodes_created
     stats.edges_created += result.edges_created

@@ -35,6 +35,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_rand
 from collector.ingest import Checkpoint, IngestSummary, Item, Notice, ingest_records
 from collector.manifests import ManifestCache, ObjectKey, deleted_records, is_manifest_path, parse_manifest
 from lineage.model import RejectedRecord
+from lineage.provenance import GIT_WRITER
 from lineage.records import CommitRecord, iso_utc
 from lineage.store.base import LineageStore
 from lineage.text import bytes_text, visible
@@ -615,7 +616,7 @@ def ingest_git(
     """Read what is new in the collector's refs and store it in batches; checkpoints move with the data."""
     if plan is None:
         plan = collector.plan(checkpoints_of(store, collector.source))
-    return ingest_records(store, collector.items(plan), batch_size=batch_size, progress=progress)
+    return ingest_records(store, collector.items(plan), batch_size=batch_size, progress=progress, writer=GIT_WRITER)
 
 
 def checkpoints_of(store: LineageStore, source: str) -> dict[str, str]:

@@ -20,6 +20,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_rand
 from collector.writer import BatchWriter
 from lineage.join import add_record, record_joiner
 from lineage.model import GraphBatch, NodeKind, RejectedRecord
+from lineage.provenance import LOCAL_WRITER
 from lineage.records import LogRecord, Record
 from lineage.store.base import LineageStore, StoreError, UpsertResult, write_batch
 
@@ -213,6 +214,7 @@ def store_batches(
     attempts: int = 4,
     summary: IngestSummary | None = None,
     background: bool = True,
+    writer: str = LOCAL_WRITER,
 ) -> IngestSummary:
     """Store joined batches in order and count what landed: on a background writer (``BatchWriter``)
     while the next batch is joined, or, with ``background=False``, in this thread (when the joining
@@ -220,7 +222,8 @@ def store_batches(
     rejects) as its batch is sent.
 
     A store that is briefly unavailable is retried with jittered backoff; other store errors propagate
-    (the last stored checkpoint still marks a consistent position).
+    (the last stored checkpoint still marks a consistent position). Every batch is written as ``writer``
+    (the collector's name, see ``lineage.provenance``).
     """
     summary = summary if summary is not None else IngestSummary()
     seen: dict[str, set[str]] = {k.value: set() for k in distinct_kinds}
@@ -242,7 +245,8 @@ def store_batches(
         if progress is not None:
             progress(summary)
 
-    with BatchWriter(partial(retrying, write), stored, in_flight=1 if background else 0) as writer:
+    writer_name = writer
+    with BatchWriter(partial(retrying, write), stored, in_flight=1 if background else 0) as batches:
         for part in joined:
             batch = part.batch
             if part.rows is not None and not distinct_kinds <= part.kept:
@@ -263,7 +267,8 @@ def store_batches(
                 summary.rejected_samples.extend(batch.rejected[:room])
             summary.notices.extend(part.notices)  # reported as notices, kept in the store's rejected trail
             batch.rejected.extend(RejectedRecord(n.source, n.location, n.message, n.raw) for n in part.notices)
-            writer.submit(part)
+            batch.writer = writer_name
+            batches.submit(part)
     summary.distinct = {k: len(v) for k, v in seen.items()}
     return summary
 
@@ -277,6 +282,7 @@ def ingest_records(
     on_reject: Callable[[RejectedRecord], None] | None = None,
     distinct_kinds: frozenset[NodeKind] = DEFAULT_DISTINCT,
     attempts: int = 4,
+    writer: str = LOCAL_WRITER,
 ) -> IngestSummary:
     """Join and store ``items`` in batches of about ``batch_size`` records; return what was ingested.
 
@@ -299,4 +305,5 @@ def ingest_records(
         distinct_kinds=distinct_kinds,
         attempts=attempts,
         summary=summary,
+        writer=writer,
     )

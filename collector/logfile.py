@@ -30,6 +30,7 @@ from collector.ingest import IngestSummary, ingest_records, store_batches
 from collector.logfields import FieldMap, LogMapper, log_mapper
 from collector.offload import has_a_second_core, join_in_subprocess
 from lineage.model import RejectedRecord
+from lineage.provenance import LOGS_WRITER
 from lineage.records import LogRecord
 from lineage.store.base import LineageStore, row_preparer
 from lineage.text import json_text, visible
@@ -524,9 +525,11 @@ def ingest_files(
         read = partial(read_log_file, path, fmt, source=source, fieldmap=fieldmap)
         if _offloaded(path, parallel):
             with closing(join_in_subprocess(read, batch_size, row_preparer(store), paced=paced)) as joined:  # a store error stops the child
-                store_batches(store, joined, progress=show, on_reject=on_reject, background=False)
+                store_batches(store, joined, progress=show, on_reject=on_reject, background=False, writer=LOGS_WRITER)
         else:  # reports every stored batch through ``show``
-            ingest_records(store, read(), batch_size=batch_size, progress=show, on_reject=on_reject)
+            ingest_records(
+                store, read(), batch_size=batch_size, progress=show, on_reject=on_reject, writer=LOGS_WRITER
+            )
         stats.files += 1
         if progress is not None:
             progress(stats)

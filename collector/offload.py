@@ -257,7 +257,8 @@ def for_the_writer(
     if prepare is None or not (batch.nodes or batch.edges):
         return batch, None
     kept = [n for n in batch.nodes if n.kind in keep and not n.placeholder]
-    return GraphBatch(nodes=kept, rejected=batch.rejected, checkpoints=batch.checkpoints), prepare(batch)
+    sent = GraphBatch(nodes=kept, rejected=batch.rejected, checkpoints=batch.checkpoints, writer=batch.writer)
+    return sent, prepare(batch)
 
 
 def _join_and_emit(

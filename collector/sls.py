@@ -48,6 +48,7 @@ from collector.offload import Emit, for_the_writer, run_in_subprocess
 from collector.writer import BatchWriter
 from lineage.join import record_joiner
 from lineage.model import GraphBatch, RejectedRecord
+from lineage.provenance import SLS_WRITER
 from lineage.records import LogRecord, iso_utc
 from lineage.store.base import LineageStore, StoreError, row_preparer, write_batch
 from lineage.text import json_text
@@ -589,6 +590,7 @@ class SlsCollector:
     def _store_batch(self, batch: GraphBatch, rows: Any = None) -> None:
         """``batch`` into the store, or ``rows`` a reader process prepared for it (see ``RowStore``). A store
         that is briefly down is retried; a hand-over is not (a pipe that broke stays broken)."""
+        batch.writer = SLS_WRITER
         if self._handed_over:
             self.store.upsert(batch)
             return

@@ -5,6 +5,11 @@ canonical JSON audit bundle (with its own sha256, checkable without liubai), JSO
 and Graphviz DOT. Writers are generators of byte chunks that pull facts from the store batch by batch,
 so an export of the whole store runs in bounded memory and the same generator feeds a file or an HTTP
 response.
+
+The JSON bundle and JSON lines carry each node's provenance (``lineage.provenance``): ``writer``, the
+writer that owns the node, ``owners`` for keys another writer added, and ``claims``, values other
+writers gave that the store did not take as facts. ``props`` only ever holds the facts, so a signed
+export never presents a claim as one.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from lineage.model import (
     parse_audit_id,
     trace_node_id,
 )
+from lineage.provenance import Provenance
 from lineage.records import iso_utc
 from lineage.store.base import LineageStore, Subgraph
 from lineage.urls import redact_url
@@ -211,6 +217,10 @@ class FactSource(Protocol):
 
     def edge_batches(self) -> Iterator[list[Edge]]: ...
 
+    def provenance(self, nodes: Sequence[Node]) -> dict[str, Provenance]:
+        """Who wrote each of ``nodes`` (from the store the facts come from)."""
+        ...
+
 
 @dataclass(slots=True)
 class _Window:
@@ -240,6 +250,10 @@ class SubgraphSource:
     edges: list[Edge]
     start: str | None
     truncated: bool = False
+    store: LineageStore | None = None
+
+    def provenance(self, nodes: Sequence[Node]) -> dict[str, Provenance]:
+        return self.store.provenance([n.id for n in nodes]) if self.store is not None and nodes else {}
 
     def total(self) -> int | None:
         return len(self.nodes) + len(self.edges)
@@ -264,6 +278,9 @@ class StoreSource:
     window: _Window
     start: str | None = None
     truncated: bool = False
+
+    def provenance(self, nodes: Sequence[Node]) -> dict[str, Provenance]:
+        return self.store.provenance([n.id for n in nodes]) if nodes else {}
 
     def total(self) -> int | None:
         counts = self.store.counts()
@@ -299,7 +316,7 @@ def select(store: LineageStore, selection: Selection) -> FactSource:
     nodes = sorted((n for n in sub.nodes if not window.active or window.admits(n)), key=lambda n: n.id)
     kept = {n.id for n in nodes}
     edges = sorted((e for e in sub.edges if e.src in kept and e.dst in kept), key=lambda e: e.key)
-    return SubgraphSource(nodes, edges, start, sub.truncated)
+    return SubgraphSource(nodes, edges, start, sub.truncated, store)
 
 
 # --------------------------------------------------------------------------- writers
@@ -321,8 +338,22 @@ class ExportMeta:
         return cls(query=query, store=redact_url(store_url))
 
 
-def node_dict(n: Node) -> dict[str, Any]:
-    return {"id": n.id, "kind": n.kind.value, "placeholder": n.placeholder, "props": n.props}
+def node_dict(n: Node, prov: Provenance | None = None) -> dict[str, Any]:
+    """A node as exports write it; with ``prov``, its writer and, where there are any, the keys other
+    writers added and the claims kept beside its facts."""
+    out: dict[str, Any] = {"id": n.id, "kind": n.kind.value, "placeholder": n.placeholder, "props": n.props}
+    if prov is not None:
+        out["writer"] = prov.writer
+        if prov.owners:
+            out["owners"] = prov.owners
+        if prov.claims:
+            out["claims"] = [{"key": c.key, "writer": c.writer, "value": c.value} for c in prov.claims]
+    return out
+
+
+def _node_dicts(source: FactSource, nodes: Sequence[Node]) -> list[dict[str, Any]]:
+    found = source.provenance(nodes)
+    return [node_dict(n, found.get(n.id)) for n in nodes]
 
 
 def edge_dict(e: Edge) -> dict[str, Any]:
@@ -369,7 +400,11 @@ def _json_bundle(source: FactSource, meta: ExportMeta, progress: Progress | None
             source.node_batches() if kind == "nodes" else source.edge_batches()
         )
         for batch in batches:
-            items = [node_dict(x) if isinstance(x, Node) else edge_dict(x) for x in batch]
+            items = (
+                _node_dicts(source, [x for x in batch if isinstance(x, Node)])
+                if kind == "nodes"
+                else [edge_dict(x) for x in batch if isinstance(x, Edge)]
+            )
             if not items:
                 continue
             chunk = b",".join(canonical_json(i) for i in items)
@@ -424,7 +459,7 @@ def _jsonl(source: FactSource, meta: ExportMeta, progress: Progress | None) -> I
     yield canonical_json(header) + b"\n"
     n_nodes = n_edges = 0
     for nodes in source.node_batches():
-        yield b"".join(canonical_json({"type": "node", **node_dict(n)}) + b"\n" for n in nodes)
+        yield b"".join(canonical_json({"type": "node", **d}) + b"\n" for d in _node_dicts(source, nodes))
         n_nodes += len(nodes)
         _tick(progress, len(nodes))
     for edges in source.edge_batches():

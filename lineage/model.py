@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from lineage.provenance import LOCAL_WRITER
+
 __all__ = [
     "AUDIT_ID_ANNOTATION",
     "AUDIT_ID_ENV",
@@ -311,12 +313,19 @@ class GraphBatch:
 
     A checkpoint only moves together with the data it covers, so a crash between pulling and storing
     re-reads rather than loses.
+
+    ``writer`` is who writes the batch (``lineage.provenance``): the store records it on every fact it
+    creates and keeps it from overwriting other writers' facts. ``once`` names a checkpoint that must not
+    exist yet: the store checks it inside the write transaction and applies nothing (``duplicate``) if
+    it does, so concurrent writers of one batch apply it exactly once.
     """
 
     nodes: list[Node] = field(default_factory=list)
     edges: list[Edge] = field(default_factory=list)
     rejected: list[RejectedRecord] = field(default_factory=list)
     checkpoints: dict[tuple[str, str], str] = field(default_factory=dict)
+    writer: str = LOCAL_WRITER
+    once: tuple[str, str] | None = None
     _node_at: dict[str, Node] = field(default_factory=dict, repr=False, compare=False)
     _edge_at: dict[tuple[str, str, str], Edge] = field(default_factory=dict, repr=False, compare=False)
     # node id -> the shared ``fixed`` props last merged into it by ``add_seen`` (see there)

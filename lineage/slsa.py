@@ -197,6 +197,7 @@ def build_provenance(store: LineageStore, run_id: str, *, local_host: str | None
         )
 
     report = _run_report(run, processes, subject, deps, unattested)
+    report["annotations"].update(_writers(store, [run.id, *(p.id for p in processes), *files]))
     metadata: dict[str, Any] = {"invocationId": _invocation_id(run)}
     if p.get("started_at"):
         metadata["startedOn"] = p["started_at"]
@@ -262,6 +263,23 @@ def _commit_dependency(store: LineageStore, run: Node) -> dict[str, Any] | None:
         out["uri"] = f"git+unknown-repository@{sha.lower()}"
         out["annotations"] = {"liubai.status": "repository-unknown"}
     out["name"] = "source"
+    return out
+
+
+def _writers(store: LineageStore, node_ids: list[str]) -> dict[str, Any]:
+    """Who wrote the run's facts: ``liubai.writers`` (writer -> node count) and, where another writer's
+    value differs from a fact, ``liubai.claims``, so the statement never hides a contested value."""
+    found = store.provenance(node_ids)
+    writers: dict[str, int] = {}
+    claims: list[dict[str, Any]] = []
+    for node_id in sorted(found):
+        prov = found[node_id]
+        name = prov.writer or "unrecorded"
+        writers[name] = writers.get(name, 0) + 1
+        claims.extend({"node": node_id, "key": c.key, "writer": c.writer, "value": c.value} for c in prov.claims)
+    out: dict[str, Any] = {"liubai.writers": dict(sorted(writers.items()))}
+    if claims:
+        out["liubai.claims"] = claims
     return out
 
 

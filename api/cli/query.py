@@ -22,6 +22,7 @@ from api.api_error import ApiError
 from api.cli.common import console, fail, printable, printable_json, store_session
 from api.nodes import node_label, node_time, resolve_ref
 from lineage.model import Direction, Edge, EdgeKind, Node, NodeKind
+from lineage.provenance import Provenance
 from lineage.store.base import LineageStore, StoreError, Subgraph
 
 __all__ = ["register", "render_tree"]
@@ -131,11 +132,33 @@ def render_tree(sub: Subgraph, root: str) -> Tree:
     return tree
 
 
-def _subgraph_json(sub: Subgraph) -> str:
+def _claims_table(found: dict[str, Provenance]) -> Table | None:
+    """Values other writers gave that differ from the facts shown: listed, never mixed into the tree."""
+    rows = [(node_id, c) for node_id in sorted(found) for c in found[node_id].claims]
+    if not rows:
+        return None
+    table = Table(title="Claims kept beside the facts (not taken: another writer owns the value)", title_justify="left")
+    for column in ("node", "key", "claimed value", "by"):
+        table.add_column(column)
+    for node_id, c in rows:
+        table.add_row(
+            printable(node_id), printable(c.key), printable(json.dumps(c.value, ensure_ascii=False, default=str)),
+            printable(c.writer),
+        )
+    return table
+
+
+def _node_json(n: Node, prov: Provenance | None) -> dict[str, object]:
+    prov = prov or Provenance()
+    return {"id": n.id, "kind": n.kind.value, "placeholder": n.placeholder, "label": node_label(n),
+            "time": node_time(n), "properties": n.props, "writer": prov.writer, "owners": prov.owners,
+            "claims": [{"key": c.key, "writer": c.writer, "value": c.value} for c in prov.claims]}
+
+
+def _subgraph_json(sub: Subgraph, found: dict[str, Provenance]) -> str:
     return json.dumps(
         {
-            "nodes": [{"id": n.id, "kind": n.kind.value, "placeholder": n.placeholder, "label": node_label(n),
-                       "time": node_time(n), "properties": n.props} for n in sub.nodes],
+            "nodes": [_node_json(n, found.get(n.id)) for n in sub.nodes],
             "edges": [{"source": e.src, "target": e.dst, "kind": e.kind.value, "properties": e.props}
                       for e in sub.edges],
             "depths": sub.depth,
@@ -164,10 +187,14 @@ def lineage_cmd(
     with store_session(ctx) as store:
         start = _resolve(store, node)
         sub = store.lineage(start.id, Direction(direction.value), depth, kinds, limit)
+        found = store.provenance([n.id for n in sub.nodes])
     if as_json:
-        print(printable_json(_subgraph_json(sub)))
+        print(printable_json(_subgraph_json(sub, found)))
         return
     console.print(render_tree(sub, start.id))
+    claims = _claims_table(found)
+    if claims is not None:
+        console.print(claims)
     console.print(Text(f"{len(sub.nodes)} node(s), {len(sub.edges)} edge(s), depth {depth} {direction.value}",
                        style="dim"))
 

@@ -39,13 +39,15 @@ def _rejected_pages(store: LineageStore, size: int) -> Iterator[list[RejectedRec
 
 
 def copy_graph(source: LineageStore, target: LineageStore, batch_size: int = 5000, tick: Tick | None = None) -> dict[str, int]:
-    """Copy every node, edge, rejected record and checkpoint of ``source`` into ``target``.
+    """Copy every node (with its writer, owners and claims), edge, rejected record and checkpoint of
+    ``source`` into ``target``.
 
     ``tick(part, n)`` is called after each batch lands. Returns how many of each part were copied.
     """
     copied = {"nodes": 0, "edges": 0, "rejected": 0, "checkpoints": 0}
     for nodes in source.iter_nodes(batch_size):
         target.upsert(GraphBatch(nodes=nodes))
+        target.restore_provenance(source.provenance([n.id for n in nodes]))
         copied["nodes"] += len(nodes)
         if tick:
             tick("nodes", len(nodes))
@@ -73,7 +75,8 @@ def migrate(
     to_url: Annotated[str, typer.Option("--to", help="Store to write (merged into what it already holds).")],
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=100_000, help="Nodes or edges per write.")] = 5000,
 ) -> None:
-    """Copy a whole lineage graph (nodes, edges, rejected records, checkpoints) from one store to another.
+    """Copy a whole lineage graph (nodes with their writers and claims, edges, rejected records, checkpoints)
+    from one store to another.
 
     Example: liubai migrate --from sqlite:///lineage.db --to neo4j://neo4j:secret@localhost:7687
     """

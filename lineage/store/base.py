@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from lineage.model import Direction, Edge, EdgeKind, GraphBatch, Node, NodeKind, RejectedRecord
+from lineage.provenance import Provenance
 
 __all__ = [
     "AnswerTooLarge",
+    "ONCE_APPLIED",
     "NeighborPage",
     "NodePage",
     "RejectedPage",
@@ -31,6 +33,7 @@ __all__ = [
 ]
 
 DEFAULT_LINEAGE_LIMIT = 10_000
+ONCE_APPLIED = "applied"  # the value a batch's ``once`` checkpoint gets unless the batch sets one
 
 
 class StoreError(RuntimeError):
@@ -63,13 +66,19 @@ class AnswerTooLarge(StoreError):
 
 @dataclass(slots=True)
 class UpsertResult:
-    """What one batch changed. A replayed batch reports zeros in every ``*_created`` field."""
+    """What one batch changed. A replayed batch reports zeros in every ``*_created`` field.
+
+    ``conflicts``: values the batch's writer gave that differ from another writer's stored fact, kept as
+    claims instead (``lineage.provenance``). ``duplicate``: the batch's ``once`` checkpoint existed, so
+    nothing was written."""
 
     nodes_created: int = 0
     nodes_updated: int = 0
     edges_created: int = 0
     edges_updated: int = 0
     rejected_added: int = 0
+    conflicts: int = 0
+    duplicate: bool = False
 
 
 @dataclass(slots=True)
@@ -110,9 +119,13 @@ class RejectedPage:
 class LineageStore(Protocol):
     """Idempotent graph persistence plus the queries the product needs.
 
-    Node ids are ``<kind>:<key>``. ``upsert`` merges properties with ``lineage.model.merge_props`` and
-    turns placeholders into real nodes when their own record arrives; it never makes a real node a
-    placeholder again. Everything in one batch (facts, rejects, checkpoints) lands or none of it does.
+    Node ids are ``<kind>:<key>``. ``upsert`` merges properties with ``lineage.model.merge_props`` while
+    one writer writes a node, and with ``lineage.provenance.merge_owned`` where writers meet: a node
+    records the writer that created it, another writer's differing value is kept as a claim beside the
+    fact unless it outranks the fact's writer. ``upsert`` turns placeholders into real nodes when their
+    own record arrives; it never makes a real node a placeholder again. Everything in one batch (facts,
+    rejects, checkpoints) lands or none of it does; a batch whose ``once`` checkpoint exists lands not
+    at all (``UpsertResult.duplicate``), decided inside the write transaction.
     """
 
     url: str
@@ -164,6 +177,15 @@ class LineageStore(Protocol):
         ...
 
     def rejected(self, source: str | None = None, first: int = 100, after: str | None = None) -> RejectedPage: ...
+
+    def provenance(self, node_ids: Sequence[str]) -> dict[str, Provenance]:
+        """Writer, per-key owners and claims of each stored node among ``node_ids``."""
+        ...
+
+    def restore_provenance(self, found: dict[str, Provenance]) -> None:
+        """Set the writer and owners of stored nodes as given and add the given claims (``liubai migrate``
+        copies them); nodes not stored are skipped."""
+        ...
 
     def get_checkpoint(self, source: str, key: str) -> str | None: ...
 

@@ -6,6 +6,12 @@ referenced; ``props`` is the property map as JSON text (Neo4j cannot hold nested
 with ``props`` as JSON too (absent when empty). Rejected records are ``(:Rejected)`` and checkpoints
 ``(:Checkpoint)``, outside ``:Node`` so they never show up as graph facts.
 
+Provenance (``lineage.provenance``): a node's owner is its ``_writer`` property, the keys other writers
+added are ``_owners`` (JSON, absent while there are none), and a value another writer gave that differs
+from the fact is a ``(:Claim {node, name, writer, value})``, also outside ``:Node``. A batch with a
+``once`` checkpoint MERGEs that checkpoint first in its transaction: the uniqueness constraint makes a
+concurrent writer of the same batch wait, then find it and apply nothing.
+
 Every write of a batch is one managed transaction (``execute_write``, retried on transient errors) of
 ``UNWIND`` statements with constant text (labels and types from closed enums): one lookup of which
 nodes exist, CREATE for the rest and for every edge touching them, MERGE only between existing nodes.
@@ -51,9 +57,11 @@ from lineage.model import (
     merge_props,
     node_kind_of,
 )
+from lineage.provenance import Claim, Provenance, merge_owned
 from lineage.store import deadline
 from lineage.store.base import (
     DEFAULT_LINEAGE_LIMIT,
+    ONCE_APPLIED,
     NeighborPage,
     NodePage,
     RejectedPage,
@@ -89,6 +97,8 @@ SCHEMA_STATEMENTS: tuple[str, ...] = (
     "CREATE INDEX liubai_rejected_seq IF NOT EXISTS FOR (x:Rejected) ON (x.seq)",
     "CREATE INDEX liubai_rejected_source IF NOT EXISTS FOR (x:Rejected) ON (x.source, x.seq)",
     "CREATE INDEX liubai_checkpoint_source IF NOT EXISTS FOR (c:Checkpoint) ON (c.source)",
+    "CREATE CONSTRAINT liubai_claim_key IF NOT EXISTS FOR (c:Claim) REQUIRE c.key IS UNIQUE",
+    "CREATE INDEX liubai_claim_node IF NOT EXISTS FOR (c:Claim) ON (c.node)",
     # Words are split and lower-cased in Python (the same \w+ words SQLite's FTS5 sees), so the index
     # only needs to split on spaces. Eventually consistent: Lucene indexing runs in the background
     # instead of inside every write's commit (about a quarter of a batch's server time); search() waits
@@ -111,18 +121,19 @@ SCHEMA_STATEMENTS: tuple[str, ...] = (
 # a list of maps: far cheaper to encode and decode on both ends.
 _NODE_LOOKUP = (
     "UNWIND $ids AS i MATCH (n:Node {id: i}) SET n._lock = true REMOVE n._lock "
-    "RETURN i AS id, elementId(n) AS ref, n.props AS props, n:Placeholder AS placeholder"
+    "RETURN i AS id, elementId(n) AS ref, n.props AS props, n:Placeholder AS placeholder, "
+    "n._writer AS writer, n._owners AS owners"
 )
 # ``at`` and ``refs`` are collected from the same rows, so they pair up whatever order collect uses.
 _NODE_CREATE = (
     "UNWIND range(0, size($ids) - 1) AS i "
-    "CREATE (n:Node:$($labels[i]) {id: $ids[i], props: $props[i], search: $search[i]}) "
+    "CREATE (n:Node:$($labels[i]) {id: $ids[i], props: $props[i], search: $search[i], _writer: $writer}) "
     "RETURN collect(i) AS at, collect(elementId(n)) AS refs"
 )
 _NODE_UPDATE = (
     "UNWIND $rows AS row "
     "MATCH (n) WHERE elementId(n) = row.ref "
-    "SET n.props = row.props, n.search = row.search "
+    "SET n.props = row.props, n.search = row.search, n._writer = row.writer, n._owners = row.owners "
     "FOREACH (_ IN CASE WHEN row.placeholder THEN [] ELSE [1] END | REMOVE n:Placeholder)"
 )
 # An edge touching a node this transaction created cannot exist yet: plain CREATE, no existence check,
@@ -158,6 +169,25 @@ _REJECTED_CREATE = (
     "UNWIND $rows AS row CREATE (x:Rejected) "
     "SET x.key = row.key, x.seq = row.seq, x.source = row.source, x.location = row.location, "
     "x.reason = row.reason, x.raw = row.raw"
+)
+_ONCE = (
+    "MERGE (c:Checkpoint {key: $key}) ON CREATE SET c._new = true "
+    "WITH c, c._new IS NOT NULL AS created REMOVE c._new RETURN created"
+)
+_CLAIMS_DROP = "UNWIND $rows AS row MATCH (c:Claim {key: row.key}) DELETE c"
+_CLAIMS_PUT = (
+    "UNWIND $rows AS row MERGE (c:Claim {key: row.key}) "
+    "SET c.node = row.node, c.name = row.name, c.writer = row.writer, c.value = row.value"
+)
+_PROVENANCE = (
+    "UNWIND $ids AS i MATCH (n:Node {id: i}) "
+    "RETURN i AS id, n._writer AS writer, n._owners AS owners, "
+    "COLLECT { MATCH (c:Claim) WHERE c.node = i RETURN [c.name, c.writer, c.value] } AS claims"
+)
+_RESTORE = (
+    "UNWIND $rows AS row MATCH (n:Node {id: row.id}) SET n._writer = row.writer, n._owners = row.owners "
+    "WITH n, row UNWIND row.claims AS c "
+    "MERGE (x:Claim {key: c.key}) SET x.node = row.id, x.name = c.name, x.writer = c.writer, x.value = c.value"
 )
 _CHECKPOINT_SET = (
     "UNWIND $rows AS row MERGE (c:Checkpoint {key: row.key}) "
@@ -271,6 +301,24 @@ def _lucene_query(text: str) -> str | None:
 
 def _chunks(items: Sequence[_T], size: int = ROWS_PER_STATEMENT) -> Iterator[Sequence[_T]]:
     return chunks(items, size)
+
+
+def _claim_key(node_id: str, key: str, writer: str) -> str:
+    return json.dumps([node_id, key, writer], ensure_ascii=False)
+
+
+def _claim_row(node_id: str, claim: Claim) -> dict[str, Any]:
+    return {
+        "key": _claim_key(node_id, claim.key, claim.writer),
+        "node": node_id,
+        "name": claim.key,
+        "writer": claim.writer,
+        "value": dumps_props({"v": claim.value}),
+    }
+
+
+def _claim_order(claim: Claim) -> tuple[str, str]:
+    return (claim.key, claim.writer)
 
 
 def _node(rec: Any) -> Node:
@@ -483,12 +531,23 @@ class Neo4jStore:
             {"key": json.dumps([s, k], ensure_ascii=False), "source": s, "name": k, "value": v}
             for (s, k), v in batch.checkpoints.items()
         ]
+        if batch.once is not None and batch.once not in batch.checkpoints:
+            src, name = batch.once
+            checkpoints.append(
+                {"key": json.dumps([src, name], ensure_ascii=False), "source": src, "name": name, "value": ONCE_APPLIED}
+            )
+
+        once = json.dumps(list(batch.once), ensure_ascii=False) if batch.once is not None else None
+        writer = batch.writer
 
         def work(tx: ManagedTransaction) -> UpsertResult:
             result = UpsertResult()
-            refs = self._lock_existing(tx, nodes, result)
+            if once is not None and not tx.run(_ONCE, key=once).single(strict=True)["created"]:
+                result.duplicate = True
+                return result
+            refs = self._lock_existing(tx, nodes, result, writer)
             created = [n for n in nodes if n.id not in refs]
-            creating = self._create_nodes(tx, created)
+            creating = self._create_nodes(tx, created, writer)
             result.nodes_created += len(created)
             new_ids = {n.id for n in created}
             fresh: list[Edge] = []  # touching a new node: created outright
@@ -518,7 +577,7 @@ class Neo4jStore:
                 tx.run(_CHECKPOINT_SET, rows=checkpoints).consume()
             return result
 
-        if not (nodes or edges or rejected or checkpoints):
+        if not (nodes or edges or rejected or checkpoints or once):
             return UpsertResult()
         attempt = 0
         while True:
@@ -535,35 +594,66 @@ class Neo4jStore:
                 raise _unavailable(self._target, exc) from None
 
     @staticmethod
-    def _lock_existing(tx: ManagedTransaction, nodes: list[Node], result: UpsertResult) -> dict[str, str]:
-        """Lock and merge the nodes that exist already; returns their element ids."""
+    def _lock_existing(
+        tx: ManagedTransaction, nodes: list[Node], result: UpsertResult, writer: str
+    ) -> dict[str, str]:
+        """Lock and merge the nodes that exist already (as ``writer``, keeping claims); returns their
+        element ids."""
         results = [tx.run(_NODE_LOOKUP, ids=[n.id for n in chunk]) for chunk in _chunks(nodes)]
         by_id = {n.id: n for n in nodes}
         refs: dict[str, str] = {}
         updates: list[dict[str, Any]] = []
+        put: list[dict[str, Any]] = []
+        drop: list[dict[str, Any]] = []
         for res in results:
             for rec in res:
                 new = by_id[rec["id"]]
                 refs[new.id] = rec["ref"]
                 old_props = loads_props(rec["props"])
-                merged = merge_props(old_props, new.props)
-                placeholder = bool(rec["placeholder"]) and new.placeholder
-                if merged != old_props or placeholder != bool(rec["placeholder"]):
+                old_placeholder = bool(rec["placeholder"])
+                old_writer: str | None = rec["writer"]
+                old_owners: dict[str, str] = loads_props(rec["owners"])
+                placeholder = old_placeholder and new.placeholder
+                new_writer, owners = old_writer, old_owners
+                if old_writer == writer and not old_owners:  # one writer: the plain merge rule
+                    merged = merge_props(old_props, new.props)
+                else:
+                    m = merge_owned(
+                        old_props, old_writer, old_owners, old_placeholder, new.props, writer, new.placeholder
+                    )
+                    merged, new_writer, owners = m.props, m.writer, m.owners
+                    drop.extend({"key": _claim_key(new.id, k, w)} for k, w in m.drop)
+                    put.extend(_claim_row(new.id, c) for c in m.put)
+                    result.conflicts += m.conflicts
+                if (
+                    merged != old_props
+                    or placeholder != old_placeholder
+                    or new_writer != old_writer
+                    or owners != old_owners
+                ):
                     updates.append(
                         {
                             "ref": rec["ref"],
                             "props": dumps_props(merged),
                             "search": _words(new.id, new.kind, merged),
                             "placeholder": placeholder,
+                            "writer": new_writer,
+                            "owners": dumps_props(owners) if owners else None,
                         }
                     )
         result.nodes_updated += len(updates)
         for rows in _chunks(updates):
             tx.run(_NODE_UPDATE, rows=list(rows)).consume()
+        for rows in _chunks(drop):
+            tx.run(_CLAIMS_DROP, rows=list(rows)).consume()
+        for rows in _chunks(put):
+            tx.run(_CLAIMS_PUT, rows=list(rows)).consume()
         return refs
 
     @staticmethod
-    def _create_nodes(tx: ManagedTransaction, nodes: list[Node]) -> list[tuple[neo4j.Result, Sequence[Node]]]:
+    def _create_nodes(
+        tx: ManagedTransaction, nodes: list[Node], writer: str
+    ) -> list[tuple[neo4j.Result, Sequence[Node]]]:
         """Send the CREATEs and return their pending results, so the caller can work meanwhile. Small
         statements: each one's rows are built while the server runs the one before."""
         pending = []
@@ -574,6 +664,7 @@ class Neo4jStore:
                 labels=[[n.kind.value, "Placeholder"] if n.placeholder else n.kind.value for n in chunk],
                 props=[dumps_props(n.props) for n in chunk],
                 search=[_words(n.id, n.kind, n.props) for n in chunk],
+                writer=writer,
             )
             pending.append((res, chunk))
         return pending
@@ -798,6 +889,35 @@ class Neo4jStore:
         more = len(rows) > first
         records = [RejectedRecord(r["source"], r["location"], r["reason"], r["raw"]) for r in rows[:first]]
         return RejectedPage(records, encode_cursor(offset + first) if more else None, total)
+
+    def provenance(self, node_ids: Sequence[str]) -> dict[str, Provenance]:
+        found: dict[str, Provenance] = {}
+        for chunk in _chunks(list(dict.fromkeys(node_ids))):
+            for rec in self._read(_PROVENANCE, ids=list(chunk)):
+                claims = sorted((Claim(k, w, loads_props(v).get("v")) for k, w, v in rec["claims"]), key=_claim_order)
+                found[rec["id"]] = Provenance(rec["writer"], loads_props(rec["owners"]), claims)
+        return found
+
+    def restore_provenance(self, found: dict[str, Provenance]) -> None:
+        rows = [
+            {
+                "id": i,
+                "writer": p.writer,
+                "owners": dumps_props(p.owners) if p.owners else None,
+                "claims": [_claim_row(i, c) for c in p.claims],
+            }
+            for i, p in found.items()
+        ]
+
+        def work(tx: ManagedTransaction) -> None:
+            for part in _chunks(rows):
+                tx.run(_RESTORE, rows=list(part)).consume()
+
+        try:
+            with self._session() as s:
+                s.execute_write(work)
+        except (Neo4jError, DriverError, OSError) as exc:
+            raise _unavailable(self._target, exc) from None
 
     def get_checkpoint(self, source: str, key: str) -> str | None:
         recs = self._read(_CHECKPOINT_GET, key=json.dumps([source, key], ensure_ascii=False))

@@ -4,7 +4,11 @@ Nodes and edges are keyed by their readable ids; properties are JSON text. A nod
 ``CARRIES`` links (every log line has one or both) are kept as indexed columns on its own row instead of
 ``edges`` rows: a log line then costs one row and three index entries instead of five rows, and every
 read unions those columns back in as edges. Traversal is a breadth-first walk inside SQLite, search
-uses an FTS5 index over ids and key properties. Each thread gets its own
+uses an FTS5 index over ids and key properties. Every node row records the writer that owns it (see
+``lineage.provenance``); values other writers gave that differ from the facts are ``claims`` rows, and
+keys a second writer added are named in the row's ``owners`` JSON, NULL while there are none, so a batch
+of new nodes stays a column-wise insert. A batch with a ``once`` checkpoint checks it after ``BEGIN
+IMMEDIATE``, which serialises writers across processes. Each thread gets its own
 connection (WAL lets readers run beside one writer), so the API can serve queries from a thread pool
 and several worker processes can share one file.
 """
@@ -21,6 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import quote, unquote, urlsplit
@@ -37,9 +42,11 @@ from lineage.model import (
     RejectedRecord,
     merge_props,
 )
+from lineage.provenance import Claim, Provenance, merge_owned
 from lineage.store import deadline
 from lineage.store.base import (
     DEFAULT_LINEAGE_LIMIT,
+    ONCE_APPLIED,
     AnswerTooLarge,
     NeighborPage,
     NodePage,
@@ -133,6 +140,23 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE VIRTUAL TABLE node_search USING fts5(text, content = '', tokenize = "unicode61 remove_diacritics 2")
         """,
     ),
+    # Provenance (lineage.provenance): the writer that owns each node (NULL: written before writers were
+    # recorded), the keys other writers added (JSON, NULL while there are none: the insert path stays one
+    # constant per row), and the claims that differ from the stored fact, one per (node, key, writer).
+    (
+        5,
+        """
+        ALTER TABLE nodes ADD COLUMN writer TEXT;
+        ALTER TABLE nodes ADD COLUMN owners TEXT;
+        CREATE TABLE claims (
+            node TEXT NOT NULL,
+            key TEXT NOT NULL,
+            writer TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (node, key, writer)
+        ) WITHOUT ROWID
+        """,
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -174,8 +198,8 @@ _LINKS: dict[str, str] = {EdgeKind.IN_TRACE.value: "trace", EdgeKind.CARRIES.val
 _SLOT = {"trace": 3, "audit": 4}  # where _fetch_nodes puts each column
 
 
-# rid, props, placeholder, links, stored kind
-_Existing = tuple[int, dict[str, Any], bool, "str | None", "str | None", NodeKind]
+# rid, props, placeholder, links, stored kind, writer, owners
+_Existing = tuple[int, dict[str, Any], bool, "str | None", "str | None", NodeKind, "str | None", dict[str, str]]
 
 
 @dataclass(slots=True)
@@ -267,10 +291,10 @@ def _bulk(target: str, width: int, *extra: str) -> tuple[str, str]:
 
 # table -> (key columns, columns read back) for ``SqliteStore._fetch``
 _FETCHED = {
-    "nodes": (("id",), ("id", "rid", "props", "placeholder", "trace", "audit", "kind")),
+    "nodes": (("id",), ("id", "rid", "props", "placeholder", "trace", "audit", "kind", "writer", "owners")),
     "edges": (("src", "kind", "dst"), ("src", "kind", "dst", "props")),
 }
-_INSERT_NODES = _bulk("INSERT INTO nodes(rid, id, kind, props, placeholder, trace, audit)", 7)
+_INSERT_NODES = _bulk("INSERT INTO nodes(rid, id, kind, props, placeholder, trace, audit, writer)", 8)
 _CLEAR_LINKS = {
     column: (
         f"UPDATE nodes SET {column} = NULL FROM json_each(?) j WHERE nodes.rid = {_col(0)}",
@@ -279,9 +303,12 @@ _CLEAR_LINKS = {
     for column in _LINKS.values()
 }
 _UPDATE_NODES = (
-    f"UPDATE nodes SET props = {_col(0)}, placeholder = {_col(1)} FROM json_each(?) j WHERE nodes.rid = {_col(2)}",
-    "UPDATE nodes SET props = ?, placeholder = ? WHERE rid = ?",
+    f"UPDATE nodes SET props = {_col(0)}, placeholder = {_col(1)}, writer = {_col(2)}, owners = {_col(3)} "
+    f"FROM json_each(?) j WHERE nodes.rid = {_col(4)}",
+    "UPDATE nodes SET props = ?, placeholder = ?, writer = ?, owners = ? WHERE rid = ?",
 )
+_PUT_CLAIMS = "INSERT OR REPLACE INTO claims(node, key, writer, value) VALUES (?, ?, ?, ?)"
+_DROP_CLAIMS = "DELETE FROM claims WHERE node = ? AND key = ? AND writer = ?"
 _INSERT_SEARCH = _bulk("INSERT INTO node_search(rowid, text)", 2)
 # The index holds no texts, so a row leaves it by naming the very text it was indexed with.
 _UNINDEX_SEARCH = _bulk("INSERT INTO node_search(rowid, text, node_search)", 2, "'delete'")
@@ -294,6 +321,15 @@ _UPDATE_EDGES = (
 )
 _INSERT_REJECTED = _bulk("INSERT OR IGNORE INTO rejected(source, location, reason, raw)", 4)
 _PUT_CHECKPOINTS = _bulk("INSERT OR REPLACE INTO checkpoints(source, key, value)", 3)
+
+
+@dataclass(slots=True)
+class _Claims:
+    """Claims a write keeps beside the facts and those that became facts, written with the batch."""
+
+    put: list[tuple[str, str, str, str]]
+    drop: list[tuple[str, str, str]]
+    conflicts: int = 0
 
 
 def _json_array(rows: Sequence[Any]) -> bytes | None:
@@ -690,8 +726,18 @@ class SqliteStore:
         batch's own nodes and edges are not looked at. What ``upsert`` does, in two halves."""
         result = UpsertResult()
         with self._write() as conn:
+            if batch.once is not None and conn.execute(
+                "SELECT 1 FROM checkpoints WHERE source = ? AND key = ?", batch.once
+            ).fetchone():
+                result.duplicate = True  # decided under the write lock: another process applied it
+                return result
             existing = self._fetch_nodes(conn, rows.ids)
-            bare = self._write_nodes(conn, rows, existing, result)
+            claims = _Claims([], [])
+            bare = self._write_nodes(conn, rows, existing, result, batch.writer, claims)
+            if claims.put or claims.drop:
+                conn.executemany(_DROP_CLAIMS, claims.drop)
+                conn.executemany(_PUT_CLAIMS, claims.put)
+            result.conflicts = claims.conflicts
             # An edge without properties has nothing to merge: insert-or-ignore, no read-back needed.
             before = conn.total_changes
             _apply(conn, _INSERT_BARE_EDGES, bare)
@@ -700,23 +746,35 @@ class SqliteStore:
             before = conn.total_changes
             _apply(conn, _INSERT_REJECTED, [(r.source, r.location, r.reason, r.raw) for r in batch.rejected])
             result.rejected_added = conn.total_changes - before
-            _apply(conn, _PUT_CHECKPOINTS, [(s, k, v) for (s, k), v in batch.checkpoints.items()])
+            checkpoints = dict(batch.checkpoints)
+            if batch.once is not None:
+                checkpoints.setdefault(batch.once, ONCE_APPLIED)
+            _apply(conn, _PUT_CHECKPOINTS, [(s, k, v) for (s, k), v in checkpoints.items()])
         return result
 
     @staticmethod
     def _write_nodes(
-        conn: sqlite3.Connection, rows: SqliteRows, existing: dict[str, _Existing], result: UpsertResult
+        conn: sqlite3.Connection,
+        rows: SqliteRows,
+        existing: dict[str, _Existing],
+        result: UpsertResult,
+        writer: str,
+        claims: _Claims,
     ) -> list[tuple[str, str, str]]:
-        """Insert the new nodes (with their links) and merge into the existing ones; returns the bare
-        edges to write: ``rows.bare`` plus the links an existing node's row does not already hold."""
+        """Insert the new nodes (with their links, owned by ``writer``) and merge into the existing ones;
+        returns the bare edges to write: ``rows.bare`` plus the links an existing node's row does not
+        already hold. Claims the merges keep or settle go to ``claims``."""
         next_rid = conn.execute("SELECT coalesce(max(rid), 0) + 1 FROM nodes").fetchone()[0]
         bare = rows.bare
-        updates: list[tuple[str, int, int]] = []
+        updates: list[tuple[str, int, str | None, str | None, int]] = []
         search_gone: list[tuple[int, str]] = []
         if not existing:  # a batch of new nodes only (most log lines): whole columns, no loop
             rids = range(next_rid, next_rid + len(rows.ids))
             inserts: list[tuple[Any, ...]] = list(
-                zip(rids, rows.ids, rows.kinds, rows.props, rows.placeholders, rows.traces, rows.audits, strict=True)
+                zip(
+                    rids, rows.ids, rows.kinds, rows.props, rows.placeholders, rows.traces, rows.audits,
+                    repeat(writer, len(rows.ids)), strict=True,
+                )
             )
             search_new: list[tuple[int, str]] = list(zip(rids, row_texts(rows), strict=True))
         else:
@@ -725,20 +783,38 @@ class SqliteStore:
                 old = existing.get(node_id)
                 trace, audit = rows.traces[i], rows.audits[i]
                 if old is None:
-                    row = (next_rid, node_id, rows.kinds[i], rows.props[i], rows.placeholders[i], trace, audit)
+                    row = (next_rid, node_id, rows.kinds[i], rows.props[i], rows.placeholders[i], trace, audit, writer)
                     inserts.append(row)
                     search_new.append((next_rid, _text(rows, i)))
                     next_rid += 1
                     continue
-                rid, old_props, old_placeholder, old_trace, old_audit, kind = old  # the kind it was indexed as
+                rid, old_props, old_placeholder, old_trace, old_audit, kind, old_writer, old_owners = old
                 if trace is not None and trace != old_trace:
                     bare.append((node_id, EdgeKind.IN_TRACE.value, trace))
                 if audit is not None and audit != old_audit:
                     bare.append((node_id, EdgeKind.CARRIES.value, audit))
-                merged = merge_props(old_props, loads_props(rows.props[i]))
                 placeholder = old_placeholder and rows.placeholders[i]
-                if merged != old_props or placeholder != old_placeholder:
-                    updates.append((dumps_props(merged), int(placeholder), rid))
+                new_writer, owners = old_writer, old_owners
+                if old_writer == writer and not old_owners:  # one writer: the plain merge rule
+                    merged = merge_props(old_props, loads_props(rows.props[i]))
+                else:
+                    m = merge_owned(
+                        old_props, old_writer, old_owners, old_placeholder,
+                        loads_props(rows.props[i]), writer, rows.placeholders[i],
+                    )
+                    merged, new_writer, owners = m.props, m.writer, m.owners
+                    claims.put.extend((node_id, c.key, c.writer, dumps_props({"v": c.value})) for c in m.put)
+                    claims.drop.extend((node_id, key, w) for key, w in m.drop)
+                    claims.conflicts += m.conflicts
+                if (
+                    merged != old_props
+                    or placeholder != old_placeholder
+                    or new_writer != old_writer
+                    or owners != old_owners
+                ):
+                    updates.append(
+                        (dumps_props(merged), int(placeholder), new_writer, dumps_props(owners) if owners else None, rid)
+                    )
                     text, old_text = search_text(node_id, kind, merged), search_text(node_id, kind, old_props)
                     if text != old_text:  # re-indexing costs a delete + insert
                         search_gone.append((rid, old_text))
@@ -794,11 +870,11 @@ class SqliteStore:
         conn.executemany(f"INSERT INTO {table} VALUES ({_qmarks(width)})", rows)
 
     def _fetch_nodes(self, conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, _Existing]:
-        """id -> (rid, props, placeholder, trace link, audit link, kind) of the ids that exist."""
+        """id -> (rid, props, placeholder, trace link, audit link, kind, writer, owners) of the ids that exist."""
         rows = self._fetch(conn, "nodes", ids)
         return {
-            node_id: (rid, loads_props(props), bool(ph), trace, audit, _NODE_KINDS[kind])
-            for node_id, rid, props, ph, trace, audit, kind in rows
+            node_id: (rid, loads_props(props), bool(ph), trace, audit, _NODE_KINDS[kind], writer, loads_props(owners))
+            for node_id, rid, props, ph, trace, audit, kind, writer, owners in rows
         }
 
     def _fetch_edges(
@@ -1167,6 +1243,35 @@ class SqliteStore:
         more = len(rows) > first
         records = [RejectedRecord(*r) for r in rows[:first]]
         return RejectedPage(records, encode_cursor(offset + first) if more else None, total)
+
+    @_reads
+    def provenance(self, node_ids: Sequence[str]) -> dict[str, Provenance]:
+        found: dict[str, Provenance] = {}
+        conn = self._conn()
+        for chunk in _chunks(list(dict.fromkeys(node_ids))):
+            marks = _qmarks(len(chunk))
+            for node_id, writer, owners in conn.execute(
+                f"SELECT id, writer, owners FROM nodes WHERE id IN ({marks})", tuple(chunk)
+            ):
+                found[node_id] = Provenance(writer, loads_props(owners))
+            for node_id, key, writer, value in conn.execute(
+                f"SELECT node, key, writer, value FROM claims WHERE node IN ({marks}) ORDER BY node, key, writer",
+                tuple(chunk),
+            ):
+                if node_id in found:
+                    found[node_id].claims.append(Claim(key, writer, loads_props(value).get("v")))
+        return found
+
+    def restore_provenance(self, found: dict[str, Provenance]) -> None:
+        with self._write() as conn:
+            conn.executemany(
+                "UPDATE nodes SET writer = ?, owners = ? WHERE id = ?",
+                [(p.writer, dumps_props(p.owners) if p.owners else None, i) for i, p in found.items()],
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO claims(node, key, writer, value) SELECT id, ?, ?, ? FROM nodes WHERE id = ?",
+                [(c.key, c.writer, dumps_props({"v": c.value}), i) for i, p in found.items() for c in p.claims],
+            )
 
     @_reads
     def get_checkpoint(self, source: str, key: str) -> str | None:

@@ -820,3 +820,111 @@ def test_a_read_under_a_passed_deadline_stops_and_the_store_stays_usable(store: 
     assert store.lineage(P_CAT, Direction.BOTH, depth=5).nodes  # the deadline ended with its block
     with deadline(60):
         assert store.get(commit_node_id(C2)) is not None
+
+
+# ---------------------------------------------------------------- provenance: writers, claims, exactly once
+
+FORGER = "token:forger"
+FORGED = {"author_name": "Mallory", "subject": "forged"}
+REAL = {"author_name": "Ada", "subject": "real change"}
+
+
+def _write(store: LineageStore, writer: str, node_id: str, props: dict[str, Any], *, placeholder: bool = False) -> Any:
+    batch = GraphBatch(writer=writer)
+    batch.add_node(node_id, props, placeholder=placeholder)
+    return store.upsert(batch)
+
+
+def test_a_node_records_its_writer_and_another_writer_cannot_change_its_values(store: LineageStore) -> None:
+    cid = commit_node_id(C1)
+    _write(store, "git", cid, {**REAL, "first_seen": "2026-01-02", "last_seen": "2026-01-02"})
+    result = _write(store, FORGER, cid, {**FORGED, "committer_name": "Ada", "note": "added", "last_seen": "2026-02-01"})
+    assert result.conflicts == 2
+    node = store.get(cid)
+    assert node is not None
+    assert node.props["author_name"] == "Ada" and node.props["subject"] == "real change"
+    assert node.props["note"] == "added" and node.props["last_seen"] == "2026-02-01"  # new keys and seen times land
+    prov = store.provenance([cid, "commit:" + "9" * 40])
+    assert list(prov) == [cid]
+    assert prov[cid].writer == "git" and prov[cid].owners == {"committer_name": FORGER, "note": FORGER}
+    assert [(c.key, c.writer, c.value) for c in prov[cid].claims] == [
+        ("author_name", FORGER, "Mallory"),
+        ("subject", FORGER, "forged"),
+    ]
+    again = _write(store, "git", cid, {"subject": "amended"})  # the owner still moves its own values
+    assert again.conflicts == 0 and store.get(cid).props["subject"] == "amended"  # type: ignore[union-attr]
+
+
+def test_a_forger_writing_first_does_not_own_what_a_local_collector_writes_later(store: LineageStore) -> None:
+    cid, placeholder_id = commit_node_id(C1), commit_node_id(C2)
+    _write(store, FORGER, cid, {**FORGED, "extra": "x"})
+    _write(store, FORGER, placeholder_id, FORGED, placeholder=True)
+    for node_id in (cid, placeholder_id):
+        _write(store, "git", node_id, REAL)
+    prov = store.provenance([cid, placeholder_id])
+    for node_id in (cid, placeholder_id):
+        node = store.get(node_id)
+        assert node is not None and not node.placeholder
+        assert {k: node.props[k] for k in REAL} == REAL
+        assert prov[node_id].writer == "git"
+        assert {(c.key, c.writer, c.value) for c in prov[node_id].claims} == {
+            ("author_name", FORGER, "Mallory"),
+            ("subject", FORGER, "forged"),
+        }
+    assert prov[cid].owners == {"extra": FORGER}  # what only the forger said stays marked as its own
+    # later forgeries change nothing either
+    assert _write(store, FORGER, cid, FORGED).conflicts == 2
+    assert store.get(cid).props["subject"] == "real change"  # type: ignore[union-attr]
+
+
+def test_equal_writers_keep_the_first_value_and_one_writer_keeps_todays_rule(store: LineageStore) -> None:
+    tid = trace_node_id(TRACE)
+    _write(store, "logs", tid, {"service": "api"})
+    _write(store, "logs", tid, {"service": "api-v2"})
+    assert store.get(tid).props["service"] == "api-v2"  # type: ignore[union-attr]
+    assert _write(store, "ebpf", tid, {"service": "other"}).conflicts == 1
+    assert _write(store, "token:a", tid, {"service": "remote"}).conflicts == 1
+    assert store.get(tid).props["service"] == "api-v2"  # type: ignore[union-attr]
+    assert [(c.writer, c.value) for c in store.provenance([tid])[tid].claims] == [
+        ("ebpf", "other"),
+        ("token:a", "remote"),
+    ]
+
+
+def test_restored_provenance_reads_back_as_given(store: LineageStore) -> None:
+    from lineage.provenance import Claim, Provenance
+
+    cid = commit_node_id(C1)
+    _write(store, "local", cid, REAL)
+    want = Provenance("git", {"note": FORGER}, [Claim("subject", FORGER, {"nested": ["v", 1]})])
+    store.restore_provenance({cid: want, "commit:" + "9" * 40: Provenance("git")})
+    assert store.provenance([cid]) == {cid: want}
+    assert store.get("commit:" + "9" * 40) is None
+
+
+def test_a_once_batch_is_applied_once_by_concurrent_writers(store: LineageStore) -> None:
+    import threading
+
+    def batch() -> GraphBatch:
+        b = scenario()
+        b.writer, b.once = FORGER, ("ingest", "b" * 64)
+        return b
+
+    start = threading.Barrier(4, timeout=30)
+    results: list[Any] = []
+
+    def send() -> None:
+        start.wait()
+        results.append(store.upsert(batch()))
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 4
+    assert sorted(r.duplicate for r in results) == [False, True, True, True]
+    applied = next(r for r in results if not r.duplicate)
+    assert applied.nodes_created == len(all_nodes(store))
+    assert store.get_checkpoint("ingest", "b" * 64) == "applied"
+    assert store.checkpoints("ingest") == {("ingest", "b" * 64): "applied"}
