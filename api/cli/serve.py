@@ -8,6 +8,7 @@ import socket
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.text import Text
 
 from api.cli.common import console, err_console, fail, printable, say, state
@@ -58,6 +59,7 @@ def serve_cmd(
     import uvicorn
 
     from api.auth import UnsafeBind, prepare_serve  # the web stack loads only for this command
+    from api.http_protocol import LimitedHttpToolsProtocol, http_settings
 
     store_url = state(ctx).store_url
     try:  # fail now, in one line, rather than on the first request
@@ -72,6 +74,12 @@ def serve_cmd(
         err_console.print(
             Text(f"warning: listening on {printable(host)} without authentication (--insecure)", style="yellow")
         )
+    try:
+        limits = http_settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "LIUBAI_HTTP_" + "_".join(str(part) for part in first["loc"]).upper()
+        raise fail(f"{name}: {first['msg']}", code=2) from None
     _check_bind(host, port)
     base = printable(f"http://{_url_host(host)}:{port}")
     say(f"store     {redact_url(store_url)}")
@@ -81,11 +89,14 @@ def serve_cmd(
     # Every worker builds its app from the environment, so one code path serves 1 or N workers.
     os.environ["LIUBAI_STORE"] = store_url
     os.environ["LIUBAI_LOG_LEVEL"] = log_level
-    # uvicorn picks uvloop and httptools when installed (less CPU per request than asyncio's loop and h11);
-    # its access log is off because the app writes its own JSON line per request, with the request id.
+    # httptools with request-head limits (less CPU per request than h11, see api.http_protocol); uvicorn
+    # picks uvloop when installed. Its access log is off because the app writes its own JSON line per
+    # request, with the request id. Workers read the same LIUBAI_HTTP_* limits from the environment.
     uvicorn.run(
         "api.app:create_app_from_env",
         factory=True,
+        http=LimitedHttpToolsProtocol,
+        timeout_keep_alive=limits.keepalive_s,
         host=host,
         port=port,
         workers=workers,
