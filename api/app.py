@@ -28,6 +28,7 @@ from api.auth import AuthSettings, install_auth
 from api.export_http import router as export_router
 from api.ingest_http import install_ingest
 from api.metrics import install_observability
+from api.request_guard import GuardSettings, RequestGuard
 from api.schema import ApiContext, schema
 from lineage.config import Settings
 from lineage.store import LineageStore, StoreError, StoreUnavailable, open_store
@@ -208,12 +209,16 @@ class BodyLimit:
 
 
 def create_app(
-    store_url: str | None = None, store: LineageStore | None = None, auth: AuthSettings | None = None
+    store_url: str | None = None,
+    store: LineageStore | None = None,
+    auth: AuthSettings | None = None,
+    guard: GuardSettings | None = None,
 ) -> FastAPI:
     """The FastAPI app over one store: pass an open ``store`` (left open) or a ``store_url``.
 
     A store named by URL is opened now if it can be, otherwise on the first request that needs it.
-    Auth follows ``auth``, else ``LIUBAI_AUTH`` / ``LIUBAI_TOKENS`` from the environment.
+    Auth follows ``auth``, else ``LIUBAI_AUTH`` / ``LIUBAI_TOKENS`` from the environment; the extra Host
+    names follow ``guard``, else ``LIUBAI_ALLOWED_HOSTS``.
     """
 
     @asynccontextmanager
@@ -255,6 +260,8 @@ def create_app(
     app.add_middleware(GraphQLEndpoint, view=GraphQLView(holder))
     app.add_middleware(BodyLimit)
     install_auth(app, auth)
+    # Before auth: a browser-borne request is refused whatever token it carries.
+    app.add_middleware(RequestGuard, allowed_hosts=(guard or GuardSettings()).allowed_hosts)
     install_observability(app)
     app.add_middleware(SecurityHeaders)  # added last = outermost: even refusals carry the headers
     return app

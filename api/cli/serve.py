@@ -28,6 +28,14 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ip.version == 6 else host
 
 
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 def _check_bind(host: str, port: int) -> None:
     """Fail in one line, before any URL is announced, if uvicorn could not listen on ``host:port``.
 
@@ -51,6 +59,7 @@ def serve_cmd(
     log_level: Annotated[str, typer.Option("--log-level", help="Log level: critical, error, warning, info (a JSON line per request), debug.")] = "info",
     auth: Annotated[bool, typer.Option("--auth", help="Require API tokens from 'liubai token create' (LIUBAI_AUTH=1).")] = False,
     insecure: Annotated[bool, typer.Option("--insecure", help="Allow a non-loopback --host without --auth (a proxy authenticates).")] = False,
+    allowed_host: Annotated[list[str] | None, typer.Option("--allowed-host", help="Another Host name clients reach this server by, e.g. a proxy's public name; NAME or NAME:PORT, repeatable (also LIUBAI_ALLOWED_HOSTS).")] = None,
 ) -> None:
     """Serve the lineage API (POST /graphql), GraphiQL (GET /graphql) and the web UI (/).
 
@@ -58,8 +67,9 @@ def serve_cmd(
     """
     import uvicorn
 
-    from api.auth import UnsafeBind, prepare_serve  # the web stack loads only for this command
+    from api.auth import UnsafeBind, is_loopback, prepare_serve  # the web stack loads only for this command
     from api.http_protocol import LimitedHttpToolsProtocol, http_settings
+    from api.request_guard import GuardSettings, parse_host
 
     store_url = state(ctx).store_url
     try:  # fail now, in one line, rather than on the first request
@@ -74,6 +84,15 @@ def serve_cmd(
         err_console.print(
             Text(f"warning: listening on {printable(host)} without authentication (--insecure)", style="yellow")
         )
+    hosts = [*GuardSettings().allowed_hosts, *(allowed_host or [])]
+    if settings.auth and not is_loopback(host) and not _is_address(host):
+        # Clients reach an exposed, authenticating server by the name it was bound to. An address needs no
+        # entry: the address a connection reached is always accepted as its Host.
+        hosts.append(host)
+    bad = next((h for h in hosts if parse_host(h) is None), None)
+    if bad is not None:
+        raise fail(f"--allowed-host {printable(bad)!r}: not a host name with an optional :port", code=2)
+    os.environ["LIUBAI_ALLOWED_HOSTS"] = ",".join(hosts)  # workers build their app from the environment
     try:
         limits = http_settings()
     except ValidationError as exc:

@@ -42,7 +42,7 @@ def _serve(tmp: Path, workers: int) -> Iterator[Served]:
     log = open(tmp / "serve.log", "wb")
     proc = subprocess.Popen(
         [*LIUBAI, "--store", f"sqlite:///{tmp / 'lineage.db'}", "serve", "--port", str(port),
-         "--workers", str(workers), "--log-level", "warning"],
+         "--workers", str(workers), "--log-level", "warning", "--allowed-host", "lineage.example"],
         cwd=ROOT, env=env, stdout=log, stderr=log,
     )
     log.close()
@@ -146,6 +146,12 @@ def test_too_many_headers_are_refused_with_431(served: Served) -> None:
         reply = _read_all(sock)
     assert reply.startswith(b"HTTP/1.1 431 "), reply[:200]
     assert b"over 100 header fields" in reply
+
+
+def test_only_hosts_the_server_answers_to_get_through(served: Served) -> None:
+    assert httpx.get(f"{served.url}/healthz", headers={"Host": "evil.example"}).status_code == 421
+    assert httpx.get(f"{served.url}/healthz", headers={"Host": "lineage.example"}).status_code == 200
+    assert httpx.get(f"http://localhost:{served.port}/healthz").status_code == 200
 
 
 def test_half_a_request_head_is_closed_after_the_head_timeout(served: Served) -> None:

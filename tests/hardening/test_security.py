@@ -67,14 +67,15 @@ ROUTES: list[tuple[str, str, str, dict[str, Any]]] = [
     ("GET", "/graphql", "read", {"params": {"query": "{ stats { counts } }"}}),
     ("GET", "/export", "read", {"params": {"commit": "c" * 40}}),
     ("GET", "/metrics", "read", {}),
-    ("POST", "/v1/ingest", "ingest", {"content": _batch()}),
+    ("POST", "/v1/ingest", "ingest", {"content": _batch(), "headers": {"Content-Type": "application/json"}}),
 ]
 WRONG = {"read": "ingest", "ingest": "read"}
 
 
 def _call(client: TestClient, method: str, path: str, token: str | None, kw: dict[str, Any]) -> Any:
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-    return client.request(method, path, headers=headers, **kw)
+    kw = dict(kw)
+    return client.request(method, path, headers={**kw.pop("headers", {}), **headers}, **kw)
 
 
 @pytest.mark.parametrize(("method", "path", "scope", "kw"), ROUTES, ids=[f"{m} {p}" for m, p, _, _ in ROUTES])
