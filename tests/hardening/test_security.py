@@ -100,6 +100,20 @@ def test_every_data_route_wants_the_right_token(
     assert revoked.status_code == 401 and "revoked" in revoked.json()["error"]["message"]
 
 
+@pytest.mark.parametrize(("method", "path", "scope", "kw"), ROUTES, ids=[f"{m} {p}" for m, p, _, _ in ROUTES])
+def test_two_authorization_headers_are_refused_whichever_comes_first(
+    secured: tuple[TestClient, TokenStore, dict[str, str]], method: str, path: str, scope: str, kw: dict[str, Any]
+) -> None:
+    client, _, plain = secured
+    kw = dict(kw)
+    extra = list(kw.pop("headers", {}).items())
+    good, bad = f"Bearer {plain['admin']}", "Bearer lb_nope_nope"
+    for pair in ((good, bad), (bad, good), (good, good)):
+        answer = client.request(method, path, headers=[*extra, *(("Authorization", v) for v in pair)], **kw)
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"] == {"code": "BAD_INPUT", "message": "send one Authorization header, not 2"}
+
+
 def test_liveness_stays_open_and_every_answer_has_a_request_id(
     secured: tuple[TestClient, TokenStore, dict[str, str]],
 ) -> None:
