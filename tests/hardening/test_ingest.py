@@ -8,9 +8,11 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from api import metrics
 from api.app import create_app
 from api.auth import AuthSettings
 from api.ingest_http import IngestSettings, install_ingest
+from api.metrics import BoundedLabel, MetricSettings
 from collector.spool import Spool, SpoolFull
 from lineage.join import join_records
 from lineage.model import EdgeKind, GraphBatch, RejectedRecord
@@ -147,3 +149,19 @@ def test_spool_keeps_order_bounds_bytes_and_survives_reopen(tmp_path: Path) -> N
     assert reopened.size_bytes == 0 and not list((tmp_path / "s").iterdir())
     reopened.put(ids[0], b"again")
     assert reopened.oldest() is not None and reopened.oldest().seq == 4  # type: ignore[union-attr]
+
+
+def test_agent_names_cannot_grow_the_metrics_without_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = MetricSettings()
+    monkeypatch.setattr(metrics, "_agent_label", BoundedLabel(settings.max_label_values, settings.max_label_chars))
+    metrics.observe_agent("flood-" + "n" * 10_000, 1, 1, 0)
+    for i in range(10_000):
+        metrics.observe_agent(f"flood-{i}", i, 1, 0)
+    agents = {
+        sample.labels["agent"]
+        for family in metrics.REGISTRY.collect() if family.name == "liubai_agent_spool_bytes"
+        for sample in family.samples if sample.labels["agent"].startswith("flood-") or sample.labels["agent"] == "other"
+    }
+    assert len(agents) == settings.max_label_values + 1  # the first names, and "other" for the rest
+    assert "other" in agents and "flood-0" in agents and f"flood-{settings.max_label_values}" not in agents
+    assert max(len(a) for a in agents) == settings.max_label_chars
