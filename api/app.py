@@ -16,6 +16,7 @@ from pathlib import Path
 
 import orjson
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
@@ -32,6 +33,7 @@ from api.request_guard import GuardSettings, RequestGuard
 from api.schema import ApiContext, schema
 from lineage.config import Settings
 from lineage.store import LineageStore, StoreError, StoreUnavailable, open_store
+from lineage.text import clip
 from lineage.urls import hide_password, redact_url
 
 __all__ = ["CSP", "GRAPHIQL_CSP", "GraphQLEndpoint", "GraphQLView", "StoreHolder", "create_app", "create_app_from_env",
@@ -208,6 +210,19 @@ class BodyLimit:
         await self.app(scope, receive, send)
 
 
+async def invalid_request(_: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422 for a bad query parameter, quoting each offending input only up to ``clip``'s limit:
+    the default answer hands the whole value back."""
+    if not isinstance(exc, RequestValidationError):  # pragma: no cover - registered for that type only
+        raise exc
+    detail = [
+        {"type": e.get("type"), "loc": list(e.get("loc", ())), "msg": e.get("msg")}
+        | ({"input": clip(str(e["input"]))} if e.get("input") is not None else {})
+        for e in exc.errors()
+    ]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
 def create_app(
     store_url: str | None = None,
     store: LineageStore | None = None,
@@ -245,6 +260,7 @@ def create_app(
             )
         return JSONResponse({"status": "ok", "store": redact_url(holder.url)})
 
+    app.add_exception_handler(RequestValidationError, invalid_request)
     app.include_router(export_router)
     install_ingest(app)
 
