@@ -168,6 +168,8 @@ def test_limits_hold_with_several_workers_and_big_bodies_still_pass(served2: Ser
         with served2.connect() as sock:
             sock.sendall(_head(served2.port, *(f"X-H{i}: v" for i in range(101))))
             assert _read_all(sock).startswith(b"HTTP/1.1 431 ")
+        assert httpx.get(f"{served2.url}/healthz", headers={"Host": "evil.example"}).status_code == 421
+        assert httpx.get(f"{served2.url}/healthz", headers={"Host": "lineage.example"}).status_code == 200
     # A small head sent in one write with a body far over the head cap: the body is not the head.
     body = b'{"query": "{ stats { counts } }"' + b" " * (300 * 1024) + b"}"
     head = _head(served2.port, "Content-Type: application/json", f"Content-Length: {len(body)}", "Connection: close",
