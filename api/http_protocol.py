@@ -8,8 +8,9 @@ httptools' speed and adds what it lacks:
 * at most ``max_head_bytes`` of request line plus headers (431, connection closed): bytes beyond the cap
   are never fed to the parser;
 * at most ``max_headers`` header fields (431);
-* a head must be complete within ``head_timeout_s`` of its first byte, or of the connection opening
-  (408, closed): a slowloris client cannot hold a connection by trickling a head.
+* a head must be complete within ``head_timeout_s`` of its first byte (408, closed), and a new
+  connection must send one within that time (closed): a slowloris client cannot hold a connection by
+  trickling a head or by sending nothing.
 
 Idle keep-alive stays bounded by uvicorn's own ``timeout_keep_alive`` (``keepalive_s`` here). Request
 bodies keep their own caps in the app (``BodyLimit``, the ingest ``max_bytes``).
@@ -181,5 +182,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             return
         if self.cycle is not None and not self.cycle.response_complete:
             self._arm_head_timer()  # the head's clock runs from when the server is ready to read it
+            return
+        if self._head_bytes == 0:  # nothing sent (an idle pre-connect): close quietly, as after keep-alive
+            self.transport.close()
             return
         self._refuse(408, f"request head not complete within {self._head_timeout_s:g} s")

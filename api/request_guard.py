@@ -8,7 +8,8 @@ CORS preflight, and DNS rebinding lets a page reach a loopback server under the 
 * a ``Host`` this server answers to: localhost, 127.0.0.1 or [::1] with the server's port, the address
   the connection reached, or a name from ``--allowed-host`` / ``LIUBAI_ALLOWED_HOSTS`` (421 otherwise);
 * on every state-changing request (any method but GET, HEAD, OPTIONS) and on a GraphQL GET that runs a
-  query: no ``Origin`` but the server's own and no ``Sec-Fetch-Site`` saying another site (403);
+  query: no ``Origin`` but the server's own (or an allowed name) and no ``Sec-Fetch-Site`` saying another
+  site (403);
 * on every state-changing request: ``Content-Type: application/json``, which no simple request can
   carry (415).
 """
@@ -114,7 +115,7 @@ class RequestGuard:
         changes = method not in SAFE_METHODS
         runs_query = method == "GET" and scope["path"] in self.graphql_paths and bool(scope.get("query_string"))
         if changes or runs_query:
-            if origin is not None and not _same_origin(origin, host, scope.get("scheme", "http")):
+            if origin is not None and not self._own_origin(origin, host, scope.get("scheme", "http")):
                 return (403, "FORBIDDEN", f"cross-origin request refused: Origin {clip(origin)!r} is not this "
                         "server's own")
             if origin is None and fetch_site in ("cross-site", "same-site"):
@@ -134,6 +135,15 @@ class RequestGuard:
         if port_is_ours and (name in LOOPBACK_NAMES or (server and name == _bracketed(str(server[0]).lower()))):
             return True
         return (name, None) in self.allowed or (name, port) in self.allowed
+
+    def _own_origin(self, origin: str, host: str, scheme: str) -> bool:
+        """The request's own Host, or a name the operator allowed: a proxy may pass its upstream's address
+        as Host while the browser names the proxy in Origin."""
+        if _same_origin(origin, host, scheme):
+            return True
+        _, sep, netloc = origin.strip().lower().partition("://")
+        named = parse_host(netloc) if sep and "/" not in netloc else None
+        return named is not None and ((named[0], None) in self.allowed or named in self.allowed)
 
     def _refusal(self, scope: Scope, status: int, code: str, message: str) -> JSONResponse:
         if scope["path"] in self.graphql_paths:  # GraphQL clients read errors in GraphQL's shape

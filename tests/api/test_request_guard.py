@@ -78,6 +78,8 @@ def test_a_foreign_origin_cannot_change_or_query(guarded: TestClient, store: Lin
     assert own.status_code == 200 and "errors" not in own.json()
     assert guarded.get("/graphql", params=QUERY).status_code == 200
     assert guarded.get("/healthz", headers={"Origin": "http://evil.example"}).status_code == 200  # reads nothing
+    proxied = guarded.post("/graphql", json=QUERY, headers={"Origin": "https://lineage.example"})  # an allowed name
+    assert proxied.status_code == 200
 
 
 def test_graphql_get_never_runs_a_mutation(guarded: TestClient) -> None:
