@@ -87,7 +87,6 @@ AGENT_DROPPED = Gauge(
 )
 
 
-
 class MetricSettings(BaseSettings):
     """``LIUBAI_METRICS_*``: how many distinct values, and how many characters of each, a label taken from
     a sender keeps (agent names, ingest sources)."""

@@ -91,7 +91,8 @@ def serve_cmd(
         hosts.append(host)
     bad = next((h for h in hosts if parse_host(h) is None), None)
     if bad is not None:
-        raise fail(f"--allowed-host {printable(bad)!r}: not a host name with an optional :port", code=2)
+        raise fail(f"allowed host {printable(bad)!r} (--allowed-host, LIUBAI_ALLOWED_HOSTS): not a host name with an "
+                   "optional :port", code=2)
     os.environ["LIUBAI_ALLOWED_HOSTS"] = ",".join(hosts)  # workers build their app from the environment
     try:
         limits = http_settings()
@@ -108,7 +109,7 @@ def serve_cmd(
     # Every worker builds its app from the environment, so one code path serves 1 or N workers.
     os.environ["LIUBAI_STORE"] = store_url
     os.environ["LIUBAI_LOG_LEVEL"] = log_level
-    # httptools with request-head limits (less CPU per request than h11, see api.http_protocol); uvicorn
+    # httptools with request-head limits (less CPU per request than h11: bench/http_protocol.py); uvicorn
     # picks uvloop when installed. Its access log is off because the app writes its own JSON line per
     # request, with the request id. Workers read the same LIUBAI_HTTP_* limits from the environment.
     uvicorn.run(
