@@ -22,7 +22,7 @@ import pytest
 from lineage.model import GraphBatch
 from lineage.store import open_store
 from lineage.wire import encode_batch
-from tests.browser.harness import CHROMIUM_ARGS, chromium_path, free_port, serving
+from tests.browser.harness import free_port, serving
 
 pytestmark = pytest.mark.browser
 
@@ -73,26 +73,9 @@ def attacker(tmp_path: Path, target: tuple[str, str]) -> Iterator[str]:
         httpd.server_close()
 
 
-@pytest.fixture
-def chromium() -> Iterator[Any]:
-    """A Chromium of its own: the DNS-rebinding test maps a foreign name to loopback at launch."""
-    path = chromium_path()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=path, headless=True,
-            args=[*CHROMIUM_ARGS, "--host-resolver-rules=MAP rebound.example 127.0.0.1"],
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-def test_a_page_on_another_origin_plants_nothing(chromium: Any, target: tuple[str, str], attacker: str) -> None:
+def test_a_page_on_another_origin_plants_nothing(browser: Any, target: tuple[str, str], attacker: str) -> None:
     base, store_url = target
-    context = chromium.new_context()
+    context = browser.new_context()
     seen: list[tuple[str, str, int]] = []
     context.on("response", lambda r: seen.append((r.request.method, r.url.removeprefix(base), r.status))
                if r.url.startswith(base) else None)
@@ -115,10 +98,10 @@ def test_a_page_on_another_origin_plants_nothing(chromium: Any, target: tuple[st
         store.close()
 
 
-def test_a_rebound_name_reaches_nothing_and_the_server_own_page_works(chromium: Any, target: tuple[str, str]) -> None:
+def test_a_rebound_name_reaches_nothing_and_the_server_own_page_works(browser: Any, target: tuple[str, str]) -> None:
     base, _ = target
     port = base.rsplit(":", 1)[1]
-    context = chromium.new_context()
+    context = browser.new_context()
     page = context.new_page()
     rebound = page.goto(f"http://rebound.example:{port}/")
     assert rebound is not None and rebound.status == 421
