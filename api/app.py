@@ -16,6 +16,7 @@ from pathlib import Path
 
 import orjson
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
@@ -28,9 +29,11 @@ from api.auth import AuthSettings, install_auth
 from api.export_http import router as export_router
 from api.ingest_http import install_ingest
 from api.metrics import install_observability
+from api.request_guard import GuardSettings, RequestGuard
 from api.schema import ApiContext, schema
 from lineage.config import Settings
 from lineage.store import LineageStore, StoreError, StoreUnavailable, open_store
+from lineage.text import clip
 from lineage.urls import hide_password, redact_url
 
 __all__ = ["CSP", "GRAPHIQL_CSP", "GraphQLEndpoint", "GraphQLView", "StoreHolder", "create_app", "create_app_from_env",
@@ -207,13 +210,30 @@ class BodyLimit:
         await self.app(scope, receive, send)
 
 
+async def invalid_request(_: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422 for a bad query parameter, quoting each offending input only up to ``clip``'s limit:
+    the default answer hands the whole value back."""
+    if not isinstance(exc, RequestValidationError):  # pragma: no cover - registered for that type only
+        raise exc
+    detail = [
+        {"type": e.get("type"), "loc": list(e.get("loc", ())), "msg": e.get("msg")}
+        | ({"input": clip(str(e["input"]))} if e.get("input") is not None else {})
+        for e in exc.errors()
+    ]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
 def create_app(
-    store_url: str | None = None, store: LineageStore | None = None, auth: AuthSettings | None = None
+    store_url: str | None = None,
+    store: LineageStore | None = None,
+    auth: AuthSettings | None = None,
+    guard: GuardSettings | None = None,
 ) -> FastAPI:
     """The FastAPI app over one store: pass an open ``store`` (left open) or a ``store_url``.
 
     A store named by URL is opened now if it can be, otherwise on the first request that needs it.
-    Auth follows ``auth``, else ``LIUBAI_AUTH`` / ``LIUBAI_TOKENS`` from the environment.
+    Auth follows ``auth``, else ``LIUBAI_AUTH`` / ``LIUBAI_TOKENS`` from the environment; the extra Host
+    names follow ``guard``, else ``LIUBAI_ALLOWED_HOSTS``.
     """
 
     @asynccontextmanager
@@ -240,6 +260,7 @@ def create_app(
             )
         return JSONResponse({"status": "ok", "store": redact_url(holder.url)})
 
+    app.add_exception_handler(RequestValidationError, invalid_request)
     app.include_router(export_router)
     install_ingest(app)
 
@@ -255,6 +276,8 @@ def create_app(
     app.add_middleware(GraphQLEndpoint, view=GraphQLView(holder))
     app.add_middleware(BodyLimit)
     install_auth(app, auth)
+    # Before auth: a browser-borne request is refused whatever token it carries.
+    app.add_middleware(RequestGuard, allowed_hosts=(guard or GuardSettings()).allowed_hosts)
     install_observability(app)
     app.add_middleware(SecurityHeaders)  # added last = outermost: even refusals carry the headers
     return app

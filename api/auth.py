@@ -41,6 +41,7 @@ __all__ = [
     "prepare_serve",
     "require_scope",
     "route_scope",
+    "single_authorization",
 ]
 
 
@@ -64,7 +65,7 @@ class AuthSettings(BaseSettings):
 
 
 class AuthError(Exception):
-    """401 (who are you?) or 403 (you may not); ``message`` is safe to show the caller."""
+    """400 (ambiguous credentials), 401 (who are you?) or 403 (you may not); ``message`` is safe to show."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -236,6 +237,7 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         try:
+            single_authorization(sum(1 for k, _ in scope.get("headers", []) if k.lower() == b"authorization"))
             principal = authorize(self.tokens, headers.get("authorization"), needed)
         except AuthError as exc:
             await _deny(exc)(scope, receive, send)
@@ -255,6 +257,13 @@ def _is_graphiql_page(scope: Scope, headers: dict[str, str]) -> bool:
     )
 
 
+def single_authorization(count: int) -> None:
+    """Two Authorization headers are refused, not resolved: a proxy and a client that each add one must not
+    leave it to header order which token is checked, or which one a later hop sees."""
+    if count > 1:
+        raise AuthError(400, f"send one Authorization header, not {count}")
+
+
 def authorize(tokens: TokenStore, header: str | None, scope: str) -> Principal:
     principal = tokens.verify(bearer(header))
     if not principal.allows(scope):
@@ -265,8 +274,12 @@ def authorize(tokens: TokenStore, header: str | None, scope: str) -> Principal:
     return principal
 
 
+def _code(status: int) -> str:
+    return {400: "BAD_INPUT", 401: "UNAUTHENTICATED"}.get(status, "FORBIDDEN")
+
+
 def _deny(exc: AuthError) -> JSONResponse:
-    code = "UNAUTHENTICATED" if exc.status == 401 else "FORBIDDEN"
+    code = _code(exc.status)
     headers = {"WWW-Authenticate": 'Bearer realm="liubai"'} if exc.status == 401 else None
     return JSONResponse({"error": {"code": code, "message": exc.message}}, status_code=exc.status, headers=headers)
 
@@ -293,11 +306,12 @@ def require_scope(scope: str) -> Callable[[Request], Awaitable[None]]:
         if tokens is None:
             return
         try:
+            single_authorization(len(request.headers.getlist("authorization")))
             authorize(tokens, request.headers.get("authorization"), scope)
         except AuthError as exc:
             raise HTTPException(
                 exc.status,
-                detail={"code": "UNAUTHENTICATED" if exc.status == 401 else "FORBIDDEN", "message": exc.message},
+                detail={"code": _code(exc.status), "message": exc.message},
                 headers={"WWW-Authenticate": 'Bearer realm="liubai"'} if exc.status == 401 else None,
             ) from None
 

@@ -19,10 +19,14 @@ from strawberry.types.execution import ExecutionResult as StrawberryExecutionRes
 
 from api.api_error import ApiError, ErrorCode
 from lineage.store.base import AnswerTooLarge, StoreDamaged, StoreError, StoreUnavailable
+from lineage.text import ECHO_LIMIT, clip
 
 __all__ = ["ApiError", "ErrorCode", "StructuredErrors", "error_extensions", "is_expected"]
 
 log = logging.getLogger("liubai.api")
+# graphql-core's own messages quote names and values from the query inside longer text of their own
+# ("Did you mean ...?"), so the cap applies to the whole message.
+GRAPHQL_MESSAGE_LIMIT = 4 * ECHO_LIMIT
 
 
 def error_extensions(error: GraphQLError) -> dict[str, Any]:
@@ -47,8 +51,9 @@ def error_extensions(error: GraphQLError) -> dict[str, Any]:
             "message": "The lineage store failed to answer this query.",
             "retryable": original.retryable,
         }
-    if original is None:  # syntax or validation error: the query itself is wrong
-        return {"code": ErrorCode.BAD_INPUT.value, "message": error.message, "retryable": False}
+    if original is None:  # syntax or validation error: the query itself is wrong, and its message may quote it
+        return {"code": ErrorCode.BAD_INPUT.value, "message": clip(error.message, GRAPHQL_MESSAGE_LIMIT),
+                "retryable": False}
     return {"code": ErrorCode.INTERNAL.value, "message": "Internal error.", "retryable": False}
 
 

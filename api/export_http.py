@@ -41,6 +41,7 @@ from lineage.slsa import SlsaError, build_provenance, run_id_of, statement_bytes
 from lineage.store import LineageStore, StoreError, open_store
 from lineage.store.base import StoreTimeout
 from lineage.store.deadline import deadline
+from lineage.text import clip
 
 __all__ = ["get_store", "router"]
 
@@ -127,7 +128,7 @@ def export_endpoint(
             if format == "slsa":
                 return _slsa(store, selection)
             if format not in MEDIA_TYPES:
-                raise ExportError(f"unknown format {format!r}; use one of: {', '.join([*MEDIA_TYPES, 'slsa'])}")
+                raise ExportError(f"unknown format {clip(format)!r}; use one of: {', '.join([*MEDIA_TYPES, 'slsa'])}")
             source = select(store, selection)
     except ExportError as exc:
         status = 404 if str(exc).startswith("no ") else 400

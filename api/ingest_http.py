@@ -132,7 +132,8 @@ async def ingest(
 ) -> dict[str, Any]:
     """Apply one ``liubai.batch`` envelope (see ``lineage.wire``); replays answer ``duplicate``.
 
-    Example: curl -H 'Authorization: Bearer lb_…' --data-binary @batch.json http://127.0.0.1:8000/v1/ingest
+    Example: curl -H 'Authorization: Bearer lb_…' -H 'Content-Type: application/json' --data-binary @batch.json \
+    http://127.0.0.1:8000/v1/ingest
     """
     settings: IngestSettings = getattr(request.app.state, "ingest_settings", None) or IngestSettings()
     body = await _read_limited(request, settings.max_bytes)

@@ -2,7 +2,9 @@
 
 Metrics live in one process-local registry (``REGISTRY``): ingest facts and rejects by source, lost
 BPF events, request and GraphQL latency, and what each agent reports about its spool. With several
-uvicorn workers each worker answers /metrics for itself.
+uvicorn workers each worker answers /metrics for itself. Label values a sender chooses (agent names,
+ingest sources) are bounded in number and length (``MetricSettings``), so senders cannot grow a scrape
+without end.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import os
 import re
 import secrets
+import threading
 import time
 from contextvars import ContextVar
 from typing import Any
@@ -26,6 +29,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -34,6 +39,8 @@ from lineage.model import GraphBatch, NodeKind
 
 __all__ = [
     "REGISTRY",
+    "BoundedLabel",
+    "MetricSettings",
     "JsonFormatter",
     "configure_json_logging",
     "include_router_first",
@@ -79,6 +86,45 @@ AGENT_DROPPED = Gauge(
     ["agent"], registry=REGISTRY,
 )
 
+
+class MetricSettings(BaseSettings):
+    """``LIUBAI_METRICS_*``: how many distinct values, and how many characters of each, a label taken from
+    a sender keeps (agent names, ingest sources)."""
+
+    model_config = SettingsConfigDict(env_prefix="LIUBAI_METRICS_", extra="ignore")
+
+    max_label_values: int = Field(default=200, ge=1)
+    max_label_chars: int = Field(default=64, ge=8)
+
+
+class BoundedLabel:
+    """A label value chosen by whoever sends a batch, kept to a bounded set: every value is one more time
+    series in every scrape, forever, so the first ``max_values`` distinct values (cut to ``max_chars``) keep
+    their own series and all later ones share ``other``."""
+
+    OTHER = "other"
+
+    def __init__(self, max_values: int, max_chars: int) -> None:
+        self.max_values = max_values
+        self.max_chars = max_chars
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, value: str) -> str:
+        value = value[: self.max_chars]
+        if value in self._seen:
+            return value
+        with self._lock:
+            if len(self._seen) < self.max_values:
+                self._seen.add(value)
+                return value
+        return self.OTHER
+
+
+_metric_settings = MetricSettings()
+_agent_label = BoundedLabel(_metric_settings.max_label_values, _metric_settings.max_label_chars)
+_source_label = BoundedLabel(_metric_settings.max_label_values, _metric_settings.max_label_chars)
+
 _request_id: ContextVar[str | None] = ContextVar("liubai_request_id", default=None)
 _VALID_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _KNOWN_ROUTES = ("/graphql", "/v1/ingest", "/metrics", "/healthz", "/export")
@@ -105,6 +151,7 @@ def observe_ingest(source: str, batch: GraphBatch, outcome: str) -> None:
     INGEST_BATCHES.labels(outcome).inc()
     if outcome != "applied":
         return
+    source = _source_label(source)
     INGEST_FACTS.labels(source).inc(batch.fact_count)
     INGEST_REJECTED.labels(source).inc(len(batch.rejected))
     lost = sum(
@@ -117,6 +164,8 @@ def observe_ingest(source: str, batch: GraphBatch, outcome: str) -> None:
 
 
 def observe_agent(name: str, spool_bytes: int, spool_batches: int, dropped: int) -> None:
+    """Record what an agent reports of its spool; past the label bound, agents share the ``other`` series."""
+    name = _agent_label(name)
     AGENT_SPOOL_BYTES.labels(name).set(spool_bytes)
     AGENT_SPOOL_BATCHES.labels(name).set(spool_batches)
     AGENT_DROPPED.labels(name).set(dropped)

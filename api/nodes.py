@@ -20,6 +20,7 @@ from lineage.model import (
     parse_audit_id,
 )
 from lineage.store.base import LineageStore
+from lineage.text import clip
 
 __all__ = ["MIN_PREFIX", "find_commit", "node_label", "node_time", "resolve_ref"]
 
@@ -77,7 +78,7 @@ def find_commit(store: LineageStore, sha: str) -> Node | None:
     if len(text) < MIN_PREFIX or not _HEX.fullmatch(text):
         raise ApiError(
             ErrorCode.BAD_INPUT,
-            f"a commit is named by its sha or a prefix of at least {MIN_PREFIX} hex characters, not {sha!r}",
+            f"a commit is named by its sha or a prefix of at least {MIN_PREFIX} hex characters, not {clip(sha)!r}",
             argument="sha",
         )
     if len(text) in (40, 64):
@@ -87,7 +88,7 @@ def find_commit(store: LineageStore, sha: str) -> Node | None:
         shown = [n.id.partition(":")[2][:12] for n in found[:5]]
         raise ApiError(
             ErrorCode.AMBIGUOUS,
-            f"commit prefix {text!r} matches several commits ({', '.join(shown)}{', ...' if len(found) > 5 else ''});"
+            f"commit prefix {clip(text)!r} matches several commits ({', '.join(shown)}{', ...' if len(found) > 5 else ''});"
             " give more characters",
             candidates=[n.id for n in found[:5]],
         )
@@ -109,7 +110,7 @@ def resolve_ref(store: LineageStore, ref: str) -> str:
         commit = find_commit(store, text)
         if commit is None:
             what = "no commit" if len(text) in (40, 64) else "no commit starting with"
-            raise ApiError(ErrorCode.NOT_FOUND, f"{what} {text!r} in the lineage store", ref=ref)
+            raise ApiError(ErrorCode.NOT_FOUND, f"{what} {clip(text)!r} in the lineage store", ref=clip(ref))
         return commit.id
     if "|" in text or text.startswith(("git-sha256:", "git-sha1:", "git:")):
         try:
@@ -118,6 +119,6 @@ def resolve_ref(store: LineageStore, ref: str) -> str:
             raise ApiError(ErrorCode.BAD_AUDIT_ID, str(exc), reason=exc.reason) from None
     raise ApiError(
         ErrorCode.BAD_INPUT,
-        f"{ref!r} is neither a node id (<kind>:<key>, e.g. commit:<sha>), a commit sha, nor an audit id",
-        ref=ref,
+        f"{clip(ref)!r} is neither a node id (<kind>:<key>, e.g. commit:<sha>), a commit sha, nor an audit id",
+        ref=clip(ref),
     )

@@ -29,6 +29,7 @@ from lineage import model
 from lineage.model import AuditIdError, EdgeKind, NodeKind, parse_audit_id
 from lineage.provenance import Provenance
 from lineage.store.base import LineageStore, StoreError, Subgraph
+from lineage.text import clip
 
 __all__ = ["ApiContext", "schema"]
 
@@ -262,7 +263,7 @@ def _edge_kinds(names: Sequence[str] | None) -> list[EdgeKind] | None:
         except ValueError:
             raise ApiError(
                 ErrorCode.BAD_INPUT,
-                f"unknown edge kind {name!r}; known: {', '.join(k.value for k in EdgeKind)}",
+                f"unknown edge kind {clip(name)!r}; known: {', '.join(k.value for k in EdgeKind)}",
                 argument="edgeKinds",
             ) from None
     if not kinds:
@@ -282,7 +283,7 @@ def _node_kinds(names: Sequence[str] | None) -> list[NodeKind] | None:
         if kind is None:
             raise ApiError(
                 ErrorCode.BAD_INPUT,
-                f"unknown node kind {name!r}; known: {', '.join(k.value for k in NodeKind)}",
+                f"unknown node kind {clip(name)!r}; known: {', '.join(k.value for k in NodeKind)}",
                 argument="kinds",
             )
         out.append(kind)
@@ -293,7 +294,7 @@ def _existing(store: LineageStore, ref: str) -> model.Node:
     node_id = resolve_ref(store, ref)
     node = store.get(node_id)
     if node is None:
-        raise ApiError(ErrorCode.NOT_FOUND, f"no node {node_id!r} in the lineage store", id=node_id)
+        raise ApiError(ErrorCode.NOT_FOUND, f"no node {clip(node_id)!r} in the lineage store", id=clip(node_id))
     return node
 
 
@@ -368,7 +369,7 @@ def _audit(store: LineageStore, raw: str) -> AuditView | None:
         parsed = parse_audit_id(raw)
     except AuditIdError as exc:
         raise ApiError(ErrorCode.BAD_AUDIT_ID, f"malformed audit id: {exc.reason}", reason=exc.reason,
-                       value=raw[:200]) from None
+                       value=clip(raw)) from None
     audit_id = model.audit_node_id(parsed)
     wanted = [audit_id]
     if parsed.commit:
@@ -424,7 +425,7 @@ def _trail_anchor(store: LineageStore, ref: str) -> model.Node:
                      model.trace_node_id(parsed.trace) if parsed.trace else None]
         node = next(iter(store.get_many([f for f in fallbacks if f])), None)
     if node is None:
-        raise ApiError(ErrorCode.NOT_FOUND, f"no node {node_id!r} in the lineage store", id=node_id)
+        raise ApiError(ErrorCode.NOT_FOUND, f"no node {clip(node_id)!r} in the lineage store", id=clip(node_id))
     return node
 
 
@@ -485,7 +486,7 @@ class Query:
             node_id = resolve_ref(store, str(from_))
             sub = store.lineage(node_id, direction.model, depth, kinds, limit)
             if not sub.nodes:
-                raise ApiError(ErrorCode.NOT_FOUND, f"no node {node_id!r} in the lineage store", id=node_id)
+                raise ApiError(ErrorCode.NOT_FOUND, f"no node {clip(node_id)!r} in the lineage store", id=clip(node_id))
             return Graph.of(sub)
 
         return await _with_store(info, run)

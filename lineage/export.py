@@ -44,6 +44,7 @@ from lineage.model import (
 from lineage.provenance import Provenance
 from lineage.records import iso_utc
 from lineage.store.base import LineageStore, Subgraph
+from lineage.text import clip
 from lineage.urls import redact_url
 
 __all__ = [
@@ -151,7 +152,7 @@ def parse_time_bound(text: str, what: str = "time") -> str:
                 dt = dt.replace(tzinfo=UTC)
     except ValueError:
         raise ExportError(
-            f"{what}: {text!r} is not an ISO 8601 date or time (e.g. 2026-01-31T12:00:00Z)"
+            f"{what}: {clip(text)!r} is not an ISO 8601 date or time (e.g. 2026-01-31T12:00:00Z)"
         ) from None
     return iso_utc(dt)
 
@@ -182,7 +183,7 @@ def resolve_start(store: LineageStore, selection: Selection) -> str | None:
         node_id = value if value.startswith("run:") else f"run:{value}"  # as lineage.slsa.run_id_of
     if store.get(node_id) is None:
         raise ExportError(
-            f"no {sel.value.replace('_', ' ')} {value!r} in the store (looked for node {node_id!r})"
+            f"no {sel.value.replace('_', ' ')} {clip(value)!r} in the store (looked for node {clip(node_id)!r})"
         )
     return node_id
 
@@ -190,7 +191,7 @@ def resolve_start(store: LineageStore, selection: Selection) -> str | None:
 def _resolve_commit(store: LineageStore, value: str) -> str:
     sha = value.lower().removeprefix("commit:")
     if not re.fullmatch(r"[0-9a-f]{4,64}", sha):
-        raise ExportError(f"commit {value!r} is not a hex commit id (4 to 64 hex characters)")
+        raise ExportError(f"commit {clip(value)!r} is not a hex commit id (4 to 64 hex characters)")
     if len(sha) in (40, 64):
         return commit_node_id(sha)
     found = store.find_by_prefix(NodeKind.COMMIT, sha, limit=2)
@@ -378,7 +379,7 @@ def render(
     }
     writer = writers.get(fmt)
     if writer is None:
-        raise ExportError(f"unknown format {fmt!r}; use one of: {', '.join(FORMATS)} (or slsa for a run)")
+        raise ExportError(f"unknown format {clip(fmt)!r}; use one of: {', '.join(FORMATS)} (or slsa for a run)")
     return writer(source, meta, progress)
 
 

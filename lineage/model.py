@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from lineage.provenance import LOCAL_WRITER
+from lineage.text import clip
 
 __all__ = [
     "AUDIT_ID_ANNOTATION",
@@ -119,7 +120,7 @@ def node_kind_of(node_id: str) -> NodeKind:
     prefix, sep, rest = node_id.partition(":")
     kind = _KIND_BY_PREFIX.get(prefix)
     if not sep or not rest or kind is None:
-        raise ValueError(f"not a liubai node id (want '<kind>:<key>'): {node_id!r}")
+        raise ValueError(f"not a liubai node id (want '<kind>:<key>'): {clip(node_id)!r}")
     return kind
 
 
@@ -172,7 +173,7 @@ class AuditIdError(ValueError):
     """A malformed audit id; ``reason`` says what is wrong in words a user can act on."""
 
     def __init__(self, raw: str, reason: str) -> None:
-        super().__init__(f"malformed audit id {raw!r}: {reason}")
+        super().__init__(f"malformed audit id {clip(raw)!r}: {reason}")
         self.raw = raw
         self.reason = reason
 
@@ -223,12 +224,12 @@ def parse_audit_id(raw: str, *, strict: bool = True) -> AuditId:
         try:
             key, value = _split_part(part)
             if key in seen:
-                raise ValueError(f"duplicate key {key!r}")
+                raise ValueError(f"duplicate key {clip(key)!r}")
             if key in COMMIT_KEYS:
                 if commit is not None:
-                    raise ValueError(f"two commit parts ({commit_key!r} and {key!r})")
+                    raise ValueError(f"two commit parts ({commit_key!r} and {clip(key)!r})")
                 if not _HEX_COMMIT.fullmatch(value):
-                    raise ValueError(f"{key} must be 40 or 64 hex characters, got {value!r}")
+                    raise ValueError(f"{key} must be 40 or 64 hex characters, got {clip(value)!r}")
                 commit, commit_key = value.lower(), key
             elif key == "trace":
                 trace = value.lower() if _W3C_TRACE.fullmatch(value) else value
@@ -248,13 +249,13 @@ def _split_part(part: str) -> tuple[str, str]:
         raise ValueError("empty part (stray '|')")
     key, sep, value = part.partition(":")
     if not sep:
-        raise ValueError(f"part {part!r} is not key:value")
+        raise ValueError(f"part {clip(part)!r} is not key:value")
     if not _KEY.fullmatch(key):
-        raise ValueError(f"bad key {key!r}")
+        raise ValueError(f"bad key {clip(key)!r}")
     if not value:
-        raise ValueError(f"empty value for key {key!r}")
+        raise ValueError(f"empty value for key {clip(key)!r}")
     if any(c.isspace() for c in value):
-        raise ValueError(f"whitespace in value of {key!r}")
+        raise ValueError(f"whitespace in value of {clip(key)!r}")
     return key.lower(), value
 
 

@@ -29,6 +29,7 @@ from lineage.model import (
     parse_audit_id,
 )
 from lineage.store.base import LineageStore
+from lineage.text import clip
 
 __all__ = [
     "BUILD_TYPE",
@@ -146,7 +147,7 @@ def build_provenance(store: LineageStore, run_id: str, *, local_host: str | None
     local_host = local_host or socket.gethostname()
     run = store.get(run_id)
     if run is None:
-        raise SlsaError(f"no pipeline run {run_id!r} in the store")
+        raise SlsaError(f"no pipeline run {clip(run_id)!r} in the store")
     if run.kind is not NodeKind.PIPELINE_RUN:
         raise SlsaError(
             f"{run_id!r} is a {run.kind.value}, not a PipelineRun: SLSA provenance is made for runs"

@@ -13,9 +13,18 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["bytes_text", "json_text", "visible"]
+__all__ = ["ECHO_LIMIT", "bytes_text", "clip", "json_text", "visible"]
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+ECHO_LIMIT = 200
+
+
+def clip(text: str, limit: int = ECHO_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters for quoting in a message, saying how long it was: an error that
+    echoes a caller's input must not hand a megabyte back (or into a log line) for a megabyte sent."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text)} characters)"
 
 
 def bytes_text(raw: bytes) -> str:

@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from lineage.model import Edge, EdgeKind, GraphBatch, Node, NodeKind, RejectedRecord, node_kind_of
+from lineage.text import clip
 
 __all__ = [
     "FORMAT",
@@ -86,7 +87,7 @@ class WireNode(_Strict):
     @model_validator(mode="after")
     def _kind_matches(self) -> WireNode:
         if self.kind is not None and self.kind != node_kind_of(self.id):
-            raise ValueError(f"kind {self.kind.value!r} does not match id {self.id!r}")
+            raise ValueError(f"kind {self.kind.value!r} does not match id {clip(self.id)!r}")
         return self
 
 
@@ -224,9 +225,9 @@ def decode_batch(data: bytes | str) -> DecodedBatch:
     if not isinstance(raw, dict):
         raise WireError(f"envelope must be a JSON object, got {type(raw).__name__}")
     if raw.get("format") != FORMAT:
-        raise WireError(f"format: expected {FORMAT!r}, got {raw.get('format')!r}")
+        raise WireError(f"format: expected {FORMAT!r}, got {clip(repr(raw.get('format')))}")
     if raw.get("version") != VERSION:
-        raise WireError(f"version: this server reads version {VERSION}, got {raw.get('version')!r}")
+        raise WireError(f"version: this server reads version {VERSION}, got {clip(repr(raw.get('version')))}")
     try:
         env = WireEnvelope.model_validate(raw)
     except ValidationError as exc:

@@ -8,6 +8,7 @@ import socket
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.text import Text
 
 from api.cli.common import console, err_console, fail, printable, say, state
@@ -25,6 +26,14 @@ def _url_host(host: str) -> str:
     if ip.is_unspecified:
         return "127.0.0.1" if ip.version == 4 else "[::1]"
     return f"[{host}]" if ip.version == 6 else host
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def _check_bind(host: str, port: int) -> None:
@@ -50,6 +59,7 @@ def serve_cmd(
     log_level: Annotated[str, typer.Option("--log-level", help="Log level: critical, error, warning, info (a JSON line per request), debug.")] = "info",
     auth: Annotated[bool, typer.Option("--auth", help="Require API tokens from 'liubai token create' (LIUBAI_AUTH=1).")] = False,
     insecure: Annotated[bool, typer.Option("--insecure", help="Allow a non-loopback --host without --auth (a proxy authenticates).")] = False,
+    allowed_host: Annotated[list[str] | None, typer.Option("--allowed-host", help="Another Host name clients reach this server by, e.g. a proxy's public name; NAME or NAME:PORT, repeatable (also LIUBAI_ALLOWED_HOSTS).")] = None,
 ) -> None:
     """Serve the lineage API (POST /graphql), GraphiQL (GET /graphql) and the web UI (/).
 
@@ -57,7 +67,9 @@ def serve_cmd(
     """
     import uvicorn
 
-    from api.auth import UnsafeBind, prepare_serve  # the web stack loads only for this command
+    from api.auth import UnsafeBind, is_loopback, prepare_serve  # the web stack loads only for this command
+    from api.http_protocol import LimitedHttpToolsProtocol, http_settings
+    from api.request_guard import GuardSettings, parse_host
 
     store_url = state(ctx).store_url
     try:  # fail now, in one line, rather than on the first request (a damaged store opens, then fails)
@@ -76,6 +88,22 @@ def serve_cmd(
         err_console.print(
             Text(f"warning: listening on {printable(host)} without authentication (--insecure)", style="yellow")
         )
+    hosts = [*GuardSettings().allowed_hosts, *(allowed_host or [])]
+    if settings.auth and not is_loopback(host) and not _is_address(host):
+        # Clients reach an exposed, authenticating server by the name it was bound to. An address needs no
+        # entry: the address a connection reached is always accepted as its Host.
+        hosts.append(host)
+    bad = next((h for h in hosts if parse_host(h) is None), None)
+    if bad is not None:
+        raise fail(f"allowed host {printable(bad)!r} (--allowed-host, LIUBAI_ALLOWED_HOSTS): not a host name with an "
+                   "optional :port", code=2)
+    os.environ["LIUBAI_ALLOWED_HOSTS"] = ",".join(hosts)  # workers build their app from the environment
+    try:
+        limits = http_settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "LIUBAI_HTTP_" + "_".join(str(part) for part in first["loc"]).upper()
+        raise fail(f"{name}: {first['msg']}", code=2) from None
     _check_bind(host, port)
     base = printable(f"http://{_url_host(host)}:{port}")
     say(f"store     {redact_url(store_url)}")
@@ -85,11 +113,14 @@ def serve_cmd(
     # Every worker builds its app from the environment, so one code path serves 1 or N workers.
     os.environ["LIUBAI_STORE"] = store_url
     os.environ["LIUBAI_LOG_LEVEL"] = log_level
-    # uvicorn picks uvloop and httptools when installed (less CPU per request than asyncio's loop and h11);
-    # its access log is off because the app writes its own JSON line per request, with the request id.
+    # httptools with request-head limits (less CPU per request than h11: bench/http_protocol.py); uvicorn
+    # picks uvloop when installed. Its access log is off because the app writes its own JSON line per
+    # request, with the request id. Workers read the same LIUBAI_HTTP_* limits from the environment.
     uvicorn.run(
         "api.app:create_app_from_env",
         factory=True,
+        http=LimitedHttpToolsProtocol,
+        timeout_keep_alive=limits.keepalive_s,
         host=host,
         port=port,
         workers=workers,

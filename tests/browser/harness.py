@@ -30,6 +30,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--disable-quic",
     "--no-first-run",
+    # A foreign name that resolves to loopback, as after DNS rebinding (tests/browser/test_cross_origin.py).
+    "--host-resolver-rules=MAP rebound.example 127.0.0.1",
 ]
 VIEWPORT = {"width": 1440, "height": 900}
 

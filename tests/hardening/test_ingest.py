@@ -8,9 +8,11 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from api import metrics
 from api.app import create_app
 from api.auth import AuthSettings
 from api.ingest_http import IngestSettings, install_ingest
+from api.metrics import BoundedLabel, MetricSettings
 from collector.spool import Spool, SpoolFull
 from lineage.join import join_records
 from lineage.model import EdgeKind, GraphBatch, RejectedRecord
@@ -19,6 +21,7 @@ from lineage.store import open_store
 from lineage.wire import AgentStats, WireError, batch_id_of, decode_batch, encode_batch
 
 SHA = "ab" * 20
+JSON = {"Content-Type": "application/json"}  # what the agent sends
 
 
 def _batch(n: int = 3) -> GraphBatch:
@@ -76,12 +79,12 @@ def test_non_finite_numbers_cannot_enter_a_batch() -> None:
 def test_ingest_applies_once_even_across_an_api_restart(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'l.db'}"
     bid, data = encode_batch(_batch(), "logs")
-    with TestClient(create_app(url, auth=AuthSettings(auth=False))) as first:
+    with TestClient(create_app(url, auth=AuthSettings(auth=False)), headers=JSON) as first:
         applied = first.post("/v1/ingest", content=data).json()
         assert applied["status"] == "applied" and applied["batch_id"] == bid
         assert applied["nodes_created"] > 0 and applied["rejected_added"] == 1
         assert first.post("/v1/ingest", content=data).json()["status"] == "duplicate"
-    with TestClient(create_app(url, auth=AuthSettings(auth=False))) as second:
+    with TestClient(create_app(url, auth=AuthSettings(auth=False)), headers=JSON) as second:
         assert second.post("/v1/ingest", content=data).json() == {"batch_id": bid, "status": "duplicate"}
         metrics = second.get("/metrics").text
         assert 'liubai_ingest_batches_total{outcome="duplicate"}' in metrics
@@ -96,7 +99,7 @@ def test_ingest_applies_once_even_across_an_api_restart(tmp_path: Path) -> None:
 def test_oversized_and_invalid_bodies_get_413_and_422(tmp_path: Path) -> None:
     app = create_app(f"sqlite:///{tmp_path / 'l.db'}", auth=AuthSettings(auth=False))
     install_ingest(app, IngestSettings(max_bytes=2048))
-    with TestClient(app) as client:
+    with TestClient(app, headers=JSON) as client:
         big = client.post("/v1/ingest", content=encode_batch(_batch(40), "logs")[1])
         assert big.status_code == 413 and "2048-byte ingest limit" in big.json()["detail"]["message"]
         assert big.json()["detail"]["limit_bytes"] == 2048  # what an agent builds its later batches under
@@ -119,7 +122,7 @@ def test_agent_stats_reach_the_api_metrics(tmp_path: Path) -> None:
     batch = GraphBatch()
     batch.add_node("run:h:1:2", {"lost_events": 7})
     batch.add_edge("run:h:1:2", EdgeKind.RAN, "proc:h:1:2")
-    with TestClient(app) as client:
+    with TestClient(app, headers=JSON) as client:
         sent = client.post("/v1/ingest", content=encode_batch(batch, "events:x", AgentStats(
             name="node-7", spool_bytes=1234, spooled_batches=2, dropped_batches=3))[1])
         assert sent.status_code == 200
@@ -147,3 +150,19 @@ def test_spool_keeps_order_bounds_bytes_and_survives_reopen(tmp_path: Path) -> N
     assert reopened.size_bytes == 0 and not list((tmp_path / "s").iterdir())
     reopened.put(ids[0], b"again")
     assert reopened.oldest() is not None and reopened.oldest().seq == 4  # type: ignore[union-attr]
+
+
+def test_agent_names_cannot_grow_the_metrics_without_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = MetricSettings()
+    monkeypatch.setattr(metrics, "_agent_label", BoundedLabel(settings.max_label_values, settings.max_label_chars))
+    metrics.observe_agent("flood-" + "n" * 10_000, 1, 1, 0)
+    for i in range(10_000):
+        metrics.observe_agent(f"flood-{i}", i, 1, 0)
+    agents = {
+        sample.labels["agent"]
+        for family in metrics.REGISTRY.collect() if family.name == "liubai_agent_spool_bytes"
+        for sample in family.samples if sample.labels["agent"].startswith("flood-") or sample.labels["agent"] == "other"
+    }
+    assert len(agents) == settings.max_label_values + 1  # the first names, and "other" for the rest
+    assert "other" in agents and "flood-0" in agents and f"flood-{settings.max_label_values}" not in agents
+    assert max(len(a) for a in agents) == settings.max_label_chars

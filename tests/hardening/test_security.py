@@ -67,14 +67,15 @@ ROUTES: list[tuple[str, str, str, dict[str, Any]]] = [
     ("GET", "/graphql", "read", {"params": {"query": "{ stats { counts } }"}}),
     ("GET", "/export", "read", {"params": {"commit": "c" * 40}}),
     ("GET", "/metrics", "read", {}),
-    ("POST", "/v1/ingest", "ingest", {"content": _batch()}),
+    ("POST", "/v1/ingest", "ingest", {"content": _batch(), "headers": {"Content-Type": "application/json"}}),
 ]
 WRONG = {"read": "ingest", "ingest": "read"}
 
 
 def _call(client: TestClient, method: str, path: str, token: str | None, kw: dict[str, Any]) -> Any:
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-    return client.request(method, path, headers=headers, **kw)
+    kw = dict(kw)
+    return client.request(method, path, headers={**kw.pop("headers", {}), **headers}, **kw)
 
 
 @pytest.mark.parametrize(("method", "path", "scope", "kw"), ROUTES, ids=[f"{m} {p}" for m, p, _, _ in ROUTES])
@@ -97,6 +98,20 @@ def test_every_data_route_wants_the_right_token(
     assert tokens.revoke(token_id)
     revoked = _call(client, method, path, plain[scope], kw)
     assert revoked.status_code == 401 and "revoked" in revoked.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(("method", "path", "scope", "kw"), ROUTES, ids=[f"{m} {p}" for m, p, _, _ in ROUTES])
+def test_two_authorization_headers_are_refused_whichever_comes_first(
+    secured: tuple[TestClient, TokenStore, dict[str, str]], method: str, path: str, scope: str, kw: dict[str, Any]
+) -> None:
+    client, _, plain = secured
+    kw = dict(kw)
+    extra = list(kw.pop("headers", {}).items())
+    good, bad = f"Bearer {plain['admin']}", "Bearer lb_nope_nope"
+    for pair in ((good, bad), (bad, good), (good, good)):
+        answer = client.request(method, path, headers=[*extra, *(("Authorization", v) for v in pair)], **kw)
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"] == {"code": "BAD_INPUT", "message": "send one Authorization header, not 2"}
 
 
 def test_liveness_stays_open_and_every_answer_has_a_request_id(
