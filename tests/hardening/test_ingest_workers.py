@@ -99,7 +99,7 @@ def _send_at_once(base: str, envelope: bytes) -> list[str]:
         with httpx.Client(timeout=60) as client:
             client.get(f"{base}/healthz")  # connect first, so the copies spread over both workers
             start.wait()
-            answer = client.post(f"{base}/v1/ingest", content=envelope)
+            answer = client.post(f"{base}/v1/ingest", content=envelope, headers={"Content-Type": "application/json"})
             statuses.append(answer.json().get("status", answer.text) if answer.status_code == 200 else answer.text)
 
     threads = [threading.Thread(target=send) for _ in range(CLIENTS)]

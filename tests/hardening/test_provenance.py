@@ -49,7 +49,7 @@ class World:
         return self.client.post(
             "/v1/ingest",
             content=encode_batch(batch, source)[1],
-            headers={"Authorization": f"Bearer {self.tokens['ingest']}"},
+            headers={"Authorization": f"Bearer {self.tokens['ingest']}", "Content-Type": "application/json"},
         )
 
     def graphql(self, query: str, **variables: Any) -> dict[str, Any]:
@@ -170,7 +170,9 @@ def test_the_envelope_cannot_name_its_own_writer(world: World) -> None:
     envelope = json.loads(data)
     envelope["body"]["writer"] = "git"
     answer = world.client.post(
-        "/v1/ingest", content=json.dumps(envelope), headers={"Authorization": f"Bearer {world.tokens['ingest']}"}
+        "/v1/ingest",
+        content=json.dumps(envelope),
+        headers={"Authorization": f"Bearer {world.tokens['ingest']}", "Content-Type": "application/json"},
     )
     assert answer.status_code == 422 and "writer" in answer.text
     assert world.post(_forged_commit(world.shas[0], "r"), source="git").json()["status"] == "applied"
