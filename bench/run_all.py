@@ -30,6 +30,7 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
     "sqlite_scale": ("sqlite_scale.py", ["--facts", "1000000"], ["--facts", "100000", "--queries", "50"]),
     "store_ingest": ("store_ingest.py", ["--facts", "1000000"], ["--facts", "50000", "--queries", "50"]),
     "graphql_http": ("graphql_http.py", ["--seconds", "20"], ["--seconds", "5", "--repeat", "5"]),
+    "hostile_load": ("hostile_load.py", ["--seconds", "12", "--rounds", "3"], ["--seconds", "11", "--rounds", "1"]),
     "git_ingest": ("git_ingest.py", ["--commits", "5000"], ["--commits", "1000"]),
     "log_ingest": ("log_ingest.py", ["--records", "100000", "--scale", "1000000"], ["--records", "20000"]),
     "log_layout": ("log_layout.py", ["--records", "100000"], ["--records", "20000"]),
