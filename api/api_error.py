@@ -1,4 +1,4 @@
-"""The errors a user can act on, as resolvers and the CLI raise them. Kept apart from ``api.errors`` (the
+"""The errors a user can act on, as resolvers and the CLI raise them. Kept apart from ``liubai.api.errors`` (the
 GraphQL side, which needs strawberry) so that a command can raise them without loading the web stack."""
 
 from __future__ import annotations

@@ -25,16 +25,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
-from api.auth import AuthSettings, install_auth
-from api.export_http import router as export_router
-from api.ingest_http import install_ingest
-from api.metrics import install_observability
-from api.request_guard import GuardSettings, RequestGuard
-from api.schema import ApiContext, schema
-from lineage.config import Settings
-from lineage.store import LineageStore, StoreError, StoreUnavailable, open_store
-from lineage.text import clip
-from lineage.urls import hide_password, redact_url
+from liubai.api.auth import AuthSettings, install_auth
+from liubai.api.export_http import router as export_router
+from liubai.api.ingest_http import install_ingest
+from liubai.api.metrics import install_observability
+from liubai.api.request_guard import GuardSettings, RequestGuard
+from liubai.api.schema import ApiContext, schema
+from liubai.lineage.config import Settings
+from liubai.lineage.store import LineageStore, StoreError, StoreUnavailable, open_store
+from liubai.lineage.text import clip
+from liubai.lineage.urls import hide_password, redact_url
 
 __all__ = ["CSP", "GRAPHIQL_CSP", "GraphQLEndpoint", "GraphQLView", "StoreHolder", "create_app", "create_app_from_env",
            "web_dir"]
@@ -62,13 +62,14 @@ _COMMON_HEADERS = [
 
 _FALLBACK_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>liubai</title></head>
-<body><h1>liubai</h1><p>The web UI is not installed here (no web/index.html).
-Query the lineage graph in <a href="/graphql">GraphiQL</a>.</p></body></html>
+<body><h1>liubai</h1><p>The web UI is not installed here (no web/index.html; set LIUBAI_WEB_DIR or
+reinstall liubai). The GraphQL API answers POST requests at /graphql.</p></body></html>
 """
 
 
 def web_dir() -> Path | None:
-    """The UI's static files: ``LIUBAI_WEB_DIR``, else ``web/`` beside the ``api`` package (checkout)."""
+    """The UI's static files: ``LIUBAI_WEB_DIR``, else ``web/`` beside the ``api`` package: the checkout's
+    ``web/`` folder, or the ``liubai.web`` package data of an installed wheel."""
     configured = os.environ.get("LIUBAI_WEB_DIR")
     candidate = Path(configured) if configured else Path(__file__).resolve().parent.parent / "web"
     return candidate if (candidate / "index.html").is_file() else None
@@ -132,7 +133,8 @@ class GraphQLView(GraphQL[ApiContext, None]):
         page = web / "graphiql.html" if web is not None else None
         if page is not None and page.is_file():
             return HTMLResponse(page.read_text(encoding="utf-8"))
-        return HTMLResponse(self.graphql_ide_html)
+        # never strawberry's own page: it loads GraphiQL from a CDN, which the CSP (rightly) blocks
+        return HTMLResponse(_FALLBACK_PAGE, status_code=404)
 
 
 class GraphQLEndpoint:

@@ -17,9 +17,9 @@ from graphql.error import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult as StrawberryExecutionResult
 
-from api.api_error import ApiError, ErrorCode
-from lineage.store.base import AnswerTooLarge, StoreDamaged, StoreError, StoreUnavailable
-from lineage.text import ECHO_LIMIT, clip
+from liubai.api.api_error import ApiError, ErrorCode
+from liubai.lineage.store.base import AnswerTooLarge, StoreDamaged, StoreError, StoreUnavailable
+from liubai.lineage.text import ECHO_LIMIT, clip
 
 __all__ = ["ApiError", "ErrorCode", "StructuredErrors", "error_extensions", "is_expected"]
 

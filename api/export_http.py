@@ -20,10 +20,10 @@ from typing import Annotated, Any, cast
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
-from api.errors import ErrorCode
-from api.limits import LimitSettings
-from lineage.config import Settings
-from lineage.export import (
+from liubai.api.errors import ErrorCode
+from liubai.api.limits import LimitSettings
+from liubai.lineage.config import Settings
+from liubai.lineage.export import (
     FILE_SUFFIX,
     MAX_DEPTH,
     MAX_LIMIT,
@@ -36,12 +36,12 @@ from lineage.export import (
     render,
     select,
 )
-from lineage.model import Direction
-from lineage.slsa import SlsaError, build_provenance, run_id_of, statement_bytes
-from lineage.store import LineageStore, StoreError, open_store
-from lineage.store.base import StoreTimeout
-from lineage.store.deadline import deadline
-from lineage.text import clip
+from liubai.lineage.model import Direction
+from liubai.lineage.slsa import SlsaError, build_provenance, run_id_of, statement_bytes
+from liubai.lineage.store import LineageStore, StoreError, open_store
+from liubai.lineage.store.base import StoreTimeout
+from liubai.lineage.store.deadline import deadline
+from liubai.lineage.text import clip
 
 __all__ = ["get_store", "router"]
 

@@ -1,4 +1,4 @@
-"""``POST /v1/ingest``: agents push graph batches (``lineage.wire`` envelopes), applied exactly once.
+"""``POST /v1/ingest``: agents push graph batches (``liubai.lineage.wire`` envelopes), applied exactly once.
 
 Exactly once, even across API restarts and worker processes: the batch id is the batch's ``once``
 checkpoint ``("ingest", <id>)``, which the store checks and records inside the same write transaction
@@ -9,7 +9,7 @@ field.
 
 Every batch is written as its sender's token (``token:<name>``; ``http:anonymous`` without auth), never
 as what the envelope says, so the store keeps it from changing what local collectors wrote
-(``lineage.provenance``). A sender may set only checkpoints of its own writer name: another source's
+(``liubai.lineage.provenance``). A sender may set only checkpoints of its own writer name: another source's
 checkpoint (the git collector's position, say) is refused with 422.
 """
 
@@ -23,13 +23,13 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import Principal, require_scope
-from api.metrics import INGEST_BATCHES, include_router_first, observe_agent, observe_ingest
-from lineage.config import Settings
-from lineage.model import GraphBatch
-from lineage.provenance import remote_writer
-from lineage.store import LineageStore, StoreError, open_store
-from lineage.wire import DecodedBatch, WireError, decode_batch
+from liubai.api.auth import Principal, require_scope
+from liubai.api.metrics import INGEST_BATCHES, include_router_first, observe_agent, observe_ingest
+from liubai.lineage.config import Settings
+from liubai.lineage.model import GraphBatch
+from liubai.lineage.provenance import remote_writer
+from liubai.lineage.store import LineageStore, StoreError, open_store
+from liubai.lineage.wire import DecodedBatch, WireError, decode_batch
 
 __all__ = ["CHECKPOINT_SOURCE", "IngestSettings", "apply_batch", "install_ingest", "router"]
 
@@ -130,7 +130,7 @@ def apply_batch(store: LineageStore, decoded: DecodedBatch, writer: str) -> dict
 async def ingest(
     request: Request, store: Annotated[LineageStore, Depends(_store)]
 ) -> dict[str, Any]:
-    """Apply one ``liubai.batch`` envelope (see ``lineage.wire``); replays answer ``duplicate``.
+    """Apply one ``liubai.batch`` envelope (see ``liubai.lineage.wire``); replays answer ``duplicate``.
 
     Example: curl -H 'Authorization: Bearer lb_…' -H 'Content-Type: application/json' --data-binary @batch.json \
     http://127.0.0.1:8000/v1/ingest

@@ -4,7 +4,7 @@ page size, time.
 Each refusal is a GraphQL error with a message that says which limit was hit and what it is, before
 any resolver runs (tokens, fields, depth, aliases, page size) or when the time is up (timeout). Fields,
 depth and aliases are counted with every fragment spread expanded, in one linear pass over the parsed
-document (``api.query_cost``), before graphql-core's validation: a document that expands to more than
+document (``liubai.api.query_cost``), before graphql-core's validation: a document that expands to more than
 ``max_fields`` selections is refused before any rule could walk its expansion.
 
 What the schema must do to get them: build ``strawberry.Schema(..., extensions=graphql_extensions(
@@ -44,10 +44,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
-from api.errors import ApiError, ErrorCode
-from api.query_cost import CAP, DocumentCost, FragmentCycle, measure
-from lineage.store import deadline as store_deadline
-from lineage.store.base import StoreTimeout
+from liubai.api.errors import ApiError, ErrorCode
+from liubai.api.query_cost import CAP, DocumentCost, FragmentCycle, measure
+from liubai.lineage.store import deadline as store_deadline
+from liubai.lineage.store.base import StoreTimeout
 
 __all__ = ["PAGE_ARGUMENTS", "LimitSettings", "QueryLimits", "QueryTimeout", "graphql_extensions"]
 
@@ -61,7 +61,7 @@ class LimitSettings(BaseSettings):
 
     max_fields: int = Field(default=300, ge=1)
     """Selections once fragments are expanded. GraphiQL's introspection query has about 240 and the web
-    UI's queries under 30; graphql-core's field-merging check is quadratic in it (see ``api.query_cost``)."""
+    UI's queries under 30; graphql-core's field-merging check is quadratic in it (see ``liubai.api.query_cost``)."""
     max_merge_work: int = Field(default=2000, ge=1)
     """Steps graphql-core's field-merging check may take (its own complexity budget, 500,000 by default).
     That check compares same-named fields pairwise, so within ``max_fields`` it is still quadratic: a
@@ -232,7 +232,7 @@ class QueryTimeout(SchemaExtension):
     """Stops an operation's resolvers once ``seconds`` have passed since it started.
 
     The client gets its error at the deadline and no further resolvers start. Store calls run under the
-    same deadline (``lineage.store.deadline``, which follows them into the worker threads), so a call
+    same deadline (``liubai.lineage.store.deadline``, which follows them into the worker threads), so a call
     already running stops its own work there instead of finishing in the background.
     """
 

@@ -35,7 +35,7 @@ from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lineage.model import GraphBatch, NodeKind
+from liubai.lineage.model import GraphBatch, NodeKind
 
 __all__ = [
     "REGISTRY",

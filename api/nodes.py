@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from api.api_error import ApiError, ErrorCode
-from lineage.model import (
+from liubai.api.api_error import ApiError, ErrorCode
+from liubai.lineage.model import (
     AuditIdError,
     Node,
     NodeKind,
@@ -19,8 +19,8 @@ from lineage.model import (
     node_kind_of,
     parse_audit_id,
 )
-from lineage.store.base import LineageStore
-from lineage.text import clip
+from liubai.lineage.store.base import LineageStore
+from liubai.lineage.text import clip
 
 __all__ = ["MIN_PREFIX", "find_commit", "node_label", "node_time", "resolve_ref"]
 

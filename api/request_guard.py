@@ -24,7 +24,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from lineage.text import clip
+from liubai.lineage.text import clip
 
 __all__ = ["GuardSettings", "RequestGuard", "parse_host"]
 

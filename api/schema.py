@@ -22,14 +22,14 @@ from strawberry.fastapi import BaseContext
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from api.errors import ApiError, ErrorCode, StructuredErrors
-from api.limits import LimitSettings, graphql_extensions
-from api.nodes import find_commit, node_label, node_time, resolve_ref
-from lineage import model
-from lineage.model import AuditIdError, EdgeKind, NodeKind, parse_audit_id
-from lineage.provenance import Provenance
-from lineage.store.base import LineageStore, StoreError, Subgraph
-from lineage.text import clip
+from liubai.api.errors import ApiError, ErrorCode, StructuredErrors
+from liubai.api.limits import LimitSettings, graphql_extensions
+from liubai.api.nodes import find_commit, node_label, node_time, resolve_ref
+from liubai.lineage import model
+from liubai.lineage.model import AuditIdError, EdgeKind, NodeKind, parse_audit_id
+from liubai.lineage.provenance import Provenance
+from liubai.lineage.store.base import LineageStore, StoreError, Subgraph
+from liubai.lineage.text import clip
 
 __all__ = ["ApiContext", "schema"]
 
@@ -56,7 +56,7 @@ class ApiContext(BaseContext):
 
 # Store calls block. A plain executor hop costs about half of anyio's ``run_in_threadpool`` per call, and
 # a cancelled wait (query timeout) returns at once; the call itself stops at the same deadline
-# (``lineage.store.deadline``), which the copied context carries into the thread.
+# (``liubai.lineage.store.deadline``), which the copied context carries into the thread.
 _STORE_THREADS = ThreadPoolExecutor(max_workers=40, thread_name_prefix="liubai-store")
 
 
@@ -554,7 +554,7 @@ class LineageSchema(strawberry.Schema):
 
 def build_schema(limits: LimitSettings | None = None) -> strawberry.Schema:
     """The schema with guards against queries built to be expensive (depth, tokens, aliases, page size,
-    time); settings from ``LIUBAI_QUERY_*`` (see ``api.limits``)."""
+    time); settings from ``LIUBAI_QUERY_*`` (see ``liubai.api.limits``)."""
     return LineageSchema(query=Query, extensions=[*graphql_extensions(limits or LimitSettings()), StructuredErrors])
 
 

@@ -31,11 +31,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from collector.ebpf import LiveEvents, RunCollector, RunInfo, ingest_run
-from ebpf import procfs
-from ebpf.loader import Tracer, preflight
-from ebpf.run import run_command
-from lineage.store import open_store
+from liubai.collector.ebpf import LiveEvents, RunCollector, RunInfo, ingest_run
+from liubai.ebpf import procfs
+from liubai.ebpf.loader import Tracer, preflight
+from liubai.ebpf.run import run_command
+from liubai.lineage.store import open_store
 
 SOURCE_TREES = ("/usr/lib/python3.11", "/usr/lib/python3/dist-packages")  # ~2,000 modules
 ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "HOME": "/tmp"}

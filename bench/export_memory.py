@@ -33,8 +33,8 @@ BATCH_FACTS = 10_000
 
 def generate(db: Path, facts: int) -> int:
     """Fill a store with about ``facts`` facts shaped like traced runs: runs, processes, files, edges."""
-    from lineage.model import EdgeKind, GraphBatch
-    from lineage.store import open_store
+    from liubai.lineage.model import EdgeKind, GraphBatch
+    from liubai.lineage.store import open_store
 
     store = open_store(f"sqlite:///{db}")
     made = 0
@@ -113,7 +113,7 @@ class _AnonPeak(threading.Thread):
 
 def child(db: str, fmt: str, out: str) -> None:
     """Runs in a fresh process: the real CLI export, then the process's own peak RSS."""
-    from api.cli.main import app
+    from liubai.api.cli.main import app
 
     sampler = _AnonPeak()
     sampler.start()

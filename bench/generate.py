@@ -3,7 +3,7 @@
 Shape per "unit" of work: a commit (every 8th a merge) declaring workloads with audit ids; every
 commit triggers a pipeline run whose process tree opens many files (one process with a heavy fan-out,
 shared system files read by all); every audit id's trace gets a burst of log lines. The records go
-through ``lineage.join`` exactly as collectors' records do.
+through ``liubai.lineage.join`` exactly as collectors' records do.
 
 Example: .venv/bin/python bench/generate.py --facts 100000 --store sqlite:////tmp/g.db
 """
@@ -15,9 +15,9 @@ import random
 import time
 from collections.abc import Iterator
 
-from lineage.join import join_records
-from lineage.model import GraphBatch
-from lineage.records import (
+from liubai.lineage.join import join_records
+from liubai.lineage.model import GraphBatch
+from liubai.lineage.records import (
     CommitRecord,
     FileAccessRecord,
     LogRecord,
@@ -26,7 +26,7 @@ from lineage.records import (
     Record,
     RunRecord,
 )
-from lineage.store import open_store
+from liubai.lineage.store import open_store
 
 REPO = "https://git.example/platform/gitops.git"
 SYSTEM_FILES = [f"/usr/lib/x86_64-linux-gnu/lib{n}.so.6" for n in ("c", "m", "ssl", "crypto", "z", "ffi")]

@@ -127,7 +127,7 @@ def time_git_log(path: Path) -> tuple[float, float]:
 def _cli() -> list[str]:
     liubai = Path(sys.executable).parent / "liubai"
     return (
-        [str(liubai)] if liubai.exists() else [sys.executable, "-c", "from api.cli.main import main; main()"]
+        [str(liubai)] if liubai.exists() else [sys.executable, "-c", "from liubai.api.cli.main import main; main()"]
     )
 
 
@@ -146,8 +146,8 @@ def time_ingest(path: Path, db: Path) -> tuple[float, float, dict[str, object]]:
 
 def time_stages(path: Path, db: Path) -> dict[str, float]:
     """In-process CPU seconds of reading (git log + manifests) alone, and of the whole ingest."""
-    from collector.git import GitCollector, ingest_git
-    from lineage.store import open_store
+    from liubai.collector.git import GitCollector, ingest_git
+    from liubai.lineage.store import open_store
 
     with GitCollector(str(path)) as collector:
         t = time.process_time() + _child_cpu()
@@ -166,7 +166,7 @@ def time_stages(path: Path, db: Path) -> dict[str, float]:
 
 def manifest_blobs(path: Path) -> list[str]:
     """The text of every manifest each commit on main adds or changes: what ingest must read with PyYAML."""
-    from collector.manifests import is_manifest_path
+    from liubai.collector.manifests import is_manifest_path
 
     listing = subprocess.run(
         ["git", "log", "--format=C %H", "--name-only", "--diff-filter=AMR", "-m", "--first-parent", "main"],
@@ -202,7 +202,7 @@ def time_parse_floor(blobs: list[str]) -> float:
     document once (what the collector's per-run cache parses), building nothing from it."""
     import yaml
 
-    from collector.manifests import _split
+    from liubai.collector.manifests import _split
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     pieces = list(dict.fromkeys(piece for blob in blobs for piece in _split(blob)))
@@ -216,9 +216,9 @@ def time_parse_floor(blobs: list[str]) -> float:
 def time_store_alone(path: Path, db: Path) -> float:
     """CPU seconds of the SQLite store writing this history's facts, joined beforehand (batches of 2,000
     records, as ``ingest git`` makes them)."""
-    from collector.git import GitCollector
-    from collector.ingest import join_batches
-    from lineage.store import open_store
+    from liubai.collector.git import GitCollector
+    from liubai.collector.ingest import join_batches
+    from liubai.lineage.store import open_store
 
     with GitCollector(str(path)) as collector:
         batches = [part.batch for part in join_batches(collector.items(collector.plan({})), 2000)]

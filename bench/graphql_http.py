@@ -31,8 +31,8 @@ from pathlib import Path
 
 import httpx
 
-from lineage.model import EdgeKind, GraphBatch
-from lineage.store import open_store
+from liubai.lineage.model import EdgeKind, GraphBatch
+from liubai.lineage.store import open_store
 
 PLAIN = """query($id: ID!) { lineage(from: $id, depth: 2, limit: 50000) {
   nodes { id kind placeholder label time properties } edges { source target kind properties } depths truncated } }"""
@@ -184,7 +184,7 @@ def main() -> None:
             [
                 sys.executable,
                 "-m",
-                "api.cli.main",
+                "liubai.api.cli.main",
                 "--store",
                 f"sqlite:///{db}",
                 "serve",

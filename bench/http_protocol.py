@@ -1,11 +1,11 @@
 """Server CPU per request of the HTTP/1.1 protocols ``liubai serve`` could run: which limits cost least.
 
-Arms, each a fresh uvicorn process (one worker, uvloop) serving ``api.app:create_app_from_env`` over an
+Arms, each a fresh uvicorn process (one worker, uvloop) serving ``liubai.api.app:create_app_from_env`` over an
 empty SQLite store, asked ``--requests`` small ``GET /healthz`` and ``POST /graphql`` requests over one
 keep-alive connection from this process:
 
 * ``httptools``: uvicorn's httptools protocol, no request-head limits (the baseline);
-* ``limited``: ``api.http_protocol.LimitedHttpToolsProtocol`` (httptools plus head limits);
+* ``limited``: ``liubai.api.http_protocol.LimitedHttpToolsProtocol`` (httptools plus head limits);
 * ``h11``: uvicorn's h11 protocol with ``h11_max_incomplete_event_size`` at the same 64 KiB.
 
 The figure is the server's user+system CPU time (from /proc) divided by the requests: robust to other
@@ -32,9 +32,9 @@ import sys, uvicorn
 arm, port = sys.argv[1], int(sys.argv[2])
 kw = {"http": "h11", "h11_max_incomplete_event_size": 65536} if arm == "h11" else {"http": "httptools"}
 if arm == "limited":
-    from api.http_protocol import LimitedHttpToolsProtocol
+    from liubai.api.http_protocol import LimitedHttpToolsProtocol
     kw = {"http": LimitedHttpToolsProtocol}
-uvicorn.run("api.app:create_app_from_env", factory=True, host="127.0.0.1", port=port, log_level="warning",
+uvicorn.run("liubai.api.app:create_app_from_env", factory=True, host="127.0.0.1", port=port, log_level="warning",
             access_log=False, **kw)
 """
 

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import httpx
 
-from lineage.join import join_records
-from lineage.records import CommitRecord, LogRecord
-from lineage.wire import encode_batch
+from liubai.lineage.join import join_records
+from liubai.lineage.records import CommitRecord, LogRecord
+from liubai.lineage.wire import encode_batch
 
 ROOT = Path(__file__).resolve().parent.parent
 SHA = "7e" * 20

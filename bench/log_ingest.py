@@ -44,14 +44,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the local SLS se
 
 from pydantic import SecretStr
 
-from collector.ingest import join_batches
-from collector.logfields import FieldMap, log_mapper
-from collector.logfile import ingest_files, read_jsonl
-from collector.sls import SlsCollector, SlsCredentials, make_client
-from lineage.model import GraphBatch
-from lineage.records import LogRecord
-from lineage.store import LineageStore, UpsertResult, open_store
-from lineage.store.sqlite import SqliteStore, prepare_rows, row_texts
+from liubai.collector.ingest import join_batches
+from liubai.collector.logfields import FieldMap, log_mapper
+from liubai.collector.logfile import ingest_files, read_jsonl
+from liubai.collector.sls import SlsCollector, SlsCredentials, make_client
+from liubai.lineage.model import GraphBatch
+from liubai.lineage.records import LogRecord
+from liubai.lineage.store import LineageStore, UpsertResult, open_store
+from liubai.lineage.store.sqlite import SqliteStore, prepare_rows, row_texts
 from tests.logs.dataset import make_dataset, put_into_sls, write_jsonl
 from tests.sls_server import SlsServer
 

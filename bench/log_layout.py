@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import orjson
 from log_ingest import bare_parse, engine_floor, joined_batches
 
-from lineage.model import GraphBatch, NodeKind
-from lineage.store.sqlite import prepare_rows, row_texts
+from liubai.lineage.model import GraphBatch, NodeKind
+from liubai.lineage.store.sqlite import prepare_rows, row_texts
 from tests.logs.dataset import make_dataset, write_jsonl
 
 _SCHEMA = """

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from generate import batched, generate
 
-from lineage.model import Direction, NodeKind
-from lineage.store.sqlite import SqliteStore
+from liubai.lineage.model import Direction, NodeKind
+from liubai.lineage.store.sqlite import SqliteStore
 
 
 def _pct(values: list[float], q: float) -> float:

@@ -35,9 +35,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lineage.join import join_records
-from lineage.model import Direction, GraphBatch, commit_node_id
-from lineage.records import (
+from liubai.lineage.join import join_records
+from liubai.lineage.model import Direction, GraphBatch, commit_node_id
+from liubai.lineage.records import (
     CommitRecord,
     FileAccessRecord,
     LogRecord,
@@ -46,8 +46,8 @@ from lineage.records import (
     Record,
     RunRecord,
 )
-from lineage.store import LineageStore, open_store
-from lineage.store.neo4j import Neo4jStore
+from liubai.lineage.store import LineageStore, open_store
+from liubai.lineage.store.neo4j import Neo4jStore
 
 REPO = "https://git.example/platform/gitops.git"
 SHARED = ["/usr/lib/x86_64-linux-gnu/libc.so.6", "/etc/ld.so.cache", "/etc/passwd", "/etc/hosts"]

@@ -2,9 +2,9 @@
 
 Guarantees, and how:
 * Nothing is lost across ``kill -9``: a source's position moves only past batches the API or the spool
-  accepted, and is saved atomically (``collector.agentstate``). A log file's position is its identity
+  accepted, and is saved atomically (``liubai.collector.agentstate``). A log file's position is its identity
   (device, inode) and the byte offset after the last line shipped, so appending, truncation
-  (copytruncate) and rename rotation are told apart and followed (``collector.tail``); other sources
+  (copytruncate) and rename rotation are told apart and followed (``liubai.collector.tail``); other sources
   count records. A restarted agent rebuilds the same batches from that position; their ids (sha256 of
   the body) are the ones already sent, so the API applies each exactly once. LogEvent ids are content
   hashes, so a line read from a rotated file's copy or its new name is the same node.
@@ -14,7 +14,7 @@ Guarantees, and how:
   that alone is over the limit is sent as a rejected record instead ("record of N bytes exceeds the
   server's ingest limit of M bytes", at its ``file:line``, with a bounded prefix of its text), so it is
   visible with ``liubai rejected`` and counted in ``oversized_records``. A spooled batch refused with
-  413 is halved by facts (``collector.batchsplit``).
+  413 is halved by facts (``liubai.collector.batchsplit``).
 * A batch the API refuses for any other reason (422: it will never be valid) is kept in the spool's
   ``dead-letter/`` directory with the reason, and counted in ``refused_batches``; the position moves
   past it only once it is kept there.
@@ -41,15 +41,15 @@ from typing import Any, Protocol
 import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
-from collector.agentstate import CountPosition, Position, StateError, atomic_write, load_state
-from collector.batchsplit import fact_count, halve
-from collector.spool import Spool, SpooledBatch, SpoolFull
-from collector.tail import FilePosition, FileTail
-from lineage.join import add_record
-from lineage.model import GraphBatch, RejectedRecord
-from lineage.records import Record
-from lineage.urls import redact_url
-from lineage.wire import AgentStats, WireError, decode_batch, encode_batch
+from liubai.collector.agentstate import CountPosition, Position, StateError, atomic_write, load_state
+from liubai.collector.batchsplit import fact_count, halve
+from liubai.collector.spool import Spool, SpooledBatch, SpoolFull
+from liubai.collector.tail import FilePosition, FileTail
+from liubai.lineage.join import add_record
+from liubai.lineage.model import GraphBatch, RejectedRecord
+from liubai.lineage.records import Record
+from liubai.lineage.urls import redact_url
+from liubai.lineage.wire import AgentStats, WireError, decode_batch, encode_batch
 
 __all__ = [
     "Agent",
@@ -132,7 +132,7 @@ def _counted(records: Iterable[Record], position: Position | None) -> Iterator[U
 @dataclass(slots=True)
 class LogFileSource:
     """A log file, possibly still being written and rotated. JSON lines are read from the saved byte offset
-    (``collector.tail``), complete lines only, so a line caught half-written is read on a later pass.
+    (``liubai.collector.tail``), complete lines only, so a line caught half-written is read on a later pass.
     Gzip files, pretty-printed JSON documents and ``--otlp`` exports are read whole each pass and
     positioned by record count (they are written once, not appended to), and are not followed across
     rotation."""
@@ -144,7 +144,7 @@ class LogFileSource:
     _tail: FileTail = field(init=False)
 
     def __post_init__(self) -> None:
-        from collector.logfile import default_source
+        from liubai.collector.logfile import default_source
 
         self.key = f"logs:{os.path.abspath(self.path)}"
         self.label = default_source(self.path)
@@ -156,7 +156,7 @@ class LogFileSource:
     def _whole(self, position: Position | None) -> bool:
         """Whether the file is read whole: not JSON lines, or gzip, or pretty-printed documents (its first
         line with anything on it opens an object or an array alone, as ``read_jsonl`` tells them)."""
-        from collector.logfile import DOCUMENT_OPENERS
+        from liubai.collector.logfile import DOCUMENT_OPENERS
 
         if self.fmt != "jsonl":
             return True
@@ -176,9 +176,9 @@ class LogFileSource:
         if self._whole(position):
             yield from _counted(self._whole_records(), position)
             return
-        from collector.logfields import FieldMap, log_mapper
-        from collector.logfile import jsonl_line_items
-        from lineage.text import visible
+        from liubai.collector.logfields import FieldMap, log_mapper
+        from liubai.collector.logfile import jsonl_line_items
+        from liubai.lineage.text import visible
 
         fm = FieldMap()
         mapper = log_mapper(fm)
@@ -203,7 +203,7 @@ class LogFileSource:
             return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
 
     def _whole_records(self) -> Iterator[Record]:
-        from collector.logfile import read_log_file
+        from liubai.collector.logfile import read_log_file
 
         complete = self._complete_lines()
         for record in read_log_file(self.path, "otlp" if self.fmt == "otlp" else "jsonl"):
@@ -236,7 +236,7 @@ class EventsSource:
         return _counted(self._records(), position)
 
     def _records(self) -> Iterator[Record]:
-        from collector.ebpf import replay_recording
+        from liubai.collector.ebpf import replay_recording
 
         # bytes that are not UTF-8 become "\\xNN" text in the replay (see ``replay_recording``)
         with open(self.path, encoding="utf-8", errors="surrogateescape") as fh:
@@ -253,7 +253,7 @@ _SOURCES: dict[str, Callable[[str], Source]] = {
     "otlp": lambda p: LogFileSource(p, "otlp"),
     "events": EventsSource,
 }
-_NEEDS = {"logs": "collector.logfile", "otlp": "collector.logfile", "events": "collector.ebpf"}
+_NEEDS = {"logs": "liubai.collector.logfile", "otlp": "liubai.collector.logfile", "events": "liubai.collector.ebpf"}
 
 
 def available_sources() -> list[str]:

@@ -1,6 +1,6 @@
 """The agent's saved state (``state.json``): where each source resumes, what it shipped, the API's limit.
 
-Version 2 keeps a log file's position as its identity and byte offset (``collector.tail.FilePosition``)
+Version 2 keeps a log file's position as its identity and byte offset (``liubai.collector.tail.FilePosition``)
 and any other source's as a count of records shipped (``CountPosition``). A version-1 file (no
 ``version``; ``{"positions": {key: records}}``) is read, not reset: every position becomes a
 ``CountPosition``, so a log file resumes once after that many records and is tracked by byte offset
@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from collector.tail import FilePosition
+from liubai.collector.tail import FilePosition
 
 __all__ = ["STATE_VERSION", "AgentState", "CountPosition", "Position", "StateError", "atomic_write", "load_state"]
 

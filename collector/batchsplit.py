@@ -1,6 +1,6 @@
 """Halving a graph batch the API refused as too large (413) when its records are no longer at hand.
 
-A batch the agent builds itself is split by records (``collector.agent``). A batch already encoded, one
+A batch the agent builds itself is split by records (``liubai.collector.agent``). A batch already encoded, one
 waiting in the spool, only has its facts: those are halved as one list (nodes, edges, rejects), and
 each half names the far ends of its edges as placeholders. The store never turns a real node back into
 a placeholder and merges placeholders into the real node whenever it lands, so the halves, applied in
@@ -9,7 +9,7 @@ any order, give the graph the whole batch would have.
 
 from __future__ import annotations
 
-from lineage.model import Edge, GraphBatch, Node, RejectedRecord
+from liubai.lineage.model import Edge, GraphBatch, Node, RejectedRecord
 
 __all__ = ["fact_count", "halve"]
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ebpf.events import (
+from liubai.ebpf.events import (
     AT_FDCWD,
     EV_CHDIR,
     EV_EXEC,
@@ -41,13 +41,13 @@ from ebpf.events import (
     typed_fields,
     typed_value,
 )
-from ebpf.procfs import ProcInfo, read_cwd
-from lineage.join import add_record
-from lineage.model import GraphBatch, RejectedRecord
-from lineage.provenance import EBPF_WRITER
-from lineage.records import FileAccessRecord, ProcessRecord, RunRecord, iso_utc
-from lineage.store.base import LineageStore
-from lineage.text import visible
+from liubai.ebpf.procfs import ProcInfo, read_cwd
+from liubai.lineage.join import add_record
+from liubai.lineage.model import GraphBatch, RejectedRecord
+from liubai.lineage.provenance import EBPF_WRITER
+from liubai.lineage.records import FileAccessRecord, ProcessRecord, RunRecord, iso_utc
+from liubai.lineage.store.base import LineageStore
+from liubai.lineage.text import visible
 
 __all__ = [
     "BinaryHasher",

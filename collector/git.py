@@ -32,13 +32,19 @@ import git
 from platformdirs import user_cache_dir
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from collector.ingest import Checkpoint, IngestSummary, Item, Notice, ingest_records
-from collector.manifests import ManifestCache, ObjectKey, deleted_records, is_manifest_path, parse_manifest
-from lineage.model import RejectedRecord
-from lineage.provenance import GIT_WRITER
-from lineage.records import CommitRecord, iso_utc
-from lineage.store.base import LineageStore
-from lineage.text import bytes_text, visible
+from liubai.collector.ingest import Checkpoint, IngestSummary, Item, Notice, ingest_records
+from liubai.collector.manifests import (
+    ManifestCache,
+    ObjectKey,
+    deleted_records,
+    is_manifest_path,
+    parse_manifest,
+)
+from liubai.lineage.model import RejectedRecord
+from liubai.lineage.provenance import GIT_WRITER
+from liubai.lineage.records import CommitRecord, iso_utc
+from liubai.lineage.store.base import LineageStore
+from liubai.lineage.text import bytes_text, visible
 
 __all__ = ["GitCollector", "GitPlan", "GitSourceError", "ingest_git", "pr_number", "repo_identity"]
 
@@ -583,7 +589,7 @@ class _Drain(threading.Thread):
 
 def _tokens(stream: IO[bytes]) -> Iterator[str]:
     """NUL-separated tokens of a byte stream, decoded; bytes that are not UTF-8 (in a file name, or a
-    message or author written in another encoding) become ``\\xNN`` text (``lineage.text``)."""
+    message or author written in another encoding) become ``\\xNN`` text (``liubai.lineage.text``)."""
     rest = b""
     while True:
         chunk = stream.read(_READ_CHUNK)

@@ -17,12 +17,12 @@ from typing import Any
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from collector.writer import BatchWriter
-from lineage.join import add_record, record_joiner
-from lineage.model import GraphBatch, NodeKind, RejectedRecord
-from lineage.provenance import LOCAL_WRITER
-from lineage.records import LogRecord, Record
-from lineage.store.base import LineageStore, StoreError, UpsertResult, write_batch
+from liubai.collector.writer import BatchWriter
+from liubai.lineage.join import add_record, record_joiner
+from liubai.lineage.model import GraphBatch, NodeKind, RejectedRecord
+from liubai.lineage.provenance import LOCAL_WRITER
+from liubai.lineage.records import LogRecord, Record
+from liubai.lineage.store.base import LineageStore, StoreError, UpsertResult, write_batch
 
 __all__ = [
     "BatchPace",
@@ -223,7 +223,7 @@ def store_batches(
 
     A store that is briefly unavailable is retried with jittered backoff; other store errors propagate
     (the last stored checkpoint still marks a consistent position). Every batch is written as ``writer``
-    (the collector's name, see ``lineage.provenance``).
+    (the collector's name, see ``liubai.lineage.provenance``).
     """
     summary = summary if summary is not None else IngestSummary()
     seen: dict[str, set[str]] = {k.value: set() for k in distinct_kinds}

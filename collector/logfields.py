@@ -19,9 +19,9 @@ from typing import Any
 
 import yaml
 
-from lineage.model import RejectedRecord, parse_traceparent
-from lineage.records import LogRecord, iso_utc
-from lineage.text import bytes_text
+from liubai.lineage.model import RejectedRecord, parse_traceparent
+from liubai.lineage.records import LogRecord, iso_utc
+from liubai.lineage.text import bytes_text
 
 __all__ = [
     "FieldMap",

@@ -2,7 +2,7 @@
 
 Gzip input is recognised by its magic bytes, whatever the file is called. A line that cannot be used
 becomes a ``RejectedRecord`` located as ``file:line``; the lines around it still land. Record ids are
-content hashes (``collector.logfields.content_record_id``), so re-reading a file never duplicates and
+content hashes (``liubai.collector.logfields.content_record_id``), so re-reading a file never duplicates and
 the same line from a file or SLS is the same node when both use the same source name.
 """
 
@@ -26,14 +26,14 @@ from typing import IO, Any, Literal
 
 import orjson
 
-from collector.ingest import IngestSummary, ingest_records, store_batches
-from collector.logfields import FieldMap, LogMapper, log_mapper
-from collector.offload import has_a_second_core, join_in_subprocess
-from lineage.model import RejectedRecord
-from lineage.provenance import LOGS_WRITER
-from lineage.records import LogRecord
-from lineage.store.base import LineageStore, row_preparer
-from lineage.text import json_text, visible
+from liubai.collector.ingest import IngestSummary, ingest_records, store_batches
+from liubai.collector.logfields import FieldMap, LogMapper, log_mapper
+from liubai.collector.offload import has_a_second_core, join_in_subprocess
+from liubai.lineage.model import RejectedRecord
+from liubai.lineage.provenance import LOGS_WRITER
+from liubai.lineage.records import LogRecord
+from liubai.lineage.store.base import LineageStore, row_preparer
+from liubai.lineage.text import json_text, visible
 
 __all__ = [
     "DOCUMENT_OPENERS",

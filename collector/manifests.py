@@ -22,8 +22,8 @@ from typing import Any
 
 import yaml
 
-from lineage.model import AUDIT_ID_ANNOTATION, RejectedRecord
-from lineage.records import ManifestObjectRecord
+from liubai.lineage.model import AUDIT_ID_ANNOTATION, RejectedRecord
+from liubai.lineage.records import ManifestObjectRecord
 
 __all__ = [
     "MANIFEST_SUFFIXES",

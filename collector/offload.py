@@ -30,8 +30,8 @@ from functools import partial
 from multiprocessing.connection import Connection
 from typing import Any
 
-from collector.ingest import DEFAULT_DISTINCT, BatchPace, Item, JoinedBatch, Notice, join_batches
-from lineage.model import Edge, GraphBatch, Node, NodeKind, RejectedRecord
+from liubai.collector.ingest import DEFAULT_DISTINCT, BatchPace, Item, JoinedBatch, Notice, join_batches
+from liubai.lineage.model import Edge, GraphBatch, Node, NodeKind, RejectedRecord
 
 __all__ = ["Emit", "OffloadError", "for_the_writer", "has_a_second_core", "join_in_subprocess", "run_in_subprocess"]
 

@@ -42,17 +42,17 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from collector.ingest import BatchPace
-from collector.logfields import FieldMap, log_mapper, stringify
-from collector.offload import Emit, for_the_writer, run_in_subprocess
-from collector.writer import BatchWriter
-from lineage.join import record_joiner
-from lineage.model import GraphBatch, RejectedRecord
-from lineage.provenance import SLS_WRITER
-from lineage.records import LogRecord, iso_utc
-from lineage.store.base import LineageStore, StoreError, row_preparer, write_batch
-from lineage.text import json_text
-from lineage.urls import has_user_info, redact_url
+from liubai.collector.ingest import BatchPace
+from liubai.collector.logfields import FieldMap, log_mapper, stringify
+from liubai.collector.offload import Emit, for_the_writer, run_in_subprocess
+from liubai.collector.writer import BatchWriter
+from liubai.lineage.join import record_joiner
+from liubai.lineage.model import GraphBatch, RejectedRecord
+from liubai.lineage.provenance import SLS_WRITER
+from liubai.lineage.records import LogRecord, iso_utc
+from liubai.lineage.store.base import LineageStore, StoreError, row_preparer, write_batch
+from liubai.lineage.text import json_text
+from liubai.lineage.urls import has_user_info, redact_url
 
 __all__ = [
     "ConsumeStats",

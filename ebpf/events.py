@@ -13,8 +13,8 @@ from dataclasses import MISSING, asdict, dataclass, fields
 from functools import cache
 from typing import Any
 
-from ebpf.program import ProgramOptions
-from lineage.text import bytes_text, visible
+from liubai.ebpf.program import ProgramOptions
+from liubai.lineage.text import bytes_text, visible
 
 __all__ = [
     "ChdirEvent",

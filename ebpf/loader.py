@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ebpf.events import Event, EventDecoder
-from ebpf.program import ProgramOptions, render_program
+from liubai.ebpf.events import Event, EventDecoder
+from liubai.ebpf.program import ProgramOptions, render_program
 
 __all__ = ["Problem", "Tracer", "TracerError", "preflight"]
 

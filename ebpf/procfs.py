@@ -10,7 +10,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from lineage.text import bytes_text, visible
+from liubai.lineage.text import bytes_text, visible
 
 __all__ = ["ProcInfo", "boot_offset_ns", "clock_boot_ns", "descendants", "proc_info", "read_cwd", "read_os_cwd", "start_ns"]
 

@@ -43,7 +43,7 @@ class ProgramOptions:
 
 def load_source() -> str:
     """The C source shipped next to this module."""
-    return resources.files("ebpf").joinpath("program.c").read_text(encoding="utf-8")
+    return resources.files("liubai.ebpf").joinpath("program.c").read_text(encoding="utf-8")
 
 
 def render_program(options: ProgramOptions | None = None) -> str:

@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
 
-from ebpf import procfs
-from ebpf.loader import Tracer
+from liubai.ebpf import procfs
+from liubai.ebpf.loader import Tracer
 
 __all__ = ["RunResult", "attach_tree", "exit_status_code", "run_command"]
 
@@ -169,7 +169,7 @@ def _state(pid: int) -> str:
     return raw[raw.rindex(")") + 2 :].split()[0]
 
 
-if __name__ == "__main__":  # pragma: no cover - manual smoke run: python -m ebpf.run CMD...
+if __name__ == "__main__":  # pragma: no cover - manual smoke run: python -m liubai.ebpf.run CMD...
     with Tracer() as t:
         t.on_event(lambda e: print(e, file=sys.stderr))
         res = run_command(t, sys.argv[1:], lambda p, s: None)

@@ -6,7 +6,7 @@ and Graphviz DOT. Writers are generators of byte chunks that pull facts from the
 so an export of the whole store runs in bounded memory and the same generator feeds a file or an HTTP
 response.
 
-The JSON bundle and JSON lines carry each node's provenance (``lineage.provenance``): ``writer``, the
+The JSON bundle and JSON lines carry each node's provenance (``liubai.lineage.provenance``): ``writer``, the
 writer that owns the node, ``owners`` for keys another writer added, and ``claims``, values other
 writers gave that the store did not take as facts. ``props`` only ever holds the facts, so a signed
 export never presents a claim as one.
@@ -28,7 +28,7 @@ from importlib import metadata
 from typing import Any, Protocol
 from xml.sax.saxutils import escape, quoteattr
 
-from lineage.model import (
+from liubai.lineage.model import (
     AuditIdError,
     Direction,
     Edge,
@@ -41,11 +41,11 @@ from lineage.model import (
     parse_audit_id,
     trace_node_id,
 )
-from lineage.provenance import Provenance
-from lineage.records import iso_utc
-from lineage.store.base import LineageStore, Subgraph
-from lineage.text import clip
-from lineage.urls import redact_url
+from liubai.lineage.provenance import Provenance
+from liubai.lineage.records import iso_utc
+from liubai.lineage.store.base import LineageStore, Subgraph
+from liubai.lineage.text import clip
+from liubai.lineage.urls import redact_url
 
 __all__ = [
     "BUNDLE_FORMAT",

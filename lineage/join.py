@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from lineage.model import (
+from liubai.lineage.model import (
     AuditId,
     AuditIdError,
     EdgeKind,
@@ -32,7 +32,7 @@ from lineage.model import (
     trace_node_id,
     workload_node_id,
 )
-from lineage.records import (
+from liubai.lineage.records import (
     CommitRecord,
     FileAccessRecord,
     LogRecord,

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from lineage.provenance import LOCAL_WRITER
-from lineage.text import clip
+from liubai.lineage.provenance import LOCAL_WRITER
+from liubai.lineage.text import clip
 
 __all__ = [
     "AUDIT_ID_ANNOTATION",
@@ -315,7 +315,7 @@ class GraphBatch:
     A checkpoint only moves together with the data it covers, so a crash between pulling and storing
     re-reads rather than loses.
 
-    ``writer`` is who writes the batch (``lineage.provenance``): the store records it on every fact it
+    ``writer`` is who writes the batch (``liubai.lineage.provenance``): the store records it on every fact it
     creates and keeps it from overwriting other writers' facts. ``once`` names a checkpoint that must not
     exist yet: the store checks it inside the write transaction and applies nothing (``duplicate``) if
     it does, so concurrent writers of one batch apply it exactly once.

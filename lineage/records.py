@@ -1,4 +1,4 @@
-"""Typed records that collectors emit and ``lineage.join`` turns into graph batches.
+"""Typed records that collectors emit and ``liubai.lineage.join`` turns into graph batches.
 
 Records carry raw evidence as the source saw it (an audit id is still a string here); all
 interpretation that can fail happens in the join, where a failure becomes a ``RejectedRecord``.
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from lineage.model import RejectedRecord
+from liubai.lineage.model import RejectedRecord
 
 __all__ = [
     "CommitRecord",

@@ -22,8 +22,8 @@ from securesystemslib.dsse import Envelope
 from securesystemslib.exceptions import VerificationError
 from securesystemslib.signer import CryptoSigner, SSlibKey  # type: ignore[attr-defined]
 
-from lineage.export import check_bundle
-from lineage.slsa import check_statement
+from liubai.lineage.export import check_bundle
+from liubai.lineage.slsa import check_statement
 
 __all__ = [
     "BUNDLE_PAYLOAD_TYPE",

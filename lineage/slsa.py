@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from lineage.export import canonical_json, liubai_version
-from lineage.model import (
+from liubai.lineage.export import canonical_json, liubai_version
+from liubai.lineage.model import (
     AuditIdError,
     Direction,
     Edge,
@@ -28,8 +28,8 @@ from lineage.model import (
     NodeKind,
     parse_audit_id,
 )
-from lineage.store.base import LineageStore
-from lineage.text import clip
+from liubai.lineage.store.base import LineageStore
+from liubai.lineage.text import clip
 
 __all__ = [
     "BUILD_TYPE",

@@ -23,8 +23,8 @@ from pydantic import (
     model_validator,
 )
 
-from lineage.model import Edge, EdgeKind, GraphBatch, Node, NodeKind, RejectedRecord, node_kind_of
-from lineage.text import clip
+from liubai.lineage.model import Edge, EdgeKind, GraphBatch, Node, NodeKind, RejectedRecord, node_kind_of
+from liubai.lineage.text import clip
 
 __all__ = [
     "FORMAT",

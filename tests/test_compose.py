@@ -13,9 +13,9 @@ import pytest
 import typer.main
 import yaml
 
-from api.cli.main import app
-from lineage.config import Settings
-from lineage.store.registry import known_schemes
+from liubai.api.cli.main import app
+from liubai.lineage.config import Settings
+from liubai.lineage.store.registry import known_schemes
 
 COMPOSE = Path(__file__).resolve().parent.parent / "docker-compose.yml"
 SEPARATORS = {";", "&&", "||", "|", "&", "(", ")", "\n", "do", "done", "then", "fi"}

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lineage.model import Direction, NodeKind
-from lineage.store import open_store
+from liubai.lineage.model import Direction, NodeKind
+from liubai.lineage.store import open_store
 
 LINEAGE = """query($id: ID!) { lineage(from: $id, direction: DOWNSTREAM, depth: 4) {
   nodes { id kind label } edges { source kind target } } }"""
@@ -38,7 +38,7 @@ def _kinds_downstream(db: Path, commit: str) -> set[NodeKind]:
 def test_demo_serves_graphiql_answering_lineage_of_the_demo_commit(tmp_path: Path) -> None:
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli.main", "demo", "--dir", str(tmp_path / "demo"), "--port", str(port)],
+        [sys.executable, "-m", "liubai.api.cli.main", "demo", "--dir", str(tmp_path / "demo"), "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -86,7 +86,7 @@ def test_demo_serves_graphiql_answering_lineage_of_the_demo_commit(tmp_path: Pat
 def test_demo_replay_links_the_recorded_run_to_the_demo_commit(tmp_path: Path) -> None:
     for _ in range(2):  # ``make demo`` runs again into the directory it made: the demo recreates it
         out = subprocess.run(
-            [sys.executable, "-m", "api.cli.main", "demo", "--dir", str(tmp_path / "d"), "--no-serve", "--replay"],
+            [sys.executable, "-m", "liubai.api.cli.main", "demo", "--dir", str(tmp_path / "d"), "--no-serve", "--replay"],
             capture_output=True,
             text=True,
             env={**os.environ, "COLUMNS": "300", "LIUBAI_STORE": ""},
@@ -108,7 +108,7 @@ def test_demo_replay_links_the_recorded_run_to_the_demo_commit(tmp_path: Path) -
 
 @pytest.mark.parametrize("flag", ["--help"])
 def test_demo_help_shows_an_example(flag: str) -> None:
-    out = subprocess.run([sys.executable, "-m", "api.cli.main", "demo", flag], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([sys.executable, "-m", "liubai.api.cli.main", "demo", flag], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "Example: liubai demo" in out.stdout
 
 
@@ -116,7 +116,7 @@ def test_demo_refuses_a_directory_it_did_not_make(tmp_path: Path) -> None:
     """The demo recreates its --dir: ``--dir .`` in a project must not delete the project."""
     (tmp_path / "notes.txt").write_text("mine")
     out = subprocess.run(
-        [sys.executable, "-m", "api.cli.main", "demo", "--dir", str(tmp_path), "--no-serve", "--replay"],
+        [sys.executable, "-m", "liubai.api.cli.main", "demo", "--dir", str(tmp_path), "--no-serve", "--replay"],
         capture_output=True, text=True, timeout=60,
     )
     assert out.returncode == 1 and "not a demo directory (it holds notes.txt)" in out.stderr

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from platformdirs import user_state_dir
 
-from api.cli.common import fail, say
-from lineage.urls import has_user_info, redact_url
+from liubai.api.cli.common import fail, say
+from liubai.lineage.urls import has_user_info, redact_url
 
 if TYPE_CHECKING:
-    from collector.agent import Agent
+    from liubai.collector.agent import Agent
 
 __all__ = ["agent_cmd", "register"]
 
@@ -61,7 +61,7 @@ def agent_cmd(
 
     Example: liubai agent --server http://10.0.0.5:8000 --token lb_… --logs /var/log/app.jsonl --events run.events
     """
-    from collector.agent import (  # httpx only when shipping
+    from liubai.collector.agent import (  # httpx only when shipping
         Agent,
         AgentConfig,
         AgentError,

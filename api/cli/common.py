@@ -11,8 +11,8 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from lineage.store import LineageStore, StoreError, open_store
-from lineage.urls import redact_url
+from liubai.lineage.store import LineageStore, StoreError, open_store
+from liubai.lineage.urls import redact_url
 
 __all__ = ["CliState", "console", "err_console", "fail", "printable", "printable_json", "say", "store_session"]
 
@@ -79,7 +79,9 @@ def say(message: str, *, err: bool = False) -> None:
 def state(ctx: typer.Context) -> CliState:
     obj = ctx.find_root().obj
     if not isinstance(obj, CliState):
-        from lineage.config import Settings  # pydantic-settings costs 0.1 s of start-up: only when needed
+        from liubai.lineage.config import (
+            Settings,  # pydantic-settings costs 0.1 s of start-up: only when needed
+        )
 
         obj = CliState(store_url=Settings().store)
         ctx.find_root().obj = obj

@@ -18,9 +18,9 @@ import typer
 from platformdirs import user_data_dir
 from rich.text import Text
 
-from api.cli.common import console, fail, printable, say, state
-from api.demo_repo import build_demo_repo, write_demo_logs
-from lineage.urls import redact_url
+from liubai.api.cli.common import console, fail, printable, say, state
+from liubai.api.demo_repo import build_demo_repo, write_demo_logs
+from liubai.lineage.urls import redact_url
 
 __all__ = ["register", "RECORDED_RUN"]
 
@@ -31,7 +31,7 @@ def _liubai(store_url: str, *args: str, cwd: Path | None = None, check: bool = T
     """Run one ``liubai`` command as a user would, echoing it first."""
     shown = " ".join(a if " " not in a else f"'{a}'" for a in args)
     console.print(Text(f"$ liubai {printable(shown)}", style="bold cyan"))
-    cmd = [sys.executable, "-m", "api.cli.main", "--store", store_url, *args]
+    cmd = [sys.executable, "-m", "liubai.api.cli.main", "--store", store_url, *args]
     # the pipeline finds this installation's python3 first, not a version-manager shim
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     code = subprocess.run(cmd, cwd=cwd, env=env, check=False).returncode
@@ -42,7 +42,7 @@ def _liubai(store_url: str, *args: str, cwd: Path | None = None, check: bool = T
 
 def _can_trace() -> list[str]:
     try:
-        from ebpf.loader import preflight
+        from liubai.ebpf.loader import preflight
     except ImportError as exc:
         return [f"eBPF support cannot load: {exc}"]
     return [str(p) for p in preflight()]
@@ -126,7 +126,7 @@ def demo(
     if serve:
         os.execv(
             sys.executable,
-            [sys.executable, "-m", "api.cli.main", "--store", store_url, "serve", "--host", host, "--port", str(port)],
+            [sys.executable, "-m", "liubai.api.cli.main", "--store", store_url, "serve", "--host", host, "--port", str(port)],
         )
 
 

@@ -16,8 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 from securesystemslib.signer import CryptoSigner  # type: ignore[attr-defined]
 
-from api.cli.common import console, err_console, fail, printable, say, state, store_session
-from lineage.export import (
+from liubai.api.cli.common import console, err_console, fail, printable, say, state, store_session
+from liubai.lineage.export import (
     FORMATS,
     MAX_DEPTH,
     MAX_LIMIT,
@@ -31,8 +31,8 @@ from lineage.export import (
     render_csv_nodes,
     select,
 )
-from lineage.model import Direction
-from lineage.signing import (
+from liubai.lineage.model import Direction
+from liubai.lineage.signing import (
     BUNDLE_PAYLOAD_TYPE,
     INTOTO_PAYLOAD_TYPE,
     KeyFileError,
@@ -43,8 +43,8 @@ from lineage.signing import (
     verify_document,
     write_keypair,
 )
-from lineage.slsa import SlsaError, build_provenance, run_id_of, statement_bytes
-from lineage.store.base import LineageStore
+from liubai.lineage.slsa import SlsaError, build_provenance, run_id_of, statement_bytes
+from liubai.lineage.store.base import LineageStore
 
 __all__ = ["register"]
 

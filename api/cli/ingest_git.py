@@ -10,10 +10,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from api.cli.common import console, err_console, fail, printable, store_session
-from api.cli.ingest import ingest_app
-from collector.git import GitCollector, GitSourceError, checkpoints_of, ingest_git
-from collector.ingest import IngestSummary
+from liubai.api.cli.common import console, err_console, fail, printable, store_session
+from liubai.api.cli.ingest import ingest_app
+from liubai.collector.git import GitCollector, GitSourceError, checkpoints_of, ingest_git
+from liubai.collector.ingest import IngestSummary
 
 __all__ = ["register"]
 

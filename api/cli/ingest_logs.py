@@ -9,13 +9,13 @@ from typing import Annotated
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from api.cli.common import err_console, fail, say, state, store_session
-from api.cli.ingest import ingest_app
-from collector.logfields import FieldMap
-from collector.logfile import FileIngestStats, ingest_files
-from collector.offload import OffloadError
-from lineage.model import RejectedRecord
-from lineage.urls import redact_url
+from liubai.api.cli.common import err_console, fail, say, state, store_session
+from liubai.api.cli.ingest import ingest_app
+from liubai.collector.logfields import FieldMap
+from liubai.collector.logfile import FileIngestStats, ingest_files
+from liubai.collector.offload import OffloadError
+from liubai.lineage.model import RejectedRecord
+from liubai.lineage.urls import redact_url
 
 __all__ = ["RejectPrinter", "load_fieldmap", "register"]
 

@@ -16,10 +16,10 @@ from typing import Annotated
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from api.cli.common import err_console, fail, say, state, store_session
-from api.cli.ingest import ingest_app
-from api.cli.ingest_logs import RejectPrinter, load_fieldmap
-from lineage.urls import redact_url
+from liubai.api.cli.common import err_console, fail, say, state, store_session
+from liubai.api.cli.ingest import ingest_app
+from liubai.api.cli.ingest_logs import RejectPrinter, load_fieldmap
+from liubai.lineage.urls import redact_url
 
 __all__ = ["parse_when", "register"]
 
@@ -137,8 +137,21 @@ def sls(
     start = start if start in ("begin", "end") else str(when("--start", start))
     if window is not None and window[0] >= window[1]:
         raise fail(f"empty time window: --from {from_} is not before --to {to or 'now'}")
-    from collector.offload import OffloadError, has_a_second_core
-    from collector.sls import ConsumeStats, RetryPolicy, SlsCollector, SlsCredentials, SlsError, make_client
+    from liubai.collector.offload import OffloadError, has_a_second_core
+
+    try:
+        from liubai.collector.sls import (
+            ConsumeStats,
+            RetryPolicy,
+            SlsCollector,
+            SlsCredentials,
+            SlsError,
+            make_client,
+        )
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.partition(".")[0] not in ("aliyun", "lz4"):
+            raise
+        raise fail(f"ingest sls needs the 'sls' extra ({exc.name} is not installed): pip install 'liubai[sls]'") from None
 
     fm = load_fieldmap(field_map)
     try:

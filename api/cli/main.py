@@ -12,25 +12,25 @@ import sys
 
 import typer
 
-from api.cli.common import CliState, fail
+from liubai.api.cli.common import CliState, fail
 
 COMMAND_MODULES = [
-    "api.cli.ingest",
-    "api.cli.ingest_git",
-    "api.cli.ingest_logs",
-    "api.cli.ingest_sls",
-    "api.cli.trace",
-    "api.cli.query",
-    "api.cli.serve",
-    "api.cli.export",
-    "api.cli.store_admin",
-    "api.cli.token",
-    "api.cli.agent",
-    "api.cli.demo",
+    "liubai.api.cli.ingest",
+    "liubai.api.cli.ingest_git",
+    "liubai.api.cli.ingest_logs",
+    "liubai.api.cli.ingest_sls",
+    "liubai.api.cli.trace",
+    "liubai.api.cli.query",
+    "liubai.api.cli.serve",
+    "liubai.api.cli.export",
+    "liubai.api.cli.store_admin",
+    "liubai.api.cli.token",
+    "liubai.api.cli.agent",
+    "liubai.api.cli.demo",
 ]
 
 _ONLY: dict[tuple[str, ...], tuple[str, ...]] = {
-    ("ingest", "git"): ("api.cli.ingest", "api.cli.ingest_git"),
+    ("ingest", "git"): ("liubai.api.cli.ingest", "liubai.api.cli.ingest_git"),
 }
 
 _app = typer.Typer(
@@ -43,9 +43,23 @@ _app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"liubai {version('liubai')}")
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            typer.echo("liubai (not installed)")
+        raise typer.Exit()
+
+
 @_app.callback()
 def _root(
     ctx: typer.Context,
+    _show_version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print liubai's version and exit."
+    ),
     store: str = typer.Option(
         None,
         "--store",

@@ -18,12 +18,12 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from api.api_error import ApiError
-from api.cli.common import console, fail, printable, printable_json, store_session
-from api.nodes import node_label, node_time, resolve_ref
-from lineage.model import Direction, Edge, EdgeKind, Node, NodeKind
-from lineage.provenance import Provenance
-from lineage.store.base import LineageStore, StoreError, Subgraph
+from liubai.api.api_error import ApiError
+from liubai.api.cli.common import console, fail, printable, printable_json, store_session
+from liubai.api.nodes import node_label, node_time, resolve_ref
+from liubai.lineage.model import Direction, Edge, EdgeKind, Node, NodeKind
+from liubai.lineage.provenance import Provenance
+from liubai.lineage.store.base import LineageStore, StoreError, Subgraph
 
 __all__ = ["register", "render_tree"]
 

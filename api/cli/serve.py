@@ -11,9 +11,9 @@ import typer
 from pydantic import ValidationError
 from rich.text import Text
 
-from api.cli.common import console, err_console, fail, printable, say, state
-from lineage.store import StoreError, open_store
-from lineage.urls import redact_url
+from liubai.api.cli.common import console, err_console, fail, printable, say, state
+from liubai.lineage.store import StoreError, open_store
+from liubai.lineage.urls import redact_url
 
 __all__ = ["register"]
 
@@ -67,9 +67,13 @@ def serve_cmd(
     """
     import uvicorn
 
-    from api.auth import UnsafeBind, is_loopback, prepare_serve  # the web stack loads only for this command
-    from api.http_protocol import LimitedHttpToolsProtocol, http_settings
-    from api.request_guard import GuardSettings, parse_host
+    from liubai.api.auth import (  # the web stack loads only for this command
+        UnsafeBind,
+        is_loopback,
+        prepare_serve,
+    )
+    from liubai.api.http_protocol import LimitedHttpToolsProtocol, http_settings
+    from liubai.api.request_guard import GuardSettings, parse_host
 
     store_url = state(ctx).store_url
     try:  # fail now, in one line, rather than on the first request (a damaged store opens, then fails)
@@ -117,7 +121,7 @@ def serve_cmd(
     # picks uvloop when installed. Its access log is off because the app writes its own JSON line per
     # request, with the request id. Workers read the same LIUBAI_HTTP_* limits from the environment.
     uvicorn.run(
-        "api.app:create_app_from_env",
+        "liubai.api.app:create_app_from_env",
         factory=True,
         http=LimitedHttpToolsProtocol,
         timeout_keep_alive=limits.keepalive_s,

@@ -16,11 +16,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from api.cli.common import console, err_console, fail, printable, say, state, store_session
-from lineage.model import GraphBatch, NodeKind, RejectedRecord
-from lineage.store import LineageStore, StoreError, open_store
-from lineage.store.base import StoreReadOnly
-from lineage.urls import redact_url
+from liubai.api.cli.common import console, err_console, fail, printable, say, state, store_session
+from liubai.lineage.model import GraphBatch, NodeKind, RejectedRecord
+from liubai.lineage.store import LineageStore, StoreError, open_store
+from liubai.lineage.store.base import StoreReadOnly
+from liubai.lineage.urls import redact_url
 
 __all__ = ["copy_graph", "register"]
 

@@ -9,10 +9,10 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from api.cli.common import console, err_console, fail, printable, say
+from liubai.api.cli.common import console, err_console, fail, printable, say
 
 if TYPE_CHECKING:
-    from api.auth import TokenStore
+    from liubai.api.auth import TokenStore
 
 __all__ = ["register", "token_app"]
 
@@ -29,7 +29,7 @@ TokensOption = Annotated[
 
 
 def _open(tokens: Path | None) -> TokenStore:
-    from api.auth import AuthSettings, TokenStore  # the web stack loads only when tokens are used
+    from liubai.api.auth import AuthSettings, TokenStore  # the web stack loads only when tokens are used
 
     path = tokens or AuthSettings().tokens
     try:
@@ -48,7 +48,7 @@ def create(
 
     Example: liubai token create --scope read --name ci
     """
-    from api.auth import TokenScope
+    from liubai.api.auth import TokenScope
 
     bad = [s for s in scope if s not in {t.value for t in TokenScope}]
     if bad:

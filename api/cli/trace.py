@@ -17,9 +17,9 @@ from typing import Annotated
 
 import typer
 
-from api.cli.common import fail, say, state, store_session
-from api.cli.ingest import ingest_app
-from collector.ebpf import (
+from liubai.api.cli.common import fail, say, state, store_session
+from liubai.api.cli.ingest import ingest_app
+from liubai.collector.ebpf import (
     IngestStats,
     LiveEvents,
     RecordingWriter,
@@ -28,12 +28,12 @@ from collector.ebpf import (
     ingest_run,
     replay_recording,
 )
-from ebpf import procfs
-from ebpf.loader import Problem, Tracer, TracerError, preflight
-from ebpf.run import attach_tree, exit_status_code, run_command
-from lineage.model import AUDIT_ID_ENV, AuditIdError, parse_audit_id, parse_traceparent
-from lineage.text import visible
-from lineage.urls import redact_url
+from liubai.ebpf import procfs
+from liubai.ebpf.loader import Problem, Tracer, TracerError, preflight
+from liubai.ebpf.run import attach_tree, exit_status_code, run_command
+from liubai.lineage.model import AUDIT_ID_ENV, AuditIdError, parse_audit_id, parse_traceparent
+from liubai.lineage.text import visible
+from liubai.lineage.urls import redact_url
 
 __all__ = ["RunContext", "register", "resolve_context"]
 

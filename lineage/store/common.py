@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 
 import orjson
 
-from lineage.model import Edge, GraphBatch, Node, dedupe_batch, merge_props, node_kind_of
-from lineage.store.base import StoreError
+from liubai.lineage.model import Edge, GraphBatch, Node, dedupe_batch, merge_props, node_kind_of
+from liubai.lineage.store.base import StoreError
 
 __all__ = [
     "chunks",

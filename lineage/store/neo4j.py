@@ -6,7 +6,7 @@ referenced; ``props`` is the property map as JSON text (Neo4j cannot hold nested
 with ``props`` as JSON too (absent when empty). Rejected records are ``(:Rejected)`` and checkpoints
 ``(:Checkpoint)``, outside ``:Node`` so they never show up as graph facts.
 
-Provenance (``lineage.provenance``): a node's owner is its ``_writer`` property, the keys other writers
+Provenance (``liubai.lineage.provenance``): a node's owner is its ``_writer`` property, the keys other writers
 added are ``_owners`` (JSON, absent while there are none), and a value another writer gave that differs
 from the fact is a ``(:Claim {node, name, writer, value})``, also outside ``:Node``. A batch with a
 ``once`` checkpoint MERGEs that checkpoint first in its transaction: the uniqueness constraint makes a
@@ -45,8 +45,8 @@ from neo4j.exceptions import (
     SessionExpired,
 )
 
-from lineage.config import Settings
-from lineage.model import (
+from liubai.lineage.config import Settings
+from liubai.lineage.model import (
     Direction,
     Edge,
     EdgeKind,
@@ -57,9 +57,9 @@ from lineage.model import (
     merge_props,
     node_kind_of,
 )
-from lineage.provenance import Claim, Provenance, merge_owned
-from lineage.store import deadline
-from lineage.store.base import (
+from liubai.lineage.provenance import Claim, Provenance, merge_owned
+from liubai.lineage.store import deadline
+from liubai.lineage.store.base import (
     DEFAULT_LINEAGE_LIMIT,
     ONCE_APPLIED,
     NeighborPage,
@@ -71,9 +71,16 @@ from lineage.store.base import (
     Subgraph,
     UpsertResult,
 )
-from lineage.store.common import chunks, decode_cursor, dumps_props, encode_cursor, loads_props, prepare_batch
-from lineage.store.searchtext import search_text
-from lineage.urls import redact_url
+from liubai.lineage.store.common import (
+    chunks,
+    decode_cursor,
+    dumps_props,
+    encode_cursor,
+    loads_props,
+    prepare_batch,
+)
+from liubai.lineage.store.searchtext import search_text
+from liubai.lineage.urls import redact_url
 
 __all__ = ["Neo4jStore", "SCHEMA_STATEMENTS"]
 
@@ -494,7 +501,7 @@ class Neo4jStore:
         return self._run_read(work)
 
     def _run_read(self, work: Callable[[ManagedTransaction], _T]) -> _T:
-        """One read transaction; under a caller's deadline (``lineage.store.deadline``) it carries the time
+        """One read transaction; under a caller's deadline (``liubai.lineage.store.deadline``) it carries the time
         left as its timeout, so the server itself ends the transaction when the caller gives up."""
         left = deadline.remaining()
         if left is not None:

@@ -11,7 +11,7 @@ import importlib
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from lineage.store.base import LineageStore, StoreError
+from liubai.lineage.store.base import LineageStore, StoreError
 
 __all__ = ["open_store", "register_store", "known_schemes"]
 
@@ -19,14 +19,17 @@ StoreFactory = Callable[[str], LineageStore]
 
 _FACTORIES: dict[str, StoreFactory] = {}
 _LAZY: dict[str, str] = {
-    "sqlite": "lineage.store.sqlite:SqliteStore.from_url",
-    "neo4j": "lineage.store.neo4j:Neo4jStore.from_url",
-    "neo4j+s": "lineage.store.neo4j:Neo4jStore.from_url",
-    "neo4j+ssc": "lineage.store.neo4j:Neo4jStore.from_url",
-    "bolt": "lineage.store.neo4j:Neo4jStore.from_url",
-    "bolt+s": "lineage.store.neo4j:Neo4jStore.from_url",
-    "bolt+ssc": "lineage.store.neo4j:Neo4jStore.from_url",
+    "sqlite": "liubai.lineage.store.sqlite:SqliteStore.from_url",
+    "neo4j": "liubai.lineage.store.neo4j:Neo4jStore.from_url",
+    "neo4j+s": "liubai.lineage.store.neo4j:Neo4jStore.from_url",
+    "neo4j+ssc": "liubai.lineage.store.neo4j:Neo4jStore.from_url",
+    "bolt": "liubai.lineage.store.neo4j:Neo4jStore.from_url",
+    "bolt+s": "liubai.lineage.store.neo4j:Neo4jStore.from_url",
+    "bolt+ssc": "liubai.lineage.store.neo4j:Neo4jStore.from_url",
 }
+
+# the third-party module each optional store needs -> the extra that installs it
+_EXTRAS = {"neo4j": "neo4j"}
 
 
 def register_store(scheme: str, factory: StoreFactory) -> None:
@@ -44,7 +47,16 @@ def _resolve(scheme: str) -> StoreFactory:
     if target is None:
         raise StoreError(f"unknown store scheme {scheme!r}; use one of: {', '.join(known_schemes())}")
     module_name, _, attr = target.partition(":")
-    obj: object = importlib.import_module(module_name)
+    try:
+        obj: object = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        extra = _EXTRAS.get(exc.name.partition(".")[0] if exc.name else "")
+        if extra is None:
+            raise
+        raise StoreError(
+            f"the {scheme} store needs the {extra!r} extra ({exc.name} is not installed): "
+            f"pip install 'liubai[{extra}]'"
+        ) from None
     for part in attr.split("."):
         obj = getattr(obj, part)
     factory: StoreFactory = obj  # type: ignore[assignment]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lineage.model import NodeKind
+from liubai.lineage.model import NodeKind
 
 __all__ = ["SEARCH_PROPS", "SEARCH_TEXT_VERSION", "search_text"]
 

@@ -5,7 +5,7 @@ Nodes and edges are keyed by their readable ids; properties are JSON text. A nod
 ``edges`` rows: a log line then costs one row and three index entries instead of five rows, and every
 read unions those columns back in as edges. Traversal is a breadth-first walk inside SQLite, search
 uses an FTS5 index over ids and key properties. Every node row records the writer that owns it (see
-``lineage.provenance``); values other writers gave that differ from the facts are ``claims`` rows, and
+``liubai.lineage.provenance``); values other writers gave that differ from the facts are ``claims`` rows, and
 keys a second writer added are named in the row's ``owners`` JSON, NULL while there are none, so a batch
 of new nodes stays a column-wise insert. A batch with a ``once`` checkpoint checks it after ``BEGIN
 IMMEDIATE``, which serialises writers across processes. Each thread gets its own
@@ -32,7 +32,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import orjson
 
-from lineage.model import (
+from liubai.lineage.model import (
     Direction,
     Edge,
     EdgeKind,
@@ -42,9 +42,9 @@ from lineage.model import (
     RejectedRecord,
     merge_props,
 )
-from lineage.provenance import Claim, Provenance, merge_owned
-from lineage.store import deadline
-from lineage.store.base import (
+from liubai.lineage.provenance import Claim, Provenance, merge_owned
+from liubai.lineage.store import deadline
+from liubai.lineage.store.base import (
     DEFAULT_LINEAGE_LIMIT,
     ONCE_APPLIED,
     AnswerTooLarge,
@@ -59,8 +59,15 @@ from lineage.store.base import (
     Subgraph,
     UpsertResult,
 )
-from lineage.store.common import chunks, decode_cursor, dumps_props, encode_cursor, loads_props, prepare_batch
-from lineage.store.searchtext import SEARCH_TEXT_VERSION, search_text
+from liubai.lineage.store.common import (
+    chunks,
+    decode_cursor,
+    dumps_props,
+    encode_cursor,
+    loads_props,
+    prepare_batch,
+)
+from liubai.lineage.store.searchtext import SEARCH_TEXT_VERSION, search_text
 
 __all__ = ["EDGES_PER_NODE", "PATH_VISIT_LIMIT", "SCHEMA_VERSION", "SqliteRows", "SqliteStore", "prepare_rows",
            "row_texts"]
@@ -530,7 +537,7 @@ class SqliteStore:
     # ------------------------------------------------------------------ connections
 
     def _conn(self) -> sqlite3.Connection:
-        """This thread's connection, set to stop at the caller's deadline (``lineage.store.deadline``)."""
+        """This thread's connection, set to stop at the caller's deadline (``liubai.lineage.store.deadline``)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             if self.db_path == ":memory:" and self._all:

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from lineage.join import join_records
-from lineage.model import (
+from liubai.api.app import create_app
+from liubai.lineage.join import join_records
+from liubai.lineage.model import (
     audit_node_id,
     commit_node_id,
     file_node_id,
@@ -28,7 +28,7 @@ from lineage.model import (
     trace_node_id,
     workload_node_id,
 )
-from lineage.records import (
+from liubai.lineage.records import (
     CommitRecord,
     FileAccessRecord,
     LogRecord,
@@ -37,7 +37,7 @@ from lineage.records import (
     Record,
     RunRecord,
 )
-from lineage.store import LineageStore, open_store
+from liubai.lineage.store import LineageStore, open_store
 
 HOSTILE_SUBJECT = "fix: '\"; DROP TABLE nodes; -- <script>alert(1)</script> [bold red]x[/]"
 HOSTILE_BODY = "MATCH (n) DETACH DELETE n\n}{ $where: 1 } \\x00 ' OR '1'='1"

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from api.cli.main import app
-from lineage.model import Edge, EdgeKind, GraphBatch, Node, RejectedRecord, log_node_id, trace_node_id
-from lineage.store import LineageStore
+from liubai.api.cli.main import app
+from liubai.lineage.model import Edge, EdgeKind, GraphBatch, Node, RejectedRecord, log_node_id, trace_node_id
+from liubai.lineage.store import LineageStore
 
 runner = CliRunner()
 
@@ -79,7 +79,7 @@ def test_serve_on_a_port_in_use_says_so_and_announces_nothing(store: LineageStor
         busy.listen()
         port = busy.getsockname()[1]
         done = subprocess.run(
-            [sys.executable, "-c", "from api.cli.main import main; main()", "--store", store.url, "serve",
+            [sys.executable, "-c", "from liubai.api.cli.main import main; main()", "--store", store.url, "serve",
              "--port", str(port)],
             capture_output=True, text=True, timeout=60, cwd=tmp_path,
             env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
@@ -99,7 +99,7 @@ def test_migrate_from_an_empty_store_says_so_and_writes_nothing(tmp_path: Path) 
 
 
 def test_printable_escapes_what_drives_a_terminal_and_keeps_text() -> None:
-    from api.cli.common import printable
+    from liubai.api.cli.common import printable
 
     assert printable("a\x1b[2Jb\x00\u202e\u2028\ud800\x85") == "a\\x1b[2Jb\\x00\\u202e\\u2028\\ud800\\x85"
     kept = "設定\u3000値 no\u00a0break 👩\u200d💻 tab-free café"

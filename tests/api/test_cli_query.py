@@ -9,8 +9,8 @@ import sys
 
 from typer.testing import CliRunner
 
-from api.cli.main import app
-from lineage.model import commit_node_id
+from liubai.api.cli.main import app
+from liubai.lineage.model import commit_node_id
 from tests.api.conftest import CONFIG_MAPS, HOSTILE_SUBJECT, World
 
 runner = CliRunner()
@@ -112,8 +112,8 @@ def test_query_commands_start_without_the_web_stack() -> None:
     command of the CLI registered, none of the web stack is loaded."""
     probe = (
         "import sys\n"
-        "from api.cli.main import app\n"
-        "print(sorted(m for m in ('strawberry', 'graphql', 'fastapi', 'api.errors') if m in sys.modules))\n"
+        "from liubai.api.cli.main import app\n"
+        "print(sorted(m for m in ('strawberry', 'graphql', 'fastapi', 'liubai.api.errors') if m in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

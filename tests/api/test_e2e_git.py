@@ -16,10 +16,10 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from api.app import create_app
-from api.cli.main import app as cli
-from lineage.model import audit_node_id, commit_node_id, parse_audit_id, trace_node_id
-from lineage.store import open_store
+from liubai.api.app import create_app
+from liubai.api.cli.main import app as cli
+from liubai.lineage.model import audit_node_id, commit_node_id, parse_audit_id, trace_node_id
+from liubai.lineage.store import open_store
 from tests.api.conftest import data, error
 from tests.gitrepo import Scenario, build_gitops_scenario
 

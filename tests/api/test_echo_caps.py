@@ -5,10 +5,10 @@ from __future__ import annotations
 import orjson
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from lineage.model import parse_audit_id
-from lineage.store import LineageStore
-from lineage.wire import WireError, decode_batch
+from liubai.api.app import create_app
+from liubai.lineage.model import parse_audit_id
+from liubai.lineage.store import LineageStore
+from liubai.lineage.wire import WireError, decode_batch
 
 LONG = "z" * 100_000
 TAIL = "(100000 characters)"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from lineage.model import commit_node_id
-from lineage.store import LineageStore, open_store
+from liubai.lineage.model import commit_node_id
+from liubai.lineage.store import LineageStore, open_store
 from tests.api.conftest import CONFIG_MAPS, HOSTILE_BODY, HOSTILE_SUBJECT, World, data, error, gql
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import CSP, GRAPHIQL_CSP, create_app
+from liubai.api.app import CSP, GRAPHIQL_CSP, create_app
 from tests.api.conftest import World, data, error
 
 
@@ -77,8 +77,11 @@ def test_ui_fallback_page_when_no_ui_is_installed(
     monkeypatch.setenv("LIUBAI_WEB_DIR", str(tmp_path / "nowhere"))
     with TestClient(create_app(store=world.store)) as c:
         response = c.get("/")
-    assert response.status_code == 200 and 'href="/graphql"' in response.text
+        ide = c.get("/graphql", headers={"Accept": "text/html"})
+    assert response.status_code == 200 and "LIUBAI_WEB_DIR" in response.text
     assert response.headers["content-security-policy"] == CSP
+    # never strawberry's own GraphiQL page, which loads scripts from a CDN that the CSP blocks
+    assert ide.status_code == 404 and "<script" not in ide.text and "LIUBAI_WEB_DIR" in ide.text
 
 
 def test_a_store_that_cannot_open_gives_503_and_store_unavailable(tmp_path: Path) -> None:

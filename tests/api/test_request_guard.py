@@ -7,11 +7,11 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.request_guard import GuardSettings
-from lineage.model import GraphBatch
-from lineage.store import LineageStore
-from lineage.wire import encode_batch
+from liubai.api.app import create_app
+from liubai.api.request_guard import GuardSettings
+from liubai.lineage.model import GraphBatch
+from liubai.lineage.store import LineageStore
+from liubai.lineage.wire import encode_batch
 from tests.api.conftest import World
 
 QUERY = {"query": "{ stats { counts } }"}

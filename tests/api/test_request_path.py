@@ -12,11 +12,11 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from api.app import CSP
-from api.errors import StructuredErrors
-from api.limits import LimitSettings, graphql_extensions
-from api.schema import ApiContext, LineageSchema, Query
-from lineage.store import LineageStore
+from liubai.api.app import CSP
+from liubai.api.errors import StructuredErrors
+from liubai.api.limits import LimitSettings, graphql_extensions
+from liubai.api.schema import ApiContext, LineageSchema, Query
+from liubai.lineage.store import LineageStore
 from tests.api.conftest import World, gql
 
 SEARCH = 'query($n: Int!) { search(text: "a", first: $n) { totalCount } }'

@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lineage.model import commit_node_id
+from liubai.lineage.model import commit_node_id
 from tests.api.conftest import World
 
-LIUBAI = [sys.executable, "-c", "from api.cli.main import main; main()"]
+LIUBAI = [sys.executable, "-c", "from liubai.api.cli.main import main; main()"]
 
 
 def _free_port() -> int:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from lineage.store import open_store
+from liubai.lineage.store import open_store
 from tests._real import missing
 from tests.browser import scenario
 from tests.browser.harness import CHROMIUM_ARGS, Ui, chromium_path, free_port, new_ui, serving

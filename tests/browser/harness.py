@@ -54,7 +54,7 @@ def liubai_command() -> list[str]:
     script = Path(sys.executable).with_name("liubai")
     if script.is_file():
         return [str(script)]
-    return [sys.executable, "-c", "from api.cli.main import main; main()"]
+    return [sys.executable, "-c", "from liubai.api.cli.main import main; main()"]
 
 
 @contextlib.contextmanager

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lineage.join import join_records
-from lineage.model import (
+from liubai.lineage.join import join_records
+from liubai.lineage.model import (
     audit_node_id,
     commit_node_id,
     file_node_id,
@@ -22,7 +22,7 @@ from lineage.model import (
     parse_audit_id,
     process_node_id,
 )
-from lineage.records import (
+from liubai.lineage.records import (
     CommitRecord,
     FileAccessRecord,
     LogRecord,
@@ -31,7 +31,7 @@ from lineage.records import (
     Record,
     RunRecord,
 )
-from lineage.store.base import LineageStore
+from liubai.lineage.store.base import LineageStore
 
 XSS_IMG = "<img src=x onerror=alert(1)>"
 XSS_SCRIPT = "<script>alert(1)</script>"

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from api.auth import TokenStore
-from lineage.store import open_store
+from liubai.api.auth import TokenStore
+from liubai.lineage.store import open_store
 from tests.browser import scenario
 from tests.browser.harness import Ui, free_port, new_ui, serving
 

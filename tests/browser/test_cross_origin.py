@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from lineage.model import GraphBatch
-from lineage.store import open_store
-from lineage.wire import encode_batch
+from liubai.lineage.model import GraphBatch
+from liubai.lineage.store import open_store
+from liubai.lineage.wire import encode_batch
 from tests.browser.harness import free_port, serving
 
 pytestmark = pytest.mark.browser

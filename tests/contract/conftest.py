@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lineage.store import LineageStore, open_store
+from liubai.lineage.store import LineageStore, open_store
 
 STORES = ["sqlite", "neo4j"]
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from lineage.join import join_records
-from lineage.model import (
+from liubai.lineage.join import join_records
+from liubai.lineage.model import (
     Direction,
     EdgeKind,
     GraphBatch,
@@ -25,7 +25,7 @@ from lineage.model import (
     trace_node_id,
     workload_node_id,
 )
-from lineage.records import (
+from liubai.lineage.records import (
     CommitRecord,
     FileAccessRecord,
     LogRecord,
@@ -33,10 +33,10 @@ from lineage.records import (
     ProcessRecord,
     RunRecord,
 )
-from lineage.store import LineageStore, StoreError, open_store
-from lineage.store.base import StoreTimeout
-from lineage.store.deadline import deadline
-from lineage.store.sqlite import SqliteStore
+from liubai.lineage.store import LineageStore, StoreError, open_store
+from liubai.lineage.store.base import StoreTimeout
+from liubai.lineage.store.deadline import deadline
+from liubai.lineage.store.sqlite import SqliteStore
 
 C1 = "1" * 40
 C2 = "2" * 40
@@ -410,7 +410,7 @@ def test_sqlite_a_store_opened_before_a_reindex_refuses_to_write(tmp_path) -> No
     stop with a clear error; its reads go on."""
     import sqlite3
 
-    from lineage.store.base import StoreError
+    from liubai.lineage.store.base import StoreError
 
     path = tmp_path / "shared.db"
     old = SqliteStore(path)
@@ -526,9 +526,9 @@ def test_sqlite_migrates_a_version_2_database_moving_links_onto_node_rows(tmp_pa
     and the bare trace and audit links have left ``edges`` (a link with properties stays)."""
     import sqlite3
 
-    from lineage.store.common import dumps_props, prepare_batch
-    from lineage.store.searchtext import search_text
-    from lineage.store.sqlite import MIGRATIONS
+    from liubai.lineage.store.common import dumps_props, prepare_batch
+    from liubai.lineage.store.searchtext import search_text
+    from liubai.lineage.store.sqlite import MIGRATIONS
 
     graph = scenario()
     graph.add_edge(LOG2, EdgeKind.IN_TRACE, T2)
@@ -655,7 +655,7 @@ def test_sqlite_reindexes_when_the_search_text_changes(tmp_path) -> None:  # typ
 def test_sqlite_migrates_a_version_1_database_without_losing_data(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import sqlite3
 
-    from lineage.store.sqlite import MIGRATIONS, SCHEMA_VERSION
+    from liubai.lineage.store.sqlite import MIGRATIONS, SCHEMA_VERSION
 
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path)
@@ -687,7 +687,7 @@ def test_sqlite_bulk_writes_keep_every_text_exactly(tmp_path, monkeypatch, on_wo
     and updates (changed properties, changed search text)."""
     import threading
 
-    import lineage.store.sqlite as sqlite_module
+    import liubai.lineage.store.sqlite as sqlite_module
 
     def batches(version: str) -> list[GraphBatch]:
         out = []
@@ -738,8 +738,8 @@ def test_sqlite_bulk_writes_keep_every_text_exactly(tmp_path, monkeypatch, on_wo
 
 _CLOSE_WHILE_QUERYING = """
 import sys, threading, time
-from lineage.model import GraphBatch
-from lineage.store.sqlite import SqliteStore
+from liubai.lineage.model import GraphBatch
+from liubai.lineage.store.sqlite import SqliteStore
 
 for rep in range(12):
     store = SqliteStore(f"{sys.argv[1]}/race-{rep}.db")
@@ -892,7 +892,7 @@ def test_equal_writers_keep_the_first_value_and_one_writer_keeps_todays_rule(sto
 
 
 def test_restored_provenance_reads_back_as_given(store: LineageStore) -> None:
-    from lineage.provenance import Claim, Provenance
+    from liubai.lineage.provenance import Claim, Provenance
 
     cid = commit_node_id(C1)
     _write(store, "local", cid, REAL)

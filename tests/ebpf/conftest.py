@@ -48,7 +48,7 @@ def liubai(
 @pytest.fixture(scope="session")
 def kernel() -> None:
     """Skip (or fail where LIUBAI_REQUIRE_EBPF=1) unless BPF tracing can really run here."""
-    from ebpf.loader import preflight
+    from liubai.ebpf.loader import preflight
 
     problems = preflight()
     if problems:
@@ -71,7 +71,7 @@ class Graph:
 
 
 def read_graph(url: str) -> Graph:
-    from lineage.store import open_store
+    from liubai.lineage.store import open_store
 
     store = open_store(url)
     try:

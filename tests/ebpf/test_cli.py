@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from api.cli.trace import CANNOT_TRACE_EXIT, resolve_context
-from lineage.store import open_store
+from liubai.api.cli.trace import CANNOT_TRACE_EXIT, resolve_context
+from liubai.lineage.store import open_store
 from tests.ebpf.conftest import LIUBAI, clean_env, liubai, read_graph
 from tests.ebpf.recordings import PROCESS, RUN_HEADER
 from tests.gitrepo import GitRepoBuilder

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.ebpf import (
+from liubai.collector.ebpf import (
     BinaryHasher,
     LiveEvents,
     RecordingWriter,
@@ -20,7 +20,7 @@ from collector.ebpf import (
     replay_recording,
     resolve_path,
 )
-from ebpf.events import (
+from liubai.ebpf.events import (
     AT_FDCWD,
     ChdirEvent,
     DecodeError,
@@ -34,8 +34,8 @@ from ebpf.events import (
     event_from_json,
     event_to_json,
 )
-from ebpf.program import ProgramOptions, load_source, render_program
-from lineage.records import FileAccessRecord, ProcessRecord, RunRecord
+from liubai.ebpf.program import ProgramOptions, load_source, render_program
+from liubai.lineage.records import FileAccessRecord, ProcessRecord, RunRecord
 from tests.ebpf.recordings import PROCESS, RUN_HEADER
 
 OPTS = ProgramOptions(max_args=4, arg_len=32, path_len=64)
@@ -417,8 +417,8 @@ _PROC = {
 def test_replay_rejects_an_event_line_of_the_wrong_type_and_the_rest_lands(
     tmp_path: Path, line: dict[str, object], field: str
 ) -> None:
-    from collector.ebpf import ingest_run
-    from lineage.store import open_store
+    from liubai.collector.ebpf import ingest_run
+    from liubai.lineage.store import open_store
 
     bad = json.dumps(line)
     replay = replay_recording([json.dumps(RUN_HEADER), json.dumps(_OPEN), bad, _END], "run.jsonl")

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from lineage.join import join_records
-from lineage.model import parse_audit_id, run_node_id
-from lineage.records import (
+from liubai.lineage.join import join_records
+from liubai.lineage.model import parse_audit_id, run_node_id
+from liubai.lineage.records import (
     CommitRecord,
     FileAccessRecord,
     LogRecord,
@@ -31,7 +31,7 @@ from lineage.records import (
     RunRecord,
     iso_utc,
 )
-from lineage.store import LineageStore, open_store
+from liubai.lineage.store import LineageStore, open_store
 from tests._real import missing
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -272,7 +272,7 @@ def cli() -> CliRunner:
 
 def run_cli(runner: CliRunner, store_url: str, *args: str) -> tuple[int, str, str]:
     """Invoke ``liubai`` in-process; returns (exit code, stdout, stderr)."""
-    from api.cli.main import app
+    from liubai.api.cli.main import app
 
     result = runner.invoke(app, ["--store", store_url, *args], catch_exceptions=False)
     return result.exit_code, result.stdout, result.stderr

@@ -11,8 +11,16 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from lineage.export import MAX_DEPTH, MAX_LIMIT, ExportError, Selection, Selector, canonical_json, select
-from lineage.signing import BUNDLE_PAYLOAD_TYPE, load_signer, sign
+from liubai.lineage.export import (
+    MAX_DEPTH,
+    MAX_LIMIT,
+    ExportError,
+    Selection,
+    Selector,
+    canonical_json,
+    select,
+)
+from liubai.lineage.signing import BUNDLE_PAYLOAD_TYPE, load_signer, sign
 from tests.export.conftest import Scenario, run_cli
 
 

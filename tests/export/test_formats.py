@@ -17,7 +17,7 @@ import networkx as nx
 import pytest
 from typer.testing import CliRunner
 
-from lineage.model import Direction, commit_node_id
+from liubai.lineage.model import Direction, commit_node_id
 from tests._real import missing
 from tests.export.conftest import TRICKY, Scenario, run_cli
 
@@ -213,7 +213,7 @@ def test_bad_selection_is_one_clear_line(
 
 
 def test_help_shows_a_real_example(cli: CliRunner) -> None:
-    from api.cli.main import app
+    from liubai.api.cli.main import app
 
     for cmd in ("export", "verify", "keygen"):
         result = cli.invoke(app, [cmd, "--help"])

@@ -12,13 +12,13 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from lineage.model import Direction, commit_node_id
+from liubai.lineage.model import Direction, commit_node_id
 from tests.export.conftest import Scenario
 
 
 @pytest.fixture(scope="module")
 def client(scenario: Scenario) -> TestClient:
-    from api.app import create_app
+    from liubai.api.app import create_app
 
     return TestClient(create_app(store=scenario.store))
 
@@ -75,7 +75,7 @@ def test_bad_requests_get_structured_errors(
 
 def test_router_on_a_bare_app_opens_and_closes_its_own_store(scenario: Scenario) -> None:
     """Mounted without the app factory, the router opens the store named by ``app.state.store_url`` per request."""
-    from api.export_http import router
+    from liubai.api.export_http import router
 
     app = FastAPI()
     app.include_router(router)

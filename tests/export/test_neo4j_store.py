@@ -14,8 +14,8 @@ from securesystemslib.dsse import Envelope
 from securesystemslib.signer import SSlibKey
 from typer.testing import CliRunner
 
-from lineage.model import Direction, commit_node_id
-from lineage.urls import redact_url
+from liubai.lineage.model import Direction, commit_node_id
+from liubai.lineage.urls import redact_url
 from tests.export.conftest import Scenario, build_scenario, run_cli
 
 pytestmark = pytest.mark.neo4j

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from lineage.signing import load_public_key, load_signer, sign, verify_document
+from liubai.lineage.signing import load_public_key, load_signer, sign, verify_document
 from tests.export.conftest import Scenario, run_cli
 
 

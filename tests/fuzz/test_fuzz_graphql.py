@@ -36,13 +36,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis_graphql import queries
 
-from api.errors import StructuredErrors
-from api.limits import LimitSettings, graphql_extensions
-from api.query_cost import DocumentCost, measure
-from api.schema import ApiContext, LineageSchema, Query
-from lineage.join import join_records
-from lineage.records import CommitRecord, LogRecord
-from lineage.store import LineageStore, open_store
+from liubai.api.errors import StructuredErrors
+from liubai.api.limits import LimitSettings, graphql_extensions
+from liubai.api.query_cost import DocumentCost, measure
+from liubai.api.schema import ApiContext, LineageSchema, Query
+from liubai.lineage.join import join_records
+from liubai.lineage.records import CommitRecord, LogRecord
+from liubai.lineage.store import LineageStore, open_store
 from tests.fuzz.conftest import FUZZ
 
 pytestmark = pytest.mark.fuzz

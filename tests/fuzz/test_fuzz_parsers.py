@@ -20,12 +20,12 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collector.ebpf import replay_recording
-from collector.logfields import FieldMap, map_log
-from collector.logfile import read_jsonl, read_otlp
-from collector.manifests import parse_manifest
-from ebpf.events import DecodeError, Event, EventDecoder
-from lineage.model import (
+from liubai.collector.ebpf import replay_recording
+from liubai.collector.logfields import FieldMap, map_log
+from liubai.collector.logfile import read_jsonl, read_otlp
+from liubai.collector.manifests import parse_manifest
+from liubai.ebpf.events import DecodeError, Event, EventDecoder
+from liubai.lineage.model import (
     AuditId,
     AuditIdError,
     EdgeKind,
@@ -34,8 +34,8 @@ from lineage.model import (
     RejectedRecord,
     parse_audit_id,
 )
-from lineage.records import FileAccessRecord, LogRecord, ManifestObjectRecord, ProcessRecord, RunRecord
-from lineage.wire import DecodedBatch, WireError, decode_batch, encode_batch
+from liubai.lineage.records import FileAccessRecord, LogRecord, ManifestObjectRecord, ProcessRecord, RunRecord
+from liubai.lineage.wire import DecodedBatch, WireError, decode_batch, encode_batch
 from tests.fuzz.conftest import FUZZ
 
 pytestmark = pytest.mark.fuzz

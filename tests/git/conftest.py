@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from collector.git import GitCollector, checkpoints_of, ingest_git
-from collector.ingest import IngestSummary
-from lineage.store import LineageStore, open_store
+from liubai.collector.git import GitCollector, checkpoints_of, ingest_git
+from liubai.collector.ingest import IngestSummary
+from liubai.lineage.store import LineageStore, open_store
 from tests.gitrepo import Scenario, build_gitops_scenario
 
 

@@ -7,8 +7,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from lineage.model import Direction, EdgeKind, commit_node_id
-from lineage.store import LineageStore
+from liubai.lineage.model import Direction, EdgeKind, commit_node_id
+from liubai.lineage.store import LineageStore
 from tests.git.conftest import run_ingest
 from tests.gitrepo import GitRepoBuilder, deployment, trace_for
 

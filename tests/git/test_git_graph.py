@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from lineage.model import Direction, EdgeKind, NodeKind, commit_node_id, trace_node_id
-from lineage.store import LineageStore
+from liubai.lineage.model import Direction, EdgeKind, NodeKind, commit_node_id, trace_node_id
+from liubai.lineage.store import LineageStore
 from tests.gitrepo import Scenario
 
 Ingested = tuple[Scenario, LineageStore, object]

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from collector.git import GitCollector, GitSourceError, checkpoints_of, ingest_git
-from lineage.model import Direction, EdgeKind, NodeKind, commit_node_id, trace_node_id
-from lineage.store import LineageStore
+from liubai.collector.git import GitCollector, GitSourceError, checkpoints_of, ingest_git
+from liubai.lineage.model import Direction, EdgeKind, NodeKind, commit_node_id, trace_node_id
+from liubai.lineage.store import LineageStore
 from tests.git.conftest import run_ingest
 from tests.gitrepo import Scenario, deployment, trace_for
 

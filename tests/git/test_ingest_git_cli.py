@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from api.cli.main import _command_words, app
-from lineage.store import open_store
+from liubai.api.cli.main import _command_words, app
+from liubai.lineage.store import open_store
 from tests.gitrepo import Scenario
 
 runner = CliRunner()
@@ -20,7 +20,7 @@ runner = CliRunner()
 def _liubai() -> list[str]:
     script = Path(sys.executable).parent / "liubai"
     return (
-        [str(script)] if script.exists() else [sys.executable, "-c", "from api.cli.main import main; main()"]
+        [str(script)] if script.exists() else [sys.executable, "-c", "from liubai.api.cli.main import main; main()"]
     )
 
 
@@ -126,9 +126,9 @@ def test_ingest_git_starts_without_the_other_commands_dependencies() -> None:
     probe = (
         "import sys\n"
         "sys.argv = ['liubai', '--store', 'sqlite:///unused.db', 'ingest', 'git', '--help']\n"
-        "from api.cli.main import main\n"
+        "from liubai.api.cli.main import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print(sorted(m for m in ('api.errors', 'api.cli.query', 'lineage.config', 'strawberry') if m in sys.modules))\n"
+        "print(sorted(m for m in ('liubai.api.errors', 'liubai.api.cli.query', 'liubai.lineage.config', 'strawberry') if m in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

@@ -8,11 +8,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector import manifests
-from collector.git import pr_number
-from collector.manifests import ManifestCache, ObjectKey, parse_manifest
-from lineage.model import RejectedRecord
-from lineage.records import ManifestObjectRecord
+from liubai.collector import manifests
+from liubai.collector.git import pr_number
+from liubai.collector.manifests import ManifestCache, ObjectKey, parse_manifest
+from liubai.lineage.model import RejectedRecord
+from liubai.lineage.records import ManifestObjectRecord
 from tests.gitrepo import cronjob, deployment
 
 SHA = "ab" * 20

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from lineage.store import LineageStore, open_store
+from liubai.lineage.store import LineageStore, open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
@@ -64,7 +64,7 @@ class ApiServer:
     def start(self) -> None:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [PY, "-m", "uvicorn", "--factory", "api.app:create_app_from_env", "--host", "127.0.0.1",
+            [PY, "-m", "uvicorn", "--factory", "liubai.api.app:create_app_from_env", "--host", "127.0.0.1",
              "--port", str(self.port), "--log-level", "warning"],
             cwd=ROOT, env={**os.environ, **self.env, "LIUBAI_STORE": self.store_url}, stdout=log, stderr=log,
         )
@@ -109,7 +109,7 @@ def api_factory(tmp_path: Path) -> Iterator[Any]:
 
 
 def agent_argv(server: str, state: Path, *inputs: str, extra: tuple[str, ...] = ()) -> list[str]:
-    return [PY, "-m", "api.cli.main", "agent", "--server", server, "--state-dir", str(state), *inputs, *extra]
+    return [PY, "-m", "liubai.api.cli.main", "agent", "--server", server, "--state-dir", str(state), *inputs, *extra]
 
 
 def run_agent(argv: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from lineage.wire import decode_batch
+from liubai.lineage.wire import decode_batch
 from tests.hardening.conftest import ROOT, agent_argv, graph_of, run_agent, shipped, status
 
 LIMIT = 1 << 20

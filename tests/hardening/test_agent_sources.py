@@ -36,7 +36,7 @@ def test_logs_shipped_by_the_agent_equal_a_direct_ingest(api_factory: Any, tmp_p
 
 
 def test_a_traced_run_recording_shipped_by_the_agent_equals_a_direct_ingest(api_factory: Any, tmp_path: Path) -> None:
-    from ebpf.loader import preflight
+    from liubai.ebpf.loader import preflight
 
     problems = preflight()
     if problems:
@@ -69,7 +69,7 @@ def test_missing_input_bad_token_and_nothing_to_do_are_one_line_errors(api_facto
     assert "Traceback" not in denied.stderr
     assert status(tmp_path / "b").get("positions", {}) == {}  # nothing counted as shipped
 
-    made = subprocess.run([sys.executable, "-m", "api.cli.main", "token", "create", "--scope", "ingest",
+    made = subprocess.run([sys.executable, "-m", "liubai.api.cli.main", "token", "create", "--scope", "ingest",
                            "--name", "node", "--tokens", str(tmp_path / "tokens.db")],
                           cwd=ROOT, capture_output=True, text=True, check=True)
     token_file = tmp_path / "token"

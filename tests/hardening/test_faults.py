@@ -47,7 +47,7 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def reference(logs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The graph of one uninterrupted agent run over ``logs`` (computed once for the module)."""
     tmp = tmp_path_factory.mktemp("reference")
-    api = ApiServer(f"sqlite:///{tmp / 'ref.db'}", {}, tmp / "api.log")
+    api = ApiServer(f"sqlite:///{tmp / 'ref.db'}", {}, tmp / "liubai.api.log")
     api.start()
     try:
         done = run_agent(agent_argv(api.url, tmp / "state", "--logs", str(logs), extra=("--batch-size", "25")))

@@ -20,12 +20,12 @@ from graphql import get_introspection_query, parse
 from graphql.validation.rules import overlapping_fields_can_be_merged as merging
 from strawberry.fastapi import GraphQLRouter
 
-from api.app import create_app
-from api.errors import StructuredErrors
-from api.limits import LimitSettings, graphql_extensions
-from api.query_cost import CAP, DocumentCost, measure
-from api.schema import ApiContext, LineageSchema, Query, build_schema
-from lineage.store import LineageStore, open_store
+from liubai.api.app import create_app
+from liubai.api.errors import StructuredErrors
+from liubai.api.limits import LimitSettings, graphql_extensions
+from liubai.api.query_cost import CAP, DocumentCost, measure
+from liubai.api.schema import ApiContext, LineageSchema, Query, build_schema
+from liubai.lineage.store import LineageStore, open_store
 
 
 @pytest.fixture

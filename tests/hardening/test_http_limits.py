@@ -18,7 +18,7 @@ import pytest
 
 from tests.hardening.conftest import ROOT, free_port
 
-LIUBAI = [sys.executable, "-c", "from api.cli.main import main; main()"]
+LIUBAI = [sys.executable, "-c", "from liubai.api.cli.main import main; main()"]
 
 
 @dataclass

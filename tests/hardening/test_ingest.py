@@ -8,17 +8,17 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from api import metrics
-from api.app import create_app
-from api.auth import AuthSettings
-from api.ingest_http import IngestSettings, install_ingest
-from api.metrics import BoundedLabel, MetricSettings
-from collector.spool import Spool, SpoolFull
-from lineage.join import join_records
-from lineage.model import EdgeKind, GraphBatch, RejectedRecord
-from lineage.records import LogRecord
-from lineage.store import open_store
-from lineage.wire import AgentStats, WireError, batch_id_of, decode_batch, encode_batch
+from liubai.api import metrics
+from liubai.api.app import create_app
+from liubai.api.auth import AuthSettings
+from liubai.api.ingest_http import IngestSettings, install_ingest
+from liubai.api.metrics import BoundedLabel, MetricSettings
+from liubai.collector.spool import Spool, SpoolFull
+from liubai.lineage.join import join_records
+from liubai.lineage.model import EdgeKind, GraphBatch, RejectedRecord
+from liubai.lineage.records import LogRecord
+from liubai.lineage.store import open_store
+from liubai.lineage.wire import AgentStats, WireError, batch_id_of, decode_batch, encode_batch
 
 SHA = "ab" * 20
 JSON = {"Content-Type": "application/json"}  # what the agent sends

@@ -13,14 +13,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lineage.join import join_records
-from lineage.model import GraphBatch
-from lineage.records import LogRecord
-from lineage.store import open_store
-from lineage.wire import encode_batch
+from liubai.lineage.join import join_records
+from liubai.lineage.model import GraphBatch
+from liubai.lineage.records import LogRecord
+from liubai.lineage.store import open_store
+from liubai.lineage.wire import encode_batch
 from tests.hardening.conftest import free_port
 
-LIUBAI = [sys.executable, "-c", "from api.cli.main import main; main()"]
+LIUBAI = [sys.executable, "-c", "from liubai.api.cli.main import main; main()"]
 CLIENTS = 12
 ROUNDS = 6  # a distinct batch each: every round is another chance for two workers to overlap
 

@@ -18,13 +18,13 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from api.app import create_app
-from api.auth import AuthSettings
-from api.cli.main import app as cli
-from collector.git import repo_identity
-from lineage.model import EdgeKind, GraphBatch, commit_node_id, repo_node_id
-from lineage.store import LineageStore, open_store
-from lineage.wire import encode_batch
+from liubai.api.app import create_app
+from liubai.api.auth import AuthSettings
+from liubai.api.cli.main import app as cli
+from liubai.collector.git import repo_identity
+from liubai.lineage.model import EdgeKind, GraphBatch, commit_node_id, repo_node_id
+from liubai.lineage.store import LineageStore, open_store
+from liubai.lineage.wire import encode_batch
 from tests.gitrepo import GitRepoBuilder
 
 runner = CliRunner()

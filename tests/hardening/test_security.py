@@ -16,16 +16,16 @@ from fastapi.testclient import TestClient
 from strawberry.fastapi import GraphQLRouter
 from typer.testing import CliRunner
 
-from api.app import create_app
-from api.auth import AuthSettings, TokenStore, UnsafeBind, check_bind_safety
-from api.errors import StructuredErrors
-from api.limits import LimitSettings, graphql_extensions
-from api.schema import ApiContext, LineageSchema, Query
-from lineage.join import join_records
-from lineage.model import EdgeKind, GraphBatch
-from lineage.records import LogRecord
-from lineage.store import LineageStore, open_store
-from lineage.wire import encode_batch
+from liubai.api.app import create_app
+from liubai.api.auth import AuthSettings, TokenStore, UnsafeBind, check_bind_safety
+from liubai.api.errors import StructuredErrors
+from liubai.api.limits import LimitSettings, graphql_extensions
+from liubai.api.schema import ApiContext, LineageSchema, Query
+from liubai.lineage.join import join_records
+from liubai.lineage.model import EdgeKind, GraphBatch
+from liubai.lineage.records import LogRecord
+from liubai.lineage.store import LineageStore, open_store
+from liubai.lineage.wire import encode_batch
 
 HOSTILE = [
     "' OR '1'='1",
@@ -139,7 +139,7 @@ def test_token_file_keeps_only_hashes(tmp_path: Path) -> None:
 
 
 def test_token_cli_create_list_revoke(tmp_path: Path) -> None:
-    from api.cli.main import app
+    from liubai.api.cli.main import app
 
     runner = CliRunner()
     path = str(tmp_path / "t.db")
@@ -283,7 +283,7 @@ def test_hostile_search_text_is_data_on_neo4j(neo4j_clean_url: str) -> None:
 def test_serve_refuses_an_exposed_bind_without_auth_and_passes_auth_to_workers(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from api.auth import prepare_serve
+    from liubai.api.auth import prepare_serve
 
     monkeypatch.setenv("LIUBAI_AUTH", "0")
     monkeypatch.setenv("LIUBAI_TOKENS", str(tmp_path / "t.db"))
@@ -300,7 +300,7 @@ def test_request_logs_are_json_lines_with_the_request_id(store: LineageStore) ->
     import json
     import logging
 
-    from api.metrics import JsonFormatter
+    from liubai.api.metrics import JsonFormatter
 
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)

@@ -17,11 +17,11 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from api.app import create_app
-from api.cli.main import app
-from lineage.model import Edge, EdgeKind, GraphBatch, Node, log_node_id, trace_node_id
-from lineage.store import open_store
-from lineage.store.base import StoreDamaged
+from liubai.api.app import create_app
+from liubai.api.cli.main import app
+from liubai.lineage.model import Edge, EdgeKind, GraphBatch, Node, log_node_id, trace_node_id
+from liubai.lineage.store import open_store
+from liubai.lineage.store.base import StoreDamaged
 
 runner = CliRunner()
 LINES = 3000

@@ -20,14 +20,14 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from strawberry.fastapi import GraphQLRouter
 
-from api.app import create_app
-from api.errors import StructuredErrors
-from api.limits import LimitSettings, graphql_extensions
-from api.schema import ApiContext, LineageSchema, Query
-from lineage.model import Direction
-from lineage.store.base import DEFAULT_LINEAGE_LIMIT, AnswerTooLarge, StoreTimeout, Subgraph
-from lineage.store.deadline import deadline
-from lineage.store.sqlite import EDGES_PER_NODE, SqliteStore
+from liubai.api.app import create_app
+from liubai.api.errors import StructuredErrors
+from liubai.api.limits import LimitSettings, graphql_extensions
+from liubai.api.schema import ApiContext, LineageSchema, Query
+from liubai.lineage.model import Direction
+from liubai.lineage.store.base import DEFAULT_LINEAGE_LIMIT, AnswerTooLarge, StoreTimeout, Subgraph
+from liubai.lineage.store.deadline import deadline
+from liubai.lineage.store.sqlite import EDGES_PER_NODE, SqliteStore
 
 READERS = 400_000  # processes reading the hub; more than the path search may visit
 HUB, FAR = "file:/usr/lib/libhub.so", "file:/etc/far.conf"

@@ -14,10 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from api.app import create_app
-from api.cli.main import app
-from lineage.model import Edge, EdgeKind, GraphBatch, Node, log_node_id, trace_node_id
-from lineage.store import open_store
+from liubai.api.app import create_app
+from liubai.api.cli.main import app
+from liubai.lineage.model import Edge, EdgeKind, GraphBatch, Node, log_node_id, trace_node_id
+from liubai.lineage.store import open_store
 
 runner = CliRunner()
 TRACE = trace_node_id(f"{7:032x}")

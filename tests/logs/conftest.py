@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from lineage.store import LineageStore, open_store
+from liubai.lineage.store import LineageStore, open_store
 from tests._real import missing
 from tests.sls_server import SlsServer
 

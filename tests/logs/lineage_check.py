@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import json
 
-from lineage.model import EdgeKind, NodeKind, audit_node_id, commit_node_id, parse_audit_id, trace_node_id
-from lineage.store import LineageStore
+from liubai.lineage.model import (
+    EdgeKind,
+    NodeKind,
+    audit_node_id,
+    commit_node_id,
+    parse_audit_id,
+    trace_node_id,
+)
+from liubai.lineage.store import LineageStore
 from tests.logs.dataset import Line
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from collector.logfields import FieldMap, map_log, normalise_time
+from liubai.collector.logfields import FieldMap, map_log, normalise_time
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 
@@ -141,7 +141,7 @@ def test_a_bad_field_map_is_one_cli_line(tmp_path) -> None:  # type: ignore[no-u
     (tmp_path / "fm.yaml").write_text("trace: [a, b\n")
     (tmp_path / "a.jsonl").write_text('{"message": "x"}\n')
     run = subprocess.run(
-        [sys.executable, "-m", "api.cli.main", "--store", f"sqlite:///{tmp_path / 'x.db'}", "ingest", "logs",
+        [sys.executable, "-m", "liubai.api.cli.main", "--store", f"sqlite:///{tmp_path / 'x.db'}", "ingest", "logs",
          str(tmp_path / "a.jsonl"), "--field-map", str(tmp_path / "fm.yaml")],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip

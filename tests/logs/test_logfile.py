@@ -10,15 +10,15 @@ import sys
 
 import pytest
 
-from collector.logfile import ingest_files, read_jsonl, read_otlp
-from collector.sls import SlsCollector, SlsCredentials, make_client
-from lineage.model import EdgeKind, RejectedRecord, trace_node_id
-from lineage.records import LogRecord
+from liubai.collector.logfile import ingest_files, read_jsonl, read_otlp
+from liubai.collector.sls import SlsCollector, SlsCredentials, make_client
+from liubai.lineage.model import EdgeKind, RejectedRecord, trace_node_id
+from liubai.lineage.records import LogRecord
 from tests.logs.conftest import KEY_ID, KEY_SECRET, LOGSTORE, PROJECT
 from tests.logs.dataset import EPOCH, make_dataset, put_into_sls, to_otlp, write_jsonl, write_otlp
 from tests.logs.lineage_check import assert_exact_lineage, graph_of, log_ids_by_message, out_edges
 
-CLI = [sys.executable, "-c", "from api.cli.main import main; main()"]
+CLI = [sys.executable, "-c", "from liubai.api.cli.main import main; main()"]
 GARBAGE = ["{not json", "[1, 2]", '"just a string"', "\x00\x01binary"]
 
 
@@ -207,7 +207,7 @@ def test_cli_reads_gzip_from_stdin_and_reports(commits, tmp_path) -> None:  # ty
         f"ingested {len(ds.lines):,} log records from 1 file(s), {ds.expected_rejects + 1:,} rejected" in out
     )
     assert err.splitlines()[0].startswith("rejected stdin:1: not valid JSON")
-    from lineage.store import open_store
+    from liubai.lineage.store import open_store
 
     store = open_store(f"sqlite:///{db}")
     try:
@@ -263,7 +263,7 @@ def test_field_map_file_renames_keys(tmp_path, new_store) -> None:  # type: igno
     )
     fm_file = tmp_path / "fields.yaml"
     fm_file.write_text("trace: [tid]\nmessage: text\nlevel: [sev]\n")
-    from collector.logfields import FieldMap
+    from liubai.collector.logfields import FieldMap
 
     store = new_store("custom")
     ingest_files(store, [str(path)], fieldmap=FieldMap.from_file(fm_file))

@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from collector.ingest import DEFAULT_DISTINCT, Item, join_batches, store_batches
-from collector.logfile import OFFLOAD_MIN_BYTES, _offloaded, ingest_files, read_log_file
-from collector.offload import Emit, OffloadError, join_in_subprocess
-from lineage.model import GraphBatch, NodeKind, RejectedRecord
-from lineage.records import LogRecord
-from lineage.store.base import StoreError, UpsertResult
-from lineage.store.sqlite import prepare_rows
+from liubai.collector.ingest import DEFAULT_DISTINCT, Item, join_batches, store_batches
+from liubai.collector.logfile import OFFLOAD_MIN_BYTES, _offloaded, ingest_files, read_log_file
+from liubai.collector.offload import Emit, OffloadError, join_in_subprocess
+from liubai.lineage.model import GraphBatch, NodeKind, RejectedRecord
+from liubai.lineage.records import LogRecord
+from liubai.lineage.store.base import StoreError, UpsertResult
+from liubai.lineage.store.sqlite import prepare_rows
 from tests.logs.dataset import make_dataset, write_jsonl
 from tests.logs.lineage_check import assert_exact_lineage, graph_of
 
@@ -197,7 +197,7 @@ def _gone(pid: int) -> bool:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to watch the reader process")
 def test_the_reader_process_ends_when_its_parent_is_killed() -> None:
     script = (
-        "from collector.offload import run_in_subprocess\n"
+        "from liubai.collector.offload import run_in_subprocess\n"
         "from tests.logs.test_offload import _emit_pid_then_wait\n"
         "pairs = run_in_subprocess(_emit_pid_then_wait)\n"
         "batch, pid = next(pairs)\n"
@@ -224,8 +224,8 @@ def test_a_program_read_from_stdin_can_offload(tmp_path: Path) -> None:
     log = tmp_path / "app.jsonl"
     log.write_text('{"message": "hi", "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"}\n{"message": "x"}\n')
     script = (
-        "from collector.logfile import ingest_files\n"
-        "from lineage.store import open_store\n"
+        "from liubai.collector.logfile import ingest_files\n"
+        "from liubai.lineage.store import open_store\n"
         f"store = open_store('sqlite:///{tmp_path / 'g.db'}')\n"
         f"print(ingest_files(store, [{str(log)!r}], 'jsonl', parallel=True).records)\n"
     )

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from collector.sls import RetryPolicy, SlsCollector, SlsCredentials, SlsError, make_client
+from liubai.collector.sls import RetryPolicy, SlsCollector, SlsCredentials, SlsError, make_client
 from tests.logs.conftest import KEY_ID, KEY_SECRET, LOGSTORE, PROJECT
 from tests.logs.dataset import EPOCH, make_dataset, put_into_sls
 from tests.logs.lineage_check import graph_of, log_ids_by_message

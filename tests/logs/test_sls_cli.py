@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from lineage.store import open_store
+from liubai.lineage.store import open_store
 from tests.logs.conftest import KEY_ID, KEY_SECRET, LOGSTORE, PROJECT
 from tests.logs.dataset import EPOCH, make_dataset, put_into_sls
 from tests.logs.lineage_check import assert_exact_lineage, graph_of
 from tests.sls_server import SlsServer
 
-CLI = [sys.executable, "-c", "from api.cli.main import main; main()"]
+CLI = [sys.executable, "-c", "from liubai.api.cli.main import main; main()"]
 
 
 def _env(secret: str = KEY_SECRET) -> dict[str, str]:

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from collector.ingest import BatchPace
-from collector.sls import RetryPolicy, SlsCollector, SlsCredentials, SlsError, make_client, sls_source
-from lineage.model import EdgeKind, NodeKind, trace_node_id
+from liubai.collector.ingest import BatchPace
+from liubai.collector.sls import RetryPolicy, SlsCollector, SlsCredentials, SlsError, make_client, sls_source
+from liubai.lineage.model import EdgeKind, NodeKind, trace_node_id
 from tests.logs.conftest import KEY_ID, KEY_SECRET, LOGSTORE, PROJECT
 from tests.logs.dataset import EPOCH, REJECTING_KINDS, make_dataset, put_into_sls
 from tests.logs.lineage_check import assert_exact_lineage, graph_of, log_ids_by_message, out_edges

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from lineage.store.neo4j import Neo4jStore
+from liubai.lineage.store.neo4j import Neo4jStore
 
 pytestmark = pytest.mark.neo4j
 

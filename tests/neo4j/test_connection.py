@@ -7,9 +7,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from lineage.model import GraphBatch
-from lineage.store import StoreUnavailable, open_store
-from lineage.store.neo4j import Neo4jStore
+from liubai.lineage.model import GraphBatch
+from liubai.lineage.store import StoreUnavailable, open_store
+from liubai.lineage.store.neo4j import Neo4jStore
 
 pytestmark = pytest.mark.neo4j
 

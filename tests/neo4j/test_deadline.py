@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import neo4j
 import pytest
 
-from lineage.store.base import StoreTimeout
-from lineage.store.deadline import deadline
-from lineage.store.neo4j import Neo4jStore
+from liubai.lineage.store.base import StoreTimeout
+from liubai.lineage.store.deadline import deadline
+from liubai.lineage.store.neo4j import Neo4jStore
 from tests.neo4j_server import driver_args
 
 pytestmark = pytest.mark.neo4j

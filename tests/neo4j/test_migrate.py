@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from api.cli.main import app
-from lineage.join import join_records
-from lineage.model import GraphBatch, NodeKind, RejectedRecord
-from lineage.records import CommitRecord, FileAccessRecord, LogRecord, ProcessRecord, Record, RunRecord
-from lineage.store import LineageStore, open_store
+from liubai.api.cli.main import app
+from liubai.lineage.join import join_records
+from liubai.lineage.model import GraphBatch, NodeKind, RejectedRecord
+from liubai.lineage.records import CommitRecord, FileAccessRecord, LogRecord, ProcessRecord, Record, RunRecord
+from liubai.lineage.store import LineageStore, open_store
 
 pytestmark = [pytest.mark.neo4j, pytest.mark.slow, pytest.mark.timeout(1200)]
 

@@ -8,8 +8,8 @@ import threading
 import neo4j
 import pytest
 
-from lineage.model import EdgeKind, GraphBatch
-from lineage.store.neo4j import Neo4jStore
+from liubai.lineage.model import EdgeKind, GraphBatch
+from liubai.lineage.store.neo4j import Neo4jStore
 from tests.neo4j_server import driver_args
 
 pytestmark = pytest.mark.neo4j

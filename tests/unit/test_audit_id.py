@@ -6,7 +6,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from lineage.model import AuditId, AuditIdError, parse_audit_id, parse_traceparent
+from liubai.lineage.model import AuditId, AuditIdError, parse_audit_id, parse_traceparent
 
 SHA1 = "a" * 40
 SHA256 = "b" * 64

@@ -3,9 +3,9 @@ shows records while a batch is still being built."""
 
 from __future__ import annotations
 
-from collector.ingest import BatchPace, Checkpoint, IngestSummary, Notice, ingest_records, join_batches
-from lineage.records import LogRecord
-from lineage.store.sqlite import SqliteStore
+from liubai.collector.ingest import BatchPace, Checkpoint, IngestSummary, Notice, ingest_records, join_batches
+from liubai.lineage.records import LogRecord
+from liubai.lineage.store.sqlite import SqliteStore
 
 
 def _log(i: int) -> LogRecord:

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from lineage.join import join_records
-from lineage.model import EdgeKind, NodeKind, audit_node_id, commit_node_id, parse_audit_id, trace_node_id
-from lineage.records import LogRecord, ManifestObjectRecord, ProcessRecord, RunRecord
+from liubai.lineage.join import join_records
+from liubai.lineage.model import (
+    EdgeKind,
+    NodeKind,
+    audit_node_id,
+    commit_node_id,
+    parse_audit_id,
+    trace_node_id,
+)
+from liubai.lineage.records import LogRecord, ManifestObjectRecord, ProcessRecord, RunRecord
 
 SHA = "c" * 40
 TRACE = "0af7651916cd43dd8448eb211c80319c"
@@ -61,8 +68,8 @@ def test_process_tree_and_privilege_change() -> None:
 
 def test_a_batch_knows_whether_its_facts_were_folded() -> None:
     """Stores skip their own folding only for a batch whose facts all came through ``add_*``."""
-    from lineage.model import Edge, EdgeKind, GraphBatch, Node, NodeKind
-    from lineage.store.common import prepare_batch
+    from liubai.lineage.model import Edge, EdgeKind, GraphBatch, Node, NodeKind
+    from liubai.lineage.store.common import prepare_batch
 
     b = GraphBatch()
     b.add_node("trace:t1", {"first_seen": "2026-01-02"})

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collector.logfile import _loads
+from liubai.collector.logfile import _loads
 
 _json = st.recursive(
     st.none()

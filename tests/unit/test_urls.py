@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from lineage.urls import has_user_info, hide_password, redact_url
+from liubai.lineage.urls import has_user_info, hide_password, redact_url
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from collector.writer import BatchWriter
-from lineage.model import GraphBatch
+from liubai.collector.writer import BatchWriter
+from liubai.lineage.model import GraphBatch
 
 
 def _batch(i: int) -> GraphBatch:
