@@ -1,7 +1,7 @@
 """The store protocol: the only view of persistence that collectors, the API and the CLI get.
 
 Every implementation (SQLite, Neo4j, ...) passes the same contract suite in
-``tests/contract/test_store_contract.py``; new stores register a URL scheme in ``lineage.store.registry``.
+``tests/contract/test_store_contract.py``; new stores register a URL scheme in ``liubai.lineage.store.registry``.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from lineage.model import Direction, Edge, EdgeKind, GraphBatch, Node, NodeKind, RejectedRecord
-from lineage.provenance import Provenance
+from liubai.lineage.errors import ErrorCode, LiubaiError
+from liubai.lineage.model import Direction, Edge, EdgeKind, GraphBatch, Node, NodeKind, RejectedRecord
+from liubai.lineage.provenance import Provenance
 
 __all__ = [
     "AnswerTooLarge",
@@ -36,15 +37,17 @@ DEFAULT_LINEAGE_LIMIT = 10_000
 ONCE_APPLIED = "applied"  # the value a batch's ``once`` checkpoint gets unless the batch sets one
 
 
-class StoreError(RuntimeError):
+class StoreError(LiubaiError, RuntimeError):
     """A store failed in a way the user must hear about; ``retryable`` says whether trying again may help."""
 
+    code = ErrorCode.STORE_ERROR
     retryable = False
 
 
 class StoreUnavailable(StoreError):
     """The store cannot be reached (down, wrong address, wrong credentials)."""
 
+    code = ErrorCode.STORE_UNAVAILABLE
     retryable = True
 
 
@@ -57,7 +60,7 @@ class StoreReadOnly(StoreError):
 
 
 class StoreTimeout(StoreError):
-    """A store call ran past the deadline its caller set (``lineage.store.deadline``) and was stopped."""
+    """A store call ran past the deadline its caller set (``liubai.lineage.store.deadline``) and was stopped."""
 
 
 class AnswerTooLarge(StoreError):
@@ -69,7 +72,7 @@ class UpsertResult:
     """What one batch changed. A replayed batch reports zeros in every ``*_created`` field.
 
     ``conflicts``: values the batch's writer gave that differ from another writer's stored fact, kept as
-    claims instead (``lineage.provenance``). ``duplicate``: the batch's ``once`` checkpoint existed, so
+    claims instead (``liubai.lineage.provenance``). ``duplicate``: the batch's ``once`` checkpoint existed, so
     nothing was written."""
 
     nodes_created: int = 0
@@ -119,8 +122,8 @@ class RejectedPage:
 class LineageStore(Protocol):
     """Idempotent graph persistence plus the queries the product needs.
 
-    Node ids are ``<kind>:<key>``. ``upsert`` merges properties with ``lineage.model.merge_props`` while
-    one writer writes a node, and with ``lineage.provenance.merge_owned`` where writers meet: a node
+    Node ids are ``<kind>:<key>``. ``upsert`` merges properties with ``liubai.lineage.model.merge_props`` while
+    one writer writes a node, and with ``liubai.lineage.provenance.merge_owned`` where writers meet: a node
     records the writer that created it, another writer's differing value is kept as a claim beside the
     fact unless it outranks the fact's writer. ``upsert`` turns placeholders into real nodes when their
     own record arrives; it never makes a real node a placeholder again. Everything in one batch (facts,
