@@ -28,7 +28,7 @@ from liubai.api.nodes import find_commit, node_label, node_time, resolve_ref
 from liubai.lineage import model
 from liubai.lineage.model import AuditIdError, EdgeKind, NodeKind, parse_audit_id
 from liubai.lineage.provenance import Provenance
-from liubai.lineage.store.base import LineageStore, StoreError, Subgraph
+from liubai.lineage.store.base import InvalidCursor, LineageStore, Subgraph
 from liubai.lineage.text import clip
 
 __all__ = ["ApiContext", "schema"]
@@ -329,11 +329,9 @@ def _search(
     store_after, skip = _decode_cursor(after)
     try:
         page = store.search(text, kinds, first=skip + first, after=store_after)
-    except StoreError as exc:
-        if store_after is not None and "cursor" in str(exc):
-            raise ApiError(ErrorCode.BAD_INPUT, "invalid cursor; pass an endCursor from an earlier answer",
-                           argument="after") from None
-        raise
+    except InvalidCursor:
+        raise ApiError(ErrorCode.BAD_INPUT, "invalid cursor; pass an endCursor from an earlier answer",
+                       argument="after") from None
     edges: list[NodeEdge] = []
     for pos, node in enumerate(page.nodes[skip:], start=skip + 1):
         last_of_page = pos == len(page.nodes) and page.end_cursor is not None
@@ -352,11 +350,9 @@ def _neighbors(
     center = _existing(store, ref)
     try:
         page = store.neighbors(center.id, direction.model, kinds, first=first, after=after)
-    except StoreError as exc:
-        if after is not None and "cursor" in str(exc):
-            raise ApiError(ErrorCode.BAD_INPUT, "invalid cursor; pass the endCursor of an earlier answer",
-                           argument="after") from None
-        raise
+    except InvalidCursor:
+        raise ApiError(ErrorCode.BAD_INPUT, "invalid cursor; pass the endCursor of an earlier answer",
+                       argument="after") from None
     nodes = {center.id: center} | {n.id: n for n in page.nodes}
     sub = Subgraph(
         list(nodes.values()), page.edges, {i: 0 if i == center.id else 1 for i in nodes}, page.end_cursor is not None

@@ -23,7 +23,7 @@ from liubai.api.cli.common import console, fail, printable, printable_json, stor
 from liubai.api.nodes import node_label, node_time, resolve_ref
 from liubai.lineage.model import Direction, Edge, EdgeKind, Node, NodeKind
 from liubai.lineage.provenance import Provenance
-from liubai.lineage.store.base import LineageStore, StoreError, Subgraph
+from liubai.lineage.store.base import InvalidCursor, LineageStore, Subgraph
 
 __all__ = ["register", "render_tree"]
 
@@ -222,8 +222,8 @@ def search_cmd(
     with store_session(ctx) as store:
         try:
             page = store.search(text, kinds or None, first=first, after=after)
-        except StoreError as exc:
-            raise fail(f"--after: {exc}") if after else exc from None
+        except InvalidCursor as exc:
+            raise fail(f"--after: {exc}") from None
     table = Table("kind", "label", "time", "id", title=f"{page.total} match(es)", title_justify="left")
     for n in page.nodes:
         table.add_row(Text(n.kind.value, style=_KIND_STYLE.get(n.kind, "")), Text(printable(node_label(n))),
@@ -272,8 +272,8 @@ def rejected_cmd(
     with store_session(ctx) as store:
         try:
             page = store.rejected(source, first=first, after=after)
-        except StoreError as exc:
-            raise fail(f"--after: {exc}") if after else exc from None
+        except InvalidCursor as exc:
+            raise fail(f"--after: {exc}") from None
     table = Table("source", "location", "reason", "raw", title=f"{page.total} rejected record(s)",
                   title_justify="left")
     for r in page.records:

@@ -16,6 +16,7 @@ from liubai.lineage.provenance import Provenance
 
 __all__ = [
     "AnswerTooLarge",
+    "InvalidCursor",
     "ONCE_APPLIED",
     "NeighborPage",
     "NodePage",
@@ -54,17 +55,33 @@ class StoreUnavailable(StoreError):
 class StoreDamaged(StoreError):
     """The store's files are corrupt (overwritten, truncated): only a backup brings the data back."""
 
+    code = ErrorCode.STORE_ERROR
+
 
 class StoreReadOnly(StoreError):
     """The store was opened read-only (read-only media or permissions): reads work, writes are refused."""
+
+    code = ErrorCode.STORE_ERROR
 
 
 class StoreTimeout(StoreError):
     """A store call ran past the deadline its caller set (``liubai.lineage.store.deadline``) and was stopped."""
 
+    code = ErrorCode.STORE_ERROR
+
 
 class AnswerTooLarge(StoreError):
-    """An answer that cannot be cut short (a path) needed more work than one request may hold."""
+    """An answer that cannot be cut short (a path) needed more work than one request may hold: the
+    caller asked too much (a shorter maximum length helps), so it is bad input, not a store fault."""
+
+    code = ErrorCode.BAD_INPUT
+
+
+class InvalidCursor(StoreError):
+    """A page cursor the store did not hand out (edited, truncated, from another query or version).
+    Its own type so callers answer "bad ``after`` argument" without reading the message."""
+
+    code = ErrorCode.BAD_INPUT
 
 
 @dataclass(slots=True)

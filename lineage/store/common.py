@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import orjson
 
 from liubai.lineage.model import Edge, GraphBatch, Node, dedupe_batch, merge_props, node_kind_of
-from liubai.lineage.store.base import StoreError
+from liubai.lineage.store.base import InvalidCursor
 
 __all__ = [
     "chunks",
@@ -31,7 +31,7 @@ def encode_cursor(offset: int) -> str:
 
 
 def decode_cursor(cursor: str | None) -> int:
-    """The offset a cursor names; StoreError for anything a store did not hand out."""
+    """The offset a cursor names; ``InvalidCursor`` for anything a store did not hand out."""
     if not cursor:
         return 0
     try:
@@ -43,7 +43,7 @@ def decode_cursor(cursor: str | None) -> int:
             raise ValueError
         return offset
     except (ValueError, UnicodeDecodeError):
-        raise StoreError(f"invalid cursor {cursor!r}") from None
+        raise InvalidCursor(f"invalid cursor {cursor!r}") from None
 
 
 def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:

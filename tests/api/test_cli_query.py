@@ -118,3 +118,11 @@ def test_query_commands_start_without_the_web_stack() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_bad_after_cursor_is_one_line_naming_the_option(world: World) -> None:
+    """The CLI tells a bad cursor from other store errors by its type (``InvalidCursor``)."""
+    for command in (["search", "settings"], ["rejected"]):
+        code, _, err = _run(world, *command, "--after", "not-a-cursor")
+        assert code == 1, err
+        assert err.strip().splitlines() == [err.strip()] and "--after: invalid cursor" in err

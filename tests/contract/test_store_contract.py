@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from liubai.lineage.errors import ErrorCode
 from liubai.lineage.join import join_records
 from liubai.lineage.model import (
     Direction,
@@ -34,7 +35,7 @@ from liubai.lineage.records import (
     RunRecord,
 )
 from liubai.lineage.store import LineageStore, StoreError, open_store
-from liubai.lineage.store.base import StoreTimeout
+from liubai.lineage.store.base import InvalidCursor, StoreTimeout
 from liubai.lineage.store.deadline import deadline
 from liubai.lineage.store.sqlite import SqliteStore
 
@@ -629,6 +630,21 @@ def test_a_cursor_past_64_bits_is_refused(store: LineageStore) -> None:
     for page in (lambda: store.search("deploy", after=huge), lambda: store.rejected(after=huge)):
         with pytest.raises(StoreError, match="invalid cursor"):
             page()
+
+
+@pytest.mark.parametrize("cursor", ["not-a-cursor", base64.urlsafe_b64encode(b"x:3").decode(), "b:-1"])
+def test_a_bad_cursor_raises_invalid_cursor_on_every_paged_read(store: LineageStore, cursor: str) -> None:
+    """Callers answer "bad ``after``" by the error's type and code, never by its text."""
+    store.upsert(scenario())
+    pages = (
+        lambda: store.search("deploy", after=cursor),
+        lambda: store.rejected(after=cursor),
+        lambda: store.neighbors(P_CAT, after=cursor),
+    )
+    for page in pages:
+        with pytest.raises(InvalidCursor) as caught:
+            page()
+        assert caught.value.code is ErrorCode.BAD_INPUT and not caught.value.retryable
 
 
 def test_sqlite_reindexes_when_the_search_text_changes(tmp_path) -> None:  # type: ignore[no-untyped-def]
