@@ -703,7 +703,7 @@ def test_sqlite_bulk_writes_keep_every_text_exactly(tmp_path, monkeypatch, on_wo
     and updates (changed properties, changed search text)."""
     import threading
 
-    import liubai.lineage.store.sqlite as sqlite_module
+    import liubai.lineage.store.sqlite.writes as sqlite_module
 
     def batches(version: str) -> list[GraphBatch]:
         out = []
