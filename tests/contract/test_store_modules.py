@@ -53,7 +53,7 @@ def test_every_registry_target_resolves_to_a_store_class() -> None:
     store.close()
 
 
-@pytest.mark.parametrize("package", ["sqlite"])
+@pytest.mark.parametrize("package", ["sqlite", "neo4j"])
 def test_no_store_module_grows_past_its_job(package: str) -> None:
     """A rule of thumb, kept so the split does not grow back into one file."""
     folder = Path(importlib.import_module(f"liubai.lineage.store.{package}").__file__ or "").parent
