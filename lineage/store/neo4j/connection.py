@@ -1,7 +1,6 @@
 """Connections of the Neo4j store: one driver per server and database, shared by every store
 object of the process; URL parsing and the translation of driver errors into the store's."""
 
-
 from __future__ import annotations
 
 import atexit
@@ -30,10 +29,14 @@ from liubai.lineage.store.base import (
     StoreTimeout,
     StoreUnavailable,
 )
-from liubai.lineage.store.neo4j.queries import _PROBE, _TIMED_OUT, SCHEMA_STATEMENTS
+from liubai.lineage.store.neo4j.queries import _PROBE, SCHEMA_STATEMENTS
 from liubai.lineage.urls import redact_url
 
 __all__ = ["Neo4jConnections"]
+
+# The server ends a transaction past its timeout with one of these codes.
+_TIMED_OUT = ("Neo.ClientError.Transaction.TransactionTimedOut",
+              "Neo.ClientError.Transaction.TransactionTimedOutClientConfiguration")
 
 _T = TypeVar("_T")
 

@@ -2,10 +2,7 @@
 
 Labels and relationship types in these texts come only from the closed enums, never from user text."""
 
-
 from __future__ import annotations
-
-import re
 
 from liubai.lineage.model import (
     Direction,
@@ -16,15 +13,6 @@ from liubai.lineage.model import (
 __all__ = ["SCHEMA_STATEMENTS", "ROWS_PER_STATEMENT"]
 
 ROWS_PER_STATEMENT = 5000
-_CREATE_ATTEMPTS = 8
-_CREATE_ROWS = 2000
-_MAX_PATH = 64
-_EDGES_PER_NODE = 8  # as SQLite: a lineage answer holds at most this many edges per node its limit allows
-# The server ends a transaction past its timeout with one of these codes.
-_TIMED_OUT = ("Neo.ClientError.Transaction.TransactionTimedOut",
-              "Neo.ClientError.Transaction.TransactionTimedOutClientConfiguration")
-_TOKEN = re.compile(r"\w+", re.UNICODE)
-_LUCENE_SPECIAL = re.compile(r'([+\-!(){}\[\]^"~*?:\\/&|])')
 
 SCHEMA_STATEMENTS: tuple[str, ...] = (
     "CREATE CONSTRAINT liubai_node_id IF NOT EXISTS FOR (n:Node) REQUIRE n.id IS UNIQUE",
@@ -44,7 +32,6 @@ SCHEMA_STATEMENTS: tuple[str, ...] = (
     "OPTIONS {indexConfig: {`fulltext.analyzer`: 'whitespace', `fulltext.eventually_consistent`: true}}",
 )
 
-# ---------------------------------------------------------------------------------------------- queries
 # Every statement text is a constant. Where a label or relationship type must be literal (relationship
 # MERGE, counts), each kind gets its own statement, built once here from the closed enums; elsewhere the
 # label or type comes from the row as data (``$(row.kind)``, Neo4j 5.26+), never from user text.

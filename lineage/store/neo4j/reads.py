@@ -1,7 +1,6 @@
 """Reads of the Neo4j store: point reads, rejected records, provenance, checkpoints, counts and
 whole-store iteration (``liubai migrate``)."""
 
-
 from __future__ import annotations
 
 import json

@@ -1,10 +1,10 @@
 """Row building for the Neo4j store: node records, claim keys and rows, search words and the
 Lucene query made from user text (escaped, so it is data, never syntax)."""
 
-
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -19,10 +19,12 @@ from liubai.lineage.store.common import (
     dumps_props,
     loads_props,
 )
-from liubai.lineage.store.neo4j.queries import _LUCENE_SPECIAL, _TOKEN, ROWS_PER_STATEMENT
+from liubai.lineage.store.neo4j.queries import ROWS_PER_STATEMENT
 from liubai.lineage.store.searchtext import search_text
 
 _T = TypeVar("_T")
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+_LUCENE_SPECIAL = re.compile(r'([+\-!(){}\[\]^"~*?:\\/&|])')
 
 
 def _words(node_id: str, kind: NodeKind, props: dict[str, Any]) -> str:

@@ -1,7 +1,6 @@
 """Full-text search in the Neo4j store: an exact id first, then the full-text index, read after it
 caught up with the writes (it is eventually consistent)."""
 
-
 from __future__ import annotations
 
 from collections.abc import Sequence

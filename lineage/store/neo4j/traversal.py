@@ -1,7 +1,6 @@
 """Traversal in the Neo4j store: neighbours (paged), lineage (one query per level, so a hub costs
 a level, not every path through it) and shortest paths."""
 
-
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -28,10 +27,8 @@ from liubai.lineage.store.common import (
 )
 from liubai.lineage.store.neo4j.queries import (
     _EDGES_AMONG,
-    _EDGES_PER_NODE,
     _EXISTS,
     _GET_MANY,
-    _MAX_PATH,
     _NEIGHBORS,
     _STEP,
     _path_query,
@@ -40,6 +37,9 @@ from liubai.lineage.store.neo4j.reads import Neo4jReads
 from liubai.lineage.store.neo4j.rows import _chunks, _node
 
 __all__ = ["Neo4jTraversal"]
+
+_MAX_PATH = 64
+_EDGES_PER_NODE = 8  # as SQLite: a lineage answer holds at most this many edges per node its limit allows
 
 class Neo4jTraversal(Neo4jReads):
     """``neighbors``, ``lineage`` and ``path`` of ``Neo4jStore``."""

@@ -1,7 +1,6 @@
 """Writes of the Neo4j store: each batch is one managed transaction of ``UNWIND`` statements; existing
 nodes are locked by their lookup so the merge done in Python cannot lose a concurrent update."""
 
-
 from __future__ import annotations
 
 import json
@@ -41,8 +40,6 @@ from liubai.lineage.store.neo4j.queries import (
     _CLAIMS_DROP,
     _CLAIMS_PUT,
     _COUNTER_BUMP,
-    _CREATE_ATTEMPTS,
-    _CREATE_ROWS,
     _EDGE_CREATE,
     _EDGE_MERGE,
     _EDGE_UPDATE,
@@ -58,6 +55,9 @@ from liubai.lineage.store.neo4j.queries import (
 from liubai.lineage.store.neo4j.rows import _chunks, _claim_key, _claim_row, _words
 
 __all__ = ["Neo4jWrites"]
+
+_CREATE_ATTEMPTS = 8
+_CREATE_ROWS = 2000
 
 class Neo4jWrites(Neo4jConnections):
     """Upserts, rejected records, checkpoints and provenance restores of ``Neo4jStore``."""
