@@ -126,3 +126,18 @@ def test_a_bad_after_cursor_is_one_line_naming_the_option(world: World) -> None:
         code, _, err = _run(world, *command, "--after", "not-a-cursor")
         assert code == 1, err
         assert err.strip().splitlines() == [err.strip()] and "--after: invalid cursor" in err
+
+
+def test_a_store_failure_with_after_is_not_blamed_on_the_option(world: World, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Any other store error on a later page is reported as the store's, not as a bad ``--after``."""
+    from liubai.lineage.store.base import StoreUnavailable
+    from liubai.lineage.store.sqlite import SqliteStore
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise StoreUnavailable("database is locked")
+
+    after = world.store.search("settings", first=1).end_cursor
+    assert after is not None
+    monkeypatch.setattr(SqliteStore, "search", fail)
+    code, _, err = _run(world, "search", "settings", "--after", after)
+    assert code == 1 and "database is locked" in err and "--after" not in err

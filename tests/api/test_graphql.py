@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from liubai.lineage.model import commit_node_id
 from liubai.lineage.store import LineageStore, open_store
+from liubai.lineage.store.base import StoreUnavailable
 from tests.api.conftest import CONFIG_MAPS, HOSTILE_BODY, HOSTILE_SUBJECT, World, data, error, gql
 
 
@@ -290,3 +291,17 @@ def test_alias_fan_out_is_refused(client: TestClient, world: World) -> None:
     body = gql(client, query)
     assert body.get("data") is None
     assert body["errors"][0]["extensions"]["code"] == "BAD_INPUT"
+
+
+def test_a_store_failure_on_a_later_page_is_not_called_a_bad_cursor(
+    client: TestClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only ``InvalidCursor`` means "bad ``after``": a store error whose text mentions a cursor (SQLite
+    says "closed cursor") stays a store error."""
+    after = data(client, SEARCH, text="settings", first=10)["search"]["pageInfo"]["endCursor"]
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise StoreUnavailable("SQLite database api.db: Cannot operate on a closed cursor.")
+
+    monkeypatch.setattr(world.store, "search", fail)
+    assert error(client, SEARCH, text="settings", first=10, after=after)["code"] == "STORE_UNAVAILABLE"
