@@ -161,7 +161,6 @@ def _first_line(exc: Exception) -> str:
     return text.splitlines()[0].rstrip(":")
 
 
-
 class Neo4jConnections:
     """The store's shared driver and sessions: opening (with the schema, once per server and
     database), read transactions under the caller's deadline, the health probe and closing."""

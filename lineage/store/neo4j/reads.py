@@ -44,6 +44,7 @@ from liubai.lineage.store.neo4j.rows import _chunks, _claim_order, _node
 
 __all__ = ["Neo4jReads"]
 
+
 class Neo4jReads(Neo4jConnections):
     """Point reads and bookkeeping of ``Neo4jStore``."""
 

@@ -24,6 +24,7 @@ from liubai.lineage.store.neo4j.rows import _lucene_query, _node
 
 __all__ = ["Neo4jSearch"]
 
+
 class Neo4jSearch(Neo4jReads):
     """``search`` of ``Neo4jStore``."""
 

@@ -41,6 +41,7 @@ __all__ = ["Neo4jTraversal"]
 _MAX_PATH = 64
 _EDGES_PER_NODE = 8  # as SQLite: a lineage answer holds at most this many edges per node its limit allows
 
+
 class Neo4jTraversal(Neo4jReads):
     """``neighbors``, ``lineage`` and ``path`` of ``Neo4jStore``."""
 

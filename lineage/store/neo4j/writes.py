@@ -59,6 +59,7 @@ __all__ = ["Neo4jWrites"]
 _CREATE_ATTEMPTS = 8
 _CREATE_ROWS = 2000
 
+
 class Neo4jWrites(Neo4jConnections):
     """Upserts, rejected records, checkpoints and provenance restores of ``Neo4jStore``."""
 

@@ -46,7 +46,6 @@ _R = TypeVar("_R")
 _S = TypeVar("_S", bound="SqliteConnections")
 
 
-
 def reads(method: Callable[Concatenate[_S, _P], _R]) -> Callable[Concatenate[_S, _P], _R]:
     """A read method whose SQLite errors leave as the store's errors (damaged, timed out, ...)."""
 

@@ -232,6 +232,7 @@ def check_search_version(conn: sqlite3.Connection, db_path: str) -> None:
         f"text {row[0] if row else 'none'}, this one {SEARCH_TEXT_VERSION}); restart this process"
     )
 
+
 def check_readable(conn: sqlite3.Connection, db_path: str, read_only: str) -> None:
     """A read-only store cannot be upgraded: it must already be a liubai database this version reads."""
     try:
@@ -252,6 +253,7 @@ def check_readable(conn: sqlite3.Connection, db_path: str, read_only: str) -> No
             f"liubai reads version {SCHEMA_VERSION}: open it once where it is writable"
             + (" to upgrade it" if current < SCHEMA_VERSION else " with a newer liubai")
         )
+
 
 def upgrade(c: sqlite3.Connection, db_path: str) -> None:
     """Create liubai's tables, or run the migrations a database of an older version lacks; a database
