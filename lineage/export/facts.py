@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
+from liubai.lineage.errors import ErrorCode, LiubaiError
 from liubai.lineage.model import Edge, Node
 from liubai.lineage.provenance import Provenance
 
@@ -13,8 +14,11 @@ __all__ = ["ExportError", "FactSource", "Progress", "edge_dict", "node_dict", "n
 Progress = Callable[[int], None]
 
 
-class ExportError(ValueError):
-    """A selection or bundle a user asked for cannot be produced; the message says why and what to change."""
+class ExportError(LiubaiError, ValueError):
+    """A selection or bundle a user asked for cannot be produced; the message says why and what to change.
+    ``code`` is NOT_FOUND when the selection names nothing in the store."""
+
+    code = ErrorCode.BAD_INPUT
 
 
 

@@ -54,17 +54,25 @@ class StoreUnavailable(StoreError):
 class StoreDamaged(StoreError):
     """The store's files are corrupt (overwritten, truncated): only a backup brings the data back."""
 
+    code = ErrorCode.STORE_DAMAGED
+
 
 class StoreReadOnly(StoreError):
     """The store was opened read-only (read-only media or permissions): reads work, writes are refused."""
+
+    code = ErrorCode.READ_ONLY
 
 
 class StoreTimeout(StoreError):
     """A store call ran past the deadline its caller set (``liubai.lineage.store.deadline``) and was stopped."""
 
+    code = ErrorCode.TIMEOUT
+
 
 class AnswerTooLarge(StoreError):
     """An answer that cannot be cut short (a path) needed more work than one request may hold."""
+
+    code = ErrorCode.TOO_LARGE
 
 
 @dataclass(slots=True)
