@@ -131,10 +131,8 @@ def export_endpoint(
                 raise ExportError(f"unknown format {clip(format)!r}; use one of: {', '.join([*MEDIA_TYPES, 'slsa'])}")
             source = select(store, selection)
     except ExportError as exc:
-        status = 404 if str(exc).startswith("no ") else 400
-        raise _error(
-            status, ErrorCode.NOT_FOUND if status == 404 else ErrorCode.BAD_INPUT, str(exc)
-        ) from None
+        found = exc.code is not ErrorCode.NOT_FOUND
+        raise _error(404 if not found else 400, ErrorCode.BAD_INPUT if found else ErrorCode.NOT_FOUND, exc.message) from None
     except StoreTimeout:
         raise _error(
             400, ErrorCode.BAD_INPUT,
@@ -157,7 +155,7 @@ def _slsa(store: LineageStore, selection: Selection) -> Response:
     try:
         statement: dict[str, Any] = build_provenance(store, run_id)
     except SlsaError as exc:
-        raise ExportError(str(exc)) from None
+        raise ExportError(exc.message, code=exc.code) from None
     return Response(
         statement_bytes(statement),
         media_type="application/vnd.in-toto+json",

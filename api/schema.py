@@ -24,10 +24,11 @@ from strawberry.types import Info
 
 from liubai.api.errors import ApiError, ErrorCode, StructuredErrors
 from liubai.api.limits import LimitSettings, graphql_extensions
-from liubai.api.nodes import find_commit, node_label, node_time, resolve_ref
+from liubai.api.nodes import node_label, node_time
 from liubai.lineage import model
 from liubai.lineage.model import AuditIdError, EdgeKind, NodeKind, parse_audit_id
 from liubai.lineage.provenance import Provenance
+from liubai.lineage.resolve import find_commit, reference_id, resolve_reference
 from liubai.lineage.store.base import LineageStore, StoreError, Subgraph
 from liubai.lineage.text import clip
 
@@ -290,14 +291,6 @@ def _node_kinds(names: Sequence[str] | None) -> list[NodeKind] | None:
     return out
 
 
-def _existing(store: LineageStore, ref: str) -> model.Node:
-    node_id = resolve_ref(store, ref)
-    node = store.get(node_id)
-    if node is None:
-        raise ApiError(ErrorCode.NOT_FOUND, f"no node {clip(node_id)!r} in the lineage store", id=clip(node_id))
-    return node
-
-
 # --------------------------------------------------------------------------- search cursors
 # An edge cursor is (store cursor a page started from, items to skip), so any edge can be resumed from
 # while sequential paging stays on the store's own cursors.
@@ -349,7 +342,7 @@ def _search(
 def _neighbors(
     store: LineageStore, ref: str, direction: Direction, kinds: list[EdgeKind] | None, first: int, after: str | None
 ) -> Graph:
-    center = _existing(store, ref)
+    center = resolve_reference(store, ref)
     try:
         page = store.neighbors(center.id, direction.model, kinds, first=first, after=after)
     except StoreError as exc:
@@ -417,7 +410,7 @@ def _unique(nodes: Iterable[model.Node]) -> list[model.Node]:
 
 def _trail_anchor(store: LineageStore, ref: str) -> model.Node:
     """The node a trail starts from; an audit id never stored falls back to its commit, then its trace."""
-    node_id = resolve_ref(store, ref)
+    node_id = reference_id(store, ref)
     node = store.get(node_id)
     if node is None and node_id.startswith("audit:"):
         parsed = parse_audit_id(node_id.removeprefix("audit:"))
@@ -483,7 +476,7 @@ class Query:
         kinds = _edge_kinds(edge_kinds)
 
         def run(store: LineageStore) -> Graph:
-            node_id = resolve_ref(store, str(from_))
+            node_id = reference_id(store, str(from_))
             sub = store.lineage(node_id, direction.model, depth, kinds, limit)
             if not sub.nodes:
                 raise ApiError(ErrorCode.NOT_FOUND, f"no node {clip(node_id)!r} in the lineage store", id=clip(node_id))
@@ -502,7 +495,7 @@ class Query:
         _bounded("maxLength", max_length, 1, MAX_PATH)
 
         def run(store: LineageStore) -> Graph | None:
-            a, b = _existing(store, str(from_)), _existing(store, str(to))
+            a, b = resolve_reference(store, str(from_)), resolve_reference(store, str(to))
             sub = store.path(a.id, b.id, max_length)
             return Graph.of(sub) if sub is not None else None
 

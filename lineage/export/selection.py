@@ -9,22 +9,19 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from liubai.lineage.errors import ErrorCode, LiubaiError
 from liubai.lineage.export.facts import ExportError, FactSource
 from liubai.lineage.model import (
-    AuditIdError,
     Direction,
     Edge,
     Node,
     NodeKind,
-    audit_node_id,
-    commit_node_id,
     node_kind_of,
-    parse_audit_id,
-    trace_node_id,
 )
 from liubai.lineage.provenance import Provenance
 from liubai.lineage.records import iso_utc
-from liubai.lineage.store.base import LineageStore, Subgraph
+from liubai.lineage.resolve import reference_id
+from liubai.lineage.store.base import LineageStore, StoreError, Subgraph
 from liubai.lineage.text import clip
 
 __all__ = [
@@ -78,6 +75,7 @@ class Selection:
 
 
 _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_COMMIT = re.compile(r"[0-9a-f]{4,64}")
 
 
 def parse_time_bound(text: str, what: str = "time") -> str:
@@ -98,7 +96,8 @@ def parse_time_bound(text: str, what: str = "time") -> str:
 
 
 def resolve_start(store: LineageStore, selection: Selection) -> str | None:
-    """The node id a selector names; ExportError if it names nothing in the store (None for ``all``)."""
+    """The node id a selector names, read by ``liubai.lineage.resolve`` as the selector's kind of node;
+    ExportError (code NOT_FOUND) if it names nothing in the store (None for ``all``)."""
     sel, value = selection.selector, (selection.value or "").strip()
     if sel is Selector.ALL:
         return None
@@ -109,40 +108,26 @@ def resolve_start(store: LineageStore, selection: Selection) -> str | None:
             node_kind_of(value)
         except ValueError as exc:
             raise ExportError(str(exc)) from None
-        node_id = value
-    elif sel is Selector.AUDIT_ID:
-        try:
-            node_id = audit_node_id(parse_audit_id(value))
-        except AuditIdError as exc:
-            raise ExportError(str(exc)) from None
+        ref = value
     elif sel is Selector.COMMIT:
-        node_id = _resolve_commit(store, value)
-    elif sel is Selector.TRACE:
-        node_id = trace_node_id(value.lower() if re.fullmatch(r"[0-9a-fA-F]{32}", value) else value)
+        if not _COMMIT.fullmatch(value.lower().removeprefix("commit:")):
+            raise ExportError(f"commit {clip(value)!r} is not a hex commit id (4 to 64 hex characters)")
+        ref = value if value.lower().startswith("commit:") else f"commit:{value}"
     else:
-        node_id = value if value.startswith("run:") else f"run:{value}"  # as lineage.slsa.run_id_of
+        prefix = {Selector.AUDIT_ID: "audit:", Selector.TRACE: "trace:", Selector.RUN: "run:"}[sel]
+        ref = value if value.startswith(prefix) else prefix + value  # run: as lineage.slsa.run_id_of
+    try:
+        node_id = reference_id(store, ref)
+    except StoreError:
+        raise
+    except LiubaiError as exc:
+        raise ExportError(exc.message, code=exc.code, **exc.detail) from None
     if store.get(node_id) is None:
         raise ExportError(
-            f"no {sel.value.replace('_', ' ')} {clip(value)!r} in the store (looked for node {clip(node_id)!r})"
+            f"no {sel.value.replace('_', ' ')} {clip(value)!r} in the store (looked for node {clip(node_id)!r})",
+            code=ErrorCode.NOT_FOUND,
         )
     return node_id
-
-
-def _resolve_commit(store: LineageStore, value: str) -> str:
-    sha = value.lower().removeprefix("commit:")
-    if not re.fullmatch(r"[0-9a-f]{4,64}", sha):
-        raise ExportError(f"commit {clip(value)!r} is not a hex commit id (4 to 64 hex characters)")
-    if len(sha) in (40, 64):
-        return commit_node_id(sha)
-    found = store.find_by_prefix(NodeKind.COMMIT, sha, limit=2)
-    if not found:
-        raise ExportError(f"no commit starting with {sha!r} in the store")
-    if len(found) > 1:
-        raise ExportError(
-            f"commit prefix {sha!r} is ambiguous ({found[0].id}, {found[1].id}, ...): give more digits"
-        )
-    return found[0].id
-
 
 
 @dataclass(slots=True)
