@@ -99,10 +99,20 @@ async def _provenance(info: Info, node_id: str) -> Provenance:
     return found.get(node_id) or Provenance()
 
 
+# GraphQL enums of the model's kinds, each value named as the model spells it (``Commit``, ``DECLARES``), so
+# answers read as they did when kinds were strings and the UI's kind tables still match them.
+GNodeKind = strawberry.enum(
+    Enum("GNodeKind", {k.value: k.value for k in NodeKind}), name="NodeKind", description="What a node is."
+)
+GEdgeKind = strawberry.enum(
+    Enum("GEdgeKind", {k.value: k.value for k in EdgeKind}), name="EdgeKind", description="How two nodes relate."
+)
+
+
 @strawberry.type(name="Node", description="A lineage node; `label` is short text for people, `time` its main time.")
 class GNode:
     id: strawberry.ID
-    kind: str
+    kind: GNodeKind
     placeholder: bool
     label: str
     time: str | None
@@ -128,7 +138,7 @@ class GNode:
     def of(cls, node: model.Node) -> GNode:
         return cls(
             id=strawberry.ID(node.id),
-            kind=node.kind.value,
+            kind=GNodeKind(node.kind.value),
             placeholder=node.placeholder,
             label=node_label(node),
             time=node_time(node),
@@ -140,13 +150,13 @@ class GNode:
 class GEdge:
     source: strawberry.ID
     target: strawberry.ID
-    kind: str
+    kind: GEdgeKind
     properties: JSON
 
     @classmethod
     def of(cls, edge: model.Edge) -> GEdge:
         return cls(
-            source=strawberry.ID(edge.src), target=strawberry.ID(edge.dst), kind=edge.kind.value, properties=edge.props
+            source=strawberry.ID(edge.src), target=strawberry.ID(edge.dst), kind=GEdgeKind(edge.kind.value), properties=edge.props
         )
 
 
