@@ -131,8 +131,10 @@ def export_endpoint(
                 raise ExportError(f"unknown format {clip(format)!r}; use one of: {', '.join([*MEDIA_TYPES, 'slsa'])}")
             source = select(store, selection)
     except ExportError as exc:
-        found = exc.code is not ErrorCode.NOT_FOUND
-        raise _error(404 if not found else 400, ErrorCode.BAD_INPUT if found else ErrorCode.NOT_FOUND, exc.message) from None
+        missing = exc.code is ErrorCode.NOT_FOUND  # by code, never by the message's words
+        raise _error(
+            404 if missing else 400, ErrorCode.NOT_FOUND if missing else ErrorCode.BAD_INPUT, exc.message
+        ) from None
     except StoreTimeout:
         raise _error(
             400, ErrorCode.BAD_INPUT,
