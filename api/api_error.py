@@ -1,31 +1,20 @@
-"""The errors a user can act on, as resolvers and the CLI raise them. Kept apart from ``liubai.api.errors`` (the
-GraphQL side, which needs strawberry) so that a command can raise them without loading the web stack."""
+"""The errors GraphQL resolvers and the CLI raise for a user. Kept apart from ``liubai.api.errors`` (the
+GraphQL side, which needs strawberry) so that a command can raise them without loading the web stack.
+
+``ApiError`` is a ``LiubaiError`` whose code is chosen per call; ``ErrorCode`` is the one enum of
+``liubai.lineage.errors``, re-exported here for the API's callers."""
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any
+
+from liubai.lineage.errors import ErrorCode, LiubaiError
 
 __all__ = ["ApiError", "ErrorCode"]
 
 
-class ErrorCode(StrEnum):
-    NOT_FOUND = "NOT_FOUND"
-    BAD_INPUT = "BAD_INPUT"
-    BAD_AUDIT_ID = "BAD_AUDIT_ID"
-    AMBIGUOUS = "AMBIGUOUS"
-    STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
-    INTERNAL = "INTERNAL"
-
-
-class ApiError(Exception):
+class ApiError(LiubaiError):
     """An error meant for the user: ``message`` says what to do, ``detail`` carries machine-readable context."""
 
-    def __init__(
-        self, code: ErrorCode, message: str, *, retryable: bool = False, **detail: Any
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.retryable = retryable
-        self.detail = detail
+    def __init__(self, code: ErrorCode, message: str, *, retryable: bool = False, **detail: Any) -> None:
+        super().__init__(message, code=code, retryable=retryable, **detail)

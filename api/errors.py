@@ -1,8 +1,8 @@
 """Structured API errors: every GraphQL error leaves with ``extensions {code, message, retryable, ...}``.
 
-Resolvers raise ``ApiError`` for what a user can act on; store failures and anything unexpected are
-translated here, in one place, so that clients (the web UI, scripts) can branch on ``code`` instead of
-parsing messages, and so that internal details never reach a client.
+Resolvers raise ``LiubaiError``s (``ApiError`` among them) for what a user can act on; their codes, store
+failures and anything unexpected are translated here, in one table (``PUBLIC``), so that clients (the web
+UI, scripts) can branch on ``code`` instead of parsing messages, and internal details never reach a client.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from graphql import ExecutionResult as GraphQLExecutionResult
@@ -18,7 +19,8 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult as StrawberryExecutionResult
 
 from liubai.api.api_error import ApiError, ErrorCode
-from liubai.lineage.store.base import AnswerTooLarge, StoreDamaged, StoreError, StoreUnavailable
+from liubai.lineage.errors import LiubaiError
+from liubai.lineage.store.base import StoreDamaged, StoreUnavailable
 from liubai.lineage.text import ECHO_LIMIT, clip
 
 __all__ = ["ApiError", "ErrorCode", "StructuredErrors", "error_extensions", "is_expected"]
@@ -29,37 +31,64 @@ log = logging.getLogger("liubai.api")
 GRAPHQL_MESSAGE_LIMIT = 4 * ECHO_LIMIT
 
 
+@dataclass(frozen=True, slots=True)
+class _Public:
+    """How errors of one code leave the API: the code a client sees, and the message it gets (``None``: the
+    error's own words, which were written for the user)."""
+
+    code: ErrorCode
+    message: str | None = None
+
+
+_STORE_FAILED = _Public(ErrorCode.INTERNAL, "The lineage store failed to answer this query.")
+
+# The one mapping from an error's code to what a GraphQL client sees. Store internals (damaged files,
+# read-only media, a stopped call) are the operator's business: the client learns only that the store failed.
+PUBLIC: dict[ErrorCode, _Public] = {
+    ErrorCode.NOT_FOUND: _Public(ErrorCode.NOT_FOUND),
+    ErrorCode.BAD_INPUT: _Public(ErrorCode.BAD_INPUT),
+    ErrorCode.BAD_AUDIT_ID: _Public(ErrorCode.BAD_AUDIT_ID),
+    ErrorCode.AMBIGUOUS: _Public(ErrorCode.AMBIGUOUS),
+    ErrorCode.TOO_LARGE: _Public(ErrorCode.BAD_INPUT),  # the store's own words: limits and ids the client sent
+    ErrorCode.STORE_UNAVAILABLE: _Public(
+        ErrorCode.STORE_UNAVAILABLE, "The lineage store cannot be reached right now; try again shortly."
+    ),
+    ErrorCode.STORE_ERROR: _STORE_FAILED,
+    ErrorCode.STORE_DAMAGED: _STORE_FAILED,
+    ErrorCode.READ_ONLY: _STORE_FAILED,
+    ErrorCode.TIMEOUT: _STORE_FAILED,
+    ErrorCode.SOURCE_FAILED: _Public(ErrorCode.INTERNAL, "Internal error."),
+    ErrorCode.UNSUPPORTED: _Public(ErrorCode.INTERNAL, "Internal error."),
+    ErrorCode.INTERNAL: _Public(ErrorCode.INTERNAL, "Internal error."),
+}
+# Codes that are the client's business: no server log entry needed.
+EXPECTED = frozenset({ErrorCode.NOT_FOUND, ErrorCode.BAD_INPUT, ErrorCode.BAD_AUDIT_ID, ErrorCode.AMBIGUOUS,
+                      ErrorCode.TOO_LARGE})
+
+
 def error_extensions(error: GraphQLError) -> dict[str, Any]:
     """The ``extensions`` object for one GraphQL error (and the user message it should carry)."""
     original = error.original_error
-    if isinstance(original, ApiError):
-        ext: dict[str, Any] = {"code": original.code.value, "message": original.message, "retryable": original.retryable}
-        if original.detail:
-            ext["detail"] = original.detail
-        return ext
-    if isinstance(original, AnswerTooLarge):  # the store's own words: limits and ids the client sent
-        return {"code": ErrorCode.BAD_INPUT.value, "message": str(original), "retryable": False}
-    if isinstance(original, StoreUnavailable):
-        return {
-            "code": ErrorCode.STORE_UNAVAILABLE.value,
-            "message": "The lineage store cannot be reached right now; try again shortly.",
-            "retryable": True,
-        }
-    if isinstance(original, StoreError):
-        return {
-            "code": ErrorCode.INTERNAL.value,
-            "message": "The lineage store failed to answer this query.",
-            "retryable": original.retryable,
-        }
     if original is None:  # syntax or validation error: the query itself is wrong, and its message may quote it
         return {"code": ErrorCode.BAD_INPUT.value, "message": clip(error.message, GRAPHQL_MESSAGE_LIMIT),
                 "retryable": False}
-    return {"code": ErrorCode.INTERNAL.value, "message": "Internal error.", "retryable": False}
+    if not isinstance(original, LiubaiError):
+        return {"code": ErrorCode.INTERNAL.value, "message": "Internal error.", "retryable": False}
+    public = PUBLIC[original.code]
+    ext: dict[str, Any] = {
+        "code": public.code.value,
+        "message": original.message if public.message is None else public.message,
+        "retryable": original.retryable,
+    }
+    if original.detail and public.message is None:
+        ext["detail"] = original.detail
+    return ext
 
 
 def is_expected(error: GraphQLError) -> bool:
     """True for errors that are the client's business (no server log entry needed)."""
-    return error.original_error is None or isinstance(error.original_error, ApiError | AnswerTooLarge)
+    original = error.original_error
+    return original is None or (isinstance(original, LiubaiError) and original.code in EXPECTED)
 
 
 class StructuredErrors(SchemaExtension):

@@ -131,9 +131,9 @@ def export_endpoint(
                 raise ExportError(f"unknown format {clip(format)!r}; use one of: {', '.join([*MEDIA_TYPES, 'slsa'])}")
             source = select(store, selection)
     except ExportError as exc:
-        status = 404 if str(exc).startswith("no ") else 400
+        missing = exc.code is ErrorCode.NOT_FOUND  # by code, never by the message's words
         raise _error(
-            status, ErrorCode.NOT_FOUND if status == 404 else ErrorCode.BAD_INPUT, str(exc)
+            404 if missing else 400, ErrorCode.NOT_FOUND if missing else ErrorCode.BAD_INPUT, exc.message
         ) from None
     except StoreTimeout:
         raise _error(
@@ -157,7 +157,7 @@ def _slsa(store: LineageStore, selection: Selection) -> Response:
     try:
         statement: dict[str, Any] = build_provenance(store, run_id)
     except SlsaError as exc:
-        raise ExportError(str(exc)) from None
+        raise ExportError(exc.message, code=exc.code) from None
     return Response(
         statement_bytes(statement),
         media_type="application/vnd.in-toto+json",

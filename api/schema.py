@@ -24,10 +24,11 @@ from strawberry.types import Info
 
 from liubai.api.errors import ApiError, ErrorCode, StructuredErrors
 from liubai.api.limits import LimitSettings, graphql_extensions
-from liubai.api.nodes import find_commit, node_label, node_time, resolve_ref
+from liubai.api.nodes import node_label, node_time
 from liubai.lineage import model
 from liubai.lineage.model import AuditIdError, EdgeKind, NodeKind, parse_audit_id
 from liubai.lineage.provenance import Provenance
+from liubai.lineage.resolve import find_commit, reference_id, resolve_reference
 from liubai.lineage.store.base import InvalidCursor, LineageStore, Subgraph
 from liubai.lineage.text import clip
 
@@ -98,10 +99,20 @@ async def _provenance(info: Info, node_id: str) -> Provenance:
     return found.get(node_id) or Provenance()
 
 
+# GraphQL enums of the model's kinds, each value named as the model spells it (``Commit``, ``DECLARES``), so
+# answers read as they did when kinds were strings and the UI's kind tables still match them.
+GNodeKind = strawberry.enum(
+    Enum("GNodeKind", {k.value: k.value for k in NodeKind}), name="NodeKind", description="What a node is."
+)
+GEdgeKind = strawberry.enum(
+    Enum("GEdgeKind", {k.value: k.value for k in EdgeKind}), name="EdgeKind", description="How two nodes relate."
+)
+
+
 @strawberry.type(name="Node", description="A lineage node; `label` is short text for people, `time` its main time.")
 class GNode:
     id: strawberry.ID
-    kind: str
+    kind: GNodeKind
     placeholder: bool
     label: str
     time: str | None
@@ -127,7 +138,7 @@ class GNode:
     def of(cls, node: model.Node) -> GNode:
         return cls(
             id=strawberry.ID(node.id),
-            kind=node.kind.value,
+            kind=GNodeKind(node.kind.value),
             placeholder=node.placeholder,
             label=node_label(node),
             time=node_time(node),
@@ -139,13 +150,13 @@ class GNode:
 class GEdge:
     source: strawberry.ID
     target: strawberry.ID
-    kind: str
+    kind: GEdgeKind
     properties: JSON
 
     @classmethod
     def of(cls, edge: model.Edge) -> GEdge:
         return cls(
-            source=strawberry.ID(edge.src), target=strawberry.ID(edge.dst), kind=edge.kind.value, properties=edge.props
+            source=strawberry.ID(edge.src), target=strawberry.ID(edge.dst), kind=GEdgeKind(edge.kind.value), properties=edge.props
         )
 
 
@@ -290,14 +301,6 @@ def _node_kinds(names: Sequence[str] | None) -> list[NodeKind] | None:
     return out
 
 
-def _existing(store: LineageStore, ref: str) -> model.Node:
-    node_id = resolve_ref(store, ref)
-    node = store.get(node_id)
-    if node is None:
-        raise ApiError(ErrorCode.NOT_FOUND, f"no node {clip(node_id)!r} in the lineage store", id=clip(node_id))
-    return node
-
-
 # --------------------------------------------------------------------------- search cursors
 # An edge cursor is (store cursor a page started from, items to skip), so any edge can be resumed from
 # while sequential paging stays on the store's own cursors.
@@ -347,7 +350,7 @@ def _search(
 def _neighbors(
     store: LineageStore, ref: str, direction: Direction, kinds: list[EdgeKind] | None, first: int, after: str | None
 ) -> Graph:
-    center = _existing(store, ref)
+    center = resolve_reference(store, ref)
     try:
         page = store.neighbors(center.id, direction.model, kinds, first=first, after=after)
     except InvalidCursor:
@@ -413,7 +416,7 @@ def _unique(nodes: Iterable[model.Node]) -> list[model.Node]:
 
 def _trail_anchor(store: LineageStore, ref: str) -> model.Node:
     """The node a trail starts from; an audit id never stored falls back to its commit, then its trace."""
-    node_id = resolve_ref(store, ref)
+    node_id = reference_id(store, ref)
     node = store.get(node_id)
     if node is None and node_id.startswith("audit:"):
         parsed = parse_audit_id(node_id.removeprefix("audit:"))
@@ -479,7 +482,7 @@ class Query:
         kinds = _edge_kinds(edge_kinds)
 
         def run(store: LineageStore) -> Graph:
-            node_id = resolve_ref(store, str(from_))
+            node_id = reference_id(store, str(from_))
             sub = store.lineage(node_id, direction.model, depth, kinds, limit)
             if not sub.nodes:
                 raise ApiError(ErrorCode.NOT_FOUND, f"no node {clip(node_id)!r} in the lineage store", id=clip(node_id))
@@ -498,7 +501,7 @@ class Query:
         _bounded("maxLength", max_length, 1, MAX_PATH)
 
         def run(store: LineageStore) -> Graph | None:
-            a, b = _existing(store, str(from_)), _existing(store, str(to))
+            a, b = resolve_reference(store, str(from_)), resolve_reference(store, str(to))
             sub = store.path(a.id, b.id, max_length)
             return Graph.of(sub) if sub is not None else None
 

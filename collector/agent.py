@@ -45,6 +45,7 @@ from liubai.collector.agentstate import CountPosition, Position, StateError, ato
 from liubai.collector.batchsplit import fact_count, halve
 from liubai.collector.spool import Spool, SpooledBatch, SpoolFull
 from liubai.collector.tail import FilePosition, FileTail
+from liubai.lineage.errors import ErrorCode, LiubaiError
 from liubai.lineage.join import add_record
 from liubai.lineage.model import GraphBatch, RejectedRecord
 from liubai.lineage.records import Record
@@ -68,8 +69,10 @@ _RAW_KEEP = 2000  # characters of an oversized record's text kept in its reject
 _HEAD = 64 * 1024  # bytes looked at to tell JSON lines from pretty-printed documents
 
 
-class AgentError(RuntimeError):
+class AgentError(LiubaiError, RuntimeError):
     """A condition the agent cannot work around (bad token, unknown source); the message says what to fix."""
+
+    code = ErrorCode.BAD_INPUT
 
 
 class Unavailable(Exception):

@@ -19,6 +19,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from liubai.collector.tail import FilePosition
+from liubai.lineage.errors import ErrorCode, LiubaiError
 
 __all__ = ["STATE_VERSION", "AgentState", "CountPosition", "Position", "StateError", "atomic_write", "load_state"]
 
@@ -44,8 +45,10 @@ class AgentState(BaseModel):
     ingest_limit_bytes: int | None = None  # the API's body limit, once a 413 told it
 
 
-class StateError(ValueError):
+class StateError(LiubaiError, ValueError):
     """The state file cannot be used; the message says what to do."""
+
+    code = ErrorCode.BAD_INPUT
 
 
 def load_state(path: Path) -> AgentState:

@@ -40,6 +40,7 @@ from liubai.collector.manifests import (
     is_manifest_path,
     parse_manifest,
 )
+from liubai.lineage.errors import ErrorCode, LiubaiError
 from liubai.lineage.model import RejectedRecord
 from liubai.lineage.provenance import GIT_WRITER
 from liubai.lineage.records import CommitRecord, iso_utc
@@ -86,8 +87,10 @@ _PERMANENT = re.compile(
 )
 
 
-class GitSourceError(RuntimeError):
+class GitSourceError(LiubaiError, RuntimeError):
     """The repository cannot be opened, cloned or read; the message is one line a user can act on."""
+
+    code = ErrorCode.SOURCE_FAILED
 
 
 def pr_number(subject: str, message: str) -> int | None:

@@ -31,6 +31,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from liubai.collector.ingest import DEFAULT_DISTINCT, BatchPace, Item, JoinedBatch, Notice, join_batches
+from liubai.lineage.errors import ErrorCode, LiubaiError
 from liubai.lineage.model import Edge, GraphBatch, Node, NodeKind, RejectedRecord
 
 __all__ = ["Emit", "OffloadError", "for_the_writer", "has_a_second_core", "join_in_subprocess", "run_in_subprocess"]
@@ -38,8 +39,10 @@ __all__ = ["Emit", "OffloadError", "for_the_writer", "has_a_second_core", "join_
 _BATCH, _END, _ERROR = b"B", b"E", b"X"
 
 
-class OffloadError(RuntimeError):
+class OffloadError(LiubaiError, RuntimeError):
     """The child process failed or died; the message says how."""
+
+    code = ErrorCode.INTERNAL
 
 
 Emit = Callable[[GraphBatch, Any], float]  # sends a batch; returns the seconds it waited for the parent

@@ -46,6 +46,7 @@ from liubai.collector.ingest import BatchPace
 from liubai.collector.logfields import FieldMap, log_mapper, stringify
 from liubai.collector.offload import Emit, for_the_writer, run_in_subprocess
 from liubai.collector.writer import BatchWriter
+from liubai.lineage.errors import ErrorCode, LiubaiError
 from liubai.lineage.join import record_joiner
 from liubai.lineage.model import GraphBatch, RejectedRecord
 from liubai.lineage.provenance import SLS_WRITER
@@ -88,15 +89,18 @@ TRANSIENT_CODES = frozenset({"LogRequestError", "BadResponse", "DecompressError"
 QUERY_PAGE = 100  # the SDK's own page size for GetLogs
 
 
-class SlsError(RuntimeError):
-    """SLS refused or kept failing; the message is one line a user can act on (never a secret)."""
+class SlsError(LiubaiError, RuntimeError):
+    """SLS refused or kept failing; the message is one line a user can act on (never a secret).
+    ``sls_code`` is the error code SLS answered with, if any."""
 
-    def __init__(self, message: str, code: str | None = None) -> None:
+    code = ErrorCode.SOURCE_FAILED
+
+    def __init__(self, message: str, sls_code: str | None = None) -> None:
         super().__init__(message)
-        self.code = code
+        self.sls_code = sls_code
 
     def __reduce__(self) -> tuple[type[SlsError], tuple[str, str | None]]:
-        return (SlsError, (str(self), self.code))  # the code survives the trip from a reader process
+        return (SlsError, (str(self), self.sls_code))  # the code survives the trip from a reader process
 
 
 class SlsCredentials(BaseModel):
@@ -502,7 +506,7 @@ class SlsCollector:
             try:
                 resp = self.retry.call(f"PullLogs shard {shard_id}", partial(self._pull, shard_id, cursor))
             except SlsError as exc:
-                if exc.code != "ShardNotExist":
+                if exc.sls_code != "ShardNotExist":
                     raise
                 log.warning("shard %d no longer exists (expired after a split or merge)", shard_id)
                 del self._shards[shard_id]

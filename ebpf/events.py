@@ -14,6 +14,7 @@ from functools import cache
 from typing import Any
 
 from liubai.ebpf.program import ProgramOptions
+from liubai.lineage.errors import ErrorCode, LiubaiError
 from liubai.lineage.text import bytes_text, visible
 
 __all__ = [
@@ -39,8 +40,10 @@ AT_FDCWD = -100
 _HDR = struct.Struct("<IIIIQQ")  # type, tgid, tid, uid, ts, start_ns
 
 
-class DecodeError(ValueError):
+class DecodeError(LiubaiError, ValueError):
     """Bytes that are not a liubai kernel event (wrong size or unknown type)."""
+
+    code = ErrorCode.BAD_INPUT
 
 
 @dataclass(slots=True)

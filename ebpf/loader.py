@@ -15,6 +15,7 @@ from typing import Any
 
 from liubai.ebpf.events import Event, EventDecoder
 from liubai.ebpf.program import ProgramOptions, render_program
+from liubai.lineage.errors import ErrorCode, LiubaiError
 
 __all__ = ["Problem", "Tracer", "TracerError", "preflight"]
 
@@ -23,8 +24,10 @@ TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 _REQUIRED_TRACEPOINTS = ("sched/sched_process_fork", "sched/sched_process_exec", "syscalls/sys_enter_openat")
 
 
-class TracerError(RuntimeError):
+class TracerError(LiubaiError, RuntimeError):
     """The tracer cannot run here; the message says what is missing and how to fix it."""
+
+    code = ErrorCode.UNSUPPORTED
 
 
 class Problem(str):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, ClassVar
 
-__all__ = ["ErrorCode", "LiubaiError"]
+__all__ = ["Ambiguous", "BadInput", "ErrorCode", "LiubaiError", "NotFound"]
 
 
 class ErrorCode(StrEnum):
@@ -19,6 +19,12 @@ class ErrorCode(StrEnum):
     AMBIGUOUS = "AMBIGUOUS"
     STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
     STORE_ERROR = "STORE_ERROR"
+    STORE_DAMAGED = "STORE_DAMAGED"
+    READ_ONLY = "READ_ONLY"
+    TIMEOUT = "TIMEOUT"
+    TOO_LARGE = "TOO_LARGE"
+    SOURCE_FAILED = "SOURCE_FAILED"
+    UNSUPPORTED = "UNSUPPORTED"
     INTERNAL = "INTERNAL"
 
 
@@ -37,3 +43,26 @@ class LiubaiError(Exception):
         if retryable is not None:
             self.retryable = retryable
         self.detail = detail
+
+    @property
+    def message(self) -> str:
+        """The user's message, as ``str(error)`` gives it."""
+        return str(self.args[0]) if self.args else ""
+
+
+class NotFound(LiubaiError):
+    """What the user named is not in the store."""
+
+    code = ErrorCode.NOT_FOUND
+
+
+class Ambiguous(LiubaiError):
+    """What the user named matches several things; ``detail["candidates"]`` lists some of them."""
+
+    code = ErrorCode.AMBIGUOUS
+
+
+class BadInput(LiubaiError):
+    """What the user gave cannot be read at all; the message says what was expected."""
+
+    code = ErrorCode.BAD_INPUT

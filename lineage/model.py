@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from liubai.lineage.errors import ErrorCode, LiubaiError
 from liubai.lineage.provenance import LOCAL_WRITER
 from liubai.lineage.text import clip
 
@@ -169,11 +170,13 @@ _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 
 
-class AuditIdError(ValueError):
+class AuditIdError(LiubaiError, ValueError):
     """A malformed audit id; ``reason`` says what is wrong in words a user can act on."""
 
+    code = ErrorCode.BAD_AUDIT_ID
+
     def __init__(self, raw: str, reason: str) -> None:
-        super().__init__(f"malformed audit id {clip(raw)!r}: {reason}")
+        super().__init__(f"malformed audit id {clip(raw)!r}: {reason}", reason=reason)
         self.raw = raw
         self.reason = reason
 

@@ -22,6 +22,7 @@ from securesystemslib.dsse import Envelope
 from securesystemslib.exceptions import VerificationError
 from securesystemslib.signer import CryptoSigner, SSlibKey  # type: ignore[attr-defined]
 
+from liubai.lineage.errors import ErrorCode, LiubaiError
 from liubai.lineage.export import check_bundle
 from liubai.lineage.slsa import check_statement
 
@@ -48,8 +49,10 @@ class KeyType(StrEnum):
     ECDSA_P256 = "ecdsa-p256"
 
 
-class KeyFileError(ValueError):
+class KeyFileError(LiubaiError, ValueError):
     """A key file that cannot be used; the message names the file and the reason."""
+
+    code = ErrorCode.BAD_INPUT
 
 
 def generate_keypair(key_type: KeyType = KeyType.ED25519) -> tuple[bytes, dict[str, Any]]:

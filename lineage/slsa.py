@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from liubai.lineage.errors import ErrorCode, LiubaiError
 from liubai.lineage.export import canonical_json, liubai_version
 from liubai.lineage.model import (
     AuditIdError,
@@ -52,8 +53,10 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 _PAGE = 500
 
 
-class SlsaError(ValueError):
+class SlsaError(LiubaiError, ValueError):
     """No provenance can be made for what was asked (not a run, or nothing to attest)."""
+
+    code = ErrorCode.BAD_INPUT
 
 
 class FileStatus:
@@ -147,7 +150,7 @@ def build_provenance(store: LineageStore, run_id: str, *, local_host: str | None
     local_host = local_host or socket.gethostname()
     run = store.get(run_id)
     if run is None:
-        raise SlsaError(f"no pipeline run {clip(run_id)!r} in the store")
+        raise SlsaError(f"no pipeline run {clip(run_id)!r} in the store", code=ErrorCode.NOT_FOUND)
     if run.kind is not NodeKind.PIPELINE_RUN:
         raise SlsaError(
             f"{run_id!r} is a {run.kind.value}, not a PipelineRun: SLSA provenance is made for runs"

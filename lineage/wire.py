@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from liubai.lineage.errors import ErrorCode, LiubaiError
 from liubai.lineage.model import Edge, EdgeKind, GraphBatch, Node, NodeKind, RejectedRecord, node_kind_of
 from liubai.lineage.text import clip
 
@@ -46,8 +47,10 @@ Id = Annotated[str, Field(min_length=1, max_length=MAX_ID)]
 Text = Annotated[str, Field(max_length=MAX_TEXT)]
 
 
-class WireError(ValueError):
+class WireError(LiubaiError, ValueError):
     """An envelope that cannot be applied; the message names the field and what is wrong with it."""
+
+    code = ErrorCode.BAD_INPUT
 
 
 class _Strict(BaseModel):

@@ -11,10 +11,23 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from liubai.lineage.errors import ErrorCode, LiubaiError
 from liubai.lineage.store import LineageStore, StoreError, open_store
 from liubai.lineage.urls import redact_url
 
-__all__ = ["CliState", "console", "err_console", "fail", "printable", "printable_json", "say", "store_session"]
+__all__ = [
+    "EXIT_CODES",
+    "CliState",
+    "console",
+    "err_console",
+    "exit_code",
+    "fail",
+    "fail_error",
+    "printable",
+    "printable_json",
+    "say",
+    "store_session",
+]
 
 # No emoji codes: ``run:x:1`` in an id or a path must print as typed, not as a picture.
 console = Console(emoji=False)
@@ -68,6 +81,35 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     line = Text.assemble(("error:", "bold red"), " ", printable(message))
     err_console.print(line, highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+# The one mapping from an error's code to the command's exit status. Scripts rely on 1 for every error a
+# user must act on; 2 (a usage error) and 3 (a port in use) are the command line's own, never an error code's.
+EXIT_CODES: dict[ErrorCode, int] = {
+    ErrorCode.NOT_FOUND: 1,
+    ErrorCode.BAD_INPUT: 1,
+    ErrorCode.BAD_AUDIT_ID: 1,
+    ErrorCode.AMBIGUOUS: 1,
+    ErrorCode.STORE_UNAVAILABLE: 1,
+    ErrorCode.STORE_ERROR: 1,
+    ErrorCode.STORE_DAMAGED: 1,
+    ErrorCode.READ_ONLY: 1,
+    ErrorCode.TIMEOUT: 1,
+    ErrorCode.TOO_LARGE: 1,
+    ErrorCode.SOURCE_FAILED: 1,
+    ErrorCode.UNSUPPORTED: 1,
+    ErrorCode.INTERNAL: 1,
+}
+
+
+def exit_code(error: LiubaiError) -> int:
+    """The exit status for ``error``, by its code."""
+    return EXIT_CODES.get(error.code, 1)
+
+
+def fail_error(error: LiubaiError, prefix: str = "") -> typer.Exit:
+    """``fail`` for a ``LiubaiError``: its message as one line (after ``prefix``), its code's exit status."""
+    return fail(f"{prefix}{error.message}", exit_code(error))
 
 
 def say(message: str, *, err: bool = False) -> None:

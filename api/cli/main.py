@@ -12,7 +12,8 @@ import sys
 
 import typer
 
-from liubai.api.cli.common import CliState, fail
+from liubai.api.cli.common import CliState, fail, fail_error
+from liubai.lineage.errors import LiubaiError
 
 COMMAND_MODULES = [
     "liubai.api.cli.ingest",
@@ -112,7 +113,10 @@ def __getattr__(name: str) -> typer.Typer:
 
 def main() -> None:
     _register(_ONLY.get(_command_words(sys.argv[1:])) or COMMAND_MODULES)
-    _app()
+    try:
+        _app()
+    except LiubaiError as exc:  # an error no command turned into a line of its own: still one line, by code
+        raise SystemExit(fail_error(exc).exit_code) from None
 
 
 if __name__ == "__main__":

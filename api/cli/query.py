@@ -18,12 +18,13 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from liubai.api.api_error import ApiError
-from liubai.api.cli.common import console, fail, printable, printable_json, store_session
-from liubai.api.nodes import node_label, node_time, resolve_ref
+from liubai.api.cli.common import console, fail, fail_error, printable, printable_json, store_session
+from liubai.api.nodes import node_label, node_time
+from liubai.lineage.errors import LiubaiError
 from liubai.lineage.model import Direction, Edge, EdgeKind, Node, NodeKind
 from liubai.lineage.provenance import Provenance
-from liubai.lineage.store.base import InvalidCursor, LineageStore, Subgraph
+from liubai.lineage.resolve import reference_id
+from liubai.lineage.store.base import InvalidCursor, LineageStore, StoreError, Subgraph
 
 __all__ = ["register", "render_tree"]
 
@@ -48,9 +49,11 @@ class DirectionOpt(StrEnum):
 
 def _resolve(store: LineageStore, ref: str) -> Node:
     try:
-        node_id = resolve_ref(store, ref)
-    except ApiError as exc:
-        raise fail(exc.message) from None
+        node_id = reference_id(store, ref)
+    except StoreError:
+        raise  # the store's failure, said by ``store_session``
+    except LiubaiError as exc:
+        raise fail_error(exc) from None
     node = store.get(node_id)
     if node is None:
         raise fail(f"no node {node_id!r} in store {store.url}")

@@ -55,19 +55,19 @@ class StoreUnavailable(StoreError):
 class StoreDamaged(StoreError):
     """The store's files are corrupt (overwritten, truncated): only a backup brings the data back."""
 
-    code = ErrorCode.STORE_ERROR
+    code = ErrorCode.STORE_DAMAGED
 
 
 class StoreReadOnly(StoreError):
     """The store was opened read-only (read-only media or permissions): reads work, writes are refused."""
 
-    code = ErrorCode.STORE_ERROR
+    code = ErrorCode.READ_ONLY
 
 
 class StoreTimeout(StoreError):
     """A store call ran past the deadline its caller set (``liubai.lineage.store.deadline``) and was stopped."""
 
-    code = ErrorCode.STORE_ERROR
+    code = ErrorCode.TIMEOUT
 
 
 class AnswerTooLarge(StoreError):
@@ -82,6 +82,8 @@ class InvalidCursor(StoreError):
     Its own type so callers answer "bad ``after`` argument" without reading the message."""
 
     code = ErrorCode.BAD_INPUT
+
+    code = ErrorCode.TOO_LARGE
 
 
 @dataclass(slots=True)

@@ -292,7 +292,7 @@ def test_offloaded_reading_keeps_sls_errors_and_stops_when_told(commits, sls_ser
     wrong = SlsCollector(make_client(sls_server.endpoint, creds), PROJECT, LOGSTORE, new_store("wrong"))
     with pytest.raises(SlsError) as failed:
         wrong.consume(offload=True)
-    assert failed.value.code == "SignatureNotMatch" and "wrong-secret-4c1d" not in str(failed.value)
+    assert failed.value.sls_code == "SignatureNotMatch" and "wrong-secret-4c1d" not in str(failed.value)
 
     store = new_store("follow")
     col = collector(sls_server, store)
