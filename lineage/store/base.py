@@ -72,9 +72,10 @@ class StoreTimeout(StoreError):
 
 class AnswerTooLarge(StoreError):
     """An answer that cannot be cut short (a path) needed more work than one request may hold: the
-    caller asked too much (a shorter maximum length helps), so it is bad input, not a store fault."""
+    caller asked too much (a shorter maximum length helps), so it is bad input, not a store fault
+    (answered to clients as BAD_INPUT, with this message)."""
 
-    code = ErrorCode.BAD_INPUT
+    code = ErrorCode.TOO_LARGE
 
 
 class InvalidCursor(StoreError):
@@ -82,8 +83,6 @@ class InvalidCursor(StoreError):
     Its own type so callers answer "bad ``after`` argument" without reading the message."""
 
     code = ErrorCode.BAD_INPUT
-
-    code = ErrorCode.TOO_LARGE
 
 
 @dataclass(slots=True)
