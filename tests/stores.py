@@ -38,7 +38,7 @@ def parametrize_store(metafunc: pytest.Metafunc, fixture: str, scope: Literal["f
         metafunc.parametrize(fixture, store_params(metafunc.definition), indirect=True, scope=scope)
 
 
-def store_url(request: pytest.FixtureRequest, kind: StoreKind, directory: Path, name: str) -> str:
+def blank_store_url(request: pytest.FixtureRequest, kind: StoreKind, directory: Path, name: str) -> str:
     """A blank store of ``kind``: a new SQLite file under ``directory``, or the session's Neo4j, wiped."""
     if kind == "sqlite":
         return f"sqlite:///{directory / name}"

@@ -34,7 +34,7 @@ from liubai.lineage.records import (
 )
 from liubai.lineage.store import LineageStore, open_store
 from tests._real import missing
-from tests.stores import parametrize_store, store_url
+from tests.stores import blank_store_url, parametrize_store
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRICKY = 'he said "hi" <b>&amp;</b> -> {x}\n\\ end \u00e9\u4e2d \x07bell'
@@ -108,7 +108,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def scenario(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     """The scenario, ingested once per test module into each store (see tests/stores.py)."""
     root = tmp_path_factory.mktemp("scenario")
-    sc = build_scenario(root, store_url(request, request.param, root, "lineage.db"))
+    sc = build_scenario(root, blank_store_url(request, request.param, root, "lineage.db"))
     yield sc
     sc.store.close()
 
