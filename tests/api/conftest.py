@@ -2,7 +2,7 @@
 
 The graph is built the way production builds it: typed records -> ``join_records`` -> ``store.upsert``.
 ``World`` keeps the ids the tests ask about, derived from the same values the records were made from.
-Every test using the ``store`` fixture runs on SQLite and on a real Neo4j unless marked ``sqlite_only``
+Every test using the ``store``, ``store_url`` or ``world`` fixture runs on SQLite and on a real Neo4j unless marked ``sqlite_only``
 (tests/stores.py): the API sees only the store protocol, so the answers must not depend on the store.
 """
 
