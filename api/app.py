@@ -111,8 +111,8 @@ class GraphQLView(GraphQL[ApiContext, None]):
     CDN-loading one and orjson for request and answer bodies (a 10,000-node lineage is megabytes of JSON).
 
     ``GraphQLEndpoint`` hands it /graphql straight from the middleware stack: FastAPI's route machinery
-    (routing, dependency solving, exception and exit-stack middleware) took about 0.15 ms of CPU time per
-    request, a sixth of what a small lineage query now costs in all.
+    (routing, dependency solving, exception and exit-stack middleware) cost a sizeable share of the CPU
+    time of a small lineage query (docs/performance.md).
     """
 
     def __init__(self, holder: StoreHolder) -> None:

@@ -13,7 +13,7 @@ All rates come from the same run on the same records, so the ratios hold on any 
 
 For each store run the time spent inside ``store.upsert`` is shown, to tell whether the store is the
 bottleneck. Store runs end by closing the store, whose last WAL checkpoint counts, as the CLI waits for it. Each path runs ``--repeat`` times (3) on a fresh database and its median run is shown: single
-runs on a 2-core VM vary by about 10%. Targets: >= 50,000 records/s into SQLite and >= 30% of the bare
+runs on a small VM vary too much to compare. Targets: >= 50,000 records/s into SQLite and >= 30% of the bare
 parse rate. The last lines say how close any ingest could come: the engine floor alone, and the ceiling
 when the measured reading work and the floor share the machine's cores with no overhead at all.
 
@@ -248,7 +248,7 @@ def main() -> None:
             return consumed.records, secs, store.seconds
 
         def median(run: Callable[[], tuple[int, float, float | None]]) -> tuple[int, float, float | None]:
-            """The run with the median time of ``--repeat``: one run on this machine varies by 10%."""
+            """The run with the median time of ``--repeat``: a single run varies too much to compare."""
             results = sorted((run() for _ in range(args.repeat)), key=lambda r: r[1])
             return results[len(results) // 2]
 

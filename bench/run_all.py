@@ -90,6 +90,20 @@ def machine() -> str:
     )
 
 
+
+HAND_KEPT = "## Figures behind design choices"
+
+
+def _hand_kept(out: Path) -> str:
+    """The hand-kept section of the previous report (from its heading to the end), so a rerun keeps it:
+    code comments point there for the figures behind their choices instead of quoting them."""
+    try:
+        previous = out.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return ""
+    start = previous.find(HAND_KEPT)
+    return previous[start:].strip() + "\n" if start >= 0 else ""
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run of the suite)")
@@ -117,6 +131,9 @@ def main() -> int:
             f"## {name}\n\n`{' '.join(['bench/' + SUITE[name][0], *(SUITE[name][2] if args.quick else SUITE[name][1])])}`"
             f" ({result['_seconds']:.0f}s, exit {result['_exit']})\n\n```\n{text}\n```\n"
         )
+    kept = _hand_kept(args.out)
+    if kept:
+        sections.append(kept)
     report = "\n".join(sections)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report)

@@ -67,8 +67,8 @@ class BatchPace:
 
     A store commits a transaction per batch, and SQLite rewrites every page it touched once per
     transaction: log line ids land at random places of their index, so at a million lines nearly every
-    page of it is rewritten per 10k-line batch. Fewer, larger transactions then write far less: a 1M-line
-    file stores about a quarter faster when its batches follow the store (``bench/log_ingest.py --scale``).
+    page of it is rewritten per 10k-line batch. Fewer, larger transactions then write far less: a big file
+    stores markedly faster when its batches follow the store (``bench/log_ingest.py --scale``).
     Small batches stay best while the store keeps up: it starts sooner and finishes sooner after the last
     line is read.
 
@@ -78,10 +78,10 @@ class BatchPace:
     """
 
     BEHIND = 0.25  # a hand-over that waits this share of the build time: the store is behind
-    CAUGHT_UP = 0.05  # the pipe's own copy of a batch takes about 2%
+    CAUGHT_UP = 0.05  # above the few percent that the pipe's own copy of a batch takes
     MIN_WAIT_S = 0.02  # below this a wait is noise (a busy moment of the machine), not a trend
     # Caught-up hand-overs in a row before batches shrink: while a bigger batch is built the store always
-    # catches up, so shrinking at the first one makes the sizes swing (and a 1M-line file 5% slower).
+    # catches up, so shrinking at the first one makes the sizes swing (and a big file slower).
     CALM = 8
 
     def __init__(self, max_factor: int = 4) -> None:

@@ -480,7 +480,7 @@ class FileIngestStats:
 
 def _offloaded(path: str, parallel: bool | None) -> bool:
     """Whether to read ``path`` in a child process: asked for, or (by default) a file big enough for the
-    child's start-up (about 0.2 s) to pay off, on a machine with a second core."""
+    child's start-up to pay off, on a machine with a second core."""
     if path == "-" or parallel is False:
         return False  # stdin belongs to this process
     if parallel:

@@ -90,7 +90,7 @@ def _unpack(data: bytes) -> tuple[GraphBatch, Any]:
 @contextmanager
 def _main_module_hidden() -> Iterator[None]:
     """A spawned child imports the parent's main module again (``liubai``'s whole command line, a bench
-    script: 0.2 s or more before it reads a line) unless the module is hidden while the child starts.
+    script: a long wait before it reads a line) unless the module is hidden while the child starts.
     Producers live in importable modules, so the child needs nothing from it; a main module read from
     stdin, which a child could not import at all, then works too."""
     main = sys.modules.get("__main__")
@@ -123,8 +123,8 @@ def _child(producer: Callable[[Emit], None], out: Connection, parent_pid: int) -
     gc.freeze()
     # A batch's objects all live until the batch is sent, and none of them is in a cycle: reference counting
     # frees them all. The collector runs only when objects outnumber frees by 500k (a 10k-line batch makes
-    # about 100k): a leak of cycles stays bounded, and a batch is rarely walked (5-10% of a log reader's
-    # time at 700, the default, and still 5% at 50k).
+    # about 100k): a leak of cycles stays bounded, and a batch is rarely walked (at the default threshold,
+    # and even at tens of thousands, walking batches takes a visible share of a log reader's time).
     gc.set_threshold(*_CHILD_GC_THRESHOLDS)
     _exit_with(parent_pid)
 

@@ -26,7 +26,7 @@ R = TypeVar("R")
 # While a writer is open the interpreter switches threads every 0.2 ms instead of every 5 ms. The writer
 # spends most of its time in the store engine with the GIL released, but needs the GIL back between
 # statements; with the default interval each hand-back waits up to 5 ms for the reading thread's Python to
-# yield. 100k log lines into SQLite: 7.2 s -> 5.4 s wall (``bench/log_ingest.py``).
+# yield, which ``bench/log_ingest.py`` shows as a markedly slower ingest (docs/performance.md).
 _SWITCH_INTERVAL_S = 0.0002
 _switch_lock = threading.Lock()
 _switch_users = 0

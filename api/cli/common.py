@@ -122,7 +122,7 @@ def state(ctx: typer.Context) -> CliState:
     obj = ctx.find_root().obj
     if not isinstance(obj, CliState):
         from liubai.lineage.config import (
-            Settings,  # pydantic-settings costs 0.1 s of start-up: only when needed
+            Settings,  # pydantic-settings is slow to import: only when needed
         )
 
         obj = CliState(store_url=Settings().store)

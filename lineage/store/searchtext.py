@@ -3,7 +3,7 @@
 Shared by every store so that a search answers the same everywhere. A log line is indexed by its
 ``source`` instead of its id: log ids end in a content hash or a shard cursor that nobody types (a whole
 id still finds its node through the stores' exact-id match), and a token unique to every line made the
-full-text index half again as large and its writes 12% of a log ingest.
+full-text index much larger and its writes a noticeable share of a log ingest (docs/performance.md).
 """
 
 from __future__ import annotations

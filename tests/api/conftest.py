@@ -1,7 +1,9 @@
-"""A small but complete lineage graph in a temp SQLite store, and an HTTP client over the real app.
+"""A small but complete lineage graph in each store, and an HTTP client over the real app.
 
 The graph is built the way production builds it: typed records -> ``join_records`` -> ``store.upsert``.
 ``World`` keeps the ids the tests ask about, derived from the same values the records were made from.
+Every test using the ``store``, ``store_url`` or ``world`` fixture runs on SQLite and on a real Neo4j unless marked ``sqlite_only``
+(tests/stores.py): the API sees only the store protocol, so the answers must not depend on the store.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from liubai.lineage.records import (
     RunRecord,
 )
 from liubai.lineage.store import LineageStore, open_store
+from tests.stores import blank_store_url, parametrize_store
 
 HOSTILE_SUBJECT = "fix: '\"; DROP TABLE nodes; -- <script>alert(1)</script> [bold red]x[/]"
 HOSTILE_BODY = "MATCH (n) DETACH DELETE n\n}{ $where: 1 } \\x00 ' OR '1'='1"
@@ -71,6 +74,7 @@ class World:
     files: list[str] = field(default_factory=list)
     config_maps: list[str] = field(default_factory=list)
     bad_annotation: str = ""
+    url: str = ""  # what a user passes to --store; store.url is the display form, without a password
 
     @property
     def audit_node(self) -> str:
@@ -138,9 +142,19 @@ def build_world(store: LineageStore) -> World:
     return w
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    parametrize_store(metafunc, "store_url", "function")
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[LineageStore]:
-    s = open_store(f"sqlite:///{tmp_path / 'api.db'}")
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a blank store, as a user passes it to ``--store`` (a Neo4j password included)."""
+    return blank_store_url(request, request.param, tmp_path, "api.db")
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[LineageStore]:
+    s = open_store(store_url)
     try:
         yield s
     finally:
@@ -148,8 +162,10 @@ def store(tmp_path: Path) -> Iterator[LineageStore]:
 
 
 @pytest.fixture
-def world(store: LineageStore) -> World:
-    return build_world(store)
+def world(store: LineageStore, store_url: str) -> World:
+    w = build_world(store)
+    w.url = store_url
+    return w
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from liubai.api.cli.main import app
@@ -27,7 +28,7 @@ def _run(store_url: str, *args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def _hostile_store(store: LineageStore) -> str:
+def _hostile_store(store: LineageStore, url: str) -> str:
     store.upsert(
         GraphBatch(
             nodes=[Node.of(LOG, {"message": CONTROL}), Node.of(TRACE, {"trace_id": TRACE.partition(":")[2]})],
@@ -35,27 +36,27 @@ def _hostile_store(store: LineageStore) -> str:
             rejected=[RejectedRecord("file:app.jsonl", "line 2\x1b[2J", "bad json \x07", "{\x1b]0;owned\x07")],
         )
     )
-    return store.url
+    return url
 
 
 def _has_control(text: str) -> bool:
     return any(ord(c) < 0x20 and c not in "\n\t" or 0x7F <= ord(c) <= 0x9F for c in text)
 
 
-def test_arguments_in_error_lines_are_not_markup(store: LineageStore) -> None:
+def test_arguments_in_error_lines_are_not_markup(store: LineageStore, store_url: str) -> None:
     for ref in ("[/x]", "[bold red]x[/]", "run:x:1:2"):
-        code, _, err = _run(store.url, "lineage", ref)
+        code, _, err = _run(store_url, "lineage", ref)
         assert code == 1
         assert ref in err and len(err.strip().splitlines()) == 1  # printed as typed, not parsed or replaced
 
 
-def test_a_lineage_limit_beyond_any_store_is_refused(store: LineageStore) -> None:
-    code, out, err = _run(_hostile_store(store), "lineage", TRACE, "--limit", "9223372036854775808")
+def test_a_lineage_limit_beyond_any_store_is_refused(store: LineageStore, store_url: str) -> None:
+    code, out, err = _run(_hostile_store(store, store_url), "lineage", TRACE, "--limit", "9223372036854775808")
     assert code == 2 and out == "" and "Invalid value for '--limit'" in err
 
 
-def test_control_characters_in_stored_text_never_reach_the_terminal(store: LineageStore) -> None:
-    url = _hostile_store(store)
+def test_control_characters_in_stored_text_never_reach_the_terminal(store: LineageStore, store_url: str) -> None:
+    url = _hostile_store(store, store_url)
     for args in (("lineage", TRACE), ("search", "ctl"), ("rejected",), ("path", LOG, TRACE)):
         code, out, err = _run(url, *args)
         assert code == 0, err
@@ -66,20 +67,21 @@ def test_control_characters_in_stored_text_never_reach_the_terminal(store: Linea
     assert "line 2\\x1b[2J" in rejected and "{\\x1b]0;owned\\x07" in rejected
 
 
-def test_lineage_json_stays_exact_json_without_raw_control_characters(store: LineageStore) -> None:
-    code, out, _ = _run(_hostile_store(store), "lineage", TRACE, "--json")
+def test_lineage_json_stays_exact_json_without_raw_control_characters(store: LineageStore, store_url: str) -> None:
+    code, out, _ = _run(_hostile_store(store, store_url), "lineage", TRACE, "--json")
     assert code == 0 and not _has_control(out)
     message = {n["id"]: n["properties"] for n in json.loads(out)["nodes"]}[LOG]["message"]
     assert message == CONTROL
 
 
-def test_serve_on_a_port_in_use_says_so_and_announces_nothing(store: LineageStore, tmp_path: Path) -> None:
+@pytest.mark.sqlite_only  # about the port, not the store
+def test_serve_on_a_port_in_use_says_so_and_announces_nothing(store_url: str, tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         done = subprocess.run(
-            [sys.executable, "-c", "from liubai.api.cli.main import main; main()", "--store", store.url, "serve",
+            [sys.executable, "-c", "from liubai.api.cli.main import main; main()", "--store", store_url, "serve",
              "--port", str(port)],
             capture_output=True, text=True, timeout=60, cwd=tmp_path,
             env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},

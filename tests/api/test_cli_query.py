@@ -17,7 +17,7 @@ runner = CliRunner()
 
 
 def _run(world: World, *args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, ["--store", world.store.url, *args], env={"COLUMNS": "400", "NO_COLOR": "1"})
+    result = runner.invoke(app, ["--store", world.url, *args], env={"COLUMNS": "400", "NO_COLOR": "1"})
     return result.exit_code, result.stdout, result.stderr
 
 

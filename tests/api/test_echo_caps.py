@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 from fastapi.testclient import TestClient
 
 from liubai.api.app import create_app
 from liubai.lineage.model import parse_audit_id
 from liubai.lineage.store import LineageStore
 from liubai.lineage.wire import WireError, decode_batch
+
+# The HTTP layer in front of the store: what is tested never depends on which store answers.
+pytestmark = pytest.mark.sqlite_only
 
 LONG = "z" * 100_000
 TAIL = "(100000 characters)"

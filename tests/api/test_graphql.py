@@ -1,32 +1,15 @@
-"""The GraphQL contract, exercised over HTTP against the real app on every real store (SQLite, Neo4j)."""
+"""The GraphQL contract, exercised over HTTP against the real app on every real store (tests/stores.py)."""
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from liubai.lineage.model import commit_node_id
-from liubai.lineage.store import LineageStore, open_store
 from liubai.lineage.store.base import StoreUnavailable
 from tests.api.conftest import CONFIG_MAPS, HOSTILE_BODY, HOSTILE_SUBJECT, World, data, error, gql
-
-
-@pytest.fixture(params=["sqlite", pytest.param("neo4j", marks=pytest.mark.neo4j)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LineageStore]:
-    """The API sees only the store protocol, so the same answers must come from every store."""
-    if request.param == "sqlite":
-        s = open_store(f"sqlite:///{tmp_path / 'api.db'}")
-    else:
-        s = open_store(request.getfixturevalue("neo4j_clean_url"))
-    try:
-        yield s
-    finally:
-        s.close()
-
 
 LINEAGE = """
 query($from: ID!, $direction: Direction, $depth: Int, $kinds: [String!], $limit: Int) {

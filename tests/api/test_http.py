@@ -18,6 +18,7 @@ def test_healthz_reports_ok_and_the_store(client: TestClient, world: World) -> N
     assert response.json() == {"status": "ok", "store": world.store.url}
 
 
+@pytest.mark.sqlite_only  # HTTP layer: no store answer involved
 def test_every_response_carries_the_csp(client: TestClient) -> None:
     responses = [
         client.get("/healthz"),
@@ -32,6 +33,7 @@ def test_every_response_carries_the_csp(client: TestClient) -> None:
     assert "frame-ancestors 'none'" in CSP and "script-src 'self';" in CSP
 
 
+@pytest.mark.sqlite_only  # HTTP layer: no store answer involved
 def test_graphiql_page_is_served_with_its_own_policy(client: TestClient) -> None:
     page = client.get("/graphql", headers={"Accept": "text/html"})
     assert page.status_code == 200
@@ -44,12 +46,14 @@ def test_graphiql_page_is_served_with_its_own_policy(client: TestClient) -> None
     assert api.headers["content-security-policy"] == CSP
 
 
+@pytest.mark.sqlite_only  # HTTP layer: no store answer involved
 def test_cross_site_form_posts_are_refused(client: TestClient) -> None:
     # an HTML form on another site can POST urlencoded data without a CORS preflight: it must not run
     form = client.post("/graphql", data={"query": "{ stats { counts } }"})
     assert form.status_code in (400, 415)
 
 
+@pytest.mark.sqlite_only  # HTTP layer: no store answer involved
 def test_oversized_request_bodies_are_refused_before_parsing(client: TestClient) -> None:
     padding = "x" * (2 << 20)
     response = client.post("/graphql", json={"query": "{ stats { counts } }", "variables": {"pad": padding}})
@@ -60,6 +64,7 @@ def test_oversized_request_bodies_are_refused_before_parsing(client: TestClient)
     assert small.status_code == 200 and "errors" not in small.json()
 
 
+@pytest.mark.sqlite_only  # HTTP layer: no store answer involved
 def test_ui_index_is_served_at_root(client: TestClient) -> None:
     index = Path(__file__).resolve().parents[2] / "web" / "index.html"
     response = client.get("/")
@@ -71,6 +76,7 @@ def test_ui_index_is_served_at_root(client: TestClient) -> None:
         assert 'href="/graphql"' in response.text
 
 
+@pytest.mark.sqlite_only  # HTTP layer: no store answer involved
 def test_ui_fallback_page_when_no_ui_is_installed(
     world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -119,6 +125,6 @@ def unused_port() -> int:
 
 
 def test_store_opened_by_url_is_the_one_queried(world: World) -> None:
-    with TestClient(create_app(store_url=world.store.url)) as c:
+    with TestClient(create_app(store_url=world.url)) as c:
         counts = data(c, "{ stats { counts } }")["stats"]["counts"]
     assert counts == world.store.counts()

@@ -14,6 +14,9 @@ from liubai.lineage.store import LineageStore
 from liubai.lineage.wire import encode_batch
 from tests.api.conftest import World
 
+# The HTTP layer in front of the store: what is tested never depends on which store answers.
+pytestmark = pytest.mark.sqlite_only
+
 QUERY = {"query": "{ stats { counts } }"}
 PLANTED = "commit:" + "ad" * 20
 

@@ -10,6 +10,7 @@ import asyncio
 import re
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from liubai.api.app import CSP
@@ -18,6 +19,9 @@ from liubai.api.limits import LimitSettings, graphql_extensions
 from liubai.api.schema import ApiContext, LineageSchema, Query
 from liubai.lineage.store import LineageStore
 from tests.api.conftest import World, gql
+
+# The HTTP layer in front of the store: what is tested never depends on which store answers.
+pytestmark = pytest.mark.sqlite_only
 
 SEARCH = 'query($n: Int!) { search(text: "a", first: $n) { totalCount } }'
 BOMB = "{ search(text: \"a\") " + "{ edges { node " * 15 + "{ id }" + " } }" * 15 + " }"

@@ -16,6 +16,10 @@ import pytest
 from liubai.lineage.model import commit_node_id
 from tests.api.conftest import World
 
+# A real server process (ports, workers, signals); the store's own answers are tested in-process on
+# every store by test_graphql.py.
+pytestmark = pytest.mark.sqlite_only
+
 LIUBAI = [sys.executable, "-c", "from liubai.api.cli.main import main; main()"]
 
 

@@ -1,8 +1,9 @@
 """A real ingested scenario for export tests.
 
 A GitOps repo made with the git CLI, a pipeline run whose processes read, executed and wrote real files
-(digests taken with hashlib while "the run" happens), and log lines on the run's trace; all joined into a
-temp SQLite store. After the run, one output is changed and one deleted, as happens in real life.
+(digests taken with hashlib while "the run" happens), and log lines on the run's trace; all joined into each
+store: SQLite and a real Neo4j (tests/stores.py). After the run, one output is changed and one deleted, as
+happens in real life.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from liubai.lineage.records import (
 )
 from liubai.lineage.store import LineageStore, open_store
 from tests._real import missing
+from tests.stores import blank_store_url, parametrize_store
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRICKY = 'he said "hi" <b>&amp;</b> -> {x}\n\\ end \u00e9\u4e2d \x07bell'
@@ -98,10 +100,15 @@ def _commit_record(repo: Path) -> CommitRecord:
     )
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    parametrize_store(metafunc, "scenario", "module")
+
+
 @pytest.fixture(scope="module")
-def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
+def scenario(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
+    """The scenario, ingested once per test module into each store (see tests/stores.py)."""
     root = tmp_path_factory.mktemp("scenario")
-    sc = build_scenario(root, f"sqlite:///{root / 'lineage.db'}")
+    sc = build_scenario(root, blank_store_url(request, request.param, root, "lineage.db"))
     yield sc
     sc.store.close()
 

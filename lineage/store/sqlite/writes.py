@@ -113,11 +113,11 @@ def _apply(conn: sqlite3.Connection, statements: tuple[str, str], rows: Sequence
     """Apply a statement to every row; on a worker thread, with ONE ``sqlite3_step``.
 
     Each step releases and re-takes the GIL, so ``executemany`` (a step per row) makes a store write queue
-    behind any busy Python thread, row after row: a 100k-line log batch set took 3 s alone and 430 s beside
-    a busy thread. Unpacking the rows from one JSON array inside SQLite costs about 2 us more per row
-    (JSON parsing) but hands the GIL over once, so it is used on worker threads (the ingest writer thread,
-    the API's workers). The main thread keeps ``executemany``: ``liubai ingest logs`` with its progress bar
-    stores 100k lines about 13% faster that way.
+    behind any busy Python thread, row after row, and beside a busy thread a write takes many times as long
+    as alone. Unpacking the rows from one JSON array inside SQLite costs a little more per row (JSON
+    parsing) but hands the GIL over once, so it is used on worker threads (the ingest writer thread, the
+    API's workers). The main thread keeps ``executemany``: ``liubai ingest logs`` with its progress bar
+    stores faster that way. Figures: docs/performance.md.
     """
     if not rows:
         return
