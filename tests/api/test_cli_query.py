@@ -7,6 +7,7 @@ import shlex
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from liubai.api.cli.main import app
@@ -128,6 +129,7 @@ def test_a_bad_after_cursor_is_one_line_naming_the_option(world: World) -> None:
         assert err.strip().splitlines() == [err.strip()] and "--after: invalid cursor" in err
 
 
+@pytest.mark.sqlite_only  # patches the SQLite store's search to fail
 def test_a_store_failure_with_after_is_not_blamed_on_the_option(world: World, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Any other store error on a later page is reported as the store's, not as a bad ``--after``."""
     from liubai.lineage.store.base import StoreUnavailable
