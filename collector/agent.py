@@ -236,7 +236,8 @@ class EventsSource:
         return _counted(self._records(), position)
 
     def _records(self) -> Iterator[Record]:
-        from liubai.collector.ebpf import replay_recording
+        from liubai.collector.recording import replay_recording
+        from liubai.collector.runs import run_items
 
         # bytes that are not UTF-8 become "\\xNN" text in the replay (see ``replay_recording``)
         with open(self.path, encoding="utf-8", errors="surrogateescape") as fh:
@@ -244,8 +245,7 @@ class EventsSource:
                 replay = replay_recording(fh, self.path)
             except ValueError as exc:
                 raise AgentError(str(exc)) from None
-        yield from replay.rejected
-        yield from replay.collector.records()
+        yield from run_items(replay.collector, replay.rejected)
 
 
 _SOURCES: dict[str, Callable[[str], Source]] = {
@@ -253,7 +253,7 @@ _SOURCES: dict[str, Callable[[str], Source]] = {
     "otlp": lambda p: LogFileSource(p, "otlp"),
     "events": EventsSource,
 }
-_NEEDS = {"logs": "liubai.collector.logfile", "otlp": "liubai.collector.logfile", "events": "liubai.collector.ebpf"}
+_NEEDS = {"logs": "liubai.collector.logfile", "otlp": "liubai.collector.logfile", "events": "liubai.collector.recording"}
 
 
 def available_sources() -> list[str]:
