@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from liubai.collector.retry import RetryPolicy
 from liubai.collector.writer import BatchWriter
@@ -33,6 +33,7 @@ __all__ = [
     "IngestSummary",
     "JoinedBatch",
     "Notice",
+    "Sink",
     "StoreSink",
     "ingest_records",
     "join_batches",
@@ -148,6 +149,12 @@ class IngestSummary:
 def store_retryable(exc: BaseException) -> bool:
     """A store error worth another try: the store said it may pass (busy, briefly unreachable)."""
     return isinstance(exc, StoreError) and exc.retryable
+
+
+class Sink(Protocol):
+    """Where joined batches go: a store (``StoreSink``), or a hand-over to the process that stores them."""
+
+    def write(self, batch: GraphBatch, rows: Any = None) -> object: ...
 
 
 @dataclass(frozen=True, slots=True)

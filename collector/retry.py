@@ -40,13 +40,13 @@ class RetryPolicy(BaseSettings):
     hanging until the deadline. Remote services (SLS, the API an agent ships to) are retried until the
     deadline: throttling there is expected and ends."""
 
-    model_config = SettingsConfigDict(env_prefix="LIUBAI_RETRY_", frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="LIUBAI_RETRY_", frozen=True, extra="ignore")
 
-    deadline: float = Field(120.0, ge=0, description="Seconds one call is retried at most.")
-    attempts: int = Field(0, ge=0, description="Tries per call at most; 0: until the deadline.")
-    initial: float = Field(0.2, gt=0, description="First wait in seconds; each next one about doubles.")
-    max_wait: float = Field(10.0, gt=0, description="Longest single wait in seconds.")
-    store_attempts: int = Field(4, ge=1, description="Tries per store write at most.")
+    deadline: float = Field(default=120.0, ge=0, description="Seconds one call is retried at most.")
+    attempts: int = Field(default=0, ge=0, description="Tries per call at most; 0: until the deadline.")
+    initial: float = Field(default=0.2, gt=0, description="First wait in seconds; each next one about doubles.")
+    max_wait: float = Field(default=10.0, gt=0, description="Longest single wait in seconds.")
+    store_attempts: int = Field(default=4, ge=1, description="Tries per store write at most.")
 
     def for_store(self) -> RetryPolicy:
         """This policy as store writes use it: at most ``store_attempts`` tries."""
