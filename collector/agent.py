@@ -39,10 +39,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
 from liubai.collector.agentstate import CountPosition, Position, StateError, atomic_write, load_state
 from liubai.collector.batchsplit import fact_count, halve
+from liubai.collector.retry import RetryPolicy
 from liubai.collector.spool import Spool, SpooledBatch, SpoolFull
 from liubai.collector.tail import FilePosition, FileTail
 from liubai.lineage.join import add_record
@@ -338,6 +338,7 @@ class Agent:
         )
         self._exhausted: set[str] = set()
         self._full_warned = False
+        self._retry = RetryPolicy()
 
     # -- state -------------------------------------------------------------------------------------
 
@@ -413,13 +414,11 @@ class Agent:
         raise Refused(resp.status_code, message, limit)
 
     def _post(self, data: bytes, window_s: float) -> str:
-        retrying = Retrying(
-            retry=retry_if_exception_type(Unavailable),
-            wait=wait_random_exponential(multiplier=0.2, max=min(5.0, max(window_s, 0.1))),
-            stop=stop_after_delay(window_s),
-            reraise=True,
+        """``data`` posted, retried under the shared policy for ``window_s`` seconds while the API is away."""
+        policy = self._retry.model_copy(
+            update={"deadline": window_s, "max_wait": min(self._retry.max_wait, 5.0, max(window_s, 0.1))}
         )
-        return retrying(self._post_once, data)
+        return policy.call(self._post_once, data, retry_if=lambda exc: isinstance(exc, Unavailable))
 
     def _count_answer(self, answer: str) -> None:
         if answer == "duplicate":

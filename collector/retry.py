@@ -57,13 +57,11 @@ class RetryPolicy(BaseSettings):
         self, retry_if: Callable[[BaseException], bool], *, what: str = "", describe: Callable[[BaseException], str] = str
     ) -> Retrying:
         """A tenacity ``Retrying`` for calls whose errors ``retry_if`` calls transient; the last error is
-        re-raised as it was. Each retry is logged as one warning line naming ``what`` failed."""
+        re-raised as it was. With ``what``, each retry is logged as one warning line naming what failed."""
 
         def before_sleep(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
-            log.warning(
-                "%s failed (attempt %d), retrying: %s", what or "call", state.attempt_number, describe(exc) if exc else ""
-            )
+            log.warning("%s failed (attempt %d), retrying: %s", what, state.attempt_number, describe(exc) if exc else "")
 
         stop: stop_base = stop_after_delay(self.deadline)
         if self.attempts:
@@ -72,7 +70,7 @@ class RetryPolicy(BaseSettings):
             retry=retry_if_exception(retry_if),
             wait=wait_exponential_jitter(multiplier=self.initial, max=self.max_wait, jitter=self.initial),
             stop=stop,
-            before_sleep=before_sleep,
+            before_sleep=before_sleep if what else None,
             reraise=True,
         )
 
