@@ -157,6 +157,12 @@ class Sink(Protocol):
     def write(self, batch: GraphBatch, rows: Any = None) -> object: ...
 
 
+def _first_line(exc: BaseException) -> str:
+    """A retry warning is one line: a driver's message may run over several."""
+    lines = str(exc).splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 @dataclass(frozen=True, slots=True)
 class StoreSink:
     """Writes batches into ``store`` as ``writer``, retrying a briefly unavailable store under ``retry``
@@ -170,7 +176,9 @@ class StoreSink:
         """``batch`` into the store, or ``rows`` a reader process prepared for it (see ``RowStore``)."""
         batch.writer = self.writer
         policy = self.retry.for_store()
-        return policy.call(write_batch, self.store, batch, rows, retry_if=store_retryable, what=f"store {self.store.url}")
+        return policy.call(
+            write_batch, self.store, batch, rows, retry_if=store_retryable, what=f"store {self.store.url}", describe=_first_line
+        )
 
 
 @dataclass(slots=True)
