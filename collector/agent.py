@@ -21,6 +21,11 @@ Guarantees, and how:
 * Order: while the spool holds anything, new batches queue behind it; the spool drains oldest first.
 * A full spool (byte limit or full disk) drops the batch with a warning and counts it; the source's
   position does not move, so a re-readable source (a file) produces that batch again on a later pass.
+
+The agent builds its own batches rather than feeding ``liubai.collector.ingest``: a batch here is a list
+of units (a log line's records and the position after it), because a 413 halves it by units and the
+position moves per delivered half; the pipeline's batches carry checkpoints, not positions to split
+at. Delivery retries under the shared ``RetryPolicy``.
 """
 
 from __future__ import annotations
