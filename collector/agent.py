@@ -39,7 +39,7 @@ import re
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -343,7 +343,7 @@ class Agent:
         )
         self._exhausted: set[str] = set()
         self._full_warned = False
-        self._retry = RetryPolicy()
+        self._retry = RetryPolicy.from_env()
 
     # -- state -------------------------------------------------------------------------------------
 
@@ -420,9 +420,7 @@ class Agent:
 
     def _post(self, data: bytes, window_s: float) -> str:
         """``data`` posted, retried under the shared policy for ``window_s`` seconds while the API is away."""
-        policy = self._retry.model_copy(
-            update={"deadline": window_s, "max_wait": min(self._retry.max_wait, 5.0, max(window_s, 0.1))}
-        )
+        policy = replace(self._retry, deadline=window_s, max_wait=min(self._retry.max_wait, 5.0, max(window_s, 0.1)))
         return policy.call(self._post_once, data, retry_if=lambda exc: isinstance(exc, Unavailable))
 
     def _count_answer(self, answer: str) -> None:

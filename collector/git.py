@@ -207,7 +207,7 @@ class GitCollector:
         target = self.cache_dir / f"{digest}.git"
         # The shared policy's backoff, bounded by clone attempts only: a big clone may take longer than the
         # deadline a single request gets, and a transient network error then is still worth another try.
-        policy = RetryPolicy().model_copy(update={"attempts": self.clone_attempts, "deadline": math.inf})
+        policy = RetryPolicy.from_env(attempts=self.clone_attempts, deadline=math.inf)
         retrying = policy.retrying(lambda e: isinstance(e, git.GitCommandError) and not _is_permanent(e))
         env = {"GIT_TERMINAL_PROMPT": "0"}
         try:

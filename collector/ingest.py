@@ -170,7 +170,7 @@ class StoreSink:
 
     store: LineageStore
     writer: str = LOCAL_WRITER
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry: RetryPolicy = field(default_factory=RetryPolicy.from_env)
 
     def write(self, batch: GraphBatch, rows: Any = None) -> UpsertResult:
         """``batch`` into the store, or ``rows`` a reader process prepared for it (see ``RowStore``)."""
@@ -257,14 +257,14 @@ def store_batches(
     happens in another process). ``on_reject`` hears every rejected record (input rejects and join
     rejects) as its batch is sent.
 
-    A store that is briefly unavailable is retried under ``retry`` (default: ``RetryPolicy()`` from the
+    A store that is briefly unavailable is retried under ``retry`` (default: ``RetryPolicy.from_env()``, from the
     environment); other store errors propagate (the last stored checkpoint still marks a consistent
     position). Every batch is written as ``writer`` (the collector's name, see
     ``liubai.lineage.provenance``).
     """
     summary = summary if summary is not None else IngestSummary()
     seen: dict[str, set[str]] = {k.value: set() for k in distinct_kinds}
-    sink = StoreSink(store, writer, retry if retry is not None else RetryPolicy())
+    sink = StoreSink(store, writer, retry if retry is not None else RetryPolicy.from_env())
 
     def write(part: JoinedBatch) -> UpsertResult:
         return sink.write(part.batch, part.rows)

@@ -9,11 +9,11 @@ a deadline per call and optionally by a number of attempts.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -24,34 +24,50 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
-__all__ = ["RetryPolicy"]
+__all__ = ["ENV_PREFIX", "RetryPolicy"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+ENV_PREFIX = "LIUBAI_RETRY_"
 
 
-class RetryPolicy(BaseSettings):
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
     """Exponential backoff with jitter, bounded by ``deadline`` seconds per call and, when ``attempts`` is
-    set, by that many tries.
+    set, by that many tries. ``from_env`` reads the ``LIUBAI_RETRY_*`` variables.
 
     ``store_attempts`` bounds writes to the store: a store still unavailable after a few tries is down or
     read-only, not briefly busy, and failing soon keeps the last checkpoint and tells the user rather than
     hanging until the deadline. Remote services (SLS, the API an agent ships to) are retried until the
     deadline: throttling there is expected and ends."""
 
-    model_config = SettingsConfigDict(env_prefix="LIUBAI_RETRY_", frozen=True, extra="ignore")
+    deadline: float = 120.0  # seconds one call is retried at most
+    attempts: int = 0  # tries per call at most; 0: until the deadline
+    initial: float = 0.2  # first wait in seconds; each next one about doubles
+    max_wait: float = 10.0  # longest single wait in seconds
+    store_attempts: int = 4  # tries per store write at most
 
-    deadline: float = Field(default=120.0, ge=0, description="Seconds one call is retried at most.")
-    attempts: int = Field(default=0, ge=0, description="Tries per call at most; 0: until the deadline.")
-    initial: float = Field(default=0.2, gt=0, description="First wait in seconds; each next one about doubles.")
-    max_wait: float = Field(default=10.0, gt=0, description="Longest single wait in seconds.")
-    store_attempts: int = Field(default=4, ge=1, description="Tries per store write at most.")
+    def __post_init__(self) -> None:
+        if self.deadline < 0 or self.attempts < 0 or self.initial <= 0 or self.max_wait <= 0 or self.store_attempts < 1:
+            raise ValueError(f"bad retry policy {self}: times must be positive, attempts 0 or more")
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> RetryPolicy:
+        """The defaults, with ``LIUBAI_RETRY_*`` variables over them and ``overrides`` over those. The
+        variables are parsed by pydantic-settings, imported only when one is set: it costs a CLI run
+        about 0.3 s of start-up (``bench/git_ingest.py``)."""
+        if not any(name.startswith(ENV_PREFIX) for name in os.environ):
+            return cls(**overrides)
+        from liubai.collector.retry_env import RetryEnv
+
+        env = RetryEnv().model_dump(exclude_unset=True)
+        return cls(**{**env, **overrides})
 
     def for_store(self) -> RetryPolicy:
         """This policy as store writes use it: at most ``store_attempts`` tries."""
         tries = self.store_attempts if not self.attempts else min(self.attempts, self.store_attempts)
-        return self.model_copy(update={"attempts": tries})
+        return replace(self, attempts=tries)
 
     def retrying(
         self, retry_if: Callable[[BaseException], bool], *, what: str = "", describe: Callable[[BaseException], str] = str

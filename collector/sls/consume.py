@@ -104,7 +104,7 @@ class SlsCollector:
         self.source = source or sls_source(project, logstore)
         self.checkpoint_source = sls_source(project, logstore)
         self.fieldmap = fieldmap or FieldMap()
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or RetryPolicy.from_env()
         self.pull_count = pull_count
         self.id_mode = id_mode
         self.progress = progress

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -154,7 +157,7 @@ def test_a_store_that_stays_down_fails_after_the_policy_bound_keeping_its_checkp
 def test_retry_policy_reads_its_environment_and_bounds_store_writes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LIUBAI_RETRY_DEADLINE", "7.5")
     monkeypatch.setenv("LIUBAI_RETRY_STORE_ATTEMPTS", "2")
-    policy = RetryPolicy()
+    policy = RetryPolicy.from_env()
     assert (policy.deadline, policy.attempts, policy.store_attempts) == (7.5, 0, 2)
     assert policy.for_store().attempts == 2
     assert RetryPolicy(attempts=1).for_store().attempts == 1
@@ -172,3 +175,22 @@ def test_retry_policy_reads_its_environment_and_bounds_store_writes(monkeypatch:
     with pytest.raises(StoreUnavailable):  # not transient by the caller's rule: tried once
         RetryPolicy(attempts=3, initial=0.01).call(fails, retry_if=lambda e: False)
     assert len(calls) == 1
+
+
+def test_collectors_do_not_load_pydantic_settings_unless_a_retry_variable_is_set() -> None:
+    """pydantic-settings adds about 0.3 s to every CLI run; the policy reads it only when needed."""
+    code = (
+        "import sys; from liubai.collector.git import GitCollector; from liubai.collector.retry import RetryPolicy;"
+        "RetryPolicy.from_env(); print('pydantic_settings' in sys.modules)"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIUBAI_RETRY_")}
+    quiet = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert quiet.stdout.strip() == "False"
+    tuned = subprocess.run(
+        [sys.executable, "-c", code.replace("RetryPolicy.from_env();", "assert RetryPolicy.from_env().deadline == 3;")],
+        env={**env, "LIUBAI_RETRY_DEADLINE": "3"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert tuned.stdout.strip() == "True"
