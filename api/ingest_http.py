@@ -11,6 +11,11 @@ Every batch is written as its sender's token (``token:<name>``; ``http:anonymous
 as what the envelope says, so the store keeps it from changing what local collectors wrote
 (``liubai.lineage.provenance``). A sender may set only checkpoints of its own writer name: another source's
 checkpoint (the git collector's position, say) is refused with 422.
+
+The batch reaches the store through the ingest pipeline's write step (``StoreSink``), as every
+collector's batches do, with the sender's writer and the ``once`` checkpoint set on the batch itself.
+It is tried once: a store that is briefly unavailable is answered 503 at once, and the sender (an
+agent) retries under its own policy, so that a request never holds a server worker through backoff.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from starlette.concurrency import run_in_threadpool
 
 from liubai.api.auth import Principal, require_scope
 from liubai.api.metrics import INGEST_BATCHES, include_router_first, observe_agent, observe_ingest
+from liubai.collector.ingest import StoreSink
+from liubai.collector.retry import RetryPolicy
 from liubai.lineage.config import Settings
 from liubai.lineage.model import GraphBatch
 from liubai.lineage.provenance import remote_writer
@@ -46,6 +53,7 @@ class IngestSettings(BaseSettings):
 
 
 router = APIRouter()
+_ONE_TRY = RetryPolicy(attempts=1)  # see the module doc: the sender retries, not the request
 _inflight: dict[str, asyncio.Lock] = {}
 
 
@@ -108,7 +116,7 @@ def apply_batch(store: LineageStore, decoded: DecodedBatch, writer: str) -> dict
         batch.nodes, batch.edges, batch.rejected, dict(batch.checkpoints), writer=writer, once=(CHECKPOINT_SOURCE, bid)
     )
     work.checkpoints[(CHECKPOINT_SOURCE, bid)] = APPLIED
-    result = store.upsert(work)
+    result = StoreSink(store, writer, _ONE_TRY).write(work)
     if result.duplicate:
         return duplicate
     return {

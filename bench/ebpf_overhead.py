@@ -31,7 +31,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from liubai.collector.ebpf import LiveEvents, RunCollector, RunInfo, ingest_run
+from liubai.collector.live_events import LiveEvents
+from liubai.collector.runs import RunCollector, RunInfo, ingest_run
 from liubai.ebpf import procfs
 from liubai.ebpf.loader import Tracer, preflight
 from liubai.ebpf.run import run_command

@@ -21,6 +21,11 @@ Guarantees, and how:
 * Order: while the spool holds anything, new batches queue behind it; the spool drains oldest first.
 * A full spool (byte limit or full disk) drops the batch with a warning and counts it; the source's
   position does not move, so a re-readable source (a file) produces that batch again on a later pass.
+
+The agent builds its own batches rather than feeding ``liubai.collector.ingest``: a batch here is a list
+of units (a log line's records and the position after it), because a 413 halves it by units and the
+position moves per delivered half; the pipeline's batches carry checkpoints, not positions to split
+at. Delivery retries under the shared ``RetryPolicy``.
 """
 
 from __future__ import annotations
@@ -34,15 +39,15 @@ import re
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
 from liubai.collector.agentstate import CountPosition, Position, StateError, atomic_write, load_state
 from liubai.collector.batchsplit import fact_count, halve
+from liubai.collector.retry import RetryPolicy
 from liubai.collector.spool import Spool, SpooledBatch, SpoolFull
 from liubai.collector.tail import FilePosition, FileTail
 from liubai.lineage.errors import ErrorCode, LiubaiError
@@ -239,7 +244,8 @@ class EventsSource:
         return _counted(self._records(), position)
 
     def _records(self) -> Iterator[Record]:
-        from liubai.collector.ebpf import replay_recording
+        from liubai.collector.recording import replay_recording
+        from liubai.collector.runs import run_items
 
         # bytes that are not UTF-8 become "\\xNN" text in the replay (see ``replay_recording``)
         with open(self.path, encoding="utf-8", errors="surrogateescape") as fh:
@@ -247,8 +253,7 @@ class EventsSource:
                 replay = replay_recording(fh, self.path)
             except ValueError as exc:
                 raise AgentError(str(exc)) from None
-        yield from replay.rejected
-        yield from replay.collector.records()
+        yield from run_items(replay.collector, replay.rejected)
 
 
 _SOURCES: dict[str, Callable[[str], Source]] = {
@@ -256,7 +261,7 @@ _SOURCES: dict[str, Callable[[str], Source]] = {
     "otlp": lambda p: LogFileSource(p, "otlp"),
     "events": EventsSource,
 }
-_NEEDS = {"logs": "liubai.collector.logfile", "otlp": "liubai.collector.logfile", "events": "liubai.collector.ebpf"}
+_NEEDS = {"logs": "liubai.collector.logfile", "otlp": "liubai.collector.logfile", "events": "liubai.collector.recording"}
 
 
 def available_sources() -> list[str]:
@@ -341,6 +346,7 @@ class Agent:
         )
         self._exhausted: set[str] = set()
         self._full_warned = False
+        self._retry = RetryPolicy.from_env()
 
     # -- state -------------------------------------------------------------------------------------
 
@@ -416,13 +422,9 @@ class Agent:
         raise Refused(resp.status_code, message, limit)
 
     def _post(self, data: bytes, window_s: float) -> str:
-        retrying = Retrying(
-            retry=retry_if_exception_type(Unavailable),
-            wait=wait_random_exponential(multiplier=0.2, max=min(5.0, max(window_s, 0.1))),
-            stop=stop_after_delay(window_s),
-            reraise=True,
-        )
-        return retrying(self._post_once, data)
+        """``data`` posted, retried under the shared policy for ``window_s`` seconds while the API is away."""
+        policy = replace(self._retry, deadline=window_s, max_wait=min(self._retry.max_wait, 5.0, max(window_s, 0.1)))
+        return policy.call(self._post_once, data, retry_if=lambda exc: isinstance(exc, Unavailable))
 
     def _count_answer(self, answer: str) -> None:
         if answer == "duplicate":

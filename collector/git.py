@@ -14,6 +14,7 @@ longer an ancestor of its ref means history was rewritten (force push): that is 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import shutil
@@ -30,7 +31,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import git
 from platformdirs import user_cache_dir
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from liubai.collector.ingest import Checkpoint, IngestSummary, Item, Notice, ingest_records
 from liubai.collector.manifests import (
@@ -40,6 +40,7 @@ from liubai.collector.manifests import (
     is_manifest_path,
     parse_manifest,
 )
+from liubai.collector.retry import RetryPolicy
 from liubai.lineage.errors import ErrorCode, LiubaiError
 from liubai.lineage.model import RejectedRecord
 from liubai.lineage.provenance import GIT_WRITER
@@ -207,12 +208,10 @@ class GitCollector:
         """A bare mirror of the URL in the cache dir, cloned once and fetched (with prune) afterwards."""
         digest = hashlib.sha256(self.repo_id.encode()).hexdigest()[:16]
         target = self.cache_dir / f"{digest}.git"
-        retrying = Retrying(
-            retry=retry_if_exception(lambda e: isinstance(e, git.GitCommandError) and not _is_permanent(e)),
-            stop=stop_after_attempt(self.clone_attempts),
-            wait=wait_random_exponential(multiplier=0.5, max=10),
-            reraise=True,
-        )
+        # The shared policy's backoff, bounded by clone attempts only: a big clone may take longer than the
+        # deadline a single request gets, and a transient network error then is still worth another try.
+        policy = RetryPolicy.from_env(attempts=self.clone_attempts, deadline=math.inf)
+        retrying = policy.retrying(lambda e: isinstance(e, git.GitCommandError) and not _is_permanent(e))
         env = {"GIT_TERMINAL_PROMPT": "0"}
         try:
             if (target / "HEAD").exists():

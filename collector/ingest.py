@@ -1,9 +1,14 @@
-"""Records -> graph batches -> store, for any collector.
+"""Records -> graph batches -> store: the one ingest pipeline of every collector.
 
 A collector yields records interleaved with ``Checkpoint`` markers (where it could resume) and
 ``Notice`` items (something the user must hear, e.g. rewritten history). The driver joins records into
-batches of ``batch_size`` and upserts each; a checkpoint rides in the batch that holds the data it
-covers, so it only moves after the store accepted that data.
+batches of ``batch_size`` and writes each through ``StoreSink``; a checkpoint rides in the batch that
+holds the data it covers, so it only moves after the store accepted that data.
+
+``StoreSink`` is the one place a collector's batch reaches a store: it names the batch's writer and
+retries a briefly unavailable store under the shared ``RetryPolicy``. Git, log files, eBPF runs and
+replays go through ``ingest_records``; SLS, which batches per shard pull itself, hands its batches to a
+``StoreSink`` too.
 """
 
 from __future__ import annotations
@@ -12,11 +17,9 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
-
+from liubai.collector.retry import RetryPolicy
 from liubai.collector.writer import BatchWriter
 from liubai.lineage.join import add_record, record_joiner
 from liubai.lineage.model import GraphBatch, NodeKind, RejectedRecord
@@ -30,6 +33,8 @@ __all__ = [
     "IngestSummary",
     "JoinedBatch",
     "Notice",
+    "Sink",
+    "StoreSink",
     "ingest_records",
     "join_batches",
     "store_batches",
@@ -141,8 +146,39 @@ class IngestSummary:
         return [n for n in self.notices if n.message.startswith("history rewritten")]
 
 
-def _retryable(exc: BaseException) -> bool:
+def store_retryable(exc: BaseException) -> bool:
+    """A store error worth another try: the store said it may pass (busy, briefly unreachable)."""
     return isinstance(exc, StoreError) and exc.retryable
+
+
+class Sink(Protocol):
+    """Where joined batches go: a store (``StoreSink``), or a hand-over to the process that stores them."""
+
+    def write(self, batch: GraphBatch, rows: Any = None) -> object: ...
+
+
+def _first_line(exc: BaseException) -> str:
+    """A retry warning is one line: a driver's message may run over several."""
+    lines = str(exc).splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSink:
+    """Writes batches into ``store`` as ``writer``, retrying a briefly unavailable store under ``retry``
+    (its ``for_store`` bound); any other store error propagates at once."""
+
+    store: LineageStore
+    writer: str = LOCAL_WRITER
+    retry: RetryPolicy = field(default_factory=RetryPolicy.from_env)
+
+    def write(self, batch: GraphBatch, rows: Any = None) -> UpsertResult:
+        """``batch`` into the store, or ``rows`` a reader process prepared for it (see ``RowStore``)."""
+        batch.writer = self.writer
+        policy = self.retry.for_store()
+        return policy.call(
+            write_batch, self.store, batch, rows, retry_if=store_retryable, what=f"store {self.store.url}", describe=_first_line
+        )
 
 
 @dataclass(slots=True)
@@ -211,7 +247,7 @@ def store_batches(
     progress: Callable[[IngestSummary], None] | None = None,
     on_reject: Callable[[RejectedRecord], None] | None = None,
     distinct_kinds: frozenset[NodeKind] = DEFAULT_DISTINCT,
-    attempts: int = 4,
+    retry: RetryPolicy | None = None,
     summary: IngestSummary | None = None,
     background: bool = True,
     writer: str = LOCAL_WRITER,
@@ -221,21 +257,17 @@ def store_batches(
     happens in another process). ``on_reject`` hears every rejected record (input rejects and join
     rejects) as its batch is sent.
 
-    A store that is briefly unavailable is retried with jittered backoff; other store errors propagate
-    (the last stored checkpoint still marks a consistent position). Every batch is written as ``writer``
-    (the collector's name, see ``liubai.lineage.provenance``).
+    A store that is briefly unavailable is retried under ``retry`` (default: ``RetryPolicy.from_env()``, from the
+    environment); other store errors propagate (the last stored checkpoint still marks a consistent
+    position). Every batch is written as ``writer`` (the collector's name, see
+    ``liubai.lineage.provenance``).
     """
     summary = summary if summary is not None else IngestSummary()
     seen: dict[str, set[str]] = {k.value: set() for k in distinct_kinds}
-    retrying = Retrying(
-        retry=retry_if_exception(_retryable),
-        stop=stop_after_attempt(attempts),
-        wait=wait_random_exponential(multiplier=0.5, max=8),
-        reraise=True,
-    )
+    sink = StoreSink(store, writer, retry if retry is not None else RetryPolicy.from_env())
 
     def write(part: JoinedBatch) -> UpsertResult:
-        return write_batch(store, part.batch, part.rows)
+        return sink.write(part.batch, part.rows)
 
     def stored(_: JoinedBatch, result: UpsertResult) -> None:
         summary.nodes_created += result.nodes_created
@@ -245,8 +277,7 @@ def store_batches(
         if progress is not None:
             progress(summary)
 
-    writer_name = writer
-    with BatchWriter(partial(retrying, write), stored, in_flight=1 if background else 0) as batches:
+    with BatchWriter(write, stored, in_flight=1 if background else 0) as batches:
         for part in joined:
             batch = part.batch
             if part.rows is not None and not distinct_kinds <= part.kept:
@@ -267,7 +298,6 @@ def store_batches(
                 summary.rejected_samples.extend(batch.rejected[:room])
             summary.notices.extend(part.notices)  # reported as notices, kept in the store's rejected trail
             batch.rejected.extend(RejectedRecord(n.source, n.location, n.message, n.raw) for n in part.notices)
-            batch.writer = writer_name
             batches.submit(part)
     summary.distinct = {k: len(v) for k, v in seen.items()}
     return summary
@@ -281,7 +311,7 @@ def ingest_records(
     progress: Callable[[IngestSummary], None] | None = None,
     on_reject: Callable[[RejectedRecord], None] | None = None,
     distinct_kinds: frozenset[NodeKind] = DEFAULT_DISTINCT,
-    attempts: int = 4,
+    retry: RetryPolicy | None = None,
     writer: str = LOCAL_WRITER,
 ) -> IngestSummary:
     """Join and store ``items`` in batches of about ``batch_size`` records; return what was ingested.
@@ -303,7 +333,7 @@ def ingest_records(
         progress=progress,
         on_reject=on_reject,
         distinct_kinds=distinct_kinds,
-        attempts=attempts,
+        retry=retry,
         summary=summary,
         writer=writer,
     )

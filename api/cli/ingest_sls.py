@@ -193,7 +193,7 @@ def sls(
                 store,
                 source=source,
                 fieldmap=fm,
-                retry=RetryPolicy(deadline=deadline),
+                retry=RetryPolicy.from_env(deadline=deadline),
                 pull_count=pull_count,
                 id_mode=id_mode.value,
                 progress=show,

@@ -19,15 +19,9 @@ import typer
 
 from liubai.api.cli.common import fail, say, state, store_session
 from liubai.api.cli.ingest import ingest_app
-from liubai.collector.ebpf import (
-    IngestStats,
-    LiveEvents,
-    RecordingWriter,
-    RunCollector,
-    RunInfo,
-    ingest_run,
-    replay_recording,
-)
+from liubai.collector.live_events import LiveEvents
+from liubai.collector.recording import RecordingWriter, replay_recording
+from liubai.collector.runs import IngestStats, RunCollector, RunInfo, ingest_run
 from liubai.ebpf import procfs
 from liubai.ebpf.loader import Problem, Tracer, TracerError, preflight
 from liubai.ebpf.run import attach_tree, exit_status_code, run_command

@@ -10,16 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from liubai.collector.ebpf import (
-    BinaryHasher,
-    LiveEvents,
-    RecordingWriter,
-    RunCollector,
-    RunInfo,
-    access_mode,
-    replay_recording,
-    resolve_path,
-)
+from liubai.collector.live_events import LiveEvents
+from liubai.collector.recording import RecordingWriter, replay_recording
+from liubai.collector.runs import BinaryHasher, RunCollector, RunInfo, access_mode, resolve_path
 from liubai.ebpf.events import (
     AT_FDCWD,
     ChdirEvent,
@@ -417,7 +410,7 @@ _PROC = {
 def test_replay_rejects_an_event_line_of_the_wrong_type_and_the_rest_lands(
     tmp_path: Path, line: dict[str, object], field: str
 ) -> None:
-    from liubai.collector.ebpf import ingest_run
+    from liubai.collector.runs import ingest_run
     from liubai.lineage.store import open_store
 
     bad = json.dumps(line)

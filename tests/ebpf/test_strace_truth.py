@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from liubai.collector.ebpf import access_mode, resolve_path
+from liubai.collector.runs import access_mode, resolve_path
 from tests._real import missing
 from tests.ebpf.conftest import clean_env, liubai, read_graph
 

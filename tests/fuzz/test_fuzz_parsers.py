@@ -20,10 +20,10 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from liubai.collector.ebpf import replay_recording
 from liubai.collector.logfields import FieldMap, map_log
 from liubai.collector.logfile import read_jsonl, read_otlp
 from liubai.collector.manifests import parse_manifest
+from liubai.collector.recording import replay_recording
 from liubai.ebpf.events import DecodeError, Event, EventDecoder
 from liubai.lineage.model import (
     AuditId,
