@@ -1,8 +1,8 @@
 """The one retry policy of every collector: store writes, SLS calls, git clones and agent delivery.
 
 Each of them used to build its own tenacity ``Retrying`` with its own numbers. They now share this
-settings model, so an operator tunes retrying in one place (``LIUBAI_RETRY_*`` environment variables,
-or the fields given explicitly) and a reader finds one backoff rule: exponential with jitter, bounded by
+policy, so an operator tunes retrying in one place (``LIUBAI_RETRY_*`` environment variables, read by
+``RetryPolicy.from_env``, or the fields given explicitly) and a reader finds one backoff rule: exponential with jitter, bounded by
 a deadline per call and optionally by a number of attempts.
 """
 
