@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import strawberry
 from strawberry.fastapi import BaseContext
@@ -101,12 +101,17 @@ async def _provenance(info: Info, node_id: str) -> Provenance:
 
 # GraphQL enums of the model's kinds, each value named as the model spells it (``Commit``, ``DECLARES``), so
 # answers read as they did when kinds were strings and the UI's kind tables still match them.
-GNodeKind = strawberry.enum(
-    Enum("GNodeKind", {k.value: k.value for k in NodeKind}), name="NodeKind", description="What a node is."
-)
-GEdgeKind = strawberry.enum(
-    Enum("GEdgeKind", {k.value: k.value for k in EdgeKind}), name="EdgeKind", description="How two nodes relate."
-)
+# Built from the model at run time, so mypy sees them as plain Enums.
+if TYPE_CHECKING:
+    GNodeKind = Enum
+    GEdgeKind = Enum
+else:
+    GNodeKind = strawberry.enum(
+        Enum("GNodeKind", {k.value: k.value for k in NodeKind}), name="NodeKind", description="What a node is."
+    )
+    GEdgeKind = strawberry.enum(
+        Enum("GEdgeKind", {k.value: k.value for k in EdgeKind}), name="EdgeKind", description="How two nodes relate."
+    )
 
 
 @strawberry.type(name="Node", description="A lineage node; `label` is short text for people, `time` its main time.")
@@ -142,7 +147,7 @@ class GNode:
             placeholder=node.placeholder,
             label=node_label(node),
             time=node_time(node),
-            properties=node.props,
+            properties=JSON(node.props),
         )
 
 
@@ -156,7 +161,7 @@ class GEdge:
     @classmethod
     def of(cls, edge: model.Edge) -> GEdge:
         return cls(
-            source=strawberry.ID(edge.src), target=strawberry.ID(edge.dst), kind=GEdgeKind(edge.kind.value), properties=edge.props
+            source=strawberry.ID(edge.src), target=strawberry.ID(edge.dst), kind=GEdgeKind(edge.kind.value), properties=JSON(edge.props)
         )
 
 
@@ -190,7 +195,7 @@ class Graph:
 
     @strawberry.field
     def depths(self) -> JSON:
-        return dict(self.sub.depth)
+        return JSON(dict(self.sub.depth))
 
     @strawberry.field
     def truncated(self) -> bool:
@@ -201,12 +206,12 @@ class Graph:
         "names as Node and Edge: for large graphs it skips per-field resolution (several times faster)."
     )
     def compact(self) -> JSON:
-        return {
+        return JSON({
             "nodes": [_node_json(n) for n in self.sub.nodes],
             "edges": [_edge_json(e) for e in self.sub.edges],
             "depths": self.sub.depth,
             "truncated": self.sub.truncated,
-        }
+        })
 
     @classmethod
     def of(cls, sub: Subgraph) -> Graph:
@@ -543,7 +548,7 @@ class Query:
 
     @strawberry.field(description="Node count per kind, plus edges, placeholders and rejected records.")
     async def stats(self, info: Info) -> Stats:
-        return Stats(counts=await _with_store(info, lambda s: s.counts()))
+        return Stats(counts=JSON(await _with_store(info, lambda s: s.counts())))
 
 
 class LineageSchema(strawberry.Schema):
