@@ -36,8 +36,16 @@ from liubai.lineage.store import LineageStore, StoreError, StoreUnavailable, ope
 from liubai.lineage.text import clip
 from liubai.lineage.urls import hide_password, redact_url
 
-__all__ = ["CSP", "GRAPHIQL_CSP", "GraphQLEndpoint", "GraphQLView", "StoreHolder", "create_app", "create_app_from_env",
-           "web_dir"]
+__all__ = [
+    "CSP",
+    "GRAPHIQL_CSP",
+    "GraphQLEndpoint",
+    "GraphQLView",
+    "StoreHolder",
+    "create_app",
+    "create_app_from_env",
+    "web_dir",
+]
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -170,7 +178,9 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != b"content-security-policy"]
+                headers = [
+                    (k, v) for k, v in message.get("headers", ()) if k.lower() != b"content-security-policy"
+                ]
                 csp = _CSP
                 if is_ide_request:
                     content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
@@ -203,8 +213,14 @@ class BodyLimit:
             if problem is not None:
                 status, message = problem
                 response = JSONResponse(
-                    {"errors": [{"message": message, "extensions": {"code": "BAD_INPUT", "message": message,
-                                                                     "retryable": False}}]},
+                    {
+                        "errors": [
+                            {
+                                "message": message,
+                                "extensions": {"code": "BAD_INPUT", "message": message, "retryable": False},
+                            }
+                        ]
+                    },
                     status_code=status,
                 )
                 await response(scope, receive, send)
@@ -243,8 +259,9 @@ def create_app(
         yield
         holder.close()
 
-    app = FastAPI(title="liubai", summary="Audit lineage graph API", lifespan=lifespan, docs_url=None,
-                  redoc_url=None)
+    app = FastAPI(
+        title="liubai", summary="Audit lineage graph API", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     holder = StoreHolder(app.state, store_url, store)
     app.state.store_holder = holder
     with contextlib.suppress(StoreError):
@@ -257,7 +274,11 @@ def create_app(
             await run_in_threadpool(lambda: holder.get().probe())
         except StoreError as exc:
             return JSONResponse(
-                {"status": "unavailable", "store": redact_url(holder.url), "error": hide_password(str(exc), holder.url)},
+                {
+                    "status": "unavailable",
+                    "store": redact_url(holder.url),
+                    "error": hide_password(str(exc), holder.url),
+                },
                 status_code=503,
             )
         return JSONResponse({"status": "ok", "store": redact_url(holder.url)})

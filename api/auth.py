@@ -219,7 +219,9 @@ def route_scope(path: str, rules: Sequence[tuple[str, str]] = DEFAULT_RULES) -> 
 class AuthMiddleware:
     """Pure ASGI: every request to a protected path must carry a token with the scope the path needs."""
 
-    def __init__(self, app: ASGIApp, tokens: TokenStore, rules: Sequence[tuple[str, str]] = DEFAULT_RULES) -> None:
+    def __init__(
+        self, app: ASGIApp, tokens: TokenStore, rules: Sequence[tuple[str, str]] = DEFAULT_RULES
+    ) -> None:
         self.app = app
         self.tokens = tokens
         self.rules = tuple(rules)
@@ -268,8 +270,9 @@ def authorize(tokens: TokenStore, header: str | None, scope: str) -> Principal:
     principal = tokens.verify(bearer(header))
     if not principal.allows(scope):
         raise AuthError(
-            403, f"token {principal.token_id} ({principal.name}) lacks scope {scope!r}; it has: "
-            + ", ".join(sorted(principal.scopes))
+            403,
+            f"token {principal.token_id} ({principal.name}) lacks scope {scope!r}; it has: "
+            + ", ".join(sorted(principal.scopes)),
         )
     return principal
 
@@ -281,7 +284,9 @@ def _code(status: int) -> str:
 def _deny(exc: AuthError) -> JSONResponse:
     code = _code(exc.status)
     headers = {"WWW-Authenticate": 'Bearer realm="liubai"'} if exc.status == 401 else None
-    return JSONResponse({"error": {"code": code, "message": exc.message}}, status_code=exc.status, headers=headers)
+    return JSONResponse(
+        {"error": {"code": code, "message": exc.message}}, status_code=exc.status, headers=headers
+    )
 
 
 def install_auth(app: FastAPI, settings: AuthSettings | None = None) -> TokenStore | None:

@@ -125,11 +125,18 @@ def build_demo_repo(path: Path) -> DemoRepo:
     audit_id = f"git-sha256:{build}|trace:{DEMO_TRACE}"
     w.write(
         "apps/payments/payments.yaml",
-        _deployment("payments", f"registry.example/payments:{build[:12]}", audit_id) + "---\n" + _service("payments"),
+        _deployment("payments", f"registry.example/payments:{build[:12]}", audit_id)
+        + "---\n"
+        + _service("payments"),
     )
     deploy = w.commit("Deploy payments built from " + build[:12] + " (#7)")
 
-    w.write("apps/web/deployment.yaml", _deployment("web", "registry.example/web:1.1.0", f"git-sha1:{deploy}|trace:{_SECOND_TRACE}|env:prod", 3))
+    w.write(
+        "apps/web/deployment.yaml",
+        _deployment(
+            "web", "registry.example/web:1.1.0", f"git-sha1:{deploy}|trace:{_SECOND_TRACE}|env:prod", 3
+        ),
+    )
     w.commit("web: scale to 3 and bump to 1.1.0")
 
     w.write("apps/broken/config.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: broken\n")
@@ -161,8 +168,16 @@ def write_demo_logs(path: Path, demo: DemoRepo) -> Path:
         if i % 2 == 0:
             record["x-gitops-audit-id"] = demo.audit_id
         lines.append(json.dumps(record))
-    lines.append(json.dumps({"time": "2026-03-01T10:09:00Z", "service": "web", "message": "web up", "traceId": _SECOND_TRACE}))
+    lines.append(
+        json.dumps(
+            {"time": "2026-03-01T10:09:00Z", "service": "web", "message": "web up", "traceId": _SECOND_TRACE}
+        )
+    )
     lines.append("this line is not JSON")
-    lines.append(json.dumps({"time": "2026-03-01T10:10:00Z", "message": "bad anchor", "audit_id": "git-sha256:not-a-sha"}))
+    lines.append(
+        json.dumps(
+            {"time": "2026-03-01T10:10:00Z", "message": "bad anchor", "audit_id": "git-sha256:not-a-sha"}
+        )
+    )
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -49,7 +49,9 @@ PUBLIC: dict[ErrorCode, _Public] = {
     ErrorCode.BAD_INPUT: _Public(ErrorCode.BAD_INPUT),
     ErrorCode.BAD_AUDIT_ID: _Public(ErrorCode.BAD_AUDIT_ID),
     ErrorCode.AMBIGUOUS: _Public(ErrorCode.AMBIGUOUS),
-    ErrorCode.TOO_LARGE: _Public(ErrorCode.BAD_INPUT),  # the store's own words: limits and ids the client sent
+    ErrorCode.TOO_LARGE: _Public(
+        ErrorCode.BAD_INPUT
+    ),  # the store's own words: limits and ids the client sent
     ErrorCode.STORE_UNAVAILABLE: _Public(
         ErrorCode.STORE_UNAVAILABLE, "The lineage store cannot be reached right now; try again shortly."
     ),
@@ -62,16 +64,28 @@ PUBLIC: dict[ErrorCode, _Public] = {
     ErrorCode.INTERNAL: _Public(ErrorCode.INTERNAL, "Internal error."),
 }
 # Codes that are the client's business: no server log entry needed.
-EXPECTED = frozenset({ErrorCode.NOT_FOUND, ErrorCode.BAD_INPUT, ErrorCode.BAD_AUDIT_ID, ErrorCode.AMBIGUOUS,
-                      ErrorCode.TOO_LARGE})
+EXPECTED = frozenset(
+    {
+        ErrorCode.NOT_FOUND,
+        ErrorCode.BAD_INPUT,
+        ErrorCode.BAD_AUDIT_ID,
+        ErrorCode.AMBIGUOUS,
+        ErrorCode.TOO_LARGE,
+    }
+)
 
 
 def error_extensions(error: GraphQLError) -> dict[str, Any]:
     """The ``extensions`` object for one GraphQL error (and the user message it should carry)."""
     original = error.original_error
-    if original is None:  # syntax or validation error: the query itself is wrong, and its message may quote it
-        return {"code": ErrorCode.BAD_INPUT.value, "message": clip(error.message, GRAPHQL_MESSAGE_LIMIT),
-                "retryable": False}
+    if (
+        original is None
+    ):  # syntax or validation error: the query itself is wrong, and its message may quote it
+        return {
+            "code": ErrorCode.BAD_INPUT.value,
+            "message": clip(error.message, GRAPHQL_MESSAGE_LIMIT),
+            "retryable": False,
+        }
     if not isinstance(original, LiubaiError):
         return {"code": ErrorCode.INTERNAL.value, "message": "Internal error.", "retryable": False}
     public = PUBLIC[original.code]

@@ -128,7 +128,9 @@ def export_endpoint(
             if format == "slsa":
                 return _slsa(store, selection)
             if format not in MEDIA_TYPES:
-                raise ExportError(f"unknown format {clip(format)!r}; use one of: {', '.join([*MEDIA_TYPES, 'slsa'])}")
+                raise ExportError(
+                    f"unknown format {clip(format)!r}; use one of: {', '.join([*MEDIA_TYPES, 'slsa'])}"
+                )
             source = select(store, selection)
     except ExportError as exc:
         missing = exc.code is ErrorCode.NOT_FOUND  # by code, never by the message's words
@@ -137,7 +139,8 @@ def export_endpoint(
         ) from None
     except StoreTimeout:
         raise _error(
-            400, ErrorCode.BAD_INPUT,
+            400,
+            ErrorCode.BAD_INPUT,
             f"export took longer than the {seconds:g} s limit; ask for less (smaller depth or limit)",
         ) from None
     except StoreError as exc:

@@ -77,7 +77,9 @@ def _store(request: Request) -> LineageStore:
 
 async def _read_limited(request: Request, limit: int) -> bytes:
     too_big = _error(
-        413, "TOO_LARGE", f"request body is larger than the {limit}-byte ingest limit; send smaller batches",
+        413,
+        "TOO_LARGE",
+        f"request body is larger than the {limit}-byte ingest limit; send smaller batches",
         limit_bytes=limit,
     )
     declared = request.headers.get("content-length")
@@ -113,7 +115,12 @@ def apply_batch(store: LineageStore, decoded: DecodedBatch, writer: str) -> dict
         return duplicate
     batch = decoded.batch
     work = GraphBatch(
-        batch.nodes, batch.edges, batch.rejected, dict(batch.checkpoints), writer=writer, once=(CHECKPOINT_SOURCE, bid)
+        batch.nodes,
+        batch.edges,
+        batch.rejected,
+        dict(batch.checkpoints),
+        writer=writer,
+        once=(CHECKPOINT_SOURCE, bid),
     )
     work.checkpoints[(CHECKPOINT_SOURCE, bid)] = APPLIED
     result = StoreSink(store, writer, _ONE_TRY).write(work)
@@ -135,9 +142,7 @@ def apply_batch(store: LineageStore, decoded: DecodedBatch, writer: str) -> dict
 
 
 @router.post("/v1/ingest", dependencies=[Depends(require_scope("ingest"))])
-async def ingest(
-    request: Request, store: Annotated[LineageStore, Depends(_store)]
-) -> dict[str, Any]:
+async def ingest(request: Request, store: Annotated[LineageStore, Depends(_store)]) -> dict[str, Any]:
     """Apply one ``liubai.batch`` envelope (see ``liubai.lineage.wire``); replays answer ``duplicate``.
 
     Example: curl -H 'Authorization: Bearer lb_…' -H 'Content-Type: application/json' --data-binary @batch.json \

@@ -105,8 +105,11 @@ def _shown(count: int) -> str:
 
 def _limit_error(message: str, limit: str, maximum: int, found: int, nodes: Any = None) -> GraphQLError:
     """A refusal shaped like the timeout's: ``extensions.detail`` names the limit, its value and the count."""
-    return GraphQLError(message, nodes, original_error=ApiError(ErrorCode.BAD_INPUT, message, limit=limit,
-                                                                max=maximum, found=found))
+    return GraphQLError(
+        message,
+        nodes,
+        original_error=ApiError(ErrorCode.BAD_INPUT, message, limit=limit, max=maximum, found=found),
+    )
 
 
 def _cost_errors(cost: DocumentCost | FragmentCycle, limits: LimitSettings) -> list[GraphQLError]:
@@ -114,25 +117,46 @@ def _cost_errors(cost: DocumentCost | FragmentCycle, limits: LimitSettings) -> l
     if isinstance(cost, FragmentCycle):
         first, *via = cost.names
         through = f" through {', '.join(repr(n) for n in via)}" if via else ""
-        return [GraphQLError(f"fragment '{first}' spreads itself{through}; fragments cannot form a cycle",
-                             list(cost.path))]
+        return [
+            GraphQLError(
+                f"fragment '{first}' spreads itself{through}; fragments cannot form a cycle", list(cost.path)
+            )
+        ]
     errors = []
     if cost.selections > limits.max_fields:
-        errors.append(_limit_error(
-            f"query has {_shown(cost.selections)} selections (fields and fragments) once its fragments are "
-            f"expanded, over the maximum of {limits.max_fields}; ask for fewer fields or spread fragments fewer "
-            "times",
-            "fields", limits.max_fields, cost.selections))
+        errors.append(
+            _limit_error(
+                f"query has {_shown(cost.selections)} selections (fields and fragments) once its fragments are "
+                f"expanded, over the maximum of {limits.max_fields}; ask for fewer fields or spread fragments fewer "
+                "times",
+                "fields",
+                limits.max_fields,
+                cost.selections,
+            )
+        )
     for operation, depth in cost.depths.items():
         if depth > limits.max_depth:
             name = operation.name.value if operation.name else "anonymous"
-            errors.append(_limit_error(
-                f"'{name}' exceeds maximum operation depth of {limits.max_depth} (it nests {depth} deep, "
-                "counting its fragments)", "depth", limits.max_depth, depth, operation))
+            errors.append(
+                _limit_error(
+                    f"'{name}' exceeds maximum operation depth of {limits.max_depth} (it nests {depth} deep, "
+                    "counting its fragments)",
+                    "depth",
+                    limits.max_depth,
+                    depth,
+                    operation,
+                )
+            )
     if cost.aliases > limits.max_aliases:
-        errors.append(_limit_error(
-            f"query uses {_shown(cost.aliases)} aliases once its fragments are expanded, over the maximum of "
-            f"{limits.max_aliases}", "aliases", limits.max_aliases, cost.aliases))
+        errors.append(
+            _limit_error(
+                f"query uses {_shown(cost.aliases)} aliases once its fragments are expanded, over the maximum of "
+                f"{limits.max_aliases}",
+                "aliases",
+                limits.max_aliases,
+                cost.aliases,
+            )
+        )
     return errors
 
 
@@ -201,9 +225,10 @@ class QueryLimits(SchemaExtension):
         if errors is None:
             errors = entry.errors[key] = self._validate(ctx.schema._schema, entry.document, rules)
         variables = ctx.variables or {}
-        page_errors = [e for e in (_page_size_error(a, variables, self.max_page) for a in entry.page_arguments) if e]
+        page_errors = [
+            e for e in (_page_size_error(a, variables, self.max_page) for a in entry.page_arguments) if e
+        ]
         return [*errors, *page_errors]
-
 
     def _validate(
         self, schema: GraphQLSchema, document: DocumentNode, rules: tuple[type[ASTValidationRule], ...]
@@ -219,7 +244,10 @@ class QueryLimits(SchemaExtension):
         return _limit_error(
             f"checking that the query's same-named fields can be merged takes more than {self.max_merge_work} "
             "steps; repeat fewer fields under one name (give them aliases) or split the query",
-            "merge_work", self.max_merge_work, self.max_merge_work + 1)
+            "merge_work",
+            self.max_merge_work,
+            self.max_merge_work + 1,
+        )
 
 
 def _budget_spent(error: GraphQLError) -> bool:

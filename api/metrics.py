@@ -54,36 +54,59 @@ __all__ = [
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 INGEST_FACTS = Counter(
-    "liubai_ingest_facts", "Nodes and edges received for ingest, by sending source", ["source"], registry=REGISTRY
+    "liubai_ingest_facts",
+    "Nodes and edges received for ingest, by sending source",
+    ["source"],
+    registry=REGISTRY,
 )
 INGEST_REJECTED = Counter(
-    "liubai_ingest_rejected_records", "Rejected records received, by sending source", ["source"], registry=REGISTRY
+    "liubai_ingest_rejected_records",
+    "Rejected records received, by sending source",
+    ["source"],
+    registry=REGISTRY,
 )
 INGEST_BATCHES = Counter(
-    "liubai_ingest_batches", "Ingest batches by outcome (applied, duplicate, refused)", ["outcome"], registry=REGISTRY
+    "liubai_ingest_batches",
+    "Ingest batches by outcome (applied, duplicate, refused)",
+    ["outcome"],
+    registry=REGISTRY,
 )
 BPF_LOST = Counter(
-    "liubai_bpf_lost_events", "Kernel events lost by traced runs (ring buffer overruns)", ["source"], registry=REGISTRY
+    "liubai_bpf_lost_events",
+    "Kernel events lost by traced runs (ring buffer overruns)",
+    ["source"],
+    registry=REGISTRY,
 )
 REQUEST_SECONDS = Histogram(
-    "liubai_http_request_seconds", "HTTP request latency by route and status class",
-    ["route", "method", "status"], registry=REGISTRY,
+    "liubai_http_request_seconds",
+    "HTTP request latency by route and status class",
+    ["route", "method", "status"],
+    registry=REGISTRY,
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 QUERY_SECONDS = Histogram(
-    "liubai_graphql_query_seconds", "GraphQL request latency", registry=REGISTRY,
+    "liubai_graphql_query_seconds",
+    "GraphQL request latency",
+    registry=REGISTRY,
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 AGENT_SPOOL_BYTES = Gauge(
-    "liubai_agent_spool_bytes", "Bytes waiting in an agent's spool, as last reported", ["agent"], registry=REGISTRY
+    "liubai_agent_spool_bytes",
+    "Bytes waiting in an agent's spool, as last reported",
+    ["agent"],
+    registry=REGISTRY,
 )
 AGENT_SPOOL_BATCHES = Gauge(
-    "liubai_agent_spool_batches", "Batches waiting in an agent's spool, as last reported", ["agent"],
+    "liubai_agent_spool_batches",
+    "Batches waiting in an agent's spool, as last reported",
+    ["agent"],
     registry=REGISTRY,
 )
 AGENT_DROPPED = Gauge(
-    "liubai_agent_dropped_batches", "Batches an agent dropped because its spool was full (since it started)",
-    ["agent"], registry=REGISTRY,
+    "liubai_agent_dropped_batches",
+    "Batches an agent dropped because its spool was full (since it started)",
+    ["agent"],
+    registry=REGISTRY,
 )
 
 
@@ -211,7 +234,9 @@ class Observability:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"x-request-id"), "")
+        incoming = next(
+            (v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"x-request-id"), ""
+        )
         rid = incoming if incoming and _VALID_ID.fullmatch(incoming) else _new_request_id()
         token = _request_id.set(rid)
         start = time.perf_counter()
@@ -221,7 +246,10 @@ class Observability:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", rid.encode())]}
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", []), (b"x-request-id", rid.encode())],
+                }
             await send(message)
 
         try:
@@ -232,8 +260,12 @@ class Observability:
             if log.isEnabledFor(logging.INFO):
                 log.info(
                     "request",
-                    extra={"method": scope["method"], "path": scope["path"], "status": status,
-                           "duration_ms": round(elapsed * 1000, 2)},
+                    extra={
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                    },
                 )
             _request_id.reset(token)
 
@@ -246,7 +278,8 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -288,7 +321,9 @@ def include_router_first(app: FastAPI, extra: APIRouter) -> None:
     app.include_router(extra)
     added = app.router.routes[before:]
     del app.router.routes[before:]
-    first_mount = next((i for i, r in enumerate(app.router.routes) if isinstance(r, Mount)), len(app.router.routes))
+    first_mount = next(
+        (i for i, r in enumerate(app.router.routes) if isinstance(r, Mount)), len(app.router.routes)
+    )
     app.router.routes[first_mount:first_mount] = added
 
 

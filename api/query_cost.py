@@ -76,8 +76,11 @@ def _selection_sets(root: SelectionSetNode) -> list[SelectionSetNode]:
     while stack:
         current = stack.pop()
         order.append(current)
-        stack.extend(s.selection_set for s in current.selections
-                     if isinstance(s, FieldNode | InlineFragmentNode) and s.selection_set is not None)
+        stack.extend(
+            s.selection_set
+            for s in current.selections
+            if isinstance(s, FieldNode | InlineFragmentNode) and s.selection_set is not None
+        )
     return order
 
 
@@ -132,7 +135,7 @@ def _fragment_order(
                 done.append(finished)
             elif name in fragments and state.get(name) != 2:
                 if state.get(name) == 1:
-                    ring = path[path.index(name):]
+                    ring = path[path.index(name) :]
                     return FragmentCycle(tuple(fragments[n] for n in ring))
                 state[name] = 1
                 path.append(name)
@@ -158,8 +161,12 @@ def measure(document: DocumentNode) -> DocumentCost | FragmentCycle:
     spread.update(name for op in operations for name in _spreads(orders[id(op)]))
     # Validation walks every definition: a fragment nothing spreads (or a second one of the same name)
     # costs its expansion even though no operation uses it.
-    unused = [_cost(orders[id(d)], costs) for d in definitions if isinstance(d, FragmentDefinitionNode)
-              and (d.name.value not in spread or fragments[d.name.value] is not d)]
+    unused = [
+        _cost(orders[id(d)], costs)
+        for d in definitions
+        if isinstance(d, FragmentDefinitionNode)
+        and (d.name.value not in spread or fragments[d.name.value] is not d)
+    ]
     selections = aliases = 0
     for cost in op_costs.values():
         selections = _add(selections, cost.selections)

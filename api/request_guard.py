@@ -72,7 +72,9 @@ def _bracketed(address: str) -> str:
 class RequestGuard:
     """Pure ASGI: refuse a wrong Host, a foreign Origin and a non-JSON body on state-changing requests."""
 
-    def __init__(self, app: ASGIApp, allowed_hosts: Sequence[str] = (), graphql_path: str = "/graphql") -> None:
+    def __init__(
+        self, app: ASGIApp, allowed_hosts: Sequence[str] = (), graphql_path: str = "/graphql"
+    ) -> None:
         self.app = app
         self.graphql_paths = (graphql_path, graphql_path + "/")
         entries = [parse_host(entry) for entry in allowed_hosts]
@@ -103,21 +105,35 @@ class RequestGuard:
         await self._refusal(scope, status, code, message)(scope, receive, send)
 
     def _problem(
-        self, scope: Scope, host: str | None, origin: str | None, content_type: str | None, fetch_site: str | None
+        self,
+        scope: Scope,
+        host: str | None,
+        origin: str | None,
+        content_type: str | None,
+        fetch_site: str | None,
     ) -> tuple[int, str, str] | None:
         if host is None:
             return 400, "BAD_INPUT", "send a Host header"
         parsed = parse_host(host)
         if parsed is None or not self._host_allowed(scope, *parsed):
-            return (421, "BAD_INPUT", f"Host {clip(host)!r} is not a name this server answers to; "
-                    "allow it with --allowed-host (LIUBAI_ALLOWED_HOSTS)")
+            return (
+                421,
+                "BAD_INPUT",
+                f"Host {clip(host)!r} is not a name this server answers to; "
+                "allow it with --allowed-host (LIUBAI_ALLOWED_HOSTS)",
+            )
         method = scope["method"]
         changes = method not in SAFE_METHODS
-        runs_query = method == "GET" and scope["path"] in self.graphql_paths and bool(scope.get("query_string"))
+        runs_query = (
+            method == "GET" and scope["path"] in self.graphql_paths and bool(scope.get("query_string"))
+        )
         if changes or runs_query:
             if origin is not None and not self._own_origin(origin, host, scope.get("scheme", "http")):
-                return (403, "FORBIDDEN", f"cross-origin request refused: Origin {clip(origin)!r} is not this "
-                        "server's own")
+                return (
+                    403,
+                    "FORBIDDEN",
+                    f"cross-origin request refused: Origin {clip(origin)!r} is not this server's own",
+                )
             if origin is None and fetch_site in ("cross-site", "same-site"):
                 return 403, "FORBIDDEN", f"cross-origin request refused (Sec-Fetch-Site: {clip(fetch_site)})"
         if changes:
@@ -132,7 +148,9 @@ class RequestGuard:
         server_port = server[1] if server else None
         default_port = DEFAULT_PORTS.get(scope.get("scheme", "http"))
         port_is_ours = port == server_port or (port is None and server_port == default_port)
-        if port_is_ours and (name in LOOPBACK_NAMES or (server and name == _bracketed(str(server[0]).lower()))):
+        if port_is_ours and (
+            name in LOOPBACK_NAMES or (server and name == _bracketed(str(server[0]).lower()))
+        ):
             return True
         return (name, None) in self.allowed or (name, port) in self.allowed
 

@@ -81,7 +81,9 @@ class Direction(Enum):
         return model.Direction(self.value.lower())
 
 
-@strawberry.type(name="Claim", description="A value `writer` gave for property `key` that is not the stored fact.")
+@strawberry.type(
+    name="Claim", description="A value `writer` gave for property `key` that is not the stored fact."
+)
 class GClaim:
     key: str
     writer: str
@@ -107,14 +109,20 @@ if TYPE_CHECKING:
     GEdgeKind = Enum
 else:
     GNodeKind = strawberry.enum(
-        Enum("GNodeKind", {k.value: k.value for k in NodeKind}), name="NodeKind", description="What a node is."
+        Enum("GNodeKind", {k.value: k.value for k in NodeKind}),
+        name="NodeKind",
+        description="What a node is.",
     )
     GEdgeKind = strawberry.enum(
-        Enum("GEdgeKind", {k.value: k.value for k in EdgeKind}), name="EdgeKind", description="How two nodes relate."
+        Enum("GEdgeKind", {k.value: k.value for k in EdgeKind}),
+        name="EdgeKind",
+        description="How two nodes relate.",
     )
 
 
-@strawberry.type(name="Node", description="A lineage node; `label` is short text for people, `time` its main time.")
+@strawberry.type(
+    name="Node", description="A lineage node; `label` is short text for people, `time` its main time."
+)
 class GNode:
     id: strawberry.ID
     kind: GNodeKind
@@ -123,18 +131,24 @@ class GNode:
     time: str | None
     properties: JSON
 
-    @strawberry.field(description="Who wrote the node: the local collector (`git`, `logs`, ...) or `token:<name>` "
-                      "of the remote sender whose write created it; null for nodes written before writers were recorded.")
+    @strawberry.field(
+        description="Who wrote the node: the local collector (`git`, `logs`, ...) or `token:<name>` "
+        "of the remote sender whose write created it; null for nodes written before writers were recorded."
+    )
     async def writer(self, info: Info) -> str | None:
         return (await _provenance(info, str(self.id))).writer
 
-    @strawberry.field(description="Property keys written by another writer than the node's own, with that writer.")
+    @strawberry.field(
+        description="Property keys written by another writer than the node's own, with that writer."
+    )
     async def owners(self, info: Info) -> list[GOwner]:
         found = await _provenance(info, str(self.id))
         return [GOwner(key=k, writer=w) for k, w in sorted(found.owners.items())]
 
-    @strawberry.field(description="Values other writers gave that differ from the stored facts, kept beside them "
-                      "(never as facts).")
+    @strawberry.field(
+        description="Values other writers gave that differ from the stored facts, kept beside them "
+        "(never as facts)."
+    )
     async def claims(self, info: Info) -> list[GClaim]:
         found = await _provenance(info, str(self.id))
         return [GClaim(key=c.key, writer=c.writer, value=c.value) for c in found.claims]
@@ -161,14 +175,21 @@ class GEdge:
     @classmethod
     def of(cls, edge: model.Edge) -> GEdge:
         return cls(
-            source=strawberry.ID(edge.src), target=strawberry.ID(edge.dst), kind=GEdgeKind(edge.kind.value), properties=JSON(edge.props)
+            source=strawberry.ID(edge.src),
+            target=strawberry.ID(edge.dst),
+            kind=GEdgeKind(edge.kind.value),
+            properties=JSON(edge.props),
         )
 
 
 def _node_json(n: model.Node) -> dict[str, Any]:
     return {
-        "id": n.id, "kind": n.kind.value, "placeholder": n.placeholder, "label": node_label(n),
-        "time": node_time(n), "properties": n.props,
+        "id": n.id,
+        "kind": n.kind.value,
+        "placeholder": n.placeholder,
+        "label": node_label(n),
+        "time": node_time(n),
+        "properties": n.props,
     }
 
 
@@ -206,12 +227,14 @@ class Graph:
         "names as Node and Edge: for large graphs it skips per-field resolution (several times faster)."
     )
     def compact(self) -> JSON:
-        return JSON({
-            "nodes": [_node_json(n) for n in self.sub.nodes],
-            "edges": [_edge_json(e) for e in self.sub.edges],
-            "depths": self.sub.depth,
-            "truncated": self.sub.truncated,
-        })
+        return JSON(
+            {
+                "nodes": [_node_json(n) for n in self.sub.nodes],
+                "edges": [_edge_json(e) for e in self.sub.edges],
+                "depths": self.sub.depth,
+                "truncated": self.sub.truncated,
+            }
+        )
 
     @classmethod
     def of(cls, sub: Subgraph) -> Graph:
@@ -265,7 +288,9 @@ class Stats:
 
 def _bounded(name: str, value: int, low: int, high: int) -> int:
     if not low <= value <= high:
-        raise ApiError(ErrorCode.BAD_INPUT, f"{name} must be between {low} and {high}, got {value}", argument=name)
+        raise ApiError(
+            ErrorCode.BAD_INPUT, f"{name} must be between {low} and {high}, got {value}", argument=name
+        )
     return value
 
 
@@ -320,12 +345,19 @@ def _decode_cursor(cursor: str | None) -> tuple[str | None, int]:
         return None, 0
     try:
         store_after, skip = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        if (store_after is None or isinstance(store_after, str)) and isinstance(skip, int) and 0 <= skip <= MAX_PAGE:
+        if (
+            (store_after is None or isinstance(store_after, str))
+            and isinstance(skip, int)
+            and 0 <= skip <= MAX_PAGE
+        ):
             return store_after, skip
     except (ValueError, TypeError, binascii.Error, RecursionError):
         pass
-    raise ApiError(ErrorCode.BAD_INPUT, "invalid cursor; pass an endCursor or cursor from an earlier answer",
-                   argument="after")
+    raise ApiError(
+        ErrorCode.BAD_INPUT,
+        "invalid cursor; pass an endCursor or cursor from an earlier answer",
+        argument="after",
+    )
 
 
 # --------------------------------------------------------------------------- work done in the pool
@@ -338,8 +370,9 @@ def _search(
     try:
         page = store.search(text, kinds, first=skip + first, after=store_after)
     except InvalidCursor:
-        raise ApiError(ErrorCode.BAD_INPUT, "invalid cursor; pass an endCursor from an earlier answer",
-                       argument="after") from None
+        raise ApiError(
+            ErrorCode.BAD_INPUT, "invalid cursor; pass an endCursor from an earlier answer", argument="after"
+        ) from None
     edges: list[NodeEdge] = []
     for pos, node in enumerate(page.nodes[skip:], start=skip + 1):
         last_of_page = pos == len(page.nodes) and page.end_cursor is not None
@@ -347,23 +380,33 @@ def _search(
         edges.append(NodeEdge(cursor=cursor, node=GNode.of(node)))
     end = edges[-1].cursor if edges else None
     return NodeConnection(
-        edges=edges, page_info=PageInfo(has_next_page=page.end_cursor is not None, end_cursor=end),
+        edges=edges,
+        page_info=PageInfo(has_next_page=page.end_cursor is not None, end_cursor=end),
         total_count=page.total,
     )
 
 
 def _neighbors(
-    store: LineageStore, ref: str, direction: Direction, kinds: list[EdgeKind] | None, first: int, after: str | None
+    store: LineageStore,
+    ref: str,
+    direction: Direction,
+    kinds: list[EdgeKind] | None,
+    first: int,
+    after: str | None,
 ) -> Graph:
     center = resolve_reference(store, ref)
     try:
         page = store.neighbors(center.id, direction.model, kinds, first=first, after=after)
     except InvalidCursor:
-        raise ApiError(ErrorCode.BAD_INPUT, "invalid cursor; pass the endCursor of an earlier answer",
-                       argument="after") from None
+        raise ApiError(
+            ErrorCode.BAD_INPUT, "invalid cursor; pass the endCursor of an earlier answer", argument="after"
+        ) from None
     nodes = {center.id: center} | {n.id: n for n in page.nodes}
     sub = Subgraph(
-        list(nodes.values()), page.edges, {i: 0 if i == center.id else 1 for i in nodes}, page.end_cursor is not None
+        list(nodes.values()),
+        page.edges,
+        {i: 0 if i == center.id else 1 for i in nodes},
+        page.end_cursor is not None,
     )
     return Graph(sub=sub, end_cursor=page.end_cursor)
 
@@ -372,8 +415,9 @@ def _audit(store: LineageStore, raw: str) -> AuditView | None:
     try:
         parsed = parse_audit_id(raw)
     except AuditIdError as exc:
-        raise ApiError(ErrorCode.BAD_AUDIT_ID, f"malformed audit id: {exc.reason}", reason=exc.reason,
-                       value=clip(raw)) from None
+        raise ApiError(
+            ErrorCode.BAD_AUDIT_ID, f"malformed audit id: {exc.reason}", reason=exc.reason, value=clip(raw)
+        ) from None
     audit_id = model.audit_node_id(parsed)
     wanted = [audit_id]
     if parsed.commit:
@@ -387,7 +431,9 @@ def _audit(store: LineageStore, raw: str) -> AuditView | None:
     commit = found.get(model.commit_node_id(parsed.commit)) if parsed.commit else None
     trace = found.get(model.trace_node_id(parsed.trace)) if parsed.trace else None
 
-    def linked(node: model.Node | None, direction: model.Direction, kinds: list[EdgeKind]) -> list[model.Node]:
+    def linked(
+        node: model.Node | None, direction: model.Direction, kinds: list[EdgeKind]
+    ) -> list[model.Node]:
         if node is None:
             return []
         return store.neighbors(node.id, direction, kinds, first=AUDIT_LIST_LIMIT).nodes
@@ -425,11 +471,15 @@ def _trail_anchor(store: LineageStore, ref: str) -> model.Node:
     node = store.get(node_id)
     if node is None and node_id.startswith("audit:"):
         parsed = parse_audit_id(node_id.removeprefix("audit:"))
-        fallbacks = [model.commit_node_id(parsed.commit) if parsed.commit else None,
-                     model.trace_node_id(parsed.trace) if parsed.trace else None]
+        fallbacks = [
+            model.commit_node_id(parsed.commit) if parsed.commit else None,
+            model.trace_node_id(parsed.trace) if parsed.trace else None,
+        ]
         node = next(iter(store.get_many([f for f in fallbacks if f])), None)
     if node is None:
-        raise ApiError(ErrorCode.NOT_FOUND, f"no node {clip(node_id)!r} in the lineage store", id=clip(node_id))
+        raise ApiError(
+            ErrorCode.NOT_FOUND, f"no node {clip(node_id)!r} in the lineage store", id=clip(node_id)
+        )
     return node
 
 
@@ -446,9 +496,7 @@ def _trail(store: LineageStore, ref: str, depth: int) -> list[TrailEntry]:
         for here, there in ((e.dst, e.src), (e.src, e.dst)):
             if here not in via and here in depths and depths.get(there) == depths[here] - 1:
                 via[here] = e.kind.value
-    entries = [
-        TrailEntry(time=node_time(n), node=GNode.of(n), via=via.get(n.id)) for n in nodes.values()
-    ]
+    entries = [TrailEntry(time=node_time(n), node=GNode.of(n), via=via.get(n.id)) for n in nodes.values()]
     entries.sort(key=lambda t: (t.time is None, t.time or "", depths[str(t.node.id)], str(t.node.id)))
     return entries
 
@@ -458,21 +506,29 @@ def _trail(store: LineageStore, ref: str, depth: int) -> list[TrailEntry]:
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="A node by id (`commit:<sha>`, `workload:Deployment/ns/name`, ...); null if absent.")
+    @strawberry.field(
+        description="A node by id (`commit:<sha>`, `workload:Deployment/ns/name`, ...); null if absent."
+    )
     async def node(self, info: Info, id: strawberry.ID) -> GNode | None:
         found = await _with_store(info, lambda s: s.get(str(id)))
         return GNode.of(found) if found else None
 
-    @strawberry.field(description="A commit by full sha or unique prefix (>= 4 hex chars); AMBIGUOUS if several match.")
+    @strawberry.field(
+        description="A commit by full sha or unique prefix (>= 4 hex chars); AMBIGUOUS if several match."
+    )
     async def commit(self, info: Info, sha: str) -> GNode | None:
         found = await _with_store(info, lambda s: find_commit(s, sha))
         return GNode.of(found) if found else None
 
-    @strawberry.field(description="An audit id with its commit, workloads, trace, runs and logs; BAD_AUDIT_ID if malformed.")
+    @strawberry.field(
+        description="An audit id with its commit, workloads, trace, runs and logs; BAD_AUDIT_ID if malformed."
+    )
     async def audit(self, info: Info, audit_id: str) -> AuditView | None:
         return await _with_store(info, lambda s: _audit(s, audit_id))
 
-    @strawberry.field(description="What flows from (DOWNSTREAM) or into (UPSTREAM) a node, up to `depth` hops.")
+    @strawberry.field(
+        description="What flows from (DOWNSTREAM) or into (UPSTREAM) a node, up to `depth` hops."
+    )
     async def lineage(
         self,
         info: Info,
@@ -490,12 +546,16 @@ class Query:
             node_id = reference_id(store, str(from_))
             sub = store.lineage(node_id, direction.model, depth, kinds, limit)
             if not sub.nodes:
-                raise ApiError(ErrorCode.NOT_FOUND, f"no node {clip(node_id)!r} in the lineage store", id=clip(node_id))
+                raise ApiError(
+                    ErrorCode.NOT_FOUND, f"no node {clip(node_id)!r} in the lineage store", id=clip(node_id)
+                )
             return Graph.of(sub)
 
         return await _with_store(info, run)
 
-    @strawberry.field(description="A shortest path between two nodes (edge direction ignored), in path order; null if none.")
+    @strawberry.field(
+        description="A shortest path between two nodes (edge direction ignored), in path order; null if none."
+    )
     async def path(
         self,
         info: Info,
@@ -527,7 +587,9 @@ class Query:
         node_kinds = _node_kinds(kinds)
         return await _with_store(info, lambda s: _search(s, text, node_kinds, first, after))
 
-    @strawberry.field(description="Edges touching a node (stored direction) one page at a time; see Graph.endCursor.")
+    @strawberry.field(
+        description="Edges touching a node (stored direction) one page at a time; see Graph.endCursor."
+    )
     async def neighbors(
         self,
         info: Info,
@@ -559,7 +621,9 @@ class LineageSchema(strawberry.Schema):
 def build_schema(limits: LimitSettings | None = None) -> strawberry.Schema:
     """The schema with guards against queries built to be expensive (depth, tokens, aliases, page size,
     time); settings from ``LIUBAI_QUERY_*`` (see ``liubai.api.limits``)."""
-    return LineageSchema(query=Query, extensions=[*graphql_extensions(limits or LimitSettings()), StructuredErrors])
+    return LineageSchema(
+        query=Query, extensions=[*graphql_extensions(limits or LimitSettings()), StructuredErrors]
+    )
 
 
 schema = build_schema()

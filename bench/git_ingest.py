@@ -127,7 +127,9 @@ def time_git_log(path: Path) -> tuple[float, float]:
 def _cli() -> list[str]:
     liubai = Path(sys.executable).parent / "liubai"
     return (
-        [str(liubai)] if liubai.exists() else [sys.executable, "-c", "from liubai.api.cli.main import main; main()"]
+        [str(liubai)]
+        if liubai.exists()
+        else [sys.executable, "-c", "from liubai.api.cli.main import main; main()"]
     )
 
 

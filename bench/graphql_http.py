@@ -157,7 +157,10 @@ def wrk_throughput(url: str, node: str, clients: int, seconds: float) -> dict[st
     try:
         out = subprocess.run(
             [wrk, "-t1", f"-c{clients}", f"-d{int(seconds)}s", "-s", script, url],
-            capture_output=True, text=True, timeout=seconds + 60, check=False,
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+            check=False,
         ).stdout
     finally:
         os.unlink(script)
@@ -165,8 +168,13 @@ def wrk_throughput(url: str, node: str, clients: int, seconds: float) -> dict[st
     if line is None:
         return None
     requests, errors, duration_us, p50_us, p95_us = (float(x) for x in line.split()[1:])
-    return {"rps": requests / (duration_us / 1e6), "requests": requests, "non2xx": errors, "p50_ms": p50_us / 1000,
-            "p95_ms": p95_us / 1000}
+    return {
+        "rps": requests / (duration_us / 1e6),
+        "requests": requests,
+        "non2xx": errors,
+        "p50_ms": p50_us / 1000,
+        "p95_ms": p95_us / 1000,
+    }
 
 
 def main() -> None:

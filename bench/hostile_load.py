@@ -41,7 +41,9 @@ FAN_DEPTH = 8  # fragments F0..F7, each spreading the next ten times: 10^8 field
 
 def fanout_document(depth: int = FAN_DEPTH, width: int = 10) -> str:
     """A ~700-byte query whose expansion is ``width ** depth`` field selections."""
-    frags = [f"fragment F{i} on Node {{ " + " ".join([f"...F{i + 1}"] * width) + " }" for i in range(depth - 1)]
+    frags = [
+        f"fragment F{i} on Node {{ " + " ".join([f"...F{i + 1}"] * width) + " }" for i in range(depth - 1)
+    ]
     frags.append(f"fragment F{depth - 1} on Node {{ id kind }}")
     return 'query { node(id: "commit:x") { ...F0 } } ' + " ".join(frags)
 
@@ -119,7 +121,10 @@ def _slowloris_attacker(host: str, port: int, until: float, counts: mp.Queue) ->
 
 def probe(url: str, run: str, seconds: float) -> dict[str, list[float]]:
     """Closed-loop latencies of the two user requests, alternating, for ``seconds``."""
-    query = {"query": "query($id: ID!) { lineage(from: $id, depth: 2) { compact } }", "variables": {"id": run}}
+    query = {
+        "query": "query($id: ID!) { lineage(from: $id, depth: 2) { compact } }",
+        "variables": {"id": run},
+    }
     out: dict[str, list[float]] = {"healthz": [], "lineage": []}
     until = time.monotonic() + seconds
     with httpx.Client(base_url=url, timeout=30) as client:
@@ -141,12 +146,16 @@ def load(url: str, seconds: float, hostile: bool) -> tuple[list[mp.Process], mp.
     host, port = url.removeprefix("http://").split(":")
     until = time.monotonic() + seconds
     counts: mp.Queue = mp.Queue()  # type: ignore[type-arg]
-    procs = [
-        mp.Process(target=_graphql_attacker, args=(url, until, counts)),
-        mp.Process(target=_graphql_attacker, args=(url, until, counts)),
-        mp.Process(target=_header_attacker, args=(host, int(port), until, counts)),
-        mp.Process(target=_slowloris_attacker, args=(host, int(port), until, counts)),
-    ] if hostile else [mp.Process(target=_polite_client, args=(url, until, counts)) for _ in range(4)]
+    procs = (
+        [
+            mp.Process(target=_graphql_attacker, args=(url, until, counts)),
+            mp.Process(target=_graphql_attacker, args=(url, until, counts)),
+            mp.Process(target=_header_attacker, args=(host, int(port), until, counts)),
+            mp.Process(target=_slowloris_attacker, args=(host, int(port), until, counts)),
+        ]
+        if hostile
+        else [mp.Process(target=_polite_client, args=(url, until, counts)) for _ in range(4)]
+    )
     for p in procs:
         p.start()
     return procs, counts
@@ -154,8 +163,12 @@ def load(url: str, seconds: float, hostile: bool) -> tuple[list[mp.Process], mp.
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=12.0,
-                    help="length of each phase (over the 10 s head timeout, so slowloris heads are seen closed)")
+    ap.add_argument(
+        "--seconds",
+        type=float,
+        default=12.0,
+        help="length of each phase (over the 10 s head timeout, so slowloris heads are seen closed)",
+    )
     ap.add_argument("--rounds", type=int, default=3, help="idle/attacked phase pairs, alternating")
     ap.add_argument("--nodes", type=int, default=200, help="nodes within 2 hops of the lineage probe's start")
     args = ap.parse_args()
@@ -169,7 +182,9 @@ def main() -> int:
             probe(url, run, 1.0)  # warm caches and connections
             for _ in range(args.rounds):
                 for phase in PHASES:
-                    procs, counts = load(url, args.seconds + 0.5, phase == "attacked") if phase != "idle" else ([], None)
+                    procs, counts = (
+                        load(url, args.seconds + 0.5, phase == "attacked") if phase != "idle" else ([], None)
+                    )
                     if procs:
                         time.sleep(0.5)  # let the load ramp up before timing
                     for k, v in probe(url, run, args.seconds).items():
@@ -193,13 +208,19 @@ def main() -> int:
         }
         for name in ("healthz", "lineage")
     }
-    print(f"{'probe':<9} {'idle p99':>10} {'busy p99':>10} {'attacked p99':>13} {'busy/idle':>10} {'attacked/idle':>14}")
+    print(
+        f"{'probe':<9} {'idle p99':>10} {'busy p99':>10} {'attacked p99':>13} {'busy/idle':>10} {'attacked/idle':>14}"
+    )
     for name, r in report.items():
-        print(f"{name:<9} {r['idle_p99_ms']:>8.2f}ms {r['busy_p99_ms']:>8.2f}ms {r['attacked_p99_ms']:>11.2f}ms "
-              f"{r['busy_ratio']:>10.2f} {r['attacked_ratio']:>14.2f}")
+        print(
+            f"{name:<9} {r['idle_p99_ms']:>8.2f}ms {r['busy_p99_ms']:>8.2f}ms {r['attacked_p99_ms']:>11.2f}ms "
+            f"{r['busy_ratio']:>10.2f} {r['attacked_ratio']:>14.2f}"
+        )
     g, h, s, p = (clients.get(k, [0, 0]) for k in ("graphql", "header", "slowloris", "polite"))
-    print(f"attack: {g[0]} fan-out documents ({g[1]} refused), {h[0]} header streams ({h[1]} cut by the "
-          f"server), {s[0]} half-open heads ({s[1]} closed by the server); busy: {p[0]} polite requests")
+    print(
+        f"attack: {g[0]} fan-out documents ({g[1]} refused), {h[0]} header streams ({h[1]} cut by the "
+        f"server), {s[0]} half-open heads ({s[1]} closed by the server); busy: {p[0]} polite requests"
+    )
     ok = all(r["attacked_ratio"] <= 2.0 for r in report.values()) and g[0] == g[1]
     print("target (attacked p99 <= 2x idle):", "met" if ok else "missed")
     print(json.dumps({"probes": report, "clients": clients, "met": ok}))

@@ -83,7 +83,9 @@ def run_arm(arm: str, store: str, requests: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--rounds", type=int, default=2, help="each arm runs this many times; the best counts")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="each arm runs this many times; the best counts"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         store = f"sqlite:///{Path(tmp) / 'bench.db'}"
@@ -93,7 +95,9 @@ def main() -> int:
         }
     for arm, micros in result.items():
         print(f"{arm:10s} {micros:8.0f} us server CPU per request")
-    print(json.dumps({"bench": "http_protocol", "cpu_us_per_request": {k: round(v) for k, v in result.items()}}))
+    print(
+        json.dumps({"bench": "http_protocol", "cpu_us_per_request": {k: round(v) for k, v in result.items()}})
+    )
     return 0
 
 

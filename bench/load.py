@@ -157,7 +157,9 @@ def main() -> int:
                 ]
             )
             httpx.post(
-                f"{url}/v1/ingest", content=encode_batch(seed, "seed")[1], headers={"Content-Type": "application/json"}
+                f"{url}/v1/ingest",
+                content=encode_batch(seed, "seed")[1],
+                headers={"Content-Type": "application/json"},
             ).raise_for_status()
             out: dict[str, list[tuple[float, int]]] = defaultdict(list)
             stop = threading.Event()

@@ -162,7 +162,8 @@ def engine_floor(path: Path, db: Path, batch_size: int) -> tuple[int, float]:
     for nodes, texts, edges in work:
         conn.execute("BEGIN")
         conn.executemany(
-            "INSERT INTO nodes(rid, id, kind, props, placeholder, trace, audit) VALUES (?, ?, ?, ?, ?, ?, ?)", nodes
+            "INSERT INTO nodes(rid, id, kind, props, placeholder, trace, audit) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            nodes,
         )
         conn.executemany("INSERT INTO node_search(rowid, text) VALUES (?, ?)", texts)
         conn.executemany("INSERT OR IGNORE INTO edges(src, kind, dst, props) VALUES (?, ?, ?, ?)", edges)
@@ -216,10 +217,15 @@ def main() -> None:
     parser.add_argument(
         "--pull-count", type=int, default=100, help="log groups per PullLogs (50 lines per group)"
     )
-    parser.add_argument("--batch-size", type=int, default=10_000, help="records per store transaction (files)")
+    parser.add_argument(
+        "--batch-size", type=int, default=10_000, help="records per store transaction (files)"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs per path; the median run is reported")
     parser.add_argument(
-        "--scale", type=int, default=0, help="also run the file path at this many records, twice per mode (0: skip)"
+        "--scale",
+        type=int,
+        default=0,
+        help="also run the file path at this many records, twice per mode (0: skip)",
     )
     args = parser.parse_args()
 
@@ -237,7 +243,8 @@ def main() -> None:
 
         def sls_to_sqlite(endpoint: str) -> tuple[int, float, float]:
             client = make_client(
-                endpoint, SlsCredentials(access_key_id="bench-id", access_key_secret=SecretStr("bench-secret"))
+                endpoint,
+                SlsCredentials(access_key_id="bench-id", access_key_secret=SecretStr("bench-secret")),
             )
             store = TimedStore(open_store(f"sqlite:///{db()}"))
             t = time.perf_counter()
@@ -255,7 +262,9 @@ def main() -> None:
         def add(name: str, run: Callable[[], tuple[int, float, float | None]]) -> None:
             rows.append((name, *median(run)))
 
-        def timed(run: Callable[[], tuple[int, float]], *, all_upsert: bool = False) -> Callable[[], tuple[int, float, float | None]]:
+        def timed(
+            run: Callable[[], tuple[int, float]], *, all_upsert: bool = False
+        ) -> Callable[[], tuple[int, float, float | None]]:
             """A (records, seconds) run as a row; ``all_upsert``: the store alone, all of it upsert time."""
 
             def row() -> tuple[int, float, float | None]:
@@ -267,8 +276,14 @@ def main() -> None:
         add("bare parse (json.loads)", timed(lambda: bare_parse(path)))
         add("file -> map (no store)", timed(lambda: parse_and_map(path)))
         add("file -> map -> join (no store)", timed(lambda: parse_map_join(path, args.batch_size)))
-        add("sqlite engine floor (rows pre-built)", timed(lambda: engine_floor(path, Path(db()), args.batch_size)))
-        add("sqlite upsert only", timed(lambda: store_only(path, f"sqlite:///{db()}", args.batch_size), all_upsert=True))
+        add(
+            "sqlite engine floor (rows pre-built)",
+            timed(lambda: engine_floor(path, Path(db()), args.batch_size)),
+        )
+        add(
+            "sqlite upsert only",
+            timed(lambda: store_only(path, f"sqlite:///{db()}", args.batch_size), all_upsert=True),
+        )
         add("file -> sqlite", lambda: file_to_sqlite(path, db(), args.batch_size))
         with served_in_a_process(args.records, commits) as endpoint:
             add("sls -> sqlite (real SDK)", lambda: sls_to_sqlite(endpoint))
@@ -325,7 +340,10 @@ def at_scale(records: int, commits: list[str], batch_size: int) -> None:
             runs[paced].append((n / secs, upsert / secs))
     rates = {paced: tuple(sum(r[k] for r in rs) / len(rs) for k in (0, 1)) for paced, rs in runs.items()}
     print(f"at scale, {records:,} records, mean of two runs each (fixed, following, following, fixed):")
-    for paced, label in ((True, "file -> sqlite, batches follow the store"), (False, "file -> sqlite, fixed batches")):
+    for paced, label in (
+        (True, "file -> sqlite, batches follow the store"),
+        (False, "file -> sqlite, fixed batches"),
+    ):
         rate, busy = rates[paced]
         print(f"{label:44} {rate:10,.0f} records/s {busy:6.0%} in upsert")
     print(f"batches that follow the store: {rates[True][0] / rates[False][0]:.2f}x the fixed-batch rate")

@@ -30,12 +30,20 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
     "sqlite_scale": ("sqlite_scale.py", ["--facts", "1000000"], ["--facts", "100000", "--queries", "50"]),
     "store_ingest": ("store_ingest.py", ["--facts", "1000000"], ["--facts", "50000", "--queries", "50"]),
     "graphql_http": ("graphql_http.py", ["--seconds", "20"], ["--seconds", "5", "--repeat", "5"]),
-    "hostile_load": ("hostile_load.py", ["--seconds", "12", "--rounds", "3"], ["--seconds", "11", "--rounds", "1"]),
+    "hostile_load": (
+        "hostile_load.py",
+        ["--seconds", "12", "--rounds", "3"],
+        ["--seconds", "11", "--rounds", "1"],
+    ),
     "git_ingest": ("git_ingest.py", ["--commits", "5000"], ["--commits", "1000"]),
     "log_ingest": ("log_ingest.py", ["--records", "100000", "--scale", "1000000"], ["--records", "20000"]),
     "log_layout": ("log_layout.py", ["--records", "100000"], ["--records", "20000"]),
     "export_memory": ("export_memory.py", [], ["--sizes", "20000", "200000"]),
-    "ebpf_overhead": ("ebpf_overhead.py", ["--storm", "2000", "--reps", "5"], ["--storm", "2000", "--reps", "2"]),
+    "ebpf_overhead": (
+        "ebpf_overhead.py",
+        ["--storm", "2000", "--reps", "5"],
+        ["--storm", "2000", "--reps", "2"],
+    ),
 }
 
 
@@ -90,7 +98,6 @@ def machine() -> str:
     )
 
 
-
 HAND_KEPT = "## Figures behind design choices"
 
 
@@ -103,6 +110,7 @@ def _hand_kept(out: Path) -> str:
         return ""
     start = previous.find(HAND_KEPT)
     return previous[start:].strip() + "\n" if start >= 0 else ""
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -118,7 +126,9 @@ def main() -> int:
     for name in args.only or list(SUITE):
         print(f"running {name} ...", flush=True)
         results[name] = result = run(name, args.quick, args.timeout)
-        verdict = {0: "ok", 1: "ran; a target was missed"}.get(result["_exit"], f"FAILED (exit {result['_exit']})")
+        verdict = {0: "ok", 1: "ran; a target was missed"}.get(
+            result["_exit"], f"FAILED (exit {result['_exit']})"
+        )
         print(f"  {verdict}, {result['_seconds']:.0f}s", flush=True)
 
     sections = [

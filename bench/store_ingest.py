@@ -251,7 +251,9 @@ def main() -> None:
     ap.add_argument("--facts", type=int, default=500_000, help="facts to generate (default 500000)")
     ap.add_argument("--batch", type=int, default=20_000, help="facts per upsert batch (default 20000)")
     ap.add_argument("--per-row-sample", type=int, default=10_000, help="facts the per-row writer writes")
-    ap.add_argument("--warmup", type=int, default=10, help="batches written (then wiped) before timing (default 10)")
+    ap.add_argument(
+        "--warmup", type=int, default=10, help="batches written (then wiped) before timing (default 10)"
+    )
     ap.add_argument("--queries", type=int, default=200, help="lineage queries per depth and store")
     ap.add_argument("--neo4j-url", help="use this Neo4j instead of starting one (it gets wiped!)")
     ap.add_argument(

@@ -261,7 +261,11 @@ _SOURCES: dict[str, Callable[[str], Source]] = {
     "otlp": lambda p: LogFileSource(p, "otlp"),
     "events": EventsSource,
 }
-_NEEDS = {"logs": "liubai.collector.logfile", "otlp": "liubai.collector.logfile", "events": "liubai.collector.recording"}
+_NEEDS = {
+    "logs": "liubai.collector.logfile",
+    "otlp": "liubai.collector.logfile",
+    "events": "liubai.collector.recording",
+}
 
 
 def available_sources() -> list[str]:
@@ -273,7 +277,9 @@ def available_sources() -> list[str]:
 
 def make_source(kind: str, path: str) -> Source:
     if kind not in available_sources():
-        raise AgentError(f"source kind {kind!r} is not available here (available: {', '.join(available_sources())})")
+        raise AgentError(
+            f"source kind {kind!r} is not available here (available: {', '.join(available_sources())})"
+        )
     if not os.path.isfile(path):
         raise AgentError(f"{kind} input {path!r} does not exist or is not a file")
     return _SOURCES[kind](path)
@@ -323,7 +329,9 @@ class AgentConfig:
 
 
 class Agent:
-    def __init__(self, config: AgentConfig, sources: Sequence[Source], client: httpx.Client | None = None) -> None:
+    def __init__(
+        self, config: AgentConfig, sources: Sequence[Source], client: httpx.Client | None = None
+    ) -> None:
         keys = [s.key for s in sources]
         if len(set(keys)) != len(keys):
             raise AgentError("the same input is named twice")
@@ -372,7 +380,9 @@ class Agent:
         try:
             atomic_write(self._state_path, self.state.model_dump_json().encode())
         except OSError as exc:
-            log.warning("cannot save agent position to %s (%s); some batches will be re-sent", self._state_path, exc)
+            log.warning(
+                "cannot save agent position to %s (%s); some batches will be re-sent", self._state_path, exc
+            )
 
     def _save_status(self) -> None:
         self.status.spool_bytes = self.spool.size_bytes
@@ -395,7 +405,9 @@ class Agent:
         known = self.state.ingest_limit_bytes
         limit = refused.limit if stated and refused.limit is not None else min(known or size, size - 1)
         if limit != known:
-            log.warning("the API takes request bodies of at most %d bytes; building batches under that", limit)
+            log.warning(
+                "the API takes request bodies of at most %d bytes; building batches under that", limit
+            )
         self.state.ingest_limit_bytes = self.status.ingest_limit_bytes = limit
         return _TooLarge(limit, stated)
 
@@ -423,7 +435,9 @@ class Agent:
 
     def _post(self, data: bytes, window_s: float) -> str:
         """``data`` posted, retried under the shared policy for ``window_s`` seconds while the API is away."""
-        policy = replace(self._retry, deadline=window_s, max_wait=min(self._retry.max_wait, 5.0, max(window_s, 0.1)))
+        policy = replace(
+            self._retry, deadline=window_s, max_wait=min(self._retry.max_wait, 5.0, max(window_s, 0.1))
+        )
         return policy.call(self._post_once, data, retry_if=lambda exc: isinstance(exc, Unavailable))
 
     def _count_answer(self, answer: str) -> None:
@@ -437,11 +451,19 @@ class Agent:
         try:
             path = self.spool.dead_letter(batch_id, data, f"{label}: {exc}")
         except OSError as err:
-            log.error("the API refused batch %s from %s for good (%s) and it cannot be kept (%s); it is read "
-                      "again on a later pass", batch_id[:12], label, exc, err)
+            log.error(
+                "the API refused batch %s from %s for good (%s) and it cannot be kept (%s); it is read "
+                "again on a later pass",
+                batch_id[:12],
+                label,
+                exc,
+                err,
+            )
             return False
         self.status.refused_batches += 1
-        log.error("the API refused batch %s from %s for good: %s; kept in %s", batch_id[:12], label, exc, path)
+        log.error(
+            "the API refused batch %s from %s for good: %s; kept in %s", batch_id[:12], label, exc, path
+        )
         return True
 
     # -- moving batches ------------------------------------------------------------------------------
@@ -479,7 +501,9 @@ class Agent:
         try:
             decoded = decode_batch(data)
         except WireError as err:
-            return self._dead_letter(entry.batch_id, data, "spooled batch", Refused(exc.status, f"{exc}; {err}"))
+            return self._dead_letter(
+                entry.batch_id, data, "spooled batch", Refused(exc.status, f"{exc}; {err}")
+            )
         for batch_id, piece in self._pieces(decoded.batch, decoded.source, too_large):
             try:
                 self._count_answer(self._post(piece, window_s) if window_s else self._post_once(piece))
@@ -514,8 +538,12 @@ class Agent:
                 return True
             except Unavailable as exc:
                 self.status.api_up = False
-                log.warning("API %s unavailable (%s); spooling batches in %s", redact_url(self.cfg.server), exc,
-                            self.spool.dir)
+                log.warning(
+                    "API %s unavailable (%s); spooling batches in %s",
+                    redact_url(self.cfg.server),
+                    exc,
+                    self.spool.dir,
+                )
             except Refused as exc:
                 if exc.status == 413:
                     raise self._learn_limit(exc, len(data)) from None
@@ -528,7 +556,11 @@ class Agent:
                 log.warning(
                     "%s; dropped batch %s from %s (%d dropped so far); %s will be read again from its last "
                     "accepted position once the API takes the spooled batches",
-                    exc.reason, batch_id[:12], label, self.status.dropped_batches, label,
+                    exc.reason,
+                    batch_id[:12],
+                    label,
+                    self.status.dropped_batches,
+                    label,
                 )
                 self._full_warned = True
             return False
@@ -541,15 +573,22 @@ class Agent:
         except WireError as exc:
             raise AgentError(f"{label}: cannot encode a batch: {exc}") from None
 
-    def _oversized(self, source: str, where: str, size: int, text: str, too_large: _TooLarge) -> RejectedRecord:
+    def _oversized(
+        self, source: str, where: str, size: int, text: str, too_large: _TooLarge
+    ) -> RejectedRecord:
         """The reject standing in for a record that alone is over the API's limit."""
         self.status.oversized_records += 1
         limit = f"of {too_large.limit} bytes" if too_large.stated else f"(at most {too_large.limit} bytes)"
         keep = max(0, min(_RAW_KEEP, too_large.limit // 4))  # the reject itself must fit
-        log.error("%s: record at %s is %d bytes, over the API's ingest limit; sent as a rejected record",
-                  source, where, size)
-        return RejectedRecord(source, where, f"record of {size} bytes exceeds the server's ingest limit {limit}",
-                              text[:keep])
+        log.error(
+            "%s: record at %s is %d bytes, over the API's ingest limit; sent as a rejected record",
+            source,
+            where,
+            size,
+        )
+        return RejectedRecord(
+            source, where, f"record of {size} bytes exceeds the server's ingest limit {limit}", text[:keep]
+        )
 
     def _ship(self, source: Source, units: list[Unit]) -> bool:
         """Send ``units`` as one batch, or as halves if the API finds it too large; the position moves past
@@ -583,13 +622,17 @@ class Agent:
             return self._ship(source, units[:mid]) and self._ship(source, units[mid:])
         unit = units[0]
         if unit.oversized:  # even its reject does not fit: keep the batch for an operator
-            refused = Refused(413, f"a {size}-byte rejected record is over the API's limit of {too_large.limit}")
+            refused = Refused(
+                413, f"a {size}-byte rejected record is over the API's limit of {too_large.limit}"
+            )
             if not self._dead_letter(batch_id, data, source.label, refused):
                 return False
             self._advance(source.key, units)
             return True
         raw = unit.raw.decode("utf-8", "replace") if unit.raw else ""
-        reject = self._oversized(source.label, unit.location or source.label, len(unit.raw) or size, raw, too_large)
+        reject = self._oversized(
+            source.label, unit.location or source.label, len(unit.raw) or size, raw, too_large
+        )
         return self._ship(source, [Unit((reject,), unit.after, unit.location, oversized=True)])
 
     def _advance(self, key: str, units: list[Unit]) -> None:
@@ -632,7 +675,9 @@ class Agent:
                 if self.cfg.deadline_s is not None and time.monotonic() - began > self.cfg.deadline_s:
                     log.error(
                         "gave up after %.0f s: %d batches still spooled in %s (they are sent on the next run)",
-                        self.cfg.deadline_s, len(self.spool), self.spool.dir,
+                        self.cfg.deadline_s,
+                        len(self.spool),
+                        self.spool.dir,
                     )
                     break
                 time.sleep(random.uniform(0.5, 1.0) * backoff)  # jitter

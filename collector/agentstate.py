@@ -21,7 +21,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from liubai.collector.tail import FilePosition
 from liubai.lineage.errors import ErrorCode, LiubaiError
 
-__all__ = ["STATE_VERSION", "AgentState", "CountPosition", "Position", "StateError", "atomic_write", "load_state"]
+__all__ = [
+    "STATE_VERSION",
+    "AgentState",
+    "CountPosition",
+    "Position",
+    "StateError",
+    "atomic_write",
+    "load_state",
+]
 
 STATE_VERSION: Literal[2] = 2
 
@@ -64,7 +72,9 @@ def load_state(path: Path) -> AgentState:
     version = data.get("version", 1)
     try:
         if version == 1:
-            return AgentState(positions={str(k): CountPosition(int(v)) for k, v in data.get("positions", {}).items()})
+            return AgentState(
+                positions={str(k): CountPosition(int(v)) for k, v in data.get("positions", {}).items()}
+            )
         if version != STATE_VERSION:
             raise StateError(
                 f"agent state {path} is version {version!r}, written by another liubai (this one reads 1 and "

@@ -624,7 +624,9 @@ def ingest_git(
     """Read what is new in the collector's refs and store it in batches; checkpoints move with the data."""
     if plan is None:
         plan = collector.plan(checkpoints_of(store, collector.source))
-    return ingest_records(store, collector.items(plan), batch_size=batch_size, progress=progress, writer=GIT_WRITER)
+    return ingest_records(
+        store, collector.items(plan), batch_size=batch_size, progress=progress, writer=GIT_WRITER
+    )
 
 
 def checkpoints_of(store: LineageStore, source: str) -> dict[str, str]:

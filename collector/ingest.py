@@ -177,7 +177,13 @@ class StoreSink:
         batch.writer = self.writer
         policy = self.retry.for_store()
         return policy.call(
-            write_batch, self.store, batch, rows, retry_if=store_retryable, what=f"store {self.store.url}", describe=_first_line
+            write_batch,
+            self.store,
+            batch,
+            rows,
+            retry_if=store_retryable,
+            what=f"store {self.store.url}",
+            describe=_first_line,
         )
 
 
@@ -297,7 +303,9 @@ def store_batches(
             if room > 0:
                 summary.rejected_samples.extend(batch.rejected[:room])
             summary.notices.extend(part.notices)  # reported as notices, kept in the store's rejected trail
-            batch.rejected.extend(RejectedRecord(n.source, n.location, n.message, n.raw) for n in part.notices)
+            batch.rejected.extend(
+                RejectedRecord(n.source, n.location, n.message, n.raw) for n in part.notices
+            )
             batches.submit(part)
     summary.distinct = {k: len(v) for k, v in seen.items()}
     return summary

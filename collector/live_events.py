@@ -164,4 +164,3 @@ def _kernel_join(path: str | None, base: str | None) -> str | None:
     if path is None or (base is None and not path.startswith("/")):
         return None
     return path if base is None else posixpath.join(base, path)
-

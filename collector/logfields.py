@@ -66,7 +66,13 @@ class FieldMap:
             raise ValueError(f"unknown field-map entries {sorted(unknown)}; known: {sorted(known)}")
         kwargs: dict[str, tuple[str, ...]] = {}
         for name, value in data.items():
-            keys = (value,) if isinstance(value, str) else tuple(value) if isinstance(value, (list, tuple)) else None
+            keys = (
+                (value,)
+                if isinstance(value, str)
+                else tuple(value)
+                if isinstance(value, (list, tuple))
+                else None
+            )
             if keys is None or not all(isinstance(k, str) and k for k in keys):
                 shown = "null" if value is None else f"{type(value).__name__} {str(value)[:60]!r}"
                 raise ValueError(f"field-map entry {name!r} must be a key or a list of keys, not {shown}")
@@ -264,10 +270,14 @@ class LogMapper:
             message = ""
 
         rid = record_id or content_record_id(time, level, service, message, trace_id, audit_id, attributes)
-        record = LogRecord(source, rid, time, level, service, message, trace_id, audit_id, attributes, location)
+        record = LogRecord(
+            source, rid, time, level, service, message, trace_id, audit_id, attributes, location
+        )
         return record, rejected
 
-    def trace_id(self, pick: tuple[str, Any], source: str, location: str, rejected: list[RejectedRecord]) -> str | None:
+    def trace_id(
+        self, pick: tuple[str, Any], source: str, location: str, rejected: list[RejectedRecord]
+    ) -> str | None:
         """The normalised trace id of a picked key/value; None (and a reject) if it is malformed."""
         key, raw = pick
         text = stringify(raw).strip()

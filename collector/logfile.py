@@ -206,7 +206,9 @@ def read_jsonl(
         yield from jsonl_line_items(line, src, f"{name}:{lineno}", mapper, fm)
 
 
-def jsonl_line_items(line: bytes, source: str, where: str, mapper: LogMapper, fm: FieldMap) -> Iterator[LogItem]:
+def jsonl_line_items(
+    line: bytes, source: str, where: str, mapper: LogMapper, fm: FieldMap
+) -> Iterator[LogItem]:
     """The items of one JSON line read at ``where``: nothing for a blank line, else a record (or a whole
     OTLP document's) or a reject. Shared by ``read_jsonl`` and the agent's byte-offset tail, so both read
     a line alike."""
@@ -271,7 +273,9 @@ def _pretty_documents(lines: list[tuple[int, bytes] | RejectedRecord]) -> list[t
 
 def _document_items(doc: Any, source: str, where: str, mapper: LogMapper, fm: FieldMap) -> Iterator[LogItem]:
     """The items of one pretty-printed document: an array of log objects, an OTLP export or one object."""
-    objects = [(f"{where}#[{i}]", obj) for i, obj in enumerate(doc)] if isinstance(doc, list) else [(where, doc)]
+    objects = (
+        [(f"{where}#[{i}]", obj) for i, obj in enumerate(doc)] if isinstance(doc, list) else [(where, doc)]
+    )
     for at, obj in objects:
         yield from _object_items(obj, source, at, None, mapper, fm)
 
@@ -315,8 +319,15 @@ def _otlp_document(doc: Any, source: str, where: str, fm: FieldMap) -> Iterator[
         yield from walk.take_rejected()
 
 
-_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number",
-               bool: "a boolean", type(None): "null"}
+_JSON_TYPES = {
+    dict: "an object",
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    type(None): "null",
+}
 _BAD = object()  # an OTLP value that broke the schema; rejected, and left out of its record
 
 
@@ -351,7 +362,9 @@ class _OtlpWalk:
         value = owner.get(key)
         if value is None or isinstance(value, kind):
             return value
-        self.bad(f"{at}.{key}", f"{key} must be {_JSON_TYPES[kind]}, got {_JSON_TYPES.get(type(value))}", value)
+        self.bad(
+            f"{at}.{key}", f"{key} must be {_JSON_TYPES[kind]}, got {_JSON_TYPES.get(type(value))}", value
+        )
         return None
 
     def resource_logs(self, rl: Any, at: str) -> Iterator[LogRecord]:
@@ -362,7 +375,11 @@ class _OtlpWalk:
         service = resource.get("service.name")
         env = {"service": str(service)} if service is not None else {}
         # the pre-1.0 name, read where the current one holds nothing
-        key = "instrumentationLibraryLogs" if not rl.get("scopeLogs") and "instrumentationLibraryLogs" in rl else "scopeLogs"
+        key = (
+            "instrumentationLibraryLogs"
+            if not rl.get("scopeLogs") and "instrumentationLibraryLogs" in rl
+            else "scopeLogs"
+        )
         for j, sl in enumerate(self.part(rl, key, list, at) or []):
             scope_at = f"{at}.{key}[{j}]"
             if not isinstance(sl, dict):
@@ -373,8 +390,9 @@ class _OtlpWalk:
                 if not isinstance(lr, dict):
                     self.bad(record_at, "log record is not an object", lr)
                     continue
-                record, rejected = self.mapper.map(self.fields(lr, record_at), self.source, record_at,
-                                                   defaults=env)
+                record, rejected = self.mapper.map(
+                    self.fields(lr, record_at), self.source, record_at, defaults=env
+                )
                 self.rejected.extend(rejected)
                 yield record
 
@@ -396,7 +414,9 @@ class _OtlpWalk:
                 fields[fm.message[0]] = body
         trace = self.part(lr, "traceId", str, at)
         if trace:
-            fields[fm.trace[0] if fm.trace[0] not in fm.traceparent_keys else "trace_id"] = _otlp_trace_id(trace)
+            fields[fm.trace[0] if fm.trace[0] not in fm.traceparent_keys else "trace_id"] = _otlp_trace_id(
+                trace
+            )
         return fields
 
     def attributes(self, owner: Mapping[str, Any], key: str, at: str) -> dict[str, Any]:
@@ -524,8 +544,12 @@ def ingest_files(
 
         read = partial(read_log_file, path, fmt, source=source, fieldmap=fieldmap)
         if _offloaded(path, parallel):
-            with closing(join_in_subprocess(read, batch_size, row_preparer(store), paced=paced)) as joined:  # a store error stops the child
-                store_batches(store, joined, progress=show, on_reject=on_reject, background=False, writer=LOGS_WRITER)
+            with closing(
+                join_in_subprocess(read, batch_size, row_preparer(store), paced=paced)
+            ) as joined:  # a store error stops the child
+                store_batches(
+                    store, joined, progress=show, on_reject=on_reject, background=False, writer=LOGS_WRITER
+                )
         else:  # reports every stored batch through ``show``
             ingest_records(
                 store, read(), batch_size=batch_size, progress=show, on_reject=on_reject, writer=LOGS_WRITER

@@ -34,7 +34,14 @@ from liubai.collector.ingest import DEFAULT_DISTINCT, BatchPace, Item, JoinedBat
 from liubai.lineage.errors import ErrorCode, LiubaiError
 from liubai.lineage.model import Edge, GraphBatch, Node, NodeKind, RejectedRecord
 
-__all__ = ["Emit", "OffloadError", "for_the_writer", "has_a_second_core", "join_in_subprocess", "run_in_subprocess"]
+__all__ = [
+    "Emit",
+    "OffloadError",
+    "for_the_writer",
+    "has_a_second_core",
+    "join_in_subprocess",
+    "run_in_subprocess",
+]
 
 _BATCH, _END, _ERROR = b"B", b"E", b"X"
 
@@ -66,8 +73,18 @@ def _pack(batch: GraphBatch, extra: Any) -> bytes:
     nodes, edges = batch.nodes, batch.edges
     return pickle.dumps(
         (
-            ([n.id for n in nodes], [n.kind for n in nodes], [n.props for n in nodes], [n.placeholder for n in nodes]),
-            ([e.src for e in edges], [e.kind for e in edges], [e.dst for e in edges], [e.props for e in edges]),
+            (
+                [n.id for n in nodes],
+                [n.kind for n in nodes],
+                [n.props for n in nodes],
+                [n.placeholder for n in nodes],
+            ),
+            (
+                [e.src for e in edges],
+                [e.kind for e in edges],
+                [e.dst for e in edges],
+                [e.props for e in edges],
+            ),
             [(r.source, r.location, r.reason, r.raw) for r in batch.rejected],
             batch.checkpoints,
             extra,
@@ -97,7 +114,9 @@ def _main_module_hidden() -> Iterator[None]:
     if main is None:
         yield
         return
-    saved: dict[str, Any] = {name: main.__dict__.pop(name) for name in ("__spec__", "__file__") if name in main.__dict__}
+    saved: dict[str, Any] = {
+        name: main.__dict__.pop(name) for name in ("__spec__", "__file__") if name in main.__dict__
+    }
     main.__spec__ = None
     try:
         yield
@@ -225,7 +244,9 @@ def run_in_subprocess(
                 return
             if message is None:
                 child.join(5)
-                raise OffloadError(f"the reader process ended without finishing ({_how_it_ended(child.exitcode)})")
+                raise OffloadError(
+                    f"the reader process ended without finishing ({_how_it_ended(child.exitcode)})"
+                )
             tag, body = message[:1], message[1:]
             if tag == _BATCH:
                 yield _unpack(body)

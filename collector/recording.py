@@ -130,8 +130,13 @@ def replay_recording(
             else:
                 collector.add(event_from_json(obj))
         except (ValueError, RecursionError) as exc:
-            reason = (exc.msg if isinstance(exc, json.JSONDecodeError)
-                      else "nested too deeply to parse" if isinstance(exc, RecursionError) else str(exc))
+            reason = (
+                exc.msg
+                if isinstance(exc, json.JSONDecodeError)
+                else "nested too deeply to parse"
+                if isinstance(exc, RecursionError)
+                else str(exc)
+            )
             rejected.append(
                 RejectedRecord(
                     f"events:{source}",
@@ -169,4 +174,3 @@ def _adopted(obj: dict[str, Any]) -> tuple[ProcInfo, tuple[int, int] | None]:
     if not isinstance(parent, list) or len(parent) != 2:
         raise ValueError("adopt line: parent must be null or [pid, start_ns]")
     return info, (typed_value("pid", "int", parent[0]), typed_value("start_ns", "int", parent[1]))
-

@@ -49,7 +49,13 @@ class RetryPolicy:
     store_attempts: int = 4  # tries per store write at most
 
     def __post_init__(self) -> None:
-        if self.deadline < 0 or self.attempts < 0 or self.initial <= 0 or self.max_wait <= 0 or self.store_attempts < 1:
+        if (
+            self.deadline < 0
+            or self.attempts < 0
+            or self.initial <= 0
+            or self.max_wait <= 0
+            or self.store_attempts < 1
+        ):
             raise ValueError(f"bad retry policy {self}: times must be positive, attempts 0 or more")
 
     @classmethod
@@ -70,14 +76,23 @@ class RetryPolicy:
         return replace(self, attempts=tries)
 
     def retrying(
-        self, retry_if: Callable[[BaseException], bool], *, what: str = "", describe: Callable[[BaseException], str] = str
+        self,
+        retry_if: Callable[[BaseException], bool],
+        *,
+        what: str = "",
+        describe: Callable[[BaseException], str] = str,
     ) -> Retrying:
         """A tenacity ``Retrying`` for calls whose errors ``retry_if`` calls transient; the last error is
         re-raised as it was. With ``what``, each retry is logged as one warning line naming what failed."""
 
         def before_sleep(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
-            log.warning("%s failed (attempt %d), retrying: %s", what, state.attempt_number, describe(exc) if exc else "")
+            log.warning(
+                "%s failed (attempt %d), retrying: %s",
+                what,
+                state.attempt_number,
+                describe(exc) if exc else "",
+            )
 
         stop: stop_base = stop_after_delay(self.deadline)
         if self.attempts:

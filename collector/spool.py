@@ -52,7 +52,11 @@ class Spool:
         for leftover in self.dir.glob("*.tmp"):  # a write cut short by a crash
             leftover.unlink(missing_ok=True)
         self._entries: list[SpooledBatch] = sorted(
-            (SpooledBatch(int(m.group(1)), m.group(2), p) for p in self.dir.iterdir() if (m := _NAME.fullmatch(p.name))),
+            (
+                SpooledBatch(int(m.group(1)), m.group(2), p)
+                for p in self.dir.iterdir()
+                if (m := _NAME.fullmatch(p.name))
+            ),
             key=lambda e: e.seq,
         )
         self._bytes = sum(e.path.stat().st_size for e in self._entries)
@@ -85,7 +89,7 @@ class Spool:
             try:
                 view = memoryview(data)
                 while view:
-                    view = view[os.write(fd, view):]
+                    view = view[os.write(fd, view) :]
                 os.fsync(fd)
             finally:
                 os.close(fd)

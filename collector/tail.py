@@ -142,9 +142,12 @@ class FileTail:
                     return
                 copy = self._find(pos, by_inode=False, skip=cur)
                 log.warning(
-                    "%s was truncated or rewritten (it was read to byte %d); %s", self.path, pos.offset,
-                    f"reading the rest of its copy {copy.name} first" if copy else
-                    "no copy of it holds the lines after that byte, so any written before the truncation are lost",
+                    "%s was truncated or rewritten (it was read to byte %d); %s",
+                    self.path,
+                    pos.offset,
+                    f"reading the rest of its copy {copy.name} first"
+                    if copy
+                    else "no copy of it holds the lines after that byte, so any written before the truncation are lost",
                 )
                 if copy is not None:
                     yield from _read(copy, pos.offset, pos.line, final=True)
@@ -156,7 +159,9 @@ class FileTail:
                 else:
                     log.warning(
                         "%s was rotated and its old file is gone (it was read to byte %d); the lines after "
-                        "that byte, if any, are lost", self.path, pos.offset,
+                        "that byte, if any, are lost",
+                        self.path,
+                        pos.offset,
                     )
         if cur is not None:
             yield from _read(cur, 0, 0, final=False)
@@ -179,8 +184,10 @@ class FileTail:
             if found is None:
                 continue
             ident = (found.dev, found.ino)
-            if (skip is None or ident != (skip.dev, skip.ino)) and os.pread(found.fd, 2, 0) != _GZIP_MAGIC and (
-                found.same(pos) if by_inode else found.holds(pos)
+            if (
+                (skip is None or ident != (skip.dev, skip.ino))
+                and os.pread(found.fd, 2, 0) != _GZIP_MAGIC
+                and (found.same(pos) if by_inode else found.holds(pos))
             ):
                 return self._hold(found)
             found.close()
@@ -193,7 +200,9 @@ def _siblings(path: str) -> list[str]:
     base = Path(path).name
     prefixes = (base + ".", base + "-", base + "_")
     try:
-        entries = [e for e in os.scandir(where) if e.name.startswith(prefixes) and e.is_file(follow_symlinks=False)]
+        entries = [
+            e for e in os.scandir(where) if e.name.startswith(prefixes) and e.is_file(follow_symlinks=False)
+        ]
         entries.sort(key=lambda e: e.stat(follow_symlinks=False).st_mtime_ns, reverse=True)
     except OSError:
         return []
@@ -204,7 +213,9 @@ def _read(f: _Open, offset: int, line: int, *, final: bool) -> Iterator[TailLine
     """Lines of ``f`` from byte ``offset`` (``line`` lines before it); an unterminated last line only when
     the file is ``final`` (rotated away, so no one will finish it)."""
     head = b""
-    before = os.pread(f.fd, min(offset, _WINDOW), offset - min(offset, _WINDOW))  # the text just before ``buf``
+    before = os.pread(
+        f.fd, min(offset, _WINDOW), offset - min(offset, _WINDOW)
+    )  # the text just before ``buf``
     buf = b""
     at = offset  # file offset of buf[0]
     while chunk := os.pread(f.fd, _CHUNK, at + len(buf)):
@@ -224,11 +235,13 @@ def _read(f: _Open, offset: int, line: int, *, final: bool) -> Iterator[TailLine
         yield _line(f, head, before, buf, at, 0, len(buf), line + 1)
 
 
-def _line(f: _Open, head: bytes, before: bytes, buf: bytes, at: int, start: int, end: int, line: int) -> TailLine:
+def _line(
+    f: _Open, head: bytes, before: bytes, buf: bytes, at: int, start: int, end: int, line: int
+) -> TailLine:
     """The line ``buf[start:end]`` (``buf`` starts at file offset ``at``, after the text ``before``)."""
     offset = at + end
-    tail = buf[max(0, end - _WINDOW):end]
+    tail = buf[max(0, end - _WINDOW) : end]
     if len(tail) < _WINDOW:
         tail = (before + buf[:end])[-_WINDOW:]
-    position = FilePosition(f.dev, f.ino, offset, line, _fingerprint(head[:_WINDOW][: offset], tail))
+    position = FilePosition(f.dev, f.ino, offset, line, _fingerprint(head[:_WINDOW][:offset], tail))
     return TailLine(f.name, line, buf[start:end], position)

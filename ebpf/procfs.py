@@ -12,7 +12,16 @@ from dataclasses import dataclass
 
 from liubai.lineage.text import bytes_text, visible
 
-__all__ = ["ProcInfo", "boot_offset_ns", "clock_boot_ns", "descendants", "proc_info", "read_cwd", "read_os_cwd", "start_ns"]
+__all__ = [
+    "ProcInfo",
+    "boot_offset_ns",
+    "clock_boot_ns",
+    "descendants",
+    "proc_info",
+    "read_cwd",
+    "read_os_cwd",
+    "start_ns",
+]
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 

@@ -19,6 +19,8 @@ def default_store_url() -> str:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LIUBAI_", extra="ignore")
 
-    store: str = Field(default_factory=default_store_url, description="store URL: sqlite:///path or neo4j://host:7687")
+    store: str = Field(
+        default_factory=default_store_url, description="store URL: sqlite:///path or neo4j://host:7687"
+    )
     neo4j_password: str | None = None
     neo4j_database: str = "neo4j"

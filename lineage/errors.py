@@ -35,8 +35,14 @@ class LiubaiError(Exception):
     code: ClassVar[ErrorCode] = ErrorCode.INTERNAL
     retryable: bool = False
 
-    def __init__(self, message: str = "", *, code: ErrorCode | None = None, retryable: bool | None = None,
-                 **detail: Any) -> None:
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        code: ErrorCode | None = None,
+        retryable: bool | None = None,
+        **detail: Any,
+    ) -> None:
         super().__init__(message)
         if code is not None:
             self.code = code  # type: ignore[misc]

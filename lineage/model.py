@@ -335,7 +335,9 @@ class GraphBatch:
     # node id -> the shared ``fixed`` props last merged into it by ``add_seen`` (see there)
     _fixed_at: dict[str, Props] = field(default_factory=dict, repr=False, compare=False)
 
-    def add_node(self, node_id: str, props: Mapping[str, Any] | None = None, *, placeholder: bool = False) -> None:
+    def add_node(
+        self, node_id: str, props: Mapping[str, Any] | None = None, *, placeholder: bool = False
+    ) -> None:
         """Add a node, folding a repeat of an id added here before into it with the store's merge rule.
 
         Thousands of log lines name the same trace and audit record; folding them as they arrive keeps a
@@ -358,9 +360,7 @@ class GraphBatch:
             return
         self._append(Node(node_id, kind, props))
 
-    def add_seen(
-        self, node_id: str, fixed: Props, seen_at: str | None, *, placeholder: bool = False
-    ) -> bool:
+    def add_seen(self, node_id: str, fixed: Props, seen_at: str | None, *, placeholder: bool = False) -> bool:
         """``add_node(node_id, {**fixed, "first_seen": seen_at, "last_seen": seen_at}, ...)`` (no times when
         ``seen_at`` is empty), where ``fixed`` is a shared dict that nobody changes.
 

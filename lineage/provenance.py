@@ -115,7 +115,9 @@ def merge_owned(
     out = Merged(props, old_writer, owners)
     becomes_real = old_placeholder and not placeholder
     outranks = not placeholder and rank(writer) > rank(old_writer)
-    adopts = old_writer is None and not old_placeholder and rank(writer) > 0  # written before writers were kept
+    adopts = (
+        old_writer is None and not old_placeholder and rank(writer) > 0
+    )  # written before writers were kept
     takes_over = old_writer != writer and (becomes_real or outranks or adopts)
     if takes_over:
         # keys the old owner wrote stay its own unless ``writer`` replaces them below
@@ -141,8 +143,11 @@ def merge_owned(
         if cur == v:
             continue
         holder = owners.get(k, out.writer if not takes_over else old_writer)
-        if holder == writer or becomes_real or rank(writer) > rank(holder) or (
-            holder is None and rank(writer) > 0
+        if (
+            holder == writer
+            or becomes_real
+            or rank(writer) > rank(holder)
+            or (holder is None and rank(writer) > 0)
         ):
             if holder is not None and holder != writer:
                 out.put.append(Claim(k, holder, cur))

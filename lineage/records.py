@@ -147,4 +147,12 @@ class FileAccessRecord:
     sha256: str | None = None
 
 
-Record = CommitRecord | ManifestObjectRecord | LogRecord | RunRecord | ProcessRecord | FileAccessRecord | RejectedRecord
+Record = (
+    CommitRecord
+    | ManifestObjectRecord
+    | LogRecord
+    | RunRecord
+    | ProcessRecord
+    | FileAccessRecord
+    | RejectedRecord
+)

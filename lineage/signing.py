@@ -156,7 +156,9 @@ def _envelope_shape(env_doc: dict[str, Any]) -> str | None:
     if not isinstance(signatures, list):
         return f"signatures is {_json_type(signatures)}, want a list"
     for i, sig in enumerate(signatures):
-        if not (isinstance(sig, dict) and isinstance(sig.get("keyid"), str) and isinstance(sig.get("sig"), str)):
+        if not (
+            isinstance(sig, dict) and isinstance(sig.get("keyid"), str) and isinstance(sig.get("sig"), str)
+        ):
             return f"signature #{i} is not an object with string keyid and sig"
     return None
 
@@ -246,7 +248,9 @@ def verify_document(data: bytes, keys: list[SSlibKey] | None = None) -> VerifyRe
             report.add("payload", False, f"payload is not JSON: {exc}")
             return report
         if _deeper_than(doc, MAX_NESTING):
-            report.add("payload", False, f"nested deeper than {MAX_NESTING} levels; no bundle or statement is")
+            report.add(
+                "payload", False, f"nested deeper than {MAX_NESTING} levels; no bundle or statement is"
+            )
             return report
     elif keys:
         report.add("signature", False, "the file is not a DSSE envelope, so no signature can be checked")

@@ -280,7 +280,9 @@ def _writers(store: LineageStore, node_ids: list[str]) -> dict[str, Any]:
         prov = found[node_id]
         name = prov.writer or "unrecorded"
         writers[name] = writers.get(name, 0) + 1
-        claims.extend({"node": node_id, "key": c.key, "writer": c.writer, "value": c.value} for c in prov.claims)
+        claims.extend(
+            {"node": node_id, "key": c.key, "writer": c.writer, "value": c.value} for c in prov.claims
+        )
     out: dict[str, Any] = {"liubai.writers": dict(sorted(writers.items()))}
     if claims:
         out["liubai.claims"] = claims

@@ -177,11 +177,13 @@ def _body_dict(batch: GraphBatch, source: str) -> dict[str, Any]:
     return {
         "source": source,
         "nodes": [
-            {"id": n.id, "kind": n.kind.value, "props": n.props, "placeholder": n.placeholder} for n in batch.nodes
+            {"id": n.id, "kind": n.kind.value, "props": n.props, "placeholder": n.placeholder}
+            for n in batch.nodes
         ],
         "edges": [{"src": e.src, "kind": e.kind.value, "dst": e.dst, "props": e.props} for e in batch.edges],
         "rejected": [
-            {"source": r.source, "location": r.location, "reason": r.reason, "raw": r.raw} for r in batch.rejected
+            {"source": r.source, "location": r.location, "reason": r.reason, "raw": r.raw}
+            for r in batch.rejected
         ],
         "checkpoints": [
             {"source": s, "key": k, "value": v} for (s, k), v in sorted(batch.checkpoints.items())

@@ -69,7 +69,9 @@ def running() -> Iterator[str]:
                 _stop(proc)
                 if code == NO_JARS_EXIT:
                     missing("neo4j", tail or "jars not fetched (run scripts/neo4j-test-server --fetch-only)")
-                pytest.fail(f"Neo4j test server did not start within {START_TIMEOUT_S:.0f}s (exit {code}): {tail}")
+                pytest.fail(
+                    f"Neo4j test server did not start within {START_TIMEOUT_S:.0f}s (exit {code}): {tail}"
+                )
             yield url
         finally:
             _stop(proc)

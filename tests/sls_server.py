@@ -202,8 +202,13 @@ class SlsServer:
         keys and values are stored as they are, even when they are not UTF-8, as SLS stores what a producer
         wrote. (Protobuf refuses such a key, so it is encoded as an ASCII stand-in of the same length and
         swapped in afterwards: make such keys distinctive.)"""
-        raw = [{k if isinstance(k, bytes) else str(k): v if isinstance(v, str | bytes) else json.dumps(v)
-                for k, v in log.items()} for log in logs]
+        raw = [
+            {
+                k if isinstance(k, bytes) else str(k): v if isinstance(v, str | bytes) else json.dumps(v)
+                for k, v in log.items()
+            }
+            for log in logs
+        ]
         items = [{_text(k): _text(v) for k, v in log.items()} for log in raw]  # what GetLogs answers in JSON
         ts = int(log_time if log_time is not None else time.time())
         group = LogGroupRaw()  # bytes fields: the wire format of LogGroup's strings, without the UTF-8 check
@@ -536,7 +541,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(data)
             return
-        data = b"<html>gateway says hi</html>" if kind == "garbage" else json.dumps(MALFORMED.get(api, "abc")).encode()
+        data = (
+            b"<html>gateway says hi</html>"
+            if kind == "garbage"
+            else json.dumps(MALFORMED.get(api, "abc")).encode()
+        )
         self.send_response(200)
         self._common_headers()
         self.send_header("Content-Type", "text/html" if kind == "garbage" else "application/json")

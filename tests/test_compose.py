@@ -143,4 +143,6 @@ def test_checker_rejects_what_does_not_exist() -> None:
         _check_cli(["serve", "--no-such-option"])
     with pytest.raises(AssertionError, match="no command"):
         _check_cli(["ingest", "nothing"])
-    assert list(_invocations("a && liubai ingest git \"$R\" --all; sleep 1")) == [["ingest", "git", "$R", "--all"]]
+    assert list(_invocations('a && liubai ingest git "$R" --all; sleep 1')) == [
+        ["ingest", "git", "$R", "--all"]
+    ]

@@ -38,7 +38,16 @@ def _kinds_downstream(db: Path, commit: str) -> set[NodeKind]:
 def test_demo_serves_graphiql_answering_lineage_of_the_demo_commit(tmp_path: Path) -> None:
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "liubai.api.cli.main", "demo", "--dir", str(tmp_path / "demo"), "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "liubai.api.cli.main",
+            "demo",
+            "--dir",
+            str(tmp_path / "demo"),
+            "--port",
+            str(port),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -66,7 +75,9 @@ def test_demo_serves_graphiql_answering_lineage_of_the_demo_commit(tmp_path: Pat
             try:
                 page = httpx.get(graphiql, headers={"Accept": "text/html"}, timeout=5)
                 answer = httpx.post(
-                    graphiql, json={"query": LINEAGE, "variables": {"id": f"commit:{commit.group(1)}"}}, timeout=30
+                    graphiql,
+                    json={"query": LINEAGE, "variables": {"id": f"commit:{commit.group(1)}"}},
+                    timeout=30,
                 )
                 break
             except httpx.TransportError:
@@ -75,7 +86,16 @@ def test_demo_serves_graphiql_answering_lineage_of_the_demo_commit(tmp_path: Pat
         assert page.status_code == 200 and "graphiql" in page.text.lower()
         data = answer.json()["data"]["lineage"]
         kinds = {n["kind"] for n in data["nodes"]}
-        assert {"Commit", "AuditRecord", "Workload", "Trace", "LogEvent", "PipelineRun", "Process", "File"} <= kinds
+        assert {
+            "Commit",
+            "AuditRecord",
+            "Workload",
+            "Trace",
+            "LogEvent",
+            "PipelineRun",
+            "Process",
+            "File",
+        } <= kinds
         labels = " ".join(n["label"] for n in data["nodes"])
         assert "payments" in labels
     finally:
@@ -86,7 +106,16 @@ def test_demo_serves_graphiql_answering_lineage_of_the_demo_commit(tmp_path: Pat
 def test_demo_replay_links_the_recorded_run_to_the_demo_commit(tmp_path: Path) -> None:
     for _ in range(2):  # ``make demo`` runs again into the directory it made: the demo recreates it
         out = subprocess.run(
-            [sys.executable, "-m", "liubai.api.cli.main", "demo", "--dir", str(tmp_path / "d"), "--no-serve", "--replay"],
+            [
+                sys.executable,
+                "-m",
+                "liubai.api.cli.main",
+                "demo",
+                "--dir",
+                str(tmp_path / "d"),
+                "--no-serve",
+                "--replay",
+            ],
             capture_output=True,
             text=True,
             env={**os.environ, "COLUMNS": "300", "LIUBAI_STORE": ""},
@@ -97,7 +126,13 @@ def test_demo_replay_links_the_recorded_run_to_the_demo_commit(tmp_path: Path) -
     commit = re.search(r"node=commit%3A([0-9a-f]{40})", out.stdout)
     assert commit
     kinds = _kinds_downstream(tmp_path / "d" / "lineage.db", commit.group(1))
-    assert {NodeKind.PIPELINE_RUN, NodeKind.PROCESS, NodeKind.FILE, NodeKind.LOG_EVENT, NodeKind.WORKLOAD} <= kinds
+    assert {
+        NodeKind.PIPELINE_RUN,
+        NodeKind.PROCESS,
+        NodeKind.FILE,
+        NodeKind.LOG_EVENT,
+        NodeKind.WORKLOAD,
+    } <= kinds
     store = open_store(f"sqlite:///{tmp_path / 'd' / 'lineage.db'}")
     try:
         reasons = [r.reason for r in store.rejected().records]
@@ -108,7 +143,12 @@ def test_demo_replay_links_the_recorded_run_to_the_demo_commit(tmp_path: Path) -
 
 @pytest.mark.parametrize("flag", ["--help"])
 def test_demo_help_shows_an_example(flag: str) -> None:
-    out = subprocess.run([sys.executable, "-m", "liubai.api.cli.main", "demo", flag], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "liubai.api.cli.main", "demo", flag],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0 and "Example: liubai demo" in out.stdout
 
 
@@ -116,8 +156,19 @@ def test_demo_refuses_a_directory_it_did_not_make(tmp_path: Path) -> None:
     """The demo recreates its --dir: ``--dir .`` in a project must not delete the project."""
     (tmp_path / "notes.txt").write_text("mine")
     out = subprocess.run(
-        [sys.executable, "-m", "liubai.api.cli.main", "demo", "--dir", str(tmp_path), "--no-serve", "--replay"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "liubai.api.cli.main",
+            "demo",
+            "--dir",
+            str(tmp_path),
+            "--no-serve",
+            "--replay",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 1 and "not a demo directory (it holds notes.txt)" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1

@@ -34,30 +34,56 @@ class Installed:
 
     def run(self, *args: str, code: str | None = None) -> subprocess.CompletedProcess[str]:
         cmd = [str(self.python), "-c", code, *args] if code else [str(self.liubai), *args]
-        return subprocess.run(cmd, cwd=self.cwd, capture_output=True, text=True, timeout=120,
-                              env={"PATH": "/usr/bin:/bin", "HOME": str(self.cwd)})
+        return subprocess.run(
+            cmd,
+            cwd=self.cwd,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(self.cwd)},
+        )
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     tmp = tmp_path_factory.mktemp("wheel")
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp / "dist"),
-         str(ROOT)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp / "dist"),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert built.returncode == 0, built.stderr[-3000:]
     wheel = next((tmp / "dist").glob("liubai-*.whl"))
     venv = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
-    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     # the dependencies, from the test environment; its editable liubai is not loaded (a .pth line adds a
     # path, the .pth files inside it are not run)
     (Path(site) / "liubai-test-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    inst = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
-                          capture_output=True, text=True, timeout=300)
+    inst = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert inst.returncode == 0, inst.stderr[-3000:]
     cwd = tmp / "elsewhere"
     cwd.mkdir()
@@ -69,10 +95,16 @@ def test_the_wheel_installs_one_liubai_package_and_nothing_at_top_level(installe
     tops = {n.split("/", 1)[0] for n in names if not n.split("/", 1)[0].endswith((".dist-info", ".data"))}
     assert tops == {"liubai"}
     assert not TOP_LEVEL & tops
-    for data in ("liubai/web/index.html", "liubai/web/graphiql.html", "liubai/ebpf/program.c",
-                 "liubai/web/vendor/graphiql/graphiql.min.js"):
+    for data in (
+        "liubai/web/index.html",
+        "liubai/web/graphiql.html",
+        "liubai/ebpf/program.c",
+        "liubai/web/vendor/graphiql/graphiql.min.js",
+    ):
         assert data in names, data
-    where = installed.run(code="import liubai.api.app as a, liubai.lineage.model as m; print(a.web_dir(), m.__file__)")
+    where = installed.run(
+        code="import liubai.api.app as a, liubai.lineage.model as m; print(a.web_dir(), m.__file__)"
+    )
     assert where.returncode == 0, where.stderr
     assert str(ROOT) not in where.stdout and "site-packages/liubai/web" in where.stdout
 
@@ -92,10 +124,20 @@ def _port() -> int:
 def served(installed: Installed) -> Iterator[str]:
     port = _port()
     proc = subprocess.Popen(
-        [str(installed.liubai), "--store", f"sqlite:///{installed.cwd / 'w.db'}", "serve", "--port", str(port),
-         "--log-level", "warning"],
-        cwd=installed.cwd, env={"PATH": "/usr/bin:/bin", "HOME": str(installed.cwd)},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            str(installed.liubai),
+            "--store",
+            f"sqlite:///{installed.cwd / 'w.db'}",
+            "serve",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=installed.cwd,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(installed.cwd)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -137,7 +179,18 @@ def test_a_store_that_needs_a_missing_extra_names_the_extra(installed: Installed
     assert out.returncode != 0
     assert "pip install 'liubai[neo4j]'" in out.stderr and "Traceback" not in out.stderr
     hide_sls = hide.replace("'neo4j'", "'aliyun'")
-    out = installed.run("--store", f"sqlite:///{installed.cwd / 's.db'}", "ingest", "sls", "--endpoint", "127.0.0.1:1",
-                        "--project", "p", "--logstore", "l", code=hide_sls)
+    out = installed.run(
+        "--store",
+        f"sqlite:///{installed.cwd / 's.db'}",
+        "ingest",
+        "sls",
+        "--endpoint",
+        "127.0.0.1:1",
+        "--project",
+        "p",
+        "--logstore",
+        "l",
+        code=hide_sls,
+    )
     assert out.returncode != 0
     assert "pip install 'liubai[sls]'" in out.stderr and "Traceback" not in out.stderr

@@ -31,24 +31,38 @@ def agent_cmd(
     token_file: Annotated[
         Path | None, typer.Option("--token-file", help="Read the token from this file (keeps it out of ps).")
     ] = None,
-    logs: Annotated[list[Path] | None, typer.Option("--logs", help="JSON-lines log file (repeatable).")] = None,
-    otlp: Annotated[list[Path] | None, typer.Option("--otlp", help="OTLP/JSON log export (repeatable).")] = None,
+    logs: Annotated[
+        list[Path] | None, typer.Option("--logs", help="JSON-lines log file (repeatable).")
+    ] = None,
+    otlp: Annotated[
+        list[Path] | None, typer.Option("--otlp", help="OTLP/JSON log export (repeatable).")
+    ] = None,
     events: Annotated[
-        list[Path] | None, typer.Option("--events", help="Recording from 'liubai trace --record' (repeatable).")
+        list[Path] | None,
+        typer.Option("--events", help="Recording from 'liubai trace --record' (repeatable)."),
     ] = None,
     state_dir: Annotated[
-        Path | None, typer.Option("--state-dir", help="Positions, status.json and the spool (default: user state dir).")
+        Path | None,
+        typer.Option("--state-dir", help="Positions, status.json and the spool (default: user state dir)."),
     ] = None,
-    name: Annotated[str, typer.Option("--name", help="Agent name reported to the API's /metrics.")] = socket.gethostname(),
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=100_000, help="Records per batch.")] = 500,
-    spool_max: Annotated[int, typer.Option("--spool-max-bytes", min=1024, help="Spool size limit.")] = 256 * 2**20,
+    name: Annotated[
+        str, typer.Option("--name", help="Agent name reported to the API's /metrics.")
+    ] = socket.gethostname(),
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, max=100_000, help="Records per batch.")
+    ] = 500,
+    spool_max: Annotated[int, typer.Option("--spool-max-bytes", min=1024, help="Spool size limit.")] = 256
+    * 2**20,
     send_deadline: Annotated[
         float, typer.Option("--send-deadline", min=0.1, help="Seconds to retry one batch before spooling it.")
     ] = 10.0,
     deadline: Annotated[
-        float | None, typer.Option("--deadline", min=0.1, help="Give up waiting for the API after this many seconds.")
+        float | None,
+        typer.Option("--deadline", min=0.1, help="Give up waiting for the API after this many seconds."),
     ] = None,
-    follow: Annotated[bool, typer.Option("--follow", help="Keep running and re-check inputs for new records.")] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", help="Keep running and re-check inputs for new records.")
+    ] = False,
     poll: Annotated[float, typer.Option("--poll", min=0.05, help="Seconds between passes.")] = 1.0,
     metrics_port: Annotated[
         int | None,
@@ -83,7 +97,11 @@ def agent_cmd(
     if token is not None and (not token.isascii() or not token.isprintable() or " " in token):
         where = f"--token-file {token_file}" if token_file is not None else "--token"
         raise fail(f"the token in {where} contains a space, line break, control or non-ASCII character")
-    inputs = [("logs", p) for p in logs or []] + [("otlp", p) for p in otlp or []] + [("events", p) for p in events or []]
+    inputs = (
+        [("logs", p) for p in logs or []]
+        + [("otlp", p) for p in otlp or []]
+        + [("events", p) for p in events or []]
+    )
     if not inputs:
         raise fail("nothing to ship: give --logs, --otlp or --events")
     try:
@@ -144,7 +162,9 @@ def _checked_server(server: str) -> str:
     try:
         url = httpx.URL(server)
     except (httpx.InvalidURL, TypeError, ValueError) as exc:  # its message may quote a password
-        raise fail(f"--server {shown!r} is not a URL" + ("" if has_user_info(server) else f": {exc}")) from None
+        raise fail(
+            f"--server {shown!r} is not a URL" + ("" if has_user_info(server) else f": {exc}")
+        ) from None
     if url.scheme not in ("http", "https") or not url.host:
         raise fail(f"--server {shown!r} is not an http(s) URL with a host, e.g. http://10.0.0.5:8000")
     return server

@@ -60,7 +60,9 @@ def printable_json(doc: str) -> str:
     """JSON text fit for a terminal and still the same JSON: characters ``json.dumps(ensure_ascii=False)``
     leaves raw but a terminal would act on (DEL, C1 controls, bidi overrides, lone surrogates) become
     ``\\uXXXX`` escapes. They can only occur inside strings, where such an escape means the same."""
-    return "\n".join(line if line.isprintable() else "".join(map(_json_char, line)) for line in doc.split("\n"))
+    return "\n".join(
+        line if line.isprintable() else "".join(map(_json_char, line)) for line in doc.split("\n")
+    )
 
 
 def _json_char(c: str) -> str:
@@ -144,4 +146,3 @@ def store_session(ctx: typer.Context) -> Iterator[LineageStore]:
         raise fail(f"store {redact_url(url)}: {exc}") from None
     finally:
         store.close()
-

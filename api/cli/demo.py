@@ -57,11 +57,14 @@ def demo(
         Path | None,
         typer.Option("--dir", help="Where the demo repo, logs and store go (recreated on each run)."),
     ] = None,
-    serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the UI and API at the end.")] = True,
+    serve: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Serve the UI and API at the end.")
+    ] = True,
     host: Annotated[str, typer.Option("--host", help="Address to serve on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", "-p", min=1, max=65535, help="Port to serve on.")] = 8000,
     replay: Annotated[
-        bool, typer.Option("--replay", help="Replay the shipped recorded trace even where eBPF tracing works.")
+        bool,
+        typer.Option("--replay", help="Replay the shipped recorded trace even where eBPF tracing works."),
     ] = False,
 ) -> None:
     """Build a demo GitOps repo, ingest it, trace its build pipeline, ingest its logs, then serve the UI.
@@ -77,8 +80,10 @@ def demo(
         others = sorted(p.name for p in root.iterdir() if p.name not in _DEMO_ENTRIES)
         if others:  # the demo deletes its --dir: never one that holds anything the demo did not write
             shown = ", ".join(others[:3]) + (", …" if len(others) > 3 else "")
-            raise fail(f"{root} is not a demo directory (it holds {shown}); the demo recreates its --dir, "
-                       "so give it a new or empty one")
+            raise fail(
+                f"{root} is not a demo directory (it holds {shown}); the demo recreates its --dir, "
+                "so give it a new or empty one"
+            )
         shutil.rmtree(root)
     root.mkdir(parents=True)
 
@@ -94,15 +99,36 @@ def demo(
     if not problems:
         console.print(Text("eBPF tracing is available: tracing the real build step", style="green"))
         _liubai(
-            store_url, "trace", "--commit", repo.build_commit, "--audit-id", repo.audit_id,
-            "--", "sh", "build.sh", cwd=repo.path / "services" / "payments",
+            store_url,
+            "trace",
+            "--commit",
+            repo.build_commit,
+            "--audit-id",
+            repo.audit_id,
+            "--",
+            "sh",
+            "build.sh",
+            cwd=repo.path / "services" / "payments",
         )
     else:
-        console.print(Text("eBPF tracing is not available here (" + "; ".join(problems) + ")", style="yellow"))
-        console.print(Text(f"replaying a run recorded by a real 'liubai trace --record': {RECORDED_RUN.name}", style="yellow"))
+        console.print(
+            Text("eBPF tracing is not available here (" + "; ".join(problems) + ")", style="yellow")
+        )
+        console.print(
+            Text(
+                f"replaying a run recorded by a real 'liubai trace --record': {RECORDED_RUN.name}",
+                style="yellow",
+            )
+        )
         _liubai(
-            store_url, "ingest", "events", str(RECORDED_RUN), "--commit", repo.build_commit,
-            "--audit-id", repo.audit_id,
+            store_url,
+            "ingest",
+            "events",
+            str(RECORDED_RUN),
+            "--commit",
+            repo.build_commit,
+            "--audit-id",
+            repo.audit_id,
         )
 
     console.rule("3. the service's logs, carrying the trace and audit id")
@@ -126,7 +152,18 @@ def demo(
     if serve:
         os.execv(
             sys.executable,
-            [sys.executable, "-m", "liubai.api.cli.main", "--store", store_url, "serve", "--host", host, "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "liubai.api.cli.main",
+                "--store",
+                store_url,
+                "serve",
+                "--host",
+                host,
+                "--port",
+                str(port),
+            ],
         )
 
 

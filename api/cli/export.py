@@ -118,7 +118,9 @@ def _check_output(output: Path, as_dir: bool) -> None:
     """
     try:
         if as_dir and output.exists() and not output.is_dir():
-            raise fail(f"-o {output}: exists and is not a directory (csv writes nodes.csv and edges.csv into one)")
+            raise fail(
+                f"-o {output}: exists and is not a directory (csv writes nodes.csv and edges.csv into one)"
+            )
         if not as_dir and output.is_dir():
             raise fail(f"-o {output}: is a directory; name the file to write")
         blocked = next((p for p in output.parents if p.exists() and not p.is_dir()), None)
@@ -182,7 +184,9 @@ def export_command(
     all_: Annotated[
         bool, typer.Option("--all", help="Export the whole store (streamed, bounded memory).")
     ] = False,
-    depth: Annotated[int, typer.Option("--depth", min=0, max=MAX_DEPTH, help="Hops to walk from the start node.")] = 3,
+    depth: Annotated[
+        int, typer.Option("--depth", min=0, max=MAX_DEPTH, help="Hops to walk from the start node.")
+    ] = 3,
     direction: Annotated[
         Direction, typer.Option("--direction", help="Walk downstream, upstream or both.")
     ] = Direction.BOTH,
@@ -196,7 +200,10 @@ def export_command(
     limit: Annotated[
         int,
         typer.Option(
-            "--limit", min=1, max=MAX_LIMIT, help="Most nodes a walk may return (the bundle says if it was cut)."
+            "--limit",
+            min=1,
+            max=MAX_LIMIT,
+            help="Most nodes a walk may return (the bundle says if it was cut).",
         ),
     ] = 100_000,
     fmt: Annotated[str, typer.Option("--format", "-f", help=f"One of: {', '.join(ALL_FORMATS)}.")] = "json",
@@ -275,7 +282,10 @@ def export_command(
                 _write(render(source, fmt, meta, tick), output)
     if source.truncated:
         err_console.print(
-            Text.assemble(("warning:", "yellow"), f" the walk hit --limit {limit}; the export is cut (the bundle says so)")
+            Text.assemble(
+                ("warning:", "yellow"),
+                f" the walk hit --limit {limit}; the export is cut (the bundle says so)",
+            )
         )
     where = str(output) if output is not None else "stdout"
     signed = f", signed by key {signer.public_key.keyid[:16]}" if signer is not None else ""
@@ -341,7 +351,9 @@ def verify_command(
     if not report.signed:
         console.print(
             Text.assemble(
-                "  ", ("UNSIGNED", "yellow"), " nothing proves who made this file; its digest only shows it is whole"
+                "  ",
+                ("UNSIGNED", "yellow"),
+                " nothing proves who made this file; its digest only shows it is whole",
             )
         )
         if not allow_unsigned:

@@ -123,7 +123,9 @@ def logs(
                 progress=show,
                 on_reject=printer,
             )
-        except OffloadError as exc:  # batches stored before it stay; a re-run skips nothing and doubles nothing
+        except (
+            OffloadError
+        ) as exc:  # batches stored before it stay; a re-run skips nothing and doubles nothing
             raise fail(str(exc)) from None
     printer.finish()
     say(

@@ -127,6 +127,7 @@ def sls(
     backfill = query is not None or from_ is not None or to is not None
     if backfill and follow:
         raise fail("--follow consumes shards; it cannot be combined with --query/--from/--to")
+
     def when(option: str, text: str) -> int:
         try:
             return parse_when(text)
@@ -151,7 +152,9 @@ def sls(
     except ModuleNotFoundError as exc:
         if exc.name is None or exc.name.partition(".")[0] not in ("aliyun", "lz4"):
             raise
-        raise fail(f"ingest sls needs the 'sls' extra ({exc.name} is not installed): pip install 'liubai[sls]'") from None
+        raise fail(
+            f"ingest sls needs the 'sls' extra ({exc.name} is not installed): pip install 'liubai[sls]'"
+        ) from None
 
     fm = load_fieldmap(field_map)
     try:

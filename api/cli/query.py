@@ -140,12 +140,16 @@ def _claims_table(found: dict[str, Provenance]) -> Table | None:
     rows = [(node_id, c) for node_id in sorted(found) for c in found[node_id].claims]
     if not rows:
         return None
-    table = Table(title="Claims kept beside the facts (not taken: another writer owns the value)", title_justify="left")
+    table = Table(
+        title="Claims kept beside the facts (not taken: another writer owns the value)", title_justify="left"
+    )
     for column in ("node", "key", "claimed value", "by"):
         table.add_column(column)
     for node_id, c in rows:
         table.add_row(
-            printable(node_id), printable(c.key), printable(json.dumps(c.value, ensure_ascii=False, default=str)),
+            printable(node_id),
+            printable(c.key),
+            printable(json.dumps(c.value, ensure_ascii=False, default=str)),
             printable(c.writer),
         )
     return table
@@ -153,17 +157,27 @@ def _claims_table(found: dict[str, Provenance]) -> Table | None:
 
 def _node_json(n: Node, prov: Provenance | None) -> dict[str, object]:
     prov = prov or Provenance()
-    return {"id": n.id, "kind": n.kind.value, "placeholder": n.placeholder, "label": node_label(n),
-            "time": node_time(n), "properties": n.props, "writer": prov.writer, "owners": prov.owners,
-            "claims": [{"key": c.key, "writer": c.writer, "value": c.value} for c in prov.claims]}
+    return {
+        "id": n.id,
+        "kind": n.kind.value,
+        "placeholder": n.placeholder,
+        "label": node_label(n),
+        "time": node_time(n),
+        "properties": n.props,
+        "writer": prov.writer,
+        "owners": prov.owners,
+        "claims": [{"key": c.key, "writer": c.writer, "value": c.value} for c in prov.claims],
+    }
 
 
 def _subgraph_json(sub: Subgraph, found: dict[str, Provenance]) -> str:
     return json.dumps(
         {
             "nodes": [_node_json(n, found.get(n.id)) for n in sub.nodes],
-            "edges": [{"source": e.src, "target": e.dst, "kind": e.kind.value, "properties": e.props}
-                      for e in sub.edges],
+            "edges": [
+                {"source": e.src, "target": e.dst, "kind": e.kind.value, "properties": e.props}
+                for e in sub.edges
+            ],
             "depths": sub.depth,
             "truncated": sub.truncated,
         },
@@ -175,12 +189,31 @@ def _subgraph_json(sub: Subgraph, found: dict[str, Provenance]) -> str:
 
 def lineage_cmd(
     ctx: typer.Context,
-    node: Annotated[str, typer.Argument(help="Node id (commit:<sha>, workload:Deployment/ns/name, ...), commit sha or prefix, or an audit id.")],
+    node: Annotated[
+        str,
+        typer.Argument(
+            help="Node id (commit:<sha>, workload:Deployment/ns/name, ...), commit sha or prefix, or an audit id."
+        ),
+    ],
     depth: Annotated[int, typer.Option("--depth", "-d", min=0, max=10, help="Hops to follow.")] = 3,
-    direction: Annotated[DirectionOpt, typer.Option("--direction", help="downstream: what followed from it; upstream: what led to it.")] = DirectionOpt.downstream,
-    edge_kinds: Annotated[list[str] | None, typer.Option("--edge-kinds", "-e", help="Only these edge kinds (repeat or comma-separate), e.g. DECLARES,FOR_COMMIT.")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1_000_000, help="At most this many nodes.")] = 10_000,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the subgraph as JSON instead of a tree.")] = False,
+    direction: Annotated[
+        DirectionOpt,
+        typer.Option("--direction", help="downstream: what followed from it; upstream: what led to it."),
+    ] = DirectionOpt.downstream,
+    edge_kinds: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--edge-kinds",
+            "-e",
+            help="Only these edge kinds (repeat or comma-separate), e.g. DECLARES,FOR_COMMIT.",
+        ),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=1_000_000, help="At most this many nodes.")
+    ] = 10_000,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the subgraph as JSON instead of a tree.")
+    ] = False,
 ) -> None:
     """Print what flowed from (or into) a node as a tree.
 
@@ -198,14 +231,25 @@ def lineage_cmd(
     claims = _claims_table(found)
     if claims is not None:
         console.print(claims)
-    console.print(Text(f"{len(sub.nodes)} node(s), {len(sub.edges)} edge(s), depth {depth} {direction.value}",
-                       style="dim"))
+    console.print(
+        Text(
+            f"{len(sub.nodes)} node(s), {len(sub.edges)} edge(s), depth {depth} {direction.value}",
+            style="dim",
+        )
+    )
 
 
 def search_cmd(
     ctx: typer.Context,
-    text: Annotated[str, typer.Argument(help="Words to find in ids, commit subjects, paths, log messages, ...")],
-    kind: Annotated[list[str] | None, typer.Option("--kind", "-k", help="Only nodes of this kind (Commit, Workload, LogEvent, ...); repeatable.")] = None,
+    text: Annotated[
+        str, typer.Argument(help="Words to find in ids, commit subjects, paths, log messages, ...")
+    ],
+    kind: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--kind", "-k", help="Only nodes of this kind (Commit, Workload, LogEvent, ...); repeatable."
+        ),
+    ] = None,
     first: Annotated[int, typer.Option("--first", "-n", min=1, max=500, help="Results per page.")] = 20,
     after: Annotated[str | None, typer.Option("--after", help="Cursor printed by the previous page.")] = None,
 ) -> None:
@@ -229,8 +273,12 @@ def search_cmd(
             raise fail(f"--after: {exc}") from None
     table = Table("kind", "label", "time", "id", title=f"{page.total} match(es)", title_justify="left")
     for n in page.nodes:
-        table.add_row(Text(n.kind.value, style=_KIND_STYLE.get(n.kind, "")), Text(printable(node_label(n))),
-                      Text(printable(node_time(n) or "")), Text(printable(n.id), style="dim"))
+        table.add_row(
+            Text(n.kind.value, style=_KIND_STYLE.get(n.kind, "")),
+            Text(printable(node_label(n))),
+            Text(printable(node_time(n) or "")),
+            Text(printable(n.id), style="dim"),
+        )
     console.print(table)
     if page.end_cursor:
         again = ["search", text, *(a for k in kinds for a in ("--kind", k.value)), "--first", str(first)]
@@ -241,7 +289,9 @@ def path_cmd(
     ctx: typer.Context,
     source: Annotated[str, typer.Argument(help="Start: node id, commit sha/prefix or audit id.")],
     target: Annotated[str, typer.Argument(help="End: node id, commit sha/prefix or audit id.")],
-    max_length: Annotated[int, typer.Option("--max-length", min=1, max=12, help="Longest path to look for, in edges.")] = 8,
+    max_length: Annotated[
+        int, typer.Option("--max-length", min=1, max=12, help="Longest path to look for, in edges.")
+    ] = 8,
 ) -> None:
     """Print a shortest chain of edges between two nodes (edge direction ignored).
 
@@ -264,7 +314,10 @@ def path_cmd(
 
 def rejected_cmd(
     ctx: typer.Context,
-    source: Annotated[str | None, typer.Option("--source", "-s", help="Only records from this source, e.g. git:/srv/gitops.")] = None,
+    source: Annotated[
+        str | None,
+        typer.Option("--source", "-s", help="Only records from this source, e.g. git:/srv/gitops."),
+    ] = None,
     first: Annotated[int, typer.Option("--first", "-n", min=1, max=10_000, help="Records per page.")] = 100,
     after: Annotated[str | None, typer.Option("--after", help="Cursor printed by the previous page.")] = None,
 ) -> None:
@@ -277,12 +330,17 @@ def rejected_cmd(
             page = store.rejected(source, first=first, after=after)
         except InvalidCursor as exc:
             raise fail(f"--after: {exc}") from None
-    table = Table("source", "location", "reason", "raw", title=f"{page.total} rejected record(s)",
-                  title_justify="left")
+    table = Table(
+        "source", "location", "reason", "raw", title=f"{page.total} rejected record(s)", title_justify="left"
+    )
     for r in page.records:
         raw = r.raw if len(r.raw) <= 120 else r.raw[:117] + "..."
-        table.add_row(Text(printable(r.source)), Text(printable(r.location)), Text(printable(r.reason)),
-                      Text(printable(raw), style="dim"))
+        table.add_row(
+            Text(printable(r.source)),
+            Text(printable(r.location)),
+            Text(printable(r.reason)),
+            Text(printable(raw), style="dim"),
+        )
     console.print(table)
     if page.end_cursor:
         again = ["rejected", *(("--source", source) if source is not None else ()), "--first", str(first)]

@@ -46,20 +46,48 @@ def _check_bind(host: str, port: int) -> None:
         with socket.socket(family=family) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((host, port))
-    except (OSError, UnicodeError) as exc:  # in use, not ours to bind, unknown host; an odd name: UnicodeError
+    except (
+        OSError,
+        UnicodeError,
+    ) as exc:  # in use, not ours to bind, unknown host; an odd name: UnicodeError
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise fail(f"cannot listen on {host}:{port}: {reason}", code=3) from None
 
 
 def serve_cmd(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on; keep 127.0.0.1 unless a proxy with auth is in front.")] = "127.0.0.1",
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host", help="Address to listen on; keep 127.0.0.1 unless a proxy with auth is in front."
+        ),
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", "-p", min=1, max=65535, help="TCP port.")] = 8000,
-    workers: Annotated[int, typer.Option("--workers", "-w", min=1, max=64, help="Worker processes (each opens the store).")] = 1,
-    log_level: Annotated[str, typer.Option("--log-level", help="Log level: critical, error, warning, info (a JSON line per request), debug.")] = "info",
-    auth: Annotated[bool, typer.Option("--auth", help="Require API tokens from 'liubai token create' (LIUBAI_AUTH=1).")] = False,
-    insecure: Annotated[bool, typer.Option("--insecure", help="Allow a non-loopback --host without --auth (a proxy authenticates).")] = False,
-    allowed_host: Annotated[list[str] | None, typer.Option("--allowed-host", help="Another Host name clients reach this server by, e.g. a proxy's public name; NAME or NAME:PORT, repeatable (also LIUBAI_ALLOWED_HOSTS).")] = None,
+    workers: Annotated[
+        int, typer.Option("--workers", "-w", min=1, max=64, help="Worker processes (each opens the store).")
+    ] = 1,
+    log_level: Annotated[
+        str,
+        typer.Option(
+            "--log-level", help="Log level: critical, error, warning, info (a JSON line per request), debug."
+        ),
+    ] = "info",
+    auth: Annotated[
+        bool, typer.Option("--auth", help="Require API tokens from 'liubai token create' (LIUBAI_AUTH=1).")
+    ] = False,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure", help="Allow a non-loopback --host without --auth (a proxy authenticates)."
+        ),
+    ] = False,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            help="Another Host name clients reach this server by, e.g. a proxy's public name; NAME or NAME:PORT, repeatable (also LIUBAI_ALLOWED_HOSTS).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the lineage API (POST /graphql), GraphiQL (GET /graphql) and the web UI (/).
 
@@ -90,7 +118,9 @@ def serve_cmd(
         raise fail(str(exc), code=2) from None
     if not settings.auth and host not in ("127.0.0.1", "localhost", "::1"):
         err_console.print(
-            Text(f"warning: listening on {printable(host)} without authentication (--insecure)", style="yellow")
+            Text(
+                f"warning: listening on {printable(host)} without authentication (--insecure)", style="yellow"
+            )
         )
     hosts = [*GuardSettings().allowed_hosts, *(allowed_host or [])]
     if settings.auth and not is_loopback(host) and not _is_address(host):
@@ -99,8 +129,11 @@ def serve_cmd(
         hosts.append(host)
     bad = next((h for h in hosts if parse_host(h) is None), None)
     if bad is not None:
-        raise fail(f"allowed host {printable(bad)!r} (--allowed-host, LIUBAI_ALLOWED_HOSTS): not a host name with an "
-                   "optional :port", code=2)
+        raise fail(
+            f"allowed host {printable(bad)!r} (--allowed-host, LIUBAI_ALLOWED_HOSTS): not a host name with an "
+            "optional :port",
+            code=2,
+        )
     os.environ["LIUBAI_ALLOWED_HOSTS"] = ",".join(hosts)  # workers build their app from the environment
     try:
         limits = http_settings()

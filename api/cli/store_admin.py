@@ -38,7 +38,9 @@ def _rejected_pages(store: LineageStore, size: int) -> Iterator[list[RejectedRec
             return
 
 
-def copy_graph(source: LineageStore, target: LineageStore, batch_size: int = 5000, tick: Tick | None = None) -> dict[str, int]:
+def copy_graph(
+    source: LineageStore, target: LineageStore, batch_size: int = 5000, tick: Tick | None = None
+) -> dict[str, int]:
     """Copy every node (with its writer, owners and claims), edge, rejected record and checkpoint of
     ``source`` into ``target``.
 
@@ -73,7 +75,9 @@ def migrate(
         str, typer.Option("--from", help="Store to read: sqlite:///a.db, neo4j://user:pass@host:7687, ...")
     ],
     to_url: Annotated[str, typer.Option("--to", help="Store to write (merged into what it already holds).")],
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=100_000, help="Nodes or edges per write.")] = 5000,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, max=100_000, help="Nodes or edges per write.")
+    ] = 5000,
 ) -> None:
     """Copy a whole lineage graph (nodes with their writers and claims, edges, rejected records, checkpoints)
     from one store to another.
@@ -92,7 +96,9 @@ def migrate(
         except StoreError as exc:
             raise fail(f"cannot read --from store {redact_url(from_url)}: {exc}") from None
         if not any(counts.values()):  # most likely a mistyped --from, which opening just created empty
-            raise fail(f"the --from store {redact_url(from_url)} is empty: nothing to migrate (check the URL)")
+            raise fail(
+                f"the --from store {redact_url(from_url)} is empty: nothing to migrate (check the URL)"
+            )
         try:
             target = open_store(to_url)
         except StoreError as exc:
@@ -112,11 +118,15 @@ def migrate(
                 transient=False,
             ) as progress:
                 tasks = {part: progress.add_task(part, total=n) for part, n in totals.items()}
-                copied = copy_graph(source, target, batch_size, lambda part, n: progress.advance(tasks[part], n))
+                copied = copy_graph(
+                    source, target, batch_size, lambda part, n: progress.advance(tasks[part], n)
+                )
         except StoreReadOnly as exc:  # running it again cannot help
             raise fail(f"cannot migrate into {redact_url(to_url)}: {exc}") from None
         except StoreError as exc:
-            raise fail(f"migration {redact_url(from_url)} -> {redact_url(to_url)} stopped: {exc} (run it again to finish)") from None
+            raise fail(
+                f"migration {redact_url(from_url)} -> {redact_url(to_url)} stopped: {exc} (run it again to finish)"
+            ) from None
         finally:
             target.close()
     finally:
@@ -129,7 +139,9 @@ def migrate(
 
 def stats(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object instead of a table.")
+    ] = False,
 ) -> None:
     """Count what the store holds: nodes per kind, placeholders, edges and rejected records.
 

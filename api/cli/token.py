@@ -24,7 +24,9 @@ token_app = typer.Typer(
 
 TokensOption = Annotated[
     Path | None,
-    typer.Option("--tokens", help="Token file (default: LIUBAI_TOKENS or the user data dir).", show_default=False),
+    typer.Option(
+        "--tokens", help="Token file (default: LIUBAI_TOKENS or the user data dir).", show_default=False
+    ),
 ]
 
 
@@ -40,8 +42,12 @@ def _open(tokens: Path | None) -> TokenStore:
 
 @token_app.command("create")
 def create(
-    name: Annotated[str, typer.Option("--name", help="Who or what the token is for (shown in list and errors).")],
-    scope: Annotated[list[str], typer.Option("--scope", "-s", help="read, ingest or admin; repeat for several.")],
+    name: Annotated[
+        str, typer.Option("--name", help="Who or what the token is for (shown in list and errors).")
+    ],
+    scope: Annotated[
+        list[str], typer.Option("--scope", "-s", help="read, ingest or admin; repeat for several.")
+    ],
     tokens: TokensOption = None,
 ) -> None:
     """Create a token and print it once (only its hash is kept).
@@ -59,8 +65,11 @@ def create(
     finally:
         store.close()
     err_console.print(
-        Text(f"created token {info.id} ({printable(info.name)}) with scopes {', '.join(info.scopes)}; "
-             "it is shown only now:", style="green")
+        Text(
+            f"created token {info.id} ({printable(info.name)}) with scopes {', '.join(info.scopes)}; "
+            "it is shown only now:",
+            style="green",
+        )
     )
     console.print(plain, markup=False, highlight=False)
 
@@ -78,8 +87,13 @@ def list_tokens(tokens: TokensOption = None) -> None:
         store.close()
     table = Table("id", "name", "scopes", "created", "revoked")
     for t in rows:
-        table.add_row(Text(t.id), Text(printable(t.name)), Text(",".join(t.scopes)), Text(t.created_at),
-                      Text(t.revoked_at or ""))
+        table.add_row(
+            Text(t.id),
+            Text(printable(t.name)),
+            Text(",".join(t.scopes)),
+            Text(t.created_at),
+            Text(t.revoked_at or ""),
+        )
     console.print(table)
 
 

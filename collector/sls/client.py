@@ -119,7 +119,9 @@ class SlsCredentials(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:  # names the field and the rule broken, never the value
-            fields = "; ".join(f"{e['loc'][0]} {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
+            fields = "; ".join(
+                f"{e['loc'][0]} {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()
+            )
             raise SlsError(f"bad SLS credentials in {where}: {fields}") from None
 
 
@@ -157,8 +159,10 @@ def _check_endpoint(endpoint: str) -> None:
     shown = redact_url(endpoint)
     text = endpoint.strip()
     if has_user_info(text):  # checked first: a parser's message about such a URL may quote the password
-        raise SlsError(f"bad SLS endpoint {shown!r}: no user or password in it; credentials come from "
-                       "--credentials or the environment")
+        raise SlsError(
+            f"bad SLS endpoint {shown!r}: no user or password in it; credentials come from "
+            "--credentials or the environment"
+        )
     try:
         parts = urlsplit(text if "://" in text else f"http://{text}")
         port = parts.port
@@ -167,8 +171,10 @@ def _check_endpoint(endpoint: str) -> None:
     if parts.scheme.lower() not in ("http", "https"):
         raise SlsError(f"bad SLS endpoint {shown!r}: the scheme must be http or https")
     if parts.username is not None or parts.password is not None:
-        raise SlsError(f"bad SLS endpoint {shown!r}: no user or password in it; credentials come from "
-                       "--credentials or the environment")
+        raise SlsError(
+            f"bad SLS endpoint {shown!r}: no user or password in it; credentials come from "
+            "--credentials or the environment"
+        )
     if not parts.hostname or "[" in parts.netloc:
         raise SlsError(f"bad SLS endpoint {shown!r}: give a host name or IPv4 address (and optionally :port)")
     if port == 0:
@@ -282,8 +288,6 @@ def _shard_ids(resp: Any) -> list[tuple[int, bool]]:
             raise ValueError(f"shard entry #{i} has no integer shardID: {str(info)[:80]}")
         out.append((shard, str(info.get("status", "readwrite")).lower() == "readonly"))
     return out
-
-
 
 
 def sls_call(policy: RetryPolicy, what: str, fn: Callable[[], Any]) -> Any:

@@ -134,7 +134,12 @@ class SlsCollector:
         ``offload``: pull, map and join in a child process (see ``_offloaded``).
         """
         if offload:
-            options = {"start": start, "follow": follow, "poll_interval": poll_interval, "shard_refresh": shard_refresh}
+            options = {
+                "start": start,
+                "follow": follow,
+                "poll_interval": poll_interval,
+                "shard_refresh": shard_refresh,
+            }
             return self._offloaded("consume", options, stop)
         stop = stop or threading.Event()
         with self._writing():
@@ -206,7 +211,9 @@ class SlsCollector:
         batch, pulls, cursor = GraphBatch(), 0, state.cursor
         while not stop.is_set():
             try:
-                resp = sls_call(self.retry, f"PullLogs shard {shard_id}", partial(self._pull, shard_id, cursor))
+                resp = sls_call(
+                    self.retry, f"PullLogs shard {shard_id}", partial(self._pull, shard_id, cursor)
+                )
             except SlsError as exc:
                 if exc.sls_code != "ShardNotExist":
                     raise
@@ -363,5 +370,3 @@ class SlsCollector:
             if len(logs) < page_size:
                 return
             offset += len(logs)
-
-

@@ -17,8 +17,15 @@ from liubai.lineage.model import Edge, EdgeKind, Node, node_kind_of
 from liubai.lineage.records import iso_utc
 from liubai.lineage.urls import redact_url
 
-__all__ = ["BUNDLE_FORMAT", "BundleCheck", "ExportMeta", "canonical_json", "check_bundle", "json_bundle",
-           "liubai_version"]
+__all__ = [
+    "BUNDLE_FORMAT",
+    "BundleCheck",
+    "ExportMeta",
+    "canonical_json",
+    "check_bundle",
+    "json_bundle",
+    "liubai_version",
+]
 
 BUNDLE_FORMAT = "liubai.audit-bundle/v1"
 
@@ -33,7 +40,6 @@ def liubai_version() -> str:
 def canonical_json(value: Any) -> bytes:
     """Sorted keys, no whitespace, UTF-8: the byte form every bundle digest is taken over."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
-
 
 
 @dataclass(slots=True)

@@ -21,7 +21,6 @@ class ExportError(LiubaiError, ValueError):
     code = ErrorCode.BAD_INPUT
 
 
-
 class FactSource(Protocol):
     """Facts to write, pulled in batches; may be iterated more than once (GraphML needs a pre-pass)."""
 
@@ -39,7 +38,6 @@ class FactSource(Protocol):
     def provenance(self, nodes: Sequence[Node]) -> dict[str, Provenance]:
         """Who wrote each of ``nodes`` (from the store the facts come from)."""
         ...
-
 
 
 def node_dict(n: Node, prov: Provenance | None = None) -> dict[str, Any]:

@@ -43,7 +43,9 @@ def render(
     }
     writer = writers.get(fmt)
     if writer is None:
-        raise ExportError(f"unknown format {clip(fmt)!r}; use one of: {', '.join(FORMATS)} (or slsa for a run)")
+        raise ExportError(
+            f"unknown format {clip(fmt)!r}; use one of: {', '.join(FORMATS)} (or slsa for a run)"
+        )
     return writer(source, meta, progress)
 
 
@@ -353,4 +355,3 @@ def _dot(source: FactSource, meta: ExportMeta, progress: Progress | None) -> Ite
 
 
 # --------------------------------------------------------------------------- checking a bundle
-

@@ -3,4 +3,12 @@
 from liubai.lineage.store.base import LineageStore, StoreError, StoreUnavailable, Subgraph, UpsertResult
 from liubai.lineage.store.registry import open_store, register_store
 
-__all__ = ["LineageStore", "StoreError", "StoreUnavailable", "Subgraph", "UpsertResult", "open_store", "register_store"]
+__all__ = [
+    "LineageStore",
+    "StoreError",
+    "StoreUnavailable",
+    "Subgraph",
+    "UpsertResult",
+    "open_store",
+    "register_store",
+]

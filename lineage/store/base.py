@@ -197,7 +197,9 @@ class LineageStore(Protocol):
         """Full-text search over ids and key properties; ``text`` is data, never query syntax."""
         ...
 
-    def rejected(self, source: str | None = None, first: int = 100, after: str | None = None) -> RejectedPage: ...
+    def rejected(
+        self, source: str | None = None, first: int = 100, after: str | None = None
+    ) -> RejectedPage: ...
 
     def provenance(self, node_ids: Sequence[str]) -> dict[str, Provenance]:
         """Writer, per-key owners and claims of each stored node among ``node_ids``."""

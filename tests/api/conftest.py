@@ -85,11 +85,22 @@ class World:
         return trace_node_id(self.trace)
 
 
-def _commit(repo: str, sha: str, parents: tuple[str, ...], minute: int, subject: str, message: str = "") -> CommitRecord:
+def _commit(
+    repo: str, sha: str, parents: tuple[str, ...], minute: int, subject: str, message: str = ""
+) -> CommitRecord:
     return CommitRecord(
-        repo=repo, sha=sha, parents=parents, author_name="Ada", author_email="ada@example.com",
-        authored_at=_at(minute), committer_name="Bot", committer_email="bot@example.com",
-        committed_at=_at(minute), subject=subject, message=message or subject, changed_paths=("deploy/web.yaml",),
+        repo=repo,
+        sha=sha,
+        parents=parents,
+        author_name="Ada",
+        author_email="ada@example.com",
+        authored_at=_at(minute),
+        committer_name="Bot",
+        committer_email="bot@example.com",
+        committed_at=_at(minute),
+        subject=subject,
+        message=message or subject,
+        changed_paths=("deploy/web.yaml",),
     )
 
 
@@ -109,34 +120,89 @@ def build_world(store: LineageStore) -> World:
         _commit(repo, twin_b, (twin_a,), 5, "twin b"),
     ]
     for kind in ("Deployment", "Service"):
-        records.append(ManifestObjectRecord(repo, deploy, "deploy/web.yaml", "apps/v1", kind, "prod", "web",
-                                            (audit_raw,), document_index=len(w.workloads)))
+        records.append(
+            ManifestObjectRecord(
+                repo,
+                deploy,
+                "deploy/web.yaml",
+                "apps/v1",
+                kind,
+                "prod",
+                "web",
+                (audit_raw,),
+                document_index=len(w.workloads),
+            )
+        )
         w.workloads.append(workload_node_id(kind, "prod", "web"))
     w.bad_annotation = "git-sha256:not-hex|trace:x"
-    records.append(ManifestObjectRecord(repo, hostile, "deploy/bad.yaml", "v1", "ConfigMap", "prod", "bad",
-                                        (w.bad_annotation,)))
+    records.append(
+        ManifestObjectRecord(
+            repo, hostile, "deploy/bad.yaml", "v1", "ConfigMap", "prod", "bad", (w.bad_annotation,)
+        )
+    )
     for i in range(CONFIG_MAPS):
-        records.append(ManifestObjectRecord(repo, twin_a, f"cfg/settings-{i}.yaml", "v1", "ConfigMap", "ops",
-                                            f"settings-{i:02d}"))
+        records.append(
+            ManifestObjectRecord(
+                repo, twin_a, f"cfg/settings-{i}.yaml", "v1", "ConfigMap", "ops", f"settings-{i:02d}"
+            )
+        )
         w.config_maps.append(workload_node_id("ConfigMap", "ops", f"settings-{i:02d}"))
 
     host, root_pid, start = "ci-runner-1", 4242, 1_000_000
     w.run = run_node_id(host, root_pid, start)
-    records.append(RunRecord(host, root_pid, start, ("sh", "-c", "kubectl apply -f deploy/"), _at(6),
-                             ended_at=_at(7), exit_code=0, commit=deploy, audit_id=audit_raw, trace_id=trace))
-    records.append(ProcessRecord(host, root_pid, start, root_pid, start, comm="sh", argv=("sh", "-c", "kubectl"),
-                                 started_at=_at(6)))
-    records.append(ProcessRecord(host, 4243, start + 5, root_pid, start, ppid=root_pid, parent_start_ns=start,
-                                 comm="kubectl", binary="/usr/bin/kubectl", started_at=_at(6)))
+    records.append(
+        RunRecord(
+            host,
+            root_pid,
+            start,
+            ("sh", "-c", "kubectl apply -f deploy/"),
+            _at(6),
+            ended_at=_at(7),
+            exit_code=0,
+            commit=deploy,
+            audit_id=audit_raw,
+            trace_id=trace,
+        )
+    )
+    records.append(
+        ProcessRecord(
+            host, root_pid, start, root_pid, start, comm="sh", argv=("sh", "-c", "kubectl"), started_at=_at(6)
+        )
+    )
+    records.append(
+        ProcessRecord(
+            host,
+            4243,
+            start + 5,
+            root_pid,
+            start,
+            ppid=root_pid,
+            parent_start_ns=start,
+            comm="kubectl",
+            binary="/usr/bin/kubectl",
+            started_at=_at(6),
+        )
+    )
     w.processes = [process_node_id(host, root_pid, start), process_node_id(host, 4243, start + 5)]
     records.append(FileAccessRecord(host, 4243, start + 5, "/work/deploy/web.yaml", "read"))
     w.files = [file_node_id(host, "/work/deploy/web.yaml")]
 
     source = "app.jsonl"
-    for i, (minute, message, carries) in enumerate([(8, "rollout started", True), (9, "pod ready", False),
-                                                    (10, "rollout done", False)]):
-        records.append(LogRecord(source, f"r{i}", _at(minute), "INFO", "web", message, trace_id=trace,
-                                 audit_id=audit_raw if carries else None))
+    for i, (minute, message, carries) in enumerate(
+        [(8, "rollout started", True), (9, "pod ready", False), (10, "rollout done", False)]
+    ):
+        records.append(
+            LogRecord(
+                source,
+                f"r{i}",
+                _at(minute),
+                "INFO",
+                "web",
+                message,
+                trace_id=trace,
+                audit_id=audit_raw if carries else None,
+            )
+        )
         w.logs.append(log_node_id(source, f"r{i}"))
     store.upsert(join_records(records))
     return w

@@ -33,7 +33,9 @@ def _hostile_store(store: LineageStore, url: str) -> str:
         GraphBatch(
             nodes=[Node.of(LOG, {"message": CONTROL}), Node.of(TRACE, {"trace_id": TRACE.partition(":")[2]})],
             edges=[Edge(LOG, EdgeKind.IN_TRACE, TRACE)],
-            rejected=[RejectedRecord("file:app.jsonl", "line 2\x1b[2J", "bad json \x07", "{\x1b]0;owned\x07")],
+            rejected=[
+                RejectedRecord("file:app.jsonl", "line 2\x1b[2J", "bad json \x07", "{\x1b]0;owned\x07")
+            ],
         )
     )
     return url
@@ -51,11 +53,15 @@ def test_arguments_in_error_lines_are_not_markup(store: LineageStore, store_url:
 
 
 def test_a_lineage_limit_beyond_any_store_is_refused(store: LineageStore, store_url: str) -> None:
-    code, out, err = _run(_hostile_store(store, store_url), "lineage", TRACE, "--limit", "9223372036854775808")
+    code, out, err = _run(
+        _hostile_store(store, store_url), "lineage", TRACE, "--limit", "9223372036854775808"
+    )
     assert code == 2 and out == "" and "Invalid value for '--limit'" in err
 
 
-def test_control_characters_in_stored_text_never_reach_the_terminal(store: LineageStore, store_url: str) -> None:
+def test_control_characters_in_stored_text_never_reach_the_terminal(
+    store: LineageStore, store_url: str
+) -> None:
     url = _hostile_store(store, store_url)
     for args in (("lineage", TRACE), ("search", "ctl"), ("rejected",), ("path", LOG, TRACE)):
         code, out, err = _run(url, *args)
@@ -67,7 +73,9 @@ def test_control_characters_in_stored_text_never_reach_the_terminal(store: Linea
     assert "line 2\\x1b[2J" in rejected and "{\\x1b]0;owned\\x07" in rejected
 
 
-def test_lineage_json_stays_exact_json_without_raw_control_characters(store: LineageStore, store_url: str) -> None:
+def test_lineage_json_stays_exact_json_without_raw_control_characters(
+    store: LineageStore, store_url: str
+) -> None:
     code, out, _ = _run(_hostile_store(store, store_url), "lineage", TRACE, "--json")
     assert code == 0 and not _has_control(out)
     message = {n["id"]: n["properties"] for n in json.loads(out)["nodes"]}[LOG]["message"]
@@ -81,9 +89,20 @@ def test_serve_on_a_port_in_use_says_so_and_announces_nothing(store_url: str, tm
         busy.listen()
         port = busy.getsockname()[1]
         done = subprocess.run(
-            [sys.executable, "-c", "from liubai.api.cli.main import main; main()", "--store", store_url, "serve",
-             "--port", str(port)],
-            capture_output=True, text=True, timeout=60, cwd=tmp_path,
+            [
+                sys.executable,
+                "-c",
+                "from liubai.api.cli.main import main; main()",
+                "--store",
+                store_url,
+                "serve",
+                "--port",
+                str(port),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
             env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
         )
     assert done.returncode == 3
@@ -94,7 +113,8 @@ def test_serve_on_a_port_in_use_says_so_and_announces_nothing(store_url: str, tm
 def test_migrate_from_an_empty_store_says_so_and_writes_nothing(tmp_path: Path) -> None:
     """A mistyped --from opens (and so creates) an empty SQLite file: say so, instead of "copied 0"."""
     out = runner.invoke(
-        app, ["migrate", "--from", f"sqlite:///{tmp_path / 'typo.db'}", "--to", f"sqlite:///{tmp_path / 'b.db'}"]
+        app,
+        ["migrate", "--from", f"sqlite:///{tmp_path / 'typo.db'}", "--to", f"sqlite:///{tmp_path / 'b.db'}"],
     )
     assert out.exit_code == 1 and "is empty: nothing to migrate" in out.stderr
     assert not (tmp_path / "b.db").exists()

@@ -81,7 +81,8 @@ def test_search_pages_with_kind_filter(world: World) -> None:
 def test_empty_store_option_is_refused_not_the_default_store() -> None:
     result = runner.invoke(app, ["--store", "", "stats"])
     assert result.exit_code == 1 and result.stderr.strip() == (
-        "error: --store is empty: give a store URL, or leave --store out for the default store")
+        "error: --store is empty: give a store URL, or leave --store out for the default store"
+    )
 
 
 def test_path_prints_the_chain(world: World) -> None:

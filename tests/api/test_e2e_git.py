@@ -64,8 +64,13 @@ def ingested(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     with logs.open("w", encoding="utf-8") as out:
         for i, expected in enumerate(scenario.audits):
             for step in ("rollout started", "rollout finished"):
-                line = {"time": f"2026-02-01T00:{i:02d}:{0 if 'started' in step else 30:02d}Z", "level": "INFO",
-                        "service": "deployer", "message": f"{step} <b>{i}</b>", "trace_id": expected.trace}
+                line = {
+                    "time": f"2026-02-01T00:{i:02d}:{0 if 'started' in step else 30:02d}Z",
+                    "level": "INFO",
+                    "service": "deployer",
+                    "message": f"{step} <b>{i}</b>",
+                    "trace_id": expected.trace,
+                }
                 out.write(json.dumps(line) + "\n")
                 messages.setdefault(expected.trace, []).append(line["message"])
     _cli(store_url, "ingest", "logs", str(logs))
@@ -78,11 +83,15 @@ def client(ingested: Ingested) -> Iterator[TestClient]:
         yield c
 
 
-def test_every_commit_of_the_repository_is_queryable_by_prefix(client: TestClient, ingested: Ingested) -> None:
+def test_every_commit_of_the_repository_is_queryable_by_prefix(
+    client: TestClient, ingested: Ingested
+) -> None:
     shas = ingested.scenario.repo.git("rev-list", ingested.scenario.branch).split()
     assert len(shas) == ingested.scenario.commit_count
     for sha in shas:
-        found = data(client, "query($s: String!) { commit(sha: $s) { id placeholder } }", s=sha[:12])["commit"]
+        found = data(client, "query($s: String!) { commit(sha: $s) { id placeholder } }", s=sha[:12])[
+            "commit"
+        ]
         assert found == {"id": commit_node_id(sha), "placeholder": False}
     counts = data(client, "{ stats { counts } }")["stats"]["counts"]
     assert counts["Commit"] - counts["placeholders"] <= len(shas) <= counts["Commit"]
@@ -110,7 +119,11 @@ def test_declaring_commits_reach_the_workloads_they_changed(client: TestClient, 
             continue
         checked += 1
         graph = data(client, LINEAGE, id=sha, dir="DOWNSTREAM")["lineage"]
-        declared = {e["target"] for e in graph["edges"] if e["kind"] == "DECLARES" and e["source"] == commit_node_id(sha)}
+        declared = {
+            e["target"]
+            for e in graph["edges"]
+            if e["kind"] == "DECLARES" and e["source"] == commit_node_id(sha)
+        }
         assert workloads <= declared, sha
     assert checked >= 5
 
@@ -124,7 +137,9 @@ def test_audit_view_of_every_annotation(client: TestClient, ingested: Ingested) 
         assert view["commit"]["id"] == commit_node_id(expected.commit)
         assert set(expected.workloads) <= {w["id"] for w in view["workloads"]}
         assert view["trace"]["id"] == trace_node_id(expected.trace)
-        assert sorted(log["properties"]["message"] for log in view["logs"]) == sorted(ingested.log_ids[expected.trace])
+        assert sorted(log["properties"]["message"] for log in view["logs"]) == sorted(
+            ingested.log_ids[expected.trace]
+        )
 
 
 def test_the_malformed_annotation_is_rejected_and_reported(client: TestClient, ingested: Ingested) -> None:
@@ -140,11 +155,18 @@ def test_the_malformed_annotation_is_rejected_and_reported(client: TestClient, i
 
 def test_path_from_a_log_line_to_the_commit_that_built_it(client: TestClient, ingested: Ingested) -> None:
     expected = ingested.scenario.audits[0]
-    hits = data(client, 'query($t: String!) { search(text: $t, kinds: ["LogEvent"], first: 50) { edges { node { id properties } } } }',
-                t="rollout")["search"]["edges"]
+    hits = data(
+        client,
+        'query($t: String!) { search(text: $t, kinds: ["LogEvent"], first: 50) { edges { node { id properties } } } }',
+        t="rollout",
+    )["search"]["edges"]
     log = next(h["node"]["id"] for h in hits if h["node"]["properties"]["trace_id"] == expected.trace)
-    path = data(client, "query($a: ID!, $b: ID!) { path(from: $a, to: $b) { nodes { id } } }",
-                a=log, b=commit_node_id(expected.commit))["path"]
+    path = data(
+        client,
+        "query($a: ID!, $b: ID!) { path(from: $a, to: $b) { nodes { id } } }",
+        a=log,
+        b=commit_node_id(expected.commit),
+    )["path"]
     order = [n["id"] for n in path["nodes"]]
     assert order[0] == log and order[-1] == commit_node_id(expected.commit)
     assert trace_node_id(expected.trace) in order

@@ -23,20 +23,27 @@ def _messages(answer: object) -> str:
 
 
 def test_graphql_errors_quote_a_capped_argument(client: TestClient) -> None:
-    for query, value in (('query($v: String!) { commit(sha: $v) { id } }', "commit:" + LONG),
-                         ('query($v: ID!) { lineage(from: $v) { truncated } }', "commit:" + "a" * 100_000),
-                         ('query($v: ID!) { lineage(from: $v) { truncated } }', "file:" + LONG),
-                         ('query($v: String!) { audit(auditId: $v) { auditId } }', "git-sha256:" + LONG)):
+    for query, value in (
+        ("query($v: String!) { commit(sha: $v) { id } }", "commit:" + LONG),
+        ("query($v: ID!) { lineage(from: $v) { truncated } }", "commit:" + "a" * 100_000),
+        ("query($v: ID!) { lineage(from: $v) { truncated } }", "file:" + LONG),
+        ("query($v: String!) { audit(auditId: $v) { auditId } }", "git-sha256:" + LONG),
+    ):
         body = client.post("/graphql", json={"query": query, "variables": {"v": value}}).json()
         text = _messages(body["errors"])
         assert len(text) < 2_000 and "characters)" in text, text[:300]
-    kinds = client.post("/graphql", json={"query": "query($k: [String!]) { lineage(from: \"x\", edgeKinds: $k) { truncated } }",
-                                          "variables": {"k": [LONG]}}).json()
+    kinds = client.post(
+        "/graphql",
+        json={
+            "query": 'query($k: [String!]) { lineage(from: "x", edgeKinds: $k) { truncated } }',
+            "variables": {"k": [LONG]},
+        },
+    ).json()
     assert len(_messages(kinds)) < 2_000
 
 
 def test_graphql_syntax_and_validation_errors_are_capped(client: TestClient) -> None:
-    for query in ("{ " + LONG + " }", "{ node(id: \"x\") { " + LONG + " } }", "{ stats { counts } } " + LONG):
+    for query in ("{ " + LONG + " }", '{ node(id: "x") { ' + LONG + " } }", "{ stats { counts } } " + LONG):
         body = client.post("/graphql", json={"query": query}).json()
         assert len(_messages(body)) < 3_000, _messages(body)[:300]
 
@@ -66,9 +73,17 @@ def test_wire_and_audit_id_errors_are_capped() -> None:
 
 def test_export_errors_quote_a_capped_value(store: LineageStore) -> None:
     with TestClient(create_app(store=store)) as c:
-        for params in ({"node": "commit:" + LONG[:20_000]}, {"commit": LONG[:20_000]}, {"run": LONG[:20_000]},
-                       {"commit": "ab" * 20, "since": LONG[:20_000]}, {"commit": "ab" * 20, "format": LONG[:20_000]},
-                       {"commit": "ab" * 20, "depth": LONG[:20_000]}):
+        for params in (
+            {"node": "commit:" + LONG[:20_000]},
+            {"commit": LONG[:20_000]},
+            {"run": LONG[:20_000]},
+            {"commit": "ab" * 20, "since": LONG[:20_000]},
+            {"commit": "ab" * 20, "format": LONG[:20_000]},
+            {"commit": "ab" * 20, "depth": LONG[:20_000]},
+        ):
             answer = c.get("/export", params=params)
             assert 400 <= answer.status_code < 500
-            assert len(answer.text) < 1_000 and "characters)" in answer.text, (params.keys(), answer.text[:300])
+            assert len(answer.text) < 1_000 and "characters)" in answer.text, (
+                params.keys(),
+                answer.text[:300],
+            )

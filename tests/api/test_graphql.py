@@ -25,9 +25,9 @@ query($from: ID!, $direction: Direction, $depth: Int, $kinds: [String!], $limit:
 def test_lineage_of_a_commit_reaches_its_workloads_and_the_trace_of_its_audit_id(
     client: TestClient, world: World, direction: str
 ) -> None:
-    graph = data(client, LINEAGE, **{"from": commit_node_id(world.deploy), "direction": direction, "depth": 3})[
-        "lineage"
-    ]
+    graph = data(
+        client, LINEAGE, **{"from": commit_node_id(world.deploy), "direction": direction, "depth": 3}
+    )["lineage"]
     ids = {n["id"] for n in graph["nodes"]}
     assert set(world.workloads) <= ids
     assert {world.audit_node, world.trace_node, world.run} <= ids
@@ -46,16 +46,22 @@ def test_lineage_of_a_commit_reaches_its_workloads_and_the_trace_of_its_audit_id
 
 def test_downstream_does_not_climb_to_the_parent_but_upstream_does(client: TestClient, world: World) -> None:
     down = data(client, LINEAGE, **{"from": commit_node_id(world.deploy), "depth": 3})["lineage"]
-    up = data(client, LINEAGE, **{"from": commit_node_id(world.deploy), "direction": "UPSTREAM", "depth": 1})["lineage"]
+    up = data(client, LINEAGE, **{"from": commit_node_id(world.deploy), "direction": "UPSTREAM", "depth": 1})[
+        "lineage"
+    ]
     assert commit_node_id(world.base) not in {n["id"] for n in down["nodes"]}
     assert commit_node_id(world.base) in {n["id"] for n in up["nodes"]}
 
 
 def test_lineage_edge_kind_filter_and_limit(client: TestClient, world: World) -> None:
-    only_declares = data(client, LINEAGE, **{"from": commit_node_id(world.deploy), "depth": 3, "kinds": ["DECLARES"]})
+    only_declares = data(
+        client, LINEAGE, **{"from": commit_node_id(world.deploy), "depth": 3, "kinds": ["DECLARES"]}
+    )
     nodes = {n["id"] for n in only_declares["lineage"]["nodes"]}
     assert nodes == {commit_node_id(world.deploy), *world.workloads}
-    capped = data(client, LINEAGE, **{"from": commit_node_id(world.deploy), "depth": 3, "limit": 2})["lineage"]
+    capped = data(client, LINEAGE, **{"from": commit_node_id(world.deploy), "depth": 3, "limit": 2})[
+        "lineage"
+    ]
     assert len(capped["nodes"]) == 2 and capped["truncated"] is True
 
 
@@ -127,7 +133,9 @@ def test_audit_view_joins_commit_workloads_trace_runs_and_logs(client: TestClien
         ("owner:team-a", "neither"),
     ],
 )
-def test_malformed_audit_id_is_bad_audit_id_with_the_reason(client: TestClient, raw: str, reason_word: str) -> None:
+def test_malformed_audit_id_is_bad_audit_id_with_the_reason(
+    client: TestClient, raw: str, reason_word: str
+) -> None:
     ext = error(client, AUDIT, a=raw)
     assert ext["code"] == "BAD_AUDIT_ID"
     assert reason_word in ext["detail"]["reason"]
@@ -182,7 +190,10 @@ def test_search_resumes_after_any_edge_cursor(client: TestClient, world: World) 
 
 def test_search_kind_filter_and_bad_input(client: TestClient, world: World) -> None:
     commits = data(client, SEARCH, text="twin", kinds=["commit"])["search"]
-    assert {e["node"]["id"] for e in commits["edges"]} == {commit_node_id(world.twin_a), commit_node_id(world.twin_b)}
+    assert {e["node"]["id"] for e in commits["edges"]} == {
+        commit_node_id(world.twin_a),
+        commit_node_id(world.twin_b),
+    }
     assert all(e["node"]["kind"] == "Commit" for e in commits["edges"])
     assert error(client, SEARCH, text="x", kinds=["Deployment"])["code"] == "BAD_INPUT"
     assert error(client, SEARCH, text="settings", after="not-a-cursor")["code"] == "BAD_INPUT"
@@ -203,13 +214,18 @@ def test_untrusted_text_round_trips_as_data(client: TestClient, world: World) ->
     assert node["properties"]["message"] == f"{HOSTILE_SUBJECT}\n\n{HOSTILE_BODY}"
     assert node["label"] == f"{world.hostile[:12]} {HOSTILE_SUBJECT}"
     # the same text as search input and as an id: found or not, it is never executed
-    for text, in_subject in (("'\"; DROP TABLE nodes; --", True), ("<script>alert(1)</script>", True),
-                             ("MATCH (n) DETACH DELETE n", False)):
+    for text, in_subject in (
+        ("'\"; DROP TABLE nodes; --", True),
+        ("<script>alert(1)</script>", True),
+        ("MATCH (n) DETACH DELETE n", False),
+    ):
         hits = {e["node"]["id"] for e in data(client, SEARCH, text=text, first=5)["search"]["edges"]}
         assert (commit_node_id(world.hostile) in hits) is in_subject  # search covers subjects, not bodies
         assert data(client, NODE, id=text)["node"] is None
         assert error(client, LINEAGE, **{"from": text})["code"] == "BAD_INPUT"
-    response = client.post("/graphql", json={"query": NODE, "variables": {"id": commit_node_id(world.hostile)}})
+    response = client.post(
+        "/graphql", json={"query": NODE, "variables": {"id": commit_node_id(world.hostile)}}
+    )
     assert response.headers["content-type"].startswith("application/json")
     assert data(client, STATS)["stats"]["counts"] == before
 
@@ -239,11 +255,19 @@ def test_neighbors_pages_with_end_cursor(client: TestClient, world: World) -> No
 TRAIL = "query($id: ID!) { auditTrail(id: $id) { time via node { id kind } } }"
 
 
-def test_audit_trail_is_time_ordered_and_says_how_each_node_was_reached(client: TestClient, world: World) -> None:
+def test_audit_trail_is_time_ordered_and_says_how_each_node_was_reached(
+    client: TestClient, world: World
+) -> None:
     trail = data(client, TRAIL, id=world.audit_raw)["auditTrail"]
     ids = [t["node"]["id"] for t in trail]
-    assert {commit_node_id(world.deploy), world.trace_node, world.run, *world.logs, *world.workloads,
-            *world.processes} <= set(ids)
+    assert {
+        commit_node_id(world.deploy),
+        world.trace_node,
+        world.run,
+        *world.logs,
+        *world.workloads,
+        *world.processes,
+    } <= set(ids)
     assert commit_node_id(world.hostile) not in ids  # a later commit is not part of this change
     times = [t["time"] for t in trail if t["time"] is not None]
     assert times == sorted(times)
@@ -254,7 +278,9 @@ def test_audit_trail_is_time_ordered_and_says_how_each_node_was_reached(client: 
     assert via[world.workloads[0]] == "ANNOTATES"
 
 
-def test_audit_trail_of_an_audit_id_never_stored_starts_at_its_commit(client: TestClient, world: World) -> None:
+def test_audit_trail_of_an_audit_id_never_stored_starts_at_its_commit(
+    client: TestClient, world: World
+) -> None:
     unseen = f"git-sha256:{world.deploy}|trace:{'f' * 32}"
     trail = data(client, TRAIL, id=unseen)["auditTrail"]
     via = {t["node"]["id"]: t["via"] for t in trail}

@@ -41,7 +41,9 @@ def test_graphiql_page_is_served_with_its_own_policy(client: TestClient) -> None
     assert "graphiql" in page.text.lower()
     assert page.headers["content-security-policy"] == GRAPHIQL_CSP
     # the relaxed policy is for that page only: a GET query on the same path keeps the strict one
-    api = client.get("/graphql", params={"query": "{ stats { counts } }"}, headers={"Accept": "application/json"})
+    api = client.get(
+        "/graphql", params={"query": "{ stats { counts } }"}, headers={"Accept": "application/json"}
+    )
     assert api.status_code == 200 and "counts" in api.json()["data"]["stats"]
     assert api.headers["content-security-policy"] == CSP
 

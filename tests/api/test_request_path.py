@@ -24,7 +24,7 @@ from tests.api.conftest import World, gql
 pytestmark = pytest.mark.sqlite_only
 
 SEARCH = 'query($n: Int!) { search(text: "a", first: $n) { totalCount } }'
-BOMB = "{ search(text: \"a\") " + "{ edges { node " * 15 + "{ id }" + " } }" * 15 + " }"
+BOMB = '{ search(text: "a") ' + "{ edges { node " * 15 + "{ id }" + " } }" * 15 + " }"
 FOUR_DEEP = '{ search(text: "a") { edges { node { id } } } }'
 
 
@@ -32,7 +32,9 @@ def _messages(body: dict[str, Any]) -> list[str]:
     return [e["message"] for e in body.get("errors") or []]
 
 
-def test_a_cached_query_text_still_checks_the_page_size_of_each_request(client: TestClient, world: World) -> None:
+def test_a_cached_query_text_still_checks_the_page_size_of_each_request(
+    client: TestClient, world: World
+) -> None:
     assert not _messages(gql(client, SEARCH, n=10))
     refused = _messages(gql(client, SEARCH, n=5000))
     assert refused and "'first: 5000'" in refused[0] and "maximum page size of 1000" in refused[0]
@@ -51,7 +53,8 @@ def test_refused_and_malformed_queries_are_refused_every_time(client: TestClient
 def test_schemas_with_different_limits_do_not_share_verdicts(store: LineageStore) -> None:
     def errors(max_depth: int) -> list[Any]:
         schema = LineageSchema(
-            query=Query, extensions=[*graphql_extensions(LimitSettings(max_depth=max_depth)), StructuredErrors]
+            query=Query,
+            extensions=[*graphql_extensions(LimitSettings(max_depth=max_depth)), StructuredErrors],
         )
         result = asyncio.run(schema.execute(FOUR_DEEP, context_value=ApiContext(lambda: store)))
         return list(result.errors or [])
@@ -68,7 +71,10 @@ def test_graphql_with_a_trailing_slash_is_the_same_endpoint(client: TestClient) 
 
 
 def test_generated_request_ids_are_distinct_32_hex(client: TestClient) -> None:
-    ids = {client.post("/graphql", json={"query": "{ stats { counts } }"}).headers["x-request-id"] for _ in range(5)}
+    ids = {
+        client.post("/graphql", json={"query": "{ stats { counts } }"}).headers["x-request-id"]
+        for _ in range(5)
+    }
     assert len(ids) == 5 and all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
 
 
@@ -83,7 +89,11 @@ def test_graphql_requests_are_counted_in_both_histograms(client: TestClient) -> 
     for _ in range(3):
         client.post("/graphql", json={"query": "{ stats { counts } }"})
     after = client.get("/metrics").text
-    assert _count(after, "liubai_graphql_query_seconds_count") - _count(before, "liubai_graphql_query_seconds_count") == 3
+    assert (
+        _count(after, "liubai_graphql_query_seconds_count")
+        - _count(before, "liubai_graphql_query_seconds_count")
+        == 3
+    )
     assert (
         _count(after, "liubai_http_request_seconds_count", post)
         - _count(before, "liubai_http_request_seconds_count", post)

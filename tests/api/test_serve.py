@@ -49,15 +49,33 @@ def test_serve_starts_prints_urls_and_answers_queries(world: World, tmp_path: Pa
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
     env.pop("LIUBAI_STORE", None)
     proc = subprocess.Popen(
-        [*LIUBAI, "--store", world.store.url, "serve", "--port", str(port), "--workers", str(workers),
-         "--log-level", "warning"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+        [
+            *LIUBAI,
+            "--store",
+            world.store.url,
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
     )
     try:
         health = _wait_healthy(base, proc)
         assert health.status_code == 200 and health.json()["store"] == world.store.url
         query = "query($s: String!, $id: ID!) { commit(sha: $s) { id label } lineage(from: $id, depth: 1) { nodes { id } } }"
-        answer = httpx.post(f"{base}/graphql", json={"query": query, "variables": {"s": world.deploy[:9], "id": world.deploy[:9]}}, timeout=10)
+        answer = httpx.post(
+            f"{base}/graphql",
+            json={"query": query, "variables": {"s": world.deploy[:9], "id": world.deploy[:9]}},
+            timeout=10,
+        )
         assert answer.status_code == 200
         body = answer.json()
         assert "errors" not in body, body
@@ -81,7 +99,10 @@ def test_serve_refuses_a_store_it_cannot_open(tmp_path: Path) -> None:
     blocker.write_text("x")
     done = subprocess.run(
         [*LIUBAI, "--store", f"sqlite:///{blocker}/db.sqlite", "serve", "--port", str(_free_port())],
-        capture_output=True, text=True, timeout=60, env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
     )
     assert done.returncode == 1
     assert "cannot open store" in done.stderr and len(done.stderr.strip().splitlines()) == 1

@@ -69,7 +69,9 @@ def test_the_ui_asks_for_a_token_refuses_a_bad_one_and_draws_with_a_good_one(
     assert not page.dialogs and not page.page_errors
 
 
-def test_a_token_without_the_read_scope_is_reported_not_asked_again(page: Ui, authed: tuple[str, str, str]) -> None:
+def test_a_token_without_the_read_scope_is_reported_not_asked_again(
+    page: Ui, authed: tuple[str, str, str]
+) -> None:
     _, _, ingest = authed
     page.open(f"#node={S.release_commit}")
     _give_token(page, ingest)
@@ -86,7 +88,9 @@ def test_cancelling_leaves_a_clear_message(page: Ui) -> None:
     assert "token is needed" in (page.page.text_content("#status") or "")
 
 
-def test_the_audit_export_downloads_with_the_token(page: Ui, authed: tuple[str, str, str], tmp_path: Path) -> None:
+def test_the_audit_export_downloads_with_the_token(
+    page: Ui, authed: tuple[str, str, str], tmp_path: Path
+) -> None:
     _, read, _ = authed
     page.open(f"#node={S.release_commit}")
     _give_token(page, read)

@@ -60,7 +60,8 @@ def attacker(tmp_path: Path, target: tuple[str, str]) -> Iterator[str]:
     batch.add_node(PLANTED, {"subject": "planted by another site"})
     body = encode_batch(batch, "attack")[1].decode()
     (tmp_path / "attack.html").write_text(
-        ATTACK.format(target=target[0], target_js=json.dumps(target[0]), batch_js=json.dumps(body)), encoding="utf-8"
+        ATTACK.format(target=target[0], target_js=json.dumps(target[0]), batch_js=json.dumps(body)),
+        encoding="utf-8",
     )
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
@@ -73,24 +74,34 @@ def attacker(tmp_path: Path, target: tuple[str, str]) -> Iterator[str]:
         httpd.server_close()
 
 
-def test_a_page_on_another_origin_plants_nothing(browser: Any, target: tuple[str, str], attacker: str) -> None:
+def test_a_page_on_another_origin_plants_nothing(
+    browser: Any, target: tuple[str, str], attacker: str
+) -> None:
     base, store_url = target
     context = browser.new_context()
     seen: list[tuple[str, str, int]] = []
-    context.on("response", lambda r: seen.append((r.request.method, r.url.removeprefix(base), r.status))
-               if r.url.startswith(base) else None)
+    context.on(
+        "response",
+        lambda r: (
+            seen.append((r.request.method, r.url.removeprefix(base), r.status))
+            if r.url.startswith(base)
+            else None
+        ),
+    )
     page = context.new_page()
     page.goto(f"{attacker}/attack.html")
     deadline = time.monotonic() + 20
     while len(seen) < 4 and time.monotonic() < deadline:
         page.wait_for_timeout(100)
     context.close()
-    assert sorted(seen) == sorted([
-        ("POST", "/v1/ingest", 403),  # the no-cors fetch of a valid batch
-        ("POST", "/v1/ingest", 403),  # the form
-        ("POST", "/graphql", 403),
-        ("GET", "/graphql?query=%7B%20stats%20%7B%20counts%20%7D%20%7D", 403),
-    ]), seen
+    assert sorted(seen) == sorted(
+        [
+            ("POST", "/v1/ingest", 403),  # the no-cors fetch of a valid batch
+            ("POST", "/v1/ingest", 403),  # the form
+            ("POST", "/graphql", 403),
+            ("GET", "/graphql?query=%7B%20stats%20%7B%20counts%20%7D%20%7D", 403),
+        ]
+    ), seen
     store = open_store(store_url)
     try:
         assert store.get(PLANTED) is None
@@ -98,7 +109,9 @@ def test_a_page_on_another_origin_plants_nothing(browser: Any, target: tuple[str
         store.close()
 
 
-def test_a_rebound_name_reaches_nothing_and_the_server_own_page_works(browser: Any, target: tuple[str, str]) -> None:
+def test_a_rebound_name_reaches_nothing_and_the_server_own_page_works(
+    browser: Any, target: tuple[str, str]
+) -> None:
     base, _ = target
     port = base.rsplit(":", 1)[1]
     context = browser.new_context()

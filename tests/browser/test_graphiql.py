@@ -23,7 +23,8 @@ def test_graphiql_runs_a_lineage_query_offline(ui: Ui) -> None:
     editor = ui.page.locator(".graphiql-query-editor .CodeMirror")
     editor.click()
     ui.page.evaluate(
-        "q => document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.setValue(q)", QUERY % start
+        "q => document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.setValue(q)",
+        QUERY % start,
     )
     ui.page.click(".graphiql-execute-button")
     result = ui.page.locator(".result-window")

@@ -47,7 +47,9 @@ AUDIT = f"git-sha256:{C1}|trace:{TRACE}"
 HOST = "build-1"
 
 
-def commit(sha: str, parents: tuple[str, ...] = (), subject: str = "change", when: str = "2026-01-01T00:00:00Z") -> CommitRecord:
+def commit(
+    sha: str, parents: tuple[str, ...] = (), subject: str = "change", when: str = "2026-01-01T00:00:00Z"
+) -> CommitRecord:
     return CommitRecord(
         repo="https://git.example/ops.git",
         sha=sha,
@@ -68,14 +70,27 @@ def scenario() -> GraphBatch:
     records = [
         commit(C1, subject="build image"),
         commit(C2, (C1,), subject="deploy api", when="2026-01-02T00:00:00Z"),
-        ManifestObjectRecord("https://git.example/ops.git", C2, "apps/api.yaml", "apps/v1", "Deployment", "prod", "api", (AUDIT,)),
-        RunRecord(HOST, 100, 5, ("make", "build"), "2026-01-03T00:00:00Z", "2026-01-03T00:01:00Z", 9, 0, commit=C2),
+        ManifestObjectRecord(
+            "https://git.example/ops.git",
+            C2,
+            "apps/api.yaml",
+            "apps/v1",
+            "Deployment",
+            "prod",
+            "api",
+            (AUDIT,),
+        ),
+        RunRecord(
+            HOST, 100, 5, ("make", "build"), "2026-01-03T00:00:00Z", "2026-01-03T00:01:00Z", 9, 0, commit=C2
+        ),
         ProcessRecord(HOST, 100, 5, 100, 5, comm="sh", argv=("sh", "-c", "cat a > b"), uid=1000),
         ProcessRecord(HOST, 101, 6, 100, 5, ppid=100, parent_start_ns=5, comm="cat", uid=0, parent_uid=1000),
         FileAccessRecord(HOST, 101, 6, "/w/a", "read", count=2),
         FileAccessRecord(HOST, 101, 6, "/w/b", "write"),
         FileAccessRecord(HOST, 101, 6, "/usr/bin/cat", "exec", sha256="ab" * 32),
-        LogRecord("app", "r1", "2026-01-03T00:02:00Z", "INFO", "api", "started", trace_id=TRACE, audit_id=AUDIT),
+        LogRecord(
+            "app", "r1", "2026-01-03T00:02:00Z", "INFO", "api", "started", trace_id=TRACE, audit_id=AUDIT
+        ),
         LogRecord("app", "r2", "2026-01-03T00:03:00Z", "ERROR", "api", "boom", trace_id=TRACE),
     ]
     return join_records(records)
@@ -99,6 +114,7 @@ def all_edges(store: LineageStore) -> dict[tuple[str, str, str], dict[str, objec
 
 # ---------------------------------------------------------------- protocol
 
+
 def test_implements_whole_protocol(store: LineageStore) -> None:
     assert isinstance(store, LineageStore)
     for name, member in inspect.getmembers(LineageStore, inspect.isfunction):
@@ -113,6 +129,7 @@ def test_implements_whole_protocol(store: LineageStore) -> None:
 
 # ---------------------------------------------------------------- writes
 
+
 def test_upsert_then_get(store: LineageStore) -> None:
     result = store.upsert(scenario())
     assert result.nodes_created == len(all_nodes(store))
@@ -122,7 +139,9 @@ def test_upsert_then_get(store: LineageStore) -> None:
     assert node.props["subject"] == "deploy api" and node.props["parents"] == [C1]
     assert store.get("commit:" + "9" * 40) is None
     counts = store.counts()
-    assert counts["Commit"] == 2 and counts["Process"] == 2 and counts["LogEvent"] == 2 and counts["File"] == 3
+    assert (
+        counts["Commit"] == 2 and counts["Process"] == 2 and counts["LogEvent"] == 2 and counts["File"] == 3
+    )
     assert counts["edges"] == len(all_edges(store))
 
 
@@ -130,7 +149,12 @@ def test_replayed_batch_changes_nothing(store: LineageStore) -> None:
     store.upsert(scenario())
     nodes, edges = all_nodes(store), all_edges(store)
     again = store.upsert(scenario())
-    assert (again.nodes_created, again.nodes_updated, again.edges_created, again.edges_updated) == (0, 0, 0, 0)
+    assert (again.nodes_created, again.nodes_updated, again.edges_created, again.edges_updated) == (
+        0,
+        0,
+        0,
+        0,
+    )
     assert again.rejected_added == 0
     assert all_nodes(store) == nodes and all_edges(store) == edges
 
@@ -146,7 +170,13 @@ def test_properties_merge_and_seen_times_widen(store: LineageStore) -> None:
     assert r.nodes_created == 0 and r.nodes_updated == 1
     node = store.get("trace:t1")
     assert node is not None
-    assert node.props == {"trace_id": "t1", "first_seen": "2026-01-01", "last_seen": "2026-01-05", "a": 1, "b": 2}
+    assert node.props == {
+        "trace_id": "t1",
+        "first_seen": "2026-01-01",
+        "last_seen": "2026-01-05",
+        "a": 1,
+        "b": 2,
+    }
 
 
 def test_placeholder_is_filled_and_never_reverts(store: LineageStore) -> None:
@@ -194,8 +224,11 @@ def test_untrusted_text_round_trips_exactly(store: LineageStore) -> None:
 
 # ---------------------------------------------------------------- rejected records and checkpoints
 
+
 def test_rejected_records_are_kept_once_and_paged(store: LineageStore) -> None:
-    b = GraphBatch(rejected=[RejectedRecord("git:r", f"abc:f{i}.yaml", "bad yaml", f"raw{i}") for i in range(5)])
+    b = GraphBatch(
+        rejected=[RejectedRecord("git:r", f"abc:f{i}.yaml", "bad yaml", f"raw{i}") for i in range(5)]
+    )
     b.rejected.append(RejectedRecord("logs:x", "x.jsonl:3", "not JSON", "{"))
     assert store.upsert(b).rejected_added == 6
     assert store.upsert(b).rejected_added == 0
@@ -225,6 +258,7 @@ def test_checkpoints_move_with_their_batch(store: LineageStore) -> None:
 
 # ---------------------------------------------------------------- point reads
 
+
 def test_get_many_keeps_order_and_skips_missing(store: LineageStore) -> None:
     store.upsert(scenario())
     got = store.get_many([LOG2, "log:app:nope", RUN, LOG2])
@@ -235,11 +269,14 @@ def test_find_by_prefix(store: LineageStore) -> None:
     store.upsert(join_records([commit(C1), commit("1" * 8 + "f" * 32), commit(C2)]))
     hits = store.find_by_prefix(NodeKind.COMMIT, "1111")
     assert [n.id for n in hits] == sorted([commit_node_id(C1), commit_node_id("1" * 8 + "f" * 32)])
-    assert store.find_by_prefix(NodeKind.COMMIT, "11111111f", limit=5)[0].id == commit_node_id("1" * 8 + "f" * 32)
+    assert store.find_by_prefix(NodeKind.COMMIT, "11111111f", limit=5)[0].id == commit_node_id(
+        "1" * 8 + "f" * 32
+    )
     assert store.find_by_prefix(NodeKind.WORKLOAD, "1111") == []
 
 
 # ---------------------------------------------------------------- neighbors
+
 
 def test_neighbors_by_direction_kind_and_page(store: LineageStore) -> None:
     store.upsert(scenario())
@@ -268,6 +305,7 @@ def test_neighbors_by_direction_kind_and_page(store: LineageStore) -> None:
 
 # ---------------------------------------------------------------- lineage
 
+
 def test_downstream_of_commit_reaches_execution_and_logs(store: LineageStore) -> None:
     store.upsert(scenario())
     g = store.lineage(commit_node_id(C1), Direction.DOWNSTREAM, depth=3)
@@ -281,7 +319,11 @@ def test_downstream_of_commit_reaches_execution_and_logs(store: LineageStore) ->
     assert "repo:https://git.example/ops.git" not in g.depth  # upstream of the commit
     assert {n.id for n in g.nodes} == set(g.depth)
     keys = {e.key for e in g.edges}
-    assert (audit, "FOR_COMMIT", commit_node_id(C1)) in keys and (LOG2, "IN_TRACE", trace_node_id(TRACE)) in keys
+    assert (audit, "FOR_COMMIT", commit_node_id(C1)) in keys and (
+        LOG2,
+        "IN_TRACE",
+        trace_node_id(TRACE),
+    ) in keys
     assert all(e.src in g.depth and e.dst in g.depth for e in g.edges)
     assert not g.truncated
 
@@ -329,6 +371,7 @@ def test_lineage_limit_truncates_nearest_first(store: LineageStore) -> None:
 
 # ---------------------------------------------------------------- path
 
+
 def test_shortest_path_from_log_to_commit(store: LineageStore) -> None:
     store.upsert(scenario())
     p = store.path(LOG2, commit_node_id(C1), max_length=6)
@@ -357,6 +400,7 @@ def test_path_respects_edge_kinds_and_disconnection(store: LineageStore) -> None
 
 
 # ---------------------------------------------------------------- search
+
 
 def test_search_by_words_prefix_and_kind(store: LineageStore) -> None:
     store.upsert(scenario())
@@ -399,7 +443,11 @@ def test_search_forgets_words_of_values_that_json_rewrites(store: LineageStore) 
     from datetime import datetime
 
     node_id = commit_node_id(C1)
-    store.upsert(GraphBatch(nodes=[Node(node_id, NodeKind.COMMIT, {"sha": C1, "subject": datetime(2026, 1, 2, 3, 4, 5)})]))
+    store.upsert(
+        GraphBatch(
+            nodes=[Node(node_id, NodeKind.COMMIT, {"sha": C1, "subject": datetime(2026, 1, 2, 3, 4, 5)})]
+        )
+    )
     store.upsert(GraphBatch(nodes=[Node(node_id, NodeKind.COMMIT, {"subject": "plain words"})]))
     assert [n.id for n in store.search("plain").nodes] == [node_id]
     assert store.search("03").total == store.search("2026").total == 0
@@ -454,7 +502,22 @@ def test_search_pages_with_cursor(store: LineageStore) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ['"', "'", "{}", "a OR b", "x AND NOT y", "*", "commit:", ")", "MATCH (n) DETACH DELETE n", "'; DROP TABLE nodes; --", "\\", "~", "near/3", "a:b^2"],
+    [
+        '"',
+        "'",
+        "{}",
+        "a OR b",
+        "x AND NOT y",
+        "*",
+        "commit:",
+        ")",
+        "MATCH (n) DETACH DELETE n",
+        "'; DROP TABLE nodes; --",
+        "\\",
+        "~",
+        "near/3",
+        "a:b^2",
+    ],
 )
 def test_search_text_is_data(store: LineageStore, text: str) -> None:
     store.upsert(scenario())
@@ -485,7 +548,9 @@ def test_second_and_late_trace_links_are_seen_once_everywhere(store: LineageStor
     assert _out(store, LOG2, EdgeKind.IN_TRACE) == {trace_node_id(TRACE), T2}
     assert _out(store, RUN, EdgeKind.IN_TRACE) == {T2}
     assert {e.src for e in store.neighbors(T2, Direction.UPSTREAM).edges} == {LOG2, RUN}
-    assert {e.src for e in store.neighbors(trace_node_id(TRACE), Direction.UPSTREAM, [EdgeKind.IN_TRACE]).edges} == {
+    assert {
+        e.src for e in store.neighbors(trace_node_id(TRACE), Direction.UPSTREAM, [EdgeKind.IN_TRACE]).edges
+    } == {
         LOG1,
         LOG2,
     }
@@ -513,7 +578,9 @@ def test_a_trace_link_that_gains_properties_stays_one_edge(store: LineageStore) 
     b.add_edge(LOG2, EdgeKind.IN_TRACE, trace_node_id(TRACE), {"via": "traceparent"})
     result = store.upsert(b)
     assert (result.edges_created, result.edges_updated) == (0, 1)
-    assert [e.props for batch in store.iter_edges() for e in batch if e.key == key] == [{"via": "traceparent"}]
+    assert [e.props for batch in store.iter_edges() for e in batch if e.key == key] == [
+        {"via": "traceparent"}
+    ]
     assert store.counts() == before
     (edge,) = store.neighbors(LOG2, Direction.DOWNSTREAM, [EdgeKind.IN_TRACE]).edges
     assert edge.props == {"via": "traceparent"}
@@ -544,8 +611,13 @@ def test_sqlite_migrates_a_version_2_database_moving_links_onto_node_rows(tmp_pa
     conn.execute("INSERT INTO meta VALUES ('schema_version', '2')")
     nodes, edges = prepare_batch(graph)
     for rid, n in enumerate(nodes, 1):
-        conn.execute("INSERT INTO nodes VALUES (?, ?, ?, ?, ?)", (rid, n.id, n.kind.value, dumps_props(n.props), n.placeholder))
-        conn.execute("INSERT INTO node_search(rowid, text) VALUES (?, ?)", (rid, search_text(n.id, n.kind, n.props)))
+        conn.execute(
+            "INSERT INTO nodes VALUES (?, ?, ?, ?, ?)",
+            (rid, n.id, n.kind.value, dumps_props(n.props), n.placeholder),
+        )
+        conn.execute(
+            "INSERT INTO node_search(rowid, text) VALUES (?, ?)", (rid, search_text(n.id, n.kind, n.props))
+        )
     for (src, kind, dst), e in edges.items():
         conn.execute("INSERT INTO edges VALUES (?, ?, ?, ?)", (src, kind, dst, dumps_props(e.props)))
     conn.commit()
@@ -558,11 +630,17 @@ def test_sqlite_migrates_a_version_2_database_moving_links_onto_node_rows(tmp_pa
     assert v2.upsert(graph).edges_created == 0
     v2.close()
     fresh.close()
-    left = sqlite3.connect(path).execute("SELECT src, kind, dst FROM edges WHERE kind IN ('IN_TRACE', 'CARRIES')")
-    assert sorted(left) == [(LOG2, "IN_TRACE", T2), (RUN, "IN_TRACE", T2)]  # the second link, the one with props
+    left = sqlite3.connect(path).execute(
+        "SELECT src, kind, dst FROM edges WHERE kind IN ('IN_TRACE', 'CARRIES')"
+    )
+    assert sorted(left) == [
+        (LOG2, "IN_TRACE", T2),
+        (RUN, "IN_TRACE", T2),
+    ]  # the second link, the one with props
 
 
 # ---------------------------------------------------------------- bulk reads
+
 
 def test_iterators_cover_everything_once(store: LineageStore) -> None:
     store.upsert(scenario())
@@ -587,14 +665,20 @@ def test_sqlite_schema_version_recorded(tmp_path) -> None:  # type: ignore[no-un
     [
         ("CREATE TABLE orders (id INTEGER, total REAL)", "another application (tables: orders)"),
         ("CREATE TABLE meta (k, v)", "no such column: value"),
-        ("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT); INSERT INTO meta VALUES ('schema_version', 'abc')",
-         "meta schema_version is 'abc'"),
-        ("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT); INSERT INTO meta VALUES ('schema_version', '3')",
-         "no such table"),
+        (
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT); INSERT INTO meta VALUES ('schema_version', 'abc')",
+            "meta schema_version is 'abc'",
+        ),
+        (
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT); INSERT INTO meta VALUES ('schema_version', '3')",
+            "no such table",
+        ),
     ],
     ids=["another-application", "foreign-meta", "bad-version", "tables-missing"],
 )
-def test_sqlite_refuses_a_database_that_is_not_liubais_and_leaves_it_as_it_was(tmp_path, setup: str, said: str) -> None:  # type: ignore[no-untyped-def]
+def test_sqlite_refuses_a_database_that_is_not_liubais_and_leaves_it_as_it_was(
+    tmp_path, setup: str, said: str
+) -> None:  # type: ignore[no-untyped-def]
     import sqlite3
 
     path = tmp_path / "other.db"
@@ -679,7 +763,9 @@ def test_sqlite_migrates_a_version_1_database_without_losing_data(tmp_path) -> N
     conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
     conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
     old = commit_node_id("ab" * 20)
-    conn.execute("INSERT INTO nodes VALUES (1, ?, 'Commit', '{\"subject\": \"written by version 1\"}', 0)", (old,))
+    conn.execute(
+        "INSERT INTO nodes VALUES (1, ?, 'Commit', '{\"subject\": \"written by version 1\"}', 0)", (old,)
+    )
     conn.execute("INSERT INTO node_search(rowid, text) VALUES (1, ?)", (f"{old} written by version 1",))
     conn.commit()
     conn.close()
@@ -689,7 +775,9 @@ def test_sqlite_migrates_a_version_1_database_without_losing_data(tmp_path) -> N
     v1.upsert(scenario())
     counts = v1.counts()
     v1.close()
-    indexes = {r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    indexes = {
+        r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+    }
     assert "nodes_kind" not in indexes
     reopened = SqliteStore(path)
     assert reopened.counts() == counts and counts[NodeKind.COMMIT.value] > 0
@@ -707,7 +795,10 @@ def test_sqlite_bulk_writes_keep_every_text_exactly(tmp_path, monkeypatch, on_wo
 
     def batches(version: str) -> list[GraphBatch]:
         out = []
-        for odd in (["tab\tand\nnewline", "plain", "quote\" and \\ backslash", "留白"], ["nul\u0000inside", "plain"]):
+        for odd in (
+            ["tab\tand\nnewline", "plain", 'quote" and \\ backslash', "留白"],
+            ["nul\u0000inside", "plain"],
+        ):
             b = GraphBatch()  # the first goes through JSON; a NUL sends the second down the per-row path
             for i in range(80):
                 text = odd[i % len(odd)]
@@ -814,12 +905,16 @@ def test_sqlite_close_while_other_threads_query_does_not_crash(tmp_path) -> None
 
     root = Path(__file__).resolve().parents[2]
     run = subprocess.run(
-        [sys.executable, "-c", _CLOSE_WHILE_QUERYING, str(tmp_path)], cwd=root, capture_output=True, timeout=120
+        [sys.executable, "-c", _CLOSE_WHILE_QUERYING, str(tmp_path)],
+        cwd=root,
+        capture_output=True,
+        timeout=120,
     )
     assert run.returncode == 0, run.stderr.decode(errors="replace")[-2000:]
 
 
 # ---------------------------------------------------------------- health and deadlines
+
 
 def test_probe_passes_on_an_empty_and_a_filled_store(store: LineageStore) -> None:
     store.probe()
@@ -845,7 +940,9 @@ FORGED = {"author_name": "Mallory", "subject": "forged"}
 REAL = {"author_name": "Ada", "subject": "real change"}
 
 
-def _write(store: LineageStore, writer: str, node_id: str, props: dict[str, Any], *, placeholder: bool = False) -> Any:
+def _write(
+    store: LineageStore, writer: str, node_id: str, props: dict[str, Any], *, placeholder: bool = False
+) -> Any:
     batch = GraphBatch(writer=writer)
     batch.add_node(node_id, props, placeholder=placeholder)
     return store.upsert(batch)
@@ -854,12 +951,16 @@ def _write(store: LineageStore, writer: str, node_id: str, props: dict[str, Any]
 def test_a_node_records_its_writer_and_another_writer_cannot_change_its_values(store: LineageStore) -> None:
     cid = commit_node_id(C1)
     _write(store, "git", cid, {**REAL, "first_seen": "2026-01-02", "last_seen": "2026-01-02"})
-    result = _write(store, FORGER, cid, {**FORGED, "committer_name": "Ada", "note": "added", "last_seen": "2026-02-01"})
+    result = _write(
+        store, FORGER, cid, {**FORGED, "committer_name": "Ada", "note": "added", "last_seen": "2026-02-01"}
+    )
     assert result.conflicts == 2
     node = store.get(cid)
     assert node is not None
     assert node.props["author_name"] == "Ada" and node.props["subject"] == "real change"
-    assert node.props["note"] == "added" and node.props["last_seen"] == "2026-02-01"  # new keys and seen times land
+    assert (
+        node.props["note"] == "added" and node.props["last_seen"] == "2026-02-01"
+    )  # new keys and seen times land
     prov = store.provenance([cid, "commit:" + "9" * 40])
     assert list(prov) == [cid]
     assert prov[cid].writer == "git" and prov[cid].owners == {"committer_name": FORGER, "note": FORGER}

@@ -98,7 +98,11 @@ def test_ingest_events_reports_a_file_that_is_not_a_recording(tmp_path: Path) ->
 
 
 def _ingest_events(tmp_path: Path, recording: Path) -> subprocess.CompletedProcess[str]:
-    return liubai(["--store", f"sqlite:///{tmp_path / 'db.db'}", "ingest", "events", str(recording)], tmp_path, timeout=60)
+    return liubai(
+        ["--store", f"sqlite:///{tmp_path / 'db.db'}", "ingest", "events", str(recording)],
+        tmp_path,
+        timeout=60,
+    )
 
 
 def test_ingest_events_warns_of_a_cut_recording_with_its_name_escaped(tmp_path: Path) -> None:
@@ -110,7 +114,6 @@ def test_ingest_events_warns_of_a_cut_recording_with_its_name_escaped(tmp_path: 
     assert res.returncode == 0, res.stderr
     assert "\x1b" not in res.stderr
     assert f"warning: {tmp_path}/run\\x1b[2J.jsonl has no 'end' line" in res.stderr.replace("\n", "")
-
 
 
 @pytest.mark.parametrize("field, value", [("root_pid", "x"), ("boot_offset_ns", 10**30), ("commit", 5)])

@@ -461,7 +461,9 @@ def test_replay_shows_raw_bytes_as_escapes(tmp_path: Path) -> None:
     }
 
 
-def test_an_executed_path_that_was_not_utf8_is_hashed_by_its_bytes_not_by_its_shown_text(tmp_path: Path) -> None:
+def test_an_executed_path_that_was_not_utf8_is_hashed_by_its_bytes_not_by_its_shown_text(
+    tmp_path: Path,
+) -> None:
     """The byte 0xff is shown as ``\\xff``, which as text names another file that may exist (a decoy an
     attacker can plant): the hash must be of the file the kernel ran, found by its bytes."""
     opts = ProgramOptions(max_args=4, arg_len=32, path_len=1024)
@@ -477,7 +479,13 @@ def test_an_executed_path_that_was_not_utf8_is_hashed_by_its_bytes_not_by_its_sh
 
 
 def _exec_record(pid: int, name: bytes) -> bytes:
-    return hdr(2, pid=pid, tid=pid) + struct.pack("<II", pid, 0) + cstr("tool", 16) + name + b"\0" * (1024 - len(name))
+    return (
+        hdr(2, pid=pid, tid=pid)
+        + struct.pack("<II", pid, 0)
+        + cstr("tool", 16)
+        + name
+        + b"\0" * (1024 - len(name))
+    )
 
 
 def test_a_relative_exec_of_a_process_already_gone_is_hashed_in_the_cwd_its_fork_and_chdir_gave(
@@ -496,11 +504,15 @@ def test_a_relative_exec_of_a_process_already_gone_is_hashed_in_the_cwd_its_fork
     live(_exec_record(gone + 1, b"./tool"))
     live(_exec_record(gone, b"./tool"))  # the root, still where it started
     child_exec, root_exec = [e for e in live.events() if isinstance(e, ExecEvent)]
-    assert child_exec.sha256 == hashlib.sha256(b"what ran").hexdigest() and child_exec.cwd == f"{tmp_path}/sub"
+    assert (
+        child_exec.sha256 == hashlib.sha256(b"what ran").hexdigest() and child_exec.cwd == f"{tmp_path}/sub"
+    )
     assert root_exec.sha256 == hashlib.sha256(b"the root's cwd holds another tool").hexdigest()
 
 
-def test_a_relative_exec_nobody_knows_the_cwd_of_gets_no_hash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_relative_exec_nobody_knows_the_cwd_of_gets_no_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """No fork or chdir told the cwd: no hash, not even by /proc's cwd of a live process, which may have
     moved on since the exec (a script's first ``cd``)."""
     (tmp_path / "tool").write_bytes(b"here now, maybe not then")
@@ -512,7 +524,9 @@ def test_a_relative_exec_nobody_knows_the_cwd_of_gets_no_hash(tmp_path: Path, mo
 
 
 def _following(tmp_path: Path, lost: list[int]) -> LiveEvents:
-    live = LiveEvents(EventDecoder(ProgramOptions(max_args=4, arg_len=32, path_len=1024)), lost=lambda: lost[0])
+    live = LiveEvents(
+        EventDecoder(ProgramOptions(max_args=4, arg_len=32, path_len=1024)), lost=lambda: lost[0]
+    )
     live.start_at(_GONE, str(tmp_path))
     return live
 

@@ -160,7 +160,9 @@ def test_names_that_are_not_utf8_are_traced_and_stored_as_escapes(tmp_path: Path
     work = tmp_path / os.fsdecode(b"w\xff")
     work.mkdir()
     (work / os.fsdecode(b"in\xff")).write_text("x")
-    tool = work / os.fsdecode(b"cat\xfd")  # run by a relative name, and gone from /proc before its exec is read
+    tool = work / os.fsdecode(
+        b"cat\xfd"
+    )  # run by a relative name, and gone from /proc before its exec is read
     tool.write_bytes(Path("/usr/bin/cat").read_bytes())
     tool.chmod(0o755)
     (work / "cat\\xfd").write_bytes(b"a decoy named as the tool is shown")
@@ -186,7 +188,10 @@ def test_names_that_are_not_utf8_are_traced_and_stored_as_escapes(tmp_path: Path
     assert f"file:{host}:{shown}/in\\xff" in [d for d, _ in g.out(cat, "READ")]
     # hashed by the bytes the kernel ran, in the cwd the fork carried, not by the shown name (the decoy's)
     assert g.out(cat, "EXECUTED") == [
-        (f"file:{host}:{shown}/cat\\xfd", {"count": 1, "sha256": hashlib.sha256(tool.read_bytes()).hexdigest()})
+        (
+            f"file:{host}:{shown}/cat\\xfd",
+            {"count": 1, "sha256": hashlib.sha256(tool.read_bytes()).hexdigest()},
+        )
     ]
     writers = [i for i in procs if f"file:{host}:{shown}/out\\xfe" in [d for d, _ in g.out(i, "WROTE")]]
     assert len(writers) == 1

@@ -39,7 +39,10 @@ def test_a_limit_beyond_any_store_is_refused(scenario: Scenario, cli: CliRunner)
 
 @pytest.mark.parametrize(
     ("bounds", "message"),
-    [({"depth": MAX_DEPTH + 1}, f"--depth must be 0 to {MAX_DEPTH}"), ({"limit": 0}, f"--limit must be 1 to {MAX_LIMIT}")],
+    [
+        ({"depth": MAX_DEPTH + 1}, f"--depth must be 0 to {MAX_DEPTH}"),
+        ({"limit": 0}, f"--limit must be 1 to {MAX_LIMIT}"),
+    ],
 )
 def test_select_refuses_a_walk_past_its_bounds_for_any_caller(
     scenario: Scenario, bounds: dict[str, int], message: str
@@ -68,7 +71,16 @@ def test_unwritable_output_paths_are_one_line_and_touch_nothing(
         ("csv", afile / "x.zip", f"{afile} is a file, not a directory"),
     ):
         code, _, err = run_cli(
-            cli, scenario.store_url, "export", "--commit", scenario.commit, "-f", fmt, "-o", str(out), "--no-progress"
+            cli,
+            scenario.store_url,
+            "export",
+            "--commit",
+            scenario.commit,
+            "-f",
+            fmt,
+            "-o",
+            str(out),
+            "--no-progress",
         )
         assert code == 1 and message in err and _one_line(err), (fmt, out, err)
     assert afile.read_text() == "keep me" and list(directory.iterdir()) == []
@@ -86,7 +98,15 @@ def envelope(scenario: Scenario, tmp_path_factory: pytest.TempPathFactory) -> di
     assert code == 0, err
     out = d / "signed.json"
     code, _, err = run_cli(
-        runner, scenario.store_url, "export", "--commit", scenario.commit, "--sign", str(d / "k.key"), "-o", str(out)
+        runner,
+        scenario.store_url,
+        "export",
+        "--commit",
+        scenario.commit,
+        "--sign",
+        str(d / "k.key"),
+        "-o",
+        str(out),
     )
     assert code == 0, err
     doc: dict[str, Any] = json.loads(out.read_bytes())

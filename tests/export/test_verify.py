@@ -179,11 +179,15 @@ def test_a_document_nested_too_deeply_is_not_json_not_a_crash(cli: CliRunner, tm
     assert code == 1 and "not JSON" in out + err and "Traceback" not in out + err
 
 
-def test_an_envelope_with_a_deeply_nested_extra_field_fails_its_format_check(cli: CliRunner, tmp_path: Path) -> None:
+def test_an_envelope_with_a_deeply_nested_extra_field_fails_its_format_check(
+    cli: CliRunner, tmp_path: Path
+) -> None:
     """Parsable, but deep enough to exhaust the recursion of the checks after it (copy, canonical JSON)."""
     path = tmp_path / "deep-envelope.json"
-    path.write_text('{"payload": "e30=", "payloadType": "application/json", "signatures": [{"keyid": "k", "sig": '
-                    '"AA=="}], "x": ' + "[" * 600 + "]" * 600 + "}")
+    path.write_text(
+        '{"payload": "e30=", "payloadType": "application/json", "signatures": [{"keyid": "k", "sig": '
+        '"AA=="}], "x": ' + "[" * 600 + "]" * 600 + "}"
+    )
     code, out, err = run_cli(cli, "sqlite:///:memory:", "verify", "--allow-unsigned", str(path))
     assert code == 1 and "nested deeper than 100 levels" in out + err
 

@@ -47,7 +47,9 @@ from tests.fuzz.conftest import FUZZ
 
 pytestmark = pytest.mark.fuzz
 
-SCHEMA = LineageSchema(query=Query, extensions=[*graphql_extensions(LimitSettings(timeout_s=30)), StructuredErrors])
+SCHEMA = LineageSchema(
+    query=Query, extensions=[*graphql_extensions(LimitSettings(timeout_s=30)), StructuredErrors]
+)
 # Limits the generated documents fall on both sides of (they reach about 200 selections and depth 3).
 TIGHT = LimitSettings(timeout_s=30, max_fields=40, max_depth=2, max_aliases=4)
 TIGHT_SCHEMA = LineageSchema(query=Query, extensions=[*graphql_extensions(TIGHT), StructuredErrors])
@@ -57,13 +59,32 @@ SHA = "5d" * 20
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LineageStore]:
     s = open_store(f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'g.db'}")
-    s.upsert(join_records([
-        CommitRecord(repo="r", sha=SHA, parents=(), author_name="a", author_email="a@x",
-                     authored_at="2026-01-01T00:00:00Z", committer_name="a", committer_email="a@x",
-                     committed_at="2026-01-01T00:00:00Z", subject="deploy ' \" { } MATCH (n)"),
-        LogRecord(source="app", record_id="r1", time="2026-01-01T00:00:01Z", message="hello",
-                  trace_id="ab" * 16, audit_id=f"git-sha256:{SHA}|trace:{'ab' * 16}"),
-    ]))
+    s.upsert(
+        join_records(
+            [
+                CommitRecord(
+                    repo="r",
+                    sha=SHA,
+                    parents=(),
+                    author_name="a",
+                    author_email="a@x",
+                    authored_at="2026-01-01T00:00:00Z",
+                    committer_name="a",
+                    committer_email="a@x",
+                    committed_at="2026-01-01T00:00:00Z",
+                    subject="deploy ' \" { } MATCH (n)",
+                ),
+                LogRecord(
+                    source="app",
+                    record_id="r1",
+                    time="2026-01-01T00:00:01Z",
+                    message="hello",
+                    trace_id="ab" * 16,
+                    audit_id=f"git-sha256:{SHA}|trace:{'ab' * 16}",
+                ),
+            ]
+        )
+    )
     yield s
     s.close()
 
@@ -105,10 +126,17 @@ class _Hoister:
         if not self.draw(st.booleans()):
             return SelectionSetNode(selections=tuple(selections))
         name = f"F{len(self.fragments)}"
-        self.fragments.append(FragmentDefinitionNode(
-            name=NameNode(value=name), type_condition=NamedTypeNode(name=NameNode(value=parent.name)),
-            directives=(), selection_set=SelectionSetNode(selections=tuple(selections))))
-        spreads = [FragmentSpreadNode(name=NameNode(value=name), directives=())] * self.draw(st.integers(1, 3))
+        self.fragments.append(
+            FragmentDefinitionNode(
+                name=NameNode(value=name),
+                type_condition=NamedTypeNode(name=NameNode(value=parent.name)),
+                directives=(),
+                selection_set=SelectionSetNode(selections=tuple(selections)),
+            )
+        )
+        spreads = [FragmentSpreadNode(name=NameNode(value=name), directives=())] * self.draw(
+            st.integers(1, 3)
+        )
         return SelectionSetNode(selections=tuple(spreads))
 
     def selection(self, node: SelectionNode, parent: GraphQLNamedType) -> SelectionNode:
@@ -132,8 +160,11 @@ def with_fragments(draw: Callable[[st.SearchStrategy[Any]], Any]) -> str:
     hoister = _Hoister(draw)
     query_type = SCHEMA._schema.query_type
     assert query_type is not None
-    operations = [replace(d, selection_set=hoister.selection_set(d.selection_set, query_type))
-                  for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    operations = [
+        replace(d, selection_set=hoister.selection_set(d.selection_set, query_type))
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode)
+    ]
     return print_ast(DocumentNode(definitions=(*operations, *hoister.fragments)))
 
 

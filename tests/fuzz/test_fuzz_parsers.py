@@ -41,15 +41,23 @@ from tests.fuzz.conftest import FUZZ
 pytestmark = pytest.mark.fuzz
 
 HEX = "0123456789abcdefABCDEF"
-json_scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False,
-                                                                                        allow_infinity=False) | st.text()
-json_values = st.recursive(json_scalars, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(), c, max_size=4),
-                           max_leaves=12)
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
+json_values = st.recursive(
+    json_scalars, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(), c, max_size=4), max_leaves=12
+)
 
 # --------------------------------------------------------------------------- audit id
 
 audit_parts = st.one_of(
-    st.tuples(st.sampled_from(["git-sha256", "git-sha1", "git", "GIT"]), st.text(HEX, min_size=38, max_size=66)),
+    st.tuples(
+        st.sampled_from(["git-sha256", "git-sha1", "git", "GIT"]), st.text(HEX, min_size=38, max_size=66)
+    ),
     st.tuples(st.just("trace"), st.text(min_size=0, max_size=40)),
     st.tuples(st.text(min_size=0, max_size=8), st.text(max_size=12)),
 ).map(lambda kv: f"{kv[0]}:{kv[1]}")
@@ -75,20 +83,47 @@ def test_audit_id_parses_to_a_stable_canonical_form_or_says_why_not(raw: str, st
 # --------------------------------------------------------------------------- manifests
 
 k8s_docs = st.fixed_dictionaries(
-    {"apiVersion": st.sampled_from(["v1", "apps/v1", ""]) | st.text(max_size=5),
-     "kind": st.sampled_from(["Deployment", "ConfigMap", "List", ""]) | json_values,
-     "metadata": st.fixed_dictionaries({}, optional={
-         "name": json_values, "namespace": json_values,
-         "annotations": st.dictionaries(st.sampled_from(["x-gitops-audit-id", "other"]) | st.text(max_size=4),
-                                        json_values, max_size=3) | json_values})},
+    {
+        "apiVersion": st.sampled_from(["v1", "apps/v1", ""]) | st.text(max_size=5),
+        "kind": st.sampled_from(["Deployment", "ConfigMap", "List", ""]) | json_values,
+        "metadata": st.fixed_dictionaries(
+            {},
+            optional={
+                "name": json_values,
+                "namespace": json_values,
+                "annotations": st.dictionaries(
+                    st.sampled_from(["x-gitops-audit-id", "other"]) | st.text(max_size=4),
+                    json_values,
+                    max_size=3,
+                )
+                | json_values,
+            },
+        ),
+    },
     optional={"items": st.lists(json_values, max_size=3), "spec": json_values},
 )
 manifest_texts = st.one_of(
     st.lists(k8s_docs, max_size=3).map(lambda docs: yaml.safe_dump_all(docs)),
     st.text(max_size=400),
     st.binary(max_size=400),
-    st.lists(st.sampled_from(["---", "a: [", "kind: x", "  - b", "{{ .Values }}", "!!python/object:os.system", "&a [*a]",
-                              "metadata:", "  name: n", ": :", "\t"]), max_size=12).map("\n".join),
+    st.lists(
+        st.sampled_from(
+            [
+                "---",
+                "a: [",
+                "kind: x",
+                "  - b",
+                "{{ .Values }}",
+                "!!python/object:os.system",
+                "&a [*a]",
+                "metadata:",
+                "  name: n",
+                ": :",
+                "\t",
+            ]
+        ),
+        max_size=12,
+    ).map("\n".join),
 )
 
 
@@ -106,8 +141,23 @@ def test_manifest_parsing_yields_objects_or_reasoned_rejects(data: str | bytes, 
 # --------------------------------------------------------------------------- log records
 
 log_fields = st.dictionaries(
-    st.sampled_from(["time", "timestamp", "@timestamp", "level", "message", "msg", "trace_id", "traceparent",
-                     "x-gitops-audit-id", "audit_id", "service", "_internal"]) | st.text(max_size=8),
+    st.sampled_from(
+        [
+            "time",
+            "timestamp",
+            "@timestamp",
+            "level",
+            "message",
+            "msg",
+            "trace_id",
+            "traceparent",
+            "x-gitops-audit-id",
+            "audit_id",
+            "service",
+            "_internal",
+        ]
+    )
+    | st.text(max_size=8),
     json_values,
     max_size=8,
 )
@@ -130,7 +180,8 @@ log_lines = st.one_of(
     st.lists(json_values, max_size=3).map(lambda v: orjson.dumps({"resourceLogs": v})),
     st.just(b'{"resourceLogs":[{"resource":true}]}'),  # once crashed the reader
     st.dictionaries(st.text(max_size=4) | halves, json_values | halves, max_size=4).map(
-        lambda d: json.dumps(d).encode()),  # ``\\ud800`` escapes: the standard parser reads them as lone surrogates
+        lambda d: json.dumps(d).encode()
+    ),  # ``\\ud800`` escapes: the standard parser reads them as lone surrogates
 )
 
 
@@ -144,7 +195,9 @@ def test_jsonl_reader_lands_good_lines_and_rejects_bad_ones_with_file_and_line(l
     for item in items:
         assert isinstance(item, LogRecord | RejectedRecord)
         text = json.dumps(dataclasses.astuple(item), ensure_ascii=False)
-        assert not any(0xD800 <= ord(c) <= 0xDFFF for c in text), text  # no lone surrogate: text a store can hold
+        assert not any(0xD800 <= ord(c) <= 0xDFFF for c in text), (
+            text
+        )  # no lone surrogate: text a store can hold
         if isinstance(item, RejectedRecord):
             assert item.reason.strip() and item.location.startswith(str(path))
 
@@ -168,28 +221,59 @@ scalar_any_values = st.dictionaries(
 )
 any_values = st.recursive(
     scalar_any_values,
-    lambda inner: st.fixed_dictionaries(
-        {"arrayValue": _or_junk(st.fixed_dictionaries({"values": _or_junk(st.lists(inner, max_size=3))}))})
-    | st.fixed_dictionaries({"kvlistValue": _or_junk(st.fixed_dictionaries({"values": _or_junk(_key_values(inner))}))}),
+    lambda inner: (
+        st.fixed_dictionaries(
+            {"arrayValue": _or_junk(st.fixed_dictionaries({"values": _or_junk(st.lists(inner, max_size=3))}))}
+        )
+        | st.fixed_dictionaries(
+            {"kvlistValue": _or_junk(st.fixed_dictionaries({"values": _or_junk(_key_values(inner))}))}
+        )
+    ),
     max_leaves=6,
 )
-otlp_records = st.fixed_dictionaries({}, optional={
-    "timeUnixNano": _or_junk(st.just("1767323045123456789")),
-    "observedTimeUnixNano": json_scalars,
-    "severityText": json_scalars,
-    "severityNumber": json_scalars,
-    "body": _or_junk(any_values),
-    "traceId": _or_junk(st.text(HEX, min_size=32, max_size=32) | st.just("AAECAwQFBgcICQoLDA0ODw==")),
-    "attributes": _or_junk(_key_values(any_values)),
-})
-scope_logs = _or_junk(st.lists(_or_junk(
-    st.fixed_dictionaries({}, optional={"logRecords": _or_junk(st.lists(_or_junk(otlp_records), max_size=3))})),
-    max_size=2))
-otlp_documents = st.fixed_dictionaries({"resourceLogs": st.lists(_or_junk(st.fixed_dictionaries({}, optional={
-    "resource": _or_junk(st.fixed_dictionaries({}, optional={"attributes": _or_junk(_key_values(any_values))})),
-    "scopeLogs": scope_logs,
-    "instrumentationLibraryLogs": scope_logs,  # the name before OTLP 1.0
-})), max_size=3)})
+otlp_records = st.fixed_dictionaries(
+    {},
+    optional={
+        "timeUnixNano": _or_junk(st.just("1767323045123456789")),
+        "observedTimeUnixNano": json_scalars,
+        "severityText": json_scalars,
+        "severityNumber": json_scalars,
+        "body": _or_junk(any_values),
+        "traceId": _or_junk(st.text(HEX, min_size=32, max_size=32) | st.just("AAECAwQFBgcICQoLDA0ODw==")),
+        "attributes": _or_junk(_key_values(any_values)),
+    },
+)
+scope_logs = _or_junk(
+    st.lists(
+        _or_junk(
+            st.fixed_dictionaries(
+                {}, optional={"logRecords": _or_junk(st.lists(_or_junk(otlp_records), max_size=3))}
+            )
+        ),
+        max_size=2,
+    )
+)
+otlp_documents = st.fixed_dictionaries(
+    {
+        "resourceLogs": st.lists(
+            _or_junk(
+                st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "resource": _or_junk(
+                            st.fixed_dictionaries(
+                                {}, optional={"attributes": _or_junk(_key_values(any_values))}
+                            )
+                        ),
+                        "scopeLogs": scope_logs,
+                        "instrumentationLibraryLogs": scope_logs,  # the name before OTLP 1.0
+                    },
+                )
+            ),
+            max_size=3,
+        )
+    }
+)
 
 
 def _log_record_slots(doc: dict[str, Any]) -> int:
@@ -235,7 +319,9 @@ def test_a_line_nested_too_deeply_is_a_reject_and_the_next_line_lands(line: byte
         jsonl = list(read_jsonl(str(path)))
         otlp = list(read_otlp(str(path)))
     bad, good = jsonl
-    assert isinstance(bad, RejectedRecord) and "nested too deeply" in bad.reason and bad.location.endswith(":1")
+    assert (
+        isinstance(bad, RejectedRecord) and "nested too deeply" in bad.reason and bad.location.endswith(":1")
+    )
     assert isinstance(good, LogRecord) and good.message == "after"
     assert all(isinstance(i, RejectedRecord) for i in otlp) and len(otlp) == 2
 
@@ -254,7 +340,8 @@ _HDR = struct.Struct("<IIIIQQ")
 event_bytes = st.one_of(
     st.binary(max_size=600),
     st.tuples(st.integers(0, 9), st.integers(0, 2**32 - 1), st.binary(max_size=700)).map(
-        lambda t: _HDR.pack(t[0], t[1], t[1], 0, 1, 2) + t[2]),
+        lambda t: _HDR.pack(t[0], t[1], t[1], 0, 1, 2) + t[2]
+    ),
 )
 
 
@@ -269,12 +356,43 @@ def test_event_decoder_returns_an_event_or_a_decode_error(data: bytes) -> None:
     assert isinstance(event, Event)
 
 
-HEADER = orjson.dumps({"type": "run", "format": "liubai-events/1", "host": "h", "root_pid": 10, "start_ns": 5,
-                       "command": ["sh"], "boot_offset_ns": 0}).decode()
+HEADER = orjson.dumps(
+    {
+        "type": "run",
+        "format": "liubai-events/1",
+        "host": "h",
+        "root_pid": 10,
+        "start_ns": 5,
+        "command": ["sh"],
+        "boot_offset_ns": 0,
+    }
+).decode()
 event_objects = st.dictionaries(
-    st.sampled_from(["type", "pid", "tid", "uid", "ts", "start_ns", "child", "child_start_ns", "argv", "path",
-                     "filename", "comm", "exit_code", "fd", "dfd", "flags", "proc", "parent", "end_ns"]),
-    json_values | st.sampled_from(["fork", "exec", "exec_args", "open", "exit", "chdir", "adopt", "end"])
+    st.sampled_from(
+        [
+            "type",
+            "pid",
+            "tid",
+            "uid",
+            "ts",
+            "start_ns",
+            "child",
+            "child_start_ns",
+            "argv",
+            "path",
+            "filename",
+            "comm",
+            "exit_code",
+            "fd",
+            "dfd",
+            "flags",
+            "proc",
+            "parent",
+            "end_ns",
+        ]
+    ),
+    json_values
+    | st.sampled_from(["fork", "exec", "exec_args", "open", "exit", "chdir", "adopt", "end"])
     | st.integers(0, 20),
     max_size=10,
 )
@@ -306,7 +424,9 @@ def test_a_recorded_end_line_with_a_text_end_time_is_rejected_not_a_crash() -> N
 # --------------------------------------------------------------------------- wire format
 
 ids = st.one_of(
-    st.builds(lambda k, key: f"{k.prefix}:{key}", st.sampled_from(list(NodeKind)), st.text(min_size=1, max_size=30)),
+    st.builds(
+        lambda k, key: f"{k.prefix}:{key}", st.sampled_from(list(NodeKind)), st.text(min_size=1, max_size=30)
+    ),
     st.text(max_size=20),
 )
 props = st.dictionaries(st.text(max_size=10), json_values, max_size=4)
@@ -322,8 +442,9 @@ def batches(draw: st.DrawFn) -> GraphBatch:
             pass  # not a node id: Node.of refuses it before it can reach the wire
     for src, kind, dst in draw(st.lists(st.tuples(ids, st.sampled_from(list(EdgeKind)), ids), max_size=5)):
         b.add_edge(src, kind, dst, draw(props))
-    for s, loc, reason in draw(st.lists(st.tuples(st.text(max_size=8), st.text(max_size=8), st.text(max_size=8)),
-                                        max_size=3)):
+    for s, loc, reason in draw(
+        st.lists(st.tuples(st.text(max_size=8), st.text(max_size=8), st.text(max_size=8)), max_size=3)
+    ):
         b.rejected.append(RejectedRecord(s, loc, reason, draw(st.text(max_size=20))))
     return b
 
@@ -344,15 +465,18 @@ def test_wire_round_trips_every_batch_it_accepts(batch: GraphBatch, source: str)
 
 def _mutations(data: bytes) -> st.SearchStrategy[bytes]:
     return st.tuples(st.integers(0, max(len(data) - 1, 0)), st.binary(max_size=8)).map(
-        lambda t: data[: t[0]] + t[1] + data[t[0] + len(t[1]):])
+        lambda t: data[: t[0]] + t[1] + data[t[0] + len(t[1]) :]
+    )
 
 
 @FUZZ
-@given(data=st.one_of(
-    st.binary(max_size=300),
-    json_values.map(orjson.dumps),
-    batches().map(lambda b: encode_batch(b, "s")[1] if _encodable(b) else b"{}").flatmap(_mutations),
-))
+@given(
+    data=st.one_of(
+        st.binary(max_size=300),
+        json_values.map(orjson.dumps),
+        batches().map(lambda b: encode_batch(b, "s")[1] if _encodable(b) else b"{}").flatmap(_mutations),
+    )
+)
 def test_wire_decoder_accepts_valid_envelopes_only_and_names_what_is_wrong(data: bytes) -> None:
     try:
         decoded = decode_batch(data)

@@ -20,7 +20,9 @@ runner = CliRunner()
 def _liubai() -> list[str]:
     script = Path(sys.executable).parent / "liubai"
     return (
-        [str(script)] if script.exists() else [sys.executable, "-c", "from liubai.api.cli.main import main; main()"]
+        [str(script)]
+        if script.exists()
+        else [sys.executable, "-c", "from liubai.api.cli.main import main; main()"]
     )
 
 

@@ -37,14 +37,19 @@ def write_logs(path: Path, count: int, *, bad_every: int = 97) -> None:
                 fh.write(f"{{not json {i}\n")
                 continue
             sha = f"{i:040x}"
-            fh.write(json.dumps({
-                "time": f"2026-01-01T00:{i // 60 % 60:02d}:{i % 60:02d}Z",
-                "level": "info",
-                "service": "deploy",
-                "message": f"step {i}: it's \"done\" {{ok}} MATCH (n) DELETE n; DROP TABLE nodes --",
-                "trace_id": f"{i:032x}",
-                "x-gitops-audit-id": f"git-sha256:{sha}|trace:{i:032x}",
-            }) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "time": f"2026-01-01T00:{i // 60 % 60:02d}:{i % 60:02d}Z",
+                        "level": "info",
+                        "service": "deploy",
+                        "message": f'step {i}: it\'s "done" {{ok}} MATCH (n) DELETE n; DROP TABLE nodes --',
+                        "trace_id": f"{i:032x}",
+                        "x-gitops-audit-id": f"git-sha256:{sha}|trace:{i:032x}",
+                    }
+                )
+                + "\n"
+            )
 
 
 @dataclass
@@ -64,15 +69,31 @@ class ApiServer:
     def start(self) -> None:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [PY, "-m", "uvicorn", "--factory", "liubai.api.app:create_app_from_env", "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "warning"],
-            cwd=ROOT, env={**os.environ, **self.env, "LIUBAI_STORE": self.store_url}, stdout=log, stderr=log,
+            [
+                PY,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "liubai.api.app:create_app_from_env",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env={**os.environ, **self.env, "LIUBAI_STORE": self.store_url},
+            stdout=log,
+            stderr=log,
         )
         log.close()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"API exited with {self.proc.returncode}: {self.log_path.read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"API exited with {self.proc.returncode}: {self.log_path.read_text()[-2000:]}"
+                )
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
                     return
@@ -109,7 +130,18 @@ def api_factory(tmp_path: Path) -> Iterator[Any]:
 
 
 def agent_argv(server: str, state: Path, *inputs: str, extra: tuple[str, ...] = ()) -> list[str]:
-    return [PY, "-m", "liubai.api.cli.main", "agent", "--server", server, "--state-dir", str(state), *inputs, *extra]
+    return [
+        PY,
+        "-m",
+        "liubai.api.cli.main",
+        "agent",
+        "--server",
+        server,
+        "--state-dir",
+        str(state),
+        *inputs,
+        *extra,
+    ]
 
 
 def run_agent(argv: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -132,8 +164,14 @@ def graph_of(store_url: str) -> dict[str, Any]:
     """Everything a user can see in a store, in a comparable form (ingest bookkeeping left out)."""
     store: LineageStore = open_store(store_url)
     try:
-        nodes = sorted((n.id, json.dumps(n.props, sort_keys=True), n.placeholder) for b in store.iter_nodes() for n in b)
-        edges = sorted((e.src, e.kind.value, e.dst, json.dumps(e.props, sort_keys=True)) for b in store.iter_edges() for e in b)
+        nodes = sorted(
+            (n.id, json.dumps(n.props, sort_keys=True), n.placeholder) for b in store.iter_nodes() for n in b
+        )
+        edges = sorted(
+            (e.src, e.kind.value, e.dst, json.dumps(e.props, sort_keys=True))
+            for b in store.iter_edges()
+            for e in b
+        )
         rejected = sorted((r.source, r.location, r.reason) for r in store.rejected(first=100_000).records)
         counts = store.counts()
     finally:

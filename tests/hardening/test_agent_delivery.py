@@ -50,9 +50,15 @@ def test_batches_over_the_api_limit_are_split_and_a_record_alone_over_it_is_a_vi
     assert graph["counts"]["LogEvent"] == 1200
     [(source, location, reason)] = graph["rejected"]
     assert (source, location) == ("file:big.jsonl", f"{logs}:601")
-    assert reason.startswith("record of 20000") and reason.endswith(f"exceeds the server's ingest limit of {LIMIT} bytes")
+    assert reason.startswith("record of 20000") and reason.endswith(
+        f"exceeds the server's ingest limit of {LIMIT} bytes"
+    )
     final = status(state)
-    assert final["oversized_records"] == 1 and final["split_batches"] > 0 and final["ingest_limit_bytes"] == LIMIT
+    assert (
+        final["oversized_records"] == 1
+        and final["split_batches"] > 0
+        and final["ingest_limit_bytes"] == LIMIT
+    )
     assert final["refused_batches"] == 0 and "1 records over the API's limit" in run.stdout
     again = run_agent(agent_argv(api.url, state, "--logs", str(logs)))
     assert again.returncode == 0 and "sent 0 batches" in again.stdout
@@ -89,8 +95,13 @@ def _follow_through_rotation(api_factory: Any, tmp_path: Path, rotate: Callable[
     logs.touch()
     state = tmp_path / "st"
     proc = subprocess.Popen(
-        agent_argv(api.url, state, "--logs", str(logs), extra=("--follow", "--poll", "0.1", "--batch-size", "100")),
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        agent_argv(
+            api.url, state, "--logs", str(logs), extra=("--follow", "--poll", "0.1", "--batch-size", "100")
+        ),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         _rotating_writer(logs, state, lambda: rotate(logs))
@@ -109,7 +120,9 @@ def _follow_through_rotation(api_factory: Any, tmp_path: Path, rotate: Callable[
     assert messages == {f"line {i} " for i in range(1, 3001)} and graph["rejected"] == []
 
 
-def test_copytruncate_rotation_under_a_following_agent_loses_no_line(api_factory: Any, tmp_path: Path) -> None:
+def test_copytruncate_rotation_under_a_following_agent_loses_no_line(
+    api_factory: Any, tmp_path: Path
+) -> None:
     def copytruncate(logs: Path) -> None:
         shutil.copyfile(logs, logs.with_name(logs.name + ".1"))
         os.truncate(logs, 0)
@@ -150,7 +163,9 @@ def test_a_batch_spooled_before_the_api_said_its_limit_is_split_when_replayed(
 class _Refusing(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        body = json.dumps({"detail": {"code": "BAD_BATCH", "message": "refused batch: body.nodes[0].id: bad"}})
+        body = json.dumps(
+            {"detail": {"code": "BAD_BATCH", "message": "refused batch: body.nodes[0].id: bad"}}
+        )
         self.send_response(422)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -193,7 +208,9 @@ def test_a_state_file_of_an_unknown_version_is_refused_in_one_line(tmp_path: Pat
 
 
 @pytest.mark.parametrize("records", [0, 3])
-def test_a_version_1_state_file_resumes_after_its_record_count(api_factory: Any, tmp_path: Path, records: int) -> None:
+def test_a_version_1_state_file_resumes_after_its_record_count(
+    api_factory: Any, tmp_path: Path, records: int
+) -> None:
     api = api_factory()
     logs = tmp_path / "app.jsonl"
     logs.write_text("".join(_line(i) for i in range(1, 8)))

@@ -27,7 +27,9 @@ def test_logs_shipped_by_the_agent_equal_a_direct_ingest(api_factory: Any, tmp_p
     if ingested.returncode != 0:
         pytest.fail(f"direct ingest failed: {ingested.stderr}")
     api = api_factory()
-    shipped = run_agent(agent_argv(api.url, tmp_path / "st", "--logs", str(logs), extra=("--batch-size", "7")))
+    shipped = run_agent(
+        agent_argv(api.url, tmp_path / "st", "--logs", str(logs), extra=("--batch-size", "7"))
+    )
     assert shipped.returncode == 0, shipped.stderr
     assert graph_of(api.store_url) == graph_of(direct)
     # a second run has nothing new to send: positions are kept
@@ -35,51 +37,91 @@ def test_logs_shipped_by_the_agent_equal_a_direct_ingest(api_factory: Any, tmp_p
     assert again.returncode == 0 and "sent 0 batches" in again.stdout
 
 
-def test_a_traced_run_recording_shipped_by_the_agent_equals_a_direct_ingest(api_factory: Any, tmp_path: Path) -> None:
+def test_a_traced_run_recording_shipped_by_the_agent_equals_a_direct_ingest(
+    api_factory: Any, tmp_path: Path
+) -> None:
     from liubai.ebpf.loader import preflight
 
     problems = preflight()
     if problems:
         missing("ebpf", "; ".join(problems))
     recording = tmp_path / "run.events"
-    traced = _liubai("--store", f"sqlite:///{tmp_path / 'unused.db'}", "trace", "--record", str(recording),
-                     "--no-ingest", "--", "/bin/sh", "-c", "cat /etc/hostname >/dev/null; ls / >/dev/null")
+    traced = _liubai(
+        "--store",
+        f"sqlite:///{tmp_path / 'unused.db'}",
+        "trace",
+        "--record",
+        str(recording),
+        "--no-ingest",
+        "--",
+        "/bin/sh",
+        "-c",
+        "cat /etc/hostname >/dev/null; ls / >/dev/null",
+    )
     assert traced.returncode == 0, traced.stderr
     direct = f"sqlite:///{tmp_path / 'direct.db'}"
     assert _liubai("--store", direct, "ingest", "events", str(recording)).returncode == 0
     api = api_factory()
-    shipped = run_agent(agent_argv(api.url, tmp_path / "st", "--events", str(recording), extra=("--batch-size", "5")))
+    shipped = run_agent(
+        agent_argv(api.url, tmp_path / "st", "--events", str(recording), extra=("--batch-size", "5"))
+    )
     assert shipped.returncode == 0, shipped.stderr
     graph = graph_of(api.store_url)
     assert graph["counts"]["Process"] >= 3  # sh, cat, ls
     assert graph == graph_of(direct)
 
 
-def test_missing_input_bad_token_and_nothing_to_do_are_one_line_errors(api_factory: Any, tmp_path: Path) -> None:
+def test_missing_input_bad_token_and_nothing_to_do_are_one_line_errors(
+    api_factory: Any, tmp_path: Path
+) -> None:
     none = run_agent(agent_argv("http://127.0.0.1:9", tmp_path / "a"))
     assert none.returncode == 1 and "nothing to ship" in none.stderr
-    absent = run_agent(agent_argv("http://127.0.0.1:9", tmp_path / "a", "--logs", str(tmp_path / "nope.jsonl")))
+    absent = run_agent(
+        agent_argv("http://127.0.0.1:9", tmp_path / "a", "--logs", str(tmp_path / "nope.jsonl"))
+    )
     assert absent.returncode == 1 and "does not exist" in absent.stderr and "Traceback" not in absent.stderr
 
     api = api_factory("authed", env={"LIUBAI_AUTH": "1", "LIUBAI_TOKENS": str(tmp_path / "tokens.db")})
     logs = tmp_path / "x.jsonl"
     write_logs(logs, 20)
-    denied = run_agent(agent_argv(api.url, tmp_path / "b", "--logs", str(logs), extra=("--token", "lb_bad_token")))
+    denied = run_agent(
+        agent_argv(api.url, tmp_path / "b", "--logs", str(logs), extra=("--token", "lb_bad_token"))
+    )
     assert denied.returncode == 1 and "refused the agent's token (401)" in denied.stderr
     assert "Traceback" not in denied.stderr
     assert status(tmp_path / "b").get("positions", {}) == {}  # nothing counted as shipped
 
-    made = subprocess.run([sys.executable, "-m", "liubai.api.cli.main", "token", "create", "--scope", "ingest",
-                           "--name", "node", "--tokens", str(tmp_path / "tokens.db")],
-                          cwd=ROOT, capture_output=True, text=True, check=True)
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "liubai.api.cli.main",
+            "token",
+            "create",
+            "--scope",
+            "ingest",
+            "--name",
+            "node",
+            "--tokens",
+            str(tmp_path / "tokens.db"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     token_file = tmp_path / "token"
     token_file.write_text(made.stdout.strip().splitlines()[-1] + "\n")
-    ok = run_agent(agent_argv(api.url, tmp_path / "b", "--logs", str(logs), extra=("--token-file", str(token_file))))
+    ok = run_agent(
+        agent_argv(api.url, tmp_path / "b", "--logs", str(logs), extra=("--token-file", str(token_file)))
+    )
     assert ok.returncode == 0, ok.stderr
     assert graph_of(api.store_url)["counts"]["LogEvent"] == 20 - 20 // 97
 
 
-def test_follow_ships_appended_lines_and_waits_for_a_half_written_one(api_factory: Any, tmp_path: Path) -> None:
+def test_follow_ships_appended_lines_and_waits_for_a_half_written_one(
+    api_factory: Any, tmp_path: Path
+) -> None:
     import json
     import signal
     import time
@@ -89,8 +131,13 @@ def test_follow_ships_appended_lines_and_waits_for_a_half_written_one(api_factor
     line = lambda i: json.dumps({"message": f"live {i}", "trace_id": f"{i:032x}"}) + "\n"  # noqa: E731
     logs.write_text("".join(line(i) for i in range(1, 11)))
     state = tmp_path / "st"
-    proc = subprocess.Popen(agent_argv(api.url, state, "--logs", str(logs), extra=("--follow", "--poll", "0.1")),
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        agent_argv(api.url, state, "--logs", str(logs), extra=("--follow", "--poll", "0.1")),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
     def wait(n: int) -> None:
         deadline = time.monotonic() + 30

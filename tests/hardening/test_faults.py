@@ -50,7 +50,9 @@ def reference(logs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     api = ApiServer(f"sqlite:///{tmp / 'ref.db'}", {}, tmp / "liubai.api.log")
     api.start()
     try:
-        done = run_agent(agent_argv(api.url, tmp / "state", "--logs", str(logs), extra=("--batch-size", "25")))
+        done = run_agent(
+            agent_argv(api.url, tmp / "state", "--logs", str(logs), extra=("--batch-size", "25"))
+        )
         assert done.returncode == 0, done.stderr
         graph = graph_of(api.store_url)
     finally:
@@ -83,7 +85,9 @@ def test_kill_9_mid_stream_then_restart_equals_uninterrupted_run(
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert shipped(state) < LINES, "the agent finished before it was killed; the test did not interrupt anything"
+    assert shipped(state) < LINES, (
+        "the agent finished before it was killed; the test did not interrupt anything"
+    )
     assert graph_of(api.store_url)["counts"]["LogEvent"] < GOOD
 
     again = run_agent(argv)
@@ -93,11 +97,16 @@ def test_kill_9_mid_stream_then_restart_equals_uninterrupted_run(
     assert status(state)["duplicate_batches"] <= 1
 
 
-def _api_outage(api_factory: Any, logs: Path, reference: dict[str, Any], tmp_path: Path, outage_s: float) -> None:
+def _api_outage(
+    api_factory: Any, logs: Path, reference: dict[str, Any], tmp_path: Path, outage_s: float
+) -> None:
     api = api_factory("outage")
     state = tmp_path / "state"
     argv = agent_argv(
-        api.url, state, "--logs", str(logs),
+        api.url,
+        state,
+        "--logs",
+        str(logs),
         extra=("--batch-size", "10", "--send-deadline", "0.5", "--poll", "0.2", "--name", "outage-agent"),
     )
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -140,7 +149,13 @@ def test_spool_over_its_byte_limit_warns_counts_drops_and_loses_nothing_once_the
     state = tmp_path / "state"
     extra = ("--batch-size", "25", "--send-deadline", "0.3", "--poll", "0.1", "--name", "small-spool")
     first = run_agent(
-        agent_argv(api.url, state, "--logs", str(logs), extra=(*extra, "--spool-max-bytes", "200000", "--deadline", "2"))
+        agent_argv(
+            api.url,
+            state,
+            "--logs",
+            str(logs),
+            extra=(*extra, "--spool-max-bytes", "200000", "--deadline", "2"),
+        )
     )
     assert first.returncode == 1
     assert "Traceback" not in first.stderr
@@ -163,15 +178,22 @@ def test_spool_on_a_full_disk_warns_counts_drops_and_does_not_crash(
         missing("tmpfs", "mounting a small tmpfs needs root")
     disk = tmp_path / "tiny"
     disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)], capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         missing("tmpfs", f"mount failed: {mounted.stderr.strip()}")
     try:
         port = free_port()  # nothing listens there: every batch must go to the spool
-        run = run_agent(agent_argv(
-            f"http://127.0.0.1:{port}", disk / "state", "--logs", str(logs),
-            extra=("--batch-size", "25", "--send-deadline", "0.2", "--poll", "0.1", "--deadline", "3"),
-        ))
+        run = run_agent(
+            agent_argv(
+                f"http://127.0.0.1:{port}",
+                disk / "state",
+                "--logs",
+                str(logs),
+                extra=("--batch-size", "25", "--send-deadline", "0.2", "--poll", "0.1", "--deadline", "3"),
+            )
+        )
         assert run.returncode == 1
         assert "Traceback" not in run.stderr
         assert "disk holding spool" in run.stderr and "is full" in run.stderr, run.stderr

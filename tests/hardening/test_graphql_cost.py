@@ -55,14 +55,20 @@ def _limited_client(store: LineageStore, settings: LimitSettings) -> TestClient:
 def fan_out(levels: int, width: int = 10) -> str:
     """F0 spreads F1 ``width`` times, F1 spreads F2 ``width`` times, ...: ``width ** levels`` fields."""
     names = [f"F{i}" for i in range(levels + 1)]
-    spreads = [f"fragment {a} on Query {{ {' '.join(['...' + b] * width)} }}" for a, b in zip(names, names[1:], strict=False)]
+    spreads = [
+        f"fragment {a} on Query {{ {' '.join(['...' + b] * width)} }}"
+        for a, b in zip(names, names[1:], strict=False)
+    ]
     return " ".join(["query FanOut { ...F0 }", *spreads, f"fragment {names[-1]} on Query {{ __typename }}"])
 
 
 def ring(size: int) -> str:
     """``size`` fragments that each spread all the others: a cycle, with a path for every ordering."""
     names = [f"R{i}" for i in range(size)]
-    fragments = [f"fragment {a} on Query {{ __typename {' '.join(f'...{b}' for b in names if b != a)} }}" for a in names]
+    fragments = [
+        f"fragment {a} on Query {{ __typename {' '.join(f'...{b}' for b in names if b != a)} }}"
+        for a in names
+    ]
     return " ".join(["{ ...R0 }", *fragments])
 
 
@@ -99,10 +105,16 @@ def test_a_fan_out_of_any_size_is_measured_at_once_with_its_count_saturated() ->
 
 
 def test_depth_is_counted_through_fragments(store: LineageStore) -> None:
-    query = ("{ search(text: \"a\") { ...Connection } } fragment Connection on NodeConnection { edges { ...Edge } }"
-             " fragment Edge on NodeEdge { node { id } }")  # search > edges > node: 3 deep
-    assert not _errors(_limited_client(store, LimitSettings(max_depth=3)).post("/graphql", json={"query": query}).json())
-    refused = _limited_client(store, LimitSettings(max_depth=2)).post("/graphql", json={"query": query}).json()
+    query = (
+        '{ search(text: "a") { ...Connection } } fragment Connection on NodeConnection { edges { ...Edge } }'
+        " fragment Edge on NodeEdge { node { id } }"
+    )  # search > edges > node: 3 deep
+    assert not _errors(
+        _limited_client(store, LimitSettings(max_depth=3)).post("/graphql", json={"query": query}).json()
+    )
+    refused = (
+        _limited_client(store, LimitSettings(max_depth=2)).post("/graphql", json={"query": query}).json()
+    )
     assert _limit(refused) == {"limit": "depth", "max": 2, "found": 3}
     assert "exceeds maximum operation depth of 2" in _errors(refused)[0]["message"]
 
@@ -112,11 +124,17 @@ def test_aliases_inside_fragments_count_each_time_they_are_spread(store: Lineage
     query = "{ ...A ...B } fragment A on Query { x: stats { counts } y: stats { counts } } fragment B on Query { ...A }"
     assert not _errors(client.post("/graphql", json={"query": query}).json())  # 4 aliases
     three = query.replace("{ ...A ...B }", "{ ...A ...B ...B }")  # 6
-    assert _limit(client.post("/graphql", json={"query": three}).json()) == {"limit": "aliases", "max": 5, "found": 6}
+    assert _limit(client.post("/graphql", json={"query": three}).json()) == {
+        "limit": "aliases",
+        "max": 5,
+        "found": 6,
+    }
 
 
 def test_fragment_cycles_are_refused_naming_the_ring(client: TestClient) -> None:
-    body = client.post("/graphql", json={"query": "{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }"})
+    body = client.post(
+        "/graphql", json={"query": "{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }"}
+    )
     errors = _errors(body.json())
     assert body.json().get("data") is None and len(errors) == 1
     assert errors[0]["message"] == "fragment 'A' spreads itself through 'B'; fragments cannot form a cycle"
@@ -127,18 +145,28 @@ def test_fragment_cycles_are_refused_naming_the_ring(client: TestClient) -> None
 def test_queries_with_fragments_within_the_limits_answer(
     store: LineageStore, client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    introspection = get_introspection_query(descriptions=True, specified_by_url=True, directive_is_repeatable=True,
-                                            schema_description=True, input_value_deprecation=True)
+    introspection = get_introspection_query(
+        descriptions=True,
+        specified_by_url=True,
+        directive_is_repeatable=True,
+        schema_description=True,
+        input_value_deprecation=True,
+    )
     schema = client.post("/graphql", json={"query": introspection}).json()  # what GraphiQL asks first
     assert not _errors(schema) and schema["data"]["__schema"]["queryType"]["name"] == "Query"
     query = "{ stats { ...Counts } again: stats { ...Counts } } fragment Counts on Stats { counts }"
     answer = client.get("/graphql", params={"query": query}).json()
     assert not _errors(answer) and answer["data"]["stats"] == answer["data"]["again"]
-    monkeypatch.setenv("LIUBAI_QUERY_MAX_FIELDS", "5")  # six: stats, ...Counts, counts, again, ...Counts, counts
+    monkeypatch.setenv(
+        "LIUBAI_QUERY_MAX_FIELDS", "5"
+    )  # six: stats, ...Counts, counts, again, ...Counts, counts
     tight = asyncio.run(build_schema().execute(query, context_value=ApiContext(lambda: store)))
     assert tight.errors and tight.errors[0].extensions == {
-        "code": "BAD_INPUT", "message": tight.errors[0].message, "retryable": False,
-        "detail": {"limit": "fields", "max": 5, "found": 6}}
+        "code": "BAD_INPUT",
+        "message": tight.errors[0].message,
+        "retryable": False,
+        "detail": {"limit": "fields", "max": 5, "found": 6},
+    }
 
 
 def _worst_cases(size: int) -> dict[str, str]:

@@ -41,9 +41,24 @@ def _serve(tmp: Path, workers: int) -> Iterator[Served]:
     env.pop("LIUBAI_STORE", None)
     log = open(tmp / "serve.log", "wb")
     proc = subprocess.Popen(
-        [*LIUBAI, "--store", f"sqlite:///{tmp / 'lineage.db'}", "serve", "--port", str(port),
-         "--workers", str(workers), "--log-level", "warning", "--allowed-host", "lineage.example"],
-        cwd=ROOT, env=env, stdout=log, stderr=log,
+        [
+            *LIUBAI,
+            "--store",
+            f"sqlite:///{tmp / 'lineage.db'}",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--allowed-host",
+            "lineage.example",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=log,
     )
     log.close()
     served = Served(port, proc)
@@ -172,8 +187,14 @@ def test_limits_hold_with_several_workers_and_big_bodies_still_pass(served2: Ser
         assert httpx.get(f"{served2.url}/healthz", headers={"Host": "lineage.example"}).status_code == 200
     # A small head sent in one write with a body far over the head cap: the body is not the head.
     body = b'{"query": "{ stats { counts } }"' + b" " * (300 * 1024) + b"}"
-    head = _head(served2.port, "Content-Type: application/json", f"Content-Length: {len(body)}", "Connection: close",
-                 method="POST", path="/graphql")
+    head = _head(
+        served2.port,
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+        method="POST",
+        path="/graphql",
+    )
     with served2.connect() as sock:
         sock.sendall(head + body)
         reply = _read_all(sock)

@@ -26,8 +26,14 @@ JSON = {"Content-Type": "application/json"}  # what the agent sends
 
 def _batch(n: int = 3) -> GraphBatch:
     records = [
-        LogRecord(source="app", record_id=f"r{i}", time="2026-01-01T00:00:00Z", message=f"m{i} \"}}{{'",
-                  trace_id=f"{i:032x}", audit_id=f"git-sha256:{SHA}|trace:{i:032x}")
+        LogRecord(
+            source="app",
+            record_id=f"r{i}",
+            time="2026-01-01T00:00:00Z",
+            message=f"m{i} \"}}{{'",
+            trace_id=f"{i:032x}",
+            audit_id=f"git-sha256:{SHA}|trace:{i:032x}",
+        )
         for i in range(n)
     ]
     batch = join_records(records)
@@ -53,7 +59,10 @@ def test_round_trip_keeps_every_fact_and_the_id_is_the_body_hash() -> None:
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda e: e["body"]["nodes"][1].__setitem__("id", "nokind"), "body.nodes[1].id: not a liubai node id"),
+        (
+            lambda e: e["body"]["nodes"][1].__setitem__("id", "nokind"),
+            "body.nodes[1].id: not a liubai node id",
+        ),
         (lambda e: e["body"]["edges"][0].__setitem__("kind", "OWNS"), "body.edges[0].kind"),
         (lambda e: e["body"]["rejected"][0].__setitem__("reason", ""), "body.rejected[0].reason"),
         (lambda e: e["body"].__setitem__("extra", 1), "body.extra"),
@@ -123,8 +132,14 @@ def test_agent_stats_reach_the_api_metrics(tmp_path: Path) -> None:
     batch.add_node("run:h:1:2", {"lost_events": 7})
     batch.add_edge("run:h:1:2", EdgeKind.RAN, "proc:h:1:2")
     with TestClient(app, headers=JSON) as client:
-        sent = client.post("/v1/ingest", content=encode_batch(batch, "events:x", AgentStats(
-            name="node-7", spool_bytes=1234, spooled_batches=2, dropped_batches=3))[1])
+        sent = client.post(
+            "/v1/ingest",
+            content=encode_batch(
+                batch,
+                "events:x",
+                AgentStats(name="node-7", spool_bytes=1234, spooled_batches=2, dropped_batches=3),
+            )[1],
+        )
         assert sent.status_code == 200
         text = client.get("/metrics").text
     assert 'liubai_agent_spool_bytes{agent="node-7"} 1234.0' in text
@@ -154,14 +169,18 @@ def test_spool_keeps_order_bounds_bytes_and_survives_reopen(tmp_path: Path) -> N
 
 def test_agent_names_cannot_grow_the_metrics_without_end(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = MetricSettings()
-    monkeypatch.setattr(metrics, "_agent_label", BoundedLabel(settings.max_label_values, settings.max_label_chars))
+    monkeypatch.setattr(
+        metrics, "_agent_label", BoundedLabel(settings.max_label_values, settings.max_label_chars)
+    )
     metrics.observe_agent("flood-" + "n" * 10_000, 1, 1, 0)
     for i in range(10_000):
         metrics.observe_agent(f"flood-{i}", i, 1, 0)
     agents = {
         sample.labels["agent"]
-        for family in metrics.REGISTRY.collect() if family.name == "liubai_agent_spool_bytes"
-        for sample in family.samples if sample.labels["agent"].startswith("flood-") or sample.labels["agent"] == "other"
+        for family in metrics.REGISTRY.collect()
+        if family.name == "liubai_agent_spool_bytes"
+        for sample in family.samples
+        if sample.labels["agent"].startswith("flood-") or sample.labels["agent"] == "other"
     }
     assert len(agents) == settings.max_label_values + 1  # the first names, and "other" for the rest
     assert "other" in agents and "flood-0" in agents and f"flood-{settings.max_label_values}" not in agents

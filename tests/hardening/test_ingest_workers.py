@@ -29,7 +29,12 @@ def _batch(round_: int) -> GraphBatch:
     """Big enough that applying it takes a while: the window two workers would both pass through."""
     return join_records(
         LogRecord(
-            f"app{round_}", f"r{i}", f"2026-01-01T00:00:{i % 60:02d}Z", "INFO", "api", f"line {i}",
+            f"app{round_}",
+            f"r{i}",
+            f"2026-01-01T00:00:{i % 60:02d}Z",
+            "INFO",
+            "api",
+            f"line {i}",
             trace_id=f"{i % 50:032x}",
         )
         for i in range(3000)
@@ -64,8 +69,22 @@ def test_one_batch_sent_by_many_clients_to_two_workers_is_applied_once(tmp_path:
     env = {k: v for k, v in os.environ.items() if k not in ("LIUBAI_STORE", "LIUBAI_AUTH")}
     log = open(tmp_path / "serve.log", "wb")
     proc = subprocess.Popen(
-        [*LIUBAI, "--store", store_url, "serve", "--port", str(port), "--workers", "2", "--log-level", "warning"],
-        stdout=log, stderr=log, env=env, cwd=tmp_path,
+        [
+            *LIUBAI,
+            "--store",
+            store_url,
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--log-level",
+            "warning",
+        ],
+        stdout=log,
+        stderr=log,
+        env=env,
+        cwd=tmp_path,
     )
     log.close()
     rounds: list[list[str]] = []
@@ -99,8 +118,12 @@ def _send_at_once(base: str, envelope: bytes) -> list[str]:
         with httpx.Client(timeout=60) as client:
             client.get(f"{base}/healthz")  # connect first, so the copies spread over both workers
             start.wait()
-            answer = client.post(f"{base}/v1/ingest", content=envelope, headers={"Content-Type": "application/json"})
-            statuses.append(answer.json().get("status", answer.text) if answer.status_code == 200 else answer.text)
+            answer = client.post(
+                f"{base}/v1/ingest", content=envelope, headers={"Content-Type": "application/json"}
+            )
+            statuses.append(
+                answer.json().get("status", answer.text) if answer.status_code == 200 else answer.text
+            )
 
     threads = [threading.Thread(target=send) for _ in range(CLIENTS)]
     for t in threads:

@@ -45,7 +45,10 @@ class Neo4jProcess:
             # No --password: the launcher sets it at every start, and Neo4j refuses to "change" a password
             # to the one it already has, so a restart on the same data directory runs without auth.
             [str(SCRIPT), "--no-fetch", "--port", str(self.port), "--data", str(self.data)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
         )
         uri = _read_first_line(self.proc, START_TIMEOUT_S)
         if uri is None:
@@ -62,7 +65,9 @@ class Neo4jProcess:
             self.proc = None
 
 
-def test_neo4j_stopped_and_restarted_mid_ingest_loses_and_doubles_nothing(api_factory: Any, tmp_path: Path) -> None:
+def test_neo4j_stopped_and_restarted_mid_ingest_loses_and_doubles_nothing(
+    api_factory: Any, tmp_path: Path
+) -> None:
     if shutil.which("java") is None:
         missing("neo4j", "no java on PATH")
     logs = tmp_path / "deploy.jsonl"
@@ -79,9 +84,17 @@ def test_neo4j_stopped_and_restarted_mid_ingest_loses_and_doubles_nothing(api_fa
         api.start()
         state = tmp_path / "state"
         proc = subprocess.Popen(
-            agent_argv(api.url, state, "--logs", str(logs), extra=("--batch-size", "10", "--send-deadline", "1",
-                                                                   "--poll", "0.2")),
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            agent_argv(
+                api.url,
+                state,
+                "--logs",
+                str(logs),
+                extra=("--batch-size", "10", "--send-deadline", "1", "--poll", "0.2"),
+            ),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         try:
             deadline = time.monotonic() + 120

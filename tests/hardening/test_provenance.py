@@ -129,7 +129,9 @@ def test_an_ingest_token_cannot_rewrite_a_commit_git_wrote(world: World, tmp_pat
     assert answer.status_code == 200 and answer.json()["conflicts"] == 2, answer.text
 
     node = world.graphql(NODE, id=commit_node_id(target))["node"]
-    assert node["properties"]["subject"] == "change 1" and node["properties"]["author"] == real.props["author"]
+    assert (
+        node["properties"]["subject"] == "change 1" and node["properties"]["author"] == real.props["author"]
+    )
     assert node["writer"] == "git"
     assert {(c["key"], c["writer"], c["value"]) for c in node["claims"]} == {
         ("author", FORGER, "Mallory"),
@@ -176,7 +178,10 @@ def test_the_envelope_cannot_name_its_own_writer(world: World) -> None:
     )
     assert answer.status_code == 422 and "writer" in answer.text
     assert world.post(_forged_commit(world.shas[0], "r"), source="git").json()["status"] == "applied"
-    assert world.store.provenance([commit_node_id(world.shas[0])])[commit_node_id(world.shas[0])].writer == FORGER
+    assert (
+        world.store.provenance([commit_node_id(world.shas[0])])[commit_node_id(world.shas[0])].writer
+        == FORGER
+    )
 
 
 def _signed_export(world: World, sha: str, tmp_path: Path) -> dict[str, Any]:
@@ -184,7 +189,18 @@ def _signed_export(world: World, sha: str, tmp_path: Path) -> dict[str, Any]:
     keys.mkdir()
     _cli(world.store_url, "keygen", "-o", str(keys / "k"))
     out = tmp_path / "evidence.json"
-    _cli(world.store_url, "export", "--commit", sha, "--depth", "1", "--sign", str(keys / "k.key"), "-o", str(out))
+    _cli(
+        world.store_url,
+        "export",
+        "--commit",
+        sha,
+        "--depth",
+        "1",
+        "--sign",
+        str(keys / "k.key"),
+        "-o",
+        str(out),
+    )
     verified = _cli(world.store_url, "verify", "--key", str(keys / "k.pub"), str(out))
     assert "ok" in verified.lower() or "valid" in verified.lower(), verified
     envelope = json.loads(out.read_text())  # DSSE: the signed bundle is the payload

@@ -80,14 +80,20 @@ def _call(client: TestClient, method: str, path: str, token: str | None, kw: dic
 
 @pytest.mark.parametrize(("method", "path", "scope", "kw"), ROUTES, ids=[f"{m} {p}" for m, p, _, _ in ROUTES])
 def test_every_data_route_wants_the_right_token(
-    secured: tuple[TestClient, TokenStore, dict[str, str]], method: str, path: str, scope: str, kw: dict[str, Any]
+    secured: tuple[TestClient, TokenStore, dict[str, str]],
+    method: str,
+    path: str,
+    scope: str,
+    kw: dict[str, Any],
 ) -> None:
     client, tokens, plain = secured
     none = _call(client, method, path, None, kw)
     assert none.status_code == 401 and "missing token" in none.json()["error"]["message"]
     assert none.headers["www-authenticate"].startswith("Bearer")
     assert _call(client, method, path, "lb_nope_nope", kw).status_code == 401
-    assert _call(client, method, path, plain[scope][:-2] + "xx", kw).status_code == 401  # right id, wrong secret
+    assert (
+        _call(client, method, path, plain[scope][:-2] + "xx", kw).status_code == 401
+    )  # right id, wrong secret
     wrong = _call(client, method, path, plain[WRONG[scope]], kw)
     assert wrong.status_code == 403 and f"lacks scope '{scope}'" in wrong.json()["error"]["message"]
     ok = _call(client, method, path, plain[scope], kw)
@@ -102,7 +108,11 @@ def test_every_data_route_wants_the_right_token(
 
 @pytest.mark.parametrize(("method", "path", "scope", "kw"), ROUTES, ids=[f"{m} {p}" for m, p, _, _ in ROUTES])
 def test_two_authorization_headers_are_refused_whichever_comes_first(
-    secured: tuple[TestClient, TokenStore, dict[str, str]], method: str, path: str, scope: str, kw: dict[str, Any]
+    secured: tuple[TestClient, TokenStore, dict[str, str]],
+    method: str,
+    path: str,
+    scope: str,
+    kw: dict[str, Any],
 ) -> None:
     client, _, plain = secured
     kw = dict(kw)
@@ -111,7 +121,10 @@ def test_two_authorization_headers_are_refused_whichever_comes_first(
     for pair in ((good, bad), (bad, good), (good, good)):
         answer = client.request(method, path, headers=[*extra, *(("Authorization", v) for v in pair)], **kw)
         assert answer.status_code == 400, answer.text
-        assert answer.json()["error"] == {"code": "BAD_INPUT", "message": "send one Authorization header, not 2"}
+        assert answer.json()["error"] == {
+            "code": "BAD_INPUT",
+            "message": "send one Authorization header, not 2",
+        }
 
 
 def test_liveness_stays_open_and_every_answer_has_a_request_id(
@@ -120,7 +133,9 @@ def test_liveness_stays_open_and_every_answer_has_a_request_id(
     client, _, _ = secured
     health = client.get("/healthz", headers={"X-Request-ID": "probe-42"})
     assert health.status_code == 200 and health.headers["x-request-id"] == "probe-42"
-    denied = client.post("/graphql", json={"query": "{ stats { counts } }"}, headers={"X-Request-ID": "bad id\n"})
+    denied = client.post(
+        "/graphql", json={"query": "{ stats { counts } }"}, headers={"X-Request-ID": "bad id\n"}
+    )
     assert denied.status_code == 401 and len(denied.headers["x-request-id"]) == 32
 
 
@@ -134,7 +149,9 @@ def test_token_file_keeps_only_hashes(tmp_path: Path) -> None:
         raw += extra.read_bytes()
     assert secret.encode() not in raw and plain.encode() not in raw
     assert stat.S_IMODE((tmp_path / "tokens.db").stat().st_mode) == 0o600
-    rows = sqlite3.connect(tmp_path / "tokens.db").execute("SELECT length(secret_sha256) FROM tokens").fetchall()
+    rows = (
+        sqlite3.connect(tmp_path / "tokens.db").execute("SELECT length(secret_sha256) FROM tokens").fetchall()
+    )
     assert rows == [(32,)]
 
 
@@ -149,7 +166,11 @@ def test_token_cli_create_list_revoke(tmp_path: Path) -> None:
     token_id = plain.split("_")[1]
     assert TokenStore(path).verify(plain).scopes == {"ingest"}
     listed = runner.invoke(app, ["token", "list", "--tokens", path])
-    assert token_id in listed.stdout and "node-1" in listed.stdout and plain.split("_", 2)[2] not in listed.stdout
+    assert (
+        token_id in listed.stdout
+        and "node-1" in listed.stdout
+        and plain.split("_", 2)[2] not in listed.stdout
+    )
     assert runner.invoke(app, ["token", "revoke", token_id, "--tokens", path]).exit_code == 0
     again = runner.invoke(app, ["token", "revoke", token_id, "--tokens", path])
     assert again.exit_code == 1 and "no live token" in again.stderr
@@ -190,9 +211,9 @@ def _errors(resp: Any) -> list[dict[str, Any]]:
 
 def test_depth_bomb_is_refused_with_the_limit_named(store: LineageStore) -> None:
     client = _limited_client(store, LimitSettings(max_depth=6))
-    deep = "{ search(text: \"a\") { edges { node { id } pageInfo: node { id } } } }"
+    deep = '{ search(text: "a") { edges { node { id } pageInfo: node { id } } } }'
     assert not _errors(client.post("/graphql", json={"query": deep}))
-    bomb = "{ search(text: \"a\") " + "{ edges { node " * 6 + "{ id }" + " } }" * 6 + " }"
+    bomb = '{ search(text: "a") ' + "{ edges { node " * 6 + "{ id }" + " } }" * 6 + " }"
     errs = _errors(client.post("/graphql", json={"query": bomb}))
     assert errs and "exceeds maximum operation depth of 6" in errs[0]["message"]
 
@@ -201,8 +222,13 @@ def test_huge_first_is_refused_literal_or_variable(store: LineageStore) -> None:
     client = _limited_client(store, LimitSettings())
     lit = client.post("/graphql", json={"query": '{ search(text: "a", first: 1000000) { totalCount } }'})
     assert "maximum page size of 1000" in _errors(lit)[0]["message"]
-    var = client.post("/graphql", json={
-        "query": "query($n: Int!) { search(text: \"a\", first: $n) { totalCount } }", "variables": {"n": 5000}})
+    var = client.post(
+        "/graphql",
+        json={
+            "query": 'query($n: Int!) { search(text: "a", first: $n) { totalCount } }',
+            "variables": {"n": 5000},
+        },
+    )
     assert "'first: 5000'" in _errors(var)[0]["message"]
     fine = client.post("/graphql", json={"query": '{ search(text: "a", first: 10) { totalCount } }'})
     assert fine.json()["data"]["search"]["totalCount"] == 0
@@ -225,7 +251,7 @@ def test_query_over_its_time_limit_gets_a_clear_error(store: LineageStore) -> No
 
 def test_real_app_refuses_depth_bombs_and_huge_pages(store: LineageStore) -> None:
     with TestClient(create_app(store=store)) as client:
-        bomb = "{ search(text: \"a\") " + "{ edges { node " * 15 + "{ id }" + " } }" * 15 + " }"
+        bomb = '{ search(text: "a") ' + "{ edges { node " * 15 + "{ id }" + " } }" * 15 + " }"
         assert "depth" in _errors(client.post("/graphql", json={"query": bomb}))[0]["message"]
         huge = client.post("/graphql", json={"query": '{ search(text: "a", first: 1000000) { totalCount } }'})
         assert _errors(huge)[0]["extensions"]["code"] == "BAD_INPUT"
@@ -236,8 +262,14 @@ def test_real_app_refuses_depth_bombs_and_huge_pages(store: LineageStore) -> Non
 
 def _hostile_logs(store: LineageStore) -> None:
     records = [
-        LogRecord(source="hostile", record_id=f"r{i}", time="2026-01-01T00:00:00Z", message=f"payload {text}",
-                  service="svc", trace_id=f"{i:032x}")
+        LogRecord(
+            source="hostile",
+            record_id=f"r{i}",
+            time="2026-01-01T00:00:00Z",
+            message=f"payload {text}",
+            service="svc",
+            trace_id=f"{i:032x}",
+        )
         for i, text in enumerate(HOSTILE)
     ]
     store.upsert(join_records(records))
@@ -246,7 +278,9 @@ def _hostile_logs(store: LineageStore) -> None:
 def _search_all(store: LineageStore, text: str) -> list[str]:
     schema = strawberry.Schema(query=Query)
     q = "query($t: String!) { search(text: $t, first: 50) { edges { node { id } } totalCount } }"
-    result = asyncio.run(schema.execute(q, variable_values={"t": text}, context_value=ApiContext(lambda: store)))
+    result = asyncio.run(
+        schema.execute(q, variable_values={"t": text}, context_value=ApiContext(lambda: store))
+    )
     assert result.errors is None, result.errors
     assert result.data is not None
     return [e["node"]["id"] for e in result.data["search"]["edges"]]

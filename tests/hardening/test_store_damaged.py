@@ -61,8 +61,10 @@ DAMAGE: dict[str, Callable[[Path], None]] = {"header": _header, "truncated": _tr
 def healthy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("damaged") / "healthy.db"
     store = open_store(str(path))
-    nodes = [Node.of(log_node_id("file:app.jsonl", f"{i:05d}"), {"message": f"line {i} " + "x" * 150})
-             for i in range(LINES)]
+    nodes = [
+        Node.of(log_node_id("file:app.jsonl", f"{i:05d}"), {"message": f"line {i} " + "x" * 150})
+        for i in range(LINES)
+    ]
     edges = [Edge(n.id, EdgeKind.IN_TRACE, trace_node_id(f"{i % 50 + 1:032x}")) for i, n in enumerate(nodes)]
     store.upsert(GraphBatch(nodes=nodes, edges=edges))
     store.close()
@@ -103,7 +105,9 @@ def _commands(tmp_path: Path) -> dict[str, list[str]]:
 def _one_line(store: Path, args: list[str], monkeypatch: pytest.MonkeyPatch) -> str:
     started: list[Any] = []
     monkeypatch.setattr("uvicorn.run", lambda *a, **k: started.append(a))  # never listen in this test
-    result = runner.invoke(app, ["--store", f"sqlite:///{store}", *args], env={"COLUMNS": "400", "NO_COLOR": "1"})
+    result = runner.invoke(
+        app, ["--store", f"sqlite:///{store}", *args], env={"COLUMNS": "400", "NO_COLOR": "1"}
+    )
     assert not started, "serve started on a damaged store"
     assert result.exit_code != 0, f"{args}: exit 0, out {result.stdout[-300:]!r}"
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
@@ -118,13 +122,21 @@ def test_every_command_on_a_damaged_file_says_so_in_one_line(
 ) -> None:
     store = _damaged(healthy, tmp_path, kind)
     commands = _commands(tmp_path)
-    commands["migrate"] = ["migrate", "--from", f"sqlite:///{store}", "--to", f"sqlite:///{tmp_path / 'new.db'}"]
+    commands["migrate"] = [
+        "migrate",
+        "--from",
+        f"sqlite:///{store}",
+        "--to",
+        f"sqlite:///{tmp_path / 'new.db'}",
+    ]
     for name, args in commands.items():
         line = _one_line(store, args, monkeypatch)
         assert f"store {store} is damaged: " in line and "restore it from a backup" in line, f"{name}: {line}"
 
 
-def test_reads_of_damaged_rows_say_so_in_one_line(healthy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reads_of_damaged_rows_say_so_in_one_line(
+    healthy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = _damaged(healthy, tmp_path, "rows")
     commands = _commands(tmp_path)
     for name in ("lineage", "stats", "export", "serve"):

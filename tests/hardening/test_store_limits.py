@@ -126,7 +126,9 @@ def test_lineage_edges_among_the_reached_nodes_are_bounded(tmp_path: Path) -> No
     SqliteStore(path).close()
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("BEGIN")
-    conn.executemany("INSERT INTO nodes(id, kind, props) VALUES (?, 'File', '{}')", [(f"file:/f{i}",) for i in range(n)])
+    conn.executemany(
+        "INSERT INTO nodes(id, kind, props) VALUES (?, 'File', '{}')", [(f"file:/f{i}",) for i in range(n)]
+    )
     conn.execute(
         "WITH RECURSIVE c(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM c LIMIT ?) "
         "INSERT INTO edges(src, kind, dst, props) SELECT 'file:/f' || a.x, 'WROTE', 'file:/f' || b.x, '{}' "
@@ -145,9 +147,13 @@ def test_lineage_edges_among_the_reached_nodes_are_bounded(tmp_path: Path) -> No
     assert sub.truncated
 
 
-def test_export_route_stops_a_walk_past_the_time_limit(watched: WatchedStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_export_route_stops_a_walk_past_the_time_limit(
+    watched: WatchedStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("LIUBAI_QUERY_TIMEOUT_S", "0.01")
     with TestClient(create_app(store=watched)) as client:
-        resp = client.get("/export", params={"node": HUB, "depth": 2, "limit": 1_000_000, "direction": "both"})
+        resp = client.get(
+            "/export", params={"node": HUB, "depth": 2, "limit": 1_000_000, "direction": "both"}
+        )
     assert resp.status_code == 400, resp.text[:200]
     assert "longer than the 0.01 s limit" in resp.json()["detail"]["message"]

@@ -38,7 +38,9 @@ def _read_only(src: Path, dst: Path) -> Iterator[Path]:
 
 
 def _batch(node: str, message: str) -> GraphBatch:
-    return GraphBatch(nodes=[Node.of(node, {"message": message})], edges=[Edge(node, EdgeKind.IN_TRACE, TRACE)])
+    return GraphBatch(
+        nodes=[Node.of(node, {"message": message})], edges=[Edge(node, EdgeKind.IN_TRACE, TRACE)]
+    )
 
 
 @pytest.fixture(params=["closed", "open"])
@@ -66,7 +68,9 @@ def media(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
 
 
 def _run(db: Path, *args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, ["--store", f"sqlite:///{db}", *args], env={"COLUMNS": "400", "NO_COLOR": "1"})
+    result = runner.invoke(
+        app, ["--store", f"sqlite:///{db}", *args], env={"COLUMNS": "400", "NO_COLOR": "1"}
+    )
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     return result.exit_code, result.stdout, result.stderr
 
@@ -109,10 +113,15 @@ def test_writes_to_a_read_only_store_are_refused_in_one_line(media: Path, tmp_pa
     (repo / "a.txt").write_text("a\n")
     subprocess.run([*git, "add", "a.txt"], check=True)
     subprocess.run([*git, "commit", "-q", "-m", "first"], check=True)
-    for args in (("ingest", "logs", str(logs)), ("ingest", "git", str(repo)), ("migrate", "--from", f"sqlite:///{tmp_path / 'lineage.db'}",
-                                                  "--to", f"sqlite:///{media}")):
+    for args in (
+        ("ingest", "logs", str(logs)),
+        ("ingest", "git", str(repo)),
+        ("migrate", "--from", f"sqlite:///{tmp_path / 'lineage.db'}", "--to", f"sqlite:///{media}"),
+    ):
         code, _, err = _run(media, *args)
         assert code != 0
-        errors = [line for line in err.splitlines() if line.startswith("error:")]  # migrate shows progress too
+        errors = [
+            line for line in err.splitlines() if line.startswith("error:")
+        ]  # migrate shows progress too
         assert len(errors) == 1 and f"store {media} is read-only" in errors[0], f"{args}: {err}"
         assert "Traceback" not in err and "run it again" not in err

@@ -174,7 +174,11 @@ def test_a_pretty_printed_array_of_log_objects_is_read_object_by_object(tmp_path
 
 def test_jq_output_of_a_log_stream_is_read_document_by_document(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """``jq .`` over JSON lines prints one pretty document after another."""
-    objects = [{"message": "one", "trace_id": "ab" * 16}, {"message": "two"}, {"message": "half \ud800 a pair"}]
+    objects = [
+        {"message": "one", "trace_id": "ab" * 16},
+        {"message": "two"},
+        {"message": "half \ud800 a pair"},
+    ]
     path = tmp_path / "jq.json"
     path.write_text("".join(json.dumps(o, indent=2) + "\n" for o in objects))
     items = list(read_jsonl(str(path)))
@@ -287,7 +291,9 @@ def test_truncated_gzip_keeps_the_lines_before_the_damage(commits, tmp_path, new
     assert damage.location == f"{cut}:{landed + 1}"  # where reading stopped
 
 
-def test_corrupt_gzip_keeps_the_lines_before_the_damage_and_reads_the_next_file(commits, tmp_path, new_store) -> None:  # type: ignore[no-untyped-def]
+def test_corrupt_gzip_keeps_the_lines_before_the_damage_and_reads_the_next_file(
+    commits, tmp_path, new_store
+) -> None:  # type: ignore[no-untyped-def]
     """Damage inside a gzip stream (not a cut, nor a bad checksum) is zlib's error, not gzip's: still one
     reject, after every line before it."""
     ds = make_dataset(3_000, commits)
@@ -305,7 +311,9 @@ def test_corrupt_gzip_keeps_the_lines_before_the_damage_and_reads_the_next_file(
 
 
 @pytest.mark.parametrize("parallel", [False, True], ids=["in-process", "reader-process"])
-def test_lone_surrogate_escapes_land_as_their_text_with_the_lines_around_them(tmp_path, new_store, parallel) -> None:  # type: ignore[no-untyped-def]
+def test_lone_surrogate_escapes_land_as_their_text_with_the_lines_around_them(
+    tmp_path, new_store, parallel
+) -> None:  # type: ignore[no-untyped-def]
     """JSON may escape half a UTF-16 pair (``\\ud800``), which is no character: no store can hold it. The
     line lands with the escape kept as text; a whole pair is the character it encodes."""
     trace = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -43,7 +43,12 @@ def test_child_process_builds_the_same_graph_counts_and_rejects(commits, tmp_pat
     for parallel in (False, True):
         stores[parallel] = new_store(f"parallel-{parallel}")
         stats[parallel] = ingest_files(  # fixed batches: the count below must not follow the machine's load
-            stores[parallel], [path], batch_size=400, parallel=parallel, paced=False, on_reject=heard[parallel].append
+            stores[parallel],
+            [path],
+            batch_size=400,
+            parallel=parallel,
+            paced=False,
+            on_reject=heard[parallel].append,
         )
 
     same = ("records", "rejected", "files")
@@ -132,11 +137,17 @@ def test_the_writer_counts_only_kinds_the_reader_kept(commits, tmp_path, new_sto
     read = partial(read_log_file, path, "jsonl")
     traces = frozenset({NodeKind.TRACE})
     here = store_batches(new_store("here"), join_batches(read(), 200), distinct_kinds=traces)
-    there = store_batches(new_store("there"), join_in_subprocess(read, 200, prepare_rows, keep=traces),
-                          distinct_kinds=traces, background=False)
+    there = store_batches(
+        new_store("there"),
+        join_in_subprocess(read, 200, prepare_rows, keep=traces),
+        distinct_kinds=traces,
+        background=False,
+    )
     assert there.distinct == here.distinct and here.distinct["Trace"] > 0
-    with closing(join_in_subprocess(read, 200, prepare_rows, keep=traces)) as joined, \
-            pytest.raises(ValueError, match="cannot count AuditRecord, Repo, Workload nodes"):
+    with (
+        closing(join_in_subprocess(read, 200, prepare_rows, keep=traces)) as joined,
+        pytest.raises(ValueError, match="cannot count AuditRecord, Repo, Workload nodes"),
+    ):
         store_batches(new_store("short"), joined, background=False)
 
 
@@ -230,6 +241,8 @@ def test_a_program_read_from_stdin_can_offload(tmp_path: Path) -> None:
         f"print(ingest_files(store, [{str(log)!r}], 'jsonl', parallel=True).records)\n"
     )
     root = Path(__file__).resolve().parents[2]
-    run = subprocess.run([sys.executable, "-"], input=script, cwd=root, capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-"], input=script, cwd=root, capture_output=True, text=True, timeout=60
+    )
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "2"

@@ -75,18 +75,27 @@ def test_every_source_kind_writes_through_the_one_sink(  # type: ignore[no-untyp
         assert _writers(written) == {LOGS_WRITER}
 
     written.clear()
-    lines = [json.dumps(RUN_HEADER), json.dumps({"type": "open", **PROCESS, "ts": 1_010, "path": "/w/in"}), "junk"]
+    lines = [
+        json.dumps(RUN_HEADER),
+        json.dumps({"type": "open", **PROCESS, "ts": 1_010, "path": "/w/in"}),
+        "junk",
+    ]
     replay = replay_recording(lines, "run.jsonl")
     stats = ingest_run(store, replay.collector, replay.rejected)
     assert (stats.file_accesses, stats.rejected) == (1, 1)
     assert _writers(written) == {EBPF_WRITER}
 
     put_into_sls(sls_server, LOGSTORE, make_dataset(200, commits).lines)
-    client = make_client(sls_server.endpoint, SlsCredentials(access_key_id=KEY_ID, access_key_secret=KEY_SECRET))
+    client = make_client(
+        sls_server.endpoint, SlsCredentials(access_key_id=KEY_ID, access_key_secret=KEY_SECRET)
+    )
     for offload in (False, True):
         written.clear()
         sls_store = new_store(f"sls-{offload}")
-        assert SlsCollector(client, PROJECT, LOGSTORE, sls_store, retry=FAST).consume(offload=offload).records == 200
+        assert (
+            SlsCollector(client, PROJECT, LOGSTORE, sls_store, retry=FAST).consume(offload=offload).records
+            == 200
+        )
         assert _writers(written) == {SLS_WRITER}
         assert sum(n for _, n in written) > 0
 
@@ -187,7 +196,11 @@ def test_collectors_do_not_load_pydantic_settings_unless_a_retry_variable_is_set
     quiet = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert quiet.stdout.strip() == "False"
     tuned = subprocess.run(
-        [sys.executable, "-c", code.replace("RetryPolicy.from_env();", "assert RetryPolicy.from_env().deadline == 3;")],
+        [
+            sys.executable,
+            "-c",
+            code.replace("RetryPolicy.from_env();", "assert RetryPolicy.from_env().deadline == 3;"),
+        ],
         env={**env, "LIUBAI_RETRY_DEADLINE": "3"},
         capture_output=True,
         text=True,

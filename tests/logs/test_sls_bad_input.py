@@ -85,7 +85,9 @@ def test_a_closed_port_is_tried_once_and_reported_as_no_answer(new_store) -> Non
     ],
 )
 @pytest.mark.parametrize("offload", [False, True], ids=["in-process", "reader-process"])
-def test_a_malformed_reply_is_one_error_naming_the_call(commits, sls_server, new_store, api, kind, says, offload) -> None:  # type: ignore[no-untyped-def]
+def test_a_malformed_reply_is_one_error_naming_the_call(
+    commits, sls_server, new_store, api, kind, says, offload
+) -> None:  # type: ignore[no-untyped-def]
     put_into_sls(sls_server, LOGSTORE, make_dataset(20, commits).lines)
     sls_server.inject(api, kind, times=100)
     with pytest.raises(SlsError) as failed:
@@ -106,7 +108,9 @@ def test_a_garbled_pull_is_fetched_again_and_the_data_lands(commits, sls_server,
     assert graph_of(garbled) == graph_of(clean)
 
 
-def test_a_lone_surrogate_in_a_query_answer_lands_escaped_with_the_page_around_it(commits, sls_server, new_store) -> None:  # type: ignore[no-untyped-def]
+def test_a_lone_surrogate_in_a_query_answer_lands_escaped_with_the_page_around_it(
+    commits, sls_server, new_store
+) -> None:  # type: ignore[no-untyped-def]
     ds = make_dataset(30, commits)
     put_into_sls(sls_server, LOGSTORE, ds.lines)
     sls_server.inject("GetLogs", "surrogate")
@@ -137,7 +141,9 @@ def test_an_access_key_that_cannot_sign_is_refused_without_printing_it(tmp_path,
     with pytest.raises(SlsError) as failed:
         SlsCredentials.load(creds)
     message = str(failed.value)
-    assert "access_key_id" in message and str(creds) in message and key_id not in message and "\n" not in message
+    assert (
+        "access_key_id" in message and str(creds) in message and key_id not in message and "\n" not in message
+    )
 
 
 def test_a_credentials_file_that_is_not_utf8_is_one_error(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -150,7 +150,9 @@ def test_follow_picks_up_new_lines_and_stops_cleanly_on_sigterm(commits, sls_ser
     _assert_exact_lineage(db, ds.lines)
 
 
-def test_a_killed_reader_process_is_one_clear_line_and_a_rerun_finishes(commits, sls_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_killed_reader_process_is_one_clear_line_and_a_rerun_finishes(
+    commits, sls_server, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     """The reader runs in a child process (out of memory, killed by an operator): the command ends with one
     line saying so, what was stored stays, and the next run resumes from the checkpoints."""
     ds = make_dataset(400, commits)
@@ -170,20 +172,27 @@ def test_a_killed_reader_process_is_one_clear_line_and_a_rerun_finishes(commits,
     _assert_exact_lineage(db, ds.lines)
 
 
-def test_a_protobuf_runtime_that_refuses_text_not_utf8_gives_the_same_graph(commits, sls_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_protobuf_runtime_that_refuses_text_not_utf8_gives_the_same_graph(
+    commits, sls_server, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     """upb hands over text that is not UTF-8 as bytes; protobuf's pure-Python runtime refuses the pull, and
     the SDK parses it again as raw bytes. Either way the same lines land, with such bytes as ``\\xNN``."""
     ds = make_dataset(400, commits)
     put_into_sls(sls_server, LOGSTORE, ds.lines, group_size=20)
     for shard in sls_server.shard_ids(LOGSTORE, writable=True):
-        sls_server.put_logs(LOGSTORE, shard, [{"message": b"disk \xff full", "level": "ERROR"}],
-                            log_time=int(EPOCH.timestamp()))
+        sls_server.put_logs(
+            LOGSTORE,
+            shard,
+            [{"message": b"disk \xff full", "level": "ERROR"}],
+            log_time=int(EPOCH.timestamp()),
+        )
     graphs = []
     for runtime in ("upb", "python"):
         db = tmp_path / f"{runtime}.db"
         env = {**_env(), "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": runtime}
-        run = subprocess.run(_args(sls_server, db, "--pull-count", "100"), env=env, capture_output=True,
-                             text=True, timeout=120)
+        run = subprocess.run(
+            _args(sls_server, db, "--pull-count", "100"), env=env, capture_output=True, text=True, timeout=120
+        )
         assert run.returncode == 0, run.stderr
         store = open_store(f"sqlite:///{db}")
         try:
@@ -209,7 +218,9 @@ def test_on_one_cpu_the_reader_stays_in_process(commits, sls_server, tmp_path) -
 
 
 @contextmanager
-def _following(server: SlsServer, db: Path, pinned: set[int] | None = None) -> Iterator[subprocess.Popen[str]]:
+def _following(
+    server: SlsServer, db: Path, pinned: set[int] | None = None
+) -> Iterator[subprocess.Popen[str]]:
     """``liubai ingest sls --follow`` into ``db`` (``pinned``: on these CPUs only, as ``taskset`` pins),
     killed on the way out if the test left it running."""
     proc = subprocess.Popen(
@@ -278,7 +289,10 @@ def test_help_of_both_commands_renders_with_an_example() -> None:
     ("extra", "says"),
     [
         (("--endpoint", "http://user:pw-5e1a@127.0.0.1:1"), "bad SLS endpoint 'http://user:***@127.0.0.1:1'"),
-        (("--endpoint", "http://user:pw-5e1a/x@127.0.0.1:1"), "bad SLS endpoint 'http://user:***@127.0.0.1:1'"),
+        (
+            ("--endpoint", "http://user:pw-5e1a/x@127.0.0.1:1"),
+            "bad SLS endpoint 'http://user:***@127.0.0.1:1'",
+        ),
         (("--endpoint", "127.0.0.1:abc"), "bad SLS endpoint '127.0.0.1:abc'"),
         (("--endpoint", "http://[::1"), "bad SLS endpoint 'http://[::1'"),
         (("--from", "²"), "--from: not a time: '²'"),
@@ -289,8 +303,10 @@ def test_help_of_both_commands_renders_with_an_example() -> None:
 def test_bad_settings_are_one_line_naming_them_without_secrets(sls_server, tmp_path, extra, says) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "bad.yaml").write_bytes(b"\xff\xfe\x00")
     (tmp_path / "nl.yaml").write_text('access_key_id: "id-\\n-9c2d"\naccess_key_secret: s\n')
-    extra = tuple({"<not-utf8>": str(tmp_path / "bad.yaml"), "<newline-key>": str(tmp_path / "nl.yaml")}.get(a, a)
-                  for a in extra)
+    extra = tuple(
+        {"<not-utf8>": str(tmp_path / "bad.yaml"), "<newline-key>": str(tmp_path / "nl.yaml")}.get(a, a)
+        for a in extra
+    )
     args = _args(sls_server, tmp_path / "x.db", "--retry-deadline", "0", "--timeout", "1", *extra)
     if "--endpoint" in extra:  # the later --endpoint wins
         args = [a for i, a in enumerate(args) if not (a == "--endpoint" and i < args.index("--project"))]

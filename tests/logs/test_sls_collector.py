@@ -227,13 +227,17 @@ def test_offloaded_reading_stores_what_in_process_reading_stores(commits, sls_se
     clean = [ln for ln in ds.lines if ln.kind not in REJECTING_KINDS][:500]
     sls_server.create_logstore("clean", shards=1)
     put_into_sls(sls_server, "clean", clean, group_size=25)
-    client = make_client(sls_server.endpoint, SlsCredentials(access_key_id=KEY_ID, access_key_secret=KEY_SECRET))
+    client = make_client(
+        sls_server.endpoint, SlsCredentials(access_key_id=KEY_ID, access_key_secret=KEY_SECRET)
+    )
     c_store = new_store("clean")
     c_stats = SlsCollector(client, PROJECT, "clean", c_store).backfill("", base, base + 3600, offload=True)
     assert c_stats.records == c_store.counts()["LogEvent"] == len(clean) and c_stats.rejected == 0
 
 
-def test_behind_a_slow_store_a_batch_holds_several_pulls_and_ids_stay_the_same(commits, sls_server, new_store) -> None:  # type: ignore[no-untyped-def]
+def test_behind_a_slow_store_a_batch_holds_several_pulls_and_ids_stay_the_same(
+    commits, sls_server, new_store
+) -> None:  # type: ignore[no-untyped-def]
     """A reader process paces by putting more pulls into a batch, never by pulling more at once: in cursor
     mode a line's id names the cursor its pull started at, so re-reading with other batches must give
     the very same nodes."""
@@ -254,21 +258,35 @@ def test_behind_a_slow_store_a_batch_holds_several_pulls_and_ids_stay_the_same(c
     put_into_sls(sls_server, "singles", ds.lines, group_size=1)
     creds = SlsCredentials(access_key_id=KEY_ID, access_key_secret=KEY_SECRET)
     widest = SlsCollector(
-        make_client(sls_server.endpoint, creds), PROJECT, "singles", new_store("widest"), pull_count=600, pace=pace
+        make_client(sls_server.endpoint, creds),
+        PROJECT,
+        "singles",
+        new_store("widest"),
+        pull_count=600,
+        pace=pace,
     ).consume()
-    assert (widest.records, widest.batches) == (len(ds.lines), 4)  # pulls of 600, 600, 600, 200: one batch each
+    assert (widest.records, widest.batches) == (
+        len(ds.lines),
+        4,
+    )  # pulls of 600, 600, 600, 200: one batch each
 
 
 @pytest.mark.parametrize("offload", [False, True], ids=["in-process", "reader-process"])
-def test_keys_and_values_that_are_not_utf8_land_escaped_with_the_pull_around_them(commits, sls_server, new_store, offload) -> None:  # type: ignore[no-untyped-def]
+def test_keys_and_values_that_are_not_utf8_land_escaped_with_the_pull_around_them(
+    commits, sls_server, new_store, offload
+) -> None:  # type: ignore[no-untyped-def]
     """SLS keeps the bytes a producer wrote, and the SDK hands over text that is not UTF-8 as bytes.
     That line lands with those bytes escaped; the lines pulled with it land as they are."""
     ds = make_dataset(400, commits)
     put_into_sls(sls_server, LOGSTORE, ds.lines[:200], group_size=20)
     trace = "4bf92f3577b34da6a3ce929d0e0e4736"
     for shard in sls_server.shard_ids(LOGSTORE, writable=True):
-        bad = {"message": b"disk \xff\xfe full on shard " + str(shard).encode(), "trace_id": trace,
-               b"key-\xc3-not-utf8": b"\xc3", "ok": "fine"}
+        bad = {
+            "message": b"disk \xff\xfe full on shard " + str(shard).encode(),
+            "trace_id": trace,
+            b"key-\xc3-not-utf8": b"\xc3",
+            "ok": "fine",
+        }
         sls_server.put_logs(LOGSTORE, shard, [bad], log_time=int(EPOCH.timestamp()))
     put_into_sls(sls_server, LOGSTORE, ds.lines[200:], group_size=20)
     store = new_store("raw")
@@ -297,7 +315,9 @@ def test_offloaded_reading_keeps_sls_errors_and_stops_when_told(commits, sls_ser
     store = new_store("follow")
     col = collector(sls_server, store)
     stop = threading.Event()
-    runner = threading.Thread(target=lambda: col.consume(follow=True, poll_interval=0.05, stop=stop, offload=True))
+    runner = threading.Thread(
+        target=lambda: col.consume(follow=True, poll_interval=0.05, stop=stop, offload=True)
+    )
     runner.start()
     try:
         _wait(lambda: store.counts()["LogEvent"] >= 200, "the lines")

@@ -39,7 +39,9 @@ def _running(driver: neo4j.Driver) -> list[str]:
     return [r["transactionId"] for r in records]
 
 
-def test_a_read_past_its_deadline_is_ended_on_the_server(neo4j_store: Neo4jStore, admin: neo4j.Driver) -> None:
+def test_a_read_past_its_deadline_is_ended_on_the_server(
+    neo4j_store: Neo4jStore, admin: neo4j.Driver
+) -> None:
     outcome: list[object] = []
     ended = threading.Event()
 

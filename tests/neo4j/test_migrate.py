@@ -25,8 +25,18 @@ def _records(i: int) -> list[Record]:
     trace = f"{i:032x}"
     host = f"h{i % 4}"
     recs: list[Record] = [
-        CommitRecord("repo:x", sha, (f"{i - 1:040x}",) if i else (), "A", "a@x", "2026-01-01T00:00:00Z",
-                     "A", "a@x", "2026-01-01T00:00:00Z", f"change {i} 'quoted' \"and\" {{braces}}"),
+        CommitRecord(
+            "repo:x",
+            sha,
+            (f"{i - 1:040x}",) if i else (),
+            "A",
+            "a@x",
+            "2026-01-01T00:00:00Z",
+            "A",
+            "a@x",
+            "2026-01-01T00:00:00Z",
+            f"change {i} 'quoted' \"and\" {{braces}}",
+        ),
         RunRecord(host, i, i, ("make",), "2026-01-01T00:00:00Z", commit=sha, trace_id=trace),
     ]
     for p in range(4):
@@ -34,7 +44,9 @@ def _records(i: int) -> list[Record]:
         recs.append(FileAccessRecord(host, i * 10 + p, i, f"/src/{i}/f{p}.c", "read", count=p + 1))
         recs.append(FileAccessRecord(host, i * 10 + p, i, "/usr/lib/libc.so.6", "read"))
     for k in range(3):
-        recs.append(LogRecord("app", f"{i}-{k}", "2026-01-01T00:00:00Z", "INFO", "svc", f"line {k}", trace_id=trace))
+        recs.append(
+            LogRecord("app", f"{i}-{k}", "2026-01-01T00:00:00Z", "INFO", "svc", f"line {k}", trace_id=trace)
+        )
     return recs
 
 
@@ -48,13 +60,22 @@ def _fill(store: LineageStore) -> int:
         batch.rejected += [RejectedRecord("logs:app", f"app.jsonl:{i}", "not JSON", "{")]
         store.upsert(batch)
         counts = store.counts()
-        facts = sum(v for k, v in counts.items() if k not in ("edges", "rejected", "placeholders")) + counts["edges"]
+        facts = (
+            sum(v for k, v in counts.items() if k not in ("edges", "rejected", "placeholders"))
+            + counts["edges"]
+        )
         if facts >= MIN_FACTS:
-            store.upsert(GraphBatch(checkpoints={("git:repo:x", "ref:main"): f"{i:040x}", ("logs:app", "app.jsonl"): "123"}))
+            store.upsert(
+                GraphBatch(
+                    checkpoints={("git:repo:x", "ref:main"): f"{i:040x}", ("logs:app", "app.jsonl"): "123"}
+                )
+            )
             return facts
 
 
-def _snapshot(store: LineageStore) -> tuple[dict[str, Any], dict[tuple[str, str, str], Any], list[Any], dict[Any, str]]:
+def _snapshot(
+    store: LineageStore,
+) -> tuple[dict[str, Any], dict[tuple[str, str, str], Any], list[Any], dict[Any, str]]:
     nodes = {n.id: (n.kind, n.props, n.placeholder) for b in store.iter_nodes() for n in b}
     edges = {e.key: e.props for b in store.iter_edges() for e in b}
     rejected, cursor = [], None

@@ -35,7 +35,11 @@ def test_layout_labels_types_and_json_props(neo4j_store: Neo4jStore, neo4j_clean
     )
     assert len(rows) == 1
     row = rows[0]
-    assert json.loads(str(row["props"])) == {"comm": "sh", "argv": ["sh", "-c", "x"], "env": {"A": [{"b": 1}]}}
+    assert json.loads(str(row["props"])) == {
+        "comm": "sh",
+        "argv": ["sh", "-c", "x"],
+        "env": {"A": [{"b": 1}]},
+    }
     assert json.loads(str(row["rprops"])) == {"count": 2}
     assert row["fid"] == "file:h:/etc/passwd" and row["placeholder"] is False
 
@@ -72,7 +76,9 @@ def test_concurrent_writers_merge_instead_of_overwriting(neo4j_clean_url: str) -
         assert not errors, errors
         node = stores[0].get("commit:" + "a" * 40)
         assert node is not None
-        assert {k for k in node.props if k.startswith("w")} == {f"w{i}_{r}" for i in range(writers) for r in range(5)}
+        assert {k for k in node.props if k.startswith("w")} == {
+            f"w{i}_{r}" for i in range(writers) for r in range(5)
+        }
         assert node.props["last_seen"] == f"2026-01-0{writers}"
         edges = [e for batch in stores[0].iter_edges() for e in batch]
         assert len(edges) == 1 and len(edges[0].props) == writers * 5

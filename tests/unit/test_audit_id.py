@@ -80,9 +80,17 @@ def test_traceparent() -> None:
     assert parse_traceparent("garbage") is None
 
 
-hexes = st.text("0123456789abcdef", min_size=40, max_size=40) | st.text("0123456789abcdef", min_size=64, max_size=64)
-values = st.text(st.characters(blacklist_categories=("Cs", "Zs", "Zl", "Zp", "Cc"), blacklist_characters="|"), min_size=1, max_size=30)
-keys = st.from_regex(r"[a-z][a-z0-9._-]{0,10}", fullmatch=True).filter(lambda k: k not in ("git", "git-sha1", "git-sha256", "trace"))
+hexes = st.text("0123456789abcdef", min_size=40, max_size=40) | st.text(
+    "0123456789abcdef", min_size=64, max_size=64
+)
+values = st.text(
+    st.characters(blacklist_categories=("Cs", "Zs", "Zl", "Zp", "Cc"), blacklist_characters="|"),
+    min_size=1,
+    max_size=30,
+)
+keys = st.from_regex(r"[a-z][a-z0-9._-]{0,10}", fullmatch=True).filter(
+    lambda k: k not in ("git", "git-sha1", "git-sha256", "trace")
+)
 
 
 @given(

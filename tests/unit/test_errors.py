@@ -64,7 +64,11 @@ def _ext(exc: Exception) -> dict[str, object]:
 
 def test_user_errors_keep_their_words_and_detail() -> None:
     assert _ext(NotFound("no node 'x'", id="x")) == {
-        "code": "NOT_FOUND", "message": "no node 'x'", "retryable": False, "detail": {"id": "x"}}
+        "code": "NOT_FOUND",
+        "message": "no node 'x'",
+        "retryable": False,
+        "detail": {"id": "x"},
+    }
     assert _ext(Ambiguous("two", candidates=["a", "b"]))["code"] == "AMBIGUOUS"
     assert _ext(BadInput("bad"))["message"] == "bad"
     assert _ext(AuditIdError("x", "why"))["detail"] == {"reason": "why"}
@@ -72,12 +76,21 @@ def test_user_errors_keep_their_words_and_detail() -> None:
 
 
 def test_store_internals_never_reach_a_client() -> None:
-    for exc in (StoreError("/srv/secret.db: disk I/O"), StoreDamaged("/srv/x"), StoreTimeout("t"), StoreReadOnly("r")):
+    for exc in (
+        StoreError("/srv/secret.db: disk I/O"),
+        StoreDamaged("/srv/x"),
+        StoreTimeout("t"),
+        StoreReadOnly("r"),
+    ):
         ext = _ext(exc)
         assert ext["code"] == "INTERNAL" and "/srv" not in str(ext)
     down = _ext(StoreUnavailable("bolt://user:pw@host"))
     assert down["code"] == "STORE_UNAVAILABLE" and down["retryable"] is True and "pw" not in str(down)
-    assert _ext(RuntimeError("boom")) == {"code": "INTERNAL", "message": "Internal error.", "retryable": False}
+    assert _ext(RuntimeError("boom")) == {
+        "code": "INTERNAL",
+        "message": "Internal error.",
+        "retryable": False,
+    }
 
 
 def test_only_user_errors_are_expected() -> None:

@@ -11,10 +11,27 @@ import liubai.lineage.export as export
 
 # Every name callers imported from ``liubai.lineage.export`` before it became a package.
 PUBLIC = [
-    "BUNDLE_FORMAT", "FILE_SUFFIX", "FORMATS", "MAX_DEPTH", "MAX_LIMIT", "MEDIA_TYPES", "BundleCheck",
-    "ExportError", "ExportMeta", "FactSource", "Selection", "Selector", "canonical_json", "check_bundle",
-    "liubai_version", "parse_time_bound", "render", "render_csv_edges", "render_csv_nodes",
-    "resolve_start", "select",
+    "BUNDLE_FORMAT",
+    "FILE_SUFFIX",
+    "FORMATS",
+    "MAX_DEPTH",
+    "MAX_LIMIT",
+    "MEDIA_TYPES",
+    "BundleCheck",
+    "ExportError",
+    "ExportMeta",
+    "FactSource",
+    "Selection",
+    "Selector",
+    "canonical_json",
+    "check_bundle",
+    "liubai_version",
+    "parse_time_bound",
+    "render",
+    "render_csv_edges",
+    "render_csv_nodes",
+    "resolve_start",
+    "select",
 ]
 
 

@@ -18,7 +18,13 @@ TRACE = "0af7651916cd43dd8448eb211c80319c"
 
 
 def test_log_before_commit_makes_a_placeholder_commit() -> None:
-    b = join_records([LogRecord("app", "1", "2026-01-01T00:00:00Z", message="hi", audit_id=f"git-sha256:{SHA}|trace:{TRACE}")])
+    b = join_records(
+        [
+            LogRecord(
+                "app", "1", "2026-01-01T00:00:00Z", message="hi", audit_id=f"git-sha256:{SHA}|trace:{TRACE}"
+            )
+        ]
+    )
     kinds = {n.id: (n.kind, n.placeholder) for n in b.nodes}
     assert kinds[commit_node_id(SHA)] == (NodeKind.COMMIT, True)
     assert kinds[trace_node_id(TRACE)] == (NodeKind.TRACE, False)
@@ -30,7 +36,9 @@ def test_log_before_commit_makes_a_placeholder_commit() -> None:
 
 
 def test_malformed_audit_id_is_rejected_but_the_log_lands() -> None:
-    b = join_records([LogRecord("app", "7", message="x", audit_id="git-sha256:nothex", location="app.jsonl:7")])
+    b = join_records(
+        [LogRecord("app", "7", message="x", audit_id="git-sha256:nothex", location="app.jsonl:7")]
+    )
     assert [n.id for n in b.nodes] == ["log:app:7"]
     assert b.edges == []
     assert len(b.rejected) == 1
@@ -45,7 +53,9 @@ def test_no_link_without_a_record_naming_both_ends() -> None:
 
 
 def test_manifest_audit_annotates_the_workload() -> None:
-    m = ManifestObjectRecord("r", SHA, "a.yaml", "apps/v1", "Deployment", "ns", "web", (f"git-sha1:{'d' * 40}",))
+    m = ManifestObjectRecord(
+        "r", SHA, "a.yaml", "apps/v1", "Deployment", "ns", "web", (f"git-sha1:{'d' * 40}",)
+    )
     b = join_records([m])
     kinds = {e.kind for e in b.edges}
     assert kinds == {EdgeKind.DECLARES, EdgeKind.ANNOTATES, EdgeKind.FOR_COMMIT}

@@ -26,8 +26,11 @@ AUDIT_NODE = f"audit:git-sha1:{SHA}|trace:{TRACE}"
 def store(tmp_path: Path) -> Iterator[LineageStore]:
     s = open_store(f"sqlite:///{tmp_path / 'r.db'}")
     nodes = [Node(commit_node_id(sha), NodeKind.COMMIT, {"sha": sha}) for sha in (SHA, TWIN_A, TWIN_B)]
-    nodes += [Node(f"trace:{TRACE}", NodeKind.TRACE, {}), Node(AUDIT_NODE, NodeKind.AUDIT_RECORD, {}),
-              Node("run:r1", NodeKind.PIPELINE_RUN, {})]
+    nodes += [
+        Node(f"trace:{TRACE}", NodeKind.TRACE, {}),
+        Node(AUDIT_NODE, NodeKind.AUDIT_RECORD, {}),
+        Node("run:r1", NodeKind.PIPELINE_RUN, {}),
+    ]
     s.upsert(GraphBatch(nodes=nodes))
     yield s
     s.close()
@@ -92,7 +95,9 @@ def test_resolve_reference_needs_the_node_stored(store: LineageStore) -> None:
         (Selector.NODE, "run:r1", "run:r1"),
     ],
 )
-def test_export_and_query_name_the_same_node(store: LineageStore, selector: Selector, value: str, ref: str) -> None:
+def test_export_and_query_name_the_same_node(
+    store: LineageStore, selector: Selector, value: str, ref: str
+) -> None:
     assert resolve_start(store, Selection(selector, value)) == resolve_reference(store, ref).id
 
 

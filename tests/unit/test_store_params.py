@@ -14,7 +14,9 @@ def _ids(params: list[Any]) -> list[str]:
     return [p.id for p in params]
 
 
-def test_an_unmarked_test_runs_on_every_store_and_neo4j_carries_its_marker(request: pytest.FixtureRequest) -> None:
+def test_an_unmarked_test_runs_on_every_store_and_neo4j_carries_its_marker(
+    request: pytest.FixtureRequest,
+) -> None:
     params = store_params(request.node)
     assert _ids(params) == ["sqlite", "neo4j"]
     neo4j = params[1]

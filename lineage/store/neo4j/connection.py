@@ -35,8 +35,10 @@ from liubai.lineage.urls import redact_url
 __all__ = ["Neo4jConnections"]
 
 # The server ends a transaction past its timeout with one of these codes.
-_TIMED_OUT = ("Neo.ClientError.Transaction.TransactionTimedOut",
-              "Neo.ClientError.Transaction.TransactionTimedOutClientConfiguration")
+_TIMED_OUT = (
+    "Neo.ClientError.Transaction.TransactionTimedOut",
+    "Neo.ClientError.Transaction.TransactionTimedOutClientConfiguration",
+)
 
 _T = TypeVar("_T")
 
@@ -64,7 +66,9 @@ def _parse_url(url: str) -> _Target:
     except ValueError as exc:  # an unclosed IPv6 bracket, a port that is no number or out of range
         raise StoreError(f"bad Neo4j URL ({exc}): want neo4j://user:pass@host:7687[/database]") from None
     if not parts.hostname:
-        raise StoreError(f"Neo4j URL names no host: want neo4j://user:pass@host:7687[/database], got {parts.scheme}://…")
+        raise StoreError(
+            f"Neo4j URL names no host: want neo4j://user:pass@host:7687[/database], got {parts.scheme}://…"
+        )
     settings = Settings()
     query = parse_qs(parts.query)
     database = unquote(parts.path.strip("/")) or (query.pop("database", [""])[0]) or settings.neo4j_database
@@ -140,7 +144,11 @@ def _unavailable(target: _Target, exc: Exception) -> StoreError:
     where = f"{target.uri} (database {target.database!r})"
     if isinstance(exc, AuthError):
         who = target.user or "neo4j"
-        how = "no password given (set it in the URL or LIUBAI_NEO4J_PASSWORD)" if target.password is None else "wrong user or password"
+        how = (
+            "no password given (set it in the URL or LIUBAI_NEO4J_PASSWORD)"
+            if target.password is None
+            else "wrong user or password"
+        )
         return StoreUnavailable(f"Neo4j at {where} refused the login for user {who!r}: {how}")
     if isinstance(exc, (ServiceUnavailable, SessionExpired, OSError)):
         return StoreUnavailable(f"Neo4j at {where} is unreachable: {_first_line(exc)}")
@@ -216,7 +224,9 @@ class Neo4jConnections:
                 return s.execute_read(work)
         except Neo4jError as exc:
             if exc.code in _TIMED_OUT:
-                raise StoreTimeout(f"store {self.url}: the query ran past its deadline and was stopped") from None
+                raise StoreTimeout(
+                    f"store {self.url}: the query ran past its deadline and was stopped"
+                ) from None
             raise _unavailable(self._target, exc) from None
         except (DriverError, OSError) as exc:
             raise _unavailable(self._target, exc) from None

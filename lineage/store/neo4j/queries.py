@@ -202,4 +202,3 @@ def _path_query(max_length: int, filtered: bool) -> str:
         "RETURN [n IN nodes(p) | [n.id, n.props, n:Placeholder]] AS nodes, "
         "[r IN relationships(p) | [startNode(r).id, type(r), endNode(r).id, r.props]] AS rels"
     )
-

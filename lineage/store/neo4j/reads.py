@@ -61,9 +61,10 @@ class Neo4jReads(Neo4jConnections):
         return [found[i] for i in wanted if i in found]
 
     def find_by_prefix(self, kind: NodeKind, key_prefix: str, limit: int = 10) -> list[Node]:
-        recs = self._read(_FIND_BY_PREFIX, prefix=f"{kind.prefix}:{key_prefix}", label=kind.value, limit=limit)
+        recs = self._read(
+            _FIND_BY_PREFIX, prefix=f"{kind.prefix}:{key_prefix}", label=kind.value, limit=limit
+        )
         return [_node(r) for r in recs]
-
 
     def rejected(self, source: str | None = None, first: int = 100, after: str | None = None) -> RejectedPage:
         offset = decode_cursor(after)
@@ -82,7 +83,9 @@ class Neo4jReads(Neo4jConnections):
         found: dict[str, Provenance] = {}
         for chunk in _chunks(list(dict.fromkeys(node_ids))):
             for rec in self._read(_PROVENANCE, ids=list(chunk)):
-                claims = sorted((Claim(k, w, loads_props(v).get("v")) for k, w, v in rec["claims"]), key=_claim_order)
+                claims = sorted(
+                    (Claim(k, w, loads_props(v).get("v")) for k, w, v in rec["claims"]), key=_claim_order
+                )
                 found[rec["id"]] = Provenance(rec["writer"], loads_props(rec["owners"]), claims)
         return found
 
@@ -95,9 +98,7 @@ class Neo4jReads(Neo4jConnections):
 
     def counts(self) -> dict[str, int]:
         def work(tx: ManagedTransaction) -> dict[str, int]:
-            found = {
-                label: int(tx.run(q).single(strict=True)["c"]) for label, q in _COUNT_LABEL.items()
-            }
+            found = {label: int(tx.run(q).single(strict=True)["c"]) for label, q in _COUNT_LABEL.items()}
             found["edges"] = int(tx.run(_COUNT_EDGES).single(strict=True)["c"])
             return found
 

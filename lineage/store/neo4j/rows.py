@@ -68,4 +68,3 @@ def _claim_order(claim: Claim) -> tuple[str, str]:
 def _node(rec: Any) -> Node:
     node_id: str = rec["id"]
     return Node(node_id, node_kind_of(node_id), loads_props(rec["props"]), bool(rec["placeholder"]))
-

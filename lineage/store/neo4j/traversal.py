@@ -55,7 +55,9 @@ class Neo4jTraversal(Neo4jReads):
     ) -> NeighborPage:
         offset = decode_cursor(after)
         kinds = [k.value for k in (edge_kinds or list(EdgeKind))]
-        recs = self._read(_NEIGHBORS[Direction(direction)], id=node_id, kinds=kinds, skip=offset, limit=first + 1)
+        recs = self._read(
+            _NEIGHBORS[Direction(direction)], id=node_id, kinds=kinds, skip=offset, limit=first + 1
+        )
         more = len(recs) > first
         recs = recs[:first]
         edges = [Edge(r["src"], EdgeKind(r["kind"]), r["dst"], loads_props(r["rprops"])) for r in recs]
@@ -143,4 +145,3 @@ class Neo4jTraversal(Neo4jReads):
         nodes = [Node(i, node_kind_of(i), loads_props(p), bool(ph)) for i, p, ph in recs[0]["nodes"]]
         edges = [Edge(s, EdgeKind(k), d, loads_props(p)) for s, k, d, p in recs[0]["rels"]]
         return Subgraph(nodes, edges, {n: i for i, n in enumerate(order)})
-

@@ -76,7 +76,12 @@ class Neo4jWrites(Neo4jConnections):
         if batch.once is not None and batch.once not in batch.checkpoints:
             src, name = batch.once
             checkpoints.append(
-                {"key": json.dumps([src, name], ensure_ascii=False), "source": src, "name": name, "value": ONCE_APPLIED}
+                {
+                    "key": json.dumps([src, name], ensure_ascii=False),
+                    "source": src,
+                    "name": name,
+                    "value": ONCE_APPLIED,
+                }
             )
 
         once = json.dumps(list(batch.once), ensure_ascii=False) if batch.once is not None else None
@@ -212,7 +217,9 @@ class Neo4jWrites(Neo4jConnections):
         return pending
 
     @staticmethod
-    def _merge_edges(tx: ManagedTransaction, edges: list[Edge], refs: dict[str, str], result: UpsertResult) -> None:
+    def _merge_edges(
+        tx: ManagedTransaction, edges: list[Edge], refs: dict[str, str], result: UpsertResult
+    ) -> None:
         """Edges between two existing nodes: create the missing ones, merge properties into the rest."""
         by_kind: dict[EdgeKind, list[Edge]] = defaultdict(list)
         for e in edges:
@@ -221,7 +228,12 @@ class Neo4jWrites(Neo4jConnections):
         for kind, group in by_kind.items():
             for chunk in _chunks(group):
                 rows = [
-                    {"at": i, "src": refs[e.src], "dst": refs[e.dst], "props": dumps_props(e.props) if e.props else None}
+                    {
+                        "at": i,
+                        "src": refs[e.src],
+                        "dst": refs[e.dst],
+                        "props": dumps_props(e.props) if e.props else None,
+                    }
                     for i, e in enumerate(chunk)
                 ]
                 existing = 0
@@ -237,7 +249,9 @@ class Neo4jWrites(Neo4jConnections):
             tx.run(_EDGE_UPDATE, rows=list(part)).consume()
 
     @staticmethod
-    def _write_rejected(tx: ManagedTransaction, rejected: dict[str, RejectedRecord], result: UpsertResult) -> None:
+    def _write_rejected(
+        tx: ManagedTransaction, rejected: dict[str, RejectedRecord], result: UpsertResult
+    ) -> None:
         if not rejected:
             return
         keys = list(rejected)
@@ -263,7 +277,6 @@ class Neo4jWrites(Neo4jConnections):
         for part in _chunks(rows):
             tx.run(_REJECTED_CREATE, rows=list(part)).consume()
         result.rejected_added += len(new)
-
 
     def restore_provenance(self, found: dict[str, Provenance]) -> None:
         rows = [

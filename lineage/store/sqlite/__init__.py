@@ -25,8 +25,16 @@ from liubai.lineage.store.sqlite.search import SqliteSearch
 from liubai.lineage.store.sqlite.traversal import EDGES_PER_NODE, PATH_VISIT_LIMIT, SqliteTraversal
 from liubai.lineage.store.sqlite.writes import SqliteWrites
 
-__all__ = ["EDGES_PER_NODE", "MIGRATIONS", "PATH_VISIT_LIMIT", "SCHEMA_VERSION", "SqliteRows", "SqliteStore",
-           "prepare_rows", "row_texts"]
+__all__ = [
+    "EDGES_PER_NODE",
+    "MIGRATIONS",
+    "PATH_VISIT_LIMIT",
+    "SCHEMA_VERSION",
+    "SqliteRows",
+    "SqliteStore",
+    "prepare_rows",
+    "row_texts",
+]
 
 
 class SqliteStore(SqliteWrites, SqliteTraversal, SqliteSearch, SqliteConnections):

@@ -208,7 +208,6 @@ class SqliteConnections:
             except sqlite3.Error as exc:
                 raise StoreError(f"commit to {self.db_path} failed: {exc}") from exc
 
-
     def _migrate(self) -> None:
         """Create or upgrade liubai's schema; a database that is not liubai's is refused, never extended."""
         try:
@@ -218,7 +217,6 @@ class SqliteConnections:
             if type(exc) is StoreError and isinstance(exc.__cause__, sqlite3.DatabaseError):
                 raise StoreError(f"cannot use {self.db_path} as a liubai database: {exc.__cause__}") from None
             raise
-
 
     @reads
     def schema_version(self) -> int:

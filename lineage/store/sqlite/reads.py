@@ -35,9 +35,11 @@ class SqliteReads(SqliteConnections):
 
     @reads
     def get(self, node_id: str) -> Node | None:
-        row = self._conn().execute(
-            "SELECT id, kind, props, placeholder FROM nodes WHERE id = ?", (node_id,)
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute("SELECT id, kind, props, placeholder FROM nodes WHERE id = ?", (node_id,))
+            .fetchone()
+        )
         return self._node(row) if row else None
 
     @reads
@@ -46,7 +48,8 @@ class SqliteReads(SqliteConnections):
         conn = self._conn()
         for chunk in _chunks(list(dict.fromkeys(node_ids))):
             for row in conn.execute(
-                f"SELECT id, kind, props, placeholder FROM nodes WHERE id IN ({_qmarks(len(chunk))})", tuple(chunk)
+                f"SELECT id, kind, props, placeholder FROM nodes WHERE id IN ({_qmarks(len(chunk))})",
+                tuple(chunk),
             ):
                 found[row[0]] = self._node(row)
         return [found[i] for i in dict.fromkeys(node_ids) if i in found]
@@ -92,11 +95,14 @@ class SqliteReads(SqliteConnections):
                 if node_id in found:
                     found[node_id].claims.append(Claim(key, writer, loads_props(value).get("v")))
         return found
+
     @reads
     def get_checkpoint(self, source: str, key: str) -> str | None:
-        row = self._conn().execute(
-            "SELECT value FROM checkpoints WHERE source = ? AND key = ?", (source, key)
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute("SELECT value FROM checkpoints WHERE source = ? AND key = ?", (source, key))
+            .fetchone()
+        )
         return row[0] if row else None
 
     @reads
@@ -111,7 +117,9 @@ class SqliteReads(SqliteConnections):
         out: dict[str, int] = {}
         for kind in NodeKind:  # id ranges: every id starts with "<prefix>:", and ";" sorts right after ":"
             lo, hi = f"{kind.prefix}:", f"{kind.prefix};"
-            out[kind.value] = conn.execute("SELECT count(*) FROM nodes WHERE id >= ? AND id < ?", (lo, hi)).fetchone()[0]
+            out[kind.value] = conn.execute(
+                "SELECT count(*) FROM nodes WHERE id >= ? AND id < ?", (lo, hi)
+            ).fetchone()[0]
         out["placeholders"] = conn.execute("SELECT count(*) FROM nodes WHERE placeholder = 1").fetchone()[0]
         out["edges"] = conn.execute("SELECT count(*) FROM edges").fetchone()[0] + sum(
             conn.execute(f"SELECT count(*) FROM nodes WHERE {column} IS NOT NULL").fetchone()[0]
@@ -126,7 +134,12 @@ class SqliteReads(SqliteConnections):
         never touch, so a file damaged past its first pages fails here too. Cost is independent of size."""
         conn = self._conn()
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        for table, key in (("nodes", "rid"), ("edges", "src"), ("rejected", "rid"), ("checkpoints", "source")):
+        for table, key in (
+            ("nodes", "rid"),
+            ("edges", "src"),
+            ("rejected", "rid"),
+            ("checkpoints", "source"),
+        ):
             for order in ("ASC", "DESC"):
                 conn.execute(f"SELECT * FROM {table} ORDER BY {key} {order} LIMIT 1").fetchall()
 
@@ -136,7 +149,8 @@ class SqliteReads(SqliteConnections):
         last = ""
         while True:
             rows = conn.execute(
-                "SELECT id, kind, props, placeholder FROM nodes WHERE id > ? ORDER BY id LIMIT ?", (last, batch_size)
+                "SELECT id, kind, props, placeholder FROM nodes WHERE id > ? ORDER BY id LIMIT ?",
+                (last, batch_size),
             ).fetchall()
             if not rows:
                 return

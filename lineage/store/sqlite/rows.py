@@ -40,7 +40,9 @@ _SLOT = {"trace": 3, "audit": 4}  # where _fetch_nodes puts each column
 
 
 # rid, props, placeholder, links, stored kind, writer, owners
-_Existing = tuple[int, dict[str, Any], bool, "str | None", "str | None", NodeKind, "str | None", dict[str, str]]
+_Existing = tuple[
+    int, dict[str, Any], bool, "str | None", "str | None", NodeKind, "str | None", dict[str, str]
+]
 
 
 @dataclass(slots=True)
@@ -128,4 +130,3 @@ def _bulk(target: str, width: int, *extra: str) -> tuple[str, str]:
     cols = ", ".join([*(_col(i) for i in range(width)), *extra])
     marks = ", ".join(["?"] * width + list(extra))
     return f"{target} SELECT {cols} FROM json_each(?) j", f"{target} VALUES ({marks})"
-

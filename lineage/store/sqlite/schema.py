@@ -211,7 +211,10 @@ def _read_only_uri(db_path: str) -> str:
     if os.path.exists(wal) and os.path.getsize(wal) > 0:
         log.warning(
             "%s is read-only and its write-ahead log %s has no -shm file beside it: the log's %s bytes of "
-            "recent writes are not seen", db_path, wal, f"{os.path.getsize(wal):,}",
+            "recent writes are not seen",
+            db_path,
+            wal,
+            f"{os.path.getsize(wal):,}",
         )
     return f"{base}?mode=ro&immutable=1"
 
@@ -237,14 +240,22 @@ def check_readable(conn: sqlite3.Connection, db_path: str, read_only: str) -> No
     """A read-only store cannot be upgraded: it must already be a liubai database this version reads."""
     try:
         tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() if "meta" in tables else None
+        row = (
+            conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if "meta" in tables
+            else None
+        )
     except sqlite3.Error as exc:
         raise store_error(exc, db_path) from exc
     if row is None:
         stranded = os.path.exists(f"{db_path}-wal") and not os.path.exists(f"{db_path}-shm")
         raise StoreReadOnly(
             f"store {db_path} is read-only ({read_only}) and holds no liubai data to read"
-            + ("; what it holds is in its -wal file, unreadable here without its -shm file" if stranded else "")
+            + (
+                "; what it holds is in its -wal file, unreadable here without its -shm file"
+                if stranded
+                else ""
+            )
         )
     current = _version(row, "schema_version", db_path)
     if current != SCHEMA_VERSION:

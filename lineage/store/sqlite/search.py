@@ -55,7 +55,8 @@ class SqliteSearch(SqliteReads):
             return NodePage(hits[offset : offset + first], None, len(hits))
         params = (query, *(kind_values or []))
         total = conn.execute(
-            "SELECT count(*) FROM node_search s JOIN nodes n ON n.rid = s.rowid WHERE node_search MATCH ?" + kind_sql,
+            "SELECT count(*) FROM node_search s JOIN nodes n ON n.rid = s.rowid WHERE node_search MATCH ?"
+            + kind_sql,
             params,
         ).fetchone()[0]
         exact_ids = {r[0] for r in exact}

@@ -113,7 +113,9 @@ class SqliteTraversal(SqliteReads):
         # kinds in `against` lead one hop further. Unlike a recursive CTE, which expands every (node, depth)
         # pair before any limit applies, this stops as soon as `limit` nodes are reached, so a hub (a shared
         # library every process reads) costs one index range scan instead of an explosion.
-        conn.execute("CREATE TEMP TABLE IF NOT EXISTS _seen (id TEXT PRIMARY KEY, d INTEGER NOT NULL) WITHOUT ROWID")
+        conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS _seen (id TEXT PRIMARY KEY, d INTEGER NOT NULL) WITHOUT ROWID"
+        )
         conn.execute("DELETE FROM _seen")
         conn.execute("INSERT INTO _seen VALUES (?, 0)", (node_id,))
         steps: list[tuple[str, list[str]]] = []
@@ -165,7 +167,9 @@ class SqliteTraversal(SqliteReads):
             if grew == 0:
                 break
         if truncated:
-            conn.execute("DELETE FROM _seen WHERE id NOT IN (SELECT id FROM _seen ORDER BY d, id LIMIT ?)", (limit,))
+            conn.execute(
+                "DELETE FROM _seen WHERE id NOT IN (SELECT id FROM _seen ORDER BY d, id LIMIT ?)", (limit,)
+            )
         rows = conn.execute(
             "SELECT n.id, n.kind, n.props, n.placeholder, s.d FROM _seen s CROSS JOIN nodes n ON n.id = s.id "
             "ORDER BY s.d, n.id"
@@ -231,11 +235,15 @@ class SqliteTraversal(SqliteReads):
                         f"SELECT id, '{kind}', {column}, '{{}}', id, {column} FROM nodes WHERE id IN ({q}) "
                         f"AND {column} IS NOT NULL"
                     )
-                    parts.append(f"SELECT id, '{kind}', {column}, '{{}}', {column}, id FROM nodes WHERE {column} IN ({q})")
+                    parts.append(
+                        f"SELECT id, '{kind}', {column}, '{{}}', {column}, id FROM nodes WHERE {column} IN ({q})"
+                    )
                     params += [*chunk, *chunk]
                 # LIMIT bounds SQLite's sorter too; rows offered count duplicates, so offer generously
                 offered = (PATH_VISIT_LIMIT - len(prev_a) - len(prev_b)) * 4 + 1024
-                rows = conn.execute(" UNION ALL ".join(parts) + " ORDER BY 5, 2, 6 LIMIT ?", (*params, offered))
+                rows = conn.execute(
+                    " UNION ALL ".join(parts) + " ORDER BY 5, 2, 6 LIMIT ?", (*params, offered)
+                )
                 for n, (s, k, d, props, here, there) in enumerate(rows, start=1):
                     if n == offered:
                         raise self._too_large(src, dst)

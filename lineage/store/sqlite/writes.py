@@ -131,7 +131,6 @@ def _apply(conn: sqlite3.Connection, statements: tuple[str, str], rows: Sequence
 class SqliteWrites(SqliteConnections):
     """Upserts and the other writes of ``SqliteStore``."""
 
-
     prepare_rows = staticmethod(prepare_rows)
 
     def upsert(self, batch: GraphBatch) -> UpsertResult:
@@ -142,9 +141,12 @@ class SqliteWrites(SqliteConnections):
         batch's own nodes and edges are not looked at. What ``upsert`` does, in two halves."""
         result = UpsertResult()
         with self._write() as conn:
-            if batch.once is not None and conn.execute(
-                "SELECT 1 FROM checkpoints WHERE source = ? AND key = ?", batch.once
-            ).fetchone():
+            if (
+                batch.once is not None
+                and conn.execute(
+                    "SELECT 1 FROM checkpoints WHERE source = ? AND key = ?", batch.once
+                ).fetchone()
+            ):
                 result.duplicate = True  # decided under the write lock: another process applied it
                 return result
             existing = self._fetch_nodes(conn, rows.ids)
@@ -188,8 +190,15 @@ class SqliteWrites(SqliteConnections):
             rids = range(next_rid, next_rid + len(rows.ids))
             inserts: list[tuple[Any, ...]] = list(
                 zip(
-                    rids, rows.ids, rows.kinds, rows.props, rows.placeholders, rows.traces, rows.audits,
-                    repeat(writer, len(rows.ids)), strict=True,
+                    rids,
+                    rows.ids,
+                    rows.kinds,
+                    rows.props,
+                    rows.placeholders,
+                    rows.traces,
+                    rows.audits,
+                    repeat(writer, len(rows.ids)),
+                    strict=True,
                 )
             )
             search_new: list[tuple[int, str]] = list(zip(rids, row_texts(rows), strict=True))
@@ -199,7 +208,16 @@ class SqliteWrites(SqliteConnections):
                 old = existing.get(node_id)
                 trace, audit = rows.traces[i], rows.audits[i]
                 if old is None:
-                    row = (next_rid, node_id, rows.kinds[i], rows.props[i], rows.placeholders[i], trace, audit, writer)
+                    row = (
+                        next_rid,
+                        node_id,
+                        rows.kinds[i],
+                        rows.props[i],
+                        rows.placeholders[i],
+                        trace,
+                        audit,
+                        writer,
+                    )
                     inserts.append(row)
                     search_new.append((next_rid, _text(rows, i)))
                     next_rid += 1
@@ -215,8 +233,13 @@ class SqliteWrites(SqliteConnections):
                     merged = merge_props(old_props, loads_props(rows.props[i]))
                 else:
                     m = merge_owned(
-                        old_props, old_writer, old_owners, old_placeholder,
-                        loads_props(rows.props[i]), writer, rows.placeholders[i],
+                        old_props,
+                        old_writer,
+                        old_owners,
+                        old_placeholder,
+                        loads_props(rows.props[i]),
+                        writer,
+                        rows.placeholders[i],
                     )
                     merged, new_writer, owners = m.props, m.writer, m.owners
                     claims.put.extend((node_id, c.key, c.writer, dumps_props({"v": c.value})) for c in m.put)
@@ -229,14 +252,22 @@ class SqliteWrites(SqliteConnections):
                     or owners != old_owners
                 ):
                     updates.append(
-                        (dumps_props(merged), int(placeholder), new_writer, dumps_props(owners) if owners else None, rid)
+                        (
+                            dumps_props(merged),
+                            int(placeholder),
+                            new_writer,
+                            dumps_props(owners) if owners else None,
+                            rid,
+                        )
                     )
                     text, old_text = search_text(node_id, kind, merged), search_text(node_id, kind, old_props)
                     if text != old_text:  # re-indexing costs a delete + insert
                         search_gone.append((rid, old_text))
                         search_new.append((rid, text))
         result.nodes_created, result.nodes_updated = len(inserts), len(updates)
-        result.edges_created += sum(1 for r in inserts if r[5] is not None) + sum(1 for r in inserts if r[6] is not None)
+        result.edges_created += sum(1 for r in inserts if r[5] is not None) + sum(
+            1 for r in inserts if r[6] is not None
+        )
         _apply(conn, _INSERT_NODES, inserts)
         _apply(conn, _UPDATE_NODES, updates)
         _apply(conn, _UNINDEX_SEARCH, search_gone)
@@ -289,7 +320,16 @@ class SqliteWrites(SqliteConnections):
         """id -> (rid, props, placeholder, trace link, audit link, kind, writer, owners) of the ids that exist."""
         rows = self._fetch(conn, "nodes", ids)
         return {
-            node_id: (rid, loads_props(props), bool(ph), trace, audit, _NODE_KINDS[kind], writer, loads_props(owners))
+            node_id: (
+                rid,
+                loads_props(props),
+                bool(ph),
+                trace,
+                audit,
+                _NODE_KINDS[kind],
+                writer,
+                loads_props(owners),
+            )
             for node_id, rid, props, ph, trace, audit, kind, writer, owners in rows
         }
 
@@ -319,11 +359,13 @@ class SqliteWrites(SqliteConnections):
             return found
         stage = f"_stage_{table}"
         self._stage(
-            conn, stage, ", ".join(f"{c} TEXT" for c in key_columns), keys if len(key_columns) > 1 else [(k,) for k in keys]
+            conn,
+            stage,
+            ", ".join(f"{c} TEXT" for c in key_columns),
+            keys if len(key_columns) > 1 else [(k,) for k in keys],
         )
         on = " AND ".join(f"t.{c} = s.{c}" for c in key_columns)
         return conn.execute(f"SELECT {select} FROM {stage} s CROSS JOIN {table} t ON {on}").fetchall()
-
 
     def restore_provenance(self, found: dict[str, Provenance]) -> None:
         with self._write() as conn:
@@ -333,6 +375,9 @@ class SqliteWrites(SqliteConnections):
             )
             conn.executemany(
                 "INSERT OR REPLACE INTO claims(node, key, writer, value) SELECT id, ?, ?, ? FROM nodes WHERE id = ?",
-                [(c.key, c.writer, dumps_props({"v": c.value}), i) for i, p in found.items() for c in p.claims],
+                [
+                    (c.key, c.writer, dumps_props({"v": c.value}), i)
+                    for i, p in found.items()
+                    for c in p.claims
+                ],
             )
-
