@@ -8,6 +8,7 @@ outside the checkout, so nothing can be imported from the source tree by acciden
 from __future__ import annotations
 
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 TOP_LEVEL = {"lineage", "collector", "ebpf", "api", "web"}
+SOURCES = ["pyproject.toml", "README.md", *sorted(TOP_LEVEL)]
 
 
 @dataclass
@@ -47,6 +49,16 @@ class Installed:
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     tmp = tmp_path_factory.mktemp("wheel")
+    # Built from a copy of what the wheel is made of: setuptools keeps a build/ folder beside the sources and
+    # would ship modules removed since the last build from there.
+    source = tmp / "source"
+    source.mkdir()
+    for name in SOURCES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, source / name)
     built = subprocess.run(
         [
             sys.executable,
@@ -58,7 +70,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
             "-q",
             "-w",
             str(tmp / "dist"),
-            str(ROOT),
+            str(source),
         ],
         capture_output=True,
         text=True,
@@ -95,6 +107,9 @@ def test_the_wheel_installs_one_liubai_package_and_nothing_at_top_level(installe
     tops = {n.split("/", 1)[0] for n in names if not n.split("/", 1)[0].endswith((".dist-info", ".data"))}
     assert tops == {"liubai"}
     assert not TOP_LEVEL & tops
+    # every module in the wheel is one the checkout has (nothing left over from an earlier build)
+    shipped = {n.removeprefix("liubai/") for n in names if n.endswith(".py")}
+    assert shipped == {str(p.relative_to(ROOT)) for d in TOP_LEVEL for p in (ROOT / d).rglob("*.py")}
     for data in (
         "liubai/web/index.html",
         "liubai/web/graphiql.html",
