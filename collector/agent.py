@@ -45,10 +45,10 @@ from typing import Any, Protocol
 
 import httpx
 
-from liubai.collector.agentstate import CountPosition, Position, StateError, atomic_write, load_state
+from liubai.collector.agentstate import CountPosition, Position, StateError, load_state
 from liubai.collector.batchsplit import fact_count, halve
 from liubai.collector.retry import RetryPolicy
-from liubai.collector.spool import Spool, SpooledBatch, SpoolFull
+from liubai.collector.spool import Spool, SpooledBatch, SpoolFull, atomic_write
 from liubai.collector.tail import FilePosition, FileTail
 from liubai.lineage.errors import ErrorCode, LiubaiError
 from liubai.lineage.join import add_record

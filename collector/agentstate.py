@@ -11,7 +11,6 @@ The file is replaced atomically (written aside, fsynced, renamed), so a crash le
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -27,7 +26,6 @@ __all__ = [
     "CountPosition",
     "Position",
     "StateError",
-    "atomic_write",
     "load_state",
 ]
 
@@ -85,17 +83,3 @@ def load_state(path: Path) -> AgentState:
         if isinstance(exc, StateError):
             raise
         raise StateError(f"agent state {path} is damaged ({exc}); move it away to start over") from None
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """``data`` into ``path`` whole or not at all."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise

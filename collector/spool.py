@@ -18,9 +18,27 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Spool", "SpoolFull", "SpooledBatch"]
+__all__ = ["Spool", "SpoolFull", "SpooledBatch", "atomic_write"]
 
 _NAME = re.compile(r"(\d{12})-([0-9a-f]{64})\.batch")
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """``data`` into ``path`` (mode 0600) whole or not at all: written beside it, synced, then renamed."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class SpoolFull(Exception):
@@ -83,19 +101,9 @@ class Spool:
                 f"and {self.reserve_bytes} stay free for the agent's state)"
             )
         entry = SpooledBatch(self._next, batch_id, self.dir / f"{self._next:012d}-{batch_id}.batch")
-        tmp = entry.path.with_suffix(".tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, entry.path)
+            atomic_write(entry.path, data)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise SpoolFull(f"disk holding spool {self.dir} is full ({exc.strerror})") from None
             raise SpoolFull(f"cannot write to spool {self.dir}: {exc}") from None
@@ -109,17 +117,8 @@ class Spool:
         where = self.dir / "dead-letter"
         where.mkdir(exist_ok=True)
         path = where / f"{batch_id}.batch"
-        for target, content in ((path.with_suffix(".reason"), reason.encode() + b"\n"), (path, data)):
-            tmp = target.with_suffix(target.suffix + ".tmp")
-            try:
-                with open(tmp, "wb") as fh:
-                    fh.write(content)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, target)
-            except OSError:
-                tmp.unlink(missing_ok=True)
-                raise
+        atomic_write(path.with_suffix(".reason"), reason.encode() + b"\n")
+        atomic_write(path, data)
         return path
 
     def oldest(self) -> SpooledBatch | None:
