@@ -15,6 +15,7 @@ from liubai.lineage.model import Direction, Edge, EdgeKind, GraphBatch, Node, No
 from liubai.lineage.provenance import Provenance
 
 __all__ = [
+    "EDGES_PER_NODE",
     "AnswerTooLarge",
     "InvalidCursor",
     "ONCE_APPLIED",
@@ -35,6 +36,9 @@ __all__ = [
 ]
 
 DEFAULT_LINEAGE_LIMIT = 10_000
+# A lineage answer holds at most this many edges per node its limit allows (at least DEFAULT_LINEAGE_LIMIT
+# nodes' worth), then ``truncated``: one request's memory stays bounded on every store.
+EDGES_PER_NODE = 8
 ONCE_APPLIED = "applied"  # the value a batch's ``once`` checkpoint gets unless the batch sets one
 
 

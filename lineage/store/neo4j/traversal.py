@@ -17,6 +17,7 @@ from liubai.lineage.model import (
 )
 from liubai.lineage.store.base import (
     DEFAULT_LINEAGE_LIMIT,
+    EDGES_PER_NODE,
     NeighborPage,
     Subgraph,
 )
@@ -39,7 +40,6 @@ from liubai.lineage.store.neo4j.rows import _chunks, _node
 __all__ = ["Neo4jTraversal"]
 
 _MAX_PATH = 64
-_EDGES_PER_NODE = 8  # as SQLite: a lineage answer holds at most this many edges per node its limit allows
 
 
 class Neo4jTraversal(Neo4jReads):
@@ -108,7 +108,7 @@ class Neo4jTraversal(Neo4jReads):
                 depths = {i: depths[i] for i in keep}
             ids = list(depths)
             nodes = [rec for chunk in _chunks(ids) for rec in tx.run(_GET_MANY, ids=list(chunk))]
-            max_edges = max(limit, DEFAULT_LINEAGE_LIMIT) * _EDGES_PER_NODE
+            max_edges = max(limit, DEFAULT_LINEAGE_LIMIT) * EDGES_PER_NODE
             edges = list(tx.run(_EDGES_AMONG, ids=ids, kinds=all_kinds, limit=max_edges + 1)) if ids else []
             if len(edges) > max_edges:
                 del edges[max_edges:]

@@ -13,6 +13,7 @@ from liubai.lineage.model import (
 )
 from liubai.lineage.store.base import (
     DEFAULT_LINEAGE_LIMIT,
+    EDGES_PER_NODE,
     AnswerTooLarge,
     NeighborPage,
     Subgraph,
@@ -28,9 +29,6 @@ from liubai.lineage.store.sqlite.rows import _EDGE_KINDS, _chunks, _edge, _links
 
 __all__ = ["EDGES_PER_NODE", "PATH_VISIT_LIMIT", "SqliteTraversal"]
 
-# A lineage answer holds at most this many edges per node its limit allows (at least DEFAULT_LINEAGE_LIMIT);
-# edges past that are cut and the answer marked truncated: a dense neighbourhood cannot fill memory.
-EDGES_PER_NODE = 8
 # A path search holding more nodes than this (both sides' visited sets) stops with AnswerTooLarge.
 PATH_VISIT_LIMIT = 200_000
 
