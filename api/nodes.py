@@ -12,7 +12,7 @@ from liubai.lineage.model import (
     NodeKind,
 )
 
-__all__ = ["node_label", "node_time"]
+__all__ = ["node_json", "node_label", "node_time"]
 
 _TIME_KEYS = ("committed_at", "time", "started_at", "first_seen")
 
@@ -58,3 +58,16 @@ def node_label(node: Node) -> str:
         case NodeKind.REPO:
             return str(p.get("url") or key)
     return key  # pragma: no cover - every kind is matched above
+
+
+def node_json(node: Node) -> dict[str, Any]:
+    """A node as the API's ``compact`` answer and the CLI's ``--json`` write it, with the field names of
+    GraphQL's ``Node``."""
+    return {
+        "id": node.id,
+        "kind": node.kind.value,
+        "placeholder": node.placeholder,
+        "label": node_label(node),
+        "time": node_time(node),
+        "properties": node.props,
+    }

@@ -24,7 +24,7 @@ from strawberry.types import Info
 
 from liubai.api.errors import ApiError, ErrorCode, StructuredErrors
 from liubai.api.limits import LimitSettings, graphql_extensions
-from liubai.api.nodes import node_label, node_time
+from liubai.api.nodes import node_json, node_label, node_time
 from liubai.lineage import model
 from liubai.lineage.model import AuditIdError, EdgeKind, NodeKind, parse_audit_id
 from liubai.lineage.provenance import Provenance
@@ -182,17 +182,6 @@ class GEdge:
         )
 
 
-def _node_json(n: model.Node) -> dict[str, Any]:
-    return {
-        "id": n.id,
-        "kind": n.kind.value,
-        "placeholder": n.placeholder,
-        "label": node_label(n),
-        "time": node_time(n),
-        "properties": n.props,
-    }
-
-
 def _edge_json(e: model.Edge) -> dict[str, Any]:
     return {"source": e.src, "target": e.dst, "kind": e.kind.value, "properties": e.props}
 
@@ -229,7 +218,7 @@ class Graph:
     def compact(self) -> JSON:
         return JSON(
             {
-                "nodes": [_node_json(n) for n in self.sub.nodes],
+                "nodes": [node_json(n) for n in self.sub.nodes],
                 "edges": [_edge_json(e) for e in self.sub.edges],
                 "depths": self.sub.depth,
                 "truncated": self.sub.truncated,

@@ -19,7 +19,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from liubai.api.cli.common import console, fail, fail_error, printable, printable_json, store_session
-from liubai.api.nodes import node_label, node_time
+from liubai.api.nodes import node_json, node_label, node_time
 from liubai.lineage.errors import LiubaiError
 from liubai.lineage.model import Direction, Edge, EdgeKind, Node, NodeKind
 from liubai.lineage.provenance import Provenance
@@ -158,12 +158,7 @@ def _claims_table(found: dict[str, Provenance]) -> Table | None:
 def _node_json(n: Node, prov: Provenance | None) -> dict[str, object]:
     prov = prov or Provenance()
     return {
-        "id": n.id,
-        "kind": n.kind.value,
-        "placeholder": n.placeholder,
-        "label": node_label(n),
-        "time": node_time(n),
-        "properties": n.props,
+        **node_json(n),
         "writer": prov.writer,
         "owners": prov.owners,
         "claims": [{"key": c.key, "writer": c.writer, "value": c.value} for c in prov.claims],
