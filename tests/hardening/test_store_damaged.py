@@ -8,7 +8,6 @@ indexes stay intact (the store opens; reads of those rows fail).
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from liubai.api.cli.main import app
 from liubai.lineage.model import Edge, EdgeKind, GraphBatch, Node, log_node_id, trace_node_id
 from liubai.lineage.store import open_store
 from liubai.lineage.store.base import StoreDamaged
+from tests.gitrepo import GitRepoBuilder
 
 runner = CliRunner()
 LINES = 3000
@@ -82,13 +82,10 @@ def _damaged(healthy: Path, tmp_path: Path, kind: str) -> Path:
 def _commands(tmp_path: Path) -> dict[str, list[str]]:
     logs = tmp_path / "app.jsonl"
     logs.write_text('{"message": "hello", "time": "2026-01-01T00:00:00Z"}\n')
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com"]
-    subprocess.run([*git, "init", "-q"], check=True)
-    (repo / "a.txt").write_text("a\n")
-    subprocess.run([*git, "add", "a.txt"], check=True)
-    subprocess.run([*git, "commit", "-q", "-m", "first"], check=True)
+    builder = GitRepoBuilder(tmp_path / "repo")
+    builder.write("a.txt", "a\n")
+    builder.commit("first")
+    repo = builder.path
     return {
         "lineage": ["lineage", FIRST],
         "search": ["search", "line"],

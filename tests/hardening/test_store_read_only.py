@@ -18,6 +18,7 @@ from liubai.api.app import create_app
 from liubai.api.cli.main import app
 from liubai.lineage.model import Edge, EdgeKind, GraphBatch, Node, log_node_id, trace_node_id
 from liubai.lineage.store import open_store
+from tests.gitrepo import GitRepoBuilder
 
 runner = CliRunner()
 TRACE = trace_node_id(f"{7:032x}")
@@ -106,13 +107,10 @@ def test_the_api_serves_a_read_only_store(media: Path) -> None:
 def test_writes_to_a_read_only_store_are_refused_in_one_line(media: Path, tmp_path: Path) -> None:
     logs = tmp_path / "more.jsonl"
     logs.write_text('{"message": "more", "time": "2026-01-01T00:00:00Z"}\n')
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com"]
-    subprocess.run([*git, "init", "-q"], check=True)
-    (repo / "a.txt").write_text("a\n")
-    subprocess.run([*git, "add", "a.txt"], check=True)
-    subprocess.run([*git, "commit", "-q", "-m", "first"], check=True)
+    builder = GitRepoBuilder(tmp_path / "repo")
+    builder.write("a.txt", "a\n")
+    builder.commit("first")
+    repo = builder.path
     for args in (
         ("ingest", "logs", str(logs)),
         ("ingest", "git", str(repo)),
