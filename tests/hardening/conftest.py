@@ -12,11 +12,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
+from liubai.api.limits import LimitSettings
 from liubai.lineage.store import LineageStore, open_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -177,3 +181,20 @@ def graph_of(store_url: str) -> dict[str, Any]:
     finally:
         store.close()
     return {"nodes": nodes, "edges": edges, "rejected": rejected, "counts": counts}
+
+
+def limited_client(store: LineageStore, settings: LimitSettings) -> TestClient:
+    """The GraphQL API over ``store`` with its limits set to ``settings`` (the schema ``liubai serve`` builds,
+    other limits aside)."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+    from strawberry.fastapi import GraphQLRouter
+
+    from liubai.api.schema import ApiContext, build_schema
+
+    async def context() -> ApiContext:
+        return ApiContext(lambda: store)
+
+    app = FastAPI()
+    app.include_router(GraphQLRouter(build_schema(settings), context_getter=context), prefix="/graphql")
+    return TestClient(app)

@@ -14,18 +14,16 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from graphql import get_introspection_query, parse
 from graphql.validation.rules import overlapping_fields_can_be_merged as merging
-from strawberry.fastapi import GraphQLRouter
 
 from liubai.api.app import create_app
-from liubai.api.errors import StructuredErrors
-from liubai.api.limits import LimitSettings, graphql_extensions
+from liubai.api.limits import LimitSettings
 from liubai.api.query_cost import CAP, DocumentCost, measure
-from liubai.api.schema import ApiContext, LineageSchema, Query, build_schema
+from liubai.api.schema import ApiContext, build_schema
 from liubai.lineage.store import LineageStore, open_store
+from tests.hardening.conftest import limited_client
 
 
 @pytest.fixture
@@ -39,17 +37,6 @@ def store(tmp_path: Path) -> Iterator[LineageStore]:
 def client(store: LineageStore) -> Iterator[TestClient]:
     with TestClient(create_app(store=store)) as c:
         yield c
-
-
-def _limited_client(store: LineageStore, settings: LimitSettings) -> TestClient:
-    schema = LineageSchema(query=Query, extensions=[*graphql_extensions(settings), StructuredErrors])
-
-    async def context() -> ApiContext:
-        return ApiContext(lambda: store)
-
-    app = FastAPI()
-    app.include_router(GraphQLRouter(schema, context_getter=context), prefix="/graphql")
-    return TestClient(app)
 
 
 def fan_out(levels: int, width: int = 10) -> str:
@@ -110,17 +97,15 @@ def test_depth_is_counted_through_fragments(store: LineageStore) -> None:
         " fragment Edge on NodeEdge { node { id } }"
     )  # search > edges > node: 3 deep
     assert not _errors(
-        _limited_client(store, LimitSettings(max_depth=3)).post("/graphql", json={"query": query}).json()
+        limited_client(store, LimitSettings(max_depth=3)).post("/graphql", json={"query": query}).json()
     )
-    refused = (
-        _limited_client(store, LimitSettings(max_depth=2)).post("/graphql", json={"query": query}).json()
-    )
+    refused = limited_client(store, LimitSettings(max_depth=2)).post("/graphql", json={"query": query}).json()
     assert _limit(refused) == {"limit": "depth", "max": 2, "found": 3}
     assert "exceeds maximum operation depth of 2" in _errors(refused)[0]["message"]
 
 
 def test_aliases_inside_fragments_count_each_time_they_are_spread(store: LineageStore) -> None:
-    client = _limited_client(store, LimitSettings(max_aliases=5))
+    client = limited_client(store, LimitSettings(max_aliases=5))
     query = "{ ...A ...B } fragment A on Query { x: stats { counts } y: stats { counts } } fragment B on Query { ...A }"
     assert not _errors(client.post("/graphql", json={"query": query}).json())  # 4 aliases
     three = query.replace("{ ...A ...B }", "{ ...A ...B ...B }")  # 6

@@ -11,21 +11,19 @@ from typing import Any
 
 import pytest
 import strawberry
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from strawberry.fastapi import GraphQLRouter
 from typer.testing import CliRunner
 
 from liubai.api.app import create_app
 from liubai.api.auth import AuthSettings, TokenStore, UnsafeBind, check_bind_safety
-from liubai.api.errors import StructuredErrors
-from liubai.api.limits import LimitSettings, graphql_extensions
-from liubai.api.schema import ApiContext, LineageSchema, Query
+from liubai.api.limits import LimitSettings
+from liubai.api.schema import ApiContext, Query
 from liubai.lineage.join import join_records
 from liubai.lineage.model import EdgeKind, GraphBatch
 from liubai.lineage.records import LogRecord
 from liubai.lineage.store import LineageStore, open_store
 from liubai.lineage.wire import encode_batch
+from tests.hardening.conftest import limited_client
 
 HOSTILE = [
     "' OR '1'='1",
@@ -194,23 +192,12 @@ def test_loopback_bind_needs_no_auth(host: str) -> None:
 # --------------------------------------------------------------------------- GraphQL limits
 
 
-def _limited_client(store: LineageStore, settings: LimitSettings) -> TestClient:
-    schema = LineageSchema(query=Query, extensions=[*graphql_extensions(settings), StructuredErrors])
-
-    async def context() -> ApiContext:
-        return ApiContext(lambda: store)
-
-    app = FastAPI()
-    app.include_router(GraphQLRouter(schema, context_getter=context), prefix="/graphql")
-    return TestClient(app)
-
-
 def _errors(resp: Any) -> list[dict[str, Any]]:
     return list(resp.json().get("errors") or [])
 
 
 def test_depth_bomb_is_refused_with_the_limit_named(store: LineageStore) -> None:
-    client = _limited_client(store, LimitSettings(max_depth=6))
+    client = limited_client(store, LimitSettings(max_depth=6))
     deep = '{ search(text: "a") { edges { node { id } pageInfo: node { id } } } }'
     assert not _errors(client.post("/graphql", json={"query": deep}))
     bomb = '{ search(text: "a") ' + "{ edges { node " * 6 + "{ id }" + " } }" * 6 + " }"
@@ -219,7 +206,7 @@ def test_depth_bomb_is_refused_with_the_limit_named(store: LineageStore) -> None
 
 
 def test_huge_first_is_refused_literal_or_variable(store: LineageStore) -> None:
-    client = _limited_client(store, LimitSettings())
+    client = limited_client(store, LimitSettings())
     lit = client.post("/graphql", json={"query": '{ search(text: "a", first: 1000000) { totalCount } }'})
     assert "maximum page size of 1000" in _errors(lit)[0]["message"]
     var = client.post(
@@ -235,7 +222,7 @@ def test_huge_first_is_refused_literal_or_variable(store: LineageStore) -> None:
 
 
 def test_alias_fan_out_and_token_floods_are_refused(store: LineageStore) -> None:
-    client = _limited_client(store, LimitSettings(max_aliases=5, max_tokens=200))
+    client = limited_client(store, LimitSettings(max_aliases=5, max_tokens=200))
     aliases = "{ " + " ".join(f"a{i}: stats {{ counts }}" for i in range(10)) + " }"
     assert "aliases" in _errors(client.post("/graphql", json={"query": aliases}))[0]["message"]
     flood = "{ stats { " + "counts " * 300 + "} }"
@@ -243,7 +230,7 @@ def test_alias_fan_out_and_token_floods_are_refused(store: LineageStore) -> None
 
 
 def test_query_over_its_time_limit_gets_a_clear_error(store: LineageStore) -> None:
-    client = _limited_client(store, LimitSettings(timeout_s=1e-9))
+    client = limited_client(store, LimitSettings(timeout_s=1e-9))
     errs = _errors(client.post("/graphql", json={"query": "{ stats { counts } }"}))
     assert errs and "longer than the 1e-09 s limit" in errs[0]["message"]
     assert errs[0]["extensions"]["detail"]["limit"] == "timeout"

@@ -16,18 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from strawberry.fastapi import GraphQLRouter
 
 from liubai.api.app import create_app
-from liubai.api.errors import StructuredErrors
-from liubai.api.limits import LimitSettings, graphql_extensions
-from liubai.api.schema import ApiContext, LineageSchema, Query
+from liubai.api.limits import LimitSettings
 from liubai.lineage.model import Direction
 from liubai.lineage.store.base import DEFAULT_LINEAGE_LIMIT, AnswerTooLarge, StoreTimeout, Subgraph
 from liubai.lineage.store.deadline import deadline
 from liubai.lineage.store.sqlite import EDGES_PER_NODE, SqliteStore
+from tests.hardening.conftest import limited_client
 
 READERS = 400_000  # processes reading the hub; more than the path search may visit
 HUB, FAR = "file:/usr/lib/libhub.so", "file:/etc/far.conf"
@@ -82,19 +79,8 @@ def watched(hub_db: Path) -> Iterator[WatchedStore]:
         store.close()
 
 
-def _client(store: SqliteStore, settings: LimitSettings) -> TestClient:
-    schema = LineageSchema(query=Query, extensions=[*graphql_extensions(settings), StructuredErrors])
-
-    async def context() -> ApiContext:
-        return ApiContext(lambda: store)
-
-    app = FastAPI()
-    app.include_router(GraphQLRouter(schema, context_getter=context), prefix="/graphql")
-    return TestClient(app)
-
-
 def test_query_timeout_stops_the_store_work_not_just_the_wait(watched: WatchedStore) -> None:
-    client = _client(watched, LimitSettings(timeout_s=0.05))
+    client = limited_client(watched, LimitSettings(timeout_s=0.05))
     errors = client.post("/graphql", json={"query": PATH_QUERY}).json()["errors"]
     assert errors[0]["extensions"]["detail"]["limit"] == "timeout"
     # The store call ends in the worker thread with the deadline's error: stopped, not run to its end.
@@ -113,7 +99,7 @@ def test_a_store_call_under_a_passed_deadline_stops_with_store_timeout(watched: 
 def test_path_search_through_a_hub_is_refused_instead_of_filling_memory(watched: WatchedStore) -> None:
     with pytest.raises(AnswerTooLarge, match="shorter maximum length"):
         watched.path(HUB, FAR, 4)
-    client = _client(watched, LimitSettings(timeout_s=120))
+    client = limited_client(watched, LimitSettings(timeout_s=120))
     errors = client.post("/graphql", json={"query": PATH_QUERY}).json()["errors"]
     assert errors[0]["extensions"]["code"] == "BAD_INPUT"
     assert "shorter maximum length" in errors[0]["message"]
