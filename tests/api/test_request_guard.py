@@ -102,8 +102,3 @@ def test_a_foreign_origin_cannot_change_or_query(guarded: TestClient, store: Lin
         "/graphql", json=QUERY, headers={"Origin": "https://lineage.example"}
     )  # an allowed name
     assert proxied.status_code == 200
-
-
-def test_graphql_get_never_runs_a_mutation(guarded: TestClient) -> None:
-    answer = guarded.get("/graphql", params={"query": "mutation { stats { counts } }"})
-    assert answer.status_code in (400, 405) and "data" not in answer.text.replace('"data":null', "")
