@@ -57,6 +57,13 @@ def node_label(node: Node) -> str:
             return str(command or key)
         case NodeKind.REPO:
             return str(p.get("url") or key)
+        case NodeKind.POD:
+            name, ns = p.get("name"), p.get("namespace")
+            return f"{ns}/{name}" if name else key
+        case NodeKind.ADMISSION:
+            user, decision = p.get("username"), p.get("decision")
+            what = "/".join(str(p.get(k)) for k in ("kind", "namespace", "name") if p.get(k))
+            return f"{decision} {what} by {user}" if user else key
     return key  # pragma: no cover - every kind is matched above
 
 

@@ -9,34 +9,31 @@ not parse still lands, and the bad audit id becomes a rejected record with the r
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
+from liubai.lineage.join_audit import add_audit, add_trace
+from liubai.lineage.join_cluster import join_admission, join_cluster_object, join_pod
 from liubai.lineage.model import (
-    AuditId,
-    AuditIdError,
     EdgeKind,
     GraphBatch,
     NodeKind,
-    Props,
     RejectedRecord,
-    audit_node_id,
     commit_node_id,
     file_node_id,
     log_node_id,
-    parse_audit_id,
     process_node_id,
     repo_node_id,
     run_node_id,
-    trace_node_id,
     workload_node_id,
 )
 from liubai.lineage.records import (
+    AdmissionRecord,
+    ClusterObjectRecord,
     CommitRecord,
     FileAccessRecord,
     LogRecord,
     ManifestObjectRecord,
+    PodRecord,
     ProcessRecord,
     Record,
     RunRecord,
@@ -68,76 +65,6 @@ def record_joiner(kind: type) -> Callable[[GraphBatch, Any], None]:
     """What ``add_record`` does with a record of exactly this type, for a caller that joins many of them
     (``add_record`` itself for any other type)."""
     return _JOIN_BY_TYPE.get(kind, add_record)
-
-
-@dataclass(frozen=True, slots=True)
-class _AuditPlan:
-    """What the join derives from one distinct raw audit id: the ids and fixed properties it writes."""
-
-    audit: AuditId
-    node_id: str
-    props: Props  # shared by every line carrying this raw id: copied or merged, never changed
-    commit: tuple[str, Props] | None  # node id and fixed props, shared the same way (``_fixed``)
-    trace: tuple[str, Props] | None
-
-
-def _audit(
-    batch: GraphBatch, raw: str, source: str, location: str, *, seen_at: str | None = None
-) -> _AuditPlan | None:
-    """Add the audit record a raw audit id names (with its commit and trace); None if it is malformed."""
-    plan = _audit_plan(raw)
-    if isinstance(plan, str):
-        batch.rejected.append(RejectedRecord(source, location, f"malformed audit id: {plan}", raw))
-        return None
-    _add_planned_audit(batch, plan, seen_at)
-    return plan
-
-
-@lru_cache(maxsize=65536)
-def _audit_plan(raw: str) -> _AuditPlan | str:
-    """Audit ids repeat across thousands of log lines: plan each distinct one once (or keep its reason)."""
-    try:
-        return _plan_of(parse_audit_id(raw), raw)
-    except AuditIdError as exc:
-        return exc.reason
-
-
-def _plan_of(audit: AuditId, raw: str) -> _AuditPlan:
-    props: Props = {"raw": raw, "canonical": audit.canonical, "commit": audit.commit, "trace": audit.trace}
-    for key, value in audit.extra:
-        props[f"x_{key}"] = value
-    commit = _fixed(commit_node_id(audit.commit), "sha", audit.commit) if audit.commit else None
-    trace = _fixed(trace_node_id(audit.trace), "trace_id", audit.trace) if audit.trace else None
-    return _AuditPlan(audit, audit_node_id(audit), props, commit, trace)
-
-
-def _add_planned_audit(batch: GraphBatch, plan: _AuditPlan, seen_at: str | None) -> None:
-    node_id = plan.node_id
-    repeat = batch.add_seen(node_id, plan.props, seen_at)
-    # A repeat was added here before from this very plan, so its two edges are there already.
-    if plan.commit is not None:
-        commit_id, commit_props = plan.commit
-        batch.add_seen(commit_id, commit_props, None, placeholder=True)
-        if not repeat:
-            batch.add_edge(node_id, EdgeKind.FOR_COMMIT, commit_id)
-    if plan.trace is not None:
-        trace_id, trace_props = plan.trace
-        batch.add_seen(trace_id, trace_props, seen_at)
-        if not repeat:
-            batch.add_edge(node_id, EdgeKind.CORRELATES, trace_id)
-
-
-@lru_cache(maxsize=8192)
-def _fixed(node_id: str, key: str, value: str) -> tuple[str, Props]:
-    """A trace's or commit's node id and its one fixed property, one dict shared by all the lines naming
-    it, so that ``GraphBatch.add_seen`` recognises repeats."""
-    return node_id, {key: value}
-
-
-def _trace(batch: GraphBatch, trace_id: str, seen_at: str | None) -> str:
-    node_id, props = _fixed(trace_node_id(trace_id), "trace_id", trace_id)
-    batch.add_seen(node_id, props, seen_at)
-    return node_id
 
 
 def _commit(batch: GraphBatch, c: CommitRecord) -> None:
@@ -172,7 +99,7 @@ def _commit(batch: GraphBatch, c: CommitRecord) -> None:
 
 
 def _manifest_object(batch: GraphBatch, m: ManifestObjectRecord) -> None:
-    wid = workload_node_id(m.kind, m.namespace, m.name)
+    wid = workload_node_id(m.kind, m.namespace, m.name, m.cluster)
     cid = commit_node_id(m.commit)
     batch.add_node(
         wid,
@@ -188,7 +115,7 @@ def _manifest_object(batch: GraphBatch, m: ManifestObjectRecord) -> None:
     batch.add_node(cid, {"sha": m.commit.lower()}, placeholder=True)
     batch.add_edge(cid, EdgeKind.DECLARES, wid, {"path": m.path, "deleted": m.deleted})
     for raw in m.audit_ids:
-        audit = _audit(batch, raw, f"git:{m.repo}", m.location)
+        audit = add_audit(batch, raw, f"git:{m.repo}", m.location)
         if audit is not None:
             batch.add_edge(audit.node_id, EdgeKind.ANNOTATES, wid, {"path": m.path})
 
@@ -213,9 +140,9 @@ def _log(batch: GraphBatch, r: LogRecord) -> None:
             "last_seen": time,
         },
     )
-    trace = _trace(batch, r.trace_id, time) if r.trace_id else None
+    trace = add_trace(batch, r.trace_id, time) if r.trace_id else None
     if r.audit_id:
-        audit = _audit(batch, r.audit_id, r.source, r.location or lid, seen_at=time)
+        audit = add_audit(batch, r.audit_id, r.source, r.location or lid, seen_at=time)
         if audit is not None:
             batch.add_edge(lid, EdgeKind.CARRIES, audit.node_id)
             if trace is None and audit.trace is not None:
@@ -252,12 +179,12 @@ def _run(batch: GraphBatch, r: RunRecord) -> None:
         batch.add_edge(commit_node_id(r.commit), EdgeKind.TRIGGERED, rid)
     trace_id = r.trace_id
     if r.audit_id:
-        audit = _audit(batch, r.audit_id, f"run:{r.host}", rid, seen_at=r.started_at)
+        audit = add_audit(batch, r.audit_id, f"run:{r.host}", rid, seen_at=r.started_at)
         if audit is not None:
             batch.add_edge(audit.node_id, EdgeKind.ANNOTATES, rid)
             trace_id = r.trace_id or audit.audit.trace
     if trace_id:
-        batch.add_edge(rid, EdgeKind.IN_TRACE, _trace(batch, trace_id, r.started_at))
+        batch.add_edge(rid, EdgeKind.IN_TRACE, add_trace(batch, trace_id, r.started_at))
 
 
 def _process(batch: GraphBatch, p: ProcessRecord) -> None:
@@ -313,5 +240,8 @@ _JOIN_BY_TYPE: dict[type, Callable[[GraphBatch, Any], None]] = {
     RunRecord: _run,
     ProcessRecord: _process,
     FileAccessRecord: _file_access,
+    ClusterObjectRecord: join_cluster_object,
+    PodRecord: join_pod,
+    AdmissionRecord: join_admission,
     RejectedRecord: _rejected,
 }

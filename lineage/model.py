@@ -28,6 +28,7 @@ __all__ = [
     "Node",
     "NodeKind",
     "RejectedRecord",
+    "admission_node_id",
     "audit_node_id",
     "commit_node_id",
     "file_node_id",
@@ -35,6 +36,7 @@ __all__ = [
     "node_kind_of",
     "parse_audit_id",
     "parse_traceparent",
+    "pod_node_id",
     "process_node_id",
     "repo_node_id",
     "run_node_id",
@@ -56,6 +58,8 @@ class NodeKind(StrEnum):
     PIPELINE_RUN = "PipelineRun"
     PROCESS = "Process"
     FILE = "File"
+    POD = "Pod"
+    ADMISSION = "Admission"
 
     @property
     def prefix(self) -> str:
@@ -72,6 +76,8 @@ _PREFIX_BY_KIND: dict[NodeKind, str] = {
     NodeKind.PIPELINE_RUN: "run",
     NodeKind.PROCESS: "proc",
     NodeKind.FILE: "file",
+    NodeKind.POD: "pod",
+    NodeKind.ADMISSION: "admission",
 }
 _KIND_BY_PREFIX = {p: k for k, p in _PREFIX_BY_KIND.items()}
 
@@ -93,6 +99,10 @@ class EdgeKind(StrEnum):
     EXECUTED = "EXECUTED"
     READ = "READ"
     WROTE = "WROTE"
+    INSTANCE_OF = "INSTANCE_OF"
+    APPLIES = "APPLIES"
+    ADMITTED = "ADMITTED"
+    STAMPED = "STAMPED"
 
     @property
     def flow_reversed(self) -> bool:
@@ -106,7 +116,16 @@ class EdgeKind(StrEnum):
 
 
 _FLOW_REVERSED = frozenset(
-    {EdgeKind.PARENT, EdgeKind.FOR_COMMIT, EdgeKind.IN_TRACE, EdgeKind.CARRIES, EdgeKind.CHILD_OF}
+    {
+        EdgeKind.PARENT,
+        EdgeKind.FOR_COMMIT,
+        EdgeKind.IN_TRACE,
+        EdgeKind.CARRIES,
+        EdgeKind.CHILD_OF,
+        EdgeKind.INSTANCE_OF,  # Pod -> its ReplicaSet -> its Deployment: the workload comes first
+        EdgeKind.APPLIES,  # a Flux Kustomization / Argo CD Application -> the commit it applies
+        EdgeKind.STAMPED,  # an admission -> the audit record it stamped on the object
+    }
 )
 
 
@@ -133,8 +152,25 @@ def commit_node_id(sha: str) -> str:
     return f"commit:{sha.lower()}"
 
 
-def workload_node_id(kind: str, namespace: str, name: str) -> str:
-    return f"workload:{kind}/{namespace}/{name}"
+def workload_node_id(kind: str, namespace: str, name: str, cluster: str | None = None) -> str:
+    """A Kubernetes object as Git declares it and a cluster runs it: one node for both.
+
+    ``cluster`` names the cluster when the user named one (``--cluster``) so that objects of different
+    clusters never merge; unnamed, the id is the one Git ingest writes, so live and declared objects meet.
+    """
+    key = f"{kind}/{namespace}/{name}"
+    return f"workload:{cluster}:{key}" if cluster else f"workload:{key}"
+
+
+def pod_node_id(uid: str) -> str:
+    """A Pod by its uid: unique across clusters and restarts under one name, and all a node agent
+    reading a cgroup path knows of it."""
+    return f"pod:{uid}"
+
+
+def admission_node_id(request_uid: str) -> str:
+    """One admission decision, by the AdmissionReview request uid the API server gave it."""
+    return f"admission:{request_uid}"
 
 
 def audit_node_id(audit_id: AuditId) -> str:

@@ -14,10 +14,14 @@ from typing import Any
 from liubai.lineage.model import RejectedRecord
 
 __all__ = [
+    "AdmissionRecord",
+    "ClusterObjectRecord",
     "CommitRecord",
+    "ContainerStatus",
     "FileAccessRecord",
     "LogRecord",
     "ManifestObjectRecord",
+    "PodRecord",
     "ProcessRecord",
     "Record",
     "RejectedRecord",
@@ -65,6 +69,7 @@ class ManifestObjectRecord:
     audit_ids: tuple[str, ...] = ()
     document_index: int = 0
     deleted: bool = False
+    cluster: str | None = None
 
     @property
     def location(self) -> str:
@@ -147,6 +152,109 @@ class FileAccessRecord:
     sha256: str | None = None
 
 
+@dataclass(slots=True)
+class ClusterObjectRecord:
+    """A live Kubernetes object as the cluster collector read it (a workload, a ReplicaSet, or a GitOps
+    controller object: a Flux Kustomization / HelmRelease / GitRepository or an Argo CD Application).
+
+    ``owner_kind``/``owner_name``: the controlling owner reference (a ReplicaSet's Deployment).
+    ``revision``: for a ReplicaSet its rollout revision; for a GitOps object the commit it applies as the
+    controller reports it (``main@sha1:<sha>``, a bare sha), kept verbatim; ``commit`` is the sha parsed
+    from it, None when none can be read from it.
+    """
+
+    cluster: str | None
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+    uid: str
+    observed_at: str
+    resource_version: str = ""
+    generation: int | None = None
+    audit_id: str | None = None
+    owner_kind: str | None = None
+    owner_name: str | None = None
+    revision: str | None = None
+    commit: str | None = None
+    source_url: str | None = None
+    source_path: str | None = None
+    replicas: int | None = None
+    ready_replicas: int | None = None
+    images: tuple[str, ...] = ()
+    deleted: bool = False
+
+    @property
+    def location(self) -> str:
+        return f"k8s:{self.cluster or ''}/{self.kind}/{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerStatus:
+    """One container of a Pod: ``image_id`` is the digest the runtime pulled (``sha256:…``), and
+    ``container_id`` the runtime's id (``containerd://…``) once it started, both as the kubelet reports."""
+
+    name: str
+    image: str
+    image_id: str | None = None
+    container_id: str | None = None
+    ready: bool = False
+    restart_count: int = 0
+
+
+@dataclass(slots=True)
+class PodRecord:
+    """A live Pod: linked to its controlling owner and to the audit id its template stamped on it."""
+
+    cluster: str | None
+    namespace: str
+    name: str
+    uid: str
+    observed_at: str
+    node_name: str | None = None
+    phase: str | None = None
+    owner_kind: str | None = None
+    owner_name: str | None = None
+    audit_id: str | None = None
+    created_at: str | None = None
+    containers: tuple[ContainerStatus, ...] = ()
+    deleted: bool = False
+
+    @property
+    def location(self) -> str:
+        return f"k8s:{self.cluster or ''}/Pod/{self.namespace}/{self.name}"
+
+
+@dataclass(slots=True)
+class AdmissionRecord:
+    """One decision of the audit webhook: who applied what, and which audit id the object left with.
+
+    ``decision``: ``patched`` (stamped), ``kept`` (a valid id was there), ``refused`` (malformed id
+    refused), ``passed`` (malformed id let through with a warning) or ``skipped`` (a kind or object the
+    webhook does not stamp). ``commit_source`` says where the commit came from (``existing``,
+    ``argocd``, ``flux-kustomization``, ``flux-helmrelease``, ``annotation``) or None when none was known.
+    """
+
+    request_uid: str
+    cluster: str | None
+    time: str
+    username: str
+    operation: str
+    kind: str
+    namespace: str
+    name: str
+    decision: str
+    audit_id: str | None = None
+    commit_source: str | None = None
+    trace_source: str | None = None
+    reason: str | None = None
+    groups: tuple[str, ...] = ()
+
+    @property
+    def location(self) -> str:
+        return f"admission:{self.request_uid}"
+
+
 Record = (
     CommitRecord
     | ManifestObjectRecord
@@ -154,5 +262,8 @@ Record = (
     | RunRecord
     | ProcessRecord
     | FileAccessRecord
+    | ClusterObjectRecord
+    | PodRecord
+    | AdmissionRecord
     | RejectedRecord
 )

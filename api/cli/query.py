@@ -38,6 +38,8 @@ _KIND_STYLE = {
     NodeKind.PIPELINE_RUN: "bold red",
     NodeKind.PROCESS: "red",
     NodeKind.FILE: "white",
+    NodeKind.POD: "cyan",
+    NodeKind.ADMISSION: "bold magenta",
 }
 
 

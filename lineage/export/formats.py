@@ -308,6 +308,8 @@ _DOT_COLOURS = {
     NodeKind.PIPELINE_RUN: "#a1d99b",
     NodeKind.PROCESS: "#c7e9c0",
     NodeKind.FILE: "#fff7bc",
+    NodeKind.POD: "#9ee0d6",
+    NodeKind.ADMISSION: "#f4b6c2",
 }
 
 

@@ -24,6 +24,8 @@ SEARCH_PROPS: dict[NodeKind, tuple[str, ...]] = {
     NodeKind.PIPELINE_RUN: ("command", "commit", "trace_id", "host"),
     NodeKind.PROCESS: ("comm", "binary", "argv", "pid"),
     NodeKind.FILE: ("path",),
+    NodeKind.POD: ("name", "namespace", "uid", "node_name", "images"),
+    NodeKind.ADMISSION: ("username", "kind", "namespace", "name", "decision", "audit_id"),
 }
 
 _MAX = 2000

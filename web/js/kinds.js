@@ -11,6 +11,8 @@ export const KINDS = [
   { kind: "File", color: "#7f8c3a", shape: "round-tag", plural: "files" },
   { kind: "Trace", color: "#3a7fc0", shape: "triangle", plural: "traces" },
   { kind: "LogEvent", color: "#4f8a5b", shape: "barrel", plural: "log events" },
+  { kind: "Admission", color: "#b0487f", shape: "vee", plural: "admissions" },
+  { kind: "Pod", color: "#1f9e8f", shape: "octagon", plural: "pods" },
 ];
 
 export const KIND_BY_NAME = new Map(KINDS.map((k) => [k.kind, k]));
@@ -18,7 +20,16 @@ export const KIND_BY_NAME = new Map(KINDS.map((k) => [k.kind, k]));
 /** Stored edges that point against the flow (log -> trace, audit -> commit, child -> parent ...).
  *  They are drawn flow-first so that the layered layout reads left to right, with the arrow kept on
  *  the end the stored edge really points to. Mirrors EdgeKind.flow_reversed on the server. */
-export const FLOW_REVERSED = new Set(["PARENT", "FOR_COMMIT", "IN_TRACE", "CARRIES", "CHILD_OF"]);
+export const FLOW_REVERSED = new Set([
+  "PARENT",
+  "FOR_COMMIT",
+  "IN_TRACE",
+  "CARRIES",
+  "CHILD_OF",
+  "INSTANCE_OF",
+  "APPLIES",
+  "STAMPED",
+]);
 
 export function kindInfo(kind) {
   return KIND_BY_NAME.get(kind) ?? { kind, color: "#999999", shape: "ellipse", plural: `${kind} nodes` };
