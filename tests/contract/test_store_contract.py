@@ -1045,3 +1045,50 @@ def test_a_once_batch_is_applied_once_by_concurrent_writers(store: LineageStore)
     assert applied.nodes_created == len(all_nodes(store))
     assert store.get_checkpoint("ingest", "b" * 64) == "applied"
     assert store.checkpoints("ingest") == {("ingest", "b" * 64): "applied"}
+
+
+def test_downstream_of_a_commit_reaches_its_admission_workload_and_pods(store: LineageStore) -> None:
+    """The cluster half of the chain: commit -> audit record -> (admission, deployment, pod)."""
+    from liubai.lineage.join import join_records
+    from liubai.lineage.model import admission_node_id, pod_node_id
+    from liubai.lineage.records import AdmissionRecord, ClusterObjectRecord, PodRecord
+
+    sha, at = "b" * 40, "2026-12-01T00:00:00.000000Z"
+    audit = f"git-sha1:{sha}|trace:{'2' * 32}"
+    store.upsert(
+        join_records(
+            [
+                AdmissionRecord(
+                    "r1", None, at, "flux", "CREATE", "Deployment", "ns", "web", "patched", audit
+                ),
+                ClusterObjectRecord(None, "apps/v1", "Deployment", "ns", "web", "u0", at, audit_id=audit),
+                ClusterObjectRecord(
+                    None,
+                    "apps/v1",
+                    "ReplicaSet",
+                    "ns",
+                    "web-1",
+                    "u1",
+                    at,
+                    owner_kind="Deployment",
+                    owner_name="web",
+                ),
+                PodRecord(
+                    None,
+                    "ns",
+                    "web-1-a",
+                    "p1",
+                    at,
+                    owner_kind="ReplicaSet",
+                    owner_name="web-1",
+                    audit_id=audit,
+                ),
+            ]
+        )
+    )
+    g = store.lineage(commit_node_id(sha), Direction.DOWNSTREAM, depth=2)
+    assert g.depth[admission_node_id("r1")] == 2  # Admission -STAMPED-> AuditRecord, walked along the flow
+    assert g.depth[pod_node_id("p1")] == 2
+    assert g.depth["workload:Deployment/ns/web"] == 2
+    up = store.lineage(pod_node_id("p1"), Direction.UPSTREAM, depth=2)
+    assert up.depth["workload:ReplicaSet/ns/web-1"] == 1 and up.depth["workload:Deployment/ns/web"] == 2
