@@ -31,6 +31,7 @@ import pytest
 from tests._real import missing
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "kube" / "cluster"
+CRD_DIR = SCRIPT.parent / "crds"
 START_TIMEOUT_S = float(os.environ.get("LIUBAI_TEST_KUBE_START_TIMEOUT", "120"))
 MISSING_EXIT = 3
 
@@ -72,6 +73,12 @@ class KubeCluster:
         if check and proc.returncode != 0:
             pytest.fail(f"kubectl {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
         return proc
+
+    def install_crds(self, directory: Path = CRD_DIR) -> None:
+        """Apply the CRDs in ``directory`` and wait until they are served. The session's cluster
+        starts with ``scripts/kube/crds/`` installed; this is for further ones (applying is idempotent)."""
+        self.kubectl("apply", "-f", str(directory))
+        self.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
 
     def kubeconfig_for(self, token: str, directory: Path) -> str:
         """A kubeconfig like the admin's but logging in with ``token`` (a limited user's)."""
