@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "liubai.api.cli.ingest_sls",
     "liubai.api.cli.trace",
     "liubai.api.cli.query",
+    "liubai.api.cli.drift",
     "liubai.api.cli.serve",
     "liubai.api.cli.export",
     "liubai.api.cli.store_admin",
