@@ -54,9 +54,7 @@ def join_cluster_object(batch: GraphBatch, o: ClusterObjectRecord) -> None:
         "owner": f"{o.owner_kind}/{o.owner_name}" if o.owner_kind and o.owner_name else None,
         "deleted_at": o.observed_at if o.deleted else None,
     }
-    batch.add_node(
-        wid, _seen({k: v for k, v in props.items() if v is not None or k == "deleted_at"}, o.observed_at)
-    )
+    batch.add_node(wid, _seen({k: v for k, v in props.items() if v is not None}, o.observed_at))
     if o.owner_kind and o.owner_name:
         owner = workload_node_id(o.owner_kind, o.namespace, o.owner_name, o.cluster)
         batch.add_node(
@@ -92,9 +90,7 @@ def join_pod(batch: GraphBatch, p: PodRecord) -> None:
         "restarts": sum(c.restart_count for c in p.containers) if p.containers else None,
         "owner": f"{p.owner_kind}/{p.owner_name}" if p.owner_kind and p.owner_name else None,
     }
-    batch.add_node(
-        pid, _seen({k: v for k, v in props.items() if v is not None or k == "deleted_at"}, p.observed_at)
-    )
+    batch.add_node(pid, _seen({k: v for k, v in props.items() if v is not None}, p.observed_at))
     if p.owner_kind and p.owner_name:
         owner = workload_node_id(p.owner_kind, p.namespace, p.owner_name, p.cluster)
         batch.add_node(
