@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from liubai.lineage.store import open_store
@@ -107,12 +107,42 @@ def wait_for(what: str, check: Callable[[], T | None], timeout: float = 120.0, e
         time.sleep(every)
 
 
-def dump(store_url: str) -> Dump:
-    """Every node (kind, placeholder, props) and edge (props) of a store, for comparing whole graphs."""
+def wait_synced(store_url: str, timeout: float = 120.0) -> None:
+    """Wait until a watcher's first list of every resource type is stored (each has its checkpoint):
+    from then on it sees every version of every object, as a watcher that ran all along would."""
+    from liubai.collector.k8s import BUILTIN, GITOPS
+
+    keys = {r.key for r in (*BUILTIN, *GITOPS)}  # the test clusters serve the GitOps CRDs
+
+    def synced() -> bool:
+        store = open_store(store_url)
+        try:
+            return keys <= {key for (_, key) in store.checkpoints("k8s")}
+        finally:
+            store.close()
+
+    wait_for(f"the first sync into {store_url}", synced, timeout)
+
+
+def dump(store_url: str, namespace: str | None = None) -> Dump:
+    """Every node (kind, placeholder, props) and edge (props) of a store, for comparing whole graphs; with
+    ``namespace``, the nodes of that namespace and every edge that touches one of them. (Two watchers
+    started moments apart see objects that changed in between at different first versions, so their
+    ``first_seen`` differs; a namespace created after both started was seen whole by both.)"""
     store = open_store(store_url)
     try:
-        nodes = {n.id: (n.kind.value, n.placeholder, n.props) for batch in store.iter_nodes() for n in batch}
-        edges = {(e.src, e.kind.value, e.dst): e.props for batch in store.iter_edges() for e in batch}
+        nodes = {
+            n.id: (n.kind.value, n.placeholder, n.props)
+            for batch in store.iter_nodes()
+            for n in batch
+            if namespace is None or n.props.get("namespace") == namespace
+        }
+        edges = {
+            (e.src, e.kind.value, e.dst): e.props
+            for batch in store.iter_edges()
+            for e in batch
+            if namespace is None or e.src in nodes or e.dst in nodes
+        }
         return nodes, edges
     finally:
         store.close()
@@ -121,7 +151,11 @@ def dump(store_url: str) -> Dump:
 def dump_diff(a: Dump, b: Dump, limit: int = 8) -> str:
     """Where two dumps differ, in a few lines (empty when they are equal)."""
     lines: list[str] = []
-    for label, x, y in (("node", a[0], b[0]), ("edge", a[1], b[1])):
+    pairs: tuple[tuple[str, Mapping[Any, Any], Mapping[Any, Any]], ...] = (
+        ("node", a[0], b[0]),
+        ("edge", a[1], b[1]),
+    )
+    for label, x, y in pairs:
         for key in sorted(set(x) | set(y), key=str):
             if x.get(key) != y.get(key):
                 lines.append(f"{label} {key}: {x.get(key)!r} != {y.get(key)!r}")

@@ -2,8 +2,9 @@
 restart its graph is the one a watcher that was never interrupted wrote, nothing lost or doubled.
 
 Two watchers follow the same cluster into two stores; one is killed while a 200-Pod Deployment rolls
-to a new image (every old Pod deleted, every new one created) and started again. The whole stores are
-compared, node by node and edge by edge. (``bench/k8s_ingest.py`` runs bigger rollouts.)
+to a new image (every old Pod deleted, every new one created) and started again. Both are synced before
+the test's namespace gets its Deployment, and everything of that namespace is compared, node by node
+and edge by edge. (``bench/k8s_ingest.py`` runs a bigger rollout.)
 """
 
 from __future__ import annotations
@@ -15,7 +16,17 @@ import pytest
 import yaml
 
 from tests.kube_cluster import KubeCluster
-from tests.kube_watch import Watcher, api_pods, deployment, dump, dump_diff, names, pods_in, wait_for
+from tests.kube_watch import (
+    Watcher,
+    api_pods,
+    deployment,
+    dump,
+    dump_diff,
+    names,
+    pods_in,
+    wait_for,
+    wait_synced,
+)
 
 pytestmark = pytest.mark.kube
 
@@ -37,17 +48,27 @@ def test_kill_9_mid_rollout_then_restart_writes_the_uninterrupted_graph(
         found = api_pods(api, ns)
         return names(found) if len(found) == count else None
 
+    def stored_all(url: str, live: set[str], deleted: set[str] | None = None) -> None:
+        def check() -> bool:
+            if set(pods_in(url, ns)) != live:
+                return False
+            return deleted is None or set(pods_in(url, ns, live=False)) == deleted
+
+        wait_for(f"{len(live)} live pods in {url}", check)
+
     def rolled() -> set[str] | None:
         now = settled(PODS)
         return now if now and not now & first else None
 
     with Watcher(steady, kube_cluster.kubeconfig) as a, Watcher(killed, kube_cluster.kubeconfig) as b:
+        for url in (steady, killed):  # so both see the Deployment's every version, from its first
+            wait_synced(url)
         kube_cluster.kubectl(
             "apply", "-f", "-", stdin=yaml.safe_dump(deployment(ns, "fleet", PODS, "registry.example/f:1"))
         )
         first: set[str] = wait_for(f"{PODS} pods", lambda: settled(PODS))
         for url in (steady, killed):
-            wait_for(f"{PODS} pods in {url}", lambda url=url: set(pods_in(url, ns)) == first)
+            stored_all(url, first)
 
         kube_cluster.kubectl("set", "image", "deployment/fleet", "-n", ns, "app=registry.example/f:2")
         template = wait_for("the new ReplicaSet", lambda: new_replicaset(kube_cluster, ns, exclude=first))
@@ -57,12 +78,11 @@ def test_kill_9_mid_rollout_then_restart_writes_the_uninterrupted_graph(
         with b_again:
             second = wait_for("the rollout", rolled)
             for url in (steady, killed):
-                wait_for(f"the rollout in {url}", lambda url=url: set(pods_in(url, ns)) == second)
-                wait_for(
-                    f"old pods deleted in {url}", lambda url=url: set(pods_in(url, ns, live=False)) == first
-                )
+                stored_all(url, second, deleted=first)
             try:  # the last status updates of other objects may still be arriving
-                wait_for("both graphs to settle alike", lambda: dump(steady) == dump(killed), timeout=60)
+                wait_for(
+                    "both graphs to settle alike", lambda: dump(steady, ns) == dump(killed, ns), timeout=60
+                )
             except AssertionError:
                 pass  # the comparison below says where they differ
             summary_b = b_again.stop()
@@ -70,7 +90,7 @@ def test_kill_9_mid_rollout_then_restart_writes_the_uninterrupted_graph(
 
     assert summary_b["relists"] == 0, summary_b  # resumed from the stored resourceVersions
     assert summary_a["relists"] == 0, summary_a
-    one, other = dump(steady), dump(killed)
+    one, other = dump(steady, ns), dump(killed, ns)
     assert one == other, dump_diff(one, other)
     pods = [n for n in one[0].values() if n[0] == "Pod" and n[2].get("namespace") == ns]
     assert len(pods) == 2 * PODS  # every Pod once: the 200 deleted and the 200 running
