@@ -63,6 +63,10 @@ class CachedReader:
             raise ReadFailed(entry.error)
         return entry.value
 
+    def is_fresh(self, ref: ObjectRef) -> bool:
+        """Whether ``get(ref)`` answers from the cache now, without asking the API server."""
+        return self._fresh(ref) is not None
+
     def _fresh(self, ref: ObjectRef) -> _Entry | None:
         entry = self._entries.get(ref)
         return entry if entry is not None and entry.expires > self._clock() else None
