@@ -39,6 +39,7 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
     "log_ingest": ("log_ingest.py", ["--records", "100000", "--scale", "1000000"], ["--records", "20000"]),
     "log_layout": ("log_layout.py", ["--records", "100000"], ["--records", "20000"]),
     "export_memory": ("export_memory.py", [], ["--sizes", "20000", "200000"]),
+    "admission": ("admission.py", ["--seconds", "20", "--rounds", "3"], ["--seconds", "5", "--rounds", "1"]),
     "ebpf_overhead": (
         "ebpf_overhead.py",
         ["--storm", "2000", "--reps", "5"],
