@@ -151,6 +151,11 @@ class Webhook:
                 raise SystemExit(f"liubai webhook did not start: {self.log.read_text()[-1500:]}")
             time.sleep(0.1)
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the webhook process has used so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def get(self, path: str) -> httpx.Response:
         return httpx.get(self.url + path, verify=str(self.cert), timeout=10)
 
@@ -385,12 +390,16 @@ def main() -> int:
         registered(False)
         run_phase(info, namespace, "warm-off", args.rate, 3, args.threads)
         phases: dict[str, list[dict[str, Any]]] = {"unregistered": [], "registered": []}
+        webhook_cpu = 0.0
         for r in range(args.rounds):
             for name, on in (("unregistered", False), ("registered", True)):
                 registered(on)
+                cpu = hook.cpu_seconds()
                 phases[name].append(
                     run_phase(info, namespace, f"{name[:3]}{r}", args.rate, args.seconds, args.threads)
                 )
+                if on:
+                    webhook_cpu += hook.cpu_seconds() - cpu
         registered(False)
         health = hook.get("/healthz").json()
         decision_ms = _mean_decision_ms(hook.get("/metrics").text)
@@ -423,6 +432,7 @@ def main() -> int:
     report["p99_ratio"] = round(on["p99_ms"] / off["p99_ms"], 2) if off["p99_ms"] else None
     report["webhook_records"] = health.get("records")
     report["webhook_decision_mean_ms"] = decision_ms
+    report["webhook_cpu_ms_per_admission"] = round(webhook_cpu * 1000 / max(1, on["ok"]), 3)
     report["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     met = (
         added <= TARGET_ADDED_P99_MS
@@ -446,7 +456,8 @@ def main() -> int:
         f"target <= +{TARGET_ADDED_P99_MS:g} ms at p99: {'met' if met else 'MISSED'}"
     )
     print(
-        f"the webhook's own decision takes {decision_ms} ms on average; the rest is the HTTPS round trip "
+        f"the webhook uses {report['webhook_cpu_ms_per_admission']} ms of CPU per admission; "
+        f"its own decision takes {decision_ms} ms on average; the rest is the HTTPS round trip "
         f"and waiting for a core (load average {report['load_average'][0]} before, "
         f"{report['load_average'][1]} after, {os.cpu_count()} cores)"
     )
