@@ -2,9 +2,9 @@
 
 Each figure stands beside the baseline measured in the same run (raw ``git log``, json.loads-only
 parsing, generate+join without a store, the per-row Neo4j writer, plain strawberry object-per-node
-answers, untraced and strace'd workloads), and the git and log benches also show the floor their targets
-sit on (PyYAML's event parse, SQLite alone with rows built beforehand). Each script can also run alone;
-its last output line is JSON.
+answers, the Kubernetes client's raw list and watch reads, untraced and strace'd workloads), and the
+git and log benches also show the floor their targets sit on (PyYAML's event parse, SQLite alone with
+rows built beforehand). Each script can also run alone; its last output line is JSON.
 
 Example: .venv/bin/python bench/run_all.py            (full sizes, ~15-25 min on 2 cores)
          .venv/bin/python bench/run_all.py --quick    (small sizes, a few minutes)
@@ -39,6 +39,7 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
     "log_ingest": ("log_ingest.py", ["--records", "100000", "--scale", "1000000"], ["--records", "20000"]),
     "log_layout": ("log_layout.py", ["--records", "100000"], ["--records", "20000"]),
     "export_memory": ("export_memory.py", [], ["--sizes", "20000", "200000"]),
+    "k8s_ingest": ("k8s_ingest.py", ["--pods", "10000"], ["--pods", "1000", "--deployments", "4"]),
     "admission": ("admission.py", ["--seconds", "20", "--rounds", "3"], ["--seconds", "5", "--rounds", "1"]),
     "ebpf_overhead": (
         "ebpf_overhead.py",

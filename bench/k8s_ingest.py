@@ -1,0 +1,262 @@
+"""Cluster ingest on a real API server (``scripts/kube/cluster``): a list + join of many Pods, and the
+rate a watch keeps up with, each beside a baseline read of the same data in the same run.
+
+* ``raw list``      - every Pod through the official client, paged as the collector pages, JSON parsed
+  and nothing else (the ceiling for any reader); ``typed list`` - the same with the client's models;
+* ``liubai list``   - ``liubai ingest k8s`` once (``ClusterCollector``): every resource type listed,
+  converted, joined and written to a fresh SQLite store, closed. Target: ``--pods`` (10,000) in <= 10 s;
+* ``raw watch``     - a backlog of Pod events (every Pod of the list deleted while no watcher ran: a
+  MODIFIED and a DELETED event each) read from the list's resourceVersion, JSON parsed only;
+* ``liubai watch``  - ``ingest k8s --watch`` resuming from the stored checkpoints over the same backlog,
+  until the Pods' checkpoint is stored at its last event: events converted, joined and stored; its
+  start-up (discovery, a watch per resource type) counts. Target >= 1,000/s.
+
+Pods come from Deployments (``--deployments`` of them, the controller-manager makes the Pods), each
+Pod carrying an audit id, so the join does all it does in production. No kubelet runs, so the Pods stay
+Pending; their status is not what is measured.
+
+Example: .venv/bin/python bench/k8s_ingest.py --pods 10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test cluster lives in tests/
+
+from liubai.collector.k8s import ClusterCollector, KubeApi, ingest_cluster
+from liubai.collector.retry import RetryPolicy
+from liubai.lineage.store import open_store
+from tests.kube_cluster import KubeCluster, running
+from tests.kube_watch import deployment
+
+LIST_TARGET_S = 10.0
+WATCH_TARGET = 1_000.0
+PAGE = "500"
+AUDIT = "git-sha1:" + "c" * 40 + "|trace:" + "ab" * 16
+
+
+def pod_count(cluster: KubeCluster, ns: str) -> int:
+    from kubernetes import client
+
+    doc = orjson.loads(
+        client.CoreV1Api(cluster.api_client()).list_namespaced_pod(ns, _preload_content=False).data
+    )
+    return len(doc["items"])
+
+
+def wait_count(cluster: KubeCluster, ns: str, want: int, timeout: float) -> float:
+    t = time.perf_counter()
+    last = -1
+    while True:
+        have = pod_count(cluster, ns)
+        if have == want:
+            return time.perf_counter() - t
+        if time.perf_counter() - t > timeout:
+            raise SystemExit(f"k8s_ingest: {have} of {want} pods after {timeout:.0f}s")
+        if have != last:
+            print(f"  {have:,} / {want:,} pods", file=sys.stderr, flush=True)
+            last = have
+        time.sleep(2)
+
+
+def raw_list(cluster: KubeCluster) -> tuple[float, int, str]:
+    """Every Pod, paged, parsed: seconds, count, the list's resourceVersion."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(cluster.api_client())
+    t = time.perf_counter()
+    n, token, rv = 0, None, ""
+    while True:
+        resp = core.list_pod_for_all_namespaces(limit=int(PAGE), _continue=token, _preload_content=False)
+        doc = orjson.loads(resp.data)
+        n += len(doc["items"])
+        rv = rv or doc["metadata"]["resourceVersion"]
+        token = doc["metadata"].get("continue")
+        if not token:
+            return time.perf_counter() - t, n, rv
+
+
+def typed_list(cluster: KubeCluster) -> tuple[float, int]:
+    from kubernetes import client
+
+    core = client.CoreV1Api(cluster.api_client())
+    t = time.perf_counter()
+    n, token = 0, None
+    while True:
+        page = core.list_pod_for_all_namespaces(limit=int(PAGE), _continue=token)
+        n += len(page.items)
+        token = page.metadata._continue
+        if not token:
+            return time.perf_counter() - t, n
+
+
+def liubai_list(cluster: KubeCluster, url: str) -> tuple[float, int]:
+    t = time.perf_counter()
+    store = open_store(url)
+    api = KubeApi(cluster.api_client())
+    try:
+        summary = ingest_cluster(store, ClusterCollector(api, store, retry=RetryPolicy(deadline=30)))
+    finally:
+        store.close()
+        api.close()
+    return time.perf_counter() - t, summary.count("PodRecord")
+
+
+def raw_watch(cluster: KubeCluster, since: str, deletions: int) -> tuple[float, int, int]:
+    """Pod events from ``since`` until ``deletions`` Pods were deleted, parsed only: seconds, events,
+    the resourceVersion of the last one."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(cluster.api_client())
+    t = time.perf_counter()
+    resp = core.list_pod_for_all_namespaces(
+        watch=True,
+        resource_version=since,
+        allow_watch_bookmarks=True,
+        timeout_seconds=120,
+        _preload_content=False,
+    )
+    n, deleted, buf = 0, 0, b""
+    try:
+        for chunk in resp.stream(None, decode_content=True):
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                event = orjson.loads(line)
+                if event["type"] == "ERROR":
+                    raise SystemExit(f"k8s_ingest: raw watch failed: {event['object']}")
+                n += event["type"] != "BOOKMARK"
+                deleted += event["type"] == "DELETED"
+                if deleted >= deletions:
+                    return time.perf_counter() - t, n, int(event["object"]["metadata"]["resourceVersion"])
+    finally:
+        resp.close()
+        resp.release_conn()
+    raise SystemExit("k8s_ingest: the raw watch ended before the backlog did")
+
+
+def liubai_watch(cluster: KubeCluster, url: str, until: int, timeout: float = 300) -> tuple[float, int, int]:
+    """Resume ``--watch`` from the stored checkpoints until the Pods' one reaches ``until``: seconds, Pod
+    events handled, relists."""
+    store = open_store(url)
+    api = KubeApi(cluster.api_client())
+    collector = ClusterCollector(api, store, retry=RetryPolicy(deadline=30))
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            ingest_cluster(store, collector, watch=True)
+        except BaseException as exc:  # reported below
+            failed.append(exc)
+
+    reader = open_store(url)
+    t = time.perf_counter()
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    try:
+        while True:
+            rv = reader.checkpoints("k8s").get(("k8s", "v1/pods"), "0")
+            if int(rv) >= until:
+                took = time.perf_counter() - t
+                break
+            if failed or not worker.is_alive():
+                raise SystemExit(f"k8s_ingest: the watch stopped: {failed}")
+            if time.perf_counter() - t > timeout:
+                raise SystemExit(f"k8s_ingest: the watch reached {rv} of {until} in {timeout:.0f}s")
+            time.sleep(0.02)
+    finally:
+        collector.stop.set()
+        worker.join(60)
+        reader.close()
+        store.close()
+        api.close()
+    pods = collector.stats.resources["v1/pods"]
+    return took, pods.events, collector.stats.relists
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pods", type=int, default=10_000)
+    ap.add_argument("--deployments", type=int, default=10)
+    args = ap.parse_args()
+    per = args.pods // args.deployments
+    pods = per * args.deployments
+    try:
+        context = running()
+        cluster = context.__enter__()
+    except BaseException as exc:  # pytest's skip/fail outcomes, when the binaries are missing
+        print(json.dumps({"skipped": str(exc) or type(exc).__name__}))
+        return 0
+    try:
+        ns = cluster.create_namespace("bench")
+        docs = [
+            deployment(ns, f"d{i}", per, "registry.example/app:1", audit_id=AUDIT)
+            for i in range(args.deployments)
+        ]
+        cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(docs))
+        made = wait_count(cluster, ns, pods, timeout=900)
+        print(f"{pods:,} pods made by the controller-manager in {made:.0f}s", file=sys.stderr)
+
+        raw_s, raw_n, _ = raw_list(cluster)
+        typed_s, _ = typed_list(cluster)
+        with tempfile.TemporaryDirectory() as tmp:
+            url = f"sqlite:///{Path(tmp) / 'k8s.db'}"
+            list_s, list_n = liubai_list(cluster, url)
+            stored = open_store(url)
+            since = stored.checkpoints("k8s")[("k8s", "v1/pods")]
+            stored.close()
+
+            for i in range(args.deployments):  # the backlog: every Pod deleted while nobody watches
+                cluster.kubectl("scale", f"deployment/d{i}", "-n", ns, "--replicas=0")
+            wait_count(cluster, ns, 0, timeout=900)
+            rw_s, rw_n, until = raw_watch(cluster, since, pods)
+            w_s, w_n, relists = liubai_watch(cluster, url, until)
+    finally:
+        context.__exit__(None, None, None)
+
+    list_ok = list_s <= LIST_TARGET_S and list_n >= pods
+    w_rate, rw_rate = w_n / w_s, rw_n / rw_s
+    watch_ok = w_rate >= WATCH_TARGET and relists == 0
+    lines = [
+        f"list of {raw_n:,} Pods (one namespace, {args.deployments} Deployments, each Pod with an audit id)",
+        f"  raw list (client, JSON only)     {raw_s:7.2f} s   {raw_n / raw_s:9,.0f} pods/s",
+        f"  typed list (client models)       {typed_s:7.2f} s   {raw_n / typed_s:9,.0f} pods/s",
+        f"  liubai list + join + SQLite      {list_s:7.2f} s   {list_n / list_s:9,.0f} pods/s   "
+        f"{list_s / raw_s:.1f}x raw   target <= {LIST_TARGET_S:.0f} s: {'met' if list_ok else 'MISSED'}",
+        f"watch backlog of {rw_n:,} Pod events (each Pod deleted: MODIFIED + DELETED), from the list's RV",
+        f"  raw watch (client, JSON only)    {rw_s:7.2f} s   {rw_rate:9,.0f} events/s",
+        f"  liubai watch + join + SQLite     {w_s:7.2f} s   {w_rate:9,.0f} events/s   "
+        f"{w_rate / rw_rate:.0%} of raw   relists {relists}   target >= {WATCH_TARGET:,.0f}/s: "
+        f"{'met' if watch_ok else 'MISSED'}",
+    ]
+    print("\n".join(lines))
+    report: dict[str, Any] = {
+        "pods": raw_n,
+        "raw_list_s": round(raw_s, 3),
+        "typed_list_s": round(typed_s, 3),
+        "liubai_list_s": round(list_s, 3),
+        "list_vs_raw": round(list_s / raw_s, 2),
+        "watch_events": w_n,
+        "raw_watch_events_per_s": round(rw_rate),
+        "liubai_watch_events_per_s": round(w_rate),
+        "watch_vs_raw": round(w_rate / rw_rate, 3),
+        "relists": relists,
+        "targets_met": list_ok and watch_ok,
+    }
+    print(json.dumps(report))
+    return 0 if list_ok and watch_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
