@@ -3,7 +3,9 @@
 At a hundred admissions a second most requests name the same few Applications or Kustomizations: each
 is read at most once per ``ttl`` (concurrent requests for one object share that one read), so admission
 latency stays that of a dictionary look-up. The ttl is short because a controller moves its revision
-right before it applies: a stale answer would stamp the previous commit.
+right before it applies: a stale answer would stamp the previous commit. An answer past half its ttl
+that is asked for again is read anew on a background thread while it is still served, so an object in
+steady use is never older than ``ttl`` and yet never expires under the admissions waiting for it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ _MAX_ENTRIES = 4096
 
 @dataclass(slots=True)
 class _Entry:
+    read_at: float
     expires: float
     value: Mapping[str, Any] | None
     error: str | None
@@ -45,11 +48,21 @@ class CachedReader:
         self._clock = clock
         self._entries: dict[ObjectRef, _Entry] = {}
         self._locks: dict[ObjectRef, threading.Lock] = {}
+        self._refreshing: set[ObjectRef] = set()
+        self._refresh_lock = threading.Lock()
         self.reads = 0
         self.hits = 0
 
+    @property
+    def refreshing(self) -> int:
+        """Background reads under way."""
+        with self._refresh_lock:
+            return len(self._refreshing)
+
     def get(self, ref: ObjectRef) -> Mapping[str, Any] | None:
         entry = self._fresh(ref)
+        if entry is not None and entry.error is None and self._clock() - entry.read_at > self._ttl / 2:
+            self._refresh(ref)
         if entry is None:
             with self._locks.setdefault(ref, threading.Lock()):
                 entry = self._fresh(ref)  # another thread may have read it while this one waited
@@ -71,12 +84,35 @@ class CachedReader:
         entry = self._entries.get(ref)
         return entry if entry is not None and entry.expires > self._clock() else None
 
-    def _read(self, ref: ObjectRef) -> _Entry:
+    def _refresh(self, ref: ObjectRef) -> None:
+        """Read ``ref`` again on a background thread, unless that is already under way."""
+        with self._refresh_lock:
+            if ref in self._refreshing:
+                return
+            self._refreshing.add(ref)
+
+        def run() -> None:
+            try:
+                with self._locks.setdefault(ref, threading.Lock()):
+                    self._read(ref, keep_on_error=True)
+            finally:
+                with self._refresh_lock:
+                    self._refreshing.discard(ref)
+
+        threading.Thread(target=run, name="liubai-revision-refresh", daemon=True).start()
+
+    def _read(self, ref: ObjectRef, *, keep_on_error: bool = False) -> _Entry:
+        """Read ``ref`` into the cache. ``keep_on_error``: a failed read leaves the answer there (until
+        it expires, when a read on the admission path finds and caches the failure)."""
         self.reads += 1
+        started = self._clock()  # the answer is as old as the moment it was asked for
         try:
-            entry = _Entry(self._clock() + self._ttl, self._reader.get(ref), None)
+            entry = _Entry(started, started + self._ttl, self._reader.get(ref), None)
         except ReadFailed as exc:
-            entry = _Entry(self._clock() + self._error_ttl, None, str(exc))
+            entry = _Entry(started, self._clock() + self._error_ttl, None, str(exc))
+            kept = self._entries.get(ref)
+            if keep_on_error and kept is not None:
+                return kept
         if len(self._entries) >= _MAX_ENTRIES:
             self._evict()
         self._entries[ref] = entry

@@ -194,15 +194,22 @@ class Clock:
 REF = ObjectRef("argoproj.io", "v1alpha1", "applications", "Application", "argocd", "shop")
 
 
+def settled(cache: CachedReader) -> None:
+    deadline = time.monotonic() + 10
+    while cache.refreshing:
+        assert time.monotonic() < deadline, "the background read did not finish"
+        time.sleep(0.01)
+
+
 def test_cache_reuses_answers_for_the_ttl_and_then_reads_again() -> None:
     cluster = Cluster({("Application", "argocd", "shop"): {"v": 1}})
     clock = Clock()
     cache = CachedReader(cluster, ttl=2.0, error_ttl=5.0, clock=clock)
     assert cache.get(REF) == {"v": 1}
     cluster.objects[("Application", "argocd", "shop")] = {"v": 2}
-    clock.now += 1.9
+    clock.now += 0.9
     assert cache.get(REF) == {"v": 1} and len(cluster.reads) == 1
-    clock.now += 0.2
+    clock.now += 1.2  # past the ttl and not asked for since: read on the admission path
     assert cache.get(REF) == {"v": 2} and len(cluster.reads) == 2
     cluster.fail = "forbidden"
     clock.now += 2.1
@@ -210,6 +217,29 @@ def test_cache_reuses_answers_for_the_ttl_and_then_reads_again() -> None:
         with pytest.raises(ReadFailed, match="forbidden"):
             cache.get(REF)
     assert len(cluster.reads) == 3  # one failed read, then the failure is reused for error_ttl
+
+
+def test_an_answer_in_use_is_read_again_in_the_background_before_it_expires() -> None:
+    cluster = Cluster({("Application", "argocd", "shop"): {"v": 1}})
+    clock = Clock()
+    cache = CachedReader(cluster, ttl=2.0, clock=clock)
+    assert cache.get(REF) == {"v": 1}
+    cluster.objects[("Application", "argocd", "shop")] = {"v": 2}
+    clock.now += 1.5  # past half the ttl: served as it is, and read again meanwhile
+    assert cache.get(REF) == {"v": 1}
+    settled(cache)
+    assert len(cluster.reads) == 2
+    clock.now += 1.0  # the first answer would have expired; the second is 1 s old
+    assert cache.is_fresh(REF) and cache.get(REF) == {"v": 2} and len(cluster.reads) == 2
+
+    cluster.fail = "API server unreachable"  # a failed background read keeps the answer until it expires
+    clock.now += 0.5
+    assert cache.get(REF) == {"v": 2}
+    settled(cache)
+    assert cache.get(REF) == {"v": 2}
+    clock.now += 0.6  # now past its ttl: the failure is found on the admission path
+    with pytest.raises(ReadFailed, match="unreachable"):
+        cache.get(REF)
 
 
 def test_concurrent_requests_for_one_object_share_one_read() -> None:
