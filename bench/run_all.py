@@ -40,6 +40,7 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
     "log_layout": ("log_layout.py", ["--records", "100000"], ["--records", "20000"]),
     "export_memory": ("export_memory.py", [], ["--sizes", "20000", "200000"]),
     "k8s_ingest": ("k8s_ingest.py", ["--pods", "10000"], ["--pods", "1000", "--deployments", "4"]),
+    "admission": ("admission.py", ["--seconds", "20", "--rounds", "3"], ["--seconds", "5", "--rounds", "1"]),
     "ebpf_overhead": (
         "ebpf_overhead.py",
         ["--storm", "2000", "--reps", "5"],

@@ -29,12 +29,15 @@ COMMAND_MODULES = [
     "liubai.api.cli.store_admin",
     "liubai.api.cli.token",
     "liubai.api.cli.agent",
+    "liubai.api.cli.webhook",
+    "liubai.api.cli.annotate",
     "liubai.api.cli.demo",
 ]
 
 _ONLY: dict[tuple[str, ...], tuple[str, ...]] = {
     ("ingest", "git"): ("liubai.api.cli.ingest", "liubai.api.cli.ingest_git"),
     ("ingest", "k8s"): ("liubai.api.cli.ingest", "liubai.api.cli.ingest_k8s"),
+    ("annotate",): ("liubai.api.cli.annotate",),  # runs once per render in a pipeline: start fast
 }
 
 _app = typer.Typer(
@@ -90,8 +93,8 @@ def _register(names: tuple[str, ...] | list[str]) -> typer.Typer:
 
 
 def _command_words(args: list[str]) -> tuple[str, ...]:
-    """The first two command words; empty if an option other than ``--store`` comes before them
-    (``liubai --help ingest git`` must list every command)."""
+    """The command words before the first option (two at most); empty if an option other than ``--store``
+    comes before any (``liubai --help ingest git`` must list every command)."""
     words: list[str] = []
     rest = iter(args)
     for arg in rest:
@@ -100,7 +103,7 @@ def _command_words(args: list[str]) -> tuple[str, ...]:
         elif arg.startswith("--store="):
             continue
         elif arg.startswith("-"):
-            return ()
+            return tuple(words) if words else ()
         else:
             words.append(arg)
             if len(words) == 2:
