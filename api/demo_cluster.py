@@ -143,8 +143,8 @@ def running_webhook(store_url: str, work: Path, kubeconfig: str) -> Iterator[tup
     cert, key = self_signed(work, "demo-webhook")
     port = _free_port()
     log = work / "webhook.log"
-    args = ("webhook", "--cert", str(cert), "--key", str(key), "--port", str(port))
-    args += ("--kubeconfig", kubeconfig, "--log-level", "warning")
+    args = ["webhook", "--cert", str(cert), "--key", str(key), "--port", str(port)]
+    args += ["--kubeconfig", kubeconfig, "--log-level", "warning"]
     with log.open("wb") as out:
         proc = subprocess.Popen(_liubai_cmd(store_url, *args), stdout=out, stderr=subprocess.STDOUT)
     url = f"https://127.0.0.1:{port}"
