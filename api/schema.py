@@ -20,11 +20,13 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import strawberry
 from strawberry.fastapi import BaseContext
 from strawberry.scalars import JSON
+from strawberry.tools import merge_types
 from strawberry.types import Info
 
 from liubai.api.errors import ApiError, ErrorCode, StructuredErrors
 from liubai.api.limits import LimitSettings, graphql_extensions
 from liubai.api.nodes import node_json, node_label, node_time
+from liubai.api.schema_cluster import ClusterQuery
 from liubai.lineage import model
 from liubai.lineage.model import AuditIdError, EdgeKind, NodeKind, parse_audit_id
 from liubai.lineage.provenance import Provenance
@@ -611,7 +613,8 @@ def build_schema(limits: LimitSettings | None = None) -> strawberry.Schema:
     """The schema with guards against queries built to be expensive (depth, tokens, aliases, page size,
     time); settings from ``LIUBAI_QUERY_*`` (see ``liubai.api.limits``)."""
     return LineageSchema(
-        query=Query, extensions=[*graphql_extensions(limits or LimitSettings()), StructuredErrors]
+        query=merge_types("Query", (Query, ClusterQuery)),
+        extensions=[*graphql_extensions(limits or LimitSettings()), StructuredErrors],
     )
 
 

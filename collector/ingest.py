@@ -1,7 +1,8 @@
 """Records -> graph batches -> store: the one ingest pipeline of every collector.
 
-A collector yields records interleaved with ``Checkpoint`` markers (where it could resume) and
-``Notice`` items (something the user must hear, e.g. rewritten history). The driver joins records into
+A collector yields records interleaved with ``Checkpoint`` markers (where it could resume), ``Notice``
+items (something the user must hear, e.g. rewritten history) and, from a live source, ``Flush`` markers
+(store what came so far now, do not wait for a full batch). The driver joins records into
 batches of ``batch_size`` and writes each through ``StoreSink``; a checkpoint rides in the batch that
 holds the data it covers, so it only moves after the store accepted that data.
 
@@ -30,6 +31,7 @@ from liubai.lineage.store.base import LineageStore, StoreError, UpsertResult, wr
 __all__ = [
     "BatchPace",
     "Checkpoint",
+    "Flush",
     "IngestSummary",
     "JoinedBatch",
     "Notice",
@@ -64,7 +66,13 @@ class Notice:
     raw: str = ""
 
 
-Item = Record | Checkpoint | Notice
+@dataclass(frozen=True, slots=True)
+class Flush:
+    """Ends the batch being built: a live source (a watch) that went quiet has what it read stored now,
+    not when enough more arrives to fill the batch."""
+
+
+Item = Record | Checkpoint | Notice | Flush
 
 
 class BatchPace:
@@ -230,6 +238,11 @@ def join_batches(
             continue
         elif isinstance(item, Notice):
             notices.append(item)
+            continue
+        elif isinstance(item, Flush):
+            if batch or notices:
+                yield JoinedBatch(batch, records, notices)
+                batch, records, notices, pending = GraphBatch(), Counter(), [], 0
             continue
         else:
             add_record(batch, item)

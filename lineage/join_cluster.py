@@ -3,7 +3,8 @@
 A live object meets the object Git declared on the same Workload node (``workload_node_id``: kind,
 namespace, name and the user-named cluster). A Pod is its own node, ``Pod -INSTANCE_OF->`` its
 controlling owner (a ReplicaSet, itself ``-INSTANCE_OF->`` its Deployment); the audit id stamped on an
-object or Pod ``-ANNOTATES->`` it. A Flux or Argo CD object ``-APPLIES->`` the commit it reports. An
+object or Pod ``-ANNOTATES->`` it. The owner is also an ``owner`` property (``Kind/name``), so a reader
+that lists running objects (drift) tells top-level ones from owned ones without an edge query per object. A Flux or Argo CD object ``-APPLIES->`` the commit it reports. An
 admission decision ``-ADMITTED->`` the object and ``-STAMPED->`` the audit record it left on it.
 """
 
@@ -50,11 +51,10 @@ def join_cluster_object(batch: GraphBatch, o: ClusterObjectRecord) -> None:
         "replicas": o.replicas,
         "ready_replicas": o.ready_replicas,
         "images": list(o.images) or None,
+        "owner": f"{o.owner_kind}/{o.owner_name}" if o.owner_kind and o.owner_name else None,
         "deleted_at": o.observed_at if o.deleted else None,
     }
-    batch.add_node(
-        wid, _seen({k: v for k, v in props.items() if v is not None or k == "deleted_at"}, o.observed_at)
-    )
+    batch.add_node(wid, _seen({k: v for k, v in props.items() if v is not None}, o.observed_at))
     if o.owner_kind and o.owner_name:
         owner = workload_node_id(o.owner_kind, o.namespace, o.owner_name, o.cluster)
         batch.add_node(
@@ -88,10 +88,9 @@ def join_pod(batch: GraphBatch, p: PodRecord) -> None:
         "image_ids": [c.image_id for c in p.containers if c.image_id] or None,
         "container_ids": [c.container_id for c in p.containers if c.container_id] or None,
         "restarts": sum(c.restart_count for c in p.containers) if p.containers else None,
+        "owner": f"{p.owner_kind}/{p.owner_name}" if p.owner_kind and p.owner_name else None,
     }
-    batch.add_node(
-        pid, _seen({k: v for k, v in props.items() if v is not None or k == "deleted_at"}, p.observed_at)
-    )
+    batch.add_node(pid, _seen({k: v for k, v in props.items() if v is not None}, p.observed_at))
     if p.owner_kind and p.owner_name:
         owner = workload_node_id(p.owner_kind, p.namespace, p.owner_name, p.cluster)
         batch.add_node(

@@ -1,7 +1,7 @@
 """Who wrote each fact, and the merge rule that keeps one writer from overwriting another's facts.
 
 Every batch is written by one **writer**: a local collector the operator runs against the store
-(``git``, ``logs``, ``sls``, ``ebpf``, or ``local``) or a remote sender through ``POST /v1/ingest``,
+(``git``, ``logs``, ``sls``, ``ebpf``, ``k8s``, or ``local``) or a remote sender through ``POST /v1/ingest``,
 written as ``token:<token name>`` (``http:anonymous`` when the API runs without auth) whatever the
 envelope says about itself. A node is **owned** by the writer of its first non-placeholder write; a key a
 second writer added to it is that writer's (the node's ``owners`` map, kept only when such a key exists).
@@ -31,6 +31,7 @@ __all__ = [
     "ANONYMOUS_WRITER",
     "EBPF_WRITER",
     "GIT_WRITER",
+    "K8S_WRITER",
     "LOCAL_WRITER",
     "LOGS_WRITER",
     "SLS_WRITER",
@@ -48,6 +49,7 @@ GIT_WRITER = "git"
 LOGS_WRITER = "logs"
 SLS_WRITER = "sls"
 EBPF_WRITER = "ebpf"
+K8S_WRITER = "k8s"
 ANONYMOUS_WRITER = "http:anonymous"
 _REMOTE_PREFIXES = ("token:", "http:")
 _SEEN = ("first_seen", "last_seen")

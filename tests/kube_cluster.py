@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import secrets
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ import pytest
 from tests._real import missing
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "kube" / "cluster"
+CRD_DIR = SCRIPT.parent / "crds"
 START_TIMEOUT_S = float(os.environ.get("LIUBAI_TEST_KUBE_START_TIMEOUT", "120"))
 MISSING_EXIT = 3
 
@@ -45,6 +48,7 @@ class KubeCluster:
     ca_file: str
     etcd: str
     dir: str
+    control: ClusterControl | None = field(default=None, compare=False, repr=False)
 
     def api_client(self, token: str | None = None) -> Any:
         """A ``kubernetes.client.ApiClient`` for the admin (or for ``token``'s user)."""
@@ -72,6 +76,12 @@ class KubeCluster:
         if check and proc.returncode != 0:
             pytest.fail(f"kubectl {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
         return proc
+
+    def install_crds(self, directory: Path = CRD_DIR) -> None:
+        """Apply the CRDs in ``directory`` and wait until they are served. The session's cluster
+        starts with ``scripts/kube/crds/`` installed; this is for further ones (applying is idempotent)."""
+        self.kubectl("apply", "-f", str(directory))
+        self.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
 
     def kubeconfig_for(self, token: str, directory: Path) -> str:
         """A kubeconfig like the admin's but logging in with ``token`` (a limited user's)."""
@@ -178,22 +188,50 @@ def kubelet_status(
     return result
 
 
-def _read_first_line(proc: subprocess.Popen[str], timeout: float) -> str | None:
-    box: list[str] = []
+class ClusterControl:
+    """The script's stdout lines, and its signals: stop the API server alone, start it again."""
 
-    def read() -> None:
-        assert proc.stdout is not None
-        box.append(proc.stdout.readline())
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.stopped = False
+        threading.Thread(target=self._read, daemon=True).start()
 
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    reader.join(timeout)
-    return box[0].strip() if box and box[0].strip() else None
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.strip())
+
+    def next_line(self, timeout: float) -> str | None:
+        try:
+            return self.lines.get(timeout=timeout) or None
+        except queue.Empty:
+            return None
+
+    def _signal(self, signum: int, expect: str, timeout: float) -> None:
+        os.kill(self.proc.pid, signum)
+        line = self.next_line(timeout)
+        if line is None or json.loads(line).get("apiserver") != expect:
+            pytest.fail(f"the test cluster's API server did not report {expect!r} (got {line!r})")
+
+    def stop_apiserver(self, timeout: float = 30) -> None:
+        self._signal(signal.SIGUSR1, "stopped", timeout)
+        self.stopped = True
+
+    def start_apiserver(self, timeout: float = START_TIMEOUT_S) -> None:
+        self._signal(signal.SIGUSR2, "ready", timeout)
+        self.stopped = False
+
+    def ensure_apiserver(self) -> None:
+        """Start the API server again if a test left it stopped."""
+        if self.stopped:
+            self.start_apiserver()
 
 
 @contextmanager
 def running() -> Iterator[KubeCluster]:
-    """Start a throw-away control plane (with the Flux and Argo CD CRDs) and yield where it answers."""
+    """Start a throw-away control plane (with the Flux and Argo CD CRDs) and yield where it answers;
+    its ``control`` stops and restarts the API server."""
     try:
         import kubernetes  # noqa: F401 - the client every kube test drives the cluster with
     except ImportError as exc:
@@ -209,7 +247,8 @@ def running() -> Iterator[KubeCluster]:
             text=True,
         )
         try:
-            line = _read_first_line(proc, START_TIMEOUT_S + 30)
+            control = ClusterControl(proc)
+            line = control.next_line(START_TIMEOUT_S + 30)
             if line is None:
                 code = proc.poll()
                 log.seek(0)
@@ -218,7 +257,7 @@ def running() -> Iterator[KubeCluster]:
                 if code == MISSING_EXIT:
                     missing("kube", tail or "binaries missing (run scripts/kube/build)")
                 pytest.fail(f"Kubernetes test cluster did not start (exit {code}): {tail}")
-            yield KubeCluster(**json.loads(line))
+            yield KubeCluster(**json.loads(line), control=control)
         finally:
             _stop(proc)
 

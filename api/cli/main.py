@@ -20,8 +20,10 @@ COMMAND_MODULES = [
     "liubai.api.cli.ingest_git",
     "liubai.api.cli.ingest_logs",
     "liubai.api.cli.ingest_sls",
+    "liubai.api.cli.ingest_k8s",
     "liubai.api.cli.trace",
     "liubai.api.cli.query",
+    "liubai.api.cli.drift",
     "liubai.api.cli.serve",
     "liubai.api.cli.export",
     "liubai.api.cli.store_admin",
@@ -35,6 +37,7 @@ COMMAND_MODULES = [
 _ONLY: dict[tuple[str, ...], tuple[str, ...]] = {
     ("ingest", "git"): ("liubai.api.cli.ingest", "liubai.api.cli.ingest_git"),
     ("annotate",): ("liubai.api.cli.annotate",),  # runs once per render in a pipeline: start fast
+    ("ingest", "k8s"): ("liubai.api.cli.ingest", "liubai.api.cli.ingest_k8s"),
 }
 
 _app = typer.Typer(

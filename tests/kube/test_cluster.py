@@ -71,11 +71,30 @@ def test_deployment_gets_replicaset_and_pods(kube_cluster: KubeCluster, kube_nam
     assert pod.status.container_statuses[0].image_id == "registry.example/web@sha256:" + "a" * 64
 
 
-def test_gitops_crds_take_status(kube_cluster: KubeCluster, kube_namespace: str) -> None:
+GITOPS_KINDS = [
+    ("kustomize.toolkit.fluxcd.io", "v1", "kustomizations", "Kustomization", "lastAppliedRevision"),
+    ("helm.toolkit.fluxcd.io", "v2", "helmreleases", "HelmRelease", "lastAttemptedRevision"),
+    ("source.toolkit.fluxcd.io", "v1", "gitrepositories", "GitRepository", "artifact"),
+    ("argoproj.io", "v1alpha1", "applications", "Application", "sync"),
+]
+
+
+@pytest.mark.parametrize(("group", "version", "plural", "kind", "field"), GITOPS_KINDS)
+def test_gitops_crds_take_status(
+    kube_cluster: KubeCluster,
+    kube_namespace: str,
+    group: str,
+    version: str,
+    plural: str,
+    kind: str,
+    field: str,
+) -> None:
+    """Each CRD keeps fields it does not declare, and takes status only through /status (as a
+    controller writes it): what the cluster collector reads revisions from."""
     from kubernetes import client
 
     api = client.CustomObjectsApi(kube_cluster.api_client())
-    group, version, plural = "kustomize.toolkit.fluxcd.io", "v1", "kustomizations"
+    value: Any = {"revision": "b" * 40} if field in ("artifact", "sync") else "main@sha1:" + "b" * 40
     api.create_namespaced_custom_object(
         group,
         version,
@@ -83,22 +102,25 @@ def test_gitops_crds_take_status(kube_cluster: KubeCluster, kube_namespace: str)
         plural,
         {
             "apiVersion": f"{group}/{version}",
-            "kind": "Kustomization",
+            "kind": kind,
             "metadata": {"name": "apps"},
             "spec": {"path": "./apps", "sourceRef": {"kind": "GitRepository", "name": "repo"}},
+            "status": {field: "ignored on create"},
         },
     )
+    got = api.get_namespaced_custom_object(group, version, kube_namespace, plural, "apps")
+    assert field not in got.get("status", {})  # status is a subresource: the main resource drops it
     kube_cluster.kubectl(
         "patch",
-        "kustomization",
+        f"{plural}.{group}",
         "apps",
         "-n",
         kube_namespace,
         "--subresource=status",
         "--type=merge",
         "-p",
-        json.dumps({"status": {"lastAppliedRevision": "main@sha1:" + "b" * 40}}),
+        json.dumps({"status": {field: value}}),
     )
     got = api.get_namespaced_custom_object(group, version, kube_namespace, plural, "apps")
-    assert got["status"]["lastAppliedRevision"] == "main@sha1:" + "b" * 40
+    assert got["status"][field] == value
     assert got["spec"]["path"] == "./apps"

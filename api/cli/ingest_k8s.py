@@ -1,0 +1,162 @@
+"""``liubai ingest k8s``: what a Kubernetes cluster runs (workloads, ReplicaSets, Pods, GitOps objects)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from liubai.api.cli.common import console, err_console, fail, say, state, store_session
+from liubai.api.cli.ingest import ingest_app
+from liubai.api.cli.ingest_logs import RejectPrinter
+from liubai.collector.ingest import IngestSummary, Notice
+from liubai.collector.k8s import ClusterCollector, KubeError, connect, ingest_cluster
+from liubai.collector.retry import RetryPolicy
+from liubai.lineage.urls import redact_url
+
+__all__ = ["register"]
+
+
+def k8s(
+    ctx: typer.Context,
+    kubeconfig: Annotated[
+        str | None,
+        typer.Option(
+            "--kubeconfig", help="Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, else in-cluster)."
+        ),
+    ] = None,
+    context: Annotated[
+        str | None, typer.Option("--context", help="Kubeconfig context (default: the current one).")
+    ] = None,
+    in_cluster: Annotated[
+        bool, typer.Option("--in-cluster", help="Use the service account of the Pod this runs in.")
+    ] = False,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            help="Name the cluster in workload ids, so objects of different clusters never merge (default: "
+            "none, the ids Git ingest writes, so live and declared objects meet).",
+        ),
+    ] = None,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch", help="Keep watching after the first sync, until interrupted (Ctrl-C or SIGTERM)."
+        ),
+    ] = False,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Records per store transaction.")
+    ] = 2000,
+    deadline: Annotated[
+        float,
+        typer.Option(
+            "--retry-deadline", min=0.0, help="Give up on an unreachable API server after this long."
+        ),
+    ] = 120.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON line.")] = False,
+) -> None:
+    """Read Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs, CronJobs, Pods, Namespaces and, where
+    their CRDs exist, Flux Kustomizations/HelmReleases/GitRepositories and Argo CD Applications.
+
+    Live objects join the workloads Git declared; Pods link to their owners and to the audit id
+    (x-gitops-audit-id) stamped on them. A resourceVersion checkpoint per resource type is stored with the
+    data it covers, so a --watch that is stopped (or killed) resumes where it stopped.
+
+    Example: liubai ingest k8s --kubeconfig ~/.kube/config --context prod --cluster prod --watch
+    """
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    printer = RejectPrinter()
+
+    def notice(n: Notice) -> None:
+        say(f"warning: {n.message}", err=True)
+
+    try:
+        api = connect(kubeconfig, context, in_cluster=in_cluster)
+    except KubeError as exc:
+        raise fail(str(exc)) from None
+    previous: dict[int, Any] = {}
+    try:
+        with (
+            store_session(ctx) as store,
+            Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                console=err_console,
+                transient=True,
+                disable=as_json,
+            ) as bar,
+        ):
+            collector = ClusterCollector(
+                api, store, cluster=cluster, retry=RetryPolicy.from_env(deadline=deadline), on_notice=notice
+            )
+
+            def on_signal(signum: int, frame: FrameType | None) -> None:
+                collector.stop.set()  # the batch in flight is stored, with its checkpoints
+
+            previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+            task = bar.add_task(f"reading {api.server}", total=None)
+
+            def show(s: IngestSummary) -> None:
+                bar.update(
+                    task,
+                    description=f"{sum(s.records.values()):,} objects, {s.rejected:,} rejected "
+                    f"({'watching' if watch else 'listing'} {api.server})",
+                )
+
+            try:
+                summary = ingest_cluster(
+                    store, collector, watch=watch, batch_size=batch_size, progress=show, on_reject=printer
+                )
+            except KubeError as exc:  # batches stored before it stay, with their checkpoints
+                printer.finish()
+                raise fail(str(exc)) from None
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        api.close()
+    printer.finish()
+    stats = collector.stats
+    report = {
+        "server": api.server,
+        "cluster": cluster,
+        "objects": stats.objects,
+        "workloads": summary.count("ClusterObjectRecord"),
+        "pods": summary.count("PodRecord"),
+        "deleted_while_unwatched": stats.vanished,
+        "relists": stats.relists,
+        "forbidden": stats.forbidden,
+        "rejected": summary.rejected,
+        "nodes_created": summary.nodes_created,
+        "edges_created": summary.edges_created,
+    }
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    table = Table(title=f"k8s ingest ({api.server})", show_header=True, header_style="bold")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for label, key in (
+        ("object records", "workloads"),
+        ("pod records", "pods"),
+        ("deleted while unwatched", "deleted_while_unwatched"),
+        ("relists (410 Gone)", "relists"),
+        ("rejected", "rejected"),
+        ("new nodes", "nodes_created"),
+        ("new edges", "edges_created"),
+    ):
+        table.add_row(label, str(report[key]))
+    table.add_row("resources refused (RBAC)", str(len(stats.forbidden)))
+    console.print(table)
+    say(f"into {redact_url(state(ctx).store_url)}")
+
+
+def register(app: typer.Typer) -> None:
+    ingest_app.command("k8s")(k8s)

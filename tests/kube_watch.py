@@ -1,0 +1,190 @@
+"""Helpers shared by the cluster collector's tests and ``bench/k8s_ingest.py``: ``liubai ingest k8s`` run
+as a real process (so it can be stopped with SIGTERM or killed with SIGKILL), waits on the store it
+writes, a store's whole graph as comparable data, and Deployments with many Pods.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from liubai.lineage.store import open_store
+
+T = TypeVar("T")
+
+Dump = tuple[dict[str, Any], dict[tuple[str, str, str], Any]]
+
+
+def liubai_cmd(store_url: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "liubai.api.cli.main", "--store", store_url, *args]
+
+
+def run_liubai(
+    store_url: str, *args: str, timeout: float = 240, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        liubai_cmd(store_url, *args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+class Watcher:
+    """``liubai ingest k8s --watch --json`` in a process of its own; stderr goes to a file to read."""
+
+    def __init__(
+        self, store_url: str, kubeconfig: str, *extra: str, env: dict[str, str] | None = None
+    ) -> None:
+        self.err = tempfile.NamedTemporaryFile("w+", prefix="liubai-watch-", suffix=".log")
+        self.proc = subprocess.Popen(
+            liubai_cmd(store_url, "ingest", "k8s", "--kubeconfig", kubeconfig, "--watch", "--json", *extra),
+            stdout=subprocess.PIPE,
+            stderr=self.err,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+
+    def stderr(self) -> str:
+        self.err.seek(0)
+        return self.err.read()
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, timeout: float = 60) -> dict[str, Any]:
+        """SIGTERM (as an operator stops it) and the JSON summary it prints on the way out."""
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+        out, _ = self.proc.communicate(timeout=timeout)
+        self.err.close()
+        if self.proc.returncode != 0:
+            raise AssertionError(f"watcher exited {self.proc.returncode}: {self.stderr_tail(out)}")
+        summary: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+        return summary
+
+    def stderr_tail(self, out: str = "") -> str:
+        try:
+            return (out + self.stderr())[-3000:]
+        except ValueError:  # closed
+            return out[-3000:]
+
+    def kill(self) -> None:
+        """SIGKILL: no signal handler, no last batch, no summary."""
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+        self.err.close()
+
+    def __enter__(self) -> Watcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+        if not self.err.closed:
+            self.err.close()
+
+
+def wait_for(what: str, check: Callable[[], T | None], timeout: float = 120.0, every: float = 0.25) -> T:
+    """Poll ``check`` until it returns something truthy; AssertionError naming ``what`` on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(every)
+
+
+def dump(store_url: str) -> Dump:
+    """Every node (kind, placeholder, props) and edge (props) of a store, for comparing whole graphs."""
+    store = open_store(store_url)
+    try:
+        nodes = {n.id: (n.kind.value, n.placeholder, n.props) for batch in store.iter_nodes() for n in batch}
+        edges = {(e.src, e.kind.value, e.dst): e.props for batch in store.iter_edges() for e in batch}
+        return nodes, edges
+    finally:
+        store.close()
+
+
+def dump_diff(a: Dump, b: Dump, limit: int = 8) -> str:
+    """Where two dumps differ, in a few lines (empty when they are equal)."""
+    lines: list[str] = []
+    for label, x, y in (("node", a[0], b[0]), ("edge", a[1], b[1])):
+        for key in sorted(set(x) | set(y), key=str):
+            if x.get(key) != y.get(key):
+                lines.append(f"{label} {key}: {x.get(key)!r} != {y.get(key)!r}")
+    more = f"\n... {len(lines) - limit} more" if len(lines) > limit else ""
+    return "\n".join(lines[:limit]) + more
+
+
+def pods_in(store_url: str, namespace: str, *, live: bool = True) -> dict[str, dict[str, Any]]:
+    """Pod nodes of ``namespace`` (live ones, or the deleted ones with ``live=False``) by pod name."""
+    store = open_store(store_url)
+    try:
+        out = {}
+        for batch in store.iter_nodes():
+            for n in batch:
+                if n.kind.value != "Pod" or n.props.get("namespace") != namespace:
+                    continue
+                if (n.props.get("phase") != "Deleted") == live:
+                    out[str(n.props.get("name"))] = n.props
+        return out
+    finally:
+        store.close()
+
+
+def deployment(
+    namespace: str,
+    name: str,
+    replicas: int,
+    image: str,
+    *,
+    audit_id: str | None = None,
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A Deployment manifest whose rollouts replace every Pod at once (no kubelet makes any ready)."""
+    template_meta: dict[str, Any] = {"labels": {"app": name}}
+    if audit_id:
+        template_meta["annotations"] = {"x-gitops-audit-id": audit_id}
+    meta: dict[str, Any] = {"name": name, "namespace": namespace, "labels": labels or {}}
+    if audit_id:
+        meta["annotations"] = {"x-gitops-audit-id": audit_id}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": meta,
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": "100%", "maxUnavailable": "100%"},
+            },
+            "template": {
+                "metadata": template_meta,
+                "spec": {"containers": [{"name": "app", "image": image}]},
+            },
+        },
+    }
+
+
+def api_pods(api: Any, namespace: str, selector: str | None = None) -> list[Any]:
+    from kubernetes import client
+
+    return list(client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=selector).items)
+
+
+def names(pods: Sequence[Any]) -> set[str]:
+    return {p.metadata.name for p in pods}
