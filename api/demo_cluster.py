@@ -50,7 +50,10 @@ _FLUX_LABELS = {
     "kustomize.toolkit.fluxcd.io/name": KUSTOMIZATION[1],
     "kustomize.toolkit.fluxcd.io/namespace": KUSTOMIZATION[0],
 }
-RECORDED_KINDS = "namespaces,deployments,replicasets,pods,kustomizations.kustomize.toolkit.fluxcd.io"
+RECORDED_KINDS = (
+    "namespaces,deployments,replicasets,pods,"
+    "gitrepositories.source.toolkit.fluxcd.io,kustomizations.kustomize.toolkit.fluxcd.io"
+)
 
 
 class DeployFailed(RuntimeError):
@@ -355,15 +358,15 @@ def _wait_pods(kubeconfig: str, wanted: int, timeout_s: float = 90.0) -> int:
 
 def record_cluster(kubeconfig: str, path: Path) -> None:
     """Write what the API server holds for the demo (a ``kubectl get -o json`` List) for later replays."""
-    listed = json.loads(_kubectl(kubeconfig, "get", RECORDED_KINDS, "-A", "-o", "json"))
+    listed = json.loads(
+        _kubectl(kubeconfig, "get", RECORDED_KINDS, "-A", "--show-managed-fields", "-o", "json")
+    )
     keep = [
         o
         for o in listed["items"]
         if o["metadata"].get("namespace") in (NAMESPACE, KUSTOMIZATION[0])
         or o["metadata"]["name"] in (NAMESPACE, KUSTOMIZATION[0])
     ]
-    for o in keep:
-        o["metadata"].pop("managedFields", None)
     path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": keep}, indent=1) + "\n")
 
 

@@ -221,6 +221,8 @@ def demo(
     node = quote(f"commit:{repo.build_commit}", safe="")
     console.rule("6. explore")
     console.print(Text(f"web UI     {base}/#node={node}&depth=3&direction=downstream", style="bold"))
+    deployed = quote(f"commit:{repo.head}", safe="")
+    console.print(Text(f"deployed   {base}/#node={deployed}&depth=4&direction=downstream", style="bold"))
     console.print(Text(f"GraphiQL   {base}/graphql", style="bold"))
     console.print(
         Text(

@@ -132,9 +132,9 @@ def kube_reader(kubeconfig: str | None, context: str | None = None, timeout_s: f
             and "KUBERNETES_SERVICE_HOST" in os.environ
             and not os.environ.get("KUBECONFIG")
         ):
-            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            config.load_incluster_config(client_configuration=configuration)
         else:
-            config.load_kube_config(  # type: ignore[no-untyped-call]
+            config.load_kube_config(
                 config_file=kubeconfig, context=context, client_configuration=configuration
             )
     except (config.ConfigException, OSError, TypeError, ValueError) as exc:
