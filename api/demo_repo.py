@@ -1,9 +1,11 @@
 """The demo's GitOps repository and log lines: small, real, and covering the whole chain.
 
-Commit A adds the payments service and its build script; commit B deploys it with the audit id
-``git-sha256:<A>|trace:<T>``; the build of A is traced (or a recorded trace is replayed); the service's
-log lines carry the same trace and audit id. Everything is generated with real git, deterministic dates
-and authors, so the shas are stable across machines.
+Commit A adds the payments service and its build script; its build is traced (or a recorded trace is
+replayed) under the pipeline's audit id ``git-sha1:<A>|trace:<T>``; commit B declares its Deployment. No
+manifest carries an audit id: a commit cannot hold its own sha, so the id is stamped at deploy time (the
+demo's deploy step, through ``liubai webhook``), with the commit Flux applies and the pipeline's trace
+``T``; the service's log lines carry that stamped id and trace. Everything is generated with real git,
+deterministic dates and authors, so the shas are stable across machines.
 """
 
 from __future__ import annotations
@@ -14,20 +16,28 @@ from pathlib import Path
 
 import git
 
-__all__ = ["DemoRepo", "build_demo_repo", "write_demo_logs", "DEMO_TRACE"]
+__all__ = ["DemoRepo", "build_demo_repo", "write_demo_logs", "DEMO_TRACE", "SECOND_TRACE"]
 
 DEMO_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
-_SECOND_TRACE = "0af7651916cd43dd8448eb211c80319c"
+SECOND_TRACE = "0af7651916cd43dd8448eb211c80319c"
 
 
 @dataclass(frozen=True, slots=True)
 class DemoRepo:
     path: Path
-    build_commit: str  # the commit whose build is traced and whose audit id the deployment carries
-    deploy_commit: str
-    head: str
-    audit_id: str
-    trace_id: str
+    build_commit: str  # the commit whose build pipeline is traced
+    deploy_commit: str  # the commit that declares the payments Deployment
+    head: str  # the revision the GitOps controller applies
+    audit_id: str  # the build pipeline's audit id
+    trace_id: str  # the pipeline's trace, passed on to the deploy as a ``traceparent``
+    manifests: tuple[Path, ...]  # the good manifests at ``head``, what the deploy step applies
+
+    def traceparents(self) -> dict[str, str]:
+        """Deployment name -> the W3C ``traceparent`` the delivery pipeline passes with it."""
+        return {
+            "payments": f"00-{self.trace_id}-00f067aa0ba902b7-01",
+            "web": f"00-{SECOND_TRACE}-53995c3f42cd8ad8-01",
+        }
 
 
 _BUILD_SH = """#!/bin/sh
@@ -48,21 +58,19 @@ def charge(amount_cents: int) -> str:
 '''
 
 
-def _deployment(name: str, image: str, audit_id: str | None, replicas: int = 2) -> str:
-    annotations = f'\n      annotations:\n        x-gitops-audit-id: "{audit_id}"' if audit_id else ""
-    top = f'\n  annotations:\n    x-gitops-audit-id: "{audit_id}"' if audit_id else ""
+def _deployment(name: str, image: str, replicas: int = 2) -> str:
     return f"""apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: {name}
-  namespace: shop{top}
+  namespace: shop
 spec:
   replicas: {replicas}
   selector:
     matchLabels: {{app: {name}}}
   template:
     metadata:
-      labels: {{app: {name}}}{annotations}
+      labels: {{app: {name}}}
     spec:
       containers:
         - name: {name}
@@ -114,7 +122,7 @@ def build_demo_repo(path: Path) -> DemoRepo:
     """Create the demo repository at ``path`` (which must not exist yet)."""
     w = _Writer(path)
     w.write("README.md", "# shop-gitops\n\nDeclarations of the shop's workloads.\n")
-    w.write("apps/web/deployment.yaml", _deployment("web", "registry.example/web:1.0.0", None))
+    w.write("apps/web/deployment.yaml", _deployment("web", "registry.example/web:1.0.0"))
     w.write("apps/web/service.yaml", _service("web"))
     w.commit("Bootstrap shop GitOps repository")
 
@@ -122,32 +130,28 @@ def build_demo_repo(path: Path) -> DemoRepo:
     w.write("services/payments/build.sh", _BUILD_SH)
     build = w.commit("payments: add service and build pipeline", "Ravi Iyer <ravi@example.com>")
 
-    audit_id = f"git-sha256:{build}|trace:{DEMO_TRACE}"
     w.write(
         "apps/payments/payments.yaml",
-        _deployment("payments", f"registry.example/payments:{build[:12]}", audit_id)
-        + "---\n"
-        + _service("payments"),
+        _deployment("payments", f"registry.example/payments:{build[:12]}") + "---\n" + _service("payments"),
     )
     deploy = w.commit("Deploy payments built from " + build[:12] + " (#7)")
 
-    w.write(
-        "apps/web/deployment.yaml",
-        _deployment(
-            "web", "registry.example/web:1.1.0", f"git-sha1:{deploy}|trace:{_SECOND_TRACE}|env:prod", 3
-        ),
-    )
+    w.write("apps/web/deployment.yaml", _deployment("web", "registry.example/web:1.1.0", 3))
     w.commit("web: scale to 3 and bump to 1.1.0")
 
     w.write("apps/broken/config.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: broken\n")
     w.commit("Add config (broken YAML, rejected by liubai with file and reason)")
 
     head = w.repo.head.commit.hexsha
-    return DemoRepo(path, build, deploy, head, audit_id, DEMO_TRACE)
+    manifests = tuple(
+        path / p for p in ("apps/web/deployment.yaml", "apps/web/service.yaml", "apps/payments/payments.yaml")
+    )
+    return DemoRepo(path, build, deploy, head, f"git-sha1:{build}|trace:{DEMO_TRACE}", DEMO_TRACE, manifests)
 
 
-def write_demo_logs(path: Path, demo: DemoRepo) -> Path:
-    """JSON-lines logs of the payments service: in the demo trace, carrying the audit id, plus two bad lines."""
+def write_demo_logs(path: Path, demo: DemoRepo, deployed_audit_id: str) -> Path:
+    """JSON-lines logs of the payments service: in the demo trace, carrying the audit id stamped on its
+    Deployment (as the service reads it from ``X_GITOPS_AUDIT_ID``), plus two bad lines."""
     lines: list[str] = []
     for i, (level, msg) in enumerate(
         [
@@ -166,11 +170,11 @@ def write_demo_logs(path: Path, demo: DemoRepo) -> Path:
             "trace_id": demo.trace_id,
         }
         if i % 2 == 0:
-            record["x-gitops-audit-id"] = demo.audit_id
+            record["x-gitops-audit-id"] = deployed_audit_id
         lines.append(json.dumps(record))
     lines.append(
         json.dumps(
-            {"time": "2026-03-01T10:09:00Z", "service": "web", "message": "web up", "traceId": _SECOND_TRACE}
+            {"time": "2026-03-01T10:09:00Z", "service": "web", "message": "web up", "traceId": SECOND_TRACE}
         )
     )
     lines.append("this line is not JSON")

@@ -14,8 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from liubai.lineage.model import Direction, NodeKind
+from liubai.api.demo_cluster import FLUX_USER, cluster_problems
+from liubai.api.demo_repo import DEMO_TRACE
+from liubai.lineage.model import Direction, NodeKind, audit_node_id, parse_audit_id
 from liubai.lineage.store import open_store
+from tests._real import missing
 
 LINEAGE = """query($id: ID!) { lineage(from: $id, direction: DOWNSTREAM, depth: 4) {
   nodes { id kind label } edges { source kind target } } }"""
@@ -95,12 +98,42 @@ def test_demo_serves_graphiql_answering_lineage_of_the_demo_commit(tmp_path: Pat
             "PipelineRun",
             "Process",
             "File",
+            "Pod",
         } <= kinds
         labels = " ".join(n["label"] for n in data["nodes"])
         assert "payments" in labels
+        _check_deploy_step("".join(lines), tmp_path / "demo" / "lineage.db")
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+STAMPED = re.compile(
+    r"stamped on Deployment shop/payments: x-gitops-audit-id: (git-sha1:([0-9a-f]{40})\|trace:(\w+))"
+)
+
+
+def _check_deploy_step(output: str, db: Path) -> None:
+    """Where a cluster runs, the demo deployed through the webhook: the id on the live Deployment names the
+    HEAD commit Flux applied and the pipeline's trace, and the admission record names Flux's controller."""
+    problems = cluster_problems()
+    if problems:
+        missing("kube", "the demo's deploy step replayed: " + "; ".join(problems))
+    stamped = STAMPED.search(output)
+    assert stamped, output
+    audit_id, commit, trace = stamped.groups()
+    head = re.search(r"main@sha1:([0-9a-f]{12})", output)
+    assert head and commit.startswith(head.group(1)), output
+    assert trace == DEMO_TRACE
+    store = open_store(f"sqlite:///{db}")
+    try:
+        admissions = [n for page in store.iter_nodes() for n in page if n.kind is NodeKind.ADMISSION]
+        pods = store.lineage(audit_node_id(parse_audit_id(audit_id)), Direction.DOWNSTREAM, 3).nodes
+    finally:
+        store.close()
+    payments = [a.props for a in admissions if a.props.get("name") == "payments"]
+    assert payments and all(p.get("username") == FLUX_USER for p in payments), [a.props for a in admissions]
+    assert sum(1 for n in pods if n.kind is NodeKind.POD) == 2  # the Deployment's two replicas
 
 
 def test_demo_replay_links_the_recorded_run_to_the_demo_commit(tmp_path: Path) -> None:
@@ -132,7 +165,9 @@ def test_demo_replay_links_the_recorded_run_to_the_demo_commit(tmp_path: Path) -
         NodeKind.FILE,
         NodeKind.LOG_EVENT,
         NodeKind.WORKLOAD,
+        NodeKind.POD,
     } <= kinds
+    assert "replaying the objects a real API server held" in out.stdout
     store = open_store(f"sqlite:///{tmp_path / 'd' / 'lineage.db'}")
     try:
         reasons = [r.reason for r in store.rejected().records]

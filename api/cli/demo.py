@@ -1,4 +1,5 @@
-"""``liubai demo``: the whole chain on a fresh machine, commit -> deployment -> run -> processes -> files -> logs.
+"""``liubai demo``: the whole chain on a fresh machine, commit -> run -> processes -> files -> deployment (stamped
+by the webhook) -> Pods -> logs.
 
 Each step runs the same ``liubai`` command a user would type, and prints it first, so the demo doubles as
 a walkthrough. It ends by serving the UI on the demo's store (unless ``--no-serve``).
@@ -19,7 +20,16 @@ from platformdirs import user_data_dir
 from rich.text import Text
 
 from liubai.api.cli.common import console, fail, printable, say, state
-from liubai.api.demo_repo import build_demo_repo, write_demo_logs
+from liubai.api.demo_cluster import (
+    RECORDED_CLUSTER,
+    DeployFailed,
+    cluster_problems,
+    deploy_demo,
+    record_cluster,
+    recorded_audit_id,
+    running_cluster,
+)
+from liubai.api.demo_repo import DemoRepo, build_demo_repo, write_demo_logs
 from liubai.lineage.urls import redact_url
 
 __all__ = ["register", "RECORDED_RUN"]
@@ -48,7 +58,63 @@ def _can_trace() -> list[str]:
     return [str(p) for p in preflight()]
 
 
-_DEMO_ENTRIES = frozenset({"shop-gitops", "payments.jsonl", "lineage.db", "lineage.db-wal", "lineage.db-shm"})
+_DEMO_ENTRIES = frozenset(
+    {"shop-gitops", "payments.jsonl", "kube", "lineage.db", "lineage.db-wal", "lineage.db-shm"}
+)
+
+
+def _deploy(store_url: str, work: Path, repo: DemoRepo, replay: bool, record_to: Path | None) -> str:
+    """Deploy the demo repo's HEAD as Flux would, through the webhook, to a real API server and ingest what
+    runs; else replay a recording of exactly that. Returns the audit id stamped on the payments Deployment."""
+    problems = ["--replay given"] if replay else cluster_problems()
+    if not problems:
+        console.print(
+            Text(
+                "a real kube-apiserver and kube-controller-manager are available: applying as Flux's "
+                "kustomize-controller, through liubai webhook",
+                style="green",
+            )
+        )
+        work.mkdir(exist_ok=True)
+        try:
+            with running_cluster() as cluster:
+                say(
+                    f"API server {cluster.server}; Kustomization flux-system/apps at main@sha1:{repo.head[:12]}"
+                )
+                deployed = deploy_demo(
+                    store_url,
+                    cluster,
+                    work,
+                    f"file://{repo.path}",
+                    repo.head,
+                    list(repo.manifests),
+                    repo.traceparents(),
+                )
+                for name, audit_id in sorted(deployed.audit_ids.items()):
+                    say(f"stamped on Deployment shop/{name}: x-gitops-audit-id: {audit_id}")
+                say(f"{deployed.pods} Pods created by the controllers (Pending: no kubelet runs here)")
+                _liubai(store_url, "ingest", "k8s", "--kubeconfig", cluster.kubeconfig)
+                if record_to is not None:
+                    record_cluster(cluster.kubeconfig, record_to)
+                    say(f"recorded the cluster's objects to {record_to}")
+            return deployed.audit_ids["payments"]
+        except (DeployFailed, KeyError, OSError, ValueError, subprocess.SubprocessError) as exc:
+            problems = [f"the live deploy failed: {exc}"]
+    console.print(Text("a live cluster is not available here (" + "; ".join(problems) + ")", style="yellow"))
+    console.print(
+        Text(
+            f"replaying the objects a real API server held after this deploy: {RECORDED_CLUSTER.name} "
+            "(admission records need the live cluster)",
+            style="yellow",
+        )
+    )
+    _liubai(store_url, "ingest", "k8s", "--from-file", str(RECORDED_CLUSTER))
+    audit_id = recorded_audit_id(RECORDED_CLUSTER, "payments")
+    if repo.head not in audit_id:
+        say(
+            f"warning: the recording names another revision than this demo's HEAD {repo.head[:12]}: {audit_id}"
+        )
+    return audit_id
 
 
 def demo(
@@ -64,10 +130,20 @@ def demo(
     port: Annotated[int, typer.Option("--port", "-p", min=1, max=65535, help="Port to serve on.")] = 8000,
     replay: Annotated[
         bool,
-        typer.Option("--replay", help="Replay the shipped recorded trace even where eBPF tracing works."),
+        typer.Option(
+            "--replay",
+            help="Replay the shipped recorded trace and cluster even where eBPF tracing and a cluster work.",
+        ),
     ] = False,
+    record_cluster_to: Annotated[
+        Path | None,
+        typer.Option(
+            "--record-cluster", hidden=True, help="Write the live cluster's objects here (for replays)."
+        ),
+    ] = None,
 ) -> None:
-    """Build a demo GitOps repo, ingest it, trace its build pipeline, ingest its logs, then serve the UI.
+    """Build a demo GitOps repo, ingest it, trace its build pipeline, deploy it through the audit webhook to a
+    real API server (or replay a recording), ingest its logs, then serve the UI.
 
     Example: liubai demo --dir ./.demo --port 8000
     """
@@ -90,7 +166,7 @@ def demo(
     console.rule("1. a GitOps repository (real git)")
     repo = build_demo_repo(root / "shop-gitops")
     say(f"{repo.path}: build commit {repo.build_commit[:12]}, deploy commit {repo.deploy_commit[:12]}")
-    say(f"deployment annotation  x-gitops-audit-id: {repo.audit_id}")
+    say(f"build pipeline audit id {repo.audit_id}; no manifest carries one (the webhook stamps it)")
     _liubai(store_url, "ingest", "git", str(repo.path))
 
     console.rule("2. the build pipeline of the build commit, traced in the kernel")
@@ -131,17 +207,22 @@ def demo(
             repo.audit_id,
         )
 
-    console.rule("3. the service's logs, carrying the trace and audit id")
-    logs = write_demo_logs(root / "payments.jsonl", repo)
+    console.rule("3. deployed as Flux would, the audit id stamped by the webhook, read back from the cluster")
+    deployed_id = _deploy(store_url, root / "kube", repo, replay, record_cluster_to)
+
+    console.rule("4. the service's logs, carrying the trace and the stamped audit id")
+    logs = write_demo_logs(root / "payments.jsonl", repo, deployed_id)
     _liubai(store_url, "ingest", "logs", str(logs))
 
-    console.rule("4. the chain, from the build commit downstream")
+    console.rule("5. the chain, from the build commit downstream")
     _liubai(store_url, "lineage", f"commit:{repo.build_commit}", "--depth", "2", "--direction", "downstream")
 
     base = f"http://{host}:{port}"
     node = quote(f"commit:{repo.build_commit}", safe="")
-    console.rule("5. explore")
+    console.rule("6. explore")
     console.print(Text(f"web UI     {base}/#node={node}&depth=3&direction=downstream", style="bold"))
+    deployed = quote(f"commit:{repo.head}", safe="")
+    console.print(Text(f"deployed   {base}/#node={deployed}&depth=4&direction=downstream", style="bold"))
     console.print(Text(f"GraphiQL   {base}/graphql", style="bold"))
     console.print(
         Text(

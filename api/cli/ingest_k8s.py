@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
 
@@ -12,12 +13,14 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from liubai.api.cli.common import console, err_console, fail, say, state, store_session
+from liubai.api.cli.common import console, err_console, fail, printable, say, state, store_session
 from liubai.api.cli.ingest import ingest_app
 from liubai.api.cli.ingest_logs import RejectPrinter
-from liubai.collector.ingest import IngestSummary, Notice
+from liubai.collector.ingest import IngestSummary, Notice, ingest_records
 from liubai.collector.k8s import ClusterCollector, KubeError, connect, ingest_cluster
+from liubai.collector.k8s.snapshot import snapshot_items
 from liubai.collector.retry import RetryPolicy
+from liubai.lineage.provenance import K8S_WRITER
 from liubai.lineage.urls import redact_url
 
 __all__ = ["register"]
@@ -61,6 +64,16 @@ def k8s(
         ),
     ] = 120.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON line.")] = False,
+    from_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-file",
+            exists=True,
+            dir_okay=False,
+            help="Read objects saved with 'kubectl get ... -o json' (a List, or one per line) instead of a "
+            "live API server: an audit of a cluster liubai cannot reach.",
+        ),
+    ] = None,
 ) -> None:
     """Read Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs, CronJobs, Pods, Namespaces and, where
     their CRDs exist, Flux Kustomizations/HelmReleases/GitRepositories and Argo CD Applications.
@@ -71,6 +84,9 @@ def k8s(
 
     Example: liubai ingest k8s --kubeconfig ~/.kube/config --context prod --cluster prod --watch
     """
+    if from_file is not None:
+        _ingest_snapshot(ctx, from_file, cluster, batch_size, as_json)
+        return
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     printer = RejectPrinter()
 
@@ -156,6 +172,39 @@ def k8s(
     table.add_row("resources refused (RBAC)", str(len(stats.forbidden)))
     console.print(table)
     say(f"into {redact_url(state(ctx).store_url)}")
+
+
+def _ingest_snapshot(
+    ctx: typer.Context, path: Path, cluster: str | None, batch_size: int, as_json: bool
+) -> None:
+    printer = RejectPrinter()
+    with store_session(ctx) as store:
+        summary = ingest_records(
+            store,
+            snapshot_items(path, cluster),
+            batch_size=batch_size,
+            on_reject=printer,
+            writer=K8S_WRITER,
+        )
+    printer.finish()
+    for n in summary.notices:  # documents that are no objects liubai reads: kept in the rejected trail
+        say(f"rejected {printable(n.location)}: {printable(n.message)}", err=True)
+    report = {
+        "file": str(path),
+        "cluster": cluster,
+        "workloads": summary.count("ClusterObjectRecord"),
+        "pods": summary.count("PodRecord"),
+        "rejected": summary.rejected + len(summary.notices),
+        "nodes_created": summary.nodes_created,
+        "edges_created": summary.edges_created,
+    }
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    say(
+        f"{report['workloads']} object and {report['pods']} pod records from {printable(str(path))} "
+        f"({report['rejected']} rejected) into {redact_url(state(ctx).store_url)}"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -97,10 +97,15 @@ def _audit_id(meta: Mapping[str, Any], template: Mapping[str, Any]) -> str | Non
 
 
 def _gitops(
-    kind: str, spec: Mapping[str, Any], status: Mapping[str, Any], sources: Mapping[str, str]
+    kind: str,
+    namespace: str,
+    spec: Mapping[str, Any],
+    status: Mapping[str, Any],
+    sources: Mapping[str, str],
 ) -> dict[str, Any]:
     """Revision, commit, source URL and path of a Flux or Argo CD object. ``sources`` maps a Flux
-    ``GitRepository`` (``namespace/name``) to its URL, for the objects that point at one."""
+    ``GitRepository`` (``namespace/name``) to its URL, for the objects that point at one; a ``sourceRef``
+    without a namespace names one in the object's own namespace, as Flux reads it."""
     out: dict[str, Any] = {}
     if kind == "Application":
         sync = _map(status.get("sync"))
@@ -121,7 +126,7 @@ def _gitops(
             ref, path = _map(chart.get("sourceRef")), _str(chart.get("chart"))
         else:
             ref, path = _map(spec.get("sourceRef")), _str(spec.get("path"))
-        key = f"{ref.get('namespace') or ''}/{ref.get('name') or ''}"
+        key = f"{ref.get('namespace') or namespace}/{ref.get('name') or ''}"
         out.update(revision=revision, source_url=sources.get(key), source_path=path)
     out["commit"] = commit_of_revision(out.get("revision"))
     return out
@@ -172,7 +177,7 @@ def to_record(
         deleted=deleted,
     )
     if resource.group.endswith("fluxcd.io") or resource.group == "argoproj.io":
-        found = _gitops(resource.kind, spec, status, sources or {})
+        found = _gitops(resource.kind, namespace, spec, status, sources or {})
         record.revision = found.get("revision")
         record.commit = found.get("commit")
         record.source_url = found.get("source_url")
