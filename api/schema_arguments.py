@@ -1,15 +1,17 @@
-"""Checks of GraphQL arguments a resolver makes before any store call: ranges and kind names.
+"""Checks of GraphQL arguments a resolver makes before any store call: ranges and kind lists.
 
 Each failure is an ``ApiError`` with code ``BAD_INPUT`` naming the argument, so a client can point at it.
+Kind names themselves need no check here: the arguments are the ``NodeKind`` / ``EdgeKind`` enums, which
+GraphQL validation enforces (a wrong name fails with the valid ones listed, see ``liubai.api.errors``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import Enum
 
 from liubai.api.errors import ApiError, ErrorCode
 from liubai.lineage.model import EdgeKind, NodeKind
-from liubai.lineage.text import clip
 
 __all__ = ["bounded", "to_edge_kinds", "to_node_kinds"]
 
@@ -23,38 +25,17 @@ def bounded(name: str, value: int, low: int, high: int) -> int:
     return value
 
 
-def to_edge_kinds(names: Sequence[str] | None) -> list[EdgeKind] | None:
-    if names is None:
+def to_edge_kinds(kinds: Sequence[Enum] | None) -> list[EdgeKind] | None:
+    """The model's edge kinds for an ``edgeKinds`` argument; absent follows every kind, empty is a mistake."""
+    if kinds is None:
         return None
-    kinds: list[EdgeKind] = []
-    for name in names:
-        try:
-            kinds.append(EdgeKind(name.strip().upper()))
-        except ValueError:
-            raise ApiError(
-                ErrorCode.BAD_INPUT,
-                f"unknown edge kind {clip(name)!r}; known: {', '.join(k.value for k in EdgeKind)}",
-                argument="edgeKinds",
-            ) from None
     if not kinds:
-        raise ApiError(ErrorCode.BAD_INPUT, "edgeKinds is empty; leave it out to follow every kind")
-    return kinds
+        raise ApiError(
+            ErrorCode.BAD_INPUT, "edgeKinds is empty; leave it out to follow every kind", argument="edgeKinds"
+        )
+    return [EdgeKind(k.value) for k in kinds]
 
 
-_NODE_KINDS = {k.value.lower(): k for k in NodeKind} | {k.prefix: k for k in NodeKind}
-
-
-def to_node_kinds(names: Sequence[str] | None) -> list[NodeKind] | None:
-    if not names:
-        return None
-    out: list[NodeKind] = []
-    for name in names:
-        kind = _NODE_KINDS.get(name.strip().lower())
-        if kind is None:
-            raise ApiError(
-                ErrorCode.BAD_INPUT,
-                f"unknown node kind {clip(name)!r}; known: {', '.join(k.value for k in NodeKind)}",
-                argument="kinds",
-            )
-        out.append(kind)
-    return out
+def to_node_kinds(kinds: Sequence[Enum] | None) -> list[NodeKind] | None:
+    """The model's node kinds for a ``kinds`` argument; absent or empty means every kind."""
+    return [NodeKind(k.value) for k in kinds] if kinds else None

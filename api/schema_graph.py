@@ -18,7 +18,16 @@ from strawberry.types import Info
 from liubai.api.errors import ApiError, ErrorCode
 from liubai.api.schema_arguments import bounded, to_edge_kinds, to_node_kinds
 from liubai.api.schema_context import with_store
-from liubai.api.schema_types import Direction, GNode, Graph, NodeConnection, NodeEdge, PageInfo
+from liubai.api.schema_types import (
+    Direction,
+    GEdgeKind,
+    GNode,
+    GNodeKind,
+    Graph,
+    NodeConnection,
+    NodeEdge,
+    PageInfo,
+)
 from liubai.lineage.model import EdgeKind, NodeKind
 from liubai.lineage.resolve import reference_id, resolve_reference
 from liubai.lineage.store.base import InvalidCursor, LineageStore, Subgraph
@@ -129,7 +138,7 @@ class GraphQueries:
         from_: Annotated[strawberry.ID, strawberry.argument(name="from")],
         direction: Direction = Direction.DOWNSTREAM,
         depth: int = 2,
-        edge_kinds: list[str] | None = None,
+        edge_kinds: list[GEdgeKind] | None = None,
         limit: int = 10_000,
     ) -> Graph:
         bounded("depth", depth, 0, MAX_DEPTH)
@@ -171,7 +180,7 @@ class GraphQueries:
         self,
         info: Info,
         text: str,
-        kinds: list[str] | None = None,
+        kinds: list[GNodeKind] | None = None,
         first: int = 20,
         after: str | None = None,
     ) -> NodeConnection:
@@ -189,7 +198,7 @@ class GraphQueries:
         info: Info,
         id: strawberry.ID,
         direction: Direction = Direction.BOTH,
-        edge_kinds: list[str] | None = None,
+        edge_kinds: list[GEdgeKind] | None = None,
         first: int = 100,
         after: str | None = None,
     ) -> Graph:
