@@ -51,6 +51,8 @@ PUBLIC: dict[ErrorCode, _Public] = {
     ErrorCode.BAD_INPUT: _Public(ErrorCode.BAD_INPUT),
     ErrorCode.BAD_AUDIT_ID: _Public(ErrorCode.BAD_AUDIT_ID),
     ErrorCode.AMBIGUOUS: _Public(ErrorCode.AMBIGUOUS),
+    ErrorCode.UNAUTHENTICATED: _Public(ErrorCode.UNAUTHENTICATED),
+    ErrorCode.FORBIDDEN: _Public(ErrorCode.FORBIDDEN),
     ErrorCode.TOO_LARGE: _Public(
         ErrorCode.BAD_INPUT
     ),  # the store's own words: limits and ids the client sent
@@ -72,6 +74,8 @@ EXPECTED = frozenset(
         ErrorCode.BAD_INPUT,
         ErrorCode.BAD_AUDIT_ID,
         ErrorCode.AMBIGUOUS,
+        ErrorCode.UNAUTHENTICATED,
+        ErrorCode.FORBIDDEN,
         ErrorCode.TOO_LARGE,
     }
 )
