@@ -30,7 +30,8 @@ from liubai.api.export_http import router as export_router
 from liubai.api.ingest_http import install_ingest
 from liubai.api.metrics import install_observability
 from liubai.api.request_guard import GuardSettings, RequestGuard
-from liubai.api.schema import ApiContext, schema
+from liubai.api.schema import schema
+from liubai.api.schema_context import ApiContext
 from liubai.lineage.config import Settings
 from liubai.lineage.store import LineageStore, StoreError, StoreUnavailable, open_store
 from liubai.lineage.text import clip

@@ -28,6 +28,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from liubai.lineage.errors import ErrorCode, LiubaiError
+
 __all__ = [
     "AuthError",
     "AuthSettings",
@@ -64,13 +66,16 @@ class AuthSettings(BaseSettings):
     tokens: Path = Field(default_factory=default_tokens_path)
 
 
-class AuthError(Exception):
-    """400 (ambiguous credentials), 401 (who are you?) or 403 (you may not); ``message`` is safe to show."""
+_STATUS_CODES = {400: ErrorCode.BAD_INPUT, 401: ErrorCode.UNAUTHENTICATED, 403: ErrorCode.FORBIDDEN}
+
+
+class AuthError(LiubaiError):
+    """400 (ambiguous credentials), 401 (who are you?) or 403 (you may not), with the matching code;
+    ``message`` is safe to show."""
 
     def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
+        super().__init__(message, code=_STATUS_CODES[status])
         self.status = status
-        self.message = message
 
 
 class UnsafeBind(RuntimeError):
@@ -277,15 +282,10 @@ def authorize(tokens: TokenStore, header: str | None, scope: str) -> Principal:
     return principal
 
 
-def _code(status: int) -> str:
-    return {400: "BAD_INPUT", 401: "UNAUTHENTICATED"}.get(status, "FORBIDDEN")
-
-
 def _deny(exc: AuthError) -> JSONResponse:
-    code = _code(exc.status)
     headers = {"WWW-Authenticate": 'Bearer realm="liubai"'} if exc.status == 401 else None
     return JSONResponse(
-        {"error": {"code": code, "message": exc.message}}, status_code=exc.status, headers=headers
+        {"error": {"code": exc.code.value, "message": exc.message}}, status_code=exc.status, headers=headers
     )
 
 
@@ -316,7 +316,7 @@ def require_scope(scope: str) -> Callable[[Request], Awaitable[None]]:
         except AuthError as exc:
             raise HTTPException(
                 exc.status,
-                detail={"code": _code(exc.status), "message": exc.message},
+                detail={"code": exc.code.value, "message": exc.message},
                 headers={"WWW-Authenticate": 'Bearer realm="liubai"'} if exc.status == 401 else None,
             ) from None
 

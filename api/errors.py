@@ -8,12 +8,14 @@ UI, scripts) can branch on ``code`` instead of parsing messages, and internal de
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from graphql import ExecutionResult as GraphQLExecutionResult
+from graphql import GraphQLEnumType, GraphQLSchema
 from graphql.error import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult as StrawberryExecutionResult
@@ -49,6 +51,8 @@ PUBLIC: dict[ErrorCode, _Public] = {
     ErrorCode.BAD_INPUT: _Public(ErrorCode.BAD_INPUT),
     ErrorCode.BAD_AUDIT_ID: _Public(ErrorCode.BAD_AUDIT_ID),
     ErrorCode.AMBIGUOUS: _Public(ErrorCode.AMBIGUOUS),
+    ErrorCode.UNAUTHENTICATED: _Public(ErrorCode.UNAUTHENTICATED),
+    ErrorCode.FORBIDDEN: _Public(ErrorCode.FORBIDDEN),
     ErrorCode.TOO_LARGE: _Public(
         ErrorCode.BAD_INPUT
     ),  # the store's own words: limits and ids the client sent
@@ -70,20 +74,43 @@ EXPECTED = frozenset(
         ErrorCode.BAD_INPUT,
         ErrorCode.BAD_AUDIT_ID,
         ErrorCode.AMBIGUOUS,
+        ErrorCode.UNAUTHENTICATED,
+        ErrorCode.FORBIDDEN,
         ErrorCode.TOO_LARGE,
     }
 )
 
 
-def error_extensions(error: GraphQLError) -> dict[str, Any]:
-    """The ``extensions`` object for one GraphQL error (and the user message it should carry)."""
+# graphql-core's words for a name that is not a value of an enum (a literal or a variable's value).
+_NOT_IN_ENUM = re.compile(r"does not exist in '(\w+)' enum|Enum '(\w+)' cannot represent")
+
+
+def _is_request_error(error: GraphQLError) -> bool:
+    """True for errors in the request itself: syntax, validation, and variables whose values do not fit
+    their types (graphql-core raises those before execution, so they carry no path, and keeps the coercion
+    error as ``original_error``). Errors raised while executing always carry a path."""
     original = error.original_error
-    if (
-        original is None
-    ):  # syntax or validation error: the query itself is wrong, and its message may quote it
+    return original is None or (isinstance(original, GraphQLError) and error.path is None)
+
+
+def _valid_values(message: str, schema: GraphQLSchema | None) -> str:
+    """The valid names of the enum a message says a value is not in (`` Valid values: A, B.``), else ``""``."""
+    found = _NOT_IN_ENUM.search(message)
+    enum = schema.get_type(found.group(1) or found.group(2)) if found and schema else None
+    if not isinstance(enum, GraphQLEnumType):
+        return ""
+    return f" Valid values: {', '.join(enum.values)}."
+
+
+def error_extensions(error: GraphQLError, schema: GraphQLSchema | None = None) -> dict[str, Any]:
+    """The ``extensions`` object for one GraphQL error (and the user message it should carry); with the
+    ``schema``, a name that is not a value of an enum is answered with the valid ones."""
+    original = error.original_error
+    if _is_request_error(error):  # the query or its variables are wrong, and the message may quote them
+        valid = _valid_values(error.message, schema)  # the cap leaves room for it: it is never cut
         return {
             "code": ErrorCode.BAD_INPUT.value,
-            "message": clip(error.message, GRAPHQL_MESSAGE_LIMIT),
+            "message": clip(error.message, GRAPHQL_MESSAGE_LIMIT - len(valid)) + valid,
             "retryable": False,
         }
     if not isinstance(original, LiubaiError):
@@ -102,7 +129,7 @@ def error_extensions(error: GraphQLError) -> dict[str, Any]:
 def is_expected(error: GraphQLError) -> bool:
     """True for errors that are the client's business (no server log entry needed)."""
     original = error.original_error
-    return original is None or (isinstance(original, LiubaiError) and original.code in EXPECTED)
+    return _is_request_error(error) or (isinstance(original, LiubaiError) and original.code in EXPECTED)
 
 
 class StructuredErrors(SchemaExtension):
@@ -112,11 +139,12 @@ class StructuredErrors(SchemaExtension):
         yield
         result = self.execution_context.result
         if isinstance(result, GraphQLExecutionResult | StrawberryExecutionResult) and result.errors:
-            result.errors = [_structured(e) for e in result.errors]
+            schema = self.execution_context.schema._schema
+            result.errors = [_structured(e, schema) for e in result.errors]
 
 
-def _structured(error: GraphQLError) -> GraphQLError:
-    ext = error_extensions(error)
+def _structured(error: GraphQLError, schema: GraphQLSchema) -> GraphQLError:
+    ext = error_extensions(error, schema)
     if isinstance(error.original_error, StoreUnavailable):  # an operational state, not a bug: one line
         log.warning("store unavailable: %s", error.original_error)
     elif isinstance(error.original_error, StoreDamaged):  # the file, not the code: its reason says it all

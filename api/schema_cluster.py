@@ -1,16 +1,15 @@
 """The cluster side of the GraphQL schema: ``drift``, what runs that Git does not account for.
 
-Its own query type, merged into the root ``Query`` by ``liubai.api.schema.build_schema``, so the cluster
-fields grow here without touching the lineage resolvers.
+One base class of the root ``Query`` (``liubai.api.schema``), so the cluster fields grow here without
+touching the lineage resolvers.
 """
 
 from __future__ import annotations
 
-import asyncio
-
 import strawberry
 from strawberry.types import Info
 
+from liubai.api.schema_context import with_store
 from liubai.lineage.drift import Drift, find_drift
 
 __all__ = ["ClusterQuery", "GDrift"]
@@ -48,13 +47,12 @@ class GDrift:
 
 @strawberry.type
 class ClusterQuery:
+    """Query fields of what runs in clusters; one part of ``liubai.api.schema.Query``."""
+
     @strawberry.field(
         description="Running workloads with no audit id, a malformed one, or one whose commit Git never "
         "declared for them; of every cluster, or of the named `cluster`."
     )
     async def drift(self, info: Info, cluster: str | None = None) -> list[GDrift]:
-        get_store = info.context.get_store
-        found = await asyncio.to_thread(
-            lambda: find_drift(get_store(), cluster, every_cluster=cluster is None)
-        )
+        found = await with_store(info, lambda s: find_drift(s, cluster, every_cluster=cluster is None))
         return [GDrift.of(d) for d in found]

@@ -204,10 +204,10 @@ def time_parse_floor(blobs: list[str]) -> float:
     document once (what the collector's per-run cache parses), building nothing from it."""
     import yaml
 
-    from liubai.collector.manifests import _split
+    from liubai.collector.manifests.parse import split
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    pieces = list(dict.fromkeys(piece for blob in blobs for piece in _split(blob)))
+    pieces = list(dict.fromkeys(piece for blob in blobs for piece in split(blob)))
     t = time.process_time()
     for piece in pieces:
         for _ in yaml.parse(piece, Loader=loader):

@@ -65,10 +65,9 @@ class RetryPolicy:
         about 0.3 s of start-up (``bench/git_ingest.py``)."""
         if not any(name.startswith(ENV_PREFIX) for name in os.environ):
             return cls(**overrides)
-        from liubai.collector.retry_env import RetryEnv
+        from liubai.collector.retry_env import retry_env
 
-        env = RetryEnv().model_dump(exclude_unset=True)
-        return cls(**{**env, **overrides})
+        return cls(**{**retry_env(), **overrides})
 
     def for_store(self) -> RetryPolicy:
         """This policy as store writes use it: at most ``store_attempts`` tries."""

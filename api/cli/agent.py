@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from platformdirs import user_state_dir
 
-from liubai.api.cli.common import fail, say
+from liubai.api.cli.common import fail, fail_error, say
 from liubai.lineage.urls import has_user_info, redact_url
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ def agent_cmd(
             sources,
         )
     except AgentError as exc:
-        raise fail(str(exc)) from None
+        raise fail_error(exc) from None
     except OSError as exc:
         raise fail(f"cannot use agent state dir: {exc}") from None
     stopping = False
@@ -141,7 +141,7 @@ def agent_cmd(
     try:
         status = agent.run(follow=follow, should_stop=lambda: stopping)
     except AgentError as exc:
-        raise fail(str(exc)) from None
+        raise fail_error(exc) from None
     finally:
         agent.close()
     say(

@@ -92,6 +92,8 @@ EXIT_CODES: dict[ErrorCode, int] = {
     ErrorCode.BAD_INPUT: 1,
     ErrorCode.BAD_AUDIT_ID: 1,
     ErrorCode.AMBIGUOUS: 1,
+    ErrorCode.UNAUTHENTICATED: 1,
+    ErrorCode.FORBIDDEN: 1,
     ErrorCode.STORE_UNAVAILABLE: 1,
     ErrorCode.STORE_ERROR: 1,
     ErrorCode.STORE_DAMAGED: 1,

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 from securesystemslib.signer import CryptoSigner  # type: ignore[attr-defined]
 
-from liubai.api.cli.common import console, err_console, fail, printable, say, state, store_session
+from liubai.api.cli.common import console, err_console, fail, fail_error, printable, say, state, store_session
 from liubai.lineage.export import (
     FORMATS,
     MAX_DEPTH,
@@ -91,7 +91,7 @@ def _selection(
             limit=limit,
         )
     except ExportError as exc:
-        raise fail(str(exc)) from None
+        raise fail_error(exc) from None
 
 
 @contextmanager
@@ -238,7 +238,7 @@ def export_command(
     try:
         signer = load_signer(sign_key) if sign_key is not None else None
     except KeyFileError as exc:
-        raise fail(str(exc)) from None
+        raise fail_error(exc) from None
     if output is not None and str(output) == "-":
         output = None
     if output is not None:
@@ -251,7 +251,7 @@ def export_command(
         try:
             source = select(store, selection)
         except ExportError as exc:
-            raise fail(str(exc)) from None
+            raise fail_error(exc) from None
         meta = ExportMeta.of(selection, source, state(ctx).store_url)
         written = 0
         with _progress(source.total(), progress) as bar:
@@ -303,7 +303,7 @@ def _export_slsa(
     try:
         statement = build_provenance(store, run_id)
     except SlsaError as exc:
-        raise fail(str(exc)) from None
+        raise fail_error(exc) from None
     payload = statement_bytes(statement)
     if signer is not None:
         payload = json.dumps(sign(payload, INTOTO_PAYLOAD_TYPE, signer)).encode()
@@ -339,7 +339,7 @@ def verify_command(
     try:
         keys = [load_public_key(k) for k in key or []]
     except KeyFileError as exc:
-        raise fail(str(exc)) from None
+        raise fail_error(exc) from None
     report = verify_document(file.read_bytes(), keys)
     say(f"{file}: {report.kind}")
     for name, ok, detail in report.checks:
@@ -378,7 +378,9 @@ def keygen_command(
     """
     try:
         priv, pub = write_keypair(output, key_type, overwrite=force)
-    except (KeyFileError, OSError) as exc:
+    except KeyFileError as exc:
+        raise fail_error(exc) from None
+    except OSError as exc:
         raise fail(str(exc)) from None
     keyid = json.loads(pub.read_text())["keyid"]
     say(f"wrote {priv} (private, keep it secret) and {pub} (public); key id {keyid}")

@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from liubai.api.cli.common import console, err_console, fail, printable, store_session
+from liubai.api.cli.common import console, err_console, fail, fail_error, printable, store_session
 from liubai.api.cli.ingest import ingest_app
 from liubai.collector.git import GitCollector, GitSourceError, checkpoints_of, ingest_git
 from liubai.collector.ingest import IngestSummary
@@ -72,7 +72,7 @@ def ingest_git_command(
 
                 summary = ingest_git(store, collector, batch_size=batch_size, progress=progress, plan=plan)
         except GitSourceError as exc:
-            raise fail(str(exc)) from None
+            raise fail_error(exc) from None
         except git.GitCommandError as exc:
             detail = " ".join(str(exc.stderr).split()) or str(exc)
             raise fail(f"git failed reading {collector.repo_id}: {detail}") from None

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from liubai.api.cli.common import err_console, fail, say, state, store_session
+from liubai.api.cli.common import err_console, fail, fail_error, say, state, store_session
 from liubai.api.cli.ingest import ingest_app
 from liubai.collector.logfields import FieldMap
 from liubai.collector.logfile import FileIngestStats, ingest_files
@@ -126,7 +126,7 @@ def logs(
         except (
             OffloadError
         ) as exc:  # batches stored before it stay; a re-run skips nothing and doubles nothing
-            raise fail(str(exc)) from None
+            raise fail_error(exc) from None
     printer.finish()
     say(
         f"ingested {stats.records:,} log records from {stats.files} file(s), {stats.rejected:,} rejected, "

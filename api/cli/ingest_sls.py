@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from liubai.api.cli.common import err_console, fail, say, state, store_session
+from liubai.api.cli.common import err_console, fail, fail_error, say, state, store_session
 from liubai.api.cli.ingest import ingest_app
 from liubai.api.cli.ingest_logs import RejectPrinter, load_fieldmap
 from liubai.lineage.urls import redact_url
@@ -161,7 +161,7 @@ def sls(
         creds = SlsCredentials.load(credentials)
         client = make_client(endpoint, creds, timeout=timeout)
     except SlsError as exc:
-        raise fail(str(exc)) from None
+        raise fail_error(exc) from None
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     stop = threading.Event()
     printer = RejectPrinter()
@@ -214,7 +214,7 @@ def sls(
             except (SlsError, OffloadError) as exc:  # stored batches and their checkpoints stay
                 printer.finish()
                 where = f" at {endpoint}" if isinstance(exc, SlsError) else ""  # else the reader process died
-                raise fail(f"SLS {project}/{logstore}{where}: {exc}") from None
+                raise fail_error(exc, f"SLS {project}/{logstore}{where}: ") from None
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)

@@ -267,7 +267,7 @@ def search_cmd(
         try:
             page = store.search(text, kinds or None, first=first, after=after)
         except InvalidCursor as exc:
-            raise fail(f"--after: {exc}") from None
+            raise fail_error(exc, "--after: ") from None
     table = Table("kind", "label", "time", "id", title=f"{page.total} match(es)", title_justify="left")
     for n in page.nodes:
         table.add_row(
@@ -326,7 +326,7 @@ def rejected_cmd(
         try:
             page = store.rejected(source, first=first, after=after)
         except InvalidCursor as exc:
-            raise fail(f"--after: {exc}") from None
+            raise fail_error(exc, "--after: ") from None
     table = Table(
         "source", "location", "reason", "raw", title=f"{page.total} rejected record(s)", title_justify="left"
     )

@@ -157,7 +157,7 @@ def test_path_from_a_log_line_to_the_commit_that_built_it(client: TestClient, in
     expected = ingested.scenario.audits[0]
     hits = data(
         client,
-        'query($t: String!) { search(text: $t, kinds: ["LogEvent"], first: 50) { edges { node { id properties } } } }',
+        "query($t: String!) { search(text: $t, kinds: [LogEvent], first: 50) { edges { node { id properties } } } }",
         t="rollout",
     )["search"]["edges"]
     log = next(h["node"]["id"] for h in hits if h["node"]["properties"]["trace_id"] == expected.trace)

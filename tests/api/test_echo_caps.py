@@ -35,7 +35,7 @@ def test_graphql_errors_quote_a_capped_argument(client: TestClient) -> None:
     kinds = client.post(
         "/graphql",
         json={
-            "query": 'query($k: [String!]) { lineage(from: "x", edgeKinds: $k) { truncated } }',
+            "query": 'query($k: [EdgeKind!]) { lineage(from: "x", edgeKinds: $k) { truncated } }',
             "variables": {"k": [LONG]},
         },
     ).json()

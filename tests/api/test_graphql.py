@@ -12,7 +12,7 @@ from liubai.lineage.store.base import StoreUnavailable
 from tests.api.conftest import CONFIG_MAPS, HOSTILE_BODY, HOSTILE_SUBJECT, World, data, error, gql
 
 LINEAGE = """
-query($from: ID!, $direction: Direction, $depth: Int, $kinds: [String!], $limit: Int) {
+query($from: ID!, $direction: Direction, $depth: Int, $kinds: [EdgeKind!], $limit: Int) {
   lineage(from: $from, direction: $direction, depth: $depth, edgeKinds: $kinds, limit: $limit) {
     nodes { id kind placeholder label time properties }
     edges { source target kind properties }
@@ -159,7 +159,7 @@ def test_path_from_a_log_event_to_a_commit(client: TestClient, world: World) -> 
     assert error(client, PATH, a=log, b="commit:" + "0" * 40)["code"] == "NOT_FOUND"
 
 
-SEARCH = """query($text: String!, $kinds: [String!], $first: Int, $after: String) {
+SEARCH = """query($text: String!, $kinds: [NodeKind!], $first: Int, $after: String) {
   search(text: $text, kinds: $kinds, first: $first, after: $after) {
     edges { cursor node { id kind } } pageInfo { hasNextPage endCursor } totalCount } }"""
 
@@ -189,7 +189,7 @@ def test_search_resumes_after_any_edge_cursor(client: TestClient, world: World) 
 
 
 def test_search_kind_filter_and_bad_input(client: TestClient, world: World) -> None:
-    commits = data(client, SEARCH, text="twin", kinds=["commit"])["search"]
+    commits = data(client, SEARCH, text="twin", kinds=["Commit"])["search"]
     assert {e["node"]["id"] for e in commits["edges"]} == {
         commit_node_id(world.twin_a),
         commit_node_id(world.twin_b),
@@ -230,7 +230,7 @@ def test_untrusted_text_round_trips_as_data(client: TestClient, world: World) ->
     assert data(client, STATS)["stats"]["counts"] == before
 
 
-NEIGHBORS = """query($id: ID!, $first: Int, $after: String, $kinds: [String!], $dir: Direction) {
+NEIGHBORS = """query($id: ID!, $first: Int, $after: String, $kinds: [EdgeKind!], $dir: Direction) {
   neighbors(id: $id, first: $first, after: $after, edgeKinds: $kinds, direction: $dir) {
     nodes { id } edges { source target kind } depths truncated endCursor } }"""
 

@@ -16,7 +16,8 @@ from fastapi.testclient import TestClient
 from liubai.api.app import CSP
 from liubai.api.errors import StructuredErrors
 from liubai.api.limits import LimitSettings, graphql_extensions
-from liubai.api.schema import ApiContext, LineageSchema, Query
+from liubai.api.schema import LineageSchema, Query
+from liubai.api.schema_context import ApiContext
 from liubai.lineage.store import LineageStore
 from tests.api.conftest import World, gql
 

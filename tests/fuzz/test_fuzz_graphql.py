@@ -39,7 +39,8 @@ from hypothesis_graphql import queries
 from liubai.api.errors import StructuredErrors
 from liubai.api.limits import LimitSettings, graphql_extensions
 from liubai.api.query_cost import DocumentCost, measure
-from liubai.api.schema import ApiContext, LineageSchema, Query
+from liubai.api.schema import LineageSchema, Query
+from liubai.api.schema_context import ApiContext
 from liubai.lineage.join import join_records
 from liubai.lineage.records import CommitRecord, LogRecord
 from liubai.lineage.store import LineageStore, open_store

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from liubai.collector import manifests
 from liubai.collector.git import pr_number
 from liubai.collector.manifests import ManifestCache, ObjectKey, parse_manifest
+from liubai.collector.manifests import parse as manifest_parse
 from liubai.lineage.model import RejectedRecord
 from liubai.lineage.records import ManifestObjectRecord
 from tests.gitrepo import cronjob, deployment
@@ -167,10 +167,10 @@ def test_yaml_merge_keys_and_aliases_resolve_like_full_parsing() -> None:
 
 def _whole_file(text: str | bytes, path: str, deleted: bool) -> object:
     def unsplittable(_: str) -> list[str]:
-        raise manifests._Unsplittable
+        raise manifest_parse.Unsplittable
 
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(manifests, "_split", unsplittable)
+        m.setattr(manifest_parse, "split", unsplittable)
         return parse_manifest(text, repo="/r", commit=SHA, path=path, deleted=deleted)
 
 
@@ -249,13 +249,13 @@ def test_unchanged_documents_are_parsed_once_and_placed_per_file(monkeypatch: py
     second = deployment("api", "img:2") + "---\n" + service
     parse_manifest(first, repo="/r", commit=SHA, path="a.yaml", cache=cache)
     calls: list[str] = []
-    real = manifests._piece_outcomes
+    real = manifest_parse.piece_outcomes
 
     def counted(piece: str, resolve: Any) -> Any:
         calls.append(piece)
         return real(piece, resolve)
 
-    monkeypatch.setattr(manifests, "_piece_outcomes", counted)
+    monkeypatch.setattr(manifest_parse, "piece_outcomes", counted)
     items, _ = parse_manifest(second, repo="/r", commit="ef" * 20, path="b.yaml", cache=cache)
     assert calls == [deployment("api", "img:2")], "only the changed document is parsed again"
     assert [(i.kind, i.path, i.commit, i.document_index, i.audit_ids) for i in items] == [  # type: ignore[union-attr]

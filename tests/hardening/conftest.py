@@ -190,7 +190,8 @@ def limited_client(store: LineageStore, settings: LimitSettings) -> TestClient:
     from fastapi.testclient import TestClient
     from strawberry.fastapi import GraphQLRouter
 
-    from liubai.api.schema import ApiContext, build_schema
+    from liubai.api.schema import build_schema
+    from liubai.api.schema_context import ApiContext
 
     async def context() -> ApiContext:
         return ApiContext(lambda: store)

@@ -21,7 +21,8 @@ from graphql.validation.rules import overlapping_fields_can_be_merged as merging
 from liubai.api.app import create_app
 from liubai.api.limits import LimitSettings
 from liubai.api.query_cost import CAP, DocumentCost, measure
-from liubai.api.schema import ApiContext, build_schema
+from liubai.api.schema import build_schema
+from liubai.api.schema_context import ApiContext
 from liubai.lineage.store import LineageStore, open_store
 from tests.hardening.conftest import limited_client
 

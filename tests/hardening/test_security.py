@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 from liubai.api.app import create_app
 from liubai.api.auth import AuthSettings, TokenStore, UnsafeBind, check_bind_safety
 from liubai.api.limits import LimitSettings
-from liubai.api.schema import ApiContext, Query
+from liubai.api.schema import Query
+from liubai.api.schema_context import ApiContext
 from liubai.lineage.join import join_records
 from liubai.lineage.model import EdgeKind, GraphBatch
 from liubai.lineage.records import LogRecord

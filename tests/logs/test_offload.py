@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from liubai.collector.ingest import DEFAULT_DISTINCT, Item, join_batches, store_batches
-from liubai.collector.logfile import OFFLOAD_MIN_BYTES, _offloaded, ingest_files, read_log_file
+from liubai.collector.logfile import OFFLOAD_MIN_BYTES, ingest_files, read_log_file
+from liubai.collector.logfile.ingest import _offloaded
 from liubai.collector.offload import Emit, OffloadError, join_in_subprocess
 from liubai.lineage.model import GraphBatch, NodeKind, RejectedRecord
 from liubai.lineage.records import LogRecord

@@ -186,6 +186,28 @@ def test_retry_policy_reads_its_environment_and_bounds_store_writes(monkeypatch:
     assert len(calls) == 1
 
 
+def test_a_bad_retry_variable_is_one_line_naming_it_and_its_value(tmp_path: Path) -> None:
+    logs = write_jsonl(make_dataset(10, ["ab" * 20]).lines, tmp_path / "app.jsonl")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIUBAI_RETRY_")}
+    for name, value, reason in (
+        ("LIUBAI_RETRY_DEADLINE", "soon", "valid number"),
+        ("LIUBAI_RETRY_STORE_ATTEMPTS", "0", "greater than or equal to 1"),
+        ("LIUBAI_RETRY_INITIAL", "nan", "finite number"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "liubai.api.cli.main", "--store", f"sqlite:///{tmp_path / 'x.db'}"]
+            + ["ingest", "logs", str(logs)],
+            env={**env, name: value},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 1, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+        assert f"{name}={value!r}" in lines[0] and reason in lines[0]
+
+
 def test_collectors_do_not_load_pydantic_settings_unless_a_retry_variable_is_set() -> None:
     """pydantic-settings adds about 0.3 s to every CLI run; the policy reads it only when needed."""
     code = (

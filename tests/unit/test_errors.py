@@ -7,6 +7,7 @@ import pytest
 from graphql.error import GraphQLError
 
 from liubai.api.api_error import ApiError
+from liubai.api.auth import AuthError
 from liubai.api.cli.common import EXIT_CODES, exit_code
 from liubai.api.errors import PUBLIC, error_extensions, is_expected
 from liubai.collector.agent import AgentError
@@ -51,6 +52,9 @@ def test_every_code_is_mapped_once_for_graphql_and_the_cli(code: ErrorCode) -> N
         (StoreTimeout("t"), ErrorCode.TIMEOUT),
         (AnswerTooLarge("l"), ErrorCode.TOO_LARGE),
         (ApiError(ErrorCode.AMBIGUOUS, "two"), ErrorCode.AMBIGUOUS),
+        (AuthError(400, "two Authorization headers"), ErrorCode.BAD_INPUT),
+        (AuthError(401, "invalid token"), ErrorCode.UNAUTHENTICATED),
+        (AuthError(403, "lacks scope"), ErrorCode.FORBIDDEN),
     ],
 )
 def test_user_errors_are_liubai_errors_with_a_fixed_code(error: LiubaiError, code: ErrorCode) -> None:
@@ -73,6 +77,11 @@ def test_user_errors_keep_their_words_and_detail() -> None:
     assert _ext(BadInput("bad"))["message"] == "bad"
     assert _ext(AuditIdError("x", "why"))["detail"] == {"reason": "why"}
     assert _ext(AnswerTooLarge("path needs too much"))["code"] == "BAD_INPUT"
+    assert _ext(AuthError(403, "token t1 lacks scope 'write'")) == {
+        "code": "FORBIDDEN",
+        "message": "token t1 lacks scope 'write'",
+        "retryable": False,
+    }
 
 
 def test_store_internals_never_reach_a_client() -> None:

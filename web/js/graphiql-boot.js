@@ -15,7 +15,7 @@
     "# liubai: which commit, deployed by which pipeline, ran which processes and produced which log lines?",
     "# Replace the id with a commit of yours (search finds one).",
     "{",
-    "  search(text: \"commit\", kinds: [\"Commit\"], first: 3) { edges { node { id label } } }",
+    "  search(text: \"commit\", kinds: [Commit], first: 3) { edges { node { id label } } }",
     "}",
     "",
   ].join("\n");

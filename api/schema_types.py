@@ -1,0 +1,238 @@
+"""The GraphQL object types answers are built from: nodes, edges, graphs, pages, audit views.
+
+Each is built straight from what the store returned; the few fields that need another store call (a node's
+writer, owners and claims) resolve lazily, only when a query selects them.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from liubai.api.nodes import node_json, node_label, node_time
+from liubai.api.schema_context import with_store
+from liubai.lineage import model
+from liubai.lineage.model import EdgeKind, NodeKind
+from liubai.lineage.provenance import Provenance
+from liubai.lineage.store.base import Subgraph
+
+__all__ = [
+    "AuditView",
+    "Direction",
+    "GEdge",
+    "GEdgeKind",
+    "GNode",
+    "GNodeKind",
+    "Graph",
+    "NodeConnection",
+    "NodeEdge",
+    "PageInfo",
+    "Stats",
+    "TrailEntry",
+]
+
+
+@strawberry.enum
+class Direction(Enum):
+    UPSTREAM = "UPSTREAM"
+    DOWNSTREAM = "DOWNSTREAM"
+    BOTH = "BOTH"
+
+    @property
+    def model(self) -> model.Direction:
+        return model.Direction(self.value.lower())
+
+
+@strawberry.type(
+    name="Claim", description="A value `writer` gave for property `key` that is not the stored fact."
+)
+class GClaim:
+    key: str
+    writer: str
+    value: JSON
+
+
+@strawberry.type(name="KeyWriter", description="The writer of one property key.")
+class GOwner:
+    key: str
+    writer: str
+
+
+async def _provenance(info: Info, node_id: str) -> Provenance:
+    found = await with_store(info, lambda store: store.provenance([node_id]))
+    return found.get(node_id) or Provenance()
+
+
+# GraphQL enums of the model's kinds, each value named as the model spells it (``Commit``, ``DECLARES``), so
+# answers read as they did when kinds were strings and the UI's kind tables still match them.
+# Built from the model at run time, so mypy sees them as plain Enums.
+if TYPE_CHECKING:
+    GNodeKind = Enum
+    GEdgeKind = Enum
+else:
+    GNodeKind = strawberry.enum(
+        Enum("GNodeKind", {k.value: k.value for k in NodeKind}),
+        name="NodeKind",
+        description="What a node is.",
+    )
+    GEdgeKind = strawberry.enum(
+        Enum("GEdgeKind", {k.value: k.value for k in EdgeKind}),
+        name="EdgeKind",
+        description="How two nodes relate.",
+    )
+
+
+@strawberry.type(
+    name="Node", description="A lineage node; `label` is short text for people, `time` its main time."
+)
+class GNode:
+    id: strawberry.ID
+    kind: GNodeKind
+    placeholder: bool
+    label: str
+    time: str | None
+    properties: JSON
+
+    @strawberry.field(
+        description="Who wrote the node: the local collector (`git`, `logs`, ...) or `token:<name>` "
+        "of the remote sender whose write created it; null for nodes written before writers were recorded."
+    )
+    async def writer(self, info: Info) -> str | None:
+        return (await _provenance(info, str(self.id))).writer
+
+    @strawberry.field(
+        description="Property keys written by another writer than the node's own, with that writer."
+    )
+    async def owners(self, info: Info) -> list[GOwner]:
+        found = await _provenance(info, str(self.id))
+        return [GOwner(key=k, writer=w) for k, w in sorted(found.owners.items())]
+
+    @strawberry.field(
+        description="Values other writers gave that differ from the stored facts, kept beside them "
+        "(never as facts)."
+    )
+    async def claims(self, info: Info) -> list[GClaim]:
+        found = await _provenance(info, str(self.id))
+        return [GClaim(key=c.key, writer=c.writer, value=c.value) for c in found.claims]
+
+    @classmethod
+    def of(cls, node: model.Node) -> GNode:
+        return cls(
+            id=strawberry.ID(node.id),
+            kind=GNodeKind(node.kind.value),
+            placeholder=node.placeholder,
+            label=node_label(node),
+            time=node_time(node),
+            properties=JSON(node.props),
+        )
+
+
+@strawberry.type(name="Edge", description="A stored edge, read source -kind-> target.")
+class GEdge:
+    source: strawberry.ID
+    target: strawberry.ID
+    kind: GEdgeKind
+    properties: JSON
+
+    @classmethod
+    def of(cls, edge: model.Edge) -> GEdge:
+        return cls(
+            source=strawberry.ID(edge.src),
+            target=strawberry.ID(edge.dst),
+            kind=GEdgeKind(edge.kind.value),
+            properties=JSON(edge.props),
+        )
+
+
+def _edge_json(e: model.Edge) -> dict[str, Any]:
+    return {"source": e.src, "target": e.dst, "kind": e.kind.value, "properties": e.props}
+
+
+@strawberry.type(description="Nodes and edges of an answer; `depths` maps node id -> hops from the start.")
+class Graph:
+    """Resolved lazily from one store answer: only the fields a query selects are built."""
+
+    sub: strawberry.Private[Subgraph]
+    end_cursor: str | None = strawberry.field(
+        default=None, description="neighbors only: pass as `after` for the next page; null on the last page."
+    )
+
+    @strawberry.field
+    def nodes(self) -> list[GNode]:
+        return [GNode.of(n) for n in self.sub.nodes]
+
+    @strawberry.field
+    def edges(self) -> list[GEdge]:
+        return [GEdge.of(e) for e in self.sub.edges]
+
+    @strawberry.field
+    def depths(self) -> JSON:
+        return JSON(dict(self.sub.depth))
+
+    @strawberry.field
+    def truncated(self) -> bool:
+        return self.sub.truncated
+
+    @strawberry.field(
+        description="The whole answer as one JSON value {nodes, edges, depths, truncated} with the same field "
+        "names as Node and Edge: for large graphs it skips per-field resolution (several times faster)."
+    )
+    def compact(self) -> JSON:
+        return JSON(
+            {
+                "nodes": [node_json(n) for n in self.sub.nodes],
+                "edges": [_edge_json(e) for e in self.sub.edges],
+                "depths": self.sub.depth,
+                "truncated": self.sub.truncated,
+            }
+        )
+
+    @classmethod
+    def of(cls, sub: Subgraph) -> Graph:
+        return cls(sub=sub)
+
+
+@strawberry.type
+class NodeEdge:
+    cursor: str
+    node: GNode
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class NodeConnection:
+    edges: list[NodeEdge]
+    page_info: PageInfo
+    total_count: int
+
+
+@strawberry.type
+class AuditView:
+    audit_id: str
+    record: GNode | None
+    commit: GNode | None
+    workloads: list[GNode]
+    trace: GNode | None
+    runs: list[GNode]
+    logs: list[GNode]
+
+
+@strawberry.type
+class TrailEntry:
+    time: str | None
+    node: GNode
+    via: str | None
+
+
+@strawberry.type
+class Stats:
+    counts: JSON

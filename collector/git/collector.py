@@ -1,0 +1,353 @@
+"""A repository's commits and the Kubernetes objects their manifests declare, as pipeline items.
+
+Incremental reads: every ingested ref keeps a checkpoint ``ref:<refname>`` -> tip sha under the source
+``git:<repo>``, plus ``resume`` -> the last commit stored. Everything reachable from a checkpoint is
+already in the store, so a run reads ``<tips> --not <all known checkpoints>`` (``GitCollector.plan``). A
+checkpoint that is no longer an ancestor of its ref means history was rewritten (force push): that is
+reported as a ``Notice`` and the new commits are read from where the histories meet.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import git
+
+from liubai.collector.git.blobs import CHUNK_BLOBS, BlobReader
+from liubai.collector.git.history import Change, read_log
+from liubai.collector.git.repository import (
+    GitSourceError,
+    default_cache_dir,
+    open_repository,
+    repo_identity,
+)
+from liubai.collector.ingest import Checkpoint, IngestSummary, Item, Notice, ingest_records
+from liubai.collector.manifests import (
+    ManifestCache,
+    ObjectKey,
+    deleted_records,
+    is_manifest_path,
+    parse_manifest,
+)
+from liubai.lineage.model import RejectedRecord
+from liubai.lineage.provenance import GIT_WRITER
+from liubai.lineage.records import CommitRecord
+from liubai.lineage.store.base import LineageStore
+from liubai.lineage.text import visible
+
+__all__ = ["GitCollector", "GitPlan", "checkpoints_of", "ingest_git"]
+
+_SKIP_MODES = ("160000", "120000")  # submodules and symlinks carry no manifest text
+_BLOB_KEYS_CACHE = 8192
+_CHUNK_COMMITS = 500
+_NULL_BLOB = "0" * 40
+
+
+@dataclass(slots=True)
+class GitPlan:
+    """What one run will read: ref tips, the commits already stored, the count, and any rewrite notices."""
+
+    refs: dict[str, str]
+    exclude: list[str]
+    total: int
+    notices: list[Notice] = field(default_factory=list)
+
+
+class GitCollector:
+    """Commits and manifest objects of one repository, a local path (read in place) or a clone URL.
+
+    ``branch`` selects one ref (a branch, remote branch or tag); the default is the checked-out branch
+    (a mirror's default branch). ``all_refs`` reads every branch, remote branch and tag.
+    """
+
+    def __init__(
+        self,
+        path_or_url: str,
+        branch: str | None = None,
+        all_refs: bool = False,
+        cache_dir: str | Path | None = None,
+        clone_attempts: int = 3,
+    ) -> None:
+        self.location = path_or_url
+        self.branch = branch
+        self.all_refs = all_refs
+        self.repo_id = repo_identity(path_or_url)
+        self.source = f"git:{self.repo_id}"
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.clone_attempts = clone_attempts
+        self._repo: git.Repo | None = None
+        self._blob_keys: OrderedDict[str, list[ObjectKey]] = OrderedDict()
+        self._blobs: dict[str, bytes | None] = {}
+        self._cat_file: BlobReader | None = None
+        self._manifests = ManifestCache()  # documents repeat across commits: each distinct text parsed once
+
+    # ------------------------------------------------------------------ opening
+    @property
+    def repo(self) -> git.Repo:
+        if self._repo is None:
+            self._repo = open_repository(self.location, self.repo_id, self.cache_dir, self.clone_attempts)
+            self._repo.git.update_environment(GIT_TERMINAL_PROMPT="0", LC_ALL="C")
+        return self._repo
+
+    def close(self) -> None:
+        if self._cat_file is not None:
+            self._cat_file.close()
+            self._cat_file = None
+        if self._repo is not None:
+            self._repo.close()
+            self._repo = None
+
+    def __enter__(self) -> GitCollector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ refs and plan
+    def refs(self) -> dict[str, str]:
+        """Ref name -> commit sha for the refs this collector reads; names are only stored and shown
+        from here on, so bytes in them that are not UTF-8 are escaped (``visible``)."""
+        return {visible(name): sha for name, sha in self._refs().items()}
+
+    def _refs(self) -> dict[str, str]:
+        g = self.repo.git
+        if self.all_refs:
+            out = g.for_each_ref(
+                "--format=%(refname)%00%(objecttype)%00%(objectname)%00%(*objecttype)%00%(*objectname)",
+                "refs/heads",
+                "refs/remotes",
+                "refs/tags",
+            )
+            refs: dict[str, str] = {}
+            for line in out.splitlines():
+                name, otype, oid, ptype, poid = line.split("\0")
+                if name.endswith("/HEAD"):
+                    continue
+                if otype == "commit":
+                    refs[name] = oid
+                elif ptype == "commit":
+                    refs[name] = poid
+            return refs
+        if self.branch:
+            candidates = [
+                f"refs/heads/{self.branch}",
+                f"refs/remotes/origin/{self.branch}",
+                f"refs/tags/{self.branch}",
+            ]
+            if self.branch.startswith("refs/"):
+                candidates.insert(0, self.branch)
+            for ref in candidates:
+                sha = self._commit_of(ref)
+                if sha:
+                    return {ref: sha}
+            raise GitSourceError(f"{self.repo_id}: no branch or tag named {self.branch!r}")
+        try:
+            head = g.symbolic_ref("-q", "HEAD")
+        except git.GitCommandError:
+            head = "HEAD"  # detached
+        sha = self._commit_of(head)
+        return {head: sha} if sha else {}  # an empty repository has nothing to read
+
+    def _commit_of(self, rev: str) -> str | None:
+        try:
+            return str(
+                self.repo.git.rev_parse("--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}")
+            )
+        except git.GitCommandError:
+            return None
+
+    def _exists(self, sha: str) -> bool:
+        try:
+            kind: object = self.repo.git.get_object_header(sha)[1]  # bytes, despite the annotation
+        except ValueError:
+            return False
+        return kind in (b"commit", "commit")
+
+    def _is_ancestor(self, old: str, tip: str) -> bool:
+        try:
+            self.repo.git.merge_base("--is-ancestor", old, tip)
+            return True
+        except git.GitCommandError:
+            return False
+
+    def plan(self, checkpoints: Mapping[str, str]) -> GitPlan:
+        """Decide what to read given the stored checkpoints (key -> sha) of this source."""
+        refs = self.refs()
+        exclude = sorted(
+            {
+                sha
+                for sha in checkpoints.values()
+                if re.fullmatch(r"[0-9a-f]{40,64}", sha) and self._exists(sha)
+            }
+        )
+        notices: list[Notice] = []
+        for ref, tip in refs.items():
+            old = checkpoints.get(f"ref:{ref}")
+            if old is None or old == tip:
+                continue
+            if old in exclude and self._is_ancestor(old, tip):
+                continue
+            notices.append(self._rewrite_notice(ref, old, tip, old in exclude))
+        total = 0
+        if refs:
+            total = int(
+                self.repo.git.rev_list("--count", *sorted(set(refs.values())), "--not", *exclude, "--")
+            )
+        return GitPlan(refs=refs, exclude=exclude, total=total, notices=notices)
+
+    def _rewrite_notice(self, ref: str, old: str, tip: str, old_exists: bool) -> Notice:
+        base = ""
+        if old_exists:
+            try:
+                base = str(self.repo.git.merge_base(old, tip))
+            except git.GitCommandError:
+                base = ""
+        since = (
+            f"re-reading from merge-base {base[:12]}"
+            if base
+            else "no common history: re-reading the whole ref"
+        )
+        message = (
+            f"history rewritten: {ref} moved from {old[:12]} to {tip[:12]}, which does not contain it "
+            f"(force push?); {since}"
+        )
+        return Notice(self.source, f"ref:{ref}", message, old)
+
+    # ------------------------------------------------------------------ reading
+    def items(self, plan: GitPlan) -> Iterator[Item]:
+        """Notices, then per commit: its record, its manifest objects/rejects, a resume checkpoint;
+        finally each ref's checkpoint at its tip."""
+        yield from plan.notices
+        if plan.refs:
+            branch = None
+            if len(plan.refs) == 1:
+                name = next(iter(plan.refs))
+                branch = re.sub(r"^refs/(heads|remotes|tags)/", "", name)
+            if plan.total:
+                revs = [*sorted(set(plan.refs.values())), "--not", *plan.exclude]
+                for chunk in self._chunks(read_log(self._git_for_log(), revs, self.repo_id)):
+                    self._fetch_blobs(chunk)
+                    for commit, changes in chunk:
+                        yield from self._commit_items(commit, changes, branch)
+                        yield Checkpoint(self.source, "resume", commit.sha)
+                    self._blobs.clear()
+            for ref, tip in plan.refs.items():
+                yield Checkpoint(self.source, f"ref:{ref}", tip)
+
+    @staticmethod
+    def _chunks(
+        commits: Iterator[tuple[CommitRecord, list[Change]]],
+    ) -> Iterator[list[tuple[CommitRecord, list[Change]]]]:
+        """Groups of commits whose manifest blobs are fetched in one bulk request."""
+        chunk: list[tuple[CommitRecord, list[Change]]] = []
+        blobs = 0
+        for commit, changes in commits:
+            chunk.append((commit, changes))
+            blobs += sum(2 for c in changes if is_manifest_path(c.path) or is_manifest_path(c.old_path))
+            if len(chunk) >= _CHUNK_COMMITS or blobs >= CHUNK_BLOBS:
+                yield chunk
+                chunk, blobs = [], 0
+        if chunk:
+            yield chunk
+
+    def _fetch_blobs(self, chunk: list[tuple[CommitRecord, list[Change]]]) -> None:
+        """Read every manifest blob a group of commits needs (new versions, and old versions whose
+        objects are not cached) in one pipelined ``cat-file --batch`` exchange."""
+        wanted: dict[str, None] = {}
+        for _, changes in chunk:
+            for c in changes:
+                if c.status != "D" and is_manifest_path(c.path) and c.new_mode not in _SKIP_MODES:
+                    wanted[c.new_blob] = None
+                if is_manifest_path(c.old_path) and c.old_mode not in _SKIP_MODES and c.status in "DMRT":
+                    if c.old_blob not in self._blob_keys:
+                        wanted[c.old_blob] = None
+        wanted.pop(_NULL_BLOB, None)
+        if wanted:
+            self._blobs.update(self._reader().read_many(list(wanted)))
+
+    def _reader(self) -> BlobReader:
+        if self._cat_file is None:
+            self._cat_file = BlobReader(self.repo)
+        return self._cat_file
+
+    def _git_for_log(self) -> git.Git:
+        """``repo.git`` with options that keep ``%G?`` meaningful: without an allowed-signers file git
+        reports SSH-signed commits as unsigned ('N'); an empty one makes them 'U' (signed, unknown key)."""
+        try:
+            self.repo.git.config("--get", "gpg.ssh.allowedSignersFile")
+            return self.repo.git
+        except git.GitCommandError:
+            return self.repo.git(c=f"gpg.ssh.allowedSignersFile={os.devnull}")
+
+    def _commit_items(
+        self, commit: CommitRecord, changes: list[Change], branch: str | None
+    ) -> Iterator[Item]:
+        commit.changed_paths = tuple(c.path for c in changes)
+        commit.branch = branch
+        yield commit
+        for change in changes:
+            yield from self._manifest_items(commit.sha, change)
+
+    def _manifest_items(self, sha: str, c: Change) -> Iterator[Item]:
+        if not (is_manifest_path(c.path) or is_manifest_path(c.old_path)):
+            return
+        if c.status == "D":
+            if c.old_mode in _SKIP_MODES:
+                return
+            _, old_keys = self._parse_blob(c.old_blob, sha, c.old_path, want_items=False)
+            yield from deleted_records(old_keys, repo=self.repo_id, commit=sha, path=c.old_path)
+            return
+        if c.new_mode in _SKIP_MODES or not is_manifest_path(c.path):
+            new_keys: list[ObjectKey] = []
+        else:
+            items, new_keys = self._parse_blob(c.new_blob, sha, c.path, want_items=True)
+            yield from items
+        if c.status in ("M", "R", "T") and is_manifest_path(c.old_path) and c.old_mode not in _SKIP_MODES:
+            cached = self._blob_keys.get(c.old_blob)
+            if cached is None:
+                _, cached = self._parse_blob(c.old_blob, sha, c.old_path, want_items=False)
+            kept = set(new_keys)
+            gone = [k for k in cached if k not in kept]
+            yield from deleted_records(gone, repo=self.repo_id, commit=sha, path=c.old_path)
+
+    def _parse_blob(
+        self, blob: str, sha: str, path: str, *, want_items: bool
+    ) -> tuple[list[Item], list[ObjectKey]]:
+        data = self._blobs.get(blob)
+        if data is None and blob not in self._blobs:
+            data = self._reader().read_many([blob])[blob]
+        if data is None:
+            reject = RejectedRecord(
+                self.source, f"{sha[:12]}:{path}", f"blob {blob[:12]} is missing from the repository"
+            )
+            return ([reject] if want_items else []), []
+        items, keys = parse_manifest(data, repo=self.repo_id, commit=sha, path=path, cache=self._manifests)
+        self._blob_keys[blob] = keys
+        if len(self._blob_keys) > _BLOB_KEYS_CACHE:
+            self._blob_keys.popitem(last=False)
+        return (list(items) if want_items else []), keys
+
+
+def ingest_git(
+    store: LineageStore,
+    collector: GitCollector,
+    *,
+    batch_size: int = 2000,
+    progress: Callable[[IngestSummary], None] | None = None,
+    plan: GitPlan | None = None,
+) -> IngestSummary:
+    """Read what is new in the collector's refs and store it in batches; checkpoints move with the data."""
+    if plan is None:
+        plan = collector.plan(checkpoints_of(store, collector.source))
+    return ingest_records(
+        store, collector.items(plan), batch_size=batch_size, progress=progress, writer=GIT_WRITER
+    )
+
+
+def checkpoints_of(store: LineageStore, source: str) -> dict[str, str]:
+    return {key: value for (src, key), value in store.checkpoints(source).items() if src == source}
