@@ -32,6 +32,7 @@ from liubai.ebpf.events import (
     AT_FDCWD,
     CD_CHROOT,
     OPEN_BY_HANDLE,
+    OPEN_MEMFD,
     ChdirEvent,
     CredEvent,
     Event,
@@ -49,6 +50,7 @@ from liubai.ebpf.paths import (
     KERNEL,
     LEXICAL,
     UNRESOLVED,
+    WALKED,
     Resolved,
     fd_link,
     join_path,
@@ -359,8 +361,13 @@ class RunCollector:
 
     def _opened(self, proc: _Proc, event: OpenEvent) -> None:
         resolved: Resolved | None
+        if event.kind == OPEN_MEMFD:  # a descriptor, not a file access: named as the kernel shows it
+            proc.table.opened(
+                event.fd, FdEntry(f"/memfd:{event.path} (deleted)", KERNEL, bool(event.flags & 1))
+            )
+            return
         if event.kernel_path:
-            resolved = (event.kernel_path, KERNEL)
+            resolved = (event.kernel_path, WALKED if event.walked else KERNEL)
         elif event.kind == OPEN_BY_HANDLE:
             resolved = None
         else:

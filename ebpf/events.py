@@ -32,6 +32,7 @@ __all__ = [
     "FdEvent",
     "ForkEvent",
     "OPEN_BY_HANDLE",
+    "OPEN_MEMFD",
     "OpenEvent",
     "UringEvent",
     "event_from_json",
@@ -43,7 +44,7 @@ __all__ = [
 EV_FORK, EV_EXEC, EV_EXEC_ARGS, EV_EXEC_FAIL, EV_OPEN, EV_EXIT, EV_CHDIR = 1, 2, 3, 4, 5, 6, 7
 EV_FD, EV_URING, EV_CRED = 8, 9, 10
 AT_FDCWD = -100
-OPEN_OPENAT, OPEN_OPENAT2, OPEN_CREAT, OPEN_BY_HANDLE = 0, 1, 2, 3
+OPEN_OPENAT, OPEN_OPENAT2, OPEN_CREAT, OPEN_BY_HANDLE, OPEN_MEMFD = 0, 1, 2, 3, 4
 CD_CHDIR, CD_FCHDIR, CD_CHROOT = 0, 1, 2
 FD_CLOSE, FD_DUP, FD_SETFD, FD_CLOSE_RANGE, FD_UNSHARE = 1, 2, 3, 4, 5
 CR_SETUID, CR_SETREUID, CR_SETRESUID, CR_SETFSUID, CR_CAPSET = 1, 2, 3, 4, 5
@@ -128,7 +129,8 @@ class OpenEvent(Event):
     """A successful open/openat/openat2/creat/open_by_handle_at (``kind``): the fd it returned, the dirfd
     and the path as the caller gave it. ``kernel_path``: the kernel's own resolution, read back from
     ``/proc/<pid>/fd/<fd>`` while the descriptor was still this open's (paths with ``..``, descriptor
-    links, handles)."""
+    links, handles), or, with ``walked``, by walking the filesystem's symlinks just after (the process
+    was gone). A memfd_create (``kind`` 4) names its descriptor only: ``path`` is the memfd's name."""
 
     path: str = ""
     fd: int = -1
@@ -136,6 +138,7 @@ class OpenEvent(Event):
     flags: int = 0
     kind: int = OPEN_OPENAT
     kernel_path: str | None = None
+    walked: bool = False
 
 
 @dataclass(slots=True)

@@ -13,10 +13,21 @@ import re
 
 from liubai.ebpf.descriptors import FdEntry, FdTable
 
-__all__ = ["EXACT", "KERNEL", "LEXICAL", "UNRESOLVED", "Resolved", "fd_link", "join_path", "resolve_path"]
+__all__ = [
+    "EXACT",
+    "KERNEL",
+    "LEXICAL",
+    "UNRESOLVED",
+    "WALKED",
+    "Resolved",
+    "fd_link",
+    "join_path",
+    "resolve_path",
+]
 
 EXACT, KERNEL, LEXICAL, UNRESOLVED = "exact", "kernel", "lexical", "unresolved"
-_RANK = {EXACT: 0, KERNEL: 0, LEXICAL: 1, UNRESOLVED: 2}
+WALKED = "walked"  # symlinks resolved by walking the filesystem just after the open (process gone)
+_RANK = {EXACT: 0, KERNEL: 0, WALKED: 0, LEXICAL: 1, UNRESOLVED: 2}
 _FD_LINK = re.compile(r"^/(?:dev/fd|proc/(self|thread-self|\d+)/fd)/(\d+)(/.*)?$")
 
 Resolved = tuple[str, str]  # (path, certainty)

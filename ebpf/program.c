@@ -40,6 +40,7 @@
 #define OPEN_OPENAT2 1
 #define OPEN_CREAT 2
 #define OPEN_BY_HANDLE 3
+#define OPEN_MEMFD 4
 
 // chdir kinds
 #define CD_CHDIR 0
@@ -544,6 +545,15 @@ TRACEPOINT_PROBE(syscalls, sys_exit_openat2) {
 }
 
 TRACEPOINT_PROBE(syscalls, sys_exit_open_by_handle_at) {
+    return emit_open(args->ret);
+}
+
+// memfd_create: no file access, but its descriptor is what an fexecve of a memfd runs.
+TRACEPOINT_PROBE(syscalls, sys_enter_memfd_create) {
+    return remember_open(args->uname, AT_FDCWD_VALUE, (u32)args->flags, OPEN_MEMFD);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_memfd_create) {
     return emit_open(args->ret);
 }
 
