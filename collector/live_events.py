@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from liubai.collector.runs import BinaryHasher, resolve_path
 from liubai.ebpf import procfs
 from liubai.ebpf.events import (
+    AT_FDCWD,
     CD_CHROOT,
     EV_CHDIR,
     EV_CRED,
@@ -132,7 +133,7 @@ class LiveEvents:
             self._withdraw_older_read(event)
             self._cred_changed(event)
         elif isinstance(event, OpenEvent):
-            self._read_open(event)
+            self._read_open(event, self.decoder.os_path(raw))
         elif isinstance(event, ExitEvent):
             self._cwd.pop(event.pid, None)
             self._root.pop(event.pid, None)
@@ -232,25 +233,27 @@ class LiveEvents:
             live = exe_fd is not None and _same_process(pid, event.start_ns)
             exe = _exe_facts(pid, exe_fd) if live and exe_fd is not None else None
             if exe is not None:
-                exe_link, exe_st = exe
+                exe_link = exe[0]
                 event.image = visible(exe_link)
                 event.image_sha256 = self.hasher.sha256_fd(exe_fd) if exe_fd is not None else None
             named = _stat_named(path, pid, self._root.get(pid), live)
-            if exe is not None and (
-                named is None or _same_file(named[1], exe[1]) or not _is_script(named[0])
-            ):
+            if named is None and live:  # gone between the two reads
+                named = _stat_named(path, pid, self._root.get(pid), False)
+            if exe is not None and (named is None or not _is_script(named[0])):
                 # the image itself: what the name led to, an fexecve'd descriptor, or a binary replaced
-                # (renamed over) since the exec
-                event.sha256 = event.image_sha256
+                # (renamed over) since the exec; only a #! interpreter is an image of its own
+                event.sha256, event.image_sha256 = event.image_sha256, None
                 self._via_exe.add(id(event))
-                if named is not None and _same_file(named[1], exe[1]):
-                    event.image = event.image_sha256 = None
+                if path is not None and not path.startswith(_NOT_HERE):
+                    event.image = None
             elif path is None or path.startswith(_NOT_HERE):
                 event.hash_note = "the executed descriptor could not be read back"
-            elif named is not None and named[1].st_ctime_ns + CTIME_MARGIN_NS < event.ts + self._boot_offset:
+            elif named is not None and self._unchanged_since(named[1], event.ts):
                 event.sha256 = self.hasher.sha256(named[0])
                 if event.sha256 is None:
                     event.hash_note = "the executed file could not be read"
+                elif exe is None:
+                    self._interpreter(event, named[0], pid, live)
             elif named is None:
                 event.hash_note = "the executed file is gone"
             else:
@@ -262,6 +265,20 @@ class LiveEvents:
         finally:
             if exe_fd is not None:
                 os.close(exe_fd)
+
+    def _unchanged_since(self, st: os.stat_result, boot_ns: int) -> bool:
+        return st.st_ctime_ns + CTIME_MARGIN_NS < boot_ns + self._boot_offset
+
+    def _interpreter(self, event: ExecEvent, script: str, pid: int, live: bool) -> None:
+        """The ``#!`` interpreter of a script whose process is gone: named by the (unchanged) script,
+        hashed if it too is unchanged since the exec."""
+        interp = _shebang(script)
+        if interp is None:
+            return
+        found = _stat_named(interp, pid, self._root.get(pid), live)
+        event.image = visible(interp)
+        if found is not None and self._unchanged_since(found[1], event.ts):
+            event.image_sha256 = self.hasher.sha256(found[0])
 
     def _read_live(self, event: ExecEvent, args: ExecArgsEvent | None) -> None:
         status = _read_status(event.pid, event.start_ns)
@@ -276,16 +293,29 @@ class LiveEvents:
             if raw and _same_process(event.pid, event.start_ns):
                 event.cmdline = tuple(bytes_text(a) for a in raw.split(b"\0")[:-1])
 
-    def _read_open(self, event: OpenEvent) -> None:
-        """The kernel's resolution of an uncertain open: the link of its descriptor, read now."""
+    def _read_open(self, event: OpenEvent, os_path: str | None) -> None:
+        """The kernel's resolution of an uncertain open: the link of its descriptor, read now; for a
+        process already gone, a ``..`` path walked through the symlinks as they are now."""
         try:
             target = os.readlink(f"/proc/{event.pid}/fd/{event.fd}")
         except OSError:
+            target = None
+        if target is None or not _same_process(event.pid, event.start_ns):
+            self._walk_open(event, os_path)
             return
-        if not target.startswith("/") or not _same_process(event.pid, event.start_ns):
+        if not target.startswith("/"):
             return
         event.kernel_path = visible(target.removesuffix(" (deleted)"))
         self._open_reads.setdefault(event.pid, {})[event.fd] = _Read(procfs.clock_boot_ns(), event)
+
+    def _walk_open(self, event: OpenEvent, os_path: str | None) -> None:
+        if os_path is None or ".." not in os_path.split("/") or event.dfd != AT_FDCWD:
+            return
+        path = _kernel_join(os_path, self._known_cwd(event.pid))
+        root = self._root.get(event.pid)
+        if path is None or (root is not None and root != "/"):
+            return
+        event.kernel_path, event.walked = visible(os.path.realpath(path)), True
 
     def __len__(self) -> int:
         return len(self._items)
@@ -337,9 +367,14 @@ def _uncertain_open(raw: bytes) -> bool:
     return raw.find(b"..", 48) >= 0 or raw.find(b"/fd/", 48) >= 0 or raw[_OPEN_KIND_AT] == OPEN_BY_HANDLE
 
 
+_TICK_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+
 def _same_process(pid: int, start_ns: int) -> bool:
+    """Whether ``pid`` is still the process that started at ``start_ns``: /proc gives the start in clock
+    ticks (rounded down), the kernel's fork event a few microseconds after the exact start."""
     try:
-        return procfs.start_ns(pid) == start_ns
+        return 0 <= start_ns - procfs.start_ns(pid) < _TICK_NS + 2_000_000
     except (OSError, ValueError, IndexError):
         return False
 
@@ -377,16 +412,25 @@ def _stat_named(
     return (where, st) if stat.S_ISREG(st.st_mode) else None
 
 
+def _shebang(path: str) -> str | None:
+    """The interpreter a ``#!`` script names (an absolute path), or None."""
+    try:
+        with open(path, "rb") as fh:
+            line = fh.readline(256)
+    except OSError:
+        return None
+    if not line.startswith(b"#!"):
+        return None
+    words = line[2:].split()
+    return os.fsdecode(words[0]) if words and words[0].startswith(b"/") else None
+
+
 def _is_script(path: str) -> bool:
     try:
         with open(path, "rb") as fh:
             return fh.read(2) == b"#!"
     except OSError:
         return False
-
-
-def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
-    return (a.st_dev, a.st_ino, a.st_ctime_ns) == (b.st_dev, b.st_ino, b.st_ctime_ns)
 
 
 def _read_status(pid: int, start_ns: int) -> tuple[int, int, int, int, int] | None:
