@@ -89,7 +89,7 @@ class LiveEvents:
         self._alive: set[int] = set()
         self._args: dict[int, ExecArgsEvent] = {}
         self._proc_reads: dict[int, _Read] = {}  # pid -> the last exec/cred read from /proc
-        self._open_reads: dict[int, dict[int, _Read]] = {}  # pid -> fd -> a descriptor link read
+        self._open_reads: dict[int, dict[int, list[_Read]]] = {}  # pid -> fd -> descriptor link reads
         self._via_exe: set[int] = set()  # ids of exec events hashed through /proc/<pid>/exe
         self._boot_offset = procfs.boot_offset_ns()
 
@@ -306,7 +306,8 @@ class LiveEvents:
         if not target.startswith("/"):
             return
         event.kernel_path = visible(target.removesuffix(" (deleted)"))
-        self._open_reads.setdefault(event.pid, {})[event.fd] = _Read(procfs.clock_boot_ns(), event)
+        read = _Read(procfs.clock_boot_ns(), event)
+        self._open_reads.setdefault(event.pid, {}).setdefault(event.fd, []).append(read)
 
     def _walk_open(self, event: OpenEvent, os_path: str | None) -> None:
         if os_path is None or ".." not in os_path.split("/") or event.dfd != AT_FDCWD:
@@ -337,8 +338,11 @@ class LiveEvents:
             yield event
 
 
-def _check_open_reads(pending: dict[int, dict[int, _Read]], event: Event) -> None:
-    """Withdraw reads of descriptors that ``event`` freed or replaced before the read was made."""
+def _check_open_reads(pending: dict[int, dict[int, list[_Read]]], event: Event) -> None:
+    """Withdraw reads of descriptors that ``event`` freed or replaced before the read was made.
+
+    One number can be read back for several opens (closed and reused before the reads caught up):
+    each read stays pending until an event after its own open frees the number."""
     reads = pending.get(event.pid)
     if not reads:
         return
@@ -351,15 +355,20 @@ def _check_open_reads(pending: dict[int, dict[int, _Read]], event: Event) -> Non
         elif event.op == FD_CLOSE_RANGE:
             hit = [fd for fd in reads if event.fd <= fd <= event.last]
     elif isinstance(event, OpenEvent):
-        read = reads.get(event.fd)
-        if read is not None and read.event is not event:
-            hit = [event.fd]
+        hit = [event.fd] if event.fd in reads else []
     elif isinstance(event, ExecEvent | ExitEvent):
         hit = list(reads)
     for fd in hit:
-        read = reads.pop(fd, None)
-        if read is not None and event.ts <= read.at and isinstance(read.event, OpenEvent):
-            read.event.kernel_path = None
+        kept: list[_Read] = []
+        for read in reads.get(fd, ()):
+            if read.event is event or event.ts < read.event.ts:
+                kept.append(read)  # the open itself, or an event before it
+            elif event.ts <= read.at and isinstance(read.event, OpenEvent):
+                read.event.kernel_path = None
+        if kept:
+            reads[fd] = kept
+        else:
+            reads.pop(fd, None)
 
 
 def _uncertain_open(raw: bytes) -> bool:
