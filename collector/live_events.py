@@ -10,6 +10,7 @@ false value.
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import stat
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 
 from liubai.collector.runs import BinaryHasher, resolve_path
 from liubai.ebpf import procfs
+from liubai.ebpf.credentials import effective_file_caps
 from liubai.ebpf.events import (
     AT_FDCWD,
     CD_CHROOT,
@@ -207,6 +209,7 @@ class LiveEvents:
                     prev.image = prev.image_sha256 = None
                 if id(prev) in self._via_exe:
                     prev.sha256, prev.hash_note = None, "the process ran another image before it was read"
+                    prev.image_rights = False
 
     def _cred_changed(self, event: CredEvent) -> None:
         status = _read_status(event.pid, event.start_ns)
@@ -232,10 +235,10 @@ class LiveEvents:
         try:
             live = exe_fd is not None and _same_process(pid, event.start_ns)
             exe = _exe_facts(pid, exe_fd) if live and exe_fd is not None else None
-            if exe is not None:
-                exe_link = exe[0]
-                event.image = visible(exe_link)
-                event.image_sha256 = self.hasher.sha256_fd(exe_fd) if exe_fd is not None else None
+            if exe is not None and exe_fd is not None:
+                event.image = visible(exe[0])
+                event.image_sha256 = self.hasher.sha256_fd(exe_fd)
+                _read_rights(event, exe_fd, exe[1])
             named = _stat_named(path, pid, self._root.get(pid), live)
             if named is None and live:  # gone between the two reads
                 named = _stat_named(path, pid, self._root.get(pid), False)
@@ -252,8 +255,8 @@ class LiveEvents:
                 event.sha256 = self.hasher.sha256(named[0])
                 if event.sha256 is None:
                     event.hash_note = "the executed file could not be read"
-                elif exe is None:
-                    self._interpreter(event, named[0], pid, live)
+                elif exe is None and not self._interpreter(event, named[0], pid, live):
+                    _read_rights(event, named[0], named[1])
             elif named is None:
                 event.hash_note = "the executed file is gone"
             else:
@@ -269,16 +272,18 @@ class LiveEvents:
     def _unchanged_since(self, st: os.stat_result, boot_ns: int) -> bool:
         return st.st_ctime_ns + CTIME_MARGIN_NS < boot_ns + self._boot_offset
 
-    def _interpreter(self, event: ExecEvent, script: str, pid: int, live: bool) -> None:
+    def _interpreter(self, event: ExecEvent, script: str, pid: int, live: bool) -> bool:
         """The ``#!`` interpreter of a script whose process is gone: named by the (unchanged) script,
-        hashed if it too is unchanged since the exec."""
+        hashed (and its rights read) if it too is unchanged since the exec. False: not a script."""
         interp = _shebang(script)
         if interp is None:
-            return
+            return _is_script(script)
         found = _stat_named(interp, pid, self._root.get(pid), live)
         event.image = visible(interp)
         if found is not None and self._unchanged_since(found[1], event.ts):
             event.image_sha256 = self.hasher.sha256(found[0])
+            _read_rights(event, found[0], found[1])
+        return True
 
     def _read_live(self, event: ExecEvent, args: ExecArgsEvent | None) -> None:
         status = _read_status(event.pid, event.start_ns)
@@ -419,6 +424,25 @@ def _stat_named(
     except OSError:
         return None
     return (where, st) if stat.S_ISREG(st.st_mode) else None
+
+
+def _read_rights(event: ExecEvent, image: int | str, st: os.stat_result) -> None:
+    """What the executed image grants at exec: set-user-ID owner and effective file capabilities, none
+    on a nosuid mount. Unreadable facts leave ``image_rights`` False (credentials then unknown)."""
+    try:
+        nosuid = bool(os.statvfs(image).f_flag & os.ST_NOSUID)
+        try:
+            xattr: bytes | None = os.getxattr(image, "security.capability")
+        except OSError as exc:
+            if exc.errno not in (errno.ENODATA, errno.ENOTSUP):
+                raise
+            xattr = None
+    except OSError:
+        return
+    event.image_rights = True
+    if not nosuid:
+        event.image_setuid = st.st_uid if st.st_mode & stat.S_ISUID else None
+        event.image_caps = effective_file_caps(xattr)
 
 
 def _shebang(path: str) -> str | None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from liubai.collector.ingest import ingest_records
-from liubai.ebpf.credentials import Creds, apply_cred_event, compare
+from liubai.ebpf.credentials import Creds, apply_cred_event, compare, exec_creds
 from liubai.ebpf.descriptors import (
     CLONE_FILES,
     CLONE_FS,
@@ -320,8 +320,13 @@ class RunCollector:
         if argv is not None:
             proc.argv = argv
         proc.argv_status = status
+        creds_from: str | None = None
         if event.euid is not None:
             self._set_creds(proc, Creds(event.ruid, event.euid, event.suid, event.fsuid, event.cap_eff))
+            creds_from = "proc"
+        elif event.image_rights:  # the process was gone: the kernel's exec rules on what is known
+            self._set_creds(proc, exec_creds(proc.creds, event.image_setuid, event.image_caps))
+            creds_from = "exec rules"  # assumes no ptrace and no no_new_privs, which would deny them
         else:
             self._set_creds(proc, Creds())
         proc.execs.append(
@@ -336,6 +341,7 @@ class RunCollector:
                 "at": self._iso(event.ts),
                 "euid": proc.creds.euid,
                 "cap_eff": proc.creds.cap_eff,
+                "creds_from": creds_from,
             }
         )
         self._access(proc, binary, "exec", 0, EXACT, event.sha256)

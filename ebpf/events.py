@@ -86,7 +86,10 @@ class ExecEvent(Event):
     ``sha256`` of the image the name led to (or ``hash_note`` saying why there is none), ``image`` and
     ``image_sha256`` (what ``/proc/<pid>/exe`` showed: the interpreter of a ``#!`` script, the file of
     an fexecve), ``cmdline`` (argv read back from /proc where the kernel copy was partial) and the
-    credentials /proc showed (``ruid``/``euid``/``suid``/``fsuid``, ``cap_eff``)."""
+    credentials /proc showed (``ruid``/``euid``/``suid``/``fsuid``, ``cap_eff``). With ``image_rights``, what the
+    exec's image grants (``image_setuid``: its owner if set-user-ID; ``image_caps``: its effective file
+    capabilities), read from the image verified unchanged since the exec: the kernel's exec rules then
+    give the credentials /proc could no longer show."""
 
     filename: str = ""
     comm: str = ""
@@ -102,6 +105,9 @@ class ExecEvent(Event):
     suid: int | None = None
     fsuid: int | None = None
     cap_eff: int | None = None
+    image_rights: bool = False
+    image_setuid: int | None = None
+    image_caps: int = 0
 
 
 @dataclass(slots=True)

@@ -3,7 +3,10 @@ when the number was reused before the read, and the credential rules of set*uid 
 
 from __future__ import annotations
 
+import struct
+
 from liubai.collector.live_events import _check_open_reads, _Read
+from liubai.ebpf.credentials import Creds, compare, effective_file_caps, exec_creds
 from liubai.ebpf.events import FD_CLOSE, FdEvent, OpenEvent
 
 
@@ -23,3 +26,29 @@ def test_a_number_reused_by_a_later_read_open_does_not_hide_the_stale_read() -> 
     assert second.kernel_path == "/w/dirA"  # its own open, not yet freed at the read: kept
     _check_open_reads(pending, FdEvent(7, 7, 0, 2000, 1, op=FD_CLOSE, fd=6))
     assert second.kernel_path == "/w/dirA" and not pending[7]  # closed after the read: still true
+
+
+ROOT = Creds(0, 0, 0, 0, (1 << 41) - 1)
+NOBODY = Creds(65534, 65534, 65534, 65534, 0)
+
+
+def test_root_becoming_nobody_is_a_drop_and_nobody_regaining_root_an_escalation() -> None:
+    assert compare(ROOT, NOBODY) == (False, True)
+    assert compare(Creds(65534, 65534, 0, 65534, 0), Creds(65534, 0, 0, 0, None)) == (True, False)
+    assert compare(ROOT, Creds(65534, 0, 0, 0, ROOT.cap_eff)) == (False, False)  # setresuid(65534,0,0)
+
+
+def test_exec_rules_of_setuid_and_file_capability_images() -> None:
+    assert exec_creds(NOBODY, 0, 0) == Creds(65534, 0, 0, 0, None)
+    assert compare(NOBODY, exec_creds(NOBODY, 0, 0)) == (True, False)
+    assert exec_creds(NOBODY, None, 4) == Creds(65534, 65534, 65534, 65534, 4)
+    assert compare(NOBODY, exec_creds(NOBODY, None, 4)) == (True, False)
+    assert exec_creds(NOBODY, None, 0) == NOBODY
+    assert exec_creds(ROOT, None, 0) == ROOT
+
+
+def test_security_capability_xattr_effective_set() -> None:
+    v2 = struct.pack("<IIIII", 0x02000001, 1 << 2, 0, 1, 0)  # effective flag, cap 2 and cap 32
+    assert effective_file_caps(v2) == (1 << 2) | (1 << 32)
+    assert effective_file_caps(struct.pack("<IIIII", 0x02000000, 1 << 2, 0, 0, 0)) == 0  # not effective
+    assert effective_file_caps(None) == 0 and effective_file_caps(b"\x01") == 0
