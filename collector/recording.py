@@ -44,6 +44,7 @@ class RecordingWriter:
                 "end_ns": info.end_ns,
                 "exit_code": info.exit_code,
                 "lost_events": info.lost_events,
+                "still_running": info.still_running,
             }
         )
         self._fh.close()
@@ -52,7 +53,7 @@ class RecordingWriter:
 def _info_json(info: RunInfo) -> dict[str, Any]:
     out = asdict(info)
     out["command"] = list(info.command)
-    for key in ("end_ns", "exit_code", "lost_events"):
+    for key in ("end_ns", "exit_code", "lost_events", "still_running"):
         out.pop(key)
     return out
 
@@ -154,9 +155,11 @@ def _end(info: RunInfo, obj: dict[str, Any]) -> None:
         end_ns = typed_value("end_ns", "int | None", obj.get("end_ns"))
         exit_code = typed_value("exit_code", "int | None", obj.get("exit_code"))
         lost_events = typed_value("lost_events", "int | None", obj.get("lost_events"))
+        still_running = typed_value("still_running", "int | None", obj.get("still_running"))
     except ValueError as exc:
         raise ValueError(f"end line: {exc}") from None
     info.end_ns, info.exit_code, info.lost_events = end_ns, exit_code, lost_events or 0
+    info.still_running = still_running or 0
 
 
 def _adopted(obj: dict[str, Any]) -> tuple[ProcInfo, tuple[int, int] | None]:

@@ -13,21 +13,49 @@ from __future__ import annotations
 
 import hashlib
 import os
-import posixpath
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from liubai.collector.ingest import ingest_records
+from liubai.ebpf.credentials import Creds, apply_cred_event, compare, exec_creds
+from liubai.ebpf.descriptors import (
+    CLONE_FILES,
+    CLONE_FS,
+    O_CLOEXEC,
+    FdEntry,
+    FdTable,
+    FsContext,
+    apply_fd_event,
+)
 from liubai.ebpf.events import (
     AT_FDCWD,
+    CD_CHROOT,
+    OPEN_BY_HANDLE,
+    OPEN_MEMFD,
     ChdirEvent,
+    CredEvent,
     Event,
     ExecArgsEvent,
     ExecEvent,
     ExecFailEvent,
     ExitEvent,
+    FdEvent,
     ForkEvent,
     OpenEvent,
+    UringEvent,
+)
+from liubai.ebpf.paths import (
+    EXACT,
+    KERNEL,
+    LEXICAL,
+    UNRESOLVED,
+    WALKED,
+    Resolved,
+    fd_link,
+    join_path,
+    resolve_path,
+    weakest,
 )
 from liubai.ebpf.procfs import ProcInfo
 from liubai.lineage.model import RejectedRecord
@@ -51,6 +79,7 @@ O_RDWR = 0o2
 O_CREAT = 0o100
 O_TRUNC = 0o1000
 _WRITE_FLAGS = O_WRONLY | O_RDWR | O_CREAT | O_TRUNC
+AT_EMPTY_PATH = 0x1000
 
 
 def access_mode(flags: int) -> str:
@@ -58,40 +87,38 @@ def access_mode(flags: int) -> str:
     return "write" if flags & _WRITE_FLAGS else "read"
 
 
-def resolve_path(path: str, base: str | None) -> str | None:
-    """``path`` made absolute against ``base`` and normalised lexically; None if relative with no base."""
-    if not path:
-        return None
-    if path.startswith("/"):
-        joined = path
-    elif base is None:
-        return None
-    else:
-        joined = posixpath.join(base, path)
-    out = posixpath.normpath(joined)
-    return "/" + out.lstrip("/") if out.startswith("//") else out
-
-
 class BinaryHasher:
-    """sha256 of files, cached by (device, inode, mtime, size) so a binary run 1,000 times is read once."""
+    """sha256 of files, cached by (device, inode, change time, size) so a binary run 1,000 times is read
+    once; the change time moves with every write, rename or chmod of the inode."""
 
     def __init__(self) -> None:
         self._cache: dict[tuple[int, int, int, int], str] = {}
 
     def sha256(self, path: str) -> str | None:
         try:
-            st = os.stat(path)
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
             return None
-        key = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+        try:
+            return self.sha256_fd(fd)
+        finally:
+            os.close(fd)
+
+    def sha256_fd(self, fd: int) -> str | None:
+        """The hash of the open file ``fd`` (the very inode, whatever its name is now)."""
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            return None
+        key = (st.st_dev, st.st_ino, st.st_ctime_ns, st.st_size)
         hit = self._cache.get(key)
         if hit is not None:
             return hit
         digest = hashlib.sha256()
         try:
-            with open(path, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(chunk)
+            os.lseek(fd, 0, os.SEEK_SET)
+            for chunk in iter(lambda: os.read(fd, 1 << 20), b""):
+                digest.update(chunk)
         except OSError:
             return None
         value = digest.hexdigest()
@@ -118,6 +145,16 @@ class RunInfo:
     end_ns: int | None = None
     exit_code: int | None = None
     lost_events: int = 0
+    still_running: int = 0  # processes of the tree alive when tracing stopped (their activity was cut)
+
+
+@dataclass(slots=True)
+class _Access:
+    count: int = 0
+    flags: int = 0
+    certainty: str = EXACT
+    exec_ids: set[int] = field(default_factory=set)
+    sha256: str | None = None
 
 
 @dataclass(slots=True)
@@ -131,18 +168,29 @@ class _Proc:
     comm: str = ""
     binary: str | None = None
     binary_sha256: str | None = None
+    hash_note: str | None = None
     argv: tuple[str, ...] = ()
-    cwd: str | None = None
-    fds: dict[int, str] = field(default_factory=dict)
+    argv_status: str = "complete"
+    table: FdTable = field(default_factory=FdTable)
+    fs: FsContext = field(default_factory=FsContext)
     exec_attempts: int = 0
     exec_failures: int = 0
     exec_ok: bool = False
     end_ns: int | None = None
     exit_code: int | None = None
-    pending_argv: tuple[str, ...] | None = None
+    pending: ExecArgsEvent | None = None
     pending_binary: str | None = None
-    accesses: dict[tuple[str, str], list[int]] = field(default_factory=dict)
-    sha_by_path: dict[str, str | None] = field(default_factory=dict)
+    accesses: dict[tuple[str, str], _Access] = field(default_factory=dict)
+    execs: list[dict[str, Any]] = field(default_factory=list)
+    creds: Creds = field(default_factory=Creds)
+    escalation: bool = False
+    privilege_drop: bool = False
+    incomplete: str | None = None
+
+    @property
+    def exec_id(self) -> int:
+        """The image now running: 0 the one inherited at fork, n the n-th exec of this process."""
+        return len(self.execs)
 
 
 class RunCollector:
@@ -152,10 +200,11 @@ class RunCollector:
         self.info = info
         self.procs: dict[tuple[int, int], _Proc] = {}
         self.unresolved = 0
+        self.lexical = 0
         self.events = 0
         self._latest: dict[int, tuple[int, int]] = {}
         root = _Proc(pid=info.root_pid, start_ns=info.start_ns, ppid=info.root_ppid, uid=info.root_uid)
-        root.cwd = info.cwd
+        root.fs.cwd = info.cwd
         root.argv = info.command
         self._add(root)
 
@@ -188,7 +237,7 @@ class RunCollector:
         proc.comm = info.comm
         proc.argv = info.argv
         proc.binary = info.binary
-        proc.cwd = info.cwd
+        proc.fs.cwd = info.cwd
 
     # -- events --------------------------------------------------------------------------------------
 
@@ -199,72 +248,196 @@ class RunCollector:
             proc.uid = event.uid
         match event:
             case ForkEvent():
-                child = self._add(_Proc(pid=event.child, start_ns=event.child_start_ns))
-                child.ppid = event.pid
-                child.parent_start_ns = event.start_ns
-                child.parent_uid = event.uid
-                child.uid = event.uid
-                child.comm = proc.comm
-                child.binary = proc.binary
-                child.binary_sha256 = proc.binary_sha256
-                child.argv = proc.argv
-                child.cwd = proc.cwd
-                child.fds = dict(proc.fds)
+                self._forked(proc, event)
             case ExecArgsEvent():
                 proc.exec_attempts += 1
-                proc.pending_argv = event.argv
-                proc.pending_binary = resolve_path(event.filename, proc.cwd) or event.filename
+                proc.pending = event
+                proc.pending_binary = self._exec_name(proc, event) or event.filename
             case ExecFailEvent():
                 proc.exec_failures += 1
             case ExecEvent():
-                if proc.cwd is None and event.cwd:
-                    proc.cwd = event.cwd
-                binary = resolve_path(event.filename, proc.cwd) or event.filename
-                proc.exec_ok = True
-                proc.binary = binary
-                proc.binary_sha256 = event.sha256
-                proc.comm = event.comm
-                if proc.pending_argv is not None:
-                    proc.argv = proc.pending_argv
-                    proc.pending_argv = None
-                proc.pending_binary = None
-                self._access(proc, binary, "exec", 0)
-                proc.sha_by_path[binary] = event.sha256
+                self._executed(proc, event)
             case OpenEvent():
-                path = self._resolve(proc, event.path, event.dfd)
-                if path is None:
-                    self.unresolved += 1
-                    return
-                proc.fds[event.fd] = path
-                self._access(proc, path, access_mode(event.flags), event.flags)
+                self._opened(proc, event)
+            case FdEvent():
+                proc.table = apply_fd_event(proc.table, event)
+                if event.op == 5 and event.arg & CLONE_FS:  # unshare(CLONE_FS)
+                    proc.fs = proc.fs.copy()
             case ChdirEvent():
-                if event.fd >= 0:
-                    new = proc.fds.get(event.fd) or event.cwd
-                else:
-                    new = resolve_path(event.path, proc.cwd) or event.cwd
-                proc.cwd = new
+                self._changed_dir(proc, event)
+            case UringEvent():
+                proc.incomplete = "io_uring"
+            case CredEvent():
+                self._set_creds(proc, apply_cred_event(proc.creds, event))
             case ExitEvent():
                 proc.end_ns = event.ts
                 proc.exit_code = event.exit_code
                 if event.comm:
                     proc.comm = event.comm
 
-    def _resolve(self, proc: _Proc, path: str, dfd: int) -> str | None:
-        if path.startswith("/"):
-            return resolve_path(path, None)
-        base = proc.cwd if dfd == AT_FDCWD else proc.fds.get(dfd)
-        return resolve_path(path, base)
+    def _forked(self, proc: _Proc, event: ForkEvent) -> None:
+        child = self._add(_Proc(pid=event.child, start_ns=event.child_start_ns))
+        child.ppid = event.pid
+        child.parent_start_ns = event.start_ns
+        child.parent_uid = event.uid
+        child.uid = event.uid
+        child.comm = proc.comm
+        child.binary = proc.binary
+        child.binary_sha256 = proc.binary_sha256
+        child.hash_note = proc.hash_note
+        child.argv = proc.argv
+        child.argv_status = proc.argv_status
+        child.table = proc.table if event.clone_flags & CLONE_FILES else proc.table.copy()
+        child.fs = proc.fs if event.clone_flags & CLONE_FS else proc.fs.copy()
+        child.creds = proc.creds
+        child.incomplete = proc.incomplete  # an inherited ring can still be used
 
-    @staticmethod
-    def _access(proc: _Proc, path: str, mode: str, flags: int) -> None:
-        slot = proc.accesses.get((path, mode))
-        if slot is None:
-            proc.accesses[(path, mode)] = [1, flags]
+    def _exec_name(self, proc: _Proc, event: ExecArgsEvent) -> str | None:
+        """The absolute name an exec attempt asked for (execveat relative to a descriptor included)."""
+        if event.at_flags & AT_EMPTY_PATH and not event.filename:
+            entry = proc.table.get(event.dfd)
+            return entry.path if entry else None
+        resolved = self._resolve(proc, event.filename, event.dfd)
+        return resolved[0] if resolved else None
+
+    def _executed(self, proc: _Proc, event: ExecEvent) -> None:
+        if proc.fs.cwd is None and event.cwd:
+            proc.fs.cwd = event.cwd
+        pending, proc.pending = proc.pending, None
+        proc.table = proc.table.copy()  # exec unshares the table, then closes close-on-exec descriptors
+        proc.table.close_on_exec()
+        binary = proc.pending_binary if pending is not None and proc.pending_binary else None
+        if binary is None or binary.startswith(("/dev/fd/", "/proc/")):
+            resolved = self._resolve(proc, event.filename, AT_FDCWD)
+            binary = resolved[0] if resolved else event.filename
+        if binary.startswith(("/dev/fd/", "/proc/")) and event.image:
+            binary = event.image  # fexecve of a descriptor the events never showed opened (a memfd)
+        proc.pending_binary = None
+        proc.exec_ok = True
+        proc.binary, proc.binary_sha256, proc.hash_note = binary, event.sha256, event.hash_note
+        proc.comm = event.comm
+        argv, status = _argv_of(pending, event)
+        if argv is not None:
+            proc.argv = argv
+        proc.argv_status = status
+        creds_from: str | None = None
+        if event.euid is not None:
+            self._set_creds(proc, Creds(event.ruid, event.euid, event.suid, event.fsuid, event.cap_eff))
+            creds_from = "proc"
+        elif event.image_rights:  # the process was gone: the kernel's exec rules on what is known
+            self._set_creds(proc, exec_creds(proc.creds, event.image_setuid, event.image_caps))
+            creds_from = "exec rules"  # assumes no ptrace and no no_new_privs, which would deny them
         else:
-            slot[0] += 1
-            slot[1] |= flags
+            self._set_creds(proc, Creds())
+        proc.execs.append(
+            {
+                "id": len(proc.execs) + 1,
+                "binary": binary,
+                "sha256": event.sha256,
+                "hash_note": event.hash_note,
+                "image": event.image,
+                "argv": list(proc.argv),
+                "argv_status": status,
+                "at": self._iso(event.ts),
+                "euid": proc.creds.euid,
+                "cap_eff": proc.creds.cap_eff,
+                "creds_from": creds_from,
+            }
+        )
+        self._access(proc, binary, "exec", 0, EXACT, event.sha256)
+        if event.image and event.image != binary and event.image_sha256 is not None:
+            self._access(proc, event.image, "exec", 0, KERNEL, event.image_sha256)  # a #! interpreter
+
+    def _set_creds(self, proc: _Proc, new: Creds) -> None:
+        rise, fall = compare(proc.creds, new)
+        proc.escalation |= rise
+        proc.privilege_drop |= fall
+        proc.creds = new
+
+    def _resolve(self, proc: _Proc, path: str, dfd: int) -> Resolved | None:
+        is_link, target = fd_link(path, proc.pid, proc.table)
+        if is_link:
+            return target
+        if path.startswith("/"):
+            return join_path(path, None, EXACT, proc.fs.root)
+        if dfd == AT_FDCWD:
+            return join_path(path, proc.fs.cwd, proc.fs.cwd_certainty, proc.fs.root)
+        entry = proc.table.get(dfd)
+        return join_path(path, entry.path, entry.certainty) if entry else None
+
+    def _opened(self, proc: _Proc, event: OpenEvent) -> None:
+        resolved: Resolved | None
+        if event.kind == OPEN_MEMFD:  # a descriptor, not a file access: named as the kernel shows it
+            proc.table.opened(
+                event.fd, FdEntry(f"/memfd:{event.path} (deleted)", KERNEL, bool(event.flags & 1))
+            )
+            return
+        if event.kernel_path:
+            resolved = (event.kernel_path, WALKED if event.walked else KERNEL)
+        elif event.kind == OPEN_BY_HANDLE:
+            resolved = None
+        else:
+            resolved = self._resolve(proc, event.path, event.dfd)
+        if resolved is None:
+            self.unresolved += 1
+            where = (
+                "handle"
+                if event.kind == OPEN_BY_HANDLE
+                else "cwd"
+                if event.dfd == AT_FDCWD
+                else f"fd {event.dfd}"
+            )
+            path, certainty = f"<unresolved {where}>/{event.path}".rstrip("/"), UNRESOLVED
+            proc.table.opened(event.fd, None)
+        else:
+            path, certainty = resolved
+            if certainty == LEXICAL:
+                self.lexical += 1
+            proc.table.opened(event.fd, FdEntry(path, certainty, bool(event.flags & O_CLOEXEC)))
+        self._access(proc, path, access_mode(event.flags), event.flags, certainty)
+
+    def _changed_dir(self, proc: _Proc, event: ChdirEvent) -> None:
+        if event.fd >= 0:
+            entry = proc.table.get(event.fd)
+            resolved = (
+                (entry.path, entry.certainty) if entry else ((event.cwd, KERNEL) if event.cwd else None)
+            )
+        else:
+            resolved = self._resolve(proc, event.path, AT_FDCWD)
+            if resolved is None and event.cwd:
+                resolved = (event.cwd, KERNEL)
+        if event.kind == CD_CHROOT:
+            proc.fs.root = resolved[0] if resolved else "/"
+            return
+        proc.fs.cwd, proc.fs.cwd_certainty = resolved if resolved else (None, EXACT)
+
+    def _access(
+        self, proc: _Proc, path: str, mode: str, flags: int, certainty: str, sha: str | None = None
+    ) -> None:
+        slot = proc.accesses.setdefault((path, mode), _Access())
+        slot.count += 1
+        slot.flags |= flags
+        slot.certainty = weakest(slot.certainty, certainty)
+        slot.exec_ids.add(proc.exec_id)
+        if mode == "exec":
+            slot.sha256 = sha
 
     # -- output --------------------------------------------------------------------------------------
+
+    def doubts(self) -> dict[str, int]:
+        """What the run could not know for sure, by kind (only the non-zero counts)."""
+        procs = self.procs.values()
+        counts = {
+            "opens with an unresolved path": self.unresolved,
+            "opens with a lexical path": self.lexical,
+            "processes with io_uring (file activity incomplete)": sum(1 for p in procs if p.incomplete),
+            "execs without a hash": sum(1 for p in procs for x in p.execs if x["sha256"] is None),
+            "execs with partial argv": sum(
+                1 for p in procs for x in p.execs if x["argv_status"] != "complete"
+            ),
+            "processes still running when tracing stopped": self.info.still_running,
+        }
+        return {k: v for k, v in counts.items() if v}
 
     def _iso(self, boot_ns: int | None) -> str | None:
         if boot_ns is None:
@@ -278,6 +451,7 @@ class RunCollector:
         if root is not None and info.exit_code is not None:
             root.exit_code = info.exit_code
             root.end_ns = root.end_ns or info.end_ns
+        procs = [self.procs[k] for k in sorted(self.procs, key=lambda k: (k[1], k[0]))]
         yield RunRecord(
             host=info.host,
             root_pid=info.root_pid,
@@ -293,43 +467,78 @@ class RunCollector:
             repo=info.repo,
             cwd=info.cwd,
             lost_events=info.lost_events,
+            unresolved_opens=self.unresolved,
+            lexical_paths=self.lexical,
+            incomplete_processes=sum(1 for p in procs if p.incomplete),
+            unhashed_images=sum(1 for p in procs for x in p.execs if x["sha256"] is None),
+            partial_argv=sum(1 for p in procs for x in p.execs if x["argv_status"] != "complete"),
+            still_running=info.still_running,
+            cut_at=self._iso(info.end_ns) if info.still_running else None,
         )
-        for key in sorted(self.procs, key=lambda k: (k[1], k[0])):
-            p = self.procs[key]
-            exec_failed = p.exec_failures > 0 and not p.exec_ok
-            if exec_failed and p.pending_argv is not None:  # what it tried to run, not its parent's image
-                p.argv, p.binary, p.binary_sha256 = p.pending_argv, p.pending_binary, None
-            yield ProcessRecord(
+        for p in procs:
+            yield from self._process_records(p)
+
+    def _process_records(self, p: _Proc) -> Iterator[ProcessRecord | FileAccessRecord]:
+        info = self.info
+        exec_failed = p.exec_failures > 0 and not p.exec_ok
+        if exec_failed and p.pending is not None:  # what it tried to run, not its parent's image
+            p.argv, p.binary, p.binary_sha256 = p.pending.argv, p.pending_binary, None
+        yield ProcessRecord(
+            host=info.host,
+            pid=p.pid,
+            start_ns=p.start_ns,
+            run_pid=info.root_pid,
+            run_start_ns=info.start_ns,
+            ppid=p.ppid,
+            parent_start_ns=p.parent_start_ns,
+            uid=p.uid,
+            parent_uid=p.parent_uid,
+            comm=p.comm,
+            binary=p.binary,
+            binary_sha256=p.binary_sha256,
+            argv=p.argv,
+            cwd=p.fs.cwd,
+            started_at=self._iso(p.start_ns),
+            ended_at=self._iso(p.end_ns),
+            exit_code=p.exit_code,
+            exec_failed=exec_failed,
+            hash_note=p.hash_note if p.binary_sha256 is None else None,
+            argv_status=p.argv_status,
+            execs=tuple(p.execs),
+            euid=p.creds.euid,
+            suid=p.creds.suid,
+            cap_eff=p.creds.cap_eff,
+            escalation=p.escalation,
+            privilege_drop=p.privilege_drop,
+            file_activity_incomplete=p.incomplete,
+        )
+        images = {i for a in p.accesses.values() for i in a.exec_ids}
+        for (path, mode), a in sorted(p.accesses.items()):
+            yield FileAccessRecord(
                 host=info.host,
                 pid=p.pid,
                 start_ns=p.start_ns,
-                run_pid=info.root_pid,
-                run_start_ns=info.start_ns,
-                ppid=p.ppid,
-                parent_start_ns=p.parent_start_ns,
-                uid=p.uid,
-                parent_uid=p.parent_uid,
-                comm=p.comm,
-                binary=p.binary,
-                binary_sha256=p.binary_sha256,
-                argv=p.argv,
-                cwd=p.cwd,
-                started_at=self._iso(p.start_ns),
-                ended_at=self._iso(p.end_ns),
-                exit_code=p.exit_code,
-                exec_failed=exec_failed,
+                path=path,
+                mode=mode,
+                count=a.count,
+                flags=a.flags if mode != "exec" else None,
+                sha256=a.sha256 if mode == "exec" else None,
+                certainty=a.certainty,
+                exec_ids=tuple(sorted(a.exec_ids)) if len(images) > 1 else (),
             )
-            for (path, mode), (count, flags) in sorted(p.accesses.items()):
-                yield FileAccessRecord(
-                    host=info.host,
-                    pid=p.pid,
-                    start_ns=p.start_ns,
-                    path=path,
-                    mode=mode,
-                    count=count,
-                    flags=flags if mode != "exec" else None,
-                    sha256=p.sha_by_path.get(path) if mode == "exec" else None,
-                )
+
+
+def _argv_of(pending: ExecArgsEvent | None, event: ExecEvent) -> tuple[tuple[str, ...] | None, str]:
+    """The argv of an exec and how complete it is: the kernel's copy, or /proc's where that was partial."""
+    if event.cmdline is not None:
+        return event.cmdline, "complete"
+    if pending is None:
+        return None, "unknown"
+    if pending.unreadable:
+        return pending.argv, "unreadable"
+    if pending.truncated or pending.cut:
+        return pending.argv, "truncated"
+    return pending.argv, "complete"
 
 
 # -- into the store -----------------------------------------------------------------------------------

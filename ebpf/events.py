@@ -18,7 +18,10 @@ from liubai.lineage.errors import ErrorCode, LiubaiError
 from liubai.lineage.text import bytes_text, visible
 
 __all__ = [
+    "CD_CHROOT",
+    "CD_FCHDIR",
     "ChdirEvent",
+    "CredEvent",
     "DecodeError",
     "Event",
     "EventDecoder",
@@ -26,8 +29,12 @@ __all__ = [
     "ExecEvent",
     "ExecFailEvent",
     "ExitEvent",
+    "FdEvent",
     "ForkEvent",
+    "OPEN_BY_HANDLE",
+    "OPEN_MEMFD",
     "OpenEvent",
+    "UringEvent",
     "event_from_json",
     "event_to_json",
     "typed_fields",
@@ -35,7 +42,13 @@ __all__ = [
 ]
 
 EV_FORK, EV_EXEC, EV_EXEC_ARGS, EV_EXEC_FAIL, EV_OPEN, EV_EXIT, EV_CHDIR = 1, 2, 3, 4, 5, 6, 7
+EV_FD, EV_URING, EV_CRED = 8, 9, 10
 AT_FDCWD = -100
+OPEN_OPENAT, OPEN_OPENAT2, OPEN_CREAT, OPEN_BY_HANDLE, OPEN_MEMFD = 0, 1, 2, 3, 4
+CD_CHDIR, CD_FCHDIR, CD_CHROOT = 0, 1, 2
+FD_CLOSE, FD_DUP, FD_SETFD, FD_CLOSE_RANGE, FD_UNSHARE = 1, 2, 3, 4, 5
+CR_SETUID, CR_SETREUID, CR_SETRESUID, CR_SETFSUID, CR_CAPSET = 1, 2, 3, 4, 5
+ARGS_TRUNCATED, ARGS_UNREADABLE, ARGS_CUT = 1, 2, 4
 
 _HDR = struct.Struct("<IIIIQQ")  # type, tgid, tid, uid, ts, start_ns
 
@@ -59,28 +72,57 @@ class Event:
 
 @dataclass(slots=True)
 class ForkEvent(Event):
+    """A new process; ``clone_flags`` (low 32 bits) say whether it shares the descriptor table
+    (CLONE_FILES) or the cwd (CLONE_FS) with its parent."""
+
     child: int = 0
     child_start_ns: int = 0
+    clone_flags: int = 0
 
 
 @dataclass(slots=True)
 class ExecEvent(Event):
-    """A successful exec; ``cwd`` and ``sha256`` are filled in user space while the process is live."""
+    """A successful exec. Filled in user space while the process is live: ``cwd`` (for a relative name),
+    ``sha256`` of the image the name led to (or ``hash_note`` saying why there is none), ``image`` and
+    ``image_sha256`` (what ``/proc/<pid>/exe`` showed: the interpreter of a ``#!`` script, the file of
+    an fexecve), ``cmdline`` (argv read back from /proc where the kernel copy was partial) and the
+    credentials /proc showed (``ruid``/``euid``/``suid``/``fsuid``, ``cap_eff``). With ``image_rights``, what the
+    exec's image grants (``image_setuid``: its owner if set-user-ID; ``image_caps``: its effective file
+    capabilities), read from the image verified unchanged since the exec: the kernel's exec rules then
+    give the credentials /proc could no longer show."""
 
     filename: str = ""
     comm: str = ""
     old_pid: int = 0
     cwd: str | None = None
     sha256: str | None = None
+    hash_note: str | None = None
+    image: str | None = None
+    image_sha256: str | None = None
+    cmdline: tuple[str, ...] | None = None
+    ruid: int | None = None
+    euid: int | None = None
+    suid: int | None = None
+    fsuid: int | None = None
+    cap_eff: int | None = None
+    image_rights: bool = False
+    image_setuid: int | None = None
+    image_caps: int = 0
 
 
 @dataclass(slots=True)
 class ExecArgsEvent(Event):
-    """An execve attempt (it may still fail): the path asked for and the argv, bounded."""
+    """An exec attempt (it may still fail): the path asked for and the argv as read at syscall entry,
+    ``truncated`` (more than fits), ``cut`` (an argument longer than its slot) or ``unreadable`` (a page
+    not resident then); ``dfd``/``at_flags`` of an execveat."""
 
     filename: str = ""
     argv: tuple[str, ...] = ()
     truncated: bool = False
+    unreadable: bool = False
+    cut: bool = False
+    dfd: int = AT_FDCWD
+    at_flags: int = 0
 
 
 @dataclass(slots=True)
@@ -90,21 +132,67 @@ class ExecFailEvent(Event):
 
 @dataclass(slots=True)
 class OpenEvent(Event):
-    """A successful open/openat/openat2: the fd it returned, the dirfd and the path as the caller gave it."""
+    """A successful open/openat/openat2/creat/open_by_handle_at (``kind``): the fd it returned, the dirfd
+    and the path as the caller gave it. ``kernel_path``: the kernel's own resolution, read back from
+    ``/proc/<pid>/fd/<fd>`` while the descriptor was still this open's (paths with ``..``, descriptor
+    links, handles), or, with ``walked``, by walking the filesystem's symlinks just after (the process
+    was gone). A memfd_create (``kind`` 4) names its descriptor only: ``path`` is the memfd's name."""
 
     path: str = ""
     fd: int = -1
     dfd: int = AT_FDCWD
     flags: int = 0
+    kind: int = OPEN_OPENAT
+    kernel_path: str | None = None
+    walked: bool = False
 
 
 @dataclass(slots=True)
 class ChdirEvent(Event):
-    """A successful chdir (``path``) or fchdir (``fd`` >= 0); ``cwd`` is /proc's answer where ``fd`` was unknown."""
+    """A successful chdir (``path``), fchdir (``fd`` >= 0) or chroot (``kind``); ``cwd`` is /proc's answer
+    where ``fd`` was unknown."""
 
     path: str = ""
     fd: int = -1
     cwd: str | None = None
+    kind: int = CD_CHDIR
+
+
+@dataclass(slots=True)
+class FdEvent(Event):
+    """A change of the descriptor table: close, dup (``fd`` -> ``newfd``), close-on-exec set or cleared
+    (``arg``), close_range (``fd``..``last``, ``arg`` its flags), unshare (``arg`` its flags)."""
+
+    op: int = 0
+    fd: int = -1
+    newfd: int = -1
+    arg: int = 0
+    last: int = 0
+
+
+@dataclass(slots=True)
+class UringEvent(Event):
+    """The process set up or entered an io_uring: its file operations bypass the traced syscalls."""
+
+    fd: int = -1
+
+
+@dataclass(slots=True)
+class CredEvent(Event):
+    """A successful setuid/setreuid/setresuid/setfsuid/capset (``op``) with its arguments; the ids /proc
+    showed just after (filled in user space, None when they could not be read for sure)."""
+
+    op: int = 0
+    ret: int = 0
+    a: int = 0
+    b: int = 0
+    c: int = 0
+    cap_arg: int = 0
+    ruid: int | None = None
+    euid: int | None = None
+    suid: int | None = None
+    fsuid: int | None = None
+    cap_eff: int | None = None
 
 
 @dataclass(slots=True)
@@ -123,6 +211,9 @@ _KIND = {
     OpenEvent: "open",
     ChdirEvent: "chdir",
     ExitEvent: "exit",
+    FdEvent: "fd",
+    UringEvent: "uring",
+    CredEvent: "cred",
 }
 _BY_KIND: dict[str, type[Event]] = {v: k for k, v in _KIND.items()}
 
@@ -132,34 +223,36 @@ def _text(raw: bytes) -> str:
 
 
 class EventDecoder:
-    """Decodes ring-buffer records of a program rendered with ``options``."""
+    """Decodes ring-buffer records of a program rendered with ``options``.
+
+    Paths and argv are the tail of their event (the kernel sends only the bytes used)."""
 
     def __init__(self, options: ProgramOptions | None = None) -> None:
         o = options or ProgramOptions()
         self.options = o
-        self._fork = struct.Struct("<II Q")
-        self._exec = struct.Struct(f"<II 16s {o.path_len}s")
-        self._exec_args = struct.Struct(f"<II {o.path_len}s {o.max_args * o.arg_len}s")
+        self._fork = struct.Struct("<IIQ")
+        self._exec = struct.Struct("<II16s")
+        self._exec_args = struct.Struct(f"<IIiI{o.path_len}s")
         self._exec_fail = struct.Struct("<iI")
-        self._open = struct.Struct(f"<iiII {o.path_len}s")
-        self._exit = struct.Struct("<iI 16s")
-        self._chdir = struct.Struct(f"<ii {o.path_len}s")
-        self._path_layouts = {EV_EXEC: self._exec, EV_CHDIR: self._chdir}  # the path is their last field
+        self._open = struct.Struct("<iiII")
+        self._exit = struct.Struct("<iI16s")
+        self._chdir = struct.Struct("<ii")
+        self._fd = struct.Struct("<IiiIII")
+        self._uring = struct.Struct("<iI")
+        self._cred = struct.Struct("<IiIIIIQ")
+        self._path_at = {EV_EXEC: self._exec.size, EV_CHDIR: self._chdir.size, EV_OPEN: self._open.size}
 
     def os_path(self, data: bytes) -> str | None:
-        """The path of an exec or chdir event as the OS's own str: each byte that is not UTF-8 a lone
-        surrogate, so ``open`` reaches exactly the file the kernel named; None where the path filled its
-        slot (``path_len``) and may have been cut short. The events' ``filename`` and ``path`` are for
-        showing and storing; there the byte 0xff and a literal ``\\xff`` read alike."""
-        layout = self._path_layouts.get(data[0] if data else 0)
-        if layout is None:
-            raise DecodeError("not an exec or chdir event")
-        try:
-            raw = layout.unpack_from(data, _HDR.size)[-1]
-        except struct.error as exc:
-            raise DecodeError(f"event of {len(data)} bytes: {exc}") from None
+        """The path of an exec, chdir or open event as the OS's own str: each byte that is not UTF-8 a
+        lone surrogate, so ``open`` reaches exactly the file the kernel named; None where it has no NUL
+        (cut short). The events' ``filename`` and ``path`` are for showing and storing; there the byte
+        0xff and a literal ``\\xff`` read alike."""
+        at = self._path_at.get(data[0] if data else 0)
+        if at is None:
+            raise DecodeError("not an exec, chdir or open event")
+        raw = bytes(data[_HDR.size + at :])
         path, nul, _ = raw.partition(b"\0")
-        return os.fsdecode(path) if nul and len(path) < self.options.path_len - 1 else None
+        return os.fsdecode(path) if nul else None
 
     def decode(self, data: bytes) -> Event:
         if len(data) < _HDR.size:
@@ -169,30 +262,49 @@ class EventDecoder:
         body = memoryview(data)[_HDR.size :]
         try:
             if kind == EV_FORK:
-                child, _pad, child_start = self._fork.unpack_from(body)
-                return ForkEvent(*h, child=child, child_start_ns=child_start)
+                child, flags, child_start = self._fork.unpack_from(body)
+                return ForkEvent(*h, child=child, child_start_ns=child_start, clone_flags=flags)
             if kind == EV_EXEC:
-                old_pid, _pad, comm, filename = self._exec.unpack_from(body)
+                old_pid, _pad, comm = self._exec.unpack_from(body)
+                filename = bytes(body[self._exec.size :])
                 return ExecEvent(*h, filename=_text(filename), comm=_text(comm), old_pid=old_pid)
             if kind == EV_EXEC_ARGS:
-                argc, truncated, filename, argv_raw = self._exec_args.unpack_from(body)
-                n = self.options.arg_len
-                argv = tuple(
-                    _text(argv_raw[i * n : (i + 1) * n]) for i in range(min(argc, self.options.max_args))
+                argc, flags, dfd, at_flags, filename = self._exec_args.unpack_from(body)
+                packed = bytes(body[self._exec_args.size :])
+                argv = tuple(bytes_text(a) for a in packed.split(b"\0")[: min(argc, self.options.max_args)])
+                return ExecArgsEvent(
+                    *h,
+                    filename=_text(filename),
+                    argv=argv,
+                    truncated=bool(flags & ARGS_TRUNCATED),
+                    unreadable=bool(flags & ARGS_UNREADABLE),
+                    cut=bool(flags & ARGS_CUT),
+                    dfd=dfd,
+                    at_flags=at_flags,
                 )
-                return ExecArgsEvent(*h, filename=_text(filename), argv=argv, truncated=bool(truncated))
             if kind == EV_EXEC_FAIL:
                 err, _pad = self._exec_fail.unpack_from(body)
                 return ExecFailEvent(*h, errno=err)
             if kind == EV_OPEN:
-                fd, dfd, flags, _pad, path = self._open.unpack_from(body)
-                return OpenEvent(*h, path=_text(path), fd=fd, dfd=dfd, flags=flags)
+                fd, dfd, flags, how = self._open.unpack_from(body)
+                path = _text(bytes(body[self._open.size :]))
+                return OpenEvent(*h, path=path, fd=fd, dfd=dfd, flags=flags, kind=how)
             if kind == EV_EXIT:
                 code, has_code, comm = self._exit.unpack_from(body)
                 return ExitEvent(*h, exit_code=code if has_code else None, comm=_text(comm))
             if kind == EV_CHDIR:
-                _ret, fd, path = self._chdir.unpack_from(body)
-                return ChdirEvent(*h, path=_text(path), fd=fd)
+                how, fd = self._chdir.unpack_from(body)
+                path = _text(bytes(body[self._chdir.size :]))
+                return ChdirEvent(*h, path=path, fd=fd, kind=how)
+            if kind == EV_FD:
+                op, fd, newfd, arg, last, _pad = self._fd.unpack_from(body)
+                return FdEvent(*h, op=op, fd=fd, newfd=newfd, arg=arg, last=last)
+            if kind == EV_URING:
+                fd, _pad = self._uring.unpack_from(body)
+                return UringEvent(*h, fd=fd)
+            if kind == EV_CRED:
+                op, ret, a, b, c, _pad, cap = self._cred.unpack_from(body)
+                return CredEvent(*h, op=op, ret=ret, a=a, b=b, c=c, cap_arg=cap)
         except struct.error as exc:
             raise DecodeError(f"event type {kind} of {len(data)} bytes: {exc}") from None
         raise DecodeError(f"unknown event type {kind}")
@@ -203,6 +315,8 @@ def event_to_json(event: Event) -> dict[str, Any]:
     out = asdict(event)
     if isinstance(event, ExecArgsEvent):
         out["argv"] = list(event.argv)
+    if isinstance(event, ExecEvent) and event.cmdline is not None:
+        out["cmdline"] = list(event.cmdline)
     return {"type": _KIND[type(event)], **out}
 
 
@@ -214,8 +328,12 @@ _RANGES = {
     **dict.fromkeys(
         ("pid", "tid", "uid", "child", "old_pid", "ppid", "root_pid", "root_ppid", "root_uid"), _U32
     ),
+    **dict.fromkeys(("clone_flags", "kind", "op", "arg", "last", "a", "b", "c", "at_flags"), _U32),
+    **dict.fromkeys(("ruid", "euid", "suid", "fsuid"), _U32),
+    **dict.fromkeys(("cap_arg", "cap_eff"), (0, 2**64 - 1)),
+    "still_running": _U32,
     **dict.fromkeys(("ts", "start_ns", "child_start_ns", "end_ns", "lost_events"), _NS),
-    **dict.fromkeys(("fd", "dfd", "errno", "exit_code"), _I32),
+    **dict.fromkeys(("fd", "dfd", "newfd", "ret", "errno", "exit_code"), _I32),
     "flags": _U32,
 }
 

@@ -90,6 +90,8 @@ class Tracer:
         self.decoder = EventDecoder(self.options)
         try:
             self._bpf: Any = BPF(text=render_program(self.options))
+            chunks = self._bpf["arg_chunks"]
+            chunks[ctypes.c_int(0)] = ctypes.c_int(self._bpf.load_func("read_arg_chunk", BPF.TRACEPOINT).fd)
         except Exception as exc:  # bcc raises bare Exception on compile/load failure
             raise TracerError(f"the BPF program failed to load: {exc}") from None
         self._callback: Callable[[Event], None] | None = None

@@ -8,7 +8,13 @@
 // Process-tree tracking happens here: `tracked` is seeded with the root pid by user space, a child is
 // added at fork, removed at exit; events of processes outside the tree never reach user space.
 //
-// Expected defines: MAX_ARGS, ARG_LEN, PATH_LEN, RINGBUF_PAGES, MAX_PROCS, WAKEUP_EVENTS.
+// Events with a path or argv are built in a per-CPU scratch slot and sent with only the bytes used, so
+// full-length paths (PATH_MAX) cost ring-buffer space only when they are long. User space keeps an exact
+// model of each descriptor table from the fd events (close, dup*, fcntl, close_range, close-on-exec).
+//
+// Expected defines: MAX_ARGS, ARG_LEN, ARGS_BUF, ARGS_PER_CALL, PATH_LEN, RINGBUF_PAGES, MAX_PROCS, WAKEUP_EVENTS.
+
+#include <linux/capability.h>  // the capset tracepoint's argument types
 
 #define EV_FORK 1
 #define EV_EXEC 2
@@ -17,12 +23,48 @@
 #define EV_OPEN 5
 #define EV_EXIT 6
 #define EV_CHDIR 7
+#define EV_FD 8
+#define EV_URING 9
+#define EV_CRED 10
 
 #define LOST_RINGBUF 0
 #define LOST_PROCS 1
 
 #define CLONE_THREAD_FLAG 0x00010000
 #define AT_FDCWD_VALUE -100
+#define O_CLOEXEC_FLAG 0x80000
+#define EBADF_VALUE 9
+
+// open kinds
+#define OPEN_OPENAT 0
+#define OPEN_OPENAT2 1
+#define OPEN_CREAT 2
+#define OPEN_BY_HANDLE 3
+#define OPEN_MEMFD 4
+
+// chdir kinds
+#define CD_CHDIR 0
+#define CD_FCHDIR 1
+#define CD_CHROOT 2
+
+// fd operations
+#define FD_CLOSE 1
+#define FD_DUP 2
+#define FD_SETFD 3
+#define FD_CLOSE_RANGE 4
+#define FD_UNSHARE 5
+
+// credential calls
+#define CR_SETUID 1
+#define CR_SETREUID 2
+#define CR_SETRESUID 3
+#define CR_SETFSUID 4
+#define CR_CAPSET 5
+
+// exec args flags
+#define ARGS_TRUNCATED 1
+#define ARGS_UNREADABLE 2
+#define ARGS_CUT 4
 
 struct proc_t {
     u64 start_ns;
@@ -42,7 +84,7 @@ struct hdr_t {
 struct fork_ev {
     struct hdr_t h;
     u32 child;
-    u32 _pad;
+    u32 clone_flags;
     u64 child_start_ns;
 };
 
@@ -57,9 +99,11 @@ struct exec_ev {
 struct exec_args_ev {
     struct hdr_t h;
     u32 argc;
-    u32 truncated;
+    u32 flags;
+    s32 dfd;
+    u32 at_flags;
     char filename[PATH_LEN];
-    char argv[MAX_ARGS][ARG_LEN];
+    char args[ARGS_BUF + ARG_LEN];
 };
 
 struct exec_fail_ev {
@@ -73,7 +117,7 @@ struct open_ev {
     s32 fd;
     s32 dfd;
     u32 flags;
-    u32 _pad;
+    u32 kind;
     char path[PATH_LEN];
 };
 
@@ -86,23 +130,76 @@ struct exit_ev {
 
 struct chdir_ev {
     struct hdr_t h;
-    s32 ret;
+    s32 kind;
     s32 fd;
     char path[PATH_LEN];
+};
+
+struct fd_ev {
+    struct hdr_t h;
+    u32 op;
+    s32 fd;
+    s32 newfd;
+    u32 arg;
+    u32 last;
+    u32 _pad;
+};
+
+struct cred_ev {
+    struct hdr_t h;
+    u32 op;
+    s32 ret;
+    u32 a;
+    u32 b;
+    u32 c;
+    u32 _pad;
+    u64 cap_eff;
+};
+
+struct uring_ev {
+    struct hdr_t h;
+    s32 fd;
+    u32 _pad;
 };
 
 struct pending_t {
     u64 ptr;
     s32 dfd;
     u32 flags;
+    u32 kind;
+    u32 _pad;
+};
+
+struct pending_fd_t {
+    u32 op;
+    s32 fd;
+    s32 newfd;
+    u32 arg;
+    u32 last;
+    u32 _pad;
+};
+
+struct pending_cred_t {
+    u32 op;
+    u32 a;
+    u32 b;
+    u32 c;
+    u64 cap_eff;
 };
 
 BPF_HASH(tracked, u32, struct proc_t, MAX_PROCS);
-BPF_HASH(new_threads, u32, u8, MAX_PROCS);
+BPF_HASH(new_tasks, u32, u64, MAX_PROCS);
 BPF_HASH(exit_codes, u32, s32, MAX_PROCS);
 BPF_HASH(fatal_sent, u32, s32, MAX_PROCS);
 BPF_HASH(pending_open, u32, struct pending_t, MAX_PROCS);
 BPF_HASH(pending_chdir, u32, struct pending_t, MAX_PROCS);
+BPF_HASH(pending_fd, u32, struct pending_fd_t, MAX_PROCS);
+BPF_HASH(pending_cred, u32, struct pending_cred_t, MAX_PROCS);
+BPF_HASH(uring_seen, u32, u8, MAX_PROCS);
+BPF_PERCPU_ARRAY(scratch_open, struct open_ev, 1);
+BPF_PERCPU_ARRAY(scratch_exec, struct exec_ev, 1);
+BPF_PERCPU_ARRAY(scratch_args, struct exec_args_ev, 1);
+BPF_PERCPU_ARRAY(scratch_chdir, struct chdir_ev, 1);
 BPF_PERCPU_ARRAY(lost, u64, 2);
 BPF_PERCPU_ARRAY(since_wakeup, u64, 1);
 BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
@@ -144,16 +241,32 @@ static __always_inline void fill_hdr(struct hdr_t *h, u32 type, u32 tgid, u32 ti
     h->start_ns = start_ns;
 }
 
-// A new task of a tracked process: remember threads, so that fork below adds only processes.
+// ``size`` clamped to ``max`` in a way the verifier sees (the compiler may otherwise drop the clamp).
+static __always_inline u64 bounded(u64 size, u64 max) {
+    asm volatile("" : "+r"(size));
+    if (size > max)
+        size = max;
+    asm volatile("" : "+r"(size));
+    return size;
+}
+
+// Bytes of a string slot actually used (the length bpf_probe_read_*_str returned, NUL included).
+static __always_inline u32 str_used(long n, u32 cap) {
+    if (n <= 0)
+        return 1;
+    if (n > cap)
+        return cap;
+    return (u32)n;
+}
+
+// A new task of a tracked process: remember its clone flags, read at fork (threads are not processes).
 TRACEPOINT_PROBE(task, task_newtask) {
     u32 tgid, tid;
     if (!current_proc(&tgid, &tid))
         return 0;
-    if (args->clone_flags & CLONE_THREAD_FLAG) {
-        u32 child = args->pid;
-        u8 one = 1;
-        new_threads.update(&child, &one);
-    }
+    u32 child = args->pid;
+    u64 flags = args->clone_flags;
+    new_tasks.update(&child, &flags);
     return 0;
 }
 
@@ -163,10 +276,11 @@ TRACEPOINT_PROBE(sched, sched_process_fork) {
     if (!parent)
         return 0;
     u32 child = args->child_pid;
-    if (new_threads.lookup(&child)) {
-        new_threads.delete(&child);
+    u64 *flags = new_tasks.lookup(&child);
+    u64 clone_flags = flags ? *flags : 0;
+    new_tasks.delete(&child);
+    if (clone_flags & CLONE_THREAD_FLAG)
         return 0;
-    }
     struct proc_t p = {};
     p.start_ns = bpf_ktime_get_boot_ns();
     p.ppid = tgid;
@@ -181,6 +295,7 @@ TRACEPOINT_PROBE(sched, sched_process_fork) {
     }
     fill_hdr(&e->h, EV_FORK, tgid, tid, parent->start_ns);
     e->child = child;
+    e->clone_flags = (u32)clone_flags;
     e->child_start_ns = p.start_ns;
     events.ringbuf_submit(e, wake_flags());
     return 0;
@@ -193,59 +308,124 @@ TRACEPOINT_PROBE(sched, sched_process_exec) {
         return 0;
     exit_codes.delete(&tgid);  // de_thread's SIGKILLs to the old threads are not this process's end
     fatal_sent.delete(&tgid);
-    struct exec_ev *e = events.ringbuf_reserve(sizeof(struct exec_ev));
-    if (!e) {
-        count_lost(LOST_RINGBUF);
+    u32 zero = 0;
+    struct exec_ev *e = scratch_exec.lookup(&zero);
+    if (!e)
         return 0;
-    }
     fill_hdr(&e->h, EV_EXEC, tgid, tid, p->start_ns);
     e->old_pid = args->old_pid;
     bpf_get_current_comm(&e->comm, sizeof(e->comm));
     unsigned short loc = args->data_loc_filename & 0xFFFF;
-    bpf_probe_read_kernel_str(&e->filename, sizeof(e->filename), (void *)args + loc);
-    events.ringbuf_submit(e, wake_flags());
+    long n = bpf_probe_read_kernel_str(&e->filename, sizeof(e->filename), (void *)args + loc);
+    u64 size = offsetof(struct exec_ev, filename) + str_used(n, PATH_LEN);
+    size = bounded(size, sizeof(struct exec_ev));
+    if (events.ringbuf_output(e, size, wake_flags()) != 0)
+        count_lost(LOST_RINGBUF);
     return 0;
 }
 
-static __always_inline int emit_exec_args(const char *filename, const char *const *argv) {
+// argv packed as NUL-terminated strings; marked truncated (more than fits), cut (an argument longer
+// than ARG_LEN) or unreadable (a page not resident at syscall entry: user space reads /proc then).
+// The verifier accepts only a short loop, so ARGS_PER_CALL arguments are read per program and the
+// reader tail-calls itself (user space puts read_arg_chunk in arg_chunks[0]) for the next ones.
+struct args_state {
+    const char *const *argv;
+    u32 next;
+    u32 off;
+};
+
+BPF_PERCPU_ARRAY(args_state, struct args_state, 1);
+BPF_PROG_ARRAY(arg_chunks, 1);
+
+static __always_inline void send_exec_args(struct exec_args_ev *e, u32 off) {
+    u64 size = offsetof(struct exec_args_ev, args) + off;
+    size = bounded(size, sizeof(struct exec_args_ev));
+    if (events.ringbuf_output(e, size, wake_flags()) != 0)
+        count_lost(LOST_RINGBUF);
+}
+
+// One argument: 0 to go on, 1 when argv ended (or nothing more fits).
+static __always_inline int read_one_arg(struct exec_args_ev *e, struct args_state *st) {
+    u32 i = st->next;
+    const char *arg = NULL;
+    if (bpf_probe_read_user(&arg, sizeof(arg), &st->argv[i]) != 0) {
+        e->flags |= ARGS_UNREADABLE | ARGS_TRUNCATED;
+        return 1;
+    }
+    if (!arg)
+        return 1;
+    if (i >= MAX_ARGS || st->off >= ARGS_BUF) {
+        e->flags |= ARGS_TRUNCATED;
+        return 1;
+    }
+    u32 at = st->off & (ARGS_BUF - 1);
+    long n = bpf_probe_read_user_str(&e->args[at], ARG_LEN, arg);
+    if (n <= 0) {
+        e->args[at] = 0;
+        e->flags |= ARGS_UNREADABLE;
+        n = 1;
+    } else if (n >= ARG_LEN) {
+        e->flags |= ARGS_CUT;
+        n = ARG_LEN;
+    }
+    st->off = at + (u32)n;
+    st->next = i + 1;
+    e->argc = i + 1;
+    return 0;
+}
+
+int read_arg_chunk(void *ctx) {
+    u32 zero = 0;
+    struct exec_args_ev *e = scratch_args.lookup(&zero);
+    struct args_state *st = args_state.lookup(&zero);
+    if (!e || !st)
+        return 0;
+    for (int k = 0; k < ARGS_PER_CALL; k++) {
+        if (read_one_arg(e, st)) {
+            send_exec_args(e, st->off);
+            return 0;
+        }
+    }
+    arg_chunks.call(ctx, 0);
+    e->flags |= ARGS_TRUNCATED;  // the tail-call limit was reached
+    send_exec_args(e, st->off);
+    return 0;
+}
+
+static __always_inline int emit_exec_args(
+    void *ctx, const char *filename, const char *const *argv, s32 dfd, u32 at_flags) {
     u32 tgid, tid;
     struct proc_t *p = current_proc(&tgid, &tid);
     if (!p)
         return 0;
-    struct exec_args_ev *e = events.ringbuf_reserve(sizeof(struct exec_args_ev));
-    if (!e) {
-        count_lost(LOST_RINGBUF);
+    u32 zero = 0;
+    struct exec_args_ev *e = scratch_args.lookup(&zero);
+    struct args_state *st = args_state.lookup(&zero);
+    if (!e || !st)
         return 0;
-    }
     fill_hdr(&e->h, EV_EXEC_ARGS, tgid, tid, p->start_ns);
     e->argc = 0;
-    e->truncated = 0;
-    bpf_probe_read_user_str(&e->filename, sizeof(e->filename), filename);
-#pragma unroll
-    for (int i = 0; i < MAX_ARGS; i++) {
-        const char *arg = NULL;
-        bpf_probe_read_user(&arg, sizeof(arg), &argv[i]);
-        if (!arg)
-            goto done;
-        bpf_probe_read_user_str(&e->argv[i], ARG_LEN, arg);
-        e->argc = i + 1;
-    }
-    {
-        const char *more = NULL;
-        bpf_probe_read_user(&more, sizeof(more), &argv[MAX_ARGS]);
-        e->truncated = more != NULL;
-    }
-done:
-    events.ringbuf_submit(e, wake_flags());
+    e->flags = 0;
+    e->dfd = dfd;
+    e->at_flags = at_flags;
+    long fn = bpf_probe_read_user_str(&e->filename, sizeof(e->filename), filename);
+    if (fn <= 0)
+        e->filename[0] = 0;
+    st->argv = argv;
+    st->next = 0;
+    st->off = 0;
+    arg_chunks.call(ctx, 0);
+    e->flags |= ARGS_UNREADABLE | ARGS_TRUNCATED;  // the reader could not be called: no argv at all
+    send_exec_args(e, 0);
     return 0;
 }
 
 TRACEPOINT_PROBE(syscalls, sys_enter_execve) {
-    return emit_exec_args(args->filename, args->argv);
+    return emit_exec_args(args, args->filename, args->argv, AT_FDCWD_VALUE, 0);
 }
 
 TRACEPOINT_PROBE(syscalls, sys_enter_execveat) {
-    return emit_exec_args(args->filename, args->argv);
+    return emit_exec_args(args, args->filename, args->argv, (s32)args->fd, (u32)args->flags);
 }
 
 static __always_inline int emit_exec_fail(long ret) {
@@ -274,7 +454,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_execveat) {
     return emit_exec_fail(args->ret);
 }
 
-static __always_inline int remember_open(const char *filename, s32 dfd, u32 flags) {
+static __always_inline int remember_open(const char *filename, s32 dfd, u32 flags, u32 kind) {
     u32 tgid, tid;
     if (!current_proc(&tgid, &tid))
         return 0;
@@ -282,22 +462,32 @@ static __always_inline int remember_open(const char *filename, s32 dfd, u32 flag
     pend.ptr = (u64)filename;
     pend.dfd = dfd;
     pend.flags = flags;
+    pend.kind = kind;
     pending_open.update(&tid, &pend);
     return 0;
 }
 
 TRACEPOINT_PROBE(syscalls, sys_enter_openat) {
-    return remember_open(args->filename, (s32)args->dfd, (u32)args->flags);
+    return remember_open(args->filename, (s32)args->dfd, (u32)args->flags, OPEN_OPENAT);
 }
 
 TRACEPOINT_PROBE(syscalls, sys_enter_open) {
-    return remember_open(args->filename, AT_FDCWD_VALUE, (u32)args->flags);
+    return remember_open(args->filename, AT_FDCWD_VALUE, (u32)args->flags, OPEN_OPENAT);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_creat) {
+    return remember_open(args->pathname, AT_FDCWD_VALUE, 0101 | 01000, OPEN_CREAT);  // O_CREAT|O_WRONLY|O_TRUNC
 }
 
 TRACEPOINT_PROBE(syscalls, sys_enter_openat2) {
     u64 flags = 0;
     bpf_probe_read_user(&flags, sizeof(flags), (void *)args->how);  // struct open_how starts with flags
-    return remember_open(args->filename, (s32)args->dfd, (u32)flags);
+    return remember_open(args->filename, (s32)args->dfd, (u32)flags, OPEN_OPENAT2);
+}
+
+// No path: the handle names an inode on the mount of mountdirfd; user space reads /proc's fd link.
+TRACEPOINT_PROBE(syscalls, sys_enter_open_by_handle_at) {
+    return remember_open(NULL, (s32)args->mountdirfd, (u32)args->flags, OPEN_BY_HANDLE);
 }
 
 // Only successful opens leave the kernel, with the fd they got (user space keeps an fd -> path table
@@ -314,9 +504,9 @@ static __always_inline int emit_open(long ret) {
         pending_open.delete(&tid);
         return 0;
     }
-    struct open_ev *e = events.ringbuf_reserve(sizeof(struct open_ev));
+    u32 zero = 0;
+    struct open_ev *e = scratch_open.lookup(&zero);
     if (!e) {
-        count_lost(LOST_RINGBUF);
         pending_open.delete(&tid);
         return 0;
     }
@@ -324,9 +514,17 @@ static __always_inline int emit_open(long ret) {
     e->fd = (s32)ret;
     e->dfd = pend->dfd;
     e->flags = pend->flags;
-    bpf_probe_read_user_str(&e->path, sizeof(e->path), (const char *)pend->ptr);
+    e->kind = pend->kind;
+    long n = 0;
+    if (pend->ptr)
+        n = bpf_probe_read_user_str(&e->path, sizeof(e->path), (const char *)pend->ptr);
+    if (n <= 0)
+        e->path[0] = 0;
     pending_open.delete(&tid);
-    events.ringbuf_submit(e, wake_flags());
+    u64 size = offsetof(struct open_ev, path) + str_used(n, PATH_LEN);
+    size = bounded(size, sizeof(struct open_ev));
+    if (events.ringbuf_output(e, size, wake_flags()) != 0)
+        count_lost(LOST_RINGBUF);
     return 0;
 }
 
@@ -338,29 +536,49 @@ TRACEPOINT_PROBE(syscalls, sys_exit_open) {
     return emit_open(args->ret);
 }
 
+TRACEPOINT_PROBE(syscalls, sys_exit_creat) {
+    return emit_open(args->ret);
+}
+
 TRACEPOINT_PROBE(syscalls, sys_exit_openat2) {
     return emit_open(args->ret);
 }
 
-TRACEPOINT_PROBE(syscalls, sys_enter_chdir) {
+TRACEPOINT_PROBE(syscalls, sys_exit_open_by_handle_at) {
+    return emit_open(args->ret);
+}
+
+// memfd_create: no file access, but its descriptor is what an fexecve of a memfd runs.
+TRACEPOINT_PROBE(syscalls, sys_enter_memfd_create) {
+    return remember_open(args->uname, AT_FDCWD_VALUE, (u32)args->flags, OPEN_MEMFD);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_memfd_create) {
+    return emit_open(args->ret);
+}
+
+static __always_inline int remember_chdir(const char *path, s32 fd, u32 kind) {
     u32 tgid, tid;
     if (!current_proc(&tgid, &tid))
         return 0;
     struct pending_t pend = {};
-    pend.ptr = (u64)args->filename;
-    pend.dfd = -1;
+    pend.ptr = (u64)path;
+    pend.dfd = fd;
+    pend.kind = kind;
     pending_chdir.update(&tid, &pend);
     return 0;
 }
 
+TRACEPOINT_PROBE(syscalls, sys_enter_chdir) {
+    return remember_chdir(args->filename, -1, CD_CHDIR);
+}
+
 TRACEPOINT_PROBE(syscalls, sys_enter_fchdir) {
-    u32 tgid, tid;
-    if (!current_proc(&tgid, &tid))
-        return 0;
-    struct pending_t pend = {};
-    pend.dfd = (s32)args->fd;
-    pending_chdir.update(&tid, &pend);
-    return 0;
+    return remember_chdir(NULL, (s32)args->fd, CD_FCHDIR);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_chroot) {
+    return remember_chdir(args->filename, -1, CD_CHROOT);
 }
 
 static __always_inline int emit_chdir(long ret) {
@@ -375,20 +593,25 @@ static __always_inline int emit_chdir(long ret) {
         pending_chdir.delete(&tid);
         return 0;
     }
-    struct chdir_ev *e = events.ringbuf_reserve(sizeof(struct chdir_ev));
+    u32 zero = 0;
+    struct chdir_ev *e = scratch_chdir.lookup(&zero);
     if (!e) {
-        count_lost(LOST_RINGBUF);
         pending_chdir.delete(&tid);
         return 0;
     }
     fill_hdr(&e->h, EV_CHDIR, tgid, tid, p->start_ns);
-    e->ret = (s32)ret;
+    e->kind = pend->kind;
     e->fd = pend->dfd;
-    e->path[0] = 0;
+    long n = 0;
     if (pend->ptr)
-        bpf_probe_read_user_str(&e->path, sizeof(e->path), (const char *)pend->ptr);
+        n = bpf_probe_read_user_str(&e->path, sizeof(e->path), (const char *)pend->ptr);
+    if (n <= 0)
+        e->path[0] = 0;
     pending_chdir.delete(&tid);
-    events.ringbuf_submit(e, wake_flags());
+    u64 size = offsetof(struct chdir_ev, path) + str_used(n, PATH_LEN);
+    size = bounded(size, sizeof(struct chdir_ev));
+    if (events.ringbuf_output(e, size, wake_flags()) != 0)
+        count_lost(LOST_RINGBUF);
     return 0;
 }
 
@@ -399,6 +622,257 @@ TRACEPOINT_PROBE(syscalls, sys_exit_chdir) {
 TRACEPOINT_PROBE(syscalls, sys_exit_fchdir) {
     return emit_chdir(args->ret);
 }
+
+TRACEPOINT_PROBE(syscalls, sys_exit_chroot) {
+    return emit_chdir(args->ret);
+}
+
+// -- descriptor table operations ----------------------------------------------------------------------
+
+static __always_inline int remember_fd(u32 op, s32 fd, s32 newfd, u32 arg, u32 last) {
+    u32 tgid, tid;
+    if (!current_proc(&tgid, &tid))
+        return 0;
+    struct pending_fd_t pend = {};
+    pend.op = op;
+    pend.fd = fd;
+    pend.newfd = newfd;
+    pend.arg = arg;
+    pend.last = last;
+    pending_fd.update(&tid, &pend);
+    return 0;
+}
+
+// close frees the descriptor whatever it returns, except EBADF (nothing was open); dup-like calls
+// report the new descriptor as their return value.
+static __always_inline int emit_fd(long ret) {
+    u32 tgid, tid;
+    struct proc_t *p = current_proc(&tgid, &tid);
+    if (!p)
+        return 0;
+    struct pending_fd_t *pend = pending_fd.lookup(&tid);
+    if (!pend)
+        return 0;
+    int ok = pend->op == FD_CLOSE ? ret != -EBADF_VALUE : ret >= 0;
+    if (!ok) {
+        pending_fd.delete(&tid);
+        return 0;
+    }
+    struct fd_ev *e = events.ringbuf_reserve(sizeof(struct fd_ev));
+    if (!e) {
+        count_lost(LOST_RINGBUF);
+        pending_fd.delete(&tid);
+        return 0;
+    }
+    fill_hdr(&e->h, EV_FD, tgid, tid, p->start_ns);
+    e->op = pend->op;
+    e->fd = pend->fd;
+    e->newfd = pend->op == FD_DUP ? (s32)ret : pend->newfd;
+    e->arg = pend->arg;
+    e->last = pend->last;
+    pending_fd.delete(&tid);
+    events.ringbuf_submit(e, wake_flags());
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_close) {
+    return remember_fd(FD_CLOSE, (s32)args->fd, -1, 0, 0);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_close) {
+    return emit_fd(args->ret);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_dup) {
+    return remember_fd(FD_DUP, (s32)args->fildes, -1, 0, 0);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_dup) {
+    return emit_fd(args->ret);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_dup2) {
+    return remember_fd(FD_DUP, (s32)args->oldfd, (s32)args->newfd, 0, 0);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_dup2) {
+    return emit_fd(args->ret);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_dup3) {
+    return remember_fd(FD_DUP, (s32)args->oldfd, (s32)args->newfd, (args->flags & O_CLOEXEC_FLAG) ? 1 : 0, 0);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_dup3) {
+    return emit_fd(args->ret);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_fcntl) {
+    u32 cmd = (u32)args->cmd;
+    if (cmd == 0)  // F_DUPFD
+        return remember_fd(FD_DUP, (s32)args->fd, -1, 0, 0);
+    if (cmd == 1030)  // F_DUPFD_CLOEXEC
+        return remember_fd(FD_DUP, (s32)args->fd, -1, 1, 0);
+    if (cmd == 2)  // F_SETFD
+        return remember_fd(FD_SETFD, (s32)args->fd, -1, (u32)(args->arg & 1), 0);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_fcntl) {
+    return emit_fd(args->ret);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_ioctl) {
+    u32 cmd = (u32)args->cmd;
+    if (cmd == 0x5451)  // FIOCLEX
+        return remember_fd(FD_SETFD, (s32)args->fd, -1, 1, 0);
+    if (cmd == 0x5450)  // FIONCLEX
+        return remember_fd(FD_SETFD, (s32)args->fd, -1, 0, 0);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_ioctl) {
+    return emit_fd(args->ret);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_close_range) {
+    return remember_fd(FD_CLOSE_RANGE, (s32)args->fd, -1, (u32)args->flags, (u32)args->max_fd);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_close_range) {
+    return emit_fd(args->ret);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_unshare) {
+    return remember_fd(FD_UNSHARE, -1, -1, (u32)args->unshare_flags, 0);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_unshare) {
+    return emit_fd(args->ret);
+}
+
+// -- io_uring: its file operations never pass the syscall tracepoints, so say once that it is used ----
+
+static __always_inline int emit_uring(s32 fd) {
+    u32 tgid, tid;
+    struct proc_t *p = current_proc(&tgid, &tid);
+    if (!p)
+        return 0;
+    u8 one = 1;
+    if (uring_seen.insert(&tgid, &one) != 0)
+        return 0;  // told already
+    struct uring_ev *e = events.ringbuf_reserve(sizeof(struct uring_ev));
+    if (!e) {
+        count_lost(LOST_RINGBUF);
+        return 0;
+    }
+    fill_hdr(&e->h, EV_URING, tgid, tid, p->start_ns);
+    e->fd = fd;
+    events.ringbuf_submit(e, wake_flags());
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_io_uring_setup) {
+    if (args->ret < 0)
+        return 0;
+    return emit_uring((s32)args->ret);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_io_uring_enter) {
+    return emit_uring((s32)args->fd);
+}
+
+// -- credentials: the calls that change uids or capabilities (user space applies their rules) --------
+
+static __always_inline int remember_cred(u32 op, u32 a, u32 b, u32 c, u64 cap_eff) {
+    u32 tgid, tid;
+    if (!current_proc(&tgid, &tid))
+        return 0;
+    struct pending_cred_t pend = {};
+    pend.op = op;
+    pend.a = a;
+    pend.b = b;
+    pend.c = c;
+    pend.cap_eff = cap_eff;
+    pending_cred.update(&tid, &pend);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_setuid) {
+    return remember_cred(CR_SETUID, (u32)args->uid, 0, 0, 0);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_setreuid) {
+    return remember_cred(CR_SETREUID, (u32)args->ruid, (u32)args->euid, 0, 0);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_setresuid) {
+    return remember_cred(CR_SETRESUID, (u32)args->ruid, (u32)args->euid, (u32)args->suid, 0);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_setfsuid) {
+    return remember_cred(CR_SETFSUID, (u32)args->uid, 0, 0, 0);
+}
+
+// capset's data: struct __user_cap_data_struct[2] {effective, permitted, inheritable} (version 3)
+TRACEPOINT_PROBE(syscalls, sys_enter_capset) {
+    u32 data[6] = {};
+    bpf_probe_read_user(&data, sizeof(data), (void *)args->data);
+    u64 eff = ((u64)data[3] << 32) | data[0];
+    return remember_cred(CR_CAPSET, 0, 0, 0, eff);
+}
+
+static __always_inline int emit_cred(long ret) {
+    u32 tgid, tid;
+    struct proc_t *p = current_proc(&tgid, &tid);
+    if (!p)
+        return 0;
+    struct pending_cred_t *pend = pending_cred.lookup(&tid);
+    if (!pend)
+        return 0;
+    if (ret < 0) {
+        pending_cred.delete(&tid);
+        return 0;
+    }
+    struct cred_ev *e = events.ringbuf_reserve(sizeof(struct cred_ev));
+    if (!e) {
+        count_lost(LOST_RINGBUF);
+        pending_cred.delete(&tid);
+        return 0;
+    }
+    fill_hdr(&e->h, EV_CRED, tgid, tid, p->start_ns);
+    e->op = pend->op;
+    e->ret = (s32)ret;
+    e->a = pend->a;
+    e->b = pend->b;
+    e->c = pend->c;
+    e->cap_eff = pend->cap_eff;
+    pending_cred.delete(&tid);
+    events.ringbuf_submit(e, wake_flags());
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_setuid) {
+    return emit_cred(args->ret);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_setreuid) {
+    return emit_cred(args->ret);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_setresuid) {
+    return emit_cred(args->ret);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_setfsuid) {
+    return emit_cred(args->ret);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_capset) {
+    return emit_cred(args->ret);
+}
+
+// -- exit ---------------------------------------------------------------------------------------------
 
 // The exit status: exit_group's code, or the fatal signal (as -signal). exit_group is authoritative;
 // a signal only counts when nothing was recorded before, so the SIGKILLs a group exit sends to the
@@ -472,7 +946,9 @@ TRACEPOINT_PROBE(sched, sched_process_exit) {
         return 0;
     pending_open.delete(&tid);
     pending_chdir.delete(&tid);
-    new_threads.delete(&tid);
+    pending_fd.delete(&tid);
+    pending_cred.delete(&tid);
+    new_tasks.delete(&tid);
     if (!args->group_dead)
         return 0;
     u64 start_ns = p->start_ns;
@@ -489,6 +965,7 @@ TRACEPOINT_PROBE(sched, sched_process_exit) {
     }
     exit_codes.delete(&tgid);
     fatal_sent.delete(&tgid);
+    uring_seen.delete(&tgid);
     tracked.delete(&tgid);
     return 0;
 }

@@ -8,23 +8,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 
-__all__ = ["ProgramOptions", "load_source", "render_program"]
+__all__ = ["ARGS_PER_CALL", "ProgramOptions", "load_source", "render_program"]
+
+ARGS_PER_CALL = 16  # arguments one BPF program reads before tail-calling the next (the verifier's limit)
 
 
 @dataclass(frozen=True, slots=True)
 class ProgramOptions:
     """Sizes of the kernel side. Strings longer than their slot are cut (argv also counts how many)."""
 
-    max_args: int = 16
-    arg_len: int = 128
-    path_len: int = 256
+    max_args: int = 256
+    arg_len: int = 4096
+    args_buf: int = 16384  # bytes of argv per exec event (argv beyond is marked truncated)
+    path_len: int = 4096  # PATH_MAX: a path the kernel accepted always fits
     ringbuf_pages: int = 1024
     max_procs: int = 32768
     wakeup_events: int = 64  # each CPU wakes the reader every this many events (else: its poll timeout)
 
     def validate(self) -> None:
-        if not 1 <= self.max_args <= 64:
-            raise ValueError(f"max_args must be within 1..64, got {self.max_args}")
+        if not 1 <= self.max_args <= 30 * ARGS_PER_CALL:  # the kernel allows 33 tail calls in a row
+            raise ValueError(f"max_args must be within 1..{30 * ARGS_PER_CALL}, got {self.max_args}")
+        if self.args_buf < 64 or self.args_buf & (self.args_buf - 1):
+            raise ValueError(f"args_buf must be a power of two of at least 64, got {self.args_buf}")
         for name in ("arg_len", "path_len"):
             value = getattr(self, name)
             if not 16 <= value <= 4096:
@@ -36,8 +41,11 @@ class ProgramOptions:
             raise ValueError(f"wakeup_events must be within 1..4096, got {self.wakeup_events}")
         if self.max_procs < 16:
             raise ValueError(f"max_procs must be at least 16, got {self.max_procs}")
-        # the largest event is reserved whole in the ring buffer
-        if 48 + self.path_len + self.max_args * self.arg_len > pages * 4096 // 4:
+        # the largest event is built in one per-CPU slot (at most 32 KiB) and must fit the ring buffer
+        largest = 48 + self.path_len + self.args_buf + self.arg_len
+        if largest > 32 * 1024:
+            raise ValueError("path_len + args_buf + arg_len exceed the 32 KiB of one per-CPU slot")
+        if largest > pages * 4096 // 4:
             raise ValueError("ring buffer too small for one exec event: raise ringbuf_pages")
 
 
@@ -53,6 +61,8 @@ def render_program(options: ProgramOptions | None = None) -> str:
     defines = {
         "MAX_ARGS": opts.max_args,
         "ARG_LEN": opts.arg_len,
+        "ARGS_BUF": opts.args_buf,
+        "ARGS_PER_CALL": ARGS_PER_CALL,
         "PATH_LEN": opts.path_len,
         "RINGBUF_PAGES": opts.ringbuf_pages,
         "MAX_PROCS": opts.max_procs,

@@ -28,6 +28,7 @@ class RunResult:
     end_ns: int
     exit_code: int | None  # exit status, or -signal
     lost_events: int
+    root_end_ns: int | None = None  # when the root ended (descendants may have been traced longer)
 
 
 def exit_status_code(exit_code: int | None) -> int:
@@ -43,9 +44,12 @@ def run_command(
     on_start: Callable[[int, int], None],
     *,
     poll_ms: int = 100,
+    alive: Callable[[], int] | None = None,
+    linger_s: float = 0.0,
 ) -> RunResult:
     """Fork ``argv`` held on a pipe, track it, release it, deliver events (to the callback set on
-    ``tracer``) until it exits."""
+    ``tracer``) until it exits, then while ``alive()`` (processes of the tree still running) is
+    positive, for at most ``linger_s`` seconds."""
     ready_r, ready_w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the command: wait until it is tracked, then become it
@@ -72,6 +76,8 @@ def run_command(
         os.write(ready_w, b"1")
         os.close(ready_w)
         status = _wait_polling(tracer, pid, poll_ms)
+        root_end = procfs.clock_boot_ns()
+        _linger(tracer, alive, linger_s, poll_ms)
         end = procfs.clock_boot_ns()
         tracer.drain()
     except BaseException:
@@ -82,7 +88,17 @@ def run_command(
         raise
     finally:
         _restore_signals(previous)
-    return RunResult(pid, start, end, os.waitstatus_to_exitcode(status), tracer.lost_events())
+    return RunResult(pid, start, end, os.waitstatus_to_exitcode(status), tracer.lost_events(), root_end)
+
+
+def _linger(tracer: Tracer, alive: Callable[[], int] | None, linger_s: float, poll_ms: int) -> None:
+    """Keep tracing descendants that outlive the root until they exit or ``linger_s`` passes."""
+    if alive is None:
+        return
+    deadline = procfs.clock_boot_ns() + int(linger_s * 1e9)
+    tracer.drain()
+    while alive() > 0 and procfs.clock_boot_ns() < deadline:
+        tracer.poll(poll_ms)
 
 
 def _wait_polling(tracer: Tracer, pid: int, poll_ms: int) -> int:

@@ -170,6 +170,13 @@ def _run(batch: GraphBatch, r: RunRecord) -> None:
             "repo": r.repo,
             "cwd": r.cwd,
             "lost_events": r.lost_events,
+            "unresolved_opens": r.unresolved_opens,
+            "lexical_paths": r.lexical_paths,
+            "incomplete_processes": r.incomplete_processes,
+            "unhashed_images": r.unhashed_images,
+            "partial_argv": r.partial_argv,
+            "still_running": r.still_running,
+            "cut_at": r.cut_at,
             "first_seen": r.started_at,
             "last_seen": r.ended_at or r.started_at,
         },
@@ -206,6 +213,15 @@ def _process(batch: GraphBatch, p: ProcessRecord) -> None:
             "exit_code": p.exit_code,
             "exec_failed": p.exec_failed,
             "privilege_change": p.privilege_change,
+            "hash_note": p.hash_note,
+            "argv_status": p.argv_status,
+            "execs": [dict(x) for x in p.execs],
+            "euid": p.euid,
+            "suid": p.suid,
+            "cap_eff": p.cap_eff,
+            "escalation": p.escalation,
+            "privilege_drop": p.privilege_drop,
+            "file_activity_incomplete": p.file_activity_incomplete,
             "first_seen": p.started_at,
             "last_seen": p.ended_at or p.started_at,
         },
@@ -230,6 +246,10 @@ def _file_access(batch: GraphBatch, f: FileAccessRecord) -> None:
         props["flags"] = f.flags
     if f.sha256 is not None:
         props["sha256"] = f.sha256
+    if f.certainty != "exact":
+        props["certainty"] = f.certainty
+    if f.exec_ids:
+        props["exec_ids"] = list(f.exec_ids)
     batch.add_edge(process_node_id(f.host, f.pid, f.start_ns), ACCESS_EDGE[f.mode], fid, props)
 
 

@@ -110,6 +110,13 @@ class RunRecord:
     repo: str | None = None
     cwd: str | None = None
     lost_events: int = 0
+    unresolved_opens: int = 0  # opens whose path could not be known (stored under "<unresolved ...>")
+    lexical_paths: int = 0  # opens whose path is known only lexically (``..`` the kernel was not asked)
+    incomplete_processes: int = 0  # processes whose file activity was partly invisible (io_uring)
+    unhashed_images: int = 0  # execs whose image could not be hashed for sure
+    partial_argv: int = 0  # execs whose argv is truncated or unreadable
+    still_running: int = 0  # processes alive when tracing stopped: their later activity was cut
+    cut_at: str | None = None  # when tracing stopped with processes still running
 
 
 @dataclass(slots=True)
@@ -132,6 +139,15 @@ class ProcessRecord:
     ended_at: str | None = None
     exit_code: int | None = None
     exec_failed: bool = False
+    hash_note: str | None = None  # why ``binary_sha256`` is None
+    argv_status: str = "complete"  # "complete", "truncated", "unreadable" or "unknown"
+    execs: tuple[dict[str, Any], ...] = ()  # every exec of the process, in order (ids 1, 2, ...)
+    euid: int | None = None
+    suid: int | None = None
+    cap_eff: int | None = None
+    escalation: bool = False  # the effective identity or capabilities rose during the process
+    privilege_drop: bool = False  # they fell (and never rose)
+    file_activity_incomplete: str | None = None  # why some file activity was invisible ("io_uring")
 
     @property
     def privilege_change(self) -> bool:
@@ -150,6 +166,8 @@ class FileAccessRecord:
     count: int = 1
     flags: int | None = None
     sha256: str | None = None
+    certainty: str = "exact"  # "exact", "kernel" (read back), "lexical" or "unresolved"
+    exec_ids: tuple[int, ...] = ()  # which images of the process (0: the one inherited at fork) did it
 
 
 @dataclass(slots=True)

@@ -126,6 +126,14 @@ def trace(
     no_ingest: Annotated[
         bool, typer.Option("--no-ingest", help="Only record (with --record); write nothing to the store.")
     ] = False,
+    linger: Annotated[
+        float,
+        typer.Option(
+            "--linger",
+            min=0,
+            help="After CMD exits, keep tracing its still-running descendants for up to this many seconds.",
+        ),
+    ] = 5.0,
 ) -> None:
     """Run CMD under eBPF tracing; ingest the run, its process tree and the files read, written and executed.
 
@@ -191,7 +199,7 @@ def trace(
                 live.start_at(root_pid, cwd)  # the command is held until this returns: no chdir yet
                 begin(root_pid, start_ns, cwd, tuple(argv), os.getpid())
 
-            result = run_command(tracer, argv, started)
+            result = run_command(tracer, argv, started, alive=live.alive, linger_s=linger)
         else:
             try:
                 root = procfs.proc_info(pid)
@@ -231,12 +239,19 @@ def trace(
         result.exit_code if result.exit_code is not None else (root_proc.exit_code if root_proc else None)
     )
     info.lost_events = result.lost_events + live.decode_errors
+    info.still_running = live.alive() if pid is None else 0
     if writer is not None:
         writer.close(info)
     code = exit_status_code(info.exit_code) if pid is None else 0
     if info.lost_events:
         say(
             f"liubai: warning: {info.lost_events} kernel events were lost (ring buffer full); the graph is incomplete",
+            err=True,
+        )
+    if info.still_running:
+        say(
+            f"liubai: warning: {info.still_running} processes of the run were still running when tracing "
+            f"stopped (--linger {linger:g}s): their later activity is not recorded",
             err=True,
         )
     if not no_ingest:
@@ -267,6 +282,9 @@ def _summary(
         f"linked to {linked}; stored in {redact_url(state(ctx).store_url)}",
         err=True,
     )
+    doubts = collector.doubts()
+    if doubts:
+        say("liubai: uncertain: " + ", ".join(f"{n:,} {what}" for what, n in doubts.items()), err=True)
 
 
 def events(

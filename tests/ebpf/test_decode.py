@@ -27,11 +27,18 @@ from liubai.ebpf.events import (
     event_from_json,
     event_to_json,
 )
+from liubai.ebpf.procfs import clock_boot_ns
 from liubai.ebpf.program import ProgramOptions, load_source, render_program
 from liubai.lineage.records import FileAccessRecord, ProcessRecord, RunRecord
 from tests.ebpf.recordings import PROCESS, RUN_HEADER
 
 OPTS = ProgramOptions(max_args=4, arg_len=32, path_len=64)
+
+
+def _later() -> int:
+    return clock_boot_ns() + 10**9
+
+
 HDR = struct.Struct("<IIIIQQ")
 
 
@@ -57,10 +64,18 @@ def test_decode_every_event_kind_from_kernel_layout() -> None:
     exe = d.decode(hdr(2) + struct.pack("<II", 10, 0) + cstr("cat", 16) + cstr("/usr/bin/cat", 64))
     assert isinstance(exe, ExecEvent) and (exe.filename, exe.comm, exe.old_pid) == ("/usr/bin/cat", "cat", 10)
 
-    argv = b"".join(cstr(a, 32) for a in ("sh", "-c", "echo hi", "junk-after-argc"))
-    args = d.decode(hdr(3) + struct.pack("<II", 3, 1) + cstr("/bin/sh", 64) + argv)
+    argv = b"sh\0-c\0echo hi\0junk-after-argc\0"  # packed as the kernel sends them
+    args = d.decode(hdr(3) + struct.pack("<IIiI", 3, 1, AT_FDCWD, 0) + cstr("/bin/sh", 64) + argv)
     assert isinstance(args, ExecArgsEvent)
     assert args.argv == ("sh", "-c", "echo hi") and args.truncated and args.filename == "/bin/sh"
+    assert not args.unreadable and not args.cut
+    odd = d.decode(hdr(3) + struct.pack("<IIiI", 1, 6, 3, 0x1000) + cstr("", 64) + b"\0")
+    assert (
+        isinstance(odd, ExecArgsEvent)
+        and odd.unreadable
+        and odd.cut
+        and (odd.dfd, odd.at_flags) == (3, 0x1000)
+    )
 
     fail = d.decode(hdr(4) + struct.pack("<iI", 2, 0))
     assert fail == ExecFailEvent(10, 11, 1000, 5_000, 4_000, errno=2)
@@ -156,10 +171,12 @@ def test_render_program_defines_sizes_and_keeps_the_source() -> None:
             max_args=8, arg_len=64, path_len=512, ringbuf_pages=256, max_procs=1024, wakeup_events=32
         )
     )
-    head = text.splitlines()[:6]
+    head = text.splitlines()[:8]
     assert head == [
         "#define MAX_ARGS 8",
         "#define ARG_LEN 64",
+        "#define ARGS_BUF 16384",
+        "#define ARGS_PER_CALL 16",
         "#define PATH_LEN 512",
         "#define RINGBUF_PAGES 256",
         "#define MAX_PROCS 1024",
@@ -186,7 +203,9 @@ def test_render_program_defines_sizes_and_keeps_the_source() -> None:
         (ProgramOptions(ringbuf_pages=3), "power of two"),
         (ProgramOptions(max_args=0), "max_args"),
         (ProgramOptions(path_len=8), "path_len"),
-        (ProgramOptions(max_args=64, arg_len=4096, ringbuf_pages=4), "ring buffer too small"),
+        (ProgramOptions(ringbuf_pages=16), "ring buffer too small"),
+        (ProgramOptions(args_buf=1000), "args_buf"),
+        (ProgramOptions(args_buf=32768), "32 KiB"),
     ],
 )
 def test_render_program_refuses_unusable_sizes(opts: ProgramOptions, needle: str) -> None:
@@ -281,8 +300,9 @@ def test_collector_builds_tree_accesses_and_flags() -> None:
     assert acc[(101, "/usr/bin/cat", "exec")].sha256 == "22" * 32
     assert (101, "/w/lib/x.so", "read") in acc  # dirfd-relative, through the fd table
     assert (100, "/w/build.sh", "read") in acc
-    assert not any(path.endswith("y.so") for _, path, _ in acc)  # unknown dirfd: not guessed
-    assert c.unresolved == 1
+    # unknown dirfd: not guessed, stored as unresolved and counted on the run
+    assert [path for _, path, _ in acc if path.endswith("y.so")] == ["<unresolved fd 42>/y.so"]
+    assert c.unresolved == 1 and run.unresolved_opens == 1
     assert run.started_at == "2023-11-14T22:13:20.000001Z"
 
 
@@ -331,7 +351,7 @@ def test_live_events_enrich_execs_at_once_and_decode_the_rest_later(tmp_path: Pa
     tool.write_bytes(b"#!/bin/sh\n")
     opts = ProgramOptions(max_args=4, arg_len=32, path_len=1024)
     live = LiveEvents(EventDecoder(opts))
-    live(hdr(2) + struct.pack("<II", 10, 0) + cstr("tool", 16) + cstr(str(tool), 1024))
+    live(hdr(2, ts=_later()) + struct.pack("<II", 10, 0) + cstr("tool", 16) + cstr(str(tool), 1024))
     live(hdr(5) + struct.pack("<iiII", 3, AT_FDCWD, 0, 0) + cstr("in.txt", 1024))
     live(hdr(42))
     tool.write_bytes(b"replaced after the exec\n")  # the hash is of what ran, taken at once
@@ -472,19 +492,20 @@ def test_an_executed_path_that_was_not_utf8_is_hashed_by_its_bytes_not_by_its_sh
         fh.write(b"what ran")
     (tmp_path / "run\\xff").write_bytes(b"the decoy")  # literally named with a backslash
     live = LiveEvents(EventDecoder(opts))
-    live(hdr(2) + struct.pack("<II", 10, 0) + cstr("run", 16) + ran + b"\0" * (1024 - len(ran)))
+    live(hdr(2, ts=_later()) + struct.pack("<II", 10, 0) + cstr("run", 16) + ran + b"\0" * (1024 - len(ran)))
     (exe,) = live.events()
     assert isinstance(exe, ExecEvent) and exe.filename == f"{tmp_path}/run\\xff"
     assert exe.sha256 == hashlib.sha256(b"what ran").hexdigest()
 
 
 def _exec_record(pid: int, name: bytes) -> bytes:
+    """An exec a second from now: the files of the test are older, so a gone process's file is hashed."""
     return (
-        hdr(2, pid=pid, tid=pid)
+        hdr(2, pid=pid, tid=pid, ts=_later())
         + struct.pack("<II", pid, 0)
         + cstr("tool", 16)
         + name
-        + b"\0" * (1024 - len(name))
+        + b"\0" * max(1, 1024 - len(name))
     )
 
 
@@ -572,23 +593,21 @@ def test_a_chdir_through_a_symlink_and_dotdot_is_followed_as_the_kernel_walks_it
     assert exe.sha256 == hashlib.sha256(b"where the kernel lands").hexdigest()
 
 
-def test_paths_cut_to_their_slot_or_naming_the_tracers_own_descriptors_get_no_hash(tmp_path: Path) -> None:
+def test_full_length_paths_are_hashed_and_the_tracers_own_descriptors_are_not(tmp_path: Path) -> None:
     deep = tmp_path / ("d" * 250) / ("e" * 250) / ("f" * 250)
     deep.mkdir(parents=True)
-    ran = os.fsencode(deep) + b"/" + b"t" * 250  # longer than the 1024-byte slot holds
-    assert len(ran) > 1023
+    ran = os.fsencode(deep) + b"/" + b"t" * 250  # longer than any old 255-byte slot
     with open(ran, "wb") as fh:
         fh.write(b"what ran")
-    cut = ran[:1023]  # as the kernel fills the slot: it names another file, which exists
-    with open(cut, "wb") as fh:
+    with open(ran[:255], "wb") as fh:
         fh.write(b"a file the cut name happens to name")
-    (tmp_path / "tool").write_bytes(b"y")
     live = _following(tmp_path, [0])
-    live(_exec_record(_GONE, cut))
-    live(_chdir_record(_GONE, os.fsencode(deep)[:1023].ljust(1023, b"x")))  # a cut chdir: the cwd is unknown
-    live(_exec_record(_GONE, b"./tool"))
+    live(_exec_record(_GONE, ran))
     live(_exec_record(_GONE, b"/dev/fd/0"))  # execveat(fd, ""): fd 0 here would be the tracer's stdin
-    assert [e.sha256 for e in live.events() if isinstance(e, ExecEvent)] == [None, None, None]
+    assert [e.sha256 for e in live.events() if isinstance(e, ExecEvent)] == [
+        hashlib.sha256(b"what ran").hexdigest(),
+        None,
+    ]
 
 
 def test_an_adopted_process_chdir_from_before_its_proc_read_is_not_applied_twice(tmp_path: Path) -> None:

@@ -1,0 +1,87 @@
+"""Absolute paths of what a traced process named, and how surely they are known.
+
+Lexical joining is exact unless a ``..`` follows a component that may be a symlink (the kernel then
+leaves the link's target, not its directory): such a path is ``lexical`` unless the kernel's own
+resolution was read back (``kernel``). ``/dev/fd/N``, ``/proc/self/fd/N`` and ``/proc/<own pid>/fd/N``
+name the process's own descriptor N and are resolved through its descriptor table.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+
+from liubai.ebpf.descriptors import FdEntry, FdTable
+
+__all__ = [
+    "EXACT",
+    "KERNEL",
+    "LEXICAL",
+    "UNRESOLVED",
+    "WALKED",
+    "Resolved",
+    "fd_link",
+    "join_path",
+    "resolve_path",
+]
+
+EXACT, KERNEL, LEXICAL, UNRESOLVED = "exact", "kernel", "lexical", "unresolved"
+WALKED = "walked"  # symlinks resolved by walking the filesystem just after the open (process gone)
+_RANK = {EXACT: 0, KERNEL: 0, WALKED: 0, LEXICAL: 1, UNRESOLVED: 2}
+_FD_LINK = re.compile(r"^/(?:dev/fd|proc/(self|thread-self|\d+)/fd)/(\d+)(/.*)?$")
+
+Resolved = tuple[str, str]  # (path, certainty)
+
+
+def weakest(a: str, b: str) -> str:
+    """The less certain of two certainties."""
+    return a if _RANK[a] >= _RANK[b] else b
+
+
+def resolve_path(path: str, base: str | None) -> str | None:
+    """``path`` made absolute against ``base`` and normalised lexically; None if relative with no base."""
+    if not path:
+        return None
+    if path.startswith("/"):
+        joined = path
+    elif base is None:
+        return None
+    else:
+        joined = posixpath.join(base, path)
+    out = posixpath.normpath(joined)
+    return "/" + out.lstrip("/") if out.startswith("//") else out
+
+
+def _has_dotdot(path: str) -> bool:
+    return ".." in path.split("/")
+
+
+def join_path(path: str, base: str | None, base_certainty: str = EXACT, root: str = "/") -> Resolved | None:
+    """``path`` against ``base`` (a directory) and the process's ``root``; None when it needs an unknown base."""
+    if path.startswith("/"):
+        out = resolve_path(path, None)
+        if out is not None and root != "/":
+            out = resolve_path(root.rstrip("/") + out, None)
+        certainty = EXACT
+    else:
+        out = resolve_path(path, base)
+        certainty = base_certainty
+    if out is None:
+        return None
+    return out, weakest(certainty, LEXICAL if _has_dotdot(path) else EXACT)
+
+
+def fd_link(path: str, pid: int, table: FdTable) -> tuple[bool, Resolved | None]:
+    """Whether ``path`` names one of the process's own descriptors, and then what it leads to (None:
+    a descriptor the events never showed opened)."""
+    m = _FD_LINK.match(path)
+    if m is None or (m.group(1) not in (None, "self", "thread-self") and int(m.group(1)) != pid):
+        return False, None
+    entry: FdEntry | None = table.get(int(m.group(2)))
+    if entry is None:
+        return True, None
+    rest = (m.group(3) or "").lstrip("/")
+    if not rest:
+        return True, (entry.path, entry.certainty)
+    joined = join_path(rest, entry.path, entry.certainty)
+    return True, joined

@@ -1,0 +1,279 @@
+"""Fidelity: ``strace -f -y`` run inside ``liubai trace`` (so pids match one to one) is the ground truth
+for every (process, path, access mode) and (process, executed image, argv) of workloads built to break a
+tracer: descriptor games, ``..`` through symlinks, long paths, creat/openat2/open_by_handle_at,
+fexecve of a memfd, a binary replaced while running, a ``#!`` script, 200 arguments, lazily paged argv,
+a daemon outliving the root, credential changes and io_uring.
+
+Precision counts only what liubai states as known (exact, kernel or walked paths); what it marks
+lexical or unresolved is the "uncertain" column, never silently wrong."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+
+from liubai.collector.runs import access_mode
+from tests._real import missing
+from tests.ebpf.conftest import Graph, liubai, read_graph
+
+pytestmark = [pytest.mark.ebpf, pytest.mark.usefixtures("kernel")]
+
+WORKLOADS = Path(__file__).with_name("workloads")
+LONG = "/".join(["d" * 200] * 3)  # a 602-byte relative path, past any 255-byte cut
+SCRIPT = f"""\
+./fdgames ./afterexec
+./execs
+./threads 7
+./setid
+mkdir -p real/sub && echo r > real/f && echo l > f && ln -sfn real/sub link
+cat link/../f > /dev/null
+mkdir -p {LONG} && echo deep > {LONG}/file && (cd {LONG} && cat file > copy)
+/usr/bin/true $(seq 1 200)
+printf '#!/bin/sh\\nexit 0\\n' > script.sh; chmod +x script.sh; sleep 0.1; ./script.sh
+cp /usr/bin/sleep mysleep; sleep 0.1; (./mysleep 0.8 & sleep 0.3; cp /usr/bin/true newbin; mv newbin mysleep; wait)
+(sleep 1; cat f > daemon-read) &
+exit 0
+"""
+_STR = r'"((?:[^"\\]|\\.)*)"'
+_OPEN = re.compile(r"^(openat|open|creat|openat2|open_by_handle_at)\((.*)\)\s+= (\d+)<(.*)>$")
+_EXEC = re.compile(rf"^execve\({_STR}, \[(.*?)\](?:\.\.\.)?, .*\)\s+= 0$")
+_EXECAT = re.compile(rf"^execveat\(\d+<(.*?)>(\(deleted\))?, {_STR}, \[(.*?)\], .*\)\s+= 0$")
+_EXIT = re.compile(r"^\+\+\+ (exited with (\d+)|killed by (SIG\w+)) .*\+\+\+$")
+_FLAG = {"O_WRONLY": os.O_WRONLY, "O_RDWR": os.O_RDWR, "O_CREAT": os.O_CREAT, "O_TRUNC": os.O_TRUNC}
+Pair = tuple[int, str, str]
+
+
+def _unescape(s: str) -> str:
+    return s.encode("latin-1", "backslashreplace").decode("unicode_escape")
+
+
+def _real(path: str, work: Path) -> str:
+    if path.startswith("/memfd:"):
+        return path
+    return os.path.realpath(path if path.startswith("/") else work / path)
+
+
+def _build(work: Path) -> None:
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        missing("ebpf", "gcc (to build the fidelity workloads) is not installed: apt-get install gcc")
+    for src in WORKLOADS.glob("*.c"):
+        subprocess.run([gcc, "-O1", "-pthread", "-o", str(work / src.stem), str(src)], check=True)
+
+
+def _truth(
+    st_dir: Path, work: Path
+) -> tuple[set[Pair], set[tuple[int, str, tuple[str, ...]]], dict[int, int]]:
+    opens: set[Pair] = set()
+    execs: set[tuple[int, str, tuple[str, ...]]] = set()
+    exits: dict[int, int] = {}
+    for f in st_dir.glob("st.*"):
+        pid = int(f.suffix[1:])
+        for line in f.read_text(errors="surrogateescape").splitlines():
+            if m := _OPEN.match(line):
+                call, args, target = m.group(1), m.group(2), m.group(4)
+                flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC if call == "creat" else 0
+                flags |= sum(bit for name, bit in _FLAG.items() if re.search(rf"\b{name}\b", args))
+                if not target.startswith(("pipe:", "socket:", "anon_inode:")):
+                    opens.add((pid, _real(target.removesuffix(" (deleted)"), work), access_mode(flags)))
+            elif m := _EXEC.match(line):
+                argv = tuple(_unescape(a) for a in re.findall(_STR, m.group(2)))
+                execs.add((pid, _real(_unescape(m.group(1)), work), argv))
+            elif m := _EXECAT.match(line):
+                argv = tuple(_unescape(a) for a in re.findall(_STR, m.group(4)))
+                image = m.group(1) + (" (deleted)" if m.group(2) else "")
+                execs.add((pid, _real(image, work), argv))
+            elif m := _EXIT.match(line):
+                exits[pid] = int(m.group(2)) if m.group(2) else -_signal(m.group(3))
+    return opens, execs, exits
+
+
+def _signal(name: str) -> int:
+    import signal
+
+    return int(getattr(signal, name))
+
+
+def _liubai(
+    g: Graph, root: int, work: Path
+) -> tuple[set[Pair], set[Pair], set[tuple[int, str, tuple[str, ...]]]]:
+    known: set[Pair] = set()
+    uncertain: set[Pair] = set()
+    for src, kind, dst, props in g.edges:
+        if kind not in ("READ", "WROTE"):
+            continue
+        pid = int(g.nodes[src]["pid"])
+        if pid == root:
+            continue  # strace itself: not in its own output
+        path = dst.split(":", 2)[2]
+        pair = (
+            pid,
+            path if path.startswith("<") else _real(path, work),
+            "read" if kind == "READ" else "write",
+        )
+        (uncertain if props.get("certainty") in ("lexical", "unresolved") else known).add(pair)
+    execs = {
+        (int(p["pid"]), _real(x["binary"], work), tuple(x["argv"]))
+        for p in g.of_kind("proc").values()
+        if int(p["pid"]) != root
+        for x in p.get("execs", [])
+    }
+    return known, uncertain, execs
+
+
+def _score(truth: Iterable[object], said: Iterable[object]) -> tuple[float, float]:
+    t, s = set(truth), set(said)
+    hit = len(t & s)
+    return (hit / len(s) if s else 1.0), (hit / len(t) if t else 1.0)
+
+
+def test_fidelity_against_strace_inside_the_trace(tmp_path: Path) -> None:
+    work = (tmp_path / "work").resolve()
+    work.mkdir()
+    _build(work)
+    (work / "work.sh").write_text(SCRIPT)
+    st_dir = tmp_path / "strace"
+    st_dir.mkdir()
+    strace = shutil.which("strace")
+    if strace is None:
+        missing("ebpf", "strace (the ground truth) is not installed: apt-get install strace")
+    db = f"sqlite:///{tmp_path / 'fidelity.db'}"
+    calls = "execve,execveat,openat,open,creat,openat2,open_by_handle_at"
+    cmd = [strace, "-f", "-ff", "-y", "-q", "-s", "4096", "-e", f"trace={calls}", "-o", str(st_dir / "st")]
+    res = liubai(["--store", db, "trace", "--linger", "10", "--", *cmd, "sh", "work.sh"], cwd=work)
+    assert res.returncode == 0, res.stderr
+
+    g = read_graph(db)
+    ((run_id, run),) = g.of_kind("run").items()
+    root = int(run["root_pid"])
+    truth_opens, truth_execs, truth_exits = _truth(st_dir, work)
+    known, uncertain, execs = _liubai(g, root, work)
+    procs = {int(p["pid"]): p for p in g.of_kind("proc").values()}
+    threads = set(truth_exits) - set(procs)  # strace -ff writes a file per thread too
+    assert len(threads) == 1, threads  # the one extra thread of ./threads
+    truth_exits = {pid: code for pid, code in truth_exits.items() if pid not in threads}
+
+    open_p, open_r = _score(truth_opens, known)
+    exec_p, exec_r = _score(truth_execs, execs)
+    table = {
+        "opens": {
+            "truth": len(truth_opens),
+            "known": len(known),
+            "uncertain": len(uncertain),
+            "precision": open_p,
+            "recall": len(truth_opens & (known | uncertain)) / len(truth_opens),
+            "recall_known": open_r,
+        },
+        "execs": {"truth": len(truth_execs), "said": len(execs), "precision": exec_p, "recall": exec_r},
+        "exit_status": {
+            "truth": len(truth_exits),
+            "match": sum(1 for pid, code in truth_exits.items() if procs[pid]["exit_code"] == code),
+        },
+        "run": {
+            k: run[k]
+            for k in (
+                "unresolved_opens",
+                "lexical_paths",
+                "incomplete_processes",
+                "unhashed_images",
+                "partial_argv",
+                "still_running",
+                "lost_events",
+            )
+        },
+    }
+    print("FIDELITY " + json.dumps(table))
+    assert run["lost_events"] == 0
+    assert set(truth_exits) <= set(procs), "every process strace saw is in the graph"
+    assert not (known - truth_opens), f"stated as known but false: {sorted(known - truth_opens)[:10]}"
+    assert not (truth_opens - known - uncertain_truth(uncertain, truth_opens)), (
+        f"missed: {sorted(truth_opens - known)[:10]}"
+    )
+    assert execs == truth_execs, sorted(truth_execs ^ execs)[:10]
+    assert {pid: procs[pid]["exit_code"] for pid in truth_exits} == truth_exits
+
+    def by_argv(*argv: str) -> dict[str, object]:
+        """The process whose own exec ran ``argv`` (not the children that inherited it at fork)."""
+        (p,) = [p for p in procs.values() if any(tuple(x["argv"]) == argv for x in p["execs"])]
+        return p
+
+    # descriptor games: the writes land where the kernel put them
+    host = run["host"]
+    fd_writes = {d.split(":", 2)[2] for s, k, d, _ in g.edges if k == "WROTE" and "/dir" in d}
+    assert {
+        str(work / "dirB" / n)
+        for n in ("x", "after-range", "forked-child", "created", "via-openat2", "procself", "inherited")
+    } <= fd_writes
+    assert {
+        str(work / "dirA" / n) for n in ("reused", "dupfd", "dup3", "shared", "forked-parent")
+    } <= fd_writes
+    assert f"file:{host}:{work}/dirA/x" not in g.nodes
+    # the handle's path is unknown: stored unresolved and counted, not dropped
+    assert run["unresolved_opens"] >= 1 and any(p[1].startswith("<unresolved handle>") for p in uncertain)
+    # io_uring flagged on the process that set it up
+    assert by_argv("./fdgames", "./afterexec")["file_activity_incomplete"] == "io_uring"
+    # the memfd image: named as the kernel names it
+    memfd = by_argv("payload", "from-memfd")
+    assert memfd["binary"] == "/memfd:payload (deleted)"
+    # the lazily paged argument is there (read back from /proc) and the 200 arguments are whole
+    lazy = by_argv("/bin/sh", "-c", "sleep 0.5", "lazily-paged-argument")
+    assert lazy["argv_status"] == "complete"
+    assert by_argv("/usr/bin/true", *map(str, range(1, 201)))["argv_status"] == "complete"
+    # the replaced binary: the hash of what ran (sleep), not of what the name holds now (true)
+    sleeper = by_argv("./mysleep", "0.8")
+    assert sleeper["binary_sha256"] == hashlib.sha256(Path("/usr/bin/sleep").read_bytes()).hexdigest()
+    # the script and its interpreter are both EXECUTED
+    script = by_argv("./script.sh")
+    pid_id = next(i for i, p in g.of_kind("proc").items() if p is script)
+    executed = {os.path.realpath(d.split(":", 2)[2]) for d, _ in g.out(pid_id, "EXECUTED")}
+    assert {str(work / "script.sh"), os.path.realpath("/bin/sh")} <= executed, executed
+    # exit status is the wait status; credentials: drop then rise
+    assert by_argv("./threads", "7")["exit_code"] == 7
+    setid = by_argv("./setid")
+    assert setid["privilege_drop"] is True and setid["escalation"] is True
+    # the daemon outliving the root was traced to its end
+    assert run["still_running"] == 0
+    assert any(d.endswith("/daemon-read") for _, k, d, _ in g.edges if k == "WROTE")
+
+
+def test_setuid_and_file_capability_execs_are_escalations(tmp_path: Path) -> None:
+    """Outside strace (a ptraced exec gets neither set-user-ID nor file capabilities): processes that
+    dropped to nobody for good exec a setuid-root image and a file-capability image, quickly (gone
+    before /proc is read: the image's mode and xattr with the exec rules tell) and slowly (/proc)."""
+    setcap = shutil.which("setcap")
+    if setcap is None:
+        missing("ebpf", "setcap (file-capability workload) is not installed: apt-get install libcap2-bin")
+    work = (tmp_path / "work").resolve()
+    work.mkdir()
+    _build(work)
+    shutil.copy(work / "ids", work / "suidids")
+    os.chmod(work / "suidids", 0o4755)
+    shutil.copy(work / "ids", work / "capids")
+    subprocess.run([setcap, "cap_dac_read_search+ep", str(work / "capids")], check=True)
+    db = f"sqlite:///{tmp_path / 'raise.db'}"
+    res = liubai(["--store", db, "trace", "--", "./raise"], cwd=work)
+    assert res.returncode == 0, res.stderr
+
+    g = read_graph(db)
+    procs = list(g.of_kind("proc").values())
+    root = next(p for p in procs if p["binary"] == str(work / "raise"))
+    assert not root["escalation"] and not root["privilege_drop"]
+    raised = [p for p in procs if p["binary"] in (str(work / "suidids"), str(work / "capids"))]
+    facts = [(p["binary"], p["euid"], p["cap_eff"], p["escalation"], p["privilege_drop"]) for p in raised]
+    assert len(raised) == 4 and all(p["escalation"] and p["privilege_drop"] for p in raised), facts
+    assert {p["euid"] for p in raised if p["binary"].endswith("suidids")} == {0}, facts
+    assert {p["cap_eff"] for p in raised if p["binary"].endswith("capids")} == {1 << 2}, facts
+
+
+def uncertain_truth(uncertain: set[Pair], truth: set[Pair]) -> set[Pair]:
+    """Truth pairs of processes where liubai marked an access of the same mode uncertain."""
+    marked = {(pid, mode) for pid, _path, mode in uncertain}
+    return {t for t in truth if (t[0], t[2]) in marked}
