@@ -71,11 +71,15 @@ def _audit(store: LineageStore, raw: str) -> AuditView | None:
         + [n for n in in_trace if n.kind is NodeKind.LOG_EVENT]
     )
     logs.sort(key=lambda n: (node_time(n) or "", n.id))
+    admissions = linked(record, model.Direction.UPSTREAM, [EdgeKind.STAMPED])
+    admissions.sort(key=lambda n: (node_time(n) or "", n.id))
     return AuditView(
         audit_id=parsed.canonical,
         record=GNode.of(record) if record else None,
         commit=GNode.of(commit) if commit else None,
         workloads=[GNode.of(n) for n in annotated if n.kind is NodeKind.WORKLOAD],
+        pods=[GNode.of(n) for n in annotated if n.kind is NodeKind.POD],
+        admissions=[GNode.of(n) for n in admissions],
         trace=GNode.of(trace) if trace else None,
         runs=[GNode.of(n) for n in runs],
         logs=[GNode.of(n) for n in logs[:AUDIT_LIST_LIMIT]],
@@ -127,7 +131,8 @@ class AuditQueries:
     """Query fields that follow one audit id, commit or trace; one part of ``liubai.api.schema.Query``."""
 
     @strawberry.field(
-        description="An audit id with its commit, workloads, trace, runs and logs; BAD_AUDIT_ID if malformed."
+        description="An audit id with its commit, workloads, Pods, admissions, trace, runs and logs; "
+        "BAD_AUDIT_ID if malformed."
     )
     async def audit(self, info: Info, audit_id: str) -> AuditView | None:
         return await with_store(info, lambda s: _audit(s, audit_id))

@@ -221,6 +221,10 @@ class AuditView:
     record: GNode | None
     commit: GNode | None
     workloads: list[GNode]
+    pods: list[GNode] = strawberry.field(description="Pods that carry the audit id, as the cluster reported.")
+    admissions: list[GNode] = strawberry.field(
+        description="Admission decisions that stamped or kept the id (who applied what, when), oldest first."
+    )
     trace: GNode | None
     runs: list[GNode]
     logs: list[GNode]
