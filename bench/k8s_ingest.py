@@ -11,6 +11,10 @@ rate a watch keeps up with, each beside a baseline read of the same data in the 
   until the Pods' checkpoint is stored at its last event: events converted, joined and stored; its
   start-up (discovery, a watch per resource type) counts. Target >= 1,000/s.
 
+* ``kill -9``      - ``--rollout-pods`` (1,000) Pods rolled to a new image while two ``ingest k8s --watch``
+  processes follow; one is killed once it stored the first new Pod and started again: the time it
+  takes to catch up, and whether its store ends identical to the uninterrupted one's (it must).
+
 Pods come from Deployments (``--deployments`` of them, the controller-manager makes the Pods), each
 Pod carrying an audit id, so the join does all it does in production. No kubelet runs, so the Pods stay
 Pending; their status is not what is measured.
@@ -26,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +43,17 @@ from liubai.collector.k8s import ClusterCollector, KubeApi, ingest_cluster
 from liubai.collector.retry import RetryPolicy
 from liubai.lineage.store import open_store
 from tests.kube_cluster import KubeCluster, running
-from tests.kube_watch import deployment
+from tests.kube_watch import (
+    Watcher,
+    api_pods,
+    deployment,
+    dump,
+    dump_diff,
+    names,
+    pods_in,
+    wait_for,
+    wait_synced,
+)
 
 LIST_TARGET_S = 10.0
 WATCH_TARGET = 1_000.0
@@ -185,10 +200,82 @@ def liubai_watch(cluster: KubeCluster, url: str, until: int, timeout: float = 30
     return took, pods.events, collector.stats.relists
 
 
+def kill_mid_rollout(cluster: KubeCluster, pods: int, tmp: Path) -> dict[str, Any]:
+    """``tests/kube/test_watch_kill.py`` at scale: two ``ingest k8s --watch`` processes follow a rollout
+    of ``pods`` Pods, one is killed with SIGKILL once it stored the first new Pod and started again;
+    whether both stores end identical, and how long the restarted one took to catch up."""
+    ns = cluster.create_namespace("rollout")
+    steady, killed = f"sqlite:///{tmp / 'steady.db'}", f"sqlite:///{tmp / 'killed.db'}"
+
+    def stored(url: str, want: set[str], deleted: set[str] | None = None) -> None:
+        wait_for(
+            f"{len(want)} pods in {url}",
+            lambda: (
+                set(pods_in(url, ns)) == want
+                and (deleted is None or set(pods_in(url, ns, live=False)) == deleted)
+            ),
+            timeout=600,
+            every=1,
+        )
+
+    with Watcher(steady, cluster.kubeconfig) as a, Watcher(killed, cluster.kubeconfig) as b:
+        wait_synced(steady)
+        wait_synced(killed)
+        cluster.kubectl(
+            "apply", "-f", "-", stdin=yaml.safe_dump(deployment(ns, "fleet", pods, "registry.example/f:1"))
+        )
+        wait_count(cluster, ns, pods, timeout=900)
+        first = names(api_pods(cluster.api_client(), ns))
+        stored(steady, first)
+        stored(killed, first)
+        cluster.kubectl("set", "image", "deployment/fleet", "-n", ns, "app=registry.example/f:2")
+        wait_for(
+            "the rollout to reach the watcher",
+            lambda: any(n not in first for n in pods_in(killed, ns)),
+            timeout=600,
+            every=0.05,
+        )
+        b.kill()
+        had = sum(1 for n in pods_in(killed, ns) if n not in first)
+        t = time.perf_counter()
+        with Watcher(killed, cluster.kubeconfig) as again:
+            second = wait_for(
+                "the rollout",
+                lambda: (
+                    now
+                    if len(now := names(api_pods(cluster.api_client(), ns))) == pods and not now & first
+                    else None
+                ),
+                timeout=900,
+                every=1,
+            )
+            stored(killed, second, first)
+            caught_up = time.perf_counter() - t
+            stored(steady, second, first)
+            with suppress(AssertionError):
+                wait_for(
+                    "both graphs alike", lambda: dump(steady, ns) == dump(killed, ns), timeout=60, every=1
+                )
+            summary = again.stop()
+        a.stop()
+    one, other = dump(steady, ns), dump(killed, ns)
+    return {
+        "rollout_pods": pods,
+        "new_pods_stored_at_kill": had,
+        "catch_up_s": round(caught_up, 2),
+        "relists_after_restart": summary["relists"],
+        "identical": one == other,
+        "difference": dump_diff(one, other),
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pods", type=int, default=10_000)
     ap.add_argument("--deployments", type=int, default=10)
+    ap.add_argument(
+        "--rollout-pods", type=int, default=1000, help="Pods of the kill -9 mid-rollout run (0: skip it)"
+    )
     args = ap.parse_args()
     per = args.pods // args.deployments
     pods = per * args.deployments
@@ -222,6 +309,7 @@ def main() -> int:
             wait_count(cluster, ns, 0, timeout=900)
             rw_s, rw_n, until = raw_watch(cluster, since, pods)
             w_s, w_n, relists = liubai_watch(cluster, url, until)
+            killed = kill_mid_rollout(cluster, args.rollout_pods, Path(tmp)) if args.rollout_pods else None
     finally:
         context.__exit__(None, None, None)
 
@@ -240,6 +328,17 @@ def main() -> int:
         f"{w_rate / rw_rate:.0%} of raw   relists {relists}   target >= {WATCH_TARGET:,.0f}/s: "
         f"{'met' if watch_ok else 'MISSED'}",
     ]
+    kill_ok = killed is None or (killed["identical"] and killed["relists_after_restart"] == 0)
+    if killed is not None:
+        lines += [
+            f"kill -9 of a watcher mid-rollout of {killed['rollout_pods']:,} Pods "
+            f"({killed['new_pods_stored_at_kill']:,} new ones stored at the kill)",
+            f"  restarted watcher caught up in   {killed['catch_up_s']:7.2f} s   relists "
+            f"{killed['relists_after_restart']}   graph identical to the uninterrupted one: "
+            f"{'yes' if killed['identical'] else 'NO'}",
+        ]
+        if not killed["identical"]:
+            lines.append(killed["difference"])
     print("\n".join(lines))
     report: dict[str, Any] = {
         "pods": raw_n,
@@ -252,10 +351,11 @@ def main() -> int:
         "liubai_watch_events_per_s": round(w_rate),
         "watch_vs_raw": round(w_rate / rw_rate, 3),
         "relists": relists,
-        "targets_met": list_ok and watch_ok,
+        "kill_mid_rollout": {k: v for k, v in (killed or {}).items() if k != "difference"} or None,
+        "targets_met": list_ok and watch_ok and kill_ok,
     }
     print(json.dumps(report))
-    return 0 if list_ok and watch_ok else 1
+    return 0 if list_ok and watch_ok and kill_ok else 1
 
 
 if __name__ == "__main__":

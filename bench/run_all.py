@@ -39,7 +39,11 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
     "log_ingest": ("log_ingest.py", ["--records", "100000", "--scale", "1000000"], ["--records", "20000"]),
     "log_layout": ("log_layout.py", ["--records", "100000"], ["--records", "20000"]),
     "export_memory": ("export_memory.py", [], ["--sizes", "20000", "200000"]),
-    "k8s_ingest": ("k8s_ingest.py", ["--pods", "10000"], ["--pods", "1000", "--deployments", "4"]),
+    "k8s_ingest": (
+        "k8s_ingest.py",
+        ["--pods", "10000"],
+        ["--pods", "1000", "--deployments", "4", "--rollout-pods", "200"],
+    ),
     "admission": ("admission.py", ["--seconds", "20", "--rounds", "3"], ["--seconds", "5", "--rounds", "1"]),
     "ebpf_overhead": (
         "ebpf_overhead.py",

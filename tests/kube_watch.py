@@ -1,4 +1,4 @@
-"""Helpers shared by the cluster collector's tests and ``bench/k8s_ingest.py``: ``liubai ingest k8s`` run
+"""What is shared by the cluster collector's tests and ``bench/k8s_ingest.py``: ``liubai ingest k8s`` run
 as a real process (so it can be stopped with SIGTERM or killed with SIGKILL), waits on the store it
 writes, a store's whole graph as comparable data, and Deployments with many Pods.
 """
