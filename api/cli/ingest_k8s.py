@@ -13,7 +13,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from liubai.api.cli.common import console, err_console, fail, printable, say, state, store_session
+from liubai.api.cli.common import console, err_console, fail_error, printable, say, state, store_session
 from liubai.api.cli.ingest import ingest_app
 from liubai.api.cli.ingest_logs import RejectPrinter
 from liubai.collector.ingest import IngestSummary, Notice, ingest_records
@@ -96,7 +96,7 @@ def k8s(
     try:
         api = connect(kubeconfig, context, in_cluster=in_cluster)
     except KubeError as exc:
-        raise fail(str(exc)) from None
+        raise fail_error(exc) from None
     previous: dict[int, Any] = {}
     try:
         with (
@@ -133,7 +133,7 @@ def k8s(
                 )
             except KubeError as exc:  # batches stored before it stay, with their checkpoints
                 printer.finish()
-                raise fail(str(exc)) from None
+                raise fail_error(exc) from None
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
