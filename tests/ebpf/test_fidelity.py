@@ -39,6 +39,7 @@ mkdir -p {LONG} && echo deep > {LONG}/file && (cd {LONG} && cat file > copy)
 /usr/bin/true $(seq 1 200)
 printf '#!/bin/sh\\nexit 0\\n' > script.sh; chmod +x script.sh; sleep 0.1; ./script.sh
 cp /usr/bin/sleep mysleep; sleep 0.1; (./mysleep 0.8 & sleep 0.3; cp /usr/bin/true newbin; mv newbin mysleep; wait)
+sh -c 'kill -TERM $$'; sh -c 'exit 3'; (sleep 5 & kill -KILL $!; wait) || true
 (sleep 1; cat f > daemon-read) &
 exit 0
 """
@@ -199,6 +200,7 @@ def test_fidelity_against_strace_inside_the_trace(tmp_path: Path) -> None:
     )
     assert execs == truth_execs, sorted(truth_execs ^ execs)[:10]
     assert {pid: procs[pid]["exit_code"] for pid in truth_exits} == truth_exits
+    assert {-15, -9, 3} <= set(truth_exits.values())  # SIGTERM, SIGKILL and an exit code are covered
 
     def by_argv(*argv: str) -> dict[str, object]:
         """The process whose own exec ran ``argv`` (not the children that inherited it at fork)."""
