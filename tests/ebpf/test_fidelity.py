@@ -279,3 +279,33 @@ def uncertain_truth(uncertain: set[Pair], truth: set[Pair]) -> set[Pair]:
     """Truth pairs of processes where liubai marked an access of the same mode uncertain."""
     marked = {(pid, mode) for pid, _path, mode in uncertain}
     return {t for t in truth if (t[0], t[2]) in marked}
+
+
+def test_chroot_paths_and_image_are_the_jails(tmp_path: Path) -> None:
+    """A process chrooted into ``jail``: its opens of ``/f`` and ``/out`` and its executed image are
+    recorded as the host's ``jail/...`` files, and the image hashed is the jailed one."""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        missing("ebpf", "gcc (to build the chroot workload) is not installed: apt-get install gcc")
+    jail = (tmp_path / "jail").resolve()
+    (jail / "bin").mkdir(parents=True)
+    src = Path(__file__).with_name("chroot") / "jailed.c"
+    built = subprocess.run([gcc, "-static", "-O1", "-o", str(jail / "bin" / "jailed"), str(src)], check=False)
+    if built.returncode != 0:
+        missing("ebpf", "static libc (to build the chroot workload) is missing: apt-get install libc6-dev")
+    (jail / "f").write_text("jailed\n")
+    db = f"sqlite:///{tmp_path / 'jail.db'}"
+    chroot = shutil.which("chroot", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
+    if chroot is None:
+        missing("ebpf", "chroot (coreutils) is not installed")
+    res = liubai(["--store", db, "trace", "--", chroot, str(jail), "/bin/jailed"], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+
+    g = read_graph(db)
+    (proc,) = g.of_kind("proc").values()
+    image = jail / "bin" / "jailed"
+    assert proc["binary"] == str(image)
+    assert proc["binary_sha256"] == hashlib.sha256(image.read_bytes()).hexdigest()
+    touched = {(k, d.split(":", 2)[2]) for _, k, d, _ in g.edges if k in ("READ", "WROTE")}
+    assert {("READ", str(jail / "f")), ("WROTE", str(jail / "out"))} <= touched
+    assert not {p for _, p in touched if p in ("/f", "/out")}
