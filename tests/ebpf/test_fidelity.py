@@ -39,6 +39,7 @@ mkdir -p {LONG} && echo deep > {LONG}/file && (cd {LONG} && cat file > copy)
 /usr/bin/true $(seq 1 200)
 printf '#!/bin/sh\\nexit 0\\n' > script.sh; chmod +x script.sh; sleep 0.1; ./script.sh
 cp /usr/bin/sleep mysleep; sleep 0.1; (./mysleep 0.8 & sleep 0.3; cp /usr/bin/true newbin; mv newbin mysleep; wait)
+sh -c 'kill -TERM $$'; sh -c 'exit 3'; (sleep 5 & kill -KILL $!; wait) || true
 (sleep 1; cat f > daemon-read) &
 exit 0
 """
@@ -199,6 +200,7 @@ def test_fidelity_against_strace_inside_the_trace(tmp_path: Path) -> None:
     )
     assert execs == truth_execs, sorted(truth_execs ^ execs)[:10]
     assert {pid: procs[pid]["exit_code"] for pid in truth_exits} == truth_exits
+    assert {-15, -9, 3} <= set(truth_exits.values())  # SIGTERM, SIGKILL and an exit code are covered
 
     def by_argv(*argv: str) -> dict[str, object]:
         """The process whose own exec ran ``argv`` (not the children that inherited it at fork)."""
@@ -277,3 +279,33 @@ def uncertain_truth(uncertain: set[Pair], truth: set[Pair]) -> set[Pair]:
     """Truth pairs of processes where liubai marked an access of the same mode uncertain."""
     marked = {(pid, mode) for pid, _path, mode in uncertain}
     return {t for t in truth if (t[0], t[2]) in marked}
+
+
+def test_chroot_paths_and_image_are_the_jails(tmp_path: Path) -> None:
+    """A process chrooted into ``jail``: its opens of ``/f`` and ``/out`` and its executed image are
+    recorded as the host's ``jail/...`` files, and the image hashed is the jailed one."""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        missing("ebpf", "gcc (to build the chroot workload) is not installed: apt-get install gcc")
+    jail = (tmp_path / "jail").resolve()
+    (jail / "bin").mkdir(parents=True)
+    src = Path(__file__).with_name("chroot") / "jailed.c"
+    built = subprocess.run([gcc, "-static", "-O1", "-o", str(jail / "bin" / "jailed"), str(src)], check=False)
+    if built.returncode != 0:
+        missing("ebpf", "static libc (to build the chroot workload) is missing: apt-get install libc6-dev")
+    (jail / "f").write_text("jailed\n")
+    db = f"sqlite:///{tmp_path / 'jail.db'}"
+    chroot = shutil.which("chroot", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
+    if chroot is None:
+        missing("ebpf", "chroot (coreutils) is not installed")
+    res = liubai(["--store", db, "trace", "--", chroot, str(jail), "/bin/jailed"], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+
+    g = read_graph(db)
+    (proc,) = g.of_kind("proc").values()
+    image = jail / "bin" / "jailed"
+    assert proc["binary"] == str(image)
+    assert proc["binary_sha256"] == hashlib.sha256(image.read_bytes()).hexdigest()
+    touched = {(k, d.split(":", 2)[2]) for _, k, d, _ in g.edges if k in ("READ", "WROTE")}
+    assert {("READ", str(jail / "f")), ("WROTE", str(jail / "out"))} <= touched
+    assert not {p for _, p in touched if p in ("/f", "/out")}
