@@ -62,7 +62,11 @@ class Watcher:
         return self.proc.poll() is None
 
     def stop(self, timeout: float = 60) -> dict[str, Any]:
-        """SIGTERM (as an operator stops it) and the JSON summary it prints on the way out."""
+        """SIGTERM (as an operator stops a running watcher, once it says it watches) and the JSON summary it
+        prints on the way out. A SIGTERM before then would only meet Python starting up."""
+        deadline = time.monotonic() + timeout
+        while self.alive() and "watching " not in self.stderr() and time.monotonic() < deadline:
+            time.sleep(0.05)
         if self.alive():
             self.proc.send_signal(signal.SIGTERM)
         out, _ = self.proc.communicate(timeout=timeout)

@@ -118,6 +118,8 @@ def k8s(
                 collector.stop.set()  # the batch in flight is stored, with its checkpoints
 
             previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+            if watch:  # from here a stop request is honoured: what is read gets stored
+                say(f"watching {api.server}: stop with Ctrl-C or SIGTERM", err=True)
             task = bar.add_task(f"reading {api.server}", total=None)
 
             def show(s: IngestSummary) -> None:

@@ -79,9 +79,11 @@ def test_kill_9_mid_rollout_then_restart_writes_the_uninterrupted_graph(
             second = wait_for("the rollout", rolled)
             for url in (steady, killed):
                 stored_all(url, second, deleted=first)
-            try:  # the last status updates of other objects may still be arriving
+            try:  # the controllers' last status updates may still be arriving
                 wait_for(
-                    "both graphs to settle alike", lambda: dump(steady, ns) == dump(killed, ns), timeout=60
+                    "both graphs to hold the API server's last versions",
+                    lambda: caught_up(kube_cluster, ns, steady) and caught_up(kube_cluster, ns, killed),
+                    timeout=60,
                 )
             except AssertionError:
                 pass  # the comparison below says where they differ
@@ -94,6 +96,29 @@ def test_kill_9_mid_rollout_then_restart_writes_the_uninterrupted_graph(
     assert one == other, dump_diff(one, other)
     pods = [n for n in one[0].values() if n[0] == "Pod" and n[2].get("namespace") == ns]
     assert len(pods) == 2 * PODS  # every Pod once: the 200 deleted and the 200 running
+
+
+def caught_up(cluster: KubeCluster, ns: str, store_url: str) -> bool:
+    """The store holds the resourceVersion the API server now has for the Deployment and its ReplicaSets:
+    no status update of theirs is still on its way to this watcher."""
+    from kubernetes import client
+
+    apps = client.AppsV1Api(cluster.api_client())
+    live = {
+        f"Deployment/{d.metadata.name}": d.metadata.resource_version
+        for d in apps.list_namespaced_deployment(ns).items
+    }
+    live |= {
+        f"ReplicaSet/{r.metadata.name}": r.metadata.resource_version
+        for r in apps.list_namespaced_replica_set(ns).items
+    }
+    nodes = dump(store_url, ns)[0]
+    stored = {
+        f"{props.get('kind')}/{props.get('name')}": props.get("resource_version")
+        for kind, _, props in nodes.values()
+        if props.get("kind") in ("Deployment", "ReplicaSet")
+    }
+    return all(stored.get(key) == rv for key, rv in live.items())
 
 
 def new_replicaset(cluster: KubeCluster, ns: str, *, exclude: set[str]) -> str | None:
