@@ -1,6 +1,6 @@
 """Overhead of eBPF tracing against running untraced and against ``strace -f`` (the ptrace approach).
 
-Two workloads, three arms each, interleaved and repeated (median and minimum wall time):
+Two workloads, four arms each, interleaved and repeated (median and minimum wall time):
 
 * storm: >= 2,000 short processes, each opening files (``cat in.txt > /dev/null`` in a shell loop);
 * build: ``python3 -m compileall -f -j 2`` of a copy of the system's Python modules (~2,000 files).
@@ -8,7 +8,9 @@ Two workloads, three arms each, interleaved and repeated (median and minimum wal
 Wall time and CPU time (tracer plus traced processes; far steadier on a shared machine) are both
 reported. Arms: untraced; liubai (the same code path as ``liubai trace``: kernel program, ring-buffer decoding,
 sha256 of binaries; decoding and aggregation after the run, BPF compile and store ingest timed separately); and
-``strace -f -e trace=execve,openat -o /dev/null``. Needs root, tracefs, bcc and strace.
+``strace -f -e trace=execve,openat -o /dev/null``; and ``auditd`` logging execve/execveat/open/openat/openat2/creat
+of the workload's processes (scoped by login uid, see ``auditd_arm``). Needs root, tracefs, bcc and strace;
+without a usable auditd the bench says why in one line and runs the other arms.
 
 Example: sudo .venv/bin/python bench/ebpf_overhead.py --storm 2000 --reps 5 --json bench-ebpf.json
 """
@@ -20,6 +22,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -30,6 +33,8 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
+
+from auditd_arm import AuditArm, rules_left, unavailable
 
 from liubai.collector.live_events import LiveEvents
 from liubai.collector.runs import RunCollector, RunInfo, ingest_run
@@ -140,6 +145,78 @@ class _Liubai:
         return wall, cpu
 
 
+def _overheads(t: dict[str, float], peers: list[str]) -> dict[str, Any]:
+    """Overhead of each traced arm vs untraced (%), and liubai's overhead as a fraction of each peer's."""
+    over = {arm: t[arm] / t["untraced"] - 1 for arm in ["liubai", *peers]}
+    out: dict[str, Any] = {f"{arm}_overhead_pct": round(100 * v, 1) for arm, v in over.items()}
+    for peer in peers:
+        out[f"liubai_over_{peer}_overhead"] = (
+            round(over["liubai"] / over[peer], 3) if over[peer] > 0 else None
+        )
+    return out
+
+
+def _bench(
+    lb: _Liubai, audit: AuditArm | None, root: Path, args: argparse.Namespace, report: dict[str, Any]
+) -> None:
+    """All arms of each workload, interleaved (order reversed every other repetition)."""
+    peers = ["strace"] + (["auditd"] if audit else [])
+    for name, argv in _workloads(root, args.storm).items():
+        arm_names = ["untraced", "liubai", *peers]
+        times: dict[str, list[float]] = {arm: [] for arm in arm_names}
+        cpus: dict[str, list[float]] = {arm: [] for arm in arm_names}
+        details: list[dict[str, Any]] = []
+        audit_lost = 0
+        _untraced(argv, root)  # warm the page cache
+        for rep in range(args.reps):
+            arms: list[tuple[str, Callable[[], tuple[float, float]]]] = [
+                ("untraced", partial(_untraced, argv, root)),
+                ("liubai", partial(lb.run, argv, root, root / f"{name}-{rep}.db")),
+                ("strace", partial(_strace, argv, root)),
+            ]
+            if audit:
+                arms.append(("auditd", partial(_audited, audit, argv, root)))
+            for arm, fn in arms if rep % 2 == 0 else list(reversed(arms)):
+                wall, cpu = fn()
+                times[arm].append(wall)
+                cpus[arm].append(cpu)
+                if arm == "liubai":
+                    details.append(lb.last)
+                if arm == "auditd" and audit:
+                    audit_lost += audit.last_lost
+        med = {arm: statistics.median(v) for arm, v in times.items()}
+        best = {arm: min(v) for arm, v in times.items()}
+        cpu_med = {arm: statistics.median(v) for arm, v in cpus.items()}
+        entry: dict[str, Any] = {
+            "command": " ".join(argv[:6]),
+            "median_s": {k: round(v, 3) for k, v in med.items()},
+            "min_s": {k: round(v, 3) for k, v in best.items()},
+            "all_s": {k: [round(x, 3) for x in v] for k, v in times.items()},
+            # on a shared machine the fastest run of each arm is the least disturbed one: report both
+            "wall_median": _overheads(med, peers),
+            "wall_min": _overheads(best, peers),
+            # CPU time (tracer + traced) is far less disturbed by other load than wall time
+            "cpu_median_s": {k: round(v, 3) for k, v in cpu_med.items()},
+            "cpu_median": _overheads(cpu_med, peers),
+        }
+        if audit:
+            entry["auditd_records_lost"] = audit_lost
+        report["workloads"][name] = {
+            **entry,
+            "events": statistics.median(d["events"] for d in details),
+            "events_per_s": round(statistics.median(d["events_per_s"] for d in details)),
+            "lost_events": max(d["lost_events"] for d in details),
+            "processes": details[-1]["processes"],
+            "ingest_s": round(statistics.median(d["ingest_s"] for d in details), 3),
+            "decode_after_run_s": round(statistics.median(d["decode_after_run_s"] for d in details), 3),
+        }
+
+
+def _audited(audit: AuditArm, argv: list[str], cwd: Path) -> tuple[float, float]:
+    wall, cpu, audit.last_lost = audit.run(argv, cwd, ENV)
+    return wall, cpu
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--storm", type=int, default=2000, help="processes in the storm workload (>= 2000)")
@@ -150,62 +227,24 @@ def main() -> int:
     if problems or shutil.which("strace") is None:
         print("cannot benchmark: " + "; ".join(problems or ["strace is not installed"]), file=sys.stderr)
         return 2
+    # SIGTERM/SIGINT unwind through the finally blocks: the audit rule and daemon never outlive the bench
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    no_audit = unavailable()
+    if no_audit:
+        print(f"auditd arm skipped: {no_audit}", file=sys.stderr)
     lb = _Liubai()
     report: dict[str, Any] = {"bpf_load_s": round(lb.load_s, 3), "reps": args.reps, "workloads": {}}
-    with tempfile.TemporaryDirectory(prefix="liubai-bench-") as tmp:
-        root = Path(tmp)
-        loads = _workloads(root, args.storm)
-        for name, argv in loads.items():
-            times: dict[str, list[float]] = {"untraced": [], "liubai": [], "strace": []}
-            cpus: dict[str, list[float]] = {"untraced": [], "liubai": [], "strace": []}
-            details: list[dict[str, Any]] = []
-            _untraced(argv, root)  # warm the page cache
-            for rep in range(args.reps):
-                arms: list[tuple[str, Callable[[], tuple[float, float]]]] = [
-                    ("untraced", partial(_untraced, argv, root)),
-                    ("liubai", partial(lb.run, argv, root, root / f"{name}-{rep}.db")),
-                    ("strace", partial(_strace, argv, root)),
-                ]
-                for arm, fn in arms if rep % 2 == 0 else list(reversed(arms)):
-                    wall, cpu = fn()
-                    times[arm].append(wall)
-                    cpus[arm].append(cpu)
-                    if arm == "liubai":
-                        details.append(lb.last)
-            med = {arm: statistics.median(v) for arm, v in times.items()}
-            best = {arm: min(v) for arm, v in times.items()}
-            entry: dict[str, Any] = {
-                "command": " ".join(argv[:6]),
-                "median_s": {k: round(v, 3) for k, v in med.items()},
-                "min_s": {k: round(v, 3) for k, v in best.items()},
-                "all_s": {k: [round(x, 3) for x in v] for k, v in times.items()},
-            }
-            # on a shared machine the fastest run of each arm is the least disturbed one: report both
-            for label, t in (("median", med), ("min", best)):
-                over_l = t["liubai"] / t["untraced"] - 1
-                over_s = t["strace"] / t["untraced"] - 1
-                entry[f"liubai_overhead_pct_{label}"] = round(100 * over_l, 1)
-                entry[f"strace_overhead_pct_{label}"] = round(100 * over_s, 1)
-                entry[f"strace_vs_liubai_overhead_{label}"] = (
-                    round(over_s / over_l, 1) if over_l > 0 else None
-                )
-            # CPU time (tracer + traced) is far less disturbed by other load than wall time
-            cpu_med = {arm: statistics.median(v) for arm, v in cpus.items()}
-            entry["cpu_median_s"] = {k: round(v, 3) for k, v in cpu_med.items()}
-            over_lc = cpu_med["liubai"] / cpu_med["untraced"] - 1
-            over_sc = cpu_med["strace"] / cpu_med["untraced"] - 1
-            entry["liubai_cpu_overhead_pct"] = round(100 * over_lc, 1)
-            entry["strace_cpu_overhead_pct"] = round(100 * over_sc, 1)
-            entry["strace_vs_liubai_cpu_overhead"] = round(over_sc / over_lc, 1) if over_lc > 0 else None
-            report["workloads"][name] = {
-                **entry,
-                "events": statistics.median(d["events"] for d in details),
-                "events_per_s": round(statistics.median(d["events_per_s"] for d in details)),
-                "lost_events": max(d["lost_events"] for d in details),
-                "processes": details[-1]["processes"],
-                "ingest_s": round(statistics.median(d["ingest_s"] for d in details), 3),
-                "decode_after_run_s": round(statistics.median(d["decode_after_run_s"] for d in details), 3),
-            }
+    report["auditd"] = no_audit or "ran"
+    try:
+        with tempfile.TemporaryDirectory(prefix="liubai-bench-") as tmp:
+            if no_audit:
+                _bench(lb, None, Path(tmp), args, report)
+            else:
+                with AuditArm() as audit:
+                    _bench(lb, audit, Path(tmp), args, report)
+    finally:
+        if not no_audit and rules_left():
+            print("auditd arm: bench rules are still loaded: " + "; ".join(rules_left()), file=sys.stderr)
     lb.tracer.close()
     print(json.dumps(report, indent=2))
     if args.json:
