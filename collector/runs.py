@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from liubai.collector import ldso
 from liubai.collector.ingest import ingest_records
 from liubai.ebpf.credentials import Creds, apply_cred_event, compare, exec_creds
 from liubai.ebpf.descriptors import (
@@ -155,6 +156,7 @@ class _Access:
     certainty: str = EXACT
     exec_ids: set[int] = field(default_factory=set)
     sha256: str | None = None
+    via: str | None = None  # how an exec not seen as execve was known (ldso.VIA)
 
 
 @dataclass(slots=True)
@@ -186,6 +188,7 @@ class _Proc:
     escalation: bool = False
     privilege_drop: bool = False
     incomplete: str | None = None
+    loader_program: str | None = None  # a loader image's program name, until its first open
 
     @property
     def exec_id(self) -> int:
@@ -345,6 +348,7 @@ class RunCollector:
             }
         )
         self._access(proc, binary, "exec", 0, EXACT, event.sha256)
+        proc.loader_program = ldso.program_of(proc.argv) if ldso.is_loader(binary) else None
         if event.image and event.image != binary and event.image_sha256 is not None:
             self._access(proc, event.image, "exec", 0, KERNEL, event.image_sha256)  # a #! interpreter
 
@@ -395,6 +399,9 @@ class RunCollector:
                 self.lexical += 1
             proc.table.opened(event.fd, FdEntry(path, certainty, bool(event.flags & O_CLOEXEC)))
         self._access(proc, path, access_mode(event.flags), event.flags, certainty)
+        program, proc.loader_program = proc.loader_program, None
+        if program is not None and event.path == program and certainty != UNRESOLVED:
+            self._access(proc, path, "exec", 0, certainty, via=ldso.VIA)  # the loader's first open
 
     def _changed_dir(self, proc: _Proc, event: ChdirEvent) -> None:
         if event.fd >= 0:
@@ -412,9 +419,18 @@ class RunCollector:
         proc.fs.cwd, proc.fs.cwd_certainty = resolved if resolved else (None, EXACT)
 
     def _access(
-        self, proc: _Proc, path: str, mode: str, flags: int, certainty: str, sha: str | None = None
+        self,
+        proc: _Proc,
+        path: str,
+        mode: str,
+        flags: int,
+        certainty: str,
+        sha: str | None = None,
+        via: str | None = None,
     ) -> None:
         slot = proc.accesses.setdefault((path, mode), _Access())
+        if via is not None:
+            slot.via = via
         slot.count += 1
         slot.flags |= flags
         slot.certainty = weakest(slot.certainty, certainty)
@@ -525,6 +541,7 @@ class RunCollector:
                 sha256=a.sha256 if mode == "exec" else None,
                 certainty=a.certainty,
                 exec_ids=tuple(sorted(a.exec_ids)) if len(images) > 1 else (),
+                via=a.via,
             )
 
 

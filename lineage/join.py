@@ -250,6 +250,8 @@ def _file_access(batch: GraphBatch, f: FileAccessRecord) -> None:
         props["certainty"] = f.certainty
     if f.exec_ids:
         props["exec_ids"] = list(f.exec_ids)
+    if f.via is not None:
+        props["via"] = f.via
     batch.add_edge(process_node_id(f.host, f.pid, f.start_ns), ACCESS_EDGE[f.mode], fid, props)
 
 

@@ -168,6 +168,7 @@ class FileAccessRecord:
     sha256: str | None = None
     certainty: str = "exact"  # "exact", "kernel" (read back), "lexical" or "unresolved"
     exec_ids: tuple[int, ...] = ()  # which images of the process (0: the one inherited at fork) did it
+    via: str | None = None  # how an exec was known when no execve showed it ("ld.so": the loader ran it)
 
 
 @dataclass(slots=True)
