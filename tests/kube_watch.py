@@ -12,12 +12,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from liubai.lineage.store import open_store
-
-T = TypeVar("T")
+from tests.polling import wait_for
 
 Dump = tuple[dict[str, Any], dict[tuple[str, str, str], Any]]
 
@@ -97,18 +96,6 @@ class Watcher:
             self.proc.wait(timeout=30)
         if not self.err.closed:
             self.err.close()
-
-
-def wait_for(what: str, check: Callable[[], T | None], timeout: float = 120.0, every: float = 0.25) -> T:
-    """Poll ``check`` until it returns something truthy; AssertionError naming ``what`` on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(every)
 
 
 def wait_synced(store_url: str, timeout: float = 120.0) -> None:

@@ -8,7 +8,6 @@ import json
 import ssl
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import yaml
 
 from liubai.lineage.model import admission_node_id
 from liubai.lineage.store import open_store
+from tests.polling import wait_for
 from tests.webhook_server import Webhook, running_webhook, self_signed
 
 NO_CLUSTER = {"KUBECONFIG": "/nonexistent/kubeconfig", "KUBERNETES_SERVICE_HOST": ""}
@@ -49,17 +49,6 @@ def review(uid: str, *, dry_run: bool = False, annotations: dict[str, str] | Non
     }
 
 
-def wait_for(check: Any, what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def health(hook: Webhook) -> dict[str, Any]:
     with hook.client() as client:
         result: dict[str, Any] = client.get("/healthz").json()
@@ -77,7 +66,7 @@ def test_reviews_over_https_are_answered_and_recorded(tmp_path: Path) -> None:
         added = {op["path"]: op["value"] for op in ops}
         assert added["/metadata/annotations/x-gitops-audit-id"].startswith(f"git-sha1:{'ab' * 20}|trace:")
         assert client.post("/mutate", json=review("uid-dry", dry_run=True)).json()["response"]["patch"]
-        wait_for(lambda: health(hook)["records"]["stored"] == 1, "the record to be stored")
+        wait_for("the record to be stored", lambda: health(hook)["records"]["stored"] == 1)
         metrics = client.get("/metrics").text
         assert 'liubai_webhook_admissions_total{decision="patched",dry_run="false"} 1.0' in metrics
         assert 'liubai_webhook_admissions_total{decision="patched",dry_run="true"} 1.0' in metrics
@@ -111,7 +100,7 @@ def test_a_store_that_is_down_costs_records_never_admissions(tmp_path: Path) -> 
         for i in range(3):
             response = client.post("/mutate", json=review(f"uid-{i}")).json()["response"]
             assert response["allowed"] is True and "patch" in response
-        records = wait_for(lambda: (h := health(hook)["records"])["dropped"] == 3 and h, "the drops")
+        records = wait_for("the drops", lambda: (h := health(hook)["records"])["dropped"] == 3 and h)
         assert records["stored"] == 0 and records["last_error"]
         assert 'liubai_webhook_records_dropped_total{why="store_failed"} 3.0' in client.get("/metrics").text
     out = hook.output()

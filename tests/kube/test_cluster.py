@@ -7,12 +7,12 @@ checked here on its own, through both clients the tests use: Debian's kubectl an
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
 
 from tests.kube_cluster import KubeCluster, kubelet_status
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.kube
 
@@ -28,17 +28,6 @@ spec:
     spec:
       containers: [{name: web, image: "registry.example/web:1.0"}]
 """
-
-
-def wait_for(what: str, check: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def test_deployment_gets_replicaset_and_pods(kube_cluster: KubeCluster, kube_namespace: str) -> None:

@@ -24,6 +24,7 @@ import yaml
 from liubai.lineage.model import AUDIT_ID_ANNOTATION, AUDIT_ID_ENV, NodeKind, parse_audit_id
 from liubai.lineage.store import open_store
 from tests.kube_cluster import KubeCluster
+from tests.polling import wait_for
 from tests.webhook_server import Webhook, running_webhook
 
 pytestmark = pytest.mark.kube
@@ -63,17 +64,6 @@ def liubai(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[
         timeout=120,
         check=False,
     )
-
-
-def wait_for(what: str, check: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
