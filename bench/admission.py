@@ -35,6 +35,8 @@ from typing import Any
 import httpx
 import yaml
 
+from liubai.collector.admission.selfsigned import self_signed
+
 ROOT = Path(__file__).resolve().parent.parent
 FLUX_USER = "system:serviceaccount:flux-system:kustomize-controller"
 ANNOTATION = "x-gitops-audit-id"
@@ -88,34 +90,10 @@ class Cluster:
 
 
 class Webhook:
-    """``liubai webhook`` with a self-signed certificate for 127.0.0.1 (made by openssl)."""
+    """``liubai webhook`` with a self-signed certificate for 127.0.0.1."""
 
     def __init__(self, work: Path, kubeconfig: str) -> None:
-        self.cert, self.key = work / "webhook.crt", work / "webhook.key"
-        subprocess.run(
-            [
-                "openssl",
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                str(self.key),
-                "-out",
-                str(self.cert),
-                "-days",
-                "1",
-                "-subj",
-                "/CN=liubai-webhook",
-                "-addext",
-                "subjectAltName=IP:127.0.0.1",
-            ],
-            check=True,
-            capture_output=True,
-        )
+        self.cert, self.key = self_signed(work)
         self.port = _port()
         self.url = f"https://127.0.0.1:{self.port}"
         self.log = work / "webhook.log"
