@@ -19,15 +19,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import yaml
 
+from liubai.collector.admission.registration import webhook_configuration
 from liubai.collector.admission.selfsigned import self_signed
 
 __all__ = [
@@ -50,6 +51,7 @@ _FLUX_LABELS = {
     "kustomize.toolkit.fluxcd.io/name": KUSTOMIZATION[1],
     "kustomize.toolkit.fluxcd.io/namespace": KUSTOMIZATION[0],
 }
+T = TypeVar("T")
 RECORDED_KINDS = (
     "namespaces,deployments,replicasets,pods,"
     "gitrepositories.source.toolkit.fluxcd.io,kustomizations.kustomize.toolkit.fluxcd.io"
@@ -135,6 +137,18 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _poll(what: str, check: Callable[[], T | None], timeout_s: float) -> T:
+    """``check``'s first truthy answer; DeployFailed naming ``what`` when none comes in ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise DeployFailed(f"{what}: not after {timeout_s:g} s")
+        time.sleep(0.2)
+
+
 def _liubai_cmd(store_url: str, *args: str) -> list[str]:
     return [sys.executable, "-m", "liubai.api.cli.main", "--store", store_url, *args]
 
@@ -151,20 +165,18 @@ def running_webhook(store_url: str, work: Path, kubeconfig: str) -> Iterator[tup
     with log.open("wb") as out:
         proc = subprocess.Popen(_liubai_cmd(store_url, *args), stdout=out, stderr=subprocess.STDOUT)
     url = f"https://127.0.0.1:{port}"
+
+    def healthy(client: httpx.Client) -> bool:
+        if proc.poll() is not None:
+            raise DeployFailed(f"liubai webhook exited {proc.returncode}: {log.read_text()[-800:]}")
+        try:
+            return client.get(f"{url}/healthz").status_code == 200
+        except httpx.HTTPError:
+            return False
+
     try:
-        deadline = time.monotonic() + 60
         with httpx.Client(verify=str(cert), timeout=5) as client:
-            while True:
-                if proc.poll() is not None:
-                    raise DeployFailed(f"liubai webhook exited {proc.returncode}: {log.read_text()[-800:]}")
-                try:
-                    if client.get(f"{url}/healthz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise DeployFailed(f"liubai webhook did not answer {url}/healthz in 60 s")
-                time.sleep(0.2)
+            _poll(f"liubai webhook answering {url}/healthz", lambda: healthy(client), 60)
         yield url, cert
     finally:
         proc.terminate()
@@ -189,8 +201,8 @@ def _kubectl(kubeconfig: str, *args: str, stdin: str | None = None) -> str:
     return proc.stdout
 
 
-def _flux_objects(repo_url: str, revision: str) -> list[dict[str, Any]]:
-    """The Flux source and Kustomization as the Flux controllers leave them after applying ``revision``."""
+def _flux_objects(repo_url: str) -> list[dict[str, Any]]:
+    """The Flux source and Kustomization (their status, naming the revision, is written apart)."""
     ns, name = KUSTOMIZATION
     return [
         {
@@ -264,17 +276,8 @@ def deploy_demo(
     the stamped ids. Admission records go to ``store_url`` (the webhook writes them)."""
     kc = cluster.kubeconfig
     with running_webhook(store_url, work, kc) as (url, cert):
-        registration = subprocess.run(
-            _liubai_cmd(store_url, "webhook", "--cert", str(cert), "--key", str(cert.with_suffix(".key")))
-            + ["--print-registration", "--url", f"{url}/mutate", "--failure-policy", "Fail"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        if registration.returncode != 0:
-            raise DeployFailed(f"liubai webhook --print-registration: {registration.stderr.strip()}")
-        _kubectl(kc, "apply", "-f", "-", stdin=registration.stdout)
+        registration = webhook_configuration(cert.read_bytes(), url=f"{url}/mutate", failure_policy="Fail")
+        _kubectl(kc, "apply", "-f", "-", stdin=json.dumps(registration))
         for ns in ("flux-system", NAMESPACE):
             _kubectl(kc, "create", "namespace", ns)
         _kubectl(
@@ -290,9 +293,7 @@ def deploy_demo(
             "apply",
             "-f",
             "-",
-            stdin=json.dumps(
-                {"apiVersion": "v1", "kind": "List", "items": _flux_objects(repo_url, revision)}
-            ),
+            stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": _flux_objects(repo_url)}),
         )
         _kubectl(
             kc,
@@ -306,7 +307,12 @@ def deploy_demo(
             "-p",
             json.dumps(_flux_status(revision)),
         )
-        _wait_service_account(kc)
+        # Pods are refused until the namespace's default service account exists
+        _poll(
+            f"the default service account of {NAMESPACE}",
+            lambda: _kubectl_ok(kc, "get", "serviceaccount", "default", "-n", NAMESPACE),
+            60,
+        )
         docs = render(manifests, traceparents)
         _kubectl(
             kc,
@@ -319,7 +325,7 @@ def deploy_demo(
             stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}),
         )
         wanted = sum(int(d.get("spec", {}).get("replicas", 1)) for d in docs if d.get("kind") == "Deployment")
-        pods = _wait_pods(kc, wanted)
+        pods = _poll(f"{wanted} Pods created by the controllers", lambda: _count_pods(kc, wanted), 90)
     deployments = json.loads(_kubectl(kc, "get", "deployments", "-n", NAMESPACE, "-o", "json"))["items"]
     ids = {
         d["metadata"]["name"]: d["metadata"].get("annotations", {}).get("x-gitops-audit-id", "")
@@ -328,32 +334,18 @@ def deploy_demo(
     return DemoDeployment(revision, ids, pods)
 
 
-def _wait_service_account(kubeconfig: str, timeout_s: float = 60.0) -> None:
-    """Pods are refused until the namespace's ``default`` service account exists."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        proc = subprocess.run(
-            ["kubectl", "--kubeconfig", kubeconfig, "get", "serviceaccount", "default", "-n", NAMESPACE],
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
-        if proc.returncode == 0:
-            return
-        if time.monotonic() > deadline:
-            raise DeployFailed(f"namespace {NAMESPACE} got no default service account in {timeout_s:g} s")
-        time.sleep(0.2)
+def _kubectl_ok(kubeconfig: str, *args: str) -> bool:
+    try:
+        _kubectl(kubeconfig, *args)
+    except DeployFailed:
+        return False
+    return True
 
 
-def _wait_pods(kubeconfig: str, wanted: int, timeout_s: float = 90.0) -> int:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        pods = json.loads(_kubectl(kubeconfig, "get", "pods", "-n", NAMESPACE, "-o", "json"))["items"]
-        if len(pods) >= wanted:
-            return len(pods)
-        if time.monotonic() > deadline:
-            raise DeployFailed(f"{len(pods)} of {wanted} Pods created in {timeout_s:g} s")
-        time.sleep(0.3)
+def _count_pods(kubeconfig: str, wanted: int) -> int | None:
+    """How many Pods the demo namespace holds, once there are ``wanted``."""
+    pods = json.loads(_kubectl(kubeconfig, "get", "pods", "-n", NAMESPACE, "-o", "json"))["items"]
+    return len(pods) if len(pods) >= wanted else None
 
 
 def record_cluster(kubeconfig: str, path: Path) -> None:
