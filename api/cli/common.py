@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -14,6 +15,9 @@ from rich.text import Text
 from liubai.lineage.errors import ErrorCode, LiubaiError
 from liubai.lineage.store import LineageStore, StoreError, open_store
 from liubai.lineage.urls import redact_url
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 __all__ = [
     "EXIT_CODES",
@@ -26,6 +30,7 @@ __all__ = [
     "printable",
     "printable_json",
     "say",
+    "spinner",
     "store_session",
 ]
 
@@ -148,3 +153,19 @@ def store_session(ctx: typer.Context) -> Iterator[LineageStore]:
         raise fail(f"store {redact_url(url)}: {exc}") from None
     finally:
         store.close()
+
+
+def spinner(*, disable: bool = False) -> Progress:
+    """The progress line of a source of unknown length (logs, SLS, a cluster): a spinner, what is being
+    read, the time so far; on stderr, gone when done, so stdout stays the command's answer. (rich.progress is
+    imported here: commands that show no progress, e.g. annotate in a render pipeline, start without it.)"""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=disable,
+    )

@@ -10,10 +10,17 @@ from types import FrameType
 from typing import Annotated, Any
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from liubai.api.cli.common import console, err_console, fail_error, printable, say, state, store_session
+from liubai.api.cli.common import (
+    console,
+    fail_error,
+    printable,
+    say,
+    spinner,
+    state,
+    store_session,
+)
 from liubai.api.cli.ingest import ingest_app
 from liubai.api.cli.ingest_logs import RejectPrinter
 from liubai.collector.ingest import IngestSummary, Notice, ingest_records
@@ -101,14 +108,7 @@ def k8s(
     try:
         with (
             store_session(ctx) as store,
-            Progress(
-                SpinnerColumn(),
-                TextColumn("{task.description}"),
-                TimeElapsedColumn(),
-                console=err_console,
-                transient=True,
-                disable=as_json,
-            ) as bar,
+            spinner(disable=as_json) as bar,
         ):
             collector = ClusterCollector(
                 api, store, cluster=cluster, retry=RetryPolicy.from_env(deadline=deadline), on_notice=notice

@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from liubai.api.cli.common import err_console, fail, fail_error, say, state, store_session
+from liubai.api.cli.common import fail, fail_error, say, spinner, state, store_session
 from liubai.api.cli.ingest import ingest_app
 from liubai.collector.logfields import FieldMap
 from liubai.collector.logfile import FileIngestStats, ingest_files
@@ -96,13 +95,7 @@ def logs(
     printer = RejectPrinter()
     with (
         store_session(ctx) as store,
-        Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            console=err_console,
-            transient=True,
-        ) as bar,
+        spinner() as bar,
     ):
         task = bar.add_task("reading logs", total=None)
 

@@ -14,9 +14,8 @@ from types import FrameType
 from typing import Annotated
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from liubai.api.cli.common import err_console, fail, fail_error, say, state, store_session
+from liubai.api.cli.common import fail, fail_error, say, spinner, state, store_session
 from liubai.api.cli.ingest import ingest_app
 from liubai.api.cli.ingest_logs import RejectPrinter, load_fieldmap
 from liubai.lineage.urls import redact_url
@@ -173,13 +172,7 @@ def sls(
     try:
         with (
             store_session(ctx) as store,
-            Progress(
-                SpinnerColumn(),
-                TextColumn("{task.description}"),
-                TimeElapsedColumn(),
-                console=err_console,
-                transient=True,
-            ) as bar,
+            spinner() as bar,
         ):
             task = bar.add_task(f"reading {project}/{logstore}", total=None)
 
