@@ -15,7 +15,10 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import yaml
+
 from liubai.lineage.store import open_store
+from tests.kube_cluster import KubeCluster
 from tests.polling import wait_for
 
 Dump = tuple[dict[str, Any], dict[tuple[str, str, str], Any]]
@@ -213,3 +216,17 @@ def api_pods(api: Any, namespace: str, selector: str | None = None) -> list[Any]
 
 def names(pods: Sequence[Any]) -> set[str]:
     return {p.metadata.name for p in pods}
+
+
+def apply(cluster: KubeCluster, *docs: dict[str, Any]) -> None:
+    """``kubectl apply`` of ``docs``, as a user applies manifests."""
+    cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(docs))
+
+
+def wait_pods(cluster: KubeCluster, namespace: str, count: int, selector: str | None = None) -> list[Any]:
+    """The Pods of ``namespace`` (matching ``selector``) once there are exactly ``count``."""
+    api = cluster.api_client()
+    return wait_for(
+        f"{count} pods in {namespace}",
+        lambda: found if len(found := api_pods(api, namespace, selector)) == count else None,
+    )

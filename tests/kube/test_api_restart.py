@@ -10,15 +10,22 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-import yaml
 
 from liubai.lineage.model import workload_node_id
 from liubai.lineage.store import open_store
 from tests.kube_cluster import ClusterControl, KubeCluster
-from tests.kube_watch import Watcher, api_pods, deployment, names, pods_in, run_liubai, wait_for
+from tests.kube_watch import (
+    Watcher,
+    apply,
+    deployment,
+    names,
+    pods_in,
+    run_liubai,
+    wait_for,
+    wait_pods,
+)
 
 pytestmark = pytest.mark.kube
 
@@ -38,18 +45,6 @@ def control(own_cluster: KubeCluster) -> Iterator[ClusterControl]:
     assert own_cluster.control is not None
     yield own_cluster.control
     own_cluster.control.ensure_apiserver()
-
-
-def apply(cluster: KubeCluster, *docs: dict[str, Any]) -> None:
-    cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(docs))
-
-
-def wait_pods(cluster: KubeCluster, namespace: str, count: int, selector: str | None = None) -> list[Any]:
-    api = cluster.api_client()
-    return wait_for(
-        f"{count} pods in {namespace}",
-        lambda: found if len(found := api_pods(api, namespace, selector)) == count else None,
-    )
 
 
 def test_an_unreachable_api_server_is_retried_then_said_on_one_line(

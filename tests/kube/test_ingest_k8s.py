@@ -9,33 +9,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
 from liubai.lineage.model import EdgeKind, pod_node_id, workload_node_id
 from liubai.lineage.store import open_store
 from tests.gitrepo import GitRepoBuilder
 from tests.kube_cluster import KubeCluster, kubelet_status
-from tests.kube_watch import Watcher, api_pods, deployment, pods_in, run_liubai, wait_for
+from tests.kube_watch import Watcher, api_pods, apply, deployment, pods_in, run_liubai, wait_for, wait_pods
 
 pytestmark = pytest.mark.kube
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 DIGEST = "sha256:" + "5" * 64
-
-
-def apply(cluster: KubeCluster, *docs: dict[str, Any]) -> None:
-    cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(docs))
-
-
-def wait_pods(cluster: KubeCluster, namespace: str, count: int, selector: str | None = None) -> list[Any]:
-    api = cluster.api_client()
-    return wait_for(
-        f"{count} pods in {namespace}",
-        lambda: found if len(found := api_pods(api, namespace, selector)) == count else None,
-    )
 
 
 def test_once_joins_live_objects_with_what_git_declared(
