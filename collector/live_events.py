@@ -14,6 +14,7 @@ import errno
 import os
 import posixpath
 import stat
+import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ from liubai.ebpf.events import (
     EV_EXEC,
     EV_EXEC_ARGS,
     EV_EXIT,
+    EV_FD,
     EV_FORK,
     EV_OPEN,
     FD_CLOSE,
@@ -327,8 +329,11 @@ class LiveEvents:
         return len(self._items)
 
     def events(self) -> Iterator[Event]:
-        """Every event in kernel order; a descriptor read back after it was closed or replaced is withdrawn."""
-        pending = self._open_reads
+        """Every event in kernel order; a descriptor read back after it was closed or replaced is withdrawn.
+
+        The withdrawal is settled before the first event leaves: the event that frees a descriptor comes
+        after the open whose read it withdraws, and a consumer uses the open's path as soon as it sees it."""
+        self._settle_open_reads()
         for item in self._items:
             if isinstance(item, bytes):
                 try:
@@ -338,9 +343,24 @@ class LiveEvents:
                     continue
             else:
                 event = item
-            if pending:
-                _check_open_reads(pending, event)
             yield event
+
+    def _settle_open_reads(self) -> None:
+        """Check every event of a process with a pending descriptor read against it; only those events
+        are decoded here (and kept decoded), so a run with no uncertain open pays one header peek each."""
+        pending = self._open_reads
+        items = self._items
+        for i, item in enumerate(items):
+            if not pending:
+                return
+            if isinstance(item, bytes):
+                if item[0] not in _FREES_DESCRIPTORS or _TGID.unpack_from(item, 4)[0] not in pending:
+                    continue
+                try:
+                    item = items[i] = self.decoder.decode(item)
+                except DecodeError:
+                    continue  # counted when events() meets it
+            _check_open_reads(pending, item)
 
 
 def _check_open_reads(pending: dict[int, dict[int, list[_Read]]], event: Event) -> None:
@@ -486,6 +506,8 @@ def _read_status(pid: int, start_ns: int) -> tuple[int, int, int, int, int] | No
 
 
 _DECODED_AT_ONCE = frozenset((EV_FORK, EV_EXEC, EV_EXEC_ARGS, EV_CHDIR, EV_EXIT, EV_CRED))
+_FREES_DESCRIPTORS = frozenset((EV_FD, EV_OPEN))  # raw kinds that can free or replace a number
+_TGID = struct.Struct("<I")
 # Paths that name a process's own descriptors: opened here, they would be the tracer's, not the traced one's.
 _NOT_HERE = ("/dev/fd/", "/proc/")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import struct
 
-from liubai.collector.live_events import _check_open_reads, _Read
+from liubai.collector.live_events import LiveEvents, _check_open_reads, _Read
 from liubai.ebpf.credentials import Creds, compare, effective_file_caps, exec_creds
-from liubai.ebpf.events import FD_CLOSE, FdEvent, OpenEvent
+from liubai.ebpf.events import EV_FD, FD_CLOSE, EventDecoder, FdEvent, OpenEvent
 
 
 def _open(ts: int, fd: int, path: str, kernel_path: str) -> OpenEvent:
@@ -26,6 +26,22 @@ def test_a_number_reused_by_a_later_read_open_does_not_hide_the_stale_read() -> 
     assert second.kernel_path == "/w/dirA"  # its own open, not yet freed at the read: kept
     _check_open_reads(pending, FdEvent(7, 7, 0, 2000, 1, op=FD_CLOSE, fd=6))
     assert second.kernel_path == "/w/dirA" and not pending[7]  # closed after the read: still true
+
+
+def test_the_consumer_never_sees_a_read_the_later_close_withdraws() -> None:
+    """The close that frees the number comes after the open in kernel order, still raw; the open must
+    already carry no kernel path when it is handed out (a consumer records it at once)."""
+    live = LiveEvents(EventDecoder())
+    opened = _open(100, 6, "/proc/self/fd/5/procself", "/w")  # read back after 6 became "."
+    close = struct.pack("<IIIIQQ", EV_FD, 7, 7, 0, 200, 1) + struct.pack("<IiiIII", FD_CLOSE, 6, -1, 0, 0, 0)
+    live._items = [opened, close]
+    live._open_reads = {7: {6: [_Read(1000, opened)]}}
+    seen = []
+    for event in live.events():
+        seen.append(event)
+        if event is opened:
+            assert opened.kernel_path is None
+    assert isinstance(seen[1], FdEvent) and seen[1].fd == 6 and live.decode_errors == 0
 
 
 ROOT = Creds(0, 0, 0, 0, (1 << 41) - 1)
