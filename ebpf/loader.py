@@ -15,6 +15,7 @@ from typing import Any
 
 from liubai.ebpf.events import Event, EventDecoder
 from liubai.ebpf.program import ProgramOptions, render_program
+from liubai.ebpf.teardown import detach_in_background
 from liubai.lineage.errors import ErrorCode, LiubaiError
 
 __all__ = ["Problem", "Tracer", "TracerError", "preflight"]
@@ -142,8 +143,14 @@ class Tracer:
         """Events the kernel could not hand over (ring buffer full) or processes it could not track."""
         return sum(int(v) for row in self._bpf["lost"].values() for v in row)
 
-    def close(self) -> None:
-        self._bpf.cleanup()
+    def close(self, *, background: bool = False) -> None:
+        """Detach and free the program. With ``background`` the kernel's slow part of detaching (a grace
+        period per tracepoint, seconds in all) runs in a detached process: for a caller that has read
+        every event it needs and only wants to move on (``liubai trace`` after its run)."""
+        if background:
+            detach_in_background(self._bpf.tracepoint_fds.values(), self._bpf.cleanup)
+        else:
+            self._bpf.cleanup()
 
     def __enter__(self) -> Tracer:
         return self

@@ -221,7 +221,7 @@ def trace(
 
             result = attach_tree(tracer, pid, adopt, on_ready=ready)
     finally:
-        tracer.close()
+        tracer.close(background=True)  # every event is read: the kernel's detach need not hold us
     info = infos[0]
     collector = RunCollector(info)
     writer = RecordingWriter(str(record), info) if record is not None else None
