@@ -38,6 +38,9 @@ _ONLY: dict[tuple[str, ...], tuple[str, ...]] = {
     ("ingest", "git"): ("liubai.api.cli.ingest", "liubai.api.cli.ingest_git"),
     ("ingest", "k8s"): ("liubai.api.cli.ingest", "liubai.api.cli.ingest_k8s"),
     ("annotate",): ("liubai.api.cli.annotate",),  # runs once per render in a pipeline: start fast
+    # runs once per CI step (``trace CMD ARGS`` may look like a subcommand: the first word decides)
+    ("trace",): ("liubai.api.cli.ingest", "liubai.api.cli.trace"),
+    ("ingest", "events"): ("liubai.api.cli.ingest", "liubai.api.cli.trace"),
 }
 
 _app = typer.Typer(
@@ -118,7 +121,8 @@ def __getattr__(name: str) -> typer.Typer:
 
 
 def main() -> None:
-    _register(_ONLY.get(_command_words(sys.argv[1:])) or COMMAND_MODULES)
+    words = _command_words(sys.argv[1:])
+    _register(_ONLY.get(words) or _ONLY.get(words[:1]) or COMMAND_MODULES)
     try:
         _app()
     except LiubaiError as exc:  # an error no command turned into a line of its own: still one line, by code
