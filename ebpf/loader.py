@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import ctypes
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from liubai.ebpf.events import Event, EventDecoder
 from liubai.ebpf.program import ProgramOptions, render_program
+from liubai.ebpf.program_source import load_program
 from liubai.ebpf.teardown import detach_in_background
 from liubai.lineage.errors import ErrorCode, LiubaiError
 
@@ -90,7 +92,13 @@ class Tracer:
         self.options = options or ProgramOptions()
         self.decoder = EventDecoder(self.options)
         try:
-            self._bpf: Any = BPF(text=render_program(self.options))
+            t0 = time.perf_counter()
+            text = render_program(self.options)
+            render_s = time.perf_counter() - t0
+            loaded = load_program(text)
+            self._bpf: Any = loaded.program
+            self.origin = loaded.origin  # "cache" (bytecode kept from an earlier compile) or "compiled"
+            self.timings = {"render": render_s, **loaded.timings}
             chunks = self._bpf["arg_chunks"]
             chunks[ctypes.c_int(0)] = ctypes.c_int(self._bpf.load_func("read_arg_chunk", BPF.TRACEPOINT).fd)
         except Exception as exc:  # bcc raises bare Exception on compile/load failure
