@@ -71,9 +71,7 @@ def cache_dir() -> Path | None:
 
 def cache_key(text: str) -> str:
     """Everything the compiled result depends on, hashed: program text, kernel, headers, bcc."""
-    from bcc.version import __version__ as bcc_version
-
-    from liubai.ebpf.libbcc import library_path
+    from liubai.ebpf.libbcc import library_files
 
     uname = os.uname()
     headers = Path("/lib/modules", uname.release, "build")
@@ -81,7 +79,7 @@ def cache_key(text: str) -> str:
         f"format {FORMAT}",
         f"kernel {uname.release} {uname.version} {uname.machine}",
         f"headers {_stat_id(headers.resolve())}",
-        f"bcc {bcc_version} {_stat_id(library_path())}",
+        *(f"bcc {_stat_id(path.resolve())}" for path in library_files()),
         text,
     ]
     return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
@@ -98,8 +96,9 @@ def _stat_id(path: Path) -> str:
 def extract(bpf: Any) -> CompiledProgram | None:
     """The functions and maps of a bcc ``BPF`` just compiled, or None where something is not understood
     (a kind of relocation this loader does not replay): then nothing is cached."""
-    from liubai.ebpf.libbcc import lib
+    from liubai.ebpf.libbcc import module_lib
 
+    lib = module_lib()
     module = bpf.module
     maps: list[MapSpec] = []
     by_fd: dict[int, int] = {}

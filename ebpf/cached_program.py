@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from liubai.ebpf.bytecode_cache import CompiledProgram, FunctionCode, MapSpec
-from liubai.ebpf.libbcc import RINGBUF_CALLBACK, lib
+from liubai.ebpf.libbcc import RINGBUF_CALLBACK, kernel_lib
 
-__all__ = ["CachedProgram", "LoadError"]
+__all__ = ["TRACEPOINT", "CachedProgram", "LoadError", "ctype_of"]
 
 TRACEPOINT = 5  # BPF_PROG_TYPE_TRACEPOINT
 _HASH, _PROG_ARRAY, _PERCPU_ARRAY, _RINGBUF = 1, 3, 6, 27
@@ -38,6 +38,7 @@ class CachedProgram:
     """Maps created, every ``tracepoint__<category>__<event>`` function loaded and attached."""
 
     def __init__(self, compiled: CompiledProgram) -> None:
+        lib = kernel_lib()
         self._compiled = compiled
         self._code = {f.name.encode(): f for f in compiled.functions}
         self.map_fds: list[int] = []
@@ -65,6 +66,7 @@ class CachedProgram:
         key = name.encode() if isinstance(name, str) else name
         if key in self.funcs:
             return self.funcs[key]
+        lib = kernel_lib()
         code = self._code.get(key)
         if code is None:
             raise LoadError(f"no function {key.decode()} in the cached program")
@@ -107,6 +109,7 @@ class CachedProgram:
             callback(ctx, data, size)
             return 0
 
+        lib = kernel_lib()
         wrapped = RINGBUF_CALLBACK(deliver)
         self._callbacks.append(wrapped)  # ctypes must keep the callback alive as long as the buffer
         manager = lib.bpf_new_ringbuf(map_fd, wrapped, None)
@@ -116,13 +119,14 @@ class CachedProgram:
 
     def ring_buffer_poll(self, timeout_ms: int = -1) -> None:
         if self._ringbuf:
-            lib.bpf_poll_ringbuf(self._ringbuf, timeout_ms)
+            kernel_lib().bpf_poll_ringbuf(self._ringbuf, timeout_ms)
 
     def ring_buffer_consume(self) -> None:
         if self._ringbuf:
-            lib.bpf_consume_ringbuf(self._ringbuf)
+            kernel_lib().bpf_consume_ringbuf(self._ringbuf)
 
     def cleanup(self) -> None:
+        lib = kernel_lib()
         for fd in self.tracepoint_fds.values():
             lib.bpf_close_perf_event_fd(fd)
         self.tracepoint_fds.clear()
@@ -140,7 +144,7 @@ class CachedProgram:
 def _create_map(spec: MapSpec) -> int:
     if spec.type not in (_HASH, _PROG_ARRAY, _PERCPU_ARRAY, _RINGBUF):
         raise LoadError(f"map {spec.name} has a type ({spec.type}) this loader does not create")
-    fd: int = lib.bcc_create_map(
+    fd: int = kernel_lib().bcc_create_map(
         spec.type, spec.name.encode()[:15], spec.key_size, spec.leaf_size, spec.max_entries, spec.flags
     )
     if fd < 0:
@@ -148,10 +152,64 @@ def _create_map(spec: MapSpec) -> int:
     return fd
 
 
-def _ctype(desc: str) -> Any:
-    from bcc import BPF
+_SCALARS: dict[str, Any] = {
+    "_Bool": ct.c_bool,
+    "char": ct.c_char,
+    "unsigned char": ct.c_ubyte,
+    "short": ct.c_short,
+    "unsigned short": ct.c_ushort,
+    "int": ct.c_int,
+    "unsigned int": ct.c_uint,
+    "long": ct.c_long,
+    "unsigned long": ct.c_ulong,
+    "long long": ct.c_longlong,
+    "unsigned long long": ct.c_ulonglong,
+}
 
-    return BPF._decode_table_type(json.loads(desc))
+
+def ctype_of(desc: Any) -> Any:
+    """The ctypes type of one of bcc's JSON type descriptions (``bpf_table_key_desc``): a scalar name,
+    or ``[name, [[field, type], [field, type, [count]], [field, type, bits], ...], "struct"|"union"]``."""
+    if isinstance(desc, str):
+        if desc not in _SCALARS:
+            raise LoadError(f"no ctypes type for {desc!r}")
+        return _SCALARS[desc]
+    fields: list[tuple[Any, ...]] = []
+    anonymous: list[str] = []
+    for field in desc[1]:
+        if len(field) == 2:
+            fields.append((field[0], ctype_of(field[1])))
+        elif len(field) == 3 and isinstance(field[2], list):
+            fields.append((field[0], ctype_of(field[1]) * field[2][0]))
+        elif len(field) == 3 and isinstance(field[2], int):
+            fields.append((field[0], ctype_of(field[1]), field[2]))
+        elif len(field) == 3 and field[2] in ("struct", "union", "struct_packed"):
+            name = field[0] or f"__anon{len(anonymous)}"
+            if not field[0]:
+                anonymous.append(name)
+            fields.append((name, ctype_of(field)))
+        else:
+            raise LoadError(f"cannot read the type description {field!r}")
+    kind = desc[2] if len(desc) > 2 else "struct"
+    base = ct.Union if kind == "union" else ct.Structure
+    body: dict[str, Any] = {"_anonymous_": anonymous, "_fields_": fields}
+    if kind == "struct_packed":
+        body["_pack_"] = 1
+    return type(str(desc[0]), (base,), body)
+
+
+def _ctype(desc: str) -> Any:
+    return ctype_of(json.loads(desc))
+
+
+def _possible_cpus() -> int:
+    """How many values a per-CPU map holds per entry: one per possible CPU (``0-3``, ``0,2-5``, ...)."""
+    with open("/sys/devices/system/cpu/possible", encoding="ascii") as fh:
+        count = 0
+        for part in fh.read().strip().split(","):
+            low, _, high = part.partition("-")
+            count += int(high or low) - int(low) + 1
+    return count
 
 
 def _table(program: CachedProgram, spec: MapSpec, fd: int) -> Any:
@@ -169,7 +227,7 @@ class _Hash:
         self.map_fd, self.Key, self.Leaf = fd, key, leaf
 
     def __setitem__(self, key: Any, leaf: Any) -> None:
-        if lib.bpf_update_elem(self.map_fd, ct.byref(key), ct.byref(leaf), 0) < 0:
+        if kernel_lib().bpf_update_elem(self.map_fd, ct.byref(key), ct.byref(leaf), 0) < 0:
             raise OSError(ct.get_errno(), f"cannot update map: {os.strerror(ct.get_errno())}")
 
 
@@ -178,7 +236,7 @@ class _ProgArray:
         self.map_fd = fd
 
     def __setitem__(self, key: ct.c_int, prog_fd: ct.c_int) -> None:
-        if lib.bpf_update_elem(self.map_fd, ct.byref(key), ct.byref(prog_fd), 0) < 0:
+        if kernel_lib().bpf_update_elem(self.map_fd, ct.byref(key), ct.byref(prog_fd), 0) < 0:
             raise OSError(ct.get_errno(), f"cannot set a tail call: {os.strerror(ct.get_errno())}")
 
 
@@ -186,10 +244,8 @@ class _PerCpuArray:
     """Each entry read back as one value per possible CPU (the kernel pads each to 8 bytes)."""
 
     def __init__(self, fd: int, spec: MapSpec) -> None:
-        from bcc.utils import get_possible_cpus
-
         self.map_fd, self.spec = fd, spec
-        self.cpus = len(get_possible_cpus())
+        self.cpus = _possible_cpus()
         self.leaf = _ctype(spec.leaf_desc)
 
     def values(self) -> Iterator[list[int]]:
@@ -197,7 +253,7 @@ class _PerCpuArray:
         buf = ct.create_string_buffer(stride * self.cpus)
         for index in range(self.spec.max_entries):
             key = ct.c_uint32(index)
-            if lib.bpf_lookup_elem(self.map_fd, ct.byref(key), buf) < 0:
+            if kernel_lib().bpf_lookup_elem(self.map_fd, ct.byref(key), buf) < 0:
                 raise OSError(ct.get_errno(), f"cannot read map {self.spec.name}")
             raw = buf.raw
             yield [int(self.leaf.from_buffer_copy(raw, cpu * stride).value) for cpu in range(self.cpus)]

@@ -11,9 +11,11 @@ import ctypes
 import os
 import time
 from collections.abc import Callable
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
+from liubai.ebpf.cached_program import TRACEPOINT
 from liubai.ebpf.events import Event, EventDecoder
 from liubai.ebpf.program import ProgramOptions, render_program
 from liubai.ebpf.program_source import load_program
@@ -60,24 +62,28 @@ def preflight() -> list[Problem]:
         for tp in _REQUIRED_TRACEPOINTS:
             if os.geteuid() == 0 and not (tracefs / "events" / tp).is_dir():
                 problems.append(Problem(f"kernel tracepoint {tp} not found under {tracefs}/events"))
-    try:
-        import bcc
-
-        if not hasattr(bcc, "BPF"):
-            problems.append(
-                Problem(
-                    "the Python module 'bcc' is not Debian's BPF Compiler Collection "
-                    f"(pip's unrelated 'bcc'?): pip uninstall bcc, then {SETUP_HINT}"
-                )
-            )
-    except ImportError:
-        problems.append(
-            Problem(f"the Python module 'bcc' (Debian python3-bpfcc) is not importable: {SETUP_HINT}")
-        )
+    problems.extend(_bcc_problems())
     build = Path("/lib/modules", os.uname().release, "build")
     if not build.exists():
         problems.append(Problem(f"no kernel headers at {build}: {SETUP_HINT}"))
     return problems
+
+
+def _bcc_problems() -> list[Problem]:
+    """Is Debian's bcc there? Found, not imported: importing it loads LLVM (0.1 s), which a start from
+    cached bytecode does without (``program_source``)."""
+    spec = find_spec("bcc")
+    if spec is None:
+        return [Problem(f"the Python module 'bcc' (Debian python3-bpfcc) is not importable: {SETUP_HINT}")]
+    package = next(iter(spec.submodule_search_locations or []), None)
+    if package is None or not Path(package, "libbcc.py").is_file():
+        return [
+            Problem(
+                "the Python module 'bcc' is not Debian's BPF Compiler Collection "
+                f"(pip's unrelated 'bcc'?): pip uninstall bcc, then {SETUP_HINT}"
+            )
+        ]
+    return []
 
 
 class Tracer:
@@ -87,8 +93,6 @@ class Tracer:
         problems = preflight()
         if problems:
             raise TracerError("; ".join(problems))
-        from bcc import BPF
-
         self.options = options or ProgramOptions()
         self.decoder = EventDecoder(self.options)
         try:
@@ -100,7 +104,7 @@ class Tracer:
             self.origin = loaded.origin  # "cache" (bytecode kept from an earlier compile) or "compiled"
             self.timings = {"render": render_s, **loaded.timings}
             chunks = self._bpf["arg_chunks"]
-            chunks[ctypes.c_int(0)] = ctypes.c_int(self._bpf.load_func("read_arg_chunk", BPF.TRACEPOINT).fd)
+            chunks[ctypes.c_int(0)] = ctypes.c_int(self._bpf.load_func("read_arg_chunk", TRACEPOINT).fd)
         except Exception as exc:  # bcc raises bare Exception on compile/load failure
             raise TracerError(f"the BPF program failed to load: {exc}") from None
         self._callback: Callable[[Event], None] | None = None

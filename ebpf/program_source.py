@@ -25,9 +25,7 @@ class LoadedProgram:
 
 def load_program(text: str) -> LoadedProgram:
     """Load ``text`` with every tracepoint function attached. bcc's compile errors propagate as bcc
-    raises them (a bare ``Exception``)."""
-    from bcc import BPF
-
+    raises them (a bare ``Exception``). bcc's Python module (and LLVM with it) is imported only to compile."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     directory = bytecode_cache.cache_dir()
@@ -44,6 +42,8 @@ def load_program(text: str) -> LoadedProgram:
             timings["load_attach"] = time.perf_counter() - t1
             return LoadedProgram(program, "cache", timings)
     t1 = time.perf_counter()
+    from bcc import BPF
+
     bpf = BPF(text=text)
     timings["compile_load_attach"] = time.perf_counter() - t1
     if directory is not None:

@@ -99,3 +99,33 @@ def test_the_cache_can_be_moved_or_switched_off(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.delenv("LIUBAI_BPF_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert bytecode_cache.cache_dir() == tmp_path / "liubai" / "bpf"
+
+
+DESCS = [
+    "unsigned int",
+    [
+        "proc_t",
+        [["start_ns", "unsigned long long"], ["ppid", "unsigned int"], ["_pad", "unsigned int"]],
+        "struct",
+    ],
+    [
+        "ev",
+        [["comm", "char", [16]], ["flags", "unsigned int", 3], ["", [["a", "int"], ["b", "short"]], "union"]],
+    ],
+    ["packed", [["x", "char"], ["y", "unsigned long long"]], "struct_packed"],
+]
+
+
+@pytest.mark.parametrize("desc", DESCS, ids=lambda d: d if isinstance(d, str) else d[0])
+def test_map_types_read_back_with_the_layout_the_kernel_uses(desc: object) -> None:
+    """A start from the cache builds map keys and values without bcc: same sizes and offsets as bcc's."""
+    import ctypes
+
+    from liubai.ebpf.cached_program import ctype_of
+
+    ours = ctype_of(desc)
+    bcc = pytest.importorskip("bcc")
+    theirs = bcc.BPF._decode_table_type(desc)
+    assert ctypes.sizeof(ours) == ctypes.sizeof(theirs)
+    for name, *_ in getattr(theirs, "_fields_", []):
+        assert getattr(ours, name).offset == getattr(theirs, name).offset
