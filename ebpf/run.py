@@ -14,11 +14,23 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from liubai.ebpf import procfs
-from liubai.ebpf.loader import Tracer
 
-__all__ = ["RunResult", "attach_tree", "exit_status_code", "run_command"]
+if TYPE_CHECKING:  # a command handed to an agent runs through here without loading a tracer
+    from liubai.ebpf.loader import Tracer
+
+__all__ = [
+    "RunResult",
+    "attach_tree",
+    "exit_status_code",
+    "fork_held",
+    "forward_signals",
+    "release",
+    "restore_signals",
+    "run_command",
+]
 
 
 @dataclass(slots=True)
@@ -50,6 +62,32 @@ def run_command(
     """Fork ``argv`` held on a pipe, track it, release it, deliver events (to the callback set on
     ``tracer``) until it exits, then while ``alive()`` (processes of the tree still running) is
     positive, for at most ``linger_s`` seconds."""
+    pid, ready_w = fork_held(argv)
+    previous = forward_signals(pid)
+    try:
+        start = procfs.start_ns(pid)
+        tracer.track(pid, start, os.getpid())
+        on_start(pid, start)
+        release(ready_w)
+        status = _wait_polling(tracer, pid, poll_ms)
+        root_end = procfs.clock_boot_ns()
+        _linger(tracer, alive, linger_s, poll_ms)
+        end = procfs.clock_boot_ns()
+        tracer.drain()
+    except BaseException:
+        try:
+            os.close(ready_w)
+        except OSError:
+            pass
+        raise
+    finally:
+        restore_signals(previous)
+    return RunResult(pid, start, end, os.waitstatus_to_exitcode(status), tracer.lost_events(), root_end)
+
+
+def fork_held(argv: Sequence[str]) -> tuple[int, int]:
+    """Fork the process that becomes ``argv``, held before its exec until ``release`` is called on the
+    returned descriptor (closing it unreleased makes the process exit 126 without running anything)."""
     ready_r, ready_w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the command: wait until it is tracked, then become it
@@ -68,27 +106,13 @@ def run_command(
         finally:
             os._exit(127)
     os.close(ready_r)
-    previous = _forward_signals(pid)
-    try:
-        start = procfs.start_ns(pid)
-        tracer.track(pid, start, os.getpid())
-        on_start(pid, start)
-        os.write(ready_w, b"1")
-        os.close(ready_w)
-        status = _wait_polling(tracer, pid, poll_ms)
-        root_end = procfs.clock_boot_ns()
-        _linger(tracer, alive, linger_s, poll_ms)
-        end = procfs.clock_boot_ns()
-        tracer.drain()
-    except BaseException:
-        try:
-            os.close(ready_w)
-        except OSError:
-            pass
-        raise
-    finally:
-        _restore_signals(previous)
-    return RunResult(pid, start, end, os.waitstatus_to_exitcode(status), tracer.lost_events(), root_end)
+    return pid, ready_w
+
+
+def release(ready_w: int) -> None:
+    """Let the held process run its command."""
+    os.write(ready_w, b"1")
+    os.close(ready_w)
 
 
 def _linger(tracer: Tracer, alive: Callable[[], int] | None, linger_s: float, poll_ms: int) -> None:
@@ -112,7 +136,7 @@ def _wait_polling(tracer: Tracer, pid: int, poll_ms: int) -> int:
             return status
 
 
-def _forward_signals(pid: int) -> dict[int, object]:
+def forward_signals(pid: int) -> dict[int, object]:
     """Ignore SIGINT/SIGQUIT (the terminal sends them to the command too); pass SIGTERM/SIGHUP on."""
 
     def forward(signum: int, _frame: FrameType | None) -> None:
@@ -131,7 +155,7 @@ def _forward_signals(pid: int) -> dict[int, object]:
     return previous
 
 
-def _restore_signals(previous: dict[int, object]) -> None:
+def restore_signals(previous: dict[int, object]) -> None:
     for sig, handler in previous.items():
         signal.signal(sig, handler)  # type: ignore[arg-type]
 
@@ -186,6 +210,8 @@ def _state(pid: int) -> str:
 
 
 if __name__ == "__main__":  # pragma: no cover - manual smoke run: python -m liubai.ebpf.run CMD...
+    from liubai.ebpf.loader import Tracer
+
     with Tracer() as t:
         t.on_event(lambda e: print(e, file=sys.stderr))
         res = run_command(t, sys.argv[1:], lambda p, s: None)

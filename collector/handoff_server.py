@@ -1,0 +1,285 @@
+"""The agent's side of the hand-off: trace ``liubai trace`` commands with a program already loaded.
+
+A node agent hosts a ``HandoffServer`` next to its tracer: it hands every raw event to ``feed`` and calls
+``polled`` after each poll of the ring buffer. The server listens on a Unix socket (``handoff_protocol``),
+puts each client's held command into the kernel's tracked set, routes the events of that process tree
+(children join at their fork event, which the kernel emits before the child runs) to a ``LiveEvents`` of
+the run, exactly as ``liubai trace`` would on its own, and streams them back when the client finishes.
+
+It trusts a client only with the client's own child: the pid must be a child of the connected process
+(SO_PEERCRED), not yet run (its start time as given), in our mount namespace (paths mean the same), and
+the client must be root or our own user. ``python -m liubai.collector.handoff_server --socket PATH`` runs
+one with a tracer of its own (what the benchmark and tests use until the node agent hosts it).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from liubai.collector.handoff_protocol import Channel, ProtocolError, peer_credentials
+from liubai.collector.live_events import LiveEvents
+from liubai.ebpf import procfs
+from liubai.ebpf.events import EV_EXIT, EV_FORK, EventDecoder, ForkEvent, event_to_json
+
+__all__ = ["HandoffServer", "Tracker"]
+
+MAX_LINGER_S = 60.0
+BARRIER_TIMEOUT_S = 10.0
+_TGID = struct.Struct("<I")  # the event header's second u32
+
+
+class Tracker(Protocol):
+    """What the server needs of the loaded program (``liubai.ebpf.loader.Tracer`` has it)."""
+
+    decoder: EventDecoder
+
+    def track(self, pid: int, start_ns: int, ppid: int = 0) -> None: ...
+
+    def lost_events(self) -> int: ...
+
+
+@dataclass(slots=True)
+class _Run:
+    number: int
+    live: LiveEvents
+    lost_at_start: int
+    pids: set[int] = field(default_factory=set)
+    active: bool = True
+
+
+class HandoffServer:
+    def __init__(
+        self, tracer: Tracker, path: Path, on_done: Callable[[int, int], None] | None = None
+    ) -> None:
+        """``on_done(run, events)`` is told of each run sent back (for the host's log)."""
+        self.tracer = tracer
+        self.on_done = on_done
+        self.path = path
+        self._lock = threading.Lock()
+        self._passes = threading.Condition()
+        self._pass_count = 0
+        self._by_pid: dict[int, _Run] = {}
+        self._runs = 0
+        self._active = 0  # runs tracked and not yet sent back
+        self._listener: socket.socket | None = None
+        self._closing = False
+
+    @property
+    def busy(self) -> bool:
+        """A run is being traced (the host may poll the ring buffer more often meanwhile)."""
+        return self._active > 0
+
+    def start(self) -> None:
+        """Listen on ``path`` (a stale socket file is replaced), private to our user."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path.unlink(missing_ok=True)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o077)
+        try:
+            listener.bind(str(self.path))
+        finally:
+            os.umask(old)
+        listener.listen(16)
+        self._listener = listener
+        threading.Thread(target=self._accept, name="handoff-accept", daemon=True).start()
+
+    def close(self) -> None:
+        self._closing = True
+        if self._listener is not None:
+            self._listener.close()
+            self.path.unlink(missing_ok=True)
+
+    def feed(self, raw: bytes) -> bool:
+        """Route one raw event; True if it belonged to a handed-off run."""
+        if len(raw) < 8:
+            return False
+        tgid = _TGID.unpack_from(raw, 4)[0]
+        with self._lock:
+            run = self._by_pid.get(tgid)
+            if run is None:
+                return False
+            kind = raw[0]
+            if kind == EV_FORK:
+                try:
+                    event = self.tracer.decoder.decode(raw)
+                except ValueError:
+                    event = None
+                if isinstance(event, ForkEvent):
+                    run.pids.add(event.child)
+                    self._by_pid[event.child] = run
+            run.live(raw)
+            if kind == EV_EXIT:
+                run.pids.discard(tgid)
+                self._by_pid.pop(tgid, None)
+        return True
+
+    def polled(self) -> None:
+        """One poll of the ring buffer is done: every event submitted before it began was fed."""
+        with self._passes:
+            self._pass_count += 1
+            self._passes.notify_all()
+
+    def _barrier(self) -> None:
+        """Wait until everything the kernel submitted before now has been fed (two full polls)."""
+        with self._passes:
+            target = self._pass_count + 2
+            if not self._passes.wait_for(lambda: self._pass_count >= target, BARRIER_TIMEOUT_S):
+                raise ProtocolError("the agent's tracer stopped reading events")
+
+    def _accept(self) -> None:
+        assert self._listener is not None
+        while not self._closing:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), name="handoff-run", daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        channel = Channel(conn)
+        run: _Run | None = None
+        try:
+            peer_pid, uid, _gid = peer_credentials(conn)
+            if uid not in (0, os.geteuid()):
+                channel.send(ok=False, error=f"uid {uid} may not hand runs to this agent")
+                return
+            for msg in channel.messages():
+                op = msg.get("op")
+                if op == "hello":
+                    channel.send(ok=True, versions=[1])
+                elif op == "track" and run is None:
+                    run = self._track(peer_pid, msg.get("pid"), msg.get("start_ns"))
+                    channel.send(ok=True, run=run.number)
+                elif op == "finish" and run is not None:
+                    self._finish(channel, run, msg.get("linger_s"))
+                    run = None
+                    return
+                else:
+                    channel.send(ok=False, error=f"unexpected operation {op!r}")
+                    return
+        except _Refused as exc:
+            _try(channel.send, ok=False, error=str(exc))
+        except (ProtocolError, OSError):
+            pass
+        finally:
+            if run is not None:
+                self._drop(run)
+            channel.close()
+
+    def _track(self, peer_pid: int, pid: Any, start_ns: Any) -> _Run:
+        if not isinstance(pid, int) or not isinstance(start_ns, int) or isinstance(pid, bool) or pid <= 0:
+            raise _Refused("track needs an integer pid and start_ns")
+        try:
+            if int(_stat(pid)[1]) != peer_pid:
+                raise _Refused(f"process {pid} is not a child of the caller")
+            if procfs.start_ns(pid) != start_ns:
+                raise _Refused(f"process {pid} did not start at {start_ns}")
+            if os.stat(f"/proc/{pid}/ns/mnt").st_ino != os.stat("/proc/self/ns/mnt").st_ino:
+                raise _Refused("the caller is in another mount namespace: its paths are not ours")
+        except (OSError, ValueError, IndexError):
+            raise _Refused(f"cannot check process {pid} in /proc") from None
+        live = LiveEvents(self.tracer.decoder, lost=self.tracer.lost_events)
+        live.start_at(pid, procfs.read_os_cwd(pid))
+        with self._lock:
+            self._runs += 1
+            self._active += 1
+            run = _Run(self._runs, live, self.tracer.lost_events(), {pid})
+            self._by_pid[pid] = run
+        self.tracer.track(pid, start_ns, peer_pid)
+        return run
+
+    def _finish(self, channel: Channel, run: _Run, linger_s: Any) -> None:
+        """As ``run_command`` after the root exits: follow the rest for up to ``linger_s``, then send."""
+        linger = min(float(linger_s), MAX_LINGER_S) if isinstance(linger_s, int | float) else 0.0
+        self._barrier()  # the root's exit (the caller has reaped it) is in
+        deadline = time.monotonic() + max(linger, 0.0)
+        while run.live.alive() > 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        end_ns = procfs.clock_boot_ns()
+        self._barrier()
+        self._drop(run)
+        still = run.live.alive()
+        for event in run.live.events():
+            channel.send(event=event_to_json(event))
+        if self.on_done is not None:
+            self.on_done(run.number, len(run.live))
+        channel.send(
+            ok=True,
+            end={
+                "end_ns": end_ns,
+                "lost_events": self.tracer.lost_events() - run.lost_at_start,
+                "decode_errors": run.live.decode_errors,
+                "still_running": still,
+            },
+        )
+
+    def _drop(self, run: _Run) -> None:
+        with self._lock:
+            if run.active:
+                run.active = False
+                self._active -= 1
+            for pid in run.pids:
+                if self._by_pid.get(pid) is run:
+                    del self._by_pid[pid]
+            run.pids.clear()
+
+
+class _Refused(Exception):
+    pass
+
+
+def _stat(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as fh:
+        raw = fh.read()
+    return raw[raw.rindex(")") + 2 :].split()  # state, ppid, ...
+
+
+def _try(send: Callable[..., None], **fields: Any) -> None:
+    try:
+        send(**fields)
+    except OSError:
+        pass
+
+
+def main() -> int:  # pragma: no cover - exercised by the hand-off tests and bench/trace_start.py
+    import argparse
+    import signal
+    import sys
+
+    from liubai.ebpf.loader import Tracer
+
+    ap = argparse.ArgumentParser(description="Trace 'liubai trace' commands handed over on a Unix socket.")
+    ap.add_argument("--socket", type=Path, required=True)
+    args = ap.parse_args()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with Tracer() as tracer:
+        server = HandoffServer(
+            tracer, args.socket, lambda n, k: print(f"served run {n}: {k} events", flush=True)
+        )
+
+        def route(raw: bytes) -> None:
+            server.feed(raw)  # the node agent hands on what is not a run's (here: nothing else is traced)
+
+        tracer.on_raw(route)
+        server.start()
+        print(f"ready {args.socket}", flush=True)
+        while not stop.is_set():
+            tracer.poll(10 if server.busy else 100)
+            server.polled()
+        server.close()
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
