@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -19,12 +19,13 @@ import typer
 
 from liubai.api.cli.common import fail, say, state, store_session
 from liubai.api.cli.ingest import ingest_app
-from liubai.collector.live_events import LiveEvents
+from liubai.collector.handoff_client import AgentRun, AgentUnavailable, connect, run_with_agent
+from liubai.collector.handoff_protocol import Channel
 from liubai.collector.recording import RecordingWriter, replay_recording
 from liubai.collector.runs import IngestStats, RunCollector, RunInfo, ingest_run
 from liubai.ebpf import procfs
-from liubai.ebpf.loader import Problem, Tracer, TracerError, preflight
-from liubai.ebpf.run import attach_tree, exit_status_code, run_command
+from liubai.ebpf.events import Event
+from liubai.ebpf.run import RunResult, attach_tree, exit_status_code, run_command
 from liubai.lineage.model import AUDIT_ID_ENV, AuditIdError, parse_audit_id, parse_traceparent
 from liubai.lineage.text import visible
 from liubai.lineage.urls import redact_url
@@ -150,24 +151,20 @@ def trace(
         raise fail("give either --pid or a command, not both", code=2)
     if no_ingest and record is None:
         raise fail("--no-ingest without --record would keep nothing", code=2)
-    problems = preflight()
+    agent = _agent() if pid is None else None
+    problems = _preflight() if agent is None else []
     if record is not None:
         try:
             record.open("w", encoding="utf-8").close()
         except OSError as exc:
-            problems.append(Problem(f"cannot write the recording {record}: {exc.strerror}"))
+            problems.append(f"cannot write the recording {record}: {exc.strerror}")
     if problems:
+        if agent is not None:
+            agent.close()
         raise _cannot_trace(list(problems))
     cwd = os.getcwd()
     rc = resolve_context(commit, audit_id, os.environ, cwd)
     hostname = host or socket.gethostname()
-    try:
-        tracer = Tracer()
-    except TracerError as exc:
-        raise _cannot_trace([str(exc)]) from None
-
-    live = LiveEvents(tracer.decoder, lost=tracer.lost_events)
-    tracer.on_raw(live)
     infos: list[RunInfo] = []
     adopted: list[tuple[procfs.ProcInfo, tuple[int, int] | None]] = []
 
@@ -192,6 +189,116 @@ def trace(
             )
         )
 
+    handed = _hand_off(agent, argv, lambda p, s: begin(p, s, cwd, tuple(argv), os.getpid()), linger)
+    if handed is not None:
+        result, events, decode_errors, still = (
+            handed.result,
+            handed.events,
+            handed.decode_errors,
+            handed.still_running,
+        )
+        if handed.failure:
+            decode_errors += 1  # the run is marked incomplete: something was surely not read
+            say(
+                f"liubai: warning: the agent broke off the run ({handed.failure}); the trace is incomplete",
+                err=True,
+            )
+    else:
+        result, events, decode_errors, still = _trace_here(argv, pid, cwd, begin, adopted, linger)
+    info = infos[0]
+    collector = RunCollector(info)
+    writer = RecordingWriter(str(record), info) if record is not None else None
+    for proc_info, parent in adopted:
+        collector.adopt(proc_info, parent)
+        if writer is not None:
+            writer.adopt(proc_info, parent)
+    for event in events:
+        collector.add(event)
+        if writer is not None:
+            writer.event(event)
+    info.end_ns = result.end_ns
+    root_proc = collector.procs.get((info.root_pid, info.start_ns))
+    info.exit_code = (
+        result.exit_code if result.exit_code is not None else (root_proc.exit_code if root_proc else None)
+    )
+    info.lost_events = result.lost_events + decode_errors
+    info.still_running = still if pid is None else 0
+    if writer is not None:
+        writer.close(info)
+    code = exit_status_code(info.exit_code) if pid is None else 0
+    if info.lost_events:
+        say(
+            f"liubai: warning: {info.lost_events} kernel events were lost (ring buffer full); the graph is incomplete",
+            err=True,
+        )
+    if info.still_running:
+        say(
+            f"liubai: warning: {info.still_running} processes of the run were still running when tracing "
+            f"stopped (--linger {linger:g}s): their later activity is not recorded",
+            err=True,
+        )
+    if not no_ingest:
+        try:
+            with store_session(ctx) as store:
+                stats = ingest_run(store, collector)
+        except typer.Exit as exc:
+            raise typer.Exit(code or exc.exit_code) from None
+        _summary(ctx, "traced", collector, stats, rc.commit, rc.commit_source)
+    if record is not None:
+        say(f"liubai: recorded {collector.events:,} events to {record}", err=True)
+    raise typer.Exit(code)
+
+
+def _preflight() -> list[str]:
+    """What stops tracing here (the loader is imported only when we trace ourselves)."""
+    from liubai.ebpf.loader import preflight
+
+    return list(preflight())
+
+
+def _agent() -> Channel | None:
+    """The node agent to hand the command to, if one answers; else None (we trace it ourselves)."""
+    try:
+        return connect()
+    except AgentUnavailable:
+        return None
+
+
+def _hand_off(
+    agent: Channel | None, argv: list[str], started: Callable[[int, int], None], linger: float
+) -> AgentRun | None:
+    """The run as the agent traced it; None when there is no agent or it refused before CMD ran."""
+    if agent is None:
+        return None
+    try:
+        return run_with_agent(agent, argv, started, linger_s=linger)
+    except AgentUnavailable:
+        agent.close()
+        return None
+
+
+def _trace_here(
+    argv: list[str],
+    pid: int | None,
+    cwd: str,
+    begin: Callable[[int, int, str | None, tuple[str, ...], int], None],
+    adopted: list[tuple[procfs.ProcInfo, tuple[int, int] | None]],
+    linger: float,
+) -> tuple[RunResult, list[Event], int, int]:
+    """Load the tracer and run CMD (or attach to ``pid``) under it: (result, events, decode errors,
+    processes still running)."""
+    from liubai.collector.live_events import LiveEvents
+    from liubai.ebpf.loader import Tracer, TracerError
+
+    problems = _preflight()
+    if problems:
+        raise _cannot_trace(problems)
+    try:
+        tracer = Tracer()
+    except TracerError as exc:
+        raise _cannot_trace([str(exc)]) from None
+    live = LiveEvents(tracer.decoder, lost=tracer.lost_events)
+    tracer.on_raw(live)
     try:
         if pid is None:
 
@@ -222,48 +329,8 @@ def trace(
             result = attach_tree(tracer, pid, adopt, on_ready=ready)
     finally:
         tracer.close(background=True)  # every event is read: the kernel's detach need not hold us
-    info = infos[0]
-    collector = RunCollector(info)
-    writer = RecordingWriter(str(record), info) if record is not None else None
-    for proc_info, parent in adopted:
-        collector.adopt(proc_info, parent)
-        if writer is not None:
-            writer.adopt(proc_info, parent)
-    for event in live.events():
-        collector.add(event)
-        if writer is not None:
-            writer.event(event)
-    info.end_ns = result.end_ns
-    root_proc = collector.procs.get((info.root_pid, info.start_ns))
-    info.exit_code = (
-        result.exit_code if result.exit_code is not None else (root_proc.exit_code if root_proc else None)
-    )
-    info.lost_events = result.lost_events + live.decode_errors
-    info.still_running = live.alive() if pid is None else 0
-    if writer is not None:
-        writer.close(info)
-    code = exit_status_code(info.exit_code) if pid is None else 0
-    if info.lost_events:
-        say(
-            f"liubai: warning: {info.lost_events} kernel events were lost (ring buffer full); the graph is incomplete",
-            err=True,
-        )
-    if info.still_running:
-        say(
-            f"liubai: warning: {info.still_running} processes of the run were still running when tracing "
-            f"stopped (--linger {linger:g}s): their later activity is not recorded",
-            err=True,
-        )
-    if not no_ingest:
-        try:
-            with store_session(ctx) as store:
-                stats = ingest_run(store, collector)
-        except typer.Exit as exc:
-            raise typer.Exit(code or exc.exit_code) from None
-        _summary(ctx, "traced", collector, stats, rc.commit, rc.commit_source)
-    if record is not None:
-        say(f"liubai: recorded {collector.events:,} events to {record}", err=True)
-    raise typer.Exit(code)
+    events = list(live.events())
+    return result, events, live.decode_errors, live.alive()
 
 
 def _summary(
