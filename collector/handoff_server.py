@@ -6,6 +6,17 @@ puts each client's held command into the kernel's tracked set, routes the events
 (children join at their fork event, which the kernel emits before the child runs) to a ``LiveEvents`` of
 the run, exactly as ``liubai trace`` would on its own, and streams them back when the client finishes.
 
+Hosting it in the node agent (``liubai agent --ebpf``), next to its loaded program:
+
+* construct ``HandoffServer(tracer, Path("/run/liubai/trace.sock"))`` and ``start()`` it;
+* in the ring-buffer callback, offer each raw event to ``feed(raw)`` first: True means it belonged to a
+  handed-off run (a host process, not a pod's), so the agent's own handling skips it;
+* after each ``poll``/``consume`` of the ring buffer call ``polled()`` (poll every ~5 ms while ``busy``:
+  the end of a run waits for two polls); ``close()`` on shutdown.
+* The kernel side needs no new hook, only that the node program keeps this program's ``tracked`` map
+  semantics next to its pod-cgroup filter: a pid in ``tracked`` is traced whatever its cgroup, and its
+  forks join ``tracked`` (``Tracker.track`` puts the root there).
+
 It trusts a client only with the client's own child: the pid must be a child of the connected process
 (SO_PEERCRED), not yet run (its start time as given), in our mount namespace (paths mean the same), and
 the client must be root or our own user. ``python -m liubai.collector.handoff_server --socket PATH`` runs
@@ -201,10 +212,13 @@ class HandoffServer:
         linger = min(float(linger_s), MAX_LINGER_S) if isinstance(linger_s, int | float) else 0.0
         self._barrier()  # the root's exit (the caller has reaped it) is in
         deadline = time.monotonic() + max(linger, 0.0)
+        lingered = False
         while run.live.alive() > 0 and time.monotonic() < deadline:
+            lingered = True
             time.sleep(0.02)
         end_ns = procfs.clock_boot_ns()
-        self._barrier()
+        if lingered or run.live.alive():
+            self._barrier()  # a process of the run was alive a moment ago: take in what it did since
         self._drop(run)
         still = run.live.alive()
         for event in run.live.events():
@@ -274,7 +288,7 @@ def main() -> int:  # pragma: no cover - exercised by the hand-off tests and ben
         server.start()
         print(f"ready {args.socket}", flush=True)
         while not stop.is_set():
-            tracer.poll(10 if server.busy else 100)
+            tracer.poll(5 if server.busy else 100)
             server.polled()
         server.close()
     sys.stdout.flush()
