@@ -2,9 +2,9 @@
 
 Each figure stands beside the baseline measured in the same run (raw ``git log``, json.loads-only
 parsing, generate+join without a store, the per-row Neo4j writer, plain strawberry object-per-node
-answers, the Kubernetes client's raw list and watch reads, untraced and strace'd workloads), and the
-git and log benches also show the floor their targets sit on (PyYAML's event parse, SQLite alone with
-rows built beforehand). Each script can also run alone; its last output line is JSON.
+answers, the Kubernetes client's raw list and watch reads, untraced and strace'd workloads, ``true`` and
+``strace -f true`` beside ``liubai trace -- true``), and the git and log benches also show the floor
+their targets sit on (PyYAML's event parse, SQLite alone with rows built beforehand). Each script can also run alone; its last output line is JSON.
 
 Example: .venv/bin/python bench/run_all.py            (full sizes, ~15-25 min on 2 cores)
          .venv/bin/python bench/run_all.py --quick    (small sizes, a few minutes)
@@ -50,6 +50,7 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
         ["--storm", "2000", "--reps", "5"],
         ["--storm", "2000", "--reps", "2"],
     ),
+    "trace_start": ("trace_start.py", ["--reps", "9", "--agent"], ["--reps", "3", "--agent"]),
 }
 
 
