@@ -22,6 +22,7 @@ from liubai.ebpf.run import RunResult, fork_held, forward_signals, release, rest
 __all__ = ["AgentRun", "AgentUnavailable", "connect", "run_with_agent"]
 
 CONNECT_TIMEOUT_S = 2.0
+TRACK_TIMEOUT_S = 10.0
 
 
 class AgentUnavailable(RuntimeError):
@@ -58,7 +59,6 @@ def connect(path: Path | None = None) -> Channel:
     except AgentUnavailable:
         sock.close()
         raise
-    sock.settimeout(None)
     return channel
 
 
@@ -80,8 +80,10 @@ def run_with_agent(
     try:
         start = procfs.start_ns(pid)
         try:
+            channel.sock.settimeout(TRACK_TIMEOUT_S)  # the command waits on this answer
             channel.send(op="track", pid=pid, start_ns=start)
             channel.reply()
+            channel.sock.settimeout(None)  # from here on the run takes as long as it takes
         except (OSError, ProtocolError) as exc:
             os.close(ready_w)  # the held process exits 126 without running anything
             os.waitpid(pid, 0)
