@@ -12,8 +12,9 @@ exec. The events get the same treatment as ``liubai trace`` (``LiveEvents``: has
 credentials from /proc, withdrawn reads), in the container's view of the filesystem.
 
 Without pod cgroups in a v2 hierarchy (pure cgroup v1) the kernel cannot filter: every untracked exec
-then asks user space, which reads /proc/<pid>/cgroup and tracks pod processes from that moment on;
-``attribution`` says ``"procfs"`` and ``probes`` counts the questions.
+then asks user space, which reads /proc/<pid>/cgroup and tracks pod processes from that moment on:
+what one did between its exec and that answer is not seen. ``attribution`` then says ``"procfs"``
+(announce it as such) and ``counters["probes"]`` counts the questions.
 """
 
 from __future__ import annotations
