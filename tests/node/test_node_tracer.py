@@ -273,7 +273,8 @@ def test_the_first_pod_root_on_a_node_is_found_and_its_running_processes_adopted
             _remove_cgroups("kubelet.slice")
     mine = [e for e in events if e.container and e.container.container_id == box.container_id]
     scanned = next(e for e in mine if isinstance(e.event, AdoptEvent) and e.event.pid == init)
-    assert scanned.event.reason == ADOPT_SCAN and scanned.audit_id == AUDIT_ID
+    assert isinstance(scanned.event, AdoptEvent) and scanned.event.reason == ADOPT_SCAN
+    assert scanned.audit_id == AUDIT_ID
     assert scanned.container is not None and scanned.container.pod_uid == box.pod_uid
     assert "/tmp/later" in _opens(mine)
 
