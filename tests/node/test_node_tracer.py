@@ -12,10 +12,20 @@ from pathlib import Path
 
 import pytest
 
-from liubai.ebpf.events import ADOPT_PROBE, ADOPT_SCAN, AdoptEvent, ExecEvent, ExitEvent, ForkEvent, OpenEvent
+from liubai.ebpf import procfs
+from liubai.ebpf.events import (
+    ADOPT_FORK,
+    ADOPT_PROBE,
+    ADOPT_SCAN,
+    AdoptEvent,
+    ExecEvent,
+    ExitEvent,
+    ForkEvent,
+    OpenEvent,
+)
 from liubai.ebpf.node import NodeEvent, NodeOptions, NodeTracer
 from tests.node.conftest import Recorder, exited, run_pod
-from tests.runc_pod import PodContainer, new_pod_uid
+from tests.runc_pod import PodContainer, cgroups_path, new_container_id, new_pod_uid
 
 AUDIT_ID = "git-sha1:" + "5e" * 20 + "|trace:" + "0af7651916cd43dd8448eb211c80319c"
 
@@ -285,3 +295,41 @@ def _remove_cgroups(name: str) -> None:
     for entry in os.scandir("/sys/fs/cgroup"):
         if entry.is_dir():
             _remove_tree(os.path.join(entry.path, name))
+
+
+def test_a_process_moved_into_a_pod_cgroup_is_adopted_at_its_next_fork(
+    node: Recorder, pod_roots: list[str]
+) -> None:
+    """The kernel adopts it (no root pid, no /proc scan): its events carry its real start time,
+    which the kernel cannot read and user space fixes, and its container."""
+    uid, cid = new_pod_uid(), new_container_id()
+    mount = os.path.dirname(pod_roots[0])
+    cgroup = os.path.join(mount, cgroups_path(uid, cid).lstrip("/"))
+    os.makedirs(cgroup)
+    proc = subprocess.Popen(
+        ["sh", "-c", "read x; cat /etc/hostname > /dev/null; sleep 0.3"], stdin=subprocess.PIPE
+    )
+    try:
+        start = procfs.start_ns(proc.pid)
+        with open(os.path.join(cgroup, "cgroup.procs"), "w") as fh:
+            fh.write(str(proc.pid))
+        assert proc.stdin is not None
+        proc.stdin.write(b"go\n")
+        proc.stdin.close()
+        assert proc.wait(timeout=30) == 0
+        events = node.wait_for(
+            lambda ev: any(isinstance(e.event, ExitEvent) and e.event.pid == proc.pid for e in ev)
+        )
+    finally:
+        proc.kill()
+        proc.wait()
+        for path in (cgroup, os.path.dirname(cgroup)):  # the container's and the pod's level
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass
+    own = [e for e in events if e.event.pid == proc.pid]
+    assert isinstance(own[0].event, AdoptEvent) and own[0].event.reason == ADOPT_FORK
+    assert {e.event.start_ns for e in own} == {start}
+    assert all(e.container is not None and e.container.container_id == cid for e in own)
+    assert any(isinstance(e.event, ForkEvent) for e in own)
