@@ -267,6 +267,8 @@ class LiveEvents:
             exe = _exe_facts(pid, exe_fd) if live and exe_fd is not None else None
             if exe is not None and exe_fd is not None:
                 event.image = visible(exe[0])
+                if self.container_view:
+                    event.image = procfs.container_relative(pid, event.image)
                 event.image_sha256 = self.hasher.sha256_fd(exe_fd)
                 _read_rights(event, exe_fd, exe[1])
             named = _stat_named(path, pid, self._root.get(pid), live)
