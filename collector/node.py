@@ -1,0 +1,353 @@
+"""Kernel events of pod containers on one node -> per-window records of their processes and files.
+
+``NodeCollector`` keeps one process model per container: a ``RunCollector`` without a root, so the
+descriptor, path, credential and hashing truth rules of traced runs apply unchanged. Every window it
+emits what changed: the processes new, changed or ended in it (with their file accesses, totals per
+process), each container's opens aggregated per (path, mode) with counts per exec image, and the
+Container records with what was folded or left out. Caps and filters bound the volume; each keeps a
+count on the Container node, so nothing is left out unseen.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from liubai.collector.node_options import NodeCollectorOptions, excluded_path
+from liubai.collector.runs import RunCollector, RunInfo, _Proc
+from liubai.ebpf import procfs
+from liubai.ebpf.events import Event, ExecEvent, ForkEvent
+from liubai.ebpf.procfs import ProcInfo
+from liubai.lineage.model import RejectedRecord
+from liubai.lineage.records import (
+    ContainerOpensRecord,
+    ContainerRecord,
+    FileAccessRecord,
+    ProcessRecord,
+    Record,
+    iso_utc,
+)
+
+__all__ = ["ContainerLike", "ContainerSeed", "NodeCollector", "NodeEventLike"]
+
+log = logging.getLogger("liubai.node")
+
+Key = tuple[int, int]
+Access = tuple[str, str]  # (path, mode)
+
+
+class ContainerLike(Protocol):
+    """What the kernel half reads off a cgroup (``liubai.ebpf.cgroups.ContainerRef``)."""
+
+    @property
+    def container_id(self) -> str: ...
+    @property
+    def pod_uid(self) -> str | None: ...
+    @property
+    def runtime(self) -> str: ...
+    @property
+    def qos(self) -> str | None: ...
+    @property
+    def cgroup(self) -> str: ...
+
+
+class NodeEventLike(Protocol):
+    """One decoded event and the container of its process (``liubai.ebpf.node.NodeEvent``)."""
+
+    @property
+    def event(self) -> Event: ...
+    @property
+    def container(self) -> ContainerLike | None: ...
+    @property
+    def audit_id(self) -> str | None: ...
+
+
+@dataclass(slots=True)
+class ContainerSeed:
+    """A container's totals as the journal last recorded them, so a restarted agent continues them."""
+
+    record: ContainerRecord
+    totals: dict[Access, dict[str, int]] = field(default_factory=dict)
+
+
+class _ContainerRun(RunCollector):
+    """A container's process model; every file access it accepts is also counted for the window."""
+
+    def __init__(self, info: RunInfo, owner: _Container) -> None:
+        super().__init__(info, root=False)
+        self.owner = owner
+        self.now_ns = 0
+
+    def _access(
+        self,
+        proc: _Proc,
+        path: str,
+        mode: str,
+        flags: int,
+        certainty: str,
+        sha: str | None = None,
+        via: str | None = None,
+    ) -> None:
+        if self.owner.admits(proc, path, mode, self.now_ns):
+            super()._access(proc, path, mode, flags, certainty, sha, via)
+
+
+@dataclass(slots=True)
+class _Container:
+    record: ContainerRecord
+    opts: NodeCollectorOptions
+    run: _ContainerRun | None = None
+    excluded: str | None = None  # why its processes are left out (a namespace filter)
+    excluded_events: int = 0
+    tops: set[Key] = field(default_factory=set)  # parent outside the container
+    adopted: set[Key] = field(default_factory=set)
+    folded: set[Key] = field(default_factory=set)  # over the process cap: counted, not recorded
+    audit: dict[Key, str] = field(default_factory=dict)
+    dirty: set[Key] = field(default_factory=set)
+    shown: dict[Key, dict[Access, int]] = field(default_factory=dict)  # access counts already recorded
+    seen: dict[Key, dict[Access, tuple[int, int]]] = field(default_factory=dict)  # first/last open ns
+    new_procs: int = 0
+    window_paths: set[Access] = field(default_factory=set)
+    window: dict[Access, dict[str, int]] = field(default_factory=dict)
+    window_seen: dict[Access, tuple[int, int]] = field(default_factory=dict)
+    totals: dict[Access, dict[str, int]] = field(default_factory=dict)
+    changed: bool = True
+
+    def admits(self, proc: _Proc, path: str, mode: str, now: int) -> bool:
+        """Whether an access is recorded (counted for the window too), or left out by a path filter or
+        the distinct-path cap (counted on the container)."""
+        rec = self.record
+        if mode != "exec" and excluded_path(path, self.opts.exclude_paths):
+            rec.excluded_opens += 1
+            return False
+        slot = (path, mode)
+        if slot not in self.window_paths:
+            if len(self.window_paths) >= self.opts.max_paths:
+                rec.folded_opens += 1
+                return False
+            self.window_paths.add(slot)
+        image = proc.binary or "<unknown image>"
+        counts = self.window.setdefault(slot, {})
+        counts[image] = counts.get(image, 0) + 1
+        first, _ = self.window_seen.get(slot, (now, now))
+        self.window_seen[slot] = (first, now)
+        key = (proc.pid, proc.start_ns)
+        per = self.seen.setdefault(key, {})
+        first, _ = per.get(slot, (now, now))
+        per[slot] = (first, now)
+        return True
+
+
+class NodeCollector:
+    """Consumes a node's events (``add``), emits each window's records (``flush``)."""
+
+    def __init__(
+        self,
+        opts: NodeCollectorOptions,
+        *,
+        seeds: dict[str, ContainerSeed] | None = None,
+        gap: tuple[str, str] | None = None,
+        boot_offset_ns: int | None = None,
+    ) -> None:
+        """``seeds``: containers the journal knew (their totals continue); ``gap``: the time the agent
+        was not watching before this start, recorded on every container it knew and every one it
+        finds running now."""
+        self.opts = opts
+        self.boot_offset_ns = procfs.boot_offset_ns() if boot_offset_ns is None else boot_offset_ns
+        self.containers: dict[str, _Container] = {}
+        self.unattributed = 0
+        self.window_start_ns: int | None = None
+        self.gap = {"from": gap[0], "to": gap[1]} if gap else None
+        for cid, seed in (seeds or {}).items():
+            rec = seed.record
+            if self.gap is not None and self.gap not in rec.gaps and rec.running:
+                rec.gaps = (*rec.gaps, self.gap)  # it was running when the agent stopped
+            self.containers[cid] = _Container(rec, opts, totals=seed.totals, changed=self.gap is not None)
+
+    def _iso(self, boot_ns: int) -> str:
+        return iso_utc((boot_ns + self.boot_offset_ns) / 1e9)
+
+    def _container(self, ref: ContainerLike, now_ns: int) -> _Container:
+        c = self.containers.get(ref.container_id)
+        if c is None:
+            at = self._iso(now_ns)
+            rec = ContainerRecord(
+                host=self.opts.host,
+                container_id=ref.container_id,
+                runtime=ref.runtime,
+                cgroup=ref.cgroup,
+                pod_uid=ref.pod_uid,
+                first_seen=at,
+                last_seen=at,
+                qos=ref.qos,
+                gaps=(self.gap,) if self.gap else (),
+            )
+            c = self.containers[ref.container_id] = _Container(rec, self.opts)
+        if c.run is None and c.excluded is None:
+            self._classify(c)
+            info = RunInfo(self.opts.host, 0, 0, (), self.boot_offset_ns)
+            c.run = _ContainerRun(info, c)
+        return c
+
+    def _classify(self, c: _Container) -> None:
+        rec = c.record
+        if rec.namespace is None and rec.pod_uid and self.opts.namespace_of is not None:
+            rec.namespace = self.opts.namespace_of(rec.pod_uid)
+        c.excluded = self.opts.namespace_verdict(rec.namespace)
+        if c.excluded:
+            log.info("container %s of pod %s: %s", rec.container_id[:12], rec.pod_uid, c.excluded)
+
+    # -- input ---------------------------------------------------------------------------------------
+
+    def adopt(self, info: ProcInfo, container: ContainerLike, audit_id: str | None = None) -> None:
+        """A process already running in a container when the agent started, as /proc described it."""
+        c = self._container(container, procfs.clock_boot_ns())
+        if c.run is None:
+            c.excluded_events += 1
+            return
+        parent = c.run.key_of(info.ppid)
+        key = (info.pid, info.start_ns)
+        c.run.adopt(info, parent)
+        c.adopted.add(key)
+        if parent is None:
+            c.tops.add(key)
+        self._admit(c, key)
+        if audit_id:
+            c.audit[key] = audit_id
+
+    def add(self, item: NodeEventLike) -> None:
+        event, ref = item.event, item.container
+        if ref is None:
+            self.unattributed += 1
+            return
+        if self.window_start_ns is None:
+            self.window_start_ns = event.ts
+        c = self._container(ref, event.ts)
+        c.record.last_seen = self._iso(event.ts)
+        c.changed = True
+        run = c.run
+        if run is None:
+            c.excluded_events += 1
+            return
+        key = (event.pid, event.start_ns)
+        if key not in run.procs:  # first seen mid-life: its parent is outside the container
+            c.tops.add(key)
+            self._admit(c, key)
+        run.now_ns = event.ts
+        run.add(event)
+        c.dirty.add(key)
+        if isinstance(event, ForkEvent):
+            child = (event.child, event.child_start_ns)
+            self._admit(c, child)
+            c.dirty.add(child)
+        elif isinstance(event, ExecEvent):
+            if item.audit_id:
+                c.audit[key] = item.audit_id
+            else:
+                c.audit.pop(key, None)  # a new image with its own environment
+
+    def _admit(self, c: _Container, key: Key) -> None:
+        c.record.processes += 1
+        c.new_procs += 1
+        if c.new_procs > self.opts.max_processes:
+            c.folded.add(key)
+            c.record.folded_processes += 1
+
+    # -- output --------------------------------------------------------------------------------------
+
+    def flush(self, now_ns: int) -> list[Record]:
+        """The records of the window that ends at ``now_ns`` (boot clock), and a new window begins."""
+        start = self.window_start_ns if self.window_start_ns is not None else now_ns
+        window = (self._iso(start), self._iso(now_ns))
+        out: list[Record] = []
+        for c in self.containers.values():
+            out.extend(self._container_records(c, window))
+        if self.unattributed:
+            out.append(
+                RejectedRecord(
+                    f"node:{self.opts.host}",
+                    f"window {window[0]}..{window[1]}",
+                    f"{self.unattributed} events of processes whose container could not be read from their cgroup",
+                )
+            )
+            self.unattributed = 0
+        self.window_start_ns = now_ns
+        return out
+
+    def _container_records(self, c: _Container, window: tuple[str, str]) -> Iterator[Record]:
+        run = c.run
+        if run is not None:
+            for key in sorted(c.dirty, key=lambda k: (k[1], k[0])):
+                if key not in c.folded:
+                    yield from self._process_records(c, run, key)
+            yield from self._opens(c, window)
+        rec = c.record
+        if run is not None:
+            for key in list(run.procs):
+                if run.procs[key].end_ns is not None:
+                    self._forget(c, run, key)
+            running = len(run.procs)
+            c.changed |= running != rec.running
+            rec.running = running
+        rec.excluded, rec.excluded_events = c.excluded, c.excluded_events
+        if c.changed:
+            yield replace(rec)  # as of now: the live one keeps counting
+        c.dirty.clear()
+        c.new_procs = 0
+        c.window_paths.clear()
+        c.window.clear()
+        c.window_seen.clear()
+        c.changed = False
+
+    def _process_records(self, c: _Container, run: _ContainerRun, key: Key) -> Iterator[Record]:
+        rec = c.record
+        shown = c.shown.setdefault(key, {})
+        seen = c.seen.get(key, {})
+        for r in run.process_records(key):
+            if isinstance(r, ProcessRecord):
+                r.run_pid = r.run_start_ns = 0
+                r.container_id, r.pod_uid = rec.container_id, rec.pod_uid
+                r.container_top = key in c.tops
+                r.adopted = key in c.adopted
+                r.audit_id = c.audit.get(key)
+                yield r
+            elif isinstance(r, FileAccessRecord):
+                slot = (r.path, r.mode)
+                if shown.get(slot) == r.count:
+                    continue  # unchanged since the last window
+                shown[slot] = r.count
+                r.container_id = rec.container_id
+                first_last = seen.get(slot)
+                if first_last is not None:
+                    r.first_at, r.last_at = self._iso(first_last[0]), self._iso(first_last[1])
+                yield r
+
+    def _opens(self, c: _Container, window: tuple[str, str]) -> Iterator[ContainerOpensRecord]:
+        for slot in sorted(c.window):
+            counts = c.window[slot]
+            totals = c.totals.setdefault(slot, {})
+            for image, n in counts.items():
+                totals[image] = totals.get(image, 0) + n
+            first, last = c.window_seen[slot]
+            yield ContainerOpensRecord(
+                host=self.opts.host,
+                container_id=c.record.container_id,
+                path=slot[0],
+                mode=slot[1],
+                window_start=window[0],
+                window_end=window[1],
+                counts=dict(counts),
+                totals=dict(totals),
+                first_at=self._iso(first),
+                last_at=self._iso(last),
+            )
+
+    def _forget(self, c: _Container, run: _ContainerRun, key: Key) -> None:
+        run.forget(key)
+        for table in (c.shown, c.seen, c.audit):
+            table.pop(key, None)
+        c.tops.discard(key)
+        c.adopted.discard(key)
+        c.folded.discard(key)
