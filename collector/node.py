@@ -187,8 +187,8 @@ class NodeCollector:
             c = self.containers[ref.container_id] = _Container(rec, self.opts)
         if c.run is None and c.excluded is None:
             self._classify(c)
-            info = RunInfo(self.opts.host, 0, 0, (), self.boot_offset_ns)
-            c.run = _ContainerRun(info, c)
+            if c.excluded is None:
+                c.run = _ContainerRun(RunInfo(self.opts.host, 0, 0, (), self.boot_offset_ns), c)
         return c
 
     def _classify(self, c: _Container) -> None:
