@@ -264,6 +264,8 @@ class NodeCollector:
         out: list[Record] = []
         for c in self.containers.values():
             out.extend(self._container_records(c, window))
+            if c.excluded is not None and c.record.namespace is None and self.opts.namespace_of is not None:
+                c.excluded = None  # its Pod may be known by now: its next events are classified again
         if self.unattributed:
             out.append(
                 RejectedRecord(

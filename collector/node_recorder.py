@@ -67,6 +67,7 @@ class NodeRecorder:
         self.records = 0
         self._lost = 0
         self._window_start = 0
+        self.error: str | None = None  # why recording stopped on its own
 
     def _iso(self, boot_ns: int) -> str:
         return iso_utc((boot_ns + self.boot_offset_ns) / 1e9)
@@ -123,6 +124,9 @@ class NodeRecorder:
         try:
             while not stop.is_set():
                 self.step()
+        except Exception as exc:
+            self.error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+            log.error("node recording stopped: %s", self.error)
         finally:
             self.close()
 
