@@ -51,7 +51,7 @@ from liubai.ebpf.events import (
 from liubai.ebpf.procfs import read_cwd
 from liubai.lineage.text import bytes_text, visible
 
-__all__ = ["LiveEvents"]
+__all__ = ["LiveEvents", "same_process"]
 
 CTIME_MARGIN_NS = 20_000_000  # file change times come from a coarse clock (a tick behind, or more)
 _OPEN_KIND_AT = 32 + 12  # byte offset of OpenEvent.kind in the raw event
@@ -78,9 +78,22 @@ class LiveEvents:
     """
 
     def __init__(
-        self, decoder: EventDecoder, hasher: BinaryHasher | None = None, lost: Callable[[], int] | None = None
+        self,
+        decoder: EventDecoder,
+        hasher: BinaryHasher | None = None,
+        lost: Callable[[], int] | None = None,
+        *,
+        container_view: bool = False,
+        on_exec: Callable[[ExecEvent], None] | None = None,
     ) -> None:
-        """``lost``: how many events the kernel has dropped so far (``Tracer.lost_events``)."""
+        """``lost``: how many events the kernel has dropped so far (``Tracer.lost_events``).
+
+        ``container_view``: the processes live in containers (other mount namespaces), so every file is
+        reached through ``/proc/<pid>/root`` while the process lives and never by its name on the host;
+        paths /proc shows (cwd) are made relative to the container's root, and descriptor links are
+        not read back (a gap, not a host path). ``on_exec``: called with each exec event once enriched."""
+        self.container_view = container_view
+        self.on_exec = on_exec
         self.decoder = decoder
         self.hasher = hasher or BinaryHasher()
         self.decode_errors = 0
@@ -131,6 +144,8 @@ class LiveEvents:
         elif isinstance(event, ExecEvent):
             self._withdraw_older_read(event)
             self._executed(event, self.decoder.os_path(raw))
+            if self.on_exec is not None:
+                self.on_exec(event)
         elif isinstance(event, ChdirEvent):
             self._changed_dir(event, self.decoder.os_path(raw))
         elif isinstance(event, CredEvent):
@@ -179,6 +194,8 @@ class LiveEvents:
             return
         if event.fd >= 0:
             event.cwd, cwd = read_cwd(event.pid), None
+            if self.container_view and event.cwd is not None:
+                event.cwd = procfs.container_relative(event.pid, event.cwd)
         else:
             cwd = _kernel_join(os_path, self._cwd.get(event.pid))
         window = self._read_at.get(event.pid)
@@ -242,7 +259,7 @@ class LiveEvents:
                 event.image_sha256 = self.hasher.sha256_fd(exe_fd)
                 _read_rights(event, exe_fd, exe[1])
             named = _stat_named(path, pid, self._root.get(pid), live)
-            if named is None and live:  # gone between the two reads
+            if named is None and live and not self.container_view:  # gone between the two reads
                 named = _stat_named(path, pid, self._root.get(pid), False)
             if exe is not None and (named is None or not _is_script(named[0])):
                 # the image itself: what the name led to, an fexecve'd descriptor, or a binary replaced
@@ -259,6 +276,8 @@ class LiveEvents:
                     event.hash_note = "the executed file could not be read"
                 elif exe is None and not self._interpreter(event, named[0], pid, live):
                     _read_rights(event, named[0], named[1])
+            elif named is None and self.container_view and not live:
+                event.hash_note = "the process ended before its container's file could be read"
             elif named is None:
                 event.hash_note = "the executed file is gone"
             else:
@@ -303,6 +322,8 @@ class LiveEvents:
     def _read_open(self, event: OpenEvent, os_path: str | None) -> None:
         """The kernel's resolution of an uncertain open: the link of its descriptor, read now; for a
         process already gone, a ``..`` path walked through the symlinks as they are now."""
+        if self.container_view:
+            return  # a host path, or one of another mount namespace: not the container's view
         try:
             target = os.readlink(f"/proc/{event.pid}/fd/{event.fd}")
         except OSError:
@@ -344,6 +365,19 @@ class LiveEvents:
             else:
                 event = item
             yield event
+
+    def insert(self, event: Event) -> None:
+        """An event made in user space (a process a resident tracer adopted), in its place in the order."""
+        self._items.append(event)
+
+    def take(self) -> list[Event]:
+        """The events so far, in kernel order, removed from the run (a resident tracer's batches).
+
+        Descriptor reads still pending stay checked against later events only where the caller holds
+        the batch back (see ``liubai.ebpf.node``); with ``container_view`` none are made."""
+        out = list(self.events())
+        self._items = []
+        return out
 
     def _settle_open_reads(self) -> None:
         """Check every event of a process with a pending descriptor read against it; only those events
@@ -411,6 +445,9 @@ def _same_process(pid: int, start_ns: int) -> bool:
         return 0 <= start_ns - procfs.start_ns(pid) < _TICK_NS + 2_000_000
     except (OSError, ValueError, IndexError):
         return False
+
+
+same_process = _same_process
 
 
 def _open_exe(pid: int) -> int | None:

@@ -18,6 +18,7 @@ from liubai.lineage.errors import ErrorCode, LiubaiError
 from liubai.lineage.text import bytes_text, visible
 
 __all__ = [
+    "AdoptEvent",
     "CD_CHROOT",
     "CD_FCHDIR",
     "ChdirEvent",
@@ -42,7 +43,8 @@ __all__ = [
 ]
 
 EV_FORK, EV_EXEC, EV_EXEC_ARGS, EV_EXEC_FAIL, EV_OPEN, EV_EXIT, EV_CHDIR = 1, 2, 3, 4, 5, 6, 7
-EV_FD, EV_URING, EV_CRED = 8, 9, 10
+EV_FD, EV_URING, EV_CRED, EV_ADOPT = 8, 9, 10, 11
+ADOPT_FORK, ADOPT_EXEC, ADOPT_PROBE = 1, 2, 3
 AT_FDCWD = -100
 OPEN_OPENAT, OPEN_OPENAT2, OPEN_CREAT, OPEN_BY_HANDLE, OPEN_MEMFD = 0, 1, 2, 3, 4
 CD_CHDIR, CD_FCHDIR, CD_CHROOT = 0, 1, 2
@@ -203,6 +205,22 @@ class ExitEvent(Event):
     comm: str = ""
 
 
+@dataclass(slots=True)
+class AdoptEvent(Event):
+    """Node mode: a process already running in a pod cgroup joined the traced tree at a fork or exec
+    (``reason``) without its birth being seen; ``cgroup_id`` is its v2 cgroup (0: found by /proc).
+    What /proc showed just then (``ppid``, ``comm``, ``argv``, ``binary``, ``cwd`` as the container sees
+    it) is filled in user space; None where it could not be read for this very process."""
+
+    cgroup_id: int = 0
+    reason: int = 0
+    ppid: int | None = None
+    comm: str | None = None
+    argv: tuple[str, ...] | None = None
+    binary: str | None = None
+    cwd: str | None = None
+
+
 _KIND = {
     ForkEvent: "fork",
     ExecEvent: "exec",
@@ -214,6 +232,7 @@ _KIND = {
     FdEvent: "fd",
     UringEvent: "uring",
     CredEvent: "cred",
+    AdoptEvent: "adopt",
 }
 _BY_KIND: dict[str, type[Event]] = {v: k for k, v in _KIND.items()}
 
@@ -240,6 +259,7 @@ class EventDecoder:
         self._fd = struct.Struct("<IiiIII")
         self._uring = struct.Struct("<iI")
         self._cred = struct.Struct("<IiIIIIQ")
+        self._adopt = struct.Struct("<QII")
         self._path_at = {EV_EXEC: self._exec.size, EV_CHDIR: self._chdir.size, EV_OPEN: self._open.size}
 
     def os_path(self, data: bytes) -> str | None:
@@ -305,6 +325,9 @@ class EventDecoder:
             if kind == EV_CRED:
                 op, ret, a, b, c, _pad, cap = self._cred.unpack_from(body)
                 return CredEvent(*h, op=op, ret=ret, a=a, b=b, c=c, cap_arg=cap)
+            if kind == EV_ADOPT:
+                cgroup_id, reason, _pad = self._adopt.unpack_from(body)
+                return AdoptEvent(*h, cgroup_id=cgroup_id, reason=reason)
         except struct.error as exc:
             raise DecodeError(f"event type {kind} of {len(data)} bytes: {exc}") from None
         raise DecodeError(f"unknown event type {kind}")
@@ -317,6 +340,8 @@ def event_to_json(event: Event) -> dict[str, Any]:
         out["argv"] = list(event.argv)
     if isinstance(event, ExecEvent) and event.cmdline is not None:
         out["cmdline"] = list(event.cmdline)
+    if isinstance(event, AdoptEvent) and event.argv is not None:
+        out["argv"] = list(event.argv)
     return {"type": _KIND[type(event)], **out}
 
 
@@ -330,7 +355,8 @@ _RANGES = {
     ),
     **dict.fromkeys(("clone_flags", "kind", "op", "arg", "last", "a", "b", "c", "at_flags"), _U32),
     **dict.fromkeys(("ruid", "euid", "suid", "fsuid"), _U32),
-    **dict.fromkeys(("cap_arg", "cap_eff"), (0, 2**64 - 1)),
+    **dict.fromkeys(("cap_arg", "cap_eff", "cgroup_id"), (0, 2**64 - 1)),
+    "reason": _U32,
     "still_running": _U32,
     **dict.fromkeys(("ts", "start_ns", "child_start_ns", "end_ns", "lost_events"), _NS),
     **dict.fromkeys(("fd", "dfd", "newfd", "ret", "errno", "exit_code"), _I32),

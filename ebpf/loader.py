@@ -128,6 +128,10 @@ class Tracer:
         value.ppid = ppid
         tracked[tracked.Key(pid)] = value
 
+    def bpf_table(self, name: str) -> Any:
+        """One of the program's maps (node mode fills ``pod_roots`` and fixes ``tracked`` entries)."""
+        return self._bpf[name]
+
     def poll(self, timeout_ms: int = 100) -> None:
         """Wait up to ``timeout_ms`` (less when the kernel wakes us: buffer filling, or a signal), then
         deliver every pending event. The kernel wakes the reader only for a backlog, so the timeout

@@ -16,6 +16,7 @@ __all__ = [
     "ProcInfo",
     "boot_offset_ns",
     "clock_boot_ns",
+    "container_relative",
     "descendants",
     "proc_info",
     "read_cwd",
@@ -73,6 +74,22 @@ def read_cwd(pid: int) -> str | None:
 def read_os_cwd(pid: int) -> str | None:
     """The cwd as the OS's own str: to open files by, not to show."""
     return _readlink(f"/proc/{pid}/cwd")
+
+
+def container_relative(pid: int, path: str) -> str | None:
+    """``path`` as /proc showed it to us, made relative to the root of ``pid`` (its container's
+    filesystem); None where it lies outside that root or the root cannot be read."""
+    root = _readlink(f"/proc/{pid}/root")
+    if root is None:
+        return None
+    root = visible(root)
+    if root == "/":
+        return path
+    if path == root:
+        return "/"
+    if path.startswith(root + "/"):
+        return path[len(root) :]
+    return None
 
 
 @dataclass(slots=True)

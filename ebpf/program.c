@@ -12,7 +12,14 @@
 // full-length paths (PATH_MAX) cost ring-buffer space only when they are long. User space keeps an exact
 // model of each descriptor table from the fd events (close, dup*, fcntl, close_range, close-on-exec).
 //
-// Expected defines: MAX_ARGS, ARG_LEN, ARGS_BUF, ARGS_PER_CALL, PATH_LEN, RINGBUF_PAGES, MAX_PROCS, WAKEUP_EVENTS.
+// Node mode (NODE_MODE 1): no root pid; a task that forks or execs while one of its cgroup ancestors is a
+// pod root (v2 cgroup ids user space puts in `pod_roots`) joins the tree on its own, with an adopt event
+// first. Host processes outside pod cgroups never produce events. Where pod cgroups are not visible in
+// the v2 hierarchy (pure cgroup v1), user space sets `node_probe` and every untracked exec sends a
+// probe for /proc to decide; those processes are tracked from that moment on.
+//
+// Expected defines: MAX_ARGS, ARG_LEN, ARGS_BUF, ARGS_PER_CALL, PATH_LEN, RINGBUF_PAGES, MAX_PROCS, WAKEUP_EVENTS,
+// NODE_MODE, NODE_LEVELS.
 
 #include <linux/capability.h>  // the capset tracepoint's argument types
 
@@ -26,6 +33,12 @@
 #define EV_FD 8
 #define EV_URING 9
 #define EV_CRED 10
+#define EV_ADOPT 11
+
+// adopt reasons
+#define ADOPT_FORK 1
+#define ADOPT_EXEC 2
+#define ADOPT_PROBE 3
 
 #define LOST_RINGBUF 0
 #define LOST_PROCS 1
@@ -162,6 +175,13 @@ struct uring_ev {
     u32 _pad;
 };
 
+struct adopt_ev {
+    struct hdr_t h;
+    u64 cgroup_id;
+    u32 reason;
+    u32 _pad;
+};
+
 struct pending_t {
     u64 ptr;
     s32 dfd;
@@ -241,6 +261,70 @@ static __always_inline void fill_hdr(struct hdr_t *h, u32 type, u32 tgid, u32 ti
     h->start_ns = start_ns;
 }
 
+#if NODE_MODE
+BPF_HASH(pod_roots, u64, u8, 256);
+BPF_ARRAY(node_probe, u32, 1);
+
+// Whether the current task's cgroup lies below a pod root (the root itself holds no pod's process).
+static __always_inline int in_pod(void) {
+    u64 own = bpf_get_current_cgroup_id();
+#pragma unroll
+    for (int level = 1; level <= NODE_LEVELS; level++) {
+        u64 id = bpf_get_current_ancestor_cgroup_id(level);
+        if (id == 0 || id == own)
+            return 0;
+        if (pod_roots.lookup(&id))
+            return 1;
+    }
+    return 0;
+}
+
+static __always_inline void send_adopt(u32 tgid, u32 tid, u32 reason) {
+    struct adopt_ev *e = events.ringbuf_reserve(sizeof(struct adopt_ev));
+    if (!e) {
+        count_lost(LOST_RINGBUF);
+        return;
+    }
+    fill_hdr(&e->h, EV_ADOPT, tgid, tid, 0);
+    e->cgroup_id = bpf_get_current_cgroup_id();
+    e->reason = reason;
+    e->_pad = 0;
+    events.ringbuf_submit(e, wake_flags());
+}
+
+// An untracked task in a pod cgroup joins the tree. Its start time is not readable here (no
+// task_struct): it is 0 until user space fills it from /proc and fixes the events sent meanwhile.
+static __always_inline struct proc_t *node_adopt(u32 tgid, u32 tid, u32 reason, int probe) {
+    if (!in_pod()) {
+        if (probe) {
+            u32 zero = 0;
+            u32 *probe = node_probe.lookup(&zero);
+            if (probe && *probe)
+                send_adopt(tgid, tid, ADOPT_PROBE);
+        }
+        return NULL;
+    }
+    struct proc_t p = {};
+    if (tracked.update(&tgid, &p) != 0) {
+        count_lost(LOST_PROCS);
+        return NULL;
+    }
+    send_adopt(tgid, tid, reason);
+    return tracked.lookup(&tgid);
+}
+#endif
+
+// The tracked process of the current task, adopting it first in node mode where its cgroup is a pod's.
+// ``probe``: in probe mode, ask user space about an untracked task outside the v2 pod roots (once per exec).
+static __always_inline struct proc_t *current_or_adopt(u32 *tgid, u32 *tid, u32 reason, int probe) {
+    struct proc_t *p = current_proc(tgid, tid);
+#if NODE_MODE
+    if (!p)
+        p = node_adopt(*tgid, *tid, reason, probe);
+#endif
+    return p;
+}
+
 // ``size`` clamped to ``max`` in a way the verifier sees (the compiler may otherwise drop the clamp).
 static __always_inline u64 bounded(u64 size, u64 max) {
     asm volatile("" : "+r"(size));
@@ -262,7 +346,7 @@ static __always_inline u32 str_used(long n, u32 cap) {
 // A new task of a tracked process: remember its clone flags, read at fork (threads are not processes).
 TRACEPOINT_PROBE(task, task_newtask) {
     u32 tgid, tid;
-    if (!current_proc(&tgid, &tid))
+    if (!current_or_adopt(&tgid, &tid, ADOPT_FORK, 0))
         return 0;
     u32 child = args->pid;
     u64 flags = args->clone_flags;
@@ -272,7 +356,7 @@ TRACEPOINT_PROBE(task, task_newtask) {
 
 TRACEPOINT_PROBE(sched, sched_process_fork) {
     u32 tgid, tid;
-    struct proc_t *parent = current_proc(&tgid, &tid);
+    struct proc_t *parent = current_or_adopt(&tgid, &tid, ADOPT_FORK, 0);
     if (!parent)
         return 0;
     u32 child = args->child_pid;
@@ -303,7 +387,7 @@ TRACEPOINT_PROBE(sched, sched_process_fork) {
 
 TRACEPOINT_PROBE(sched, sched_process_exec) {
     u32 tgid, tid;
-    struct proc_t *p = current_proc(&tgid, &tid);
+    struct proc_t *p = current_or_adopt(&tgid, &tid, ADOPT_EXEC, 1);
     if (!p)
         return 0;
     exit_codes.delete(&tgid);  // de_thread's SIGKILLs to the old threads are not this process's end
@@ -395,7 +479,7 @@ int read_arg_chunk(void *ctx) {
 static __always_inline int emit_exec_args(
     void *ctx, const char *filename, const char *const *argv, s32 dfd, u32 at_flags) {
     u32 tgid, tid;
-    struct proc_t *p = current_proc(&tgid, &tid);
+    struct proc_t *p = current_or_adopt(&tgid, &tid, ADOPT_EXEC, 0);
     if (!p)
         return 0;
     u32 zero = 0;

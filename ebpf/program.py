@@ -24,6 +24,8 @@ class ProgramOptions:
     ringbuf_pages: int = 1024
     max_procs: int = 32768
     wakeup_events: int = 64  # each CPU wakes the reader every this many events (else: its poll timeout)
+    node: bool = False  # node mode: processes of pod cgroups join the tree on their own (no root pid)
+    node_levels: int = 8  # cgroup depths searched for a pod root above a task's cgroup
 
     def validate(self) -> None:
         if not 1 <= self.max_args <= 30 * ARGS_PER_CALL:  # the kernel allows 33 tail calls in a row
@@ -39,6 +41,8 @@ class ProgramOptions:
             raise ValueError(f"ringbuf_pages must be a power of two, got {pages}")
         if not 1 <= self.wakeup_events <= 4096:
             raise ValueError(f"wakeup_events must be within 1..4096, got {self.wakeup_events}")
+        if not 1 <= self.node_levels <= 16:
+            raise ValueError(f"node_levels must be within 1..16, got {self.node_levels}")
         if self.max_procs < 16:
             raise ValueError(f"max_procs must be at least 16, got {self.max_procs}")
         # the largest event is built in one per-CPU slot (at most 32 KiB) and must fit the ring buffer
@@ -67,6 +71,8 @@ def render_program(options: ProgramOptions | None = None) -> str:
         "RINGBUF_PAGES": opts.ringbuf_pages,
         "MAX_PROCS": opts.max_procs,
         "WAKEUP_EVENTS": opts.wakeup_events,
+        "NODE_MODE": int(opts.node),
+        "NODE_LEVELS": opts.node_levels,
     }
     head = "".join(f"#define {name} {value}\n" for name, value in defines.items())
     return head + load_source()
