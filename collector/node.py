@@ -34,6 +34,8 @@ __all__ = ["ContainerLike", "ContainerSeed", "NodeCollector", "NodeEventLike"]
 
 log = logging.getLogger("liubai.node")
 
+_PROC_TICK_NS = 20_000_000  # /proc's start times are in clock ticks (10 ms at 100 Hz), with a margin
+
 Key = tuple[int, int]
 Access = tuple[str, str]  # (path, mode)
 
@@ -70,6 +72,7 @@ class ContainerSeed:
 
     record: ContainerRecord
     totals: dict[Access, dict[str, int]] = field(default_factory=dict)
+    running: dict[int, int] = field(default_factory=dict)  # pid -> start time, of processes not ended
 
 
 class _ContainerRun(RunCollector):
@@ -114,6 +117,8 @@ class _Container:
     window_seen: dict[Access, tuple[int, int]] = field(default_factory=dict)
     totals: dict[Access, dict[str, int]] = field(default_factory=dict)
     changed: bool = True
+    journaled: dict[int, int] = field(default_factory=dict)  # pid -> start time the journal last knew
+    alias: dict[Key, int] = field(default_factory=dict)  # /proc's start time -> the journal's
 
     def admits(self, proc: _Proc, path: str, mode: str, now: int) -> bool:
         """Whether an access is recorded (counted for the window too), or left out by a path filter or
@@ -164,7 +169,9 @@ class NodeCollector:
             rec = seed.record
             if self.gap is not None and self.gap not in rec.gaps and rec.running:
                 rec.gaps = (*rec.gaps, self.gap)  # it was running when the agent stopped
-            self.containers[cid] = _Container(rec, opts, totals=seed.totals, changed=self.gap is not None)
+            self.containers[cid] = _Container(
+                rec, opts, totals=seed.totals, changed=self.gap is not None, journaled=dict(seed.running)
+            )
 
     def _iso(self, boot_ns: int) -> str:
         return iso_utc((boot_ns + self.boot_offset_ns) / 1e9)
@@ -207,6 +214,11 @@ class NodeCollector:
         if c.run is None:
             c.excluded_events += 1
             return
+        known = c.journaled.get(info.pid)
+        if known is not None and known != info.start_ns and abs(known - info.start_ns) <= _PROC_TICK_NS:
+            # the process the journal knew: /proc tells its start only to the clock tick
+            c.alias[(info.pid, info.start_ns)] = known
+            info = replace(info, start_ns=known)
         parent = c.run.key_of(info.ppid)
         key = (info.pid, info.start_ns)
         c.run.adopt(info, parent)
@@ -231,6 +243,8 @@ class NodeCollector:
         if run is None:
             c.excluded_events += 1
             return
+        if c.alias:
+            _unalias(c.alias, event)
         key = (event.pid, event.start_ns)
         if key not in run.procs:  # first seen mid-life: its parent is outside the container
             c.tops.add(key)
@@ -353,3 +367,10 @@ class NodeCollector:
         c.tops.discard(key)
         c.adopted.discard(key)
         c.folded.discard(key)
+
+
+def _unalias(alias: dict[Key, int], event: Event) -> None:
+    """An adopted process's events under the start time the journal knew it by (and its forks')."""
+    start = alias.get((event.pid, event.start_ns))
+    if start is not None:
+        event.start_ns = start

@@ -111,7 +111,9 @@ def read_journal_state(path: Path) -> JournalState:
             if not isinstance(fields_, dict):
                 continue
             try:
-                if kind == "ContainerRecord":
+                if kind == "ProcessRecord":
+                    _note_process(state, fields_)
+                elif kind == "ContainerRecord":
                     rec = _record_of(ContainerRecord, fields_)
                     assert isinstance(rec, ContainerRecord)
                     seed = state.seeds.setdefault(rec.container_id, ContainerSeed(rec))
@@ -125,6 +127,21 @@ def read_journal_state(path: Path) -> JournalState:
             except (TypeError, ValueError):
                 continue
     return state
+
+
+def _note_process(state: JournalState, fields_: dict[str, Any]) -> None:
+    """Keep which processes of a container the journal last knew running (pid -> start time)."""
+    cid, pid, start = fields_.get("container_id"), fields_.get("pid"), fields_.get("start_ns")
+    if not isinstance(cid, str) or not isinstance(pid, int) or not isinstance(start, int):
+        return
+    seed = state.seeds.get(cid)
+    if seed is None:
+        host = str(fields_.get("host") or "")
+        seed = state.seeds[cid] = ContainerSeed(ContainerRecord(host, cid, "", "", None, "", ""))
+    if fields_.get("ended_at") is None:
+        seed.running[pid] = start
+    elif seed.running.get(pid) == start:
+        del seed.running[pid]
 
 
 def _placeholder(opens: ContainerOpensRecord) -> ContainerRecord:

@@ -115,13 +115,17 @@ def test_a_restart_records_the_gap_and_continues_the_totals(tmp_path: Path) -> N
     # kill -9 here: nothing more is written. The journal holds what was recorded.
     rec.journal.close()
     before = _records(tmp_path)
+    assert read_journal_state(tmp_path / JOURNAL_NAME).seeds[CID_A].running == {10: 500}
     assert any(isinstance(r, ProcessRecord) and r.pid == 10 for r in before)
 
     clock.t += 30_000_000_000  # away for 30 s
+    # /proc tells the start time to the clock tick only: the same process, not a new one
+    ticked = 500 + 7_000_000
     info = ProcInfo(
-        pid=10, ppid=1, start_ns=500, uid=0, comm="app", argv=("app",), binary="/bin/app", cwd="/"
+        pid=10, ppid=1, start_ns=ticked, uid=0, comm="app", argv=("app",), binary="/bin/app", cwd="/"
     )
-    second = FakeTracer(adopted=[Adopted(info, REF_A)], polls=[[s.open(10, 500, "/data/x")]])
+    polls = [[s.open(10, ticked, "/data/x"), s.exit(10, ticked)]]
+    second = FakeTracer(adopted=[Adopted(info, REF_A)], polls=polls)
     rec = NodeRecorder(second, opts, tmp_path, clock=clock)
     assert rec.start() == 1
     rec.step()
@@ -135,7 +139,8 @@ def test_a_restart_records_the_gap_and_continues_the_totals(tmp_path: Path) -> N
     last_end = read_journal_state(tmp_path / JOURNAL_NAME)
     assert gap["from"] < gap["to"] and last_end.last_window_end is not None
     adopted = [r for r in after if isinstance(r, ProcessRecord) and r.pid == 10]
-    assert adopted and all(r.adopted for r in adopted)
+    assert adopted and all(r.adopted and r.start_ns == 500 for r in adopted)
+    assert adopted[-1].ended_at is not None
     opens = [r for r in after if type(r).__name__ == "ContainerOpensRecord"]
     assert opens[-1].totals == {"/bin/app": 3}  # type: ignore[attr-defined]  # 2 before the restart, 1 after
 
