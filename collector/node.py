@@ -223,6 +223,8 @@ class NodeCollector:
         key = (info.pid, info.start_ns)
         c.run.adopt(info, parent)
         c.adopted.add(key)
+        c.dirty.add(key)  # recorded in the first window, events or not
+        c.changed = True
         if parent is None:
             c.tops.add(key)
         self._admit(c, key)
