@@ -96,6 +96,9 @@ class _ContainerRun(RunCollector):
         if self.owner.admits(proc, path, mode, self.now_ns):
             super()._access(proc, path, mode, flags, certainty, sha, via)
 
+    def _iso(self, boot_ns: int | None) -> str | None:
+        return None if boot_ns is None else _iso_ns(boot_ns + self.info.boot_offset_ns)
+
 
 @dataclass(slots=True)
 class _Container:
@@ -174,7 +177,7 @@ class NodeCollector:
             )
 
     def _iso(self, boot_ns: int) -> str:
-        return iso_utc((boot_ns + self.boot_offset_ns) / 1e9)
+        return _iso_ns(boot_ns + self.boot_offset_ns)
 
     def _container(self, ref: ContainerLike, now_ns: int) -> _Container:
         c = self.containers.get(ref.container_id)
@@ -376,3 +379,18 @@ def _unalias(alias: dict[Key, int], event: Event) -> None:
     start = alias.get((event.pid, event.start_ns))
     if start is not None:
         event.start_ns = start
+
+
+_SECONDS: dict[int, str] = {}
+
+
+def _iso_ns(ns: int) -> str:
+    """``iso_utc`` of nanoseconds since the epoch, exact to the microsecond (truncated), with the
+    date-and-second part formatted once per second: a busy node has thousands of events per second."""
+    sec, rem = divmod(ns, 1_000_000_000)
+    prefix = _SECONDS.get(sec)
+    if prefix is None:
+        if len(_SECONDS) > 4096:
+            _SECONDS.clear()
+        prefix = _SECONDS[sec] = iso_utc(sec)[:19]
+    return f"{prefix}.{rem // 1000:06d}Z"

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from liubai.collector.agent.sources import Unit
 from liubai.collector.agentstate import Position
 from liubai.collector.node import ContainerSeed
@@ -48,10 +50,25 @@ _TYPES: dict[str, type[Any]] = {
 }
 
 
+_FIELDS: dict[str, tuple[str, ...]] = {}
+
+
+def _field_names(kind: type[Any]) -> tuple[str, ...]:
+    names = _FIELDS.get(kind.__name__)
+    if names is None:
+        names = _FIELDS[kind.__name__] = tuple(f.name for f in dataclasses.fields(kind))
+    return names
+
+
 def encode_record(record: Record) -> bytes:
-    """One journal line (with its newline) for a record."""
-    data = {"type": type(record).__name__, "record": dataclasses.asdict(record)}
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode() + b"\n"
+    """One journal line (with its newline) for a record (its fields as they are: no deep copy)."""
+    kind: type[Any] = type(record)
+    fields_ = {name: getattr(record, name) for name in _field_names(kind)}
+    data = {"type": type(record).__name__, "record": fields_}
+    try:
+        return orjson.dumps(data) + b"\n"
+    except TypeError:  # text orjson refuses (a lone surrogate): escaped, still one line
+        return json.dumps(data, separators=(",", ":"), allow_nan=False).encode() + b"\n"
 
 
 def _record_of(kind: type[Any], data: dict[str, Any]) -> Record:
