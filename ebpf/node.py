@@ -30,6 +30,7 @@ from liubai.ebpf import cgroups, procfs
 from liubai.ebpf.cgroups import ContainerRef
 from liubai.ebpf.events import (
     ADOPT_PROBE,
+    ADOPT_SCAN,
     EV_ADOPT,
     AdoptEvent,
     Event,
@@ -62,7 +63,8 @@ class NodeOptions:
 @dataclass(slots=True)
 class NodeEvent:
     """A kernel event with the container of its process (None: it could not be attributed, counted in
-    ``NodeTracer.counters["unattributed"]``) and, on an exec, the raw ``X_GITOPS_AUDIT_ID`` value."""
+    ``NodeTracer.counters["unattributed"]``) and, on an exec or an adoption, the raw
+    ``X_GITOPS_AUDIT_ID`` value of the process's environment (None: absent or unreadable)."""
 
     event: Event
     container: ContainerRef | None
@@ -127,11 +129,19 @@ class NodeTracer:
             tracer.decoder, lost=tracer.lost_events, container_view=True, on_exec=self._read_audit_id
         )
         tracer.on_raw(self._on_raw)
-        self.rescan()
+        self.rescan(adopt=False)
+        return self._adopt_running()
+
+    def _adopt_running(self) -> list[AdoptedProcess]:
+        """Track the pod processes /proc shows that the kernel does not track yet (parents first)."""
+        assert self._tracer is not None
+        tracked = self._tracer.bpf_table("tracked")
         adopted: list[AdoptedProcess] = []
         for pid in _pids():
+            if pid in self._container or tracked.get(tracked.Key(pid)) is not None:
+                continue
             ref = cgroups.container_of_pid(pid)
-            if ref is None or pid in self._container:
+            if ref is None:
                 continue
             found = self._adopt_from_proc(pid, ref)
             if found is not None:
@@ -158,15 +168,19 @@ class NodeTracer:
         self._container[pid] = ref
         return AdoptedProcess(info, ref, audit)
 
-    def rescan(self) -> None:
+    def rescan(self, adopt: bool = True) -> None:
         """Find the pod roots again and give the kernel their cgroup ids; on a host whose pods are not
-        in a cgroup v2 hierarchy, switch to asking /proc (and say so in ``attribution``)."""
+        in a cgroup v2 hierarchy, switch to asking /proc (and say so in ``attribution``).
+
+        Processes already running under a root found only now (the node's first pod made it) are
+        adopted from /proc and announced by an ``AdoptEvent`` (``ADOPT_SCAN``) in the event stream."""
         tracer = self._tracer
         if tracer is None:
             return
         self._next_scan = procfs.clock_boot_ns() + int(self.options.rescan_s * 1e9)
         roots = cgroups.pod_roots(self.mount) if self.mount else []
         table = tracer.bpf_table("pod_roots")
+        new = False
         for path in roots:
             try:
                 ino = os.stat(path).st_ino
@@ -175,11 +189,30 @@ class NodeTracer:
             if ino not in self._roots:
                 table[table.Key(ino)] = table.Leaf(1)
                 self._roots[ino] = path
+                new = True
         self._by_cgroup.clear()  # ids of deleted cgroups may be reused
+        if new and adopt:
+            self._announce(self._adopt_running())
         if not self._roots and self.attribution == "kernel" and _v1_pod_roots():
             self.attribution = "procfs"
             probe = tracer.bpf_table("node_probe")
             probe[probe.Key(0)] = probe.Leaf(1)
+
+    def _announce(self, adopted: list[AdoptedProcess]) -> None:
+        assert self._live is not None
+        now = procfs.clock_boot_ns()
+        for a in adopted:
+            info = a.info
+            event = AdoptEvent(info.pid, info.pid, info.uid, now, info.start_ns, reason=ADOPT_SCAN)
+            event.ppid, event.comm, event.argv, event.binary, event.cwd = (
+                info.ppid,
+                info.comm,
+                info.argv,
+                info.binary,
+                info.cwd,
+            )
+            self._live.insert(event)
+            self._audit[id(event)] = a.audit_id
 
     def close(self) -> None:
         if self._tracer is not None:
@@ -223,7 +256,7 @@ class NodeTracer:
                 self._container[event.child] = ref
             if ref is None:
                 self.counters["unattributed"] += 1
-            audit = self._audit.pop(id(event), None) if isinstance(event, ExecEvent) else None
+            audit = self._audit.pop(id(event), None) if isinstance(event, ExecEvent | AdoptEvent) else None
             out.append(NodeEvent(event, ref, audit))
             if isinstance(event, ExitEvent):
                 self._container.pop(event.pid, None)
@@ -265,6 +298,11 @@ class NodeTracer:
             event.start_ns = info.start_ns
             event.ppid, event.comm, event.argv, event.binary = info.ppid, info.comm, info.argv, info.binary
             event.cwd = None if info.cwd is None else procfs.container_relative(pid, info.cwd)
+            readable, audit = read_environ_value(pid, AUDIT_ID_ENV)
+            if readable and same_process(pid, info.start_ns):
+                self._audit[id(event)] = audit
+            else:
+                self.counters["environ_unreadable"] += 1
         else:  # gone already: its identity keeps the adoption time, and says so by a count
             event.start_ns = event.ts
             self.counters["start_unknown"] += 1

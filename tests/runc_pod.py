@@ -27,7 +27,7 @@ __all__ = ["PodContainer", "cgroups_path", "new_container_id", "new_pod_uid", "r
 
 BUSYBOX = "/bin/busybox"
 STATE = "/run/liubai-runc"
-_APPLETS = ("sh", "sleep", "cat", "echo", "ls", "true", "touch", "env", "head", "wc", "rm", "mkdir")
+_APPLETS = ("sh", "sleep", "cat", "echo", "ls", "true", "touch", "env", "head", "wc", "rm", "mkdir", "mkfifo")
 
 
 def runc_missing() -> str | None:
@@ -74,9 +74,9 @@ def cgroups_path(
 
 
 def rootfs() -> Path:
-    """A busybox rootfs, built once per machine (keyed by the busybox binary) and shared read-only."""
+    """A busybox rootfs, built once per machine (keyed by busybox and its links), shared read-only."""
     with open(BUSYBOX, "rb") as fh:
-        key = hashlib.sha256(fh.read()).hexdigest()[:16]
+        key = hashlib.sha256(fh.read() + " ".join(_APPLETS).encode()).hexdigest()[:16]
     root = Path(f"/tmp/liubai-runc-rootfs-{key}")
     if (root / ".complete").exists():
         return root
@@ -131,12 +131,19 @@ class PodContainer:
     container_id: str = field(default_factory=new_container_id)
     runtime: str = "containerd"
     qos: str = "besteffort"
+    prefix: str = ""  # a slice the kubelet's cgroups nest in, e.g. kind's "/kubelet.slice"
     bundle: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
 
     @property
     def cgroup(self) -> str:
-        return cgroups_path(self.pod_uid, self.container_id, self.runtime, self.qos)
+        path = cgroups_path(self.pod_uid, self.container_id, self.runtime, self.qos)
+        if not self.prefix:
+            return path
+        # kind names every level after the slice it nests in: kubelet-kubepods.slice, kubelet-kubepods-...
+        name = self.prefix.rstrip("/").rsplit("/", 1)[-1].removesuffix(".slice")
+        parts = [p.replace("kubepods", f"{name}-kubepods", 1) for p in path.split("/") if p]
+        return self.prefix.rstrip("/") + "/" + "/".join(parts)
 
     def start(self, script: str, env: Mapping[str, str] | None = None) -> None:
         """Run ``sh -c script`` in the container (stdout/stderr kept for ``wait``)."""

@@ -12,10 +12,20 @@ from pathlib import Path
 
 import pytest
 
-from liubai.ebpf.events import ADOPT_PROBE, AdoptEvent, ExecEvent, ExitEvent, ForkEvent, OpenEvent
+from liubai.ebpf import procfs
+from liubai.ebpf.events import (
+    ADOPT_FORK,
+    ADOPT_PROBE,
+    ADOPT_SCAN,
+    AdoptEvent,
+    ExecEvent,
+    ExitEvent,
+    ForkEvent,
+    OpenEvent,
+)
 from liubai.ebpf.node import NodeEvent, NodeOptions, NodeTracer
 from tests.node.conftest import Recorder, exited, run_pod
-from tests.runc_pod import PodContainer, new_pod_uid
+from tests.runc_pod import PodContainer, cgroups_path, new_container_id, new_pod_uid
 
 AUDIT_ID = "git-sha1:" + "5e" * 20 + "|trace:" + "0af7651916cd43dd8448eb211c80319c"
 
@@ -126,16 +136,16 @@ def test_host_processes_never_appear(node: Recorder, tmp_path: object) -> None:
 
 def test_processes_running_before_the_tracer_are_adopted(pod_roots: list[str]) -> None:
     box = PodContainer(new_pod_uid())
-    # waits for a file the host drops into the container's /tmp once tracing runs, then acts
+    # waits (without forking: no fork may adopt it first) for the host to write into its fifo, then acts
     box.start(
-        "while [ ! -e /tmp/go ]; do sleep 0.05; done; cat /data/config.txt > /tmp/after; sleep 0.3; echo end",
+        "mkfifo /tmp/go; read x < /tmp/go; cat /data/config.txt > /tmp/after; sleep 0.3; echo end",
         {"X_GITOPS_AUDIT_ID": AUDIT_ID},
     )
     try:
         init = None
         for _ in range(200):
             init = box.init_pid()
-            if init is not None and os.path.exists(f"/proc/{init}/root/tmp"):
+            if init is not None and os.path.exists(f"/proc/{init}/root/tmp/go"):
                 break
             time.sleep(0.05)
         assert init is not None
@@ -198,10 +208,11 @@ def test_without_v2_pod_cgroups_exec_probes_attribute_from_proc(pod_roots: list[
     """A pure cgroup v1 host, as far as the tracer can tell (its v2 mount holds no pod root): the
     kernel cannot filter, says so, and each exec is checked against /proc; host execs stay out."""
     waiting = PodContainer(new_pod_uid())
-    waiting.start("while [ ! -e /tmp/go ]; do sleep 0.05; done; echo end")  # its cgroups exist in v1
+    waiting.start("mkfifo /tmp/go; read x < /tmp/go; echo end")  # its cgroups exist in v1
     try:
         for _ in range(200):
-            if waiting.init_pid() is not None:
+            pid = waiting.init_pid()
+            if pid is not None and os.path.exists(f"/proc/{pid}/root/tmp/go"):
                 break
             time.sleep(0.05)
         with NodeTracer(NodeOptions(cgroup2=str(tmp_path))) as tracer:
@@ -231,3 +242,94 @@ def test_without_v2_pod_cgroups_exec_probes_attribute_from_proc(pod_roots: list[
     assert adopted and adopted[0].reason == ADOPT_PROBE
     assert "/tmp/out" in _opens(mine)
     assert [e for e in events if e.container is None] == []
+
+
+def test_the_first_pod_root_on_a_node_is_found_and_its_running_processes_adopted(
+    pod_roots: list[str],
+) -> None:
+    """A kubelet nested like kind's (kubelet.slice/kubelet-kubepods.slice) whose root appears only after
+    the tracer started: the re-scan finds it and adopts what already runs there."""
+    with NodeTracer(NodeOptions(rescan_s=0.2)) as tracer:
+        tracer.start()
+        box = PodContainer(new_pod_uid(), prefix="/kubelet.slice")
+        assert box.cgroup.startswith(
+            "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/"
+        )
+        box.start(
+            "mkfifo /tmp/go; read x < /tmp/go; cat /data/config.txt > /tmp/later; sleep 0.3; echo end",
+            {"X_GITOPS_AUDIT_ID": AUDIT_ID},
+        )
+        try:
+            events: list[NodeEvent] = []
+            init = None
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                events += tracer.poll(50)
+                init = box.init_pid()
+                if init is not None and any(
+                    isinstance(e.event, AdoptEvent) and e.event.pid == init for e in events
+                ):
+                    break
+            assert init is not None
+            while not os.path.exists(f"/proc/{init}/root/tmp/go") and time.monotonic() < deadline:
+                time.sleep(0.05)
+            with open(f"/proc/{init}/root/tmp/go", "w") as fh:
+                fh.write("1")
+            code, _out, err = box.wait(timeout=30)
+            assert code == 0, err
+            events += tracer.poll(50) + tracer.flush()
+        finally:
+            box.delete()
+            _remove_cgroups("kubelet.slice")
+    mine = [e for e in events if e.container and e.container.container_id == box.container_id]
+    scanned = next(e for e in mine if isinstance(e.event, AdoptEvent) and e.event.pid == init)
+    assert isinstance(scanned.event, AdoptEvent) and scanned.event.reason == ADOPT_SCAN
+    assert scanned.audit_id == AUDIT_ID
+    assert scanned.container is not None and scanned.container.pod_uid == box.pod_uid
+    assert "/tmp/later" in _opens(mine)
+
+
+def _remove_cgroups(name: str) -> None:
+    from tests.node.conftest import _remove_tree
+
+    for entry in os.scandir("/sys/fs/cgroup"):
+        if entry.is_dir():
+            _remove_tree(os.path.join(entry.path, name))
+
+
+def test_a_process_moved_into_a_pod_cgroup_is_adopted_at_its_next_fork(
+    node: Recorder, pod_roots: list[str]
+) -> None:
+    """The kernel adopts it (no root pid, no /proc scan): its events carry its real start time,
+    which the kernel cannot read and user space fixes, and its container."""
+    uid, cid = new_pod_uid(), new_container_id()
+    mount = os.path.dirname(pod_roots[0])
+    cgroup = os.path.join(mount, cgroups_path(uid, cid).lstrip("/"))
+    os.makedirs(cgroup)
+    proc = subprocess.Popen(
+        ["sh", "-c", "read x; cat /etc/hostname > /dev/null; sleep 0.3"], stdin=subprocess.PIPE
+    )
+    try:
+        start = procfs.start_ns(proc.pid)
+        with open(os.path.join(cgroup, "cgroup.procs"), "w") as fh:
+            fh.write(str(proc.pid))
+        assert proc.stdin is not None
+        proc.stdin.write(b"go\n")
+        proc.stdin.close()
+        assert proc.wait(timeout=30) == 0
+        events = node.wait_for(
+            lambda ev: any(isinstance(e.event, ExitEvent) and e.event.pid == proc.pid for e in ev)
+        )
+    finally:
+        proc.kill()
+        proc.wait()
+        for path in (cgroup, os.path.dirname(cgroup)):  # the container's and the pod's level
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass
+    own = [e for e in events if e.event.pid == proc.pid]
+    assert isinstance(own[0].event, AdoptEvent) and own[0].event.reason == ADOPT_FORK
+    assert {e.event.start_ns for e in own} == {start}
+    assert all(e.container is not None and e.container.container_id == cid for e in own)
+    assert any(isinstance(e.event, ForkEvent) for e in own)
