@@ -18,7 +18,7 @@ from typing import Protocol
 from liubai.collector.node_options import NodeCollectorOptions, excluded_path
 from liubai.collector.runs import RunCollector, RunInfo, _Proc
 from liubai.ebpf import procfs
-from liubai.ebpf.events import Event, ExecEvent, ForkEvent
+from liubai.ebpf.events import AdoptEvent, Event, ExecEvent, ForkEvent
 from liubai.ebpf.procfs import ProcInfo
 from liubai.lineage.model import RejectedRecord
 from liubai.lineage.records import (
@@ -217,22 +217,50 @@ class NodeCollector:
         if c.run is None:
             c.excluded_events += 1
             return
+        self._adopt_into(c, c.run, info, audit_id)
+
+    def _adopt_into(
+        self, c: _Container, run: _ContainerRun, info: ProcInfo, audit_id: str | None, ppid_known: bool = True
+    ) -> None:
         known = c.journaled.get(info.pid)
         if known is not None and known != info.start_ns and abs(known - info.start_ns) <= _PROC_TICK_NS:
             # the process the journal knew: /proc tells its start only to the clock tick
             c.alias[(info.pid, info.start_ns)] = known
             info = replace(info, start_ns=known)
-        parent = c.run.key_of(info.ppid)
+        parent = run.key_of(info.ppid) if ppid_known else None
         key = (info.pid, info.start_ns)
-        c.run.adopt(info, parent)
+        fresh = key not in run.procs
+        run.adopt(info, parent)
+        if not ppid_known:
+            run.procs[key].ppid = None
         c.adopted.add(key)
         c.dirty.add(key)  # recorded in the first window, events or not
         c.changed = True
         if parent is None:
             c.tops.add(key)
-        self._admit(c, key)
+        if fresh:
+            self._admit(c, key)
         if audit_id:
             c.audit[key] = audit_id
+
+    def _adopted(self, c: _Container, run: _ContainerRun, event: AdoptEvent, audit_id: str | None) -> None:
+        """The tracer found a process already running in a pod (a pod root found later, or a process
+        moved into a pod cgroup): what /proc showed of it, None parts left unknown."""
+        info = ProcInfo(
+            pid=event.pid,
+            ppid=event.ppid or 0,
+            start_ns=event.start_ns,
+            uid=event.uid,
+            comm=event.comm or "",
+            argv=event.argv or (),
+            binary=event.binary,
+            cwd=event.cwd,
+        )
+        self._adopt_into(c, run, info, audit_id, ppid_known=event.ppid is not None)
+        if event.argv is None:
+            run.procs[
+                (event.pid, c.alias.get((event.pid, event.start_ns), event.start_ns))
+            ].argv_status = "unknown"
 
     def add(self, item: NodeEventLike) -> None:
         event, ref = item.event, item.container
@@ -247,6 +275,9 @@ class NodeCollector:
         run = c.run
         if run is None:
             c.excluded_events += 1
+            return
+        if isinstance(event, AdoptEvent):
+            self._adopted(c, run, event, item.audit_id)
             return
         if c.alias:
             _unalias(c.alias, event)

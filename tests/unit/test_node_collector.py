@@ -201,3 +201,17 @@ def test_excluded_path_prefixes_are_whole_components() -> None:
     assert excluded_path("/proc", prefixes) and excluded_path("/proc/1/stat", prefixes)
     assert excluded_path("/sys/kernel", prefixes)
     assert not excluded_path("/process", prefixes) and not excluded_path("/system", prefixes)
+
+
+def test_a_process_the_tracer_adopts_mid_run_is_recorded_as_adopted_with_what_proc_showed() -> None:
+    from liubai.ebpf.events import AdoptEvent
+
+    nc = _collector()
+    s = Story(REF_A)
+    found = AdoptEvent(
+        30, 30, 0, s.t + 10, 800, reason=2, ppid=None, comm="server", argv=None, binary="/bin/server"
+    )
+    _feed(nc, [Item(found, REF_A, AUDIT), s.open(30, 800, "/data/x")])
+    (proc,) = _of(nc.flush(2_000_000_000), ProcessRecord)
+    assert proc.adopted and proc.container_top and proc.audit_id == AUDIT
+    assert (proc.comm, proc.binary, proc.ppid, proc.argv_status) == ("server", "/bin/server", None, "unknown")
