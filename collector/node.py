@@ -179,6 +179,11 @@ class NodeCollector:
     def _iso(self, boot_ns: int) -> str:
         return _iso_ns(boot_ns + self.boot_offset_ns)
 
+    def adopted_all(self) -> None:
+        """The processes running at start are adopted: a container first seen after this was not
+        running while the agent was away, so the gap is not its."""
+        self.gap = None
+
     def _container(self, ref: ContainerLike, now_ns: int) -> _Container:
         c = self.containers.get(ref.container_id)
         if c is None:
@@ -195,6 +200,10 @@ class NodeCollector:
                 gaps=(self.gap,) if self.gap else (),
             )
             c = self.containers[ref.container_id] = _Container(rec, self.opts)
+        elif not c.record.cgroup:  # known from the journal only by its processes or opens
+            rec = c.record
+            rec.runtime, rec.cgroup, rec.pod_uid, rec.qos = ref.runtime, ref.cgroup, ref.pod_uid, ref.qos
+            rec.first_seen = rec.first_seen or self._iso(now_ns)
         if c.run is None and c.excluded is None:
             self._classify(c)
             if c.excluded is None:

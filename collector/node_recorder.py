@@ -86,6 +86,7 @@ class NodeRecorder:
         )
         for a in adopted:
             self.collector.adopt(a.info, a.container, a.audit_id)
+        self.collector.adopted_all()
         self._window_start = now
         self.collector.window_start_ns = now
         self.flush()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from liubai.collector.node import NodeCollector
 from liubai.collector.node_options import NodeCollectorOptions, excluded_path, static_namespaces
+from liubai.ebpf.procfs import ProcInfo
 from liubai.lineage.join import join_records
 from liubai.lineage.model import (
     EdgeKind,
@@ -215,3 +216,15 @@ def test_a_process_the_tracer_adopts_mid_run_is_recorded_as_adopted_with_what_pr
     (proc,) = _of(nc.flush(2_000_000_000), ProcessRecord)
     assert proc.adopted and proc.container_top and proc.audit_id == AUDIT
     assert (proc.comm, proc.binary, proc.ppid, proc.argv_status) == ("server", "/bin/server", None, "unknown")
+
+
+def test_the_gap_is_on_containers_running_across_it_not_on_later_ones() -> None:
+    nc = NodeCollector(NodeCollectorOptions(host=HOST), gap=("t0", "t1"), boot_offset_ns=0)
+    info = ProcInfo(
+        pid=10, ppid=1, start_ns=500, uid=0, comm="app", argv=("app",), binary="/bin/app", cwd="/"
+    )
+    nc.adopt(info, REF_A)
+    nc.adopted_all()
+    _feed(nc, [Story(REF_B).exec(20, 900, "/bin/new")])
+    gaps = {c.container_id: c.gaps for c in _of(nc.flush(2_000_000_000), ContainerRecord)}
+    assert gaps == {CID_A: ({"from": "t0", "to": "t1"},), CID_B: ()}

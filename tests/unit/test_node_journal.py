@@ -154,3 +154,22 @@ def test_lost_kernel_events_are_a_visible_count(tmp_path: Path) -> None:
     rec.close()
     (reject,) = [r for r in _records(tmp_path) if isinstance(r, RejectedRecord)]
     assert "dropped 7 events" in reject.reason
+
+
+def test_a_container_the_journal_knew_only_by_a_process_gets_its_cgroup_facts_back(tmp_path: Path) -> None:
+    """A crash between a window's process lines and its Container line: the container is known, its
+    runtime, cgroup and pod come back from its next event, never blanked."""
+    from liubai.collector.node import NodeCollector
+
+    rec = ProcessRecord(HOST, 10, 500, 0, 0, comm="app")
+    rec.container_id = CID_A
+    (tmp_path / JOURNAL_NAME).write_bytes(encode_record(rec))
+    seeds = read_journal_state(tmp_path / JOURNAL_NAME).seeds
+    nc = NodeCollector(NodeCollectorOptions(host=HOST), seeds=seeds, boot_offset_ns=0)
+    nc.add(Story(REF_A).open(10, 500, "/data/x"))
+    (container,) = [r for r in nc.flush(2_000_000_000) if isinstance(r, ContainerRecord)]
+    assert (container.runtime, container.cgroup, container.pod_uid) == (
+        REF_A.runtime,
+        REF_A.cgroup,
+        REF_A.pod_uid,
+    )
