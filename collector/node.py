@@ -12,11 +12,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
-from typing import Protocol
+from dataclasses import replace
 
-from liubai.collector.node_options import NodeCollectorOptions, excluded_path
-from liubai.collector.runs import RunCollector, RunInfo, _Proc
+from liubai.collector.node_container import (
+    ContainerLike,
+    ContainerRun,
+    ContainerSeed,
+    ContainerState,
+    Key,
+    NodeEventLike,
+    iso_ns,
+)
+from liubai.collector.node_options import NodeCollectorOptions
+from liubai.collector.runs import RunInfo
 from liubai.ebpf import procfs
 from liubai.ebpf.events import AdoptEvent, Event, ExecEvent, ForkEvent
 from liubai.ebpf.procfs import ProcInfo
@@ -27,7 +35,6 @@ from liubai.lineage.records import (
     FileAccessRecord,
     ProcessRecord,
     Record,
-    iso_utc,
 )
 
 __all__ = ["ContainerLike", "ContainerSeed", "NodeCollector", "NodeEventLike"]
@@ -35,117 +42,6 @@ __all__ = ["ContainerLike", "ContainerSeed", "NodeCollector", "NodeEventLike"]
 log = logging.getLogger("liubai.node")
 
 _PROC_TICK_NS = 20_000_000  # /proc's start times are in clock ticks (10 ms at 100 Hz), with a margin
-
-Key = tuple[int, int]
-Access = tuple[str, str]  # (path, mode)
-
-
-class ContainerLike(Protocol):
-    """What the kernel half reads off a cgroup (``liubai.ebpf.cgroups.ContainerRef``)."""
-
-    @property
-    def container_id(self) -> str: ...
-    @property
-    def pod_uid(self) -> str | None: ...
-    @property
-    def runtime(self) -> str: ...
-    @property
-    def qos(self) -> str | None: ...
-    @property
-    def cgroup(self) -> str: ...
-
-
-class NodeEventLike(Protocol):
-    """One decoded event and the container of its process (``liubai.ebpf.node.NodeEvent``)."""
-
-    @property
-    def event(self) -> Event: ...
-    @property
-    def container(self) -> ContainerLike | None: ...
-    @property
-    def audit_id(self) -> str | None: ...
-
-
-@dataclass(slots=True)
-class ContainerSeed:
-    """A container's totals as the journal last recorded them, so a restarted agent continues them."""
-
-    record: ContainerRecord
-    totals: dict[Access, dict[str, int]] = field(default_factory=dict)
-    running: dict[int, int] = field(default_factory=dict)  # pid -> start time, of processes not ended
-
-
-class _ContainerRun(RunCollector):
-    """A container's process model; every file access it accepts is also counted for the window."""
-
-    def __init__(self, info: RunInfo, owner: _Container) -> None:
-        super().__init__(info, root=False)
-        self.owner = owner
-        self.now_ns = 0
-
-    def _access(
-        self,
-        proc: _Proc,
-        path: str,
-        mode: str,
-        flags: int,
-        certainty: str,
-        sha: str | None = None,
-        via: str | None = None,
-    ) -> None:
-        if self.owner.admits(proc, path, mode, self.now_ns):
-            super()._access(proc, path, mode, flags, certainty, sha, via)
-
-    def _iso(self, boot_ns: int | None) -> str | None:
-        return None if boot_ns is None else _iso_ns(boot_ns + self.info.boot_offset_ns)
-
-
-@dataclass(slots=True)
-class _Container:
-    record: ContainerRecord
-    opts: NodeCollectorOptions
-    run: _ContainerRun | None = None
-    excluded: str | None = None  # why its processes are left out (a namespace filter)
-    excluded_events: int = 0
-    tops: set[Key] = field(default_factory=set)  # parent outside the container
-    adopted: set[Key] = field(default_factory=set)
-    folded: set[Key] = field(default_factory=set)  # over the process cap: counted, not recorded
-    audit: dict[Key, str] = field(default_factory=dict)
-    dirty: set[Key] = field(default_factory=set)
-    shown: dict[Key, dict[Access, int]] = field(default_factory=dict)  # access counts already recorded
-    seen: dict[Key, dict[Access, tuple[int, int]]] = field(default_factory=dict)  # first/last open ns
-    new_procs: int = 0
-    window_paths: set[Access] = field(default_factory=set)
-    window: dict[Access, dict[str, int]] = field(default_factory=dict)
-    window_seen: dict[Access, tuple[int, int]] = field(default_factory=dict)
-    totals: dict[Access, dict[str, int]] = field(default_factory=dict)
-    changed: bool = True
-    journaled: dict[int, int] = field(default_factory=dict)  # pid -> start time the journal last knew
-    alias: dict[Key, int] = field(default_factory=dict)  # /proc's start time -> the journal's
-
-    def admits(self, proc: _Proc, path: str, mode: str, now: int) -> bool:
-        """Whether an access is recorded (counted for the window too), or left out by a path filter or
-        the distinct-path cap (counted on the container)."""
-        rec = self.record
-        if mode != "exec" and excluded_path(path, self.opts.exclude_paths):
-            rec.excluded_opens += 1
-            return False
-        slot = (path, mode)
-        if slot not in self.window_paths:
-            if len(self.window_paths) >= self.opts.max_paths:
-                rec.folded_opens += 1
-                return False
-            self.window_paths.add(slot)
-        image = proc.binary or "<unknown image>"
-        counts = self.window.setdefault(slot, {})
-        counts[image] = counts.get(image, 0) + 1
-        first, _ = self.window_seen.get(slot, (now, now))
-        self.window_seen[slot] = (first, now)
-        key = (proc.pid, proc.start_ns)
-        per = self.seen.setdefault(key, {})
-        first, _ = per.get(slot, (now, now))
-        per[slot] = (first, now)
-        return True
 
 
 class NodeCollector:
@@ -164,7 +60,7 @@ class NodeCollector:
         finds running now."""
         self.opts = opts
         self.boot_offset_ns = procfs.boot_offset_ns() if boot_offset_ns is None else boot_offset_ns
-        self.containers: dict[str, _Container] = {}
+        self.containers: dict[str, ContainerState] = {}
         self.unattributed = 0
         self.window_start_ns: int | None = None
         self.gap = {"from": gap[0], "to": gap[1]} if gap else None
@@ -172,19 +68,19 @@ class NodeCollector:
             rec = seed.record
             if self.gap is not None and self.gap not in rec.gaps and rec.running:
                 rec.gaps = (*rec.gaps, self.gap)  # it was running when the agent stopped
-            self.containers[cid] = _Container(
+            self.containers[cid] = ContainerState(
                 rec, opts, totals=seed.totals, changed=self.gap is not None, journaled=dict(seed.running)
             )
 
     def _iso(self, boot_ns: int) -> str:
-        return _iso_ns(boot_ns + self.boot_offset_ns)
+        return iso_ns(boot_ns + self.boot_offset_ns)
 
     def adopted_all(self) -> None:
         """The processes running at start are adopted: a container first seen after this was not
         running while the agent was away, so the gap is not its."""
         self.gap = None
 
-    def _container(self, ref: ContainerLike, now_ns: int) -> _Container:
+    def _container(self, ref: ContainerLike, now_ns: int) -> ContainerState:
         c = self.containers.get(ref.container_id)
         if c is None:
             at = self._iso(now_ns)
@@ -199,7 +95,7 @@ class NodeCollector:
                 qos=ref.qos,
                 gaps=(self.gap,) if self.gap else (),
             )
-            c = self.containers[ref.container_id] = _Container(rec, self.opts)
+            c = self.containers[ref.container_id] = ContainerState(rec, self.opts)
         elif not c.record.cgroup:  # known from the journal only by its processes or opens
             rec = c.record
             rec.runtime, rec.cgroup, rec.pod_uid, rec.qos = ref.runtime, ref.cgroup, ref.pod_uid, ref.qos
@@ -207,10 +103,10 @@ class NodeCollector:
         if c.run is None and c.excluded is None:
             self._classify(c)
             if c.excluded is None:
-                c.run = _ContainerRun(RunInfo(self.opts.host, 0, 0, (), self.boot_offset_ns), c)
+                c.run = ContainerRun(RunInfo(self.opts.host, 0, 0, (), self.boot_offset_ns), c)
         return c
 
-    def _classify(self, c: _Container) -> None:
+    def _classify(self, c: ContainerState) -> None:
         rec = c.record
         if rec.namespace is None and rec.pod_uid and self.opts.namespace_of is not None:
             rec.namespace = self.opts.namespace_of(rec.pod_uid)
@@ -229,7 +125,12 @@ class NodeCollector:
         self._adopt_into(c, c.run, info, audit_id)
 
     def _adopt_into(
-        self, c: _Container, run: _ContainerRun, info: ProcInfo, audit_id: str | None, ppid_known: bool = True
+        self,
+        c: ContainerState,
+        run: ContainerRun,
+        info: ProcInfo,
+        audit_id: str | None,
+        ppid_known: bool = True,
     ) -> None:
         known = c.journaled.get(info.pid)
         if known is not None and known != info.start_ns and abs(known - info.start_ns) <= _PROC_TICK_NS:
@@ -252,7 +153,7 @@ class NodeCollector:
         if audit_id:
             c.audit[key] = audit_id
 
-    def _adopted(self, c: _Container, run: _ContainerRun, event: AdoptEvent, audit_id: str | None) -> None:
+    def _adopted(self, c: ContainerState, run: ContainerRun, event: AdoptEvent, audit_id: str | None) -> None:
         """The tracer found a process already running in a pod (a pod root found later, or a process
         moved into a pod cgroup): what /proc showed of it, None parts left unknown."""
         info = ProcInfo(
@@ -307,7 +208,7 @@ class NodeCollector:
             else:
                 c.audit.pop(key, None)  # a new image with its own environment
 
-    def _admit(self, c: _Container, key: Key) -> None:
+    def _admit(self, c: ContainerState, key: Key) -> None:
         c.record.processes += 1
         c.new_procs += 1
         if c.new_procs > self.opts.max_processes:
@@ -337,7 +238,7 @@ class NodeCollector:
         self.window_start_ns = now_ns
         return out
 
-    def _container_records(self, c: _Container, window: tuple[str, str]) -> Iterator[Record]:
+    def _container_records(self, c: ContainerState, window: tuple[str, str]) -> Iterator[Record]:
         run = c.run
         if run is not None:
             for key in sorted(c.dirty, key=lambda k: (k[1], k[0])):
@@ -362,7 +263,7 @@ class NodeCollector:
         c.window_seen.clear()
         c.changed = False
 
-    def _process_records(self, c: _Container, run: _ContainerRun, key: Key) -> Iterator[Record]:
+    def _process_records(self, c: ContainerState, run: ContainerRun, key: Key) -> Iterator[Record]:
         rec = c.record
         shown = c.shown.setdefault(key, {})
         seen = c.seen.get(key, {})
@@ -385,7 +286,7 @@ class NodeCollector:
                     r.first_at, r.last_at = self._iso(first_last[0]), self._iso(first_last[1])
                 yield r
 
-    def _opens(self, c: _Container, window: tuple[str, str]) -> Iterator[ContainerOpensRecord]:
+    def _opens(self, c: ContainerState, window: tuple[str, str]) -> Iterator[ContainerOpensRecord]:
         for slot in sorted(c.window):
             counts = c.window[slot]
             totals = c.totals.setdefault(slot, {})
@@ -405,7 +306,7 @@ class NodeCollector:
                 last_at=self._iso(last),
             )
 
-    def _forget(self, c: _Container, run: _ContainerRun, key: Key) -> None:
+    def _forget(self, c: ContainerState, run: ContainerRun, key: Key) -> None:
         run.forget(key)
         for table in (c.shown, c.seen, c.audit):
             table.pop(key, None)
@@ -419,18 +320,3 @@ def _unalias(alias: dict[Key, int], event: Event) -> None:
     start = alias.get((event.pid, event.start_ns))
     if start is not None:
         event.start_ns = start
-
-
-_SECONDS: dict[int, str] = {}
-
-
-def _iso_ns(ns: int) -> str:
-    """``iso_utc`` of nanoseconds since the epoch, exact to the microsecond (truncated), with the
-    date-and-second part formatted once per second: a busy node has thousands of events per second."""
-    sec, rem = divmod(ns, 1_000_000_000)
-    prefix = _SECONDS.get(sec)
-    if prefix is None:
-        if len(_SECONDS) > 4096:
-            _SECONDS.clear()
-        prefix = _SECONDS[sec] = iso_utc(sec)[:19]
-    return f"{prefix}.{rem // 1000:06d}Z"
