@@ -239,6 +239,7 @@ def test_pods_of_two_commits_their_processes_files_restart_deletion_and_kill9(
 
     with _store(api.store_url) as store:
         _check_graph(store, ns, commits, uids, first, again, marker)
+        _check_environment_links(store, audits, first)
         _check_nothing_journaled_is_lost(store, journaled)
         _check_gap_and_adoption(store, journal(state), again)
 
@@ -304,6 +305,27 @@ def _check_graph(
     assert container_file_node_id(NODE, b, "/tmp/b.txt") in set(
         store.lineage(pod_node_id(uids["pay-b"]), Direction.DOWNSTREAM, depth=3).depth
     )
+
+
+def _check_environment_links(
+    store: LineageStore, audits: dict[str, str], first: dict[str, PodContainer]
+) -> None:
+    """X_GITOPS_AUDIT_ID of the container's environment, read at exec: AuditRecord -ANNOTATES-> Process."""
+    from liubai.lineage.model import audit_node_id, parse_audit_id
+
+    for app, raw in audits.items():
+        audit = audit_node_id(parse_audit_id(raw))
+        annotated = {
+            e.dst
+            for e in store.neighbors(audit, Direction.DOWNSTREAM, [EdgeKind.ANNOTATES], first=1000).edges
+        }
+        mine = {n.id for n in store.get_many(sorted(annotated)) if n.kind is NodeKind.PROCESS}
+        assert mine, f"{app}: no process linked to its audit id from the environment"
+        cids = {n.props.get("container_id") for n in store.get_many(sorted(mine))}
+        assert first[app].container_id in cids and all(
+            store.get(m) is not None and store.get(m).props.get("audit_id") == raw  # type: ignore[union-attr]
+            for m in mine
+        )
 
 
 def _check_nothing_journaled_is_lost(store: LineageStore, journaled: list[Record]) -> None:
