@@ -50,6 +50,11 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
         ["--storm", "2000", "--reps", "5"],
         ["--storm", "2000", "--reps", "2"],
     ),
+    "node_agent": (
+        "node_agent.py",
+        ["--reps", "5", "--storm", "2000", "--containers", "100"],
+        ["--reps", "1", "--storm", "500", "--service", "5000", "--containers", "20", "--window", "5"],
+    ),
 }
 
 

@@ -158,7 +158,7 @@ class LiveEvents:
             self._root.pop(event.pid, None)
             self._read_at.pop(event.pid, None)
             self._args.pop(event.pid, None)
-            self._proc_reads.pop(event.pid, None)
+            self._forget_read(event.pid)
             self._alive.discard(event.pid)
         self._items.append(event)
 
@@ -230,11 +230,22 @@ class LiveEvents:
                     prev.sha256, prev.hash_note = None, "the process ran another image before it was read"
                     prev.image_rights = False
 
+    def _remember_read(self, pid: int, read: _Read) -> None:
+        """Keep ``read`` as the one later events of ``pid`` may withdraw (only the last one can be)."""
+        self._forget_read(pid)
+        self._proc_reads[pid] = read
+
+    def _forget_read(self, pid: int) -> None:
+        """Drop what is kept for the last read of ``pid`` (a resident tracer runs for days)."""
+        old = self._proc_reads.pop(pid, None)
+        if old is not None:
+            self._via_exe.discard(id(old.event))
+
     def _cred_changed(self, event: CredEvent) -> None:
         status = _read_status(event.pid, event.start_ns)
         if status is not None:
             event.ruid, event.euid, event.suid, event.fsuid, event.cap_eff = status
-            self._proc_reads[event.pid] = _Read(procfs.clock_boot_ns(), event)
+            self._remember_read(event.pid, _Read(procfs.clock_boot_ns(), event))
 
     def _executed(self, event: ExecEvent, os_filename: str | None) -> None:
         """Hash the image that ran, read argv and credentials, as far as /proc still shows them.
@@ -256,6 +267,8 @@ class LiveEvents:
             exe = _exe_facts(pid, exe_fd) if live and exe_fd is not None else None
             if exe is not None and exe_fd is not None:
                 event.image = visible(exe[0])
+                if self.container_view:
+                    event.image = procfs.container_relative(pid, event.image)
                 event.image_sha256 = self.hasher.sha256_fd(exe_fd)
                 _read_rights(event, exe_fd, exe[1])
             named = _stat_named(path, pid, self._root.get(pid), live)
@@ -285,7 +298,7 @@ class LiveEvents:
             if live:
                 self._read_live(event, args)
             if live or exe is not None:
-                self._proc_reads[pid] = _Read(read_at, event)
+                self._remember_read(pid, _Read(read_at, event))
         finally:
             if exe_fd is not None:
                 os.close(exe_fd)

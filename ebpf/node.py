@@ -157,16 +157,28 @@ class NodeTracer:
         except (OSError, ValueError, IndexError):
             return None
         self._tracer.track(pid, info.start_ns, info.ppid)
-        if info.cwd is not None:
-            info.cwd = procfs.container_relative(pid, info.cwd)
+        info.cwd = _in_container(pid, info.cwd)
+        info.binary = _in_container(pid, info.binary)
         readable, audit = read_environ_value(pid, AUDIT_ID_ENV)
-        if not same_process(pid, info.start_ns):
+        if not same_process(pid, info.start_ns):  # the pid went to another process meanwhile
+            self._untrack(pid, info.start_ns)
             return None
         if not readable:
             self.counters["environ_unreadable"] += 1
         self._live.start_at(pid, info.cwd, (before, procfs.clock_boot_ns()))
         self._container[pid] = ref
         return AdoptedProcess(info, ref, audit)
+
+    def _untrack(self, pid: int, start_ns: int) -> None:
+        """Take ``pid`` out of the kernel's tree if the entry is still the one made for ``start_ns``."""
+        assert self._tracer is not None
+        table = self._tracer.bpf_table("tracked")
+        try:
+            entry = table[table.Key(pid)]
+            if entry.start_ns == start_ns:
+                del table[table.Key(pid)]
+        except KeyError:
+            pass
 
     def rescan(self, adopt: bool = True) -> None:
         """Find the pod roots again and give the kernel their cgroup ids; on a host whose pods are not
@@ -282,10 +294,11 @@ class NodeTracer:
         event = self._tracer.decoder.decode(raw)
         assert isinstance(event, AdoptEvent)
         pid = event.pid
-        if event.reason == ADOPT_PROBE:
+        probe = event.reason == ADOPT_PROBE
+        if probe:
             self.counters["probes"] += 1
             ref = cgroups.container_of_pid(pid)
-            if ref is None:
+            if ref is None or pid in self._container:
                 return
         else:
             ref = self._container_of_cgroup(event.cgroup_id, pid)
@@ -294,10 +307,15 @@ class NodeTracer:
             info = procfs.proc_info(pid)
         except (OSError, ValueError, IndexError):
             info = None
-        if info is not None and same_process(pid, info.start_ns) and info.start_ns <= event.ts:
+        known = info is not None and same_process(pid, info.start_ns) and info.start_ns <= event.ts
+        if probe and not known:
+            self.counters["probe_gone"] += 1  # ended before /proc answered: nothing of it was seen
+            return
+        if info is not None and known:
             event.start_ns = info.start_ns
             event.ppid, event.comm, event.argv, event.binary = info.ppid, info.comm, info.argv, info.binary
-            event.cwd = None if info.cwd is None else procfs.container_relative(pid, info.cwd)
+            event.cwd = _in_container(pid, info.cwd)
+            event.binary = _in_container(pid, info.binary)
             readable, audit = read_environ_value(pid, AUDIT_ID_ENV)
             if readable and same_process(pid, info.start_ns):
                 self._audit[id(event)] = audit
@@ -307,20 +325,21 @@ class NodeTracer:
             event.start_ns = event.ts
             self.counters["start_unknown"] += 1
         self._start_fix[pid] = event.start_ns
-        self._fix_kernel_entry(pid, event.start_ns, event.ppid or 0)
+        self._fix_kernel_entry(pid, event.start_ns, event.ppid or 0, create=probe)
         self._live.start_at(pid, event.cwd, (before, procfs.clock_boot_ns()))
         self._container[pid] = ref
         self._live.insert(event)  # in kernel order, before the events it explains
 
-    def _fix_kernel_entry(self, pid: int, start_ns: int, ppid: int) -> None:
+    def _fix_kernel_entry(self, pid: int, start_ns: int, ppid: int, create: bool = False) -> None:
         """Give the kernel's entry of ``pid`` its start time, only while the entry exists (a process that
-        has ended must not be re-added: its pid may go to a host process next)."""
+        has ended must not be re-added: its pid may go to a host process next). ``create``: a probed
+        process /proc just showed alive, which the kernel does not track yet."""
         assert self._tracer is not None
         table = self._tracer.bpf_table("tracked")
         value = table.Leaf()
         value.start_ns = start_ns
         value.ppid = ppid
-        if self.attribution == "procfs":
+        if create:
             table[table.Key(pid)] = value
             return
         from bcc.libbcc import lib
@@ -353,6 +372,12 @@ class NodeTracer:
                 self.counters["audit_id_withdrawn"] += 1
         self._audit[id(event)] = value
         self._env_reads[event.pid] = (at, event)
+
+
+def _in_container(pid: int, path: str | None) -> str | None:
+    """A path /proc showed for ``pid`` as its container sees it (links of a process in another mount
+    namespace read so already; a chroot's are made relative to its root)."""
+    return None if path is None else procfs.container_relative(pid, path)
 
 
 def _pids() -> list[int]:

@@ -78,7 +78,8 @@ def read_os_cwd(pid: int) -> str | None:
 
 def container_relative(pid: int, path: str) -> str | None:
     """``path`` as /proc showed it to us, made relative to the root of ``pid`` (its container's
-    filesystem); None where it lies outside that root or the root cannot be read."""
+    filesystem); None where it lies outside that root or the root cannot be read. A process in another
+    mount namespace shows its root as ``/`` and its links in its own view already: kept as they are."""
     root = _readlink(f"/proc/{pid}/root")
     if root is None:
         return None

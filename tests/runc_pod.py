@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,18 +145,34 @@ class PodContainer:
         parts = [p.replace("kubepods", f"{name}-kubepods", 1) for p in path.split("/") if p]
         return self.prefix.rstrip("/") + "/" + "/".join(parts)
 
-    def start(self, script: str, env: Mapping[str, str] | None = None) -> None:
-        """Run ``sh -c script`` in the container (stdout/stderr kept for ``wait``)."""
+    def start(
+        self,
+        script: str,
+        env: Mapping[str, str] | None = None,
+        *,
+        detach: bool = False,
+        preexec: Callable[[], None] | None = None,
+    ) -> None:
+        """Run ``sh -c script`` in the container (stdout/stderr kept for ``wait``). ``detach``: runc
+        returns once the container runs (its output is dropped; ``delete`` ends it)."""
+        cmd = self.command(script, env, detach=detach)
+        out = subprocess.DEVNULL if detach else subprocess.PIPE
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, preexec_fn=preexec
+        )
+        if detach:
+            self.proc.wait(timeout=60)
+
+    def command(
+        self, script: str, env: Mapping[str, str] | None = None, *, detach: bool = False
+    ) -> list[str]:
+        """Write the bundle; the ``runc run`` command line that runs ``sh -c script`` in it."""
         self.bundle = Path(f"/tmp/liubai-runc-bundle-{self.container_id[:16]}")
         self.bundle.mkdir(exist_ok=True)
         config = _config(rootfs(), ["sh", "-c", script], env or {}, self.cgroup)
         (self.bundle / "config.json").write_text(json.dumps(config))
-        self.proc = subprocess.Popen(
-            ["runc", "--root", STATE, "run", "--bundle", str(self.bundle), self.container_id],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+        run = ["runc", "--root", STATE, "run", *(["--detach"] if detach else [])]
+        return [*run, "--bundle", str(self.bundle), self.container_id]
 
     def init_pid(self) -> int | None:
         """The host pid of the container's first process, while it runs."""

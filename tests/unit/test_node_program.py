@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import struct
+import subprocess
 
 import pytest
 
@@ -14,6 +16,8 @@ from liubai.ebpf.events import (
     event_from_json,
     event_to_json,
 )
+from liubai.ebpf.node import read_environ_value
+from liubai.ebpf.procfs import container_relative
 from liubai.ebpf.program import ProgramOptions, render_program
 
 
@@ -37,3 +41,20 @@ def test_adopt_event_json_round_trip_and_checks() -> None:
     bad = event_to_json(event) | {"cgroup_id": -1}
     with pytest.raises(ValueError, match="cgroup_id"):
         event_from_json(bad)
+
+
+def test_the_audit_id_is_read_from_a_live_process_environment() -> None:
+    value = "git-sha1:" + "ab" * 20 + "|trace:" + "cd" * 16
+    env = {"PATH": "/usr/bin:/bin", "X_GITOPS_AUDIT_ID_OTHER": "no", "X_GITOPS_AUDIT_ID": value}
+    proc = subprocess.Popen(["sleep", "30"], env=env)
+    try:
+        assert read_environ_value(proc.pid, "X_GITOPS_AUDIT_ID") == (True, value)
+        assert read_environ_value(proc.pid, "HOME") == (True, None)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert read_environ_value(proc.pid, "X_GITOPS_AUDIT_ID") == (False, None)  # gone: unreadable
+
+
+def test_paths_proc_shows_are_made_relative_to_the_process_root() -> None:
+    assert container_relative(os.getpid(), "/etc/hostname") == "/etc/hostname"  # our root is "/"

@@ -1,0 +1,297 @@
+"""The node tracer on container workloads: overhead beside auditd, exec rate with 0 lost, 100 containers.
+
+Every workload runs in a real runc container (busybox-static rootfs) in a kubelet-style pod cgroup.
+Arms, in one run, interleaved (order reversed every other repetition): untraced (no program loaded),
+node (``NodeTracer`` loaded and read by a thread, as ``liubai agent --ebpf`` would; loading is not
+timed) and auditd (exec and open syscalls of the containers' processes, scoped by the login uid set
+on ``runc run`` and inherited by everything in the container; see ``auditd_arm``). Workloads:
+
+* service: a shell loop that reads a config file and writes a state file (opens, no execs);
+* storm: short ``cat`` processes, each opening a file (execs and opens).
+
+Then: the exec rate the tracer keeps up with, 1, 2 and 4 storm containers at once (execs/s and lost
+events; the highest rate with none lost), and the tracer process's RSS and CPU while 100 containers
+each exec once a second. Needs root, tracefs, bcc, runc and busybox-static.
+
+Example: sudo .venv/bin/python bench/node_agent.py --reps 3 --json bench-node.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the runc harness lives in tests/
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from auditd_arm import AuditArm, rules_left, unavailable
+
+from liubai.ebpf import cgroups
+from liubai.ebpf.events import ExecEvent
+from liubai.ebpf.loader import preflight
+from liubai.ebpf.node import NodeEvent, NodeTracer
+from tests.runc_pod import PodContainer, new_pod_uid, runc_missing
+
+ENV = {"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "LC_ALL": "C", "HOME": "/tmp"}
+
+
+def _scripts(args: argparse.Namespace) -> dict[str, str]:
+    return {
+        "service": f"i=0; while [ $i -lt {args.service} ]; do read x < /data/config.txt; "
+        'echo "$i $x" > /tmp/state; i=$((i+1)); done',
+        "storm": f"i=0; while [ $i -lt {args.storm} ]; do cat /data/config.txt > /dev/null; i=$((i+1)); done",
+    }
+
+
+def _cpu() -> float:
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _rss_mb(pid: int | str = "self") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class _Reader:
+    """A loaded NodeTracer read by a thread; counts events and execs."""
+
+    def __init__(self) -> None:
+        t0 = time.perf_counter()
+        self.tracer = NodeTracer()
+        self.tracer.start()
+        self.load_s = time.perf_counter() - t0
+        self.events = 0
+        self.execs = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _count(self, got: list[NodeEvent]) -> None:
+        self.events += len(got)
+        self.execs += sum(isinstance(e.event, ExecEvent) for e in got)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._count(self.tracer.poll(100))
+        self._count(self.tracer.flush())
+
+    def close(self) -> dict[str, int]:
+        self._stop.set()
+        self._thread.join()
+        out = {"events": self.events, "execs": self.execs, "lost": self.tracer.lost_events()}
+        self.tracer.close()
+        return out
+
+
+def _container(script: str) -> tuple[PodContainer, list[str]]:
+    box = PodContainer(new_pod_uid())
+    return box, box.command(script)
+
+
+def _untraced(script: str) -> tuple[float, float, dict[str, Any]]:
+    box, cmd = _container(script)
+    try:
+        c0, t0 = _cpu(), time.perf_counter()
+        subprocess.run(cmd, env=ENV, check=True, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        return time.perf_counter() - t0, _cpu() - c0, {}
+    finally:
+        box.delete()
+
+
+def _node(script: str) -> tuple[float, float, dict[str, Any]]:
+    reader = _Reader()
+    box, cmd = _container(script)
+    try:
+        c0, t0 = _cpu(), time.perf_counter()
+        subprocess.run(cmd, env=ENV, check=True, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        wall = time.perf_counter() - t0
+        counts = reader.close()  # the events still queued are read and counted in the CPU time
+        return wall, _cpu() - c0, {**counts, "load_s": reader.load_s}
+    finally:
+        box.delete()
+
+
+def _audited(audit: AuditArm, script: str) -> tuple[float, float, dict[str, Any]]:
+    box, cmd = _container(script)
+    try:
+        wall, cpu, lost = audit.run(cmd, Path("/tmp"), ENV)
+        return wall, cpu, {"lost": lost}
+    finally:
+        box.delete()
+
+
+def _pct(t: dict[str, float], arm: str) -> float:
+    return round(100 * (t[arm] / t["untraced"] - 1), 1)
+
+
+def _overhead(audit: AuditArm | None, args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, script in _scripts(args).items():
+        arms: list[tuple[str, Callable[[], tuple[float, float, dict[str, Any]]]]] = [
+            ("untraced", partial(_untraced, script)),
+            ("node", partial(_node, script)),
+        ]
+        if audit is not None:
+            arms.append(("auditd", partial(_audited, audit, script)))
+        walls: dict[str, list[float]] = {a: [] for a, _ in arms}
+        cpus: dict[str, list[float]] = {a: [] for a, _ in arms}
+        extra: dict[str, list[dict[str, Any]]] = {a: [] for a, _ in arms}
+        _untraced(script)  # warm up
+        for rep in range(args.reps):
+            for arm, fn in arms if rep % 2 == 0 else list(reversed(arms)):
+                wall, cpu, more = fn()
+                walls[arm].append(wall)
+                cpus[arm].append(cpu)
+                extra[arm].append(more)
+        med = {a: statistics.median(v) for a, v in walls.items()}
+        cpu = {a: statistics.median(v) for a, v in cpus.items()}
+        entry: dict[str, Any] = {
+            "wall_median_s": {a: round(v, 3) for a, v in med.items()},
+            "cpu_median_s": {a: round(v, 3) for a, v in cpu.items()},
+            "all_wall_s": {a: [round(x, 3) for x in v] for a, v in walls.items()},
+            "node_wall_overhead_pct": _pct(med, "node"),
+            "node_cpu_overhead_pct": _pct(cpu, "node"),
+            "node_events": statistics.median(e["events"] for e in extra["node"]),
+            "node_lost_events": max(e["lost"] for e in extra["node"]),
+            "bpf_load_s": round(statistics.median(e["load_s"] for e in extra["node"]), 2),
+        }
+        if audit is not None:
+            entry["auditd_wall_overhead_pct"] = _pct(med, "auditd")
+            entry["auditd_cpu_overhead_pct"] = _pct(cpu, "auditd")
+            entry["auditd_records_lost"] = sum(e["lost"] for e in extra["auditd"])
+            a_over = med["auditd"] / med["untraced"] - 1
+            entry["node_over_auditd_wall_overhead"] = (
+                round((med["node"] / med["untraced"] - 1) / a_over, 3) if a_over > 0 else None
+            )
+        out[name] = entry
+    return out
+
+
+def _exec_rate(args: argparse.Namespace) -> dict[str, Any]:
+    """Storm containers at once under the tracer: execs/s the kernel reported and lost events."""
+    script = _scripts(args)["storm"]
+    levels: dict[str, Any] = {}
+    best = 0.0
+    for parallel in (1, 2, 4):
+        reader = _Reader()
+        boxes = [_container(script) for _ in range(parallel)]
+        try:
+            t0 = time.perf_counter()
+            procs = [
+                subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+                for _, cmd in boxes
+            ]
+            for p in procs:
+                p.wait()
+            wall = time.perf_counter() - t0
+            counts = reader.close()
+        finally:
+            for box, _ in boxes:
+                box.delete()
+        rate = counts["execs"] / wall
+        levels[str(parallel)] = {"execs": counts["execs"], "execs_per_s": round(rate), "lost": counts["lost"]}
+        if counts["lost"] == 0:
+            best = max(best, rate)
+    return {"levels": levels, "highest_execs_per_s_with_0_lost": round(best)}
+
+
+def _hundred(args: argparse.Namespace) -> dict[str, Any]:
+    """RSS and CPU of the tracer's process while ``args.containers`` containers each exec once a second."""
+    rss0 = _rss_mb()
+    reader = _Reader()
+    rss_loaded = _rss_mb()
+    boxes: list[PodContainer] = []
+    try:
+        for _ in range(args.containers):
+            box = PodContainer(new_pod_uid())
+            box.start("while true; do cat /data/config.txt > /dev/null; sleep 1; done", detach=True)
+            boxes.append(box)
+        time.sleep(2)
+        me0 = resource.getrusage(resource.RUSAGE_SELF)
+        e0, t0 = reader.events, time.perf_counter()
+        time.sleep(args.window)
+        me1 = resource.getrusage(resource.RUSAGE_SELF)
+        span = time.perf_counter() - t0
+        events = reader.events - e0
+        rss = _rss_mb()
+    finally:
+        for box in boxes:
+            box.delete()
+        counts = reader.close()
+    cpu = (me1.ru_utime + me1.ru_stime) - (me0.ru_utime + me0.ru_stime)
+    return {
+        "containers": args.containers,
+        "window_s": round(span, 1),
+        "events_per_s": round(events / span),
+        "tracer_cpu_pct_of_one_core": round(100 * cpu / span, 2),
+        "rss_mb_before_load": round(rss0, 1),
+        "rss_mb_loaded": round(rss_loaded, 1),
+        "rss_mb_with_containers": round(rss, 1),
+        "lost_events": counts["lost"],
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--service", type=int, default=20000, help="loop iterations of the service workload")
+    ap.add_argument("--storm", type=int, default=1000, help="processes per storm container")
+    ap.add_argument("--containers", type=int, default=100)
+    ap.add_argument("--window", type=float, default=10.0, help="seconds the 100 containers are measured")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    problems = preflight()
+    reason = runc_missing()
+    if problems or reason:
+        print("cannot benchmark: " + "; ".join([*problems, *([reason] if reason else [])]), file=sys.stderr)
+        return 2
+    mount = cgroups.cgroup2_mount()
+    made = mount is not None and not os.path.isdir(os.path.join(mount, "kubepods.slice"))
+    if mount is not None and made:
+        os.mkdir(os.path.join(mount, "kubepods.slice"))  # what a kubelet creates when it starts
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    no_audit = unavailable()
+    if no_audit:
+        print(f"auditd arm skipped: {no_audit}", file=sys.stderr)
+    report: dict[str, Any] = {"reps": args.reps, "auditd": no_audit or "ran"}
+    try:
+        if no_audit:
+            report["overhead"] = _overhead(None, args)
+        else:
+            with AuditArm() as audit:
+                report["overhead"] = _overhead(audit, args)
+        report["exec_rate"] = _exec_rate(args)
+        report["hundred_containers"] = _hundred(args)
+    finally:
+        if not no_audit and rules_left():
+            print("auditd arm: bench rules are still loaded: " + "; ".join(rules_left()), file=sys.stderr)
+        if mount is not None and made:
+            for h in [mount, *(e.path for e in os.scandir("/sys/fs/cgroup") if e.is_dir())]:
+                for dirpath, _d, _f in os.walk(os.path.join(h, "kubepods.slice"), topdown=False):
+                    try:
+                        os.rmdir(dirpath)
+                    except OSError:
+                        pass
+    print(json.dumps(report, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
