@@ -64,6 +64,9 @@ def node_label(node: Node) -> str:
             user, decision = p.get("username"), p.get("decision")
             what = "/".join(str(p.get(k)) for k in ("kind", "namespace", "name") if p.get(k))
             return f"{decision} {what} by {user}" if user else key
+        case NodeKind.CONTAINER:
+            name, cid = p.get("name"), str(p.get("container_id") or key)
+            return f"{name} {cid[:12]}" if name else f"container {cid[:12]}"
     return key  # pragma: no cover - every kind is matched above
 
 

@@ -199,17 +199,20 @@ class _Proc:
 class RunCollector:
     """Accumulates the events of one run; ``records()`` gives the run, its processes and file accesses."""
 
-    def __init__(self, info: RunInfo) -> None:
+    def __init__(self, info: RunInfo, *, root: bool = True) -> None:
+        """``root=False``: no root process (a container's processes, which the node agent meets as they
+        come), so ``info.root_pid`` names nothing."""
         self.info = info
         self.procs: dict[tuple[int, int], _Proc] = {}
         self.unresolved = 0
         self.lexical = 0
         self.events = 0
         self._latest: dict[int, tuple[int, int]] = {}
-        root = _Proc(pid=info.root_pid, start_ns=info.start_ns, ppid=info.root_ppid, uid=info.root_uid)
-        root.fs.cwd = info.cwd
-        root.argv = info.command
-        self._add(root)
+        if root:
+            first = _Proc(pid=info.root_pid, start_ns=info.start_ns, ppid=info.root_ppid, uid=info.root_uid)
+            first.fs.cwd = info.cwd
+            first.argv = info.command
+            self._add(first)
 
     # -- process table -------------------------------------------------------------------------------
 
@@ -493,6 +496,18 @@ class RunCollector:
         )
         for p in procs:
             yield from self._process_records(p)
+
+    def process_records(self, key: tuple[int, int]) -> Iterator[ProcessRecord | FileAccessRecord]:
+        """One process's record and its file accesses (totals so far), as ``records()`` gives them."""
+        proc = self.procs.get(key)
+        if proc is not None:
+            yield from self._process_records(proc)
+
+    def forget(self, key: tuple[int, int]) -> None:
+        """Drop an ended process once its records left (a long-lived model stays bounded)."""
+        self.procs.pop(key, None)
+        if self._latest.get(key[0]) == key:
+            del self._latest[key[0]]
 
     def _process_records(self, p: _Proc) -> Iterator[ProcessRecord | FileAccessRecord]:
         info = self.info

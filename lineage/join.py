@@ -13,6 +13,12 @@ from typing import Any
 
 from liubai.lineage.join_audit import add_audit, add_trace
 from liubai.lineage.join_cluster import join_admission, join_cluster_object, join_pod
+from liubai.lineage.join_node import (
+    join_container,
+    join_container_file_access,
+    join_container_opens,
+    join_container_process,
+)
 from liubai.lineage.model import (
     EdgeKind,
     GraphBatch,
@@ -30,6 +36,8 @@ from liubai.lineage.records import (
     AdmissionRecord,
     ClusterObjectRecord,
     CommitRecord,
+    ContainerOpensRecord,
+    ContainerRecord,
     FileAccessRecord,
     LogRecord,
     ManifestObjectRecord,
@@ -224,9 +232,13 @@ def _process(batch: GraphBatch, p: ProcessRecord) -> None:
             "file_activity_incomplete": p.file_activity_incomplete,
             "first_seen": p.started_at,
             "last_seen": p.ended_at or p.started_at,
-        },
+        }
+        | _container_props(p),
     )
-    batch.add_edge(run_node_id(p.host, p.run_pid, p.run_start_ns), EdgeKind.RAN, pid_)
+    if p.container_id is not None or p.pod_uid is not None:
+        join_container_process(batch, p, pid_)
+    else:
+        batch.add_edge(run_node_id(p.host, p.run_pid, p.run_start_ns), EdgeKind.RAN, pid_)
     if p.ppid is not None and p.parent_start_ns is not None:
         parent = process_node_id(p.host, p.ppid, p.parent_start_ns)
         if parent != pid_:
@@ -234,11 +246,22 @@ def _process(batch: GraphBatch, p: ProcessRecord) -> None:
             batch.add_edge(pid_, EdgeKind.CHILD_OF, parent)
 
 
+def _container_props(p: ProcessRecord) -> dict[str, Any]:
+    """The node agent's properties of a container's process (none for a traced run's)."""
+    props: dict[str, Any] = {"container_id": p.container_id, "pod_uid": p.pod_uid, "audit_id": p.audit_id}
+    if p.adopted:
+        props["adopted"] = True
+    return {k: v for k, v in props.items() if v is not None}
+
+
 def _rejected(batch: GraphBatch, r: RejectedRecord) -> None:
     batch.rejected.append(r)
 
 
 def _file_access(batch: GraphBatch, f: FileAccessRecord) -> None:
+    if f.container_id is not None:
+        join_container_file_access(batch, f, f.container_id)
+        return
     fid = file_node_id(f.host, f.path)
     batch.add_node(fid, {"host": f.host, "path": f.path})
     props: dict[str, Any] = {"count": f.count}
@@ -265,5 +288,7 @@ _JOIN_BY_TYPE: dict[type, Callable[[GraphBatch, Any], None]] = {
     ClusterObjectRecord: join_cluster_object,
     PodRecord: join_pod,
     AdmissionRecord: join_admission,
+    ContainerRecord: join_container,
+    ContainerOpensRecord: join_container_opens,
     RejectedRecord: _rejected,
 }

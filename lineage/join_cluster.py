@@ -11,6 +11,7 @@ admission decision ``-ADMITTED->`` the object and ``-STAMPED->`` the audit recor
 from __future__ import annotations
 
 from liubai.lineage.join_audit import add_audit
+from liubai.lineage.join_node import join_pod_containers
 from liubai.lineage.model import (
     EdgeKind,
     GraphBatch,
@@ -97,6 +98,7 @@ def join_pod(batch: GraphBatch, p: PodRecord) -> None:
             owner, {"kind": p.owner_kind, "namespace": p.namespace, "name": p.owner_name}, placeholder=True
         )
         batch.add_edge(pid, EdgeKind.INSTANCE_OF, owner)
+    join_pod_containers(batch, p.uid, p.containers)
     if p.audit_id:
         audit = add_audit(batch, p.audit_id, p.location, p.location, seen_at=p.created_at or p.observed_at)
         if audit is not None:

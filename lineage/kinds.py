@@ -24,6 +24,7 @@ class NodeKind(StrEnum):
     FILE = "File"
     POD = "Pod"
     ADMISSION = "Admission"
+    CONTAINER = "Container"
 
     @property
     def prefix(self) -> str:
@@ -42,6 +43,7 @@ _PREFIX_BY_KIND: dict[NodeKind, str] = {
     NodeKind.FILE: "file",
     NodeKind.POD: "pod",
     NodeKind.ADMISSION: "admission",
+    NodeKind.CONTAINER: "container",
 }
 _KIND_BY_PREFIX = {p: k for k, p in _PREFIX_BY_KIND.items()}
 

@@ -46,6 +46,8 @@ __all__ = [
     "admission_node_id",
     "audit_node_id",
     "commit_node_id",
+    "container_file_node_id",
+    "container_node_id",
     "dedupe_batch",
     "file_node_id",
     "log_node_id",
@@ -114,3 +116,15 @@ def process_node_id(host: str, pid: int, start_ns: int) -> str:
 
 def file_node_id(host: str, path: str) -> str:
     return f"file:{host}:{path}"
+
+
+def container_node_id(container_id: str) -> str:
+    """A container by its runtime id (64 hex for containerd, CRI-O and Docker): what the kubelet reports
+    in a Pod's status (without its ``containerd://`` scheme) and what a node agent reads off a cgroup."""
+    return f"container:{container_id}"
+
+
+def container_file_node_id(host: str, container_id: str, path: str) -> str:
+    """A file as one container sees it: its ``/etc/passwd`` is neither the host's nor another
+    container's, so the container is part of the id (``file:<host>:<path>`` stays the host's file)."""
+    return f"file:{host}:container/{container_id}:{path}"

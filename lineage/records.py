@@ -17,6 +17,8 @@ __all__ = [
     "AdmissionRecord",
     "ClusterObjectRecord",
     "CommitRecord",
+    "ContainerOpensRecord",
+    "ContainerRecord",
     "ContainerStatus",
     "FileAccessRecord",
     "LogRecord",
@@ -148,6 +150,12 @@ class ProcessRecord:
     escalation: bool = False  # the effective identity or capabilities rose during the process
     privilege_drop: bool = False  # they fell (and never rose)
     file_activity_incomplete: str | None = None  # why some file activity was invisible ("io_uring")
+    # a process of a pod container (node agent): no run, ``run_pid`` and ``run_start_ns`` are 0
+    container_id: str | None = None
+    pod_uid: str | None = None
+    container_top: bool = False  # its parent is outside the container: ``Pod -RAN->`` it
+    adopted: bool = False  # already running when the agent started: known from /proc, not from its exec
+    audit_id: str | None = None  # X_GITOPS_AUDIT_ID of its environment at exec, as read (parsed in the join)
 
     @property
     def privilege_change(self) -> bool:
@@ -169,6 +177,9 @@ class FileAccessRecord:
     certainty: str = "exact"  # "exact", "kernel" (read back), "lexical" or "unresolved"
     exec_ids: tuple[int, ...] = ()  # which images of the process (0: the one inherited at fork) did it
     via: str | None = None  # how an exec was known when no execve showed it ("ld.so": the loader ran it)
+    container_id: str | None = None  # the path is as this container sees it (a container-scoped file)
+    first_at: str | None = None  # the first and last open seen (node agent)
+    last_at: str | None = None
 
 
 @dataclass(slots=True)
@@ -274,6 +285,58 @@ class AdmissionRecord:
         return f"admission:{self.request_uid}"
 
 
+@dataclass(slots=True)
+class ContainerRecord:
+    """A pod container on one node as the node agent sees it, with what its caps folded.
+
+    Counters are totals over the container's life as the agent's journal kept them, so an upsert of a
+    later window's record replaces an earlier one. ``gaps`` lists the times the agent was not watching
+    (``{"from": iso, "to": iso}``): what happened then is unknown, not absent.
+    """
+
+    host: str
+    container_id: str
+    runtime: str
+    cgroup: str
+    pod_uid: str | None
+    first_seen: str
+    last_seen: str
+    qos: str | None = None
+    namespace: str | None = None
+    running: int = 0  # its processes alive at the end of the window (0: none the agent knows of)
+    processes: int = 0  # processes seen
+    folded_processes: int = 0  # over the per-window process cap: counted, not recorded one by one
+    folded_opens: int = 0  # opens of paths over the per-window distinct-path cap
+    excluded_opens: int = 0  # opens under an excluded path prefix (/proc, /sys, /dev by default)
+    excluded: str | None = None  # why none of its processes are recorded (a namespace filter)
+    excluded_events: int = 0  # events of its processes left out for that reason
+    gaps: tuple[dict[str, str], ...] = ()
+
+    @property
+    def location(self) -> str:
+        return f"node:{self.host}/container/{self.container_id}"
+
+
+@dataclass(slots=True)
+class ContainerOpensRecord:
+    """Opens of one path in one mode inside one container during one window, counted per exec image.
+
+    ``counts``: this window's opens by image; ``totals``: by image over the container's life, this window
+    included (what the graph keeps, so a later window's record replaces an earlier one on upsert).
+    """
+
+    host: str
+    container_id: str
+    path: str
+    mode: str
+    window_start: str
+    window_end: str
+    counts: dict[str, int] = field(default_factory=dict)
+    totals: dict[str, int] = field(default_factory=dict)
+    first_at: str | None = None
+    last_at: str | None = None
+
+
 Record = (
     CommitRecord
     | ManifestObjectRecord
@@ -284,5 +347,7 @@ Record = (
     | ClusterObjectRecord
     | PodRecord
     | AdmissionRecord
+    | ContainerRecord
+    | ContainerOpensRecord
     | RejectedRecord
 )

@@ -70,10 +70,61 @@ def agent_cmd(
             "--metrics-port", min=1, max=65535, help="Serve the agent's own Prometheus metrics on 127.0.0.1."
         ),
     ] = None,
+    ebpf: Annotated[
+        bool,
+        typer.Option("--ebpf", help="Node mode: trace the processes of this node's pod containers (root)."),
+    ] = False,
+    window: Annotated[
+        float, typer.Option("--window", min=0.1, help="Node mode: seconds per recorded window.")
+    ] = 10.0,
+    include_namespace: Annotated[
+        list[str] | None,
+        typer.Option("--include-namespace", help="Node mode: record only these namespaces (repeatable)."),
+    ] = None,
+    exclude_namespace: Annotated[
+        list[str] | None,
+        typer.Option("--exclude-namespace", help="Node mode: leave these namespaces out (repeatable)."),
+    ] = None,
+    exclude_path: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--exclude-path",
+            help="Node mode: leave opens under this prefix out, counted (repeatable; default /proc /sys /dev).",
+        ),
+    ] = None,
+    max_processes: Annotated[
+        int,
+        typer.Option(
+            "--max-processes", min=1, help="Node mode: processes per container per window recorded."
+        ),
+    ] = 1000,
+    max_paths: Annotated[
+        int, typer.Option("--max-paths", min=1, help="Node mode: distinct paths per container per window.")
+    ] = 2000,
+    node_name: Annotated[
+        str, typer.Option("--node-name", help="Node mode: this node's name in process and file ids.")
+    ] = socket.gethostname(),
+    namespace_of: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--namespace-of", help="Node mode: POD_UID=NAMESPACE for the namespace filters (repeatable)."
+        ),
+    ] = None,
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option("--kubeconfig", help="Node mode: look Pods' namespaces up in this cluster."),
+    ] = None,
+    kube_node: Annotated[
+        str | None,
+        typer.Option("--kube-node", help="Node mode: list only the Pods of this Kubernetes node."),
+    ] = None,
 ) -> None:
     """Ship records to a liubai API; spool to disk while it is down, catch up in order when it is back.
 
     Example: liubai agent --server http://10.0.0.5:8000 --token lb_… --logs /var/log/app.jsonl --events run.events
+
+    Node mode (as root): liubai agent --server http://10.0.0.5:8000 --token-file /etc/liubai/token --ebpf
+    --follow --exclude-namespace kube-system
     """
     from liubai.collector.agent import (  # httpx only when shipping
         Agent,
@@ -102,15 +153,36 @@ def agent_cmd(
         + [("otlp", p) for p in otlp or []]
         + [("events", p) for p in events or []]
     )
-    if not inputs:
-        raise fail("nothing to ship: give --logs, --otlp or --events")
+    if not inputs and not ebpf:
+        raise fail("nothing to ship: give --logs, --otlp, --events or --ebpf")
+    state = state_dir or Path(user_state_dir("liubai")) / "agent"
+    node = None
+    if ebpf:
+        from liubai.api.cli.agent_node import NodeSettings, start_node_mode
+
+        settings = NodeSettings(
+            node_name=node_name,
+            window_s=window,
+            include_namespaces=tuple(include_namespace or ()),
+            exclude_namespaces=tuple(exclude_namespace or ()),
+            exclude_paths=tuple(exclude_path) if exclude_path else None,
+            max_processes=max_processes,
+            max_paths=max_paths,
+            namespace_of=tuple(namespace_of or ()),
+            kubeconfig=kubeconfig,
+            kube_node=kube_node,
+        )
+        node = start_node_mode(settings, state)
+        follow = True  # a node is recorded until the agent is stopped
     try:
         sources: list[Source] = [make_source(kind, str(path)) for kind, path in inputs]
+        if node is not None:
+            sources.append(node.source)
         agent = Agent(
             AgentConfig(
                 server=server,
                 token=token,
-                state_dir=state_dir or Path(user_state_dir("liubai")) / "agent",
+                state_dir=state,
                 name=name,
                 batch_size=batch_size,
                 spool_max_bytes=spool_max,
@@ -129,6 +201,8 @@ def agent_cmd(
     def stop(signum: int, _frame: FrameType | None) -> None:
         nonlocal stopping
         stopping = True
+        if node is not None:
+            node.stop.set()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -139,10 +213,17 @@ def agent_cmd(
             agent.close()
             raise fail(f"cannot serve metrics on 127.0.0.1:{metrics_port}: {exc.strerror or exc}") from None
     try:
-        status = agent.run(follow=follow, should_stop=lambda: stopping)
+        status = agent.run(follow=follow, should_stop=lambda: stopping or (node is not None and node.failed))
+        if node is not None:  # the last window: to the API, or the spool
+            node.finish()
+            agent.pump(node.source)
+            if node.failed:
+                raise fail(f"--ebpf: recording stopped: {node.error}")
     except AgentError as exc:
         raise fail_error(exc) from None
     finally:
+        if node is not None:
+            node.finish()
         agent.close()
     say(
         f"sent {status.sent_batches} batches ({status.duplicate_batches} already applied), "

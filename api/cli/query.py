@@ -40,6 +40,7 @@ _KIND_STYLE = {
     NodeKind.FILE: "white",
     NodeKind.POD: "cyan",
     NodeKind.ADMISSION: "bold magenta",
+    NodeKind.CONTAINER: "cyan",
 }
 
 

@@ -310,6 +310,7 @@ _DOT_COLOURS = {
     NodeKind.FILE: "#fff7bc",
     NodeKind.POD: "#9ee0d6",
     NodeKind.ADMISSION: "#f4b6c2",
+    NodeKind.CONTAINER: "#b5e3d9",
 }
 
 

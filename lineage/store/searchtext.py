@@ -26,6 +26,7 @@ SEARCH_PROPS: dict[NodeKind, tuple[str, ...]] = {
     NodeKind.FILE: ("path",),
     NodeKind.POD: ("name", "namespace", "uid", "node_name", "images"),
     NodeKind.ADMISSION: ("username", "kind", "namespace", "name", "decision", "audit_id"),
+    NodeKind.CONTAINER: ("container_id", "name", "image", "pod_uid", "host"),
 }
 
 _MAX = 2000

@@ -13,6 +13,7 @@ export const KINDS = [
   { kind: "LogEvent", color: "#4f8a5b", shape: "barrel", plural: "log events" },
   { kind: "Admission", color: "#b0487f", shape: "vee", plural: "admissions" },
   { kind: "Pod", color: "#1f9e8f", shape: "octagon", plural: "pods" },
+  { kind: "Container", color: "#4aa39a", shape: "round-octagon", plural: "containers" },
 ];
 
 export const KIND_BY_NAME = new Map(KINDS.map((k) => [k.kind, k]));

@@ -5,7 +5,8 @@ import { authHeaders } from "./auth.js";
 import { $, el, swatch } from "./dom.js";
 import { kindInfo } from "./kinds.js";
 
-/** Why a row deserves attention: a process that ran with another uid than its parent. */
+/** Why a row deserves attention: a process that ran with another uid than its parent, a container the
+ *  node agent did not watch the whole time or recorded only in part. */
 function note(node) {
   const p = node.properties ?? {};
   if (node.kind === "Process" && p.privilege_change) return `privilege change (uid ${p.uid ?? "?"})`;
@@ -14,6 +15,14 @@ function note(node) {
     return `exit ${p.exit_code}`;
   }
   if (node.kind === "LogEvent" && /^(error|fatal|critical)$/i.test(p.level ?? "")) return String(p.level);
+  if (node.kind === "Container") {
+    const parts = [];
+    if (Array.isArray(p.gaps) && p.gaps.length) parts.push(`unwatched ${p.gaps.length}×`);
+    if (p.excluded) parts.push(String(p.excluded));
+    if (p.folded_processes) parts.push(`${p.folded_processes} processes folded`);
+    if (p.folded_opens) parts.push(`${p.folded_opens} opens folded`);
+    if (parts.length) return parts.join(", ");
+  }
   if (node.placeholder) return "placeholder (not ingested yet)";
   return "";
 }
