@@ -15,8 +15,9 @@ import httpx
 import pytest
 
 from liubai.api.demo_cluster import FLUX_USER, cluster_problems
+from liubai.api.demo_node import node_problems
 from liubai.api.demo_repo import DEMO_TRACE
-from liubai.lineage.model import Direction, NodeKind, audit_node_id, parse_audit_id
+from liubai.lineage.model import Direction, EdgeKind, NodeKind, audit_node_id, parse_audit_id, pod_node_id
 from liubai.lineage.store import open_store
 from tests._real import missing
 
@@ -134,6 +135,38 @@ def _check_deploy_step(output: str, db: Path) -> None:
     payments = [a.props for a in admissions if a.props.get("name") == "payments"]
     assert payments and all(p.get("username") == FLUX_USER for p in payments), [a.props for a in admissions]
     assert sum(1 for n in pods if n.kind is NodeKind.POD) == 2  # the Deployment's two replicas
+    _check_payments_container(output, db, audit_id)
+
+
+RAN = re.compile(r"Pod shop/(payments-\S+) \(uid ([0-9a-f-]{36})\) ran container ([0-9a-f]{12}) with runc")
+
+
+def _check_payments_container(output: str, db: Path, audit_id: str) -> None:
+    """Where runc and eBPF work, one payments Pod ran its container under ``liubai agent --ebpf``: the Pod
+    holds the container, its processes and the files they touched, in the container's view, and the
+    environment's audit id (set from the stamped annotation) links those processes to the deploy."""
+    problems = node_problems()
+    if problems:
+        missing("runc", "the demo's payments container did not run: " + "; ".join(problems))
+    ran = RAN.search(output)
+    assert ran, output
+    pod_uid, container = ran.group(2), ran.group(3)
+    store = open_store(f"sqlite:///{db}")
+    try:
+        below = store.lineage(pod_node_id(pod_uid), Direction.DOWNSTREAM, 3)
+        stamped = store.lineage(audit_node_id(parse_audit_id(audit_id)), Direction.DOWNSTREAM, 1)
+    finally:
+        store.close()
+    kinds = {n.kind for n in below.nodes}
+    assert {NodeKind.CONTAINER, NodeKind.PROCESS, NodeKind.FILE} <= kinds, kinds
+    containers = [n for n in below.nodes if n.kind is NodeKind.CONTAINER]
+    assert [n.id.split(":", 1)[1][:12] for n in containers] == [container]
+    assert containers[0].props.get("image"), containers[0].props  # from the status the demo wrote back
+    read = {n.props.get("path") for n in below.nodes if n.kind is NodeKind.FILE}
+    assert {"/data/config.txt", "/tmp/ledger"} <= read, read
+    processes = {n.id for n in below.nodes if n.kind is NodeKind.PROCESS}
+    annotated = {e.dst for e in stamped.edges if e.kind is EdgeKind.ANNOTATES}
+    assert processes & annotated, "the environment's audit id links the container's processes"
 
 
 def test_demo_replay_links_the_recorded_run_to_the_demo_commit(tmp_path: Path) -> None:
@@ -168,11 +201,16 @@ def test_demo_replay_links_the_recorded_run_to_the_demo_commit(tmp_path: Path) -
         NodeKind.POD,
     } <= kinds
     assert "replaying the objects a real API server held" in out.stdout
+    assert "replaying the journal the node agent wrote" in out.stdout
+    pod = re.search(r"node=pod%3A([0-9a-f-]{36})", out.stdout)
+    assert pod, out.stdout
     store = open_store(f"sqlite:///{tmp_path / 'd' / 'lineage.db'}")
     try:
         reasons = [r.reason for r in store.rejected().records]
+        below = {n.kind for n in store.lineage(pod_node_id(pod.group(1)), Direction.DOWNSTREAM, 3).nodes}
     finally:
         store.close()
+    assert {NodeKind.CONTAINER, NodeKind.PROCESS, NodeKind.FILE} <= below  # the recorded container run
     assert any("invalid YAML" in r for r in reasons) and any("malformed audit id" in r for r in reasons)
 
 

@@ -21,6 +21,7 @@ from rich.text import Text
 
 from liubai.api.cli.common import console, fail, printable, say, state
 from liubai.api.demo_cluster import (
+    NAMESPACE,
     RECORDED_CLUSTER,
     DeployFailed,
     cluster_problems,
@@ -29,6 +30,7 @@ from liubai.api.demo_cluster import (
     recorded_audit_id,
     running_cluster,
 )
+from liubai.api.demo_node import RECORDED_NODE, node_problems, recorded_pod_uid, run_payments_pod
 from liubai.api.demo_repo import DemoRepo, build_demo_repo, write_demo_logs
 from liubai.lineage.urls import redact_url
 
@@ -63,9 +65,12 @@ _DEMO_ENTRIES = frozenset(
 )
 
 
-def _deploy(store_url: str, work: Path, repo: DemoRepo, replay: bool, record_to: Path | None) -> str:
+def _deploy(
+    store_url: str, work: Path, repo: DemoRepo, replay: bool, record_to: Path | None
+) -> tuple[str, str | None]:
     """Deploy the demo repo's HEAD as Flux would, through the webhook, to a real API server and ingest what
-    runs; else replay a recording of exactly that. Returns the audit id stamped on the payments Deployment."""
+    runs; else replay a recording of exactly that. Returns the audit id stamped on the payments Deployment
+    and the uid of the payments Pod whose container ran (None: none ran)."""
     problems = ["--replay given"] if replay else cluster_problems()
     if not problems:
         console.print(
@@ -92,12 +97,13 @@ def _deploy(store_url: str, work: Path, repo: DemoRepo, replay: bool, record_to:
                 )
                 for name, audit_id in sorted(deployed.audit_ids.items()):
                     say(f"stamped on Deployment shop/{name}: x-gitops-audit-id: {audit_id}")
-                say(f"{deployed.pods} Pods created by the controllers (Pending: no kubelet runs here)")
+                say(f"{deployed.pods} Pods created by the controllers (no kubelet runs here)")
+                pod_uid = _run_payments(store_url, cluster.kubeconfig, work, record_to)
                 _liubai(store_url, "ingest", "k8s", "--kubeconfig", cluster.kubeconfig)
                 if record_to is not None:
-                    record_cluster(cluster.kubeconfig, record_to)
+                    record_cluster(cluster.kubeconfig, record_to / RECORDED_CLUSTER.name)
                     say(f"recorded the cluster's objects to {record_to}")
-            return deployed.audit_ids["payments"]
+            return deployed.audit_ids["payments"], pod_uid
         except (DeployFailed, KeyError, OSError, ValueError, subprocess.SubprocessError) as exc:
             problems = [f"the live deploy failed: {exc}"]
     console.print(Text("a live cluster is not available here (" + "; ".join(problems) + ")", style="yellow"))
@@ -109,12 +115,45 @@ def _deploy(store_url: str, work: Path, repo: DemoRepo, replay: bool, record_to:
         )
     )
     _liubai(store_url, "ingest", "k8s", "--from-file", str(RECORDED_CLUSTER))
+    console.print(
+        Text(
+            f"replaying the journal the node agent wrote while the payments Pod ran: {RECORDED_NODE.name}",
+            style="yellow",
+        )
+    )
+    _liubai(store_url, "ingest", "node", str(RECORDED_NODE))
     audit_id = recorded_audit_id(RECORDED_CLUSTER, "payments")
     if repo.head not in audit_id:
         say(
             f"warning: the recording names another revision than this demo's HEAD {repo.head[:12]}: {audit_id}"
         )
-    return audit_id
+    return audit_id, recorded_pod_uid(RECORDED_NODE)
+
+
+def _run_payments(store_url: str, kubeconfig: str, work: Path, record_to: Path | None) -> str | None:
+    """The payments Pod's container, run with runc and traced by ``liubai agent --ebpf``, where it can be."""
+    problems = node_problems()
+    if not problems:
+        try:
+            journal_copy = record_to / RECORDED_NODE.name if record_to else None
+            run = run_payments_pod(store_url, kubeconfig, work, journal_copy)
+        except (DeployFailed, OSError, subprocess.SubprocessError) as exc:
+            problems = [f"the container run failed: {exc}"]
+        else:
+            say(
+                f"Pod {NAMESPACE}/{run.pod} (uid {run.pod_uid}) ran container {run.container_id[:12]} with runc"
+            )
+            say(f"its output: {run.output}")
+            say("liubai agent --ebpf traced it and shipped its processes and files to the API")
+            return run.pod_uid
+    console.print(
+        Text(
+            "the payments container cannot run and be traced here (" + "; ".join(problems) + "): "
+            "its Pods stay Pending, with no processes",
+            style="yellow",
+        )
+    )
+    return None
 
 
 def demo(
@@ -135,10 +174,12 @@ def demo(
             help="Replay the shipped recorded trace and cluster even where eBPF tracing and a cluster work.",
         ),
     ] = False,
-    record_cluster_to: Annotated[
+    record_to: Annotated[
         Path | None,
         typer.Option(
-            "--record-cluster", hidden=True, help="Write the live cluster's objects here (for replays)."
+            "--record",
+            hidden=True,
+            help="Write the live cluster's objects and the node journal into this folder (for replays).",
         ),
     ] = None,
 ) -> None:
@@ -208,7 +249,7 @@ def demo(
         )
 
     console.rule("3. deployed as Flux would, the audit id stamped by the webhook, read back from the cluster")
-    deployed_id = _deploy(store_url, root / "kube", repo, replay, record_cluster_to)
+    deployed_id, pod_uid = _deploy(store_url, root / "kube", repo, replay, record_to)
 
     console.rule("4. the service's logs, carrying the trace and the stamped audit id")
     logs = write_demo_logs(root / "payments.jsonl", repo, deployed_id)
@@ -223,6 +264,9 @@ def demo(
     console.print(Text(f"web UI     {base}/#node={node}&depth=3&direction=downstream", style="bold"))
     deployed = quote(f"commit:{repo.head}", safe="")
     console.print(Text(f"deployed   {base}/#node={deployed}&depth=4&direction=downstream", style="bold"))
+    if pod_uid:
+        pod = quote(f"pod:{pod_uid}", safe="")
+        console.print(Text(f"pod        {base}/#node={pod}&depth=3&direction=both", style="bold"))
     console.print(Text(f"GraphiQL   {base}/graphql", style="bold"))
     console.print(
         Text(

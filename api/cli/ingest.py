@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 ingest_app = typer.Typer(
-    help="Pull evidence into the lineage graph (git, logs, sls, k8s, events).", no_args_is_help=True
+    help="Pull evidence into the lineage graph (git, logs, sls, k8s, events, node).", no_args_is_help=True
 )
 
 

@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "liubai.api.cli.ingest_logs",
     "liubai.api.cli.ingest_sls",
     "liubai.api.cli.ingest_k8s",
+    "liubai.api.cli.ingest_node",
     "liubai.api.cli.trace",
     "liubai.api.cli.query",
     "liubai.api.cli.drift",
@@ -37,6 +38,7 @@ COMMAND_MODULES = [
 _ONLY: dict[tuple[str, ...], tuple[str, ...]] = {
     ("ingest", "git"): ("liubai.api.cli.ingest", "liubai.api.cli.ingest_git"),
     ("ingest", "k8s"): ("liubai.api.cli.ingest", "liubai.api.cli.ingest_k8s"),
+    ("ingest", "node"): ("liubai.api.cli.ingest", "liubai.api.cli.ingest_node"),
     ("annotate",): ("liubai.api.cli.annotate",),  # runs once per render in a pipeline: start fast
     # runs once per CI step (``trace CMD ARGS`` may look like a subcommand: the first word decides)
     ("trace",): ("liubai.api.cli.ingest", "liubai.api.cli.trace"),
