@@ -100,8 +100,11 @@ def _node_text(node: Node, via: Text | None = None) -> Text:
 
 def _via(edge: Edge, child: str) -> Text:
     """The edge as it is stored: ``-KIND->`` when the parent points at the child, ``<-KIND-`` otherwise."""
-    arrow = f"-{edge.kind.value}->" if edge.dst == child else f"<-{edge.kind.value}-"
-    return Text(arrow, style="dim cyan")
+    label = edge.kind.value
+    if edge.kind == EdgeKind.DECLARES and edge.props.get("deleted"):
+        label += " (removed)"  # the commit took the object out of its tree
+    arrow = f"-{label}->" if edge.dst == child else f"<-{label}-"
+    return Text(arrow, style="bold red" if label != edge.kind.value else "dim cyan")
 
 
 def render_tree(sub: Subgraph, root: str) -> Tree:

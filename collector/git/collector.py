@@ -19,6 +19,7 @@ from pathlib import Path
 import git
 
 from liubai.collector.git.blobs import CHUNK_BLOBS, BlobReader
+from liubai.collector.git.changes import Parsed, commit_manifest_items, reads_new, reads_old
 from liubai.collector.git.history import Change, read_log
 from liubai.collector.git.repository import (
     GitSourceError,
@@ -27,13 +28,7 @@ from liubai.collector.git.repository import (
     repo_identity,
 )
 from liubai.collector.ingest import Checkpoint, IngestSummary, Item, Notice, ingest_records
-from liubai.collector.manifests import (
-    ManifestCache,
-    ObjectKey,
-    deleted_records,
-    is_manifest_path,
-    parse_manifest,
-)
+from liubai.collector.manifests import ManifestCache, ObjectKey, is_manifest_path, parse_manifest
 from liubai.lineage.model import RejectedRecord
 from liubai.lineage.provenance import GIT_WRITER
 from liubai.lineage.records import CommitRecord
@@ -42,7 +37,6 @@ from liubai.lineage.text import visible
 
 __all__ = ["GitCollector", "GitPlan", "checkpoints_of", "ingest_git"]
 
-_SKIP_MODES = ("160000", "120000")  # submodules and symlinks carry no manifest text
 _BLOB_KEYS_CACHE = 8192
 _CHUNK_COMMITS = 500
 _NULL_BLOB = "0" * 40
@@ -261,11 +255,10 @@ class GitCollector:
         wanted: dict[str, None] = {}
         for _, changes in chunk:
             for c in changes:
-                if c.status != "D" and is_manifest_path(c.path) and c.new_mode not in _SKIP_MODES:
+                if reads_new(c):
                     wanted[c.new_blob] = None
-                if is_manifest_path(c.old_path) and c.old_mode not in _SKIP_MODES and c.status in "DMRT":
-                    if c.old_blob not in self._blob_keys:
-                        wanted[c.old_blob] = None
+                if reads_old(c) and c.old_blob not in self._blob_keys:
+                    wanted[c.old_blob] = None
         wanted.pop(_NULL_BLOB, None)
         if wanted:
             self._blobs.update(self._reader().read_many(list(wanted)))
@@ -290,34 +283,12 @@ class GitCollector:
         commit.changed_paths = tuple(c.path for c in changes)
         commit.branch = branch
         yield commit
-        for change in changes:
-            yield from self._manifest_items(commit.sha, change)
+        yield from commit_manifest_items(commit.sha, changes, self._parse_blob, self.repo_id)
 
-    def _manifest_items(self, sha: str, c: Change) -> Iterator[Item]:
-        if not (is_manifest_path(c.path) or is_manifest_path(c.old_path)):
-            return
-        if c.status == "D":
-            if c.old_mode in _SKIP_MODES:
-                return
-            _, old_keys = self._parse_blob(c.old_blob, sha, c.old_path, want_items=False)
-            yield from deleted_records(old_keys, repo=self.repo_id, commit=sha, path=c.old_path)
-            return
-        if c.new_mode in _SKIP_MODES or not is_manifest_path(c.path):
-            new_keys: list[ObjectKey] = []
-        else:
-            items, new_keys = self._parse_blob(c.new_blob, sha, c.path, want_items=True)
-            yield from items
-        if c.status in ("M", "R", "T") and is_manifest_path(c.old_path) and c.old_mode not in _SKIP_MODES:
-            cached = self._blob_keys.get(c.old_blob)
-            if cached is None:
-                _, cached = self._parse_blob(c.old_blob, sha, c.old_path, want_items=False)
-            kept = set(new_keys)
-            gone = [k for k in cached if k not in kept]
-            yield from deleted_records(gone, repo=self.repo_id, commit=sha, path=c.old_path)
-
-    def _parse_blob(
-        self, blob: str, sha: str, path: str, *, want_items: bool
-    ) -> tuple[list[Item], list[ObjectKey]]:
+    def _parse_blob(self, blob: str, sha: str, path: str, want_items: bool) -> Parsed:
+        cached = None if want_items else self._blob_keys.get(blob)
+        if cached is not None:
+            return Parsed([], cached, True)
         data = self._blobs.get(blob)
         if data is None and blob not in self._blobs:
             data = self._reader().read_many([blob])[blob]
@@ -325,12 +296,14 @@ class GitCollector:
             reject = RejectedRecord(
                 self.source, f"{sha[:12]}:{path}", f"blob {blob[:12]} is missing from the repository"
             )
-            return ([reject] if want_items else []), []
+            return Parsed([reject] if want_items else [], [], False)
         items, keys = parse_manifest(data, repo=self.repo_id, commit=sha, path=path, cache=self._manifests)
-        self._blob_keys[blob] = keys
-        if len(self._blob_keys) > _BLOB_KEYS_CACHE:
-            self._blob_keys.popitem(last=False)
-        return (list(items) if want_items else []), keys
+        complete = not any(isinstance(i, RejectedRecord) for i in items)
+        if complete:
+            self._blob_keys[blob] = keys
+            if len(self._blob_keys) > _BLOB_KEYS_CACHE:
+                self._blob_keys.popitem(last=False)
+        return Parsed(list(items) if want_items else [], keys, complete)
 
 
 def ingest_git(

@@ -27,6 +27,12 @@ class ObjectKey:
     namespace: str
     name: str
 
+    @property
+    def identity(self) -> tuple[str, str, str]:
+        """Who the object is, whatever its apiVersion: ``apps/v1beta2`` and ``apps/v1`` of one
+        Deployment are one object, so an apiVersion bump is a change, not a removal."""
+        return (self.kind, self.namespace, self.name)
+
 
 def _snippet(value: Any) -> str:
     if isinstance(value, str):
