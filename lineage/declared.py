@@ -80,7 +80,11 @@ def declared_at(store: LineageStore, sha: str, max_commits: int = MAX_COMMITS) -
         current = str(parents[0]).lower() if parents else None
     live = sorted(wid for wid, (declared, _, _) in nearest.items() if declared)
     nodes = {n.id: n for n in store.get_many(live)}
-    objects = [DeclaredObject(nodes[wid], nearest[wid][1], nearest[wid][2]) for wid in live if wid in nodes]
+    objects = [
+        DeclaredObject(nodes[wid], nearest[wid][1], nearest[wid][2])
+        for wid in live
+        if wid in nodes and not nodes[wid].props.get("superseded_by")  # stored under an old id
+    ]
     return DeclaredView(sha.lower(), objects, complete, walked)
 
 

@@ -37,6 +37,12 @@ def ingest_git_command(
         envvar="LIUBAI_GIT_CACHE",
         help="Where clones of URLs are kept (default: user cache dir).",
     ),
+    cluster: str = typer.Option(
+        None,
+        "--cluster",
+        help="The cluster this repository deploys to, as `ingest k8s --cluster` names it: its objects "
+        "meet that cluster's live ones and never another cluster's.",
+    ),
 ) -> None:
     """Ingest commits, the Kubernetes objects their manifests declare and x-gitops-audit-id annotations.
 
@@ -49,7 +55,9 @@ def ingest_git_command(
         raise fail("use either --branch or --all, not both")
     with (
         store_session(ctx) as store,
-        GitCollector(path_or_url, branch=branch, all_refs=all_refs, cache_dir=cache_dir) as collector,
+        GitCollector(
+            path_or_url, branch=branch, all_refs=all_refs, cache_dir=cache_dir, cluster=cluster
+        ) as collector,
     ):
         try:
             plan = collector.plan(checkpoints_of(store, collector.source))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from liubai.collector.git.history import Change
 from liubai.collector.ingest import Item
 from liubai.collector.manifests import ObjectKey, deleted_records, is_manifest_path
+from liubai.lineage.records import ManifestObjectRecord
 
 __all__ = ["SKIP_MODES", "Parsed", "commit_manifest_items", "reads_new", "reads_old"]
 
@@ -44,9 +45,12 @@ def reads_old(c: Change) -> bool:
     return c.status in "DMRT" and is_manifest_path(c.old_path) and c.old_mode not in SKIP_MODES
 
 
-def commit_manifest_items(sha: str, changes: list[Change], parse: ParseBlob, repo: str) -> Iterator[Item]:
+def commit_manifest_items(
+    sha: str, changes: list[Change], parse: ParseBlob, repo: str, cluster: str | None = None
+) -> Iterator[Item]:
     """The records of every object the commit's changed manifests declare, then a ``deleted`` record
-    for each object that no new version declares any more (by identity, across all changed files)."""
+    for each object that no new version declares any more (by identity, across all changed files);
+    objects are ``cluster``'s when the repository names the cluster it deploys to."""
     declared: set[tuple[str, str, str]] = set()
     kept: set[tuple[str, str, str]] = set()  # objects of files that did not parse: last known stays
     before: dict[tuple[str, str, str], tuple[ObjectKey, str]] = {}
@@ -54,7 +58,10 @@ def commit_manifest_items(sha: str, changes: list[Change], parse: ParseBlob, rep
         new_complete = True
         if reads_new(c):
             parsed = parse(c.new_blob, sha, c.path, True)
-            yield from parsed.items
+            for item in parsed.items:
+                if cluster is not None and isinstance(item, ManifestObjectRecord):
+                    item.cluster = cluster
+                yield item
             declared.update(k.identity for k in parsed.keys)
             new_complete = parsed.complete
         if reads_old(c):
@@ -67,4 +74,6 @@ def commit_manifest_items(sha: str, changes: list[Change], parse: ParseBlob, rep
         (key, path) for ident, (key, path) in before.items() if ident not in declared and ident not in kept
     ]
     for key, path in gone:
-        yield from deleted_records([key], repo=repo, commit=sha, path=path)
+        for record in deleted_records([key], repo=repo, commit=sha, path=path):
+            record.cluster = cluster
+            yield record

@@ -27,6 +27,7 @@ from liubai.collector.git.repository import (
     open_repository,
     repo_identity,
 )
+from liubai.collector.git.supersede import supersede_stale_ids
 from liubai.collector.ingest import Checkpoint, IngestSummary, Item, Notice, ingest_records
 from liubai.collector.manifests import ManifestCache, ObjectKey, is_manifest_path, parse_manifest
 from liubai.lineage.model import RejectedRecord
@@ -40,6 +41,7 @@ __all__ = ["GitCollector", "GitPlan", "checkpoints_of", "ingest_git"]
 _BLOB_KEYS_CACHE = 8192
 _CHUNK_COMMITS = 500
 _NULL_BLOB = "0" * 40
+IDENTITY_VERSION = "2"  # 2: cluster-scoped objects have no namespace; --cluster joins the id
 
 
 @dataclass(slots=True)
@@ -56,7 +58,9 @@ class GitCollector:
     """Commits and manifest objects of one repository, a local path (read in place) or a clone URL.
 
     ``branch`` selects one ref (a branch, remote branch or tag); the default is the checked-out branch
-    (a mirror's default branch). ``all_refs`` reads every branch, remote branch and tag.
+    (a mirror's default branch). ``all_refs`` reads every branch, remote branch and tag. ``cluster``
+    names the cluster the repository deploys to (as ``ingest k8s --cluster`` names it), so that its
+    objects meet that cluster's live ones and never another cluster's.
     """
 
     def __init__(
@@ -66,8 +70,10 @@ class GitCollector:
         all_refs: bool = False,
         cache_dir: str | Path | None = None,
         clone_attempts: int = 3,
+        cluster: str | None = None,
     ) -> None:
         self.location = path_or_url
+        self.cluster = cluster or None
         self.branch = branch
         self.all_refs = all_refs
         self.repo_id = repo_identity(path_or_url)
@@ -180,7 +186,11 @@ class GitCollector:
             }
         )
         notices: list[Notice] = []
-        for ref, tip in refs.items():
+        reread = self._reread_reason(checkpoints)
+        if reread:
+            exclude = []
+            notices.append(Notice(self.source, "identity", reread))
+        for ref, tip in refs.items() if not reread else ():
             old = checkpoints.get(f"ref:{ref}")
             if old is None or old == tip:
                 continue
@@ -193,6 +203,26 @@ class GitCollector:
                 self.repo.git.rev_list("--count", *sorted(set(refs.values())), "--not", *exclude, "--")
             )
         return GitPlan(refs=refs, exclude=exclude, total=total, notices=notices)
+
+    def _reread_reason(self, checkpoints: Mapping[str, str]) -> str:
+        """Why the whole history must be read again although checkpoints exist, or "": the ids of
+        declared objects changed since the last run (``IDENTITY_VERSION``), or the repository now deploys
+        to another cluster. Objects stored under the old ids are marked ``superseded_by`` the new ones
+        (``supersede_stale_ids``), never deleted."""
+        if not any(key.startswith("ref:") for key in checkpoints):
+            return ""
+        if checkpoints.get("identity") != IDENTITY_VERSION:
+            return (
+                "declared objects have new ids (cluster-scoped objects have no namespace): re-reading the "
+                "whole history; objects under the old ids are marked superseded"
+            )
+        was = checkpoints.get("cluster") or ""
+        if was != (self.cluster or ""):
+            return (
+                f"cluster changed from {was or '(unnamed)'} to {self.cluster or '(unnamed)'}: re-reading "
+                "the whole history; objects under the old ids are marked superseded"
+            )
+        return ""
 
     def _rewrite_notice(self, ref: str, old: str, tip: str, old_exists: bool) -> Notice:
         base = ""
@@ -232,6 +262,8 @@ class GitCollector:
                     self._blobs.clear()
             for ref, tip in plan.refs.items():
                 yield Checkpoint(self.source, f"ref:{ref}", tip)
+            yield Checkpoint(self.source, "identity", IDENTITY_VERSION)
+            yield Checkpoint(self.source, "cluster", self.cluster or "")
 
     @staticmethod
     def _chunks(
@@ -283,7 +315,7 @@ class GitCollector:
         commit.changed_paths = tuple(c.path for c in changes)
         commit.branch = branch
         yield commit
-        yield from commit_manifest_items(commit.sha, changes, self._parse_blob, self.repo_id)
+        yield from commit_manifest_items(commit.sha, changes, self._parse_blob, self.repo_id, self.cluster)
 
     def _parse_blob(self, blob: str, sha: str, path: str, want_items: bool) -> Parsed:
         cached = None if want_items else self._blob_keys.get(blob)
@@ -317,6 +349,8 @@ def ingest_git(
     """Read what is new in the collector's refs and store it in batches; checkpoints move with the data."""
     if plan is None:
         plan = collector.plan(checkpoints_of(store, collector.source))
+    if any(n.location == "identity" for n in plan.notices):
+        supersede_stale_ids(store, collector.repo_id, collector.cluster)
     return ingest_records(
         store, collector.items(plan), batch_size=batch_size, progress=progress, writer=GIT_WRITER
     )

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from liubai.collector.manifests.scope import is_cluster_scoped
 from liubai.collector.manifests.yaml_load import RAW_KEEP, Refused
 from liubai.lineage.model import AUDIT_ID_ANNOTATION
 
@@ -105,7 +106,9 @@ def _check(obj: Any) -> tuple[ObjectKey, Mapping[str, Any]] | str | None:
     if not isinstance(name, str) or not name.strip():
         return f"{kind} has no metadata.name"
     namespace = meta.get("namespace") if isinstance(meta, Mapping) else None
-    if namespace is None or namespace == "":
+    if is_cluster_scoped(kind.strip()):
+        namespace = ""  # the API server ignores it: the object has none
+    elif namespace is None or namespace == "":
         namespace = "default"
     if not isinstance(namespace, str):
         return f"{kind}/{name} has a non-string metadata.namespace"

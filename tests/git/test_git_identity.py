@@ -179,3 +179,78 @@ def test_declared_graphql_field(tmp_path: Path, store: LineageStore) -> None:
         }
         body = client.post("/graphql", json={"query": query, "variables": {"at": "nope"}}).json()
         assert body["errors"][0]["extensions"]["code"] == "BAD_INPUT"
+
+
+def test_cluster_scoped_objects_have_no_namespace(tmp_path: Path, store: LineageStore) -> None:
+    repo = GitRepoBuilder(tmp_path / "r")
+    repo.write("ns.yaml", _doc("Namespace", "podinfo", namespace=None))
+    repo.write("rbac.yaml", _doc("ClusterRole", "reader", "rbac.authorization.k8s.io/v1", namespace="stray"))
+    repo.write("web.yaml", _doc("Deployment", "web", "apps/v1", namespace=None))
+    sha = repo.commit("namespace, role, web")
+    run_ingest(store, repo.path)
+    assert set(_declares(store, sha)) == {
+        "workload:Namespace//podinfo",
+        "workload:ClusterRole//reader",
+        "workload:Deployment/default/web",
+    }
+    node = store.get("workload:ClusterRole//reader")
+    assert node is not None and node.props["namespace"] == ""
+
+
+def test_repositories_of_different_clusters_never_merge(tmp_path: Path, store: LineageStore) -> None:
+    a = GitRepoBuilder(tmp_path / "a")
+    a.write("web.yaml", _doc("Deployment", "web", "apps/v1"))
+    sha_a = a.commit("web for a")
+    b = GitRepoBuilder(tmp_path / "b")
+    b.write("web.yaml", _doc("Deployment", "web", "apps/v1"))
+    b.write("ns.yaml", _doc("Namespace", "apps", namespace=None))
+    sha_b = b.commit("web for b")
+    run_ingest(store, a.path, cluster="prod-a")
+    run_ingest(store, b.path, cluster="prod-b")
+    assert _declares(store, sha_a) == {"workload:prod-a:Deployment/apps/web": ("web.yaml", False)}
+    assert set(_declares(store, sha_b)) == {
+        "workload:prod-b:Deployment/apps/web",
+        "workload:prod-b:Namespace//apps",
+    }
+    for cluster, repo in (("prod-a", a), ("prod-b", b)):
+        node = store.get(f"workload:{cluster}:Deployment/apps/web")
+        assert node is not None and node.props["repo"] == str(repo.path.resolve())
+    assert store.get("workload:Deployment/apps/web") is None
+
+
+def test_old_ids_are_re_read_and_marked_superseded(tmp_path: Path, store: LineageStore) -> None:
+    """A store written before cluster-scoped objects lost their namespace: the next run re-reads the
+    history, writes the new ids and marks the old nodes superseded (the declared view drops them)."""
+    from liubai.lineage.model import GraphBatch
+
+    repo = GitRepoBuilder(tmp_path / "r")
+    repo.write("ns.yaml", _doc("Namespace", "podinfo", namespace=None))
+    sha = repo.commit("namespace")
+    run_ingest(store, repo.path)
+    repo_id = str(repo.path.resolve())
+    legacy = "workload:Namespace/default/podinfo"
+    old = GraphBatch()
+    old.add_node(legacy, {"kind": "Namespace", "namespace": "default", "name": "podinfo", "repo": repo_id})
+    old.add_edge(commit_node_id(sha), EdgeKind.DECLARES, legacy, {"path": "ns.yaml", "deleted": False})
+    old.checkpoints[(f"git:{repo_id}", "identity")] = "1"
+    store.upsert(old)
+    assert set(_declared(store, sha)) == {legacy, "workload:Namespace//podinfo"}
+    summary = run_ingest(store, repo.path)
+    assert [n.location for n in summary.notices] == ["identity"]
+    node = store.get(legacy)
+    assert node is not None and node.props["superseded_by"] == "workload:Namespace//podinfo"
+    assert set(_declared(store, sha)) == {"workload:Namespace//podinfo"}
+    again = run_ingest(store, repo.path)
+    assert again.commits == 0 and not again.notices
+
+
+def test_naming_the_cluster_later_re_reads_under_the_cluster(tmp_path: Path, store: LineageStore) -> None:
+    repo = GitRepoBuilder(tmp_path / "r")
+    repo.write("web.yaml", _doc("Deployment", "web", "apps/v1"))
+    sha = repo.commit("web")
+    run_ingest(store, repo.path)
+    summary = run_ingest(store, repo.path, cluster="prod")
+    assert summary.commits == 1
+    assert set(_declared(store, sha)) == {"workload:prod:Deployment/apps/web"}
+    old = store.get(WEB)
+    assert old is not None and old.props["superseded_by"] == "workload:prod:Deployment/apps/web"
