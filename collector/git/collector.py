@@ -28,7 +28,7 @@ from liubai.collector.git.repository import (
     repo_identity,
 )
 from liubai.collector.git.supersede import supersede_stale_ids
-from liubai.collector.ingest import Checkpoint, IngestSummary, Item, Notice, ingest_records
+from liubai.collector.ingest import Checkpoint, Flush, IngestSummary, Item, Notice, ingest_records
 from liubai.collector.manifests import ManifestCache, ObjectKey, is_manifest_path, parse_manifest
 from liubai.lineage.model import RejectedRecord
 from liubai.lineage.provenance import GIT_WRITER
@@ -260,6 +260,7 @@ class GitCollector:
                         yield from self._commit_items(commit, changes, branch)
                         yield Checkpoint(self.source, "resume", commit.sha)
                     self._blobs.clear()
+                    yield Flush()  # stored chunk by chunk: a later failure keeps what was read
             for ref, tip in plan.refs.items():
                 yield Checkpoint(self.source, f"ref:{ref}", tip)
             yield Checkpoint(self.source, "identity", IDENTITY_VERSION)

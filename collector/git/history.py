@@ -30,7 +30,7 @@ _LOG_OPTIONS = (
     "-z",
     "--raw",
     "--no-abbrev",
-    "-M",
+    "--no-renames",  # objects are matched by identity across the commit; finding renames reads blobs
     "--root",
     "--diff-merges=first-parent",
     "--no-show-signature",
