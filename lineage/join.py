@@ -87,6 +87,7 @@ def _commit(batch: GraphBatch, c: CommitRecord) -> None:
             "changed_paths": len(c.changed_paths),
             "pr": c.pr,
             "signed": c.signed,
+            "signature": c.signature,
             "branch": c.branch,
             "first_seen": c.committed_at,
             "last_seen": c.committed_at,

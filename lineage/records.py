@@ -51,7 +51,10 @@ class CommitRecord:
     message: str = ""
     changed_paths: tuple[str, ...] = ()
     pr: int | None = None
-    signed: bool = False
+    # signed: True only for a signature verified good; None when it was not checked
+    signed: bool | None = False
+    # none, unverified (carries one, not checked), or a verification result (good, bad, cannot-check, ...)
+    signature: str = "none"
     branch: str | None = None
 
 

@@ -43,6 +43,12 @@ def ingest_git_command(
         help="The cluster this repository deploys to, as `ingest k8s --cluster` names it: its objects "
         "meet that cluster's live ones and never another cluster's.",
     ),
+    verify_signatures: bool = typer.Option(
+        False,
+        "--verify-signatures",
+        help="Check each signed commit's signature with gpg / ssh-keygen (slow on long histories); "
+        "otherwise signed commits are recorded as 'unverified'.",
+    ),
 ) -> None:
     """Ingest commits, the Kubernetes objects their manifests declare and x-gitops-audit-id annotations.
 
@@ -56,7 +62,12 @@ def ingest_git_command(
     with (
         store_session(ctx) as store,
         GitCollector(
-            path_or_url, branch=branch, all_refs=all_refs, cache_dir=cache_dir, cluster=cluster
+            path_or_url,
+            branch=branch,
+            all_refs=all_refs,
+            cache_dir=cache_dir,
+            cluster=cluster,
+            verify_signatures=verify_signatures,
         ) as collector,
     ):
         try:

@@ -9,7 +9,6 @@ reported as a ``Notice`` and the new commits are read from where the histories m
 
 from __future__ import annotations
 
-import os
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
@@ -27,6 +26,7 @@ from liubai.collector.git.repository import (
     open_repository,
     repo_identity,
 )
+from liubai.collector.git.signatures import has_signature, is_verified, verify
 from liubai.collector.git.supersede import supersede_stale_ids
 from liubai.collector.ingest import Checkpoint, Flush, IngestSummary, Item, Notice, ingest_records
 from liubai.collector.manifests import ManifestCache, ObjectKey, is_manifest_path, parse_manifest
@@ -60,7 +60,9 @@ class GitCollector:
     ``branch`` selects one ref (a branch, remote branch or tag); the default is the checked-out branch
     (a mirror's default branch). ``all_refs`` reads every branch, remote branch and tag. ``cluster``
     names the cluster the repository deploys to (as ``ingest k8s --cluster`` names it), so that its
-    objects meet that cluster's live ones and never another cluster's.
+    objects meet that cluster's live ones and never another cluster's. ``verify_signatures`` checks
+    each signed commit's signature (gpg / ssh-keygen through git); otherwise a signed commit is recorded
+    as carrying an ``unverified`` signature.
     """
 
     def __init__(
@@ -71,9 +73,11 @@ class GitCollector:
         cache_dir: str | Path | None = None,
         clone_attempts: int = 3,
         cluster: str | None = None,
+        verify_signatures: bool = False,
     ) -> None:
         self.location = path_or_url
         self.cluster = cluster or None
+        self.verify_signatures = verify_signatures
         self.branch = branch
         self.all_refs = all_refs
         self.repo_id = repo_identity(path_or_url)
@@ -254,7 +258,8 @@ class GitCollector:
                 branch = re.sub(r"^refs/(heads|remotes|tags)/", "", name)
             if plan.total:
                 revs = [*sorted(set(plan.refs.values())), "--not", *plan.exclude]
-                for chunk in self._chunks(read_log(self._git_for_log(), revs, self.repo_id)):
+                for chunk in self._chunks(read_log(self.repo.git, revs, self.repo_id)):
+                    self._sign(chunk)
                     self._fetch_blobs(chunk)
                     for commit, changes in chunk:
                         yield from self._commit_items(commit, changes, branch)
@@ -301,14 +306,15 @@ class GitCollector:
             self._cat_file = BlobReader(self.repo)
         return self._cat_file
 
-    def _git_for_log(self) -> git.Git:
-        """``repo.git`` with options that keep ``%G?`` meaningful: without an allowed-signers file git
-        reports SSH-signed commits as unsigned ('N'); an empty one makes them 'U' (signed, unknown key)."""
-        try:
-            self.repo.git.config("--get", "gpg.ssh.allowedSignersFile")
-            return self.repo.git
-        except git.GitCommandError:
-            return self.repo.git(c=f"gpg.ssh.allowedSignersFile={os.devnull}")
+    def _sign(self, chunk: list[tuple[CommitRecord, list[Change]]]) -> None:
+        """Each commit's ``signature``: whether its object carries one (one ``cat-file`` exchange for the
+        chunk) and, when asked (``verify_signatures``), what verifying it says (one git process)."""
+        raw = self._reader().read_many([commit.sha for commit, _ in chunk])
+        signed = [sha for sha, data in raw.items() if data is not None and has_signature(data)]
+        found = verify(self.repo, signed) if self.verify_signatures else dict.fromkeys(signed, "unverified")
+        for commit, _ in chunk:
+            commit.signature = found.get(commit.sha, "none")
+            commit.signed = None if commit.signature == "unverified" else is_verified(commit.signature)
 
     def _commit_items(
         self, commit: CommitRecord, changes: list[Change], branch: str | None
