@@ -37,6 +37,7 @@ from liubai.lineage.records import (
     ProcessRecord,
     Record,
     RunRecord,
+    SkippedRecord,
 )
 
 __all__ = ["ACCESS_EDGE", "add_record", "join_records", "record_joiner"]
@@ -111,6 +112,8 @@ def _manifest_object(batch: GraphBatch, m: ManifestObjectRecord) -> None:
             "name": m.name,
             "manifest_path": m.path,
             "repo": m.repo,
+            "generate_name": True if m.generate_name else None,
+            "placeholders": list(m.placeholders) or None,
         },
     )
     batch.add_node(cid, {"sha": m.commit.lower()}, placeholder=True)
@@ -267,4 +270,5 @@ _JOIN_BY_TYPE: dict[type, Callable[[GraphBatch, Any], None]] = {
     PodRecord: join_pod,
     AdmissionRecord: join_admission,
     RejectedRecord: _rejected,
+    SkippedRecord: lambda batch, record: None,  # counted by the ingest summary, never stored
 }

@@ -26,6 +26,7 @@ __all__ = [
     "Record",
     "RejectedRecord",
     "RunRecord",
+    "SkippedRecord",
     "iso_utc",
 ]
 
@@ -73,10 +74,22 @@ class ManifestObjectRecord:
     document_index: int = 0
     deleted: bool = False
     cluster: str | None = None
+    generate_name: bool = False  # ``name`` is a generateName prefix and a "*": one object per create
+    placeholders: tuple[str, ...] = ()  # ``${var}`` left in name or namespace, filled in at deploy time
 
     @property
     def location(self) -> str:
         return f"{self.commit[:12]}:{self.path}#{self.document_index}"
+
+
+@dataclass(slots=True)
+class SkippedRecord:
+    """Input that is no evidence at all (a Helm Chart.yaml, a JSON patch, a tool's config beside the
+    manifests): nothing joins it and nothing is stored; ingest summaries count it."""
+
+    source: str
+    location: str
+    reason: str
 
 
 @dataclass(slots=True)
@@ -280,6 +293,7 @@ class AdmissionRecord:
 Record = (
     CommitRecord
     | ManifestObjectRecord
+    | SkippedRecord
     | LogRecord
     | RunRecord
     | ProcessRecord

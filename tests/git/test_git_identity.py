@@ -254,3 +254,27 @@ def test_naming_the_cluster_later_re_reads_under_the_cluster(tmp_path: Path, sto
     assert set(_declared(store, sha)) == {"workload:prod:Deployment/apps/web"}
     old = store.get(WEB)
     assert old is not None and old.props["superseded_by"] == "workload:prod:Deployment/apps/web"
+
+
+def test_real_repository_noise_is_counted_not_rejected(tmp_path: Path, store: LineageStore) -> None:
+    """A chart, a JSON patch and a skaffold config beside a HelmRelease written with a repeated anchor:
+    the release stays declared, nothing is rejected, the rest is counted as skipped."""
+    repo = GitRepoBuilder(tmp_path / "r")
+    release = (
+        "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: podinfo\n"
+        "  namespace: apps\nspec:\n  values:\n    a: &v {x: 1}\n    b: &v {x: 2}\n    c: *v\n"
+    )
+    repo.write("release.yaml", _doc("HelmRelease", "podinfo", "helm.toolkit.fluxcd.io/v2"))
+    repo.write("chart/Chart.yaml", "apiVersion: v2\nname: podinfo\nversion: 1.0.0\n")
+    repo.commit("release and chart")
+    repo.write("release.yaml", release)
+    repo.write("chart/Chart.yaml", "apiVersion: v2\nname: podinfo\nversion: 1.0.1\n")
+    repo.write("patch.yaml", "- op: replace\n  path: /spec/replicas\n  value: 3\n")
+    repo.write("skaffold.yaml", "apiVersion: skaffold/v4beta6\nkind: Config\nmetadata: {name: podinfo}\n")
+    sha = repo.commit("values with a repeated anchor")
+    summary = run_ingest(store, repo.path)
+    assert summary.rejected == 0
+    assert summary.count("SkippedRecord") == 4  # Chart.yaml twice, the patch, skaffold
+    hr = "workload:HelmRelease/apps/podinfo"
+    assert _declares(store, sha) == {hr: ("release.yaml", False)}
+    assert _declared(store, sha) == {hr: "release.yaml"}

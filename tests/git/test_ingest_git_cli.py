@@ -79,6 +79,7 @@ def test_json_summary_second_run_and_force_push_warning(scenario: Scenario, tmp_
         "workloads": 0,
         "audit_records": 0,
         "rejected": 0,
+        "skipped": 0,
         "rewritten": [],
         "nodes_created": 0,
         "edges_created": 0,
