@@ -131,9 +131,9 @@ def _print_summary(summary: IngestSummary) -> None:
         table.add_row(label, str(value))
     console.print(table)
     for record in summary.rejected_samples:
-        reason = " ".join(record.reason.split())
+        reason = " ".join(record.reason.split())[:_SAMPLE_WIDTH]  # the reason may be cut, the location never
         line = f"{record.location}: {reason}"
-        console.print(Text.assemble(("rejected ", "red"), printable(line[:_SAMPLE_WIDTH])), soft_wrap=True)
+        console.print(Text.assemble(("rejected ", "red"), printable(line)), soft_wrap=True)
     more = summary.rejected - len(summary.rejected_samples)
     if more > 0:
         console.print(f"... and {more} more rejected records (see the store's rejected table)")
