@@ -117,7 +117,10 @@ def _manifest_object(batch: GraphBatch, m: ManifestObjectRecord) -> None:
         },
     )
     batch.add_node(cid, {"sha": m.commit.lower()}, placeholder=True)
-    batch.add_edge(cid, EdgeKind.DECLARES, wid, {"path": m.path, "deleted": m.deleted})
+    edge: dict[str, Any] = {"path": m.path, "deleted": m.deleted}
+    if m.rendered_by:
+        edge["rendered_by"] = m.rendered_by
+    batch.add_edge(cid, EdgeKind.DECLARES, wid, edge)
     for raw in m.audit_ids:
         audit = add_audit(batch, raw, f"git:{m.repo}", m.location)
         if audit is not None:

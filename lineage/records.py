@@ -76,6 +76,7 @@ class ManifestObjectRecord:
     cluster: str | None = None
     generate_name: bool = False  # ``name`` is a generateName prefix and a "*": one object per create
     placeholders: tuple[str, ...] = ()  # ``${var}`` left in name or namespace, filled in at deploy time
+    rendered_by: str | None = None  # the deployer whose render declares it (Kustomization/ns/name)
 
     @property
     def location(self) -> str:

@@ -49,6 +49,12 @@ def ingest_git_command(
         help="Check each signed commit's signature with gpg / ssh-keygen (slow on long histories); "
         "otherwise signed commits are recorded as 'unverified'.",
     ),
+    render: bool = typer.Option(
+        False,
+        "--render",
+        help="Render what the repository's Flux Kustomizations and Argo CD Applications deploy "
+        "(kubectl kustomize, helm template) and declare those objects with their real namespaces.",
+    ),
 ) -> None:
     """Ingest commits, the Kubernetes objects their manifests declare and x-gitops-audit-id annotations.
 
@@ -68,6 +74,7 @@ def ingest_git_command(
             cache_dir=cache_dir,
             cluster=cluster,
             verify_signatures=verify_signatures,
+            render=render,
         ) as collector,
     ):
         try:
@@ -95,10 +102,26 @@ def ingest_git_command(
         except git.GitCommandError as exc:
             detail = " ".join(str(exc.stderr).split()) or str(exc)
             raise fail(f"git failed reading {collector.repo_id}: {detail}") from None
+    stats = collector.render_stats
     if as_json:
-        typer.echo(json.dumps(summary_dict(summary)))
+        doc = summary_dict(summary)
+        if stats is not None:
+            doc["render"] = {
+                "renders": stats.renders,
+                "cache_hits": stats.cache_hits,
+                "seconds": stats.seconds,
+            }
+        typer.echo(json.dumps(doc))
         return
+    for notice in summary.notices:
+        if notice not in plan.notices:  # said before the run started
+            err_console.print(Text.assemble(("warning: ", "bold yellow"), printable(notice.message)))
     _print_summary(summary)
+    if stats is not None:
+        console.print(
+            f"rendered {stats.renders} time(s), {stats.cache_hits} from cache, "
+            f"{stats.failures} failed, in {stats.seconds:.1f} s"
+        )
 
 
 def summary_dict(summary: IngestSummary) -> dict[str, object]:

@@ -46,12 +46,17 @@ def reads_old(c: Change) -> bool:
 
 
 def commit_manifest_items(
-    sha: str, changes: list[Change], parse: ParseBlob, repo: str, cluster: str | None = None
+    sha: str,
+    changes: list[Change],
+    parse: ParseBlob,
+    repo: str,
+    cluster: str | None = None,
+    also_declared: set[tuple[str, str, str]] | None = None,
 ) -> Iterator[Item]:
     """The records of every object the commit's changed manifests declare, then a ``deleted`` record
     for each object that no new version declares any more (by identity, across all changed files);
     objects are ``cluster``'s when the repository names the cluster it deploys to."""
-    declared: set[tuple[str, str, str]] = set()
+    declared: set[tuple[str, str, str]] = set(also_declared or ())  # e.g. by a render in this commit
     kept: set[tuple[str, str, str]] = set()  # objects of files that did not parse: last known stays
     before: dict[tuple[str, str, str], tuple[ObjectKey, str]] = {}
     for c in changes:

@@ -20,6 +20,8 @@ import git
 from liubai.collector.git.blobs import CHUNK_BLOBS, BlobReader
 from liubai.collector.git.changes import Parsed, commit_manifest_items, reads_new, reads_old
 from liubai.collector.git.history import Change, read_log
+from liubai.collector.git.render import Renderer, RenderStats
+from liubai.collector.git.rendered import DeployedState
 from liubai.collector.git.repository import (
     GitSourceError,
     default_cache_dir,
@@ -32,7 +34,7 @@ from liubai.collector.ingest import Checkpoint, Flush, IngestSummary, Item, Noti
 from liubai.collector.manifests import ManifestCache, ObjectKey, is_manifest_path, parse_manifest
 from liubai.lineage.model import RejectedRecord
 from liubai.lineage.provenance import GIT_WRITER
-from liubai.lineage.records import CommitRecord
+from liubai.lineage.records import CommitRecord, ManifestObjectRecord
 from liubai.lineage.store.base import LineageStore
 from liubai.lineage.text import visible
 
@@ -62,7 +64,9 @@ class GitCollector:
     names the cluster the repository deploys to (as ``ingest k8s --cluster`` names it), so that its
     objects meet that cluster's live ones and never another cluster's. ``verify_signatures`` checks
     each signed commit's signature (gpg / ssh-keygen through git); otherwise a signed commit is recorded
-    as carrying an ``unverified`` signature.
+    as carrying an ``unverified`` signature. ``render`` renders what the repository's Flux
+    Kustomizations and Argo CD Applications deploy (``rendered``) and declares that, with real
+    namespaces, instead of the files they read.
     """
 
     def __init__(
@@ -74,10 +78,13 @@ class GitCollector:
         clone_attempts: int = 3,
         cluster: str | None = None,
         verify_signatures: bool = False,
+        render: bool = False,
     ) -> None:
         self.location = path_or_url
         self.cluster = cluster or None
         self.verify_signatures = verify_signatures
+        self.render = render
+        self._deployed: DeployedState | None = None
         self.branch = branch
         self.all_refs = all_refs
         self.repo_id = repo_identity(path_or_url)
@@ -322,7 +329,40 @@ class GitCollector:
         commit.changed_paths = tuple(c.path for c in changes)
         commit.branch = branch
         yield commit
-        yield from commit_manifest_items(commit.sha, changes, self._parse_blob, self.repo_id, self.cluster)
+        if not self.render:
+            yield from commit_manifest_items(
+                commit.sha, changes, self._parse_blob, self.repo_id, self.cluster
+            )
+            return
+        state = self._deployed_state()
+        rendered, declared = state.commit_items(commit.sha, changes, self._text_of)
+        own = [c for c in changes if not (state.is_input(c.path) or state.is_input(c.old_path))]
+        raw = list(
+            commit_manifest_items(commit.sha, own, self._parse_blob, self.repo_id, self.cluster, declared)
+        )
+        yield from raw
+        raw_declared = {
+            (i.kind, i.namespace, i.name)
+            for i in raw
+            if isinstance(i, ManifestObjectRecord) and not i.deleted
+        }
+        yield from state.removals(rendered, raw_declared)
+
+    def _deployed_state(self) -> DeployedState:
+        if self._deployed is None:
+            self._deployed = DeployedState(Renderer(self.repo), self.repo_id, self.source, self.cluster)
+        return self._deployed
+
+    @property
+    def render_stats(self) -> RenderStats | None:
+        """What rendering cost in this run (None when rendering is off or nothing was rendered)."""
+        return self._deployed.renderer.stats if self._deployed is not None else None
+
+    def _text_of(self, blob: str) -> str | None:
+        data = self._blobs.get(blob)
+        if data is None and blob not in self._blobs:
+            data = self._reader().read_many([blob])[blob]
+        return None if data is None else data.decode("utf-8", "replace")
 
     def _parse_blob(self, blob: str, sha: str, path: str, want_items: bool) -> Parsed:
         cached = None if want_items else self._blob_keys.get(blob)
