@@ -110,7 +110,7 @@ class Renderer:
             elif any((target / k).is_file() for k in _KUSTOMIZATION):
                 text, problem = self._kustomize(target, d)
             else:
-                text, problem = _plain_directory(target, recursive=d.kind == "Kustomization"), ""
+                text, problem = self._directory(target, d)
             if text is not None and d.substitute:
                 text = substitute(text, dict(d.substitute))
             return RenderResult(text, inputs, problem)
@@ -130,6 +130,23 @@ class Renderer:
             cmd += ["--values", str(target / f)]
         return _run(cmd, d, "helm template")
 
+    def _directory(self, target: Path, d: Deployer) -> tuple[str | None, str]:
+        """A directory without a kustomization: its manifests (Argo CD reads the directory itself,
+        Flux every subdirectory too, where a subdirectory with a kustomization is built, not read)."""
+        parts: list[str] = []
+        for entry in sorted(target.iterdir()):
+            if entry.is_file() and entry.suffix in (".yaml", ".yml"):
+                parts.append(entry.read_text(encoding="utf-8", errors="replace"))
+            elif entry.is_dir() and d.kind == "Kustomization" and not entry.name.startswith("."):
+                if any((entry / k).is_file() for k in _KUSTOMIZATION):
+                    text, problem = self._kustomize(entry, d)
+                else:
+                    text, problem = self._directory(entry, d)
+                if text is None:
+                    return None, problem
+                parts.append(text)
+        return "\n---\n".join(parts), ""
+
 
 def _run(cmd: list[str], d: Deployer, what: str) -> tuple[str | None, str]:
     env = {**os.environ, "HOME": os.environ.get("HOME", "/tmp"), "GIT_TERMINAL_PROMPT": "0"}
@@ -141,16 +158,6 @@ def _run(cmd: list[str], d: Deployer, what: str) -> tuple[str | None, str]:
         detail = " ".join(done.stderr.split())[:300] or f"exit status {done.returncode}"
         return None, f"{d.label}: {what} failed at {d.path or '.'}: {detail}"
     return done.stdout, ""
-
-
-def _plain_directory(target: Path, *, recursive: bool) -> str:
-    files = sorted(target.rglob("*") if recursive else target.iterdir())
-    parts = [
-        p.read_text(encoding="utf-8", errors="replace")
-        for p in files
-        if p.is_file() and p.suffix in (".yaml", ".yml")
-    ]
-    return "\n---\n".join(parts)
 
 
 def _kustomize_inputs(root: Path, path: str) -> set[str]:

@@ -178,3 +178,26 @@ def test_argo_application_over_a_local_helm_chart(tmp_path: Path, store: Lineage
         "workload:ServiceAccount/storefront/shop": (False, by),
         "workload:Application/argocd/web": (False, ""),
     }
+
+
+def test_flux_plain_directory_builds_nested_kustomizations(tmp_path: Path, store: LineageStore) -> None:
+    """A Flux path with no kustomization: its manifests, and each subdirectory's (built by kustomize
+    where it has a kustomization, never read file by file)."""
+    repo = GitRepoBuilder(tmp_path / "r")
+    repo.write("apps/ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n")
+    repo.write("apps/web/kustomization.yaml", "namespace: shop\nnamePrefix: prod-\nresources: [svc.yaml]\n")
+    repo.write("apps/web/svc.yaml", SERVICE)
+    repo.write(
+        "apps/jobs/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: jobs\n  namespace: ops\n"
+    )
+    flux = FLUX.replace("./apps/overlays/prod", "./apps").replace("  targetNamespace: shop\n", "")
+    repo.write("clusters/prod/apps.yaml", flux)
+    sha = repo.commit("plain directory with a kustomization inside")
+    run_ingest(store, repo.path, render=True)
+    by = "Kustomization/flux-system/apps"
+    assert _declares(store, sha) == {
+        "workload:Namespace//shop": (False, by),
+        "workload:Service/shop/prod-web": (False, by),
+        "workload:ConfigMap/ops/jobs": (False, by),
+        "workload:Kustomization/flux-system/apps": (False, ""),
+    }
