@@ -364,8 +364,11 @@ def main() -> int:
         parse_s, pieces = _parse_floor(repo)
         store_s = _store_floor(repo, root / "floor.db")
         floor_s = log_s + parse_s + store_s
+        print(f"# floor: git log {log_s:.2f} s, parse {parse_s:.2f} s, store {store_s:.2f} s", flush=True)
         cold = _measure(repo, root / "cold.db")
+        print(f"# cold: {json.dumps(cold)}", flush=True)
         rendered = None if args.no_render else _measure(repo, root / "render.db", "--render")
+        print(f"# render: {json.dumps(rendered)}", flush=True)
         verified = None if args.no_verify else _measure(repo, root / "verify.db", "--verify-signatures")
     assert cold["commits"] == count, (cold, count)
     wall = float(cold["wall_s"])  # type: ignore[arg-type]

@@ -90,6 +90,7 @@ def _commit(batch: GraphBatch, c: CommitRecord) -> None:
             "signed": c.signed,
             "signature": c.signature,
             "branch": c.branch,
+            "branches": list(c.branches) or None,
             "first_seen": c.committed_at,
             "last_seen": c.committed_at,
         },

@@ -57,6 +57,7 @@ class CommitRecord:
     # none, unverified (carries one, not checked), or a verification result (good, bad, cannot-check, ...)
     signature: str = "none"
     branch: str | None = None
+    branches: tuple[str, ...] = ()  # the refs read that contain the commit (heads, remotes, tags)
 
 
 @dataclass(slots=True)

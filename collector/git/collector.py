@@ -18,6 +18,7 @@ from pathlib import Path
 import git
 
 from liubai.collector.git.blobs import CHUNK_BLOBS, BlobReader
+from liubai.collector.git.branches import add_branches, membership
 from liubai.collector.git.changes import Parsed, commit_manifest_items, reads_new, reads_old
 from liubai.collector.git.history import Change, read_log
 from liubai.collector.git.render import Renderer, RenderStats
@@ -54,6 +55,8 @@ class GitPlan:
     exclude: list[str]
     total: int
     notices: list[Notice] = field(default_factory=list)
+    old: dict[str, str] = field(default_factory=dict)  # the checkpoints the plan was made from
+    gained: dict[str, set[str]] = field(default_factory=dict)  # stored commits -> refs now containing them
 
 
 class GitCollector:
@@ -213,7 +216,7 @@ class GitCollector:
             total = int(
                 self.repo.git.rev_list("--count", *sorted(set(refs.values())), "--not", *exclude, "--")
             )
-        return GitPlan(refs=refs, exclude=exclude, total=total, notices=notices)
+        return GitPlan(refs=refs, exclude=exclude, total=total, notices=notices, old=dict(checkpoints))
 
     def _reread_reason(self, checkpoints: Mapping[str, str]) -> str:
         """Why the whole history must be read again although checkpoints exist, or "": the ids of
@@ -263,12 +266,14 @@ class GitCollector:
             if len(plan.refs) == 1:
                 name = next(iter(plan.refs))
                 branch = re.sub(r"^refs/(heads|remotes|tags)/", "", name)
+            fresh, plan.gained = membership(self.repo.git, plan.refs, plan.exclude, plan.old)
             if plan.total:
                 revs = [*sorted(set(plan.refs.values())), "--not", *plan.exclude]
                 for chunk in self._chunks(read_log(self.repo.git, revs, self.repo_id)):
                     self._sign(chunk)
                     self._fetch_blobs(chunk)
                     for commit, changes in chunk:
+                        commit.branches = tuple(sorted(fresh.get(commit.sha, ())))
                         yield from self._commit_items(commit, changes, branch)
                         yield Checkpoint(self.source, "resume", commit.sha)
                     self._blobs.clear()
@@ -398,9 +403,11 @@ def ingest_git(
         plan = collector.plan(checkpoints_of(store, collector.source))
     if any(n.location == "identity" for n in plan.notices):
         supersede_stale_ids(store, collector.repo_id, collector.cluster)
-    return ingest_records(
+    summary = ingest_records(
         store, collector.items(plan), batch_size=batch_size, progress=progress, writer=GIT_WRITER
     )
+    add_branches(store, plan.gained)  # stored commits a ref now contains: known once the run read it
+    return summary
 
 
 def checkpoints_of(store: LineageStore, source: str) -> dict[str, str]:

@@ -96,15 +96,17 @@ class Renderer:
         return (d, tuple(zip(ordered, out.split(), strict=False)))
 
     def _render(self, sha: str, d: Deployer) -> RenderResult:
+        if self._type(sha, d.path) != "tree":
+            return RenderResult(None, frozenset(), f"{d.label}: path {d.path or '.'} is not in the tree")
+        inputs = frozenset(self._inputs(sha, d.path))
         with tempfile.TemporaryDirectory(prefix="liubai-render-") as tmp:
             root = Path(tmp)
-            data = self.repo.git.archive("--format=tar", sha, stdout_as_string=False)
+            # only what the render reads: a tree's other folders would cost more to write than to render
+            spec = [] if "" in inputs else ["--", *sorted(inputs)]
+            data = self.repo.git.archive("--format=tar", sha, *spec, stdout_as_string=False)
             with tarfile.open(fileobj=io.BytesIO(data)) as tar:
                 tar.extractall(root, filter="data")
             target = root / d.path
-            if not target.is_dir():
-                return RenderResult(None, frozenset(), f"{d.label}: path {d.path or '.'} is not in the tree")
-            inputs = frozenset(_kustomize_inputs(root, d.path))
             if d.helm or (target / "Chart.yaml").is_file():
                 text, problem = self._helm(target, d)
             elif any((target / k).is_file() for k in _KUSTOMIZATION):
@@ -114,6 +116,51 @@ class Renderer:
             if text is not None and d.substitute:
                 text = substitute(text, dict(d.substitute))
             return RenderResult(text, inputs, problem)
+
+    def _type(self, sha: str, path: str) -> str:
+        try:
+            return str(self.repo.git.cat_file("-t", f"{sha}:{path}" if path else f"{sha}^{{tree}}"))
+        except git.GitCommandError:
+            return ""
+
+    def _inputs(self, sha: str, path: str) -> set[str]:
+        """Every repository directory a kustomization at ``path`` reads, read from the commit's tree:
+        local resources, bases and components, followed (remote ones are kustomize's to fetch, and its
+        failure the notice)."""
+        seen: set[str] = set()
+        todo = [path]
+        while todo:
+            rel = todo.pop()
+            if rel in seen or rel.startswith(".."):
+                continue
+            seen.add(rel)
+            listing = self.repo.git.ls_tree("--name-only", sha, "--", f"{rel}/" if rel else ".")
+            names = {posixpath.basename(n) for n in str(listing).splitlines()}
+            spec = next((k for k in _KUSTOMIZATION if k in names), None)
+            if spec is None:
+                continue
+            try:
+                doc = yaml.safe_load(str(self.repo.git.show(f"{sha}:{posixpath.join(rel, spec)}")))
+            except (yaml.YAMLError, git.GitCommandError):
+                continue
+            if not isinstance(doc, dict):
+                continue
+            for key in _LIST_KEYS:
+                for entry in doc.get(key) or []:
+                    if (
+                        not isinstance(entry, str)
+                        or "://" in entry
+                        or entry.startswith(("github.com/", "git@"))
+                    ):
+                        continue
+                    target = posixpath.normpath(posixpath.join(rel, entry))
+                    target = "" if target == "." else target
+                    kind = self._type(sha, target)
+                    if kind == "tree":
+                        todo.append(target)
+                    elif kind == "blob":
+                        seen.add(posixpath.dirname(target))
+        return seen
 
     def _kustomize(self, target: Path, d: Deployer) -> tuple[str | None, str]:
         if self.kubectl is None:
@@ -158,36 +205,3 @@ def _run(cmd: list[str], d: Deployer, what: str) -> tuple[str | None, str]:
         detail = " ".join(done.stderr.split())[:300] or f"exit status {done.returncode}"
         return None, f"{d.label}: {what} failed at {d.path or '.'}: {detail}"
     return done.stdout, ""
-
-
-def _kustomize_inputs(root: Path, path: str) -> set[str]:
-    """Every repository directory a kustomization at ``path`` reads, following local resources, bases
-    and components (remote ones are kustomize's to fetch, and its failure the notice)."""
-    seen: set[str] = set()
-    todo = [path]
-    while todo:
-        rel = todo.pop()
-        if rel in seen or rel.startswith(".."):
-            continue
-        seen.add(rel)
-        folder = root / rel
-        spec = next((folder / k for k in _KUSTOMIZATION if (folder / k).is_file()), None)
-        if spec is None:
-            continue
-        try:
-            doc = yaml.safe_load(spec.read_text(encoding="utf-8", errors="replace"))
-        except yaml.YAMLError:
-            continue
-        if not isinstance(doc, dict):
-            continue
-        for key in _LIST_KEYS:
-            for entry in doc.get(key) or []:
-                if not isinstance(entry, str) or "://" in entry or entry.startswith(("github.com/", "git@")):
-                    continue
-                target = posixpath.normpath(posixpath.join(rel, entry)) if rel else posixpath.normpath(entry)
-                target = "" if target == "." else target
-                if (root / target).is_dir():
-                    todo.append(target)
-                elif (root / target).is_file():
-                    seen.add(posixpath.dirname(target))
-    return seen

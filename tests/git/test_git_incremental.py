@@ -249,3 +249,36 @@ def test_verified_signature_marks_the_commit_signed(
     props = {s: store.get(commit_node_id(s)).props for s in (good, unknown)}  # type: ignore[union-attr]
     assert (props[good]["signature"], props[good]["signed"]) == ("good-unknown-validity", True)
     assert (props[unknown]["signature"], props[unknown]["signed"]) == ("cannot-check", False)
+
+
+def test_branches_follow_the_refs_not_the_first_run(tmp_path: Path, store: LineageStore) -> None:
+    """A commit first read from a feature branch lists main too once main contains it."""
+    from tests.gitrepo import GitRepoBuilder
+
+    g = GitRepoBuilder(tmp_path / "b")
+    g.write("a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n")
+    base = g.commit("base")
+    g.branch("feature")
+    g.checkout("feature")
+    g.write("b.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n")
+    feat = g.commit("feature work")
+    g.checkout("main")
+    run_ingest(store, g.path, branch="feature")
+
+    def branches(sha: str) -> object:
+        node = store.get(commit_node_id(sha))
+        assert node is not None
+        return node.props.get("branches")
+
+    assert (branches(base), branches(feat)) == (["feature"], ["feature"])
+    merge = g.merge("feature", "Merge pull request #3 from dev/feature")
+    run_ingest(store, g.path, branch="main")
+    assert (branches(base), branches(feat), branches(merge)) == (
+        ["feature", "main"],
+        ["feature", "main"],
+        ["main"],
+    )
+    g.write("c.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n")
+    tip = g.commit("more on main")
+    run_ingest(store, g.path, all_refs=True)
+    assert branches(tip) == ["main"] and branches(feat) == ["feature", "main"]
