@@ -30,7 +30,7 @@ from liubai.collector.git.repository import (
     repo_identity,
 )
 from liubai.collector.git.signatures import has_signature, is_verified, verify
-from liubai.collector.git.supersede import supersede_stale_ids
+from liubai.collector.git.supersede import IDENTITY_VERSION, reread_reason, supersede_stale_ids
 from liubai.collector.ingest import Checkpoint, Flush, IngestSummary, Item, Notice, ingest_records
 from liubai.collector.manifests import ManifestCache, ObjectKey, is_manifest_path, parse_manifest
 from liubai.lineage.model import RejectedRecord
@@ -44,7 +44,6 @@ __all__ = ["GitCollector", "GitPlan", "checkpoints_of", "ingest_git"]
 _BLOB_KEYS_CACHE = 8192
 _CHUNK_COMMITS = 500
 _NULL_BLOB = "0" * 40
-IDENTITY_VERSION = "2"  # 2: cluster-scoped objects have no namespace; --cluster joins the id
 
 
 @dataclass(slots=True)
@@ -200,7 +199,7 @@ class GitCollector:
             }
         )
         notices: list[Notice] = []
-        reread = self._reread_reason(checkpoints)
+        reread = reread_reason(checkpoints, self.cluster)
         if reread:
             exclude = []
             notices.append(Notice(self.source, "identity", reread))
@@ -217,26 +216,6 @@ class GitCollector:
                 self.repo.git.rev_list("--count", *sorted(set(refs.values())), "--not", *exclude, "--")
             )
         return GitPlan(refs=refs, exclude=exclude, total=total, notices=notices, old=dict(checkpoints))
-
-    def _reread_reason(self, checkpoints: Mapping[str, str]) -> str:
-        """Why the whole history must be read again although checkpoints exist, or "": the ids of
-        declared objects changed since the last run (``IDENTITY_VERSION``), or the repository now deploys
-        to another cluster. Objects stored under the old ids are marked ``superseded_by`` the new ones
-        (``supersede_stale_ids``), never deleted."""
-        if not any(key.startswith("ref:") for key in checkpoints):
-            return ""
-        if checkpoints.get("identity") != IDENTITY_VERSION:
-            return (
-                "declared objects have new ids (cluster-scoped objects have no namespace): re-reading the "
-                "whole history; objects under the old ids are marked superseded"
-            )
-        was = checkpoints.get("cluster") or ""
-        if was != (self.cluster or ""):
-            return (
-                f"cluster changed from {was or '(unnamed)'} to {self.cluster or '(unnamed)'}: re-reading "
-                "the whole history; objects under the old ids are marked superseded"
-            )
-        return ""
 
     def _rewrite_notice(self, ref: str, old: str, tip: str, old_exists: bool) -> Notice:
         base = ""

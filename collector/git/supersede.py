@@ -8,12 +8,36 @@ evidence may point at them) but carry ``superseded_by``, which the declared view
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from liubai.collector.manifests.scope import is_cluster_scoped
 from liubai.lineage.model import GraphBatch, NodeKind, workload_node_id
 from liubai.lineage.provenance import GIT_WRITER
 from liubai.lineage.store.base import LineageStore
 
-__all__ = ["supersede_stale_ids"]
+__all__ = ["IDENTITY_VERSION", "reread_reason", "supersede_stale_ids"]
+
+IDENTITY_VERSION = "2"  # 2: cluster-scoped objects have no namespace; --cluster joins the id
+
+
+def reread_reason(checkpoints: Mapping[str, str], cluster: str | None) -> str:
+    """Why the whole history must be read again although checkpoints exist, or "": the ids of declared
+    objects changed since the last run (``IDENTITY_VERSION``), or the repository now deploys to another
+    cluster. Objects stored under the old ids are then marked ``superseded_by`` the new ones."""
+    if not any(key.startswith("ref:") for key in checkpoints):
+        return ""
+    if checkpoints.get("identity") != IDENTITY_VERSION:
+        return (
+            "declared objects have new ids (cluster-scoped objects have no namespace): re-reading the "
+            "whole history; objects under the old ids are marked superseded"
+        )
+    was = checkpoints.get("cluster") or ""
+    if was != (cluster or ""):
+        return (
+            f"cluster changed from {was or '(unnamed)'} to {cluster or '(unnamed)'}: re-reading "
+            "the whole history; objects under the old ids are marked superseded"
+        )
+    return ""
 
 
 def supersede_stale_ids(store: LineageStore, repo: str, cluster: str | None) -> int:

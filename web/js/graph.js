@@ -318,6 +318,7 @@ export class LineageView {
     c.dataset.edgeCount = String(this.edges.size);
     c.dataset.visibleNodeCount = String(this.cy.nodes().length);
     c.dataset.visibleEdgeCount = String(this.cy.edges().length);
+    c.dataset.removedEdgeCount = String(this.cy.edges(".removed").length);
     c.dataset.groupCount = String(this.groups.size);
     c.dataset.pathLength = String(this.path.nodes.length);
     c.dataset.truncated = String(this.truncated);
