@@ -52,10 +52,12 @@ def commit_manifest_items(
     repo: str,
     cluster: str | None = None,
     also_declared: set[tuple[str, str, str]] | None = None,
+    last_complete: Callable[[str, str], list[ObjectKey]] | None = None,
 ) -> Iterator[Item]:
     """The records of every object the commit's changed manifests declare, then a ``deleted`` record
     for each object that no new version declares any more (by identity, across all changed files);
-    objects are ``cluster``'s when the repository names the cluster it deploys to."""
+    objects are ``cluster``'s when the repository names the cluster it deploys to. ``last_complete``
+    gives the keys of a file's last readable version before a commit, for a file that was broken."""
     declared: set[tuple[str, str, str]] = set(also_declared or ())  # e.g. by a render in this commit
     kept: set[tuple[str, str, str]] = set()  # objects of files that did not parse: last known stays
     before: dict[tuple[str, str, str], tuple[ObjectKey, str]] = {}
@@ -71,7 +73,11 @@ def commit_manifest_items(
             new_complete = parsed.complete
         if reads_old(c):
             old = parse(c.old_blob, sha, c.old_path, False)
-            for key in old.keys:
+            keys = old.keys
+            if not old.complete and last_complete is not None:
+                # the file was broken before this commit: what it declared is its last readable version's
+                keys = [*keys, *last_complete(c.old_path, sha)]
+            for key in keys:
                 before.setdefault(key.identity, (key, c.old_path))
                 if not new_complete:
                     kept.add(key.identity)

@@ -44,6 +44,7 @@ __all__ = ["GitCollector", "GitPlan", "checkpoints_of", "ingest_git"]
 _BLOB_KEYS_CACHE = 8192
 _CHUNK_COMMITS = 500
 _NULL_BLOB = "0" * 40
+_LOOK_BACK = 20  # versions of a broken file searched for its last readable one
 
 
 @dataclass(slots=True)
@@ -315,14 +316,16 @@ class GitCollector:
         yield commit
         if not self.render:
             yield from commit_manifest_items(
-                commit.sha, changes, self._parse_blob, self.repo_id, self.cluster
+                commit.sha, changes, self._parse_blob, self.repo_id, self.cluster, None, self._last_complete
             )
             return
         state = self._deployed_state()
         rendered, declared = state.commit_items(commit.sha, changes, self._text_of)
         own = [c for c in changes if not (state.is_input(c.path) or state.is_input(c.old_path))]
         raw = list(
-            commit_manifest_items(commit.sha, own, self._parse_blob, self.repo_id, self.cluster, declared)
+            commit_manifest_items(
+                commit.sha, own, self._parse_blob, self.repo_id, self.cluster, declared, self._last_complete
+            )
         )
         yield from raw
         raw_declared = {
@@ -341,6 +344,20 @@ class GitCollector:
     def render_stats(self) -> RenderStats | None:
         """What rendering cost in this run (None when rendering is off or nothing was rendered)."""
         return self._deployed.renderer.stats if self._deployed is not None else None
+
+    def _last_complete(self, path: str, sha: str) -> list[ObjectKey]:
+        """The keys of ``path``'s last version before ``sha`` (first-parent) that parsed whole; [] if
+        none in the last ``_LOOK_BACK`` versions. Only asked for a file that was broken."""
+        revs = str(self.repo.git.rev_list("--first-parent", "-n", str(_LOOK_BACK), f"{sha}^", "--", path))
+        for rev in revs.split():
+            try:
+                blob = str(self.repo.git.rev_parse("--verify", "--quiet", f"{rev}:{path}"))
+            except git.GitCommandError:
+                return []  # the file did not exist there: nothing older counts
+            parsed = self._parse_blob(blob, rev, path, False)
+            if parsed.complete:
+                return parsed.keys
+        return []
 
     def _text_of(self, blob: str) -> str | None:
         data = self._blobs.get(blob)

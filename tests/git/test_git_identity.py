@@ -97,8 +97,9 @@ def test_parse_failure_removes_nothing_and_is_rejected(tmp_path: Path, store: Li
     assert [r.location for r in rejects] == [f"{broken[:12]}:all.yaml#1"]
     assert "invalid YAML" in rejects[0].reason
     assert _declares(store, first) == {CONF: ("all.yaml", False), SVC: ("all.yaml", False)}
-    # the fix reads the broken version as all it knows: what it dropped is not claimed as removed
-    assert _declares(store, fixed) == {CONF: ("all.yaml", False)}
+    # the fix compares with the last readable version: the service it dropped is removed there
+    assert _declares(store, fixed) == {CONF: ("all.yaml", False), SVC: ("all.yaml", True)}
+    assert _declared(store, fixed) == {CONF: "all.yaml"}
 
 
 def test_whole_file_unreadable_keeps_its_objects(tmp_path: Path, store: LineageStore) -> None:
