@@ -29,7 +29,7 @@ from liubai.collector.git.repository import (
     open_repository,
     repo_identity,
 )
-from liubai.collector.git.signatures import has_signature, is_verified, verify
+from liubai.collector.git.signatures import mark_signatures
 from liubai.collector.git.supersede import IDENTITY_VERSION, reread_reason, supersede_stale_ids
 from liubai.collector.ingest import Checkpoint, Flush, IngestSummary, Item, Notice, ingest_records
 from liubai.collector.manifests import ManifestCache, ObjectKey, is_manifest_path, parse_manifest
@@ -250,7 +250,8 @@ class GitCollector:
             if plan.total:
                 revs = [*sorted(set(plan.refs.values())), "--not", *plan.exclude]
                 for chunk in self._chunks(read_log(self.repo.git, revs, self.repo_id)):
-                    self._sign(chunk)
+                    commits = [commit for commit, _ in chunk]
+                    mark_signatures(self.repo, self._reader(), commits, verify=self.verify_signatures)
                     self._fetch_blobs(chunk)
                     for commit, changes in chunk:
                         commit.branches = tuple(sorted(fresh.get(commit.sha, ())))
@@ -297,16 +298,6 @@ class GitCollector:
         if self._cat_file is None:
             self._cat_file = BlobReader(self.repo)
         return self._cat_file
-
-    def _sign(self, chunk: list[tuple[CommitRecord, list[Change]]]) -> None:
-        """Each commit's ``signature``: whether its object carries one (one ``cat-file`` exchange for the
-        chunk) and, when asked (``verify_signatures``), what verifying it says (one git process)."""
-        raw = self._reader().read_many([commit.sha for commit, _ in chunk])
-        signed = [sha for sha, data in raw.items() if data is not None and has_signature(data)]
-        found = verify(self.repo, signed) if self.verify_signatures else dict.fromkeys(signed, "unverified")
-        for commit, _ in chunk:
-            commit.signature = found.get(commit.sha, "none")
-            commit.signed = None if commit.signature == "unverified" else is_verified(commit.signature)
 
     def _commit_items(
         self, commit: CommitRecord, changes: list[Change], branch: str | None

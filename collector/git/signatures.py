@@ -13,7 +13,10 @@ import subprocess
 
 import git
 
-__all__ = ["STATUS_NAMES", "has_signature", "is_verified", "verify"]
+from liubai.collector.git.blobs import BlobReader
+from liubai.lineage.records import CommitRecord
+
+__all__ = ["STATUS_NAMES", "has_signature", "is_verified", "check", "mark_signatures"]
 
 # git's %G? letters, as the ``signature`` property names them
 STATUS_NAMES = {
@@ -30,6 +33,17 @@ _VERIFIED = frozenset({"good", "good-unknown-validity"})
 _TIMEOUT_S = 3600
 
 
+def mark_signatures(repo: git.Repo, reader: BlobReader, commits: list[CommitRecord], *, verify: bool) -> None:
+    """Each commit's ``signature`` and ``signed``: whether its object carries a signature (one
+    ``cat-file`` exchange for them all) and, with ``verify``, what checking it says (one git process)."""
+    raw = reader.read_many([c.sha for c in commits])
+    signed = [sha for sha, data in raw.items() if data is not None and has_signature(data)]
+    found = check(repo, signed) if verify else dict.fromkeys(signed, "unverified")
+    for c in commits:
+        c.signature = found.get(c.sha, "none")
+        c.signed = None if c.signature == "unverified" else is_verified(c.signature)
+
+
 def has_signature(raw_commit: bytes) -> bool:
     """A ``gpgsig`` (or ``gpgsig-sha256``) header before the message: the commit is signed, verified or not."""
     head = raw_commit.split(b"\n\n", 1)[0]
@@ -40,7 +54,7 @@ def is_verified(signature: str) -> bool:
     return signature in _VERIFIED
 
 
-def verify(repo: git.Repo, shas: list[str]) -> dict[str, str]:
+def check(repo: git.Repo, shas: list[str]) -> dict[str, str]:
     """sha -> signature status name for ``shas``, one git process for all of them. Without an
     allowed-signers file git calls an SSH signature unsigned; an empty one makes a good one
     ``good-unknown-validity``, as an unknown GPG key is."""
