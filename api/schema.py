@@ -6,7 +6,7 @@ the cluster's fields) is one more base class below. Where each part lives:
 * ``schema_context``: the per-request context and the pool blocking store calls run in;
 * ``schema_types``: the answer types (``Node``, ``Edge``, ``Graph``, pages, audit views) and enums;
 * ``schema_arguments``: argument checks shared by resolvers;
-* ``schema_lookup``, ``schema_graph``, ``schema_audit``, ``schema_cluster``: the query fields, by area.
+* ``schema_lookup``, ``schema_graph``, ``schema_audit``, ``schema_cluster``, ``schema_declared``: the query fields, by area.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from liubai.api.errors import StructuredErrors
 from liubai.api.limits import LimitSettings, graphql_extensions
 from liubai.api.schema_audit import AuditQueries
 from liubai.api.schema_cluster import ClusterQuery
+from liubai.api.schema_declared import DeclaredQuery
 from liubai.api.schema_graph import GraphQueries
 from liubai.api.schema_lookup import LookupQueries
 
@@ -26,7 +27,7 @@ __all__ = ["LineageSchema", "Query", "build_schema", "schema"]
 
 
 @strawberry.type
-class Query(LookupQueries, GraphQueries, AuditQueries, ClusterQuery):
+class Query(LookupQueries, GraphQueries, AuditQueries, ClusterQuery, DeclaredQuery):
     """The query root: the fields of every area's class."""
 
 

@@ -45,6 +45,7 @@ from liubai.lineage.records import (
     ProcessRecord,
     Record,
     RunRecord,
+    SkippedRecord,
 )
 
 __all__ = ["ACCESS_EDGE", "add_record", "join_records", "record_joiner"]
@@ -95,7 +96,9 @@ def _commit(batch: GraphBatch, c: CommitRecord) -> None:
             "changed_paths": len(c.changed_paths),
             "pr": c.pr,
             "signed": c.signed,
+            "signature": c.signature,
             "branch": c.branch,
+            "branches": list(c.branches) or None,
             "first_seen": c.committed_at,
             "last_seen": c.committed_at,
         },
@@ -118,10 +121,15 @@ def _manifest_object(batch: GraphBatch, m: ManifestObjectRecord) -> None:
             "name": m.name,
             "manifest_path": m.path,
             "repo": m.repo,
+            "generate_name": True if m.generate_name else None,
+            "placeholders": list(m.placeholders) or None,
         },
     )
     batch.add_node(cid, {"sha": m.commit.lower()}, placeholder=True)
-    batch.add_edge(cid, EdgeKind.DECLARES, wid, {"path": m.path, "deleted": m.deleted})
+    edge: dict[str, Any] = {"path": m.path, "deleted": m.deleted}
+    if m.rendered_by:
+        edge["rendered_by"] = m.rendered_by
+    batch.add_edge(cid, EdgeKind.DECLARES, wid, edge)
     for raw in m.audit_ids:
         audit = add_audit(batch, raw, f"git:{m.repo}", m.location)
         if audit is not None:
@@ -291,4 +299,5 @@ _JOIN_BY_TYPE: dict[type, Callable[[GraphBatch, Any], None]] = {
     ContainerRecord: join_container,
     ContainerOpensRecord: join_container_opens,
     RejectedRecord: _rejected,
+    SkippedRecord: lambda batch, record: None,  # counted by the ingest summary, never stored
 }

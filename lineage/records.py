@@ -28,6 +28,7 @@ __all__ = [
     "Record",
     "RejectedRecord",
     "RunRecord",
+    "SkippedRecord",
     "iso_utc",
 ]
 
@@ -53,8 +54,12 @@ class CommitRecord:
     message: str = ""
     changed_paths: tuple[str, ...] = ()
     pr: int | None = None
-    signed: bool = False
+    # signed: True only for a signature verified good; None when it was not checked
+    signed: bool | None = False
+    # none, unverified (carries one, not checked), or a verification result (good, bad, cannot-check, ...)
+    signature: str = "none"
     branch: str | None = None
+    branches: tuple[str, ...] = ()  # the refs read that contain the commit (heads, remotes, tags)
 
 
 @dataclass(slots=True)
@@ -72,10 +77,23 @@ class ManifestObjectRecord:
     document_index: int = 0
     deleted: bool = False
     cluster: str | None = None
+    generate_name: bool = False  # ``name`` is a generateName prefix and a "*": one object per create
+    placeholders: tuple[str, ...] = ()  # ``${var}`` left in name or namespace, filled in at deploy time
+    rendered_by: str | None = None  # the deployer whose render declares it (Kustomization/ns/name)
 
     @property
     def location(self) -> str:
         return f"{self.commit[:12]}:{self.path}#{self.document_index}"
+
+
+@dataclass(slots=True)
+class SkippedRecord:
+    """Input that is no evidence at all (a Helm Chart.yaml, a JSON patch, a tool's config beside the
+    manifests): nothing joins it and nothing is stored; ingest summaries count it."""
+
+    source: str
+    location: str
+    reason: str
 
 
 @dataclass(slots=True)
@@ -340,6 +358,7 @@ class ContainerOpensRecord:
 Record = (
     CommitRecord
     | ManifestObjectRecord
+    | SkippedRecord
     | LogRecord
     | RunRecord
     | ProcessRecord

@@ -37,6 +37,24 @@ def ingest_git_command(
         envvar="LIUBAI_GIT_CACHE",
         help="Where clones of URLs are kept (default: user cache dir).",
     ),
+    cluster: str = typer.Option(
+        None,
+        "--cluster",
+        help="The cluster this repository deploys to, as `ingest k8s --cluster` names it: its objects "
+        "meet that cluster's live ones and never another cluster's.",
+    ),
+    verify_signatures: bool = typer.Option(
+        False,
+        "--verify-signatures",
+        help="Check each signed commit's signature with gpg / ssh-keygen (slow on long histories); "
+        "otherwise signed commits are recorded as 'unverified'.",
+    ),
+    render: bool = typer.Option(
+        False,
+        "--render",
+        help="Render what the repository's Flux Kustomizations and Argo CD Applications deploy "
+        "(kubectl kustomize, helm template) and declare those objects with their real namespaces.",
+    ),
 ) -> None:
     """Ingest commits, the Kubernetes objects their manifests declare and x-gitops-audit-id annotations.
 
@@ -49,7 +67,15 @@ def ingest_git_command(
         raise fail("use either --branch or --all, not both")
     with (
         store_session(ctx) as store,
-        GitCollector(path_or_url, branch=branch, all_refs=all_refs, cache_dir=cache_dir) as collector,
+        GitCollector(
+            path_or_url,
+            branch=branch,
+            all_refs=all_refs,
+            cache_dir=cache_dir,
+            cluster=cluster,
+            verify_signatures=verify_signatures,
+            render=render,
+        ) as collector,
     ):
         try:
             plan = collector.plan(checkpoints_of(store, collector.source))
@@ -76,10 +102,26 @@ def ingest_git_command(
         except git.GitCommandError as exc:
             detail = " ".join(str(exc.stderr).split()) or str(exc)
             raise fail(f"git failed reading {collector.repo_id}: {detail}") from None
+    stats = collector.render_stats
     if as_json:
-        typer.echo(json.dumps(summary_dict(summary)))
+        doc = summary_dict(summary)
+        if stats is not None:
+            doc["render"] = {
+                "renders": stats.renders,
+                "cache_hits": stats.cache_hits,
+                "seconds": stats.seconds,
+            }
+        typer.echo(json.dumps(doc))
         return
+    for notice in summary.notices:
+        if notice not in plan.notices:  # said before the run started
+            err_console.print(Text.assemble(("warning: ", "bold yellow"), printable(notice.message)))
     _print_summary(summary)
+    if stats is not None:
+        console.print(
+            f"rendered {stats.renders} time(s), {stats.cache_hits} from cache, "
+            f"{stats.failures} failed, in {stats.seconds:.1f} s"
+        )
 
 
 def summary_dict(summary: IngestSummary) -> dict[str, object]:
@@ -88,6 +130,7 @@ def summary_dict(summary: IngestSummary) -> dict[str, object]:
         "workloads": summary.workloads,
         "audit_records": summary.audit_records,
         "rejected": summary.rejected,
+        "skipped": summary.count("SkippedRecord"),
         "rewritten": [n.message for n in summary.rewritten],
         "nodes_created": summary.nodes_created,
         "edges_created": summary.edges_created,
@@ -103,6 +146,7 @@ def _print_summary(summary: IngestSummary) -> None:
         ("workloads", summary.workloads),
         ("audit records", summary.audit_records),
         ("rejected", summary.rejected),
+        ("skipped (not Kubernetes)", summary.count("SkippedRecord")),
         ("history rewrites", len(summary.rewritten)),
         ("new nodes", summary.nodes_created),
         ("new edges", summary.edges_created),
@@ -110,9 +154,9 @@ def _print_summary(summary: IngestSummary) -> None:
         table.add_row(label, str(value))
     console.print(table)
     for record in summary.rejected_samples:
-        reason = " ".join(record.reason.split())
+        reason = " ".join(record.reason.split())[:_SAMPLE_WIDTH]  # the reason may be cut, the location never
         line = f"{record.location}: {reason}"
-        console.print(Text.assemble(("rejected ", "red"), printable(line[:_SAMPLE_WIDTH])), soft_wrap=True)
+        console.print(Text.assemble(("rejected ", "red"), printable(line)), soft_wrap=True)
     more = summary.rejected - len(summary.rejected_samples)
     if more > 0:
         console.print(f"... and {more} more rejected records (see the store's rejected table)")

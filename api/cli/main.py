@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "liubai.api.cli.trace",
     "liubai.api.cli.query",
     "liubai.api.cli.drift",
+    "liubai.api.cli.declared",
     "liubai.api.cli.serve",
     "liubai.api.cli.export",
     "liubai.api.cli.store_admin",

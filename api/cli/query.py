@@ -101,8 +101,11 @@ def _node_text(node: Node, via: Text | None = None) -> Text:
 
 def _via(edge: Edge, child: str) -> Text:
     """The edge as it is stored: ``-KIND->`` when the parent points at the child, ``<-KIND-`` otherwise."""
-    arrow = f"-{edge.kind.value}->" if edge.dst == child else f"<-{edge.kind.value}-"
-    return Text(arrow, style="dim cyan")
+    label = edge.kind.value
+    if edge.kind == EdgeKind.DECLARES and edge.props.get("deleted"):
+        label += " (removed)"  # the commit took the object out of its tree
+    arrow = f"-{label}->" if edge.dst == child else f"<-{label}-"
+    return Text(arrow, style="bold red" if label != edge.kind.value else "dim cyan")
 
 
 def render_tree(sub: Subgraph, root: str) -> Tree:
@@ -318,30 +321,54 @@ def rejected_cmd(
     ] = None,
     first: Annotated[int, typer.Option("--first", "-n", min=1, max=10_000, help="Records per page.")] = 100,
     after: Annotated[str | None, typer.Option("--after", help="Cursor printed by the previous page.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object: total, records, end_cursor (for --after).")
+    ] = False,
 ) -> None:
-    """List input that could not become graph facts, with where it came from and why.
+    """List input that could not become graph facts, with where it came from and why. On a terminal a
+    table; piped, one tab-separated line per record (source, location, reason, raw) that is never cut.
 
-    Example: liubai rejected --source git:/srv/gitops
+    Example: liubai rejected --source git:/srv/gitops --json
     """
     with store_session(ctx) as store:
         try:
             page = store.rejected(source, first=first, after=after)
         except InvalidCursor as exc:
             raise fail_error(exc, "--after: ") from None
+    if as_json:
+        doc = {
+            "total": page.total,
+            "records": [
+                {"source": r.source, "location": r.location, "reason": r.reason, "raw": r.raw}
+                for r in page.records
+            ],
+            "end_cursor": page.end_cursor,
+        }
+        typer.echo(printable_json(json.dumps(doc, ensure_ascii=False)))
+        return
+    again = ["rejected", *(("--source", source) if source is not None else ()), "--first", str(first)]
+    if not console.is_terminal:  # piped: whole lines a script can cut on tabs, nothing shortened
+        typer.echo(f"{page.total} rejected record(s)")
+        for r in page.records:
+            typer.echo("\t".join(printable(f) for f in (r.source, r.location, r.reason, r.raw)))
+        if page.end_cursor:
+            typer.echo(printable(_next_page(again, page.end_cursor)))
+        return
     table = Table(
         "source", "location", "reason", "raw", title=f"{page.total} rejected record(s)", title_justify="left"
     )
+    table.columns[1].overflow = "fold"  # a location is never cut: it is what the user goes to fix
+    table.columns[1].no_wrap = False
     for r in page.records:
         raw = r.raw if len(r.raw) <= 120 else r.raw[:117] + "..."
         table.add_row(
-            Text(printable(r.source)),
-            Text(printable(r.location)),
+            Text(printable(r.source), overflow="fold"),
+            Text(printable(r.location), overflow="fold"),
             Text(printable(r.reason)),
             Text(printable(raw), style="dim"),
         )
     console.print(table)
     if page.end_cursor:
-        again = ["rejected", *(("--source", source) if source is not None else ()), "--first", str(first)]
         console.print(Text(printable(_next_page(again, page.end_cursor)), style="dim"))
 
 

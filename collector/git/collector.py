@@ -9,7 +9,6 @@ reported as a ``Notice`` and the new commits are read from where the histories m
 
 from __future__ import annotations
 
-import os
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
@@ -19,33 +18,33 @@ from pathlib import Path
 import git
 
 from liubai.collector.git.blobs import CHUNK_BLOBS, BlobReader
+from liubai.collector.git.branches import add_branches, membership
+from liubai.collector.git.changes import Parsed, commit_manifest_items, reads_new, reads_old
 from liubai.collector.git.history import Change, read_log
+from liubai.collector.git.render import Renderer, RenderStats
+from liubai.collector.git.rendered import DeployedState
 from liubai.collector.git.repository import (
     GitSourceError,
     default_cache_dir,
     open_repository,
     repo_identity,
 )
-from liubai.collector.ingest import Checkpoint, IngestSummary, Item, Notice, ingest_records
-from liubai.collector.manifests import (
-    ManifestCache,
-    ObjectKey,
-    deleted_records,
-    is_manifest_path,
-    parse_manifest,
-)
+from liubai.collector.git.signatures import mark_signatures
+from liubai.collector.git.supersede import IDENTITY_VERSION, reread_reason, supersede_stale_ids
+from liubai.collector.ingest import Checkpoint, Flush, IngestSummary, Item, Notice, ingest_records
+from liubai.collector.manifests import ManifestCache, ObjectKey, is_manifest_path, parse_manifest
 from liubai.lineage.model import RejectedRecord
 from liubai.lineage.provenance import GIT_WRITER
-from liubai.lineage.records import CommitRecord
+from liubai.lineage.records import CommitRecord, ManifestObjectRecord
 from liubai.lineage.store.base import LineageStore
 from liubai.lineage.text import visible
 
 __all__ = ["GitCollector", "GitPlan", "checkpoints_of", "ingest_git"]
 
-_SKIP_MODES = ("160000", "120000")  # submodules and symlinks carry no manifest text
 _BLOB_KEYS_CACHE = 8192
 _CHUNK_COMMITS = 500
 _NULL_BLOB = "0" * 40
+_LOOK_BACK = 20  # versions of a broken file searched for its last readable one
 
 
 @dataclass(slots=True)
@@ -56,13 +55,21 @@ class GitPlan:
     exclude: list[str]
     total: int
     notices: list[Notice] = field(default_factory=list)
+    old: dict[str, str] = field(default_factory=dict)  # the checkpoints the plan was made from
+    gained: dict[str, set[str]] = field(default_factory=dict)  # stored commits -> refs now containing them
 
 
 class GitCollector:
     """Commits and manifest objects of one repository, a local path (read in place) or a clone URL.
 
     ``branch`` selects one ref (a branch, remote branch or tag); the default is the checked-out branch
-    (a mirror's default branch). ``all_refs`` reads every branch, remote branch and tag.
+    (a mirror's default branch). ``all_refs`` reads every branch, remote branch and tag. ``cluster``
+    names the cluster the repository deploys to (as ``ingest k8s --cluster`` names it), so that its
+    objects meet that cluster's live ones and never another cluster's. ``verify_signatures`` checks
+    each signed commit's signature (gpg / ssh-keygen through git); otherwise a signed commit is recorded
+    as carrying an ``unverified`` signature. ``render`` renders what the repository's Flux
+    Kustomizations and Argo CD Applications deploy (``rendered``) and declares that, with real
+    namespaces, instead of the files they read.
     """
 
     def __init__(
@@ -72,8 +79,15 @@ class GitCollector:
         all_refs: bool = False,
         cache_dir: str | Path | None = None,
         clone_attempts: int = 3,
+        cluster: str | None = None,
+        verify_signatures: bool = False,
+        render: bool = False,
     ) -> None:
         self.location = path_or_url
+        self.cluster = cluster or None
+        self.verify_signatures = verify_signatures
+        self.render = render
+        self._deployed: DeployedState | None = None
         self.branch = branch
         self.all_refs = all_refs
         self.repo_id = repo_identity(path_or_url)
@@ -186,7 +200,11 @@ class GitCollector:
             }
         )
         notices: list[Notice] = []
-        for ref, tip in refs.items():
+        reread = reread_reason(checkpoints, self.cluster)
+        if reread:
+            exclude = []
+            notices.append(Notice(self.source, "identity", reread))
+        for ref, tip in refs.items() if not reread else ():
             old = checkpoints.get(f"ref:{ref}")
             if old is None or old == tip:
                 continue
@@ -198,7 +216,7 @@ class GitCollector:
             total = int(
                 self.repo.git.rev_list("--count", *sorted(set(refs.values())), "--not", *exclude, "--")
             )
-        return GitPlan(refs=refs, exclude=exclude, total=total, notices=notices)
+        return GitPlan(refs=refs, exclude=exclude, total=total, notices=notices, old=dict(checkpoints))
 
     def _rewrite_notice(self, ref: str, old: str, tip: str, old_exists: bool) -> Notice:
         base = ""
@@ -228,16 +246,23 @@ class GitCollector:
             if len(plan.refs) == 1:
                 name = next(iter(plan.refs))
                 branch = re.sub(r"^refs/(heads|remotes|tags)/", "", name)
+            fresh, plan.gained = membership(self.repo.git, plan.refs, plan.exclude, plan.old)
             if plan.total:
                 revs = [*sorted(set(plan.refs.values())), "--not", *plan.exclude]
-                for chunk in self._chunks(read_log(self._git_for_log(), revs, self.repo_id)):
+                for chunk in self._chunks(read_log(self.repo.git, revs, self.repo_id)):
+                    commits = [commit for commit, _ in chunk]
+                    mark_signatures(self.repo, self._reader(), commits, verify=self.verify_signatures)
                     self._fetch_blobs(chunk)
                     for commit, changes in chunk:
+                        commit.branches = tuple(sorted(fresh.get(commit.sha, ())))
                         yield from self._commit_items(commit, changes, branch)
                         yield Checkpoint(self.source, "resume", commit.sha)
                     self._blobs.clear()
+                    yield Flush()  # stored chunk by chunk: a later failure keeps what was read
             for ref, tip in plan.refs.items():
                 yield Checkpoint(self.source, f"ref:{ref}", tip)
+            yield Checkpoint(self.source, "identity", IDENTITY_VERSION)
+            yield Checkpoint(self.source, "cluster", self.cluster or "")
 
     @staticmethod
     def _chunks(
@@ -261,11 +286,10 @@ class GitCollector:
         wanted: dict[str, None] = {}
         for _, changes in chunk:
             for c in changes:
-                if c.status != "D" and is_manifest_path(c.path) and c.new_mode not in _SKIP_MODES:
+                if reads_new(c):
                     wanted[c.new_blob] = None
-                if is_manifest_path(c.old_path) and c.old_mode not in _SKIP_MODES and c.status in "DMRT":
-                    if c.old_blob not in self._blob_keys:
-                        wanted[c.old_blob] = None
+                if reads_old(c) and c.old_blob not in self._blob_keys:
+                    wanted[c.old_blob] = None
         wanted.pop(_NULL_BLOB, None)
         if wanted:
             self._blobs.update(self._reader().read_many(list(wanted)))
@@ -275,49 +299,67 @@ class GitCollector:
             self._cat_file = BlobReader(self.repo)
         return self._cat_file
 
-    def _git_for_log(self) -> git.Git:
-        """``repo.git`` with options that keep ``%G?`` meaningful: without an allowed-signers file git
-        reports SSH-signed commits as unsigned ('N'); an empty one makes them 'U' (signed, unknown key)."""
-        try:
-            self.repo.git.config("--get", "gpg.ssh.allowedSignersFile")
-            return self.repo.git
-        except git.GitCommandError:
-            return self.repo.git(c=f"gpg.ssh.allowedSignersFile={os.devnull}")
-
     def _commit_items(
         self, commit: CommitRecord, changes: list[Change], branch: str | None
     ) -> Iterator[Item]:
         commit.changed_paths = tuple(c.path for c in changes)
         commit.branch = branch
         yield commit
-        for change in changes:
-            yield from self._manifest_items(commit.sha, change)
-
-    def _manifest_items(self, sha: str, c: Change) -> Iterator[Item]:
-        if not (is_manifest_path(c.path) or is_manifest_path(c.old_path)):
+        if not self.render:
+            yield from commit_manifest_items(
+                commit.sha, changes, self._parse_blob, self.repo_id, self.cluster, None, self._last_complete
+            )
             return
-        if c.status == "D":
-            if c.old_mode in _SKIP_MODES:
-                return
-            _, old_keys = self._parse_blob(c.old_blob, sha, c.old_path, want_items=False)
-            yield from deleted_records(old_keys, repo=self.repo_id, commit=sha, path=c.old_path)
-            return
-        if c.new_mode in _SKIP_MODES or not is_manifest_path(c.path):
-            new_keys: list[ObjectKey] = []
-        else:
-            items, new_keys = self._parse_blob(c.new_blob, sha, c.path, want_items=True)
-            yield from items
-        if c.status in ("M", "R", "T") and is_manifest_path(c.old_path) and c.old_mode not in _SKIP_MODES:
-            cached = self._blob_keys.get(c.old_blob)
-            if cached is None:
-                _, cached = self._parse_blob(c.old_blob, sha, c.old_path, want_items=False)
-            kept = set(new_keys)
-            gone = [k for k in cached if k not in kept]
-            yield from deleted_records(gone, repo=self.repo_id, commit=sha, path=c.old_path)
+        state = self._deployed_state()
+        rendered, declared = state.commit_items(commit.sha, changes, self._text_of)
+        own = [c for c in changes if not (state.is_input(c.path) or state.is_input(c.old_path))]
+        raw = list(
+            commit_manifest_items(
+                commit.sha, own, self._parse_blob, self.repo_id, self.cluster, declared, self._last_complete
+            )
+        )
+        yield from raw
+        raw_declared = {
+            (i.kind, i.namespace, i.name)
+            for i in raw
+            if isinstance(i, ManifestObjectRecord) and not i.deleted
+        }
+        yield from state.removals(rendered, raw_declared)
 
-    def _parse_blob(
-        self, blob: str, sha: str, path: str, *, want_items: bool
-    ) -> tuple[list[Item], list[ObjectKey]]:
+    def _deployed_state(self) -> DeployedState:
+        if self._deployed is None:
+            self._deployed = DeployedState(Renderer(self.repo), self.repo_id, self.source, self.cluster)
+        return self._deployed
+
+    @property
+    def render_stats(self) -> RenderStats | None:
+        """What rendering cost in this run (None when rendering is off or nothing was rendered)."""
+        return self._deployed.renderer.stats if self._deployed is not None else None
+
+    def _last_complete(self, path: str, sha: str) -> list[ObjectKey]:
+        """The keys of ``path``'s last version before ``sha`` (first-parent) that parsed whole; [] if
+        none in the last ``_LOOK_BACK`` versions. Only asked for a file that was broken."""
+        revs = str(self.repo.git.rev_list("--first-parent", "-n", str(_LOOK_BACK), f"{sha}^", "--", path))
+        for rev in revs.split():
+            try:
+                blob = str(self.repo.git.rev_parse("--verify", "--quiet", f"{rev}:{path}"))
+            except git.GitCommandError:
+                return []  # the file did not exist there: nothing older counts
+            parsed = self._parse_blob(blob, rev, path, False)
+            if parsed.complete:
+                return parsed.keys
+        return []
+
+    def _text_of(self, blob: str) -> str | None:
+        data = self._blobs.get(blob)
+        if data is None and blob not in self._blobs:
+            data = self._reader().read_many([blob])[blob]
+        return None if data is None else data.decode("utf-8", "replace")
+
+    def _parse_blob(self, blob: str, sha: str, path: str, want_items: bool) -> Parsed:
+        cached = None if want_items else self._blob_keys.get(blob)
+        if cached is not None:
+            return Parsed([], cached, True)
         data = self._blobs.get(blob)
         if data is None and blob not in self._blobs:
             data = self._reader().read_many([blob])[blob]
@@ -325,12 +367,14 @@ class GitCollector:
             reject = RejectedRecord(
                 self.source, f"{sha[:12]}:{path}", f"blob {blob[:12]} is missing from the repository"
             )
-            return ([reject] if want_items else []), []
+            return Parsed([reject] if want_items else [], [], False)
         items, keys = parse_manifest(data, repo=self.repo_id, commit=sha, path=path, cache=self._manifests)
-        self._blob_keys[blob] = keys
-        if len(self._blob_keys) > _BLOB_KEYS_CACHE:
-            self._blob_keys.popitem(last=False)
-        return (list(items) if want_items else []), keys
+        complete = not any(isinstance(i, RejectedRecord) for i in items)
+        if complete:
+            self._blob_keys[blob] = keys
+            if len(self._blob_keys) > _BLOB_KEYS_CACHE:
+                self._blob_keys.popitem(last=False)
+        return Parsed(list(items) if want_items else [], keys, complete)
 
 
 def ingest_git(
@@ -344,9 +388,13 @@ def ingest_git(
     """Read what is new in the collector's refs and store it in batches; checkpoints move with the data."""
     if plan is None:
         plan = collector.plan(checkpoints_of(store, collector.source))
-    return ingest_records(
+    if any(n.location == "identity" for n in plan.notices):
+        supersede_stale_ids(store, collector.repo_id, collector.cluster)
+    summary = ingest_records(
         store, collector.items(plan), batch_size=batch_size, progress=progress, writer=GIT_WRITER
     )
+    add_branches(store, plan.gained)  # stored commits a ref now contains: known once the run read it
+    return summary
 
 
 def checkpoints_of(store: LineageStore, source: str) -> dict[str, str]:

@@ -22,7 +22,7 @@ from liubai.lineage.text import bytes_text
 
 __all__ = ["LOG_FORMAT", "Change", "pr_number", "read_log"]
 
-_FIELDS = ("%H", "%P", "%an", "%ae", "%aI", "%cn", "%ce", "%cI", "%G?", "%s", "%b")
+_FIELDS = ("%H", "%P", "%an", "%ae", "%aI", "%cn", "%ce", "%cI", "%s", "%b")  # no %G?: see signatures
 LOG_FORMAT = "%x1e" + "%x00".join(_FIELDS)
 _LOG_OPTIONS = (
     "--reverse",
@@ -30,7 +30,7 @@ _LOG_OPTIONS = (
     "-z",
     "--raw",
     "--no-abbrev",
-    "-M",
+    "--no-renames",  # objects are matched by identity across the commit; finding renames reads blobs
     "--root",
     "--diff-merges=first-parent",
     "--no-show-signature",
@@ -113,7 +113,7 @@ def read_log(cmd: git.Git, revs: list[str], repo_id: str) -> Iterator[tuple[Comm
 
 
 def _commit(h: list[str], repo_id: str) -> CommitRecord:
-    sha, parents, an, ae, at, cn, ce, ct, sig, subject, body = h
+    sha, parents, an, ae, at, cn, ce, ct, subject, body = h
     body = body.rstrip("\n")
     message = f"{subject}\n\n{body}" if body else subject
     return CommitRecord(
@@ -129,7 +129,6 @@ def _commit(h: list[str], repo_id: str) -> CommitRecord:
         subject=subject,
         message=message,
         pr=pr_number(subject, message),
-        signed=sig not in ("N", ""),
     )
 
 

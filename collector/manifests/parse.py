@@ -16,17 +16,18 @@ from typing import Any
 
 import yaml
 
-from liubai.collector.manifests.objects import ObjectKey, Outcome, document_outcome
+from liubai.collector.manifests.objects import Declared, ObjectKey, Outcome, Skipped, document_outcome
 from liubai.collector.manifests.yaml_load import (
     RAW_KEEP,
     UNREADABLE,
     BoundedLoader,
     FastLoader,
     Loader,
+    RebindingLoader,
     documents,
 )
 from liubai.lineage.model import RejectedRecord
-from liubai.lineage.records import ManifestObjectRecord
+from liubai.lineage.records import ManifestObjectRecord, SkippedRecord
 
 __all__ = [
     "MANIFEST_SUFFIXES",
@@ -44,7 +45,8 @@ __all__ = [
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 
-ManifestItem = ManifestObjectRecord | RejectedRecord
+ManifestItem = ManifestObjectRecord | RejectedRecord | SkippedRecord
+LFS_POINTER = "version https://git-lfs.github.com/spec/"
 
 _TAG_CACHE = 65536
 
@@ -133,10 +135,11 @@ def piece_outcomes(piece: str, resolve: Callable[[type, Any, Any], str]) -> tupl
     return tuple(docs)
 
 
-def _whole_outcomes(text: str) -> tuple[list[Outcome], yaml.YAMLError | None]:
-    """Every document of the file in one parse with the stock constructor; stops at the first error."""
+def _whole_outcomes(text: str, *, rebind: bool = False) -> tuple[list[Outcome], yaml.YAMLError | None]:
+    """Every document of the file in one parse with the stock constructor; stops at the first error.
+    ``rebind``: an anchor defined twice names the later node (``RebindingLoader``)."""
     docs: list[Outcome] = []
-    stream = documents(BoundedLoader(text), fast=False)
+    stream = documents(RebindingLoader(text) if rebind else BoundedLoader(text), fast=False)
     while True:
         try:
             doc = next(stream)
@@ -177,13 +180,19 @@ def parse_manifest(
     else:
         text = data
     if "{{" in text and "/templates/" in f"/{path}":
-        return [], []  # a Helm chart template: rendered YAML only exists after `helm template`
+        # a Helm chart template: rendered YAML only exists after `helm template`
+        return [SkippedRecord(source, _location(commit, path, None), "a Helm chart template")], []
+    if text.startswith(LFS_POINTER):
+        reason = "a Git LFS pointer: the manifest itself is stored outside Git (fetch it with git lfs)"
+        return [RejectedRecord(source, _location(commit, path, None), reason, text[:RAW_KEEP])], []
     error: yaml.YAMLError | None = None
     try:
         outcomes = (cache or ManifestCache()).outcomes
         docs = [doc for piece in split(text) for doc in outcomes(piece)]
     except Unsplittable:
         docs, error = _whole_outcomes(text)
+        if isinstance(error, yaml.composer.ComposerError) and "duplicate anchor" in str(error.context):
+            docs, error = _whole_outcomes(text, rebind=True)  # valid YAML 1.2, and kubectl takes it
     items: list[ManifestItem] = []
     keys: list[ObjectKey] = []
     seen: set[ObjectKey] = set()
@@ -192,7 +201,11 @@ def parse_manifest(
             if isinstance(key, str):
                 items.append(RejectedRecord(source, _location(commit, path, index), key, str(detail)))
                 continue
-            if key in seen:
+            if isinstance(key, Skipped):
+                items.append(SkippedRecord(source, _location(commit, path, index), key.reason))
+                continue
+            if key in seen or not isinstance(detail, Declared):
+                continue
                 continue
             seen.add(key)
             keys.append(key)
@@ -205,9 +218,11 @@ def parse_manifest(
                     kind=key.kind,
                     namespace=key.namespace,
                     name=key.name,
-                    audit_ids=() if deleted else detail,  # type: ignore[arg-type]
+                    audit_ids=() if deleted else detail.audit_ids,
                     document_index=index,
                     deleted=deleted,
+                    generate_name=detail.generate_name,
+                    placeholders=detail.placeholders,
                 )
             )
     if error is not None:

@@ -17,6 +17,7 @@ __all__ = [
     "RAW_KEEP",
     "UNREADABLE",
     "BoundedLoader",
+    "RebindingLoader",
     "FastLoader",
     "Loader",
     "Refused",
@@ -85,20 +86,20 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     return []
 
 
-class BoundedLoader(Loader):  # type: ignore[valid-type,misc]
-    """The safe loader, refusing each document whose aliases expand it past ``MAX_ALIAS_NODES``.
+class _Bounded:
+    """Refuses each document whose aliases expand it past ``MAX_ALIAS_NODES`` (mixed into a loader).
 
     PyYAML composes an alias as a reference to the node it names, so a tiny "billion laughs" text
     composes quickly; the blow-up comes when the result is walked. Measuring the composed tree stops it
     there, and the parser stays at the next document, so the rest of the file is still read."""
 
     def __init__(self, stream: str) -> None:
-        super().__init__(stream)
+        super().__init__(stream)  # type: ignore[call-arg]
         self._text = stream
         self._aliased = "&" in stream and "*" in stream  # no alias without both: nothing to expand
 
     def get_node(self) -> yaml.Node | None:
-        node: yaml.Node | None = super().get_node()
+        node: yaml.Node | None = super().get_node()  # type: ignore[misc]
         if node is None or not self._aliased:
             return node
         growth = _alias_growth(node)
@@ -112,7 +113,25 @@ class BoundedLoader(Loader):  # type: ignore[valid-type,misc]
         raise _ExcessiveAliasing(reason, "\n".join(lines)[:RAW_KEEP])
 
 
-def documents(loader: BoundedLoader, *, fast: bool) -> Iterator[Any]:
+class BoundedLoader(_Bounded, Loader):  # type: ignore[valid-type,misc]
+    """The safe loader (libyaml's where installed), bounded (``_Bounded``)."""
+
+
+class RebindingLoader(_Bounded, yaml.SafeLoader):
+    """The pure-Python safe loader, bounded, where an anchor defined again names the later node from
+    there on, as YAML 1.2 says and kubectl accepts; PyYAML (YAML 1.1) refuses the file instead. Only
+    files that fail with a duplicate anchor take this slower path."""
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:
+        if not self.check_event(yaml.AliasEvent):
+            anchor = self.peek_event().anchor  # type: ignore[no-untyped-call]
+            if anchor is not None:
+                self.anchors.pop(anchor, None)
+        node: yaml.Node = super().compose_node(parent, index)  # type: ignore[arg-type,assignment]
+        return node
+
+
+def documents(loader: BoundedLoader | RebindingLoader, *, fast: bool) -> Iterator[Any]:
     """Each document of the loader's text, built by ``light`` with the loader itself as constructor,
     or ``Refused`` for one the loader would not build."""
     try:

@@ -34,7 +34,14 @@ from liubai.lineage.model import (
     RejectedRecord,
     parse_audit_id,
 )
-from liubai.lineage.records import FileAccessRecord, LogRecord, ManifestObjectRecord, ProcessRecord, RunRecord
+from liubai.lineage.records import (
+    FileAccessRecord,
+    LogRecord,
+    ManifestObjectRecord,
+    ProcessRecord,
+    RunRecord,
+    SkippedRecord,
+)
 from liubai.lineage.wire import DecodedBatch, WireError, decode_batch, encode_batch
 from tests.fuzz.conftest import FUZZ
 
@@ -133,8 +140,8 @@ def test_manifest_parsing_yields_objects_or_reasoned_rejects(data: str | bytes, 
     items, keys = parse_manifest(data, repo="r", commit="c" * 40, path=path)
     assert len(keys) <= len(items)
     for item in items:
-        assert isinstance(item, ManifestObjectRecord | RejectedRecord)
-        if isinstance(item, RejectedRecord):
+        assert isinstance(item, ManifestObjectRecord | RejectedRecord | SkippedRecord)
+        if isinstance(item, RejectedRecord | SkippedRecord):
             assert item.reason.strip() and item.location
 
 

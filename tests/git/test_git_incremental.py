@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -190,13 +193,92 @@ def test_interrupted_ingest_resumes_from_its_checkpoint(scenario: Scenario, stor
     assert len(commits) == scenario.commit_count and not [c for c in commits if c.placeholder]
 
 
-def test_signed_commit_is_marked_signed(scenario: Scenario, store: LineageStore) -> None:
+def test_signed_commit_is_marked_unverified_unless_asked(scenario: Scenario, store: LineageStore) -> None:
+    """Signature checking is opt-in: by default a signed commit says it carries a signature that was
+    not checked (``signed`` unknown), never that it is signed."""
     g = scenario.repo
     g.enable_ssh_signing()
     g.write("docs/signed.md", "signed\n")
     sha = g.commit("docs: a signed change", sign=True)
     run_ingest(store, scenario.path)
     node = store.get(commit_node_id(sha))
-    assert node is not None and node.props["signed"] is True
+    assert node is not None and node.props["signature"] == "unverified" and node.props.get("signed") is None
     parent = store.get(commit_node_id(g.rev_parse("HEAD~1")))
-    assert parent is not None and parent.props["signed"] is False
+    assert parent is not None and parent.props["signed"] is False and parent.props["signature"] == "none"
+
+
+def test_verified_signature_marks_the_commit_signed(
+    scenario: Scenario, store: LineageStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With --verify-signatures a good signature makes the commit signed; one whose key this machine does
+    not hold (git's ``E``, cannot check) is never called signed."""
+    if shutil.which("gpg") is None:
+        pytest.fail("gpg is not installed: a GPG signature cannot be made (apt-get install gnupg)")
+    g = scenario.repo
+    g.enable_ssh_signing()
+    g.write("docs/signed.md", "signed\n")
+    good = g.commit("docs: a signed change", sign=True)
+    signer_home = tmp_path / "signer-gnupg"
+    signer_home.mkdir(mode=0o700)
+    env = {**os.environ, "GNUPGHOME": str(signer_home)}
+    subprocess.run(
+        [
+            "gpg",
+            "--batch",
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            "Signer <s@example.com>",
+            "ed25519",
+            "sign",
+            "0",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    g.git("config", "gpg.format", "openpgp")
+    g.git("config", "user.signingkey", "s@example.com")
+    g.write("docs/signed.md", "signed by a key nobody here holds\n")
+    monkeypatch.setenv("GNUPGHOME", str(signer_home))
+    unknown = g.commit("docs: gpg-signed", sign=True)
+    reader_home = tmp_path / "reader-gnupg"
+    reader_home.mkdir(mode=0o700)
+    monkeypatch.setenv("GNUPGHOME", str(reader_home))  # the ingest's gpg holds no key
+    run_ingest(store, scenario.path, verify_signatures=True)
+    props = {s: store.get(commit_node_id(s)).props for s in (good, unknown)}  # type: ignore[union-attr]
+    assert (props[good]["signature"], props[good]["signed"]) == ("good-unknown-validity", True)
+    assert (props[unknown]["signature"], props[unknown]["signed"]) == ("cannot-check", False)
+
+
+def test_branches_follow_the_refs_not_the_first_run(tmp_path: Path, store: LineageStore) -> None:
+    """A commit first read from a feature branch lists main too once main contains it."""
+    from tests.gitrepo import GitRepoBuilder
+
+    g = GitRepoBuilder(tmp_path / "b")
+    g.write("a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n")
+    base = g.commit("base")
+    g.branch("feature")
+    g.checkout("feature")
+    g.write("b.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n")
+    feat = g.commit("feature work")
+    g.checkout("main")
+    run_ingest(store, g.path, branch="feature")
+
+    def branches(sha: str) -> object:
+        node = store.get(commit_node_id(sha))
+        assert node is not None
+        return node.props.get("branches")
+
+    assert (branches(base), branches(feat)) == (["feature"], ["feature"])
+    merge = g.merge("feature", "Merge pull request #3 from dev/feature")
+    run_ingest(store, g.path, branch="main")
+    assert (branches(base), branches(feat), branches(merge)) == (
+        ["feature", "main"],
+        ["feature", "main"],
+        ["main"],
+    )
+    g.write("c.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n")
+    tip = g.commit("more on main")
+    run_ingest(store, g.path, all_refs=True)
+    assert branches(tip) == ["main"] and branches(feat) == ["feature", "main"]

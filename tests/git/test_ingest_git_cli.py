@@ -79,6 +79,7 @@ def test_json_summary_second_run_and_force_push_warning(scenario: Scenario, tmp_
         "workloads": 0,
         "audit_records": 0,
         "rejected": 0,
+        "skipped": 0,
         "rewritten": [],
         "nodes_created": 0,
         "edges_created": 0,
@@ -158,3 +159,29 @@ def test_the_full_command_set_is_still_registered() -> None:
     assert result.exit_code == 0
     for command in ("ingest", "lineage", "serve", "export", "token"):
         assert command in result.stdout
+
+
+def test_rejected_json_and_piped_lines_keep_whole_locations(tmp_path: Path) -> None:
+    """A reject deep in a long path: --json gives it as data; piped (not a terminal) output is one
+    tab-separated line per record with the location whole, however narrow the terminal."""
+    from tests.gitrepo import GitRepoBuilder
+
+    repo = GitRepoBuilder(tmp_path / "r")
+    deep = "clusters/" + "/".join(f"level-{i:02d}-of-a-deep-overlay-tree" for i in range(6)) + "/bad.yaml"
+    repo.write(deep, "apiVersion: v1\nkind: Service\nmetadata: {name: [x\n")
+    sha = repo.commit("a broken service deep down")
+    db = tmp_path / "x.db"
+    code, _, _ = _ingest(db, str(repo.path))
+    assert code == 0
+    location = f"{sha[:12]}:{deep}#0"
+    source = f"git:{repo.path.resolve()}"
+    result = runner.invoke(app, ["--store", f"sqlite:///{db}", "rejected", "--json"])
+    doc = json.loads(result.stdout)
+    assert doc["total"] == 1 and doc["end_cursor"] is None
+    (record,) = doc["records"]
+    assert (record["source"], record["location"]) == (source, location)
+    assert record["reason"].startswith("invalid YAML") and "name: [x" in record["raw"]
+    result = runner.invoke(app, ["--store", f"sqlite:///{db}", "rejected"], env={"COLUMNS": "40"})
+    lines = result.stdout.splitlines()
+    assert lines[0] == "1 rejected record(s)"
+    assert lines[1].split("\t")[:2] == [source, location]

@@ -69,7 +69,6 @@ def test_broken_document_rejected_but_earlier_documents_kept() -> None:
 @pytest.mark.parametrize(
     ("doc", "reason"),
     [
-        ("- a\n- b\n", "document is a list"),
         ("apiVersion: v1\nmetadata:\n  name: x\n", "no kind"),
         ("apiVersion: v1\nkind: Service\nmetadata:\n  labels: {a: b}\n", "Service has no metadata.name"),
         (
@@ -109,6 +108,74 @@ def test_list_kind_expands_items() -> None:
 )
 def test_non_kubernetes_yaml_is_skipped_quietly(path: str, text: str) -> None:
     assert parse(text, path) == ([], [])
+
+
+@pytest.mark.parametrize(
+    ("path", "text", "reason"),
+    [
+        ("chart/Chart.yaml", "apiVersion: v2\nname: web\nversion: 1.0.0\n", "Helm Chart.yaml"),
+        ("charts/index.yaml", "apiVersion: v1\nentries: {}\ngenerated: x\n", "not a Kubernetes object"),
+        ("patch.yaml", "- op: replace\n  path: /spec/replicas\n  value: 3\n", "JSON 6902 patch"),
+        ("skaffold.yaml", "apiVersion: skaffold/v4beta6\nkind: Config\nmetadata: {name: app}\n", "tool"),
+        ("kind.yaml", "apiVersion: kind.x-k8s.io/v1alpha4\nkind: Cluster\n", "tool"),
+        ("kubeconfig.yaml", "apiVersion: v1\nkind: Config\nclusters: []\n", "tool"),
+        ("values.yaml", "replicas: 3\nimage: {tag: v1}\n", "not a Kubernetes object"),
+        (
+            "chart/templates/x.yaml",
+            "kind: Deployment\nmetadata:\n  name: {{ .Values.n }}\n",
+            "Helm chart template",
+        ),
+    ],
+)
+def test_non_kubernetes_yaml_is_counted_never_rejected_nor_declared(
+    path: str, text: str, reason: str
+) -> None:
+    """Was: a JSON patch (a list) and a Chart.yaml (apiVersion, no kind) were rejected on every commit
+    that touched them, and a skaffold Config became a Workload."""
+    items, keys = parse_manifest(text, repo="/r", commit=SHA, path=path)
+    assert keys == [] and [type(i).__name__ for i in items] == ["SkippedRecord"]
+    assert reason in items[0].reason  # type: ignore[union-attr]
+
+
+def test_generate_name_objects_are_objects() -> None:
+    text = "apiVersion: batch/v1\nkind: Job\nmetadata:\n  generateName: migrate-\n  namespace: db\n"
+    (obj,), rejects = parse(text)
+    assert rejects == [] and (obj.kind, obj.namespace, obj.name, obj.generate_name) == (
+        "Job",
+        "db",
+        "migrate-*",
+        True,
+    )
+
+
+def test_unfilled_placeholders_are_flagged() -> None:
+    text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: conf-${cluster}\n  namespace: ${tenant}\n"
+    (obj,), rejects = parse(text)
+    assert rejects == [] and obj.placeholders == ("${tenant}", "${cluster}")
+    (plain,), _ = parse(deployment("api", "i"))
+    assert plain.placeholders == () and plain.generate_name is False
+
+
+def test_git_lfs_pointer_is_recognised() -> None:
+    pointer = "version https://git-lfs.github.com/spec/v1\noid sha256:" + "ab" * 32 + "\nsize 1234\n"
+    objs, (reject,) = parse(pointer)
+    assert objs == [] and reject.reason.startswith("a Git LFS pointer") and "sha256:" in reject.raw
+
+
+def test_duplicate_anchors_are_valid_yaml_12() -> None:
+    """Was: 'found duplicate anchor' rejected the file (139 false rejects in one repository)."""
+    text = (
+        "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: podinfo\n"
+        "  namespace: apps\n  labels: &l {app: a}\n  annotations:\n"
+        f"    x-gitops-audit-id: &l '{AUDIT}'\n"
+        "spec:\n  values: {a: *l}\n---\n" + deployment("api", "i")
+    )
+    objs, rejects = parse(text)
+    assert rejects == []
+    assert [(o.kind, o.name, o.audit_ids) for o in objs] == [
+        ("HelmRelease", "podinfo", (AUDIT,)),
+        ("Deployment", "api", ()),
+    ]
 
 
 def test_non_utf8_manifest_is_rejected() -> None:

@@ -256,7 +256,11 @@ export class LineageView {
       }
       const classes = [reversed ? "against-flow" : "with-flow"];
       if (this.path.edges.has(key)) classes.push("on-path");
-      elements.push({ group: "edges", data: { id, source: src, target: dst, kind: e.kind }, classes });
+      // a commit that took the object out of its tree: drawn and labelled as a removal, not a declaration
+      const removed = e.kind === "DECLARES" && e.properties?.deleted === true;
+      if (removed) classes.push("removed");
+      const kind = removed ? "DECLARES (removed)" : e.kind;
+      elements.push({ group: "edges", data: { id, source: src, target: dst, kind, removed }, classes });
     }
     if (pathSet.size) {
       for (const el of elements) {
@@ -314,6 +318,7 @@ export class LineageView {
     c.dataset.edgeCount = String(this.edges.size);
     c.dataset.visibleNodeCount = String(this.cy.nodes().length);
     c.dataset.visibleEdgeCount = String(this.cy.edges().length);
+    c.dataset.removedEdgeCount = String(this.cy.edges(".removed").length);
     c.dataset.groupCount = String(this.groups.size);
     c.dataset.pathLength = String(this.path.nodes.length);
     c.dataset.truncated = String(this.truncated);

@@ -1,0 +1,207 @@
+"""Rendering what a deployer applies, at one commit: ``kubectl kustomize`` for a kustomization, the
+manifests of a plain directory, ``helm template`` for a chart in the repository, then Flux
+``postBuild.substitute``.
+
+A render reads a commit's tree (``git archive``) into a temporary directory. What it read (the
+deployer's path and every local base, component or resource directory its kustomizations name) are
+its inputs; the tree ids of those inputs key a cache, so a commit that leaves them unchanged (or a
+revert, or a merge that brings the same tree) costs no render. A base that cannot be fetched, a chart
+that needs helm where there is none, or a kustomization that does not build is a notice, never a failure.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import posixpath
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import git
+import yaml
+
+from liubai.collector.git.deployers import Deployer, substitute
+
+__all__ = ["RenderResult", "Renderer"]
+
+_KUSTOMIZATION = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+_LIST_KEYS = ("resources", "bases", "components", "crds")
+_TIMEOUT_S = 120
+_CACHE = 512
+
+
+@dataclass(slots=True)
+class RenderResult:
+    """The rendered YAML (None when it could not be rendered, with ``problem`` saying why) and the
+    repository directories it read."""
+
+    text: str | None
+    inputs: frozenset[str]
+    problem: str = ""
+    cached: bool = False
+
+
+@dataclass(slots=True)
+class RenderStats:
+    renders: int = 0
+    cache_hits: int = 0
+    seconds: float = 0.0
+    failures: int = 0
+
+
+@dataclass(slots=True)
+class Renderer:
+    """Renders deployers of one repository; keeps the cache and the cost (``stats``)."""
+
+    repo: git.Repo
+    kubectl: str | None = field(default_factory=lambda: shutil.which("kubectl"))
+    helm: str | None = field(default_factory=lambda: os.environ.get("LIUBAI_HELM") or shutil.which("helm"))
+    stats: RenderStats = field(default_factory=RenderStats)
+    _cache: OrderedDict[tuple[object, ...], RenderResult] = field(default_factory=OrderedDict)
+
+    def render(self, sha: str, d: Deployer, inputs: frozenset[str]) -> RenderResult:
+        """``d`` rendered at ``sha``; ``inputs`` are the directories its last render read."""
+        started = time.perf_counter()
+        try:
+            key = self._key(sha, d, inputs | {d.path})
+            hit = self._cache.get(key) if key is not None else None
+            if hit is not None:
+                self.stats.cache_hits += 1
+                return RenderResult(hit.text, hit.inputs, hit.problem, cached=True)
+            result = self._render(sha, d)
+            self.stats.renders += 1
+            self.stats.failures += result.text is None
+            key = self._key(sha, d, result.inputs | {d.path})
+            if key is not None:
+                self._cache[key] = result
+                if len(self._cache) > _CACHE:
+                    self._cache.popitem(last=False)
+            return result
+        finally:
+            self.stats.seconds += time.perf_counter() - started
+
+    def _key(self, sha: str, d: Deployer, dirs: frozenset[str] | set[str]) -> tuple[object, ...] | None:
+        """The deployer's settings and the tree ids of its input directories at ``sha`` (one git call)."""
+        ordered = sorted(dirs)
+        try:
+            out = self.repo.git.rev_parse(*(f"{sha}:{p}" if p else f"{sha}^{{tree}}" for p in ordered))
+        except git.GitCommandError:
+            return None  # an input that is gone: render, and let the render say what is missing
+        return (d, tuple(zip(ordered, out.split(), strict=False)))
+
+    def _render(self, sha: str, d: Deployer) -> RenderResult:
+        if self._type(sha, d.path) != "tree":
+            return RenderResult(None, frozenset(), f"{d.label}: path {d.path or '.'} is not in the tree")
+        inputs = frozenset(self._inputs(sha, d.path))
+        with tempfile.TemporaryDirectory(prefix="liubai-render-") as tmp:
+            root = Path(tmp)
+            # only what the render reads: a tree's other folders would cost more to write than to render
+            spec = [] if "" in inputs else ["--", *sorted(inputs)]
+            data = self.repo.git.archive("--format=tar", sha, *spec, stdout_as_string=False)
+            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                tar.extractall(root, filter="data")
+            target = root / d.path
+            if d.helm or (target / "Chart.yaml").is_file():
+                text, problem = self._helm(target, d)
+            elif any((target / k).is_file() for k in _KUSTOMIZATION):
+                text, problem = self._kustomize(target, d)
+            else:
+                text, problem = self._directory(target, d)
+            if text is not None and d.substitute:
+                text = substitute(text, dict(d.substitute))
+            return RenderResult(text, inputs, problem)
+
+    def _type(self, sha: str, path: str) -> str:
+        try:
+            return str(self.repo.git.cat_file("-t", f"{sha}:{path}" if path else f"{sha}^{{tree}}"))
+        except git.GitCommandError:
+            return ""
+
+    def _inputs(self, sha: str, path: str) -> set[str]:
+        """Every repository directory a kustomization at ``path`` reads, read from the commit's tree:
+        local resources, bases and components, followed (remote ones are kustomize's to fetch, and its
+        failure the notice)."""
+        seen: set[str] = set()
+        todo = [path]
+        while todo:
+            rel = todo.pop()
+            if rel in seen or rel.startswith(".."):
+                continue
+            seen.add(rel)
+            listing = self.repo.git.ls_tree("--name-only", sha, "--", f"{rel}/" if rel else ".")
+            names = {posixpath.basename(n) for n in str(listing).splitlines()}
+            spec = next((k for k in _KUSTOMIZATION if k in names), None)
+            if spec is None:
+                continue
+            try:
+                doc = yaml.safe_load(str(self.repo.git.show(f"{sha}:{posixpath.join(rel, spec)}")))
+            except (yaml.YAMLError, git.GitCommandError):
+                continue
+            if not isinstance(doc, dict):
+                continue
+            for key in _LIST_KEYS:
+                for entry in doc.get(key) or []:
+                    if (
+                        not isinstance(entry, str)
+                        or "://" in entry
+                        or entry.startswith(("github.com/", "git@"))
+                    ):
+                        continue
+                    target = posixpath.normpath(posixpath.join(rel, entry))
+                    target = "" if target == "." else target
+                    kind = self._type(sha, target)
+                    if kind == "tree":
+                        todo.append(target)
+                    elif kind == "blob":
+                        seen.add(posixpath.dirname(target))
+        return seen
+
+    def _kustomize(self, target: Path, d: Deployer) -> tuple[str | None, str]:
+        if self.kubectl is None:
+            return None, f"{d.label}: kubectl is not installed, the overlay at {d.path} is not rendered"
+        return _run([self.kubectl, "kustomize", str(target)], d, "kubectl kustomize")
+
+    def _helm(self, target: Path, d: Deployer) -> tuple[str | None, str]:
+        if self.helm is None:
+            return None, f"{d.label}: helm is not installed, the chart at {d.path} is not rendered"
+        cmd = [self.helm, "template", d.helm_release or d.name, str(target)]
+        if d.default_namespace:
+            cmd += ["--namespace", d.default_namespace]
+        for f in d.value_files:
+            cmd += ["--values", str(target / f)]
+        return _run(cmd, d, "helm template")
+
+    def _directory(self, target: Path, d: Deployer) -> tuple[str | None, str]:
+        """A directory without a kustomization: its manifests (Argo CD reads the directory itself,
+        Flux every subdirectory too, where a subdirectory with a kustomization is built, not read)."""
+        parts: list[str] = []
+        for entry in sorted(target.iterdir()):
+            if entry.is_file() and entry.suffix in (".yaml", ".yml"):
+                parts.append(entry.read_text(encoding="utf-8", errors="replace"))
+            elif entry.is_dir() and d.kind == "Kustomization" and not entry.name.startswith("."):
+                if any((entry / k).is_file() for k in _KUSTOMIZATION):
+                    text, problem = self._kustomize(entry, d)
+                else:
+                    text, problem = self._directory(entry, d)
+                if text is None:
+                    return None, problem
+                parts.append(text)
+        return "\n---\n".join(parts), ""
+
+
+def _run(cmd: list[str], d: Deployer, what: str) -> tuple[str | None, str]:
+    env = {**os.environ, "HOME": os.environ.get("HOME", "/tmp"), "GIT_TERMINAL_PROMPT": "0"}
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=_TIMEOUT_S, env=env, check=False)
+    except subprocess.TimeoutExpired:
+        return None, f"{d.label}: {what} took more than {_TIMEOUT_S} s"
+    if done.returncode != 0:
+        detail = " ".join(done.stderr.split())[:300] or f"exit status {done.returncode}"
+        return None, f"{d.label}: {what} failed at {d.path or '.'}: {detail}"
+    return done.stdout, ""

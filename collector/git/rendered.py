@@ -1,0 +1,146 @@
+"""Objects a repository deploys through Flux Kustomizations and Argo CD Applications, per commit.
+
+Deployers are learnt from the manifests as commits change them. At each commit that changes a
+deployer or any directory its last render read, the deployer is rendered again (``render``) and what
+it renders is declared with its real namespaces: Flux ``targetNamespace`` for every namespaced object,
+Argo CD ``destination.namespace`` for objects that name none. Objects a deployer no longer renders are
+removed, by identity, unless something else in the commit declares them; a failed render removes
+nothing and becomes a notice. Files under a rendered directory are inputs of the render, not
+declarations of their own, so the raw parse skips them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from liubai.collector.git.deployers import Deployer, find_deployers
+from liubai.collector.git.history import Change
+from liubai.collector.git.render import Renderer
+from liubai.collector.ingest import Item, Notice
+from liubai.collector.manifests import (
+    ManifestCache,
+    ObjectKey,
+    deleted_records,
+    is_manifest_path,
+    parse_manifest,
+)
+from liubai.collector.manifests.scope import is_cluster_scoped
+from liubai.lineage.records import ManifestObjectRecord
+
+__all__ = ["DeployedState"]
+
+Identity = tuple[str, str, str]
+
+
+def _under(path: str, folder: str) -> bool:
+    return folder == "" or path == folder or path.startswith(folder + "/")
+
+
+@dataclass(slots=True)
+class DeployedState:
+    """The deployers known so far and what each rendered last."""
+
+    renderer: Renderer
+    repo: str
+    source: str
+    cluster: str | None = None
+    deployers: dict[str, Deployer] = field(default_factory=dict)
+    inputs: dict[str, frozenset[str]] = field(default_factory=dict)
+    rendered: dict[str, list[ObjectKey]] = field(default_factory=dict)
+    cache: ManifestCache = field(default_factory=ManifestCache)
+
+    def is_input(self, path: str) -> bool:
+        """A file some deployer renders: declared through the render, not parsed on its own."""
+        for label, d in self.deployers.items():
+            if _under(path, d.path) or any(_under(path, f) for f in self.inputs.get(label, ())):
+                return True
+        return False
+
+    def commit_items(
+        self, sha: str, changes: list[Change], text_of: Callable[[str], str | None]
+    ) -> tuple[list[Item], set[Identity]]:
+        """Records of what the commit's deployers render (re-rendered where the commit touched them),
+        and the identities they declare."""
+        changed = self._learn(changes, text_of)
+        paths = [c.path for c in changes] + [c.old_path for c in changes if c.old_path != c.path]
+        items: list[Item] = []
+        declared: set[Identity] = set()
+        for label, d in sorted(self.deployers.items()):
+            touched = label in changed or any(
+                _under(p, f) for p in paths for f in (self.inputs.get(label) or frozenset({d.path}))
+            )
+            if touched:
+                items.extend(self._render(sha, label, d, declared))
+        for label in [lb for lb in self.rendered if lb not in self.deployers]:  # deployer removed
+            for key in self.rendered.pop(label):
+                items.extend(self._gone(sha, label, key))
+        return items, declared
+
+    def removals(self, items: list[Item], declared_elsewhere: set[Identity]) -> list[Item]:
+        """Drop the removals of objects the commit declares some other way (raw or another render)."""
+        return [
+            i
+            for i in items
+            if not (
+                isinstance(i, ManifestObjectRecord)
+                and i.deleted
+                and (i.kind, i.namespace, i.name) in declared_elsewhere
+            )
+        ]
+
+    def _learn(self, changes: list[Change], text_of: Callable[[str], str | None]) -> set[str]:
+        changed: set[str] = set()
+        for c in changes:
+            if not (is_manifest_path(c.path) or is_manifest_path(c.old_path)):
+                continue
+            for label in [lb for lb, d in self.deployers.items() if d.manifest in (c.path, c.old_path)]:
+                del self.deployers[label]
+                changed.add(label)
+            if c.status == "D" or not is_manifest_path(c.path):
+                continue
+            text = text_of(c.new_blob)
+            for d in find_deployers(text or "", c.path):
+                if self.deployers.get(d.label) != d:
+                    changed.add(d.label)
+                self.deployers[d.label] = d
+        return changed
+
+    def _render(self, sha: str, label: str, d: Deployer, declared: set[Identity]) -> Iterator[Item]:
+        result = self.renderer.render(sha, d, self.inputs.get(label, frozenset()))
+        if result.text is None:
+            yield Notice(self.source, f"{sha[:12]}:{d.manifest}", f"cannot render {result.problem}")
+            return  # nothing removed: the objects stay as last rendered
+        self.inputs[label] = result.inputs | {d.path}
+        parsed, keys = parse_manifest(
+            result.text, repo=self.repo, commit=sha, path=d.path or ".", cache=self.cache
+        )
+        new_keys: list[ObjectKey] = []
+        for item in parsed:
+            if isinstance(item, ManifestObjectRecord):
+                self._place(item, d)
+                item.rendered_by = label
+                item.cluster = self.cluster
+                new_keys.append(ObjectKey(item.api_version, item.kind, item.namespace, item.name))
+                declared.add((item.kind, item.namespace, item.name))
+            yield item
+        now = {k.identity for k in new_keys}
+        for key in self.rendered.get(label, []):
+            if key.identity not in now:
+                yield from self._gone(sha, label, key)
+        self.rendered[label] = new_keys
+
+    def _place(self, item: ManifestObjectRecord, d: Deployer) -> None:
+        if is_cluster_scoped(item.kind):
+            return
+        if d.target_namespace:
+            item.namespace = d.target_namespace
+        elif d.default_namespace and item.namespace == "default":
+            item.namespace = d.default_namespace
+
+    def _gone(self, sha: str, label: str, key: ObjectKey) -> Iterator[ManifestObjectRecord]:
+        d = self.deployers.get(label)
+        for record in deleted_records([key], repo=self.repo, commit=sha, path=(d.path if d else "") or "."):
+            record.rendered_by = label
+            record.cluster = self.cluster
+            yield record
