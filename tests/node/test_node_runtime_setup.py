@@ -4,7 +4,9 @@ container's top process, and what was left out is counted on the Container."""
 
 from __future__ import annotations
 
-from liubai.api.pod_container import rootfs
+import subprocess
+
+from liubai.api.pod_container import STATE, rootfs
 from liubai.collector.node import NodeCollector
 from liubai.collector.node_options import NodeCollectorOptions
 from liubai.lineage.join import join_records
@@ -60,3 +62,32 @@ def test_runc_setup_is_counted_on_the_container_not_recorded_as_its_processes(no
     assert container.runtime_setup_processes >= 2  # runc:[1:CHILD] and runc:[2:INIT] at least
     assert container.runtime_setup_events > 10
     assert container.processes == len(procs)
+
+
+def test_runc_exec_into_a_running_container_records_the_command_not_runc(node: Recorder) -> None:
+    """``kubectl exec``'s path: runc's exec init joins the running container's cgroup, then execs."""
+    box = PodContainer(new_pod_uid())
+    box.start("until cat /tmp/go 2>/dev/null; do sleep 0.1; done", detach=True)
+    try:
+        done = subprocess.run(
+            ["runc", "--root", STATE, "exec", box.container_id, "cat", "/data/config.txt"],
+            capture_output=True,
+            timeout=60,
+        )
+        assert done.returncode == 0 and done.stdout == b"setting=1\n", done.stderr
+        subprocess.run(
+            ["runc", "--root", STATE, "exec", box.container_id, "touch", "/tmp/go"], check=True, timeout=60
+        )
+        node.wait_for(exited(box))
+    finally:
+        box.delete()
+    records = _records(node, box)
+    procs = [r for r in records if isinstance(r, ProcessRecord)]
+    assert not [p.comm for p in procs if p.comm and p.comm.startswith("runc")]
+    (cat,) = [p for p in procs if p.argv == ("cat", "/data/config.txt")]
+    assert cat.container_top and cat.parent_start_ns is None  # its parent is runc, outside the view
+    reads = {(f.pid, f.path) for f in records if isinstance(f, FileAccessRecord) and f.mode == "read"}
+    assert (cat.pid, "/data/config.txt") in reads
+    assert not [path for _, path in reads if path.startswith(str(rootfs()))]
+    (container,) = [r for r in records if isinstance(r, ContainerRecord)]
+    assert container.runtime_setup_processes >= 3  # the container's own start and the two execs
