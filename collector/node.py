@@ -24,6 +24,7 @@ from liubai.collector.node_container import (
     iso_ns,
 )
 from liubai.collector.node_options import NodeCollectorOptions
+from liubai.collector.node_runtime import RuntimeSetup
 from liubai.collector.runs import RunInfo
 from liubai.ebpf import procfs
 from liubai.ebpf.events import AdoptEvent, Event, ExecEvent, ForkEvent
@@ -69,7 +70,12 @@ class NodeCollector:
             if self.gap is not None and self.gap not in rec.gaps and rec.running:
                 rec.gaps = (*rec.gaps, self.gap)  # it was running when the agent stopped
             self.containers[cid] = ContainerState(
-                rec, opts, totals=seed.totals, changed=self.gap is not None, journaled=dict(seed.running)
+                rec,
+                opts,
+                totals=seed.totals,
+                changed=self.gap is not None,
+                journaled=dict(seed.running),
+                setup=RuntimeSetup(started=bool(seed.running) or rec.processes > 0),
             )
 
     def _iso(self, boot_ns: int) -> str:
@@ -122,6 +128,8 @@ class NodeCollector:
         if c.run is None:
             c.excluded_events += 1
             return
+        if c.setup.adopted((info.pid, info.start_ns), info.comm or None):
+            return  # the runtime setting the container up (a created container not yet started)
         self._adopt_into(c, c.run, info, audit_id)
 
     def _adopt_into(
@@ -156,6 +164,8 @@ class NodeCollector:
     def _adopted(self, c: ContainerState, run: ContainerRun, event: AdoptEvent, audit_id: str | None) -> None:
         """The tracer found a process already running in a pod (a pod root found later, or a process
         moved into a pod cgroup): what /proc showed of it, None parts left unknown."""
+        if c.setup.adopted((event.pid, event.start_ns), event.comm or None):
+            return  # the runtime setting the container up: its events are counted, not recorded
         info = ProcInfo(
             pid=event.pid,
             ppid=event.ppid or 0,
@@ -191,6 +201,11 @@ class NodeCollector:
             return
         if c.alias:
             _unalias(c.alias, event)
+        for taken in c.setup.take(event, (event.pid, event.start_ns) in run.procs):
+            self._model(c, run, taken, item.audit_id)
+
+    def _model(self, c: ContainerState, run: ContainerRun, event: Event, audit_id: str | None) -> None:
+        """One event of a workload process into the container's process model."""
         key = (event.pid, event.start_ns)
         if key not in run.procs:  # first seen mid-life: its parent is outside the container
             c.tops.add(key)
@@ -203,8 +218,8 @@ class NodeCollector:
             self._admit(c, child)
             c.dirty.add(child)
         elif isinstance(event, ExecEvent):
-            if item.audit_id:
-                c.audit[key] = item.audit_id
+            if audit_id:
+                c.audit[key] = audit_id
             else:
                 c.audit.pop(key, None)  # a new image with its own environment
 
@@ -254,6 +269,12 @@ class NodeCollector:
             c.changed |= running != rec.running
             rec.running = running
         rec.excluded, rec.excluded_events = c.excluded, c.excluded_events
+        setup = c.setup
+        if setup.events or setup.processes:  # totals: the journal's record carries the earlier ones
+            rec.runtime_setup_events += setup.events
+            rec.runtime_setup_processes += setup.processes
+            setup.events = setup.processes = 0
+            c.changed = True
         if c.changed:
             yield replace(rec)  # as of now: the live one keeps counting
         c.dirty.clear()

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from liubai.collector.node_options import NodeCollectorOptions, excluded_path
+from liubai.collector.node_runtime import RuntimeSetup
 from liubai.collector.runs import RunCollector, RunInfo, _Proc
 from liubai.ebpf.events import Event
 from liubai.lineage.records import ContainerRecord, iso_utc
@@ -112,6 +113,7 @@ class ContainerState:
     changed: bool = True
     journaled: dict[int, int] = field(default_factory=dict)  # pid -> start time the journal last knew
     alias: dict[Key, int] = field(default_factory=dict)  # /proc's start time -> the journal's
+    setup: RuntimeSetup = field(default_factory=RuntimeSetup)  # the runtime's own processes, left out
 
     def admits(self, proc: _Proc, path: str, mode: str, now: int) -> bool:
         """Whether an access is recorded (counted for the window too), or left out by a path filter or

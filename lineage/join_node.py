@@ -88,6 +88,8 @@ def join_container(batch: GraphBatch, c: ContainerRecord) -> None:
         "excluded_opens": c.excluded_opens,
         "excluded": c.excluded,
         "excluded_events": c.excluded_events or None,
+        "runtime_setup_processes": c.runtime_setup_processes or None,
+        "runtime_setup_events": c.runtime_setup_events or None,
         "gaps": [dict(g) for g in c.gaps] or None,
         "first_seen": c.first_seen,
         "last_seen": c.last_seen,

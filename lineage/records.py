@@ -328,6 +328,8 @@ class ContainerRecord:
     excluded_opens: int = 0  # opens under an excluded path prefix (/proc, /sys, /dev by default)
     excluded: str | None = None  # why none of its processes are recorded (a namespace filter)
     excluded_events: int = 0  # events of its processes left out for that reason
+    runtime_setup_processes: int = 0  # the runtime's own processes (runc:[…], crun) setting it up
+    runtime_setup_events: int = 0  # their events, left out: not the workload's (collector/node_runtime.py)
     gaps: tuple[dict[str, str], ...] = ()
 
     @property

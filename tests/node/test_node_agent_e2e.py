@@ -239,6 +239,7 @@ def test_pods_of_two_commits_their_processes_files_restart_deletion_and_kill9(
 
     with _store(api.store_url) as store:
         _check_graph(store, ns, commits, uids, first, again, marker)
+        _check_runtime_setup_left_out(store, uids, first)
         _check_environment_links(store, audits, first)
         _check_nothing_journaled_is_lost(store, journaled)
         _check_gap_and_adoption(store, journal(state), again)
@@ -305,6 +306,38 @@ def _check_graph(
     assert container_file_node_id(NODE, b, "/tmp/b.txt") in set(
         store.lineage(pod_node_id(uids["pay-b"]), Direction.DOWNSTREAM, depth=3).depth
     )
+
+
+def _check_runtime_setup_left_out(
+    store: LineageStore, uids: dict[str, str], first: dict[str, PodContainer]
+) -> None:
+    """runc's setup (runc:[..] processes, host paths opened before pivot_root) is counted on the
+    Container, never recorded as its processes or files; the entrypoint (its exec of sh) is the one
+    process of the container the Pod RAN."""
+    from liubai.api.pod_container import rootfs
+
+    host_root = str(rootfs())
+    everything = [n for page in store.iter_nodes() for n in page]
+    comms = [n.props.get("comm") for n in everything if n.kind is NodeKind.PROCESS]
+    assert not [c for c in comms if str(c).startswith("runc")], comms
+    paths = [
+        str(n.props.get("path")) for n in everything if n.props.get("container_id") and "path" in n.props
+    ]
+    assert not [p for p in paths if p.startswith(host_root)], paths
+    for app, box in first.items():
+        container = store.get(container_node_id(box.container_id))
+        assert container is not None
+        assert container.props.get("runtime_setup_events", 0) > 0, container.props
+        assert container.props.get("runtime_setup_processes", 0) >= 2, container.props
+        ran = store.neighbors(pod_node_id(uids[app]), Direction.DOWNSTREAM, [EdgeKind.RAN]).edges
+        tops = [
+            n
+            for n in store.get_many(sorted(e.dst for e in ran if e.dst.startswith("proc:")))
+            if n.props.get("container_id") == box.container_id
+        ]
+        assert len(tops) == 1, [n.props for n in tops]  # the entrypoint; busybox sh may exec its last command
+        executed = store.neighbors(tops[0].id, Direction.DOWNSTREAM, [EdgeKind.EXECUTED]).edges
+        assert container_file_node_id(NODE, box.container_id, "/bin/sh") in {e.dst for e in executed}
 
 
 def _check_environment_links(

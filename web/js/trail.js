@@ -21,6 +21,7 @@ function note(node) {
     if (p.excluded) parts.push(String(p.excluded));
     if (p.folded_processes) parts.push(`${p.folded_processes} processes folded`);
     if (p.folded_opens) parts.push(`${p.folded_opens} opens folded`);
+    if (p.runtime_setup_events) parts.push(`${p.runtime_setup_events} runtime setup events left out`);
     if (parts.length) return parts.join(", ");
   }
   if (node.placeholder) return "placeholder (not ingested yet)";
