@@ -79,8 +79,8 @@ class NodeAgent:
         """``trace_socket``: where it takes ``liubai trace`` commands (off here: the default path is
         the machine's, and other tests' ``liubai trace`` must not reach this agent)."""
         self.state, self.log = state, log
-        extra = ("--window", "0.5", "--poll", "0.2", "--node-name", NODE, "--send-deadline", "2")
-        extra += ("--trace-socket", trace_socket)
+        extra: tuple[str, ...] = ("--window", "0.5", "--poll", "0.2", "--node-name", NODE)
+        extra += ("--send-deadline", "2", "--trace-socket", trace_socket)
         before = self.windows()  # a restarted agent appends to the journal of the one before
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(
