@@ -198,7 +198,7 @@ def test_a_run_sent_back_keeps_its_live_processes_from_the_host(
     (root,) = roots
     assert run.still_running == 1  # the stand-in never reported the root's exit
     assert server.owns(root) and not server.busy
-    child = 4_000_000  # beyond pid_max: no real process
+    child = 4_000_000  # a pid no process of this test has
     assert server.feed(_raw(EV_FORK, root, struct.pack("<IIQ", child, 0, 2)))
     assert server.owns(child)
     assert server.feed(_raw(EV_EXIT, child, struct.pack("<iI16s", 0, 1, b"x")))
