@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from liubai.collector.handoff_protocol import Channel, ProtocolError, peer_credentials
-from liubai.collector.live_events import LiveEvents
+from liubai.collector.live_events import LiveEvents, same_process
 from liubai.ebpf import procfs
 from liubai.ebpf.events import EV_EXIT, EV_FORK, EventDecoder, ForkEvent, event_to_json
 
@@ -70,7 +70,7 @@ class _Run:
     number: int
     live: LiveEvents
     lost_at_start: int
-    pids: set[int] = field(default_factory=set)
+    pids: dict[int, int] = field(default_factory=dict)  # pid -> start time
     active: bool = True
 
 
@@ -92,7 +92,7 @@ class HandoffServer:
         self._passes = threading.Condition()
         self._pass_count = 0
         self._by_pid: dict[int, _Run] = {}
-        self._released: set[int] = set()  # pids of runs sent back that have not exited yet
+        self._released: dict[int, int] = {}  # pid -> start, of runs sent back, not seen to exit yet
         self._runs = 0
         self._active = 0  # runs tracked and not yet sent back
         self._listener: socket.socket | None = None
@@ -147,11 +147,11 @@ class HandoffServer:
                 except ValueError:
                     event = None
                 if isinstance(event, ForkEvent):
-                    run.pids.add(event.child)
+                    run.pids[event.child] = event.child_start_ns
                     self._by_pid[event.child] = run
             run.live(raw)
             if kind == EV_EXIT:
-                run.pids.discard(tgid)
+                run.pids.pop(tgid, None)
                 self._by_pid.pop(tgid, None)
         return True
 
@@ -165,10 +165,18 @@ class HandoffServer:
             except ValueError:
                 event = None
             if isinstance(event, ForkEvent):
-                self._released.add(event.child)
+                self._released[event.child] = event.child_start_ns
         elif raw[0] == EV_EXIT:
-            self._released.discard(tgid)
+            self._released.pop(tgid, None)
         return True
+
+    def _prune_released(self) -> None:
+        """Forget released pids whose process is gone (its exit event was lost): the pid may be reused
+        by a process the host must see."""
+        with self._lock:
+            gone = [pid for pid, start in self._released.items() if not same_process(pid, start)]
+            for pid in gone:
+                del self._released[pid]
 
     def polled(self) -> None:
         """One poll of the ring buffer is done: every event submitted before it began was fed."""
@@ -238,12 +246,13 @@ class HandoffServer:
         reason = self.vet(pid) if self.vet is not None else None
         if reason is not None:
             raise _Refused(reason)
+        self._prune_released()
         live = LiveEvents(self.tracer.decoder, lost=self.tracer.lost_events)
         live.start_at(pid, procfs.read_os_cwd(pid))
         with self._lock:
             self._runs += 1
             self._active += 1
-            run = _Run(self._runs, live, self.tracer.lost_events(), {pid})
+            run = _Run(self._runs, live, self.tracer.lost_events(), {pid: start_ns})
             self._by_pid[pid] = run
         self.tracer.track(pid, start_ns, peer_pid)
         return run
@@ -281,10 +290,10 @@ class HandoffServer:
             if run.active:
                 run.active = False
                 self._active -= 1
-            for pid in run.pids:
+            for pid, start in run.pids.items():
                 if self._by_pid.get(pid) is run:
                     del self._by_pid[pid]
-                    self._released.add(pid)  # still tracked by the kernel until it exits
+                    self._released[pid] = start  # still tracked by the kernel until it exits
             run.pids.clear()
 
 

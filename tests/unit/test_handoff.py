@@ -204,3 +204,16 @@ def test_a_run_sent_back_keeps_its_live_processes_from_the_host(
     assert server.feed(_raw(EV_EXIT, child, struct.pack("<iI16s", 0, 1, b"x")))
     assert not server.owns(child)
     assert not server.feed(_raw(EV_EXIT, child, struct.pack("<iI16s", 0, 1, b"x")))  # the host's now
+
+
+def test_a_released_pid_whose_exit_was_lost_goes_back_to_the_host(
+    agent: tuple[HandoffServer, StandInTracker],
+) -> None:
+    """The root of a run sent back ended without its exit event: at the next run its pid is freed."""
+    server, _ = agent
+    roots: list[int] = []
+    run_with_agent(connect(server.path), ["true"], lambda p, s: roots.append(p))
+    (root,) = roots
+    assert server.owns(root)  # the stand-in never reported its exit; the process is gone
+    run_with_agent(connect(server.path), ["true"], lambda p, s: None)
+    assert not server.owns(root)
