@@ -7,8 +7,10 @@ repetition), median and minimum wall time of each:
 * ``liubai trace -- true`` as shipped (bytecode cache warm, detach in the background);
 * the same with ``LIUBAI_BPF_CACHE=off`` (a machine's first start: clang compiles the program);
 * ``--before PYTHONPATH``: the same command from another tree (e.g. the commit before these changes);
-* ``--agent``: ``liubai trace`` handing its command to a running agent (``liubai.collector.handoff_server``
-  started for the bench, its tracer loaded once); ``--agent-socket PATH`` uses one already running.
+* ``--agent``: ``liubai trace`` handing its command to a running agent started for the bench: the real
+  node agent (``liubai agent --ebpf``, its node-mode program loaded once, shipping to nowhere) where it
+  starts, else the stand-in ``liubai.collector.handoff_server`` (the report says which, and why);
+  ``--agent-socket PATH`` uses one already running.
 
 Then a phase breakdown in fresh processes: interpreter start, the trace command's imports, bcc import,
 preflight, program render, cache read or clang compile, load, attach, the run, decoding, the store write
@@ -255,23 +257,45 @@ def _phases(args: argparse.Namespace, tmp: Path, agent: Path | None) -> dict[str
     return out
 
 
-def _start_agent(tmp: Path) -> subprocess.Popen[str]:
-    """A hand-off agent with its tracer loaded, serving ``tmp/agent.sock``."""
+def _start_agent(tmp: Path) -> tuple[subprocess.Popen[str], str]:
+    """An agent with its tracer loaded, serving ``tmp/agent.sock``, and what it is: the real node agent
+    (``liubai agent --ebpf``) where it starts, else the stand-in, with the node agent's reason."""
+    sock = tmp / "agent.sock"
+    env = {**os.environ, "LIUBAI_BPF_CACHE": str(tmp / "bpf-cache")}
+    log = tmp / "node-agent.log"
+    node_argv = [
+        *(sys.executable, "-m", "liubai.api.cli.main", "agent", "--server", "http://127.0.0.1:9"),
+        *("--state-dir", str(tmp / "agent-state"), "--ebpf", "--trace-socket", str(sock)),
+    ]
+    with open(log, "w", encoding="utf-8") as out:
+        node = subprocess.Popen(node_argv, stdout=out, stderr=out, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while node.poll() is None and not sock.is_socket() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if sock.is_socket() and node.poll() is None:
+        return node, "the node agent (liubai agent --ebpf)"
+    if node.poll() is None:
+        node.terminate()
+        node.wait(timeout=60)
+    lines = log.read_text(errors="replace").strip().splitlines() or ["no output"]
+    why = lines[-1]
     agent = subprocess.Popen(
-        [sys.executable, "-m", "liubai.collector.handoff_server", "--socket", str(tmp / "agent.sock")],
+        [sys.executable, "-m", "liubai.collector.handoff_server", "--socket", str(sock)],
         stdout=subprocess.PIPE,
         text=True,
-        env={**os.environ, "LIUBAI_BPF_CACHE": str(tmp / "bpf-cache")},
+        env=env,
     )
     assert agent.stdout is not None
     if not agent.stdout.readline().startswith("ready"):
         raise RuntimeError("the hand-off agent did not start")
     threading.Thread(target=agent.stdout.read, daemon=True).start()  # keep its log from filling the pipe
-    return agent
+    return agent, f"the stand-in (liubai.collector.handoff_server): the node agent did not start: {why}"
 
 
 def _table(report: dict[str, Any]) -> str:
     lines = [f"end to end (median / min of {report['reps']}, alternating arms):"]
+    if "agent" in report:
+        lines.insert(0, f"agent: {report['agent']}")
     e2e = report["end_to_end"]
     for name, med in e2e["median_s"].items():
         ratio = f"  {e2e['vs_strace'][name]:>6.1f}x strace" if name in e2e["vs_strace"] else ""
@@ -310,7 +334,9 @@ def main() -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="liubai-bench-") as tmp:
         report: dict[str, Any] = {"reps": args.reps, "load_average": round(os.getloadavg()[0], 1)}
-        agent = _start_agent(Path(tmp)) if args.agent else None
+        agent = None
+        if args.agent:
+            agent, report["agent"] = _start_agent(Path(tmp))
         try:
             if agent is not None:
                 args.agent_socket = Path(tmp, "agent.sock")

@@ -41,6 +41,7 @@ __all__ = [
     "ProtocolError",
     "peer_credentials",
     "socket_path",
+    "socket_setting",
 ]
 
 VERSION = 1
@@ -55,7 +56,11 @@ class ProtocolError(RuntimeError):
 
 def socket_path() -> Path | None:
     """The agent's socket: ``LIUBAI_AGENT_SOCKET`` (``off`` never hands off), else ``DEFAULT_SOCKET``."""
-    configured = os.environ.get(SOCKET_ENV)
+    return socket_setting(os.environ.get(SOCKET_ENV))
+
+
+def socket_setting(configured: str | None) -> Path | None:
+    """A configured socket path: None (unset) is ``DEFAULT_SOCKET``, ``off`` (or empty, 0, no) is None."""
     if configured is None:
         return DEFAULT_SOCKET
     if configured.strip().lower() in ("", "off", "0", "no"):

@@ -16,15 +16,23 @@ Hosting it in the node agent (``liubai agent --ebpf``), next to its loaded progr
 * The kernel side needs no new hook, only that the node program keeps this program's ``tracked`` map
   semantics next to its pod-cgroup filter: a pid in ``tracked`` is traced whatever its cgroup, and its
   forks join ``tracked`` (``Tracker.track`` puts the root there).
+* ``vet(pid)`` lets the host refuse a pid it records itself (a pod's process), and ``owns(pid)`` tells
+  the host's own /proc scans which pids are a run's: each process has one owner.
+
+Processes of a run still alive when it is sent back (past ``--linger``) stay in the kernel's tracked set
+until they exit: their events, and their children's, are still claimed by ``feed`` and dropped, so they
+never reach the host's own handling.
 
 It trusts a client only with the client's own child: the pid must be a child of the connected process
 (SO_PEERCRED), not yet run (its start time as given), in our mount namespace (paths mean the same), and
-the client must be root or our own user. ``python -m liubai.collector.handoff_server --socket PATH`` runs
-one with a tracer of its own (what the benchmark and tests use until the node agent hosts it).
+the client must be root or our own user. ``liubai agent --ebpf`` hosts one (``liubai.ebpf.node``);
+``python -m liubai.collector.handoff_server --socket PATH`` runs one with a tracer of its own (for hosts
+without pods to trace, and the benchmark's fallback).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import struct
@@ -36,7 +44,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from liubai.collector.handoff_protocol import Channel, ProtocolError, peer_credentials
-from liubai.collector.live_events import LiveEvents
+from liubai.collector.live_events import LiveEvents, same_process
 from liubai.ebpf import procfs
 from liubai.ebpf.events import EV_EXIT, EV_FORK, EventDecoder, ForkEvent, event_to_json
 
@@ -62,22 +70,29 @@ class _Run:
     number: int
     live: LiveEvents
     lost_at_start: int
-    pids: set[int] = field(default_factory=set)
+    pids: dict[int, int] = field(default_factory=dict)  # pid -> start time
     active: bool = True
 
 
 class HandoffServer:
     def __init__(
-        self, tracer: Tracker, path: Path, on_done: Callable[[int, int], None] | None = None
+        self,
+        tracer: Tracker,
+        path: Path,
+        on_done: Callable[[int, int], None] | None = None,
+        vet: Callable[[int], str | None] | None = None,
     ) -> None:
-        """``on_done(run, events)`` is told of each run sent back (for the host's log)."""
+        """``on_done(run, events)`` is told of each run sent back (for the host's log); ``vet(pid)``
+        returns why the host will not let a run have ``pid`` (None: it may)."""
         self.tracer = tracer
         self.on_done = on_done
+        self.vet = vet
         self.path = path
         self._lock = threading.Lock()
         self._passes = threading.Condition()
         self._pass_count = 0
         self._by_pid: dict[int, _Run] = {}
+        self._released: dict[int, int] = {}  # pid -> start, of runs sent back, not seen to exit yet
         self._runs = 0
         self._active = 0  # runs tracked and not yet sent back
         self._listener: socket.socket | None = None
@@ -89,8 +104,11 @@ class HandoffServer:
         return self._active > 0
 
     def start(self) -> None:
-        """Listen on ``path`` (a stale socket file is replaced), private to our user."""
+        """Listen on ``path``, private to our user. A stale socket file is replaced; one another agent
+        still listens on is not (OSError: two hosts would each take runs the other thinks are its own)."""
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if _listening(self.path):
+            raise OSError(errno.EADDRINUSE, f"another agent listens on {self.path}")
         self.path.unlink(missing_ok=True)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o077)
@@ -108,6 +126,11 @@ class HandoffServer:
             self._listener.close()
             self.path.unlink(missing_ok=True)
 
+    def owns(self, pid: int) -> bool:
+        """Whether ``pid`` is a process of a handed-off run (the host must leave it alone)."""
+        with self._lock:
+            return pid in self._by_pid or pid in self._released
+
     def feed(self, raw: bytes) -> bool:
         """Route one raw event; True if it belonged to a handed-off run."""
         if len(raw) < 8:
@@ -116,7 +139,7 @@ class HandoffServer:
         with self._lock:
             run = self._by_pid.get(tgid)
             if run is None:
-                return False
+                return self._released_event(tgid, raw)
             kind = raw[0]
             if kind == EV_FORK:
                 try:
@@ -124,13 +147,36 @@ class HandoffServer:
                 except ValueError:
                     event = None
                 if isinstance(event, ForkEvent):
-                    run.pids.add(event.child)
+                    run.pids[event.child] = event.child_start_ns
                     self._by_pid[event.child] = run
             run.live(raw)
             if kind == EV_EXIT:
-                run.pids.discard(tgid)
+                run.pids.pop(tgid, None)
                 self._by_pid.pop(tgid, None)
         return True
+
+    def _released_event(self, tgid: int, raw: bytes) -> bool:
+        """Claim (and drop) an event of a run already sent back; its forks stay claimed too."""
+        if tgid not in self._released:
+            return False
+        if raw[0] == EV_FORK:
+            try:
+                event = self.tracer.decoder.decode(raw)
+            except ValueError:
+                event = None
+            if isinstance(event, ForkEvent):
+                self._released[event.child] = event.child_start_ns
+        elif raw[0] == EV_EXIT:
+            self._released.pop(tgid, None)
+        return True
+
+    def _prune_released(self) -> None:
+        """Forget released pids whose process is gone (its exit event was lost): the pid may be reused
+        by a process the host must see."""
+        with self._lock:
+            gone = [pid for pid, start in self._released.items() if not same_process(pid, start)]
+            for pid in gone:
+                del self._released[pid]
 
     def polled(self) -> None:
         """One poll of the ring buffer is done: every event submitted before it began was fed."""
@@ -197,12 +243,16 @@ class HandoffServer:
                 raise _Refused("the caller is in another mount namespace: its paths are not ours")
         except (OSError, ValueError, IndexError):
             raise _Refused(f"cannot check process {pid} in /proc") from None
+        reason = self.vet(pid) if self.vet is not None else None
+        if reason is not None:
+            raise _Refused(reason)
+        self._prune_released()
         live = LiveEvents(self.tracer.decoder, lost=self.tracer.lost_events)
         live.start_at(pid, procfs.read_os_cwd(pid))
         with self._lock:
             self._runs += 1
             self._active += 1
-            run = _Run(self._runs, live, self.tracer.lost_events(), {pid})
+            run = _Run(self._runs, live, self.tracer.lost_events(), {pid: start_ns})
             self._by_pid[pid] = run
         self.tracer.track(pid, start_ns, peer_pid)
         return run
@@ -240,9 +290,10 @@ class HandoffServer:
             if run.active:
                 run.active = False
                 self._active -= 1
-            for pid in run.pids:
+            for pid, start in run.pids.items():
                 if self._by_pid.get(pid) is run:
                     del self._by_pid[pid]
+                    self._released[pid] = start  # still tracked by the kernel until it exits
             run.pids.clear()
 
 
@@ -254,6 +305,21 @@ def _stat(pid: int) -> list[str]:
     with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as fh:
         raw = fh.read()
     return raw[raw.rindex(")") + 2 :].split()  # state, ppid, ...
+
+
+def _listening(path: Path) -> bool:
+    """Whether something accepts connections on the socket at ``path``."""
+    if not path.is_socket():
+        return False
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(str(path))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
 
 
 def _try(send: Callable[..., None], **fields: Any) -> None:

@@ -15,6 +15,11 @@ Without pod cgroups in a v2 hierarchy (pure cgroup v1) the kernel cannot filter:
 then asks user space, which reads /proc/<pid>/cgroup and tracks pod processes from that moment on:
 what one did between its exec and that answer is not seen. ``attribution`` then says ``"procfs"``
 (announce it as such) and ``counters["probes"]`` counts the questions.
+
+With ``NodeOptions.handoff_socket`` the tracer also hosts ``liubai trace``'s hand-off
+(``liubai.collector.handoff_server``) on its loaded program: a handed-off command is a host process tree,
+so its events go to the run and never to the pod path, the /proc scans leave its pids alone, and the
+hand-off refuses a pid in a pod container or already traced here (each process has one owner).
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ import os
 import struct
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from liubai.collector.handoff_server import HandoffServer
 from liubai.collector.live_events import LiveEvents, same_process
 from liubai.ebpf import cgroups, procfs
 from liubai.ebpf.cgroups import ContainerRef
@@ -39,6 +46,7 @@ from liubai.ebpf.events import (
     ForkEvent,
 )
 from liubai.ebpf.loader import Tracer
+from liubai.ebpf.node_handoff import listen
 from liubai.ebpf.program import ProgramOptions
 from liubai.lineage.model import AUDIT_ID_ENV
 from liubai.lineage.text import bytes_text
@@ -48,16 +56,19 @@ __all__ = ["AdoptedProcess", "NodeEvent", "NodeOptions", "NodeTracer", "read_env
 _HDR = struct.Struct("<IIIIQQ")
 _START_AT = 24  # byte offset of the header's start_ns
 _BPF_EXIST = 2
+_BUSY_POLL_MS = 5  # while a handed-off run waits for its events (HandoffServer.busy)
 
 
 @dataclass(frozen=True, slots=True)
 class NodeOptions:
     """``rescan_s``: how often the pod roots are looked for again (the first pod on a node creates
-    them); ``cgroup2``: the cgroup v2 mount (found in /proc/self/mountinfo when None)."""
+    them); ``cgroup2``: the cgroup v2 mount (found in /proc/self/mountinfo when None);
+    ``handoff_socket``: where ``liubai trace`` may hand its command over (None: nowhere)."""
 
     program: ProgramOptions = field(default_factory=lambda: ProgramOptions(node=True))
     rescan_s: float = 2.0
     cgroup2: str | None = None
+    handoff_socket: Path | None = None
 
 
 @dataclass(slots=True)
@@ -118,6 +129,7 @@ class NodeTracer:
         self._env_reads: dict[int, tuple[int, ExecEvent]] = {}  # pid -> (read time, exec event)
         self._held: list[NodeEvent] = []
         self._next_scan = 0
+        self.handoff: HandoffServer | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -129,8 +141,21 @@ class NodeTracer:
             tracer.decoder, lost=tracer.lost_events, container_view=True, on_exec=self._read_audit_id
         )
         tracer.on_raw(self._on_raw)
+        if self.options.handoff_socket is not None:
+            self.handoff = listen(tracer, self.options.handoff_socket, self._refuse_handoff, self.counters)
         self.rescan(adopt=False)
         return self._adopt_running()
+
+    def _refuse_handoff(self, pid: int) -> str | None:
+        """Why a handed-off run may not have ``pid``: the pod path records it (or is about to)."""
+        assert self._tracer is not None
+        ref = cgroups.container_of_pid(pid)
+        if ref is not None:
+            return f"process {pid} runs in pod container {ref.container_id}: the node agent records it there"
+        table = self._tracer.bpf_table("tracked")
+        if pid in self._container or table.get(table.Key(pid)) is not None:
+            return f"process {pid} is already traced by the node agent"
+        return None
 
     def _adopt_running(self) -> list[AdoptedProcess]:
         """Track the pod processes /proc shows that the kernel does not track yet (parents first)."""
@@ -139,6 +164,8 @@ class NodeTracer:
         adopted: list[AdoptedProcess] = []
         for pid in _pids():
             if pid in self._container or tracked.get(tracked.Key(pid)) is not None:
+                continue
+            if self.handoff is not None and self.handoff.owns(pid):
                 continue
             ref = cgroups.container_of_pid(pid)
             if ref is None:
@@ -227,6 +254,9 @@ class NodeTracer:
             self._audit[id(event)] = a.audit_id
 
     def close(self) -> None:
+        if self.handoff is not None:
+            self.handoff.close()
+            self.handoff = None
         if self._tracer is not None:
             self._tracer.close()
             self._tracer = None
@@ -245,7 +275,12 @@ class NodeTracer:
             raise RuntimeError("NodeTracer.start() was not called")
         if procfs.clock_boot_ns() >= self._next_scan:
             self.rescan()
+        handoff = self.handoff
+        if handoff is not None and handoff.busy:
+            timeout_ms = min(timeout_ms, _BUSY_POLL_MS)
         self._tracer.poll(timeout_ms)
+        if handoff is not None:
+            handoff.polled()
         out, self._held = self._held, self._batch()
         return out
 
@@ -253,6 +288,8 @@ class NodeTracer:
         """Every event not yet handed over (the tracer is being stopped)."""
         if self._tracer is not None:
             self._tracer.drain()
+            if self.handoff is not None:
+                self.handoff.polled()
         out, self._held = self._held + self._batch(), []
         return out
 
@@ -279,6 +316,8 @@ class NodeTracer:
 
     def _on_raw(self, raw: bytes) -> None:
         assert self._live is not None
+        if self.handoff is not None and self.handoff.feed(raw):
+            return  # a handed-off run's event: a host process tree, not a pod's
         kind, tgid, _tid, _uid, _ts, start = _HDR.unpack_from(raw)
         if kind == EV_ADOPT:
             self._adopted(raw)

@@ -118,6 +118,15 @@ def agent_cmd(
         str | None,
         typer.Option("--kube-node", help="Node mode: list only the Pods of this Kubernetes node."),
     ] = None,
+    trace_socket: Annotated[
+        str | None,
+        typer.Option(
+            "--trace-socket",
+            envvar="LIUBAI_AGENT_SOCKET",
+            help="Node mode: take 'liubai trace' commands on this socket, or 'off' "
+            "(default /run/liubai/trace.sock).",
+        ),
+    ] = None,
 ) -> None:
     """Ship records to a liubai API; spool to disk while it is down, catch up in order when it is back.
 
@@ -159,6 +168,7 @@ def agent_cmd(
     node = None
     if ebpf:
         from liubai.api.cli.agent_node import NodeSettings, start_node_mode
+        from liubai.collector.handoff_protocol import socket_setting
 
         settings = NodeSettings(
             node_name=node_name,
@@ -171,6 +181,7 @@ def agent_cmd(
             namespace_of=tuple(namespace_of or ()),
             kubeconfig=kubeconfig,
             kube_node=kube_node,
+            trace_socket=socket_setting(trace_socket),
         )
         node = start_node_mode(settings, state)
         follow = True  # a node is recorded until the agent is stopped

@@ -32,6 +32,7 @@ class NodeSettings:
     namespace_of: tuple[str, ...]
     kubeconfig: Path | None
     kube_node: str | None
+    trace_socket: Path | None = None  # where 'liubai trace' hands commands over (None: off)
 
 
 @dataclass(slots=True)
@@ -113,14 +114,15 @@ def start_node_mode(settings: NodeSettings, state_dir: Path) -> NodeMode:
     if os.geteuid() != 0:
         raise fail("--ebpf traces the node's pod containers with eBPF and needs root (run it as root)")
     try:
-        from liubai.ebpf.node import NodeTracer
+        from liubai.ebpf.node import NodeOptions, NodeTracer
     except ImportError as exc:
         raise fail(f"--ebpf needs bcc (Debian package python3-bpfcc): {exc}") from None
     from liubai.collector.node_journal import NodeJournalSource
     from liubai.collector.node_recorder import NodeRecorder
 
     try:
-        recorder = NodeRecorder(NodeTracer(), opts, state_dir)
+        tracer = NodeTracer(NodeOptions(handoff_socket=settings.trace_socket))
+        recorder = NodeRecorder(tracer, opts, state_dir)
         adopted = recorder.start()
     except (OSError, RuntimeError, ValueError) as exc:
         raise fail(f"--ebpf: cannot load the node tracer: {' '.join(str(exc).split())}") from None
@@ -135,4 +137,10 @@ def start_node_mode(settings: NodeSettings, state_dir: Path) -> NodeMode:
         settings.window_s,
         recorder.journal.path,
     )
+    if settings.trace_socket is not None:
+        logging.getLogger("liubai.node").info(
+            "trace hand-off: 'liubai trace' commands are taken on %s", settings.trace_socket
+        )
+    else:
+        logging.getLogger("liubai.node").info("trace hand-off: off ('liubai trace' loads its own tracer)")
     return NodeMode(recorder, source, thread, stop)

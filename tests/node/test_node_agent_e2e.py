@@ -75,9 +75,12 @@ def _started(api: Any, namespace: str, pod: Any, container_id: str) -> None:
 class NodeAgent:
     """``liubai agent --ebpf --follow`` as its own process (root), writing its log to a file."""
 
-    def __init__(self, server: str, state: Path, log: Path) -> None:
+    def __init__(self, server: str, state: Path, log: Path, trace_socket: str = "off") -> None:
+        """``trace_socket``: where it takes ``liubai trace`` commands (off here: the default path is
+        the machine's, and other tests' ``liubai trace`` must not reach this agent)."""
         self.state, self.log = state, log
-        extra = ("--window", "0.5", "--poll", "0.2", "--node-name", NODE, "--send-deadline", "2")
+        extra: tuple[str, ...] = ("--window", "0.5", "--poll", "0.2", "--node-name", NODE)
+        extra += ("--send-deadline", "2", "--trace-socket", trace_socket)
         before = self.windows()  # a restarted agent appends to the journal of the one before
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(

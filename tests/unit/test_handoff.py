@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,10 +18,10 @@ import pytest
 
 from liubai.collector import handoff_client
 from liubai.collector.handoff_client import AgentUnavailable, connect, run_with_agent
-from liubai.collector.handoff_protocol import MAX_LINE, Channel, ProtocolError, socket_path
+from liubai.collector.handoff_protocol import MAX_LINE, Channel, ProtocolError, socket_path, socket_setting
 from liubai.collector.handoff_server import HandoffServer
 from liubai.ebpf import procfs
-from liubai.ebpf.events import EventDecoder
+from liubai.ebpf.events import EV_EXIT, EV_FORK, EventDecoder
 from liubai.ebpf.program import ProgramOptions
 
 
@@ -90,6 +91,10 @@ def test_the_socket_comes_from_the_environment_or_the_default(monkeypatch: pytes
     assert socket_path() is None
     monkeypatch.setenv("LIUBAI_AGENT_SOCKET", "/x/agent.sock")
     assert socket_path() == Path("/x/agent.sock")
+    # the node agent's --trace-socket reads the same way
+    assert socket_setting(None) == Path("/run/liubai/trace.sock")
+    assert socket_setting("off") is None and socket_setting(" OFF ") is None
+    assert socket_setting("/x/a.sock") == Path("/x/a.sock")
 
 
 def test_no_agent_listening_means_tracing_here(tmp_path: Path) -> None:
@@ -142,3 +147,73 @@ def test_a_refused_track_leaves_the_command_unrun(
     with pytest.raises(AgentUnavailable, match="did not start at 12345"):
         run_with_agent(connect(server.path), ["touch", str(marker)], lambda p, s: None)
     assert not marker.exists() and tracker.tracked == []
+
+
+def test_a_second_agent_does_not_take_a_socket_another_listens_on(
+    agent: tuple[HandoffServer, StandInTracker],
+) -> None:
+    server, _ = agent
+    with pytest.raises(OSError, match="another agent listens on"):
+        HandoffServer(StandInTracker(), server.path).start()
+    connect(server.path).close()  # the first still answers
+
+
+def test_a_stale_socket_file_is_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "trace.sock"
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(path))
+    stale.close()  # the file stays, nobody listens
+    server = HandoffServer(StandInTracker(), path)
+    server.start()
+    try:
+        connect(path).close()
+    finally:
+        server.close()
+
+
+def test_the_host_may_refuse_a_pid_it_records_itself(tmp_path: Path) -> None:
+    tracker = StandInTracker()
+    server = HandoffServer(tracker, tmp_path / "trace.sock", vet=lambda pid: f"process {pid} is a pod's")
+    server.start()
+    marker = tmp_path / "ran"
+    try:
+        with pytest.raises(AgentUnavailable, match="is a pod's"):
+            run_with_agent(connect(server.path), ["touch", str(marker)], lambda p, s: None)
+    finally:
+        server.close()
+    assert not marker.exists() and tracker.tracked == []
+
+
+def _raw(kind: int, pid: int, body: bytes) -> bytes:
+    return struct.pack("<IIIIQQ", kind, pid, pid, 0, 1, 1) + body
+
+
+def test_a_run_sent_back_keeps_its_live_processes_from_the_host(
+    agent: tuple[HandoffServer, StandInTracker],
+) -> None:
+    """Past --linger the kernel still traces them: their events, and their children's, stay claimed."""
+    server, _ = agent
+    roots: list[int] = []
+    run = run_with_agent(connect(server.path), ["true"], lambda p, s: roots.append(p))
+    (root,) = roots
+    assert run.still_running == 1  # the stand-in never reported the root's exit
+    assert server.owns(root) and not server.busy
+    child = 4_000_000  # a pid no process of this test has
+    assert server.feed(_raw(EV_FORK, root, struct.pack("<IIQ", child, 0, 2)))
+    assert server.owns(child)
+    assert server.feed(_raw(EV_EXIT, child, struct.pack("<iI16s", 0, 1, b"x")))
+    assert not server.owns(child)
+    assert not server.feed(_raw(EV_EXIT, child, struct.pack("<iI16s", 0, 1, b"x")))  # the host's now
+
+
+def test_a_released_pid_whose_exit_was_lost_goes_back_to_the_host(
+    agent: tuple[HandoffServer, StandInTracker],
+) -> None:
+    """The root of a run sent back ended without its exit event: at the next run its pid is freed."""
+    server, _ = agent
+    roots: list[int] = []
+    run_with_agent(connect(server.path), ["true"], lambda p, s: roots.append(p))
+    (root,) = roots
+    assert server.owns(root)  # the stand-in never reported its exit; the process is gone
+    run_with_agent(connect(server.path), ["true"], lambda p, s: None)
+    assert not server.owns(root)
