@@ -112,7 +112,7 @@ def _running_agent(store_url: str, server: str, state: Path, work: Path, pod_uid
     log = work / "agent.log"
     args = ["agent", "--server", server, "--state-dir", str(state), "--ebpf", "--window", "0.5"]
     args += ["--poll", "0.2", "--node-name", "demo-node", "--namespace-of", f"{pod_uid}={NAMESPACE}"]
-    args += ["--include-namespace", NAMESPACE]
+    args += ["--include-namespace", NAMESPACE, "--trace-socket", "off"]
     with _process(_liubai_cmd(store_url, *args), log) as proc:
 
         def recording() -> bool:
