@@ -98,6 +98,39 @@ class _Reader:
         return out
 
 
+class _FloorReader:
+    """The floor of the node arm: the same program loaded and its ring buffer emptied by a thread, each
+    event only counted (no decode, no /proc reads, no model): what the kernel side and bcc's per-event
+    callback cost before any of liubai's user-space work."""
+
+    def __init__(self) -> None:
+        self.tracer = NodeTracer()
+        self.tracer.start()
+        loaded = self.tracer._tracer
+        assert loaded is not None
+        self.loaded = loaded
+        self.events = 0
+        loaded.on_raw(self._count)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _count(self, _raw: bytes) -> None:
+        self.events += 1
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.loaded.poll(100)
+        self.loaded.drain()
+
+    def close(self) -> dict[str, int]:
+        self._stop.set()
+        self._thread.join()
+        out = {"events": self.events, "lost": self.tracer.lost_events()}
+        self.tracer.close()
+        return out
+
+
 def _container(script: str) -> tuple[PodContainer, list[str]]:
     box = PodContainer(new_pod_uid())
     return box, box.command(script)
@@ -126,6 +159,18 @@ def _node(script: str) -> tuple[float, float, dict[str, Any]]:
         box.delete()
 
 
+def _floor(script: str) -> tuple[float, float, dict[str, Any]]:
+    reader = _FloorReader()
+    box, cmd = _container(script)
+    try:
+        c0, t0 = _cpu(), time.perf_counter()
+        subprocess.run(cmd, env=ENV, check=True, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        wall = time.perf_counter() - t0
+        return wall, _cpu() - c0, reader.close()
+    finally:
+        box.delete()
+
+
 def _audited(audit: AuditArm, script: str) -> tuple[float, float, dict[str, Any]]:
     box, cmd = _container(script)
     try:
@@ -145,6 +190,7 @@ def _overhead(audit: AuditArm | None, args: argparse.Namespace) -> dict[str, Any
         arms: list[tuple[str, Callable[[], tuple[float, float, dict[str, Any]]]]] = [
             ("untraced", partial(_untraced, script)),
             ("node", partial(_node, script)),
+            ("floor", partial(_floor, script)),
         ]
         if audit is not None:
             arms.append(("auditd", partial(_audited, audit, script)))
@@ -166,6 +212,8 @@ def _overhead(audit: AuditArm | None, args: argparse.Namespace) -> dict[str, Any
             "all_wall_s": {a: [round(x, 3) for x in v] for a, v in walls.items()},
             "node_wall_overhead_pct": _pct(med, "node"),
             "node_cpu_overhead_pct": _pct(cpu, "node"),
+            "floor_wall_overhead_pct": _pct(med, "floor"),  # kernel + ring buffer only: no decode, no model
+            "floor_cpu_overhead_pct": _pct(cpu, "floor"),
             "node_events": statistics.median(e["events"] for e in extra["node"]),
             "node_lost_events": max(e["lost"] for e in extra["node"]),
             "bpf_load_s": round(statistics.median(e["load_s"] for e in extra["node"]), 2),
