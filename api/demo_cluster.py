@@ -6,8 +6,8 @@ checkout's ``scripts/setup-system`` built and cached its binaries. The webhook i
 ``MutatingWebhookConfiguration`` and called by the API server over TLS; a Flux ``Kustomization`` whose status
 names the applied revision tells it the commit; the apply is made as Flux's service account. Without the
 binaries, the demo replays the objects such a run left in the API server (``RECORDED_CLUSTER``) and says so.
-No kubelet runs here: the Pods the controllers create stay Pending, and the demo says so rather than
-inventing container statuses.
+No kubelet runs here: the Pods the controllers create stay Pending, except the one payments Pod whose
+container the demo really runs (``demo_node``), whose status it writes back as a kubelet would.
 """
 
 from __future__ import annotations

@@ -149,7 +149,7 @@ def _run_payments(store_url: str, kubeconfig: str, work: Path, record_to: Path |
     console.print(
         Text(
             "the payments container cannot run and be traced here (" + "; ".join(problems) + "): "
-            "its Pods stay Pending, with no processes",
+            "its Pods stay Pending",
             style="yellow",
         )
     )
