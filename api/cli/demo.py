@@ -1,5 +1,5 @@
 """``liubai demo``: the whole chain on a fresh machine, commit -> run -> processes -> files -> deployment (stamped
-by the webhook) -> Pods -> logs.
+by the webhook) -> Pods -> the payments container's processes and files (``liubai agent --ebpf``) -> logs.
 
 Each step runs the same ``liubai`` command a user would type, and prints it first, so the demo doubles as
 a walkthrough. It ends by serving the UI on the demo's store (unless ``--no-serve``).
