@@ -14,8 +14,8 @@ from typing import Any
 from liubai.lineage.join_audit import add_audit, add_trace
 from liubai.lineage.join_cluster import join_admission, join_cluster_object, join_pod
 from liubai.lineage.join_node import (
+    ACCESS_EDGE,
     join_container,
-    join_container_file_access,
     join_container_opens,
     join_container_process,
 )
@@ -25,6 +25,7 @@ from liubai.lineage.model import (
     NodeKind,
     RejectedRecord,
     commit_node_id,
+    container_file_node_id,
     file_node_id,
     log_node_id,
     process_node_id,
@@ -49,8 +50,6 @@ from liubai.lineage.records import (
 )
 
 __all__ = ["ACCESS_EDGE", "add_record", "join_records", "record_joiner"]
-
-ACCESS_EDGE = {"read": EdgeKind.READ, "write": EdgeKind.WROTE, "exec": EdgeKind.EXECUTED}
 
 
 def join_records(records: Iterable[Record], batch: GraphBatch | None = None) -> GraphBatch:
@@ -267,22 +266,25 @@ def _rejected(batch: GraphBatch, r: RejectedRecord) -> None:
 
 
 def _file_access(batch: GraphBatch, f: FileAccessRecord) -> None:
+    """``Process -READ/WROTE/EXECUTED-> File``; a container's file is its own node (its path is the
+    container's view), with the first and last time the node agent saw it opened."""
     if f.container_id is not None:
-        join_container_file_access(batch, f, f.container_id)
-        return
-    fid = file_node_id(f.host, f.path)
-    batch.add_node(fid, {"host": f.host, "path": f.path})
+        fid = container_file_node_id(f.host, f.container_id, f.path)
+        batch.add_node(fid, {"host": f.host, "path": f.path, "container_id": f.container_id})
+    else:
+        fid = file_node_id(f.host, f.path)
+        batch.add_node(fid, {"host": f.host, "path": f.path})
     props: dict[str, Any] = {"count": f.count}
-    if f.flags is not None:
-        props["flags"] = f.flags
-    if f.sha256 is not None:
-        props["sha256"] = f.sha256
-    if f.certainty != "exact":
-        props["certainty"] = f.certainty
-    if f.exec_ids:
-        props["exec_ids"] = list(f.exec_ids)
-    if f.via is not None:
-        props["via"] = f.via
+    optional = (
+        ("flags", f.flags),
+        ("sha256", f.sha256),
+        ("certainty", f.certainty if f.certainty != "exact" else None),
+        ("exec_ids", list(f.exec_ids) or None),
+        ("via", f.via),
+        ("first_seen", f.first_at),
+        ("last_seen", f.last_at),
+    )
+    props.update((name, value) for name, value in optional if value is not None)
     batch.add_edge(process_node_id(f.host, f.pid, f.start_ns), ACCESS_EDGE[f.mode], fid, props)
 
 

@@ -21,27 +21,24 @@ from liubai.lineage.model import (
     container_file_node_id,
     container_node_id,
     pod_node_id,
-    process_node_id,
 )
 from liubai.lineage.records import (
     ContainerOpensRecord,
     ContainerRecord,
     ContainerStatus,
-    FileAccessRecord,
     ProcessRecord,
 )
 
 __all__ = [
-    "ACCESS_EDGE_NAMES",
+    "ACCESS_EDGE",
     "container_status_id",
     "join_container",
-    "join_container_file_access",
     "join_container_opens",
     "join_container_process",
     "join_pod_containers",
 ]
 
-ACCESS_EDGE_NAMES = {"read": EdgeKind.READ, "write": EdgeKind.WROTE, "exec": EdgeKind.EXECUTED}
+ACCESS_EDGE = {"read": EdgeKind.READ, "write": EdgeKind.WROTE, "exec": EdgeKind.EXECUTED}
 
 
 def container_status_id(raw: str | None) -> str | None:
@@ -122,27 +119,6 @@ def join_container_process(batch: GraphBatch, p: ProcessRecord, node_id: str) ->
             batch.add_edge(audit.node_id, EdgeKind.ANNOTATES, node_id, {"from": "environment"})
 
 
-def join_container_file_access(batch: GraphBatch, f: FileAccessRecord, container_id: str) -> None:
-    fid = container_file_node_id(f.host, container_id, f.path)
-    batch.add_node(fid, {"host": f.host, "path": f.path, "container_id": container_id})
-    props: dict[str, Any] = {"count": f.count}
-    if f.flags is not None:
-        props["flags"] = f.flags
-    if f.sha256 is not None:
-        props["sha256"] = f.sha256
-    if f.certainty != "exact":
-        props["certainty"] = f.certainty
-    if f.exec_ids:
-        props["exec_ids"] = list(f.exec_ids)
-    if f.via is not None:
-        props["via"] = f.via
-    if f.first_at is not None:
-        props["first_seen"] = f.first_at
-    if f.last_at is not None:
-        props["last_seen"] = f.last_at
-    batch.add_edge(process_node_id(f.host, f.pid, f.start_ns), ACCESS_EDGE_NAMES[f.mode], fid, props)
-
-
 def join_container_opens(batch: GraphBatch, o: ContainerOpensRecord) -> None:
     """``Container -READ/WROTE/EXECUTED-> File``: the container's opens of a path, by exec image.
 
@@ -162,4 +138,4 @@ def join_container_opens(batch: GraphBatch, o: ContainerOpensRecord) -> None:
         props["first_seen"] = o.first_at
     if o.last_at is not None:
         props["last_seen"] = o.last_at
-    batch.add_edge(cid, ACCESS_EDGE_NAMES[o.mode], fid, props)
+    batch.add_edge(cid, ACCESS_EDGE[o.mode], fid, props)
