@@ -104,8 +104,10 @@ class _FloorReader:
     callback cost before any of liubai's user-space work."""
 
     def __init__(self) -> None:
+        t0 = time.perf_counter()
         self.tracer = NodeTracer()
         self.tracer.start()
+        self.load_s = time.perf_counter() - t0
         loaded = self.tracer._tracer
         assert loaded is not None
         self.loaded = loaded
@@ -146,27 +148,19 @@ def _untraced(script: str) -> tuple[float, float, dict[str, Any]]:
         box.delete()
 
 
-def _node(script: str) -> tuple[float, float, dict[str, Any]]:
-    reader = _Reader()
+def _traced(
+    reader_of: Callable[[], _Reader | _FloorReader], script: str
+) -> tuple[float, float, dict[str, Any]]:
+    """The container run under a loaded reader (its load apart); the events still queued at the end are
+    read and counted in the CPU time."""
+    reader = reader_of()
     box, cmd = _container(script)
     try:
         c0, t0 = _cpu(), time.perf_counter()
         subprocess.run(cmd, env=ENV, check=True, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
         wall = time.perf_counter() - t0
-        counts = reader.close()  # the events still queued are read and counted in the CPU time
+        counts = reader.close()
         return wall, _cpu() - c0, {**counts, "load_s": reader.load_s}
-    finally:
-        box.delete()
-
-
-def _floor(script: str) -> tuple[float, float, dict[str, Any]]:
-    reader = _FloorReader()
-    box, cmd = _container(script)
-    try:
-        c0, t0 = _cpu(), time.perf_counter()
-        subprocess.run(cmd, env=ENV, check=True, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-        wall = time.perf_counter() - t0
-        return wall, _cpu() - c0, reader.close()
     finally:
         box.delete()
 
@@ -189,8 +183,8 @@ def _overhead(audit: AuditArm | None, args: argparse.Namespace) -> dict[str, Any
     for name, script in _scripts(args).items():
         arms: list[tuple[str, Callable[[], tuple[float, float, dict[str, Any]]]]] = [
             ("untraced", partial(_untraced, script)),
-            ("node", partial(_node, script)),
-            ("floor", partial(_floor, script)),
+            ("node", partial(_traced, _Reader, script)),
+            ("floor", partial(_traced, _FloorReader, script)),
         ]
         if audit is not None:
             arms.append(("auditd", partial(_audited, audit, script)))
