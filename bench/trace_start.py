@@ -108,16 +108,23 @@ def _end_to_end(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     }
 
 
+class _Laps:
+    """Seconds since the last lap, added to the named phase."""
+
+    def __init__(self) -> None:
+        self.phases: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self.phases[name] = self.phases.get(name, 0.0) + now - self._t
+        self._t = now
+
+
 def _agent_phase_child(store: str) -> dict[str, float]:
     """``liubai trace -- true`` handed to the agent, taken apart (api/cli/trace.py's steps, each timed)."""
-    t = time.perf_counter()
-    phases: dict[str, float] = {}
-
-    def lap(name: str) -> None:
-        nonlocal t
-        now = time.perf_counter()
-        phases[name] = phases.get(name, 0.0) + now - t
-        t = now
+    lap = _Laps()
+    phases = lap.phases
 
     from liubai.api.cli.main import _ONLY, _register
 
@@ -153,14 +160,8 @@ def _agent_phase_child(store: str) -> dict[str, float]:
 
 def _phase_child(mode: str, store: str) -> dict[str, float]:
     """One ``liubai trace -- true`` taken apart (the steps of api/cli/trace.py, each timed)."""
-    t = time.perf_counter()
-    phases: dict[str, float] = {}
-
-    def lap(name: str) -> None:
-        nonlocal t
-        now = time.perf_counter()
-        phases[name] = phases.get(name, 0.0) + now - t
-        t = now
+    lap = _Laps()
+    phases = lap.phases
 
     from liubai.api.cli.main import _ONLY, _register
 
