@@ -39,6 +39,10 @@ __all__ = [
     "DemoDeployment",
     "cluster_problems",
     "deploy_demo",
+    "free_port",
+    "kubectl",
+    "liubai_cmd",
+    "poll_until",
     "running_cluster",
 ]
 
@@ -131,13 +135,13 @@ def running_cluster(timeout_s: float = 180.0) -> Iterator[ClusterInfo]:
             proc.wait()
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def _poll(what: str, check: Callable[[], T | None], timeout_s: float) -> T:
+def poll_until(what: str, check: Callable[[], T | None], timeout_s: float) -> T:
     """``check``'s first truthy answer; DeployFailed naming ``what`` when none comes in ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -149,7 +153,7 @@ def _poll(what: str, check: Callable[[], T | None], timeout_s: float) -> T:
         time.sleep(0.2)
 
 
-def _liubai_cmd(store_url: str, *args: str) -> list[str]:
+def liubai_cmd(store_url: str, *args: str) -> list[str]:
     return [sys.executable, "-m", "liubai.api.cli.main", "--store", store_url, *args]
 
 
@@ -158,12 +162,12 @@ def running_webhook(store_url: str, work: Path, kubeconfig: str) -> Iterator[tup
     """``liubai webhook`` on a free loopback port; yields its URL and certificate. SIGTERM at the end, so
     the admission records it queued reach the store."""
     cert, key = self_signed(work, "demo-webhook")
-    port = _free_port()
+    port = free_port()
     log = work / "webhook.log"
     args = ["webhook", "--cert", str(cert), "--key", str(key), "--port", str(port)]
     args += ["--kubeconfig", kubeconfig, "--log-level", "warning"]
     with log.open("wb") as out:
-        proc = subprocess.Popen(_liubai_cmd(store_url, *args), stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(liubai_cmd(store_url, *args), stdout=out, stderr=subprocess.STDOUT)
     url = f"https://127.0.0.1:{port}"
 
     def healthy(client: httpx.Client) -> bool:
@@ -176,7 +180,7 @@ def running_webhook(store_url: str, work: Path, kubeconfig: str) -> Iterator[tup
 
     try:
         with httpx.Client(verify=str(cert), timeout=5) as client:
-            _poll(f"liubai webhook answering {url}/healthz", lambda: healthy(client), 60)
+            poll_until(f"liubai webhook answering {url}/healthz", lambda: healthy(client), 60)
         yield url, cert
     finally:
         proc.terminate()
@@ -187,7 +191,7 @@ def running_webhook(store_url: str, work: Path, kubeconfig: str) -> Iterator[tup
             proc.wait()
 
 
-def _kubectl(kubeconfig: str, *args: str, stdin: str | None = None) -> str:
+def kubectl(kubeconfig: str, *args: str, stdin: str | None = None) -> str:
     proc = subprocess.run(
         ["kubectl", "--kubeconfig", kubeconfig, *args],
         input=stdin,
@@ -277,10 +281,10 @@ def deploy_demo(
     kc = cluster.kubeconfig
     with running_webhook(store_url, work, kc) as (url, cert):
         registration = webhook_configuration(cert.read_bytes(), url=f"{url}/mutate", failure_policy="Fail")
-        _kubectl(kc, "apply", "-f", "-", stdin=json.dumps(registration))
+        kubectl(kc, "apply", "-f", "-", stdin=json.dumps(registration))
         for ns in ("flux-system", NAMESPACE):
-            _kubectl(kc, "create", "namespace", ns)
-        _kubectl(
+            kubectl(kc, "create", "namespace", ns)
+        kubectl(
             kc,
             "create",
             "clusterrolebinding",
@@ -288,14 +292,14 @@ def deploy_demo(
             "--clusterrole=cluster-admin",
             f"--user={FLUX_USER}",
         )
-        _kubectl(
+        kubectl(
             kc,
             "apply",
             "-f",
             "-",
             stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": _flux_objects(repo_url)}),
         )
-        _kubectl(
+        kubectl(
             kc,
             "patch",
             "kustomization",
@@ -308,13 +312,13 @@ def deploy_demo(
             json.dumps(_flux_status(revision)),
         )
         # Pods are refused until the namespace's default service account exists
-        _poll(
+        poll_until(
             f"the default service account of {NAMESPACE}",
             lambda: _kubectl_ok(kc, "get", "serviceaccount", "default", "-n", NAMESPACE),
             60,
         )
         docs = render(manifests, traceparents)
-        _kubectl(
+        kubectl(
             kc,
             "apply",
             f"--as={FLUX_USER}",
@@ -325,8 +329,8 @@ def deploy_demo(
             stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}),
         )
         wanted = sum(int(d.get("spec", {}).get("replicas", 1)) for d in docs if d.get("kind") == "Deployment")
-        pods = _poll(f"{wanted} Pods created by the controllers", lambda: _count_pods(kc, wanted), 90)
-    deployments = json.loads(_kubectl(kc, "get", "deployments", "-n", NAMESPACE, "-o", "json"))["items"]
+        pods = poll_until(f"{wanted} Pods created by the controllers", lambda: _count_pods(kc, wanted), 90)
+    deployments = json.loads(kubectl(kc, "get", "deployments", "-n", NAMESPACE, "-o", "json"))["items"]
     ids = {
         d["metadata"]["name"]: d["metadata"].get("annotations", {}).get("x-gitops-audit-id", "")
         for d in deployments
@@ -336,7 +340,7 @@ def deploy_demo(
 
 def _kubectl_ok(kubeconfig: str, *args: str) -> bool:
     try:
-        _kubectl(kubeconfig, *args)
+        kubectl(kubeconfig, *args)
     except DeployFailed:
         return False
     return True
@@ -344,14 +348,14 @@ def _kubectl_ok(kubeconfig: str, *args: str) -> bool:
 
 def _count_pods(kubeconfig: str, wanted: int) -> int | None:
     """How many Pods the demo namespace holds, once there are ``wanted``."""
-    pods = json.loads(_kubectl(kubeconfig, "get", "pods", "-n", NAMESPACE, "-o", "json"))["items"]
+    pods = json.loads(kubectl(kubeconfig, "get", "pods", "-n", NAMESPACE, "-o", "json"))["items"]
     return len(pods) if len(pods) >= wanted else None
 
 
 def record_cluster(kubeconfig: str, path: Path) -> None:
     """Write what the API server holds for the demo (a ``kubectl get -o json`` List) for later replays."""
     listed = json.loads(
-        _kubectl(kubeconfig, "get", RECORDED_KINDS, "-A", "--show-managed-fields", "-o", "json")
+        kubectl(kubeconfig, "get", RECORDED_KINDS, "-A", "--show-managed-fields", "-o", "json")
     )
     keep = [
         o

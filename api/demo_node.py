@@ -22,14 +22,13 @@ from typing import Any
 
 import httpx
 
-from liubai.api.demo_cluster import NAMESPACE, DeployFailed, _free_port, _kubectl, _liubai_cmd, _poll
+from liubai.api.demo_cluster import NAMESPACE, DeployFailed, free_port, kubectl, liubai_cmd, poll_until
 from liubai.api.pod_container import PodContainer, runc_missing
 from liubai.lineage.model import AUDIT_ID_ENV
 
 __all__ = ["RECORDED_NODE", "NodeRun", "node_problems", "recorded_pod_uid", "run_payments_pod"]
 
 RECORDED_NODE = Path(__file__).resolve().parent / "demo_data" / "recorded_node.jsonl"
-JOURNAL = "node-journal.jsonl"
 APP = "payments"
 IMAGE_ID = "docker.io/library/busybox@sha256:" + "0" * 64  # the busybox-static rootfs has no registry digest
 # What the payments container does: read its config, append to its ledger, log a line carrying the audit id.
@@ -82,10 +81,10 @@ def _alive(proc: subprocess.Popen[bytes], log: Path, what: str) -> None:
 
 @contextmanager
 def _running_api(store_url: str, work: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = work / "api.log"
-    argv = _liubai_cmd(store_url, "serve", "--host", "127.0.0.1", "--port", str(port))
+    argv = liubai_cmd(store_url, "serve", "--host", "127.0.0.1", "--port", str(port))
     with _process(argv, log) as proc, httpx.Client(timeout=2) as client:
 
         def up() -> bool:
@@ -95,38 +94,33 @@ def _running_api(store_url: str, work: Path) -> Iterator[str]:
             except httpx.HTTPError:
                 return False
 
-        _poll(f"liubai serve answering {url}/healthz", up, 60)
+        poll_until(f"liubai serve answering {url}/healthz", up, 60)
         yield url
-
-
-def _windows(state: Path) -> int:
-    try:
-        return (state / JOURNAL).read_bytes().count(b'{"window":')
-    except FileNotFoundError:
-        return 0
 
 
 @contextmanager
 def _running_agent(store_url: str, server: str, state: Path, work: Path, pod_uid: str) -> Iterator[None]:
     """``liubai agent --ebpf`` recording only the demo's namespace, until its first window is written."""
+    from liubai.collector.node_journal import JOURNAL_NAME, read_journal_state
+
     log = work / "agent.log"
     args = ["agent", "--server", server, "--state-dir", str(state), "--ebpf", "--window", "0.5"]
     args += ["--poll", "0.2", "--node-name", "demo-node", "--namespace-of", f"{pod_uid}={NAMESPACE}"]
     args += ["--include-namespace", NAMESPACE, "--trace-socket", "off"]
-    with _process(_liubai_cmd(store_url, *args), log) as proc:
+    with _process(liubai_cmd(store_url, *args), log) as proc:
 
         def recording() -> bool:
             _alive(proc, log, "liubai agent --ebpf")
-            return _windows(state) > 0
+            return read_journal_state(state / JOURNAL_NAME).last_window_end is not None
 
-        _poll("the node agent's first window", recording, 120)
+        poll_until("the node agent's first window", recording, 120)
         yield
     if proc.returncode not in (0, -signal.SIGTERM):
         raise DeployFailed(f"liubai agent --ebpf ended {proc.returncode}: {log.read_text()[-800:]}")
 
 
 def _payments_pod(kubeconfig: str) -> dict[str, Any]:
-    pods = json.loads(_kubectl(kubeconfig, "get", "pods", "-n", NAMESPACE, "-l", f"app={APP}", "-o", "json"))
+    pods = json.loads(kubectl(kubeconfig, "get", "pods", "-n", NAMESPACE, "-l", f"app={APP}", "-o", "json"))
     items: list[dict[str, Any]] = pods["items"]
     if not items:
         raise DeployFailed(f"no Pod of {NAMESPACE}/{APP} to run")
@@ -154,7 +148,7 @@ def _started(kubeconfig: str, pod: dict[str, Any], container_id: str) -> None:
         }
     }
     name = pod["metadata"]["name"]
-    _kubectl(
+    kubectl(
         kubeconfig,
         "patch",
         "pod",
@@ -170,6 +164,8 @@ def _started(kubeconfig: str, pod: dict[str, Any], container_id: str) -> None:
 
 def run_payments_pod(store_url: str, kubeconfig: str, work: Path, record_to: Path | None = None) -> NodeRun:
     """Run the payments Pod's container under the node agent; its records land in ``store_url``."""
+    from liubai.collector.node_journal import JOURNAL_NAME
+
     pod = _payments_pod(kubeconfig)
     meta = pod["metadata"]
     audit_id = meta.get("annotations", {}).get("x-gitops-audit-id", "")
@@ -186,7 +182,7 @@ def run_payments_pod(store_url: str, kubeconfig: str, work: Path, record_to: Pat
             raise DeployFailed(f"the payments container exited {code}: {err.strip()[-500:]}")
         _started(kubeconfig, pod, box.container_id)
     if record_to is not None:
-        shutil.copyfile(state / JOURNAL, record_to)
+        shutil.copyfile(state / JOURNAL_NAME, record_to)
     return NodeRun(meta["name"], meta["uid"], box.container_id, out.strip())
 
 
