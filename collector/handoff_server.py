@@ -329,7 +329,7 @@ def _try(send: Callable[..., None], **fields: Any) -> None:
         pass
 
 
-def main() -> int:  # pragma: no cover - exercised by the hand-off tests and bench/trace_start.py
+def main() -> int:  # pragma: no cover - bench/trace_start.py's stand-in where the node agent cannot start
     import argparse
     import signal
     import sys

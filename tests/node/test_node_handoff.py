@@ -9,6 +9,7 @@ cgroup (the pod path owns it), ``liubai trace`` traces on its own.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import subprocess
@@ -23,6 +24,7 @@ from liubai.lineage.model import RejectedRecord
 from liubai.lineage.records import ProcessRecord
 from tests.ebpf.conftest import LIUBAI, clean_env, liubai, read_graph
 from tests.ebpf.test_handoff import SCRIPT, _facts
+from tests.ebpf.test_kernel import assert_replays_to
 from tests.node.test_node_agent_e2e import NodeAgent, journal
 from tests.polling import wait_for
 from tests.runc_pod import PodContainer, cgroups_path, new_container_id, new_pod_uid
@@ -119,6 +121,43 @@ def test_a_run_handed_to_the_node_agent_is_traced_as_here_and_a_pod_beside_it_st
     assert not run_argvs & {r.argv for r in everything}, (
         "a process of the handed-off run reached the pod path"
     )
+
+
+def test_a_handed_off_run_gives_the_graph_a_run_traced_here_gives(hosting: Hosting, tmp_path: Path) -> None:
+    """Exit code, stderr, processes, files, hashes and the recording's replay, as a local trace gives them."""
+    served_before = len(hosting.served())
+    (tmp_path / "in.txt").write_text("input\n")
+    here, there = f"sqlite:///{tmp_path / 'here.db'}", f"sqlite:///{tmp_path / 'there.db'}"
+    rec = tmp_path / "there.jsonl"
+
+    local = liubai(
+        ["--store", here, "trace", "--", "sh", "-c", SCRIPT], tmp_path, clean_env(LIUBAI_AGENT_SOCKET="off")
+    )
+    handed = liubai(
+        ["--store", there, "trace", "--record", str(rec), "--", "sh", "-c", SCRIPT],
+        tmp_path,
+        clean_env(LIUBAI_AGENT_SOCKET=str(hosting.sock)),
+    )
+
+    assert local.returncode == handed.returncode == 3, handed.stderr
+    assert "missing-tool: not found" in handed.stderr  # the command's stderr passed through
+    wait_for("the agent's served line", lambda: len(hosting.served()) > served_before, timeout=30)
+    g_here, g_there = read_graph(here), read_graph(there)
+    (run,) = g_there.of_kind("run").values()
+    assert run["exit_code"] == 3 and run["lost_events"] == 0 and run["cwd"] == str(tmp_path)
+    facts = _facts(g_there)
+    assert facts == _facts(g_here)
+    cat = ("cat", "in.txt")
+    assert ("READ", cat, str(tmp_path / "in.txt"), None) in facts
+    sha = hashlib.sha256(Path("/usr/bin/cat").read_bytes()).hexdigest()
+    assert ("EXECUTED", cat, "/usr/bin/cat", sha) in facts
+    assert (
+        "WROTE",
+        ("/usr/bin/python3", "-c", 'open("py.txt", "w").write("p")'),
+        str(tmp_path / "py.txt"),
+        None,
+    ) in facts
+    assert_replays_to(g_there, rec, tmp_path)
 
 
 def test_a_command_inside_a_pod_cgroup_is_not_handed_off_the_pod_path_keeps_it(
