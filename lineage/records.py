@@ -29,6 +29,7 @@ __all__ = [
     "RejectedRecord",
     "RunRecord",
     "SkippedRecord",
+    "SpanRecord",
     "iso_utc",
 ]
 
@@ -109,6 +110,33 @@ class LogRecord:
     trace_id: str | None = None
     audit_id: str | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
+    location: str = ""
+    # who emitted it, under OpenTelemetry semantic-convention keys (``k8s.pod.uid``, ``service.version``,
+    # ...): OTLP resource attributes, or a log shipper's tags mapped to those keys (SLS Logtail's
+    # ``__tag__:_pod_uid_``). The join links the record through them; they are not part of its content id.
+    resource: dict[str, str] = field(default_factory=dict)
+    span_id: str | None = None  # the span it was written in (16 lower-case hex), with ``trace_id``
+
+
+@dataclass(slots=True)
+class SpanRecord:
+    """One span of an OTLP trace. Times are ISO UTC; ``kind`` and ``status`` are the OTLP enum names
+    without their prefix (``SERVER``, ``ERROR``)."""
+
+    source: str
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None = None
+    name: str = ""
+    kind: str = "UNSPECIFIED"
+    service: str | None = None
+    start: str | None = None
+    end: str | None = None
+    status: str = "UNSET"
+    status_message: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    resource: dict[str, str] = field(default_factory=dict)
+    audit_id: str | None = None
     location: str = ""
 
 
@@ -362,6 +390,7 @@ Record = (
     | ManifestObjectRecord
     | SkippedRecord
     | LogRecord
+    | SpanRecord
     | RunRecord
     | ProcessRecord
     | FileAccessRecord
