@@ -44,6 +44,7 @@ __all__ = [
 
 EV_FORK, EV_EXEC, EV_EXEC_ARGS, EV_EXEC_FAIL, EV_OPEN, EV_EXIT, EV_CHDIR = 1, 2, 3, 4, 5, 6, 7
 EV_FD, EV_URING, EV_CRED, EV_ADOPT = 8, 9, 10, 11
+EV_CGROUP = 12  # node mode: a v2 cgroup made or removed (read by the node tracer, never decoded as an Event)
 ADOPT_FORK, ADOPT_EXEC, ADOPT_PROBE, ADOPT_SCAN = 1, 2, 3, 4  # ADOPT_SCAN: found in /proc by user space
 AT_FDCWD = -100
 OPEN_OPENAT, OPEN_OPENAT2, OPEN_CREAT, OPEN_BY_HANDLE, OPEN_MEMFD = 0, 1, 2, 3, 4

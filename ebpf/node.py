@@ -39,6 +39,7 @@ from liubai.ebpf.events import (
     ADOPT_PROBE,
     ADOPT_SCAN,
     EV_ADOPT,
+    EV_CGROUP,
     AdoptEvent,
     Event,
     ExecEvent,
@@ -54,6 +55,7 @@ from liubai.lineage.text import bytes_text
 __all__ = ["AdoptedProcess", "NodeEvent", "NodeOptions", "NodeTracer", "read_environ_value"]
 
 _HDR = struct.Struct("<IIIIQQ")
+_CGROUP = struct.Struct("<QII")  # after the header: cgroup id, made (1) or removed (0), padding
 _START_AT = 24  # byte offset of the header's start_ns
 _BPF_EXIST = 2
 _BUSY_POLL_MS = 5  # while a handed-off run waits for its events (HandoffServer.busy)
@@ -229,7 +231,6 @@ class NodeTracer:
                 table[table.Key(ino)] = table.Leaf(1)
                 self._roots[ino] = path
                 new = True
-        self._by_cgroup.clear()  # ids of deleted cgroups may be reused
         if new and adopt:
             self._announce(self._adopt_running())
         if not self._roots and self.attribution == "kernel" and _v1_pod_roots():
@@ -316,6 +317,9 @@ class NodeTracer:
 
     def _on_raw(self, raw: bytes) -> None:
         assert self._live is not None
+        if _HDR.unpack_from(raw)[0] == EV_CGROUP:
+            self._cgroup_changed(raw)
+            return
         if self.handoff is not None and self.handoff.feed(raw):
             return  # a handed-off run's event: a host process tree, not a pod's
         kind, tgid, _tid, _uid, _ts, start = _HDR.unpack_from(raw)
@@ -325,6 +329,21 @@ class NodeTracer:
         if start == 0 and tgid in self._start_fix:  # sent before user space knew the adopted one's start
             raw = raw[:_START_AT] + struct.pack("<Q", self._start_fix[tgid]) + raw[_START_AT + 8 :]
         self._live(raw)
+
+    def _cgroup_changed(self, raw: bytes) -> None:
+        """Learn a container cgroup's id as it is made, forget it as it is removed: in stream order, so the
+        adopt events of its processes find it even when they are read after it is gone."""
+        cgroup_id, made, _pad = _CGROUP.unpack_from(raw, _HDR.size)
+        if not made:
+            self._by_cgroup.pop(cgroup_id, None)
+            return
+        path, nul, _rest = raw[_HDR.size + _CGROUP.size :].partition(b"\0")
+        if not nul:  # cut at CGROUP_PATH_LEN: left to the scan of the pod roots
+            self.counters["cgroup_path_cut"] += 1
+            return
+        ref = cgroups.parse_cgroup_path(bytes_text(path))
+        if ref is not None:
+            self._by_cgroup[cgroup_id] = ref
 
     def _adopted(self, raw: bytes) -> None:
         """A process the kernel found in a pod cgroup (or, probing, any exec): learn its start time and

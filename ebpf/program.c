@@ -19,7 +19,7 @@
 // probe for /proc to decide; those processes are tracked from that moment on.
 //
 // Expected defines: MAX_ARGS, ARG_LEN, ARGS_BUF, ARGS_PER_CALL, PATH_LEN, RINGBUF_PAGES, MAX_PROCS, WAKEUP_EVENTS,
-// NODE_MODE, NODE_LEVELS.
+// NODE_MODE, NODE_LEVELS, CGROUP_PATH_LEN.
 
 #include <linux/capability.h>  // the capset tracepoint's argument types
 
@@ -34,6 +34,7 @@
 #define EV_URING 9
 #define EV_CRED 10
 #define EV_ADOPT 11
+#define EV_CGROUP 12
 
 // adopt reasons
 #define ADOPT_FORK 1
@@ -182,6 +183,15 @@ struct adopt_ev {
     u32 _pad;
 };
 
+// A v2 cgroup made (``made`` 1) or removed on the node, with its path below the hierarchy's root.
+struct cgroup_ev {
+    struct hdr_t h;
+    u64 id;
+    u32 made;
+    u32 _pad;
+    char path[CGROUP_PATH_LEN];
+};
+
 struct pending_t {
     u64 ptr;
     s32 dfd;
@@ -290,6 +300,34 @@ static __always_inline void send_adopt(u32 tgid, u32 tid, u32 reason) {
     e->reason = reason;
     e->_pad = 0;
     events.ringbuf_submit(e, wake_flags());
+}
+
+// Every v2 cgroup's id and path as it is made (and dropped as it is removed), in ring-buffer order: a
+// runtime makes a container's cgroup before any process enters it, so user space knows the container
+// of every adopt event it reads, even one read after the container and its cgroup are gone.
+static __always_inline int send_cgroup(int root, u64 id, int loc, void *args, u32 made) {
+    if (root != 0)  // hierarchy 0 is the v2 one; v1 hierarchies number their cgroups on their own
+        return 0;
+    struct cgroup_ev *e = events.ringbuf_reserve(sizeof(struct cgroup_ev));
+    if (!e) {
+        count_lost(LOST_RINGBUF);
+        return 0;
+    }
+    fill_hdr(&e->h, EV_CGROUP, 0, 0, 0);
+    e->id = id;
+    e->made = made;
+    e->_pad = 0;
+    bpf_probe_read_kernel_str(e->path, sizeof(e->path), (char *)args + (loc & 0xFFFF));
+    events.ringbuf_submit(e, 0);
+    return 0;
+}
+
+TRACEPOINT_PROBE(cgroup, cgroup_mkdir) {
+    return send_cgroup(args->root, args->id, args->data_loc_path, args, 1);
+}
+
+TRACEPOINT_PROBE(cgroup, cgroup_rmdir) {
+    return send_cgroup(args->root, args->id, args->data_loc_path, args, 0);
 }
 
 // An untracked task in a pod cgroup joins the tree. Its start time is not readable here (no

@@ -11,6 +11,7 @@ from importlib import resources
 __all__ = ["ARGS_PER_CALL", "ProgramOptions", "load_source", "render_program"]
 
 ARGS_PER_CALL = 16  # arguments one BPF program reads before tail-calling the next (the verifier's limit)
+CGROUP_PATH_LEN = 512  # a cgroup path in node mode's cgroup events (a kubelet's run to about 200 bytes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,7 @@ def render_program(options: ProgramOptions | None = None) -> str:
         "WAKEUP_EVENTS": opts.wakeup_events,
         "NODE_MODE": int(opts.node),
         "NODE_LEVELS": opts.node_levels,
+        "CGROUP_PATH_LEN": CGROUP_PATH_LEN,
     }
     head = "".join(f"#define {name} {value}\n" for name, value in defines.items())
     return head + load_source()

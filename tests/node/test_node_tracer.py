@@ -134,6 +134,27 @@ def test_host_processes_never_appear(node: Recorder, tmp_path: object) -> None:
     assert node.tracer.counters["unattributed"] == 0
 
 
+def test_a_container_gone_before_its_events_are_read_is_still_attributed(pod_roots: list[str]) -> None:
+    """A busy node's reader falls behind: a short container and its cgroup may be gone before its
+    first event is read, so /proc and the cgroup tree can no longer name it."""
+    box = PodContainer(new_pod_uid())
+    with NodeTracer() as tracer:
+        tracer.start()
+        code, out, err = run_pod(box, "cat /data/config.txt; echo end")
+        assert (code, out) == (0, "setting=1\nend\n"), err
+        assert not os.path.isdir(os.path.dirname(pod_roots[0]) + box.cgroup)  # runc removed it
+        events: list[NodeEvent] = []
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not exited(box)(events):
+            events += tracer.poll(50)
+        events += tracer.flush()
+        unattributed = tracer.counters["unattributed"]
+    of_box = [e for e in events if e.container and e.container.container_id == box.container_id]
+    assert "/data/config.txt" in _opens(of_box)
+    assert {e.container.pod_uid for e in of_box if e.container} == {box.pod_uid}
+    assert [e for e in events if e.container is None] == [] and unattributed == 0
+
+
 def test_processes_running_before_the_tracer_are_adopted(pod_roots: list[str]) -> None:
     box = PodContainer(new_pod_uid())
     # waits (without forking: no fork may adopt it first) for the host to write into its fifo, then acts
