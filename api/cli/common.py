@@ -1,7 +1,9 @@
-"""What every CLI command shares: the store from ``--store``/``LIUBAI_STORE``, one-line errors, a console."""
+"""What every CLI command shares: the store from ``--store``/``LIUBAI_STORE``, one-line errors, a console
+that never cuts a line when piped, and the one way to print a ``--json`` answer."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,11 +11,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.text import Text
 
 from liubai.lineage.errors import ErrorCode, LiubaiError
 from liubai.lineage.store import LineageStore, StoreError, open_store
+from liubai.lineage.store.base import StoreMissing
 from liubai.lineage.urls import redact_url
 
 if TYPE_CHECKING:
@@ -23,6 +26,7 @@ __all__ = [
     "EXIT_CODES",
     "CliState",
     "console",
+    "emit_json",
     "err_console",
     "exit_code",
     "fail",
@@ -31,12 +35,39 @@ __all__ = [
     "printable_json",
     "say",
     "spinner",
+    "store_name",
     "store_session",
 ]
 
+# How wide output is laid out when it goes to a pipe or a file: wide enough that no table column or tree
+# line is cut or folded, so every id reaches ``grep``/``awk`` whole.
+PIPE_WIDTH = 100_000
+
+
+class _PipeSafeConsole(Console):
+    """A console that lays out for the terminal's width only when it writes to a terminal. Rich takes the
+    width of any terminal it finds (stdin's, stderr's) or ``COLUMNS`` even when stdout is a pipe, and
+    then ellipsizes or folds table cells: a piped ``liubai search`` would hand scripts cut ids."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = Console.size.fget(self)  # type: ignore[attr-defined]
+        return size if self.is_terminal else ConsoleDimensions(PIPE_WIDTH, size.height)
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)  # type: ignore[attr-defined]
+
+
 # No emoji codes: ``run:x:1`` in an id or a path must print as typed, not as a picture.
-console = Console(emoji=False)
+console: Console = _PipeSafeConsole(emoji=False)
 err_console = Console(stderr=True, emoji=False)
+
+
+def emit_json(doc: object) -> None:
+    """Print a ``--json`` answer: one JSON document on stdout and nothing else there (progress and
+    notes go to stderr), the same layout for every command, terminal-safe (``printable_json``)."""
+    typer.echo(printable_json(json.dumps(doc, indent=2, ensure_ascii=False, default=str)))
 
 
 @dataclass(slots=True)
@@ -116,9 +147,22 @@ def exit_code(error: LiubaiError) -> int:
     return EXIT_CODES.get(error.code, 1)
 
 
-def fail_error(error: LiubaiError, prefix: str = "") -> typer.Exit:
-    """``fail`` for a ``LiubaiError``: its message as one line (after ``prefix``), its code's exit status."""
-    return fail(f"{prefix}{error.message}", exit_code(error))
+def fail_error(error: LiubaiError, prefix: str = "", *, store: str | None = None) -> typer.Exit:
+    """``fail`` for a ``LiubaiError``: its message as one line (after ``prefix``), its code's exit status.
+    A "not found" names ``store``, the store it looked in, so a wrong ``--store`` shows at once."""
+    message = error.message
+    if store is not None and error.code is ErrorCode.NOT_FOUND and not isinstance(error, StoreError):
+        message = _in_store(message, store)
+    return fail(f"{prefix}{message}", exit_code(error))
+
+
+_VAGUE_STORE = re.compile(r" in the (?:lineage )?store\b")
+
+
+def _in_store(message: str, store: str) -> str:
+    """``message`` saying which store it looked in: the library's "in the lineage store" made exact."""
+    named, n = _VAGUE_STORE.subn(lambda _: f" in {store}", message, count=1)
+    return named if n else f"{message} (looked in {store})"
 
 
 def say(message: str, *, err: bool = False) -> None:
@@ -139,18 +183,37 @@ def state(ctx: typer.Context) -> CliState:
     return obj
 
 
+def store_name(ctx: typer.Context) -> str:
+    """The selected store as the user named it (credentials redacted), for messages."""
+    return redact_url(state(ctx).store_url)
+
+
 @contextmanager
-def store_session(ctx: typer.Context) -> Iterator[LineageStore]:
-    """Open the selected store for one command; a store error becomes one line and exit code 1."""
+def store_session(ctx: typer.Context, *, create: bool) -> Iterator[LineageStore]:
+    """Open the selected store for one command; a store error becomes one line and exit code 1.
+
+    Commands that only read pass ``create=False``: a mistyped ``--store`` is then an error naming the
+    path, never a new empty store that answers "nothing found". A "not found" the command leaves
+    unhandled names the store it looked in.
+    """
     url = state(ctx).store_url
     try:
-        store = open_store(url)
+        store = open_store(url, create=create)
+    except StoreMissing as exc:
+        raise fail(
+            f"{exc} (--store {redact_url(url)}): check --store or LIUBAI_STORE; "
+            "`liubai ingest ...` or `liubai demo` makes a store"
+        ) from None
     except StoreError as exc:
         raise fail(f"cannot open store {redact_url(url)}: {exc}") from None
     try:
         yield store
     except StoreError as exc:
         raise fail(f"store {redact_url(url)}: {exc}") from None
+    except LiubaiError as exc:
+        if exc.code is not ErrorCode.NOT_FOUND:
+            raise
+        raise fail_error(exc, store=redact_url(url)) from None
     finally:
         store.close()
 

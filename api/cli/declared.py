@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from liubai.api.cli.common import console, fail_error, printable, printable_json, say, store_session
+from liubai.api.cli.common import console, emit_json, fail_error, printable, say, store_name, store_session
 from liubai.lineage.declared import declared_at, resolve_at
 from liubai.lineage.errors import LiubaiError
+from liubai.lineage.store.base import StoreError
 
 __all__ = ["register"]
 
@@ -26,7 +26,12 @@ def declared_cmd(
         str | None, typer.Option("--repo", help="The repository whose refs --at names (URL or path).")
     ] = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help="One JSON object: commit, complete, objects.")
+        bool,
+        typer.Option(
+            "--json",
+            help="Print one JSON object: commit (full sha), complete (false: older history is not in the "
+            "store), objects (id, kind, namespace, name, api_version, path, since).",
+        ),
     ] = False,
 ) -> None:
     """List the Kubernetes objects a commit's tree declares (by default the tip of the only ingested
@@ -34,11 +39,13 @@ def declared_cmd(
 
     Example: liubai declared --at main --json
     """
-    with store_session(ctx) as store:
+    with store_session(ctx, create=False) as store:
         try:
             sha = resolve_at(store, at, repo)
+        except StoreError:
+            raise
         except LiubaiError as exc:
-            raise fail_error(exc, "--at: ") from None
+            raise fail_error(exc, "--at: ", store=store_name(ctx)) from None
         view = declared_at(store, sha)
     if as_json:
         doc = {
@@ -57,20 +64,24 @@ def declared_cmd(
                 for o in view.objects
             ],
         }
-        typer.echo(printable_json(json.dumps(doc, ensure_ascii=False)))
+        emit_json(doc)
         return
     table = Table(
         "object",
         "path",
         "since",
-        title=f"{len(view.objects)} object(s) declared at {view.commit[:12]}",
+        title=f"{len(view.objects)} object(s) declared at {view.commit}",
         title_justify="left",
     )
     for o in view.objects:
         p = o.node.props
         ns = p.get("namespace") or ""
         who = f"{p.get('kind')}/{ns + '/' if ns else ''}{p.get('name')}"
-        table.add_row(Text(printable(who)), Text(printable(o.path)), Text(o.since[:12], style="dim"))
+        table.add_row(
+            Text(printable(who)),
+            Text(printable(o.path)),
+            Text(o.since if not console.is_terminal else o.since[:12], style="dim"),
+        )
     console.print(table, soft_wrap=True)
     if not view.complete:
         say(f"partial: the history before {view.commits} commit(s) is not in the store")

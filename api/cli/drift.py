@@ -3,7 +3,6 @@ declared them), listed rather than hidden."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from typing import Annotated
 
@@ -11,7 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from liubai.api.cli.common import console, printable, printable_json, say, store_session
+from liubai.api.cli.common import console, emit_json, printable, say, store_session
 from liubai.lineage.drift import find_drift
 
 __all__ = ["register"]
@@ -23,17 +22,24 @@ def drift_cmd(
         str | None,
         typer.Option("--cluster", help="Only this named cluster (as given to ingest k8s --cluster)."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON array of drift items.")] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print one JSON array of drift items (node_id, kind, namespace, name, cluster, reason, "
+            "detail, audit_id, commit); [] when there is none.",
+        ),
+    ] = False,
 ) -> None:
     """List running workloads (and bare Pods) that carry no audit id, a malformed one, or one whose commit
     Git never declared for them; exits 0 either way (drift is an answer, not an error).
 
     Example: liubai drift --cluster prod --json
     """
-    with store_session(ctx) as store:
+    with store_session(ctx, create=False) as store:
         found = find_drift(store, cluster, every_cluster=cluster is None)
     if as_json:
-        typer.echo(printable_json(json.dumps([asdict(d) for d in found], ensure_ascii=False)))
+        emit_json([asdict(d) for d in found])
         return
     if not found:
         say("no drift: every running workload carries an audit id whose commit declares it")

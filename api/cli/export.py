@@ -16,7 +16,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 from securesystemslib.signer import CryptoSigner  # type: ignore[attr-defined]
 
-from liubai.api.cli.common import console, err_console, fail, fail_error, printable, say, state, store_session
+from liubai.api.cli.common import (
+    console,
+    emit_json,
+    err_console,
+    fail,
+    fail_error,
+    printable,
+    say,
+    state,
+    store_name,
+    store_session,
+)
 from liubai.lineage.export import (
     FORMATS,
     MAX_DEPTH,
@@ -244,14 +255,14 @@ def export_command(
     if output is not None:
         _check_output(output, as_dir=fmt == "csv" and output.suffix.lower() != ".zip")
 
-    with store_session(ctx) as store:
+    with store_session(ctx, create=False) as store:
         if fmt == "slsa":
             _export_slsa(store, selection, output, signer)
             return
         try:
             source = select(store, selection)
         except ExportError as exc:
-            raise fail_error(exc) from None
+            raise fail_error(exc, store=store_name(ctx)) from None
         meta = ExportMeta.of(selection, source, state(ctx).store_url)
         written = 0
         with _progress(source.total(), progress) as bar:
@@ -329,6 +340,14 @@ def verify_command(
             "--allow-unsigned", help="Exit 0 for an intact unsigned bundle (still reported as unsigned)."
         ),
     ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print one JSON object: file, kind, signed, verified, checks (name, ok, detail), "
+            "failures; the exit status is the same as without --json.",
+        ),
+    ] = False,
 ) -> None:
     """Verify an exported bundle or statement: DSSE signature, sha256 digest and that every edge's ends are present.
 
@@ -341,6 +360,22 @@ def verify_command(
     except KeyFileError as exc:
         raise fail_error(exc) from None
     report = verify_document(file.read_bytes(), keys)
+    if as_json:
+        emit_json(
+            {
+                "file": str(file),
+                "kind": report.kind,
+                "signed": report.signed,
+                "verified": report.ok,
+                "checks": [{"name": n, "ok": ok, "detail": d} for n, ok, d in report.checks],
+                "failures": report.failures,
+            }
+        )
+        if report.failures:
+            raise fail(f"{file} did not verify: {report.failures[0]}")
+        if not report.signed and not allow_unsigned:
+            raise fail(f"{file} is unsigned: intact, but not verified", code=2)
+        return
     say(f"{file}: {report.kind}")
     for name, ok, detail in report.checks:
         mark = ("ok  ", "green") if ok else ("FAIL", "red")

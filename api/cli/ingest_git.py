@@ -66,7 +66,7 @@ def ingest_git_command(
     if branch and all_refs:
         raise fail("use either --branch or --all, not both")
     with (
-        store_session(ctx) as store,
+        store_session(ctx, create=True) as store,
         GitCollector(
             path_or_url,
             branch=branch,

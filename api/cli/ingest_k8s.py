@@ -107,7 +107,7 @@ def k8s(
     previous: dict[int, Any] = {}
     try:
         with (
-            store_session(ctx) as store,
+            store_session(ctx, create=True) as store,
             spinner(disable=as_json) as bar,
         ):
             collector = ClusterCollector(
@@ -180,7 +180,7 @@ def _ingest_snapshot(
     ctx: typer.Context, path: Path, cluster: str | None, batch_size: int, as_json: bool
 ) -> None:
     printer = RejectPrinter()
-    with store_session(ctx) as store:
+    with store_session(ctx, create=True) as store:
         summary = ingest_records(
             store,
             snapshot_items(path, cluster),

@@ -94,7 +94,7 @@ def logs(
             raise fail(f"no such log file: {f}")
     printer = RejectPrinter()
     with (
-        store_session(ctx) as store,
+        store_session(ctx, create=True) as store,
         spinner() as bar,
     ):
         task = bar.add_task("reading logs", total=None)

@@ -46,7 +46,7 @@ def node(
     if not journal.is_file():
         raise fail(f"no such node journal: {journal}")
     printer = RejectPrinter()
-    with store_session(ctx) as store, spinner() as bar:
+    with store_session(ctx, create=True) as store, spinner() as bar:
         task = bar.add_task("reading the journal", total=None)
 
         def show(s: IngestSummary) -> None:

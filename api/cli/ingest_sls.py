@@ -171,7 +171,7 @@ def sls(
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         with (
-            store_session(ctx) as store,
+            store_session(ctx, create=True) as store,
             spinner() as bar,
         ):
             task = bar.add_task(f"reading {project}/{logstore}", total=None)

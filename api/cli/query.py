@@ -1,4 +1,5 @@
-"""``liubai lineage``, ``search``, ``path`` and ``rejected``: ask the store from a terminal.
+"""``liubai show``, ``lineage``, ``search``, ``path`` and ``rejected``: ask the store from a terminal or a
+script (``--json``: one document on stdout, the field names of the GraphQL API).
 
 Every piece of stored text (commit subjects, paths, log lines) is printed as ``rich.text.Text``, never
 as markup, with control characters shown as escapes, so a commit message cannot restyle, hide or drive
@@ -18,12 +19,12 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from liubai.api.cli.common import console, fail, fail_error, printable, printable_json, store_session
+from liubai.api.cli.common import console, emit_json, fail, fail_error, printable, store_name, store_session
 from liubai.api.nodes import node_json, node_label, node_time
-from liubai.lineage.errors import LiubaiError
+from liubai.lineage.errors import LiubaiError, NotFound
 from liubai.lineage.model import Direction, Edge, EdgeKind, Node, NodeKind
 from liubai.lineage.provenance import Provenance
-from liubai.lineage.resolve import reference_id
+from liubai.lineage.resolve import resolve_reference
 from liubai.lineage.store.base import InvalidCursor, LineageStore, StoreError, Subgraph
 
 __all__ = ["register", "render_tree"]
@@ -52,15 +53,11 @@ class DirectionOpt(StrEnum):
 
 def _resolve(store: LineageStore, ref: str) -> Node:
     try:
-        node_id = reference_id(store, ref)
-    except StoreError:
-        raise  # the store's failure, said by ``store_session``
+        return resolve_reference(store, ref)
+    except (StoreError, NotFound):
+        raise  # said by ``store_session``, a "not found" with the store it looked in
     except LiubaiError as exc:
         raise fail_error(exc) from None
-    node = store.get(node_id)
-    if node is None:
-        raise fail(f"no node {node_id!r} in store {store.url}")
-    return node
 
 
 def _edge_kinds(values: list[str] | None) -> list[EdgeKind] | None:
@@ -171,21 +168,55 @@ def _node_json(n: Node, prov: Provenance | None) -> dict[str, object]:
     }
 
 
-def _subgraph_json(sub: Subgraph, found: dict[str, Provenance]) -> str:
-    return json.dumps(
-        {
-            "nodes": [_node_json(n, found.get(n.id)) for n in sub.nodes],
-            "edges": [
-                {"source": e.src, "target": e.dst, "kind": e.kind.value, "properties": e.props}
-                for e in sub.edges
-            ],
-            "depths": sub.depth,
-            "truncated": sub.truncated,
-        },
-        indent=2,
-        ensure_ascii=False,
-        default=str,
-    )
+def _edge_json(e: Edge) -> dict[str, object]:
+    return {"source": e.src, "target": e.dst, "kind": e.kind.value, "properties": e.props}
+
+
+def _subgraph_json(sub: Subgraph, found: dict[str, Provenance]) -> dict[str, object]:
+    return {
+        "nodes": [_node_json(n, found.get(n.id)) for n in sub.nodes],
+        "edges": [_edge_json(e) for e in sub.edges],
+        "depths": sub.depth,
+        "truncated": sub.truncated,
+    }
+
+
+_NODE_FIELDS = "id, kind, placeholder, label, time, properties, writer, owners, claims"
+
+
+def show_cmd(
+    ctx: typer.Context,
+    node: Annotated[
+        str,
+        typer.Argument(
+            help="Node id (commit:<40 hex>, workload:Deployment/payments/api, pod:<uid>, ...), commit sha "
+            "or prefix, or an audit id."
+        ),
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help=f"Print one JSON object: {_NODE_FIELDS}.")] = False,
+) -> None:
+    """Print one node: its kind, label, time, properties and who wrote them.
+
+    Example: liubai show workload:Deployment/payments/api --json
+    """
+    with store_session(ctx, create=False) as store:
+        found = _resolve(store, node)
+        prov = store.provenance([found.id]).get(found.id)
+    if as_json:
+        emit_json(_node_json(found, prov))
+        return
+    console.print(_node_text(found))
+    table = Table("property", "value", show_header=False, box=None)
+    for key in sorted(found.props):
+        value = found.props[key]
+        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+        table.add_row(Text(printable(key), style="dim"), Text(printable(shown)))
+    if prov is not None and prov.writer:
+        table.add_row(Text("written by", style="dim"), Text(printable(prov.writer)))
+    console.print(table)
+    claims = _claims_table({found.id: prov} if prov is not None else {})
+    if claims is not None:
+        console.print(claims)
 
 
 def lineage_cmd(
@@ -213,20 +244,25 @@ def lineage_cmd(
         int, typer.Option("--limit", min=1, max=1_000_000, help="At most this many nodes.")
     ] = 10_000,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print the subgraph as JSON instead of a tree.")
+        bool,
+        typer.Option(
+            "--json",
+            help="Print one JSON object instead of a tree: nodes (each with "
+            f"{_NODE_FIELDS}), edges (source, target, kind, properties), depths (id -> hops), truncated.",
+        ),
     ] = False,
 ) -> None:
     """Print what flowed from (or into) a node as a tree.
 
-    Example: liubai lineage 3f2a9c1 --depth 3 --direction downstream
+    Example: liubai lineage commit:3f2a9c1e8b7d6a5f4e3d2c1b0a9f8e7d6c5b4a39 --depth 3 --direction downstream
     """
     kinds = _edge_kinds(edge_kinds)
-    with store_session(ctx) as store:
+    with store_session(ctx, create=False) as store:
         start = _resolve(store, node)
         sub = store.lineage(start.id, Direction(direction.value), depth, kinds, limit)
         found = store.provenance([n.id for n in sub.nodes])
     if as_json:
-        print(printable_json(_subgraph_json(sub, found)))
+        emit_json(_subgraph_json(sub, found))
         return
     console.print(render_tree(sub, start.id))
     claims = _claims_table(found)
@@ -253,10 +289,18 @@ def search_cmd(
     ] = None,
     first: Annotated[int, typer.Option("--first", "-n", min=1, max=500, help="Results per page.")] = 20,
     after: Annotated[str | None, typer.Option("--after", help="Cursor printed by the previous page.")] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print one JSON object: total, nodes (id, kind, placeholder, label, time, properties), "
+            "end_cursor (for --after; null on the last page).",
+        ),
+    ] = False,
 ) -> None:
     """Full-text search over the lineage graph.
 
-    Example: liubai search "payment-api" --kind Workload
+    Example: liubai search "payments" --kind Workload --json
     """
     if not text.strip():
         raise fail("search text is empty")
@@ -267,11 +311,16 @@ def search_cmd(
         if found is None:
             raise fail(f"--kind: unknown node kind {name!r}; known: {', '.join(k.value for k in NodeKind)}")
         kinds.append(found)
-    with store_session(ctx) as store:
+    with store_session(ctx, create=False) as store:
         try:
             page = store.search(text, kinds or None, first=first, after=after)
         except InvalidCursor as exc:
             raise fail_error(exc, "--after: ") from None
+    if as_json:
+        emit_json(
+            {"total": page.total, "nodes": [node_json(n) for n in page.nodes], "end_cursor": page.end_cursor}
+        )
+        return
     table = Table("kind", "label", "time", "id", title=f"{page.total} match(es)", title_justify="left")
     for n in page.nodes:
         table.add_row(
@@ -293,18 +342,33 @@ def path_cmd(
     max_length: Annotated[
         int, typer.Option("--max-length", min=1, max=12, help="Longest path to look for, in edges.")
     ] = 8,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print one JSON object: nodes (in path order; id, kind, placeholder, label, time, "
+            "properties), edges (in path order; source, target, kind, properties). No path: exit 1.",
+        ),
+    ] = False,
 ) -> None:
     """Print a shortest chain of edges between two nodes (edge direction ignored).
 
-    Example: liubai path log:app.jsonl:42 3f2a9c1
+    Example: liubai path pod:0b7e3c1a-5d2f-4e8b-9a6c-1f2e3d4c5b6a commit:3f2a9c1e8b7d6a5f4e3d2c1b0a9f8e7d6c5b4a39
     """
-    with store_session(ctx) as store:
+    with store_session(ctx, create=False) as store:
         a, b = _resolve(store, source), _resolve(store, target)
         sub = store.path(a.id, b.id, max_length)
     if sub is None:
-        raise fail(f"no path of at most {max_length} edges between {a.id!r} and {b.id!r}")
+        raise fail(
+            f"no path of at most {max_length} edges between {a.id!r} and {b.id!r} in {store_name(ctx)}"
+        )
     nodes = {n.id: n for n in sub.nodes}
     order = sorted(sub.depth, key=lambda i: sub.depth[i])
+    if as_json:
+        emit_json(
+            {"nodes": [node_json(nodes[i]) for i in order], "edges": [_edge_json(e) for e in sub.edges]}
+        )
+        return
     console.print(_node_text(nodes[order[0]]))
     for prev, cur, edge in zip(order, order[1:], sub.edges, strict=False):
         arrow = f"  -{edge.kind.value}->" if edge.src == prev else f"  <-{edge.kind.value}-"
@@ -322,7 +386,12 @@ def rejected_cmd(
     first: Annotated[int, typer.Option("--first", "-n", min=1, max=10_000, help="Records per page.")] = 100,
     after: Annotated[str | None, typer.Option("--after", help="Cursor printed by the previous page.")] = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help="One JSON object: total, records, end_cursor (for --after).")
+        bool,
+        typer.Option(
+            "--json",
+            help="Print one JSON object: total, records (source, location, reason, raw), end_cursor "
+            "(for --after; null on the last page).",
+        ),
     ] = False,
 ) -> None:
     """List input that could not become graph facts, with where it came from and why. On a terminal a
@@ -330,7 +399,7 @@ def rejected_cmd(
 
     Example: liubai rejected --source git:/srv/gitops --json
     """
-    with store_session(ctx) as store:
+    with store_session(ctx, create=False) as store:
         try:
             page = store.rejected(source, first=first, after=after)
         except InvalidCursor as exc:
@@ -344,7 +413,7 @@ def rejected_cmd(
             ],
             "end_cursor": page.end_cursor,
         }
-        typer.echo(printable_json(json.dumps(doc, ensure_ascii=False)))
+        emit_json(doc)
         return
     again = ["rejected", *(("--source", source) if source is not None else ()), "--first", str(first)]
     if not console.is_terminal:  # piped: whole lines a script can cut on tabs, nothing shortened
@@ -373,6 +442,7 @@ def rejected_cmd(
 
 
 def register(app: typer.Typer) -> None:
+    app.command("show")(show_cmd)
     app.command("lineage")(lineage_cmd)
     app.command("search")(search_cmd)
     app.command("path")(path_cmd)

@@ -7,7 +7,6 @@ idempotent upserts: an interrupted migration is finished by running it again.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
@@ -16,10 +15,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from liubai.api.cli.common import console, err_console, fail, printable, say, state, store_session
+from liubai.api.cli.common import console, emit_json, err_console, fail, printable, say, state, store_session
 from liubai.lineage.model import GraphBatch, NodeKind, RejectedRecord
 from liubai.lineage.store import LineageStore, StoreError, open_store
-from liubai.lineage.store.base import StoreReadOnly
+from liubai.lineage.store.base import StoreMissing, StoreReadOnly
 from liubai.lineage.urls import redact_url
 
 __all__ = ["copy_graph", "register"]
@@ -87,7 +86,9 @@ def migrate(
     if from_url == to_url:
         raise fail("--from and --to name the same store")
     try:
-        source = open_store(from_url)
+        source = open_store(from_url, create=False)
+    except StoreMissing as exc:
+        raise fail(f"--from: {exc}: nothing to migrate (check the URL)") from None
     except StoreError as exc:
         raise fail(f"cannot open --from store {redact_url(from_url)}: {exc}") from None
     try:
@@ -95,7 +96,7 @@ def migrate(
             counts = source.counts()
         except StoreError as exc:
             raise fail(f"cannot read --from store {redact_url(from_url)}: {exc}") from None
-        if not any(counts.values()):  # most likely a mistyped --from, which opening just created empty
+        if not any(counts.values()):
             raise fail(
                 f"the --from store {redact_url(from_url)} is empty: nothing to migrate (check the URL)"
             )
@@ -140,17 +141,22 @@ def migrate(
 def stats(
     ctx: typer.Context,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object instead of a table.")
+        bool,
+        typer.Option(
+            "--json",
+            help="Print one JSON object instead of a table: count by name (each node kind, placeholders, "
+            "edges, rejected), names sorted.",
+        ),
     ] = False,
 ) -> None:
     """Count what the store holds: nodes per kind, placeholders, edges and rejected records.
 
     Example: liubai --store neo4j://neo4j:secret@localhost:7687 stats --json
     """
-    with store_session(ctx) as store:
+    with store_session(ctx, create=False) as store:
         counts = store.counts()
     if as_json:
-        typer.echo(json.dumps(counts, sort_keys=True))
+        emit_json(dict(sorted(counts.items())))
         return
     say(f"store {redact_url(state(ctx).store_url)}")
     table = Table()

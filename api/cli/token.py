@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from liubai.api.cli.common import console, err_console, fail, printable, say
+from liubai.api.cli.common import console, emit_json, err_console, fail, printable, say
 
 if TYPE_CHECKING:
     from liubai.api.auth import TokenStore
@@ -75,16 +75,38 @@ def create(
 
 
 @token_app.command("list")
-def list_tokens(tokens: TokensOption = None) -> None:
+def list_tokens(
+    tokens: TokensOption = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print one JSON array of tokens (id, name, scopes, created_at, revoked_at)."
+        ),
+    ] = False,
+) -> None:
     """List tokens (ids, names, scopes, revocation); secrets are never shown.
 
-    Example: liubai token list
+    Example: liubai token list --json
     """
     store = _open(tokens)
     try:
         rows = store.list()
     finally:
         store.close()
+    if as_json:
+        emit_json(
+            [
+                {
+                    "id": t.id,
+                    "name": t.name,
+                    "scopes": list(t.scopes),
+                    "created_at": t.created_at,
+                    "revoked_at": t.revoked_at,
+                }
+                for t in rows
+            ]
+        )
+        return
     table = Table("id", "name", "scopes", "created", "revoked")
     for t in rows:
         table.add_row(

@@ -239,7 +239,7 @@ def trace(
         )
     if not no_ingest:
         try:
-            with store_session(ctx) as store:
+            with store_session(ctx, create=True) as store:
                 stats = ingest_run(store, collector)
         except typer.Exit as exc:
             raise typer.Exit(code or exc.exit_code) from None
@@ -397,7 +397,7 @@ def events(
         say(f"... and {len(replay.rejected) - 20} more rejected lines (all kept in the store)", err=True)
     if not replay.complete:
         say(f"liubai: warning: {file} has no 'end' line (the recording was cut short)", err=True)
-    with store_session(ctx) as store:
+    with store_session(ctx, create=True) as store:
         stats = ingest_run(store, replay.collector, replay.rejected)
     _summary(
         ctx,

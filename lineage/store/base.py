@@ -24,6 +24,7 @@ __all__ = [
     "RejectedPage",
     "StoreDamaged",
     "StoreError",
+    "StoreMissing",
     "StoreReadOnly",
     "StoreTimeout",
     "StoreUnavailable",
@@ -54,6 +55,13 @@ class StoreUnavailable(StoreError):
 
     code = ErrorCode.STORE_UNAVAILABLE
     retryable = True
+
+
+class StoreMissing(StoreError):
+    """A store opened only to be read does not exist: most likely a mistyped URL or path, which a read
+    must not answer by creating an empty store and reporting nothing found."""
+
+    code = ErrorCode.NOT_FOUND
 
 
 class StoreDamaged(StoreError):

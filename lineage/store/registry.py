@@ -8,14 +8,20 @@ never loads the Neo4j driver.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from liubai.lineage.store.base import LineageStore, StoreError
 
 __all__ = ["open_store", "register_store", "known_schemes"]
 
-StoreFactory = Callable[[str], LineageStore]
+
+class StoreFactory(Protocol):
+    """Opens the store a URL names; without ``create`` a store that does not exist yet is
+    ``StoreMissing``, and nothing is made."""
+
+    def __call__(self, url: str, *, create: bool = True) -> LineageStore: ...
+
 
 _FACTORIES: dict[str, StoreFactory] = {}
 _LAZY: dict[str, str] = {
@@ -64,12 +70,13 @@ def _resolve(scheme: str) -> StoreFactory:
     return factory
 
 
-def open_store(url: str) -> LineageStore:
-    """Open the store a URL names. A bare path is taken as an SQLite file."""
+def open_store(url: str, *, create: bool = True) -> LineageStore:
+    """Open the store a URL names. A bare path is taken as an SQLite file. Readers pass
+    ``create=False``: a mistyped URL is then ``StoreMissing``, not a new empty store."""
     try:
         scheme = urlsplit(url).scheme.lower() if "://" in url else ""
     except ValueError as exc:
         raise StoreError(f"bad store URL ({exc})") from None
     if not scheme:
         url, scheme = f"sqlite:///{url}", "sqlite"
-    return _resolve(scheme)(url)
+    return _resolve(scheme)(url, create=create)

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from liubai.api.cli.main import app
 from liubai.lineage.model import Edge, EdgeKind, GraphBatch, Node, RejectedRecord, log_node_id, trace_node_id
-from liubai.lineage.store import LineageStore
+from liubai.lineage.store import LineageStore, open_store
 
 runner = CliRunner()
 
@@ -110,11 +110,21 @@ def test_serve_on_a_port_in_use_says_so_and_announces_nothing(store_url: str, tm
     assert "http://" not in done.stdout
 
 
-def test_migrate_from_an_empty_store_says_so_and_writes_nothing(tmp_path: Path) -> None:
-    """A mistyped --from opens (and so creates) an empty SQLite file: say so, instead of "copied 0"."""
+def test_migrate_from_a_missing_store_names_it_and_creates_nothing(tmp_path: Path) -> None:
+    """A mistyped --from is an error naming the path, instead of an empty store made and "copied 0"."""
     out = runner.invoke(
         app,
         ["migrate", "--from", f"sqlite:///{tmp_path / 'typo.db'}", "--to", f"sqlite:///{tmp_path / 'b.db'}"],
+    )
+    assert out.exit_code == 1 and f"no store at {tmp_path / 'typo.db'}" in out.stderr
+    assert not (tmp_path / "typo.db").exists() and not (tmp_path / "b.db").exists()
+
+
+def test_migrate_from_an_empty_store_says_so_and_writes_nothing(tmp_path: Path) -> None:
+    open_store(f"sqlite:///{tmp_path / 'empty.db'}").close()
+    out = runner.invoke(
+        app,
+        ["migrate", "--from", f"sqlite:///{tmp_path / 'empty.db'}", "--to", f"sqlite:///{tmp_path / 'b.db'}"],
     )
     assert out.exit_code == 1 and "is empty: nothing to migrate" in out.stderr
     assert not (tmp_path / "b.db").exists()

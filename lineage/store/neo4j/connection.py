@@ -189,7 +189,10 @@ class Neo4jConnections:
             raise _unavailable(target, exc) from None
 
     @classmethod
-    def from_url(cls, url: str) -> Self:
+    def from_url(cls, url: str, *, create: bool = True) -> Self:
+        """``create`` is there for ``open_store``: a Neo4j database is the server's, so a mistyped
+        address or database name fails to connect instead of making an empty store."""
+        del create
         target = _parse_url(url)
         return cls(target, redact_url(url))
 

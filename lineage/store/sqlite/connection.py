@@ -19,6 +19,7 @@ from liubai.lineage.store import deadline
 from liubai.lineage.store.base import (
     StoreDamaged,
     StoreError,
+    StoreMissing,
     StoreReadOnly,
     StoreTimeout,
     StoreUnavailable,
@@ -78,11 +79,15 @@ class SqliteConnections:
     """The store's file and its per-thread connections: opening (with the schema upgrade or the
     read-only checks), deadlines, read snapshots and write transactions."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+        """Open the database at ``path``; without ``create`` a missing file is ``StoreMissing`` and
+        nothing is made (no file, no directory)."""
         self.db_path = str(path)
         self.url = f"sqlite:///{self.db_path}"
         if "\0" in self.db_path:
             raise StoreError(f"SQLite path {self.db_path!r} holds a NUL character")
+        if not create and self.db_path != ":memory:" and not Path(self.db_path).expanduser().is_file():
+            raise StoreMissing(f"no store at {self.db_path}")
         if self.db_path != ":memory:":
             try:
                 Path(self.db_path).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -103,7 +108,7 @@ class SqliteConnections:
             raise
 
     @classmethod
-    def from_url(cls, url: str) -> Self:
+    def from_url(cls, url: str, *, create: bool = True) -> Self:
         parts = urlsplit(url)
         path = unquote(parts.path if not parts.netloc else f"{parts.netloc}{parts.path}")
         if path.startswith("//"):
@@ -112,7 +117,7 @@ class SqliteConnections:
             raise StoreError(f"sqlite URL names no file: {url!r} (want sqlite:///path/to/lineage.db)")
         if path == "/:memory:":
             path = ":memory:"
-        return cls(path)
+        return cls(path, create=create)
 
     # ------------------------------------------------------------------ connections
 
