@@ -1,10 +1,12 @@
 # The two commands of the README:
 #   make demo   ingest a demo GitOps repo, its logs and a traced pipeline; serve API + UI on 127.0.0.1
+#               (port 8000; another with make demo PORT=8001)
 #   make test   install what the tests need (as root: Debian packages, Neo4j jars) and run them all
 .PHONY: demo test lint fmt typecheck unit bench fuzz setup venv clean
 
 PY := .venv/bin/python
 PYTEST_ARGS ?=
+PORT ?= 8000
 
 venv:
 	scripts/bootstrap
@@ -14,7 +16,7 @@ setup: venv
 
 demo: venv
 	@if [ "$$(id -u)" = 0 ]; then scripts/setup-ebpf .venv >/dev/null 2>&1 || true; fi
-	.venv/bin/liubai demo --dir .demo
+	.venv/bin/liubai demo --dir .demo --port $(PORT)
 
 lint: venv
 	.venv/bin/ruff check .

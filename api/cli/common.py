@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EXIT_CODES",
     "CliState",
+    "check_listen",
     "console",
     "emit_json",
     "err_console",
@@ -163,6 +165,25 @@ def _in_store(message: str, store: str) -> str:
     """``message`` saying which store it looked in: the library's "in the lineage store" made exact."""
     named, n = _VAGUE_STORE.subn(lambda _: f" in {store}", message, count=1)
     return named if n else f"{message} (looked in {store})"
+
+
+def check_listen(host: str, port: int, hint: str = "") -> None:
+    """Fail in one line (exit 3), before any URL is announced or any work done, if a server could not
+    listen on ``host:port``; ``hint`` says what to do instead.
+
+    The probe binds as uvicorn does (same family rule, SO_REUSEADDR) and lets go at once.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family=family) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except (
+        OSError,
+        UnicodeError,
+    ) as exc:  # in use, not ours to bind, unknown host; an odd name: UnicodeError
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise fail(f"cannot listen on {host}:{port}: {reason}{'; ' + hint if hint else ''}", code=3) from None
 
 
 def say(message: str, *, err: bool = False) -> None:

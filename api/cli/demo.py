@@ -8,6 +8,7 @@ a walkthrough. It ends by serving the UI on the demo's store (unless ``--no-serv
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,7 @@ import typer
 from platformdirs import user_data_dir
 from rich.text import Text
 
-from liubai.api.cli.common import console, fail, printable, say, state
+from liubai.api.cli.common import check_listen, console, fail, printable, say, state
 from liubai.api.demo_cluster import (
     NAMESPACE,
     RECORDED_CLUSTER,
@@ -188,6 +189,13 @@ def demo(
 
     Example: liubai demo --dir ./.demo --port 8000
     """
+    if serve:  # before anything is built or ingested: a busy port found at the end wastes the whole run
+        check_listen(
+            host,
+            port,
+            f"port {port} is taken: stop what holds it, or pick a free port (make demo PORT=8001, "
+            "or liubai demo --port 8001)",
+        )
     root = (directory or Path(user_data_dir("liubai")) / "demo").resolve()
     explicit_store = ctx.find_root().params.get("store") or os.environ.get("LIUBAI_STORE")
     store_url = state(ctx).store_url if explicit_store else f"sqlite:///{root / 'lineage.db'}"
@@ -274,6 +282,7 @@ def demo(
         )
     )
     say(f"store      {redact_url(store_url)}")
+    _cli_hints(store_url, repo, pod_uid)
     if serve:
         os.execv(
             sys.executable,
@@ -290,6 +299,15 @@ def demo(
                 str(port),
             ],
         )
+
+
+def _cli_hints(store_url: str, repo: DemoRepo, pod_uid: str | None) -> None:
+    """How to ask the demo's store from a shell: the variable to set and two commands with its real ids."""
+    console.rule("7. the same store from the command line")
+    say(f"export LIUBAI_STORE={shlex.quote(redact_url(store_url))}   # or: liubai --store ... <command>")
+    say(f"liubai show commit:{repo.build_commit}")
+    start = f"pod:{pod_uid}" if pod_uid else f"commit:{repo.head}"
+    say(f"liubai lineage {start} --direction upstream --depth 4 --json")
 
 
 def register(app: typer.Typer) -> None:

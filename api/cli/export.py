@@ -189,7 +189,7 @@ def export_command(
     ] = None,
     trace: Annotated[str | None, typer.Option("--trace", help="Start at this trace id.")] = None,
     run: Annotated[
-        str | None, typer.Option("--run", help="Start at this pipeline run (run:<host>:<pid>:<start ns>).")
+        str | None, typer.Option("--run", help="Start at this pipeline run (run:<host>:<pid>:<start_ns>).")
     ] = None,
     node: Annotated[str | None, typer.Option("--node", help="Start at any node id (<kind>:<key>).")] = None,
     all_: Annotated[
@@ -237,7 +237,7 @@ def export_command(
 ) -> None:
     """Export a slice of the lineage graph as an audit bundle, JSON lines, CSV, GraphML, DOT or SLSA provenance.
 
-    Example: liubai export --commit 3f2a9c1 --depth 4 --format json --sign release.key -o audit.json
+    Example: liubai export --commit 3f2a9c1e8b7d6a5f4e3d2c1b0a9f8e7d6c5b4a39 --depth 4 --format json --sign release.key -o audit.json
     """
     if fmt not in ALL_FORMATS:
         raise fail(f"unknown --format {fmt!r}; use one of: {', '.join(ALL_FORMATS)}")

@@ -182,16 +182,17 @@ def _subgraph_json(sub: Subgraph, found: dict[str, Provenance]) -> dict[str, obj
 
 
 _NODE_FIELDS = "id, kind, placeholder, label, time, properties, writer, owners, claims"
+_NODE_REF = (
+    "Node id (commit:<40 hex>, workload:Deployment/payments/api, pod:<uid>, proc:<host>:<pid>:<start_ns>, "
+    "...), commit sha or prefix, or an audit id."
+)
 
 
 def show_cmd(
     ctx: typer.Context,
     node: Annotated[
         str,
-        typer.Argument(
-            help="Node id (commit:<40 hex>, workload:Deployment/payments/api, pod:<uid>, ...), commit sha "
-            "or prefix, or an audit id."
-        ),
+        typer.Argument(help=_NODE_REF),
     ],
     as_json: Annotated[bool, typer.Option("--json", help=f"Print one JSON object: {_NODE_FIELDS}.")] = False,
 ) -> None:
@@ -223,9 +224,7 @@ def lineage_cmd(
     ctx: typer.Context,
     node: Annotated[
         str,
-        typer.Argument(
-            help="Node id (commit:<sha>, workload:Deployment/ns/name, ...), commit sha or prefix, or an audit id."
-        ),
+        typer.Argument(help=_NODE_REF),
     ],
     depth: Annotated[int, typer.Option("--depth", "-d", min=0, max=10, help="Hops to follow.")] = 3,
     direction: Annotated[

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import socket
 from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 from rich.text import Text
 
-from liubai.api.cli.common import console, err_console, fail, printable, say, state
+from liubai.api.cli.common import check_listen, console, err_console, fail, printable, say, state
 from liubai.lineage.store import StoreError, open_store
 from liubai.lineage.urls import redact_url
 
@@ -34,24 +33,6 @@ def _is_address(host: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _check_bind(host: str, port: int) -> None:
-    """Fail in one line, before any URL is announced, if uvicorn could not listen on ``host:port``.
-
-    The probe binds as uvicorn does (same family rule, SO_REUSEADDR) and lets go at once.
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    try:
-        with socket.socket(family=family) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, port))
-    except (
-        OSError,
-        UnicodeError,
-    ) as exc:  # in use, not ours to bind, unknown host; an odd name: UnicodeError
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise fail(f"cannot listen on {host}:{port}: {reason}", code=3) from None
 
 
 def serve_cmd(
@@ -141,7 +122,7 @@ def serve_cmd(
         first = exc.errors()[0]
         name = "LIUBAI_HTTP_" + "_".join(str(part) for part in first["loc"]).upper()
         raise fail(f"{name}: {first['msg']}", code=2) from None
-    _check_bind(host, port)
+    check_listen(host, port)
     base = printable(f"http://{_url_host(host)}:{port}")
     say(f"store     {redact_url(store_url)}")
     say(f"web UI    {base}/")

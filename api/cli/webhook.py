@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 import yaml
 
-from liubai.api.cli.common import fail, say, state
-from liubai.api.cli.serve import _check_bind, _url_host
+from liubai.api.cli.common import check_listen, fail, say, state
+from liubai.api.cli.serve import _url_host
 from liubai.collector.admission.cluster_reader import CachedReader, kube_reader
 from liubai.collector.admission.decide import OnMalformed, WebhookSettings
 from liubai.collector.admission.registration import webhook_configuration
@@ -172,7 +172,7 @@ def webhook_cmd(
     from liubai.collector.admission.server import AdmissionService, TlsFiles, create_app, run_server
 
     _check_tls(cert, key, client_ca)
-    _check_bind(bind, port)
+    check_listen(bind, port)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     store_url = state(ctx).store_url
     shown = redact_url(store_url)
