@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -17,7 +19,15 @@ import pytest
 from liubai.api.demo_cluster import FLUX_USER, cluster_problems
 from liubai.api.demo_node import node_problems
 from liubai.api.demo_repo import DEMO_TRACE
-from liubai.lineage.model import Direction, EdgeKind, NodeKind, audit_node_id, parse_audit_id, pod_node_id
+from liubai.lineage.model import (
+    Direction,
+    EdgeKind,
+    NodeKind,
+    audit_node_id,
+    commit_node_id,
+    parse_audit_id,
+    pod_node_id,
+)
 from liubai.lineage.store import open_store
 from tests._real import missing
 
@@ -212,6 +222,69 @@ def test_demo_replay_links_the_recorded_run_to_the_demo_commit(tmp_path: Path) -
         store.close()
     assert {NodeKind.CONTAINER, NodeKind.PROCESS, NodeKind.FILE} <= below  # the recorded container run
     assert any("invalid YAML" in r for r in reasons) and any("malformed audit id" in r for r in reasons)
+    _run_the_printed_cli_commands(out.stdout, commit.group(1), pod.group(1))
+
+
+def _run_the_printed_cli_commands(stdout: str, commit: str, pod: str) -> None:
+    """The demo ends by saying how to point the CLI at its store: the variable and two commands with its
+    real ids, which run as printed."""
+    lines = [line.strip() for line in stdout.splitlines()]
+    export = next(line for line in lines if line.startswith("export LIUBAI_STORE="))
+    store = shlex.split(export.partition("#")[0])[1].partition("=")[2]
+    commands = [line for line in lines if line.startswith("liubai ")]
+    assert commands == [
+        f"liubai show commit:{commit}",
+        f"liubai lineage pod:{pod} --direction upstream --depth 4 --json",
+    ]
+    for command in commands:
+        done = subprocess.run(
+            [sys.executable, "-m", "liubai.api.cli.main", *shlex.split(command)[1:]],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "LIUBAI_STORE": store},
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+    assert commit_node_id(commit) in {n["id"] for n in json.loads(done.stdout)["nodes"]}
+
+
+def test_demo_checks_its_port_before_any_work(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "liubai.api.cli.main",
+                "demo",
+                "--dir",
+                str(tmp_path / "d"),
+                "--port",
+                str(port),
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "LIUBAI_STORE": ""},
+            timeout=60,
+        )
+    assert out.returncode == 3, out.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in out.stderr and "make demo PORT=" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and out.stdout == ""
+    assert not (tmp_path / "d").exists()  # nothing built or ingested
+
+
+def test_make_demo_passes_port_to_the_demo() -> None:
+    done = subprocess.run(
+        ["make", "-n", "demo", "PORT=8123"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "liubai demo --dir .demo --port 8123" in done.stdout
 
 
 @pytest.mark.parametrize("flag", ["--help"])

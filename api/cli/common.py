@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import typer
+from rich.align import AlignMethod
 from rich.console import Console, ConsoleDimensions
-from rich.text import Text
+from rich.style import Style
+from rich.text import Text, TextType
 
 from liubai.lineage.errors import ErrorCode, LiubaiError
 from liubai.lineage.store import LineageStore, StoreError, open_store
@@ -59,6 +61,21 @@ class _PipeSafeConsole(Console):
     @size.setter
     def size(self, new_size: tuple[int, int]) -> None:
         Console.size.fset(self, new_size)  # type: ignore[attr-defined]
+
+    def rule(
+        self,
+        title: TextType = "",
+        *,
+        characters: str = "─",
+        style: str | Style = "rule.line",
+        align: AlignMethod = "center",
+    ) -> None:
+        """A heading line as wide as the terminal (or ``COLUMNS``, else 80) would be: a rule fills the
+        width it is given, and a pipe's is far too wide for a line of dashes."""
+        from rich.rule import Rule
+
+        width = Console.size.fget(self).width  # type: ignore[attr-defined]
+        self.print(Rule(title, characters=characters, style=style, align=align), width=width)
 
 
 # No emoji codes: ``run:x:1`` in an id or a path must print as typed, not as a picture.

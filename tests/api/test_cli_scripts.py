@@ -305,3 +305,17 @@ def test_help_examples_use_real_id_shapes() -> None:
                     assert re.fullmatch(_VALUE_SHAPES[option], value), f"{line}: {option} {value}"
                     checked += 1
     assert checked >= 5  # the examples of show, lineage, path, export and trace name whole ids
+
+
+def test_piped_headings_stay_terminal_wide() -> None:
+    """Only what holds ids is laid out unbounded when piped: a heading rule keeps the terminal's width."""
+    probe = "from liubai.api.cli.common import console\nconsole.rule('1. a step')\n"
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "60"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert [len(line) for line in done.stdout.splitlines()] == [60] and "1. a step" in done.stdout
