@@ -226,6 +226,18 @@ def store_name(ctx: typer.Context) -> str:
     return redact_url(state(ctx).store_url)
 
 
+def _store_origin(ctx: typer.Context) -> str:
+    """Where the store URL came from, so a user sees which setting to fix."""
+    root = ctx.find_root()
+    source = root.get_parameter_source("store") if "store" in root.params else None
+    shown = redact_url(state(ctx).store_url)
+    if source is not None and source.name == "ENVIRONMENT":
+        return f"from LIUBAI_STORE={shown}"
+    if source is not None and source.name == "COMMANDLINE":
+        return f"from --store {shown}"
+    return "the default store; nothing has been ingested yet"
+
+
 @contextmanager
 def store_session(ctx: typer.Context, *, create: bool) -> Iterator[LineageStore]:
     """Open the selected store for one command; a store error becomes one line and exit code 1.
@@ -239,7 +251,7 @@ def store_session(ctx: typer.Context, *, create: bool) -> Iterator[LineageStore]
         store = open_store(url, create=create)
     except StoreMissing as exc:
         raise fail(
-            f"{exc} (--store {redact_url(url)}): check --store or LIUBAI_STORE; "
+            f"{exc} ({_store_origin(ctx)}): check --store or LIUBAI_STORE; "
             "`liubai ingest ...` or `liubai demo` makes a store"
         ) from None
     except StoreError as exc:

@@ -134,7 +134,7 @@ def revoke(
     finally:
         store.close()
     if not ok:
-        raise fail(f"no live token with id {token_id!r} (see 'liubai token list')")
+        raise fail(f"no live token with id {token_id!r} in {store.path} (see 'liubai token list')")
     say(f"revoked token {token_id}")
 
 

@@ -217,6 +217,9 @@ def test_read_commands_never_create_a_store(tmp_path: Path) -> None:
             result = runner.invoke(app, [*root, *args], env={**ENV, **env})
             assert result.exit_code == 1, (args, result.output)
             assert f"no store at {tmp_path / 'nope' / 'typo.db'}" in result.stderr, (args, result.stderr)
+            assert (
+                "from --store " if root else "from LIUBAI_STORE="
+            ) in result.stderr  # which setting to fix
             assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == ""
             assert not (tmp_path / "nope").exists(), args
     assert not (tmp_path / "out.json").exists()
@@ -253,6 +256,12 @@ def test_every_not_found_names_the_store_it_looked_in(world: World) -> None:
         assert "the lineage store" not in err and "in the store" not in err, err
     code, _, err = _run(world.url, "show", "workload:Deployment/payments/api")
     assert err.strip() == f"error: no node 'workload:Deployment/payments/api' in {where}"
+
+
+def test_a_token_not_found_names_the_token_file(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens.db"
+    result = runner.invoke(app, ["token", "revoke", "3f9a1c0b2d4e", "--tokens", str(tokens)], env=ENV)
+    assert result.exit_code == 1 and f"no live token with id '3f9a1c0b2d4e' in {tokens}" in result.stderr
 
 
 # The shapes of the ids ``liubai.lineage.model`` builds, as a help example must spell them.
