@@ -84,9 +84,9 @@ err_console = Console(stderr=True, emoji=False)
 
 
 def emit_json(doc: object) -> None:
-    """Print a ``--json`` answer: one JSON document on stdout and nothing else there (progress and
-    notes go to stderr), the same layout for every command, terminal-safe (``printable_json``)."""
-    typer.echo(printable_json(json.dumps(doc, indent=2, ensure_ascii=False, default=str)))
+    """Print a ``--json`` answer: one JSON document on one line of stdout and nothing else there
+    (progress and notes go to stderr), the same for every command, terminal-safe (``printable_json``)."""
+    typer.echo(printable_json(json.dumps(doc, ensure_ascii=False, default=str)))
 
 
 @dataclass(slots=True)

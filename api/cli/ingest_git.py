@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import git
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from liubai.api.cli.common import console, err_console, fail, fail_error, printable, store_session
+from liubai.api.cli.common import console, emit_json, err_console, fail, fail_error, printable, store_session
 from liubai.api.cli.ingest import ingest_app
 from liubai.collector.git import GitCollector, GitSourceError, checkpoints_of, ingest_git
 from liubai.collector.ingest import IngestSummary
@@ -111,7 +109,7 @@ def ingest_git_command(
                 "cache_hits": stats.cache_hits,
                 "seconds": stats.seconds,
             }
-        typer.echo(json.dumps(doc))
+        emit_json(doc)
         return
     for notice in summary.notices:
         if notice not in plan.notices:  # said before the run started

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 from pathlib import Path
@@ -14,6 +13,7 @@ from rich.table import Table
 
 from liubai.api.cli.common import (
     console,
+    emit_json,
     fail_error,
     printable,
     say,
@@ -156,7 +156,7 @@ def k8s(
         "edges_created": summary.edges_created,
     }
     if as_json:
-        typer.echo(json.dumps(report))
+        emit_json(report)
         return
     table = Table(title=f"k8s ingest ({api.server})", show_header=True, header_style="bold")
     table.add_column("what")
@@ -201,7 +201,7 @@ def _ingest_snapshot(
         "edges_created": summary.edges_created,
     }
     if as_json:
-        typer.echo(json.dumps(report))
+        emit_json(report)
         return
     say(
         f"{report['workloads']} object and {report['pods']} pod records from {printable(str(path))} "

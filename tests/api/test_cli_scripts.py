@@ -123,7 +123,8 @@ def test_read_commands_print_one_json_document_with_the_fields_their_help_names(
     for words, args in ask.items():
         code, out, err = _run(world.url, *words, *args, "--json")
         assert code == 0, (words, err)
-        doc = json.loads(out)  # the whole of stdout is one document
+        doc = json.loads(out)  # the whole of stdout is one document, on one line
+        assert len(out.splitlines()) == 1, words
         documented = _help(*words)
         fields = list(doc) if isinstance(doc, dict) else [k for item in doc for k in item]
         if words == ("stats",):
