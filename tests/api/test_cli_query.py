@@ -103,7 +103,7 @@ def test_rejected_lists_the_malformed_annotation(world: World) -> None:
 
 
 def test_every_query_command_help_has_an_example() -> None:
-    for command in ("lineage", "search", "path", "rejected", "serve"):
+    for command in ("show", "lineage", "search", "path", "rejected", "serve"):
         result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
         assert result.exit_code == 0
         assert "Example: liubai" in result.stdout, command
