@@ -210,6 +210,8 @@ class SlsServer:
         self.requests: dict[str, int] = {}
         self.faults_served: dict[str, int] = {}
         self.pull_delay = 0.0
+        # User-Agent -> (logstore, shard, first log group, count) per PullLogs answered: who read what
+        self.pulled: dict[str, list[tuple[str, int, int, int]]] = {}
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
         self._httpd.daemon_threads = True
         self._httpd.sls = self  # type: ignore[attr-defined]
@@ -491,9 +493,12 @@ class SlsServer:
             return group.heartbeat(consumer, set(body), shards, time.monotonic())
 
     def consumer_group_shards(self, logstore: str, name: str) -> dict[str, list[int]]:
-        """consumer -> shards assigned to it now (what its next heartbeat would be answered with)."""
+        """consumer -> shards assigned to it now (what its next heartbeat would be answered with); empty
+        while the group does not exist."""
         with self._lock:
-            group = self._group(logstore, name)
+            group = self._groups.get(logstore, {}).get(name)
+            if group is None:
+                return {}
             out: dict[str, list[int]] = {c: [] for c in group.consumers}
             for shard, owner in sorted(group.owners.items()):
                 if shard not in group.releasing:
@@ -827,6 +832,11 @@ class _Handler(BaseHTTPRequestHandler):
         body, n, next_cursor = self.sls.pull(
             logstore, shard_id, params.get("cursor", ""), count, params.get("end_cursor")
         )
+        if n:
+            first = _decode_cursor(params.get("cursor", ""))
+            with self.sls._lock:
+                agent = self.headers.get("User-Agent") or ""
+                self.sls.pulled.setdefault(agent, []).append((logstore, int(shard_id), first, n))
         self._compressed(body, "application/x-protobuf", {"x-log-count": str(n), "x-log-cursor": next_cursor})
 
     def _get_logs_v2(self, logstore: str, body: bytes) -> None:

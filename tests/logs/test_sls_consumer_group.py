@@ -1,0 +1,181 @@
+"""Collectors sharing a logstore through an SLS consumer group: real ``liubai ingest sls`` processes, the
+real SDK's heartbeats against the stand-in's shard assignment, one of them killed with SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from liubai.collector.sls import GroupMember, GroupOptions, SlsCollector, SlsCredentials, make_client
+from liubai.lineage.store import open_store
+from tests.logs.conftest import KEY_ID, KEY_SECRET, PROJECT
+from tests.logs.dataset import make_dataset, put_into_sls
+from tests.logs.lineage_check import assert_exact_lineage, log_ids_by_message
+from tests.logs.test_sls_cli import CLI, _env
+from tests.sls_server import SlsServer
+
+LOGSTORE = "shared"
+GROUP = "liubai-test"
+HEARTBEAT = "1.0"  # seconds; the group's timeout is twice that
+
+
+def _start(server: SlsServer, db: Path, consumer: str) -> subprocess.Popen[str]:
+    args = [
+        *CLI, "--store", f"sqlite:///{db}", "ingest", "sls", "--endpoint", server.endpoint,
+        "--project", PROJECT, "--logstore", LOGSTORE, "--follow", "--poll-interval", "0.05",
+        "--pull-count", "3", "--consumer-group", GROUP, "--consumer", consumer,
+        "--heartbeat-interval", HEARTBEAT,
+    ]  # fmt: skip
+    return subprocess.Popen(args, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait(cond: Any, what: str, procs: list[subprocess.Popen[str]], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        for p in procs:
+            assert p.poll() is None, f"a collector exited early: {p.communicate()[1]}"
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _landed(db: Path) -> int:
+    store = open_store(f"sqlite:///{db}")
+    try:
+        return int(store.counts()["LogEvent"])
+    finally:
+        store.close()
+
+
+def _read_by(server: SlsServer, consumer: str) -> list[tuple[int, int]]:
+    """(shard, log group index) of every log group the consumer pulled."""
+    agent = next((a for a in server.pulled if a.endswith(f"-consumergroup-{GROUP}-{consumer}")), None)
+    pulls = server.pulled.get(agent, []) if agent else []
+    return [(shard, first + i) for _, shard, first, n in pulls for i in range(n)]
+
+
+def test_three_collectors_share_eight_shards_and_a_killed_ones_shards_move(commits, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ds = make_dataset(4_000, commits)
+    first, second = ds.lines[:2_000], ds.lines[2_000:]
+    db = tmp_path / "shared.db"
+    with SlsServer(PROJECT, KEY_ID, KEY_SECRET) as server:
+        server.create_logstore(LOGSTORE, shards=8)
+        put_into_sls(server, LOGSTORE, first, group_size=10)  # 25 log groups per shard
+        procs = {name: _start(server, db, name) for name in ("a", "b", "c")}
+        running = list(procs.values())
+        try:
+
+            def balanced() -> bool:
+                held = server.consumer_group_shards(LOGSTORE, GROUP)
+                return sorted(map(len, held.values())) == [2, 3, 3]
+
+            _wait(balanced, "the shards spread over three consumers", running)
+            _wait(lambda: _landed(db) >= len(first), "the first lines", running)
+            doomed = min(procs, key=lambda n: (-len(server.consumer_group_shards(LOGSTORE, GROUP)[n]), n))
+            its_shards = set(server.consumer_group_shards(LOGSTORE, GROUP)[doomed])
+            os.kill(procs[doomed].pid, signal.SIGKILL)  # its heartbeats stop for real
+            procs[doomed].wait(10)
+            running = [p for n, p in procs.items() if n != doomed]
+
+            put_into_sls(server, LOGSTORE, second, group_size=10)  # on every shard, the dead one's too
+            survivors = sorted(set(procs) - {doomed})
+
+            def moved() -> bool:
+                held = server.consumer_group_shards(LOGSTORE, GROUP)
+                return sorted(held) == survivors and sorted(s for n in survivors for s in held[n]) == list(
+                    range(8)
+                )
+
+            _wait(moved, "the killed collector's shards to move to the others", running)
+            _wait(lambda: _landed(db) >= len(ds.lines), "every line", running)
+        finally:
+            for p in running:
+                p.send_signal(signal.SIGTERM)
+            outputs = {n: p.communicate(timeout=30) for n, p in procs.items()}
+        for n in survivors:
+            assert procs[n].returncode == 0, outputs[n][1]
+
+        summaries = {n: outputs[n][0] for n in survivors}
+        held_by = {}
+        for n, out in summaries.items():
+            m = re.search(rf"consumer {n} of group {GROUP} held shards (\d+(?:, \d+)*)", out)
+            assert m is not None, out
+            held_by[n] = {int(s) for s in m.group(1).split(", ")}
+        assert its_shards <= held_by[survivors[0]] | held_by[survivors[1]]  # taken over
+        assert held_by[survivors[0]] | held_by[survivors[1]] == set(range(8))
+
+        # No log group was read by both survivors: a shard is held by one consumer at a time.
+        a, b = (set(_read_by(server, n)) for n in survivors)
+        assert a and b and not a & b
+        # what the dead one pulled but had not stored, a survivor read again from the store's checkpoint
+        everything = {(s, g) for s in range(8) for g in range(50)}
+        assert a | b | set(_read_by(server, doomed)) == everything
+
+    store = open_store(f"sqlite:///{db}")
+    try:
+        assert_exact_lineage(store, ds.lines)  # every line exactly once: none missing, none doubled
+        by_message = log_ids_by_message(store)
+        assert all(len(by_message[ln.message]) == 1 for ln in ds.lines)
+        checkpoints = store.checkpoints(f"sls:{PROJECT}/{LOGSTORE}")
+        assert set(checkpoints) == {(f"sls:{PROJECT}/{LOGSTORE}", f"shard:{s}") for s in range(8)}
+    finally:
+        store.close()
+
+
+def test_a_shard_taken_over_starts_at_the_stores_checkpoint_not_the_groups(
+    commits, sls_server, new_store
+) -> None:  # type: ignore[no-untyped-def]
+    """The group's checkpoint trails the store (copied after a batch is stored). A consumer taking a
+    shard over reads on from the store's checkpoint, ahead of the group's; a store with none of its own
+    starts at the group's."""
+    from tests.logs.conftest import LOGSTORE as STORE
+
+    ds = make_dataset(600, commits)
+    put_into_sls(sls_server, STORE, ds.lines[:300], group_size=10)
+    creds = SlsCredentials(access_key_id=KEY_ID, access_key_secret=KEY_SECRET)
+
+    def member(name: str) -> GroupMember:
+        client = make_client(sls_server.endpoint, creds)
+        return GroupMember(
+            client, PROJECT, STORE, GroupOptions("g1", name, heartbeat_interval=0.2, timeout=1)
+        )
+
+    store = new_store("ahead")
+    first = member("one")
+    stats = SlsCollector(first.client.mclient, PROJECT, STORE, store, pull_count=4, group=first).consume()
+    assert stats.records == 300 and first.held_ever == {0, 1}
+    answer = first.client.mclient.get_check_point(PROJECT, STORE, "g1").get_consumer_group_check_points()
+    stored = {int(key.removeprefix("shard:")): cursor for (_, key), cursor in store.checkpoints().items()}
+    assert {e["shard"]: e["checkpoint"] for e in answer} == stored  # copied once stored
+
+    # Set the group's checkpoints back to the start: the store's own, further on, must win.
+    for shard in (0, 1):
+        first.client.mclient.update_check_point(PROJECT, STORE, "g1", shard, "MA==", "one")
+    put_into_sls(sls_server, STORE, ds.lines[300:], group_size=10)
+    time.sleep(1.2)  # "one" is gone from the group
+    second = member("two")
+    again = SlsCollector(second.client.mclient, PROJECT, STORE, store, pull_count=4, group=second).consume()
+    assert again.records == 300  # only the new lines
+    assert_exact_lineage(store, ds.lines)
+
+    # A new store has no checkpoint of its own: it starts where the group's checkpoints are.
+    fresh = new_store("fresh")
+    time.sleep(1.2)
+    third = member("three")
+    resumed = SlsCollector(third.client.mclient, PROJECT, STORE, fresh, pull_count=4, group=third).consume()
+    assert resumed.records == 0 and fresh.counts()["LogEvent"] == 0
+
+
+def test_group_options_are_refused_with_a_query(sls_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    args = [
+        *CLI, "--store", f"sqlite:///{tmp_path / 'x.db'}", "ingest", "sls", "--endpoint", sls_server.endpoint,
+        "--project", PROJECT, "--logstore", "app", "--query", "*", "--consumer-group", GROUP,
+    ]  # fmt: skip
+    run = subprocess.run(args, env=_env(), capture_output=True, text=True, timeout=60)
+    assert run.returncode != 0 and "--consumer-group" in run.stderr
+    assert sls_server.requests.get("CreateConsumerGroup", 0) == 0
