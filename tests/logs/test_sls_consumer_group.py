@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from liubai.collector.sls import GroupMember, GroupOptions, SlsCollector, SlsCredentials, make_client
 from liubai.lineage.store import open_store
 from tests.logs.conftest import KEY_ID, KEY_SECRET, PROJECT
@@ -179,3 +181,50 @@ def test_group_options_are_refused_with_a_query(sls_server, tmp_path) -> None:  
     run = subprocess.run(args, env=_env(), capture_output=True, text=True, timeout=60)
     assert run.returncode != 0 and "--consumer-group" in run.stderr
     assert sls_server.requests.get("CreateConsumerGroup", 0) == 0
+
+
+def test_the_stand_in_assigns_shards_as_sls_does(sls_server) -> None:  # type: ignore[no-untyped-def]
+    """The consumer-group calls through the real SDK: a shard moves only once its holder lets go of it
+    (or falls silent), create/update/list/delete and checkpoints answer as SLS does."""
+    from aliyun.log import LogException
+
+    from tests.logs.conftest import LOGSTORE as STORE
+
+    sls_server.create_logstore("eight", shards=8)
+    c = make_client(sls_server.endpoint, SlsCredentials(access_key_id=KEY_ID, access_key_secret=KEY_SECRET))
+
+    def beat(consumer: str, holding: list[int]) -> list[int]:
+        return sorted(c.heart_beat(PROJECT, "eight", "cg", consumer, holding).get_shards())
+
+    c.create_consumer_group(PROJECT, "eight", "cg", 1)
+    with pytest.raises(LogException) as exists:
+        c.create_consumer_group(PROJECT, "eight", "cg", 1)
+    assert exists.value.get_error_code() == "ConsumerGroupAlreadyExist"
+    assert beat("a", []) == list(range(8))
+    assert beat("b", []) == []  # all eight are a's until it lets four go
+    assert beat("a", list(range(8))) == [0, 1, 2, 3]
+    assert beat("b", []) == []  # a still names 4..7
+    assert beat("a", [0, 1, 2, 3]) == [0, 1, 2, 3]
+    assert beat("b", []) == [4, 5, 6, 7]
+    time.sleep(1.1)  # a falls silent for longer than the group's timeout
+    assert beat("b", [4, 5, 6, 7]) == list(range(8))
+
+    c.update_check_point(PROJECT, "eight", "cg", 5, "MA==", "b", force_success=False)
+    with pytest.raises(LogException) as foreign:
+        c.update_check_point(PROJECT, "eight", "cg", 5, "MA==", "a", force_success=False)
+    assert foreign.value.get_error_code() == "ConsumerNotMatch"
+    points = c.get_check_point(PROJECT, "eight", "cg").get_consumer_group_check_points()
+    assert [(p["shard"], p["checkpoint"], p["consumer"]) for p in points if p["checkpoint"]] == [
+        (5, "MA==", "b")
+    ]
+    assert len(points) == 8  # a shard without a checkpoint is listed with an empty one
+
+    c.update_consumer_group(PROJECT, "eight", "cg", timeout=30)
+    c.create_consumer_group(PROJECT, STORE, "other", 5)
+    listed = c.list_consumer_group(PROJECT, "eight").get_consumer_groups()
+    assert [(g.get_consumer_group_name(), g.get_timeout()) for g in listed] == [("cg", 30)]
+    c.delete_consumer_group(PROJECT, "eight", "cg")
+    assert c.list_consumer_group(PROJECT, "eight").get_consumer_groups() == []
+    with pytest.raises(LogException) as gone:
+        beat("a", [])
+    assert gone.value.get_error_code() == "ConsumerGroupNotExist"
