@@ -23,7 +23,7 @@ from tests.sls_server import SlsServer
 
 LOGSTORE = "shared"
 GROUP = "liubai-test"
-HEARTBEAT = "1.0"  # seconds; the group's timeout is twice that
+HEARTBEAT = "1.5"  # seconds; the group's timeout is twice that (a loaded machine must not miss it)
 
 
 def _start(server: SlsServer, db: Path, consumer: str) -> subprocess.Popen[str]:
@@ -62,12 +62,12 @@ def _read_by(server: SlsServer, consumer: str) -> list[tuple[int, int]]:
 
 
 def test_three_collectors_share_eight_shards_and_a_killed_ones_shards_move(commits, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    ds = make_dataset(4_000, commits)
-    first, second = ds.lines[:2_000], ds.lines[2_000:]
+    ds = make_dataset(2_400, commits)
+    first, second = ds.lines[:1_200], ds.lines[1_200:]
     db = tmp_path / "shared.db"
     with SlsServer(PROJECT, KEY_ID, KEY_SECRET) as server:
         server.create_logstore(LOGSTORE, shards=8)
-        put_into_sls(server, LOGSTORE, first, group_size=10)  # 25 log groups per shard
+        put_into_sls(server, LOGSTORE, first, group_size=10)  # 15 log groups per shard
         procs = {name: _start(server, db, name) for name in ("a", "b", "c")}
         running = list(procs.values())
         try:
@@ -115,7 +115,7 @@ def test_three_collectors_share_eight_shards_and_a_killed_ones_shards_move(commi
         a, b = (set(_read_by(server, n)) for n in survivors)
         assert a and b and not a & b
         # what the dead one pulled but had not stored, a survivor read again from the store's checkpoint
-        everything = {(s, g) for s in range(8) for g in range(50)}
+        everything = {(s, g) for s in range(8) for g in range(30)}
         assert a | b | set(_read_by(server, doomed)) == everything
 
     store = open_store(f"sqlite:///{db}")
