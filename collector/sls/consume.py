@@ -1,6 +1,6 @@
 """SLS shard consumption and backfill: cursors, checkpoints, pulling and the consumer loop.
 
-Two modes:
+Modes:
 
 * **shard consumption** (``SlsCollector.consume``): ListShards, GetCursor, PullLogs per shard; a pull (or,
   while the store falls behind, a few pulls of one shard) becomes one graph batch that carries the shard's

@@ -173,6 +173,33 @@ def test_a_shard_taken_over_starts_at_the_stores_checkpoint_not_the_groups(
     assert resumed.records == 0 and fresh.counts()["LogEvent"] == 0
 
 
+def test_a_group_run_names_its_shards_and_a_bad_group_name_is_one_line(commits, sls_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.logs.conftest import LOGSTORE as STORE
+
+    put_into_sls(sls_server, STORE, make_dataset(200, commits).lines)
+
+    def run(db: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        args = [
+            *CLI, "--store", f"sqlite:///{tmp_path / db}", "ingest", "sls", "--endpoint", sls_server.endpoint,
+            "--project", PROJECT, "--logstore", STORE, *extra,
+        ]  # fmt: skip
+        return subprocess.run(args, env=_env(), capture_output=True, text=True, timeout=60)
+
+    alone = run("alone.db", "--consumer-group", "solo")
+    assert alone.returncode == 0, alone.stderr
+    assert "consumed 200 log records" in alone.stdout
+    assert re.search(r"consumer \S+-\d+ of group solo held shards 0, 1\n", alone.stdout), (
+        alone.stdout
+    )  # host-pid
+
+    bad = run("bad.db", "--consumer-group", "Not A Name")
+    assert bad.returncode == 1
+    assert [ln for ln in bad.stderr.splitlines() if ln.strip()] == [
+        f"error: SLS {PROJECT}/{STORE} at {sls_server.endpoint}: CreateConsumerGroup Not A Name: "
+        "ParameterInvalid (HTTP 400): consumerGroup 'Not A Name' is invalid"
+    ]
+
+
 def test_group_options_are_refused_with_a_query(sls_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
     args = [
         *CLI, "--store", f"sqlite:///{tmp_path / 'x.db'}", "ingest", "sls", "--endpoint", sls_server.endpoint,
