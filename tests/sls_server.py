@@ -1,7 +1,9 @@
 """A local SLS-compatible HTTP server: the REST subset the collector uses, for the real SDK to talk to.
 
-Speaks ListShards, GetCursor, PullLogs (protobuf ``LogGroupList``, lz4 when ``Accept-Encoding`` asks) and
-GetLogs (v2 ``POST .../logs`` and v1 ``GET ...?type=log``), checks the SDK's ``Host: <project>.<endpoint>``
+Speaks ListShards, GetCursor, PullLogs (protobuf ``LogGroupList``, lz4 when ``Accept-Encoding`` asks),
+GetLogs (v2 ``POST .../logs`` and v1 ``GET ...?type=log``) and the consumer-group calls (create, update,
+list, delete, heartbeat with the server-side shard assignment, checkpoint get/update: see
+``_ConsumerGroup``), checks the SDK's ``Host: <project>.<endpoint>``
 header and its v1 HMAC-SHA1 signature, can split a shard, and injects faults: 500, 403 throttling, a
 dropped connection, a truncated body, a body that is not what the API answers (``garbage``: not JSON, or
 for PullLogs bytes that claim to be lz4 and are not; ``malformed``: JSON of the wrong shape), a value
@@ -73,6 +75,71 @@ class _Group:
     encoded: bytes  # LogGroupList field 1 entry: tag + length + LogGroup bytes
     logs: list[dict[str, str]]
     source: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Consumer:
+    last_beat: float  # time.monotonic() of its last heartbeat
+    reported: set[int]  # the shards its last heartbeat said it still holds
+
+
+@dataclass(slots=True)
+class _ConsumerGroup:
+    """A consumer group as SLS runs it. A heartbeat names the shards the consumer still holds and is
+    answered with the shards assigned to it. A consumer silent for ``timeout`` seconds is dropped and its
+    shards are free. Shards are spread evenly over the live consumers; a shard taken from a consumer (to
+    rebalance) goes to another only once the holder's heartbeat stops naming it, so two consumers never
+    hold one shard at a time. Checkpoints are per shard, kept with the consumer that wrote them."""
+
+    name: str
+    timeout: int
+    in_order: bool
+    consumers: dict[str, _Consumer] = field(default_factory=dict)
+    owners: dict[int, str] = field(default_factory=dict)  # shard -> consumer holding or releasing it
+    releasing: set[int] = field(default_factory=set)  # shards taken from their owner, not yet let go
+    checkpoints: dict[int, tuple[str, int, str]] = field(default_factory=dict)  # cursor, µs, consumer
+
+    def info(self) -> dict[str, Any]:
+        return {"name": self.name, "timeout": self.timeout, "order": self.in_order}
+
+    def heartbeat(self, consumer: str, reported: set[int], shards: list[int], now: float) -> list[int]:
+        for name, c in list(self.consumers.items()):
+            if name != consumer and now - c.last_beat > self.timeout:
+                del self.consumers[name]
+        self.consumers[consumer] = _Consumer(now, reported)
+        for shard, owner in list(self.owners.items()):
+            gone = owner not in self.consumers or shard not in shards
+            released = (
+                shard in self.releasing
+                and shard not in self.consumers.get(owner, _Consumer(0, set())).reported
+            )
+            if gone or released:
+                del self.owners[shard]
+                self.releasing.discard(shard)
+        self._rebalance(shards)
+        return sorted(s for s, o in self.owners.items() if o == consumer and s not in self.releasing)
+
+    def _rebalance(self, shards: list[int]) -> None:
+        held: dict[str, list[int]] = {name: [] for name in self.consumers}
+        for shard, owner in sorted(self.owners.items()):
+            if shard not in self.releasing:
+                held[owner].append(shard)
+        base, extra = divmod(len(shards), len(held))
+        # the busiest keep the extra shards: fewest moves
+        ranked = sorted(held, key=lambda name: (-len(held[name]), name))
+        target = {name: base + (1 if i < extra else 0) for i, name in enumerate(ranked)}
+        for name, mine in held.items():
+            for shard in mine[target[name] :]:
+                self.releasing.add(shard)
+            del mine[target[name] :]
+        free = [s for s in shards if s not in self.owners]
+        for shard in free:
+            name = max(held, key=lambda n: (target[n] - len(held[n]), n))
+            if target[name] <= len(held[name]):
+                break
+            held[name].append(shard)
+            self.owners[shard] = name
 
 
 @dataclass(slots=True)
@@ -138,10 +205,13 @@ class SlsServer:
         self.access_key_secret = access_key_secret
         self._lock = threading.RLock()
         self._stores: dict[str, dict[int, _Shard]] = {}
+        self._groups: dict[str, dict[str, _ConsumerGroup]] = {}  # logstore -> name -> group
         self._faults: list[Fault] = []
         self.requests: dict[str, int] = {}
         self.faults_served: dict[str, int] = {}
         self.pull_delay = 0.0
+        # User-Agent -> (logstore, shard, first log group, count) per PullLogs answered: who read what
+        self.pulled: dict[str, list[tuple[str, int, int, int]]] = {}
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
         self._httpd.daemon_threads = True
         self._httpd.sls = self  # type: ignore[attr-defined]
@@ -230,7 +300,7 @@ class SlsServer:
             shard = self._stores[logstore][shard_id]
             if shard.readonly:
                 raise ValueError(f"shard {shard_id} is read-only (split)")
-            shard.groups.append(_Group(ts, encoded, items, source))
+            shard.groups.append(_Group(ts, encoded, items, source, dict(tags or {})))
 
     def split_shard(self, logstore: str, shard_id: int) -> tuple[int, int]:
         """Split like SLS: the parent turns read-only (its data stays readable), two children take its range."""
@@ -370,9 +440,127 @@ class SlsServer:
                     for li, log in enumerate(g.logs):
                         if match(log):
                             row = {**log, "__time__": str(g.time), "__source__": g.source}
+                            row.update({f"__tag__:{k}": v for k, v in g.tags.items()})
                             hits.append((g.time, shard.shard_id, gi, li, row))
         hits.sort(key=lambda h: h[:4], reverse=reverse)
         return [h[4] for h in hits[offset : offset + max(0, line)]]
+
+    # ------------------------------------------------------------------ consumer groups
+    def _group(self, logstore: str, name: str) -> _ConsumerGroup:
+        self._logstore(logstore)
+        group = self._groups.get(logstore, {}).get(name)
+        if group is None:
+            raise _ApiError(404, "ConsumerGroupNotExist", f"consumer group {name} does not exist")
+        return group
+
+    def create_consumer_group(self, logstore: str, body: Any) -> None:
+        name, timeout, order = _group_fields(body, ("consumerGroup", "timeout", "order"))
+        with self._lock:
+            self._logstore(logstore)
+            groups = self._groups.setdefault(logstore, {})
+            if name in groups:
+                raise _ApiError(400, "ConsumerGroupAlreadyExist", f"consumer group {name} already exists")
+            groups[name] = _ConsumerGroup(name, timeout, order)
+
+    def update_consumer_group(self, logstore: str, name: str, body: Any) -> None:
+        if not isinstance(body, dict) or not ({"timeout", "order"} & set(body)):
+            raise _ApiError(400, "ParameterInvalid", "the body must set timeout and/or order")
+        with self._lock:
+            group = self._group(logstore, name)
+            if "timeout" in body:
+                group.timeout = _group_fields({"timeout": body["timeout"]}, ("timeout",))[0]
+            if "order" in body:
+                group.in_order = _group_fields({"order": body["order"]}, ("order",))[0]
+
+    def delete_consumer_group(self, logstore: str, name: str) -> None:
+        with self._lock:
+            self._group(logstore, name)
+            del self._groups[logstore][name]
+
+    def list_consumer_groups(self, logstore: str) -> list[dict[str, Any]]:
+        with self._lock:
+            self._logstore(logstore)
+            return [g.info() for g in self._groups.get(logstore, {}).values()]
+
+    def heartbeat(self, logstore: str, name: str, consumer: str, body: Any) -> list[int]:
+        if not consumer:
+            raise _ApiError(400, "ParameterInvalid", "consumer is required")
+        if not isinstance(body, list) or not all(type(s) is int for s in body):
+            raise _ApiError(400, "ParameterInvalid", "the body must be a JSON list of shard ids")
+        with self._lock:
+            group = self._group(logstore, name)
+            shards = sorted(self._logstore(logstore))
+            return group.heartbeat(consumer, set(body), shards, time.monotonic())
+
+    def consumer_group_shards(self, logstore: str, name: str) -> dict[str, list[int]]:
+        """consumer -> shards assigned to it now (what its next heartbeat would be answered with); empty
+        while the group does not exist."""
+        with self._lock:
+            group = self._groups.get(logstore, {}).get(name)
+            if group is None:
+                return {}
+            out: dict[str, list[int]] = {c: [] for c in group.consumers}
+            for shard, owner in sorted(group.owners.items()):
+                if shard not in group.releasing:
+                    out[owner].append(shard)
+            return out
+
+    def get_checkpoints(self, logstore: str, name: str, shard: str | None) -> list[dict[str, Any]]:
+        with self._lock:
+            group = self._group(logstore, name)
+            ids = (
+                sorted(self._logstore(logstore)) if shard is None else [self._shard(logstore, shard).shard_id]
+            )
+            out = []
+            for i in ids:
+                cursor, at, consumer = group.checkpoints.get(i, ("", 0, ""))
+                out.append({"shard": i, "checkpoint": cursor, "updateTime": at, "consumer": consumer})
+            return out
+
+    def update_checkpoint(self, logstore: str, name: str, params: Mapping[str, str], body: Any) -> None:
+        if not isinstance(body, dict) or type(body.get("shard")) is not int:
+            raise _ApiError(400, "ParameterInvalid", "the body must name an integer shard")
+        cursor = body.get("checkpoint")
+        if not isinstance(cursor, str) or not cursor:
+            raise _ApiError(400, "ParameterInvalid", "checkpoint must be a cursor")
+        consumer = params.get("consumer", "")
+        force = params.get("forceSuccess", "true").lower() == "true"
+        with self._lock:
+            group = self._group(logstore, name)
+            shard = self._shard(logstore, str(body["shard"]))
+            if not 0 <= _decode_cursor(cursor) <= len(shard.groups):
+                raise _ApiError(400, "InvalidCursor", f"cursor {cursor!r} is out of range")
+            if not force and group.owners.get(shard.shard_id) != consumer:
+                raise _ApiError(
+                    400, "ConsumerNotMatch", f"consumer {consumer} does not hold shard {shard.shard_id}"
+                )
+            group.checkpoints[shard.shard_id] = (cursor, time.time_ns() // 1000, consumer)
+
+
+def _json_body(body: bytes) -> Any:
+    try:
+        return json.loads(body or b"null")
+    except ValueError:
+        raise _ApiError(400, "ParameterInvalid", "body is not JSON") from None
+
+
+def _group_fields(body: Any, names: tuple[str, ...]) -> list[Any]:
+    """The named fields of a consumer-group body, checked as SLS does (name text, timeout int, order bool)."""
+    if not isinstance(body, dict):
+        raise _ApiError(400, "ParameterInvalid", "the body must be a JSON object")
+    out = []
+    for name in names:
+        value = body.get(name)
+        ok = {
+            "consumerGroup": isinstance(value, str)
+            and re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}[a-z0-9]", value),
+            "timeout": type(value) is int and 0 < value <= 86400,
+            "order": type(value) is bool,
+        }[name]
+        if not ok:
+            raise _ApiError(400, "ParameterInvalid", f"{name} {value!r} is invalid")
+        out.append(value)
+    return out
 
 
 _TERM = re.compile(r"\s*([^\s:]+)\s*:\s*(\"[^\"]*\"|[^\s]+)\s*")
@@ -409,6 +597,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
 
     def _dispatch(self, method: str) -> None:
         split = urlsplit(self.path)
@@ -448,6 +642,36 @@ class _Handler(BaseHTTPRequestHandler):
         m = re.fullmatch(r"/logstores/([^/]+)", resource)
         if m and method == "GET" and params.get("type") == "log":
             return "GetLogs", lambda r, p, b: self._get_logs_v1(m.group(1), p)
+        m = re.fullmatch(r"/logstores/([^/]+)/consumergroups", resource)
+        if m and method == "POST":
+            return "CreateConsumerGroup", lambda r, p, b: self._empty(
+                self.sls.create_consumer_group(m.group(1), _json_body(b))
+            )
+        if m and method == "GET":
+            return "ListConsumerGroup", lambda r, p, b: self._json(
+                200, self.sls.list_consumer_groups(m.group(1))
+            )
+        m = re.fullmatch(r"/logstores/([^/]+)/consumergroups/([^/]+)", resource)
+        if m and method == "PUT":
+            return "UpdateConsumerGroup", lambda r, p, b: self._empty(
+                self.sls.update_consumer_group(m.group(1), m.group(2), _json_body(b))
+            )
+        if m and method == "DELETE":
+            return "DeleteConsumerGroup", lambda r, p, b: self._empty(
+                self.sls.delete_consumer_group(m.group(1), m.group(2))
+            )
+        if m and method == "POST" and params.get("type") == "heartbeat":
+            return "ConsumerGroupHeartBeat", lambda r, p, b: self._json(
+                200, self.sls.heartbeat(m.group(1), m.group(2), p.get("consumer", ""), _json_body(b))
+            )
+        if m and method == "POST" and params.get("type") == "checkpoint":
+            return "ConsumerGroupUpdateCheckPoint", lambda r, p, b: self._empty(
+                self.sls.update_checkpoint(m.group(1), m.group(2), p, _json_body(b))
+            )
+        if m and method == "GET":
+            return "GetCheckPoint", lambda r, p, b: self._json(
+                200, self.sls.get_checkpoints(m.group(1), m.group(2), p.get("shard"))
+            )
         raise _ApiError(404, "NotImplemented", f"{method} {resource} is not served by this server")
 
     def _check_host_and_signature(
@@ -558,6 +782,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("x-log-requestid", f"{time.time_ns():x}")
         self.send_header("Date", formatdate(usegmt=True))
 
+    def _empty(self, _: None) -> None:
+        """200 with no body, as SLS answers the calls that only change something."""
+        self.send_response(200)
+        self._common_headers()
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def _json(self, status: int, obj: Any) -> None:
         data = json.dumps(obj).encode()
         self.send_response(status)
@@ -601,6 +832,11 @@ class _Handler(BaseHTTPRequestHandler):
         body, n, next_cursor = self.sls.pull(
             logstore, shard_id, params.get("cursor", ""), count, params.get("end_cursor")
         )
+        if n:
+            first = _decode_cursor(params.get("cursor", ""))
+            with self.sls._lock:
+                agent = self.headers.get("User-Agent") or ""
+                self.sls.pulled.setdefault(agent, []).append((logstore, int(shard_id), first, n))
         self._compressed(body, "application/x-protobuf", {"x-log-count": str(n), "x-log-cursor": next_cursor})
 
     def _get_logs_v2(self, logstore: str, body: bytes) -> None:

@@ -112,6 +112,29 @@ def sls(
     poll_interval: Annotated[
         float, typer.Option("--poll-interval", min=0.01, help="Seconds between polls with --follow.")
     ] = 1.0,
+    consumer_group: Annotated[
+        str | None,
+        typer.Option(
+            "--consumer-group",
+            help="Share the logstore's shards with the other collectors of this SLS consumer group "
+            "(created if missing).",
+        ),
+    ] = None,
+    consumer: Annotated[
+        str | None,
+        typer.Option(
+            "--consumer",
+            help="This collector's name in the consumer group, unique in it (default: host-pid).",
+        ),
+    ] = None,
+    heartbeat_interval: Annotated[
+        float,
+        typer.Option(
+            "--heartbeat-interval",
+            min=0.1,
+            help="Seconds between consumer-group heartbeats; a consumer silent for twice as long loses its shards.",
+        ),
+    ] = 20.0,
 ) -> None:
     """Pull log lines from Alibaba Cloud SLS; trace ids and x-gitops-audit-id values join the graph.
 
@@ -120,12 +143,19 @@ def sls(
 
     Example: liubai ingest sls --endpoint cn-hangzhou.log.aliyuncs.com --project ops --logstore app --follow
 
+    Example (three collectors sharing the shards): liubai ingest sls --endpoint cn-hangzhou.log.aliyuncs.com
+    --project ops --logstore app --follow --consumer-group liubai
+
     Example: liubai ingest sls --endpoint cn-hangzhou.log.aliyuncs.com --project ops --logstore app
     --query "trace_id: 4bf92f3577b34da6a3ce929d0e0e4736" --from 2h --to now
     """
     backfill = query is not None or from_ is not None or to is not None
     if backfill and follow:
         raise fail("--follow consumes shards; it cannot be combined with --query/--from/--to")
+    if backfill and consumer_group is not None:
+        raise fail("--consumer-group shares consumed shards; it cannot be combined with --query/--from/--to")
+    if consumer is not None and consumer_group is None:
+        raise fail("--consumer names this collector in a consumer group: give --consumer-group too")
 
     def when(option: str, text: str) -> int:
         try:
@@ -142,10 +172,13 @@ def sls(
     try:
         from liubai.collector.sls import (
             ConsumeStats,
+            GroupMember,
+            GroupOptions,
             RetryPolicy,
             SlsCollector,
             SlsCredentials,
             SlsError,
+            default_consumer_name,
             make_client,
         )
     except ModuleNotFoundError as exc:
@@ -162,6 +195,12 @@ def sls(
     except SlsError as exc:
         raise fail_error(exc) from None
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    group = None
+    if consumer_group is not None:
+        options = GroupOptions(
+            consumer_group, consumer or default_consumer_name(), heartbeat_interval=heartbeat_interval
+        )
+        group = GroupMember(client, project, logstore, options)
     stop = threading.Event()
     printer = RejectPrinter()
 
@@ -194,10 +233,11 @@ def sls(
                 id_mode=id_mode.value,
                 progress=show,
                 on_reject=printer,
+                group=group,
             )
             try:
                 # reading runs in a child process, storing here: two cores instead of one (if there are two)
-                offload = has_a_second_core()
+                offload = has_a_second_core() and group is None  # a group member reads here (see consume)
                 if window is not None:
                     stats = collector.backfill(query or "", window[0], window[1], offload=offload)
                 else:
@@ -217,6 +257,15 @@ def sls(
         f"{what} {stats.records:,} log records from {project}/{logstore} ({len(stats.shards)} shards), "
         f"{stats.rejected:,} rejected, into {redact_url(state(ctx).store_url)}"
     )
+    if group is not None:
+        say(
+            f"consumer {group.consumer} of group {group.name} held shards {_shard_list(group.held_ever)}"
+            + (f", released {_shard_list(stats.released_shards)}" if stats.released_shards else "")
+        )
+
+
+def _shard_list(shards: set[int]) -> str:
+    return ", ".join(map(str, sorted(shards))) if shards else "none"
 
 
 def register(app: typer.Typer) -> None:

@@ -1,12 +1,15 @@
 """SLS shard consumption and backfill: cursors, checkpoints, pulling and the consumer loop.
 
-Two modes:
+Modes:
 
 * **shard consumption** (``SlsCollector.consume``): ListShards, GetCursor, PullLogs per shard; a pull (or,
   while the store falls behind, a few pulls of one shard) becomes one graph batch that carries the shard's
   next cursor as its checkpoint, so the checkpoint moves only when the store accepted the data (a crash
   re-reads, never loses, never doubles). Shards that appear later (split/merge) are picked up and read
   from their beginning; read-only parents are drained.
+* **in a consumer group** (``group=GroupMember``): the same loop over only the shards SLS assigns to this
+  consumer (``liubai.collector.sls.group``); a shard taken away is released once its last batch is
+  stored, and a shard taken over starts at the store's checkpoint (else the group's, else ``start``).
 * **backfill by query** (``SlsCollector.backfill``): GetLogs over a time window, paged until complete.
 
 SLS batches per shard pull rather than per record count, so it does not use ``ingest_records``; its
@@ -40,6 +43,7 @@ from liubai.collector.sls.client import (
     sls_call,
     sls_source,
 )
+from liubai.collector.sls.group import GroupMember
 from liubai.collector.sls.mapping import pulled_records, queried_logs, queried_records
 from liubai.collector.writer import BatchWriter
 from liubai.lineage.join import record_joiner
@@ -63,6 +67,7 @@ class ConsumeStats:
     pulls: int = 0
     shards: set[int] = field(default_factory=set)
     finished_shards: set[int] = field(default_factory=set)
+    released_shards: set[int] = field(default_factory=set)  # given up to other consumers of the group
 
 
 @dataclass(slots=True)
@@ -92,11 +97,13 @@ class SlsCollector:
         on_reject: Callable[[RejectedRecord], None] | None = None,
         sink: Sink | None = None,
         pace: BatchPace | None = None,
+        group: GroupMember | None = None,
     ) -> None:
         """``sink``: where batches go instead of ``store`` (a reader process hands them to the process that
         stores them): each goes over in this thread and once, not on a writer thread with retries;
         ``store`` then only answers checkpoint reads. ``pace``: store as many pulls of a shard per batch
-        as its factor (a reader process raises it while the store falls behind)."""
+        as its factor (a reader process raises it while the store falls behind). ``group``: read only
+        the shards SLS assigns to this consumer of a consumer group."""
         self.client = client
         self.project = project
         self.logstore = logstore
@@ -115,6 +122,9 @@ class SlsCollector:
         self._handed_over = sink is not None
         self._sink: Sink = sink if sink is not None else StoreSink(store, SLS_WRITER, self.retry)
         self.pace = pace
+        self.group = group
+        self._first_start = "begin"
+        self._first_listing: set[int] | None = None
 
     # ------------------------------------------------------------------ shard consumption
     def consume(
@@ -131,8 +141,11 @@ class SlsCollector:
 
         ``start`` (``begin``, ``end`` or a unix time) applies to shards with no checkpoint on the first
         run; later-found shards, and any shard of a logstore already being followed, start at ``begin``.
-        ``offload``: pull, map and join in a child process (see ``_offloaded``).
+        ``offload``: pull, map and join in a child process (see ``_offloaded``); not with a consumer group
+        (a shard taken over must be started from the store's checkpoint of that moment).
         """
+        if offload and self.group is not None:
+            raise ValueError("a consumer-group member reads in this process (offload=False)")
         if offload:
             options = {
                 "start": start,
@@ -142,28 +155,39 @@ class SlsCollector:
             }
             return self._offloaded("consume", options, stop)
         stop = stop or threading.Event()
-        with self._writing():
-            resumed = bool(self.store.checkpoints(self.checkpoint_source))
-            self._refresh_shards(start if not resumed else "begin")
-            last_refresh = time.monotonic()
-            while not stop.is_set():
-                moved = False
-                for shard_id, state in list(self._shards.items()):
-                    if stop.is_set():
+        group = self.group
+        if group is not None:
+            group.join(self.retry)
+        try:
+            with self._writing():
+                resumed = bool(self.store.checkpoints(self.checkpoint_source))
+                self._first_start = start if not resumed else "begin"
+                self._refresh_shards()
+                last_refresh = time.monotonic()
+                while not stop.is_set():
+                    moved = False
+                    for shard_id, state in list(self._shards.items()):
+                        if stop.is_set():
+                            break
+                        if not state.drained:
+                            moved |= self._drain(shard_id, state, stop)
+                    reassigned = group is not None and group.held() != set(self._shards)
+                    if time.monotonic() - last_refresh >= shard_refresh or not moved or reassigned:
+                        before = set(self._shards)
+                        self._refresh_shards()
+                        last_refresh = time.monotonic()
+                        if set(self._shards) != before:
+                            continue
+                    if group is not None:
+                        group.flush()
+                    if not follow and not moved:
                         break
-                    if not state.drained:
-                        moved |= self._drain(shard_id, state, stop)
-                if time.monotonic() - last_refresh >= shard_refresh or not moved:
-                    before = set(self._shards)
-                    self._refresh_shards("begin")
-                    last_refresh = time.monotonic()
-                    if set(self._shards) != before:
-                        continue
-                if not follow and not moved:
-                    break
-                if not moved:
-                    self._drain_writes()
-                    stop.wait(poll_interval)
+                    if not moved:
+                        self._drain_writes()
+                        stop.wait(poll_interval)
+        finally:
+            if group is not None:
+                group.leave()  # after the writer has stored (and reported) every batch
         return self.stats
 
     @contextmanager
@@ -180,7 +204,9 @@ class SlsCollector:
         if self._writer is not None:
             self._writer.drain()
 
-    def _refresh_shards(self, start: str) -> None:
+    def _refresh_shards(self) -> None:
+        """Follow the listing (and, in a group, the assignment). Shards of the first listing without a
+        checkpoint start at ``start``, later ones at their beginning."""
         self._drain_writes()  # checkpoints read below must include every batch already pulled
         listed = sls_call(
             self.retry,
@@ -188,8 +214,18 @@ class SlsCollector:
             partial(_parsed, partial(self.client.list_shards, self.project, self.logstore), _shard_ids),
         )
         listed_ids = {shard_id for shard_id, _ in listed}
+        if self._first_listing is None:
+            self._first_listing = listed_ids
+        first_listing = self._first_listing
         for gone in set(self._shards) - listed_ids:  # expired read-only shards disappear from the listing
             del self._shards[gone]
+        if self.group is not None:
+            held = self.group.held()
+            for shard_id in set(self._shards) - held:  # its batches are stored: another may take it
+                del self._shards[shard_id]
+                self.group.release(shard_id)
+                self.stats.released_shards.add(shard_id)
+            listed = [(shard_id, readonly) for shard_id, readonly in listed if shard_id in held]
         for shard_id, readonly in listed:
             state = self._shards.get(shard_id)
             if state is not None:
@@ -198,7 +234,10 @@ class SlsCollector:
                 continue
             key = f"shard:{shard_id}"
             cursor = self.store.get_checkpoint(self.checkpoint_source, key)
+            if cursor is None and self.group is not None:
+                cursor = self.group.checkpoint(shard_id, self.retry)
             if cursor is None:
+                start = self._first_start if shard_id in first_listing else "begin"
                 get = partial(self.client.get_cursor, self.project, self.logstore, shard_id, start)
                 cursor = sls_call(self.retry, f"GetCursor shard {shard_id}", partial(_parsed, get, _cursor))
             self._shards[shard_id] = _ShardState(cursor, readonly)
@@ -209,7 +248,8 @@ class SlsCollector:
         the pace's factor of them while the store falls behind; it carries the cursor after its last."""
         moved = False
         batch, pulls, cursor = GraphBatch(), 0, state.cursor
-        while not stop.is_set():
+        group = self.group
+        while not stop.is_set() and (group is None or shard_id in group.held()):
             try:
                 resp = sls_call(
                     self.retry, f"PullLogs shard {shard_id}", partial(self._pull, shard_id, cursor)
@@ -281,7 +321,11 @@ class SlsCollector:
         that is briefly down is retried (``StoreSink``); a hand-over is not (a broken pipe stays broken)."""
         self._sink.write(batch, rows)
 
-    def _stored(self, _: GraphBatch, __: None) -> None:
+    def _stored(self, batch: GraphBatch, __: None) -> None:
+        if self.group is not None:
+            for (source, key), cursor in batch.checkpoints.items():
+                if source == self.checkpoint_source and key.startswith("shard:"):
+                    self.group.stored(int(key.removeprefix("shard:")), cursor)
         self.stats.batches += 1
         if self.progress is not None:
             self.progress(self.stats)
