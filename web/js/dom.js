@@ -29,6 +29,7 @@ export function swatch(info) {
     ellipse: ["circle", { cx: 8, cy: 8, r: 6 }],
     diamond: ["polygon", { points: "8,1 15,8 8,15 1,8" }],
     triangle: ["polygon", { points: "8,2 15,14 1,14" }],
+    "round-triangle": ["polygon", { points: "8,2 15,14 1,14", "stroke-linejoin": "round" }],
     hexagon: ["polygon", { points: "4,2 12,2 15,8 12,14 4,14 1,8" }],
     rectangle: ["rect", { x: 2, y: 3, width: 12, height: 10 }],
     "round-rectangle": ["rect", { x: 2, y: 3, width: 12, height: 10, rx: 3 }],
