@@ -19,12 +19,13 @@ from liubai.lineage.join_node import (
     join_container_opens,
     join_container_process,
 )
-from liubai.lineage.join_resource import add_resource_links
+from liubai.lineage.join_resource import add_resource
 from liubai.lineage.join_span import join_span
 from liubai.lineage.model import (
     EdgeKind,
     GraphBatch,
     NodeKind,
+    Props,
     RejectedRecord,
     commit_node_id,
     container_file_node_id,
@@ -144,7 +145,7 @@ def _log(batch: GraphBatch, r: LogRecord) -> None:
     audit record it carries, and what emitted it by its resource attributes (``join_resource``)."""
     lid = log_node_id(r.source, r.record_id)
     time = r.time
-    props = {
+    props: Props = {
         "source": r.source,
         "time": time,
         "level": r.level,
@@ -157,10 +158,9 @@ def _log(batch: GraphBatch, r: LogRecord) -> None:
         "last_seen": time,
     }
     if r.resource:
-        props["resource"] = dict(r.resource)
-        pod_link = add_resource_links(batch, lid, r.resource, r.source, r.location or lid, time)
-        if pod_link:
-            props["pod_link"] = pod_link
+        resource, own = add_resource(batch, r.resource, r.source, r.location or lid, time)
+        props.update(own)
+        batch.add_edge(resource, EdgeKind.EMITTED, lid)
     if r.span_id:
         props["span_id"] = r.span_id
         if r.trace_id:

@@ -8,16 +8,16 @@ count cannot be kept under the store's merge rule (a re-ingest must change nothi
 spans arrive in two batches must add up). The id is the span's own, so re-ingesting is idempotent.
 
 ``Span -IN_TRACE-> Trace``, ``Span -CHILD_OF-> parent Span`` (a parent not ingested yet is the store's
-placeholder), a record-level audit id ``-CARRIES->`` its audit record, and the resource attributes link
-the span to its Pod, Container, Workload and Commit (``liubai.lineage.join_resource``). A span whose
+placeholder), a record-level audit id ``-CARRIES->`` its audit record, and its Resource ``-EMITTED->`` it,
+linked to the Pod, Container, Workload and Commit the attributes name (``liubai.lineage.join_resource``). A span whose
 status is ERROR is found from its trace like a log line of that trace (the audit view lists them).
 """
 
 from __future__ import annotations
 
 from liubai.lineage.join_audit import add_audit, add_trace
-from liubai.lineage.join_resource import add_resource_links
-from liubai.lineage.model import EdgeKind, GraphBatch, NodeKind, span_node_id
+from liubai.lineage.join_resource import add_resource
+from liubai.lineage.model import EdgeKind, GraphBatch, NodeKind, Props, span_node_id
 from liubai.lineage.records import SpanRecord
 
 __all__ = ["join_span"]
@@ -26,7 +26,7 @@ __all__ = ["join_span"]
 def join_span(batch: GraphBatch, s: SpanRecord) -> None:
     sid = span_node_id(s.trace_id, s.span_id)
     start = s.start
-    props = {
+    props: Props = {
         "source": s.source,
         "trace_id": s.trace_id,
         "span_id": s.span_id,
@@ -41,14 +41,14 @@ def join_span(batch: GraphBatch, s: SpanRecord) -> None:
         "status_message": s.status_message,
         "attributes": s.attributes or None,
         "audit_id": s.audit_id,
-        "resource": dict(s.resource) or None,
         "first_seen": start,
         "last_seen": s.end or start,
     }
     location = s.location or sid
-    pod_link = add_resource_links(batch, sid, s.resource, s.source, location, start) if s.resource else None
-    if pod_link:
-        props["pod_link"] = pod_link
+    if s.resource:
+        resource, own = add_resource(batch, s.resource, s.source, location, start)
+        props.update(own)
+        batch.add_edge(resource, EdgeKind.EMITTED, sid)
     batch.put_node(sid, NodeKind.SPAN, {k: v for k, v in props.items() if v is not None})
     batch.add_edge(sid, EdgeKind.IN_TRACE, add_trace(batch, s.trace_id, start))
     if s.parent_span_id:

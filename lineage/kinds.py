@@ -26,6 +26,7 @@ class NodeKind(StrEnum):
     ADMISSION = "Admission"
     CONTAINER = "Container"
     SPAN = "Span"
+    RESOURCE = "Resource"
 
     @property
     def prefix(self) -> str:
@@ -46,6 +47,7 @@ _PREFIX_BY_KIND: dict[NodeKind, str] = {
     NodeKind.ADMISSION: "admission",
     NodeKind.CONTAINER: "container",
     NodeKind.SPAN: "span",
+    NodeKind.RESOURCE: "resource",
 }
 _KIND_BY_PREFIX = {p: k for k, p in _PREFIX_BY_KIND.items()}
 

@@ -42,6 +42,7 @@ _KIND_STYLE = {
     NodeKind.ADMISSION: "bold magenta",
     NodeKind.CONTAINER: "cyan",
     NodeKind.SPAN: "blue",
+    NodeKind.RESOURCE: "green",
 }
 
 

@@ -88,29 +88,43 @@ def test_a_span_id_without_its_trace_is_kept_but_not_linked() -> None:
     assert not batch.edges
 
 
-def test_resource_attributes_link_pod_container_workload_and_commit() -> None:
-    resource = {
-        "k8s.pod.uid": "pod-uid-1",
-        "k8s.namespace.name": "shop",
-        "k8s.deployment.name": "cart",
-        "k8s.cluster.name": "prod",
-        "container.id": CONTAINER,
-        "vcs.ref.head.revision": SHA.upper(),
-        "deployment.environment.name": "production",
-        "service.version": "1.4.2",
-    }
-    span = SpanRecord("otlp", TRACE, ROOT, name="GET /cart", start=AT, resource=resource)
-    log = LogRecord("app", "1", time=AT, message="hi", resource=resource)
+def _resource_of(batch: GraphBatch, record_id: str) -> str:
+    (rid,) = [e.src for e in batch.edges if e.kind is EdgeKind.EMITTED and e.dst == record_id]
+    return rid
+
+
+RESOURCE = {
+    "service.name": "cart",
+    "k8s.pod.uid": "pod-uid-1",
+    "k8s.namespace.name": "shop",
+    "k8s.deployment.name": "cart",
+    "k8s.cluster.name": "prod",
+    "container.id": CONTAINER,
+    "vcs.ref.head.revision": SHA.upper(),
+    "deployment.environment.name": "production",
+    "service.version": "1.4.2",
+}
+
+
+def test_resource_attributes_link_pod_container_workload_and_commit_once_per_resource() -> None:
+    span = SpanRecord("otlp", TRACE, ROOT, name="GET /cart", start=AT, resource=RESOURCE)
+    log = LogRecord("app", "1", time=LATER, message="hi", resource=dict(reversed(RESOURCE.items())))
     batch = join_records([span, log])
-    for node_id in (span_node_id(TRACE, ROOT), log_node_id("app", "1")):
-        assert {
-            (pod_node_id("pod-uid-1"), EdgeKind.EMITTED, node_id),
-            (container_node_id(CONTAINER), EdgeKind.EMITTED, node_id),
-            (workload_node_id("Deployment", "shop", "cart", "prod"), EdgeKind.EMITTED, node_id),
-            (node_id, EdgeKind.FOR_COMMIT, commit_node_id(SHA)),
-        } <= _edges(batch)
-        props = _node(batch, node_id)
-        assert props["resource"] == resource and "pod_link" not in props
+    rid = _resource_of(batch, span_node_id(TRACE, ROOT))
+    assert rid == _resource_of(batch, log_node_id("app", "1")), "one node per attribute set, in any order"
+    assert {
+        (pod_node_id("pod-uid-1"), EdgeKind.RAN, rid),
+        (container_node_id(CONTAINER), EdgeKind.RAN, rid),
+        (rid, EdgeKind.INSTANCE_OF, workload_node_id("Deployment", "shop", "cart", "prod")),
+        (rid, EdgeKind.FOR_COMMIT, commit_node_id(SHA)),
+    } <= _edges(batch)
+    resource = _node(batch, rid)
+    assert resource["attributes"] == RESOURCE and resource["service"] == "cart"
+    assert (resource["first_seen"], resource["last_seen"]) == (AT, LATER)
+    for record in (span_node_id(TRACE, ROOT), log_node_id("app", "1")):
+        props = _node(batch, record)
+        assert (props["service_version"], props["environment"]) == ("1.4.2", "production")
+        assert "pod_link" not in props
     # the emitters are edge ends only: the cluster collector writes their properties, not a log line
     ids = {n.id for n in batch.nodes}
     assert pod_node_id("pod-uid-1") not in ids and container_node_id(CONTAINER) not in ids
@@ -118,19 +132,30 @@ def test_resource_attributes_link_pod_container_workload_and_commit() -> None:
     assert _node(batch, commit_node_id(SHA)) == {"sha": SHA}
 
 
+def test_another_attribute_set_is_another_resource() -> None:
+    other = RESOURCE | {"vcs.ref.head.revision": "e" * 40}
+    batch = join_records(
+        [
+            LogRecord("app", "1", message="x", resource=RESOURCE),
+            LogRecord("app", "2", message="x", resource=other),
+        ]
+    )
+    assert _resource_of(batch, log_node_id("app", "1")) != _resource_of(batch, log_node_id("app", "2"))
+
+
 def test_workloads_of_an_unnamed_cluster_meet_the_ids_git_ingest_writes() -> None:
     resource = {"k8s.namespace.name": "batch", "k8s.cronjob.name": "nightly", "k8s.job.name": "nightly-29"}
-    edges = _edges(join_records([LogRecord("app", "1", message="x", resource=resource)]))
-    lid = log_node_id("app", "1")
+    batch = join_records([LogRecord("app", "1", message="x", resource=resource)])
+    rid = _resource_of(batch, log_node_id("app", "1"))
     assert {
-        (workload_node_id("CronJob", "batch", "nightly"), EdgeKind.EMITTED, lid),
-        (workload_node_id("Job", "batch", "nightly-29"), EdgeKind.EMITTED, lid),
-    } == edges
+        (rid, EdgeKind.INSTANCE_OF, workload_node_id("CronJob", "batch", "nightly")),
+        (rid, EdgeKind.INSTANCE_OF, workload_node_id("Job", "batch", "nightly-29")),
+    } == {e for e in _edges(batch) if e[1] is EdgeKind.INSTANCE_OF}
 
 
 def test_a_workload_name_without_its_namespace_links_nothing() -> None:
     batch = join_records([LogRecord("app", "1", message="x", resource={"k8s.deployment.name": "cart"})])
-    assert not batch.edges
+    assert {e.kind for e in batch.edges} == {EdgeKind.EMITTED}
 
 
 def test_only_a_full_hex_revision_names_a_commit() -> None:
@@ -138,20 +163,21 @@ def test_only_a_full_hex_revision_names_a_commit() -> None:
         for key in ("vcs.ref.head.revision", "vcs.repository.ref.revision", "service.version"):
             batch = join_records([LogRecord("app", "1", message="x", resource={key: revision})])
             assert not any(n.kind is NodeKind.COMMIT for n in batch.nodes), (key, revision)
-            assert _node(batch, log_node_id("app", "1"))["resource"] == {key: revision}
+            assert _node(batch, _resource_of(batch, log_node_id("app", "1")))["attributes"] == {key: revision}
     sha256 = "e" * 64
     for key, value in (("vcs.repository.ref.revision", SHA), ("service.version", sha256)):
-        edges = _edges(join_records([LogRecord("app", "1", message="x", resource={key: value})]))
-        assert edges == {(log_node_id("app", "1"), EdgeKind.FOR_COMMIT, commit_node_id(value))}
+        batch = join_records([LogRecord("app", "1", message="x", resource={key: value})])
+        rid = _resource_of(batch, log_node_id("app", "1"))
+        assert (rid, EdgeKind.FOR_COMMIT, commit_node_id(value)) in _edges(batch)
 
 
 def test_a_resource_audit_id_links_like_a_record_level_one() -> None:
     raw = f"git-sha1:{SHA}"
     audit = audit_node_id(parse_audit_id(raw))
     for key in ("gitops.audit_id", "x-gitops-audit-id"):
-        span = SpanRecord("otlp", TRACE, ROOT, start=AT, resource={key: raw})
-        batch = join_records([span])
-        assert (span_node_id(TRACE, ROOT), EdgeKind.CARRIES, audit) in _edges(batch)
+        batch = join_records([SpanRecord("otlp", TRACE, ROOT, start=AT, resource={key: raw})])
+        rid = _resource_of(batch, span_node_id(TRACE, ROOT))
+        assert (rid, EdgeKind.CARRIES, audit) in _edges(batch)
         assert (audit, EdgeKind.FOR_COMMIT, commit_node_id(SHA)) in _edges(batch)
 
 
@@ -164,6 +190,8 @@ def test_a_malformed_resource_audit_id_is_rejected_and_the_record_lands() -> Non
 def test_a_pod_named_without_its_uid_is_flagged_not_guessed() -> None:
     resource = {"k8s.pod.name": "cart-5d-x", "k8s.namespace.name": "shop", "k8s.container.name": "app"}
     batch = join_records([SpanRecord("otlp", TRACE, ROOT, start=AT, resource=resource)])
-    props = _node(batch, span_node_id(TRACE, ROOT))
-    assert props["pod_link"] == "name only" and props["resource"] == resource
-    assert not any(e.kind is EdgeKind.EMITTED for e in batch.edges)
+    rid = _resource_of(batch, span_node_id(TRACE, ROOT))
+    assert _node(batch, span_node_id(TRACE, ROOT))["pod_link"] == "name only"
+    assert _node(batch, rid)["pod_link"] == "name only"
+    assert {e.kind for e in batch.edges if e.dst == rid or e.src == rid} == {EdgeKind.EMITTED}
+    assert not any(n.kind is NodeKind.POD for n in batch.nodes)

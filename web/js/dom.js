@@ -31,6 +31,7 @@ export function swatch(info) {
     triangle: ["polygon", { points: "8,2 15,14 1,14" }],
     "round-triangle": ["polygon", { points: "8,2 15,14 1,14", "stroke-linejoin": "round" }],
     hexagon: ["polygon", { points: "4,2 12,2 15,8 12,14 4,14 1,8" }],
+    "round-hexagon": ["polygon", { points: "4,2 12,2 15,8 12,14 4,14 1,8", "stroke-linejoin": "round" }],
     rectangle: ["rect", { x: 2, y: 3, width: 12, height: 10 }],
     "round-rectangle": ["rect", { x: 2, y: 3, width: 12, height: 10, rx: 3 }],
     "round-tag": ["polygon", { points: "2,3 11,3 15,8 11,13 2,13" }],

@@ -14,6 +14,7 @@ export const KINDS = [
   { kind: "Admission", color: "#b0487f", shape: "vee", plural: "admissions" },
   { kind: "Pod", color: "#1f9e8f", shape: "octagon", plural: "pods" },
   { kind: "Container", color: "#4aa39a", shape: "round-octagon", plural: "containers" },
+  { kind: "Resource", color: "#6f9a4f", shape: "round-hexagon", plural: "resources" },
   { kind: "Span", color: "#5a6fc0", shape: "round-triangle", plural: "spans" },
 ];
 
