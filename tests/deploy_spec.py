@@ -167,6 +167,8 @@ def check_cli(args: Sequence[str]) -> None:
         arg = args[i]
         if arg == "--":
             return
+        if arg == "--help":  # click adds it to every command
+            return
         if arg.startswith("-"):
             name = arg.split("=", 1)[0]
             opt = next((p for p in cmd.params if _is_option(p) and name in p.opts + p.secondary_opts), None)
