@@ -150,6 +150,29 @@ class TokenStore:
             )
         return info, f"lb_{token_id}_{secret}"
 
+    def create_first_admin(self, name: str) -> tuple[TokenInfo, str] | None:
+        """An admin token if no live one exists, else None; one transaction, so two processes starting
+        at once (a container restarted while its first start still runs) never both create one."""
+        token_id = secrets.token_hex(6)
+        secret = secrets.token_urlsafe(32)
+        info = TokenInfo(token_id, name, (TokenScope.ADMIN.value,), _now(), None)
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                live = self._conn.execute("SELECT scopes FROM tokens WHERE revoked_at IS NULL").fetchall()
+                if any(TokenScope.ADMIN.value in row[0].split(",") for row in live):
+                    self._conn.execute("ROLLBACK")
+                    return None
+                self._conn.execute(
+                    "INSERT INTO tokens(id, name, scopes, secret_sha256, created_at) VALUES (?,?,?,?,?)",
+                    (token_id, name, TokenScope.ADMIN.value, _digest(secret), info.created_at),
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return info, f"lb_{token_id}_{secret}"
+
     def list(self) -> list[TokenInfo]:
         with self._lock:
             rows = self._conn.execute(

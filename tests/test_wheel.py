@@ -209,3 +209,53 @@ def test_a_store_that_needs_a_missing_extra_names_the_extra(installed: Installed
     )
     assert out.returncode != 0
     assert "pip install 'liubai[sls]'" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_the_api_image_start_up_runs_from_the_wheel(installed: Installed) -> None:
+    """The api target's ENTRYPOINT and CMD, after compose's and the cluster's 'token init', run from the
+    installed wheel with the image's environment: it serves only to the token it printed."""
+    from tests.deploy_spec import assert_serves_only_with, dockerfile_stages, free_port, running, with_port
+
+    stage = dockerfile_stages()["api"]
+    home = installed.cwd / "api-image"
+    env = {
+        "PATH": f"{installed.liubai.parent}:/usr/bin:/bin",
+        "HOME": str(home),
+        **stage.env(),
+        "LIUBAI_STORE": f"sqlite:///{home / 'data' / 'lineage.db'}",
+        "LIUBAI_TOKENS": str(home / "tokens" / "tokens.db"),
+    }
+    (home / "data").mkdir(parents=True)
+    init = subprocess.run(
+        [str(installed.liubai), "token", "init"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert init.returncode == 0, init.stderr
+    port = free_port()
+    argv = with_port([str(installed.liubai) if a == "liubai" else a for a in stage.argv], port)
+    with running(argv, env, home, f"http://127.0.0.1:{port}") as url:
+        assert_serves_only_with(url, init.stdout.strip())
+
+
+def test_the_agent_image_bcc_link_gives_the_wheel_debian_bcc(installed: Installed) -> None:
+    """The agent target links Debian's bcc into the interpreter's site-packages; done the same way in
+    this venv, the installed wheel's node agent and tracer find it."""
+    from tests._real import missing
+    from tests.deploy_spec import dockerfile_stages
+
+    stage = dockerfile_stages()["agent"]
+    link = re.search(r"ln -s (\S+)", " ".join(stage.own("RUN")))
+    assert link is not None
+    debian_bcc = Path(link.group(1))
+    if not debian_bcc.is_dir():
+        missing("ebpf", f"{debian_bcc} is absent (apt-get install python3-bpfcc)")
+    purelib = installed.run(code="import sysconfig; print(sysconfig.get_paths()['purelib'])").stdout.strip()
+    target = Path(purelib) / "bcc"
+    if not target.exists():
+        target.symlink_to(debian_bcc)
+    found = installed.run(code="import bcc, liubai.ebpf; print(bcc.__file__)")
+    assert found.returncode == 0 and str(debian_bcc) in str(Path(found.stdout.strip()).resolve()), (
+        found.stderr
+    )
+    for args in (stage.argv[1:], ["trace", "--help"]):
+        out = installed.run(*args)
+        assert out.returncode == 0 and "Usage" in out.stdout, out.stderr

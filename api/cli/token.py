@@ -74,6 +74,41 @@ def create(
     console.print(plain, markup=False, highlight=False)
 
 
+@token_app.command("init")
+def init(
+    name: Annotated[
+        str, typer.Option("--name", help="Name of the admin token, if one is created.")
+    ] = "admin",
+    tokens: TokensOption = None,
+) -> None:
+    """Create the first admin token if no live one exists, and print it once; otherwise change nothing.
+
+    Safe to run on every start of a server (a container's command, an init container): only the first
+    start prints a token.
+
+    Example: liubai token init && liubai serve --auth --host 0.0.0.0
+    """
+    store = _open(tokens)
+    try:
+        made = store.create_first_admin(name)
+    finally:
+        store.close()
+    if made is None:
+        say(
+            f"an admin token already exists in {store.path}; none created (see 'liubai token list')", err=True
+        )
+        return
+    info, plain = made
+    err_console.print(
+        Text(
+            f"created the first admin token {info.id} ({printable(info.name)}) in {store.path}; "
+            "it is shown only now:",
+            style="green",
+        )
+    )
+    console.print(plain, markup=False, highlight=False)
+
+
 @token_app.command("list")
 def list_tokens(
     tokens: TokensOption = None,
