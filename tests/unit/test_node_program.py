@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import struct
 import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
@@ -48,6 +50,11 @@ def test_the_audit_id_is_read_from_a_live_process_environment() -> None:
     env = {"PATH": "/usr/bin:/bin", "X_GITOPS_AUDIT_ID_OTHER": "no", "X_GITOPS_AUDIT_ID": value}
     proc = subprocess.Popen(["sleep", "30"], env=env)
     try:
+        # until its exec, the child is a copy of this process with this process's environment
+        for _ in range(500):
+            if Path(f"/proc/{proc.pid}/cmdline").read_bytes().startswith(b"sleep\0"):
+                break
+            time.sleep(0.01)
         assert read_environ_value(proc.pid, "X_GITOPS_AUDIT_ID") == (True, value)
         assert read_environ_value(proc.pid, "HOME") == (True, None)
     finally:
