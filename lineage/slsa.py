@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from liubai.lineage.canonical import canonical_json
 from liubai.lineage.errors import ErrorCode, LiubaiError
-from liubai.lineage.export import canonical_json, liubai_version
+from liubai.lineage.export import liubai_version
 from liubai.lineage.model import (
     AuditIdError,
     Direction,

@@ -4,13 +4,13 @@ anyone can run on a bundle without liubai's store."""
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any
 
+from liubai.lineage.canonical import canonical_json
 from liubai.lineage.export.facts import FactSource, Progress, edge_dict, node_dicts, tick
 from liubai.lineage.export.selection import Selection
 from liubai.lineage.model import Edge, EdgeKind, Node, node_kind_of
@@ -37,11 +37,6 @@ def liubai_version() -> str:
         return "0+unknown"
 
 
-def canonical_json(value: Any) -> bytes:
-    """Sorted keys, no whitespace, UTF-8: the byte form every bundle digest is taken over."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
-
-
 @dataclass(slots=True)
 class ExportMeta:
     """Where a bundle came from: written into json/jsonl/zip exports so the evidence explains itself."""
@@ -62,7 +57,7 @@ def json_bundle(source: FactSource, meta: ExportMeta, progress: Progress | None)
     """``{"bundle": {...}, "sha256": hex}``; the digest covers the canonical bytes of ``bundle``.
 
     Keys are emitted in sorted order while nodes and edges stream, so the bytes written equal
-    ``canonical_json(bundle)`` and anyone can recompute the digest with any JSON parser and sha256.
+    ``canonical_json(bundle)`` (RFC 8785) and anyone can recompute the digest with any JCS library and sha256.
     Sorted order also puts edges before nodes: stores add an edge's ends with the edge and never remove
     nodes, so a whole-store bundle stays consistent even while ingestion runs beside the export.
     """
