@@ -283,6 +283,8 @@ def _file_access(batch: GraphBatch, f: FileAccessRecord) -> None:
         ("via", f.via),
         ("first_seen", f.first_at),
         ("last_seen", f.last_at),
+        ("hash_note", f.hash_note),
+        ("hashed_at", f.hashed_at),
     )
     props.update((name, value) for name, value in optional if value is not None)
     batch.add_edge(process_node_id(f.host, f.pid, f.start_ns), ACCESS_EDGE[f.mode], fid, props)
