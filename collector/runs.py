@@ -142,6 +142,7 @@ class RunInfo:
     audit_id: str | None = None
     trace_id: str | None = None
     repo: str | None = None
+    repo_url: str | None = None  # the URI of the repository's remote (None: no remote known)
     root_ppid: int | None = None
     root_uid: int | None = None
     end_ns: int | None = None
@@ -514,6 +515,7 @@ class RunCollector:
             audit_id=info.audit_id,
             trace_id=info.trace_id,
             repo=info.repo,
+            repo_url=info.repo_url,
             cwd=info.cwd,
             lost_events=info.lost_events,
             unresolved_opens=self.unresolved,

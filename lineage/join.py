@@ -183,6 +183,7 @@ def _run(batch: GraphBatch, r: RunRecord) -> None:
             "audit_id": r.audit_id,
             "trace_id": r.trace_id,
             "repo": r.repo,
+            "repo_url": r.repo_url,
             "cwd": r.cwd,
             "lost_events": r.lost_events,
             "unresolved_opens": r.unresolved_opens,

@@ -156,6 +156,7 @@ class RunRecord:
     audit_id: str | None = None
     trace_id: str | None = None
     repo: str | None = None
+    repo_url: str | None = None  # the URI of the repository's remote
     cwd: str | None = None
     lost_events: int = 0
     unresolved_opens: int = 0  # opens whose path could not be known (stored under "<unresolved ...>")
