@@ -273,7 +273,7 @@ def build_provenance(store: LineageStore, run_id: str, *, local_host: str | None
                     "runId": run_id,
                     "host": host,
                     "rootPid": p.get("root_pid"),
-                    "startNs": p.get("start_ns"),
+                    "startNs": None if p.get("start_ns") is None else str(p["start_ns"]),  # beyond 2**53
                 },
                 "resolvedDependencies": deps,
             },

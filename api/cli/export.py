@@ -37,6 +37,7 @@ from liubai.lineage.signing import (
     INTOTO_PAYLOAD_TYPE,
     KeyFileError,
     KeyType,
+    VerifyReport,
     load_public_key,
     load_signer,
     sign,
@@ -45,6 +46,7 @@ from liubai.lineage.signing import (
 )
 from liubai.lineage.slsa import SlsaError, build_provenance, run_id_of, statement_bytes
 from liubai.lineage.store.base import LineageStore
+from liubai.lineage.subject_files import check_subject_files
 
 __all__ = ["register"]
 
@@ -329,18 +331,31 @@ def verify_command(
             "--allow-unsigned", help="Exit 0 for an intact unsigned bundle (still reported as unsigned)."
         ),
     ] = False,
+    check_files: Annotated[
+        Path | None,
+        typer.Option(
+            "--check-files",
+            exists=True,
+            file_okay=False,
+            help="Compare a statement's subjects with the files here (DIR stands for the run's working "
+            "directory; a file outside it is looked for under DIR as a root).",
+        ),
+    ] = None,
 ) -> None:
     """Verify an exported bundle or statement: DSSE signature, sha256 digest and that every edge's ends are present.
 
-    Exit status: 0 verified, 1 any check failed, 2 intact but unsigned.
+    Exit status: 0 verified, 1 any check failed (a subject file that differs, with --check-files),
+    2 intact but unsigned.
 
-    Example: liubai verify audit.json --key release.pub
+    Example: liubai verify provenance.json --key release.pub --check-files ./workspace
     """
     try:
         keys = [load_public_key(k) for k in key or []]
     except KeyFileError as exc:
         raise fail_error(exc) from None
     report = verify_document(file.read_bytes(), keys)
+    if check_files is not None:
+        _check_subject_files(report, check_files)
     say(f"{file}: {report.kind}")
     for name, ok, detail in report.checks:
         mark = ("ok  ", "green") if ok else ("FAIL", "red")
@@ -363,6 +378,24 @@ def verify_command(
             )
         return
     console.print(Text("verified", style="green"), highlight=False, soft_wrap=True)
+
+
+def _check_subject_files(report: VerifyReport, directory: Path) -> None:
+    """Add the ``files`` check: each subject's digest against the file under ``directory``."""
+    if report.statement is None:
+        report.add("files", False, "--check-files needs a well-formed provenance statement")
+        return
+    found = check_subject_files(report.statement, directory)
+    for name, local in found.mismatches:
+        report.add("file", False, f"MISMATCH {name}: {local} differs from the subject's sha256")
+    report.add(
+        "files",
+        not found.mismatches,
+        f"{len(found.matches)} match, {len(found.mismatches)} mismatch, {len(found.missing)} missing, "
+        f"{len(found.unusable)} not checked (under {directory})"
+        + "".join(f"; missing {name} (no {local})" for name, local in found.missing)
+        + "".join(f"; not checked {name}: {why}" for name, why in found.unusable),
+    )
 
 
 def keygen_command(
