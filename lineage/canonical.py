@@ -11,6 +11,7 @@ parses is the one the digest covers.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -36,8 +37,39 @@ def jcs_value(value: Any) -> Any:
     return str(value)
 
 
+def _same_under_json(value: Any) -> bool:
+    """Whether ``json.dumps(sort_keys=True)`` writes ``value`` byte for byte as JCS does: it escapes
+    strings alike and writes safe integers alike; only floats, keys outside the BMP (ordered by code
+    point, not UTF-16 unit), and values JCS has no form for tell them apart."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        t = type(v)
+        if t is str or t is bool or v is None:
+            continue
+        if t is int:
+            if not -MAX_SAFE_INTEGER <= v <= MAX_SAFE_INTEGER:
+                return False
+        elif t is dict:
+            for k in v:
+                if type(k) is not str or (not k.isascii() and max(k) > "\uffff"):
+                    return False
+            stack.extend(v.values())
+        elif t is list or t is tuple:
+            stack.extend(v)
+        else:
+            return False
+    return True
+
+
 def canonical_json(value: Any) -> bytes:
-    """The RFC 8785 bytes of ``value`` (UTF-8, no whitespace)."""
+    """The RFC 8785 bytes of ``value`` (UTF-8, no whitespace). Values where the standard library's
+    sorted compact JSON is already those bytes (most facts) take that much faster path."""
+    if _same_under_json(value):
+        try:
+            return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        except UnicodeEncodeError:  # a lone surrogate: let the library name the problem
+            pass
     try:
         return rfc8785.dumps(value)
     except rfc8785.CanonicalizationError:

@@ -7,8 +7,10 @@ import json
 from typing import Any
 
 import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from liubai.lineage.canonical import canonical_json
+from liubai.lineage.canonical import canonical_json, jcs_value
 from liubai.lineage.export import BUNDLE_FORMAT, check_bundle
 from liubai.lineage.signing import verify_document
 
@@ -60,3 +62,23 @@ def test_the_old_code_point_digest_no_longer_checks() -> None:
     bundle = _bundle()
     doc = {"bundle": bundle, "sha256": hashlib.sha256(_old_canonical(bundle)).hexdigest()}
     assert [p for p in check_bundle(doc).problems if p.startswith("digest mismatch")]
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**60), max_value=2**60)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(exclude_categories=("Cs",))),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(st.characters(exclude_categories=("Cs",)), max_size=4), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_JSON)
+def test_the_fast_path_never_departs_from_the_library(value: Any) -> None:
+    assert canonical_json(value) == rfc8785.dumps(jcs_value(value))
