@@ -8,6 +8,10 @@ shared and copied at fork as the kernel does. A digest is kept only when the fil
 between the close and the end of hashing (its change time is not after the close, and fstat before and
 after reading agree); otherwise the event says why there is none, never a digest of something else.
 A file rewritten later gets a new digest at its next last close, so the last one stands.
+
+Hashing runs on one worker thread (reading and hashing release the GIL), so a large output does not
+hold up the reading of kernel events; the digest event takes its place in the event order at once and
+is filled in by the time ``finish`` returns.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from liubai.ebpf.descriptors import CLONE_FILES, O_CLOEXEC, FdEntry, FdTable, apply_fd_event
@@ -80,8 +85,8 @@ class WrittenFiles:
         self.boot_offset_ns = boot_offset_ns
         self._tables: dict[int, FdTable] = {}  # pid -> its written-file descriptors (shared: one object)
         self._openers: dict[str, _Opener] = {}  # path -> the last write open of it
-        self.digests = 0
-        self.notes = 0
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: list[Future[None]] = []
 
     def tracks(self, pid: int) -> bool:
         """Whether ``pid`` may hold a written file open (its descriptor events then matter)."""
@@ -151,21 +156,21 @@ class WrittenFiles:
                 if note is not None:
                     out.append(note)
                 continue
-            sha, why = hash_closed_file(path, event.ts, self.boot_offset_ns)
-            digest = self._note(path, event, why)
+            digest = self._note(path, event, None)
             if digest is not None:
-                digest.sha256 = sha
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(1, thread_name_prefix="liubai-hash")
+                self._pending.append(self._pool.submit(self._hash, digest, path, event.ts))
                 out.append(digest)
         return out
+
+    def _hash(self, digest: DigestEvent, path: str, closed_ts: int) -> None:
+        digest.sha256, digest.hash_note = hash_closed_file(path, closed_ts, self.boot_offset_ns)
 
     def _note(self, path: str, event: Event | None, why: str | None) -> DigestEvent | None:
         opener = self._openers.pop(path, None)
         if opener is None:
             return None
-        if why is None:
-            self.digests += 1
-        else:
-            self.notes += 1
         shown = "" if path.startswith(_UNRESOLVED) else visible(path)
         pid, tid, uid, ts, start = (
             (event.pid, event.tid, event.uid, event.ts, event.start_ns)
