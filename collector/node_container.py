@@ -67,7 +67,10 @@ class ContainerSeed:
 
 
 class ContainerRun(RunCollector):
-    """A container's process model; every file access it accepts is also counted for the window."""
+    """A container's process model; every file access it accepts is also counted for the window. Files
+    in containers are not hashed (the tracer does not read them), so no digests are waited for."""
+
+    follows_digests = False
 
     def __init__(self, info: RunInfo, owner: ContainerState) -> None:
         super().__init__(info, root=False)

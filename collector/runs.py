@@ -203,6 +203,8 @@ class _Proc:
 class RunCollector:
     """Accumulates the events of one run; ``records()`` gives the run, its processes and file accesses."""
 
+    follows_digests = True  # write opens are kept until the digest of their last close arrives
+
     def __init__(self, info: RunInfo, *, root: bool = True) -> None:
         """``root=False``: no root process (a container's processes, which the node agent meets as they
         come), so ``info.root_pid`` names nothing."""
@@ -411,7 +413,7 @@ class RunCollector:
             proc.table.opened(event.fd, FdEntry(path, certainty, bool(event.flags & O_CLOEXEC)))
         mode = access_mode(event.flags)
         slot = self._access(proc, path, mode, event.flags, certainty)
-        if mode == "write" and slot is not None:
+        if mode == "write" and slot is not None and self.follows_digests:
             self._write_opens[(proc.pid, proc.start_ns, event.ts)] = path
             unsealed = self._unsealed.setdefault(path, [])
             if not any(s is slot for s in unsealed):

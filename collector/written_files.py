@@ -40,23 +40,33 @@ def is_write_open(flags: int) -> bool:
 @dataclass(frozen=True, slots=True)
 class _Opener:
     pid: int
+    tid: int
+    uid: int
     start_ns: int
     ts: int
 
 
 def hash_closed_file(path: str, closed_boot_ns: int, boot_offset_ns: int) -> tuple[str | None, str | None]:
     """(sha256, None) of the file at ``path`` as its writer left it at ``closed_boot_ns``, or
-    (None, why not)."""
+    (None, why not). Only a regular file is opened (opening a device or FIFO can have effects)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        named = os.stat(path)
+    except FileNotFoundError:
+        return None, "the file was gone before it could be hashed"
+    except OSError as exc:
+        return None, f"the file could not be read to hash it: {exc.strerror or exc}"
+    if not stat.S_ISREG(named.st_mode):
+        return None, "not a regular file"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
     except FileNotFoundError:
         return None, "the file was gone before it could be hashed"
     except OSError as exc:
         return None, f"the file could not be opened to hash it: {exc.strerror or exc}"
     try:
         before = os.fstat(fd)
-        if not stat.S_ISREG(before.st_mode):
-            return None, "not a regular file"
+        if (before.st_dev, before.st_ino) != (named.st_dev, named.st_ino) or not stat.S_ISREG(before.st_mode):
+            return None, "the file was replaced while it was being hashed"
         if before.st_ctime_ns > closed_boot_ns + boot_offset_ns + CTIME_MARGIN_NS:
             return None, "the file changed after its writer closed it, before it could be hashed"
         digest = hashlib.sha256()
@@ -99,7 +109,7 @@ class WrittenFiles:
         replaced = table.get(event.fd)  # a close of that number was missed: the old file is closed now
         key = os_path if os_path is not None else f"{_UNRESOLVED}:{event.pid}:{event.ts}"
         table.opened(event.fd, FdEntry(key, cloexec=bool(event.flags & O_CLOEXEC)))
-        self._openers[key] = _Opener(event.pid, event.start_ns, event.ts)
+        self._openers[key] = _Opener(event.pid, event.tid, event.uid, event.start_ns, event.ts)
         return self._closed([replaced.path] if replaced else [], event)
 
     def after(self, event: Event) -> list[DigestEvent]:
@@ -175,7 +185,7 @@ class WrittenFiles:
         pid, tid, uid, ts, start = (
             (event.pid, event.tid, event.uid, event.ts, event.start_ns)
             if event is not None
-            else (opener.pid, opener.pid, 0, opener.ts, opener.start_ns)
+            else (opener.pid, opener.tid, opener.uid, opener.ts, opener.start_ns)
         )
         return DigestEvent(
             pid,
