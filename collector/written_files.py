@@ -138,12 +138,18 @@ class WrittenFiles:
         return self._closed(sorted(before - {e.path for e in table.entries.values()}), event)
 
     def finish(self, last: Event | None) -> list[DigestEvent]:
-        """At the end of tracing: files still held open by a process that outlived it get no digest."""
+        """At the end of tracing: wait for the hashing under way; a file whose last close was not seen
+        (a process still running holds it, or the close was among events the kernel dropped) gets none."""
         still = sorted({e.path for t in self._tables.values() for e in t.entries.values()})
         self._tables.clear()
-        out = [
-            self._note(path, last, "still open by a process running when tracing stopped") for path in still
-        ]
+        why = "no last close of it was seen before tracing stopped (still open, or its close was lost)"
+        out = [self._note(path, last, why) for path in still]
+        for future in self._pending:
+            future.result()
+        self._pending.clear()
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
         return [d for d in out if d is not None]
 
     def _still_open(self, path: str) -> bool:
