@@ -153,8 +153,9 @@ def trace(
 ) -> None:
     """Run CMD under eBPF tracing; ingest the run, its process tree and the files read, written and executed.
 
-    CMD's exit code is liubai's (128+N when killed by signal N); 125 means tracing could not start and
-    CMD was not run. With --pid, liubai traces until that process ends and exits 0. Needs root,
+    Each file the run writes is hashed (sha256) as soon as its last descriptor closes; that digest is
+    what `liubai export --run RUN -f slsa` attests. CMD's exit code is liubai's (128+N when killed by
+    signal N); 125 means tracing could not start and CMD was not run. With --pid, liubai traces until that process ends and exits 0. Needs root,
     tracefs and Debian's bcc (scripts/setup-ebpf).
 
     Example: sudo liubai trace --commit 3f2a9c1e0b7d4a5c6e8f9a0b1c2d3e4f5a6b7c8d -- make -j2 build
