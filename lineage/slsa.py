@@ -42,6 +42,7 @@ from liubai.lineage.urls import git_source_uri
 __all__ = [
     "BUILD_TYPE",
     "PREDICATE_TYPE",
+    "REPORT_NAME",
     "STATEMENT_TYPE",
     "SlsaError",
     "FileStatus",

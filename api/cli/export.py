@@ -44,7 +44,7 @@ from liubai.lineage.signing import (
     verify_document,
     write_keypair,
 )
-from liubai.lineage.slsa import SlsaError, build_provenance, run_id_of, statement_bytes
+from liubai.lineage.slsa import REPORT_NAME, SlsaError, build_provenance, run_id_of, statement_bytes
 from liubai.lineage.store.base import LineageStore
 from liubai.lineage.subject_files import check_subject_files
 
@@ -311,11 +311,30 @@ def _export_slsa(
         payload = json.dumps(sign(payload, INTOTO_PAYLOAD_TYPE, signer)).encode()
     _write([payload + b"\n"], output)
     where = str(output) if output is not None else "stdout"
+    pred = statement["predicate"]
     say(
         f"wrote SLSA provenance for {run_id}: {len(statement['subject'])} subjects, "
-        f"{len(statement['predicate']['buildDefinition']['resolvedDependencies'])} dependencies, to {where}",
+        f"{len(pred['buildDefinition']['resolvedDependencies'])} dependencies, to {where}",
         err=True,
     )
+    undigested = [
+        b for b in pred["runDetails"]["byproducts"] if "digest" not in b and b.get("name") != REPORT_NAME
+    ]
+    if undigested:
+        say(
+            f"liubai: {len(undigested)} written file(s) had no digest taken while the run went on, so they are "
+            "not subjects (listed in byproducts with the reason), e.g. "
+            f"{printable(undigested[0]['name'])}: {printable(str(undigested[0]['annotations'].get('liubai.hash_note')))}",
+            err=True,
+        )
+    source = next(
+        (d for d in pred["buildDefinition"]["resolvedDependencies"] if d.get("name") == "source"), None
+    )
+    if source is not None and "uri" not in source:
+        say(
+            "liubai: no repository URI is known for the run's commit: the source carries its digest only",
+            err=True,
+        )
 
 
 def verify_command(
