@@ -274,7 +274,10 @@ def verify_document(data: bytes, keys: list[SSlibKey] | None = None) -> VerifyRe
             report.add(
                 "digest",
                 not digest_problems,
-                digest_problems[0] if digest_problems else f"sha256 {check.digest}",
+                digest_problems[0]
+                if digest_problems
+                else f"sha256 {check.digest}"
+                + (" (over the canonical form bundles had before RFC 8785)" if check.legacy_form else ""),
             )
         other = [p for p in check.problems if not p.startswith("digest mismatch")]
         report.add(

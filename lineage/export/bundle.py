@@ -4,6 +4,7 @@ anyone can run on a bundle without liubai's store."""
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -117,11 +118,18 @@ def json_bundle(source: FactSource, meta: ExportMeta, progress: Progress | None)
     yield b',"sha256":' + canonical_json(digest.hexdigest()) + b"}\n"
 
 
+def _pre_jcs_form(bundle: Any) -> bytes:
+    """The sorted compact JSON bundles were hashed over before RFC 8785 (code point key order, Python's
+    float form, integers beyond 2**53 as numbers): read only, so that evidence exported then still checks."""
+    return json.dumps(bundle, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
 @dataclass(slots=True)
 class BundleCheck:
     """The outcome of checking an audit bundle; ``problems`` empty means digest and structure hold."""
 
     digest: str | None = None
+    legacy_form: bool = False  # the digest matched the form bundles had before RFC 8785 (see check_bundle)
     nodes: int = 0
     edges: int = 0
     problems: list[str] = field(default_factory=list)
@@ -141,7 +149,9 @@ def check_bundle(doc: Any) -> BundleCheck:
     bundle, stated = doc["bundle"], doc["sha256"]
     actual = hashlib.sha256(canonical_json(bundle)).hexdigest()
     out.digest = actual
-    if stated != actual:
+    if stated != actual and stated == hashlib.sha256(_pre_jcs_form(bundle)).hexdigest():
+        out.digest, out.legacy_form = stated, True
+    elif stated != actual:
         out.problems.append(f"digest mismatch: bundle states sha256 {stated}, content hashes to {actual}")
     if not isinstance(bundle, dict):
         out.problems.append("bundle is not a JSON object")

@@ -58,9 +58,9 @@ def test_a_bundle_digest_from_an_independent_jcs_library_checks() -> None:
     assert ("digest", True, f"sha256 {doc['sha256']}") in report.checks
 
 
-def test_the_old_code_point_digest_no_longer_checks() -> None:
+def test_a_digest_over_neither_form_is_a_mismatch() -> None:
     bundle = _bundle()
-    doc = {"bundle": bundle, "sha256": hashlib.sha256(_old_canonical(bundle)).hexdigest()}
+    doc = {"bundle": bundle, "sha256": hashlib.sha256(canonical_json(bundle) + b" ").hexdigest()}
     assert [p for p in check_bundle(doc).problems if p.startswith("digest mismatch")]
 
 
@@ -82,3 +82,18 @@ _JSON = st.recursive(
 @given(_JSON)
 def test_the_fast_path_never_departs_from_the_library(value: Any) -> None:
     assert canonical_json(value) == rfc8785.dumps(jcs_value(value))
+
+
+def test_a_bundle_hashed_before_rfc_8785_still_checks_and_says_so() -> None:
+    """Evidence exported by earlier versions (process start times beyond 2**53 written as numbers) stays
+    checkable; the report names the older form."""
+    bundle = _bundle()
+    bundle["nodes"][0]["props"]["start_ns"] = 1_700_000_000_123_456_789
+    old = hashlib.sha256(_old_canonical(bundle)).hexdigest()
+    assert old != hashlib.sha256(canonical_json(bundle)).hexdigest()
+    report = verify_document(json.dumps({"bundle": bundle, "sha256": old}).encode())
+    assert (
+        "digest",
+        True,
+        f"sha256 {old} (over the canonical form bundles had before RFC 8785)",
+    ) in report.checks
