@@ -87,6 +87,13 @@ def hash_closed_file(path: str, closed_boot_ns: int, boot_offset_ns: int) -> tup
     return digest.hexdigest(), None
 
 
+def _is_device(path: str) -> bool:
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 class WrittenFiles:
     """The descriptors of a run that refer to files opened for writing, and the digests their last
     closes call for. Paths are the OS's own str (what ``open`` needs)."""
@@ -104,13 +111,24 @@ class WrittenFiles:
         return table is not None and bool(table.entries)
 
     def opened(self, event: OpenEvent, os_path: str | None) -> list[DigestEvent]:
-        """A write open; ``os_path`` None when its path could not be resolved while the run went on."""
-        table = self._tables.setdefault(event.pid, FdTable())
-        replaced = table.get(event.fd)  # a close of that number was missed: the old file is closed now
+        """A write open; ``os_path`` None when its path could not be resolved while the run went on.
+
+        A device (``> /dev/null`` in a loop) is said to be one at once and not followed: no digest can
+        come of it, and following it would cost every fork and exit of the shell that holds it."""
+        table = self._tables.get(event.pid)
+        replaced = table.get(event.fd) if table is not None else None  # a missed close: closed now
+        if replaced is not None and table is not None:
+            table.opened(event.fd, None)
+        out = self._closed([replaced.path] if replaced else [], event)
         key = os_path if os_path is not None else f"{_UNRESOLVED}:{event.pid}:{event.ts}"
-        table.opened(event.fd, FdEntry(key, cloexec=bool(event.flags & O_CLOEXEC)))
         self._openers[key] = _Opener(event.pid, event.tid, event.uid, event.start_ns, event.ts)
-        return self._closed([replaced.path] if replaced else [], event)
+        if os_path is not None and os_path.startswith("/dev/") and _is_device(os_path):
+            note = self._note(key, event, "not a regular file")
+            return out if note is None else [*out, note]
+        if table is None:
+            table = self._tables[event.pid] = FdTable()
+        table.opened(event.fd, FdEntry(key, cloexec=bool(event.flags & O_CLOEXEC)))
+        return out
 
     def after(self, event: Event) -> list[DigestEvent]:
         """Follow ``event`` (fork, exec, descriptor change, exit); digests of files it closed last."""
