@@ -168,18 +168,18 @@ def _descriptor(
     return out
 
 
-def _run_time_digest(facts: _FileFacts) -> tuple[str | None, str | None]:
-    """The digest of a written file as the run left it, or None and why: the one taken at the latest
-    close (a later close without a digest voids an earlier digest), else the last one recorded."""
+def _run_time_digest(facts: _FileFacts) -> tuple[str | None, str | None, str | None]:
+    """(digest, why none, when taken) of a written file as the run left it: the digest taken at the
+    latest close (a later close without one voids an earlier digest), else the last one recorded."""
     timed = [w for w in facts.written if w[0]]
     if timed:
-        _, digest, note = max(timed, key=lambda w: w[0])
-        return digest, None if digest else note or "no digest was taken at its last close"
+        at, digest, note = max(timed, key=lambda w: w[0])
+        return digest, None if digest else note or "no digest was taken at its last close", at
     digests = [d for _, d, _ in facts.written if d]
     if digests:
-        return digests[-1], None
+        return digests[-1], None, None
     notes = [n for _, _, n in facts.written if n]
-    return None, notes[-1] if notes else "the trace recorded no digest of it while the run went on"
+    return None, notes[-1] if notes else "the trace recorded no digest of it while the run went on", None
 
 
 def build_provenance(store: LineageStore, run_id: str, *, local_host: str | None = None) -> dict[str, Any]:
@@ -231,8 +231,10 @@ def build_provenance(store: LineageStore, run_id: str, *, local_host: str | None
         deps.append(commit_dep)
     for facts in sorted(files.values(), key=lambda f: f.path):
         if EdgeKind.WROTE.value in facts.accesses:
-            digest, note = _run_time_digest(facts)
+            digest, note, at = _run_time_digest(facts)
             desc = _descriptor(facts, [digest] if digest else [], local_host, hash_at_export=False, note=note)
+            if at is not None:
+                desc["annotations"]["liubai.hashed_at"] = at  # the writer's last close
             (subject if "digest" in desc else unattested).append(desc)
         if facts.accesses & {EdgeKind.READ.value, EdgeKind.EXECUTED.value}:
             recorded = facts.recorded.get(EdgeKind.EXECUTED.value, []) + facts.recorded.get(

@@ -86,6 +86,7 @@ def test_a_replayed_recording_with_digests_exports_provenance(tmp_path: Path) ->
     assert_outside_verifier_accepts(st)
     # rewritten by a later process: the digest at its last close, never the first draft's
     assert [(s["name"], s["digest"]) for s in st["subject"]] == [("/out/a.bin", {"sha256": SECOND})]
+    assert st["subject"][0]["annotations"]["liubai.hashed_at"] == "2023-11-14T22:13:20.000003Z"  # its close
     byproducts = {b["name"]: b for b in st["predicate"]["runDetails"]["byproducts"]}
     assert "digest" not in byproducts["/out/b.txt"]
     assert byproducts["/out/b.txt"]["annotations"]["liubai.hash_note"] == CHANGED
