@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 from pathlib import Path
 
 from liubai.collector.written_files import WrittenFiles
@@ -24,7 +23,7 @@ from liubai.ebpf.events import (
 )
 
 O_WRONLY_CREAT_TRUNC = 0o1 | 0o100 | 0o1000
-LATER = time.time_ns() + 60 * 10**9  # event times (boot offset 0): the closes come after every write here
+LATER = 2**62  # event times (boot offset 0, so about 2116): the closes come after every write here
 
 
 def _open(
@@ -96,7 +95,7 @@ def test_close_range_and_close_on_exec_close_written_files(tmp_path: Path) -> No
 
 def test_no_digest_of_a_file_changed_after_the_close_gone_or_unresolved(tmp_path: Path) -> None:
     out, gone = _file(tmp_path), _file(tmp_path, "gone")
-    files = WrittenFiles(-(60 * 10**9))  # every close happened a minute ago, before the writes above
+    files = WrittenFiles(-LATER)  # every close happened in 1970, before the writes above
     files.opened(*_open(out, 3))
     files.opened(*_open(gone, 4))
     files.opened(*_open(None, 5))
