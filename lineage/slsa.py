@@ -58,6 +58,7 @@ BUILD_TYPE = "https://liubai.dev/provenance/traced-run/v1"
 BUILDER_PREFIX = "https://liubai.dev/builder/traced-host/"
 REPORT_NAME = "liubai.run-report"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:(?:[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*")
 _PAGE = 500
 
 
@@ -427,4 +428,21 @@ def check_statement(doc: Any) -> list[str]:
         or not details["builder"].get("id")
     ):
         problems.append("predicate.runDetails.builder.id is missing")
+    descriptors = [
+        *(subject if isinstance(subject, list) else []),
+        *(build.get("resolvedDependencies") or [] if isinstance(build, dict) else []),
+        *(details.get("byproducts") or [] if isinstance(details, dict) else []),
+    ]
+    for d in descriptors:
+        if not isinstance(d, dict) or not ({"uri", "digest", "content"} & set(d)):
+            problems.append(f"resource {_shown(d)} has none of uri, digest or content")
+        elif "uri" in d and not (isinstance(d["uri"], str) and _URI.fullmatch(d["uri"])):
+            problems.append(
+                f"resource {_shown(d.get('name'))} has uri {_shown(d['uri'])}, not an RFC 3986 URI"
+            )
     return problems
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

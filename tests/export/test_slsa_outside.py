@@ -118,3 +118,14 @@ def test_check_files_needs_a_statement(scenario: Scenario, cli: CliRunner, tmp_p
     assert code == 0, err
     code, out = _verify(cli, scenario, str(bundle), "--check-files", str(tmp_path))
     assert code == 1 and "--check-files needs a well-formed provenance statement" in out
+
+
+def test_liubai_verify_refuses_a_source_uri_that_is_no_uri(
+    scenario: Scenario, cli: CliRunner, tmp_path: Path
+) -> None:
+    st = json.loads(provenance(cli, scenario, tmp_path).read_bytes())
+    st["predicate"]["buildDefinition"]["resolvedDependencies"][0]["uri"] = f"git+/tmp/repo@{SHA}"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(st))
+    code, out = _verify(cli, scenario, str(bad), "--allow-unsigned")
+    assert code == 1 and f"has uri 'git+/tmp/repo@{SHA}', not an RFC 3986 URI" in out
