@@ -40,6 +40,7 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
     "log_layout": ("log_layout.py", ["--records", "100000"], ["--records", "20000"]),
     "span_join": ("span_join.py", ["--spans", "100000"], ["--spans", "20000"]),
     "export_memory": ("export_memory.py", [], ["--sizes", "20000", "200000"]),
+    "canonical_json": ("canonical_json.py", ["--facts", "300000"], ["--facts", "30000"]),
     "k8s_ingest": (
         "k8s_ingest.py",
         ["--pods", "10000"],

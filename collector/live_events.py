@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from liubai.collector.runs import BinaryHasher, resolve_path
+from liubai.collector.written_files import WrittenFiles, is_write_open
 from liubai.ebpf import procfs
 from liubai.ebpf.credentials import effective_file_caps
 from liubai.ebpf.events import (
@@ -55,6 +56,7 @@ __all__ = ["LiveEvents", "same_process"]
 
 CTIME_MARGIN_NS = 20_000_000  # file change times come from a coarse clock (a tick behind, or more)
 _OPEN_KIND_AT = 32 + 12  # byte offset of OpenEvent.kind in the raw event
+_OPEN_FLAGS_AT = 32 + 8  # and of its flags
 
 
 @dataclass(slots=True)
@@ -85,13 +87,17 @@ class LiveEvents:
         *,
         container_view: bool = False,
         on_exec: Callable[[ExecEvent], None] | None = None,
+        hash_written: bool | None = None,
     ) -> None:
         """``lost``: how many events the kernel has dropped so far (``Tracer.lost_events``).
 
         ``container_view``: the processes live in containers (other mount namespaces), so every file is
         reached through ``/proc/<pid>/root`` while the process lives and never by its name on the host;
         paths /proc shows (cwd) are made relative to the container's root, and descriptor links are
-        not read back (a gap, not a host path). ``on_exec``: called with each exec event once enriched."""
+        not read back (a gap, not a host path). ``on_exec``: called with each exec event once enriched.
+
+        ``hash_written`` (default: unless ``container_view``): hash each written file when its last
+        descriptor closes (``liubai.collector.written_files``); the digests join the events in order."""
         self.container_view = container_view
         self.on_exec = on_exec
         self.decoder = decoder
@@ -109,6 +115,9 @@ class LiveEvents:
         self._open_reads: dict[int, dict[int, list[_Read]]] = {}  # pid -> fd -> descriptor link reads
         self._via_exe: set[int] = set()  # ids of exec events hashed through /proc/<pid>/exe
         self._boot_offset = procfs.boot_offset_ns()
+        hashing = not container_view if hash_written is None else hash_written
+        self.written = WrittenFiles(self._boot_offset) if hashing else None
+        self._finished = False
 
     def alive(self) -> int:
         """How many processes of the traced tree the events show still running."""
@@ -129,7 +138,15 @@ class LiveEvents:
 
     def __call__(self, raw: bytes) -> None:
         kind = raw[0]  # the type is a little-endian u32 below 256
-        if kind not in _DECODED_AT_ONCE and not (kind == EV_OPEN and _uncertain_open(raw)):
+        if (
+            kind not in _DECODED_AT_ONCE
+            and not (kind == EV_OPEN and (_uncertain_open(raw) or self._written_open(raw)))
+            and not (
+                kind == EV_FD
+                and self.written is not None
+                and self.written.tracks(_TGID.unpack_from(raw, 4)[0])
+            )
+        ):
             self._items.append(raw)
             return
         try:
@@ -152,7 +169,13 @@ class LiveEvents:
             self._withdraw_older_read(event)
             self._cred_changed(event)
         elif isinstance(event, OpenEvent):
-            self._read_open(event, self.decoder.os_path(raw))
+            os_path = self.decoder.os_path(raw)
+            if _uncertain_open(raw):
+                self._read_open(event, os_path)
+            if self.written is not None and is_write_open(event.flags):
+                self._items.append(event)
+                self._items.extend(self.written.opened(event, self._written_path(event, os_path)))
+                return
         elif isinstance(event, ExitEvent):
             self._cwd.pop(event.pid, None)
             self._root.pop(event.pid, None)
@@ -161,6 +184,31 @@ class LiveEvents:
             self._forget_read(event.pid)
             self._alive.discard(event.pid)
         self._items.append(event)
+        if self.written is not None:
+            self._items.extend(self.written.after(event))
+
+    def _written_open(self, raw: bytes) -> bool:
+        return self.written is not None and is_write_open(_FLAGS.unpack_from(raw, _OPEN_FLAGS_AT)[0])
+
+    def _written_path(self, event: OpenEvent, os_path: str | None) -> str | None:
+        """The file a write open reached, as this host names it: the path as given when it is plain
+        (against the followed cwd and root), else the kernel's link of the descriptor, read now."""
+        path = None
+        if os_path is not None and ".." not in os_path.split("/") and event.kind != OPEN_BY_HANDLE:
+            if os_path.startswith("/"):
+                path = os_path
+            elif event.dfd == AT_FDCWD:
+                path = _kernel_join(os_path, self._known_cwd(event.pid))
+        if path is not None:
+            root = self._root.get(event.pid)
+            return path if root is None or root == "/" else root.rstrip("/") + path
+        try:
+            target = os.readlink(f"/proc/{event.pid}/fd/{event.fd}")
+        except OSError:
+            return None
+        if not target.startswith("/") or not _same_process(event.pid, event.start_ns):
+            return None
+        return target.removesuffix(" (deleted)")
 
     def _known_cwd(self, pid: int) -> str | None:
         """The cwd the events tell for ``pid``; None from the first dropped event on."""
@@ -368,6 +416,10 @@ class LiveEvents:
         The withdrawal is settled before the first event leaves: the event that frees a descriptor comes
         after the open whose read it withdraws, and a consumer uses the open's path as soon as it sees it."""
         self._settle_open_reads()
+        if self.written is not None and not self._finished:
+            self._finished = True
+            last = self._items[-1] if self._items and isinstance(self._items[-1], Event) else None
+            self._items.extend(self.written.finish(last))
         for item in self._items:
             if isinstance(item, bytes):
                 try:
@@ -558,6 +610,7 @@ def _read_status(pid: int, start_ns: int) -> tuple[int, int, int, int, int] | No
 _DECODED_AT_ONCE = frozenset((EV_FORK, EV_EXEC, EV_EXEC_ARGS, EV_CHDIR, EV_EXIT, EV_CRED))
 _FREES_DESCRIPTORS = frozenset((EV_FD, EV_OPEN))  # raw kinds that can free or replace a number
 _TGID = struct.Struct("<I")
+_FLAGS = struct.Struct("<I")
 # Paths that name a process's own descriptors: opened here, they would be the tracer's, not the traced one's.
 _NOT_HERE = ("/dev/fd/", "/proc/")
 

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from liubai.collector.node_options import NodeCollectorOptions, excluded_path
 from liubai.collector.node_runtime import RuntimeSetup
-from liubai.collector.runs import RunCollector, RunInfo, _Proc
+from liubai.collector.runs import RunCollector, RunInfo, _Access, _Proc
 from liubai.ebpf.events import Event
 from liubai.lineage.records import ContainerRecord, iso_utc
 
@@ -67,7 +67,10 @@ class ContainerSeed:
 
 
 class ContainerRun(RunCollector):
-    """A container's process model; every file access it accepts is also counted for the window."""
+    """A container's process model; every file access it accepts is also counted for the window. Files
+    in containers are not hashed (the tracer does not read them), so no digests are waited for."""
+
+    follows_digests = False
 
     def __init__(self, info: RunInfo, owner: ContainerState) -> None:
         super().__init__(info, root=False)
@@ -83,9 +86,10 @@ class ContainerRun(RunCollector):
         certainty: str,
         sha: str | None = None,
         via: str | None = None,
-    ) -> None:
+    ) -> _Access | None:
         if self.owner.admits(proc, path, mode, self.now_ns):
-            super()._access(proc, path, mode, flags, certainty, sha, via)
+            return super()._access(proc, path, mode, flags, certainty, sha, via)
+        return None
 
     def _iso(self, boot_ns: int | None) -> str | None:
         return None if boot_ns is None else iso_ns(boot_ns + self.info.boot_offset_ns)

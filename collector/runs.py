@@ -36,6 +36,7 @@ from liubai.ebpf.events import (
     OPEN_MEMFD,
     ChdirEvent,
     CredEvent,
+    DigestEvent,
     Event,
     ExecArgsEvent,
     ExecEvent,
@@ -141,6 +142,7 @@ class RunInfo:
     audit_id: str | None = None
     trace_id: str | None = None
     repo: str | None = None
+    repo_url: str | None = None  # the URI of the repository's remote (None: no remote known)
     root_ppid: int | None = None
     root_uid: int | None = None
     end_ns: int | None = None
@@ -155,8 +157,10 @@ class _Access:
     flags: int = 0
     certainty: str = EXACT
     exec_ids: set[int] = field(default_factory=set)
-    sha256: str | None = None
+    sha256: str | None = None  # exec: the image's; write: the file's at its last close in the run
     via: str | None = None  # how an exec not seen as execve was known (ldso.VIA)
+    hash_note: str | None = None  # write: why the run left no digest of the file
+    hashed_at: str | None = None
 
 
 @dataclass(slots=True)
@@ -199,6 +203,8 @@ class _Proc:
 class RunCollector:
     """Accumulates the events of one run; ``records()`` gives the run, its processes and file accesses."""
 
+    follows_digests = True  # write opens are kept until the digest of their last close arrives
+
     def __init__(self, info: RunInfo, *, root: bool = True) -> None:
         """``root=False``: no root process (a container's processes, which the node agent meets as they
         come), so ``info.root_pid`` names nothing."""
@@ -208,6 +214,8 @@ class RunCollector:
         self.lexical = 0
         self.events = 0
         self._latest: dict[int, tuple[int, int]] = {}
+        self._write_opens: dict[tuple[int, int, int], str] = {}  # (pid, start_ns, ts) of a write open -> path
+        self._unsealed: dict[str, list[_Access]] = {}  # path -> write accesses since its last digest
         if root:
             first = _Proc(pid=info.root_pid, start_ns=info.start_ns, ppid=info.root_ppid, uid=info.root_uid)
             first.fs.cwd = info.cwd
@@ -273,6 +281,8 @@ class RunCollector:
                 self._changed_dir(proc, event)
             case UringEvent():
                 proc.incomplete = "io_uring"
+            case DigestEvent():
+                self._digested(event)
             case CredEvent():
                 self._set_creds(proc, apply_cred_event(proc.creds, event))
             case ExitEvent():
@@ -401,7 +411,13 @@ class RunCollector:
             if certainty == LEXICAL:
                 self.lexical += 1
             proc.table.opened(event.fd, FdEntry(path, certainty, bool(event.flags & O_CLOEXEC)))
-        self._access(proc, path, access_mode(event.flags), event.flags, certainty)
+        mode = access_mode(event.flags)
+        slot = self._access(proc, path, mode, event.flags, certainty)
+        if mode == "write" and slot is not None and self.follows_digests:
+            self._write_opens[(proc.pid, proc.start_ns, event.ts)] = path
+            unsealed = self._unsealed.setdefault(path, [])
+            if not any(s is slot for s in unsealed):
+                unsealed.append(slot)
         program, proc.loader_program = proc.loader_program, None
         if program is not None and event.path == program and certainty != UNRESOLVED:
             self._access(proc, path, "exec", 0, certainty, via=ldso.VIA)  # the loader's first open
@@ -430,7 +446,8 @@ class RunCollector:
         certainty: str,
         sha: str | None = None,
         via: str | None = None,
-    ) -> None:
+    ) -> _Access | None:
+        """The access slot counted (None: one a subclass did not admit)."""
         slot = proc.accesses.setdefault((path, mode), _Access())
         if via is not None:
             slot.via = via
@@ -440,6 +457,22 @@ class RunCollector:
         slot.exec_ids.add(proc.exec_id)
         if mode == "exec":
             slot.sha256 = sha
+        return slot
+
+    def _digested(self, event: DigestEvent) -> None:
+        """A written file's digest at its last close: it holds for every write of it since the last one."""
+        path = self._write_opens.pop((event.opener_pid, event.opener_start_ns, event.opened_ts), None)
+        if path is None:  # the write open itself was not seen (a dropped event): the hashed name
+            if not event.path:
+                return
+            path = event.path
+        slots = self._unsealed.pop(path, [])
+        if not slots:
+            opener = self.procs.get((event.opener_pid, event.opener_start_ns))
+            slot = opener.accesses.get((path, "write")) if opener else None
+            slots = [slot] if slot is not None else []
+        for slot in slots:
+            slot.sha256, slot.hash_note, slot.hashed_at = event.sha256, event.hash_note, self._iso(event.ts)
 
     # -- output --------------------------------------------------------------------------------------
 
@@ -484,6 +517,7 @@ class RunCollector:
             audit_id=info.audit_id,
             trace_id=info.trace_id,
             repo=info.repo,
+            repo_url=info.repo_url,
             cwd=info.cwd,
             lost_events=info.lost_events,
             unresolved_opens=self.unresolved,
@@ -553,7 +587,9 @@ class RunCollector:
                 mode=mode,
                 count=a.count,
                 flags=a.flags if mode != "exec" else None,
-                sha256=a.sha256 if mode == "exec" else None,
+                sha256=a.sha256 if mode != "read" else None,
+                hash_note=a.hash_note,
+                hashed_at=a.hashed_at,
                 certainty=a.certainty,
                 exec_ids=tuple(sorted(a.exec_ids)) if len(images) > 1 else (),
                 via=a.via,

@@ -8,6 +8,7 @@ can be tested without BPF.
 from __future__ import annotations
 
 import os
+import re
 import struct
 from dataclasses import MISSING, asdict, dataclass, fields
 from functools import cache
@@ -22,6 +23,7 @@ __all__ = [
     "CD_CHROOT",
     "CD_FCHDIR",
     "ChdirEvent",
+    "DigestEvent",
     "CredEvent",
     "DecodeError",
     "Event",
@@ -222,6 +224,21 @@ class AdoptEvent(Event):
     cwd: str | None = None
 
 
+@dataclass(slots=True)
+class DigestEvent(Event):
+    """Made in user space, not by the kernel: the sha256 of a file the run wrote, taken once the last
+    descriptor of it closed (the header is the closing process and the time of the close). The file is
+    named by the write open that last opened it (``opener_pid``/``opener_start_ns``, ``opened_ts``) and,
+    for reading, by the ``path`` that was hashed. No ``sha256``: ``hash_note`` says why none was taken."""
+
+    path: str = ""
+    opener_pid: int = 0
+    opener_start_ns: int = 0
+    opened_ts: int = 0
+    sha256: str | None = None
+    hash_note: str | None = None
+
+
 _KIND = {
     ForkEvent: "fork",
     ExecEvent: "exec",
@@ -234,6 +251,7 @@ _KIND = {
     UringEvent: "uring",
     CredEvent: "cred",
     AdoptEvent: "adopt",
+    DigestEvent: "digest",
 }
 _BY_KIND: dict[str, type[Event]] = {v: k for k, v in _KIND.items()}
 
@@ -346,20 +364,24 @@ def event_to_json(event: Event) -> dict[str, Any]:
     return {"type": _KIND[type(event)], **out}
 
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _U32 = (0, 2**32 - 1)
 _I32 = (-(2**31), 2**31 - 1)
 _NS = (0, 2**63 - 1)
 _I64 = (-(2**63), 2**63 - 1)
 _RANGES = {
     **dict.fromkeys(
-        ("pid", "tid", "uid", "child", "old_pid", "ppid", "root_pid", "root_ppid", "root_uid"), _U32
+        ("pid", "tid", "uid", "child", "old_pid", "ppid", "root_pid", "root_ppid", "root_uid", "opener_pid"),
+        _U32,
     ),
     **dict.fromkeys(("clone_flags", "kind", "op", "arg", "last", "a", "b", "c", "at_flags"), _U32),
     **dict.fromkeys(("ruid", "euid", "suid", "fsuid"), _U32),
     **dict.fromkeys(("cap_arg", "cap_eff", "cgroup_id"), (0, 2**64 - 1)),
     "reason": _U32,
     "still_running": _U32,
-    **dict.fromkeys(("ts", "start_ns", "child_start_ns", "end_ns", "lost_events"), _NS),
+    **dict.fromkeys(
+        ("ts", "start_ns", "child_start_ns", "end_ns", "lost_events", "opener_start_ns", "opened_ts"), _NS
+    ),
     **dict.fromkeys(("fd", "dfd", "newfd", "ret", "errno", "exit_code"), _I32),
     "flags": _U32,
 }
@@ -430,6 +452,13 @@ def event_from_json(obj: dict[str, Any]) -> Event:
     if cls is None:
         raise ValueError(f"unknown event type {_shown(kind)}")
     try:
-        return cls(**typed_fields(cls, {k: v for k, v in obj.items() if k != "type"}))
+        event = cls(**typed_fields(cls, {k: v for k, v in obj.items() if k != "type"}))
+        if (
+            isinstance(event, DigestEvent)
+            and event.sha256 is not None
+            and not _SHA256.fullmatch(event.sha256)
+        ):
+            raise ValueError(f"sha256 must be 64 lowercase hex digits, got {_shown(event.sha256)}")
     except ValueError as exc:
         raise ValueError(f"bad {kind} event: {exc}") from None
+    return event

@@ -195,6 +195,7 @@ def _run(batch: GraphBatch, r: RunRecord) -> None:
             "audit_id": r.audit_id,
             "trace_id": r.trace_id,
             "repo": r.repo,
+            "repo_url": r.repo_url,
             "cwd": r.cwd,
             "lost_events": r.lost_events,
             "unresolved_opens": r.unresolved_opens,
@@ -295,6 +296,8 @@ def _file_access(batch: GraphBatch, f: FileAccessRecord) -> None:
         ("via", f.via),
         ("first_seen", f.first_at),
         ("last_seen", f.last_at),
+        ("hash_note", f.hash_note),
+        ("hashed_at", f.hashed_at),
     )
     props.update((name, value) for name, value in optional if value is not None)
     batch.add_edge(process_node_id(f.host, f.pid, f.start_ns), ACCESS_EDGE[f.mode], fid, props)

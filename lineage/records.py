@@ -156,6 +156,7 @@ class RunRecord:
     audit_id: str | None = None
     trace_id: str | None = None
     repo: str | None = None
+    repo_url: str | None = None  # the URI of the repository's remote
     cwd: str | None = None
     lost_events: int = 0
     unresolved_opens: int = 0  # opens whose path could not be known (stored under "<unresolved ...>")
@@ -219,13 +220,15 @@ class FileAccessRecord:
     mode: str
     count: int = 1
     flags: int | None = None
-    sha256: str | None = None
+    sha256: str | None = None  # exec: the image's; write: the file's as the run left it (its last close)
     certainty: str = "exact"  # "exact", "kernel" (read back), "lexical" or "unresolved"
     exec_ids: tuple[int, ...] = ()  # which images of the process (0: the one inherited at fork) did it
     via: str | None = None  # how an exec was known when no execve showed it ("ld.so": the loader ran it)
     container_id: str | None = None  # the path is as this container sees it (a container-scoped file)
     first_at: str | None = None  # the first and last open seen (node agent)
     last_at: str | None = None
+    hash_note: str | None = None  # a write without ``sha256``: why the run left no digest of the file
+    hashed_at: str | None = None  # when ``sha256`` of a written file was taken (its last close)
 
 
 @dataclass(slots=True)

@@ -127,6 +127,7 @@ class VerifyReport:
     kind: str = "unknown"
     signed: bool = False
     checks: list[tuple[str, bool, str]] = field(default_factory=list)
+    statement: dict[str, Any] | None = None  # a well-formed in-toto statement, for checks on its subjects
 
     def add(self, name: str, ok: bool, detail: str) -> None:
         self.checks.append((name, ok, detail))
@@ -262,6 +263,7 @@ def verify_document(data: bytes, keys: list[SSlibKey] | None = None) -> VerifyRe
             "statement", not problems, "; ".join(problems) or "in-toto Statement v1 with SLSA Provenance v1"
         )
         if not problems:
+            report.statement = doc
             n = len(doc["subject"])
             report.add("subject", True, f"{n} subject{'s' if n != 1 else ''} with sha256 digests")
     else:
@@ -272,7 +274,10 @@ def verify_document(data: bytes, keys: list[SSlibKey] | None = None) -> VerifyRe
             report.add(
                 "digest",
                 not digest_problems,
-                digest_problems[0] if digest_problems else f"sha256 {check.digest}",
+                digest_problems[0]
+                if digest_problems
+                else f"sha256 {check.digest}"
+                + (" (over the canonical form bundles had before RFC 8785)" if check.legacy_form else ""),
             )
         other = [p for p in check.problems if not p.startswith("digest mismatch")]
         report.add(

@@ -1,11 +1,16 @@
 """SLSA provenance for a traced pipeline run: an in-toto Statement v1 with a SLSA Provenance v1 predicate.
 
 The statement says what the run produced (``subject``: files it WROTE) from what (``resolvedDependencies``:
-the git commit that triggered it and the files it READ and EXECUTED). Digests come from what the trace
-recorded while the run happened. A file whose digest was not recorded is hashed now only to report its
-"digest at export time", labelled as such; a file that is gone, or whose content no longer matches the
-recorded digest, is listed with that status and keeps its recorded digest. Nothing is re-hashed silently,
-because a provenance that quietly re-hashed today's files would vouch for content the run never saw.
+the git commit that triggered it and the files it READ and EXECUTED). A subject's digest is the one the
+tracer took while the run happened, when the last descriptor of the file closed; a written file without
+one (the file was gone, unreadable or changed before it could be hashed, or the trace predates such
+digests) is listed among the byproducts with the reason, never as a subject with a digest taken later.
+Every file is also compared with the disk where it lives on this host, and the outcome is annotated
+(unchanged, changed since the run, missing). A dependency without a recorded digest is hashed now only to
+report its "digest at export time", labelled as such.
+
+The source is ``git+<repository URI>@<commit>`` (RFC 3986: the remote's URL, ``file:///`` for a local
+repository without one); with no repository known it carries the commit digest and no URI, and says so.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from liubai.lineage.canonical import canonical_json
 from liubai.lineage.errors import ErrorCode, LiubaiError
-from liubai.lineage.export import canonical_json, liubai_version
+from liubai.lineage.export import liubai_version
 from liubai.lineage.model import (
     AuditIdError,
     Direction,
@@ -31,10 +37,12 @@ from liubai.lineage.model import (
 )
 from liubai.lineage.store.base import LineageStore
 from liubai.lineage.text import clip
+from liubai.lineage.urls import git_source_uri
 
 __all__ = [
     "BUILD_TYPE",
     "PREDICATE_TYPE",
+    "REPORT_NAME",
     "STATEMENT_TYPE",
     "SlsaError",
     "FileStatus",
@@ -50,6 +58,7 @@ BUILD_TYPE = "https://liubai.dev/provenance/traced-run/v1"
 BUILDER_PREFIX = "https://liubai.dev/builder/traced-host/"
 REPORT_NAME = "liubai.run-report"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:(?:[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*")
 _PAGE = 500
 
 
@@ -66,6 +75,7 @@ class FileStatus:
     CHANGED = "changed-since-run"  # on disk, differs from the recorded digest
     MISSING = "missing"  # no longer on disk
     HASHED_AT_EXPORT = "digest-not-recorded"  # no digest recorded; digest given is the content at export time
+    NO_RUN_DIGEST = "no-run-time-digest"  # a written file the run left no digest of (the reason is annotated)
     OTHER_HOST = "not-checked-other-host"  # the file lives on another machine
     UNREADABLE = "unreadable"
 
@@ -75,6 +85,7 @@ class _FileFacts:
     node: Node
     accesses: set[str] = field(default_factory=set)
     recorded: dict[str, list[str]] = field(default_factory=dict)  # access kind -> digests recorded
+    written: list[tuple[str, str | None, str | None]] = field(default_factory=list)  # (at, sha256, note)
 
     @property
     def path(self) -> str:
@@ -110,16 +121,26 @@ def _sha256_of(path: str) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def _descriptor(facts: _FileFacts, recorded: list[str], local_host: str) -> dict[str, Any]:
-    """A ResourceDescriptor for one file, its digest chosen by the module's rule and its status annotated."""
+def _descriptor(
+    facts: _FileFacts,
+    recorded: list[str],
+    local_host: str,
+    *,
+    hash_at_export: bool = True,
+    note: str | None = None,
+) -> dict[str, Any]:
+    """A ResourceDescriptor for one file, its digest chosen by the module's rule and its status annotated.
+    ``hash_at_export`` False (a subject): no recorded digest means none at all, whatever is on disk now."""
     ann: dict[str, Any] = {"liubai.accesses": sorted(facts.accesses)}
     digest: str | None = recorded[-1] if recorded else None
     if len(set(recorded)) > 1:
         ann["liubai.recorded_sha256"] = sorted(set(recorded))
     if recorded:
         ann["liubai.digest_source"] = "recorded-during-run"
+    if note is not None:
+        ann["liubai.hash_note"] = note
     if facts.host != local_host:
-        status = FileStatus.OTHER_HOST
+        status = FileStatus.OTHER_HOST if digest is not None or hash_at_export else FileStatus.NO_RUN_DIGEST
     else:
         try:
             current = _sha256_of(facts.path)
@@ -129,9 +150,12 @@ def _descriptor(facts: _FileFacts, recorded: list[str], local_host: str) -> dict
             status = FileStatus.UNREADABLE
             ann["liubai.error"] = exc.strerror or str(exc)
         else:
-            if digest is None:
+            if digest is None and hash_at_export:
                 digest, status = current, FileStatus.HASHED_AT_EXPORT
                 ann["liubai.digest_source"] = "hashed-at-export"
+            elif digest is None:
+                status = FileStatus.NO_RUN_DIGEST
+                ann["liubai.digest_at_export"] = current
             elif current == digest:
                 status = FileStatus.UNCHANGED
             else:
@@ -143,6 +167,20 @@ def _descriptor(facts: _FileFacts, recorded: list[str], local_host: str) -> dict
         out["digest"] = {"sha256": digest}
     out["annotations"] = ann
     return out
+
+
+def _run_time_digest(facts: _FileFacts) -> tuple[str | None, str | None, str | None]:
+    """(digest, why none, when taken) of a written file as the run left it: the digest taken at the
+    latest close (a later close without one voids an earlier digest), else the last one recorded."""
+    timed = [w for w in facts.written if w[0]]
+    if timed:
+        at, digest, note = max(timed, key=lambda w: w[0])
+        return digest, None if digest else note or "no digest was taken at its last close", at
+    digests = [d for _, d, _ in facts.written if d]
+    if digests:
+        return digests[-1], None, None
+    notes = [n for _, _, n in facts.written if n]
+    return None, notes[-1] if notes else "the trace recorded no digest of it while the run went on", None
 
 
 def build_provenance(store: LineageStore, run_id: str, *, local_host: str | None = None) -> dict[str, Any]:
@@ -177,8 +215,14 @@ def build_provenance(store: LineageStore, run_id: str, *, local_host: str | None
             digest = e.props.get("sha256")
             if digest is None and e.kind is EdgeKind.EXECUTED and proc.props.get("binary") == facts.path:
                 digest = proc.props.get("binary_sha256")
-            if isinstance(digest, str) and _HEX64.fullmatch(digest.lower()):
-                facts.recorded.setdefault(e.kind.value, []).append(digest.lower())
+            valid = digest.lower() if isinstance(digest, str) and _HEX64.fullmatch(digest.lower()) else None
+            if valid is not None:
+                facts.recorded.setdefault(e.kind.value, []).append(valid)
+            if e.kind is EdgeKind.WROTE:
+                at, note = e.props.get("hashed_at"), e.props.get("hash_note")
+                facts.written.append(
+                    (at if isinstance(at, str) else "", valid, note if isinstance(note, str) else None)
+                )
 
     subject: list[dict[str, Any]] = []
     unattested: list[dict[str, Any]] = []
@@ -188,7 +232,10 @@ def build_provenance(store: LineageStore, run_id: str, *, local_host: str | None
         deps.append(commit_dep)
     for facts in sorted(files.values(), key=lambda f: f.path):
         if EdgeKind.WROTE.value in facts.accesses:
-            desc = _descriptor(facts, facts.recorded.get(EdgeKind.WROTE.value, []), local_host)
+            digest, note, at = _run_time_digest(facts)
+            desc = _descriptor(facts, [digest] if digest else [], local_host, hash_at_export=False, note=note)
+            if at is not None:
+                desc["annotations"]["liubai.hashed_at"] = at  # the writer's last close
             (subject if "digest" in desc else unattested).append(desc)
         if facts.accesses & {EdgeKind.READ.value, EdgeKind.EXECUTED.value}:
             recorded = facts.recorded.get(EdgeKind.EXECUTED.value, []) + facts.recorded.get(
@@ -197,7 +244,7 @@ def build_provenance(store: LineageStore, run_id: str, *, local_host: str | None
             deps.append(_descriptor(facts, recorded, local_host))
     if not subject:
         raise SlsaError(
-            f"run {run_id!r} wrote no file whose digest is known (recorded or still on this host): nothing to attest"
+            f"run {run_id!r} wrote no file whose digest was taken while it ran: nothing to attest"
         )
 
     report = _run_report(run, processes, subject, deps, unattested)
@@ -230,7 +277,7 @@ def build_provenance(store: LineageStore, run_id: str, *, local_host: str | None
                     "runId": run_id,
                     "host": host,
                     "rootPid": p.get("root_pid"),
-                    "startNs": p.get("start_ns"),
+                    "startNs": None if p.get("start_ns") is None else str(p["start_ns"]),  # beyond 2**53
                 },
                 "resolvedDependencies": deps,
             },
@@ -247,7 +294,9 @@ def build_provenance(store: LineageStore, run_id: str, *, local_host: str | None
 
 
 def _commit_dependency(store: LineageStore, run: Node) -> dict[str, Any] | None:
-    """``git+<repo>@<sha>`` for the commit that triggered the run (the TRIGGERED edge, else the run's own props)."""
+    """The commit that triggered the run (the TRIGGERED edge, else the run's own props), as
+    ``git+<repository URI>@<sha>``. The repository is the run's remote, else the commit's repository,
+    else the run's local checkout; none that is a URI: the digest alone, and an annotation saying so."""
     commit: Node | None = None
     for e, by_id in _pages(store, run.id, Direction.UPSTREAM, [EdgeKind.TRIGGERED]):
         commit = by_id.get(e.src)
@@ -255,18 +304,27 @@ def _commit_dependency(store: LineageStore, run: Node) -> dict[str, Any] | None:
     sha = (commit.props.get("sha") if commit else None) or run.props.get("commit")
     if not isinstance(sha, str) or not sha:
         return None
-    repo = run.props.get("repo") or (commit.props.get("repo") if commit else None)
-    if not repo and commit is not None:
+    sha = sha.lower()
+    locations: list[Any] = [run.props.get("repo_url")]
+    if commit is not None:
+        locations.append(commit.props.get("repo"))
         for e, _ in _pages(store, commit.id, Direction.UPSTREAM, [EdgeKind.HAS_COMMIT]):
-            repo = e.src.removeprefix("repo:")
+            locations.append(e.src.removeprefix("repo:"))
             break
-    out: dict[str, Any] = {"digest": {"gitCommit": sha.lower()}}
-    if repo:
-        out["uri"] = f"git+{repo}@{sha.lower()}"
-    else:
-        out["uri"] = f"git+unknown-repository@{sha.lower()}"
-        out["annotations"] = {"liubai.status": "repository-unknown"}
-    out["name"] = "source"
+    locations.append(run.props.get("repo"))
+    out: dict[str, Any] = {"name": "source", "digest": {"gitCommit": sha}}
+    for location in locations:
+        uri = git_source_uri(location, sha) if isinstance(location, str) and location else None
+        if uri is not None:
+            out["uri"] = uri
+            return out
+    named = sorted({loc for loc in locations if isinstance(loc, str) and loc})
+    out["annotations"] = {
+        "liubai.status": "repository-unknown",
+        "liubai.note": "no repository URI is known for this commit, so the source names none",
+    }
+    if named:
+        out["annotations"]["liubai.repository_named"] = named
     return out
 
 
@@ -370,4 +428,21 @@ def check_statement(doc: Any) -> list[str]:
         or not details["builder"].get("id")
     ):
         problems.append("predicate.runDetails.builder.id is missing")
+    descriptors = [
+        *(subject if isinstance(subject, list) else []),
+        *(build.get("resolvedDependencies") or [] if isinstance(build, dict) else []),
+        *(details.get("byproducts") or [] if isinstance(details, dict) else []),
+    ]
+    for d in descriptors:
+        if not isinstance(d, dict) or not ({"uri", "digest", "content"} & set(d)):
+            problems.append(f"resource {_shown(d)} has none of uri, digest or content")
+        elif "uri" in d and not (isinstance(d["uri"], str) and _URI.fullmatch(d["uri"])):
+            problems.append(
+                f"resource {_shown(d.get('name'))} has uri {_shown(d['uri'])}, not an RFC 3986 URI"
+            )
     return problems
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

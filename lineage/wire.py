@@ -169,7 +169,11 @@ def _canonical(body: Any) -> bytes:
 
 
 def batch_id_of(body: Any) -> str:
-    """sha256 (hex) of the canonical JSON of an envelope body: sorted keys, no spaces, UTF-8."""
+    """sha256 (hex) of the canonical JSON of an envelope body: sorted keys, no spaces, UTF-8.
+
+    An idempotence key between liubai's own agent and server, never evidence anyone else checks, so it
+    keeps orjson's sorted form (ingest's hot path); what outsiders verify is RFC 8785
+    (``liubai.lineage.canonical``)."""
     return hashlib.sha256(_canonical(body)).hexdigest()
 
 

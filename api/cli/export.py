@@ -48,14 +48,16 @@ from liubai.lineage.signing import (
     INTOTO_PAYLOAD_TYPE,
     KeyFileError,
     KeyType,
+    VerifyReport,
     load_public_key,
     load_signer,
     sign,
     verify_document,
     write_keypair,
 )
-from liubai.lineage.slsa import SlsaError, build_provenance, run_id_of, statement_bytes
+from liubai.lineage.slsa import REPORT_NAME, SlsaError, build_provenance, run_id_of, statement_bytes
 from liubai.lineage.store.base import LineageStore
+from liubai.lineage.subject_files import check_subject_files
 
 __all__ = ["register"]
 
@@ -320,11 +322,30 @@ def _export_slsa(
         payload = json.dumps(sign(payload, INTOTO_PAYLOAD_TYPE, signer)).encode()
     _write([payload + b"\n"], output)
     where = str(output) if output is not None else "stdout"
+    pred = statement["predicate"]
     say(
         f"wrote SLSA provenance for {run_id}: {len(statement['subject'])} subjects, "
-        f"{len(statement['predicate']['buildDefinition']['resolvedDependencies'])} dependencies, to {where}",
+        f"{len(pred['buildDefinition']['resolvedDependencies'])} dependencies, to {where}",
         err=True,
     )
+    undigested = [
+        b for b in pred["runDetails"]["byproducts"] if "digest" not in b and b.get("name") != REPORT_NAME
+    ]
+    if undigested:
+        say(
+            f"liubai: {len(undigested)} written file(s) had no digest taken while the run went on, so they are "
+            "not subjects (listed in byproducts with the reason), e.g. "
+            f"{printable(undigested[0]['name'])}: {printable(str(undigested[0]['annotations'].get('liubai.hash_note')))}",
+            err=True,
+        )
+    source = next(
+        (d for d in pred["buildDefinition"]["resolvedDependencies"] if d.get("name") == "source"), None
+    )
+    if source is not None and "uri" not in source:
+        say(
+            "liubai: no repository URI is known for the run's commit: the source carries its digest only",
+            err=True,
+        )
 
 
 def verify_command(
@@ -348,18 +369,31 @@ def verify_command(
             "failures; the exit status is the same as without --json.",
         ),
     ] = False,
+    check_files: Annotated[
+        Path | None,
+        typer.Option(
+            "--check-files",
+            exists=True,
+            file_okay=False,
+            help="Compare a statement's subjects with the files here (DIR stands for the run's working "
+            "directory; a file outside it is looked for under DIR as a root).",
+        ),
+    ] = None,
 ) -> None:
     """Verify an exported bundle or statement: DSSE signature, sha256 digest and that every edge's ends are present.
 
-    Exit status: 0 verified, 1 any check failed, 2 intact but unsigned.
+    Exit status: 0 verified, 1 any check failed (a subject file that differs, with --check-files),
+    2 intact but unsigned.
 
-    Example: liubai verify audit.json --key release.pub
+    Example: liubai verify provenance.json --key release.pub --check-files ./workspace
     """
     try:
         keys = [load_public_key(k) for k in key or []]
     except KeyFileError as exc:
         raise fail_error(exc) from None
     report = verify_document(file.read_bytes(), keys)
+    if check_files is not None:
+        _check_subject_files(report, check_files)
     if as_json:
         emit_json(
             {
@@ -398,6 +432,24 @@ def verify_command(
             )
         return
     console.print(Text("verified", style="green"), highlight=False, soft_wrap=True)
+
+
+def _check_subject_files(report: VerifyReport, directory: Path) -> None:
+    """Add the ``files`` check: each subject's digest against the file under ``directory``."""
+    if report.statement is None:
+        report.add("files", False, "--check-files needs a well-formed provenance statement")
+        return
+    found = check_subject_files(report.statement, directory)
+    for name, local in found.mismatches:
+        report.add("file", False, f"MISMATCH {name}: {local} differs from the subject's sha256")
+    report.add(
+        "files",
+        not found.mismatches,
+        f"{len(found.matches)} match, {len(found.mismatches)} mismatch, {len(found.missing)} missing, "
+        f"{len(found.unusable)} not checked (under {directory})"
+        + "".join(f"; missing {name} (no {local})" for name, local in found.missing)
+        + "".join(f"; not checked {name}: {why}" for name, why in found.unusable),
+    )
 
 
 def keygen_command(

@@ -28,7 +28,7 @@ from liubai.ebpf.events import Event
 from liubai.ebpf.run import RunResult, attach_tree, exit_status_code, run_command
 from liubai.lineage.model import AUDIT_ID_ENV, AuditIdError, parse_audit_id, parse_traceparent
 from liubai.lineage.text import visible
-from liubai.lineage.urls import redact_url
+from liubai.lineage.urls import redact_url, repository_uri
 
 __all__ = ["RunContext", "register", "resolve_context"]
 
@@ -37,13 +37,15 @@ CANNOT_TRACE_EXIT = 125
 
 @dataclass(slots=True)
 class RunContext:
-    """Who the run is for: its commit (and the repo that named it), audit id and trace id."""
+    """Who the run is for: its commit (and the repo that named it, with the URI of its remote), audit
+    id and trace id."""
 
     commit: str | None
     commit_source: str | None
     repo: str | None
     audit_id: str | None
     trace_id: str | None
+    repo_url: str | None = None
 
 
 def _git(cwd: str, *args: str) -> str | None:
@@ -78,6 +80,7 @@ def resolve_context(commit: str | None, audit_id: str | None, env: Mapping[str, 
         source = "git rev-parse HEAD" if commit else None
     if source == "git rev-parse HEAD" or (commit and _git(cwd, "rev-parse", "HEAD") == commit):
         repo = _git(cwd, "rev-parse", "--show-toplevel")
+    repo_url = _remote_uri(cwd) if repo else None
     raw_audit = audit_id or env.get(AUDIT_ID_ENV) or None
     trace_id: str | None = None
     if raw_audit:
@@ -87,7 +90,19 @@ def resolve_context(commit: str | None, audit_id: str | None, env: Mapping[str, 
             trace_id = None  # kept raw: the join records it as rejected with the reason
     elif env.get("TRACEPARENT"):
         trace_id = parse_traceparent(env["TRACEPARENT"])
-    return RunContext(commit.lower() if commit else None, source, repo, raw_audit, trace_id)
+    return RunContext(commit.lower() if commit else None, source, repo, raw_audit, trace_id, repo_url)
+
+
+def _remote_uri(cwd: str) -> str | None:
+    """The URI of the checkout's remote: the current branch's upstream remote, else ``origin``, else the
+    only remote there is; None without one (a local repository) or when it is no URI-able location."""
+    branch = _git(cwd, "symbolic-ref", "--short", "HEAD")
+    remote = _git(cwd, "config", "--get", f"branch.{branch}.remote") if branch else None
+    if remote is None:
+        names = (_git(cwd, "remote") or "").split()
+        remote = "origin" if "origin" in names else names[0] if len(names) == 1 else None
+    url = _git(cwd, "remote", "get-url", remote) if remote else None
+    return repository_uri(url) if url else None
 
 
 def _visible(text: str | None) -> str | None:
@@ -138,8 +153,9 @@ def trace(
 ) -> None:
     """Run CMD under eBPF tracing; ingest the run, its process tree and the files read, written and executed.
 
-    CMD's exit code is liubai's (128+N when killed by signal N); 125 means tracing could not start and
-    CMD was not run. With --pid, liubai traces until that process ends and exits 0. Needs root,
+    Each file the run writes is hashed (sha256) as soon as its last descriptor closes; that digest is
+    what `liubai export --run RUN -f slsa` attests. CMD's exit code is liubai's (128+N when killed by
+    signal N); 125 means tracing could not start and CMD was not run. With --pid, liubai traces until that process ends and exits 0. Needs root,
     tracefs and Debian's bcc (scripts/setup-ebpf).
 
     Example: sudo liubai trace --commit 3f2a9c1e0b7d4a5c6e8f9a0b1c2d3e4f5a6b7c8d -- make -j2 build
@@ -184,6 +200,7 @@ def trace(
                 audit_id=_visible(rc.audit_id),
                 trace_id=_visible(rc.trace_id),
                 repo=_visible(rc.repo),
+                repo_url=_visible(rc.repo_url),
                 root_ppid=ppid,
                 root_uid=os.geteuid() if pid is None else None,
             )

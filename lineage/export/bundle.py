@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any
 
+from liubai.lineage.canonical import canonical_json
 from liubai.lineage.export.facts import FactSource, Progress, edge_dict, node_dicts, tick
 from liubai.lineage.export.selection import Selection
 from liubai.lineage.model import Edge, EdgeKind, Node, node_kind_of
@@ -37,11 +38,6 @@ def liubai_version() -> str:
         return "0+unknown"
 
 
-def canonical_json(value: Any) -> bytes:
-    """Sorted keys, no whitespace, UTF-8: the byte form every bundle digest is taken over."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
-
-
 @dataclass(slots=True)
 class ExportMeta:
     """Where a bundle came from: written into json/jsonl/zip exports so the evidence explains itself."""
@@ -62,7 +58,7 @@ def json_bundle(source: FactSource, meta: ExportMeta, progress: Progress | None)
     """``{"bundle": {...}, "sha256": hex}``; the digest covers the canonical bytes of ``bundle``.
 
     Keys are emitted in sorted order while nodes and edges stream, so the bytes written equal
-    ``canonical_json(bundle)`` and anyone can recompute the digest with any JSON parser and sha256.
+    ``canonical_json(bundle)`` (RFC 8785) and anyone can recompute the digest with any JCS library and sha256.
     Sorted order also puts edges before nodes: stores add an edge's ends with the edge and never remove
     nodes, so a whole-store bundle stays consistent even while ingestion runs beside the export.
     """
@@ -122,11 +118,18 @@ def json_bundle(source: FactSource, meta: ExportMeta, progress: Progress | None)
     yield b',"sha256":' + canonical_json(digest.hexdigest()) + b"}\n"
 
 
+def _pre_jcs_form(bundle: Any) -> bytes:
+    """The sorted compact JSON bundles were hashed over before RFC 8785 (code point key order, Python's
+    float form, integers beyond 2**53 as numbers): read only, so that evidence exported then still checks."""
+    return json.dumps(bundle, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
 @dataclass(slots=True)
 class BundleCheck:
     """The outcome of checking an audit bundle; ``problems`` empty means digest and structure hold."""
 
     digest: str | None = None
+    legacy_form: bool = False  # the digest matched the form bundles had before RFC 8785 (see check_bundle)
     nodes: int = 0
     edges: int = 0
     problems: list[str] = field(default_factory=list)
@@ -146,7 +149,9 @@ def check_bundle(doc: Any) -> BundleCheck:
     bundle, stated = doc["bundle"], doc["sha256"]
     actual = hashlib.sha256(canonical_json(bundle)).hexdigest()
     out.digest = actual
-    if stated != actual:
+    if stated != actual and stated == hashlib.sha256(_pre_jcs_form(bundle)).hexdigest():
+        out.digest, out.legacy_form = stated, True
+    elif stated != actual:
         out.problems.append(f"digest mismatch: bundle states sha256 {stated}, content hashes to {actual}")
     if not isinstance(bundle, dict):
         out.problems.append("bundle is not a JSON object")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -12,10 +13,17 @@ from datetime import UTC, datetime
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-from liubai.lineage.export.bundle import ExportMeta, canonical_json, json_bundle
+from liubai.lineage.export.bundle import ExportMeta, json_bundle
 from liubai.lineage.export.facts import ExportError, FactSource, Progress, edge_dict, node_dicts, tick
 from liubai.lineage.model import Node, NodeKind
 from liubai.lineage.text import clip
+
+
+def _plain_json(value: Any) -> bytes:
+    """Sorted compact JSON for the formats no digest is taken over (JSON lines, CSV cells, GraphML, DOT):
+    integers stay numbers however large, unlike the RFC 8785 form the bundle is hashed in."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
 
 __all__ = ["FILE_SUFFIX", "FORMATS", "MEDIA_TYPES", "render", "render_csv_edges", "render_csv_nodes"]
 
@@ -59,18 +67,18 @@ def _jsonl(source: FactSource, meta: ExportMeta, progress: Progress | None) -> I
         "generated_at": meta.generated_at,
         "liubai_version": meta.version,
     }
-    yield canonical_json(header) + b"\n"
+    yield _plain_json(header) + b"\n"
     n_nodes = n_edges = 0
     for nodes in source.node_batches():
-        yield b"".join(canonical_json({"type": "node", **d}) + b"\n" for d in node_dicts(source, nodes))
+        yield b"".join(_plain_json({"type": "node", **d}) + b"\n" for d in node_dicts(source, nodes))
         n_nodes += len(nodes)
         tick(progress, len(nodes))
     for edges in source.edge_batches():
-        yield b"".join(canonical_json({"type": "edge", **edge_dict(e)}) + b"\n" for e in edges)
+        yield b"".join(_plain_json({"type": "edge", **edge_dict(e)}) + b"\n" for e in edges)
         n_edges += len(edges)
         tick(progress, len(edges))
     yield (
-        canonical_json({"type": "summary", "nodes": n_nodes, "edges": n_edges, "truncated": source.truncated})
+        _plain_json({"type": "summary", "nodes": n_nodes, "edges": n_edges, "truncated": source.truncated})
         + b"\n"
     )
 
@@ -98,7 +106,7 @@ def render_csv_nodes(source: FactSource, progress: Progress | None = None) -> It
     def rows() -> Iterator[list[list[str]]]:
         for nodes in source.node_batches():
             yield [
-                [n.id, n.kind.value, "true" if n.placeholder else "false", canonical_json(n.props).decode()]
+                [n.id, n.kind.value, "true" if n.placeholder else "false", _plain_json(n.props).decode()]
                 for n in nodes
             ]
             tick(progress, len(nodes))
@@ -111,7 +119,7 @@ def render_csv_edges(source: FactSource, progress: Progress | None = None) -> It
 
     def rows() -> Iterator[list[list[str]]]:
         for edges in source.edge_batches():
-            yield [[e.src, e.kind.value, e.dst, canonical_json(e.props).decode()] for e in edges]
+            yield [[e.src, e.kind.value, e.dst, _plain_json(e.props).decode()] for e in edges]
             tick(progress, len(edges))
 
     yield from _csv_rows(EDGE_COLUMNS, rows())
@@ -143,7 +151,7 @@ def _csv_zip(source: FactSource, meta: ExportMeta, progress: Progress | None) ->
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr(
             "query.json",
-            canonical_json(
+            _plain_json(
                 {
                     "query": meta.query,
                     "store": meta.store,
@@ -206,7 +214,7 @@ def _graphml_value(value: Any, typ: str) -> str:
         return repr(float(value)) if typ == "double" else str(value)
     if isinstance(value, str):
         return value
-    return canonical_json(value).decode()
+    return _plain_json(value).decode()
 
 
 def _prop_types(source: FactSource) -> tuple[dict[str, str], dict[str, str]]:
@@ -252,7 +260,7 @@ def _graphml(source: FactSource, meta: ExportMeta, progress: Progress | None) ->
         'xsi:schemaLocation="http://graphml.graphdrawing.org/xmlns '
         'http://graphml.graphdrawing.org/xmlns/1.0/graphml.xsd">\n'
     )
-    out.write(f"  <desc>{escape(_xml_text(canonical_json(about).decode()))}</desc>\n")
+    out.write(f"  <desc>{escape(_xml_text(_plain_json(about).decode()))}</desc>\n")
     for domain, keys in (("node", node_keys), ("edge", edge_keys)):
         for name, (kid, typ) in keys.items():
             out.write(

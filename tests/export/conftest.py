@@ -240,10 +240,31 @@ def build_scenario(root: Path, store_url: str) -> Scenario:
         FileAccessRecord(host, 4242, start_ns, str(tool), "exec"),  # digest on the Process node
         FileAccessRecord(host, 4243, start_ns + 1000, str(inp), "read", count=2, sha256=sc.read[str(inp)]),
         FileAccessRecord(host, 4243, start_ns + 1000, str(gone_in), "read"),
-        FileAccessRecord(host, 4243, start_ns + 1000, sc.unrecorded, "write"),
+        FileAccessRecord(
+            host,
+            4243,
+            start_ns + 1000,
+            sc.unrecorded,
+            "write",
+            hash_note="the file changed after its writer closed it, before it could be hashed",
+            hashed_at=iso_utc(t0 + 2),
+        ),
+        # the root wrote the artifact first; the child's rewrite, closed later, is what the run left
+        FileAccessRecord(
+            host,
+            4242,
+            start_ns,
+            str(outs["artifact.bin"]),
+            "write",
+            flags=577,
+            sha256=hashlib.sha256(b"first draft").hexdigest(),
+            hashed_at=iso_utc(t0 + 1.5),
+        ),
     ]
     records += [
-        FileAccessRecord(host, 4243, start_ns + 1000, path, "write", flags=577, sha256=digest)
+        FileAccessRecord(
+            host, 4243, start_ns + 1000, path, "write", flags=577, sha256=digest, hashed_at=iso_utc(t0 + 2)
+        )
         for path, digest in sc.written.items()
     ]
     records += [

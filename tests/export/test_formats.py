@@ -15,6 +15,7 @@ from typing import Any
 
 import networkx as nx
 import pytest
+import rfc8785
 from typer.testing import CliRunner
 
 from liubai.lineage.model import Direction, commit_node_id
@@ -58,9 +59,7 @@ def test_json_bundle_digest_recomputed_independently(
     scenario: Scenario, cli: CliRunner, tmp_path: Path
 ) -> None:
     doc = json.loads(export(cli, scenario, tmp_path / "b.json", "json").read_bytes())
-    canonical = json.dumps(doc["bundle"], sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
-        "utf-8"
-    )
+    canonical = rfc8785.dumps(doc["bundle"])
     assert hashlib.sha256(canonical).hexdigest() == doc["sha256"]
 
     nodes, edges = expected(scenario)

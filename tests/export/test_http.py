@@ -9,6 +9,7 @@ import zipfile
 
 import networkx as nx
 import pytest
+import rfc8785
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -29,7 +30,7 @@ def test_json_bundle_download(client: TestClient, scenario: Scenario) -> None:
     assert resp.headers["content-type"].startswith("application/json")
     assert "attachment" in resp.headers["content-disposition"]
     doc = resp.json()
-    canonical = json.dumps(doc["bundle"], sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    canonical = rfc8785.dumps(doc["bundle"])
     assert hashlib.sha256(canonical).hexdigest() == doc["sha256"]
     sub = scenario.store.lineage(commit_node_id(scenario.commit), Direction.BOTH, 4)
     assert {n["id"] for n in doc["bundle"]["nodes"]} == {n.id for n in sub.nodes}

@@ -8,6 +8,7 @@ import hashlib
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from securesystemslib.dsse import Envelope
@@ -48,11 +49,12 @@ def test_statement_fields_and_digests(scenario: Scenario, cli: CliRunner, tmp_pa
     }
 
     subjects = by_name(st["subject"])
-    # subject = the files the run wrote: those with a recorded digest plus the one hashed at export
-    assert set(subjects) == {*scenario.written, scenario.unrecorded}
+    # subject = the files the run wrote with the digest taken at run time (at their last close)
+    assert set(subjects) == set(scenario.written)
     for path, digest in scenario.written.items():
         assert subjects[path]["digest"] == {"sha256": digest}
         assert subjects[path]["annotations"]["liubai.digest_source"] == "recorded-during-run"
+    # the artifact was written twice: the digest is the one of the later close, never the first draft
     unchanged = next(p for p in scenario.written if p not in (scenario.changed, scenario.deleted))
     assert subjects[unchanged]["digest"]["sha256"] == hashlib.sha256(Path(unchanged).read_bytes()).hexdigest()
     assert subjects[unchanged]["annotations"]["liubai.status"] == "unchanged"
@@ -65,17 +67,22 @@ def test_statement_fields_and_digests(scenario: Scenario, cli: CliRunner, tmp_pa
     assert changed["liubai.digest_at_export"] != subjects[scenario.changed]["digest"]["sha256"]
     # deleted since the run: listed as missing, never re-hashed
     assert subjects[scenario.deleted]["annotations"]["liubai.status"] == "missing"
-    # never recorded: hashed now, and labelled so
-    unrec = subjects[scenario.unrecorded]
-    assert unrec["annotations"]["liubai.digest_source"] == "hashed-at-export"
-    assert unrec["digest"]["sha256"] == hashlib.sha256(Path(scenario.unrecorded).read_bytes()).hexdigest()
+    # no digest taken at run time: not a subject, listed with the reason and never given today's digest
+    unrec = by_name(pred["runDetails"]["byproducts"])[scenario.unrecorded]
+    assert "digest" not in unrec
+    assert unrec["annotations"]["liubai.status"] == "no-run-time-digest"
+    assert unrec["annotations"]["liubai.hash_note"].startswith("the file changed after its writer closed it")
+    assert (
+        unrec["annotations"]["liubai.digest_at_export"]
+        == hashlib.sha256(Path(scenario.unrecorded).read_bytes()).hexdigest()
+    )
 
     deps = pred["buildDefinition"]["resolvedDependencies"]
     git = [d for d in deps if d["uri"].startswith("git+")]
     assert git == [
         {
             "name": "source",
-            "uri": f"git+{scenario.repo}@{scenario.commit}",
+            "uri": f"git+file://{quote(str(scenario.repo))}@{scenario.commit}",
             "digest": {"gitCommit": scenario.commit},
         }
     ]
@@ -108,7 +115,7 @@ def test_signed_statement_verifies_with_securesystemslib_directly(
     assert list(accepted) == [key.keyid]
     statement = json.loads(base64.b64decode(env_doc["payload"]))
     assert statement["_type"] == "https://in-toto.io/Statement/v1"
-    assert {s["name"] for s in statement["subject"]} == {*scenario.written, scenario.unrecorded}
+    assert {s["name"] for s in statement["subject"]} == set(scenario.written)
 
     # and the same envelope does not verify under a stranger's key
     code, _, _ = run_cli(cli, scenario.store_url, "keygen", "-t", key_type, "-o", str(tmp_path / "other"))
@@ -132,7 +139,7 @@ def test_liubai_verify_checks_a_signed_statement(scenario: Scenario, cli: CliRun
     signed = provenance(cli, scenario, tmp_path, "--sign", str(tmp_path / "k.key"))
     code, out, err = run_cli(cli, scenario.store_url, "verify", str(signed), "--key", str(tmp_path / "k.pub"))
     assert code == 0, out + err
-    assert "in-toto statement" in out and "ecdsa/ecdsa-sha2-nistp256" in out and "4 subjects" in out
+    assert "in-toto statement" in out and "ecdsa/ecdsa-sha2-nistp256" in out and "3 subjects" in out
     unsigned = tmp_path / "plain.json"
     unsigned.write_bytes(base64.b64decode(json.loads(signed.read_bytes())["payload"]))
     code, out, _ = run_cli(cli, scenario.store_url, "verify", str(unsigned))

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import rfc8785
 from typer.testing import CliRunner
 
 from liubai.lineage.signing import load_public_key, load_signer, sign, verify_document
@@ -105,9 +106,7 @@ def test_removing_a_node_fails(
     # an unsigned bundle whose digest the tamperer recomputed: the structure gives it away
     plain = json.loads(unsigned.read_bytes())
     plain["bundle"]["nodes"] = [n for n in plain["bundle"]["nodes"] if n["id"] != victim["id"]]
-    canonical = json.dumps(
-        plain["bundle"], sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    ).encode()
+    canonical = rfc8785.dumps(plain["bundle"])
     plain["sha256"] = hashlib.sha256(canonical).hexdigest()
     path = tmp_path / "dropped.json"
     path.write_text(json.dumps(plain))

@@ -1,0 +1,225 @@
+"""Digests of the files a traced run writes, taken while it runs: when the last descriptor of a written
+file closes (a close, dup2 over it, close_range, exec's close-on-exec, or the exit of the last process
+holding it), the file is hashed at once, in user space.
+
+A provenance that hashed files when it is exported would vouch for whatever lies on disk by then; these
+digests are what the run left behind. The descriptor model covers only descriptors opened for writing,
+shared and copied at fork as the kernel does. A digest is kept only when the file provably did not change
+between the close and the end of hashing (its change time is not after the close, and fstat before and
+after reading agree); otherwise the event says why there is none, never a digest of something else.
+A file rewritten later gets a new digest at its next last close, so the last one stands.
+
+Hashing runs on one worker thread (reading and hashing release the GIL), so a large output does not
+hold up the reading of kernel events; the digest event takes its place in the event order at once and
+is filled in by the time ``finish`` returns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from liubai.ebpf.descriptors import CLONE_FILES, O_CLOEXEC, FdEntry, FdTable, apply_fd_event
+from liubai.ebpf.events import DigestEvent, Event, ExecEvent, ExitEvent, FdEvent, ForkEvent, OpenEvent
+from liubai.lineage.text import visible
+
+__all__ = ["CTIME_MARGIN_NS", "WrittenFiles", "hash_closed_file", "is_write_open"]
+
+CTIME_MARGIN_NS = 20_000_000  # change times come from a coarse clock (a tick behind the event clock)
+_WRITE_FLAGS = 0o1 | 0o2 | 0o100 | 0o1000  # O_WRONLY, O_RDWR, O_CREAT, O_TRUNC
+_UNRESOLVED = "\0unresolved"  # the key of a written file whose path could not be found at run time
+
+
+def is_write_open(flags: int) -> bool:
+    return bool(flags & _WRITE_FLAGS)
+
+
+@dataclass(frozen=True, slots=True)
+class _Opener:
+    pid: int
+    tid: int
+    uid: int
+    start_ns: int
+    ts: int
+
+
+def hash_closed_file(path: str, closed_boot_ns: int, boot_offset_ns: int) -> tuple[str | None, str | None]:
+    """(sha256, None) of the file at ``path`` as its writer left it at ``closed_boot_ns``, or
+    (None, why not). Only a regular file is opened (opening a device or FIFO can have effects)."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return None, "the file was gone before it could be hashed"
+    except OSError as exc:
+        return None, f"the file could not be read to hash it: {exc.strerror or exc}"
+    if not stat.S_ISREG(named.st_mode):
+        return None, "not a regular file"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+    except FileNotFoundError:
+        return None, "the file was gone before it could be hashed"
+    except OSError as exc:
+        return None, f"the file could not be opened to hash it: {exc.strerror or exc}"
+    try:
+        before = os.fstat(fd)
+        if (before.st_dev, before.st_ino) != (named.st_dev, named.st_ino) or not stat.S_ISREG(before.st_mode):
+            return None, "the file was replaced while it was being hashed"
+        if before.st_ctime_ns > closed_boot_ns + boot_offset_ns + CTIME_MARGIN_NS:
+            return None, "the file changed after its writer closed it, before it could be hashed"
+        digest = hashlib.sha256()
+        try:
+            for chunk in iter(lambda: os.read(fd, 1 << 20), b""):
+                digest.update(chunk)
+        except OSError as exc:
+            return None, f"the file could not be read to hash it: {exc.strerror or exc}"
+        after = os.fstat(fd)
+    finally:
+        os.close(fd)
+    if (before.st_size, before.st_mtime_ns, before.st_ctime_ns) != (
+        after.st_size,
+        after.st_mtime_ns,
+        after.st_ctime_ns,
+    ):
+        return None, "the file changed while it was being hashed"
+    return digest.hexdigest(), None
+
+
+def _is_device(path: str) -> bool:
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+class WrittenFiles:
+    """The descriptors of a run that refer to files opened for writing, and the digests their last
+    closes call for. Paths are the OS's own str (what ``open`` needs)."""
+
+    def __init__(self, boot_offset_ns: int) -> None:
+        self.boot_offset_ns = boot_offset_ns
+        self._tables: dict[int, FdTable] = {}  # pid -> its written-file descriptors (shared: one object)
+        self._openers: dict[str, _Opener] = {}  # path -> the last write open of it
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: list[Future[None]] = []
+
+    def tracks(self, pid: int) -> bool:
+        """Whether ``pid`` may hold a written file open (its descriptor events then matter)."""
+        table = self._tables.get(pid)
+        return table is not None and bool(table.entries)
+
+    def opened(self, event: OpenEvent, os_path: str | None) -> list[DigestEvent]:
+        """A write open; ``os_path`` None when its path could not be resolved while the run went on.
+
+        A device (``> /dev/null`` in a loop) is said to be one at once and not followed: no digest can
+        come of it, and following it would cost every fork and exit of the shell that holds it."""
+        table = self._tables.get(event.pid)
+        replaced = table.get(event.fd) if table is not None else None  # a missed close: closed now
+        if replaced is not None and table is not None:
+            table.opened(event.fd, None)
+        out = self._closed([replaced.path] if replaced else [], event)
+        key = os_path if os_path is not None else f"{_UNRESOLVED}:{event.pid}:{event.ts}"
+        self._openers[key] = _Opener(event.pid, event.tid, event.uid, event.start_ns, event.ts)
+        if os_path is not None and os_path.startswith("/dev/") and _is_device(os_path):
+            note = self._note(key, event, "not a regular file")
+            return out if note is None else [*out, note]
+        if table is None:
+            table = self._tables[event.pid] = FdTable()
+        table.opened(event.fd, FdEntry(key, cloexec=bool(event.flags & O_CLOEXEC)))
+        return out
+
+    def after(self, event: Event) -> list[DigestEvent]:
+        """Follow ``event`` (fork, exec, descriptor change, exit); digests of files it closed last."""
+        if isinstance(event, ForkEvent):
+            table = self._tables.get(event.pid)
+            if table is not None and table.entries:
+                self._tables[event.child] = table if event.clone_flags & CLONE_FILES else table.copy()
+            else:
+                self._tables.pop(event.child, None)
+            return []
+        table = self._tables.get(event.pid)
+        if table is None:
+            return []
+        before = {e.path for e in table.entries.values()}
+        if isinstance(event, FdEvent):
+            self._tables[event.pid] = table = apply_fd_event(table, event)
+        elif isinstance(event, ExecEvent):
+            self._tables[event.pid] = table = table.copy()
+            table.close_on_exec()
+        elif isinstance(event, ExitEvent):
+            del self._tables[event.pid]
+            return self._closed(sorted(before), event)
+        else:
+            return []
+        return self._closed(sorted(before - {e.path for e in table.entries.values()}), event)
+
+    def finish(self, last: Event | None) -> list[DigestEvent]:
+        """At the end of tracing: wait for the hashing under way; a file whose last close was not seen
+        (a process still running holds it, or the close was among events the kernel dropped) gets none."""
+        still = sorted({e.path for t in self._tables.values() for e in t.entries.values()})
+        self._tables.clear()
+        why = "no last close of it was seen before tracing stopped (still open, or its close was lost)"
+        out = [self._note(path, last, why) for path in still]
+        for future in self._pending:
+            future.result()
+        self._pending.clear()
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+        return [d for d in out if d is not None]
+
+    def _still_open(self, path: str) -> bool:
+        seen: set[int] = set()
+        for table in self._tables.values():
+            if id(table) in seen:
+                continue
+            seen.add(id(table))
+            if any(e.path == path for e in table.entries.values()):
+                return True
+        return False
+
+    def _closed(self, paths: list[str], event: Event) -> list[DigestEvent]:
+        out: list[DigestEvent] = []
+        for path in paths:
+            if self._still_open(path):
+                continue
+            if path.startswith(_UNRESOLVED):
+                note = self._note(path, event, "its path could not be resolved while the run went on")
+                if note is not None:
+                    out.append(note)
+                continue
+            digest = self._note(path, event, None)
+            if digest is not None:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(1, thread_name_prefix="liubai-hash")
+                self._pending.append(self._pool.submit(self._hash, digest, path, event.ts))
+                out.append(digest)
+        return out
+
+    def _hash(self, digest: DigestEvent, path: str, closed_ts: int) -> None:
+        digest.sha256, digest.hash_note = hash_closed_file(path, closed_ts, self.boot_offset_ns)
+
+    def _note(self, path: str, event: Event | None, why: str | None) -> DigestEvent | None:
+        opener = self._openers.pop(path, None)
+        if opener is None:
+            return None
+        shown = "" if path.startswith(_UNRESOLVED) else visible(path)
+        pid, tid, uid, ts, start = (
+            (event.pid, event.tid, event.uid, event.ts, event.start_ns)
+            if event is not None
+            else (opener.pid, opener.tid, opener.uid, opener.ts, opener.start_ns)
+        )
+        return DigestEvent(
+            pid,
+            tid,
+            uid,
+            ts,
+            start,
+            path=shown,
+            opener_pid=opener.pid,
+            opener_start_ns=opener.start_ns,
+            opened_ts=opener.ts,
+            hash_note=why,
+        )
