@@ -68,6 +68,7 @@ OTHERS = {
     ("ingest", "events"),
     ("ingest", "node"),
     ("token", "create"),
+    ("token", "init"),
     ("token", "revoke"),
 }
 

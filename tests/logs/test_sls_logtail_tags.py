@@ -9,6 +9,7 @@ import pytest
 from liubai.collector.logfields import FieldMap, log_mapper
 from liubai.collector.sls import SlsCollector, SlsCredentials, make_client
 from liubai.collector.sls.mapping import image_attributes, pulled_records, queried_logs, queried_records
+from liubai.lineage.model import pod_node_id
 from liubai.lineage.records import LogRecord
 from tests.logs.conftest import KEY_ID, KEY_SECRET, LOGSTORE, PROJECT
 from tests.logs.lineage_check import graph_of
@@ -86,7 +87,8 @@ def test_queried_lines_carry_the_same_resource(tagged) -> None:  # type: ignore[
 
 
 def test_consuming_tagged_and_untagged_copies_gives_one_graph(tagged, new_store) -> None:  # type: ignore[no-untyped-def]
-    """In content-id mode the tagged and the untagged copy of a line are one node."""
+    """In content-id mode the tagged and the untagged copy of a line are one node; the tags add only the
+    pod's Resource, which the pod ran and which emitted both lines."""
     store = new_store("tags")
     stats = SlsCollector(_client(tagged), PROJECT, LOGSTORE, store, id_mode="content").consume()
     assert stats.records == 4 and store.counts()["LogEvent"] == 2
@@ -95,7 +97,16 @@ def test_consuming_tagged_and_untagged_copies_gives_one_graph(tagged, new_store)
         server.create_logstore(LOGSTORE, shards=1)
         server.put_logs(LOGSTORE, 0, LINES, log_time=T0)
         SlsCollector(_client(server), PROJECT, LOGSTORE, plain, id_mode="content").consume()
-    assert graph_of(store) == graph_of(plain)
+    (nodes, edges), (plain_nodes, plain_edges) = graph_of(store), graph_of(plain)
+    added = {n[0] for n in nodes - plain_nodes}
+    pod = pod_node_id(POD_RESOURCE["k8s.pod.uid"])
+    (resource,) = [n for n in added if n.startswith("resource:")]
+    assert added == {resource, pod}  # the pod only as the end of its edge, until the cluster is read
+    assert nodes >= plain_nodes and edges >= plain_edges
+    logs = [n[0] for n in plain_nodes if n[1] == "LogEvent"]
+    assert {(e[0], e[1], e[2]) for e in edges - plain_edges} == {(pod, "RAN", resource)} | {
+        (resource, "EMITTED", log) for log in logs
+    }
 
 
 @pytest.mark.parametrize(
