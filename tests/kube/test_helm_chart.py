@@ -262,6 +262,16 @@ def test_an_existing_neo4j_secret_is_used_not_made(helm: Helm) -> None:
             assert env["LIUBAI_NEO4J_PASSWORD"] == {"name": "graph", "key": "password"}
 
 
+def test_the_guide_s_values_file_renders(helm: Helm) -> None:
+    from tests.test_guides import blocks
+
+    (block,) = [b for b in blocks("deploy.md") if b.lang == "yaml" and b.text.startswith("# my-values.yaml")]
+    docs = helm.template(values=yaml.safe_load(block.text))
+    images = {c["image"] for d in docs if "template" in d.get("spec", {}) for c in pod_containers(d)}
+    assert images == {"registry.example.com/liubai/api:0.1.0", "registry.example.com/liubai/agent:0.1.0"}
+    check_workload_commands(docs)
+
+
 @pytest.mark.parametrize(
     ("values", "message"),
     [
