@@ -184,6 +184,19 @@ def test_the_release_names_the_objects_and_their_namespace(helm: Helm) -> None:
     assert "audit-liubai-api.lineage.svc" in hosts
 
 
+def test_an_issuer_of_one_s_own_and_more_namespaces_left_out(helm: Helm) -> None:
+    issuer = {"kind": "ClusterIssuer", "name": "corp-ca", "group": "cert-manager.io"}
+    values = {
+        "fullnameOverride": "lineage",
+        "webhook": {"tls": {"certManager": {"issuerRef": issuer}}, "excludeNamespaces": ["batch", "liubai"]},
+    }
+    docs = helm.template(values=values)
+    assert not [d for d in docs if d["kind"] == "Issuer"]
+    assert _find(docs, "Certificate", "lineage-webhook")["spec"]["issuerRef"] == issuer
+    webhook = _find(docs, "MutatingWebhookConfiguration", "lineage-audit")["webhooks"][0]
+    assert webhook["namespaceSelector"]["matchExpressions"][0]["values"] == ["kube-system", "liubai", "batch"]
+
+
 def test_the_rbac_rules_are_the_kustomize_base_s_under_any_release(helm: Helm) -> None:
     base = {d["metadata"]["name"]: d for d in _kustomize(KUBE / "base") if d["kind"] == "ClusterRole"}
     docs = helm.template("audit", "lineage")
