@@ -191,6 +191,36 @@ def walk_params(cmd: Any) -> Iterator[Any]:
             yield from walk_params(sub)
 
 
+def pod_containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The init containers and containers of a workload's Pod template."""
+    spec = doc["spec"]["template"]["spec"]
+    return [*spec.get("initContainers", []), *spec["containers"]]
+
+
+def check_workload_commands(docs: Sequence[dict[str, Any]]) -> None:
+    """Every container of every Deployment and DaemonSet in ``docs`` runs an image ``liubai-<target>`` of
+    a Dockerfile target (tagged, not ``latest``) whose ENTRYPOINT is ``liubai``, with arguments the CLI
+    has, and sets only the ``LIUBAI_*`` variables liubai reads."""
+    from liubai.lineage.config import Settings
+
+    stages = dockerfile_stages()
+    params = list(walk_params(typer.main.get_command(app)))
+    envvars = {e for p in params for e in ([p.envvar] if isinstance(p.envvar, str) else p.envvar or [])}
+    envvars |= {f"LIUBAI_{name.upper()}" for name in Settings.model_fields} | {"LIUBAI_ALLOWED_HOSTS"}
+    workloads = [d for d in docs if d["kind"] in {"Deployment", "DaemonSet"}]
+    assert workloads, "no workloads"
+    for doc in workloads:
+        for c in pod_containers(doc):
+            name, _, tag = c["image"].rpartition("/")[2].partition(":")
+            target = name.removeprefix("liubai-")
+            assert target in stages and tag and tag != "latest", c["image"]
+            assert stages[target].exec_form("ENTRYPOINT") == ["liubai"] and "command" not in c
+            check_cli(c["args"])
+            for env in c.get("env", []):
+                if env["name"].startswith("LIUBAI_"):
+                    assert env["name"] in envvars, f"{c['name']}: liubai reads no {env['name']}"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -11,14 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer.main
 import yaml
 
-from liubai.api.cli.main import app
 from liubai.collector.admission.registration import webhook_configuration
 from liubai.collector.k8s.resources import BUILTIN, GITOPS
-from liubai.lineage.config import Settings
-from tests.deploy_spec import ROOT, check_cli, dockerfile_stages, walk_params
+from tests.deploy_spec import ROOT, check_workload_commands, pod_containers
 from tests.kube_cluster import KubeCluster
 from tests.kube_watch import run_liubai
 
@@ -41,11 +38,6 @@ def _find(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
     found = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
     assert len(found) == 1, f"{kind}/{name}: {len(found)} found"
     return found[0]
-
-
-def _containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    spec = doc["spec"]["template"]["spec"]
-    return [*spec.get("initContainers", []), *spec["containers"]]
 
 
 @pytest.fixture(scope="module")
@@ -76,26 +68,9 @@ def test_the_base_renders_the_four_programs(base: list[dict[str, Any]]) -> None:
 
 
 def test_every_container_runs_a_real_command_of_a_dockerfile_target(base: list[dict[str, Any]]) -> None:
-    stages = dockerfile_stages()
-    params = list(walk_params(typer.main.get_command(app)))
-    envvars = {e for p in params for e in ([p.envvar] if isinstance(p.envvar, str) else p.envvar or [])}
-    envvars |= {f"LIUBAI_{name.upper()}" for name in Settings.model_fields} | {"LIUBAI_ALLOWED_HOSTS"}
-    commands = set()
-    for doc in base:
-        if doc["kind"] not in {"Deployment", "DaemonSet"}:
-            continue
-        for c in _containers(doc):
-            name, _, tag = c["image"].partition(":")
-            target = name.removeprefix("liubai-")
-            assert target in stages and tag and tag != "latest", c["image"]
-            assert stages[target].exec_form("ENTRYPOINT") == ["liubai"] and "command" not in c
-            check_cli(c["args"])
-            commands.add(" ".join(a for a in c["args"] if not a.startswith("-"))[:20])
-            for env in c.get("env", []):
-                if env["name"].startswith("LIUBAI_"):
-                    assert env["name"] in envvars, f"{c['name']}: liubai reads no {env['name']}"
+    check_workload_commands(base)
     api = _find(base, "Deployment", "liubai-api")
-    serve = next(c for c in _containers(api) if c["args"][0] == "serve")
+    serve = next(c for c in pod_containers(api) if c["args"][0] == "serve")
     assert "--auth" in serve["args"]
     assert [c["args"][:2] for c in api["spec"]["template"]["spec"]["initContainers"]] == [["token", "init"]]
     collector = _find(base, "Deployment", "liubai-collector")["spec"]["template"]["spec"]["containers"][0]
