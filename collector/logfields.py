@@ -245,7 +245,7 @@ class LogMapper:
             value = audit_pick[1]
             audit_id: str | None = value if type(value) is str else stringify(value)
         else:
-            audit_id = None
+            audit_id = defaults.get("audit_id") if defaults else None
         time = fallback_time
         if time_pick is not None:
             raw_time = time_pick[1]
@@ -351,8 +351,8 @@ def map_log(
 ) -> MappedLog:
     """Map one raw log object. ``record_id`` None means "use the content hash".
 
-    ``defaults`` supplies values from the envelope (OTLP resource ``service.name``) that the line itself
-    may override. A time or trace id that does not parse is reported as a reject while the line lands.
+    ``defaults`` supplies values from the envelope (OTLP resource ``service.name``, the audit id a resource
+    carries) that the line itself may override: keys ``level``, ``service``, ``audit_id``. A time or trace id that does not parse is reported as a reject while the line lands.
     """
     record, rejected = log_mapper(fieldmap).map(fields, source, location, record_id, fallback_time, defaults)
     return MappedLog(record, rejected)
