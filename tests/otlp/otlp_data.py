@@ -47,4 +47,5 @@ def as_protobuf(doc: dict[str, Any]) -> bytes:
     """The protobuf body of an OTLP/JSON logs or traces request."""
     message = ExportLogsServiceRequest() if "resourceLogs" in doc else ExportTraceServiceRequest()
     json_format.ParseDict(_protobuf_json(copy.deepcopy(doc)), message)
-    return message.SerializeToString()
+    data: bytes = message.SerializeToString()
+    return data
