@@ -67,6 +67,16 @@ def node_label(node: Node) -> str:
         case NodeKind.CONTAINER:
             name, cid = p.get("name"), str(p.get("container_id") or key)
             return f"{name} {cid[:12]}" if name else f"container {cid[:12]}"
+        case NodeKind.RESOURCE:
+            attrs = p.get("attributes")
+            attrs = attrs if isinstance(attrs, dict) else {}
+            who = attrs.get("k8s.pod.name") or attrs.get("service.instance.id") or attrs.get("host.name")
+            service = p.get("service") or "resource"
+            return f"{service} {who}" if who else str(service)
+        case NodeKind.SPAN:
+            name, service, status = p.get("name"), p.get("service"), p.get("status")
+            text = f"{service} {name}" if service else str(name or key)
+            return f"{text} ({status})" if status == "ERROR" else text
     return key  # pragma: no cover - every kind is matched above
 
 

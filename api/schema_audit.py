@@ -1,6 +1,7 @@
 """Following one change: the ``audit`` and ``auditTrail`` query fields.
 
-``audit`` gathers what an audit id joins (its record, commit, workloads, trace, runs and logs) from a
+``audit`` gathers what an audit id joins (its record, commit, workloads, trace, runs, logs, failed spans and
+the telemetry resources stamped with it) from a
 handful of neighbour calls; ``auditTrail`` walks both ways from an audit id, commit or trace and orders what
 it meets by time, saying for each node the edge it was reached by.
 """
@@ -66,11 +67,13 @@ def _audit(store: LineageStore, raw: str) -> AuditView | None:
         + linked(commit, model.Direction.DOWNSTREAM, [EdgeKind.TRIGGERED])
         + [n for n in in_trace if n.kind is NodeKind.PIPELINE_RUN]
     )
-    logs = _unique(
-        linked(record, model.Direction.UPSTREAM, [EdgeKind.CARRIES])
-        + [n for n in in_trace if n.kind is NodeKind.LOG_EVENT]
-    )
+    carriers = linked(record, model.Direction.UPSTREAM, [EdgeKind.CARRIES])
+    logs = _unique(n for n in [*carriers, *in_trace] if n.kind is NodeKind.LOG_EVENT)
     logs.sort(key=lambda n: (node_time(n) or "", n.id))
+    error_spans = _unique(
+        n for n in [*carriers, *in_trace] if n.kind is NodeKind.SPAN and n.props.get("status") == "ERROR"
+    )
+    error_spans.sort(key=lambda n: (node_time(n) or "", n.id))
     admissions = linked(record, model.Direction.UPSTREAM, [EdgeKind.STAMPED])
     admissions.sort(key=lambda n: (node_time(n) or "", n.id))
     return AuditView(
@@ -83,6 +86,8 @@ def _audit(store: LineageStore, raw: str) -> AuditView | None:
         trace=GNode.of(trace) if trace else None,
         runs=[GNode.of(n) for n in runs],
         logs=[GNode.of(n) for n in logs[:AUDIT_LIST_LIMIT]],
+        error_spans=[GNode.of(n) for n in error_spans[:AUDIT_LIST_LIMIT]],
+        resources=[GNode.of(n) for n in carriers if n.kind is NodeKind.RESOURCE],
     )
 
 
@@ -131,7 +136,8 @@ class AuditQueries:
     """Query fields that follow one audit id, commit or trace; one part of ``liubai.api.schema.Query``."""
 
     @strawberry.field(
-        description="An audit id with its commit, workloads, Pods, admissions, trace, runs and logs; "
+        description="An audit id with its commit, workloads, Pods, admissions, trace, runs, logs, failed spans "
+        "and telemetry resources; "
         "BAD_AUDIT_ID if malformed."
     )
     async def audit(self, info: Info, audit_id: str) -> AuditView | None:

@@ -228,6 +228,12 @@ class AuditView:
     trace: GNode | None
     runs: list[GNode]
     logs: list[GNode]
+    error_spans: list[GNode] = strawberry.field(
+        description="Spans with status ERROR in the trace or carrying the id, oldest first."
+    )
+    resources: list[GNode] = strawberry.field(
+        description="Telemetry resources (what emitted logs and spans) whose attributes carry the id."
+    )
 
 
 @strawberry.type

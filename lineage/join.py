@@ -19,10 +19,13 @@ from liubai.lineage.join_node import (
     join_container_opens,
     join_container_process,
 )
+from liubai.lineage.join_resource import add_resource
+from liubai.lineage.join_span import join_span
 from liubai.lineage.model import (
     EdgeKind,
     GraphBatch,
     NodeKind,
+    Props,
     RejectedRecord,
     commit_node_id,
     container_file_node_id,
@@ -31,6 +34,7 @@ from liubai.lineage.model import (
     process_node_id,
     repo_node_id,
     run_node_id,
+    span_node_id,
     workload_node_id,
 )
 from liubai.lineage.records import (
@@ -47,6 +51,7 @@ from liubai.lineage.records import (
     Record,
     RunRecord,
     SkippedRecord,
+    SpanRecord,
 )
 
 __all__ = ["ACCESS_EDGE", "add_record", "join_records", "record_joiner"]
@@ -136,25 +141,31 @@ def _manifest_object(batch: GraphBatch, m: ManifestObjectRecord) -> None:
 
 
 def _log(batch: GraphBatch, r: LogRecord) -> None:
-    """A log line joins its trace (named directly or by its audit id) and the audit record it carries."""
+    """A log line joins its trace (named directly or by its audit id), the span it was written in, the
+    audit record it carries, and what emitted it by its resource attributes (``join_resource``)."""
     lid = log_node_id(r.source, r.record_id)
     time = r.time
-    batch.put_node(
-        lid,
-        NodeKind.LOG_EVENT,
-        {
-            "source": r.source,
-            "time": time,
-            "level": r.level,
-            "service": r.service,
-            "message": r.message,
-            "trace_id": r.trace_id,
-            "audit_id": r.audit_id,
-            "attributes": r.attributes or None,
-            "first_seen": time,
-            "last_seen": time,
-        },
-    )
+    props: Props = {
+        "source": r.source,
+        "time": time,
+        "level": r.level,
+        "service": r.service,
+        "message": r.message,
+        "trace_id": r.trace_id,
+        "audit_id": r.audit_id,
+        "attributes": r.attributes or None,
+        "first_seen": time,
+        "last_seen": time,
+    }
+    if r.resource:
+        resource, own = add_resource(batch, r.resource, r.source, r.location or lid, time)
+        props.update(own)
+        batch.add_edge(resource, EdgeKind.EMITTED, lid)
+    if r.span_id:
+        props["span_id"] = r.span_id
+        if r.trace_id:
+            batch.add_edge(lid, EdgeKind.IN_SPAN, span_node_id(r.trace_id, r.span_id))
+    batch.put_node(lid, NodeKind.LOG_EVENT, props)
     trace = add_trace(batch, r.trace_id, time) if r.trace_id else None
     if r.audit_id:
         audit = add_audit(batch, r.audit_id, r.source, r.location or lid, seen_at=time)
@@ -292,6 +303,7 @@ _JOIN_BY_TYPE: dict[type, Callable[[GraphBatch, Any], None]] = {
     CommitRecord: _commit,
     ManifestObjectRecord: _manifest_object,
     LogRecord: _log,
+    SpanRecord: join_span,
     RunRecord: _run,
     ProcessRecord: _process,
     FileAccessRecord: _file_access,

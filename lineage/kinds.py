@@ -25,6 +25,8 @@ class NodeKind(StrEnum):
     POD = "Pod"
     ADMISSION = "Admission"
     CONTAINER = "Container"
+    SPAN = "Span"
+    RESOURCE = "Resource"
 
     @property
     def prefix(self) -> str:
@@ -44,6 +46,8 @@ _PREFIX_BY_KIND: dict[NodeKind, str] = {
     NodeKind.POD: "pod",
     NodeKind.ADMISSION: "admission",
     NodeKind.CONTAINER: "container",
+    NodeKind.SPAN: "span",
+    NodeKind.RESOURCE: "resource",
 }
 _KIND_BY_PREFIX = {p: k for k, p in _PREFIX_BY_KIND.items()}
 
@@ -69,6 +73,8 @@ class EdgeKind(StrEnum):
     APPLIES = "APPLIES"
     ADMITTED = "ADMITTED"
     STAMPED = "STAMPED"
+    IN_SPAN = "IN_SPAN"
+    EMITTED = "EMITTED"
 
     @property
     def flow_reversed(self) -> bool:
@@ -91,6 +97,7 @@ _FLOW_REVERSED = frozenset(
         EdgeKind.INSTANCE_OF,  # Pod -> its ReplicaSet -> its Deployment: the workload comes first
         EdgeKind.APPLIES,  # a Flux Kustomization / Argo CD Application -> the commit it applies
         EdgeKind.STAMPED,  # an admission -> the audit record it stamped on the object
+        EdgeKind.IN_SPAN,  # a log line -> the span it was written in
     }
 )
 

@@ -59,7 +59,9 @@ __all__ = [
     "pod_node_id",
     "process_node_id",
     "repo_node_id",
+    "resource_node_id",
     "run_node_id",
+    "span_node_id",
     "trace_node_id",
     "workload_node_id",
 ]
@@ -104,6 +106,18 @@ def trace_node_id(trace_id: str) -> str:
 
 def log_node_id(source: str, record_id: str) -> str:
     return f"log:{source}:{record_id}"
+
+
+def resource_node_id(digest: str) -> str:
+    """An OpenTelemetry resource (what emitted logs and spans) by a digest of its attribute set: the same
+    attributes from any exporter or shipper are one node, and a changed set (a new revision) a new one."""
+    return f"resource:{digest}"
+
+
+def span_node_id(trace_id: str, span_id: str) -> str:
+    """A span by its trace and its own id: OTLP makes a span id unique only within its trace, and the
+    pair is what a log line written in the span carries, so it links without a lookup."""
+    return f"span:{trace_id.lower()}:{span_id.lower()}"
 
 
 def run_node_id(host: str, root_pid: int, start_ns: int) -> str:

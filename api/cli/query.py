@@ -41,6 +41,8 @@ _KIND_STYLE = {
     NodeKind.POD: "cyan",
     NodeKind.ADMISSION: "bold magenta",
     NodeKind.CONTAINER: "cyan",
+    NodeKind.SPAN: "blue",
+    NodeKind.RESOURCE: "green",
 }
 
 

@@ -311,6 +311,8 @@ _DOT_COLOURS = {
     NodeKind.POD: "#9ee0d6",
     NodeKind.ADMISSION: "#f4b6c2",
     NodeKind.CONTAINER: "#b5e3d9",
+    NodeKind.SPAN: "#cbc9e2",
+    NodeKind.RESOURCE: "#d4e8c9",
 }
 
 

@@ -27,6 +27,8 @@ SEARCH_PROPS: dict[NodeKind, tuple[str, ...]] = {
     NodeKind.POD: ("name", "namespace", "uid", "node_name", "images"),
     NodeKind.ADMISSION: ("username", "kind", "namespace", "name", "decision", "audit_id"),
     NodeKind.CONTAINER: ("container_id", "name", "image", "pod_uid", "host"),
+    NodeKind.RESOURCE: ("service",),
+    NodeKind.SPAN: ("name", "service", "status", "status_message", "trace_id", "span_id", "audit_id"),
 }
 
 _MAX = 2000

@@ -1092,3 +1092,36 @@ def test_downstream_of_a_commit_reaches_its_admission_workload_and_pods(store: L
     assert g.depth["workload:Deployment/ns/web"] == 2
     up = store.lineage(pod_node_id("p1"), Direction.UPSTREAM, depth=2)
     assert up.depth["workload:ReplicaSet/ns/web-1"] == 1 and up.depth["workload:Deployment/ns/web"] == 2
+
+
+def test_spans_and_logs_linked_only_by_resource_reach_a_pod_written_later(store: LineageStore) -> None:
+    """A Pod first named by a span's resource is a bare placeholder; the cluster collector's record fills it
+    and the commit then reaches the span and the log line through it. Re-ingesting changes nothing."""
+    from liubai.lineage.model import log_node_id, pod_node_id, span_node_id
+    from liubai.lineage.records import LogRecord, PodRecord, SpanRecord
+
+    sha, at, trace = "d" * 40, "2026-12-01T00:00:00.000000Z", "3" * 32
+    resource = {"k8s.pod.uid": "p9", "k8s.namespace.name": "ns", "service.name": "cart"}
+    telemetry = [
+        SpanRecord("otlp", trace, "a" * 16, name="GET /", kind="SERVER", start=at, resource=resource),
+        SpanRecord("otlp", trace, "b" * 16, "a" * 16, "SELECT", start=at, status="ERROR", resource=resource),
+        LogRecord(
+            "otlp", "l1", time=at, message="deadlock", trace_id=trace, span_id="b" * 16, resource=resource
+        ),
+    ]
+    first = store.upsert(join_records(telemetry))
+    pod = store.get(pod_node_id("p9"))
+    assert pod is not None and pod.placeholder and pod.props == {}
+    again = store.upsert(join_records(telemetry))
+    assert first.nodes_created > 0
+    assert (again.nodes_created, again.nodes_updated, again.edges_created, again.edges_updated) == (
+        0,
+        0,
+        0,
+        0,
+    )
+    store.upsert(join_records([PodRecord(None, "ns", "cart-1", "p9", at, audit_id=f"git-sha1:{sha}")]))
+    g = store.lineage(commit_node_id(sha), Direction.DOWNSTREAM, depth=4)
+    assert g.depth[span_node_id(trace, "b" * 16)] == 4 and g.depth[log_node_id("otlp", "l1")] == 4
+    up = store.lineage(log_node_id("otlp", "l1"), Direction.UPSTREAM, depth=2, edge_kinds=[EdgeKind.IN_SPAN])
+    assert set(up.depth) == {log_node_id("otlp", "l1"), span_node_id(trace, "b" * 16)}

@@ -14,6 +14,8 @@ export const KINDS = [
   { kind: "Admission", color: "#b0487f", shape: "vee", plural: "admissions" },
   { kind: "Pod", color: "#1f9e8f", shape: "octagon", plural: "pods" },
   { kind: "Container", color: "#4aa39a", shape: "round-octagon", plural: "containers" },
+  { kind: "Resource", color: "#6f9a4f", shape: "round-hexagon", plural: "resources" },
+  { kind: "Span", color: "#5a6fc0", shape: "round-triangle", plural: "spans" },
 ];
 
 export const KIND_BY_NAME = new Map(KINDS.map((k) => [k.kind, k]));
@@ -30,6 +32,7 @@ export const FLOW_REVERSED = new Set([
   "INSTANCE_OF",
   "APPLIES",
   "STAMPED",
+  "IN_SPAN",
 ]);
 
 export function kindInfo(kind) {

@@ -15,6 +15,7 @@ function note(node) {
     return `exit ${p.exit_code}`;
   }
   if (node.kind === "LogEvent" && /^(error|fatal|critical)$/i.test(p.level ?? "")) return String(p.level);
+  if (node.kind === "Span" && p.status === "ERROR") return p.status_message ? `error: ${p.status_message}` : "error";
   if (node.kind === "Container") {
     const parts = [];
     if (Array.isArray(p.gaps) && p.gaps.length) parts.push(`unwatched ${p.gaps.length}×`);
