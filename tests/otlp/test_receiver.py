@@ -28,7 +28,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from liubai.api.app import create_app
 from liubai.api.auth import TokenStore
-from liubai.lineage.model import Node
+from liubai.lineage.model import Direction, EdgeKind, Node, span_node_id
 from liubai.lineage.store import LineageStore, open_store
 from tests.otlp.otlp_data import LOGS_JSON, TRACE_JSON, as_protobuf, example
 from tests.otlp.serve import Served, liubai_serve
@@ -100,13 +100,42 @@ def test_the_sdk_exporters_send_logs_that_land_with_their_ids(
     served: Served, store: LineageStore, encoding: str, gzipped: bool
 ) -> None:
     tag = f"{encoding}-{gzipped}"
-    trace_id, _span_id = _send_with_sdk(served.base, encoding, gzipped, tag)
+    trace_id, span_id = _send_with_sdk(served.base, encoding, gzipped, tag)
     (inside,) = _logs_of(store, f"charged {tag}")
     (outside,) = _logs_of(store, f"outside {tag}")
     p = inside.props
-    assert (p["trace_id"], p["audit_id"], p["service"], p["level"]) == (trace_id, AUDIT, "checkout", "WARN")
+    assert (p["trace_id"], p["span_id"], p["audit_id"], p["service"], p["level"]) == (
+        trace_id,
+        span_id,
+        AUDIT,
+        "checkout",
+        "WARN",
+    )
     assert p["attributes"] == {"order": "7", "tag": tag}
-    assert outside.props["trace_id"] is None and outside.props["audit_id"] == AUDIT
+    assert outside.props["trace_id"] is None and "span_id" not in outside.props
+    assert outside.props["audit_id"] == AUDIT
+    span = store.get(span_node_id(trace_id, span_id))
+    assert span is not None and not span.placeholder
+    assert (span.props["name"], span.props["kind"], span.props["service"], span.props["audit_id"]) == (
+        f"charge {tag}",
+        "INTERNAL",
+        "checkout",
+        AUDIT,
+    )
+    in_span = store.neighbors(inside.id, Direction.DOWNSTREAM, [EdgeKind.IN_SPAN]).edges
+    assert [e.dst for e in in_span] == [span.id]
+    for record in (inside, outside, span):  # every resource attribute, the SDK's own among them
+        (emitted,) = store.neighbors(record.id, Direction.UPSTREAM, [EdgeKind.EMITTED]).edges
+        resource = store.get(emitted.src)
+        assert resource is not None
+        attributes = resource.props["attributes"]
+        assert {k: attributes[k] for k in ("service.name", "k8s.pod.uid", "gitops.audit_id", "tag")} == {
+            "service.name": "checkout",
+            "k8s.pod.uid": "pod-uid-1",
+            "gitops.audit_id": AUDIT,
+            "tag": tag,
+        }
+        assert attributes["telemetry.sdk.name"] == "opentelemetry"
 
 
 def test_partial_success_names_the_bad_record_and_keeps_the_good_ones(
