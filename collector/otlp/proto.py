@@ -114,6 +114,7 @@ def proto_logs(body: bytes, source: str, where: str, fm: FieldMap) -> Decoded:
 
 def _logs(request: ExportLogsServiceRequest, source: str, where: str, fm: FieldMap) -> Iterator[OtlpItem]:
     mapper, keys = log_mapper(fm), _Keys.of(fm)
+    time_key, level_key, message_key, trace_key = keys.time, keys.level, keys.message, keys.trace
     for i, rl in enumerate(request.resource_logs):
         at = f"{where}#resourceLogs[{i}]"
         envelope = envelope_of(_attributes(rl.resource.attributes))
@@ -122,22 +123,34 @@ def _logs(request: ExportLogsServiceRequest, source: str, where: str, fm: FieldM
             for k, lr in enumerate(sl.log_records):
                 record_at = f"{scope_at}.logRecords[{k}]"
                 notes: list[RejectedRecord] = []
-                fields = _attributes(lr.attributes)
+                fields = _attributes(lr.attributes) if lr.attributes else {}
                 ts = lr.time_unix_nano or lr.observed_time_unix_nano
                 if ts:
-                    fields[keys.time] = ts
+                    fields[time_key] = ts
                 level = lr.severity_text or severity_text(lr.severity_number)
                 if level:
-                    fields[keys.level] = level
+                    fields[level_key] = level
                 if lr.HasField("body"):
-                    fields[keys.message] = _any(lr.body)
-                trace = _id(lr.trace_id, 16, "traceId", source, record_at, notes)
-                if trace is not None:
-                    fields[keys.trace] = trace
-                span_id = _id(lr.span_id, 8, "spanId", source, record_at, notes)
+                    body = lr.body
+                    fields[message_key] = (
+                        body.string_value if body.WhichOneof("value") == "string_value" else _any(body)
+                    )
+                raw = lr.trace_id
+                if raw:  # the common cases inline: none, or 16 bytes
+                    trace = raw.hex() if len(raw) == 16 else _id(raw, 16, "traceId", source, record_at, notes)
+                    if trace is not None and trace.strip("0"):
+                        fields[trace_key] = trace
+                raw = lr.span_id
+                span_id = None
+                if raw:
+                    span_id = raw.hex() if len(raw) == 8 else _id(raw, 8, "spanId", source, record_at, notes)
+                    if span_id is not None and not span_id.strip("0"):
+                        span_id = None
                 record, rejected = map_log(mapper, fields, span_id, envelope, source, record_at)
-                yield from notes
-                yield from rejected
+                if notes:
+                    yield from notes
+                if rejected:
+                    yield from rejected
                 yield record
 
 
