@@ -4,11 +4,14 @@ The same synthetic OTLP spans (traces of ``--spans-per-trace`` spans over a few 
 resource naming its Pod, Container, Deployment and commit as the ``k8sattributes`` processor and our
 admission webhook would, ``--error-share`` of the spans with status ERROR) go through each arm: join, then
 upsert into a fresh SQLite store in batches of ``--batch-size``, closed at the end (its last WAL checkpoint
-counts). Shown per arm: join and store seconds, spans per second, rows written, and the database size.
+counts). Shown per arm: join and store seconds, spans per second, facts written, and the database size;
+arms run interleaved ``--repeat`` times (3) and the median run of each is shown.
 
 * ``span nodes``      - ``liubai.lineage.join_span``, what liubai does: one node per span;
-* ``span nodes, no resource`` - the same spans without resource attributes: what the resource links and
-  the ``resource`` property cost;
+* ``span nodes, no resource`` - the same spans without resource attributes: what the Resource node's
+  one edge per span costs;
+* ``links per span, no Resource`` - the resource design liubai does not use: every span keeps its
+  attributes and its own edges to its Pod, Container, Workload and Commit;
 * ``aggregates``      - the alternative: ERROR spans and root / SERVER spans as nodes, every other span
   folded into one node per (trace, service, operation) with its count and time range (counts add up only
   within one batch: the store's merge rule cannot sum across batches without losing idempotency);
@@ -37,9 +40,9 @@ import orjson
 
 from liubai.lineage.join import join_records
 from liubai.lineage.join_audit import add_trace
-from liubai.lineage.join_resource import add_resource
+from liubai.lineage.join_resource import add_resource, resource_links
 from liubai.lineage.join_span import join_span
-from liubai.lineage.model import EdgeKind, GraphBatch, NodeKind, span_node_id
+from liubai.lineage.model import EdgeKind, GraphBatch, NodeKind, commit_node_id, span_node_id
 from liubai.lineage.records import LogRecord, SpanRecord
 from liubai.lineage.store.sqlite import SqliteStore
 
@@ -140,6 +143,24 @@ def join_aggregates(spans: Iterable[SpanRecord], batch: GraphBatch) -> GraphBatc
     return batch
 
 
+def join_links_per_record(spans: Iterable[SpanRecord], batch: GraphBatch) -> GraphBatch:
+    """The other resource design: no Resource node; each span keeps its attributes and links to the Pod,
+    Container, Workload and Commit itself (what one Resource node per attribute set saves)."""
+    for s in spans:
+        join_span(batch, replace(s, resource={}))
+        sid = span_node_id(s.trace_id, s.span_id)
+        batch.add_node(sid, {"resource": dict(s.resource)})
+        plan = resource_links(s.resource)
+        for emitter in plan.emitters:
+            batch.add_edge(emitter, EdgeKind.RAN, sid)
+        for workload in plan.workloads:
+            batch.add_edge(sid, EdgeKind.INSTANCE_OF, workload)
+        if plan.commit:
+            batch.add_node(commit_node_id(plan.commit), {"sha": plan.commit}, placeholder=True)
+            batch.add_edge(sid, EdgeKind.FOR_COMMIT, commit_node_id(plan.commit))
+    return batch
+
+
 Join = Callable[[list[Any]], GraphBatch]
 
 
@@ -160,12 +181,19 @@ def run_arm(records: list[Any], join: Join, db: Path, batch_size: int) -> dict[s
     return {"join_s": joined, "store_s": stored, "facts": facts, "bytes": size}
 
 
+def _median(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The run whose join + store time is the median."""
+    ordered = sorted(runs, key=lambda r: r["join_s"] + r["store_s"])
+    return ordered[len(ordered) // 2]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--spans", type=int, default=100_000)
     ap.add_argument("--spans-per-trace", type=int, default=10)
     ap.add_argument("--error-share", type=float, default=0.01)
     ap.add_argument("--batch-size", type=int, default=10_000)
+    ap.add_argument("--repeat", type=int, default=3, help="runs per arm, interleaved; the median is shown")
     args = ap.parse_args()
     spans = make_spans(args.spans, args.spans_per_trace, args.error_share)
     bare = [replace(s, resource={}) for s in spans]
@@ -174,13 +202,17 @@ def main() -> None:
     arms: dict[str, tuple[list[Any], Join]] = {
         "span nodes": (spans, join_records),
         "span nodes, no resource": (bare, join_records),
+        "links per span, no Resource": (spans, lambda rs: join_links_per_record(rs, GraphBatch())),
         "aggregates": (spans, lambda rs: join_aggregates(rs, GraphBatch())),
         "log lines (baseline)": (logs, join_records),
     }
-    results: dict[str, dict[str, float]] = {}
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in arms}
     with tempfile.TemporaryDirectory(prefix="liubai-bench-") as tmp:
-        for i, (name, (records, join)) in enumerate(arms.items()):
-            results[name] = run_arm(records, join, Path(tmp) / f"arm{i}.db", args.batch_size)
+        for rep in range(args.repeat):  # interleaved, so a busy spell on a shared machine hits every arm
+            for i, (name, (records, join)) in enumerate(arms.items()):
+                runs[name].append(run_arm(records, join, Path(tmp) / f"arm{i}-{rep}.db", args.batch_size))
+                (Path(tmp) / f"arm{i}-{rep}.db").unlink()
+    results = {name: _median(r) for name, r in runs.items()}
     n = len(spans)
     base = results["log lines (baseline)"]
     base_total = base["join_s"] + base["store_s"]
@@ -189,13 +221,13 @@ def main() -> None:
         f"batches of {args.batch_size:,}; SQLite store, close counted"
     )
     print(
-        f"{'arm':26} {'join s':>7} {'store s':>8} {'spans/s':>9} {'vs logs':>8} {'facts':>9} {'DB MiB':>7} "
+        f"{'arm':30} {'join s':>7} {'store s':>8} {'spans/s':>9} {'vs logs':>8} {'facts':>9} {'DB MiB':>7} "
         f"{'B/span':>7}"
     )
     for name, r in results.items():
         total = r["join_s"] + r["store_s"]
         print(
-            f"{name:26} {r['join_s']:7.2f} {r['store_s']:8.2f} {n / total:9,.0f} {base_total / total:7.2f}x "
+            f"{name:30} {r['join_s']:7.2f} {r['store_s']:8.2f} {n / total:9,.0f} {base_total / total:7.2f}x "
             f"{r['facts']:9,.0f} {r['bytes'] / 2**20:7.1f} {r['bytes'] / n:7.0f}"
         )
     print(

@@ -1,7 +1,8 @@
 """Typed records in, graph batches out.
 
 The join is where evidence from Git, the kernel and the log store meets: on the audit id (commit +
-trace) and on trace ids. Rules: a node referenced before its own record arrives is written as a
+trace), on trace and span ids, and on the resource attributes that name what emitted a log line or span
+(``join_resource``). Rules: a node referenced before its own record arrives is written as a
 placeholder; a link is made only when one record names both of its ends; a record whose audit id does
 not parse still lands, and the bad audit id becomes a rejected record with the reason.
 """

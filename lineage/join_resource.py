@@ -51,11 +51,13 @@ from liubai.lineage.model import (
 __all__ = [
     "AUDIT_ID_KEYS",
     "NAME_ONLY",
+    "ResourcePlan",
     "RECORD_KEYS",
     "REVISION_KEYS",
     "WORKLOAD_KEYS",
     "add_resource",
     "resource_commit",
+    "resource_links",
 ]
 
 # resource key -> the workload kind it names, in the order the links are written
@@ -91,7 +93,7 @@ def resource_commit(resource: Mapping[str, str]) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
-class _Plan:
+class ResourcePlan:
     """What one distinct attribute set writes: worked out once, shared by every record that has it."""
 
     node_id: str
@@ -103,8 +105,13 @@ class _Plan:
     audit_ids: tuple[str, ...]
 
 
+def resource_links(resource: Mapping[str, str]) -> ResourcePlan:
+    """What ``resource`` links: its Pod and Container, workloads, commit and audit ids (cached)."""
+    return _plan(tuple(sorted(resource.items())))
+
+
 @lru_cache(maxsize=4096)
-def _plan(items: tuple[tuple[str, str], ...]) -> _Plan:
+def _plan(items: tuple[tuple[str, str], ...]) -> ResourcePlan:
     resource = dict(items)
     digest = hashlib.blake2b(orjson.dumps(items), digest_size=16).hexdigest()
     emitters = []
@@ -130,7 +137,7 @@ def _plan(items: tuple[tuple[str, str], ...]) -> _Plan:
     props: Props = {"attributes": resource, "service": resource.get("service.name")}
     if not uid and resource.get("k8s.pod.name"):
         props["pod_link"] = record_props["pod_link"] = NAME_ONLY
-    return _Plan(
+    return ResourcePlan(
         resource_node_id(digest),
         {k: v for k, v in props.items() if v is not None},
         record_props,
@@ -146,7 +153,7 @@ def add_resource(
 ) -> tuple[str, Props]:
     """Add the Resource node of ``resource`` with its links; returns its id and the properties the
     record keeps itself (the caller writes ``Resource -EMITTED-> record``)."""
-    plan = _plan(tuple(sorted(resource.items())))
+    plan = resource_links(resource)
     if batch.add_seen(plan.node_id, plan.props, seen_at):
         return plan.node_id, plan.record_props  # a repeat in this batch: its links are here already
     rid = plan.node_id

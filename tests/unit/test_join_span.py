@@ -195,3 +195,13 @@ def test_a_pod_named_without_its_uid_is_flagged_not_guessed() -> None:
     assert _node(batch, rid)["pod_link"] == "name only"
     assert {e.kind for e in batch.edges if e.dst == rid or e.src == rid} == {EdgeKind.EMITTED}
     assert not any(n.kind is NodeKind.POD for n in batch.nodes)
+
+
+def test_spans_and_resources_read_as_people_name_them() -> None:
+    from liubai.api.nodes import node_label
+
+    batch = join_records(_spans() + [SpanRecord("otlp", TRACE, "2" * 16, start=AT, resource=RESOURCE)])
+    labels = {n.id: node_label(n) for n in batch.nodes}
+    assert labels[span_node_id(TRACE, ROOT)] == "cart GET /cart"
+    assert labels[span_node_id(TRACE, CHILD)] == "cart SELECT carts (ERROR)"
+    assert labels[_resource_of(batch, span_node_id(TRACE, "2" * 16))] == "cart"
