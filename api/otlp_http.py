@@ -2,9 +2,10 @@
 export them (https://opentelemetry.io/docs/specs/otlp/#otlphttp).
 
 Both encodings (``application/x-protobuf``, ``application/json``) and ``Content-Encoding: gzip`` are read;
-the answer is the signal's ``Export*ServiceResponse`` in the request's encoding. Records go the way every
-collector's records go (``join_batches``, then ``StoreSink``), written as the sender's token like
-``/v1/ingest`` batches. Parts that break the schema are kept as rejected records and reported in the
+the answer is the signal's ``Export*ServiceResponse`` in the request's encoding, once the records are in
+the store. Records go the way every collector's records go (``join_batches``, then ``StoreSink``),
+written as the sender's token like ``/v1/ingest`` batches; requests that arrive together share one
+transaction (``GroupCommit``). Parts that break the schema are kept as rejected records and reported in the
 response's ``partial_success``; the records around them land. Failures answer a ``google.rpc.Status``:
 400 for a body that is not the message, 413 over the ingest size limit (``LIUBAI_INGEST_MAX_BYTES``, also
 for the unzipped body), 415 for another content type or encoding, 503 with ``Retry-After`` while the
@@ -16,6 +17,7 @@ same export from a file into the same nodes.
 
 from __future__ import annotations
 
+import threading
 import time
 import zlib
 from collections.abc import Callable
@@ -35,13 +37,14 @@ from liubai.api.ingest_http import IngestSettings, read_limited, request_store, 
 from liubai.api.metrics import include_router_first, observe_ingest
 from liubai.collector.ingest import StoreSink, join_batches
 from liubai.collector.logfields import FieldMap
+from liubai.collector.otlp.proto import OtlpItem
 from liubai.collector.otlp.requests import Decoded, Encoding, decode_logs, decode_traces
 from liubai.collector.retry import RetryPolicy
 from liubai.lineage.model import RejectedRecord
 from liubai.lineage.records import iso_utc
 from liubai.lineage.store import LineageStore, StoreError
 
-__all__ = ["OTLP_SOURCE", "install_otlp", "router"]
+__all__ = ["OTLP_SOURCE", "GroupCommit", "install_otlp", "router"]
 
 OTLP_SOURCE = "otlp"
 RETRY_AFTER_S = 5
@@ -148,12 +151,69 @@ async def _body(request: Request, limit: int) -> bytes:
     return data
 
 
-def _store_items(store: LineageStore, decoded: Decoded, writer: str) -> None:
-    """The request's records joined and stored in one write, as every collector's are."""
-    sink = StoreSink(store, writer, _ONE_TRY)
-    for joined in join_batches(decoded.items, max(1, len(decoded.items))):
-        sink.write(joined.batch)
-        observe_ingest(OTLP_SOURCE, joined.batch, "applied")
+@dataclass(slots=True, eq=False)
+class _Pending:
+    store: LineageStore
+    writer: str
+    items: list[OtlpItem]
+    done: bool = False
+    error: StoreError | None = None
+
+
+class GroupCommit:
+    """Writes requests' records, joined as every collector's are (``join_batches``, ``StoreSink``), in as
+    few transactions as it can: the requests that arrive while a write is under way are written together
+    by the next request to get the store, in one transaction (group commit). Many exporters at once (one
+    per Pod) then cost the store a few large transactions instead of one small one each. A request is
+    answered only once its records are in the store; if that write fails, every request of the group
+    fails with it (none of their records landed)."""
+
+    def __init__(self, max_records: int = 20_000) -> None:
+        self.max_records = max_records
+        self._pending: list[_Pending] = []
+        self._queue = threading.Lock()  # guards ``_pending``
+        self._write = threading.Lock()  # one write at a time; its holder writes for the others too
+
+    def write(self, store: LineageStore, items: list[OtlpItem], writer: str) -> None:
+        mine = _Pending(store, writer, items)
+        with self._queue:
+            self._pending.append(mine)
+        while not mine.done:
+            with self._write:
+                if not mine.done:
+                    self._write_group(self._take(mine))
+        if mine.error is not None:
+            raise mine.error
+
+    def _take(self, mine: _Pending) -> list[_Pending]:
+        """``mine`` and the waiting requests of the same store and writer, up to ``max_records``."""
+        with self._queue:
+            group, size = [mine], len(mine.items)
+            for other in self._pending:
+                if other is mine or other.store is not mine.store or other.writer != mine.writer:
+                    continue
+                if size + len(other.items) > self.max_records:
+                    break
+                group.append(other)
+                size += len(other.items)
+            self._pending = [p for p in self._pending if p not in group]
+        return group
+
+    @staticmethod
+    def _write_group(group: list[_Pending]) -> None:
+        head = group[0]
+        items = [item for p in group for item in p.items]
+        try:
+            sink = StoreSink(head.store, head.writer, _ONE_TRY)
+            for joined in join_batches(items, max(1, len(items))):
+                sink.write(joined.batch)
+                observe_ingest(OTLP_SOURCE, joined.batch, "applied")
+        except StoreError as exc:
+            for p in group:
+                p.error = exc
+        finally:
+            for p in group:
+                p.done = True
 
 
 def _partial_success(decoded: Decoded, signal: str) -> str:
@@ -194,7 +254,7 @@ async def _export(request: Request, signal: _Signal) -> Response:
                 400, code_pb2.INVALID_ARGUMENT, f"not an OTLP {signal.name} request: {exc}"
             ) from None
         try:
-            await run_in_threadpool(_store_items, store, decoded, writer_of(request))
+            await run_in_threadpool(_writes(request).write, store, decoded.items, writer_of(request))
         except StoreError as exc:
             if exc.retryable:
                 raise _unavailable(f"store unavailable: {exc}") from None
@@ -231,6 +291,14 @@ async def export_metrics(request: Request) -> Response:
     return _status(refusal, encoding)
 
 
+def _writes(request: Request) -> GroupCommit:
+    writes: GroupCommit | None = getattr(request.app.state, "otlp_writes", None)
+    if writes is None:  # an app built without ``install_otlp``
+        writes = request.app.state.otlp_writes = GroupCommit()
+    return writes
+
+
 def install_otlp(app: FastAPI) -> None:
     """Add the OTLP/HTTP receiver to ``app`` (ahead of the web UI's catch-all mount)."""
+    app.state.otlp_writes = GroupCommit()
     include_router_first(app, router)

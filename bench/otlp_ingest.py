@@ -10,6 +10,8 @@ two attributes each) go through each arm, each on a fresh database:
 * ``exporter bytes -> serve`` - the exporter's own request bodies (the SDK's encoder, 512 records each),
   captured beforehand and posted one after another over one keep-alive connection, as the exporter
   posts them: the receiver's rate without the SDK's own cost;
+* ``... 4 senders at once`` - the same bodies from four connections at once, as exporters of several
+  Pods send: the requests that arrive together share one store transaction (group commit);
 * ``file -> store`` (baseline) - the same records as an OTLP/JSON file, one export request per line as
   the collector's file exporter writes it, through ``ingest_files`` as ``liubai ingest logs --format otlp``
   runs it (a file this size is parsed and joined in a second process).
@@ -32,6 +34,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +67,7 @@ from tests.otlp.serve import liubai_serve
 TARGET_RATE = 50_000
 TARGET_RATIO = 0.80
 BATCH = 512
+SENDERS = 4
 BASE_NS = 1_767_323_045_000_000_000
 
 
@@ -137,17 +141,24 @@ def _served(url: str, root: Path, send: Callable[[str], float]) -> float:
         return send(s.base)
 
 
-def _post_all(bodies: list[bytes]) -> Callable[[str], float]:
-    def send(base: str) -> float:
+def _post_all(bodies: list[bytes], senders: int = 1) -> Callable[[str], float]:
+    """Post ``bodies`` in order, each sender (a keep-alive connection) its share, one at a time."""
+
+    def post(base: str, share: list[bytes]) -> None:
         with requests.Session() as session:
-            t = time.perf_counter()
-            for body in bodies:
+            for body in share:
                 answer = session.post(
                     f"{base}/v1/logs", data=body, headers={"Content-Type": "application/x-protobuf"}
                 )
                 if answer.status_code != 200 or answer.content:
                     raise SystemExit(f"the receiver answered {answer.status_code}: {answer.content[:200]!r}")
-            return time.perf_counter() - t
+
+    def send(base: str) -> float:
+        shares = [bodies[i::senders] for i in range(senders)]
+        t = time.perf_counter()
+        with ThreadPoolExecutor(senders) as pool:
+            list(pool.map(lambda share: post(base, share), shares))
+        return time.perf_counter() - t
 
     return send
 
@@ -209,6 +220,11 @@ def main() -> None:
         rates["exporter bytes -> serve"] = n / _served(url, root, _post_all(bodies))
         landed["exporter bytes -> serve"] = _log_count(url)
 
+        url = f"sqlite:///{root / 'senders.db'}"
+        arm = f"... {SENDERS} senders at once"
+        rates[arm] = n / _served(url, root, _post_all(bodies, SENDERS))
+        landed[arm] = _log_count(url)
+
         url = f"sqlite:///{root / 'file.db'}"
         store = open_store(url)
         t = time.perf_counter()
@@ -246,7 +262,10 @@ def main() -> None:
             {
                 "bench": "otlp_ingest",
                 "records": n,
-                **{arm.replace(" -> ", "_to_").replace(" ", "_"): round(r) for arm, r in rates.items()},
+                **{
+                    arm.replace("... ", "exporter_bytes_").replace(" -> ", "_to_").replace(" ", "_"): round(r)
+                    for arm, r in rates.items()
+                },
                 "sdk_alone": round(n / sdk_alone),
                 **{f"step_{k}": round(n / v) for k, v in steps.items()},
                 "target_met": met,

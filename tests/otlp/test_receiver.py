@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +165,31 @@ def test_partial_success_in_protobuf_for_a_span_without_ids(served: Served) -> N
     response = ExportTraceServiceResponse.FromString(answer.content)
     assert response.partial_success.rejected_spans == 1
     assert "spans[1]: span without a traceId" in response.partial_success.error_message
+
+
+def test_requests_sent_at_once_all_land_and_each_is_answered(served: Served, store: LineageStore) -> None:
+    """Requests that arrive together are written together (group commit); each still lands whole."""
+
+    def body(n: int) -> bytes:
+        doc = example(LOGS_JSON)
+        records = doc["resourceLogs"][0]["scopeLogs"][0]["logRecords"]
+        template = records.pop()
+        records.extend({**template, "body": {"stringValue": f"at once {n}-{i}"}} for i in range(50))
+        return as_protobuf(doc)
+
+    bodies = [body(n) for n in range(12)]
+    with httpx.Client() as client, ThreadPoolExecutor(6) as pool:
+        answers = list(
+            pool.map(lambda b: client.post(f"{served.base}/v1/logs", content=b, headers=PROTO), bodies)
+        )
+    assert [a.status_code for a in answers] == [200] * 12 and all(a.content == b"" for a in answers)
+    landed = {
+        n.props["message"]
+        for page in store.iter_nodes()
+        for n in page
+        if n.id.startswith("log:otlp:") and str(n.props.get("message", "")).startswith("at once ")
+    }
+    assert landed == {f"at once {n}-{i}" for n in range(12) for i in range(50)}
 
 
 def test_a_clean_request_answers_an_empty_response(served: Served) -> None:
