@@ -65,7 +65,8 @@ class _Refusal(Exception):
 
 @dataclass(frozen=True, slots=True)
 class _Signal:
-    name: str  # "logs", "traces": the path and what the partial success counts
+    name: str  # "logs", "traces"
+    unit: str  # what the partial success counts
     decode: Callable[[bytes, Encoding, str, str, FieldMap], Decoded]
     response: Callable[[int, str], Message]
 
@@ -86,8 +87,8 @@ def _traces_response(rejected: int, message: str) -> Message:
     return answer
 
 
-LOGS = _Signal("logs", decode_logs, _logs_response)
-TRACES = _Signal("traces", decode_traces, _traces_response)
+LOGS = _Signal("logs", "log record(s)", decode_logs, _logs_response)
+TRACES = _Signal("traces", "span(s)", decode_traces, _traces_response)
 
 
 def _encoding(content_type: str | None) -> Encoding | None:
@@ -216,7 +217,7 @@ class GroupCommit:
                 p.done = True
 
 
-def _partial_success(decoded: Decoded, signal: str) -> str:
+def _partial_success(decoded: Decoded, unit: str) -> str:
     """What the response says about rejects: how many parts, where the first ones were and why."""
     rejects = [i for i in decoded.items if isinstance(i, RejectedRecord)]
     if not rejects:
@@ -224,7 +225,7 @@ def _partial_success(decoded: Decoded, signal: str) -> str:
     first = "; ".join(f"{r.location}: {r.reason}" for r in rejects[:_SHOWN_REJECTS])
     more = f" (and {len(rejects) - _SHOWN_REJECTS} more)" if len(rejects) > _SHOWN_REJECTS else ""
     return (
-        f"{decoded.dropped} {signal} record(s) rejected whole; {len(rejects)} rejected part(s) kept as "
+        f"{decoded.dropped} {unit} rejected whole; {len(rejects)} rejected part(s) kept as "
         f"rejected records: {first}{more}"
     )
 
@@ -261,7 +262,7 @@ async def _export(request: Request, signal: _Signal) -> Response:
             raise _Refusal(500, code_pb2.INTERNAL, f"store failed: {exc}") from None
     except _Refusal as refusal:
         return _status(refusal, encoding)
-    return _message(signal.response(decoded.dropped, _partial_success(decoded, signal.name)), encoding)
+    return _message(signal.response(decoded.dropped, _partial_success(decoded, signal.unit)), encoding)
 
 
 @router.post("/v1/logs", dependencies=[Depends(require_scope("ingest"))])

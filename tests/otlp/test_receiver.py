@@ -150,6 +150,7 @@ def test_partial_success_names_the_bad_record_and_keeps_the_good_ones(
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("application/json")
     partial = answer.json()["partialSuccess"]
     assert partial["rejectedLogRecords"] == "1"  # int64, as protobuf's JSON mapping writes it
+    assert partial["errorMessage"].startswith("1 log record(s) rejected whole; 1 rejected part(s) kept")
     assert "scopeLogs[0].logRecords[1]: log record is not an object" in partial["errorMessage"]
     assert len(_logs_of(store, "partial good")) == 1
     kept = store.rejected(source="otlp", first=1000).records
