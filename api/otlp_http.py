@@ -43,6 +43,7 @@ from liubai.collector.retry import RetryPolicy
 from liubai.lineage.model import RejectedRecord
 from liubai.lineage.records import iso_utc
 from liubai.lineage.store import LineageStore, StoreError
+from liubai.lineage.text import clip
 
 __all__ = ["OTLP_SOURCE", "GroupCommit", "install_otlp", "router"]
 
@@ -136,7 +137,9 @@ async def _body(request: Request, limit: int) -> bytes:
         return body
     if coding != "gzip":
         raise _Refusal(
-            415, code_pb2.INVALID_ARGUMENT, f"unsupported Content-Encoding {coding!r}; send gzip or none"
+            415,
+            code_pb2.INVALID_ARGUMENT,
+            f"unsupported Content-Encoding {clip(coding)!r}; send gzip or none",
         )
     unzip = zlib.decompressobj(zlib.MAX_WBITS | 16)
     try:
@@ -233,7 +236,7 @@ def _partial_success(decoded: Decoded, unit: str) -> str:
 async def _export(request: Request, signal: _Signal) -> Response:
     encoding = _encoding(request.headers.get("content-type"))
     if encoding is None:
-        shown = request.headers.get("content-type") or "none"
+        shown = clip(request.headers.get("content-type") or "none")
         refusal = _Refusal(
             415,
             code_pb2.INVALID_ARGUMENT,
