@@ -29,6 +29,7 @@ from liubai.api.auth import AuthSettings, install_auth
 from liubai.api.export_http import router as export_router
 from liubai.api.ingest_http import install_ingest
 from liubai.api.metrics import install_observability
+from liubai.api.otlp_http import install_otlp
 from liubai.api.request_guard import GuardSettings, RequestGuard
 from liubai.api.schema import schema
 from liubai.api.schema_context import ApiContext
@@ -287,6 +288,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.include_router(export_router)
     install_ingest(app)
+    install_otlp(app)
 
     web = web_dir()
     if web is not None:

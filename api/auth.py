@@ -2,7 +2,7 @@
 
 A token is ``lb_<id>_<secret>``: the id finds the row, the secret (32 random bytes) is compared in
 constant time against its stored sha256, so the token file never holds a usable credential. Scopes:
-``read`` (GraphQL, export, metrics), ``ingest`` (``POST /v1/ingest``), ``admin`` (everything).
+``read`` (GraphQL, export, metrics), ``ingest`` (``POST /v1/ingest`` and the OTLP receiver's ``/v1/logs``, ``/v1/traces``, ``/v1/metrics``), ``admin`` (everything).
 Revocation takes effect on the next request: every request reads the token file.
 """
 
@@ -226,6 +226,9 @@ def bearer(header: str | None) -> str:
 # the UI's static files) and stay open so that probes and the login page work.
 DEFAULT_RULES: tuple[tuple[str, str], ...] = (
     ("/v1/ingest", TokenScope.INGEST.value),
+    ("/v1/logs", TokenScope.INGEST.value),
+    ("/v1/traces", TokenScope.INGEST.value),
+    ("/v1/metrics", TokenScope.INGEST.value),
     ("/graphql", TokenScope.READ.value),
     ("/export", TokenScope.READ.value),
     ("/metrics", TokenScope.READ.value),

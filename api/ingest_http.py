@@ -38,7 +38,16 @@ from liubai.lineage.provenance import remote_writer
 from liubai.lineage.store import LineageStore, StoreError, open_store
 from liubai.lineage.wire import DecodedBatch, WireError, decode_batch
 
-__all__ = ["CHECKPOINT_SOURCE", "IngestSettings", "apply_batch", "install_ingest", "router"]
+__all__ = [
+    "CHECKPOINT_SOURCE",
+    "IngestSettings",
+    "apply_batch",
+    "install_ingest",
+    "read_limited",
+    "request_store",
+    "router",
+    "writer_of",
+]
 
 CHECKPOINT_SOURCE = "ingest"
 APPLIED = "applied"
@@ -61,7 +70,8 @@ def _error(status: int, code: str, message: str, *, retryable: bool = False, **m
     return HTTPException(status, detail={"code": code, "message": message, "retryable": retryable, **more})
 
 
-def _store(request: Request) -> LineageStore:
+def request_store(request: Request) -> LineageStore:
+    """The app's store; 503 (retryable) while it cannot be opened."""
     state = request.app.state
     holder = getattr(state, "store_holder", None)
     try:
@@ -75,7 +85,8 @@ def _store(request: Request) -> LineageStore:
         raise _error(503, "STORE_UNAVAILABLE", f"store unavailable: {exc}", retryable=True) from None
 
 
-async def _read_limited(request: Request, limit: int) -> bytes:
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The request body, or 413 naming ``limit`` as soon as it is known to be larger."""
     too_big = _error(
         413,
         "TOO_LARGE",
@@ -142,14 +153,14 @@ def apply_batch(store: LineageStore, decoded: DecodedBatch, writer: str) -> dict
 
 
 @router.post("/v1/ingest", dependencies=[Depends(require_scope("ingest"))])
-async def ingest(request: Request, store: Annotated[LineageStore, Depends(_store)]) -> dict[str, Any]:
+async def ingest(request: Request, store: Annotated[LineageStore, Depends(request_store)]) -> dict[str, Any]:
     """Apply one ``liubai.batch`` envelope (see ``liubai.lineage.wire``); replays answer ``duplicate``.
 
     Example: curl -H 'Authorization: Bearer lb_…' -H 'Content-Type: application/json' --data-binary @batch.json \
     http://127.0.0.1:8000/v1/ingest
     """
     settings: IngestSettings = getattr(request.app.state, "ingest_settings", None) or IngestSettings()
-    body = await _read_limited(request, settings.max_bytes)
+    body = await read_limited(request, settings.max_bytes)
     try:
         decoded = await run_in_threadpool(decode_batch, body)
     except WireError as exc:

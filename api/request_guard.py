@@ -11,7 +11,8 @@ CORS preflight, and DNS rebinding lets a page reach a loopback server under the 
   query: no ``Origin`` but the server's own (or an allowed name) and no ``Sec-Fetch-Site`` saying another
   site (403);
 * on every state-changing request: ``Content-Type: application/json``, which no simple request can
-  carry (415).
+  carry (415); the OTLP receiver's paths also take ``application/x-protobuf``, which no simple request
+  can carry either (a browser preflights it).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ __all__ = ["GuardSettings", "RequestGuard", "parse_host"]
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 JSON_TYPES = frozenset({"application/json"})  # what strawberry and the ingest route parse
+OTLP_PATHS = frozenset({"/v1/logs", "/v1/traces", "/v1/metrics"})
+OTLP_TYPES = frozenset({"application/json", "application/x-protobuf"})  # the two OTLP/HTTP encodings
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -138,9 +141,11 @@ class RequestGuard:
                 return 403, "FORBIDDEN", f"cross-origin request refused (Sec-Fetch-Site: {clip(fetch_site)})"
         if changes:
             media = (content_type or "").partition(";")[0].strip().lower()
-            if media not in JSON_TYPES:
+            otlp = scope["path"] in OTLP_PATHS
+            if media not in (OTLP_TYPES if otlp else JSON_TYPES):
                 shown = repr(clip(content_type)) if content_type else "none"
-                return 415, "BAD_INPUT", f"send Content-Type: application/json (got {shown})"
+                wanted = "application/x-protobuf or application/json" if otlp else "application/json"
+                return 415, "BAD_INPUT", f"send Content-Type: {wanted} (got {shown})"
         return None
 
     def _host_allowed(self, scope: Scope, name: str, port: int | None) -> bool:

@@ -37,6 +37,7 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
     ),
     "git_ingest": ("git_ingest.py", ["--commits", "5000"], ["--commits", "1000"]),
     "log_ingest": ("log_ingest.py", ["--records", "100000", "--scale", "1000000"], ["--records", "20000"]),
+    "otlp_ingest": ("otlp_ingest.py", ["--records", "100000"], ["--records", "20000"]),
     "log_layout": ("log_layout.py", ["--records", "100000"], ["--records", "20000"]),
     "span_join": ("span_join.py", ["--spans", "100000"], ["--spans", "20000"]),
     "export_memory": ("export_memory.py", [], ["--sizes", "20000", "200000"]),

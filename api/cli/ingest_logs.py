@@ -60,7 +60,10 @@ def logs(
         list[str], typer.Argument(help="JSON-lines or OTLP/JSON files (gzip ok); '-' reads stdin.")
     ],
     fmt: Annotated[
-        FileFormat, typer.Option("--format", "-f", help="jsonl: one object per line; otlp: OTLP/JSON export.")
+        FileFormat,
+        typer.Option(
+            "--format", "-f", help="jsonl: one object per line; otlp: OTLP/JSON logs and traces exports."
+        ),
     ] = FileFormat.JSONL,
     source: Annotated[
         str | None,
@@ -84,7 +87,8 @@ def logs(
         ),
     ] = 10_000,
 ) -> None:
-    """Ingest log files; lines carrying a trace id or an x-gitops-audit-id join the commit/trace graph.
+    """Ingest log files (and OTLP/JSON trace exports); lines carrying a trace id or an x-gitops-audit-id
+    join the commit/trace graph.
 
     Example: liubai ingest logs app.jsonl.gz otel-export.json --format otlp --source checkout
     """
@@ -102,7 +106,8 @@ def logs(
         def show(s: FileIngestStats) -> None:
             bar.update(
                 task,
-                description=f"{s.records:,} records, {s.rejected:,} rejected, {s.files}/{len(files)} files",
+                description=f"{s.records:,} records, {s.spans:,} spans, {s.rejected:,} rejected, "
+                f"{s.files}/{len(files)} files",
             )
 
         try:
@@ -121,9 +126,10 @@ def logs(
         ) as exc:  # batches stored before it stay; a re-run skips nothing and doubles nothing
             raise fail_error(exc) from None
     printer.finish()
+    spans = f" and {stats.spans:,} spans" if stats.spans else ""
     say(
-        f"ingested {stats.records:,} log records from {stats.files} file(s), {stats.rejected:,} rejected, "
-        f"into {redact_url(state(ctx).store_url)}"
+        f"ingested {stats.records:,} log records{spans} from {stats.files} file(s), {stats.rejected:,} "
+        f"rejected, into {redact_url(state(ctx).store_url)}"
     )
 
 

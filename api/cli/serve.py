@@ -70,7 +70,8 @@ def serve_cmd(
         ),
     ] = None,
 ) -> None:
-    """Serve the lineage API (POST /graphql), GraphiQL (GET /graphql) and the web UI (/).
+    """Serve the lineage API (POST /graphql), GraphiQL (GET /graphql), the web UI (/), agent batches
+    (POST /v1/ingest) and OTLP/HTTP logs and traces (POST /v1/logs, /v1/traces).
 
     Example: liubai --store sqlite:///lineage.db serve --port 8000
     """

@@ -16,7 +16,7 @@ from liubai.collector.logfile.source import LogFormat, LogItem
 from liubai.collector.offload import has_a_second_core, join_in_subprocess
 from liubai.lineage.model import RejectedRecord
 from liubai.lineage.provenance import LOGS_WRITER
-from liubai.lineage.records import LogRecord
+from liubai.lineage.records import LogRecord, SpanRecord
 from liubai.lineage.store.base import LineageStore, row_preparer
 
 __all__ = ["OFFLOAD_MIN_BYTES", "FileIngestStats", "ingest_files", "read_log_file"]
@@ -34,10 +34,11 @@ def read_log_file(
 
 @dataclass(slots=True)
 class FileIngestStats:
-    records: int = 0
+    records: int = 0  # log records
     rejected: int = 0
     batches: int = 0
     files: int = 0
+    spans: int = 0  # from OTLP trace documents
 
 
 def _offloaded(path: str, parallel: bool | None) -> bool:
@@ -75,10 +76,11 @@ def ingest_files(
     the store falls behind (``paced``, see ``BatchPace``)."""
     stats = FileIngestStats()
     for path in paths:
-        done = FileIngestStats(stats.records, stats.rejected, stats.batches, stats.files)
+        done = FileIngestStats(stats.records, stats.rejected, stats.batches, stats.files, stats.spans)
 
         def show(summary: IngestSummary, done: FileIngestStats = done) -> None:
             stats.records = done.records + summary.count(LogRecord.__name__)
+            stats.spans = done.spans + summary.count(SpanRecord.__name__)
             stats.rejected = done.rejected + summary.rejected
             stats.batches = done.batches + summary.batches
             if progress is not None:

@@ -99,14 +99,14 @@ def jsonl_line_items(
 def _object_items(
     obj: Any, source: str, where: str, line: bytes | None, mapper: LogMapper, fm: FieldMap
 ) -> Iterator[LogItem]:
-    """One JSON value read as a log line: an object is a record, or, holding a ``resourceLogs`` list, a
-    whole OTLP document (the collector file exporter's layout); anything else is a reject, quoting
+    """One JSON value read as a log line: an object is a record, or, holding a ``resourceLogs`` or
+    ``resourceSpans`` list, a whole OTLP document (the collector file exporter's layout); anything else is a reject, quoting
     ``line`` (the value's own text where it had one)."""
     if type(obj) is not dict:  # JSON gives plain dicts only
         raw = raw_json(obj) if line is None else line
         yield reject(source, where, f"expected a JSON object, got {type(obj).__name__}", raw)
         return
-    if "resourceLogs" in obj and isinstance(obj["resourceLogs"], list):
+    if isinstance(obj.get("resourceLogs"), list) or isinstance(obj.get("resourceSpans"), list):
         yield from otlp_document(obj, source, where, fm)
         return
     record, rejected = mapper.map(obj, source, where)

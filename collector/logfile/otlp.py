@@ -1,7 +1,9 @@
-"""OpenTelemetry OTLP/JSON log exports (``ExportLogsServiceRequest``) as log records.
+"""OpenTelemetry OTLP/JSON exports (``ExportLogsServiceRequest``, ``ExportTraceServiceRequest``) as log and
+span records.
 
 A part that breaks the schema is rejected at its JSON path and left out; the records and fields around it
-still land.
+still land. The per-record mapping is shared with the protobuf decoder (``liubai.collector.otlp``), so a
+log line gives the same record from a file, an OTLP/JSON request or an OTLP/protobuf one.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import gzip
+import re
 import zlib
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -16,19 +19,20 @@ from typing import Any
 from liubai.collector.logfields import FieldMap, log_mapper
 from liubai.collector.logfile.exact_json import std_loads
 from liubai.collector.logfile.source import JSON_TYPES, LogItem, default_source, open_log, raw_json, reject
+from liubai.collector.otlp.mapping import Envelope, envelope_of, hex_id, map_log, map_span, severity_text
 from liubai.lineage.model import RejectedRecord
-from liubai.lineage.records import LogRecord
+from liubai.lineage.records import LogRecord, SpanRecord
 from liubai.lineage.text import visible
 
-__all__ = ["otlp_document", "read_otlp"]
+__all__ = ["OtlpJsonWalk", "otlp_document", "read_otlp"]
 
-_SEVERITY = ((4, "TRACE"), (8, "DEBUG"), (12, "INFO"), (16, "WARN"), (20, "ERROR"), (24, "FATAL"))
 _BAD = object()  # an OTLP value that broke the schema; rejected, and left out of its record
+_HEX = re.compile(r"[0-9a-fA-F]+")
 
 
 def read_otlp(path: str, *, source: str | None = None, fieldmap: FieldMap | None = None) -> Iterator[LogItem]:
-    """OTLP/JSON ``ExportLogsServiceRequest`` documents: one per line (the collector's file exporter)
-    or a single, possibly pretty-printed, document."""
+    """OTLP/JSON logs and traces documents: one per line (the collector's file exporter, which may mix
+    both signals in one file) or a single, possibly pretty-printed, document."""
     src = visible(source) if source else default_source(path)
     fm = fieldmap or FieldMap()
     name = "stdin" if path == "-" else visible(path)  # a name that is not UTF-8 arrives with surrogates
@@ -54,30 +58,54 @@ def read_otlp(path: str, *, source: str | None = None, fieldmap: FieldMap | None
 
 
 def otlp_document(doc: Any, source: str, where: str, fm: FieldMap) -> Iterator[LogItem]:
-    if not isinstance(doc, dict) or not isinstance(doc.get("resourceLogs"), list):
-        yield reject(source, where, "not an OTLP logs document (no resourceLogs list)", raw_json(doc))
+    """The records of one OTLP/JSON document: its ``resourceLogs`` and its ``resourceSpans``."""
+    logs, spans = (
+        isinstance(doc, dict) and isinstance(doc.get(k), list) for k in ("resourceLogs", "resourceSpans")
+    )
+    if not (logs or spans):
+        reason = "not an OTLP logs or traces document (no resourceLogs or resourceSpans list)"
+        yield reject(source, where, reason, raw_json(doc))
         return
-    walk = _OtlpWalk(source, fm)
-    for i, rl in enumerate(doc["resourceLogs"]):
-        for item in walk.resource_logs(rl, f"{where}#resourceLogs[{i}]"):
-            yield from walk.take_rejected()
-            yield item
-        yield from walk.take_rejected()
+    walk = OtlpJsonWalk(source, fm)
+    if logs:
+        yield from walk.logs(doc, where)
+    if spans:
+        yield from walk.traces(doc, where)
 
 
-class _OtlpWalk:
-    """Reads OTLP/JSON logs part by part. A part that breaks the schema is rejected at its JSON path and
+class OtlpJsonWalk:
+    """Reads OTLP/JSON part by part. A part that breaks the schema is rejected at its JSON path and
     left out; the records and fields around it still land."""
 
-    __slots__ = ("fm", "mapper", "rejected", "source")
+    __slots__ = ("dropped", "fm", "mapper", "rejected", "source")
 
     def __init__(self, source: str, fm: FieldMap) -> None:
         self.source, self.fm, self.mapper = source, fm, log_mapper(fm)
         self.rejected: list[RejectedRecord] = []
+        self.dropped = 0  # log records and spans left out whole
 
     def take_rejected(self) -> list[RejectedRecord]:
         taken, self.rejected = self.rejected, []
         return taken
+
+    def logs(self, doc: Mapping[str, Any], where: str) -> Iterator[LogItem]:
+        """The records of an ``ExportLogsServiceRequest`` (without ``resourceLogs``: none)."""
+        for i, rl in enumerate(self.part(doc, "resourceLogs", list, where) or []):
+            yield from self._drained(self.resource_logs(rl, f"{where}#resourceLogs[{i}]"))
+        yield from self.take_rejected()
+
+    def traces(self, doc: Mapping[str, Any], where: str) -> Iterator[LogItem]:
+        """The spans of an ``ExportTraceServiceRequest`` (without ``resourceSpans``: none)."""
+        for i, rs in enumerate(self.part(doc, "resourceSpans", list, where) or []):
+            yield from self._drained(self.resource_spans(rs, f"{where}#resourceSpans[{i}]"))
+        yield from self.take_rejected()
+
+    def _drained(self, records: Iterator[LogRecord] | Iterator[SpanRecord]) -> Iterator[LogItem]:
+        """Each record after the rejects noted while reading it, so that rejects keep document order."""
+        for item in records:
+            yield from self.take_rejected()
+            yield item
+        yield from self.take_rejected()
 
     def bad(self, at: str, reason: str, value: Any) -> object:
         self.rejected.append(reject(self.source, at, reason, raw_json(value)))
@@ -91,34 +119,88 @@ class _OtlpWalk:
         self.bad(f"{at}.{key}", f"{key} must be {JSON_TYPES[kind]}, got {JSON_TYPES.get(type(value))}", value)
         return None
 
+    def envelope(self, owner: Mapping[str, Any], at: str) -> Envelope:
+        resource = self.part(owner, "resource", dict, at) or {}
+        return envelope_of(self.attributes(resource, "attributes", f"{at}.resource"))
+
+    def scopes(self, owner: Mapping[str, Any], key: str, legacy: str, at: str) -> Iterator[tuple[str, Any]]:
+        """The scope entries of a resource entry with their paths: ``key``, or the pre-1.0 ``legacy`` name
+        where the current one holds nothing."""
+        if not owner.get(key) and legacy in owner:
+            key = legacy
+        for j, scope in enumerate(self.part(owner, key, list, at) or []):
+            scope_at = f"{at}.{key}[{j}]"
+            if isinstance(scope, dict):
+                yield scope_at, scope
+            else:
+                self.bad(scope_at, f"a {key} entry must be an object", scope)
+
     def resource_logs(self, rl: Any, at: str) -> Iterator[LogRecord]:
         if not isinstance(rl, dict):
             self.bad(at, "a resourceLogs entry must be an object", rl)
             return
-        resource = self.attributes(self.part(rl, "resource", dict, at) or {}, "attributes", f"{at}.resource")
-        service = resource.get("service.name")
-        env = {"service": str(service)} if service is not None else {}
-        # the pre-1.0 name, read where the current one holds nothing
-        key = (
-            "instrumentationLibraryLogs"
-            if not rl.get("scopeLogs") and "instrumentationLibraryLogs" in rl
-            else "scopeLogs"
-        )
-        for j, sl in enumerate(self.part(rl, key, list, at) or []):
-            scope_at = f"{at}.{key}[{j}]"
-            if not isinstance(sl, dict):
-                self.bad(scope_at, f"a {key} entry must be an object", sl)
-                continue
+        envelope = self.envelope(rl, at)
+        for scope_at, sl in self.scopes(rl, "scopeLogs", "instrumentationLibraryLogs", at):
             for k, lr in enumerate(self.part(sl, "logRecords", list, scope_at) or []):
                 record_at = f"{scope_at}.logRecords[{k}]"
                 if not isinstance(lr, dict):
                     self.bad(record_at, "log record is not an object", lr)
+                    self.dropped += 1
                     continue
-                record, rejected = self.mapper.map(
-                    self.fields(lr, record_at), self.source, record_at, defaults=env
-                )
+                span_id = self.id_of(lr, "spanId", 8, record_at)
+                fields = self.fields(lr, record_at)
+                record, rejected = map_log(self.mapper, fields, span_id, envelope, self.source, record_at)
                 self.rejected.extend(rejected)
                 yield record
+
+    def resource_spans(self, rs: Any, at: str) -> Iterator[SpanRecord]:
+        if not isinstance(rs, dict):
+            self.bad(at, "a resourceSpans entry must be an object", rs)
+            return
+        envelope = self.envelope(rs, at)
+        for scope_at, ss in self.scopes(rs, "scopeSpans", "instrumentationLibrarySpans", at):
+            for k, sp in enumerate(self.part(ss, "spans", list, scope_at) or []):
+                span_at = f"{scope_at}.spans[{k}]"
+                if not isinstance(sp, dict):
+                    self.bad(span_at, "a span is not an object", sp)
+                    self.dropped += 1
+                    continue
+                status = self.part(sp, "status", dict, span_at) or {}
+                span, rejected = map_span(
+                    trace_id=self.id_of(sp, "traceId", 16, span_at),
+                    span_id=self.id_of(sp, "spanId", 8, span_at),
+                    parent_span_id=self.id_of(sp, "parentSpanId", 8, span_at),
+                    name=self.part(sp, "name", str, span_at) or "",
+                    kind=sp.get("kind"),
+                    start=sp.get("startTimeUnixNano"),
+                    end=sp.get("endTimeUnixNano"),
+                    status=status.get("code"),
+                    status_message=self.part(status, "message", str, f"{span_at}.status"),
+                    attributes=self.attributes(sp, "attributes", span_at),
+                    envelope=envelope,
+                    audit_keys=self.fm.audit,
+                    source=self.source,
+                    location=span_at,
+                )
+                self.rejected.extend(rejected)
+                if span is None:
+                    self.dropped += 1
+                else:
+                    yield span
+
+    def id_of(self, owner: Mapping[str, Any], key: str, size: int, at: str) -> str | None:
+        """A trace (16 bytes) or span (8 bytes) id: hex as OTLP/JSON has it, or the protobuf-JSON base64
+        some exporters write; empty or all zeros is none. Anything else is rejected and taken as none."""
+        value = self.part(owner, key, str, at)
+        if not value:
+            return None
+        if len(value) == 2 * size and _HEX.fullmatch(value):
+            return hex_id(value)
+        raw = _base64(value)
+        if raw is not None and len(raw) == size:
+            return hex_id(raw)
+        self.bad(f"{at}.{key}", f"{key} is not a {size}-byte id in hex", value)
+        return None
 
     def fields(self, lr: Mapping[str, Any], at: str) -> dict[str, Any]:
         """A log record flattened into the key space the field map reads (attributes + core fields)."""
@@ -129,7 +211,7 @@ class _OtlpWalk:
             ts = lr.get("observedTimeUnixNano")
         if ts not in (None, "", "0", 0):
             fields[fm.time[0]] = ts
-        level = lr.get("severityText") or _severity_text(lr.get("severityNumber"))
+        level = lr.get("severityText") or severity_text(lr.get("severityNumber"))
         if level:
             fields[fm.level[0]] = level
         if lr.get("body") is not None:
@@ -137,7 +219,7 @@ class _OtlpWalk:
             if body is not _BAD:
                 fields[fm.message[0]] = body
         trace = self.part(lr, "traceId", str, at)
-        if trace:
+        if trace and trace.strip("0"):  # all zeros: OTLP's "no trace"
             fields[fm.trace[0] if fm.trace[0] not in fm.traceparent_keys else "trace_id"] = _otlp_trace_id(
                 trace
             )
@@ -187,12 +269,11 @@ class _OtlpWalk:
         return None
 
 
-def _severity_text(number: Any) -> str | None:
+def _base64(value: str) -> bytes | None:
     try:
-        n = int(number)
-    except (TypeError, ValueError, OverflowError):
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
         return None
-    return next((name for top, name in _SEVERITY if 1 <= n <= top), None)
 
 
 def _otlp_trace_id(value: str) -> str:

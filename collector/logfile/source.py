@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from liubai.lineage.model import RejectedRecord
-from liubai.lineage.records import LogRecord
+from liubai.lineage.records import LogRecord, SpanRecord
 from liubai.lineage.text import visible
 
 __all__ = [
@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 LogFormat = Literal["jsonl", "otlp"]
-LogItem = LogRecord | RejectedRecord
+LogItem = LogRecord | SpanRecord | RejectedRecord  # OTLP files may hold traces too
 RAW_KEEP = 2000  # rejected raw text is kept, but not a whole multi-megabyte line
 _GZIP_MAGIC = b"\x1f\x8b"
 

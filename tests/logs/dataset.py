@@ -105,6 +105,9 @@ def _any(value: Any) -> dict[str, Any]:
     return {"stringValue": str(value)}
 
 
+OTLP_SPAN_ID = "00f067aa0ba902b7"  # the span the traceparent lines of an OTLP export were written in
+
+
 def to_otlp(lines: Iterable[Line], per_document: int = 200) -> list[dict[str, Any]]:
     """OTLP/JSON ExportLogsServiceRequest documents: one resource per service, ``per_document`` lines each."""
     docs: list[dict[str, Any]] = []
@@ -128,7 +131,7 @@ def to_otlp(lines: Iterable[Line], per_document: int = 200) -> list[dict[str, An
                         record["traceId"] = f.pop(key)
                 if "traceparent" in f and item.kind == "trace":
                     record["traceId"] = f.pop("traceparent").split("-")[1]
-                    record["spanId"] = "00f067aa0ba902b7"
+                    record["spanId"] = OTLP_SPAN_ID
                 record["attributes"] = [{"key": k, "value": _any(v)} for k, v in f.items()]
                 by_service.setdefault(service, []).append(record)
             docs.append(

@@ -10,6 +10,7 @@ from liubai.lineage.model import (
     audit_node_id,
     commit_node_id,
     parse_audit_id,
+    span_node_id,
     trace_node_id,
 )
 from liubai.lineage.store import LineageStore
@@ -25,9 +26,10 @@ def log_ids_by_message(store: LineageStore) -> dict[str, list[str]]:
     return found
 
 
-def assert_exact_lineage(store: LineageStore, lines: list[Line]) -> None:
+def assert_exact_lineage(store: LineageStore, lines: list[Line], *, otlp_span: str | None = None) -> None:
     """Each line is one LogEvent whose edges are exactly those its ids name; audit records reach exactly
-    the commit (and trace) they name."""
+    the commit (and trace) they name. ``otlp_span``: the span id an OTLP export (``dataset.to_otlp``) gave
+    the lines of a traceparent, each then in that span of its trace."""
     by_message = log_ids_by_message(store)
     assert sum(len(v) for v in by_message.values()) == len(lines), "a log line is missing or doubled"
     out = out_edges(store)
@@ -37,6 +39,8 @@ def assert_exact_lineage(store: LineageStore, lines: list[Line]) -> None:
         expected: set[tuple[EdgeKind, str]] = set()
         if line.trace:
             expected.add((EdgeKind.IN_TRACE, trace_node_id(line.trace)))
+            if otlp_span is not None and line.kind == "trace" and "traceparent" in line.fields:
+                expected.add((EdgeKind.IN_SPAN, span_node_id(line.trace, otlp_span)))
         if line.commit:
             raw = line.fields.get("x-gitops-audit-id") or line.fields["audit_id"]
             audit = parse_audit_id(raw)

@@ -15,7 +15,15 @@ from liubai.collector.sls import SlsCollector, SlsCredentials, make_client
 from liubai.lineage.model import EdgeKind, RejectedRecord, trace_node_id
 from liubai.lineage.records import LogRecord
 from tests.logs.conftest import KEY_ID, KEY_SECRET, LOGSTORE, PROJECT
-from tests.logs.dataset import EPOCH, make_dataset, put_into_sls, to_otlp, write_jsonl, write_otlp
+from tests.logs.dataset import (
+    EPOCH,
+    OTLP_SPAN_ID,
+    make_dataset,
+    put_into_sls,
+    to_otlp,
+    write_jsonl,
+    write_otlp,
+)
 from tests.logs.lineage_check import assert_exact_lineage, graph_of, log_ids_by_message, out_edges
 
 CLI = [sys.executable, "-c", "from liubai.api.cli.main import main; main()"]
@@ -71,14 +79,39 @@ def test_otlp_jsonl_and_sls_give_the_same_graph(commits, tmp_path, new_store, sl
     ingest_files(otlp_as_lines, [str(otlp)], "jsonl", source="app")
 
     expected = graph_of(from_jsonl)
-    assert graph_of(otlp_as_lines) == expected
     assert len(expected[0]) > len(ds.lines) and len(expected[1]) > 0
-    assert graph_of(from_otlp) == expected
+    assert graph_of(otlp_as_lines) == graph_of(from_otlp)
+    # OTLP also names the emitting resource and the span a line was written in; the rest is the same graph
+    otlp_only = _otlp_context(graph_of(from_otlp))
+    assert otlp_only[0] == {"Resource", "Span"} and otlp_only[1] == {"EMITTED", "IN_SPAN"}
+    assert _without_otlp_context(graph_of(from_otlp)) == expected
     assert graph_of(via_query) == expected
     assert graph_of(via_shards) == expected
     for store in (from_jsonl, from_otlp, via_query, via_shards):
         assert store.counts()["rejected"] == ds.expected_rejects
-    assert_exact_lineage(from_otlp, ds.lines)
+    assert_exact_lineage(from_otlp, ds.lines, otlp_span=OTLP_SPAN_ID)
+
+
+_Graph = tuple[set[tuple[str, str, str, bool]], set[tuple[str, str, str, str]]]
+_OTLP_NODES, _OTLP_EDGES = {"Resource", "Span"}, {"EMITTED", "IN_SPAN"}
+
+
+def _otlp_context(graph: _Graph) -> tuple[set[str], set[str]]:
+    """The node and edge kinds only an OTLP source gives here: what emitted a line, the span it was in."""
+    nodes, edges = graph
+    return {n[1] for n in nodes} & _OTLP_NODES, {e[1] for e in edges} & _OTLP_EDGES
+
+
+def _without_otlp_context(graph: _Graph) -> _Graph:
+    nodes, edges = graph
+
+    def plain(props: str) -> str:
+        return json.dumps({k: v for k, v in json.loads(props).items() if k != "span_id"}, sort_keys=True)
+
+    return (
+        {(i, kind, plain(props), ph) for i, kind, props, ph in nodes if kind not in _OTLP_NODES},
+        {e for e in edges if e[1] not in _OTLP_EDGES},
+    )
 
 
 def test_otlp_single_document_base64_trace_and_severity_number(tmp_path) -> None:  # type: ignore[no-untyped-def]
