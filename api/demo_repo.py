@@ -16,10 +16,19 @@ from pathlib import Path
 
 import git
 
-__all__ = ["DemoRepo", "build_demo_repo", "write_demo_logs", "DEMO_TRACE", "SECOND_TRACE"]
+__all__ = [
+    "DEMO_TRACE",
+    "OTEL_TRACE",
+    "SECOND_TRACE",
+    "DemoRepo",
+    "build_demo_repo",
+    "write_demo_logs",
+    "write_demo_otlp",
+]
 
 DEMO_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 SECOND_TRACE = "0af7651916cd43dd8448eb211c80319c"
+OTEL_TRACE = "5b8efff798038103d269b633813fc60c"  # a request the payments service traced itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,4 +193,63 @@ def write_demo_logs(path: Path, demo: DemoRepo, deployed_audit_id: str) -> Path:
         )
     )
     path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _otlp_attributes(values: dict[str, str]) -> list[dict[str, object]]:
+    return [{"key": k, "value": {"stringValue": v}} for k, v in values.items()]
+
+
+def write_demo_otlp(path: Path, pod_uid: str | None) -> Path:
+    """What the payments service's OpenTelemetry SDK exports for one failed charge: two spans and a log
+    line, as an OTLP/JSON file (one document per line, as the Collector's file exporter writes). Nothing
+    in them names a commit or an audit id; only their resource (the pod, the Deployment) links them."""
+    resource = {"service.name": "payments", "k8s.namespace.name": "shop", "k8s.deployment.name": "payments"}
+    if pod_uid:
+        resource["k8s.pod.uid"] = pod_uid
+    at = 1_772_359_500_000_000_000  # 2026-03-01T10:05:00Z
+    server, client = "a1b2c3d4e5f60718", "0f1e2d3c4b5a6978"
+    spans = [
+        {
+            "traceId": OTEL_TRACE,
+            "spanId": server,
+            "name": "POST /charge",
+            "kind": 2,
+            "startTimeUnixNano": str(at),
+            "endTimeUnixNano": str(at + 840_000_000),
+            "status": {"code": 2, "message": "charge failed"},
+        },
+        {
+            "traceId": OTEL_TRACE,
+            "spanId": client,
+            "parentSpanId": server,
+            "name": "ledger.debit",
+            "kind": 3,
+            "startTimeUnixNano": str(at + 20_000_000),
+            "endTimeUnixNano": str(at + 812_000_000),
+            "status": {"code": 2, "message": "card declined"},
+        },
+    ]
+    log = {
+        "timeUnixNano": str(at + 812_000_000),
+        "severityNumber": 17,
+        "severityText": "ERROR",
+        "body": {"stringValue": "ledger refused the debit: card declined"},
+        "traceId": OTEL_TRACE,
+        "spanId": client,
+    }
+    res = {"attributes": _otlp_attributes(resource)}
+    documents = [
+        {
+            "resourceSpans": [
+                {"resource": res, "scopeSpans": [{"scope": {"name": "payments"}, "spans": spans}]}
+            ]
+        },
+        {
+            "resourceLogs": [
+                {"resource": res, "scopeLogs": [{"scope": {"name": "payments"}, "logRecords": [log]}]}
+            ]
+        },
+    ]
+    path.write_text("".join(json.dumps(d) + "\n" for d in documents))
     return path

@@ -217,10 +217,19 @@ def test_demo_replay_links_the_recorded_run_to_the_demo_commit(tmp_path: Path) -
     store = open_store(f"sqlite:///{tmp_path / 'd' / 'lineage.db'}")
     try:
         reasons = [r.reason for r in store.rejected().records]
-        below = {n.kind for n in store.lineage(pod_node_id(pod.group(1)), Direction.DOWNSTREAM, 3).nodes}
+        below_nodes = store.lineage(pod_node_id(pod.group(1)), Direction.DOWNSTREAM, 3).nodes
+        below = {n.kind for n in below_nodes}
+        otel = [n for n in below_nodes if n.props.get("source") == "payments-otel"]
     finally:
         store.close()
     assert {NodeKind.CONTAINER, NodeKind.PROCESS, NodeKind.FILE} <= below  # the recorded container run
+    # what the service's OpenTelemetry SDK exported names only its Pod, in its resource
+    assert {NodeKind.RESOURCE, NodeKind.SPAN, NodeKind.LOG_EVENT} <= below
+    spans = [n for n in otel if n.kind is NodeKind.SPAN]
+    assert {(n.props["name"], n.props["status"]) for n in spans} == {
+        ("POST /charge", "ERROR"),
+        ("ledger.debit", "ERROR"),
+    }
     assert any("invalid YAML" in r for r in reasons) and any("malformed audit id" in r for r in reasons)
     _run_the_printed_cli_commands(out.stdout, commit.group(1), pod.group(1))
 

@@ -32,7 +32,7 @@ from liubai.api.demo_cluster import (
     running_cluster,
 )
 from liubai.api.demo_node import RECORDED_NODE, node_problems, recorded_pod_uid, run_payments_pod
-from liubai.api.demo_repo import DemoRepo, build_demo_repo, write_demo_logs
+from liubai.api.demo_repo import DemoRepo, build_demo_repo, write_demo_logs, write_demo_otlp
 from liubai.lineage.urls import redact_url
 
 __all__ = ["register", "RECORDED_RUN"]
@@ -62,7 +62,15 @@ def _can_trace() -> list[str]:
 
 
 _DEMO_ENTRIES = frozenset(
-    {"shop-gitops", "payments.jsonl", "kube", "lineage.db", "lineage.db-wal", "lineage.db-shm"}
+    {
+        "shop-gitops",
+        "payments.jsonl",
+        "payments-otlp.json",
+        "kube",
+        "lineage.db",
+        "lineage.db-wal",
+        "lineage.db-shm",
+    }
 )
 
 
@@ -262,6 +270,11 @@ def demo(
     console.rule("4. the service's logs, carrying the trace and the stamped audit id")
     logs = write_demo_logs(root / "payments.jsonl", repo, deployed_id)
     _liubai(store_url, "ingest", "logs", str(logs))
+    say(
+        "and what its OpenTelemetry SDK exported: spans and a log line linked only by their resource (its Pod)"
+    )
+    otlp = write_demo_otlp(root / "payments-otlp.json", pod_uid)
+    _liubai(store_url, "ingest", "logs", str(otlp), "--format", "otlp", "--source", "payments-otel")
 
     console.rule("5. the chain, from the build commit downstream")
     _liubai(store_url, "lineage", f"commit:{repo.build_commit}", "--depth", "2", "--direction", "downstream")
