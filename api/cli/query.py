@@ -228,7 +228,17 @@ def lineage_cmd(
         str,
         typer.Argument(help=_NODE_REF),
     ],
-    depth: Annotated[int, typer.Option("--depth", "-d", min=0, max=10, help="Hops to follow.")] = 3,
+    depth: Annotated[
+        int,
+        typer.Option(
+            "--depth",
+            "-d",
+            min=0,
+            max=10,
+            help="Hops to follow. 4 (the default) reaches from a commit through its audit id and Pods to what "
+            "their containers ran and the spans and log lines their resource names.",
+        ),
+    ] = 4,
     direction: Annotated[
         DirectionOpt,
         typer.Option("--direction", help="downstream: what followed from it; upstream: what led to it."),

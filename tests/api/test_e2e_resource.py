@@ -118,7 +118,7 @@ def test_liubai_lineage_of_the_deployed_commit_reaches_telemetry_through_pod_and
     ingested: Deployed,
 ) -> None:
     out = json.loads(
-        _cli(ingested.store_url, "lineage", f"commit:{ingested.commit}", "--depth", "4", "--json")
+        _cli(ingested.store_url, "lineage", f"commit:{ingested.commit}", "--json")  # the default depth
     )
     depths = out["depths"]
     # commit <-FOR_COMMIT- audit -ANNOTATES-> Pod -RAN-> Resource -EMITTED-> span / log line
