@@ -128,13 +128,14 @@ def sls(
         ),
     ] = None,
     heartbeat_interval: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--heartbeat-interval",
             min=0.1,
-            help="Seconds between consumer-group heartbeats; a consumer silent for twice as long loses its shards.",
+            help="Seconds between consumer-group heartbeats (default 20); a consumer silent for twice as long "
+            "loses its shards.",
         ),
-    ] = 20.0,
+    ] = None,
 ) -> None:
     """Pull log lines from Alibaba Cloud SLS; trace ids and x-gitops-audit-id values join the graph.
 
@@ -156,6 +157,8 @@ def sls(
         raise fail("--consumer-group shares consumed shards; it cannot be combined with --query/--from/--to")
     if consumer is not None and consumer_group is None:
         raise fail("--consumer names this collector in a consumer group: give --consumer-group too")
+    if heartbeat_interval is not None and consumer_group is None:
+        raise fail("--heartbeat-interval paces consumer-group heartbeats: give --consumer-group too")
 
     def when(option: str, text: str) -> int:
         try:
@@ -198,7 +201,7 @@ def sls(
     group = None
     if consumer_group is not None:
         options = GroupOptions(
-            consumer_group, consumer or default_consumer_name(), heartbeat_interval=heartbeat_interval
+            consumer_group, consumer or default_consumer_name(), heartbeat_interval=heartbeat_interval or 20.0
         )
         group = GroupMember(client, project, logstore, options)
     stop = threading.Event()

@@ -192,6 +192,9 @@ def test_a_group_run_names_its_shards_and_a_bad_group_name_is_one_line(commits, 
         alone.stdout
     )  # host-pid
 
+    lone = run("lone.db", "--heartbeat-interval", "5")  # a pace for heartbeats that no group sends
+    assert lone.returncode == 1 and "give --consumer-group too" in lone.stderr
+
     bad = run("bad.db", "--consumer-group", "Not A Name")
     assert bad.returncode == 1
     assert [ln for ln in bad.stderr.splitlines() if ln.strip()] == [
