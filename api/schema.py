@@ -22,6 +22,7 @@ from liubai.api.schema_cluster import ClusterQuery
 from liubai.api.schema_declared import DeclaredQuery
 from liubai.api.schema_graph import GraphQueries
 from liubai.api.schema_lookup import LookupQueries
+from liubai.api.schema_types import node_types
 
 __all__ = ["LineageSchema", "Query", "build_schema", "schema"]
 
@@ -40,7 +41,9 @@ def build_schema(limits: LimitSettings | None = None) -> strawberry.Schema:
     """The schema with guards against queries built to be expensive (depth, tokens, aliases, page size,
     time); settings from ``LIUBAI_QUERY_*`` (see ``liubai.api.limits``)."""
     return LineageSchema(
-        query=Query, extensions=[*graphql_extensions(limits or LimitSettings()), StructuredErrors]
+        query=Query,
+        types=node_types(),
+        extensions=[*graphql_extensions(limits or LimitSettings()), StructuredErrors],
     )
 
 

@@ -15,6 +15,7 @@ from strawberry.types import Info
 
 from liubai.api.nodes import node_json, node_label, node_time
 from liubai.api.schema_context import with_store
+from liubai.api.schema_nodes import kind_types
 from liubai.lineage import model
 from liubai.lineage.model import EdgeKind, NodeKind
 from liubai.lineage.provenance import Provenance
@@ -33,6 +34,7 @@ __all__ = [
     "PageInfo",
     "Stats",
     "TrailEntry",
+    "node_types",
 ]
 
 
@@ -86,8 +88,10 @@ else:
     )
 
 
-@strawberry.type(
-    name="Node", description="A lineage node; `label` is short text for people, `time` its main time."
+@strawberry.interface(
+    name="Node",
+    description="A lineage node; `label` is short text for people, `time` its main time. Each kind is its "
+    "own type with typed fields (`... on Commit { sha }`); every property, typed or not, is in `properties`.",
 )
 class GNode:
     id: strawberry.ID
@@ -121,7 +125,8 @@ class GNode:
 
     @classmethod
     def of(cls, node: model.Node) -> GNode:
-        return cls(
+        """The node as the object type of its kind."""
+        made: GNode = _KIND_TYPES[node.kind](
             id=strawberry.ID(node.id),
             kind=GNodeKind(node.kind.value),
             placeholder=node.placeholder,
@@ -129,6 +134,31 @@ class GNode:
             time=node_time(node),
             properties=JSON(node.props),
         )
+        return made
+
+
+_KIND_DOCS: dict[NodeKind, str] = {
+    NodeKind.REPO: "A Git repository.",
+    NodeKind.COMMIT: "A Git commit; a placeholder until its own record is ingested.",
+    NodeKind.WORKLOAD: "A Kubernetes object: declared in Git, seen live in a cluster, or both.",
+    NodeKind.AUDIT_RECORD: "An audit id (commit and trace) as stamped on objects, runs and log lines.",
+    NodeKind.TRACE: "A W3C trace.",
+    NodeKind.LOG_EVENT: "One log line.",
+    NodeKind.PIPELINE_RUN: "A traced command (a CI job step, a deploy).",
+    NodeKind.PROCESS: "One process seen by the tracer or node agent.",
+    NodeKind.FILE: "A file a process read, wrote or executed.",
+    NodeKind.POD: "A Kubernetes Pod as the cluster reported it.",
+    NodeKind.ADMISSION: "One admission webhook decision.",
+    NodeKind.CONTAINER: "A container as the kubelet and the node agent saw it.",
+    NodeKind.SPAN: "An OpenTelemetry span.",
+    NodeKind.RESOURCE: "An OpenTelemetry resource: what emitted logs and spans.",
+}
+_KIND_TYPES = kind_types(GNode, lambda kind: _KIND_DOCS[kind])
+
+
+def node_types() -> list[type]:
+    """Every kind's object type, for the schema's ``types`` (so each is in it, even if no answer names it)."""
+    return list(_KIND_TYPES.values())
 
 
 @strawberry.type(name="Edge", description="A stored edge, read source -kind-> target.")
