@@ -16,6 +16,7 @@ from strawberry.types import Info
 from liubai.api.nodes import node_json, node_label, node_time
 from liubai.api.schema_context import with_store
 from liubai.api.schema_nodes import kind_types
+from liubai.api.schema_pages import PageInfo
 from liubai.lineage import model
 from liubai.lineage.model import EdgeKind, NodeKind
 from liubai.lineage.provenance import Provenance
@@ -28,10 +29,15 @@ __all__ = [
     "GEdgeKind",
     "GNode",
     "GNodeKind",
+    "GRejectedRecord",
     "Graph",
+    "NeighborConnection",
+    "NeighborEdge",
     "NodeConnection",
     "NodeEdge",
     "PageInfo",
+    "RejectedRecordConnection",
+    "RejectedRecordEdge",
     "Stats",
     "TrailEntry",
     "node_types",
@@ -232,17 +238,47 @@ class NodeEdge:
     node: GNode
 
 
-@strawberry.type
-class PageInfo:
-    has_next_page: bool
-    end_cursor: str | None
-
-
-@strawberry.type
+@strawberry.type(description="One page of nodes (Relay cursor connection).")
 class NodeConnection:
     edges: list[NodeEdge]
     page_info: PageInfo
-    total_count: int
+    total_count: int = strawberry.field(description="Matches in all pages.")
+
+
+@strawberry.type(description="A neighbour of a node, the stored edge joining them, and its cursor.")
+class NeighborEdge:
+    cursor: str
+    node: GNode = strawberry.field(
+        description="The node at the other end of `link` (the node itself for a loop)."
+    )
+    link: GEdge = strawberry.field(description="The stored edge, in its stored direction.")
+
+
+@strawberry.type(description="One page of the edges touching a node (Relay cursor connection).")
+class NeighborConnection:
+    edges: list[NeighborEdge]
+    page_info: PageInfo
+
+
+@strawberry.type(name="RejectedRecord", description="Input that could not become graph facts, kept with why.")
+class GRejectedRecord:
+    source: str = strawberry.field(description="The collector or source name it came from.")
+    location: str = strawberry.field(description="Where in the source (file:line, object, offset).")
+    reason: str = strawberry.field(description="Why it was rejected.")
+    raw: str = strawberry.field(description="The input as read (may be clipped).")
+
+
+@strawberry.type
+class RejectedRecordEdge:
+    cursor: str
+    node: GRejectedRecord
+
+
+@strawberry.type(description="One page of rejected records, oldest first (Relay cursor connection).")
+class RejectedRecordConnection:
+    edges: list[RejectedRecordEdge]
+    page_info: PageInfo
+    total_count: int = strawberry.field(description="Rejected records in all pages.")
 
 
 @strawberry.type
