@@ -216,8 +216,8 @@ NODE_FIELDS: dict[NodeKind, tuple[PropField, ...]] = {
         _f("host", "text", "Host it ran on."),
         _f("pid", "int", "Process id."),
         _f("ppid", "int", "Parent process id."),
-        _f("uid", "int", "User id at exec."),
-        _f("euid", "int", "Effective user id."),
+        _f("user_id", "int", "User id at exec.", "uid"),
+        _f("effective_user_id", "int", "Effective user id.", "euid"),
         _f("comm", "text", "Kernel command name."),
         _f("binary", "text", "Path of the executed image."),
         _f("binary_sha256", "text", "sha256 of the executed image; null with `hashNote` saying why."),
@@ -281,8 +281,19 @@ def _resolver(field: PropField) -> Callable[..., Any]:
     return resolve
 
 
+def _check_shapes() -> None:
+    """A field name has one type in every kind, so ``... on Pod { uid } ... on Workload { uid }`` in one
+    selection merges (GraphQL refuses same-named fields of different types side by side)."""
+    shapes: dict[str, Shape] = {}
+    for kind, fields in NODE_FIELDS.items():
+        for f in fields:
+            if shapes.setdefault(f.name, f.shape) != f.shape:
+                raise ValueError(f"{kind.value}.{f.name} is {f.shape}, elsewhere {shapes[f.name]}")
+
+
 def kind_types(base: type, doc: Callable[[NodeKind], str]) -> dict[NodeKind, type]:
     """The object type of every kind, each a subclass of the ``Node`` interface class ``base``."""
+    _check_shapes()
     built: dict[NodeKind, type] = {}
     shared = set(base.__annotations__) | {n for n in vars(base) if not n.startswith("_")}
     for kind in NodeKind:

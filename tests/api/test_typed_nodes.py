@@ -12,10 +12,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from strawberry.utils.str_converters import to_camel_case
 from typer.testing import CliRunner
 
 from liubai.api.app import create_app
 from liubai.api.cli.main import app as cli
+from liubai.api.schema_nodes import NODE_FIELDS
 from liubai.lineage.batch import GraphBatch
 from liubai.lineage.join import join_records
 from liubai.lineage.model import (
@@ -344,3 +346,31 @@ def test_lists_of_nodes_answer_each_as_its_kind(client: TestClient, world: World
     assert by_id[world.processes[0]]["pid"] == 4242
     assert by_id[world.logs[0]]["level"] == "INFO"
     assert "pid" not in by_id[commit_node_id(world.deploy)]
+
+
+def test_one_query_may_ask_every_typed_field_of_every_kind(client: TestClient, world: World) -> None:
+    """Same-named fields of different kinds have one type, so fragments on all kinds merge in one selection."""
+    fragments = " ".join(
+        f"... on {kind.value} {{ {' '.join(to_camel_case(f.name) for f in fields)} }}"
+        for kind, fields in NODE_FIELDS.items()
+    )
+    found = data(
+        client,
+        f"query($id: ID!) {{ lineage(from: $id, depth: 6) {{ nodes {{ id kind {fragments} }} }} }}",
+        id=commit_node_id(world.deploy),
+    )["lineage"]["nodes"]
+    kinds = {n["kind"] for n in found}
+    assert {
+        "Commit",
+        "Workload",
+        "AuditRecord",
+        "PipelineRun",
+        "Process",
+        "File",
+        "LogEvent",
+        "Trace",
+    } <= kinds
+    for node in found:
+        assert set(node) == {"id", "kind"} | {
+            to_camel_case(f.name) for f in NODE_FIELDS[NodeKind(node["kind"])]
+        }
