@@ -11,6 +11,7 @@ the cluster's fields) is one more base class below. Where each part lives:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import strawberry
@@ -33,6 +34,10 @@ class Query(LookupQueries, GraphQueries, AuditQueries, ClusterQuery, DeclaredQue
 
 
 class LineageSchema(strawberry.Schema):
+    def __init__(self, query: type, *, types: Iterable[Any] = (), **options: Any) -> None:
+        """Every node kind's type is in the schema, though fields name only the ``Node`` interface."""
+        super().__init__(query=query, types=[*node_types(), *types], **options)
+
     def process_errors(self, errors: list[Any], execution_context: Any = None) -> None:
         """Logging happens in ``StructuredErrors`` (unexpected errors only), not for every user mistake."""
 
@@ -42,7 +47,6 @@ def build_schema(limits: LimitSettings | None = None) -> strawberry.Schema:
     time); settings from ``LIUBAI_QUERY_*`` (see ``liubai.api.limits``)."""
     return LineageSchema(
         query=Query,
-        types=node_types(),
         extensions=[*graphql_extensions(limits or LimitSettings()), StructuredErrors],
     )
 
