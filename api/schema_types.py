@@ -194,7 +194,9 @@ class Graph:
 
     sub: strawberry.Private[Subgraph]
     end_cursor: str | None = strawberry.field(
-        default=None, description="neighbors only: pass as `after` for the next page; null on the last page."
+        default=None,
+        description="neighbors only: pass as `after` for the next page; null on the last page.",
+        deprecation_reason="Page with `neighborConnection`: a cursor per edge and a complete `pageInfo`.",
     )
 
     @strawberry.field
