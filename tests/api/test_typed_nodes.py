@@ -374,3 +374,17 @@ def test_one_query_may_ask_every_typed_field_of_every_kind(client: TestClient, w
         assert set(node) == {"id", "kind"} | {
             to_camel_case(f.name) for f in NODE_FIELDS[NodeKind(node["kind"])]
         }
+
+
+def test_every_property_the_joins_write_has_a_typed_field(world: World, telemetry: TestClient) -> None:
+    """A property added to a join without a typed field is still in ``properties``; this names it, so the
+    typed schema keeps up (``time`` is the interface's own field; ``x_*`` are an audit id's free keys)."""
+    untyped: set[tuple[str, str]] = set()
+    seen: set[NodeKind] = set()
+    for nodes in world.store.iter_nodes():
+        for node in nodes:
+            typed = {f.prop for f in NODE_FIELDS[node.kind]} | {"time"}
+            untyped |= {(node.kind.value, k) for k in node.props if k not in typed and not k.startswith("x_")}
+            seen.add(node.kind)
+    assert seen == set(NodeKind)
+    assert untyped == set()
