@@ -33,7 +33,7 @@ _BAD_CURSOR = "invalid cursor; pass an endCursor or cursor from an earlier answe
 
 @strawberry.type(description="Where a page sits in its list (Relay cursor connections).")
 class PageInfo:
-    has_next_page: bool
+    has_next_page: bool = strawberry.field(description="True while items follow this page.")
     has_previous_page: bool = strawberry.field(
         default=False,
         description="True when the page started after a cursor (items precede it); paging is forward only.",

@@ -234,7 +234,7 @@ class Graph:
         return cls(sub=sub)
 
 
-@strawberry.type
+@strawberry.type(description="A node of a page and the cursor to resume after it.")
 class NodeEdge:
     cursor: str
     node: GNode
@@ -270,7 +270,7 @@ class GRejectedRecord:
     raw: str = strawberry.field(description="The input as read (may be clipped).")
 
 
-@strawberry.type
+@strawberry.type(description="A rejected record of a page and the cursor to resume after it.")
 class RejectedRecordEdge:
     cursor: str
     node: GRejectedRecord
