@@ -11,6 +11,7 @@ the cluster's fields) is one more base class below. Where each part lives:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import strawberry
@@ -22,6 +23,7 @@ from liubai.api.schema_cluster import ClusterQuery
 from liubai.api.schema_declared import DeclaredQuery
 from liubai.api.schema_graph import GraphQueries
 from liubai.api.schema_lookup import LookupQueries
+from liubai.api.schema_types import node_types
 
 __all__ = ["LineageSchema", "Query", "build_schema", "schema"]
 
@@ -32,6 +34,10 @@ class Query(LookupQueries, GraphQueries, AuditQueries, ClusterQuery, DeclaredQue
 
 
 class LineageSchema(strawberry.Schema):
+    def __init__(self, query: type, *, types: Iterable[Any] = (), **options: Any) -> None:
+        """Every node kind's type is in the schema, though fields name only the ``Node`` interface."""
+        super().__init__(query=query, types=[*node_types(), *types], **options)
+
     def process_errors(self, errors: list[Any], execution_context: Any = None) -> None:
         """Logging happens in ``StructuredErrors`` (unexpected errors only), not for every user mistake."""
 
@@ -40,7 +46,8 @@ def build_schema(limits: LimitSettings | None = None) -> strawberry.Schema:
     """The schema with guards against queries built to be expensive (depth, tokens, aliases, page size,
     time); settings from ``LIUBAI_QUERY_*`` (see ``liubai.api.limits``)."""
     return LineageSchema(
-        query=Query, extensions=[*graphql_extensions(limits or LimitSettings()), StructuredErrors]
+        query=Query,
+        extensions=[*graphql_extensions(limits or LimitSettings()), StructuredErrors],
     )
 
 

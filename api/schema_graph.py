@@ -2,14 +2,12 @@
 
 Resolvers are thin: they check arguments, then make one or a few store calls in the pool and build the
 answer straight from what the store returned (a lineage answer is one ``Subgraph``, never a lookup per
-node). Search pages carry their own cursors (below) so a client may resume after any edge.
+node). Search pages and neighbour connections carry per-item cursors (``liubai.api.schema_pages``), so a
+client may resume after any edge.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from typing import Annotated
 
 import strawberry
@@ -18,17 +16,20 @@ from strawberry.types import Info
 from liubai.api.errors import ApiError, ErrorCode
 from liubai.api.schema_arguments import bounded, to_edge_kinds, to_node_kinds
 from liubai.api.schema_context import with_store
+from liubai.api.schema_pages import page_after
 from liubai.api.schema_types import (
     Direction,
+    GEdge,
     GEdgeKind,
     GNode,
     GNodeKind,
     Graph,
+    NeighborConnection,
+    NeighborEdge,
     NodeConnection,
     NodeEdge,
-    PageInfo,
 )
-from liubai.lineage.model import EdgeKind, NodeKind
+from liubai.lineage.model import Edge, EdgeKind, Node, NodeKind
 from liubai.lineage.resolve import reference_id, resolve_reference
 from liubai.lineage.store.base import InvalidCursor, LineageStore, Subgraph
 from liubai.lineage.text import clip
@@ -42,58 +43,52 @@ MAX_NEIGHBORS = 1_000
 MAX_PATH = 12
 
 
-# --------------------------------------------------------------------------- search cursors
-# An edge cursor is (store cursor a page started from, items to skip), so any edge can be resumed from
-# while sequential paging stays on the store's own cursors.
-
-
-def _encode_cursor(store_after: str | None, skip: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps([store_after, skip]).encode()).decode()
-
-
-def _decode_cursor(cursor: str | None) -> tuple[str | None, int]:
-    if not cursor:
-        return None, 0
-    try:
-        store_after, skip = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        if (
-            (store_after is None or isinstance(store_after, str))
-            and isinstance(skip, int)
-            and 0 <= skip <= MAX_PAGE
-        ):
-            return store_after, skip
-    except (ValueError, TypeError, binascii.Error, RecursionError):
-        pass
-    raise ApiError(
-        ErrorCode.BAD_INPUT,
-        "invalid cursor; pass an endCursor or cursor from an earlier answer",
-        argument="after",
-    )
-
-
 # --------------------------------------------------------------------------- work done in the pool
 
 
 def _search(
     store: LineageStore, text: str, kinds: list[NodeKind] | None, first: int, after: str | None
 ) -> NodeConnection:
-    store_after, skip = _decode_cursor(after)
-    try:
-        page = store.search(text, kinds, first=skip + first, after=store_after)
-    except InvalidCursor:
-        raise ApiError(
-            ErrorCode.BAD_INPUT, "invalid cursor; pass an endCursor from an earlier answer", argument="after"
-        ) from None
-    edges: list[NodeEdge] = []
-    for pos, node in enumerate(page.nodes[skip:], start=skip + 1):
-        last_of_page = pos == len(page.nodes) and page.end_cursor is not None
-        cursor = _encode_cursor(page.end_cursor, 0) if last_of_page else _encode_cursor(store_after, pos)
-        edges.append(NodeEdge(cursor=cursor, node=GNode.of(node)))
-    end = edges[-1].cursor if edges else None
+    total = 0
+
+    def fetch(n: int, store_after: str | None) -> tuple[list[Node], str | None]:
+        nonlocal total
+        page = store.search(text, kinds, first=n, after=store_after)
+        total = page.total
+        return page.nodes, page.end_cursor
+
+    page = page_after(fetch, first, after, MAX_PAGE)
     return NodeConnection(
-        edges=edges,
-        page_info=PageInfo(has_next_page=page.end_cursor is not None, end_cursor=end),
-        total_count=page.total,
+        edges=[NodeEdge(cursor=c, node=GNode.of(n)) for c, n in page.items],
+        page_info=page.page_info,
+        total_count=total,
+    )
+
+
+def _neighbor_links(
+    store: LineageStore,
+    ref: str,
+    direction: Direction,
+    kinds: list[EdgeKind] | None,
+    first: int,
+    after: str | None,
+) -> NeighborConnection:
+    center = resolve_reference(store, ref)
+
+    def fetch(n: int, store_after: str | None) -> tuple[list[tuple[Edge, Node]], str | None]:
+        got = store.neighbors(center.id, direction.model, kinds, first=n, after=store_after)
+        nodes = {center.id: center} | {x.id: x for x in got.nodes}
+        links = []
+        for e in got.edges:
+            other = nodes.get(e.dst if e.src == center.id else e.src)
+            if other is not None:
+                links.append((e, other))
+        return links, got.end_cursor
+
+    page = page_after(fetch, first, after, MAX_NEIGHBORS)
+    return NeighborConnection(
+        edges=[NeighborEdge(cursor=c, node=GNode.of(n), link=GEdge.of(e)) for c, (e, n) in page.items],
+        page_info=page.page_info,
     )
 
 
@@ -205,3 +200,20 @@ class GraphQueries:
         bounded("first", first, 1, MAX_NEIGHBORS)
         kinds = to_edge_kinds(edge_kinds)
         return await with_store(info, lambda s: _neighbors(s, str(id), direction, kinds, first, after))
+
+    @strawberry.field(
+        description="Edges touching a node (stored direction) as a cursor connection: each edge gives the "
+        "neighbour, the stored edge and a cursor to resume after it."
+    )
+    async def neighbor_connection(
+        self,
+        info: Info,
+        id: strawberry.ID,
+        direction: Direction = Direction.BOTH,
+        edge_kinds: list[GEdgeKind] | None = None,
+        first: int = 100,
+        after: str | None = None,
+    ) -> NeighborConnection:
+        bounded("first", first, 1, MAX_NEIGHBORS)
+        kinds = to_edge_kinds(edge_kinds)
+        return await with_store(info, lambda s: _neighbor_links(s, str(id), direction, kinds, first, after))

@@ -15,6 +15,8 @@ from strawberry.types import Info
 
 from liubai.api.nodes import node_json, node_label, node_time
 from liubai.api.schema_context import with_store
+from liubai.api.schema_nodes import kind_types
+from liubai.api.schema_pages import PageInfo
 from liubai.lineage import model
 from liubai.lineage.model import EdgeKind, NodeKind
 from liubai.lineage.provenance import Provenance
@@ -27,12 +29,18 @@ __all__ = [
     "GEdgeKind",
     "GNode",
     "GNodeKind",
+    "GRejectedRecord",
     "Graph",
+    "NeighborConnection",
+    "NeighborEdge",
     "NodeConnection",
     "NodeEdge",
     "PageInfo",
+    "RejectedRecordConnection",
+    "RejectedRecordEdge",
     "Stats",
     "TrailEntry",
+    "node_types",
 ]
 
 
@@ -86,8 +94,10 @@ else:
     )
 
 
-@strawberry.type(
-    name="Node", description="A lineage node; `label` is short text for people, `time` its main time."
+@strawberry.interface(
+    name="Node",
+    description="A lineage node; `label` is short text for people, `time` its main time. Each kind is its "
+    "own type with typed fields (`... on Commit { sha }`); every property, typed or not, is in `properties`.",
 )
 class GNode:
     id: strawberry.ID
@@ -121,7 +131,8 @@ class GNode:
 
     @classmethod
     def of(cls, node: model.Node) -> GNode:
-        return cls(
+        """The node as the object type of its kind."""
+        made: GNode = _KIND_TYPES[node.kind](
             id=strawberry.ID(node.id),
             kind=GNodeKind(node.kind.value),
             placeholder=node.placeholder,
@@ -129,6 +140,31 @@ class GNode:
             time=node_time(node),
             properties=JSON(node.props),
         )
+        return made
+
+
+_KIND_DOCS: dict[NodeKind, str] = {
+    NodeKind.REPO: "A Git repository.",
+    NodeKind.COMMIT: "A Git commit; a placeholder until its own record is ingested.",
+    NodeKind.WORKLOAD: "A Kubernetes object: declared in Git, seen live in a cluster, or both.",
+    NodeKind.AUDIT_RECORD: "An audit id (commit and trace) as stamped on objects, runs and log lines.",
+    NodeKind.TRACE: "A W3C trace.",
+    NodeKind.LOG_EVENT: "One log line.",
+    NodeKind.PIPELINE_RUN: "A traced command (a CI job step, a deploy).",
+    NodeKind.PROCESS: "One process seen by the tracer or node agent.",
+    NodeKind.FILE: "A file a process read, wrote or executed.",
+    NodeKind.POD: "A Kubernetes Pod as the cluster reported it.",
+    NodeKind.ADMISSION: "One admission webhook decision.",
+    NodeKind.CONTAINER: "A container as the kubelet and the node agent saw it.",
+    NodeKind.SPAN: "An OpenTelemetry span.",
+    NodeKind.RESOURCE: "An OpenTelemetry resource: what emitted logs and spans.",
+}
+_KIND_TYPES = kind_types(GNode, lambda kind: _KIND_DOCS[kind])
+
+
+def node_types() -> list[type]:
+    """Every kind's object type, for the schema's ``types`` (so each is in it, even if no answer names it)."""
+    return list(_KIND_TYPES.values())
 
 
 @strawberry.type(name="Edge", description="A stored edge, read source -kind-> target.")
@@ -158,7 +194,9 @@ class Graph:
 
     sub: strawberry.Private[Subgraph]
     end_cursor: str | None = strawberry.field(
-        default=None, description="neighbors only: pass as `after` for the next page; null on the last page."
+        default=None,
+        description="neighbors only: pass as `after` for the next page; null on the last page.",
+        deprecation_reason="Page with `neighborConnection`: a cursor per edge and a complete `pageInfo`.",
     )
 
     @strawberry.field
@@ -196,23 +234,53 @@ class Graph:
         return cls(sub=sub)
 
 
-@strawberry.type
+@strawberry.type(description="A node of a page and the cursor to resume after it.")
 class NodeEdge:
     cursor: str
     node: GNode
 
 
-@strawberry.type
-class PageInfo:
-    has_next_page: bool
-    end_cursor: str | None
-
-
-@strawberry.type
+@strawberry.type(description="One page of nodes (Relay cursor connection).")
 class NodeConnection:
     edges: list[NodeEdge]
     page_info: PageInfo
-    total_count: int
+    total_count: int = strawberry.field(description="Matches in all pages.")
+
+
+@strawberry.type(description="A neighbour of a node, the stored edge joining them, and its cursor.")
+class NeighborEdge:
+    cursor: str
+    node: GNode = strawberry.field(
+        description="The node at the other end of `link` (the node itself for a loop)."
+    )
+    link: GEdge = strawberry.field(description="The stored edge, in its stored direction.")
+
+
+@strawberry.type(description="One page of the edges touching a node (Relay cursor connection).")
+class NeighborConnection:
+    edges: list[NeighborEdge]
+    page_info: PageInfo
+
+
+@strawberry.type(name="RejectedRecord", description="Input that could not become graph facts, kept with why.")
+class GRejectedRecord:
+    source: str = strawberry.field(description="The collector or source name it came from.")
+    location: str = strawberry.field(description="Where in the source (file:line, object, offset).")
+    reason: str = strawberry.field(description="Why it was rejected.")
+    raw: str = strawberry.field(description="The input as read (may be clipped).")
+
+
+@strawberry.type(description="A rejected record of a page and the cursor to resume after it.")
+class RejectedRecordEdge:
+    cursor: str
+    node: GRejectedRecord
+
+
+@strawberry.type(description="One page of rejected records, oldest first (Relay cursor connection).")
+class RejectedRecordConnection:
+    edges: list[RejectedRecordEdge]
+    page_info: PageInfo
+    total_count: int = strawberry.field(description="Rejected records in all pages.")
 
 
 @strawberry.type

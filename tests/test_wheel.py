@@ -114,6 +114,7 @@ def test_the_wheel_installs_one_liubai_package_and_nothing_at_top_level(installe
         "liubai/web/index.html",
         "liubai/web/graphiql.html",
         "liubai/ebpf/program.c",
+        "liubai/api/schema.graphql",
         "liubai/web/vendor/graphiql/graphiql.min.js",
     ):
         assert data in names, data

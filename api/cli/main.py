@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "liubai.api.cli.drift",
     "liubai.api.cli.declared",
     "liubai.api.cli.serve",
+    "liubai.api.cli.schema",
     "liubai.api.cli.export",
     "liubai.api.cli.store_admin",
     "liubai.api.cli.token",
@@ -40,7 +41,8 @@ _ONLY: dict[tuple[str, ...], tuple[str, ...]] = {
     ("ingest", "git"): ("liubai.api.cli.ingest", "liubai.api.cli.ingest_git"),
     ("ingest", "k8s"): ("liubai.api.cli.ingest", "liubai.api.cli.ingest_k8s"),
     ("ingest", "node"): ("liubai.api.cli.ingest", "liubai.api.cli.ingest_node"),
-    ("annotate",): ("liubai.api.cli.annotate",),  # runs once per render in a pipeline: start fast
+    ("annotate",): ("liubai.api.cli.annotate",),
+    ("schema",): ("liubai.api.cli.schema",),  # runs once per render in a pipeline: start fast
     # runs once per CI step (``trace CMD ARGS`` may look like a subcommand: the first word decides)
     ("trace",): ("liubai.api.cli.ingest", "liubai.api.cli.trace"),
     ("ingest", "events"): ("liubai.api.cli.ingest", "liubai.api.cli.trace"),

@@ -54,6 +54,7 @@ READS = {
 OTHERS = {
     ("trace",),
     ("serve",),
+    ("schema",),
     ("export",),
     ("keygen",),
     ("migrate",),

@@ -20,6 +20,7 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLInterfaceType,
     GraphQLNamedType,
     GraphQLObjectType,
     InlineFragmentNode,
@@ -145,7 +146,7 @@ class _Hoister:
             self.aliases += 1
             node = replace(node, alias=NameNode(value=f"a{self.aliases}"))
         if isinstance(node, FieldNode) and node.selection_set is not None:
-            assert isinstance(parent, GraphQLObjectType)
+            assert isinstance(parent, GraphQLObjectType | GraphQLInterfaceType)
             inner = get_named_type(parent.fields[node.name.value].type)
             return replace(node, selection_set=self.selection_set(node.selection_set, inner))
         if isinstance(node, InlineFragmentNode):

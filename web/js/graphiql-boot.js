@@ -13,9 +13,12 @@
   var fetcher = GraphiQL.createFetcher({ url: endpoint, headers: token ? { Authorization: "Bearer " + token } : undefined });
   var example = [
     "# liubai: which commit, deployed by which pipeline, ran which processes and produced which log lines?",
-    "# Replace the id with a commit of yours (search finds one).",
+    "# Each node kind is its own type: `... on Commit { sha }` asks for typed fields (see the Docs tab).",
     "{",
-    "  search(text: \"commit\", kinds: [Commit], first: 3) { edges { node { id label } } }",
+    "  search(text: \"commit\", kinds: [Commit], first: 3) {",
+    "    edges { node { id label ... on Commit { sha subject author committedAt } } }",
+    "    pageInfo { hasNextPage endCursor }",
+    "  }",
     "}",
     "",
   ].join("\n");
