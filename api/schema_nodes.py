@@ -216,6 +216,7 @@ NODE_FIELDS: dict[NodeKind, tuple[PropField, ...]] = {
         _f("audit_id", "text", "Audit id of the run."),
         _f("trace_id", "text", "Trace id of the run."),
         _f("repo", "text", "Repository of the commit."),
+        _f("repo_url", "text", "The repository's remote URL (the provenance's source URI is built from it)."),
         _f("cwd", "text", "Working directory."),
         _f("lost_events", "int", "Kernel events lost while tracing."),
         _f("unresolved_opens", "int", "Opens whose path could not be known."),
