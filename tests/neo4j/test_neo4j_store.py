@@ -22,25 +22,33 @@ def _cypher(url: str, query: str, **params: object) -> list[dict[str, object]]:
         return [r.data() for r in records]
 
 
-def test_layout_labels_types_and_json_props(neo4j_store: Neo4jStore, neo4j_clean_url: str) -> None:
+def test_layout_labels_types_and_typed_props(neo4j_store: Neo4jStore, neo4j_clean_url: str) -> None:
+    """Scalars, lists of scalars and times are Neo4j values Cypher can match; maps stay JSON text."""
     b = GraphBatch()
-    b.add_node("proc:h:1:1", {"comm": "sh", "argv": ["sh", "-c", "x"], "env": {"A": [{"b": 1}]}})
+    b.add_node(
+        "proc:h:1:1",
+        {
+            "comm": "sh",
+            "argv": ["sh", "-c", "x"],
+            "exit_code": 2,
+            "start": "2026-01-02T03:04:05.123456Z",
+            "env": {"A": [{"b": 1}]},
+        },
+    )
     b.add_edge("proc:h:1:1", EdgeKind.READ, "file:h:/etc/passwd", {"count": 2})
     neo4j_store.upsert(b)
     rows = _cypher(
         neo4j_clean_url,
-        "MATCH (p:Node:Process {id: $id})-[r:READ]->(f:Node:File:Placeholder) "
-        "RETURN p.props AS props, r.props AS rprops, f.id AS fid, p:Placeholder AS placeholder",
-        id="proc:h:1:1",
+        "MATCH (p:Node:Process {comm: 'sh'})-[r:READ {count: 2}]->(f:Node:File:Placeholder) "
+        "WHERE p.exit_code <> 0 AND p.start > datetime('2026-01-02T03:04:05Z') AND 'x' IN p.argv "
+        "RETURN p.id AS id, p.env_json AS env, p.props AS old, f.id AS fid, p:Placeholder AS placeholder, "
+        "valueType(p.start) AS start_type",
     )
     assert len(rows) == 1
     row = rows[0]
-    assert json.loads(str(row["props"])) == {
-        "comm": "sh",
-        "argv": ["sh", "-c", "x"],
-        "env": {"A": [{"b": 1}]},
-    }
-    assert json.loads(str(row["rprops"])) == {"count": 2}
+    assert row["id"] == "proc:h:1:1" and row["old"] is None
+    assert json.loads(str(row["env"])) == {"A": [{"b": 1}]}
+    assert row["start_type"] == "ZONED DATETIME NOT NULL"
     assert row["fid"] == "file:h:/etc/passwd" and row["placeholder"] is False
 
 
