@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from neo4j.time import DateTime
 
-from liubai.lineage.store.common import dumps_props, loads_props
+from liubai.lineage.store.common import dumps_props, loads_props, loads_value
 
 __all__ = ["JSON_SUFFIX", "STORE_KEYS", "from_neo4j", "to_neo4j"]
 
@@ -48,13 +48,6 @@ def _dumps_value(value: Any) -> str:
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str).decode()
     except TypeError:
         return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def _loads_value(text: str) -> Any:
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
 
 
 def _time(text: str) -> datetime | None:
@@ -101,7 +94,7 @@ def to_neo4j(props: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in props.items():
         if not isinstance(value, _PLAIN) or (type(value) is float and not math.isfinite(value)):
-            value = _loads_value(_dumps_value(value))  # what the JSON text reads back as
+            value = loads_value(_dumps_value(value))  # what the JSON text reads back as
         stored = _native(value)
         if stored is _NOT_NATIVE or key in STORE_KEYS or key.startswith("_") or key.endswith(JSON_SUFFIX):
             out[key + JSON_SUFFIX] = _dumps_value(value)
@@ -131,7 +124,7 @@ def from_neo4j(stored: Mapping[str, Any] | None) -> dict[str, Any]:
         if key in STORE_KEYS or value is None:
             continue
         if key.endswith(JSON_SUFFIX):
-            out[key[: -len(JSON_SUFFIX)]] = _loads_value(value)
+            out[key[: -len(JSON_SUFFIX)]] = loads_value(value)
         elif isinstance(value, DateTime):
             out[key] = _iso(value)
         elif type(value) is list and value and isinstance(value[0], DateTime):

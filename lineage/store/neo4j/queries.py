@@ -24,6 +24,16 @@ SCHEMA_STATEMENTS: tuple[str, ...] = (
     "CREATE INDEX liubai_checkpoint_source IF NOT EXISTS FOR (c:Checkpoint) ON (c.source)",
     "CREATE CONSTRAINT liubai_claim_key IF NOT EXISTS FOR (c:Claim) REQUIRE c.key IS UNIQUE",
     "CREATE INDEX liubai_claim_node IF NOT EXISTS FOR (c:Claim) ON (c.node)",
+    # What Cypher users match on, beyond ids: each is one label's property, so a node updates at most two.
+    "CREATE INDEX liubai_commit_sha IF NOT EXISTS FOR (n:Commit) ON (n.sha)",
+    "CREATE INDEX liubai_trace_trace_id IF NOT EXISTS FOR (n:Trace) ON (n.trace_id)",
+    "CREATE INDEX liubai_log_trace_id IF NOT EXISTS FOR (n:LogEvent) ON (n.trace_id)",
+    "CREATE INDEX liubai_run_commit IF NOT EXISTS FOR (n:PipelineRun) ON (n.commit)",
+    "CREATE INDEX liubai_workload_name IF NOT EXISTS FOR (n:Workload) ON (n.name)",
+    "CREATE INDEX liubai_pod_name IF NOT EXISTS FOR (n:Pod) ON (n.name)",
+    "CREATE INDEX liubai_pod_uid IF NOT EXISTS FOR (n:Pod) ON (n.uid)",
+    "CREATE INDEX liubai_container_id IF NOT EXISTS FOR (n:Container) ON (n.container_id)",
+    "CREATE INDEX liubai_file_path IF NOT EXISTS FOR (n:File) ON (n.path)",
     # Words are split and lower-cased in Python (the same \w+ words SQLite's FTS5 sees), so the index
     # only needs to split on spaces. Eventually consistent: Lucene indexing runs in the background
     # instead of inside every write's commit (about a quarter of a batch's server time); search() waits
@@ -155,6 +165,20 @@ _EDGES_AMONG = (
     "RETURN a.id AS src, type(r) AS kind, b.id AS dst, properties(r) AS props ORDER BY src, kind, dst LIMIT $limit"
 )
 _PROBE = "MATCH (n:Node) RETURN n.id AS id LIMIT 1"
+# The old layout kept each node's properties as JSON text in ``props``. An upgrade goes in id order, node
+# and its out-edges in one transaction, so the last node by id tells whether it has finished.
+_OLD_LAYOUT = "MATCH (n:Node) WHERE n.id IS NOT NULL WITH n ORDER BY n.id DESC LIMIT 1 RETURN n.props IS NOT NULL AS old"
+_UPGRADE_READ = (
+    "MATCH (n:Node) WHERE n.id > $after WITH n ORDER BY n.id LIMIT $limit "
+    "RETURN n.id AS id, elementId(n) AS ref, n.props AS props, "
+    "[(n)-[r]->() WHERE r.props IS NOT NULL | [elementId(r), r.props]] AS rels"
+)
+_UPGRADE_NODES = (
+    "UNWIND $rows AS row MATCH (n) WHERE elementId(n) = row.ref SET n += row.props REMOVE n.props"
+)
+_UPGRADE_EDGES = (
+    "UNWIND $rows AS row MATCH ()-[r]->() WHERE elementId(r) = row.ref SET r += row.props REMOVE r.props"
+)
 _SEARCH_IN = (
     "CALL db.index.fulltext.queryNodes('liubai_node_search', $lucene) YIELD node AS n, score "
     "WHERE $labels IS NULL OR any(l IN labels(n) WHERE l IN $labels) "
