@@ -33,6 +33,7 @@ def test_layout_labels_types_and_typed_props(neo4j_store: Neo4jStore, neo4j_clea
             "exit_code": 2,
             "start": "2026-01-02T03:04:05.123456Z",
             "env": {"A": [{"b": 1}]},
+            "ended_at": None,
         },
     )
     b.add_edge("proc:h:1:1", EdgeKind.READ, "file:h:/etc/passwd", {"count": 2})
@@ -42,13 +43,24 @@ def test_layout_labels_types_and_typed_props(neo4j_store: Neo4jStore, neo4j_clea
         "MATCH (p:Node:Process {comm: 'sh'})-[r:READ {count: 2}]->(f:Node:File:Placeholder) "
         "WHERE p.exit_code <> 0 AND p.start > datetime('2026-01-02T03:04:05Z') AND 'x' IN p.argv "
         "RETURN p.id AS id, p.env_json AS env, p.props AS old, f.id AS fid, p:Placeholder AS placeholder, "
-        "valueType(p.start) AS start_type",
+        "valueType(p.start) AS start_type, p.ended_at IS NULL AS unknown_end, keys(p) AS keys",
     )
     assert len(rows) == 1
     row = rows[0]
     assert row["id"] == "proc:h:1:1" and row["old"] is None
     assert json.loads(str(row["env"])) == {"A": [{"b": 1}]}
-    assert row["start_type"] == "ZONED DATETIME NOT NULL"
+    assert row["start_type"] == "ZONED DATETIME NOT NULL" and row["unknown_end"] is True
+    assert sorted(row["keys"]) == [
+        "_nulls",
+        "_writer",
+        "argv",
+        "comm",
+        "env_json",
+        "exit_code",
+        "id",
+        "search",
+        "start",
+    ]
     assert row["fid"] == "file:h:/etc/passwd" and row["placeholder"] is False
 
 

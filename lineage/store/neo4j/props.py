@@ -3,9 +3,10 @@
 A value Neo4j can hold is stored as itself, so Cypher can match and compare it (``{sha: $s}``,
 ``p.exit_code <> 0``): strings, 64-bit integers, finite floats, booleans, lists of one of those, and times
 in the form every collector writes (``iso_utc``: ``2026-01-02T03:04:05.123456Z``) as ``DATETIME``. Anything
-else (maps, lists of maps, mixed lists, nulls, integers past 64 bits) is kept as JSON text under
-``<name>_json``, as are names the store uses itself (``id``, ``search``, ``props``, names starting with
-``_`` or ending in ``_json``), so every name maps to one stored key and back.
+else (maps, lists of maps, mixed lists, integers past 64 bits) is kept as JSON text under ``<name>_json``,
+as are names the store uses itself (``id``, ``search``, ``props``, names starting with ``_`` or ending in
+``_json``), so every name maps to one stored key and back. A property whose value is null (a collector
+saying "unknown") is absent, as Cypher expects, and its name is listed in ``_nulls``.
 
 Reading gives back exactly what the SQLite store gives: the map its JSON text would load to.
 """
@@ -29,7 +30,8 @@ __all__ = ["JSON_SUFFIX", "STORE_KEYS", "from_neo4j", "to_neo4j"]
 JSON_SUFFIX = "_json"
 # Node properties of the store's own, never a lineage property's stored key. ``props`` was the whole map
 # as JSON text before properties were typed: a node still holding it is of the old layout.
-STORE_KEYS = frozenset({"id", "search", "props", "_writer", "_owners", "_lock", "_new"})
+NULLS = "_nulls"
+STORE_KEYS = frozenset({"id", "search", "props", NULLS, "_writer", "_owners", "_lock", "_new"})
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 _ISO = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.(\d{6})Z")
 _PLAIN = (str, int, float, bool, list, dict, type(None))
@@ -92,9 +94,13 @@ def to_neo4j(props: Mapping[str, Any]) -> dict[str, Any]:
     if any(type(k) is not str for k in props):
         props = loads_props(dumps_props(dict(props)))
     out: dict[str, Any] = {}
+    nulls: list[str] = []
     for key, value in props.items():
         if not isinstance(value, _PLAIN) or (type(value) is float and not math.isfinite(value)):
             value = loads_value(_dumps_value(value))  # what the JSON text reads back as
+        if value is None:
+            nulls.append(key)
+            continue
         stored = _native(value)
         if stored is _NOT_NATIVE or key in STORE_KEYS or key.startswith("_") or key.endswith(JSON_SUFFIX):
             out[key + JSON_SUFFIX] = _dumps_value(value)
@@ -102,6 +108,8 @@ def to_neo4j(props: Mapping[str, Any]) -> dict[str, Any]:
             out[key] = stored
         else:
             out[JSON_SUFFIX] = _dumps_value(value)
+    if nulls:
+        out[NULLS] = nulls
     return out
 
 
@@ -119,7 +127,7 @@ def from_neo4j(stored: Mapping[str, Any] | None) -> dict[str, Any]:
     the JSON text of the other stores gives them."""
     if not stored:
         return {}
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = dict.fromkeys(stored.get(NULLS) or ())
     for key, value in stored.items():
         if key in STORE_KEYS or value is None:
             continue
