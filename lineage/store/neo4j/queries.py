@@ -33,6 +33,7 @@ SCHEMA_STATEMENTS: tuple[str, ...] = (
     "CREATE INDEX liubai_pod_name IF NOT EXISTS FOR (n:Pod) ON (n.name)",
     "CREATE INDEX liubai_pod_uid IF NOT EXISTS FOR (n:Pod) ON (n.uid)",
     "CREATE INDEX liubai_container_id IF NOT EXISTS FOR (n:Container) ON (n.container_id)",
+    "CREATE INDEX liubai_process_container_id IF NOT EXISTS FOR (n:Process) ON (n.container_id)",
     "CREATE INDEX liubai_file_path IF NOT EXISTS FOR (n:File) ON (n.path)",
     # Words are split and lower-cased in Python (the same \w+ words SQLite's FTS5 sees), so the index
     # only needs to split on spaces. Eventually consistent: Lucene indexing runs in the background
