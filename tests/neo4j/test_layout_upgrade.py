@@ -151,7 +151,7 @@ def test_an_old_layout_database_is_refused_then_upgraded_in_place(
     assert _cypher(
         neo4j_clean_url,
         "MATCH (c:Commit {sha: $sha})-[:TRIGGERED]->(:PipelineRun)-[:RAN]->(p:Process) WHERE p.exit_code <> 0 "
-        "RETURN p.pid AS pid, c.committed_at.year AS year",
+        "RETURN p.pid AS pid, datetime(c.committed_at).year AS year",
         sha=SHA,
     ) == [{"pid": 102, "year": 2026}]
     assert _cypher(

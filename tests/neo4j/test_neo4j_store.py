@@ -23,7 +23,8 @@ def _cypher(url: str, query: str, **params: object) -> list[dict[str, object]]:
 
 
 def test_layout_labels_types_and_typed_props(neo4j_store: Neo4jStore, neo4j_clean_url: str) -> None:
-    """Scalars, lists of scalars and times are Neo4j values Cypher can match; maps stay JSON text."""
+    """Scalars and lists of scalars are Neo4j values Cypher can match; times are their UTC text, which
+    compares as the times do and ``datetime()`` reads; maps stay JSON text; nulls are absent."""
     b = GraphBatch()
     b.add_node(
         "proc:h:1:1",
@@ -41,7 +42,7 @@ def test_layout_labels_types_and_typed_props(neo4j_store: Neo4jStore, neo4j_clea
     rows = _cypher(
         neo4j_clean_url,
         "MATCH (p:Node:Process {comm: 'sh'})-[r:READ {count: 2}]->(f:Node:File:Placeholder) "
-        "WHERE p.exit_code <> 0 AND p.start > datetime('2026-01-02T03:04:05Z') AND 'x' IN p.argv "
+        "WHERE p.exit_code <> 0 AND p.start > '2026-01-02T03:04:05' AND datetime(p.start).microsecond = 123456 AND 'x' IN p.argv "
         "RETURN p.id AS id, p.env_json AS env, p.props AS old, f.id AS fid, p:Placeholder AS placeholder, "
         "valueType(p.start) AS start_type, p.ended_at IS NULL AS unknown_end, keys(p) AS keys",
     )
@@ -49,7 +50,7 @@ def test_layout_labels_types_and_typed_props(neo4j_store: Neo4jStore, neo4j_clea
     row = rows[0]
     assert row["id"] == "proc:h:1:1" and row["old"] is None
     assert json.loads(str(row["env"])) == {"A": [{"b": 1}]}
-    assert row["start_type"] == "ZONED DATETIME NOT NULL" and row["unknown_end"] is True
+    assert row["start_type"] == "STRING NOT NULL" and row["unknown_end"] is True
     assert isinstance(row["keys"], list) and sorted(row["keys"]) == [
         "_nulls",
         "_writer",
@@ -106,3 +107,23 @@ def test_concurrent_writers_merge_instead_of_overwriting(neo4j_clean_url: str) -
     finally:
         for s in stores:
             s.close()
+
+
+def test_a_datetime_written_by_cypher_reads_back_as_utc_text(
+    neo4j_store: Neo4jStore, neo4j_clean_url: str
+) -> None:
+    b = GraphBatch()
+    b.add_node("trace:t", {"trace_id": "t"})
+    neo4j_store.upsert(b)
+    _cypher(
+        neo4j_clean_url,
+        "MATCH (n:Node {id: 'trace:t'}) SET n.seen = datetime('2026-01-02T03:04:05.5+01:00'), "
+        "n.seen_list = [datetime('2026-01-02T00:00:00Z')]",
+    )
+    node = neo4j_store.get("trace:t")
+    assert node is not None
+    assert node.props == {
+        "trace_id": "t",
+        "seen": "2026-01-02T02:04:05.500000Z",
+        "seen_list": ["2026-01-02T00:00:00.000000Z"],
+    }

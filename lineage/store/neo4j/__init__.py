@@ -3,7 +3,7 @@
 Layout: every graph node is ``(:Node:<Kind> {id, search, ...properties})`` plus ``:Placeholder`` while
 only referenced; ``search`` is the lower-cased word list the full-text index reads. Relationship type =
 ``EdgeKind`` value. Properties are typed Neo4j values, so Cypher matches them as they are
-(``liubai.lineage.store.neo4j.props``: times as ``DATETIME``, what Neo4j cannot hold as ``<name>_json``
+(``liubai.lineage.store.neo4j.props``: times as their UTC text, what Neo4j cannot hold as ``<name>_json``
 text; docs/cypher.md shows the queries). A database of the older layout, every property map as JSON
 text in ``props``, is refused until ``liubai migrate --upgrade`` rewrites it (``upgrade``). Rejected
 records are ``(:Rejected)`` and checkpoints ``(:Checkpoint)``, outside ``:Node`` so they never show up as
