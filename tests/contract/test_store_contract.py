@@ -305,12 +305,22 @@ def test_every_kind_of_value_reads_back_exactly(store: LineageStore) -> None:
 
 def test_values_json_would_rewrite_read_back_as_json_gives_them(store: LineageStore) -> None:
     b = GraphBatch()
-    b.add_node("trace:json", {"pair": (1, "a"), "nan": float("nan"), "inf": float("inf")})
+    b.add_node(
+        "trace:json",
+        {
+            "pair": (1, "a"),
+            "nan": float("nan"),
+            "inf": float("inf"),
+            "kind": NodeKind.POD,
+            "kinds": [NodeKind.POD],
+        },
+    )
     b.add_node("trace:keys", {"keys": {1: "x"}})
     store.upsert(b)
     got, keys = store.get("trace:json"), store.get("trace:keys")
     assert got is not None and keys is not None
-    assert got.props == {"pair": [1, "a"], "nan": None, "inf": None}
+    assert got.props == {"pair": [1, "a"], "nan": None, "inf": None, "kind": "Pod", "kinds": ["Pod"]}
+    assert type(got.props["kind"]) is str
     assert keys.props == {"keys": {"1": "x"}}
 
 

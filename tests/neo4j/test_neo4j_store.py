@@ -8,7 +8,7 @@ import threading
 import neo4j
 import pytest
 
-from liubai.lineage.model import EdgeKind, GraphBatch
+from liubai.lineage.model import EdgeKind, GraphBatch, NodeKind
 from liubai.lineage.store.neo4j import Neo4jStore
 from tests.neo4j_server import driver_args
 
@@ -35,6 +35,7 @@ def test_layout_labels_types_and_typed_props(neo4j_store: Neo4jStore, neo4j_clea
             "start": "2026-01-02T03:04:05.123456Z",
             "env": {"A": [{"b": 1}]},
             "ended_at": None,
+            "seen_as": NodeKind.PROCESS,
         },
     )
     b.add_edge("proc:h:1:1", EdgeKind.READ, "file:h:/etc/passwd", {"count": 2})
@@ -42,7 +43,7 @@ def test_layout_labels_types_and_typed_props(neo4j_store: Neo4jStore, neo4j_clea
     rows = _cypher(
         neo4j_clean_url,
         "MATCH (p:Node:Process {comm: 'sh'})-[r:READ {count: 2}]->(f:Node:File:Placeholder) "
-        "WHERE p.exit_code <> 0 AND p.start > '2026-01-02T03:04:05' AND datetime(p.start).microsecond = 123456 AND 'x' IN p.argv "
+        "WHERE p.exit_code <> 0 AND p.start > '2026-01-02T03:04:05' AND datetime(p.start).microsecond = 123456 AND 'x' IN p.argv AND p.seen_as = 'Process' "
         "RETURN p.id AS id, p.env_json AS env, p.props AS old, f.id AS fid, p:Placeholder AS placeholder, "
         "valueType(p.start) AS start_type, p.ended_at IS NULL AS unknown_end, keys(p) AS keys",
     )
@@ -60,6 +61,7 @@ def test_layout_labels_types_and_typed_props(neo4j_store: Neo4jStore, neo4j_clea
         "exit_code",
         "id",
         "search",
+        "seen_as",
         "start",
     ]
     assert row["fid"] == "file:h:/etc/passwd" and row["placeholder"] is False

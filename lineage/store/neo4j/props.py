@@ -38,7 +38,8 @@ JSON_SUFFIX = "_json"
 NULLS = "_nulls"
 STORE_KEYS = frozenset({"id", "search", "props", NULLS, "_writer", "_owners", "_lock", "_new"})
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
-_PLAIN = (str, int, float, bool, list, dict, type(None))
+_PLAIN = frozenset({str, int, float, bool, list, dict, type(None)})
+_SCALARS = frozenset({str, int, float, bool})
 
 
 class _NotNative:
@@ -82,6 +83,20 @@ def _native(value: Any) -> Any:
     return _scalar(value)
 
 
+_OWN_NAME: dict[str, bool] = {}  # names seen, each: may it be a stored key as it is
+
+
+def _own_name(key: str) -> bool:
+    own = _OWN_NAME.get(key)
+    if own is None:
+        own = (
+            bool(key) and key not in STORE_KEYS and not key.startswith("_") and not key.endswith(JSON_SUFFIX)
+        )
+        if len(_OWN_NAME) < 65536:
+            _OWN_NAME[key] = own
+    return own
+
+
 def to_neo4j(props: Mapping[str, Any]) -> dict[str, Any]:
     """The stored properties for a lineage property map."""
     if any(type(k) is not str for k in props):
@@ -89,18 +104,25 @@ def to_neo4j(props: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     nulls: list[str] = []
     for key, value in props.items():
-        if not isinstance(value, _PLAIN) or (type(value) is float and not math.isfinite(value)):
-            value = loads_value(_dumps_value(value))  # what the JSON text reads back as
+        kind = type(value)
+        scalar = kind is str or kind is bool or (kind is int and _INT_MIN <= value <= _INT_MAX)
+        if scalar and _own_name(key):
+            out[key] = value  # the common case, first
+            continue
+        if (
+            kind not in _PLAIN
+            or (kind is float and not math.isfinite(value))
+            or (kind is list and any(type(v) not in _SCALARS for v in value))
+        ):
+            value = loads_value(_dumps_value(value))  # what the JSON text reads back as (enums: values)
         if value is None:
             nulls.append(key)
             continue
         stored = _native(value)
-        if stored is _NOT_NATIVE or key in STORE_KEYS or key.startswith("_") or key.endswith(JSON_SUFFIX):
-            out[key + JSON_SUFFIX] = _dumps_value(value)
-        elif key:
+        if stored is not _NOT_NATIVE and _own_name(key):
             out[key] = stored
         else:
-            out[JSON_SUFFIX] = _dumps_value(value)
+            out[key + JSON_SUFFIX] = _dumps_value(value)
     if nulls:
         out[NULLS] = nulls
     return out
