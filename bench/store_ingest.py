@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import random
 import statistics
@@ -48,6 +47,7 @@ from liubai.lineage.records import (
 )
 from liubai.lineage.store import LineageStore, open_store
 from liubai.lineage.store.neo4j import Neo4jStore
+from liubai.lineage.store.neo4j.props import to_neo4j
 
 REPO = "https://git.example/platform/gitops.git"
 SHARED = ["/usr/lib/x86_64-linux-gnu/libc.so.6", "/etc/ld.so.cache", "/etc/passwd", "/etc/hosts"]
@@ -199,9 +199,9 @@ def per_row_write(url: str, batches: list[GraphBatch], limit: int) -> tuple[int,
                     break
                 s.run(
                     f"MERGE (n:Node {{id: $id}}) ON CREATE SET n:{n.kind.value} "  # kind: closed enum
-                    "SET n.props = $props, n.search = $search",
+                    "SET n += $props, n.search = $search",
                     id=n.id,
-                    props=json.dumps(n.props, sort_keys=True),
+                    props=to_neo4j(n.props),
                     search=n.id,
                 ).consume()
                 done += 1
@@ -210,10 +210,10 @@ def per_row_write(url: str, batches: list[GraphBatch], limit: int) -> tuple[int,
                     break
                 s.run(
                     "MERGE (a:Node {id: $src}) MERGE (b:Node {id: $dst}) "
-                    f"MERGE (a)-[r:{e.kind.value}]->(b) SET r.props = $props",  # kind: closed enum
+                    f"MERGE (a)-[r:{e.kind.value}]->(b) SET r += $props",  # kind: closed enum
                     src=e.src,
                     dst=e.dst,
-                    props=json.dumps(e.props, sort_keys=True),
+                    props=to_neo4j(e.props),
                 ).consume()
                 done += 1
             if done >= limit:

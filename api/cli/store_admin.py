@@ -1,4 +1,5 @@
-"""``liubai migrate`` and ``liubai stats``: move a whole graph between stores, and see what a store holds.
+"""``liubai migrate`` and ``liubai stats``: move a whole graph between stores (or upgrade one in place),
+and see what a store holds.
 
 Migration copies nodes (placeholders stay placeholders), then edges, then rejected records, and the
 collectors' checkpoints last, so a target never claims progress for data it does not hold. Writes are
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -71,18 +73,38 @@ def copy_graph(
 
 def migrate(
     from_url: Annotated[
-        str, typer.Option("--from", help="Store to read: sqlite:///a.db, neo4j://user:pass@host:7687, ...")
-    ],
-    to_url: Annotated[str, typer.Option("--to", help="Store to write (merged into what it already holds).")],
+        str | None,
+        typer.Option("--from", help="Store to read: sqlite:///a.db, neo4j://user:pass@host:7687, ..."),
+    ] = None,
+    to_url: Annotated[
+        str | None, typer.Option("--to", help="Store to write (merged into what it already holds).")
+    ] = None,
+    upgrade_url: Annotated[
+        str | None,
+        typer.Option(
+            "--upgrade",
+            help="Instead of copying, upgrade this store in place to this version's layout (a Neo4j "
+            "database from properties as JSON text to typed properties). Safe to run again.",
+        ),
+    ] = None,
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, max=100_000, help="Nodes or edges per write.")
     ] = 5000,
 ) -> None:
     """Copy a whole lineage graph (nodes with their writers and claims, edges, rejected records, checkpoints)
-    from one store to another.
+    from one store to another, or upgrade one store in place.
 
     Example: liubai migrate --from sqlite:///lineage.db --to neo4j://neo4j:secret@localhost:7687
+
+    Example: liubai migrate --upgrade neo4j://neo4j:secret@localhost:7687
     """
+    if upgrade_url is not None:
+        if from_url is not None or to_url is not None:
+            raise fail("--upgrade works on one store in place: give it alone, without --from and --to")
+        _upgrade(upgrade_url, batch_size)
+        return
+    if from_url is None or to_url is None:
+        raise fail("give --from and --to (a copy), or --upgrade (one store in place)")
     if from_url == to_url:
         raise fail("--from and --to name the same store")
     try:
@@ -135,6 +157,35 @@ def migrate(
     say(
         f"copied {copied['nodes']} nodes, {copied['edges']} edges, {copied['rejected']} rejected records "
         f"and {copied['checkpoints']} checkpoints from {redact_url(from_url)} to {redact_url(to_url)}"
+    )
+
+
+def _upgrade(url: str, batch_size: int) -> None:
+    """Neo4j's layout changes need this step; SQLite upgrades its schema itself when it is opened."""
+    if urlsplit(url).scheme.split("+")[0] not in ("neo4j", "bolt"):
+        try:
+            open_store(url, create=False).close()
+        except StoreError as exc:
+            raise fail(f"cannot open store {redact_url(url)}: {exc}") from None
+        say(f"store {redact_url(url)} is up to date (it upgrades itself when opened)")
+        return
+    from liubai.lineage.store.neo4j.upgrade import upgrade_layout  # the neo4j driver only when asked
+
+    try:
+        with Progress(
+            TextColumn("{task.description:>9}"),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+        ) as progress:
+            task = progress.add_task("nodes", total=None)
+            done = upgrade_layout(url, batch_size, lambda n: progress.advance(task, n))
+    except StoreError as exc:
+        raise fail(f"upgrade of {redact_url(url)} stopped: {exc} (run it again to finish)") from None
+    say(
+        f"upgraded {done.nodes_upgraded} of {done.nodes_seen} nodes and {done.edges_upgraded} edges of "
+        f"{redact_url(url)} to typed properties"
+        + (" (it was already up to date)" if not (done.nodes_upgraded or done.edges_upgraded) else "")
     )
 
 

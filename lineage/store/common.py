@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -20,6 +21,7 @@ __all__ = [
     "dumps_props",
     "encode_cursor",
     "loads_props",
+    "loads_value",
     "prepare_batch",
 ]
 
@@ -88,12 +90,24 @@ def dumps_props(props: dict[str, Any]) -> str:
         return json.dumps(props, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+# A run of digits that may be an integer past 64 bits, which orjson reads as a float (losing digits):
+# such text is read by ``json`` instead. Nanosecond times (19 digits, positive) stay on the fast path.
+_MAYBE_BIG_INT = re.compile(r"\d{20}|-\d{19}")
+
+
+def loads_value(text: str) -> Any:
+    """One JSON value back exactly: integers past 64 bits stay integers."""
+    if _MAYBE_BIG_INT.search(text):
+        return json.loads(text)
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def loads_props(text: str | None) -> dict[str, Any]:
     """Properties back from their JSON text (``{}`` for none)."""
     if not text:
         return {}
-    try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        value = json.loads(text)  # integers past 64 bits, written by the ``json`` fallback above
+    value = loads_value(text)
     return value if isinstance(value, dict) else {}

@@ -130,6 +130,26 @@ def test_migrate_from_an_empty_store_says_so_and_writes_nothing(tmp_path: Path) 
     assert not (tmp_path / "b.db").exists()
 
 
+def test_migrate_needs_a_copy_or_an_upgrade_and_never_both(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'a.db'}"
+    out = runner.invoke(app, ["migrate", "--to", db])
+    assert out.exit_code == 1 and "give --from and --to (a copy), or --upgrade" in out.stderr
+    out = runner.invoke(app, ["migrate", "--upgrade", db, "--from", db])
+    assert out.exit_code == 1 and "give it alone" in out.stderr
+    assert not (tmp_path / "a.db").exists()
+
+
+def test_upgrade_of_a_sqlite_store_says_it_upgrades_itself_and_of_a_missing_one_names_it(
+    tmp_path: Path,
+) -> None:
+    open_store(f"sqlite:///{tmp_path / 'a.db'}").close()
+    out = runner.invoke(app, ["migrate", "--upgrade", f"sqlite:///{tmp_path / 'a.db'}"])
+    assert out.exit_code == 0 and "is up to date (it upgrades itself when opened)" in out.stdout
+    out = runner.invoke(app, ["migrate", "--upgrade", f"sqlite:///{tmp_path / 'typo.db'}"])
+    assert out.exit_code == 1 and f"no store at {tmp_path / 'typo.db'}" in out.stderr
+    assert not (tmp_path / "typo.db").exists()
+
+
 def test_printable_escapes_what_drives_a_terminal_and_keeps_text() -> None:
     from liubai.api.cli.common import printable
 

@@ -222,6 +222,133 @@ def test_untrusted_text_round_trips_exactly(store: LineageStore) -> None:
     assert store.counts()["File"] == 1
 
 
+# Every shape of value a property can hold, the names a store might keep for itself, and times in and
+# near the form collectors write: each reads back exactly as written.
+EVERY_VALUE: dict[str, Any] = {
+    "text": "plain",
+    "unicode": "留白 ✓ \U0001f600 \u00e9\u0301 \u0000 nul",
+    "empty_text": "",
+    "int": 7,
+    "negative": -3,
+    "past_2_53": 2**53 + 1,
+    "int64_max": 2**63 - 1,
+    "int64_min": -(2**63),
+    "past_int64": 2**63,
+    "past_u64": 2**70,
+    "very_negative": -(2**80),
+    "past_u64_odd": 2**64 + 1,
+    "below_int64_odd": -(2**63) - 3,
+    "nanoseconds": 1767225600123456789,
+    "float": 0.1,
+    "negative_zero": -0.0,
+    "huge_float": 1.7976931348623157e308,
+    "tiny_float": 5e-324,
+    "yes": True,
+    "no": False,
+    "null": None,
+    "time": "2026-01-02T03:04:05.123456Z",
+    "epoch_time": "1970-01-01T00:00:00.000000Z",
+    "time_no_fraction": "2026-01-02T03:04:05Z",
+    "time_with_offset": "2026-01-02T03:04:05.123456+00:00",
+    "not_a_day": "2026-02-30T03:04:05.123456Z",
+    "times": ["2026-01-02T03:04:05.123456Z", "2026-01-03T00:00:00.000001Z"],
+    "words": ["a", "b", "留白"],
+    "ints": [1, 2**62, -5],
+    "floats": [0.5, 1.25],
+    "flags": [True, False],
+    "empty_list": [],
+    "mixed": [1, "a", 2.5, True],
+    "ints_and_floats": [1, 2.0],
+    "with_null": ["a", None],
+    "big_ints": [1, 2**64],
+    "nested_lists": [[1, 2], [3]],
+    "list_of_maps": [{"a": 1}, {"b": [2, {"c": None}]}],
+    "map": {"z": 1, "a": {"deep": [1, "x", None]}, "t": "2026-01-02T03:04:05.123456Z"},
+    "empty_map": {},
+    "id": "a property named like the store's key",
+    "search": "another",
+    "props": {"was": "the old layout's key"},
+    "_writer": "not the writer",
+    "_private": 1,
+    "env_json": "a name ending in _json",
+    "env": {"A": "1"},
+    "": "the empty name",
+    "with space and `tick`": 3,
+}
+
+
+def test_every_kind_of_value_reads_back_exactly(store: LineageStore) -> None:
+    node, other = "trace:every", "trace:other"
+    b = GraphBatch()
+    b.add_node(node, dict(EVERY_VALUE))
+    b.add_node(other, {"trace_id": "other"})
+    b.add_edge(node, EdgeKind.CORRELATES, other, dict(EVERY_VALUE))
+    store.upsert(b)
+    got = store.get(node)
+    assert got is not None and got.props == EVERY_VALUE
+    assert list(got.props) == sorted(EVERY_VALUE), "keys come back in one order in every store"
+    assert all_nodes(store)[node][1] == EVERY_VALUE
+    assert all_edges(store)[(node, "CORRELATES", other)] == EVERY_VALUE
+    page = store.neighbors(node, Direction.DOWNSTREAM)
+    assert [e.props for e in page.edges] == [EVERY_VALUE]
+    sub = store.path(other, node)
+    assert sub is not None
+    assert {n.id: n.props for n in sub.nodes}[node] == EVERY_VALUE
+    assert [e.props for e in sub.edges] == [EVERY_VALUE]
+    assert {n.id: n.props for n in store.lineage(other, Direction.BOTH).nodes}[node] == EVERY_VALUE
+    for value in EVERY_VALUE.values():
+        if type(value) is float:
+            assert str(value) in {str(v) for v in got.props.values() if type(v) is float}  # -0.0 stays -0.0
+    replay = store.upsert(b)
+    assert (replay.nodes_updated, replay.edges_updated) == (0, 0)
+
+
+def test_values_json_would_rewrite_read_back_as_json_gives_them(store: LineageStore) -> None:
+    b = GraphBatch()
+    b.add_node(
+        "trace:json",
+        {
+            "pair": (1, "a"),
+            "nan": float("nan"),
+            "inf": float("inf"),
+            "kind": NodeKind.POD,
+            "kinds": [NodeKind.POD],
+        },
+    )
+    b.add_node("trace:keys", {"keys": {1: "x"}})
+    store.upsert(b)
+    got, keys = store.get("trace:json"), store.get("trace:keys")
+    assert got is not None and keys is not None
+    assert got.props == {"pair": [1, "a"], "nan": None, "inf": None, "kind": "Pod", "kinds": ["Pod"]}
+    assert type(got.props["kind"]) is str
+    assert keys.props == {"keys": {"1": "x"}}
+
+
+def test_typed_values_merge_on_reingest(store: LineageStore) -> None:
+    """Times widen by their order, a value may change its type both ways, and a replay changes nothing."""
+    t0, t1, t2 = "2026-01-01T00:00:00.000001Z", "2026-01-02T00:00:00.000000Z", "2026-01-03T12:00:00.500000Z"
+    b = GraphBatch()
+    b.add_node("trace:m", {"first_seen": t1, "last_seen": t1, "n": 1, "env": {"a": 1}, "tags": ["x"]})
+    b.add_node("trace:n", {})
+    b.add_edge("trace:m", EdgeKind.CORRELATES, "trace:n", {"count": 1, "at": t1})
+    store.upsert(b)
+    b = GraphBatch()
+    b.add_node("trace:m", {"first_seen": t0, "last_seen": t2, "n": {"now": "a map"}, "env": 5, "tags": None})
+    b.add_edge("trace:m", EdgeKind.CORRELATES, "trace:n", {"count": 2**64, "at": t0})
+    r = store.upsert(b)
+    assert (r.nodes_updated, r.edges_updated) == (1, 1)
+    b = GraphBatch()
+    b.add_node("trace:m", {"first_seen": t2, "last_seen": t0, "n": 3})
+    b.add_edge("trace:m", EdgeKind.CORRELATES, "trace:n", {"count": 4})
+    store.upsert(b)
+    got = store.get("trace:m")
+    assert got is not None
+    assert got.props == {"first_seen": t0, "last_seen": t2, "n": 3, "env": 5, "tags": ["x"]}
+    assert all_edges(store)[("trace:m", "CORRELATES", "trace:n")] == {"count": 4, "at": t0}
+    again = store.upsert(b)
+    assert (again.nodes_updated, again.edges_updated) == (0, 0)
+
+
 # ---------------------------------------------------------------- rejected records and checkpoints
 
 

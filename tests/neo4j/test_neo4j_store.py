@@ -8,7 +8,7 @@ import threading
 import neo4j
 import pytest
 
-from liubai.lineage.model import EdgeKind, GraphBatch
+from liubai.lineage.model import EdgeKind, GraphBatch, NodeKind
 from liubai.lineage.store.neo4j import Neo4jStore
 from tests.neo4j_server import driver_args
 
@@ -22,25 +22,48 @@ def _cypher(url: str, query: str, **params: object) -> list[dict[str, object]]:
         return [r.data() for r in records]
 
 
-def test_layout_labels_types_and_json_props(neo4j_store: Neo4jStore, neo4j_clean_url: str) -> None:
+def test_layout_labels_types_and_typed_props(neo4j_store: Neo4jStore, neo4j_clean_url: str) -> None:
+    """Scalars and lists of scalars are Neo4j values Cypher can match; times are their UTC text, which
+    compares as the times do and ``datetime()`` reads; maps stay JSON text; nulls are absent."""
     b = GraphBatch()
-    b.add_node("proc:h:1:1", {"comm": "sh", "argv": ["sh", "-c", "x"], "env": {"A": [{"b": 1}]}})
+    b.add_node(
+        "proc:h:1:1",
+        {
+            "comm": "sh",
+            "argv": ["sh", "-c", "x"],
+            "exit_code": 2,
+            "start": "2026-01-02T03:04:05.123456Z",
+            "env": {"A": [{"b": 1}]},
+            "ended_at": None,
+            "seen_as": NodeKind.PROCESS,
+        },
+    )
     b.add_edge("proc:h:1:1", EdgeKind.READ, "file:h:/etc/passwd", {"count": 2})
     neo4j_store.upsert(b)
     rows = _cypher(
         neo4j_clean_url,
-        "MATCH (p:Node:Process {id: $id})-[r:READ]->(f:Node:File:Placeholder) "
-        "RETURN p.props AS props, r.props AS rprops, f.id AS fid, p:Placeholder AS placeholder",
-        id="proc:h:1:1",
+        "MATCH (p:Node:Process {comm: 'sh'})-[r:READ {count: 2}]->(f:Node:File:Placeholder) "
+        "WHERE p.exit_code <> 0 AND p.start > '2026-01-02T03:04:05' AND datetime(p.start).microsecond = 123456 AND 'x' IN p.argv AND p.seen_as = 'Process' "
+        "RETURN p.id AS id, p.env_json AS env, p.props AS old, f.id AS fid, p:Placeholder AS placeholder, "
+        "valueType(p.start) AS start_type, p.ended_at IS NULL AS unknown_end, keys(p) AS keys",
     )
     assert len(rows) == 1
     row = rows[0]
-    assert json.loads(str(row["props"])) == {
-        "comm": "sh",
-        "argv": ["sh", "-c", "x"],
-        "env": {"A": [{"b": 1}]},
-    }
-    assert json.loads(str(row["rprops"])) == {"count": 2}
+    assert row["id"] == "proc:h:1:1" and row["old"] is None
+    assert json.loads(str(row["env"])) == {"A": [{"b": 1}]}
+    assert row["start_type"] == "STRING NOT NULL" and row["unknown_end"] is True
+    assert isinstance(row["keys"], list) and sorted(row["keys"]) == [
+        "_nulls",
+        "_writer",
+        "argv",
+        "comm",
+        "env_json",
+        "exit_code",
+        "id",
+        "search",
+        "seen_as",
+        "start",
+    ]
     assert row["fid"] == "file:h:/etc/passwd" and row["placeholder"] is False
 
 
@@ -86,3 +109,23 @@ def test_concurrent_writers_merge_instead_of_overwriting(neo4j_clean_url: str) -
     finally:
         for s in stores:
             s.close()
+
+
+def test_a_datetime_written_by_cypher_reads_back_as_utc_text(
+    neo4j_store: Neo4jStore, neo4j_clean_url: str
+) -> None:
+    b = GraphBatch()
+    b.add_node("trace:t", {"trace_id": "t"})
+    neo4j_store.upsert(b)
+    _cypher(
+        neo4j_clean_url,
+        "MATCH (n:Node {id: 'trace:t'}) SET n.seen = datetime('2026-01-02T03:04:05.5+01:00'), "
+        "n.seen_list = [datetime('2026-01-02T00:00:00Z')]",
+    )
+    node = neo4j_store.get("trace:t")
+    assert node is not None
+    assert node.props == {
+        "trace_id": "t",
+        "seen": "2026-01-02T02:04:05.500000Z",
+        "seen_list": ["2026-01-02T00:00:00.000000Z"],
+    }

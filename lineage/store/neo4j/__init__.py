@@ -1,10 +1,13 @@
 """The team store: the lineage graph in Neo4j (5.26 LTS or newer), over Bolt with the official driver.
 
-Layout: every graph node is ``(:Node:<Kind> {id, props, search})`` plus ``:Placeholder`` while only
-referenced; ``props`` is the property map as JSON text (Neo4j cannot hold nested maps or lists of maps),
-``search`` the lower-cased word list the full-text index reads. Relationship type = ``EdgeKind`` value,
-with ``props`` as JSON too (absent when empty). Rejected records are ``(:Rejected)`` and checkpoints
-``(:Checkpoint)``, outside ``:Node`` so they never show up as graph facts.
+Layout: every graph node is ``(:Node:<Kind> {id, search, ...properties})`` plus ``:Placeholder`` while
+only referenced; ``search`` is the lower-cased word list the full-text index reads. Relationship type =
+``EdgeKind`` value. Properties are typed Neo4j values, so Cypher matches them as they are
+(``liubai.lineage.store.neo4j.props``: times as their UTC text, what Neo4j cannot hold as ``<name>_json``
+text; docs/cypher.md shows the queries). A database of the older layout, every property map as JSON
+text in ``props``, is refused until ``liubai migrate --upgrade`` rewrites it (``upgrade``). Rejected
+records are ``(:Rejected)`` and checkpoints ``(:Checkpoint)``, outside ``:Node`` so they never show up as
+graph facts.
 
 Provenance (``liubai.lineage.provenance``): a node's owner is its ``_writer`` property, the keys other writers
 added are ``_owners`` (JSON, absent while there are none), and a value another writer gave that differs
@@ -21,7 +24,8 @@ rather than a variable-length pattern: a pattern enumerates every path, which ex
 shared binary, a busy trace), while the answer needs only each node's minimum hop count.
 
 The store is one class made of one part per job: ``connection`` (driver, sessions), ``queries`` (schema
-and Cypher texts), ``rows`` (row building), ``writes``, ``reads``, ``traversal`` and ``search``.
+and Cypher texts), ``props`` (typed properties), ``rows`` (row building), ``writes``, ``reads``,
+``traversal`` and ``search``; ``upgrade`` rewrites a database of the older layout.
 """
 
 from __future__ import annotations

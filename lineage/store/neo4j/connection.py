@@ -29,7 +29,7 @@ from liubai.lineage.store.base import (
     StoreTimeout,
     StoreUnavailable,
 )
-from liubai.lineage.store.neo4j.queries import _PROBE, SCHEMA_STATEMENTS
+from liubai.lineage.store.neo4j.queries import _OLD_LAYOUT, _PROBE, SCHEMA_STATEMENTS
 from liubai.lineage.urls import redact_url
 
 __all__ = ["Neo4jConnections"]
@@ -173,7 +173,8 @@ class Neo4jConnections:
     """The store's shared driver and sessions: opening (with the schema, once per server and
     database), read transactions under the caller's deadline, the health probe and closing."""
 
-    def __init__(self, target: _Target, display_url: str) -> None:
+    def __init__(self, target: _Target, display_url: str, *, upgrading: bool = False) -> None:
+        """``upgrading`` opens a database still in the old layout, for ``upgrade_layout`` only."""
         self._target = target
         self.url = display_url
         self.database = target.database
@@ -184,9 +185,14 @@ class Neo4jConnections:
             if not _DRIVERS.schema_ready(target):
                 self._create_schema()
                 _DRIVERS.mark_schema_ready(target)
+            if not upgrading:
+                self._refuse_old_layout()
         except (Neo4jError, DriverError, OSError) as exc:
             self.close()
             raise _unavailable(target, exc) from None
+        except StoreError:
+            self.close()
+            raise
 
     @classmethod
     def from_url(cls, url: str, *, create: bool = True) -> Self:
@@ -195,6 +201,24 @@ class Neo4jConnections:
         del create
         target = _parse_url(url)
         return cls(target, redact_url(url))
+
+    @classmethod
+    def for_upgrade(cls, url: str) -> Self:
+        """The store opened whatever its layout, to upgrade it in place."""
+        return cls(_parse_url(url), redact_url(url), upgrading=True)
+
+    def _refuse_old_layout(self) -> None:
+        """Reading the old layout as the new one would show every node without properties. Checked at
+        every open (one index seek), so a process that opened the database before an upgrade started
+        elsewhere cannot miss it."""
+        with self._session(write=False) as s:
+            rec = s.run(_OLD_LAYOUT).single()
+        if rec is not None and rec["old"]:
+            raise StoreError(
+                f"Neo4j database {self.database!r} at {self._target.uri} keeps properties as JSON text "
+                f"(the layout before typed properties): upgrade it in place with "
+                f"`liubai migrate --upgrade {self.url}`"
+            )
 
     def _create_schema(self) -> None:
         with self._session() as s:

@@ -24,6 +24,17 @@ SCHEMA_STATEMENTS: tuple[str, ...] = (
     "CREATE INDEX liubai_checkpoint_source IF NOT EXISTS FOR (c:Checkpoint) ON (c.source)",
     "CREATE CONSTRAINT liubai_claim_key IF NOT EXISTS FOR (c:Claim) REQUIRE c.key IS UNIQUE",
     "CREATE INDEX liubai_claim_node IF NOT EXISTS FOR (c:Claim) ON (c.node)",
+    # What Cypher users match on, beyond ids: each is one label's property, so a node updates at most two.
+    "CREATE INDEX liubai_commit_sha IF NOT EXISTS FOR (n:Commit) ON (n.sha)",
+    "CREATE INDEX liubai_trace_trace_id IF NOT EXISTS FOR (n:Trace) ON (n.trace_id)",
+    "CREATE INDEX liubai_log_trace_id IF NOT EXISTS FOR (n:LogEvent) ON (n.trace_id)",
+    "CREATE INDEX liubai_run_commit IF NOT EXISTS FOR (n:PipelineRun) ON (n.commit)",
+    "CREATE INDEX liubai_workload_name IF NOT EXISTS FOR (n:Workload) ON (n.name)",
+    "CREATE INDEX liubai_pod_name IF NOT EXISTS FOR (n:Pod) ON (n.name)",
+    "CREATE INDEX liubai_pod_uid IF NOT EXISTS FOR (n:Pod) ON (n.uid)",
+    "CREATE INDEX liubai_container_id IF NOT EXISTS FOR (n:Container) ON (n.container_id)",
+    "CREATE INDEX liubai_process_container_id IF NOT EXISTS FOR (n:Process) ON (n.container_id)",
+    "CREATE INDEX liubai_file_path IF NOT EXISTS FOR (n:File) ON (n.path)",
     # Words are split and lower-cased in Python (the same \w+ words SQLite's FTS5 sees), so the index
     # only needs to split on spaces. Eventually consistent: Lucene indexing runs in the background
     # instead of inside every write's commit (about a quarter of a batch's server time); search() waits
@@ -45,19 +56,19 @@ SCHEMA_STATEMENTS: tuple[str, ...] = (
 # a list of maps: far cheaper to encode and decode on both ends.
 _NODE_LOOKUP = (
     "UNWIND $ids AS i MATCH (n:Node {id: i}) SET n._lock = true REMOVE n._lock "
-    "RETURN i AS id, elementId(n) AS ref, n.props AS props, n:Placeholder AS placeholder, "
+    "RETURN i AS id, elementId(n) AS ref, n {.*, search: null} AS props, n:Placeholder AS placeholder, "
     "n._writer AS writer, n._owners AS owners"
 )
 # ``at`` and ``refs`` are collected from the same rows, so they pair up whatever order collect uses.
 _NODE_CREATE = (
     "UNWIND range(0, size($ids) - 1) AS i "
-    "CREATE (n:Node:$($labels[i]) {id: $ids[i], props: $props[i], search: $search[i], _writer: $writer}) "
+    "CREATE (n:Node:$($labels[i]) {id: $ids[i], search: $search[i], _writer: $writer}) SET n += $props[i] "
     "RETURN collect(i) AS at, collect(elementId(n)) AS refs"
 )
 _NODE_UPDATE = (
     "UNWIND $rows AS row "
     "MATCH (n) WHERE elementId(n) = row.ref "
-    "SET n.props = row.props, n.search = row.search, n._writer = row.writer, n._owners = row.owners "
+    "SET n = row.props "
     "FOREACH (_ IN CASE WHEN row.placeholder THEN [] ELSE [1] END | REMOVE n:Placeholder)"
 )
 # An edge touching a node this transaction created cannot exist yet: plain CREATE, no existence check,
@@ -65,7 +76,7 @@ _NODE_UPDATE = (
 _EDGE_CREATE = (
     "UNWIND range(0, size($src) - 1) AS i "
     "MATCH (a) WHERE elementId(a) = $src[i] MATCH (b) WHERE elementId(b) = $dst[i] "
-    "CREATE (a)-[r:$($kinds[i])]->(b) SET r.props = $props[i]"
+    "CREATE (a)-[r:$($kinds[i])]->(b) SET r += $props[i]"
 )
 # Between two existing nodes MERGE stays per kind: a dynamic type there would scan all relationships
 # instead of expanding between the two nodes. The ends are locked by the node lookup.
@@ -74,16 +85,16 @@ _EDGE_MERGE: dict[EdgeKind, str] = {
         "UNWIND $rows AS row "
         "MATCH (a) WHERE elementId(a) = row.src MATCH (b) WHERE elementId(b) = row.dst "
         f"MERGE (a)-[r:{kind.value}]->(b) "
-        "ON CREATE SET r.props = row.props, r._new = true "
+        "ON CREATE SET r += row.props, r._new = true "
         "ON MATCH SET r._lock = true "
         "WITH r, row, r._new IS NOT NULL AS created "
         "REMOVE r._new, r._lock "
         "WITH r, row, created WHERE NOT created "
-        "RETURN row.at AS at, elementId(r) AS ref, r.props AS props"
+        "RETURN row.at AS at, elementId(r) AS ref, properties(r) AS props"
     )
     for kind in EdgeKind
 }
-_EDGE_UPDATE = "UNWIND $rows AS row MATCH ()-[r]->() WHERE elementId(r) = row.ref SET r.props = row.props"
+_EDGE_UPDATE = "UNWIND $rows AS row MATCH ()-[r]->() WHERE elementId(r) = row.ref SET r = row.props"
 _REJECTED_EXISTING = "UNWIND $keys AS k MATCH (x:Rejected {key: k}) RETURN x.key AS key"
 _COUNTER_BUMP = (
     "MERGE (c:LiubaiCounter {name: $name}) ON CREATE SET c.value = 0 "
@@ -118,7 +129,7 @@ _CHECKPOINT_SET = (
     "SET c.source = row.source, c.name = row.name, c.value = row.value"
 )
 
-_NODE_FIELDS = "n.id AS id, n.props AS props, n:Placeholder AS placeholder"
+_NODE_FIELDS = "n.id AS id, n {.*, search: null} AS props, n:Placeholder AS placeholder"
 _GET = f"MATCH (n:Node {{id: $id}}) RETURN {_NODE_FIELDS}"
 _GET_MANY = f"UNWIND $ids AS i MATCH (n:Node {{id: i}}) RETURN {_NODE_FIELDS}"
 _FIND_BY_PREFIX = (
@@ -127,12 +138,12 @@ _FIND_BY_PREFIX = (
 )
 _OUT = (
     "MATCH (s:Node {id: $id})-[r]->(n) WHERE type(r) IN $kinds "
-    "RETURN 0 AS d, type(r) AS kind, s.id AS src, n.id AS dst, r.props AS rprops, "
+    "RETURN 0 AS d, type(r) AS kind, s.id AS src, n.id AS dst, properties(r) AS rprops, "
     f"{_NODE_FIELDS}"
 )
 _IN = (
     "MATCH (s:Node {id: $id})<-[r]-(n) WHERE type(r) IN $kinds "
-    "RETURN 1 AS d, type(r) AS kind, n.id AS src, s.id AS dst, r.props AS rprops, "
+    "RETURN 1 AS d, type(r) AS kind, n.id AS src, s.id AS dst, properties(r) AS rprops, "
     f"{_NODE_FIELDS}"
 )
 _PAGE = " ORDER BY d, kind, id SKIP $skip LIMIT $limit"
@@ -152,9 +163,23 @@ _STEP = (
 _EDGES_AMONG = (
     "WITH $ids AS ids UNWIND ids AS i MATCH (a:Node {id: i})-[r]->(b) "
     "WHERE type(r) IN $kinds AND b.id IN ids "
-    "RETURN a.id AS src, type(r) AS kind, b.id AS dst, r.props AS props ORDER BY src, kind, dst LIMIT $limit"
+    "RETURN a.id AS src, type(r) AS kind, b.id AS dst, properties(r) AS props ORDER BY src, kind, dst LIMIT $limit"
 )
 _PROBE = "MATCH (n:Node) RETURN n.id AS id LIMIT 1"
+# The old layout kept each node's properties as JSON text in ``props``. An upgrade goes in id order, node
+# and its out-edges in one transaction, so the last node by id tells whether it has finished.
+_OLD_LAYOUT = "MATCH (n:Node) WHERE n.id IS NOT NULL WITH n ORDER BY n.id DESC LIMIT 1 RETURN n.props IS NOT NULL AS old"
+_UPGRADE_READ = (
+    "MATCH (n:Node) WHERE n.id > $after WITH n ORDER BY n.id LIMIT $limit "
+    "RETURN n.id AS id, elementId(n) AS ref, n.props AS props, "
+    "[(n)-[r]->() WHERE r.props IS NOT NULL | [elementId(r), r.props]] AS rels"
+)
+_UPGRADE_NODES = (
+    "UNWIND $rows AS row MATCH (n) WHERE elementId(n) = row.ref SET n += row.props REMOVE n.props"
+)
+_UPGRADE_EDGES = (
+    "UNWIND $rows AS row MATCH ()-[r]->() WHERE elementId(r) = row.ref SET r += row.props REMOVE r.props"
+)
 _SEARCH_IN = (
     "CALL db.index.fulltext.queryNodes('liubai_node_search', $lucene) YIELD node AS n, score "
     "WHERE $labels IS NULL OR any(l IN labels(n) WHERE l IN $labels) "
@@ -189,7 +214,7 @@ _COUNT_EDGES = "MATCH ()-[r]->() RETURN count(r) AS c"
 _ITER_NODES = f"MATCH (n:Node) WHERE n.id > $after RETURN {_NODE_FIELDS} ORDER BY n.id LIMIT $limit"
 _ITER_EDGES = (
     "MATCH (a:Node) WHERE a.id > $after WITH a ORDER BY a.id LIMIT $limit "
-    "RETURN a.id AS src, [(a)-[r]->(b) | [type(r), b.id, r.props]] AS out"
+    "RETURN a.id AS src, [(a)-[r]->(b) | [type(r), b.id, properties(r)]] AS out"
 )
 
 
@@ -199,6 +224,6 @@ def _path_query(max_length: int, filtered: bool) -> str:
     return (
         "MATCH (a:Node {id: $src}), (b:Node {id: $dst}) "
         f"MATCH p = shortestPath((a)-[*..{max_length}]-(b)){where} "
-        "RETURN [n IN nodes(p) | [n.id, n.props, n:Placeholder]] AS nodes, "
-        "[r IN relationships(p) | [startNode(r).id, type(r), endNode(r).id, r.props]] AS rels"
+        "RETURN [n IN nodes(p) | [n.id, n {.*, search: null}, n:Placeholder]] AS nodes, "
+        "[r IN relationships(p) | [startNode(r).id, type(r), endNode(r).id, properties(r)]] AS rels"
     )

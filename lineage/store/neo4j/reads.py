@@ -26,6 +26,7 @@ from liubai.lineage.store.common import (
     loads_props,
 )
 from liubai.lineage.store.neo4j.connection import Neo4jConnections
+from liubai.lineage.store.neo4j.props import from_neo4j
 from liubai.lineage.store.neo4j.queries import (
     _CHECKPOINT_GET,
     _CHECKPOINTS,
@@ -127,7 +128,7 @@ class Neo4jReads(Neo4jConnections):
                 break
             for r in recs:
                 out = sorted(r["out"], key=lambda t: (t[0], t[1]))
-                pending.extend(Edge(r["src"], EdgeKind(k), d, loads_props(p)) for k, d, p in out)
+                pending.extend(Edge(r["src"], EdgeKind(k), d, from_neo4j(p)) for k, d, p in out)
             last = recs[-1]["src"]
             while len(pending) >= batch_size:
                 yield pending[:batch_size]

@@ -17,8 +17,8 @@ from liubai.lineage.provenance import Claim
 from liubai.lineage.store.common import (
     chunks,
     dumps_props,
-    loads_props,
 )
+from liubai.lineage.store.neo4j.props import from_neo4j
 from liubai.lineage.store.neo4j.queries import ROWS_PER_STATEMENT
 from liubai.lineage.store.searchtext import search_text
 
@@ -67,4 +67,4 @@ def _claim_order(claim: Claim) -> tuple[str, str]:
 
 def _node(rec: Any) -> Node:
     node_id: str = rec["id"]
-    return Node(node_id, node_kind_of(node_id), loads_props(rec["props"]), bool(rec["placeholder"]))
+    return Node(node_id, node_kind_of(node_id), from_neo4j(rec["props"]), bool(rec["placeholder"]))

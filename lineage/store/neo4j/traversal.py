@@ -24,8 +24,8 @@ from liubai.lineage.store.base import (
 from liubai.lineage.store.common import (
     decode_cursor,
     encode_cursor,
-    loads_props,
 )
+from liubai.lineage.store.neo4j.props import from_neo4j
 from liubai.lineage.store.neo4j.queries import (
     _EDGES_AMONG,
     _EXISTS,
@@ -60,7 +60,7 @@ class Neo4jTraversal(Neo4jReads):
         )
         more = len(recs) > first
         recs = recs[:first]
-        edges = [Edge(r["src"], EdgeKind(r["kind"]), r["dst"], loads_props(r["rprops"])) for r in recs]
+        edges = [Edge(r["src"], EdgeKind(r["kind"]), r["dst"], from_neo4j(r["rprops"])) for r in recs]
         nodes: dict[str, Node] = {}
         for r in recs:
             nodes.setdefault(r["id"], _node(r))
@@ -122,7 +122,7 @@ class Neo4jTraversal(Neo4jReads):
         ordered = sorted(depths, key=lambda i: (depths[i], i))
         return Subgraph(
             [by_id[i] for i in ordered if i in by_id],
-            [Edge(r["src"], EdgeKind(r["kind"]), r["dst"], loads_props(r["props"])) for r in edge_recs],
+            [Edge(r["src"], EdgeKind(r["kind"]), r["dst"], from_neo4j(r["props"])) for r in edge_recs],
             depths,
             truncated,
         )
@@ -142,6 +142,6 @@ class Neo4jTraversal(Neo4jReads):
         if not recs:
             return None
         order = [n[0] for n in recs[0]["nodes"]]
-        nodes = [Node(i, node_kind_of(i), loads_props(p), bool(ph)) for i, p, ph in recs[0]["nodes"]]
-        edges = [Edge(s, EdgeKind(k), d, loads_props(p)) for s, k, d, p in recs[0]["rels"]]
+        nodes = [Node(i, node_kind_of(i), from_neo4j(p), bool(ph)) for i, p, ph in recs[0]["nodes"]]
+        edges = [Edge(s, EdgeKind(k), d, from_neo4j(p)) for s, k, d, p in recs[0]["rels"]]
         return Subgraph(nodes, edges, {n: i for i, n in enumerate(order)})

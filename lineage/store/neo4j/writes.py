@@ -35,6 +35,7 @@ from liubai.lineage.store.common import (
     prepare_batch,
 )
 from liubai.lineage.store.neo4j.connection import Neo4jConnections, _unavailable
+from liubai.lineage.store.neo4j.props import from_neo4j, to_neo4j
 from liubai.lineage.store.neo4j.queries import (
     _CHECKPOINT_SET,
     _CLAIMS_DROP,
@@ -103,7 +104,7 @@ class Neo4jWrites(Neo4jConnections):
                 (fresh if e.src in new_ids or e.dst in new_ids else known).append(e)
             # Built while the server creates the nodes.
             kinds = [e.kind.value for e in fresh]
-            props = [dumps_props(e.props) if e.props else None for e in fresh]
+            props = [to_neo4j(e.props) for e in fresh]
             for res, chunk in creating:
                 rec = res.single(strict=True)
                 for i, ref in zip(rec["at"], rec["refs"], strict=True):
@@ -156,7 +157,7 @@ class Neo4jWrites(Neo4jConnections):
             for rec in res:
                 new = by_id[rec["id"]]
                 refs[new.id] = rec["ref"]
-                old_props = loads_props(rec["props"])
+                old_props = from_neo4j(rec["props"])
                 old_placeholder = bool(rec["placeholder"])
                 old_writer: str | None = rec["writer"]
                 old_owners: dict[str, str] = loads_props(rec["owners"])
@@ -178,16 +179,14 @@ class Neo4jWrites(Neo4jConnections):
                     or new_writer != old_writer
                     or owners != old_owners
                 ):
-                    updates.append(
-                        {
-                            "ref": rec["ref"],
-                            "props": dumps_props(merged),
-                            "search": _words(new.id, new.kind, merged),
-                            "placeholder": placeholder,
-                            "writer": new_writer,
-                            "owners": dumps_props(owners) if owners else None,
-                        }
+                    stored = to_neo4j(merged)
+                    stored.update(
+                        id=new.id,
+                        search=_words(new.id, new.kind, merged),
+                        _writer=new_writer,
+                        _owners=dumps_props(owners) if owners else None,
                     )
+                    updates.append({"ref": rec["ref"], "props": stored, "placeholder": placeholder})
         result.nodes_updated += len(updates)
         for rows in _chunks(updates):
             tx.run(_NODE_UPDATE, rows=list(rows)).consume()
@@ -209,7 +208,7 @@ class Neo4jWrites(Neo4jConnections):
                 _NODE_CREATE,
                 ids=[n.id for n in chunk],
                 labels=[[n.kind.value, "Placeholder"] if n.placeholder else n.kind.value for n in chunk],
-                props=[dumps_props(n.props) for n in chunk],
+                props=[to_neo4j(n.props) for n in chunk],
                 search=[_words(n.id, n.kind, n.props) for n in chunk],
                 writer=writer,
             )
@@ -232,17 +231,17 @@ class Neo4jWrites(Neo4jConnections):
                         "at": i,
                         "src": refs[e.src],
                         "dst": refs[e.dst],
-                        "props": dumps_props(e.props) if e.props else None,
+                        "props": to_neo4j(e.props),
                     }
                     for i, e in enumerate(chunk)
                 ]
                 existing = 0
                 for rec in tx.run(_EDGE_MERGE[kind], rows=rows):
                     existing += 1
-                    old = loads_props(rec["props"])
+                    old = from_neo4j(rec["props"])
                     merged = merge_props(old, chunk[rec["at"]].props)
                     if merged != old:
-                        updates.append({"ref": rec["ref"], "props": dumps_props(merged)})
+                        updates.append({"ref": rec["ref"], "props": to_neo4j(merged)})
                 result.edges_created += len(rows) - existing
         result.edges_updated += len(updates)
         for part in _chunks(updates):
