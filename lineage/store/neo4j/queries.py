@@ -35,7 +35,7 @@ def time_text(value: str) -> str:
     """A ``DATETIME`` as the exact ``iso_utc`` text (UTC, six fractional digits, ``Z``; ``toString``
     drops trailing zeros), anything else as itself."""
     return (
-        f"CASE WHEN {value} IS :: ZONED DATETIME THEN "
+        f"CASE WHEN {value} IS :: ZONED DATETIME NOT NULL THEN "
         f"left(toString(datetime({{datetime: {value}, timezone: 'Z'}})), 19) + '.' + "
         f"right('00000' + toString({value}.microsecond), 6) + 'Z' ELSE {value} END"
     )
@@ -215,10 +215,10 @@ _OLD_LAYOUT = "MATCH (n:Node) WHERE n.id IS NOT NULL WITH n ORDER BY n.id DESC L
 _UPGRADE_READ = (
     "MATCH (n:Node) WHERE n.id > $after WITH n ORDER BY n.id LIMIT $limit "
     "RETURN n.id AS id, elementId(n) AS ref, n.props AS props, "
-    "[k IN $keys WHERE n[k] IS :: STRING | [k, n[k]]] AS texts, "
+    "[k IN $keys WHERE n[k] IS :: STRING NOT NULL | [k, n[k]]] AS texts, "
     "[(n)-[r]->() WHERE r.props IS NOT NULL | [elementId(r), r.props]] AS rels, "
-    "[(n)-[r]->() WHERE r.props IS NULL AND any(k IN $keys WHERE r[k] IS :: STRING) "
-    "| [elementId(r), [k IN $keys WHERE r[k] IS :: STRING | [k, r[k]]]]] AS rel_texts"
+    "[(n)-[r]->() WHERE r.props IS NULL AND any(k IN $keys WHERE r[k] IS :: STRING NOT NULL) "
+    "| [elementId(r), [k IN $keys WHERE r[k] IS :: STRING NOT NULL | [k, r[k]]]]] AS rel_texts"
 )
 _UPGRADE_NODES = (
     "UNWIND $rows AS row MATCH (n) WHERE elementId(n) = row.ref SET n += row.props REMOVE n.props "
