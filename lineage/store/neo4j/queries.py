@@ -36,15 +36,16 @@ def time_text(value: str) -> str:
     drops trailing zeros), anything else as itself."""
     return (
         f"CASE WHEN {value} IS :: ZONED DATETIME NOT NULL THEN "
-        f"left(toString(datetime({{datetime: {value}, timezone: 'Z'}})), 19) + '.' + "
+        f"left(toString(datetime.fromepoch({value}.epochSeconds, 0)), 19) + '.' + "
         f"right('00000' + toString({value}.microsecond), 6) + 'Z' ELSE {value} END"
     )
 
 
 def props_of(var: str, extra: str = "") -> str:
-    """``var``'s properties as a map, its time properties as text, so the driver builds no temporals."""
-    times = ", ".join(f"`{k}`: {time_text(f'{var}.`{k}`')}" for k in TIME_KEYS)
-    return f"{var} {{.*, {extra}{times}}}"
+    """``var``'s properties as a map, its time properties as text, so the driver builds no temporals.
+    The map is read once (``properties``) and projected: cheaper than reading each property four times."""
+    times = ", ".join(f"`{k}`: {time_text(f'p.`{k}`')}" for k in TIME_KEYS)
+    return f"[p IN [properties({var})] | p {{.*, {extra}{times}}}][0]"
 
 
 SCHEMA_STATEMENTS: tuple[str, ...] = (
