@@ -47,7 +47,8 @@ from liubai.lineage.records import (
 )
 from liubai.lineage.store import LineageStore, open_store
 from liubai.lineage.store.neo4j import Neo4jStore
-from liubai.lineage.store.neo4j.props import to_neo4j
+from liubai.lineage.store.neo4j.props import time_keys, to_neo4j
+from liubai.lineage.store.neo4j.queries import to_datetimes
 
 REPO = "https://git.example/platform/gitops.git"
 SHARED = ["/usr/lib/x86_64-linux-gnu/libc.so.6", "/etc/ld.so.cache", "/etc/passwd", "/etc/hosts"]
@@ -197,23 +198,28 @@ def per_row_write(url: str, batches: list[GraphBatch], limit: int) -> tuple[int,
             for n in b.nodes:
                 if done >= limit:
                     break
+                props = to_neo4j(n.props)
                 s.run(
                     f"MERGE (n:Node {{id: $id}}) ON CREATE SET n:{n.kind.value} "  # kind: closed enum
-                    "SET n += $props, n.search = $search",
+                    f"SET n += $props, n.search = $search {to_datetimes('n', '$times', '$props')}",
                     id=n.id,
-                    props=to_neo4j(n.props),
+                    props=props,
+                    times=time_keys(props),
                     search=n.id,
                 ).consume()
                 done += 1
             for e in b.edges:
                 if done >= limit:
                     break
+                props = to_neo4j(e.props)
                 s.run(
                     "MERGE (a:Node {id: $src}) MERGE (b:Node {id: $dst}) "
-                    f"MERGE (a)-[r:{e.kind.value}]->(b) SET r += $props",  # kind: closed enum
+                    f"MERGE (a)-[r:{e.kind.value}]->(b) SET r += $props "  # kind: closed enum
+                    f"{to_datetimes('r', '$times', '$props')}",
                     src=e.src,
                     dst=e.dst,
-                    props=to_neo4j(e.props),
+                    props=props,
+                    times=time_keys(props),
                 ).consume()
                 done += 1
             if done >= limit:

@@ -84,7 +84,8 @@ def migrate(
         typer.Option(
             "--upgrade",
             help="Instead of copying, upgrade this store in place to this version's layout (a Neo4j "
-            "database from properties as JSON text to typed properties). Safe to run again.",
+            "database from properties as JSON text, or times as text, to typed properties with DATETIME "
+            "times). Safe to run again.",
         ),
     ] = None,
     batch_size: Annotated[

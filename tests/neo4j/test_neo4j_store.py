@@ -23,8 +23,9 @@ def _cypher(url: str, query: str, **params: object) -> list[dict[str, object]]:
 
 
 def test_layout_labels_types_and_typed_props(neo4j_store: Neo4jStore, neo4j_clean_url: str) -> None:
-    """Scalars and lists of scalars are Neo4j values Cypher can match; times are their UTC text, which
-    compares as the times do and ``datetime()`` reads; maps stay JSON text; nulls are absent."""
+    """Scalars and lists of scalars are Neo4j values Cypher can match; times are ``DATETIME``s Cypher
+    compares natively, text that merely looks like a time under another name stays text; maps stay JSON
+    text; nulls are absent."""
     b = GraphBatch()
     b.add_node(
         "proc:h:1:1",
@@ -33,6 +34,7 @@ def test_layout_labels_types_and_typed_props(neo4j_store: Neo4jStore, neo4j_clea
             "argv": ["sh", "-c", "x"],
             "exit_code": 2,
             "start": "2026-01-02T03:04:05.123456Z",
+            "note": "2026-01-02T03:04:05.123456Z",
             "env": {"A": [{"b": 1}]},
             "ended_at": None,
             "seen_as": NodeKind.PROCESS,
@@ -43,15 +45,18 @@ def test_layout_labels_types_and_typed_props(neo4j_store: Neo4jStore, neo4j_clea
     rows = _cypher(
         neo4j_clean_url,
         "MATCH (p:Node:Process {comm: 'sh'})-[r:READ {count: 2}]->(f:Node:File:Placeholder) "
-        "WHERE p.exit_code <> 0 AND p.start > '2026-01-02T03:04:05' AND datetime(p.start).microsecond = 123456 AND 'x' IN p.argv AND p.seen_as = 'Process' "
+        "WHERE p.exit_code <> 0 AND p.start > datetime('2026-01-02T03:04:05Z') AND p.start.microsecond = 123456 "
+        "AND 'x' IN p.argv AND p.seen_as = 'Process' "
         "RETURN p.id AS id, p.env_json AS env, p.props AS old, f.id AS fid, p:Placeholder AS placeholder, "
-        "valueType(p.start) AS start_type, p.ended_at IS NULL AS unknown_end, keys(p) AS keys",
+        "valueType(p.start) AS start_type, valueType(p.note) AS note_type, p.ended_at IS NULL AS unknown_end, "
+        "keys(p) AS keys",
     )
     assert len(rows) == 1
     row = rows[0]
     assert row["id"] == "proc:h:1:1" and row["old"] is None
     assert json.loads(str(row["env"])) == {"A": [{"b": 1}]}
-    assert row["start_type"] == "STRING NOT NULL" and row["unknown_end"] is True
+    assert row["start_type"] == "ZONED DATETIME NOT NULL" and row["note_type"] == "STRING NOT NULL"
+    assert row["unknown_end"] is True
     assert isinstance(row["keys"], list) and sorted(row["keys"]) == [
         "_nulls",
         "_writer",
@@ -60,6 +65,7 @@ def test_layout_labels_types_and_typed_props(neo4j_store: Neo4jStore, neo4j_clea
         "env_json",
         "exit_code",
         "id",
+        "note",
         "search",
         "seen_as",
         "start",

@@ -3,9 +3,11 @@
 Layout: every graph node is ``(:Node:<Kind> {id, search, ...properties})`` plus ``:Placeholder`` while
 only referenced; ``search`` is the lower-cased word list the full-text index reads. Relationship type =
 ``EdgeKind`` value. Properties are typed Neo4j values, so Cypher matches them as they are
-(``liubai.lineage.store.neo4j.props``: times as their UTC text, what Neo4j cannot hold as ``<name>_json``
-text; docs/cypher.md shows the queries). A database of the older layout, every property map as JSON
-text in ``props``, is refused until ``liubai migrate --upgrade`` rewrites it (``upgrade``). Rejected
+(``liubai.lineage.store.neo4j.props``: times as ``DATETIME``, converted from and to liubai's UTC text
+in Cypher; what Neo4j cannot hold as ``<name>_json`` text; docs/cypher.md shows the queries). A
+database of the older layout, every property map as JSON text in ``props``, is refused until
+``liubai migrate --upgrade`` rewrites it (``upgrade``, which also turns the time text of the layout
+before ``DATETIME`` into ``DATETIME``). Rejected
 records are ``(:Rejected)`` and checkpoints ``(:Checkpoint)``, outside ``:Node`` so they never show up as
 graph facts.
 
@@ -25,7 +27,7 @@ shared binary, a busy trace), while the answer needs only each node's minimum ho
 
 The store is one class made of one part per job: ``connection`` (driver, sessions), ``queries`` (schema
 and Cypher texts), ``props`` (typed properties), ``rows`` (row building), ``writes``, ``reads``,
-``traversal`` and ``search``; ``upgrade`` rewrites a database of the older layout.
+``traversal`` and ``search``; ``upgrade`` rewrites a database of an older layout.
 """
 
 from __future__ import annotations

@@ -9,20 +9,26 @@ saying "unknown") is absent, as Cypher expects, and its name is listed in ``_nul
 
 Reading gives back exactly what the SQLite store gives: the map its JSON text would load to.
 
-Times stay the text every collector writes (``iso_utc``: ``2026-01-02T03:04:05.123456Z``), not ``DATETIME``:
-the Python driver converts each temporal value in pure Python, measured at about 50 microseconds per value
-sent and 70 to 130 received, which made batch writes 2 to 2.5 times slower and would weigh on every
-lineage answer (thousands of nodes, two to four times each). Fixed-width UTC text sorts and compares as
-the times do, and ``datetime(p.started_at)`` makes a temporal in Cypher where arithmetic needs one. A
-``DATETIME`` written by someone else reads back in that same text form.
+Times are Neo4j ``DATETIME`` values, so Cypher compares and subtracts them natively
+(``c.committed_at > datetime('2026-01-01T00:00:00Z')``, ``duration.between(r.started_at, r.ended_at)``).
+The conversion happens on the server, never in the Python driver, which converts each temporal value in
+pure Python (measured at about 50 microseconds per value sent and 70 to 130 received: batch writes were
+2 to 2.5 times slower). A time goes out as the text every collector writes (``iso_utc``:
+``2026-01-02T03:04:05.123456Z``) with its name listed beside the row (``time_keys``), and the statement
+turns it into a ``DATETIME`` after setting the map. Only the names in ``TIME_KEYS`` holding exactly that
+form are converted: free text that merely looks like a time under another name stays text. Reads format
+those names back to the same text in Cypher (``queries.time_text``), six fractional digits and ``Z``, so
+a value reads back exactly as written; a ``DATETIME`` under another name, written by someone else, is read
+here into that same text form.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -30,13 +36,31 @@ from neo4j.time import DateTime
 
 from liubai.lineage.store.common import dumps_props, loads_props, loads_value
 
-__all__ = ["JSON_SUFFIX", "STORE_KEYS", "from_neo4j", "to_neo4j"]
+__all__ = ["JSON_SUFFIX", "STORE_KEYS", "TIME_KEYS", "from_neo4j", "is_iso_utc", "time_keys", "to_neo4j"]
 
 JSON_SUFFIX = "_json"
 # Node properties of the store's own, never a lineage property's stored key. ``props`` was the whole map
 # as JSON text before properties were typed: a node still holding it is of the old layout.
 NULLS = "_nulls"
 STORE_KEYS = frozenset({"id", "search", "props", NULLS, "_writer", "_owners", "_lock", "_new"})
+# The lineage joins' time properties (``lineage/join*.py``), stored as ``DATETIME``.
+TIME_KEYS: tuple[str, ...] = (
+    "authored_at",
+    "committed_at",
+    "created_at",
+    "cut_at",
+    "deleted_at",
+    "end",
+    "ended_at",
+    "first_seen",
+    "hashed_at",
+    "last_seen",
+    "observed_at",
+    "start",
+    "started_at",
+    "time",
+)
+_ISO_UTC = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 _PLAIN = frozenset({str, int, float, bool, list, dict, type(None)})
 _SCALARS = frozenset({str, int, float, bool})
@@ -126,6 +150,22 @@ def to_neo4j(props: Mapping[str, Any]) -> dict[str, Any]:
     if nulls:
         out[NULLS] = nulls
     return out
+
+
+def is_iso_utc(value: object) -> bool:
+    """Is ``value`` a real time in exactly the ``iso_utc`` form (so ``datetime()`` in Cypher takes it)?"""
+    if type(value) is not str or not _ISO_UTC.fullmatch(value):
+        return False
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def time_keys(stored: Mapping[str, Any]) -> list[str]:
+    """The stored keys whose text the write statement makes a ``DATETIME``."""
+    return [k for k in TIME_KEYS if k in stored and is_iso_utc(stored[k])]
 
 
 def _iso(value: DateTime) -> str:

@@ -35,7 +35,7 @@ from liubai.lineage.store.common import (
     prepare_batch,
 )
 from liubai.lineage.store.neo4j.connection import Neo4jConnections, _unavailable
-from liubai.lineage.store.neo4j.props import from_neo4j, to_neo4j
+from liubai.lineage.store.neo4j.props import from_neo4j, time_keys, to_neo4j
 from liubai.lineage.store.neo4j.queries import (
     _CHECKPOINT_SET,
     _CLAIMS_DROP,
@@ -105,6 +105,7 @@ class Neo4jWrites(Neo4jConnections):
             # Built while the server creates the nodes.
             kinds = [e.kind.value for e in fresh]
             props = [to_neo4j(e.props) for e in fresh]
+            times = [time_keys(p) for p in props]
             for res, chunk in creating:
                 rec = res.single(strict=True)
                 for i, ref in zip(rec["at"], rec["refs"], strict=True):
@@ -117,6 +118,7 @@ class Neo4jWrites(Neo4jConnections):
                     dst=[refs[e.dst] for e in part],
                     kinds=kinds[lo : lo + ROWS_PER_STATEMENT],
                     props=props[lo : lo + ROWS_PER_STATEMENT],
+                    times=times[lo : lo + ROWS_PER_STATEMENT],
                 )
             result.edges_created += len(fresh)
             self._merge_edges(tx, known, refs, result)
@@ -186,7 +188,14 @@ class Neo4jWrites(Neo4jConnections):
                         _writer=new_writer,
                         _owners=dumps_props(owners) if owners else None,
                     )
-                    updates.append({"ref": rec["ref"], "props": stored, "placeholder": placeholder})
+                    updates.append(
+                        {
+                            "ref": rec["ref"],
+                            "props": stored,
+                            "times": time_keys(stored),
+                            "placeholder": placeholder,
+                        }
+                    )
         result.nodes_updated += len(updates)
         for rows in _chunks(updates):
             tx.run(_NODE_UPDATE, rows=list(rows)).consume()
@@ -204,11 +213,13 @@ class Neo4jWrites(Neo4jConnections):
         statements: each one's rows are built while the server runs the one before."""
         pending = []
         for chunk in _chunks(nodes, _CREATE_ROWS):
+            props = [to_neo4j(n.props) for n in chunk]
             res = tx.run(
                 _NODE_CREATE,
                 ids=[n.id for n in chunk],
                 labels=[[n.kind.value, "Placeholder"] if n.placeholder else n.kind.value for n in chunk],
-                props=[to_neo4j(n.props) for n in chunk],
+                props=props,
+                times=[time_keys(p) for p in props],
                 search=[_words(n.id, n.kind, n.props) for n in chunk],
                 writer=writer,
             )
@@ -226,22 +237,26 @@ class Neo4jWrites(Neo4jConnections):
         updates: list[dict[str, Any]] = []
         for kind, group in by_kind.items():
             for chunk in _chunks(group):
-                rows = [
-                    {
-                        "at": i,
-                        "src": refs[e.src],
-                        "dst": refs[e.dst],
-                        "props": to_neo4j(e.props),
-                    }
-                    for i, e in enumerate(chunk)
-                ]
+                rows = []
+                for i, e in enumerate(chunk):
+                    stored = to_neo4j(e.props)
+                    rows.append(
+                        {
+                            "at": i,
+                            "src": refs[e.src],
+                            "dst": refs[e.dst],
+                            "props": stored,
+                            "times": time_keys(stored),
+                        }
+                    )
                 existing = 0
                 for rec in tx.run(_EDGE_MERGE[kind], rows=rows):
                     existing += 1
                     old = from_neo4j(rec["props"])
                     merged = merge_props(old, chunk[rec["at"]].props)
                     if merged != old:
-                        updates.append({"ref": rec["ref"], "props": to_neo4j(merged)})
+                        stored = to_neo4j(merged)
+                        updates.append({"ref": rec["ref"], "props": stored, "times": time_keys(stored)})
                 result.edges_created += len(rows) - existing
         result.edges_updated += len(updates)
         for part in _chunks(updates):
