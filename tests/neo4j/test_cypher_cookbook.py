@@ -79,7 +79,8 @@ EXPECTED: dict[str, list[dict[str, Any]]] = {
         {"time": t, "level": level, "service": "payments", "message": m} for t, level, m in PAYMENTS_LOG
     ],
     "From a commit to its error log lines": [
-        {"message": "charge failed: card declined <script>alert(1)</script>", "hops": 3}
+        {"message": "charge failed: card declined <script>alert(1)</script>", "hops": 3},
+        {"message": "ledger refused the debit: card declined", "hops": 4},  # by its resource, through the Pod
     ],
     "The processes of a pod's containers": [
         {"container": "payments", "image": "registry.example/payments:66120e944ddb", "pid": pid, "argv": argv}
