@@ -26,7 +26,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Status, StatusCode
 
-from liubai.api.demo_cluster import RECORDED_CLUSTER
+from liubai.api.demo_cluster import RECORDED_CLUSTER, recorded_audit_id
+from liubai.api.demo_node import RECORDED_NODE, recorded_pod_uid
 from liubai.lineage.audit_id import parse_audit_id
 from liubai.lineage.model import span_node_id
 from tests.otlp.serve import LIUBAI, liubai_serve
@@ -41,22 +42,10 @@ def _cli(store_url: str, *args: str) -> str:
 
 
 def _recorded() -> tuple[str, str]:
-    """(the deployed commit, the uid of the payments Pod whose container ran) in the recording."""
-    items = json.loads(RECORDED_CLUSTER.read_text())["items"]
-    audit = next(
-        o["metadata"]["annotations"]["x-gitops-audit-id"]
-        for o in items
-        if o["kind"] == "Deployment" and o["metadata"]["name"] == "payments"
-    )
-    commit = parse_audit_id(audit).commit
-    assert commit is not None
-    pod = next(
-        o["metadata"]["uid"]
-        for o in items
-        if o["kind"] == "Pod"
-        and o["metadata"]["name"].startswith("payments-")
-        and o.get("status", {}).get("containerStatuses")
-    )
+    """(the deployed commit, the uid of the payments Pod whose container ran) in the recordings."""
+    commit = parse_audit_id(recorded_audit_id(RECORDED_CLUSTER, "payments")).commit
+    pod = recorded_pod_uid(RECORDED_NODE)
+    assert commit is not None and pod is not None
     return commit, pod
 
 
