@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import strawberry
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from liubai.api.app import create_app
 from liubai.api.auth import AuthSettings, TokenStore, UnsafeBind, check_bind_safety
 from liubai.api.limits import LimitSettings
-from liubai.api.schema import Query
+from liubai.api.schema import LineageSchema, Query
 from liubai.api.schema_context import ApiContext
 from liubai.lineage.join import join_records
 from liubai.lineage.model import EdgeKind, GraphBatch
@@ -264,7 +263,7 @@ def _hostile_logs(store: LineageStore) -> None:
 
 
 def _search_all(store: LineageStore, text: str) -> list[str]:
-    schema = strawberry.Schema(query=Query)
+    schema = LineageSchema(query=Query)
     q = "query($t: String!) { search(text: $t, first: 50) { edges { node { id } } totalCount } }"
     result = asyncio.run(
         schema.execute(q, variable_values={"t": text}, context_value=ApiContext(lambda: store))
