@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import socket
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
@@ -219,12 +218,6 @@ def check_workload_commands(docs: Sequence[dict[str, Any]]) -> None:
             for env in c.get("env", []):
                 if env["name"].startswith("LIUBAI_"):
                     assert env["name"] in envvars, f"{c['name']}: liubai reads no {env['name']}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def with_port(argv: Sequence[str], port: int) -> list[str]:

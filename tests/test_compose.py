@@ -25,7 +25,6 @@ from tests.deploy_spec import (
     assert_serves_only_with,
     check_cli,
     dockerfile_stages,
-    free_port,
     invocations,
     running,
     scripts,
@@ -34,6 +33,7 @@ from tests.deploy_spec import (
     walk_params,
     with_port,
 )
+from tests.serving import free_port
 
 COMPOSE = ROOT / "docker-compose.yml"
 LIUBAI_SERVICES = ("api-init", "api", "git", "ebpf-agent")

@@ -30,15 +30,10 @@ from liubai.lineage.model import (
 )
 from liubai.lineage.store import open_store
 from tests._real import missing
+from tests.serving import free_port
 
 LINEAGE = """query($id: ID!) { lineage(from: $id, direction: DOWNSTREAM, depth: 4) {
   nodes { id kind label } edges { source kind target } } }"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _kinds_downstream(db: Path, commit: str) -> set[NodeKind]:
@@ -50,7 +45,7 @@ def _kinds_downstream(db: Path, commit: str) -> set[NodeKind]:
 
 
 def test_demo_serves_graphiql_answering_lineage_of_the_demo_commit(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [
             sys.executable,

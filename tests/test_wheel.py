@@ -215,7 +215,8 @@ def test_a_store_that_needs_a_missing_extra_names_the_extra(installed: Installed
 def test_the_api_image_start_up_runs_from_the_wheel(installed: Installed) -> None:
     """The api target's ENTRYPOINT and CMD, after compose's and the cluster's 'token init', run from the
     installed wheel with the image's environment: it serves only to the token it printed."""
-    from tests.deploy_spec import assert_serves_only_with, dockerfile_stages, free_port, running, with_port
+    from tests.deploy_spec import assert_serves_only_with, dockerfile_stages, running, with_port
+    from tests.serving import free_port
 
     stage = dockerfile_stages()["api"]
     home = installed.cwd / "api-image"

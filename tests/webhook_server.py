@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -18,12 +17,7 @@ from pathlib import Path
 import httpx
 
 from liubai.collector.admission.selfsigned import self_signed
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.serving import free_port
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,19 +14,13 @@ import pytest
 
 from liubai.lineage.model import commit_node_id
 from tests.api.conftest import World
+from tests.serving import free_port
 
 # A real server process (ports, workers, signals); the store's own answers are tested in-process on
 # every store by test_graphql.py.
 pytestmark = pytest.mark.sqlite_only
 
 LIUBAI = [sys.executable, "-c", "from liubai.api.cli.main import main; main()"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _wait_healthy(base: str, proc: subprocess.Popen[str], timeout: float = 30.0) -> httpx.Response:
@@ -44,7 +37,7 @@ def _wait_healthy(base: str, proc: subprocess.Popen[str], timeout: float = 30.0)
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_serve_starts_prints_urls_and_answers_queries(world: World, tmp_path: Path, workers: int) -> None:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
     env.pop("LIUBAI_STORE", None)
@@ -98,7 +91,7 @@ def test_serve_refuses_a_store_it_cannot_open(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
     done = subprocess.run(
-        [*LIUBAI, "--store", f"sqlite:///{blocker}/db.sqlite", "serve", "--port", str(_free_port())],
+        [*LIUBAI, "--store", f"sqlite:///{blocker}/db.sqlite", "serve", "--port", str(free_port())],
         capture_output=True,
         text=True,
         timeout=60,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,15 +21,10 @@ if TYPE_CHECKING:
 
 from liubai.api.limits import LimitSettings
 from liubai.lineage.store import LineageStore, open_store
+from tests.serving import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_logs(path: Path, count: int, *, bad_every: int = 97) -> None:
