@@ -92,12 +92,15 @@ def dumps_props(props: dict[str, Any]) -> str:
 
 # A run of digits that may be an integer past 64 bits, which orjson reads as a float (losing digits):
 # such text is read by ``json`` instead. Nanosecond times (19 digits, positive) stay on the fast path.
-_MAYBE_BIG_INT = re.compile(r"\d{20}|-\d{19}")
+# Every such integer has 19 digits or more: the plain ``[0-9]{19}`` scan rules most texts out first, at
+# about a third of the cost of the exact pattern's alternation (which ran 5x longer than orjson's parse).
+_LONG_DIGITS = re.compile(r"[0-9]{19}")
+_MAYBE_BIG_INT = re.compile(r"[0-9]{20}|-[0-9]{19}")
 
 
 def loads_value(text: str) -> Any:
     """One JSON value back exactly: integers past 64 bits stay integers."""
-    if _MAYBE_BIG_INT.search(text):
+    if _LONG_DIGITS.search(text) and _MAYBE_BIG_INT.search(text):
         return json.loads(text)
     try:
         return orjson.loads(text)
