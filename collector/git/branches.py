@@ -4,7 +4,7 @@ whatever run saw it first.
 
 For a run, every ref's new commits are listed once (``git rev-list <tip> --not <its last tip>``):
 commits the run reads get the list on their record; commits already stored that a ref now contains
-get the ref added to what the store holds (``add_branches``).
+get the ref added to what the store holds (``add_branches``), written through the pipeline's ``Sink``.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from collections.abc import Mapping
 
 import git
 
+from liubai.collector.ingest import Sink
 from liubai.lineage.model import GraphBatch, commit_node_id
-from liubai.lineage.provenance import GIT_WRITER
 from liubai.lineage.store.base import LineageStore
 
 __all__ = ["add_branches", "membership", "short_ref"]
@@ -56,13 +56,14 @@ def _rev_list(g: git.Git, tip: str, exclude: list[str]) -> list[str]:
     return str(out).split()
 
 
-def add_branches(store: LineageStore, gained: Mapping[str, set[str]]) -> int:
-    """Add refs to the ``branches`` of stored commits; returns how many commits changed."""
+def add_branches(store: LineageStore, sink: Sink, gained: Mapping[str, set[str]]) -> int:
+    """Add refs to the ``branches`` of commits read from ``store``, written through ``sink``; returns
+    how many commits changed."""
     shas = sorted(gained)
     changed = 0
     for start in range(0, len(shas), _PAGE):
         part = shas[start : start + _PAGE]
-        batch = GraphBatch(writer=GIT_WRITER)
+        batch = GraphBatch()
         for node in store.get_many([commit_node_id(s) for s in part]):
             if node.placeholder:
                 continue
@@ -78,5 +79,5 @@ def add_branches(store: LineageStore, gained: Mapping[str, set[str]]) -> int:
                 batch.add_node(node.id, {"branches": now})
                 changed += 1
         if batch.nodes:
-            store.upsert(batch)
+            sink.write(batch)
     return changed

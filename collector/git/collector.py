@@ -31,7 +31,15 @@ from liubai.collector.git.repository import (
 )
 from liubai.collector.git.signatures import mark_signatures
 from liubai.collector.git.supersede import IDENTITY_VERSION, reread_reason, supersede_stale_ids
-from liubai.collector.ingest import Checkpoint, Flush, IngestSummary, Item, Notice, ingest_records
+from liubai.collector.ingest import (
+    Checkpoint,
+    Flush,
+    IngestSummary,
+    Item,
+    Notice,
+    StoreSink,
+    ingest_records,
+)
 from liubai.collector.manifests import ManifestCache, ObjectKey, is_manifest_path, parse_manifest
 from liubai.lineage.model import RejectedRecord
 from liubai.lineage.provenance import GIT_WRITER
@@ -388,12 +396,18 @@ def ingest_git(
     """Read what is new in the collector's refs and store it in batches; checkpoints move with the data."""
     if plan is None:
         plan = collector.plan(checkpoints_of(store, collector.source))
+    sink = StoreSink(store, GIT_WRITER)  # the run's writes outside its record stream go this way too
     if any(n.location == "identity" for n in plan.notices):
-        supersede_stale_ids(store, collector.repo_id, collector.cluster)
+        supersede_stale_ids(store, sink, collector.repo_id, collector.cluster)
     summary = ingest_records(
-        store, collector.items(plan), batch_size=batch_size, progress=progress, writer=GIT_WRITER
+        store,
+        collector.items(plan),
+        batch_size=batch_size,
+        progress=progress,
+        retry=sink.retry,
+        writer=sink.writer,
     )
-    add_branches(store, plan.gained)  # stored commits a ref now contains: known once the run read it
+    add_branches(store, sink, plan.gained)  # stored commits a ref now contains: known once the run read it
     return summary
 
 

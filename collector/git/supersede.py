@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from liubai.collector.ingest import Sink
 from liubai.collector.manifests.scope import is_cluster_scoped
 from liubai.lineage.model import GraphBatch, NodeKind, workload_node_id
-from liubai.lineage.provenance import GIT_WRITER
 from liubai.lineage.store.base import LineageStore
 
 __all__ = ["IDENTITY_VERSION", "reread_reason", "supersede_stale_ids"]
@@ -40,10 +40,11 @@ def reread_reason(checkpoints: Mapping[str, str], cluster: str | None) -> str:
     return ""
 
 
-def supersede_stale_ids(store: LineageStore, repo: str, cluster: str | None) -> int:
-    """Mark the Workload nodes ``repo`` declared whose id the current rules would not give them; returns
-    how many were marked. One pass over the store's nodes, run only when a re-read says so."""
-    batch = GraphBatch(writer=GIT_WRITER)
+def supersede_stale_ids(store: LineageStore, sink: Sink, repo: str, cluster: str | None) -> int:
+    """Mark the Workload nodes ``repo`` declared whose id the current rules would not give them, written
+    through ``sink``; returns how many were marked. One pass over the store's nodes, run only when a
+    re-read says so."""
+    batch = GraphBatch()
     marked = 0
     for chunk in store.iter_nodes():
         for node in chunk:
@@ -59,5 +60,5 @@ def supersede_stale_ids(store: LineageStore, repo: str, cluster: str | None) -> 
                 batch.add_node(node.id, {"superseded_by": current})
                 marked += 1
     if marked:
-        store.upsert(batch)
+        sink.write(batch)
     return marked

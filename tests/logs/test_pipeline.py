@@ -8,6 +8,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,12 @@ from liubai.collector.recording import replay_recording
 from liubai.collector.retry import RetryPolicy
 from liubai.collector.runs import ingest_run
 from liubai.collector.sls import SlsCollector, SlsCredentials, make_client
-from liubai.lineage.model import GraphBatch, RejectedRecord
+from liubai.lineage.model import GraphBatch, RejectedRecord, commit_node_id
 from liubai.lineage.provenance import EBPF_WRITER, GIT_WRITER, LOGS_WRITER, SLS_WRITER, remote_writer
 from liubai.lineage.records import LogRecord
 from liubai.lineage.store import LineageStore
 from liubai.lineage.store.base import StoreUnavailable, UpsertResult
+from liubai.lineage.store.sqlite.writes import SqliteWrites
 from liubai.lineage.wire import decode_batch, encode_batch
 from tests.ebpf.recordings import PROCESS, RUN_HEADER
 from tests.gitrepo import GitRepoBuilder
@@ -51,20 +53,57 @@ def written(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, int]]]:
     yield seen
 
 
+@pytest.fixture
+def outside_sink(monkeypatch: pytest.MonkeyPatch, written: list[tuple[str, int]]) -> list[str]:
+    """Writers of the store writes in this process that did not come through ``StoreSink.write``: a
+    source writing to the store itself shows up here. (Every SQLite write ends in ``upsert_rows``.)"""
+    bypassed: list[str] = []
+    inside = threading.local()  # the pipeline writes on a background thread: the flag is per thread
+    sink_write = StoreSink.write
+    store_write = SqliteWrites.upsert_rows
+
+    def through_sink(self: StoreSink, batch: GraphBatch, rows: Any = None) -> UpsertResult:
+        inside.depth = getattr(inside, "depth", 0) + 1
+        try:
+            return sink_write(self, batch, rows)
+        finally:
+            inside.depth -= 1
+
+    def store_upsert(self: SqliteWrites, rows: Any, batch: GraphBatch) -> UpsertResult:
+        if not getattr(inside, "depth", 0):
+            bypassed.append(batch.writer)
+        return store_write(self, rows, batch)
+
+    monkeypatch.setattr(StoreSink, "write", through_sink)
+    monkeypatch.setattr(SqliteWrites, "upsert_rows", store_upsert)
+    return bypassed
+
+
 def _writers(seen: list[tuple[str, int]]) -> set[str]:
     return {writer for writer, _ in seen}
 
 
 def test_every_source_kind_writes_through_the_one_sink(  # type: ignore[no-untyped-def]
-    commits, sls_server, new_store, written, tmp_path: Path
+    commits, sls_server, new_store, written, outside_sink, tmp_path: Path
 ) -> None:
     store = new_store("all")
 
     repo = GitRepoBuilder(tmp_path / "repo")
-    (repo.path / "README").write_text("hello\n")
-    repo.git("add", "README")
-    repo.commit("first")
-    assert ingest_git(store, GitCollector(str(repo.path))).commits == 1
+    repo.write("web.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: a}\n")
+    base = repo.commit("first")
+    repo.branch("feature")
+    repo.checkout("feature")
+    repo.write("README", "hello\n")
+    repo.commit("feature work")
+    repo.checkout("main")
+    assert ingest_git(store, GitCollector(str(repo.path), branch="feature")).commits == 2
+    repo.merge("feature")
+    ingest_git(store, GitCollector(str(repo.path), branch="main"))  # main now holds the feature's commits
+    based = store.get(commit_node_id(base))
+    assert based is not None and based.props["branches"] == ["feature", "main"]
+    ingest_git(store, GitCollector(str(repo.path), branch="main", cluster="prod"))  # new ids: old ones marked
+    old = store.get("workload:Deployment/a/web")
+    assert old is not None and old.props["superseded_by"] == "workload:prod:Deployment/a/web"
     assert _writers(written) == {GIT_WRITER}
 
     ds = make_dataset(300, commits)
@@ -104,6 +143,7 @@ def test_every_source_kind_writes_through_the_one_sink(  # type: ignore[no-untyp
     answer = apply_batch(store, decode_batch(body), remote_writer("edge"))
     assert answer["status"] == "applied"
     assert _writers(written) == {remote_writer("edge")}
+    assert outside_sink == [], "these writers wrote to the store without StoreSink"
 
 
 class _FlakyStore:
