@@ -61,8 +61,8 @@ class RetryPolicy:
     @classmethod
     def from_env(cls, **overrides: Any) -> RetryPolicy:
         """The defaults, with ``LIUBAI_RETRY_*`` variables over them and ``overrides`` over those. The
-        variables are parsed by pydantic-settings, imported only when one is set: it costs a CLI run
-        about 0.3 s of start-up (``bench/git_ingest.py``)."""
+        variables are parsed by pydantic-settings, imported only when one is set: its import is a
+        noticeable share of a CLI run's start-up (figures: docs/performance.md)."""
         if not any(name.startswith(ENV_PREFIX) for name in os.environ):
             return cls(**overrides)
         from liubai.collector.retry_env import retry_env

@@ -1,7 +1,7 @@
 """Keep the tracer's compiled bytecode, so a start on the same machine skips clang.
 
-bcc compiles ``BPF(text=...)`` with clang on every load (1.3 s of each ``liubai trace`` on a 2-core VM)
-and has no cache of its own. After a compile, ``extract`` reads back what bcc produced (each function's
+bcc compiles ``BPF(text=...)`` with clang on every load (most of a ``liubai trace`` start; figures:
+docs/performance.md) and has no cache of its own. After a compile, ``extract`` reads back what bcc produced (each function's
 instructions, each map's definition) and ``save`` keeps it under a key that covers everything the result
 depends on: the rendered program text, the running kernel (its tracepoint formats are compiled in), the
 kernel headers and bcc itself. Map descriptors inside the instructions are stored as map numbers and

@@ -1,6 +1,6 @@
 """Get the tracer's program into the kernel: from this machine's bytecode cache, else by compiling.
 
-A cache hit skips clang (about 1.3 s of every start); anything wrong with a cached program (the kernel
+A cache hit skips clang (most of a start; figures: docs/performance.md); anything wrong with a cached program (the kernel
 refuses it, a map cannot be made) means compiling as before, and a fresh compile refreshes the cache.
 """
 

@@ -1,8 +1,8 @@
 """Detach tracepoint programs without making the caller wait for the kernel's grace periods.
 
 Closing the last perf event of a tracepoint makes the kernel wait for RCU grace periods before it returns
-(``tracepoint_synchronize_unregister``, once per tracepoint, under a global mutex): about 70 ms each on
-a 2-core VM, so the tracer's 58 tracepoints took 4.5 s to close, longer than loading the program. The
+(``tracepoint_synchronize_unregister``, once per tracepoint, under a global mutex), so closing the
+tracer's tracepoints took longer than loading the program (figures: docs/performance.md). The
 events of a run are all read by then, so nothing waits on that work: ``detach_in_background`` hands the
 descriptors to a detached process that closes them, and the caller's own closes return at once.
 """

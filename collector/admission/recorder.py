@@ -4,9 +4,9 @@ An admission must be answered within the API server's timeout whether the store 
 ``record`` only puts the record on a bounded queue and never waits. One writer thread collects records
 for up to ``linger`` seconds after the first (and whatever queued up meanwhile, so batches grow while the
 store is slow), joins them and writes them through ``StoreSink`` (the ingest pipeline's store writer,
-with its retry policy). A transaction per record would cost the webhook's process about half a
-millisecond of CPU per admission (``bench/admission.py``); a batch every quarter second costs a few
-milliseconds per batch. A full queue or a failed write drops records: they are counted, the first drop
+with its retry policy). A transaction per record would cost the webhook's process CPU on every
+admission; one per batch spreads that cost over every admission the batch holds (figures:
+docs/performance.md). A full queue or a failed write drops records: they are counted, the first drop
 and then one a minute are logged, and ``stats`` reports them.
 """
 

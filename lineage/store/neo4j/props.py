@@ -12,8 +12,7 @@ Reading gives back exactly what the SQLite store gives: the map its JSON text wo
 Times are Neo4j ``DATETIME`` values, so Cypher compares and subtracts them natively
 (``c.committed_at > datetime('2026-01-01T00:00:00Z')``, ``duration.between(r.started_at, r.ended_at)``).
 The conversion happens on the server, never in the Python driver, which converts each temporal value in
-pure Python (measured at about 50 microseconds per value sent and 70 to 130 received: batch writes were
-2 to 2.5 times slower). A time goes out as the text every collector writes (``iso_utc``:
+pure Python, slowly enough to slow batch writes several-fold (figures: docs/performance.md). A time goes out as the text every collector writes (``iso_utc``:
 ``2026-01-02T03:04:05.123456Z``) with its name listed beside the row (``time_keys``), and the statement
 turns it into a ``DATETIME`` after setting the map. Only the names in ``TIME_KEYS`` holding exactly that
 form are converted: free text that merely looks like a time under another name stays text. Reads format
