@@ -31,15 +31,7 @@ from liubai.collector.git.repository import (
 )
 from liubai.collector.git.signatures import mark_signatures
 from liubai.collector.git.supersede import IDENTITY_VERSION, reread_reason, supersede_stale_ids
-from liubai.collector.ingest import (
-    Checkpoint,
-    Flush,
-    IngestSummary,
-    Item,
-    Notice,
-    StoreSink,
-    ingest_records,
-)
+from liubai.collector.ingest import Checkpoint, Flush, IngestSummary, Item, Notice, StoreSink, ingest_records
 from liubai.collector.manifests import ManifestCache, ObjectKey, is_manifest_path, parse_manifest
 from liubai.lineage.model import RejectedRecord
 from liubai.lineage.provenance import GIT_WRITER
@@ -399,13 +391,9 @@ def ingest_git(
     sink = StoreSink(store, GIT_WRITER)  # the run's writes outside its record stream go this way too
     if any(n.location == "identity" for n in plan.notices):
         supersede_stale_ids(store, sink, collector.repo_id, collector.cluster)
+    items = collector.items(plan)
     summary = ingest_records(
-        store,
-        collector.items(plan),
-        batch_size=batch_size,
-        progress=progress,
-        retry=sink.retry,
-        writer=sink.writer,
+        store, items, batch_size=batch_size, progress=progress, retry=sink.retry, writer=GIT_WRITER
     )
     add_branches(store, sink, plan.gained)  # stored commits a ref now contains: known once the run read it
     return summary
