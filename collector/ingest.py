@@ -8,8 +8,14 @@ holds the data it covers, so it only moves after the store accepted that data.
 
 ``StoreSink`` is the one place a collector's batch reaches a store: it names the batch's writer and
 retries a briefly unavailable store under the shared ``RetryPolicy``. Git, log files, eBPF runs and
-replays go through ``ingest_records``; SLS, which batches per shard pull itself, hands its batches to a
-``StoreSink`` too.
+replays go through ``ingest_records``.
+
+Two sources build their own batches, and only these. SLS batches by shard pull: a batch's checkpoint is
+the shard's next cursor, which holds only for whole pulls; its batches still go through a ``StoreSink``.
+The node agent (``liubai.collector.agent``) batches by units, a log line's records and the position after
+it: an API that answers 413 makes it halve a batch by units and move its position per delivered half,
+which this pipeline's checkpoints cannot be split by. It writes no store itself: the API's ingest
+(``liubai.api.ingest_http``) stores what it posts through a ``StoreSink``.
 """
 
 from __future__ import annotations
