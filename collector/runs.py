@@ -5,28 +5,27 @@ exit) and aggregates opens per (process, path, mode). Paths are made absolute ag
 cwd (inherited at fork, followed through chdir/fchdir) or against the fd table for dirfd-relative opens.
 
 Live tracing (``liubai.collector.live_events``) and replay (``liubai.collector.recording``) both feed
-this class, so a recorded file replays into the same records. ``ingest_run`` hands the records to the
-one ingest pipeline (``liubai.collector.ingest``); nothing here writes to a store itself.
+this class, so a recorded file replays into the same records.
+
+The run's parts live beside it: the model it fills (``run_model``), the records it gives
+(``run_records``, the base class of ``RunCollector``), the image hashing the live tracer does
+(``binary_hasher``) and the hand-over to the ingest pipeline (``run_ingest``). Their public names are
+importable from here as before.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any
-
 from liubai.collector import ldso
-from liubai.collector.ingest import ingest_records
+from liubai.collector.binary_hasher import BinaryHasher
+from liubai.collector.run_ingest import IngestStats, ingest_run, run_items
+from liubai.collector.run_model import RunInfo, _Access, _Proc
+from liubai.collector.run_records import RunRecords
 from liubai.ebpf.credentials import Creds, apply_cred_event, compare, exec_creds
 from liubai.ebpf.descriptors import (
     CLONE_FILES,
     CLONE_FS,
     O_CLOEXEC,
     FdEntry,
-    FdTable,
-    FsContext,
     apply_fd_event,
 )
 from liubai.ebpf.events import (
@@ -60,10 +59,6 @@ from liubai.ebpf.paths import (
     weakest,
 )
 from liubai.ebpf.procfs import ProcInfo
-from liubai.lineage.model import RejectedRecord
-from liubai.lineage.provenance import EBPF_WRITER
-from liubai.lineage.records import FileAccessRecord, ProcessRecord, Record, RunRecord, iso_utc
-from liubai.lineage.store.base import LineageStore
 
 __all__ = [
     "BinaryHasher",
@@ -74,6 +69,8 @@ __all__ = [
     "ingest_run",
     "resolve_path",
     "run_items",
+    "_Access",
+    "_Proc",
 ]
 
 O_WRONLY = 0o1
@@ -89,118 +86,7 @@ def access_mode(flags: int) -> str:
     return "write" if flags & _WRITE_FLAGS else "read"
 
 
-class BinaryHasher:
-    """sha256 of files, cached by (device, inode, change time, size) so a binary run 1,000 times is read
-    once; the change time moves with every write, rename or chmod of the inode."""
-
-    def __init__(self) -> None:
-        self._cache: dict[tuple[int, int, int, int], str] = {}
-
-    def sha256(self, path: str) -> str | None:
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            return None
-        try:
-            return self.sha256_fd(fd)
-        finally:
-            os.close(fd)
-
-    def sha256_fd(self, fd: int) -> str | None:
-        """The hash of the open file ``fd`` (the very inode, whatever its name is now)."""
-        try:
-            st = os.fstat(fd)
-        except OSError:
-            return None
-        key = (st.st_dev, st.st_ino, st.st_ctime_ns, st.st_size)
-        hit = self._cache.get(key)
-        if hit is not None:
-            return hit
-        digest = hashlib.sha256()
-        try:
-            os.lseek(fd, 0, os.SEEK_SET)
-            for chunk in iter(lambda: os.read(fd, 1 << 20), b""):
-                digest.update(chunk)
-        except OSError:
-            return None
-        value = digest.hexdigest()
-        self._cache[key] = value
-        return value
-
-
-@dataclass(slots=True)
-class RunInfo:
-    """What the tracer knows about the run besides kernel events (recorded as the file's first line)."""
-
-    host: str
-    root_pid: int
-    start_ns: int
-    command: tuple[str, ...]
-    boot_offset_ns: int
-    cwd: str | None = None
-    commit: str | None = None
-    audit_id: str | None = None
-    trace_id: str | None = None
-    repo: str | None = None
-    repo_url: str | None = None  # the URI of the repository's remote (None: no remote known)
-    root_ppid: int | None = None
-    root_uid: int | None = None
-    end_ns: int | None = None
-    exit_code: int | None = None
-    lost_events: int = 0
-    still_running: int = 0  # processes of the tree alive when tracing stopped (their activity was cut)
-
-
-@dataclass(slots=True)
-class _Access:
-    count: int = 0
-    flags: int = 0
-    certainty: str = EXACT
-    exec_ids: set[int] = field(default_factory=set)
-    sha256: str | None = None  # exec: the image's; write: the file's at its last close in the run
-    via: str | None = None  # how an exec not seen as execve was known (ldso.VIA)
-    hash_note: str | None = None  # write: why the run left no digest of the file
-    hashed_at: str | None = None
-
-
-@dataclass(slots=True)
-class _Proc:
-    pid: int
-    start_ns: int
-    ppid: int | None = None
-    parent_start_ns: int | None = None
-    parent_uid: int | None = None
-    uid: int | None = None
-    comm: str = ""
-    binary: str | None = None
-    binary_sha256: str | None = None
-    hash_note: str | None = None
-    argv: tuple[str, ...] = ()
-    argv_status: str = "complete"
-    table: FdTable = field(default_factory=FdTable)
-    fs: FsContext = field(default_factory=FsContext)
-    exec_attempts: int = 0
-    exec_failures: int = 0
-    exec_ok: bool = False
-    end_ns: int | None = None
-    exit_code: int | None = None
-    pending: ExecArgsEvent | None = None
-    pending_binary: str | None = None
-    accesses: dict[tuple[str, str], _Access] = field(default_factory=dict)
-    execs: list[dict[str, Any]] = field(default_factory=list)
-    creds: Creds = field(default_factory=Creds)
-    escalation: bool = False
-    privilege_drop: bool = False
-    incomplete: str | None = None
-    loader_program: str | None = None  # a loader image's program name, until its first open
-
-    @property
-    def exec_id(self) -> int:
-        """The image now running: 0 the one inherited at fork, n the n-th exec of this process."""
-        return len(self.execs)
-
-
-class RunCollector:
+class RunCollector(RunRecords):
     """Accumulates the events of one run; ``records()`` gives the run, its processes and file accesses."""
 
     follows_digests = True  # write opens are kept until the digest of their last close arrives
@@ -252,6 +138,12 @@ class RunCollector:
         proc.argv = info.argv
         proc.binary = info.binary
         proc.fs.cwd = info.cwd
+
+    def forget(self, key: tuple[int, int]) -> None:
+        """Drop an ended process once its records left (a long-lived model stays bounded)."""
+        self.procs.pop(key, None)
+        if self._latest.get(key[0]) == key:
+            del self._latest[key[0]]
 
     # -- events --------------------------------------------------------------------------------------
 
@@ -474,127 +366,6 @@ class RunCollector:
         for slot in slots:
             slot.sha256, slot.hash_note, slot.hashed_at = event.sha256, event.hash_note, self._iso(event.ts)
 
-    # -- output --------------------------------------------------------------------------------------
-
-    def doubts(self) -> dict[str, int]:
-        """What the run could not know for sure, by kind (only the non-zero counts)."""
-        procs = self.procs.values()
-        counts = {
-            "opens with an unresolved path": self.unresolved,
-            "opens with a lexical path": self.lexical,
-            "processes with io_uring (file activity incomplete)": sum(1 for p in procs if p.incomplete),
-            "execs without a hash": sum(1 for p in procs for x in p.execs if x["sha256"] is None),
-            "execs with partial argv": sum(
-                1 for p in procs for x in p.execs if x["argv_status"] != "complete"
-            ),
-            "processes still running when tracing stopped": self.info.still_running,
-        }
-        return {k: v for k, v in counts.items() if v}
-
-    def _iso(self, boot_ns: int | None) -> str | None:
-        if boot_ns is None:
-            return None
-        return iso_utc((boot_ns + self.info.boot_offset_ns) / 1e9)
-
-    def records(self) -> Iterator[RunRecord | ProcessRecord | FileAccessRecord]:
-        """The run first, then each process followed by its file accesses (stable order)."""
-        info = self.info
-        root = self.procs.get((info.root_pid, info.start_ns))
-        if root is not None and info.exit_code is not None:
-            root.exit_code = info.exit_code
-            root.end_ns = root.end_ns or info.end_ns
-        procs = [self.procs[k] for k in sorted(self.procs, key=lambda k: (k[1], k[0]))]
-        yield RunRecord(
-            host=info.host,
-            root_pid=info.root_pid,
-            start_ns=info.start_ns,
-            command=tuple(info.command),
-            started_at=self._iso(info.start_ns) or "",
-            ended_at=self._iso(info.end_ns),
-            end_ns=info.end_ns,
-            exit_code=info.exit_code,
-            commit=info.commit,
-            audit_id=info.audit_id,
-            trace_id=info.trace_id,
-            repo=info.repo,
-            repo_url=info.repo_url,
-            cwd=info.cwd,
-            lost_events=info.lost_events,
-            unresolved_opens=self.unresolved,
-            lexical_paths=self.lexical,
-            incomplete_processes=sum(1 for p in procs if p.incomplete),
-            unhashed_images=sum(1 for p in procs for x in p.execs if x["sha256"] is None),
-            partial_argv=sum(1 for p in procs for x in p.execs if x["argv_status"] != "complete"),
-            still_running=info.still_running,
-            cut_at=self._iso(info.end_ns) if info.still_running else None,
-        )
-        for p in procs:
-            yield from self._process_records(p)
-
-    def process_records(self, key: tuple[int, int]) -> Iterator[ProcessRecord | FileAccessRecord]:
-        """One process's record and its file accesses (totals so far), as ``records()`` gives them."""
-        proc = self.procs.get(key)
-        if proc is not None:
-            yield from self._process_records(proc)
-
-    def forget(self, key: tuple[int, int]) -> None:
-        """Drop an ended process once its records left (a long-lived model stays bounded)."""
-        self.procs.pop(key, None)
-        if self._latest.get(key[0]) == key:
-            del self._latest[key[0]]
-
-    def _process_records(self, p: _Proc) -> Iterator[ProcessRecord | FileAccessRecord]:
-        info = self.info
-        exec_failed = p.exec_failures > 0 and not p.exec_ok
-        if exec_failed and p.pending is not None:  # what it tried to run, not its parent's image
-            p.argv, p.binary, p.binary_sha256 = p.pending.argv, p.pending_binary, None
-        yield ProcessRecord(
-            host=info.host,
-            pid=p.pid,
-            start_ns=p.start_ns,
-            run_pid=info.root_pid,
-            run_start_ns=info.start_ns,
-            ppid=p.ppid,
-            parent_start_ns=p.parent_start_ns,
-            uid=p.uid,
-            parent_uid=p.parent_uid,
-            comm=p.comm,
-            binary=p.binary,
-            binary_sha256=p.binary_sha256,
-            argv=p.argv,
-            cwd=p.fs.cwd,
-            started_at=self._iso(p.start_ns),
-            ended_at=self._iso(p.end_ns),
-            exit_code=p.exit_code,
-            exec_failed=exec_failed,
-            hash_note=p.hash_note if p.binary_sha256 is None else None,
-            argv_status=p.argv_status,
-            execs=tuple(p.execs),
-            euid=p.creds.euid,
-            suid=p.creds.suid,
-            cap_eff=p.creds.cap_eff,
-            escalation=p.escalation,
-            privilege_drop=p.privilege_drop,
-            file_activity_incomplete=p.incomplete,
-        )
-        images = {i for a in p.accesses.values() for i in a.exec_ids}
-        for (path, mode), a in sorted(p.accesses.items()):
-            yield FileAccessRecord(
-                host=info.host,
-                pid=p.pid,
-                start_ns=p.start_ns,
-                path=path,
-                mode=mode,
-                count=a.count,
-                flags=a.flags if mode != "exec" else None,
-                sha256=a.sha256 if mode != "read" else None,
-                hash_note=a.hash_note,
-                hashed_at=a.hashed_at,
-                certainty=a.certainty,
-                exec_ids=tuple(sorted(a.exec_ids)) if len(images) > 1 else (),
-                via=a.via,
-            )
-
 
 def _argv_of(pending: ExecArgsEvent | None, event: ExecEvent) -> tuple[tuple[str, ...] | None, str]:
     """The argv of an exec and how complete it is: the kernel's copy, or /proc's where that was partial."""
@@ -607,41 +378,3 @@ def _argv_of(pending: ExecArgsEvent | None, event: ExecEvent) -> tuple[tuple[str
     if pending.truncated or pending.cut:
         return pending.argv, "truncated"
     return pending.argv, "complete"
-
-
-# -- into the store -----------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class IngestStats:
-    processes: int = 0
-    file_accesses: int = 0
-    rejected: int = 0
-    nodes_created: int = 0
-    edges_created: int = 0
-
-
-def run_items(collector: RunCollector, rejected: Sequence[RejectedRecord] = ()) -> Iterator[Record]:
-    """The run as pipeline items: the lines a replay could not use first (kept, countable), then the
-    run's records."""
-    yield from rejected
-    yield from collector.records()
-
-
-def ingest_run(
-    store: LineageStore,
-    collector: RunCollector,
-    rejected: Sequence[RejectedRecord] = (),
-    *,
-    batch_size: int = 5000,
-) -> IngestStats:
-    """Join the run's records and store them in batches of ``batch_size`` records (idempotent), through
-    the ingest pipeline: a store that is briefly down is retried by its one policy."""
-    summary = ingest_records(store, run_items(collector, rejected), batch_size=batch_size, writer=EBPF_WRITER)
-    return IngestStats(
-        processes=summary.count("ProcessRecord"),
-        file_accesses=summary.count("FileAccessRecord"),
-        rejected=summary.rejected,
-        nodes_created=summary.nodes_created,
-        edges_created=summary.edges_created,
-    )

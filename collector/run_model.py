@@ -1,0 +1,87 @@
+"""What a traced run's process model holds: the run (``RunInfo``), each process (``_Proc``) and its file
+accesses aggregated per (path, mode) (``_Access``). ``liubai.collector.runs`` fills them from events;
+``liubai.collector.run_records`` turns them into records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from liubai.ebpf.credentials import Creds
+from liubai.ebpf.descriptors import FdTable, FsContext
+from liubai.ebpf.events import ExecArgsEvent
+from liubai.ebpf.paths import EXACT
+
+__all__ = ["RunInfo", "_Access", "_Proc"]
+
+
+@dataclass(slots=True)
+class RunInfo:
+    """What the tracer knows about the run besides kernel events (recorded as the file's first line)."""
+
+    host: str
+    root_pid: int
+    start_ns: int
+    command: tuple[str, ...]
+    boot_offset_ns: int
+    cwd: str | None = None
+    commit: str | None = None
+    audit_id: str | None = None
+    trace_id: str | None = None
+    repo: str | None = None
+    repo_url: str | None = None  # the URI of the repository's remote (None: no remote known)
+    root_ppid: int | None = None
+    root_uid: int | None = None
+    end_ns: int | None = None
+    exit_code: int | None = None
+    lost_events: int = 0
+    still_running: int = 0  # processes of the tree alive when tracing stopped (their activity was cut)
+
+
+@dataclass(slots=True)
+class _Access:
+    count: int = 0
+    flags: int = 0
+    certainty: str = EXACT
+    exec_ids: set[int] = field(default_factory=set)
+    sha256: str | None = None  # exec: the image's; write: the file's at its last close in the run
+    via: str | None = None  # how an exec not seen as execve was known (ldso.VIA)
+    hash_note: str | None = None  # write: why the run left no digest of the file
+    hashed_at: str | None = None
+
+
+@dataclass(slots=True)
+class _Proc:
+    pid: int
+    start_ns: int
+    ppid: int | None = None
+    parent_start_ns: int | None = None
+    parent_uid: int | None = None
+    uid: int | None = None
+    comm: str = ""
+    binary: str | None = None
+    binary_sha256: str | None = None
+    hash_note: str | None = None
+    argv: tuple[str, ...] = ()
+    argv_status: str = "complete"
+    table: FdTable = field(default_factory=FdTable)
+    fs: FsContext = field(default_factory=FsContext)
+    exec_attempts: int = 0
+    exec_failures: int = 0
+    exec_ok: bool = False
+    end_ns: int | None = None
+    exit_code: int | None = None
+    pending: ExecArgsEvent | None = None
+    pending_binary: str | None = None
+    accesses: dict[tuple[str, str], _Access] = field(default_factory=dict)
+    execs: list[dict[str, Any]] = field(default_factory=list)
+    creds: Creds = field(default_factory=Creds)
+    escalation: bool = False
+    privilege_drop: bool = False
+    incomplete: str | None = None
+    loader_program: str | None = None  # a loader image's program name, until its first open
+
+    @property
+    def exec_id(self) -> int:
+        """The image now running: 0 the one inherited at fork, n the n-th exec of this process."""
+        return len(self.execs)
