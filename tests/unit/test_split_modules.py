@@ -17,6 +17,7 @@ MOVED = {
         "ingest_run": "liubai.collector.run_ingest",
         "run_items": "liubai.collector.run_ingest",
     },
+    "liubai.collector.live_events": {"same_process": "liubai.collector.proc_facts"},
 }
 
 
