@@ -7,11 +7,15 @@ Argo CD ``destination.namespace`` for objects that name none. Objects a deployer
 removed, by identity, unless something else in the commit declares them; a failed render removes
 nothing and becomes a notice. Files under a rendered directory are inputs of the render, not
 declarations of their own, so the raw parse skips them.
+
+The state lives in the repository and the store, not only in memory: a run that starts after
+stored history rebuilds it at its first commit's parent (``rebuild``): the deployers from that
+commit's tree, what each rendered last from the objects the store says it declared there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from liubai.collector.git.deployers import Deployer, find_deployers
@@ -49,6 +53,22 @@ class DeployedState:
     inputs: dict[str, frozenset[str]] = field(default_factory=dict)
     rendered: dict[str, list[ObjectKey]] = field(default_factory=dict)
     cache: ManifestCache = field(default_factory=ManifestCache)
+
+    def rebuild(
+        self, sha: str, manifests: Iterable[tuple[str, str]], last_rendered: Mapping[str, list[ObjectKey]]
+    ) -> None:
+        """The state after commit ``sha``: the deployers its ``manifests`` (path, text) declare, and
+        for each that rendered before (``last_rendered``, by deployer label) those objects and the
+        directories a render there reads, as a run that had just read ``sha`` would hold them."""
+        for path, text in manifests:
+            for d in find_deployers(text, path):
+                self.deployers[d.label] = d
+        for label, keys in last_rendered.items():
+            deployer = self.deployers.get(label)
+            if deployer is None:
+                continue  # its deployer is gone: its objects were removed with it
+            self.rendered[label] = list(keys)
+            self.inputs[label] = self.renderer.inputs(sha, deployer.path)
 
     def is_input(self, path: str) -> bool:
         """A file some deployer renders: declared through the render, not parsed on its own."""
@@ -107,7 +127,7 @@ class DeployedState:
         return changed
 
     def _render(self, sha: str, label: str, d: Deployer, declared: set[Identity]) -> Iterator[Item]:
-        result = self.renderer.render(sha, d, self.inputs.get(label, frozenset()))
+        result = self.renderer.render(sha, d)
         if result.text is None:
             yield Notice(self.source, f"{sha[:12]}:{d.manifest}", f"cannot render {result.problem}")
             return  # nothing removed: the objects stay as last rendered
