@@ -118,6 +118,8 @@ class GitCollector:
         return self._repo
 
     def close(self) -> None:
+        if self._deployed is not None:
+            self._deployed.renderer.close()
         if self._cat_file is not None:
             self._cat_file.close()
             self._cat_file = None

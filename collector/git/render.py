@@ -35,6 +35,7 @@ from liubai.collector.git.render_cache import (
     default_render_cache,
     tool_identity,
 )
+from liubai.collector.git.trees import GitObject, TreeReader
 
 __all__ = ["RenderResult", "RenderStats", "Renderer"]
 
@@ -76,6 +77,17 @@ class Renderer:
     stats: RenderStats = field(default_factory=RenderStats)
     _cache: OrderedDict[str, RenderResult] = field(default_factory=OrderedDict)
     _tools: str = ""
+    _trees: TreeReader | None = None
+
+    def close(self) -> None:
+        if self._trees is not None:
+            self._trees.close()
+            self._trees = None
+
+    def _object(self, sha: str, path: str) -> GitObject | None:
+        if self._trees is None:
+            self._trees = TreeReader(self.repo)
+        return self._trees.get(f"{sha}:{path}" if path else f"{sha}^{{tree}}")
 
     def render(self, sha: str, d: Deployer) -> RenderResult:
         """``d`` rendered at ``sha``: from a cache when the tree ids of every directory the render reads
@@ -122,16 +134,16 @@ class Renderer:
         """The renderer, the deployer's settings and the tree ids of its input directories at ``sha``
         (one git call), hashed. The file that declares the deployer does not change what it renders."""
         ordered = sorted(dirs)
-        try:
-            out = self.repo.git.rev_parse(*(f"{sha}:{p}" if p else f"{sha}^{{tree}}" for p in ordered))
-        except git.GitCommandError:
-            return None  # an input that is gone: render, and let the render say what is missing
+        trees: list[str] = []
+        for p in ordered:
+            obj = self._object(sha, p)
+            if obj is None:
+                return None  # an input that is gone: render, and let the render say what is missing
+            trees.append(obj.oid)
         if not self._tools:
             self._tools = f"{RENDER_FORMAT} {tool_identity(self.kubectl)} {tool_identity(self.helm)}"
         settings = dataclasses.replace(d, manifest="")
-        return DiskRenderCache.key(
-            [self._tools, repr(settings), list(zip(ordered, out.split(), strict=False))]
-        )
+        return DiskRenderCache.key([self._tools, repr(settings), list(zip(ordered, trees, strict=True))])
 
     def _render(self, sha: str, d: Deployer, inputs: frozenset[str]) -> RenderResult:
         with tempfile.TemporaryDirectory(prefix="liubai-render-") as tmp:
@@ -153,10 +165,8 @@ class Renderer:
             return RenderResult(text, inputs, problem)
 
     def _type(self, sha: str, path: str) -> str:
-        try:
-            return str(self.repo.git.cat_file("-t", f"{sha}:{path}" if path else f"{sha}^{{tree}}"))
-        except git.GitCommandError:
-            return ""
+        obj = self._object(sha, path)
+        return obj.type if obj is not None else ""
 
     def inputs(self, sha: str, path: str) -> frozenset[str]:
         """The repository directories a render of ``path`` at ``sha`` reads (``path`` among them)."""
@@ -173,14 +183,17 @@ class Renderer:
             if rel in seen or rel.startswith(".."):
                 continue
             seen.add(rel)
-            listing = self.repo.git.ls_tree("--name-only", sha, "--", f"{rel}/" if rel else ".")
-            names = {posixpath.basename(n) for n in str(listing).splitlines()}
+            tree = self._object(sha, rel)
+            names = set(tree.names()) if tree is not None else set()
             spec = next((k for k in _KUSTOMIZATION if k in names), None)
             if spec is None:
                 continue
+            text = self._object(sha, posixpath.join(rel, spec))
+            if text is None:
+                continue
             try:
-                doc = yaml.safe_load(str(self.repo.git.show(f"{sha}:{posixpath.join(rel, spec)}")))
-            except (yaml.YAMLError, git.GitCommandError):
+                doc = yaml.safe_load(text.data.decode("utf-8", "replace"))
+            except yaml.YAMLError:
                 continue
             if not isinstance(doc, dict):
                 continue
