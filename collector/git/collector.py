@@ -363,9 +363,7 @@ class GitCollector:
         for obj in self.declared_in_store(parent):
             if obj.rendered_by:
                 p = obj.node.props
-                key = ObjectKey(
-                    str(p.get("api_version") or ""), str(p["kind"]), str(p["namespace"]), str(p["name"])
-                )
+                key = ObjectKey(*(str(p.get(k) or "") for k in ("api_version", "kind", "namespace", "name")))
                 last.setdefault(obj.rendered_by, []).append(key)
         state.rebuild(parent, self._manifests_at(parent), last)
         return state

@@ -102,6 +102,17 @@ def test_second_run_editing_only_a_base_renders_as_one_run_would(tmp_path: Path)
     finally:
         two_runs.close()
         one_run.close()
+    two, one = (_declared_cli(tmp_path / db, later[0]) for db in ("two.db", "one.db"))
+    assert two == one and {o["id"]: o["rendered_by"] for o in two} == {WEB: BY, CONF: BY, FLUX_OBJ: None}
+
+
+def _declared_cli(db: Path, at: str) -> list[dict[str, object]]:
+    result = CliRunner().invoke(app, ["--store", f"sqlite:///{db}", "declared", "--at", at, "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["complete"] is True
+    objects: list[dict[str, object]] = doc["objects"]
+    return objects
 
 
 def test_second_run_that_removes_the_deployer_removes_what_it_rendered(tmp_path: Path) -> None:
