@@ -112,8 +112,8 @@ def resolve_at(store: LineageStore, at: str | None, repo: str | None = None) -> 
             raise NotFound(f"no commit {clip(at)!r} in the lineage store", ref=clip(at))
     tips: dict[str, str] = {}
     for (source, key), value in store.checkpoints().items():
-        if not source.startswith("git:") or not key.startswith("ref:"):
-            continue
+        if not source.startswith("git:") or not key.startswith("ref:") or not value:
+            continue  # "": a re-read of that repository is under way
         if repo is not None and source != f"git:{repo}":
             continue
         tips[f"{source.removeprefix('git:')} {key.removeprefix('ref:')}"] = value

@@ -224,7 +224,7 @@ class GitCollector:
             reread = reread or switched
         for ref, tip in refs.items() if not reread else ():
             old = checkpoints.get(f"ref:{ref}")
-            if old is None or old == tip:
+            if not old or old == tip:  # "": a re-read cut short, resumed from ``resume``
                 continue
             if old in exclude and self._is_ancestor(old, tip):
                 continue
@@ -260,6 +260,14 @@ class GitCollector:
         finally each ref's checkpoint at its tip."""
         yield from plan.notices
         if plan.refs:
+            if any(n.location == "render" for n in plan.notices):
+                # a re-read cut short must go on in the new reading, from where it stopped: the old
+                # tips would exclude the history not yet re-read
+                for key in plan.old:
+                    if key.startswith("ref:") or key == "resume":
+                        yield Checkpoint(self.source, key, "")
+            # before any commit: a run cut short resumes (and its declared view reads) in this reading
+            yield Checkpoint(self.source, "render", "1" if self.render else "0")
             branch = None
             if len(plan.refs) == 1:
                 name = next(iter(plan.refs))
@@ -281,7 +289,6 @@ class GitCollector:
                 yield Checkpoint(self.source, f"ref:{ref}", tip)
             yield Checkpoint(self.source, "identity", IDENTITY_VERSION)
             yield Checkpoint(self.source, "cluster", self.cluster or "")
-            yield Checkpoint(self.source, "render", "1" if self.render else "0")
 
     @staticmethod
     def _chunks(

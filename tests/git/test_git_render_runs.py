@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from liubai.api.cli.main import app
-from liubai.collector.git import GitCollector, ingest_git
+from liubai.collector.git import GitCollector, checkpoints_of, ingest_git
+from liubai.collector.ingest import Item, ingest_records
 from liubai.lineage.declared import declared_at
 from liubai.lineage.model import EdgeKind, NodeKind
+from liubai.lineage.provenance import GIT_WRITER
 from liubai.lineage.store import LineageStore, open_store
 from tests._real import missing
 from tests.git.conftest import run_ingest
@@ -222,3 +225,44 @@ def test_collector_says_which_reading_it_used(tmp_path: Path, store: LineageStor
         ingest_git(store, collector)
         assert collector.render is True
     assert store.get_checkpoint(f"git:{repo.path.resolve()}", "render") == "1"
+
+
+def _cut_short(store: LineageStore, location: Path, render: bool | None, after: int) -> None:
+    """A run killed after ``after`` items: what was stored before stays, as a crash would leave it."""
+    with GitCollector(str(location), render=render) as collector:
+        plan = collector.plan(checkpoints_of(store, collector.source))
+        collector.declared_in_store = lambda sha: declared_at(store, sha).objects
+
+        def items() -> Iterator[Item]:
+            for n, item in enumerate(collector.items(plan)):
+                if n == after:
+                    raise KeyboardInterrupt
+                yield item
+
+        with pytest.raises(KeyboardInterrupt):
+            ingest_records(store, items(), batch_size=1, writer=GIT_WRITER)
+
+
+@pytest.mark.parametrize("was", [None, False], ids=["fresh-store", "switched-from-files"])
+def test_rendering_run_cut_short_goes_on_rendering(tmp_path: Path, was: bool | None) -> None:
+    """Killed part-way, a --render run (on a fresh store, or re-reading after the switch) is finished by
+    the next run without the flag: it goes on rendering from the last commit stored."""
+    repo = GitRepoBuilder(tmp_path / "r")
+    first, _ = _history(repo)
+    later = _later(repo)
+    store, rendered = _fresh(tmp_path, "s.db"), _fresh(tmp_path, "rendered.db")
+    try:
+        if was is not None:
+            run_ingest(store, repo.path, render=was)
+        _cut_short(store, repo.path, render=True, after=12)  # inside the second commit
+        resumed = store.get_checkpoint(f"git:{repo.path.resolve()}", "resume")
+        assert resumed == first[0], "the cut fell after the first commit was stored"
+        finished = run_ingest(store, repo.path, render=None)
+        assert finished.commits == 3 and not finished.notices
+        run_ingest(rendered, repo.path, render=True)
+        for sha in [*first, *later]:
+            assert _declared(store, sha) == _declared(rendered, sha)
+        assert store.get(RAW_WEB) is None or was is False  # only the files reading ever declared it
+    finally:
+        store.close()
+        rendered.close()
