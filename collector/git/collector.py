@@ -94,6 +94,8 @@ class GitCollector:
         self.render = bool(render)
         self._render_asked = render
         self._deployed: DeployedState | None = None
+        self._render_snapshot: str | None = None  # the render state the last run left (``plan``)
+        self.render_state_from = ""  # where this run's render state came from (tests, benches)
         # what the store says a commit's tree declares (``lineage.declared.declared_at``), set by
         # ``ingest_git``: a rendering run that starts after stored history rebuilds its state from it
         self.declared_in_store: Callable[[str], list[DeclaredObject]] | None = None
@@ -213,6 +215,7 @@ class GitCollector:
         notices: list[Notice] = []
         stored_render = checkpoints.get("render") == "1"
         self.render = stored_render if self._render_asked is None else self._render_asked
+        self._render_snapshot = checkpoints.get("render-state")
         reread = reread_reason(checkpoints, self.cluster)
         switched = render_switch(checkpoints, self.render)
         if reread:
@@ -283,6 +286,10 @@ class GitCollector:
                         commit.branches = tuple(sorted(fresh.get(commit.sha, ())))
                         yield from self._commit_items(commit, changes, branch)
                         yield Checkpoint(self.source, "resume", commit.sha)
+                    if self._deployed is not None:  # the next run's render state, if it starts here
+                        yield Checkpoint(
+                            self.source, "render-state", self._deployed.snapshot(commits[-1].sha)
+                        )
                     self._blobs.clear()
                     yield Flush()  # stored chunk by chunk: a later failure keeps what was read
             for ref, tip in plan.refs.items():
@@ -366,13 +373,22 @@ class GitCollector:
         state = DeployedState(Renderer(self.repo), self.repo_id, self.source, self.cluster)
         if parent is None or self.declared_in_store is None:
             return state
-        last: dict[str, list[ObjectKey]] = {}
-        for obj in self.declared_in_store(parent):
-            if obj.rendered_by:
-                p = obj.node.props
-                key = ObjectKey(*(str(p.get(k) or "") for k in ("api_version", "kind", "namespace", "name")))
-                last.setdefault(obj.rendered_by, []).append(key)
-        state.rebuild(parent, self._manifests_at(parent), last)
+        declared_in_store = self.declared_in_store
+
+        def last_rendered() -> dict[str, list[ObjectKey]]:
+            """From the store (a walk of the first-parent history): when the snapshot does not fit."""
+            last: dict[str, list[ObjectKey]] = {}
+            for obj in declared_in_store(parent):
+                if obj.rendered_by:
+                    p = obj.node.props
+                    key = ObjectKey(
+                        *(str(p.get(k) or "") for k in ("api_version", "kind", "namespace", "name"))
+                    )
+                    last.setdefault(obj.rendered_by, []).append(key)
+            return last
+
+        snapshot = state.rebuild(parent, self._manifests_at(parent), self._render_snapshot, last_rendered)
+        self.render_state_from = "checkpoint" if snapshot else "store"
         return state
 
     def _manifests_at(self, sha: str) -> Iterator[tuple[str, str]]:

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from liubai.api.cli.main import app
 from liubai.collector.git import GitCollector, checkpoints_of, ingest_git
-from liubai.collector.ingest import Item, ingest_records
+from liubai.collector.ingest import IngestSummary, Item, ingest_records
+from liubai.lineage.batch import GraphBatch
 from liubai.lineage.declared import declared_at
 from liubai.lineage.model import EdgeKind, NodeKind
 from liubai.lineage.provenance import GIT_WRITER
@@ -84,14 +85,32 @@ def _later(repo: GitRepoBuilder) -> list[str]:
     return shas
 
 
-def test_second_run_editing_only_a_base_renders_as_one_run_would(tmp_path: Path) -> None:
+def _second_run(store: LineageStore, location: Path, state_from: str, after: str) -> IngestSummary:
+    """An incremental --render run, its render state rebuilt from the last run's checkpoint, or (the
+    checkpoint made stale, as a run that starts elsewhere than the last one stopped finds it) from
+    the store."""
+    source = f"git:{location.resolve()}"
+    if state_from == "store":
+        stale = GraphBatch(writer=GIT_WRITER)
+        stale.checkpoints[(source, "render-state")] = '{"at":"0000","rendered":{},"inputs":{}}'
+        store.upsert(stale)
+    else:
+        assert json.loads(store.get_checkpoint(source, "render-state") or "{}")["at"] == after
+    with GitCollector(str(location), render=True) as collector:
+        summary = ingest_git(store, collector)
+        assert collector.render_state_from == state_from
+    return summary
+
+
+@pytest.mark.parametrize("state_from", ["checkpoint", "store"])
+def test_second_run_editing_only_a_base_renders_as_one_run_would(tmp_path: Path, state_from: str) -> None:
     repo = GitRepoBuilder(tmp_path / "r")
     first, _ = _history(repo)
     two_runs, one_run = _fresh(tmp_path, "two.db"), _fresh(tmp_path, "one.db")
     try:
         run_ingest(two_runs, repo.path, render=True)
         later = _later(repo)
-        summary = run_ingest(two_runs, repo.path, render=True)
+        summary = _second_run(two_runs, repo.path, state_from, first[-1])
         assert summary.commits == 2 and not summary.notices
         run_ingest(one_run, repo.path, render=True)
 
@@ -118,7 +137,10 @@ def _declared_cli(db: Path, at: str) -> list[dict[str, object]]:
     return objects
 
 
-def test_second_run_that_removes_the_deployer_removes_what_it_rendered(tmp_path: Path) -> None:
+@pytest.mark.parametrize("state_from", ["checkpoint", "store"])
+def test_second_run_that_removes_the_deployer_removes_what_it_rendered(
+    tmp_path: Path, state_from: str
+) -> None:
     repo = GitRepoBuilder(tmp_path / "r")
     first, _ = _history(repo)
     two_runs, one_run = _fresh(tmp_path, "two.db"), _fresh(tmp_path, "one.db")
@@ -126,7 +148,7 @@ def test_second_run_that_removes_the_deployer_removes_what_it_rendered(tmp_path:
         run_ingest(two_runs, repo.path, render=True)
         repo.remove("clusters/prod/apps.yaml")
         gone = repo.commit("flux no longer deploys apps")
-        run_ingest(two_runs, repo.path, render=True)
+        _second_run(two_runs, repo.path, state_from, first[-1])
         run_ingest(one_run, repo.path, render=True)
         assert _declares(two_runs, gone) == {
             WEB: (True, BY),
