@@ -6,8 +6,9 @@ A render reads a commit's tree (``git archive``) into a temporary directory. Wha
 deployer's path and every local base, component or resource directory its kustomizations name) are
 its inputs, found from the tree before rendering; their tree ids key a cache in memory and on disk
 (``render_cache``), so a commit that leaves them unchanged (or a revert, a merge that brings the same
-tree, a later run, another store over the same repository) costs no render. A base that cannot be fetched, a chart
-that needs helm where there is none, or a kustomization that does not build is a notice, never a failure.
+tree, a later run, another store over the same repository) costs no render. A base that cannot be
+fetched, a chart that needs helm where there is none, or a kustomization that does not build is a
+notice, never a failure.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ class Renderer:
 
     def render(self, sha: str, d: Deployer) -> RenderResult:
         """``d`` rendered at ``sha``: from a cache when the tree ids of every directory the render reads
-        (found from the tree first, a few git calls) are those of an earlier render."""
+        (found from the tree first, through one long-lived cat-file) are those of an earlier render."""
         started = time.perf_counter()
         try:
             if self._type(sha, d.path) != "tree":
@@ -131,8 +132,8 @@ class Renderer:
             self.disk.put(key, result.text, result.inputs)
 
     def _key(self, sha: str, d: Deployer, dirs: frozenset[str] | set[str]) -> str | None:
-        """The renderer, the deployer's settings and the tree ids of its input directories at ``sha``
-        (one git call), hashed. The file that declares the deployer does not change what it renders."""
+        """The renderer, the deployer's settings and the tree ids of its input directories at ``sha``,
+        hashed. The file that declares the deployer does not change what it renders."""
         ordered = sorted(dirs)
         trees: list[str] = []
         for p in ordered:
