@@ -18,6 +18,11 @@ class GDeclaredObject:
     node: GNode = strawberry.field(description="The Workload node.")
     path: str = strawberry.field(description="The manifest it is declared in.")
     since: str = strawberry.field(description="The sha of the commit that last changed it.")
+    rendered_by: str | None = strawberry.field(
+        default=None,
+        description="The Flux Kustomization or Argo CD Application whose render declares it "
+        "(`Kustomization/<namespace>/<name>`); null for a manifest file read as it is.",
+    )
 
 
 @strawberry.type(name="Declared", description="Everything a commit's tree declares.")
@@ -33,7 +38,12 @@ class GDeclared:
         return cls(
             commit=v.commit,
             complete=v.complete,
-            objects=[GDeclaredObject(node=GNode.of(o.node), path=o.path, since=o.since) for o in v.objects],
+            objects=[
+                GDeclaredObject(
+                    node=GNode.of(o.node), path=o.path, since=o.since, rendered_by=o.rendered_by or None
+                )
+                for o in v.objects
+            ],
         )
 
 

@@ -5,6 +5,10 @@ edge for each object its changed manifests declare and a ``deleted`` one for eac
 declares any more (by identity, across the commit). The first-parent chain therefore replays the tree:
 walking it back from a commit, the nearest edge of each object says whether the commit's tree still
 declares it. Only the store protocol is used, so every store gives the same answer.
+
+A repository's history is read either file by file or rendered (``ingest git --render``, kept in its
+``render`` checkpoint); switching re-reads it, and edges carry ``with_render``, so the edges the other
+reading left behind (the store deletes nothing) are skipped.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ class DeclaredObject:
     node: Node
     path: str
     since: str
+    rendered_by: str = ""  # the deployer whose render declares it, "" for a manifest file
 
 
 @dataclass(slots=True)
@@ -51,7 +56,8 @@ class DeclaredView:
 
 def declared_at(store: LineageStore, sha: str, max_commits: int = MAX_COMMITS) -> DeclaredView:
     """The objects ``sha``'s tree declares, by replaying its first-parent chain from the store."""
-    nearest: dict[str, tuple[bool, str, str]] = {}  # workload id -> (declared?, path, commit)
+    nearest: dict[str, tuple[bool, str, str, str]] = {}  # workload id -> (declared?, path, commit, by)
+    modes: dict[str, bool] = {}  # repository -> read with --render
     current: str | None = sha.lower()
     walked = 0
     complete = True
@@ -64,24 +70,30 @@ def declared_at(store: LineageStore, sha: str, max_commits: int = MAX_COMMITS) -
             complete = False
             break
         walked += 1
+        repo = str(node.props.get("repo") or "")
+        if repo not in modes:
+            modes[repo] = store.get_checkpoint(f"git:{repo}", "render") == "1"
+        mode = modes[repo]
         after: str | None = None
         while True:
             page = store.neighbors(
                 node.id, Direction.DOWNSTREAM, [EdgeKind.DECLARES], first=_PAGE, after=after
             )
             for edge in page.edges:
-                if edge.dst not in nearest:
+                if edge.dst not in nearest and bool(edge.props.get("with_render")) == mode:
                     gone = bool(edge.props.get("deleted"))
-                    nearest[edge.dst] = (not gone, str(edge.props.get("path") or ""), current)
+                    path = str(edge.props.get("path") or "")
+                    by = str(edge.props.get("rendered_by") or "") if mode else ""  # stale when not rendering
+                    nearest[edge.dst] = (not gone, path, current, by)
             after = page.end_cursor
             if after is None:
                 break
         parents = node.props.get("parents") or []
         current = str(parents[0]).lower() if parents else None
-    live = sorted(wid for wid, (declared, _, _) in nearest.items() if declared)
+    live = sorted(wid for wid, (declared, *_) in nearest.items() if declared)
     nodes = {n.id: n for n in store.get_many(live)}
     objects = [
-        DeclaredObject(nodes[wid], nearest[wid][1], nearest[wid][2])
+        DeclaredObject(nodes[wid], *nearest[wid][1:])
         for wid in live
         if wid in nodes and not nodes[wid].props.get("superseded_by")  # stored under an old id
     ]
@@ -100,8 +112,8 @@ def resolve_at(store: LineageStore, at: str | None, repo: str | None = None) -> 
             raise NotFound(f"no commit {clip(at)!r} in the lineage store", ref=clip(at))
     tips: dict[str, str] = {}
     for (source, key), value in store.checkpoints().items():
-        if not source.startswith("git:") or not key.startswith("ref:"):
-            continue
+        if not source.startswith("git:") or not key.startswith("ref:") or not value:
+            continue  # "": a re-read of that repository is under way
         if repo is not None and source != f"git:{repo}":
             continue
         tips[f"{source.removeprefix('git:')} {key.removeprefix('ref:')}"] = value

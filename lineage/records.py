@@ -81,6 +81,7 @@ class ManifestObjectRecord:
     generate_name: bool = False  # ``name`` is a generateName prefix and a "*": one object per create
     placeholders: tuple[str, ...] = ()  # ``${var}`` left in name or namespace, filled in at deploy time
     rendered_by: str | None = None  # the deployer whose render declares it (Kustomization/ns/name)
+    with_render: bool = False  # read by an ingest that rendered deployers (``ingest git --render``)
 
     @property
     def location(self) -> str:

@@ -30,7 +30,7 @@ def declared_cmd(
         typer.Option(
             "--json",
             help="Print one JSON object: commit (full sha), complete (false: older history is not in the "
-            "store), objects (id, kind, namespace, name, api_version, path, since).",
+            "store), objects (id, kind, namespace, name, api_version, path, since, rendered_by).",
         ),
     ] = False,
 ) -> None:
@@ -60,6 +60,7 @@ def declared_cmd(
                     "api_version": o.node.props.get("api_version"),
                     "path": o.path,
                     "since": o.since,
+                    "rendered_by": o.rendered_by or None,
                 }
                 for o in view.objects
             ],

@@ -47,11 +47,13 @@ def ingest_git_command(
         help="Check each signed commit's signature with gpg / ssh-keygen (slow on long histories); "
         "otherwise signed commits are recorded as 'unverified'.",
     ),
-    render: bool = typer.Option(
-        False,
-        "--render",
+    render: bool | None = typer.Option(
+        None,
+        "--render/--no-render",
         help="Render what the repository's Flux Kustomizations and Argo CD Applications deploy "
-        "(kubectl kustomize, helm template) and declare those objects with their real namespaces.",
+        "(kubectl kustomize, helm template) and declare those objects with their real namespaces. "
+        "Remembered per repository: omitted, a run reads as the last one did; switching re-reads the "
+        "whole history.",
     ),
 ) -> None:
     """Ingest commits, the Kubernetes objects their manifests declare and x-gitops-audit-id annotations.
@@ -107,6 +109,8 @@ def ingest_git_command(
             doc["render"] = {
                 "renders": stats.renders,
                 "cache_hits": stats.cache_hits,
+                "disk_cache_hits": stats.disk_hits,
+                "failures": stats.failures,
                 "seconds": stats.seconds,
             }
         emit_json(doc)
@@ -117,8 +121,8 @@ def ingest_git_command(
     _print_summary(summary)
     if stats is not None:
         console.print(
-            f"rendered {stats.renders} time(s), {stats.cache_hits} from cache, "
-            f"{stats.failures} failed, in {stats.seconds:.1f} s"
+            f"rendered {stats.renders} time(s), {stats.cache_hits} from cache "
+            f"({stats.disk_hits} from the on-disk cache), {stats.failures} failed, in {stats.seconds:.1f} s"
         )
 
 

@@ -5,6 +5,9 @@ Incremental reads: every ingested ref keeps a checkpoint ``ref:<refname>`` -> ti
 already in the store, so a run reads ``<tips> --not <all known checkpoints>`` (``GitCollector.plan``). A
 checkpoint that is no longer an ancestor of its ref means history was rewritten (force push): that is
 reported as a ``Notice`` and the new commits are read from where the histories meet.
+
+``render`` -> "1" or "0" says how the history was read (``--render`` or file by file). A run that
+does not say keeps that reading; a run that switches it re-reads the whole history (``render_switch``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import git
 
 from liubai.collector.git.blobs import CHUNK_BLOBS, BlobReader
 from liubai.collector.git.branches import add_branches, membership
-from liubai.collector.git.changes import Parsed, commit_manifest_items, reads_new, reads_old
+from liubai.collector.git.changes import SKIP_MODES, Parsed, commit_manifest_items, reads_new, reads_old
 from liubai.collector.git.history import Change, read_log
 from liubai.collector.git.render import Renderer, RenderStats
 from liubai.collector.git.rendered import DeployedState
@@ -33,13 +36,14 @@ from liubai.collector.git.signatures import mark_signatures
 from liubai.collector.git.supersede import IDENTITY_VERSION, reread_reason, supersede_stale_ids
 from liubai.collector.ingest import Checkpoint, Flush, IngestSummary, Item, Notice, StoreSink, ingest_records
 from liubai.collector.manifests import ManifestCache, ObjectKey, is_manifest_path, parse_manifest
+from liubai.lineage.declared import DeclaredObject, declared_at
 from liubai.lineage.model import RejectedRecord
 from liubai.lineage.provenance import GIT_WRITER
 from liubai.lineage.records import CommitRecord, ManifestObjectRecord
 from liubai.lineage.store.base import LineageStore
 from liubai.lineage.text import visible
 
-__all__ = ["GitCollector", "GitPlan", "checkpoints_of", "ingest_git"]
+__all__ = ["GitCollector", "GitPlan", "checkpoints_of", "ingest_git", "render_switch"]
 
 _BLOB_KEYS_CACHE = 8192
 _CHUNK_COMMITS = 500
@@ -69,7 +73,8 @@ class GitCollector:
     each signed commit's signature (gpg / ssh-keygen through git); otherwise a signed commit is recorded
     as carrying an ``unverified`` signature. ``render`` renders what the repository's Flux
     Kustomizations and Argo CD Applications deploy (``rendered``) and declares that, with real
-    namespaces, instead of the files they read.
+    namespaces, instead of the files they read; None keeps the reading the stored history was made
+    with (``plan`` settles it).
     """
 
     def __init__(
@@ -81,13 +86,19 @@ class GitCollector:
         clone_attempts: int = 3,
         cluster: str | None = None,
         verify_signatures: bool = False,
-        render: bool = False,
+        render: bool | None = False,
     ) -> None:
         self.location = path_or_url
         self.cluster = cluster or None
         self.verify_signatures = verify_signatures
-        self.render = render
+        self.render = bool(render)
+        self._render_asked = render
         self._deployed: DeployedState | None = None
+        self._render_snapshot: str | None = None  # the render state the last run left (``plan``)
+        self.render_state_from = ""  # where this run's render state came from (tests, benches)
+        # what the store says a commit's tree declares (``lineage.declared.declared_at``), set by
+        # ``ingest_git``: a rendering run that starts after stored history rebuilds its state from it
+        self.declared_in_store: Callable[[str], list[DeclaredObject]] | None = None
         self.branch = branch
         self.all_refs = all_refs
         self.repo_id = repo_identity(path_or_url)
@@ -109,6 +120,8 @@ class GitCollector:
         return self._repo
 
     def close(self) -> None:
+        if self._deployed is not None:
+            self._deployed.renderer.close()
         if self._cat_file is not None:
             self._cat_file.close()
             self._cat_file = None
@@ -200,13 +213,21 @@ class GitCollector:
             }
         )
         notices: list[Notice] = []
+        stored_render = checkpoints.get("render") == "1"
+        self.render = stored_render if self._render_asked is None else self._render_asked
+        self._render_snapshot = checkpoints.get("render-state")
         reread = reread_reason(checkpoints, self.cluster)
+        switched = render_switch(checkpoints, self.render)
         if reread:
-            exclude = []
             notices.append(Notice(self.source, "identity", reread))
+        elif switched:
+            notices.append(Notice(self.source, "render", switched))
+        if reread or switched:
+            exclude = []
+            reread = reread or switched
         for ref, tip in refs.items() if not reread else ():
             old = checkpoints.get(f"ref:{ref}")
-            if old is None or old == tip:
+            if not old or old == tip:  # "": a re-read cut short, resumed from ``resume``
                 continue
             if old in exclude and self._is_ancestor(old, tip):
                 continue
@@ -242,6 +263,14 @@ class GitCollector:
         finally each ref's checkpoint at its tip."""
         yield from plan.notices
         if plan.refs:
+            if any(n.location == "render" for n in plan.notices):
+                # a re-read cut short must go on in the new reading, from where it stopped: the old
+                # tips would exclude the history not yet re-read
+                for key in plan.old:
+                    if key.startswith("ref:") or key == "resume":
+                        yield Checkpoint(self.source, key, "")
+            # before any commit: a run cut short resumes (and its declared view reads) in this reading
+            yield Checkpoint(self.source, "render", "1" if self.render else "0")
             branch = None
             if len(plan.refs) == 1:
                 name = next(iter(plan.refs))
@@ -257,6 +286,10 @@ class GitCollector:
                         commit.branches = tuple(sorted(fresh.get(commit.sha, ())))
                         yield from self._commit_items(commit, changes, branch)
                         yield Checkpoint(self.source, "resume", commit.sha)
+                    if self._deployed is not None:  # the next run's render state, if it starts here
+                        yield Checkpoint(
+                            self.source, "render-state", self._deployed.snapshot(commits[-1].sha)
+                        )
                     self._blobs.clear()
                     yield Flush()  # stored chunk by chunk: a later failure keeps what was read
             for ref, tip in plan.refs.items():
@@ -310,7 +343,15 @@ class GitCollector:
                 commit.sha, changes, self._parse_blob, self.repo_id, self.cluster, None, self._last_complete
             )
             return
-        state = self._deployed_state()
+        for item in self._rendered_items(commit, changes):
+            if isinstance(item, ManifestObjectRecord):
+                item.with_render = True
+            yield item
+
+    def _rendered_items(self, commit: CommitRecord, changes: list[Change]) -> Iterator[Item]:
+        if self._deployed is None:
+            self._deployed = self._deployed_state(commit.parents[0] if commit.parents else None)
+        state = self._deployed
         rendered, declared = state.commit_items(commit.sha, changes, self._text_of)
         own = [c for c in changes if not (state.is_input(c.path) or state.is_input(c.old_path))]
         raw = list(
@@ -326,10 +367,46 @@ class GitCollector:
         }
         yield from state.removals(rendered, raw_declared)
 
-    def _deployed_state(self) -> DeployedState:
-        if self._deployed is None:
-            self._deployed = DeployedState(Renderer(self.repo), self.repo_id, self.source, self.cluster)
-        return self._deployed
+    def _deployed_state(self, parent: str | None) -> DeployedState:
+        """The deployers and their last renders as they stood after ``parent``: read before this run
+        when this run starts after stored history (the first commit read has a parent), else empty."""
+        state = DeployedState(Renderer(self.repo), self.repo_id, self.source, self.cluster)
+        if parent is None or self.declared_in_store is None:
+            return state
+        declared_in_store = self.declared_in_store
+
+        def last_rendered() -> dict[str, list[ObjectKey]]:
+            """From the store (a walk of the first-parent history): when the snapshot does not fit."""
+            last: dict[str, list[ObjectKey]] = {}
+            for obj in declared_in_store(parent):
+                if obj.rendered_by:
+                    p = obj.node.props
+                    key = ObjectKey(
+                        *(str(p.get(k) or "") for k in ("api_version", "kind", "namespace", "name"))
+                    )
+                    last.setdefault(obj.rendered_by, []).append(key)
+            return last
+
+        snapshot = state.rebuild(parent, self._manifests_at(parent), self._render_snapshot, last_rendered)
+        self.render_state_from = "checkpoint" if snapshot else "store"
+        return state
+
+    def _manifests_at(self, sha: str) -> Iterator[tuple[str, str]]:
+        """(path, text) of the manifests in ``sha``'s tree that may declare a deployer."""
+        out = self.repo.git.ls_tree("-r", "-z", "--full-tree", sha, stdout_as_string=False)
+        blobs: dict[str, str] = {}
+        for entry in out.split(b"\0"):
+            meta, _, raw_path = entry.partition(b"\t")
+            parts = meta.split()
+            path = raw_path.decode("utf-8", "surrogateescape")
+            if len(parts) == 3 and parts[1] == b"blob" and parts[0].decode() not in SKIP_MODES:
+                if is_manifest_path(path):
+                    blobs[path] = parts[2].decode()
+        found = self._reader().read_many(sorted(set(blobs.values())))
+        for path, blob in blobs.items():
+            data = found.get(blob)
+            if data is not None:
+                yield path, data.decode("utf-8", "replace")
 
     @property
     def render_stats(self) -> RenderStats | None:
@@ -391,12 +468,34 @@ def ingest_git(
     sink = StoreSink(store, GIT_WRITER)  # the run's writes outside its record stream go this way too
     if any(n.location == "identity" for n in plan.notices):
         supersede_stale_ids(store, sink, collector.repo_id, collector.cluster)
+    collector.declared_in_store = lambda sha: declared_at(store, sha).objects
     items = collector.items(plan)
     summary = ingest_records(
         store, items, batch_size=batch_size, progress=progress, retry=sink.retry, writer=GIT_WRITER
     )
     add_branches(store, sink, plan.gained)  # stored commits a ref now contains: known once the run read it
     return summary
+
+
+def render_switch(checkpoints: Mapping[str, str], render: bool) -> str:
+    """Why the whole history must be read again because ``--render`` was switched, or "". What one
+    reading declared (base files on their own, or rendered objects) is no evidence for the other,
+    and a later commit's render depends on every earlier one, so nothing short of the whole history
+    gives the answer a single run would."""
+    if not any(key.startswith("ref:") for key in checkpoints):
+        return ""
+    was = checkpoints.get("render") == "1"
+    if was == render:
+        return ""
+    if render:
+        return (
+            "--render switched on: re-reading the whole history so that every commit declares what its "
+            "Flux Kustomizations and Argo CD Applications render (pass --no-render to go back)"
+        )
+    return (
+        "--no-render: re-reading the whole history file by file; rendered objects no longer count "
+        "(pass --render to go back)"
+    )
 
 
 def checkpoints_of(store: LineageStore, source: str) -> dict[str, str]:

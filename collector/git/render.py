@@ -4,13 +4,16 @@ manifests of a plain directory, ``helm template`` for a chart in the repository,
 
 A render reads a commit's tree (``git archive``) into a temporary directory. What it read (the
 deployer's path and every local base, component or resource directory its kustomizations name) are
-its inputs; the tree ids of those inputs key a cache, so a commit that leaves them unchanged (or a
-revert, or a merge that brings the same tree) costs no render. A base that cannot be fetched, a chart
-that needs helm where there is none, or a kustomization that does not build is a notice, never a failure.
+its inputs, found from the tree before rendering; their tree ids key a cache in memory and on disk
+(``render_cache``), so a commit that leaves them unchanged (or a revert, a merge that brings the same
+tree, a later run, another store over the same repository) costs no render. A base that cannot be
+fetched, a chart that needs helm where there is none, or a kustomization that does not build is a
+notice, never a failure.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import posixpath
@@ -27,8 +30,15 @@ import git
 import yaml
 
 from liubai.collector.git.deployers import Deployer, substitute
+from liubai.collector.git.render_cache import (
+    RENDER_FORMAT,
+    DiskRenderCache,
+    default_render_cache,
+    tool_identity,
+)
+from liubai.collector.git.trees import GitObject, TreeReader
 
-__all__ = ["RenderResult", "Renderer"]
+__all__ = ["RenderResult", "RenderStats", "Renderer"]
 
 _KUSTOMIZATION = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 _LIST_KEYS = ("resources", "bases", "components", "crds")
@@ -50,55 +60,93 @@ class RenderResult:
 @dataclass(slots=True)
 class RenderStats:
     renders: int = 0
-    cache_hits: int = 0
+    cache_hits: int = 0  # renders answered from a cache, the disk's included
+    disk_hits: int = 0  # of those, answered by the on-disk cache (an earlier run or another store)
     seconds: float = 0.0
     failures: int = 0
 
 
 @dataclass(slots=True)
 class Renderer:
-    """Renders deployers of one repository; keeps the cache and the cost (``stats``)."""
+    """Renders deployers of one repository; keeps the caches (this run's, and ``disk`` across runs)
+    and the cost (``stats``)."""
 
     repo: git.Repo
     kubectl: str | None = field(default_factory=lambda: shutil.which("kubectl"))
     helm: str | None = field(default_factory=lambda: os.environ.get("LIUBAI_HELM") or shutil.which("helm"))
+    disk: DiskRenderCache | None = field(default_factory=default_render_cache)
     stats: RenderStats = field(default_factory=RenderStats)
-    _cache: OrderedDict[tuple[object, ...], RenderResult] = field(default_factory=OrderedDict)
+    _cache: OrderedDict[str, RenderResult] = field(default_factory=OrderedDict)
+    _tools: str = ""
+    _trees: TreeReader | None = None
 
-    def render(self, sha: str, d: Deployer, inputs: frozenset[str]) -> RenderResult:
-        """``d`` rendered at ``sha``; ``inputs`` are the directories its last render read."""
+    def close(self) -> None:
+        if self._trees is not None:
+            self._trees.close()
+            self._trees = None
+
+    def _object(self, sha: str, path: str) -> GitObject | None:
+        if self._trees is None:
+            self._trees = TreeReader(self.repo)
+        return self._trees.get(f"{sha}:{path}" if path else f"{sha}^{{tree}}")
+
+    def render(self, sha: str, d: Deployer) -> RenderResult:
+        """``d`` rendered at ``sha``: from a cache when the tree ids of every directory the render reads
+        (found from the tree first, through one long-lived cat-file) are those of an earlier render."""
         started = time.perf_counter()
         try:
+            if self._type(sha, d.path) != "tree":
+                self.stats.failures += 1
+                return RenderResult(None, frozenset(), f"{d.label}: path {d.path or '.'} is not in the tree")
+            inputs = frozenset(self._inputs(sha, d.path))
             key = self._key(sha, d, inputs | {d.path})
-            hit = self._cache.get(key) if key is not None else None
+            hit = self._cached(key) if key is not None else None
             if hit is not None:
-                self.stats.cache_hits += 1
                 return RenderResult(hit.text, hit.inputs, hit.problem, cached=True)
-            result = self._render(sha, d)
+            result = self._render(sha, d, inputs)
             self.stats.renders += 1
             self.stats.failures += result.text is None
-            key = self._key(sha, d, result.inputs | {d.path})
             if key is not None:
-                self._cache[key] = result
-                if len(self._cache) > _CACHE:
-                    self._cache.popitem(last=False)
+                self._remember(key, result)
             return result
         finally:
             self.stats.seconds += time.perf_counter() - started
 
-    def _key(self, sha: str, d: Deployer, dirs: frozenset[str] | set[str]) -> tuple[object, ...] | None:
-        """The deployer's settings and the tree ids of its input directories at ``sha`` (one git call)."""
-        ordered = sorted(dirs)
-        try:
-            out = self.repo.git.rev_parse(*(f"{sha}:{p}" if p else f"{sha}^{{tree}}" for p in ordered))
-        except git.GitCommandError:
-            return None  # an input that is gone: render, and let the render say what is missing
-        return (d, tuple(zip(ordered, out.split(), strict=False)))
+    def _cached(self, key: str) -> RenderResult | None:
+        hit = self._cache.get(key)
+        if hit is None and self.disk is not None:
+            found = self.disk.get(key)
+            if found is not None:
+                hit = RenderResult(found[0], found[1])
+                self._cache[key] = hit
+                self.stats.disk_hits += 1
+        if hit is not None:
+            self.stats.cache_hits += 1
+        return hit
 
-    def _render(self, sha: str, d: Deployer) -> RenderResult:
-        if self._type(sha, d.path) != "tree":
-            return RenderResult(None, frozenset(), f"{d.label}: path {d.path or '.'} is not in the tree")
-        inputs = frozenset(self._inputs(sha, d.path))
+    def _remember(self, key: str, result: RenderResult) -> None:
+        self._cache[key] = result
+        if len(self._cache) > _CACHE:
+            self._cache.popitem(last=False)
+        if self.disk is not None and result.text is not None:  # a failure may pass: never kept on disk
+            self.disk.put(key, result.text, result.inputs)
+
+    def _key(self, sha: str, d: Deployer, dirs: frozenset[str] | set[str]) -> str | None:
+        """The renderer, the deployer's settings and the tree ids of its input directories at ``sha``,
+        hashed. The file that declares the deployer does not change what it renders."""
+        ordered = sorted(dirs)
+        trees: list[str] = []
+        for p in ordered:
+            obj = self._object(sha, p)
+            if obj is None:
+                return None  # an input that is gone: render, and let the render say what is missing
+            trees.append(obj.oid)
+        if not self._tools:
+            self._tools = f"{RENDER_FORMAT} {tool_identity(self.kubectl)} {tool_identity(self.helm)}"
+        settings = dataclasses.replace(d, manifest="")
+        return DiskRenderCache.key([self._tools, repr(settings), list(zip(ordered, trees, strict=True))])
+
+    def _render(self, sha: str, d: Deployer, inputs: frozenset[str]) -> RenderResult:
         with tempfile.TemporaryDirectory(prefix="liubai-render-") as tmp:
             root = Path(tmp)
             # only what the render reads: a tree's other folders would cost more to write than to render
@@ -118,10 +166,12 @@ class Renderer:
             return RenderResult(text, inputs, problem)
 
     def _type(self, sha: str, path: str) -> str:
-        try:
-            return str(self.repo.git.cat_file("-t", f"{sha}:{path}" if path else f"{sha}^{{tree}}"))
-        except git.GitCommandError:
-            return ""
+        obj = self._object(sha, path)
+        return obj.type if obj is not None else ""
+
+    def inputs(self, sha: str, path: str) -> frozenset[str]:
+        """The repository directories a render of ``path`` at ``sha`` reads (``path`` among them)."""
+        return frozenset(self._inputs(sha, path)) | {path}
 
     def _inputs(self, sha: str, path: str) -> set[str]:
         """Every repository directory a kustomization at ``path`` reads, read from the commit's tree:
@@ -134,14 +184,17 @@ class Renderer:
             if rel in seen or rel.startswith(".."):
                 continue
             seen.add(rel)
-            listing = self.repo.git.ls_tree("--name-only", sha, "--", f"{rel}/" if rel else ".")
-            names = {posixpath.basename(n) for n in str(listing).splitlines()}
+            tree = self._object(sha, rel)
+            names = set(tree.names()) if tree is not None else set()
             spec = next((k for k in _KUSTOMIZATION if k in names), None)
             if spec is None:
                 continue
+            text = self._object(sha, posixpath.join(rel, spec))
+            if text is None:
+                continue
             try:
-                doc = yaml.safe_load(str(self.repo.git.show(f"{sha}:{posixpath.join(rel, spec)}")))
-            except (yaml.YAMLError, git.GitCommandError):
+                doc = yaml.safe_load(text.data.decode("utf-8", "replace"))
+            except yaml.YAMLError:
                 continue
             if not isinstance(doc, dict):
                 continue

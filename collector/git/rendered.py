@@ -7,11 +7,17 @@ Argo CD ``destination.namespace`` for objects that name none. Objects a deployer
 removed, by identity, unless something else in the commit declares them; a failed render removes
 nothing and becomes a notice. Files under a rendered directory are inputs of the render, not
 declarations of their own, so the raw parse skips them.
+
+The state outlives a run: a run that starts after stored history rebuilds it at its first commit's
+parent (``rebuild``): the deployers from that commit's tree; what each rendered last, and the
+directories that render read, from the ``snapshot`` the last run checkpointed at that commit, or
+else from the objects the store says each deployer declared there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from liubai.collector.git.deployers import Deployer, find_deployers
@@ -49,6 +55,48 @@ class DeployedState:
     inputs: dict[str, frozenset[str]] = field(default_factory=dict)
     rendered: dict[str, list[ObjectKey]] = field(default_factory=dict)
     cache: ManifestCache = field(default_factory=ManifestCache)
+
+    def snapshot(self, sha: str) -> str:
+        """What each deployer rendered last and read, after commit ``sha``: a checkpoint's value."""
+        return json.dumps(
+            {
+                "at": sha,
+                "rendered": {
+                    label: [[k.api_version, k.kind, k.namespace, k.name] for k in keys]
+                    for label, keys in sorted(self.rendered.items())
+                },
+                "inputs": {label: sorted(dirs) for label, dirs in sorted(self.inputs.items())},
+            },
+            separators=(",", ":"),
+        )
+
+    def rebuild(
+        self,
+        sha: str,
+        manifests: Iterable[tuple[str, str]],
+        snapshot: str | None,
+        last_rendered: Callable[[], Mapping[str, list[ObjectKey]]],
+    ) -> bool:
+        """The state after commit ``sha``, as a run that had just read it would hold it: the deployers
+        its ``manifests`` (path, text) declare; what each rendered last and read from ``snapshot``
+        when it was taken at ``sha``, else ``last_rendered()`` (by deployer label) with the
+        directories a render at ``sha`` reads. True when the snapshot served."""
+        for path, text in manifests:
+            for d in find_deployers(text, path):
+                self.deployers[d.label] = d
+        saved = _load(snapshot, sha)
+        if saved is not None:
+            rendered, inputs = saved
+            self.rendered = {lb: keys for lb, keys in rendered.items() if lb in self.deployers}
+            self.inputs = {lb: dirs for lb, dirs in inputs.items() if lb in self.deployers}
+            return True
+        for label, keys in last_rendered().items():
+            deployer = self.deployers.get(label)
+            if deployer is None:
+                continue  # its deployer is gone: its objects were removed with it
+            self.rendered[label] = list(keys)
+            self.inputs[label] = self.renderer.inputs(sha, deployer.path)
+        return False
 
     def is_input(self, path: str) -> bool:
         """A file some deployer renders: declared through the render, not parsed on its own."""
@@ -107,7 +155,7 @@ class DeployedState:
         return changed
 
     def _render(self, sha: str, label: str, d: Deployer, declared: set[Identity]) -> Iterator[Item]:
-        result = self.renderer.render(sha, d, self.inputs.get(label, frozenset()))
+        result = self.renderer.render(sha, d)
         if result.text is None:
             yield Notice(self.source, f"{sha[:12]}:{d.manifest}", f"cannot render {result.problem}")
             return  # nothing removed: the objects stay as last rendered
@@ -144,3 +192,23 @@ class DeployedState:
             record.rendered_by = label
             record.cluster = self.cluster
             yield record
+
+
+def _load(
+    snapshot: str | None, sha: str
+) -> tuple[dict[str, list[ObjectKey]], dict[str, frozenset[str]]] | None:
+    """A ``snapshot`` taken at ``sha``, or None (none, another commit's, or unreadable)."""
+    if not snapshot:
+        return None
+    try:
+        doc = json.loads(snapshot)
+        if doc.get("at") != sha:
+            return None
+        rendered = {
+            str(label): [ObjectKey(*(str(part) for part in key)) for key in keys]
+            for label, keys in doc["rendered"].items()
+        }
+        inputs = {str(label): frozenset(str(d) for d in dirs) for label, dirs in doc["inputs"].items()}
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+    return rendered, inputs

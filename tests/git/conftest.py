@@ -19,6 +19,7 @@ def _git_available(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     if shutil.which("git") is None:
         pytest.fail("git is not installed: the git collector cannot be tested (apt-get install git)")
     monkeypatch.setenv("LIUBAI_GIT_CACHE", str(tmp_path / "git-cache"))
+    monkeypatch.setenv("LIUBAI_RENDER_CACHE", str(tmp_path / "render-cache"))  # never the user's
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,69 @@
+"""Objects by name (``<commit>:<path>``) through one long-lived ``git cat-file --batch``: what a render
+needs to know before it runs (which directories it reads, their tree ids) costs no process per question,
+so a render answered from the cache costs milliseconds."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from typing import IO
+
+import git
+
+__all__ = ["GitObject", "TreeReader"]
+
+
+@dataclass(frozen=True, slots=True)
+class GitObject:
+    oid: str
+    type: str  # blob, tree, commit, tag
+    data: bytes
+
+    def names(self) -> list[str]:
+        """The entry names of a tree object (empty for any other type)."""
+        if self.type != "tree":
+            return []
+        width = len(self.oid) // 2  # 20 bytes for SHA-1, 32 for SHA-256
+        names: list[str] = []
+        at = 0
+        while at < len(self.data):
+            nul = self.data.index(b"\0", at)
+            names.append(self.data[at:nul].split(b" ", 1)[1].decode("utf-8", "surrogateescape"))
+            at = nul + 1 + width
+        return names
+
+
+class TreeReader:
+    """One ``git cat-file --batch`` answering object names one at a time."""
+
+    def __init__(self, repo: git.Repo) -> None:
+        self._proc = repo.git.cat_file("--batch", as_process=True, istream=subprocess.PIPE)
+        self._stdin: IO[bytes] = self._proc.proc.stdin
+        self._stdout: IO[bytes] = self._proc.proc.stdout
+
+    def get(self, name: str) -> GitObject | None:
+        """The object ``name`` names (``<commit>:<path>``, ``<commit>^{tree}``), None if there is none."""
+        if "\n" in name:
+            return None  # cannot be asked on this line protocol: as if absent (the render then says why)
+        self._stdin.write(name.encode("utf-8", "surrogateescape") + b"\n")
+        self._stdin.flush()
+        header = self._stdout.readline().split()
+        if not header:  # git exited: its stderr says why
+            status = self._proc.proc.wait()
+            raise git.GitCommandError(["git", "cat-file", "--batch"], status, self._proc.proc.stderr.read())
+        if len(header) != 3 or not header[2].isdigit():
+            return None  # "<name> missing" / "<name> ambiguous" (a name may hold spaces)
+        data = self._stdout.read(int(header[2]))
+        self._stdout.read(1)
+        return GitObject(header[0].decode(), header[1].decode(), data)
+
+    def close(self) -> None:
+        try:
+            self._stdin.close()
+        except OSError:
+            pass
+        try:
+            self._proc.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.proc.kill()
+            self._proc.proc.wait()
