@@ -19,8 +19,12 @@ export function showDetails(node, group = null) {
   $("details-kind").replaceChildren(swatch(kindInfo(kind)), el("span", { text: group ? `${kind} group` : kind }));
   if (group) {
     $("details").dataset.nodeId = group.id;
-    $("details-label").textContent = `${group.members.length} ${kindInfo(kind).plural} linked to ${group.parent}`;
+    const what = kind === "*" ? "nodes" : kindInfo(kind).plural;
+    $("details-label").textContent = `${group.members.length} ${what} under ${group.parent || "no drawn node"}`;
     tbody.append(row("members", group.members.slice(0, 200).join("\n") + (group.members.length > 200 ? "\n…" : "")));
+    const count = (m) => [...(m ?? new Map())].map(([k, n]) => `${n} ${kindInfo(k).plural}`).join(", ");
+    if (kind === "*") tbody.append(row("kinds", count(group.kinds)));
+    if (group.hidden) tbody.append(row("below them", count(group.below)));
     setButtons({ group: true });
     return;
   }

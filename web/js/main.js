@@ -25,12 +25,12 @@ function fail(err) {
 }
 
 const view = new LineageView(graphEl, {
-  onSelect: (id) => select(id),
+  onSelect: (id, since) => select(id, { since }),
   onSelectEdge: (edge) => showEdgeDetails(edge),
   onExpand: (id) => expand(id).catch(fail),
   onPathPick: (id) => pickPathEnd(id),
   onViewChange: () => refreshNodeList(),
-});
+}, { webgl: new URLSearchParams(location.search).get("renderer") === "webgl" });
 
 function save(push = false) {
   writeState(state, push);
@@ -73,6 +73,8 @@ async function loadRoot({ push = false } = {}) {
     }
     const fetched = performance.now();
     view.load(lineage, state.node);
+    view.setOpenGroups(state.open);
+    view.setPinned([state.selected]);
     let pathError = null;
     if (state.pathFrom && state.pathTo) {
       try {
@@ -118,14 +120,15 @@ async function redraw() {
 
 function refreshNodeList() {
   graphEl.dataset.zoom = view.zoom().toFixed(3);
+  graphEl.dataset.extent = (view.renderedExtent() ?? []).join(",");
   const list = $("node-list");
-  const nodes = view.drawnNodes();
+  const nodes = view.drawnNodes(NODE_LIST_MAX);
   const items = nodes.slice(0, NODE_LIST_MAX).map((n) => {
-    const pos = view.renderedPosition(n.id);
-    const button = el("button", {
-      cls: "node-item",
-      attrs: { type: "button", "data-node-id": n.id, "data-kind": n.kind, "data-x": pos?.x ?? "", "data-y": pos?.y ?? "" },
-    }, [swatch(kindInfo(n.kind)), el("span", { text: n.label })]);
+    const attrs = { type: "button", "data-node-id": n.id, "data-kind": n.kind, "data-x": n.x, "data-y": n.y };
+    if (n.labelBox) attrs["data-label-box"] = n.labelBox.join(",");
+    if (n.members !== null) attrs["data-members"] = n.members;
+    if (n.hidden !== null) attrs["data-hidden"] = n.hidden;
+    const button = el("button", { cls: "node-item", attrs }, [swatch(kindInfo(n.kind)), el("span", { text: n.label })]);
     button.addEventListener("click", () => select(n.id));
     button.addEventListener("dblclick", () => expand(n.id).catch(fail));
     return el("li", {}, [button]);
@@ -136,7 +139,9 @@ function refreshNodeList() {
 
 // ---------------------------------------------------------------- selection, expansion, path
 
-async function select(id, { keepUrl = false } = {}) {
+/** ``since``: when the click that asked for it happened; the time until the details are painted is kept
+ *  on the graph (data-select-ms) for the UI benchmark. */
+async function select(id, { keepUrl = false, since = null } = {}) {
   state.selected = id;
   view.select(id);
   graphEl.dataset.selected = id ?? "";
@@ -150,15 +155,20 @@ async function select(id, { keepUrl = false } = {}) {
     return;
   }
   const node = view.nodes.get(id) ?? (await fetchNode(id).catch(() => null));
-  if (node && state.selected === id) showDetails(node);
+  if (node && state.selected === id) {
+    showDetails(node);
+    if (since !== null) requestAnimationFrame(() => { graphEl.dataset.selectMs = String(Math.round(performance.now() - since)); });
+  }
 }
 
 async function expand(id) {
   if (view.isGroup(id)) {
     const g = view.group(id);
     view.openGroup(id);
+    state.open = view.openedGroups();
+    save();
     await redraw();
-    status(`Showing all ${g.members.length} ${kindInfo(g.kind).plural} of ${g.parent}.`);
+    status(`Showing all ${g.members.length} ${g.kind === "*" ? "nodes" : kindInfo(g.kind).plural} under ${g.parent}.`);
     return;
   }
   status(`Expanding ${id}…`);
@@ -170,6 +180,8 @@ async function expand(id) {
 
 async function collapse(id) {
   const removed = view.collapse(id);
+  state.open = view.openedGroups();
+  save();
   await redraw();
   status(removed > 0 ? `Collapsed ${id}: ${removed} nodes hidden.` : `Nothing to collapse around ${id}.`);
 }
@@ -243,7 +255,7 @@ function buildLegendAndFilters() {
   legend.append(
     el("li", { cls: "legend-note", text: "dashed outline: placeholder (named, not yet ingested)" }),
     el("li", { cls: "legend-note", text: "dashed edge: stored against the flow (arrow shows the stored direction)" }),
-    el("li", { cls: "legend-note", text: "+N node: a large fan-out, double-click to open" }),
+    el("li", { cls: "legend-note", text: "+N node: N folded nodes of a kind (and what lies below them); double-click to open" }),
   );
 }
 
@@ -256,7 +268,7 @@ function syncControls() {
 }
 
 function openRoot(id) {
-  state = { ...state, node: id, selected: id, pathFrom: null, pathTo: null };
+  state = { ...state, node: id, selected: id, pathFrom: null, pathTo: null, open: [] };
   showPathEnds();
   showPathList(null);
   hideTrail();
