@@ -97,6 +97,18 @@ export async function fetchLineage(id, direction, depth, limit = 10000) {
   return data.lineage.compact;
 }
 
+/** Several walks from one node in one request (an aliased lineage field per direction), in order. */
+export async function fetchLineages(id, directions, depth, limit = 10000) {
+  const params = directions.map((_, i) => `$dir${i}: Direction!`).join(", ");
+  const walks = directions.map(
+    (_, i) => `walk${i}: lineage(from: $id, direction: $dir${i}, depth: $depth, limit: $limit) { ${GRAPH_FIELDS} }`,
+  );
+  const variables = { id, depth, limit };
+  directions.forEach((d, i) => { variables[`dir${i}`] = d; });
+  const data = await gql(`query Lineages($id: ID!, ${params}, $depth: Int!, $limit: Int!) { ${walks.join(" ")} }`, variables);
+  return directions.map((_, i) => data[`walk${i}`].compact);
+}
+
 export async function fetchNeighbors(id, first = 500) {
   const data = await gql(
     `query Neighbors($id: ID!, $first: Int!) {

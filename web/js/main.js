@@ -1,7 +1,8 @@
 // Wires the page together: URL state, search, controls, graph view, details, path and audit trail.
 
-import { fetchLineage, fetchNeighbors, fetchNode, fetchPath, fetchStats } from "./api.js";
+import { fetchNeighbors, fetchNode, fetchPath, fetchStats } from "./api.js";
 import { showDetails, showEdgeDetails } from "./details.js";
+import { AUTO, autoLabel, fetchView, rememberKind } from "./directions.js";
 import { $, el, swatch } from "./dom.js";
 import { LineageView } from "./graph.js";
 import { KINDS, kindInfo } from "./kinds.js";
@@ -54,7 +55,7 @@ async function loadRoot({ push = false } = {}) {
     return;
   }
   try {
-    const lineage = await fetchLineage(state.node, state.direction, state.depth);
+    const { lineage, used } = await fetchView(state.node, state.direction, state.depth);
     if (seq !== loadSeq) return;
     if (!lineage.nodes.some((n) => n.id === state.node)) {
       // The server also accepts a sha prefix or a raw audit id; the node at 0 hops is what it resolved to.
@@ -96,6 +97,7 @@ async function loadRoot({ push = false } = {}) {
       `${lineage.nodes.length} nodes, ${lineage.edges.length} edges` +
         (shown !== lineage.nodes.length ? ` (${shown} drawn)` : "") +
         (lineage.truncated ? " — truncated by the server's limit" : "") +
+        (state.direction === AUTO ? ` · ${autoLabel(used)}` : "") +
         ` · ${Math.round(drawn - started)} ms`,
     );
     if (pathError) status(`Path not shown: ${pathError.message}`, "error");
@@ -267,7 +269,8 @@ function syncControls() {
   showPathEnds();
 }
 
-function openRoot(id) {
+function openRoot(id, kind = null) {
+  rememberKind(id, kind); // auto picks its walks by the root's kind
   state = { ...state, node: id, selected: id, pathFrom: null, pathTo: null, open: [] };
   showPathEnds();
   showPathList(null);
@@ -276,7 +279,7 @@ function openRoot(id) {
 }
 
 function wire() {
-  new SearchBox($("search-input"), $("search-results"), { onPick: (node) => openRoot(node.id), onError: fail });
+  new SearchBox($("search-input"), $("search-results"), { onPick: (node) => openRoot(node.id, node.kind), onError: fail });
   $("depth").addEventListener("change", () => {
     const d = Number.parseInt($("depth").value, 10);
     if (!Number.isFinite(d) || d < 1 || d > 10) {
@@ -292,7 +295,7 @@ function wire() {
   });
   $("btn-fit").addEventListener("click", () => view.fit());
   $("btn-relayout").addEventListener("click", () => view.layout());
-  $("btn-focus").addEventListener("click", () => state.selected && openRoot(state.selected));
+  $("btn-focus").addEventListener("click", () => state.selected && openRoot(state.selected, view.nodes.get(state.selected)?.kind));
   $("btn-expand").addEventListener("click", () => state.selected && expand(state.selected).catch(fail));
   $("btn-collapse").addEventListener("click", () => state.selected && collapse(state.selected).catch(fail));
   $("btn-from").addEventListener("click", () => {
@@ -309,7 +312,7 @@ function wire() {
   $("btn-path-clear").addEventListener("click", () => clearPath().catch(fail));
   $("btn-trail").addEventListener("click", async () => {
     const node = view.nodes.get(state.selected) ?? (await fetchNode(state.selected).catch(() => null));
-    if (node) showTrail(node, (n) => openRoot(n.id)).catch(fail);
+    if (node) showTrail(node, (n) => openRoot(n.id, n.kind)).catch(fail);
   });
   $("btn-trail-close").addEventListener("click", hideTrail);
   window.addEventListener("popstate", () => {

@@ -1,6 +1,6 @@
 // The view's state in the URL hash, so a link (or a reload) brings back the same view.
 
-const DIRECTIONS = new Set(["DOWNSTREAM", "UPSTREAM", "BOTH"]);
+const DIRECTIONS = new Set(["AUTO", "DOWNSTREAM", "UPSTREAM", "BOTH"]);
 
 /** The view a URL names: its hash (``#node=…&depth=…&direction=…``), or the query string for links
  *  written by hand (``/?node=…``); ``dir`` is accepted for ``direction``. */
@@ -14,7 +14,7 @@ export function readState(hash = location.hash, search = location.search) {
   return {
     node: q.get("node") || null,
     depth: Number.isFinite(depth) && depth >= 1 && depth <= 10 ? depth : 2,
-    direction: DIRECTIONS.has(dir) ? dir : "DOWNSTREAM",
+    direction: DIRECTIONS.has(dir) ? dir : "AUTO", // none named: by the root's kind (directions.js)
     selected: q.get("sel") || null,
     hidden: (q.get("hide") ?? "").split(",").filter(Boolean),
     pathFrom: q.get("from") || null,
