@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from liubai.lineage.join import join_records
-from liubai.lineage.model import commit_node_id
+from liubai.lineage.model import commit_node_id, repo_node_id
 from liubai.lineage.records import (
     CommitRecord,
     FileAccessRecord,
@@ -29,12 +29,16 @@ LARGE_SHA = "7a1b2c3d4e5f60718293a4b5c6d7e8f901234567"
 LARGE_TRACE = "5d0c1f2e3a4b5c6d7e8f90a1b2c3d4e5"
 SMALL_SHA = "1f2e3d4c5b6a79881726354a5b6c7d8e9f0a1b2c"
 SMALL_TRACE = "6e1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b"
+HISTORY_REPO = "https://git.example.com/platform/history.git"
+HISTORY_DAYS = ("2026-04-27", "2026-04-28", "2026-04-30")
+HISTORY_PER_DAY = 12
 
 
 @dataclass(frozen=True)
 class LargeLineage:
     large_commit: str
     small_commit: str
+    history_repo: str
     processes: int
     files_each: int
     logs: int
@@ -138,15 +142,52 @@ def _chain(sha: str, trace: str, pid0: int, processes: int, files_each: int, log
     return recs
 
 
+def _history() -> list[Record]:
+    """A repository with ``HISTORY_PER_DAY`` commits on each of ``HISTORY_DAYS``, each on the one before."""
+    recs: list[Record] = []
+    parent: tuple[str, ...] = ()
+    for d, day in enumerate(HISTORY_DAYS):
+        for i in range(HISTORY_PER_DAY):
+            sha = f"{d + 1:02d}{i:02d}" + "ab" * 18
+            at = f"{day}T{8 + i:02d}:00:00.000000Z"
+            recs.append(
+                CommitRecord(
+                    repo=HISTORY_REPO,
+                    sha=sha,
+                    parents=parent,
+                    author_name="Ana Ruiz",
+                    author_email="ana@example.com",
+                    authored_at=at,
+                    committer_name="Ana Ruiz",
+                    committer_email="ana@example.com",
+                    committed_at=at,
+                    subject=f"Change {d}.{i}",
+                    message=f"Change {d}.{i}",
+                    changed_paths=("apps/a.yaml",),
+                    branch="main",
+                )
+            )
+            parent = (sha,)
+    return recs
+
+
 def load(store: LineageStore, processes: int = 80, files_each: int = 110, logs: int = 1_114) -> LargeLineage:
     """Fill ``store`` with the large chain and the ~15-node baseline chain."""
     batch = join_records(
         [
             *_chain(LARGE_SHA, LARGE_TRACE, 7000, processes, files_each, logs),
             *_chain(SMALL_SHA, SMALL_TRACE, 9000, 2, 2, 3),
+            *_history(),
         ]
     )
     if batch.rejected:
         raise AssertionError(f"large scenario records rejected: {batch.rejected}")
     store.upsert(batch)
-    return LargeLineage(commit_node_id(LARGE_SHA), commit_node_id(SMALL_SHA), processes, files_each, logs)
+    return LargeLineage(
+        commit_node_id(LARGE_SHA),
+        commit_node_id(SMALL_SHA),
+        repo_node_id(HISTORY_REPO),
+        processes,
+        files_each,
+        logs,
+    )

@@ -209,3 +209,27 @@ def test_timings_beside_the_15_node_baseline(
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "web-timings-10k.txt").write_text(report + "\n")
     ui.assert_clean()
+
+
+def test_a_repositorys_commits_fold_per_day(big: tuple[Ui, large.LargeLineage]) -> None:
+    ui, lineage = big
+    ui.page.goto("about:blank")
+    ui.open(permalink(lineage.history_repo, 1))
+    ui.wait_ready()
+    ui.page.wait_for_function("() => document.querySelectorAll('#node-list [data-node-id]').length > 0")
+    groups = {i["nodeId"]: i for i in listed(ui) if "members" in i}
+    per_day = {g.rsplit("@", 1)[1]: int(i["members"]) for g, i in groups.items() if "::Commit@" in g}
+    singles = [i for i in listed(ui) if i["kind"] == "Commit" and "members" not in i]
+    # A day the column has room for is drawn commit by commit; the others are one aggregate each.
+    assert len(per_day) >= 2 and set(per_day) <= set(large.HISTORY_DAYS)
+    assert set(per_day.values()) == {large.HISTORY_PER_DAY}
+    assert len(singles) + sum(per_day.values()) == len(large.HISTORY_DAYS) * large.HISTORY_PER_DAY
+    day = sorted(per_day)[-1]
+    gid = next(g for g in groups if g.endswith(f"@{day}"))
+    assert groups[gid]["label"].startswith(f"+{large.HISTORY_PER_DAY} commits on {day}")
+    x, y = ui.node_point(gid)
+    wait_reload(ui, lambda: ui.page.mouse.dblclick(x, y))
+    drawn = {i["nodeId"] for i in listed(ui)}
+    prefix = f"commit:{large.HISTORY_DAYS.index(day) + 1:02d}"  # the day's commits (see large._history)
+    assert len([i for i in drawn if i.startswith(prefix)]) == large.HISTORY_PER_DAY and gid not in drawn
+    ui.assert_clean()

@@ -22,7 +22,7 @@ export const edgeKey = (e) => `${e.source}|${e.kind}|${e.target}`;
 /** What an aggregate says on the canvas: how many it holds, and how many more it hides below them. */
 export function groupLabel(g) {
   const what = g.kind === ALL_KINDS ? "more" : kindInfo(g.kind).plural;
-  const head = `+${NUMBER.format(g.members.length)} ${what}`;
+  const head = `+${NUMBER.format(g.members.length)} ${what}${g.day ? ` on ${g.day}` : ""}`;
   return g.hidden ? `${head}\n${NUMBER.format(g.hidden)} below` : head;
 }
 
@@ -123,7 +123,7 @@ export class LineageView {
   openGroup(id) {
     const g = this.groups.get(id);
     if (!g) return false;
-    this.openGroups.add(groupKey(g.parent, g.kind));
+    this.openGroups.add(groupKey(g.parent, g.bucket));
     return true;
   }
 

@@ -15,7 +15,16 @@ export const TOTAL_BUDGET = 80;
 /** An aggregate of every kind of child of one parent. */
 export const ALL_KINDS = "*";
 
-/** The key of an aggregate (and of the user having opened it): its parent and its members' kind. */
+/** Commits fold per day (of their time): a repository's history reads as days, not as one lump. */
+const DAILY = new Set(["Commit"]);
+
+/** What an aggregate of this node is keyed by: its kind, or for daily kinds its kind and day. */
+function bucketOf(node) {
+  const day = DAILY.has(node.kind) && typeof node.time === "string" ? node.time.slice(0, 10) : "";
+  return day ? `${node.kind}@${day}` : node.kind;
+}
+
+/** The key of an aggregate (and of the user having opened it): its parent and its members' bucket. */
 export const groupKey = (parent, kind) => `${parent}::${kind}`;
 export const groupId = (parent, kind) => `group:${groupKey(parent, kind)}`;
 
@@ -58,15 +67,27 @@ export function levelOfDetail({
     const plans = []; // per parent: { parent, byKind: [[kind, members]], folded: [kind, rest][] }
     let cost = 0;
     for (const p of frontier) {
-      const byKind = new Map();
+      let byKind = new Map();
       for (const c of kidsOf(p)) {
-        const k = nodes.get(c).kind;
+        const k = bucketOf(nodes.get(c));
         if (!byKind.has(k)) byKind.set(k, []);
         byKind.get(k).push(c);
       }
+      if ([...byKind.keys()].filter((k) => k.includes("@")).length > levelBudget / 2) {
+        // more days than a column holds: one aggregate per kind instead
+        const merged = new Map();
+        for (const [k, members] of byKind) {
+          const kind = k.split("@")[0];
+          merged.set(kind, [...(merged.get(kind) ?? []), ...members]);
+        }
+        byKind = merged;
+      }
       const plan = { parent: p, singles: [], folds: [] };
       for (const [kind, members] of byKind) {
-        const open = openGroups.has(groupKey(p, kind)) || openGroups.has(groupKey(p, ALL_KINDS));
+        const open =
+          openGroups.has(groupKey(p, kind)) ||
+          openGroups.has(groupKey(p, kind.split("@")[0])) ||
+          openGroups.has(groupKey(p, ALL_KINDS));
         const rest = [];
         for (const m of members) (open || forced.has(m) ? plan.singles : rest).push(m);
         if (rest.length === 1 && (children.get(rest[0]) ?? []).length === 0) plan.singles.push(rest[0]);
@@ -113,7 +134,8 @@ export function levelOfDetail({
         }
         const kinds = new Map();
         for (const m of f.members) kinds.set(nodes.get(m).kind, (kinds.get(nodes.get(m).kind) ?? 0) + 1);
-        groups.set(gid, { parent: pl.parent, kind: f.kind, members: [...f.members].sort(), kinds, below, hidden });
+        const [kind, day = null] = f.kind.split("@");
+        groups.set(gid, { parent: pl.parent, kind, bucket: f.kind, day, members: [...f.members].sort(), kinds, below, hidden });
       }
     }
     total += cost;
