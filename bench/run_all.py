@@ -42,6 +42,7 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
     "span_join": ("span_join.py", ["--spans", "100000"], ["--spans", "20000"]),
     "export_memory": ("export_memory.py", [], ["--sizes", "20000", "200000"]),
     "canonical_json": ("canonical_json.py", ["--facts", "300000"], ["--facts", "30000"]),
+    "ui_scale": ("ui_scale.py", ["--rounds", "3"], ["--rounds", "1"]),
     "k8s_ingest": (
         "k8s_ingest.py",
         ["--pods", "10000"],

@@ -21,6 +21,7 @@ from rich.tree import Tree
 
 from liubai.api.cli.common import console, emit_json, fail, fail_error, printable, store_name, store_session
 from liubai.api.nodes import node_json, node_label, node_time
+from liubai.lineage.directions import auto_directions, describe, lineage_along
 from liubai.lineage.errors import LiubaiError, NotFound
 from liubai.lineage.model import Direction, Edge, EdgeKind, Node, NodeKind
 from liubai.lineage.provenance import Provenance
@@ -48,6 +49,7 @@ _KIND_STYLE = {
 
 
 class DirectionOpt(StrEnum):
+    auto = "auto"
     downstream = "downstream"
     upstream = "upstream"
     both = "both"
@@ -241,8 +243,13 @@ def lineage_cmd(
     ] = 4,
     direction: Annotated[
         DirectionOpt,
-        typer.Option("--direction", help="downstream: what followed from it; upstream: what led to it."),
-    ] = DirectionOpt.downstream,
+        typer.Option(
+            "--direction",
+            help="downstream: what followed from it; upstream: what led to it; both: every edge either way "
+            "at every hop; auto (the default): downstream from a repo or commit, upstream and downstream "
+            "from anything else.",
+        ),
+    ] = DirectionOpt.auto,
     edge_kinds: Annotated[
         list[str] | None,
         typer.Option(
@@ -263,14 +270,18 @@ def lineage_cmd(
         ),
     ] = False,
 ) -> None:
-    """Print what flowed from (or into) a node as a tree.
+    """Print what flowed from (or into) a node as a tree; by default both ways, but from a repo or commit
+    downstream only.
 
     Example: liubai lineage commit:3f2a9c1e8b7d6a5f4e3d2c1b0a9f8e7d6c5b4a39 --depth 3 --direction downstream
     """
     kinds = _edge_kinds(edge_kinds)
     with store_session(ctx, create=False) as store:
         start = _resolve(store, node)
-        sub = store.lineage(start.id, Direction(direction.value), depth, kinds, limit)
+        ways = (
+            auto_directions(start.kind) if direction is DirectionOpt.auto else (Direction(direction.value),)
+        )
+        sub = lineage_along(store, start.id, ways, depth, kinds, limit)
         found = store.provenance([n.id for n in sub.nodes])
     if as_json:
         emit_json(_subgraph_json(sub, found))
@@ -281,7 +292,8 @@ def lineage_cmd(
         console.print(claims)
     console.print(
         Text(
-            f"{len(sub.nodes)} node(s), {len(sub.edges)} edge(s), depth {depth} {direction.value}",
+            f"{len(sub.nodes)} node(s), {len(sub.edges)} edge(s), depth {depth} "
+            + (f"auto: {describe(ways)}" if direction is DirectionOpt.auto else direction.value),
             style="dim",
         )
     )

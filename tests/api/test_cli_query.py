@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from liubai.api.cli.main import app
-from liubai.lineage.model import commit_node_id
+from liubai.lineage.model import Direction, commit_node_id
 from tests.api.conftest import CONFIG_MAPS, HOSTILE_SUBJECT, World
 
 runner = CliRunner()
@@ -55,6 +55,45 @@ def test_lineage_json_and_edge_filter(world: World) -> None:
     graph = json.loads(out)
     assert {n["id"] for n in graph["nodes"]} == {commit_node_id(world.deploy), *world.workloads}
     assert {e["kind"] for e in graph["edges"]} == {"DECLARES"}
+
+
+def _walk(world: World, node: str, *directions: Direction, depth: int = 4) -> set[str]:
+    return {n.id for d in directions for n in world.store.lineage(node, d, depth).nodes}
+
+
+def _lineage_ids(world: World, *args: str) -> tuple[set[str], bool]:
+    code, out, err = _run(world, "lineage", *args, "--json")
+    assert code == 0, err
+    graph = json.loads(out)
+    return {n["id"] for n in graph["nodes"]}, graph["truncated"]
+
+
+def test_lineage_without_a_direction_shows_where_a_log_line_came_from_not_its_whole_trace(
+    world: World,
+) -> None:
+    log = world.logs[0]
+    shown, _ = _lineage_ids(world, log)
+    assert shown == _walk(world, log, Direction.UPSTREAM, Direction.DOWNSTREAM)
+    assert commit_node_id(world.deploy) in shown
+    # BOTH would turn at the trace and list the trace's other lines; auto stays on this line's lineage.
+    cousins = _walk(world, log, Direction.BOTH) - shown
+    assert set(world.logs[1:]) & cousins
+    assert shown.isdisjoint(cousins)
+    assert _lineage_ids(world, log, "--direction", "downstream")[0] == _walk(world, log, Direction.DOWNSTREAM)
+
+
+def test_lineage_without_a_direction_walks_down_from_a_commit(world: World) -> None:
+    shown, _ = _lineage_ids(world, world.deploy)
+    assert shown == _walk(world, commit_node_id(world.deploy), Direction.DOWNSTREAM)
+    code, out, _ = _run(world, "lineage", world.deploy, "--depth", "1")
+    assert code == 0 and out.rstrip().endswith("depth 1 auto: downstream")
+
+
+def test_lineage_both_ways_keeps_to_the_node_limit(world: World) -> None:
+    log = world.logs[0]
+    assert len(_walk(world, log, Direction.UPSTREAM, Direction.DOWNSTREAM)) > 3
+    shown, truncated = _lineage_ids(world, log, "--limit", "3")
+    assert len(shown) == 3 and truncated
 
 
 def test_lineage_errors_are_one_line(world: World) -> None:

@@ -2,9 +2,10 @@
 
 Two chains share one store:
 
-* the *release* chain: commit (with hostile text in its message) -> audit id -> two workloads; the
-  commit triggered a run whose processes (one with a privilege change, one with hostile argv) opened
-  files - one process 800 of them - and log lines (one hostile) carry the audit id and trace;
+* the *release* chain: commit (with hostile text in its message) -> audit id -> two workloads, one of
+  them running a Pod (stamped with the audit id) with one container; the commit triggered a run whose
+  processes (one with a privilege change, one with hostile argv) opened files - one process 800 of
+  them - and log lines (one hostile) carry the audit id and trace;
 * the *bulk* chain: a commit whose run has 40 processes of 49 files each, a lineage of about 2,000 nodes
   that is drawn without any fan-out grouping (49 stays under the grouping limit).
 """
@@ -17,16 +18,20 @@ from liubai.lineage.join import join_records
 from liubai.lineage.model import (
     audit_node_id,
     commit_node_id,
+    container_node_id,
     file_node_id,
     log_node_id,
     parse_audit_id,
+    pod_node_id,
     process_node_id,
 )
 from liubai.lineage.records import (
     CommitRecord,
+    ContainerStatus,
     FileAccessRecord,
     LogRecord,
     ManifestObjectRecord,
+    PodRecord,
     ProcessRecord,
     Record,
     RunRecord,
@@ -43,6 +48,8 @@ PARENT_SHA = "0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c"
 BULK_SHA = "9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a291807"
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 BULK_TRACE = "0af7651916cd43dd8448eb211c80319c"
+POD_UID = "5a1f0c2e-7d9f-4b3a-9c8d-2e4f6a8b0c1d"
+CONTAINER_ID = "c0ffee" * 10 + "0a0b"
 FANOUT_FILES = 800
 BULK_PROCESSES = 40
 BULK_FILES_EACH = 49
@@ -56,6 +63,8 @@ class Scenario:
     release_audit: str = audit_node_id(parse_audit_id(f"git-sha256:{RELEASE_SHA}|trace:{TRACE}"))
     bulk_commit: str = commit_node_id(BULK_SHA)
     workloads: tuple[str, ...] = ("workload:Deployment/prod/api", "workload:Deployment/prod/worker")
+    pod: str = pod_node_id(POD_UID)
+    container: str = container_node_id(CONTAINER_ID)
     release_run: str = f"run:{HOST}:4100:1000000"
     fanout_process: str = process_node_id(HOST, 4103, 1000300)
     privileged_process: str = process_node_id(HOST, 4102, 1000200)
@@ -116,6 +125,29 @@ def release_records() -> list[Record]:
                 document_index=i,
             )
         )
+    recs.append(
+        PodRecord(
+            cluster=None,
+            namespace="prod",
+            name="api-7d9f-x2k4q",
+            uid=POD_UID,
+            observed_at=_ts(40),
+            node_name="node-1",
+            phase="Running",
+            owner_kind="Deployment",
+            owner_name="api",
+            audit_id=audit,
+            created_at=_ts(35),
+            containers=(
+                ContainerStatus(
+                    name="api",
+                    image="registry.example.com/api:2.4",
+                    container_id=f"containerd://{CONTAINER_ID}",
+                    ready=True,
+                ),
+            ),
+        )
+    )
     recs.append(
         RunRecord(
             host=HOST,

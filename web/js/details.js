@@ -3,6 +3,12 @@
 import { $, asText, el, swatch } from "./dom.js";
 import { kindInfo } from "./kinds.js";
 
+// Every node has an audit trail (the server walks up and down from any node) except where the walk has
+// nothing to follow: a trail leaves git history out, so a repository's would be the repository alone.
+const NO_TRAIL = new Map([
+  ["Repo", "A repository has no audit trail of its own (a trail leaves git history out): open one of its commits."],
+]);
+
 export function showDetails(node, group = null) {
   const body = $("details-body");
   const tbody = $("details-props").querySelector("tbody");
@@ -19,8 +25,12 @@ export function showDetails(node, group = null) {
   $("details-kind").replaceChildren(swatch(kindInfo(kind)), el("span", { text: group ? `${kind} group` : kind }));
   if (group) {
     $("details").dataset.nodeId = group.id;
-    $("details-label").textContent = `${group.members.length} ${kindInfo(kind).plural} linked to ${group.parent}`;
+    const what = kind === "*" ? "nodes" : kindInfo(kind).plural;
+    $("details-label").textContent = `${group.members.length} ${what} under ${group.parent || "no drawn node"}`;
     tbody.append(row("members", group.members.slice(0, 200).join("\n") + (group.members.length > 200 ? "\n…" : "")));
+    const count = (m) => [...(m ?? new Map())].map(([k, n]) => `${n} ${kindInfo(k).plural}`).join(", ");
+    if (kind === "*") tbody.append(row("kinds", count(group.kinds)));
+    if (group.hidden) tbody.append(row("below them", count(group.below)));
     setButtons({ group: true });
     return;
   }
@@ -29,7 +39,7 @@ export function showDetails(node, group = null) {
   tbody.append(row("id", node.id), row("time", node.time), row("placeholder", node.placeholder));
   const props = node.properties ?? {};
   for (const key of Object.keys(props).sort()) tbody.append(row(key, props[key]));
-  setButtons({ group: false, trail: ["Commit", "AuditRecord", "Trace"].includes(node.kind) });
+  setButtons({ group: false, noTrail: NO_TRAIL.get(node.kind) ?? "" });
 }
 
 /** A stored edge: its real direction (source -kind-> target) and its properties. */
@@ -46,15 +56,17 @@ export function showEdgeDetails(edge) {
   const props = edge.properties ?? {};
   for (const key of Object.keys(props).sort()) tbody.append(row(key, props[key]));
   for (const id of ["btn-focus", "btn-from", "btn-to", "btn-trail", "btn-expand", "btn-collapse"]) $(id).disabled = true;
+  $("btn-trail").title = "";
 }
 
 function row(key, value) {
   return el("tr", { attrs: { "data-key": key } }, [el("th", { text: key }), el("td", { text: asText(value) })]);
 }
 
-function setButtons({ group, trail = false }) {
+function setButtons({ group, noTrail = "" }) {
   for (const id of ["btn-focus", "btn-from", "btn-to"]) $(id).disabled = group;
-  $("btn-trail").disabled = group || !trail;
+  $("btn-trail").disabled = group || !!noTrail;
+  $("btn-trail").title = group ? "" : noTrail;
   $("btn-expand").disabled = false;
   $("btn-collapse").disabled = group;
 }

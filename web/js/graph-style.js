@@ -28,8 +28,10 @@ export function graphStyle() {
     {
       selector: "node.fanout",
       style: {
-        width: 96,
-        height: 28,
+        width: 150,
+        height: 34,
+        "text-wrap": "wrap",
+        "text-max-width": 144,
         "background-opacity": 0.18,
         "border-width": 2,
         "border-color": "data(color)",

@@ -1,22 +1,30 @@
-// The lineage graph view: what the server returned, what is shown of it (kind filters, fan-out groups,
-// expansions), and the Cytoscape canvas that draws it left to right along the flow.
+// The lineage graph view: what the server returned, what is shown of it (kind filters, level-of-detail
+// aggregates, expansions), and the Cytoscape canvas that draws it left to right along the flow.
 
 import cytoscape from "../vendor/cytoscape/cytoscape.esm.min.js";
 import cytoscapeDagre from "../vendor/cytoscape-dagre/cytoscape-dagre.esm.min.js";
 import { FLOW_REVERSED, KINDS, kindInfo } from "./kinds.js";
 import { graphStyle } from "./graph-style.js";
 import { treePositions } from "./layout.js";
+import { ALL_KINDS, groupKey, levelOfDetail } from "./lod.js";
 
 cytoscape.use(cytoscapeDagre);
 
-/** More same-kind leaf neighbours than this are drawn as one "+N files" node. */
-export const FANOUT_LIMIT = 50;
 /** Above this many visible nodes dagre gets slow; the linear-time tree layout of layout.js takes over. */
 const DAGRE_LIMIT = 500;
+/** Fit must show the whole graph at any size: 10,000 opened nodes need far less than Cytoscape's 1e-1. */
+const MIN_ZOOM = 1e-4;
 const KIND_ORDER = new Map(KINDS.map((k, i) => [k.kind, i]));
+const NUMBER = new Intl.NumberFormat("en");
 
 export const edgeKey = (e) => `${e.source}|${e.kind}|${e.target}`;
-const groupId = (parent, kind) => `group:${parent}::${kind}`;
+
+/** What an aggregate says on the canvas: how many it holds, and how many more it hides below them. */
+export function groupLabel(g) {
+  const what = g.kind === ALL_KINDS ? "more" : kindInfo(g.kind).plural;
+  const head = `+${NUMBER.format(g.members.length)} ${what}${g.day ? ` on ${g.day}` : ""}`;
+  return g.hidden ? `${head}\n${NUMBER.format(g.hidden)} below` : head;
+}
 
 function shortLabel(text, max = 42) {
   const flat = String(text ?? "").replace(/\s+/g, " ");
@@ -24,7 +32,9 @@ function shortLabel(text, max = 42) {
 }
 
 export class LineageView {
-  constructor(container, handlers) {
+  /** ``webgl``: Cytoscape's WebGL node renderer instead of the 2D canvas (see docs/performance.md, ui_scale,
+   *  for why canvas stays the default). */
+  constructor(container, handlers, { webgl = false } = {}) {
     this.container = container;
     this.handlers = handlers; // onSelect, onSelectEdge, onExpand, onPathPick, onViewChange
     this.nodes = new Map(); // id -> API node
@@ -33,23 +43,26 @@ export class LineageView {
     this.rootId = null;
     this.truncated = false;
     this.hiddenKinds = new Set();
-    this.openGroups = new Set(); // "<parent>::<kind>" fan-outs the user expanded
+    this.openGroups = new Set(); // "<parent>::<kind>" aggregates the user opened
     this.addedBy = new Map(); // expander id -> Set of node ids its expansion brought in
     this.path = { nodes: [], edges: new Set() };
-    this.groups = new Map(); // group id -> { parent, kind, members }
+    this.groups = new Map(); // group id -> { parent, kind, members, kinds, below, hidden }
+    this.pinned = new Set(); // drawn one by one whatever the level of detail (e.g. a permalink's selection)
     this.cy = cytoscape({
       container,
       style: graphStyle(),
-      minZoom: 0.05,
+      minZoom: MIN_ZOOM,
       maxZoom: 4,
       boxSelectionEnabled: false,
       hideEdgesOnViewport: false,
       textureOnViewport: true,
+      ...(webgl ? { renderer: { name: "canvas", webgl: true } } : {}),
     });
+    container.dataset.renderer = webgl ? "webgl" : "canvas";
     this.cy.on("tap", "node", (evt) => {
       const id = evt.target.id();
       if (evt.originalEvent && evt.originalEvent.shiftKey) this.handlers.onPathPick?.(id);
-      else this.handlers.onSelect?.(id);
+      else this.handlers.onSelect?.(id, evt.originalEvent?.timeStamp);
     });
     this.cy.on("tap", "edge", (evt) => this.handlers.onSelectEdge?.(this.edges.get(evt.target.id()) ?? null));
     this.cy.on("tap", (evt) => {
@@ -106,12 +119,26 @@ export class LineageView {
     return this.groups.get(id);
   }
 
-  /** Show every member of a fan-out group. */
+  /** Show every member of an aggregate one by one (their own children may fold again). */
   openGroup(id) {
     const g = this.groups.get(id);
     if (!g) return false;
-    this.openGroups.add(`${g.parent}::${g.kind}`);
+    this.openGroups.add(groupKey(g.parent, g.bucket));
     return true;
+  }
+
+  /** The opened aggregates, as a permalink keeps them. */
+  openedGroups() {
+    return [...this.openGroups].sort();
+  }
+
+  setOpenGroups(keys) {
+    this.openGroups = new Set(keys);
+  }
+
+  /** Nodes drawn one by one whatever the level of detail; their way from the root is drawn too. */
+  setPinned(ids) {
+    this.pinned = new Set(ids.filter(Boolean));
   }
 
   /** Undo expansions around a node: re-group its fan-outs, drop what expanding it brought in, or
@@ -182,44 +209,32 @@ export class LineageView {
     return [...this.nodes.values()].filter((n) => !this.hiddenKinds.has(n.kind)).length;
   }
 
-  /** Work out what to draw: filtered kinds out, large fan-outs folded into group nodes. */
+  /** Work out what to draw: filtered kinds out, the rest by level of detail (lod.js). */
   #computeView() {
     const pathSet = new Set(this.path.nodes);
-    const shown = new Set();
+    const shown = new Map();
     for (const n of this.nodes.values()) {
-      if (!this.hiddenKinds.has(n.kind) || pathSet.has(n.id) || n.id === this.rootId) shown.add(n.id);
+      if (!this.hiddenKinds.has(n.kind) || pathSet.has(n.id) || n.id === this.rootId) shown.set(n.id, n);
     }
-    const adj = this.#adjacency(shown);
-    const groups = new Map();
-    const grouped = new Map(); // member id -> group id
-    for (const [parent, nbs] of adj) {
-      if (grouped.has(parent)) continue;
-      const byKind = new Map();
-      for (const nb of nbs) {
-        if (nb === this.rootId || pathSet.has(nb) || grouped.has(nb) || adj.get(nb).size !== 1) continue;
-        const kind = this.nodes.get(nb).kind;
-        if (!byKind.has(kind)) byKind.set(kind, []);
-        byKind.get(kind).push(nb);
-      }
-      for (const [kind, members] of byKind) {
-        if (members.length <= FANOUT_LIMIT || this.openGroups.has(`${parent}::${kind}`)) continue;
-        const gid = groupId(parent, kind);
-        members.sort();
-        groups.set(gid, { parent, kind, members });
-        members.forEach((m) => grouped.set(m, gid));
-      }
-    }
-    this.groups = groups;
-    return { shown, grouped, groups };
+    const pinned = new Set([...pathSet, ...[...this.pinned].filter((id) => shown.has(id))]);
+    const lod = levelOfDetail({
+      nodes: shown,
+      adjacency: this.#adjacency(new Set(shown.keys())),
+      rootId: this.rootId,
+      pinned,
+      openGroups: this.openGroups,
+      kindOrder: KIND_ORDER,
+    });
+    this.groups = lod.groups;
+    return { shown, ...lod };
   }
 
   /** Redraw from the model and lay it out; resolves once the first frame of the new layout is drawn. */
   render() {
-    const { shown, grouped, groups } = this.#computeView();
+    const { drawn, groups, rep } = this.#computeView();
     const pathSet = new Set(this.path.nodes);
     const elements = [];
-    for (const id of shown) {
-      if (grouped.has(id)) continue;
+    for (const id of drawn) {
       const n = this.nodes.get(id);
       const info = kindInfo(n.kind);
       const classes = [];
@@ -236,18 +251,16 @@ export class LineageView {
       const info = kindInfo(g.kind);
       elements.push({
         group: "nodes",
-        data: { id: gid, kind: g.kind, label: `+${g.members.length} ${info.plural}`, color: info.color, shape: "round-rectangle" },
+        data: { id: gid, kind: g.kind, label: groupLabel(g), color: info.color, shape: "round-rectangle", members: g.members.length, hidden: g.hidden },
         classes: ["fanout"],
       });
     }
     const seenGroupEdges = new Set();
     for (const [key, e] of this.edges) {
-      if (!shown.has(e.source) || !shown.has(e.target)) continue;
       const reversed = FLOW_REVERSED.has(e.kind);
-      let src = reversed ? e.target : e.source;
-      let dst = reversed ? e.source : e.target;
-      src = grouped.get(src) ?? src;
-      dst = grouped.get(dst) ?? dst;
+      const src = rep.get(reversed ? e.target : e.source);
+      const dst = rep.get(reversed ? e.source : e.target);
+      if (src === undefined || dst === undefined || src === dst) continue;
       let id = key;
       if (src.startsWith("group:") || dst.startsWith("group:")) {
         id = `${src}|${e.kind}|${dst}`;
@@ -295,7 +308,8 @@ export class LineageView {
           rankDir: "LR",
           nodeSep: 14,
           edgeSep: 8,
-          rankSep: 120,
+          rankSep: 90,
+          nodeDimensionsIncludeLabels: true,
           animate: false,
           fit: false,
         });
@@ -345,9 +359,35 @@ export class LineageView {
     return this.cy.zoom();
   }
 
-  /** The drawn nodes, for the keyboard-accessible list beside the canvas. */
-  drawnNodes() {
-    return this.cy.nodes().map((n) => ({ id: n.id(), kind: n.data("kind"), label: n.data("label") }));
+  /** The drawn nodes for the keyboard-accessible list beside the canvas: those in sight first, each with
+   *  its spot and, for the first ``withBoxes``, its label's box when the label is drawn at this zoom
+   *  (Cytoscape leaves out labels smaller than ``min-zoomed-font-size``). */
+  drawnNodes(withBoxes = Infinity) {
+    const w = this.cy.width();
+    const h = this.cy.height();
+    const zoom = this.cy.zoom();
+    const listed = this.cy.nodes().map((n) => {
+      const p = n.renderedPosition();
+      const inView = p.x >= 0 && p.y >= 0 && p.x <= w && p.y <= h;
+      return { n, id: n.id(), kind: n.data("kind"), label: n.data("label"), x: Math.round(p.x), y: Math.round(p.y), inView };
+    });
+    listed.sort((a, b) => Number(b.inView) - Number(a.inView));
+    return listed.map((item, i) => {
+      const { n, ...rest } = item;
+      let labelBox = null;
+      if (i < withBoxes && rest.label && n.pstyle("font-size").pfValue * zoom >= n.pstyle("min-zoomed-font-size").pfValue) {
+        const b = n.renderedBoundingBox({ includeNodes: false, includeEdges: false, includeLabels: true });
+        labelBox = [b.x1, b.y1, b.x2, b.y2].map(Math.round);
+      }
+      return { ...rest, labelBox, members: n.data("members") ?? null, hidden: n.data("hidden") ?? null };
+    });
+  }
+
+  /** The box all drawn elements take, in pixels of the canvas (what Fit must bring into sight). */
+  renderedExtent() {
+    if (this.cy.elements().empty()) return null;
+    const b = this.cy.elements().renderedBoundingBox();
+    return [b.x1, b.y1, b.x2, b.y2].map(Math.round);
   }
 
   #scheduleViewChange(now = false) {

@@ -1,7 +1,8 @@
 // Wires the page together: URL state, search, controls, graph view, details, path and audit trail.
 
-import { fetchLineage, fetchNeighbors, fetchNode, fetchPath, fetchStats } from "./api.js";
+import { fetchNeighbors, fetchNode, fetchPath, fetchStats } from "./api.js";
 import { showDetails, showEdgeDetails } from "./details.js";
+import { AUTO, autoLabel, fetchView, rememberKind } from "./directions.js";
 import { $, el, swatch } from "./dom.js";
 import { LineageView } from "./graph.js";
 import { KINDS, kindInfo } from "./kinds.js";
@@ -25,12 +26,12 @@ function fail(err) {
 }
 
 const view = new LineageView(graphEl, {
-  onSelect: (id) => select(id),
+  onSelect: (id, since) => select(id, { since }),
   onSelectEdge: (edge) => showEdgeDetails(edge),
   onExpand: (id) => expand(id).catch(fail),
   onPathPick: (id) => pickPathEnd(id),
   onViewChange: () => refreshNodeList(),
-});
+}, { webgl: new URLSearchParams(location.search).get("renderer") === "webgl" });
 
 function save(push = false) {
   writeState(state, push);
@@ -54,7 +55,7 @@ async function loadRoot({ push = false } = {}) {
     return;
   }
   try {
-    const lineage = await fetchLineage(state.node, state.direction, state.depth);
+    const { lineage, used } = await fetchView(state.node, state.direction, state.depth);
     if (seq !== loadSeq) return;
     if (!lineage.nodes.some((n) => n.id === state.node)) {
       // The server also accepts a sha prefix or a raw audit id; the node at 0 hops is what it resolved to.
@@ -73,6 +74,8 @@ async function loadRoot({ push = false } = {}) {
     }
     const fetched = performance.now();
     view.load(lineage, state.node);
+    view.setOpenGroups(state.open);
+    view.setPinned([state.selected]);
     let pathError = null;
     if (state.pathFrom && state.pathTo) {
       try {
@@ -94,6 +97,7 @@ async function loadRoot({ push = false } = {}) {
       `${lineage.nodes.length} nodes, ${lineage.edges.length} edges` +
         (shown !== lineage.nodes.length ? ` (${shown} drawn)` : "") +
         (lineage.truncated ? " — truncated by the server's limit" : "") +
+        (state.direction === AUTO ? ` · ${autoLabel(used)}` : "") +
         ` · ${Math.round(drawn - started)} ms`,
     );
     if (pathError) status(`Path not shown: ${pathError.message}`, "error");
@@ -118,14 +122,15 @@ async function redraw() {
 
 function refreshNodeList() {
   graphEl.dataset.zoom = view.zoom().toFixed(3);
+  graphEl.dataset.extent = (view.renderedExtent() ?? []).join(",");
   const list = $("node-list");
-  const nodes = view.drawnNodes();
+  const nodes = view.drawnNodes(NODE_LIST_MAX);
   const items = nodes.slice(0, NODE_LIST_MAX).map((n) => {
-    const pos = view.renderedPosition(n.id);
-    const button = el("button", {
-      cls: "node-item",
-      attrs: { type: "button", "data-node-id": n.id, "data-kind": n.kind, "data-x": pos?.x ?? "", "data-y": pos?.y ?? "" },
-    }, [swatch(kindInfo(n.kind)), el("span", { text: n.label })]);
+    const attrs = { type: "button", "data-node-id": n.id, "data-kind": n.kind, "data-x": n.x, "data-y": n.y };
+    if (n.labelBox) attrs["data-label-box"] = n.labelBox.join(",");
+    if (n.members !== null) attrs["data-members"] = n.members;
+    if (n.hidden !== null) attrs["data-hidden"] = n.hidden;
+    const button = el("button", { cls: "node-item", attrs }, [swatch(kindInfo(n.kind)), el("span", { text: n.label })]);
     button.addEventListener("click", () => select(n.id));
     button.addEventListener("dblclick", () => expand(n.id).catch(fail));
     return el("li", {}, [button]);
@@ -136,7 +141,9 @@ function refreshNodeList() {
 
 // ---------------------------------------------------------------- selection, expansion, path
 
-async function select(id, { keepUrl = false } = {}) {
+/** ``since``: when the click that asked for it happened; the time until the details are painted is kept
+ *  on the graph (data-select-ms) for the UI benchmark. */
+async function select(id, { keepUrl = false, since = null } = {}) {
   state.selected = id;
   view.select(id);
   graphEl.dataset.selected = id ?? "";
@@ -150,15 +157,20 @@ async function select(id, { keepUrl = false } = {}) {
     return;
   }
   const node = view.nodes.get(id) ?? (await fetchNode(id).catch(() => null));
-  if (node && state.selected === id) showDetails(node);
+  if (node && state.selected === id) {
+    showDetails(node);
+    if (since !== null) requestAnimationFrame(() => { graphEl.dataset.selectMs = String(Math.round(performance.now() - since)); });
+  }
 }
 
 async function expand(id) {
   if (view.isGroup(id)) {
     const g = view.group(id);
     view.openGroup(id);
+    state.open = view.openedGroups();
+    save();
     await redraw();
-    status(`Showing all ${g.members.length} ${kindInfo(g.kind).plural} of ${g.parent}.`);
+    status(`Showing all ${g.members.length} ${g.kind === "*" ? "nodes" : kindInfo(g.kind).plural} under ${g.parent}.`);
     return;
   }
   status(`Expanding ${id}…`);
@@ -170,6 +182,8 @@ async function expand(id) {
 
 async function collapse(id) {
   const removed = view.collapse(id);
+  state.open = view.openedGroups();
+  save();
   await redraw();
   status(removed > 0 ? `Collapsed ${id}: ${removed} nodes hidden.` : `Nothing to collapse around ${id}.`);
 }
@@ -243,7 +257,7 @@ function buildLegendAndFilters() {
   legend.append(
     el("li", { cls: "legend-note", text: "dashed outline: placeholder (named, not yet ingested)" }),
     el("li", { cls: "legend-note", text: "dashed edge: stored against the flow (arrow shows the stored direction)" }),
-    el("li", { cls: "legend-note", text: "+N node: a large fan-out, double-click to open" }),
+    el("li", { cls: "legend-note", text: "+N node: N folded nodes of a kind (and what lies below them); double-click to open" }),
   );
 }
 
@@ -255,8 +269,9 @@ function syncControls() {
   showPathEnds();
 }
 
-function openRoot(id) {
-  state = { ...state, node: id, selected: id, pathFrom: null, pathTo: null };
+function openRoot(id, kind = null) {
+  rememberKind(id, kind); // auto picks its walks by the root's kind
+  state = { ...state, node: id, selected: id, pathFrom: null, pathTo: null, open: [] };
   showPathEnds();
   showPathList(null);
   hideTrail();
@@ -264,7 +279,7 @@ function openRoot(id) {
 }
 
 function wire() {
-  new SearchBox($("search-input"), $("search-results"), { onPick: (node) => openRoot(node.id), onError: fail });
+  new SearchBox($("search-input"), $("search-results"), { onPick: (node) => openRoot(node.id, node.kind), onError: fail });
   $("depth").addEventListener("change", () => {
     const d = Number.parseInt($("depth").value, 10);
     if (!Number.isFinite(d) || d < 1 || d > 10) {
@@ -280,7 +295,7 @@ function wire() {
   });
   $("btn-fit").addEventListener("click", () => view.fit());
   $("btn-relayout").addEventListener("click", () => view.layout());
-  $("btn-focus").addEventListener("click", () => state.selected && openRoot(state.selected));
+  $("btn-focus").addEventListener("click", () => state.selected && openRoot(state.selected, view.nodes.get(state.selected)?.kind));
   $("btn-expand").addEventListener("click", () => state.selected && expand(state.selected).catch(fail));
   $("btn-collapse").addEventListener("click", () => state.selected && collapse(state.selected).catch(fail));
   $("btn-from").addEventListener("click", () => {
@@ -297,7 +312,7 @@ function wire() {
   $("btn-path-clear").addEventListener("click", () => clearPath().catch(fail));
   $("btn-trail").addEventListener("click", async () => {
     const node = view.nodes.get(state.selected) ?? (await fetchNode(state.selected).catch(() => null));
-    if (node) showTrail(node, (n) => openRoot(n.id)).catch(fail);
+    if (node) showTrail(node, (n) => openRoot(n.id, n.kind)).catch(fail);
   });
   $("btn-trail-close").addEventListener("click", hideTrail);
   window.addEventListener("popstate", () => {

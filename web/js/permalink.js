@@ -1,22 +1,25 @@
 // The view's state in the URL hash, so a link (or a reload) brings back the same view.
 
-const DIRECTIONS = new Set(["DOWNSTREAM", "UPSTREAM", "BOTH"]);
+const DIRECTIONS = new Set(["AUTO", "DOWNSTREAM", "UPSTREAM", "BOTH"]);
 
 /** The view a URL names: its hash (``#node=…&depth=…&direction=…``), or the query string for links
  *  written by hand (``/?node=…``); ``dir`` is accepted for ``direction``. */
 export function readState(hash = location.hash, search = location.search) {
   const q = new URLSearchParams(search);
-  for (const [k, v] of new URLSearchParams(hash.replace(/^#/, ""))) q.set(k, v);
+  const h = new URLSearchParams(hash.replace(/^#/, ""));
+  for (const k of new Set(h.keys())) q.delete(k); // the hash wins, and keeps repeated keys (open=…&open=…)
+  for (const [k, v] of h) q.append(k, v);
   const depth = Number.parseInt(q.get("depth") ?? "", 10);
   const dir = (q.get("direction") ?? q.get("dir") ?? "").toUpperCase();
   return {
     node: q.get("node") || null,
     depth: Number.isFinite(depth) && depth >= 1 && depth <= 10 ? depth : 2,
-    direction: DIRECTIONS.has(dir) ? dir : "DOWNSTREAM",
+    direction: DIRECTIONS.has(dir) ? dir : "AUTO", // none named: by the root's kind (directions.js)
     selected: q.get("sel") || null,
     hidden: (q.get("hide") ?? "").split(",").filter(Boolean),
     pathFrom: q.get("from") || null,
     pathTo: q.get("to") || null,
+    open: q.getAll("open").filter(Boolean), // opened aggregates, "<parent>::<kind>"
   };
 }
 
@@ -30,6 +33,7 @@ export function writeState(state, push = false) {
   if (state.hidden.length) q.set("hide", state.hidden.join(","));
   if (state.pathFrom) q.set("from", state.pathFrom);
   if (state.pathTo) q.set("to", state.pathTo);
+  for (const key of state.open ?? []) q.append("open", key);
   const url = `${location.pathname}#${q}`; // the hash alone carries the view from here on
   if (url === `${location.pathname}${location.search}${location.hash}`) return;
   if (push) history.pushState(null, "", url);

@@ -1,4 +1,4 @@
-// The audit trail table: everything linked to an audit id, commit or trace, in time order.
+// The audit trail table: everything linked to the picked node (where it came from, what followed), in time order.
 
 import { download, fetchAuditTrail } from "./api.js";
 import { authHeaders } from "./auth.js";
