@@ -98,14 +98,18 @@ class Renderer:
     def _render(self, sha: str, d: Deployer) -> RenderResult:
         if self._type(sha, d.path) != "tree":
             return RenderResult(None, frozenset(), f"{d.label}: path {d.path or '.'} is not in the tree")
-        inputs = frozenset(self._inputs(sha, d.path))
         with tempfile.TemporaryDirectory(prefix="liubai-render-") as tmp:
             root = Path(tmp)
-            # only what the render reads: a tree's other folders would cost more to write than to render
-            spec = [] if "" in inputs else ["--", *sorted(inputs)]
-            data = self.repo.git.archive("--format=tar", sha, *spec, stdout_as_string=False)
-            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-                tar.extractall(root, filter="data")
+            try:
+                inputs = frozenset(self._inputs(sha, d.path))
+                # only what the render reads: a tree's other folders cost more to write than to render
+                spec = [] if "" in inputs else ["--", *sorted(inputs)]
+                data = self.repo.git.archive("--format=tar", sha, *spec, stdout_as_string=False)
+                with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                    tar.extractall(root, filter="data")
+            except (git.GitCommandError, tarfile.TarError) as exc:
+                # a blob or tree missing from a partial mirror: this render only, never the ingest
+                return RenderResult(None, frozenset(), f"{d.label}: cannot read {d.path or '.'}: {_why(exc)}")
             target = root / d.path
             if d.helm or (target / "Chart.yaml").is_file():
                 text, problem = self._helm(target, d)
@@ -193,6 +197,14 @@ class Renderer:
                     return None, problem
                 parts.append(text)
         return "\n---\n".join(parts), ""
+
+
+def _why(exc: Exception) -> str:
+    """git's own "fatal:"/"error:" line for a failed git command, else the error's text, on one line."""
+    text = str(exc.stderr) if isinstance(exc, git.GitCommandError) else str(exc)
+    lines = [ln.strip().strip("'\"").removeprefix("stderr:").strip() for ln in text.splitlines()]
+    said = [ln for ln in lines if ln.startswith(("fatal:", "error:"))] or [ln for ln in lines if ln]
+    return " ".join((said[0] if said else type(exc).__name__).split())[:300]
 
 
 def _run(cmd: list[str], d: Deployer, what: str) -> tuple[str | None, str]:
