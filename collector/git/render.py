@@ -213,6 +213,8 @@ def _run(cmd: list[str], d: Deployer, what: str) -> tuple[str | None, str]:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=_TIMEOUT_S, env=env, check=False)
     except subprocess.TimeoutExpired:
         return None, f"{d.label}: {what} took more than {_TIMEOUT_S} s"
+    except OSError as exc:  # e.g. LIUBAI_HELM naming a file that is not there, or not executable
+        return None, f"{d.label}: cannot run {what} ({cmd[0]}): {exc.strerror or exc}"
     if done.returncode != 0:
         detail = " ".join(done.stderr.split())[:300] or f"exit status {done.returncode}"
         return None, f"{d.label}: {what} failed at {d.path or '.'}: {detail}"

@@ -292,3 +292,23 @@ def test_argo_destination_namespace_fills_only_objects_without_one(
         "workload:Application/argocd/web": (False, ""),
         "workload:Application/argocd/overlay": (False, ""),
     }
+
+
+def test_a_renderer_that_cannot_start_is_a_notice(
+    tmp_path: Path, store: LineageStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LIUBAI_HELM naming no file: the chart is not rendered (a notice), the ingest goes on."""
+    monkeypatch.setenv("LIUBAI_HELM", str(tmp_path / "no-such-helm"))
+    repo = GitRepoBuilder(tmp_path / "r")
+    repo.write("charts/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n")
+    repo.write("charts/web/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n")
+    repo.write("argo/web.yaml", _app("web", "https://example.invalid/gitops.git", "charts/web"))
+    sha = repo.commit("a chart through argo")
+    repo.write("raw.yaml", _cm("raw"))
+    after = repo.commit("a raw manifest")
+    summary = run_ingest(store, repo.path, render=True)
+    assert summary.commits == 2
+    assert [n.location for n in summary.notices] == [f"{sha[:12]}:argo/web.yaml"]
+    assert "cannot run helm template" in summary.notices[0].message
+    assert _declares(store, sha) == {"workload:Application/argocd/web": (False, "")}
+    assert _declares(store, after) == {"workload:ConfigMap/default/raw": (False, "")}
