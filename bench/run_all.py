@@ -6,7 +6,7 @@ answers, the Kubernetes client's raw list and watch reads, untraced and strace'd
 ``strace -f true`` beside ``liubai trace -- true``), and the git and log benches also show the floor
 their targets sit on (PyYAML's event parse, SQLite alone with rows built beforehand). Each script can also run alone; its last output line is JSON.
 
-Example: .venv/bin/python bench/run_all.py            (full sizes, ~15-25 min on 2 cores)
+Example: .venv/bin/python bench/run_all.py            (full sizes, ~20-30 min on 2 cores)
          .venv/bin/python bench/run_all.py --quick    (small sizes, a few minutes)
 """
 
@@ -36,6 +36,11 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
         ["--seconds", "11", "--rounds", "1"],
     ),
     "git_ingest": ("git_ingest.py", ["--commits", "5000"], ["--commits", "1000"]),
+    "git_history": (
+        "git_history.py",
+        [],  # its defaults: the large-repository shape (15,000 commits, 100 apps, 10 overlaid)
+        ["--commits", "2000", "--apps", "30", "--overlaid", "3", "--no-verify"],
+    ),
     "log_ingest": ("log_ingest.py", ["--records", "100000", "--scale", "1000000"], ["--records", "20000"]),
     "otlp_ingest": ("otlp_ingest.py", ["--records", "100000"], ["--records", "20000"]),
     "log_layout": ("log_layout.py", ["--records", "100000"], ["--records", "20000"]),

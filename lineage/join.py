@@ -115,6 +115,10 @@ def _commit(batch: GraphBatch, c: CommitRecord) -> None:
 
 
 def _manifest_object(batch: GraphBatch, m: ManifestObjectRecord) -> None:
+    """The object a commit declares, and the DECLARES edge from the commit. The repository is a fact of
+    the declaration (the edge), not of the object: without ``--cluster`` two repositories declaring one
+    object share its node, and a ``repo`` on the node would be whichever repository was ingested last
+    (a node's properties merge by "new values win")."""
     wid = workload_node_id(m.kind, m.namespace, m.name, m.cluster)
     cid = commit_node_id(m.commit)
     batch.add_node(
@@ -125,7 +129,6 @@ def _manifest_object(batch: GraphBatch, m: ManifestObjectRecord) -> None:
             "namespace": m.namespace,
             "name": m.name,
             "manifest_path": m.path,
-            "repo": m.repo,
             "generate_name": True if m.generate_name else None,
             "placeholders": list(m.placeholders) or None,
         },
@@ -133,7 +136,7 @@ def _manifest_object(batch: GraphBatch, m: ManifestObjectRecord) -> None:
     batch.add_node(cid, {"sha": m.commit.lower()}, placeholder=True)
     # with_render is always written: re-reading the history in the other mode overwrites it (merge keeps
     # a value that is not written), and the declared view skips what the current mode did not write
-    edge: dict[str, Any] = {"path": m.path, "deleted": m.deleted, "with_render": m.with_render}
+    edge: dict[str, Any] = {"path": m.path, "deleted": m.deleted, "with_render": m.with_render, "repo": m.repo}
     if m.rendered_by:
         edge["rendered_by"] = m.rendered_by
     batch.add_edge(cid, EdgeKind.DECLARES, wid, edge)

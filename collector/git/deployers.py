@@ -3,24 +3,45 @@ objects found in its manifests, each with the path it renders and the namespace 
 
 Only what rendering needs is read: the path, Flux ``targetNamespace`` and ``postBuild.substitute``,
 Argo CD ``destination.namespace`` and a local Helm source (``helm`` block, or a chart at the path).
-An Application whose source is another repository (``repoURL`` not this one) is not rendered here.
+An Application whose source is another repository (its ``repoURL`` is none of this repository's
+remote URLs, compared by ``repository_key``) is not rendered here; where this repository has no URL
+(a local clone without remotes) there is nothing to compare, and every Application is rendered.
 """
 
 from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
-__all__ = ["Deployer", "find_deployers", "substitute"]
+__all__ = ["Deployer", "find_deployers", "repository_key", "substitute"]
 
 _FLUX_GROUP = "kustomize.toolkit.fluxcd.io/"
 _ARGO_GROUP = "argoproj.io/"
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::=([^}]*))?\}")
+_SCP_LIKE = re.compile(r"^(?:[^@/:]+@)?([^/:]+):(?!//)(.*)$")  # git@host:owner/repo.git
+
+
+def repository_key(url: str) -> str:
+    """What names one repository whatever the URL's form: host and path, lower-cased (as Argo CD
+    compares them), without scheme, user, port, ``.git`` suffix or trailing slash, so
+    ``git@github.com:Org/App.git``, ``ssh://git@github.com:22/org/app`` and
+    ``https://github.com/org/app/`` are one repository."""
+    text = url.strip()
+    scp = None if "://" in text else _SCP_LIKE.match(text)
+    if scp is not None:
+        host, path = scp.group(1), scp.group(2)
+    else:
+        parts = urlsplit(text)
+        host, path = parts.hostname or "", parts.path
+    path = path.strip("/")
+    path = path.removesuffix(".git").rstrip("/")
+    return f"{host}/{path}".lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,15 +94,24 @@ def _flux(doc: Mapping[str, Any], ns: str, name: str, manifest: str) -> Deployer
     )
 
 
-def _argo(doc: Mapping[str, Any], ns: str, name: str, manifest: str) -> Deployer | None:
+def _is_own(source: Mapping[str, Any], own: Collection[str]) -> bool:
+    """Whether a source is this repository: its ``repoURL`` is one of ``own`` (repository keys); with
+    no key to compare (``own`` empty), any source is taken for this repository's."""
+    url = source.get("repoURL")
+    return not own or (isinstance(url, str) and repository_key(url) in own)
+
+
+def _argo(doc: Mapping[str, Any], ns: str, name: str, manifest: str, own: Collection[str]) -> Deployer | None:
     spec = doc.get("spec") if isinstance(doc.get("spec"), Mapping) else {}
     assert isinstance(spec, Mapping)
     source = spec.get("source")
     if not isinstance(source, Mapping):
         sources = spec.get("sources")
-        source = next((s for s in sources or [] if isinstance(s, Mapping) and "path" in s), None)
-    if not isinstance(source, Mapping) or source.get("chart"):
-        return None  # a chart from a Helm repository: not in this repository
+        source = next(
+            (s for s in sources or [] if isinstance(s, Mapping) and "path" in s and _is_own(s, own)), None
+        )
+    if not isinstance(source, Mapping) or source.get("chart") or not _is_own(source, own):
+        return None  # a chart from a Helm repository, or another repository: not rendered from this one
     path = _path(source.get("path"))
     if path is None:
         return None
@@ -108,9 +138,10 @@ def _argo(doc: Mapping[str, Any], ns: str, name: str, manifest: str) -> Deployer
     )
 
 
-def find_deployers(text: str, manifest: str) -> list[Deployer]:
+def find_deployers(text: str, manifest: str, own: Collection[str] = ()) -> list[Deployer]:
     """The Flux Kustomizations and Argo CD Applications a manifest declares; a file that does not parse
-    declares none (the manifest parser rejects it with the reason)."""
+    declares none (the manifest parser rejects it with the reason). ``own``: this repository's
+    ``repository_key``s; an Application whose source is none of them is left out (none given: kept)."""
     if _FLUX_GROUP not in text and _ARGO_GROUP not in text:
         return []
     try:
@@ -128,7 +159,7 @@ def find_deployers(text: str, manifest: str) -> list[Deployer]:
         if api.startswith(_FLUX_GROUP) and kind == "Kustomization":
             d = _flux(doc, ns, meta["name"], manifest)
         elif api.startswith(_ARGO_GROUP) and kind == "Application":
-            d = _argo(doc, ns, meta["name"], manifest)
+            d = _argo(doc, ns, meta["name"], manifest, own)
         else:
             continue
         if d is not None:

@@ -98,7 +98,11 @@ class Renderer:
             if self._type(sha, d.path) != "tree":
                 self.stats.failures += 1
                 return RenderResult(None, frozenset(), f"{d.label}: path {d.path or '.'} is not in the tree")
-            inputs = frozenset(self._inputs(sha, d.path))
+            try:
+                inputs = frozenset(self._inputs(sha, d.path))
+            except git.GitCommandError as exc:  # a partial mirror: this render only, never the ingest
+                self.stats.failures += 1
+                return RenderResult(None, frozenset(), f"{d.label}: cannot read {d.path or '.'}: {_why(exc)}")
             key = self._key(sha, d, inputs | {d.path})
             hit = self._cached(key) if key is not None else None
             if hit is not None:
@@ -149,11 +153,15 @@ class Renderer:
     def _render(self, sha: str, d: Deployer, inputs: frozenset[str]) -> RenderResult:
         with tempfile.TemporaryDirectory(prefix="liubai-render-") as tmp:
             root = Path(tmp)
-            # only what the render reads: a tree's other folders would cost more to write than to render
-            spec = [] if "" in inputs else ["--", *sorted(inputs)]
-            data = self.repo.git.archive("--format=tar", sha, *spec, stdout_as_string=False)
-            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-                tar.extractall(root, filter="data")
+            try:
+                # only what the render reads: a tree's other folders cost more to write than to render
+                spec = [] if "" in inputs else ["--", *sorted(inputs)]
+                data = self.repo.git.archive("--format=tar", sha, *spec, stdout_as_string=False)
+                with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                    tar.extractall(root, filter="data")
+            except (git.GitCommandError, tarfile.TarError) as exc:
+                # a blob or tree missing from a partial mirror: this render only, never the ingest
+                return RenderResult(None, frozenset(), f"{d.label}: cannot read {d.path or '.'}: {_why(exc)}")
             target = root / d.path
             if d.helm or (target / "Chart.yaml").is_file():
                 text, problem = self._helm(target, d)
@@ -248,12 +256,22 @@ class Renderer:
         return "\n---\n".join(parts), ""
 
 
+def _why(exc: Exception) -> str:
+    """git's own "fatal:"/"error:" line for a failed git command, else the error's text, on one line."""
+    text = str(exc.stderr) if isinstance(exc, git.GitCommandError) else str(exc)
+    lines = [ln.strip().strip("'\"").removeprefix("stderr:").strip() for ln in text.splitlines()]
+    said = [ln for ln in lines if ln.startswith(("fatal:", "error:"))] or [ln for ln in lines if ln]
+    return " ".join((said[0] if said else type(exc).__name__).split())[:300]
+
+
 def _run(cmd: list[str], d: Deployer, what: str) -> tuple[str | None, str]:
     env = {**os.environ, "HOME": os.environ.get("HOME", "/tmp"), "GIT_TERMINAL_PROMPT": "0"}
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=_TIMEOUT_S, env=env, check=False)
     except subprocess.TimeoutExpired:
         return None, f"{d.label}: {what} took more than {_TIMEOUT_S} s"
+    except OSError as exc:  # e.g. LIUBAI_HELM naming a file that is not there, or not executable
+        return None, f"{d.label}: cannot run {what} ({cmd[0]}): {exc.strerror or exc}"
     if done.returncode != 0:
         detail = " ".join(done.stderr.split())[:300] or f"exit status {done.returncode}"
         return None, f"{d.label}: {what} failed at {d.path or '.'}: {detail}"

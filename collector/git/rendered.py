@@ -2,8 +2,8 @@
 
 Deployers are learnt from the manifests as commits change them. At each commit that changes a
 deployer or any directory its last render read, the deployer is rendered again (``render``) and what
-it renders is declared with its real namespaces: Flux ``targetNamespace`` for every namespaced object,
-Argo CD ``destination.namespace`` for objects that name none. Objects a deployer no longer renders are
+it renders is declared with its real namespaces (``placement``): Flux ``targetNamespace`` for every
+namespaced object, Argo CD ``destination.namespace`` for objects that name none. Objects a deployer no longer renders are
 removed, by identity, unless something else in the commit declares them; a failed render removes
 nothing and becomes a notice. Files under a rendered directory are inputs of the render, not
 declarations of their own, so the raw parse skips them.
@@ -20,9 +20,13 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from liubai.collector.git.deployers import Deployer, find_deployers
+import git
+
+from liubai.collector.git.deployers import Deployer, find_deployers, repository_key
 from liubai.collector.git.history import Change
+from liubai.collector.git.placement import explicitly_default, place
 from liubai.collector.git.render import Renderer
+from liubai.collector.git.repository import is_url
 from liubai.collector.ingest import Item, Notice
 from liubai.collector.manifests import (
     ManifestCache,
@@ -31,7 +35,6 @@ from liubai.collector.manifests import (
     is_manifest_path,
     parse_manifest,
 )
-from liubai.collector.manifests.scope import is_cluster_scoped
 from liubai.lineage.records import ManifestObjectRecord
 
 __all__ = ["DeployedState"]
@@ -41,6 +44,18 @@ Identity = tuple[str, str, str]
 
 def _under(path: str, folder: str) -> bool:
     return folder == "" or path == folder or path.startswith(folder + "/")
+
+
+def own_repository_keys(repo: git.Repo, repo_id: str) -> frozenset[str]:
+    """The ``repository_key``s this repository is known by: every URL of its remotes (a mirror's
+    origin is the URL it was cloned from) and the URL it was ingested from."""
+    urls = [repo_id] if is_url(repo_id) else []
+    for remote in repo.remotes:
+        try:
+            urls.extend(remote.urls)
+        except git.GitCommandError:
+            continue  # a remote without a URL names no repository
+    return frozenset(repository_key(u) for u in urls)
 
 
 @dataclass(slots=True)
@@ -55,6 +70,7 @@ class DeployedState:
     inputs: dict[str, frozenset[str]] = field(default_factory=dict)
     rendered: dict[str, list[ObjectKey]] = field(default_factory=dict)
     cache: ManifestCache = field(default_factory=ManifestCache)
+    own: frozenset[str] | None = None  # this repository's keys, read on first need
 
     def snapshot(self, sha: str) -> str:
         """What each deployer rendered last and read, after commit ``sha``: a checkpoint's value."""
@@ -148,7 +164,9 @@ class DeployedState:
             if c.status == "D" or not is_manifest_path(c.path):
                 continue
             text = text_of(c.new_blob)
-            for d in find_deployers(text or "", c.path):
+            if self.own is None:
+                self.own = own_repository_keys(self.renderer.repo, self.repo)
+            for d in find_deployers(text or "", c.path, self.own):
                 if self.deployers.get(d.label) != d:
                     changed.add(d.label)
                 self.deployers[d.label] = d
@@ -164,9 +182,12 @@ class DeployedState:
             result.text, repo=self.repo, commit=sha, path=d.path or ".", cache=self.cache
         )
         new_keys: list[ObjectKey] = []
+        explicit = (
+            explicitly_default(result.text) if d.default_namespace and not d.target_namespace else set()
+        )
         for item in parsed:
             if isinstance(item, ManifestObjectRecord):
-                self._place(item, d)
+                place(item, d, explicit)
                 item.rendered_by = label
                 item.cluster = self.cluster
                 new_keys.append(ObjectKey(item.api_version, item.kind, item.namespace, item.name))
@@ -177,14 +198,6 @@ class DeployedState:
             if key.identity not in now:
                 yield from self._gone(sha, label, key)
         self.rendered[label] = new_keys
-
-    def _place(self, item: ManifestObjectRecord, d: Deployer) -> None:
-        if is_cluster_scoped(item.kind):
-            return
-        if d.target_namespace:
-            item.namespace = d.target_namespace
-        elif d.default_namespace and item.namespace == "default":
-            item.namespace = d.default_namespace
 
     def _gone(self, sha: str, label: str, key: ObjectKey) -> Iterator[ManifestObjectRecord]:
         d = self.deployers.get(label)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from liubai.collector.ingest import Sink
 from liubai.collector.manifests.scope import is_cluster_scoped
-from liubai.lineage.model import GraphBatch, NodeKind, workload_node_id
+from liubai.lineage.model import EdgeKind, GraphBatch, NodeKind, workload_node_id
 from liubai.lineage.store.base import LineageStore
 
 __all__ = ["IDENTITY_VERSION", "reread_reason", "supersede_stale_ids"]
@@ -40,16 +40,32 @@ def reread_reason(checkpoints: Mapping[str, str], cluster: str | None) -> str:
     return ""
 
 
+def _declared_by(store: LineageStore, repo: str) -> tuple[set[str], set[str]]:
+    """The objects ``repo`` declared, and those another repository declared too (DECLARES edges carry
+    the repository; nodes written before they did carry it themselves)."""
+    own: set[str] = set()
+    others: set[str] = set()
+    for chunk in store.iter_edges():
+        for edge in chunk:
+            if edge.kind == EdgeKind.DECLARES and edge.props.get("repo") is not None:
+                (own if edge.props["repo"] == repo else others).add(edge.dst)
+    return own, others
+
+
 def supersede_stale_ids(store: LineageStore, sink: Sink, repo: str, cluster: str | None) -> int:
     """Mark the Workload nodes ``repo`` declared whose id the current rules would not give them, written
-    through ``sink``; returns how many were marked. One pass over the store's nodes, run only when a
+    through ``sink``; returns how many were marked. A node another repository declares too stays as it is (that repository still
+    declares it under this id). One pass over the store's edges and one over its nodes, run only when a
     re-read says so."""
     batch = GraphBatch()
     marked = 0
+    own, others = _declared_by(store, repo)
     for chunk in store.iter_nodes():
         for node in chunk:
             p = node.props
-            if node.kind != NodeKind.WORKLOAD or node.placeholder or p.get("repo") != repo:
+            if node.kind != NodeKind.WORKLOAD or node.placeholder or node.id in others:
+                continue
+            if node.id not in own and p.get("repo") != repo:
                 continue
             if p.get("superseded_by"):
                 continue

@@ -46,7 +46,7 @@ fragment Typed on Node {
   ... on Commit { sha subject message author authorEmail authoredAt committer committedAt parents
                   changedPathCount pr signed branch repo firstSeen }
   ... on Repo { url }
-  ... on Workload { apiVersion objectKind namespace name manifestPath repo }
+  ... on Workload { apiVersion objectKind namespace name manifestPath }
   ... on AuditRecord { raw canonical commit trace }
   ... on Trace { traceId }
   ... on LogEvent { source level service message traceId auditId time }

@@ -12,6 +12,11 @@ from liubai.collector.git import GitCollector, checkpoints_of, ingest_git
 from liubai.collector.ingest import IngestSummary
 from liubai.lineage.store import LineageStore, open_store
 from tests.gitrepo import Scenario, build_gitops_scenario
+from tests.stores import blank_store_url, parametrize_store
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    parametrize_store(metafunc, "any_store_url", "function")
 
 
 @pytest.fixture(autouse=True)
@@ -36,6 +41,21 @@ def scenario(scenario_template: Scenario, tmp_path: Path) -> Scenario:
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[LineageStore]:
     s = open_store(f"sqlite:///{tmp_path / 'lineage.db'}")
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def any_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A blank store of each implementation (``tests/stores.py``), for what the stores must agree on."""
+    return blank_store_url(request, request.param, tmp_path, "lineage.db")
+
+
+@pytest.fixture
+def any_store(any_store_url: str) -> Iterator[LineageStore]:
+    s = open_store(any_store_url)
     try:
         yield s
     finally:

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from liubai.api.cli.main import app
 from liubai.lineage.declared import declared_at, resolve_at
-from liubai.lineage.model import Direction, EdgeKind, commit_node_id
+from liubai.lineage.model import Direction, Edge, EdgeKind, commit_node_id
 from liubai.lineage.store import LineageStore
 from tests.git.conftest import run_ingest
 from tests.gitrepo import GitRepoBuilder
@@ -213,10 +213,54 @@ def test_repositories_of_different_clusters_never_merge(tmp_path: Path, store: L
         "workload:prod-b:Deployment/apps/web",
         "workload:prod-b:Namespace//apps",
     }
-    for cluster, repo in (("prod-a", a), ("prod-b", b)):
-        node = store.get(f"workload:{cluster}:Deployment/apps/web")
-        assert node is not None and node.props["repo"] == str(repo.path.resolve())
+    for repo, sha in ((a, sha_a), (b, sha_b)):
+        assert set(_repos(store, sha).values()) == {str(repo.path.resolve())}
     assert store.get("workload:Deployment/apps/web") is None
+
+
+def _repos(store: LineageStore, sha: str) -> dict[str, str]:
+    """The repository each object a commit declares was declared by (the DECLARES edge's ``repo``)."""
+    page = store.neighbors(commit_node_id(sha), Direction.DOWNSTREAM, [EdgeKind.DECLARES], first=1000)
+    return {e.dst: str(e.props["repo"]) for e in page.edges}
+
+
+def test_two_repositories_declaring_one_object_both_keep_their_declaration(
+    tmp_path: Path, any_store: LineageStore
+) -> None:
+    """Without --cluster, two repositories that declare one object share its node; which repository
+    declared it is on each commit's DECLARES edge, so the second ingest never overwrites the first
+    (a ``repo`` on the node would: node properties merge by "new values win", on every store)."""
+    a = GitRepoBuilder(tmp_path / "a")
+    a.write("web.yaml", _doc("Deployment", "web", "apps/v1"))
+    sha_a = a.commit("web in a")
+    b = GitRepoBuilder(tmp_path / "b")
+    b.write("deploy/web.yaml", _doc("Deployment", "web", "apps/v1"))
+    sha_b = b.commit("web in b")
+    run_ingest(any_store, a.path)
+    run_ingest(any_store, b.path)
+    run_ingest(any_store, a.path)  # a re-run changes nothing either
+    assert _repos(any_store, sha_a) == {WEB: str(a.path.resolve())}
+    assert _repos(any_store, sha_b) == {WEB: str(b.path.resolve())}
+    assert _declares(any_store, sha_a) == {WEB: ("web.yaml", False)}
+    assert _declares(any_store, sha_b) == {WEB: ("deploy/web.yaml", False)}
+    node = any_store.get(WEB)
+    assert node is not None and "repo" not in node.props
+    assert sorted(e.src for e in _incoming(any_store, WEB)) == sorted(
+        [commit_node_id(sha_a), commit_node_id(sha_b)]
+    )
+    # a now deploys to a named cluster: its objects move, the one b still declares is not superseded
+    run_ingest(any_store, a.path, cluster="prod")
+    assert _repos(any_store, sha_a) == {
+        WEB: str(a.path.resolve()),
+        "workload:prod:Deployment/apps/web": str(a.path.resolve()),
+    }
+    node = any_store.get(WEB)
+    assert node is not None and "superseded_by" not in node.props
+    assert set(_declared(any_store, sha_b)) == {WEB}
+
+
+def _incoming(store: LineageStore, wid: str) -> list[Edge]:
+    return list(store.neighbors(wid, Direction.UPSTREAM, [EdgeKind.DECLARES], first=100).edges)
 
 
 def test_old_ids_are_re_read_and_marked_superseded(tmp_path: Path, store: LineageStore) -> None:

@@ -201,3 +201,114 @@ def test_flux_plain_directory_builds_nested_kustomizations(tmp_path: Path, store
         "workload:ConfigMap/ops/jobs": (False, by),
         "workload:Kustomization/flux-system/apps": (False, ""),
     }
+
+
+APP = """apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: {name}
+  namespace: argocd
+spec:
+  destination: {{server: https://kubernetes.default.svc, namespace: storefront}}
+  source: {{repoURL: "{url}", path: {path}, targetRevision: main}}
+"""
+
+
+def _app(name: str, url: str, path: str) -> str:
+    return APP.format(name=name, url=url, path=path)
+
+
+def _cm(name: str, namespace: str | None = None) -> str:
+    ns = f"\n  namespace: {namespace}" if namespace else ""
+    return f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}{ns}\ndata: {{a: b}}\n"
+
+
+def test_argo_application_of_another_repository_is_not_rendered(tmp_path: Path, store: LineageStore) -> None:
+    """repoURL is compared with this repository's remotes whatever its form (scp-like or ssh:// or https,
+    .git or not, trailing slash, case); an Application of another repository is declared, not rendered,
+    and the directory it names is read as this repository's own manifests."""
+    repo = GitRepoBuilder(tmp_path / "r")
+    repo.git("remote", "add", "origin", "git@github.com:Acme/GitOps.git")
+    repo.write("web/cm.yaml", _cm("web"))
+    repo.write("jobs/cm.yaml", _cm("jobs"))
+    repo.write("other/cm.yaml", _cm("other"))
+    repo.write("argo/web.yaml", _app("web", "https://github.com/acme/gitops/", "web"))
+    repo.write("argo/jobs.yaml", _app("jobs", "ssh://git@github.com:22/acme/gitops.git", "jobs"))
+    repo.write("argo/other.yaml", _app("other", "https://github.com/acme/gitops-other.git", "other"))
+    sha = repo.commit("three applications, one of another repository")
+    summary = run_ingest(store, repo.path, render=True)
+    assert summary.notices == []
+    assert _declares(store, sha) == {
+        "workload:ConfigMap/storefront/web": (False, "Application/argocd/web"),
+        "workload:ConfigMap/storefront/jobs": (False, "Application/argocd/jobs"),
+        "workload:ConfigMap/default/other": (False, ""),
+        "workload:Application/argocd/web": (False, ""),
+        "workload:Application/argocd/jobs": (False, ""),
+        "workload:Application/argocd/other": (False, ""),
+    }
+
+
+@pytest.mark.parametrize(
+    ("url", "same"),
+    [
+        ("https://github.com/acme/gitops", True),
+        ("https://github.com/acme/gitops.git", True),
+        ("https://user@GitHub.com/Acme/GitOps.git/", True),
+        ("git@github.com:acme/gitops.git", True),
+        ("ssh://git@github.com/acme/gitops", True),
+        ("https://github.com/acme/gitops-infra", False),
+        ("https://gitlab.com/acme/gitops", False),
+        ("git@github.com:other/gitops.git", False),
+    ],
+)
+def test_repository_key_names_one_repository_in_every_url_form(url: str, same: bool) -> None:
+    from liubai.collector.git.deployers import repository_key
+
+    assert (repository_key(url) == repository_key("https://github.com/acme/gitops")) is same
+
+
+def test_argo_destination_namespace_fills_only_objects_without_one(
+    tmp_path: Path, store: LineageStore
+) -> None:
+    """Argo CD sets destination.namespace only on namespaced objects that set no metadata.namespace: an
+    explicit `namespace: default` (written in a manifest, or by a kustomize overlay) stays."""
+    repo = GitRepoBuilder(tmp_path / "r")
+    repo.write("web/kustomization.yaml", "resources: [none.yaml, default.yaml, ops.yaml]\n")
+    repo.write("web/none.yaml", _cm("none"))
+    repo.write("web/default.yaml", _cm("pinned", "default"))
+    repo.write("web/ops.yaml", _cm("ops", "ops"))
+    repo.write("overlay/kustomization.yaml", "namespace: default\nresources: [cm.yaml]\n")
+    repo.write("overlay/cm.yaml", _cm("overlaid"))
+    repo.write("argo/web.yaml", _app("web", "https://example.invalid/gitops.git", "web"))
+    repo.write("argo/overlay.yaml", _app("overlay", "https://example.invalid/gitops.git", "overlay"))
+    sha = repo.commit("objects with and without a namespace")
+    run_ingest(store, repo.path, render=True)
+    web, overlay = "Application/argocd/web", "Application/argocd/overlay"
+    assert _declares(store, sha) == {
+        "workload:ConfigMap/storefront/none": (False, web),
+        "workload:ConfigMap/default/pinned": (False, web),
+        "workload:ConfigMap/ops/ops": (False, web),
+        "workload:ConfigMap/default/overlaid": (False, overlay),
+        "workload:Application/argocd/web": (False, ""),
+        "workload:Application/argocd/overlay": (False, ""),
+    }
+
+
+def test_a_renderer_that_cannot_start_is_a_notice(
+    tmp_path: Path, store: LineageStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LIUBAI_HELM naming no file: the chart is not rendered (a notice), the ingest goes on."""
+    monkeypatch.setenv("LIUBAI_HELM", str(tmp_path / "no-such-helm"))
+    repo = GitRepoBuilder(tmp_path / "r")
+    repo.write("charts/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n")
+    repo.write("charts/web/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n")
+    repo.write("argo/web.yaml", _app("web", "https://example.invalid/gitops.git", "charts/web"))
+    sha = repo.commit("a chart through argo")
+    repo.write("raw.yaml", _cm("raw"))
+    after = repo.commit("a raw manifest")
+    summary = run_ingest(store, repo.path, render=True)
+    assert summary.commits == 2
+    assert [n.location for n in summary.notices] == [f"{sha[:12]}:argo/web.yaml"]
+    assert "cannot run helm template" in summary.notices[0].message
+    assert _declares(store, sha) == {"workload:Application/argocd/web": (False, "")}
+    assert _declares(store, after) == {"workload:ConfigMap/default/raw": (False, "")}
