@@ -2,6 +2,7 @@
 
 import { $, asText, el, swatch } from "./dom.js";
 import { kindInfo } from "./kinds.js";
+import { TIMELINE_KINDS } from "./timeline.js";
 
 export function showDetails(node, group = null) {
   const body = $("details-body");
@@ -29,7 +30,11 @@ export function showDetails(node, group = null) {
   tbody.append(row("id", node.id), row("time", node.time), row("placeholder", node.placeholder));
   const props = node.properties ?? {};
   for (const key of Object.keys(props).sort()) tbody.append(row(key, props[key]));
-  setButtons({ group: false, trail: ["Commit", "AuditRecord", "Trace"].includes(node.kind) });
+  setButtons({
+    group: false,
+    trail: ["Commit", "AuditRecord", "Trace"].includes(node.kind),
+    timeline: TIMELINE_KINDS.has(node.kind),
+  });
 }
 
 /** A stored edge: its real direction (source -kind-> target) and its properties. */
@@ -45,16 +50,19 @@ export function showEdgeDetails(edge) {
   tbody.append(row("source", edge.source), row("kind", edge.kind), row("target", edge.target));
   const props = edge.properties ?? {};
   for (const key of Object.keys(props).sort()) tbody.append(row(key, props[key]));
-  for (const id of ["btn-focus", "btn-from", "btn-to", "btn-trail", "btn-expand", "btn-collapse"]) $(id).disabled = true;
+  for (const id of ["btn-focus", "btn-from", "btn-to", "btn-trail", "btn-timeline", "btn-expand", "btn-collapse"]) {
+    $(id).disabled = true;
+  }
 }
 
 function row(key, value) {
   return el("tr", { attrs: { "data-key": key } }, [el("th", { text: key }), el("td", { text: asText(value) })]);
 }
 
-function setButtons({ group, trail = false }) {
+function setButtons({ group, trail = false, timeline = false }) {
   for (const id of ["btn-focus", "btn-from", "btn-to"]) $(id).disabled = group;
   $("btn-trail").disabled = group || !trail;
+  $("btn-timeline").disabled = group || !timeline;
   $("btn-expand").disabled = false;
   $("btn-collapse").disabled = group;
 }
