@@ -190,8 +190,10 @@ def test_clicking_a_mark_selects_its_node_and_a_bucket_lists_and_zooms(ui: Ui) -
         "#timeline-bucket li button", "bs => bs.map(b => b.dataset.nodeId)"
     )
     assert members == admissions, "listed in time order"
+    assert ui.page.is_hidden("#btn-timeline-reset"), "nothing to reset before a zoom"
     ui.page.click("#btn-timeline-zoom")
     ui.page.wait_for_function("() => document.getElementById('timeline').dataset.zoomed === 'true'")
+    assert ui.page.is_visible("#btn-timeline-reset")
     singles = ui.page.locator('#timeline-chart .tl-mark[data-kind="Admission"]')
     assert singles.count() == 3
     assert_x_monotone_in_time(marks(ui))
@@ -207,6 +209,7 @@ def test_clicking_a_mark_selects_its_node_and_a_bucket_lists_and_zooms(ui: Ui) -
 
     ui.page.click("#btn-timeline-reset")
     ui.page.wait_for_function("() => document.getElementById('timeline').dataset.zoomed === 'false'")
+    assert ui.page.is_hidden("#btn-timeline-reset")
     assert ui.page.locator('#timeline-chart .tl-bucket[data-kind="Admission"]').count() == 1
     ui.page.click("#btn-timeline-close")
     assert ui.page.locator("#timeline").is_hidden()
