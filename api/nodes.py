@@ -14,11 +14,12 @@ from liubai.lineage.model import (
 
 __all__ = ["node_json", "node_label", "node_time"]
 
-_TIME_KEYS = ("committed_at", "time", "started_at", "first_seen")
+# A Pod's ``created_at`` comes before ``first_seen``: a collector may list a Pod long after it was created.
+_TIME_KEYS = ("committed_at", "time", "started_at", "created_at", "first_seen")
 
 
 def node_time(node: Node) -> str | None:
-    """The node's main time: when it was committed, logged, started, or first seen."""
+    """The node's main time: when it was committed, logged, started, created, or first seen."""
     for key in _TIME_KEYS:
         value = node.props.get(key)
         if value:

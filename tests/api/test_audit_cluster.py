@@ -20,6 +20,7 @@ AUDIT_ID = f"git-sha1:{SHA}|trace:{'cd' * 16}"
 OTHER_ID = f"git-sha1:{SHA}|trace:{'ef' * 16}"
 FLUX = "system:serviceaccount:flux-system:kustomize-controller"
 AT = "2026-02-01T00:00:00.000000Z"
+CREATED = "2026-01-31T23:58:00.000000Z"  # a Pod created before the collector listed it (at AT)
 VIEW = """query($a: String!) { audit(auditId: $a) {
   workloads { id } pods { id properties } admissions { id properties } } }"""
 
@@ -42,7 +43,7 @@ def _admission(
     )
 
 
-def _pod(name: str, audit_id: str) -> PodRecord:
+def _pod(name: str, audit_id: str, created_at: str | None = None) -> PodRecord:
     return PodRecord(
         None,
         "shop",
@@ -53,6 +54,7 @@ def _pod(name: str, audit_id: str) -> PodRecord:
         owner_kind="ReplicaSet",
         owner_name="payments-7f9",
         audit_id=audit_id,
+        created_at=created_at,
     )
 
 
@@ -67,7 +69,7 @@ def client(store: LineageStore) -> Iterator[TestClient]:
         _admission("req-1", "2026-02-01T00:01:00Z", "patched", AUDIT_ID),
         _admission("req-3", "2026-02-01T00:09:00Z", "patched", OTHER_ID, "UPDATE"),  # the next rollout
         _admission("req-4", "2026-02-01T00:10:00Z", "refused", "git-sha1:nothex"),
-        _pod("payments-7f9-a", AUDIT_ID),
+        _pod("payments-7f9-a", AUDIT_ID, created_at=CREATED),
         _pod("payments-7f9-b", AUDIT_ID),
         _pod("payments-8c1-a", OTHER_ID),
     ]
@@ -89,3 +91,12 @@ def test_audit_view_lists_the_pods_carrying_the_id_and_who_stamped_it(client: Te
     rolled = data(client, VIEW, a=OTHER_ID)["audit"]
     assert [p["id"] for p in rolled["pods"]] == [pod_node_id("uid-payments-8c1-a")]
     assert [a["id"] for a in rolled["admissions"]] == [admission_node_id("req-3")]
+
+
+def test_the_audit_trail_places_a_pod_at_its_creation_not_when_it_was_listed(client: TestClient) -> None:
+    trail = data(client, "query($id: ID!) { auditTrail(id: $id) { time node { id } } }", id=AUDIT_ID)
+    times = {t["node"]["id"]: t["time"] for t in trail["auditTrail"]}
+    assert times[pod_node_id("uid-payments-7f9-a")] == CREATED
+    assert times[pod_node_id("uid-payments-7f9-b")] == AT  # no creation time known: when it was listed
+    node = data(client, "query($id: ID!) { node(id: $id) { time } }", id=pod_node_id("uid-payments-7f9-a"))
+    assert node["node"]["time"] == CREATED

@@ -1,13 +1,18 @@
 """The lineage the browser tests look at, built the way collectors build it: records -> join -> upsert.
 
-Two chains share one store:
+Its chains share one store:
 
 * the *release* chain: commit (with hostile text in its message) -> audit id -> two workloads, one of
   them running a Pod (stamped with the audit id) with one container; the commit triggered a run whose
   processes (one with a privilege change, one with hostile argv) opened files - one process 800 of
   them - and log lines (one hostile) carry the audit id and trace;
+* the release's *rollout*: the webhook's admission decisions stamping the audit id on both Deployments
+  (and a Pod), their ReplicaSets and three Pods (created before the collector listed them), the
+  containers the kubelet reported, one of them watched by the node agent with two processes, and what
+  the api Pod emitted - two spans and 1,000 log lines joined by their resource (``k8s.pod.uid``) alone,
+  four hops below the commit;
 * the *bulk* chain: a commit whose run has 40 processes of 49 files each, a lineage of about 2,000 nodes
-  that is drawn without any fan-out grouping (49 stays under the grouping limit).
+  that opens as a summary (its 40 processes one aggregate, their 1,960 files below it).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from dataclasses import dataclass, field
 
 from liubai.lineage.join import join_records
 from liubai.lineage.model import (
+    admission_node_id,
     audit_node_id,
     commit_node_id,
     container_node_id,
@@ -24,9 +30,13 @@ from liubai.lineage.model import (
     parse_audit_id,
     pod_node_id,
     process_node_id,
+    span_node_id,
 )
 from liubai.lineage.records import (
+    AdmissionRecord,
+    ClusterObjectRecord,
     CommitRecord,
+    ContainerRecord,
     ContainerStatus,
     FileAccessRecord,
     LogRecord,
@@ -35,6 +45,7 @@ from liubai.lineage.records import (
     ProcessRecord,
     Record,
     RunRecord,
+    SpanRecord,
 )
 from liubai.lineage.store.base import LineageStore
 
@@ -53,6 +64,16 @@ CONTAINER_ID = "c0ffee" * 10 + "0a0b"
 FANOUT_FILES = 800
 BULK_PROCESSES = 40
 BULK_FILES_EACH = 49
+NODE = "node-a"
+FLUX = "system:serviceaccount:flux-system:kustomize-controller"
+SERVICE_TRACE = "5c1e0b7a9d2f4e6a8b3c7d1e9f0a2b4c"
+POD_LOGS = 1000
+# (Pod name, uid, owner ReplicaSet, created at second) of the release's rollout
+PODS = (
+    ("api-5d8f-a", "6f1c2a3b-0001-4a5b-8c9d-0e1f2a3b4c5d", "api-5d8f", 93),
+    ("api-5d8f-b", "6f1c2a3b-0002-4a5b-8c9d-0e1f2a3b4c5d", "api-5d8f", 94),
+    ("worker-6c7b-a", "6f1c2a3b-0003-4a5b-8c9d-0e1f2a3b4c5d", "worker-6c7b", 95),
+)
 
 
 @dataclass(frozen=True)
@@ -72,13 +93,22 @@ class Scenario:
     error_log: str = log_node_id("app-logs", "rec-0003")
     hostile_log: str = log_node_id("app-logs", "rec-0004")
     hostile_texts: tuple[str, ...] = field(default=(XSS_IMG, XSS_SCRIPT))
+    admissions: tuple[str, ...] = tuple(admission_node_id(f"adm-{i}") for i in range(3))
+    pods: tuple[str, ...] = tuple(pod_node_id(uid) for _, uid, _, _ in PODS)
+    pod_process: str = process_node_id(NODE, 1, 5_000_000)
+    error_span: str = span_node_id(SERVICE_TRACE, "00f067aa0ba902b8")
 
 
 SCENARIO = Scenario()
 
 
-def _ts(second: int) -> str:
-    return f"2026-03-01T10:{second // 60:02d}:{second % 60:02d}.000000Z"
+def _ts(second: float) -> str:
+    whole, micros = divmod(round(second * 1_000_000), 1_000_000)
+    return f"2026-03-01T10:{whole // 60:02d}:{whole % 60:02d}.{micros:06d}Z"
+
+
+def _container_id(n: int) -> str:
+    return f"{n:02d}" * 32
 
 
 def _commit(sha: str, parents: tuple[str, ...], subject: str, message: str, second: int) -> CommitRecord:
@@ -239,6 +269,176 @@ def release_records() -> list[Record]:
     return recs
 
 
+def rollout_records() -> list[Record]:
+    """The release deployed: the webhook's decisions, the live objects, the api Pod's container and what it
+    emitted. The Pods were listed by the cluster collector at 10:10, minutes after they were created."""
+    audit = f"git-sha256:{RELEASE_SHA}|trace:{TRACE}"
+    listed = _ts(600)
+    recs: list[Record] = [
+        AdmissionRecord(
+            f"adm-{i}",
+            None,
+            _ts(90 + i),
+            FLUX,
+            "CREATE",
+            kind,
+            "prod",
+            name,
+            "patched",
+            audit,
+            "flux-kustomization",
+            "new",
+        )
+        for i, (kind, name) in enumerate((("Deployment", "api"), ("Deployment", "worker"), ("Pod", "api")))
+    ]
+    for name, rs in (("api", "api-5d8f"), ("worker", "worker-6c7b")):
+        recs += [
+            ClusterObjectRecord(
+                None,
+                "apps/v1",
+                "Deployment",
+                "prod",
+                name,
+                f"uid-{name}",
+                _ts(92),
+                audit_id=audit,
+                replicas=2,
+            ),
+            ClusterObjectRecord(
+                None,
+                "apps/v1",
+                "ReplicaSet",
+                "prod",
+                rs,
+                f"uid-{rs}",
+                _ts(92),
+                audit_id=audit,
+                owner_kind="Deployment",
+                owner_name=name,
+                revision="1",
+            ),
+        ]
+    for i, (name, uid, rs, second) in enumerate(PODS):
+        recs.append(
+            PodRecord(
+                None,
+                "prod",
+                name,
+                uid,
+                listed,
+                node_name=NODE,
+                phase="Running",
+                owner_kind="ReplicaSet",
+                owner_name=rs,
+                audit_id=audit,
+                created_at=_ts(second),
+                containers=(
+                    ContainerStatus(
+                        rs.split("-")[0],
+                        f"registry.example.com/{rs.split('-')[0]}:2.4",
+                        container_id=f"containerd://{_container_id(i + 1)}",
+                        ready=True,
+                    ),
+                ),
+            )
+        )
+    api_uid, api_container = PODS[0][1], _container_id(1)
+    recs.append(
+        ContainerRecord(
+            NODE,
+            api_container,
+            "containerd",
+            f"/kubepods/pod{api_uid}/{api_container}",
+            api_uid,
+            _ts(96),
+            _ts(300),
+            namespace="prod",
+            running=1,
+            processes=2,
+        )
+    )
+    recs += [
+        ProcessRecord(
+            NODE,
+            1,
+            5_000_000,
+            0,
+            0,
+            uid=1000,
+            comm="api",
+            binary="/app/api",
+            argv=("/app/api", "--port=8080"),
+            started_at=_ts(97),
+            container_id=api_container,
+            pod_uid=api_uid,
+            container_top=True,
+            audit_id=audit,
+        ),
+        ProcessRecord(
+            NODE,
+            12,
+            9_000_000,
+            0,
+            0,
+            ppid=1,
+            parent_start_ns=5_000_000,
+            uid=1000,
+            parent_uid=1000,
+            comm="sh",
+            binary="/bin/sh",
+            argv=("sh", "-c", "healthcheck"),
+            started_at=_ts(150),
+            ended_at=_ts(150.2),
+            exit_code=0,
+            container_id=api_container,
+            pod_uid=api_uid,
+        ),
+    ]
+    emitter = {"k8s.pod.uid": api_uid, "service.name": "api"}
+    recs += [
+        SpanRecord(
+            "api-otel",
+            SERVICE_TRACE,
+            "b7ad6b7169203331",
+            name="GET /orders",
+            kind="SERVER",
+            service="api",
+            start=_ts(120),
+            end=_ts(120.9),
+            status="ERROR",
+            status_message="upstream timeout",
+            resource=emitter,
+        ),
+        SpanRecord(
+            "api-otel",
+            SERVICE_TRACE,
+            "00f067aa0ba902b8",
+            parent_span_id="b7ad6b7169203331",
+            name="SELECT orders",
+            kind="CLIENT",
+            service="api",
+            start=_ts(120.1),
+            end=_ts(120.8),
+            status="ERROR",
+            status_message="timeout",
+            resource=emitter,
+        ),
+    ]
+    recs += [
+        LogRecord(
+            "api-stdout",
+            f"pod-{i:05d}",
+            time=_ts(100 + i * 0.2),
+            level="INFO",
+            service="api",
+            message=f"GET /orders/{i} 200",
+            resource=emitter,
+        )
+        for i in range(POD_LOGS)
+    ]
+    return recs
+
+
 def bulk_records() -> list[Record]:
     audit = f"git-sha256:{BULK_SHA}|trace:{BULK_TRACE}"
     recs: list[Record] = [
@@ -284,7 +484,7 @@ def bulk_records() -> list[Record]:
 
 def load(store: LineageStore) -> Scenario:
     """Fill ``store`` with both chains; raises if any record was rejected (the scenario is all good data)."""
-    batch = join_records([*release_records(), *bulk_records()])
+    batch = join_records([*release_records(), *rollout_records(), *bulk_records()])
     if batch.rejected:
         raise AssertionError(f"scenario records rejected: {batch.rejected}")
     store.upsert(batch)

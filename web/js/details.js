@@ -2,6 +2,7 @@
 
 import { $, asText, el, swatch } from "./dom.js";
 import { kindInfo } from "./kinds.js";
+import { TIMELINE_KINDS } from "./timeline.js";
 
 // Every node has an audit trail (the server walks up and down from any node) except where the walk has
 // nothing to follow: a trail leaves git history out, so a repository's would be the repository alone.
@@ -39,7 +40,7 @@ export function showDetails(node, group = null) {
   tbody.append(row("id", node.id), row("time", node.time), row("placeholder", node.placeholder));
   const props = node.properties ?? {};
   for (const key of Object.keys(props).sort()) tbody.append(row(key, props[key]));
-  setButtons({ group: false, noTrail: NO_TRAIL.get(node.kind) ?? "" });
+  setButtons({ group: false, noTrail: NO_TRAIL.get(node.kind) ?? "", timeline: TIMELINE_KINDS.has(node.kind) });
 }
 
 /** A stored edge: its real direction (source -kind-> target) and its properties. */
@@ -55,7 +56,9 @@ export function showEdgeDetails(edge) {
   tbody.append(row("source", edge.source), row("kind", edge.kind), row("target", edge.target));
   const props = edge.properties ?? {};
   for (const key of Object.keys(props).sort()) tbody.append(row(key, props[key]));
-  for (const id of ["btn-focus", "btn-from", "btn-to", "btn-trail", "btn-expand", "btn-collapse"]) $(id).disabled = true;
+  for (const id of ["btn-focus", "btn-from", "btn-to", "btn-trail", "btn-timeline", "btn-expand", "btn-collapse"]) {
+    $(id).disabled = true;
+  }
   $("btn-trail").title = "";
 }
 
@@ -63,10 +66,11 @@ function row(key, value) {
   return el("tr", { attrs: { "data-key": key } }, [el("th", { text: key }), el("td", { text: asText(value) })]);
 }
 
-function setButtons({ group, noTrail = "" }) {
+function setButtons({ group, noTrail = "", timeline = false }) {
   for (const id of ["btn-focus", "btn-from", "btn-to"]) $(id).disabled = group;
   $("btn-trail").disabled = group || !!noTrail;
   $("btn-trail").title = group ? "" : noTrail;
+  $("btn-timeline").disabled = group || !timeline;
   $("btn-expand").disabled = false;
   $("btn-collapse").disabled = group;
 }

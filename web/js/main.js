@@ -8,6 +8,7 @@ import { LineageView } from "./graph.js";
 import { KINDS, kindInfo } from "./kinds.js";
 import { readState, writeState } from "./permalink.js";
 import { SearchBox } from "./search.js";
+import { hideTimeline, showTimeline } from "./timeline.js";
 import { hideTrail, showTrail } from "./trail.js";
 
 const NODE_LIST_MAX = 300;
@@ -275,6 +276,7 @@ function openRoot(id, kind = null) {
   showPathEnds();
   showPathList(null);
   hideTrail();
+  hideTimeline();
   loadRoot({ push: true });
 }
 
@@ -315,6 +317,10 @@ function wire() {
     if (node) showTrail(node, (n) => openRoot(n.id, n.kind)).catch(fail);
   });
   $("btn-trail-close").addEventListener("click", hideTrail);
+  $("btn-timeline").addEventListener("click", async () => {
+    const node = view.nodes.get(state.selected) ?? (await fetchNode(state.selected).catch(() => null));
+    if (node) showTimeline(node, (n) => select(n.id)).catch(fail);
+  });
   window.addEventListener("popstate", () => {
     state = readState();
     syncControls();
