@@ -507,6 +507,12 @@ class RunCollector:
             ),
             "processes with io_uring (file activity incomplete)": sum(1 for p in procs if p.incomplete),
             "execs without a hash": sum(1 for p in procs for x in p.execs if x["sha256"] is None),
+            "execs whose image path is uncertain": sum(
+                1
+                for p in procs
+                for x, state in zip(p.execs, p.execs_through_state, strict=True)
+                if self._certainty(x["certainty"], state) not in (EXACT, KERNEL)
+            ),
             "execs with partial argv": sum(
                 1 for p in procs for x in p.execs if x["argv_status"] != "complete"
             ),

@@ -131,6 +131,7 @@ def test_an_executed_path_keeps_the_certainty_it_was_resolved_with() -> None:
     )
     assert acc[("/w/tool", "exec")].certainty == "lexical"  # sub may be a symlink: ".." leaves its target
     assert [x["certainty"] for x in _proc(c).execs] == ["lexical"]
+    assert c.doubts()["execs whose image path is uncertain"] == 1
 
 
 def test_a_walked_path_stays_walked_when_the_same_file_is_also_opened_exactly() -> None:
@@ -169,4 +170,8 @@ def test_after_lost_events_cwd_and_descriptor_resolutions_are_in_doubt() -> None
     assert (certainty[("/w/d", "read")], certainty[("/etc/hostname", "read")]) == ("exact", "exact")
     assert certainty[("/k/z", "read")] == "kernel"
     assert [x["certainty"] for x in _proc(c).execs] == ["after_loss"]
-    assert c.doubts()["accesses resolved through a cwd or descriptor table lost events may have changed"] == 4
+    assert c.doubts() == {
+        "accesses resolved through a cwd or descriptor table lost events may have changed": 4,
+        "execs whose image path is uncertain": 1,
+        "execs without a hash": 1,  # none given in this story
+    }
