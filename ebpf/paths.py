@@ -3,7 +3,8 @@
 Lexical joining is exact unless a ``..`` follows a component that may be a symlink (the kernel then
 leaves the link's target, not its directory): such a path is ``lexical`` unless the kernel's own
 resolution was read back (``kernel``). ``/dev/fd/N``, ``/proc/self/fd/N`` and ``/proc/<own pid>/fd/N``
-name the process's own descriptor N and are resolved through its descriptor table.
+name the process's own descriptor N and are resolved through its descriptor table. From sure to
+unsure: ``exact`` and ``kernel``; ``walked``; ``lexical`` and ``after_loss``; ``unresolved``.
 """
 
 from __future__ import annotations
