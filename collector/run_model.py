@@ -10,7 +10,7 @@ from typing import Any
 from liubai.ebpf.credentials import Creds
 from liubai.ebpf.descriptors import FdTable, FsContext
 from liubai.ebpf.events import ExecArgsEvent
-from liubai.ebpf.paths import EXACT
+from liubai.ebpf.paths import EXACT, Resolved
 
 __all__ = ["RunInfo", "_Access", "_Proc"]
 
@@ -48,6 +48,7 @@ class _Access:
     via: str | None = None  # how an exec not seen as execve was known (ldso.VIA)
     hash_note: str | None = None  # write: why the run left no digest of the file
     hashed_at: str | None = None
+    through_state: bool = False  # resolved through the cwd or descriptor table the model follows
 
 
 @dataclass(slots=True)
@@ -72,9 +73,10 @@ class _Proc:
     end_ns: int | None = None
     exit_code: int | None = None
     pending: ExecArgsEvent | None = None
-    pending_binary: str | None = None
+    pending_binary: Resolved | None = None
     accesses: dict[tuple[str, str], _Access] = field(default_factory=dict)
     execs: list[dict[str, Any]] = field(default_factory=list)
+    execs_through_state: list[bool] = field(default_factory=list)  # per exec: its name needed cwd/table
     creds: Creds = field(default_factory=Creds)
     escalation: bool = False
     privilege_drop: bool = False

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from liubai.collector.run_model import RunInfo, _Proc
+from liubai.ebpf.paths import AFTER_LOSS, EXACT, KERNEL, weakest
 from liubai.lineage.records import FileAccessRecord, ProcessRecord, RunRecord, iso_utc
 
 __all__ = ["RunRecords"]
@@ -22,6 +23,7 @@ class RunRecords:
     procs: dict[tuple[int, int], _Proc]
     unresolved: int  # opens whose path could not be resolved
     lexical: int  # opens whose path was resolved lexically only
+    walked: int  # opens whose path was walked after the process ended
 
     def doubts(self) -> dict[str, int]:
         """What the run could not know for sure, by kind (only the non-zero counts)."""
@@ -29,14 +31,32 @@ class RunRecords:
         counts = {
             "opens with an unresolved path": self.unresolved,
             "opens with a lexical path": self.lexical,
+            "opens with a path walked after the process ended": self.walked,
+            "accesses resolved through a cwd or descriptor table lost events may have changed": sum(
+                1 for p in procs for a in p.accesses.values() if self._after_loss(a.through_state)
+            ),
             "processes with io_uring (file activity incomplete)": sum(1 for p in procs if p.incomplete),
             "execs without a hash": sum(1 for p in procs for x in p.execs if x["sha256"] is None),
+            "execs whose image path is uncertain": sum(
+                1
+                for p in procs
+                for x, state in zip(p.execs, p.execs_through_state, strict=True)
+                if self._certainty(x["certainty"], state) not in (EXACT, KERNEL)
+            ),
             "execs with partial argv": sum(
                 1 for p in procs for x in p.execs if x["argv_status"] != "complete"
             ),
             "processes still running when tracing stopped": self.info.still_running,
         }
         return {k: v for k, v in counts.items() if v}
+
+    def _after_loss(self, through_state: bool) -> bool:
+        """Whether a resolution through the followed cwd or descriptor table is in doubt: the run lost
+        events, and any of them may have been a chdir, close or dup of any process (none says whose)."""
+        return through_state and self.info.lost_events > 0
+
+    def _certainty(self, certainty: str, through_state: bool) -> str:
+        return weakest(certainty, AFTER_LOSS) if self._after_loss(through_state) else certainty
 
     def _iso(self, boot_ns: int | None) -> str | None:
         if boot_ns is None:
@@ -88,7 +108,8 @@ class RunRecords:
         info = self.info
         exec_failed = p.exec_failures > 0 and not p.exec_ok
         if exec_failed and p.pending is not None:  # what it tried to run, not its parent's image
-            p.argv, p.binary, p.binary_sha256 = p.pending.argv, p.pending_binary, None
+            asked = p.pending_binary[0] if p.pending_binary else p.pending.filename
+            p.argv, p.binary, p.binary_sha256 = p.pending.argv, asked, None
         yield ProcessRecord(
             host=info.host,
             pid=p.pid,
@@ -110,7 +131,10 @@ class RunRecords:
             exec_failed=exec_failed,
             hash_note=p.hash_note if p.binary_sha256 is None else None,
             argv_status=p.argv_status,
-            execs=tuple(p.execs),
+            execs=tuple(
+                {**x, "certainty": self._certainty(x["certainty"], state)}
+                for x, state in zip(p.execs, p.execs_through_state, strict=True)
+            ),
             euid=p.creds.euid,
             suid=p.creds.suid,
             cap_eff=p.creds.cap_eff,
@@ -131,7 +155,7 @@ class RunRecords:
                 sha256=a.sha256 if mode != "read" else None,
                 hash_note=a.hash_note,
                 hashed_at=a.hashed_at,
-                certainty=a.certainty,
+                certainty=self._certainty(a.certainty, a.through_state),
                 exec_ids=tuple(sorted(a.exec_ids)) if len(images) > 1 else (),
                 via=a.via,
             )

@@ -56,6 +56,7 @@ from liubai.ebpf.paths import (
     fd_link,
     join_path,
     resolve_path,
+    through_state,
     weakest,
 )
 from liubai.ebpf.procfs import ProcInfo
@@ -98,6 +99,7 @@ class RunCollector(RunRecords):
         self.procs: dict[tuple[int, int], _Proc] = {}
         self.unresolved = 0
         self.lexical = 0
+        self.walked = 0
         self.events = 0
         self._latest: dict[int, tuple[int, int]] = {}
         self._write_opens: dict[tuple[int, int, int], str] = {}  # (pid, start_ns, ts) of a write open -> path
@@ -158,7 +160,7 @@ class RunCollector(RunRecords):
             case ExecArgsEvent():
                 proc.exec_attempts += 1
                 proc.pending = event
-                proc.pending_binary = self._exec_name(proc, event) or event.filename
+                proc.pending_binary = self._exec_name(proc, event) or (event.filename, UNRESOLVED)
             case ExecFailEvent():
                 proc.exec_failures += 1
             case ExecEvent():
@@ -200,13 +202,12 @@ class RunCollector(RunRecords):
         child.creds = proc.creds
         child.incomplete = proc.incomplete  # an inherited ring can still be used
 
-    def _exec_name(self, proc: _Proc, event: ExecArgsEvent) -> str | None:
+    def _exec_name(self, proc: _Proc, event: ExecArgsEvent) -> Resolved | None:
         """The absolute name an exec attempt asked for (execveat relative to a descriptor included)."""
         if event.at_flags & AT_EMPTY_PATH and not event.filename:
             entry = proc.table.get(event.dfd)
-            return entry.path if entry else None
-        resolved = self._resolve(proc, event.filename, event.dfd)
-        return resolved[0] if resolved else None
+            return (entry.path, entry.certainty) if entry else None
+        return self._resolve(proc, event.filename, event.dfd)
 
     def _executed(self, proc: _Proc, event: ExecEvent) -> None:
         if proc.fs.cwd is None and event.cwd:
@@ -214,20 +215,23 @@ class RunCollector(RunRecords):
         pending, proc.pending = proc.pending, None
         proc.table = proc.table.copy()  # exec unshares the table, then closes close-on-exec descriptors
         proc.table.close_on_exec()
-        binary = proc.pending_binary if pending is not None and proc.pending_binary else None
-        if binary is None or binary.startswith(("/dev/fd/", "/proc/")):
-            resolved = self._resolve(proc, event.filename, AT_FDCWD)
-            binary = resolved[0] if resolved else event.filename
+        asked = proc.pending_binary if pending is not None else None
+        named = pending.filename if pending is not None else event.filename
+        if asked is None or asked[1] == UNRESOLVED or asked[0].startswith(("/dev/fd/", "/proc/")):
+            # the attempt's name unknown (a page not resident at entry) or naming a descriptor: the kernel's
+            named = event.filename
+            asked = self._resolve(proc, named, AT_FDCWD) or (named, UNRESOLVED)
+        binary, certainty = asked
+        state = through_state(named)  # an execveat of a descriptor (empty name) included
         if binary.startswith(("/dev/fd/", "/proc/")) and event.image:
-            binary = event.image  # fexecve of a descriptor the events never showed opened (a memfd)
+            # fexecve of a descriptor the events never showed opened (a memfd): the kernel's name
+            binary, certainty, state = event.image, KERNEL, False
         proc.pending_binary = None
         proc.exec_ok = True
         proc.binary, proc.binary_sha256, proc.hash_note = binary, event.sha256, event.hash_note
         proc.comm = event.comm
-        argv, status = _argv_of(pending, event)
-        if argv is not None:
-            proc.argv = argv
-        proc.argv_status = status
+        proc.argv, proc.argv_status = _argv_of(pending, event)
+        status = proc.argv_status
         creds_from: str | None = None
         if event.euid is not None:
             self._set_creds(proc, Creds(event.ruid, event.euid, event.suid, event.fsuid, event.cap_eff))
@@ -241,6 +245,7 @@ class RunCollector(RunRecords):
             {
                 "id": len(proc.execs) + 1,
                 "binary": binary,
+                "certainty": certainty,
                 "sha256": event.sha256,
                 "hash_note": event.hash_note,
                 "image": event.image,
@@ -252,7 +257,10 @@ class RunCollector(RunRecords):
                 "creds_from": creds_from,
             }
         )
-        self._access(proc, binary, "exec", 0, EXACT, event.sha256)
+        proc.execs_through_state.append(state)
+        slot = self._access(proc, binary, "exec", 0, certainty, event.sha256)
+        if slot is not None:
+            slot.through_state |= state
         proc.loader_program = ldso.program_of(proc.argv) if ldso.is_loader(binary) else None
         if event.image and event.image != binary and event.image_sha256 is not None:
             self._access(proc, event.image, "exec", 0, KERNEL, event.image_sha256)  # a #! interpreter
@@ -281,12 +289,14 @@ class RunCollector(RunRecords):
                 event.fd, FdEntry(f"/memfd:{event.path} (deleted)", KERNEL, bool(event.flags & 1))
             )
             return
+        state = False
         if event.kernel_path:
             resolved = (event.kernel_path, WALKED if event.walked else KERNEL)
         elif event.kind == OPEN_BY_HANDLE:
             resolved = None
         else:
             resolved = self._resolve(proc, event.path, event.dfd)
+            state = through_state(event.path)
         if resolved is None:
             self.unresolved += 1
             where = (
@@ -302,9 +312,13 @@ class RunCollector(RunRecords):
             path, certainty = resolved
             if certainty == LEXICAL:
                 self.lexical += 1
+            elif certainty == WALKED:
+                self.walked += 1
             proc.table.opened(event.fd, FdEntry(path, certainty, bool(event.flags & O_CLOEXEC)))
         mode = access_mode(event.flags)
         slot = self._access(proc, path, mode, event.flags, certainty)
+        if slot is not None:
+            slot.through_state |= state
         if mode == "write" and slot is not None and self.follows_digests:
             self._write_opens[(proc.pid, proc.start_ns, event.ts)] = path
             unsealed = self._unsealed.setdefault(path, [])
@@ -312,7 +326,9 @@ class RunCollector(RunRecords):
                 unsealed.append(slot)
         program, proc.loader_program = proc.loader_program, None
         if program is not None and event.path == program and certainty != UNRESOLVED:
-            self._access(proc, path, "exec", 0, certainty, via=ldso.VIA)  # the loader's first open
+            loaded = self._access(proc, path, "exec", 0, certainty, via=ldso.VIA)  # the loader's first open
+            if loaded is not None:
+                loaded.through_state |= state
 
     def _changed_dir(self, proc: _Proc, event: ChdirEvent) -> None:
         if event.fd >= 0:
@@ -343,9 +359,9 @@ class RunCollector(RunRecords):
         slot = proc.accesses.setdefault((path, mode), _Access())
         if via is not None:
             slot.via = via
+        slot.certainty = weakest(slot.certainty, certainty) if slot.count else certainty
         slot.count += 1
         slot.flags |= flags
-        slot.certainty = weakest(slot.certainty, certainty)
         slot.exec_ids.add(proc.exec_id)
         if mode == "exec":
             slot.sha256 = sha
@@ -367,12 +383,13 @@ class RunCollector(RunRecords):
             slot.sha256, slot.hash_note, slot.hashed_at = event.sha256, event.hash_note, self._iso(event.ts)
 
 
-def _argv_of(pending: ExecArgsEvent | None, event: ExecEvent) -> tuple[tuple[str, ...] | None, str]:
-    """The argv of an exec and how complete it is: the kernel's copy, or /proc's where that was partial."""
+def _argv_of(pending: ExecArgsEvent | None, event: ExecEvent) -> tuple[tuple[str, ...], str]:
+    """The argv of an exec and how complete it is: the kernel's copy, or /proc's where that was partial.
+    No copy at all (its attempt was not seen, nor /proc read): no argv, never the image's before."""
     if event.cmdline is not None:
         return event.cmdline, "complete"
     if pending is None:
-        return None, "unknown"
+        return (), "unknown"
     if pending.unreadable:
         return pending.argv, "unreadable"
     if pending.truncated or pending.cut:

@@ -25,7 +25,7 @@ class FdEntry:
     """What one descriptor refers to: an absolute path, how surely it is known, and close-on-exec."""
 
     path: str
-    certainty: str = "exact"  # "exact", "kernel" (read back from /proc) or "lexical"
+    certainty: str = "exact"  # as liubai.ebpf.paths ranks them: "exact", "kernel", "walked", "lexical"
     cloexec: bool = False
 
 

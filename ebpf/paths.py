@@ -3,7 +3,8 @@
 Lexical joining is exact unless a ``..`` follows a component that may be a symlink (the kernel then
 leaves the link's target, not its directory): such a path is ``lexical`` unless the kernel's own
 resolution was read back (``kernel``). ``/dev/fd/N``, ``/proc/self/fd/N`` and ``/proc/<own pid>/fd/N``
-name the process's own descriptor N and are resolved through its descriptor table.
+name the process's own descriptor N and are resolved through its descriptor table. From sure to
+unsure: ``exact`` and ``kernel``; ``walked``; ``lexical`` and ``after_loss``; ``unresolved``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 from liubai.ebpf.descriptors import FdEntry, FdTable
 
 __all__ = [
+    "AFTER_LOSS",
     "EXACT",
     "KERNEL",
     "LEXICAL",
@@ -23,18 +25,23 @@ __all__ = [
     "fd_link",
     "join_path",
     "resolve_path",
+    "through_state",
+    "weakest",
 ]
 
 EXACT, KERNEL, LEXICAL, UNRESOLVED = "exact", "kernel", "lexical", "unresolved"
 WALKED = "walked"  # symlinks resolved by walking the filesystem just after the open (process gone)
-_RANK = {EXACT: 0, KERNEL: 0, WALKED: 0, LEXICAL: 1, UNRESOLVED: 2}
+# resolved through a descriptor table or cwd that events lost from the run may have changed
+AFTER_LOSS = "after_loss"
+# walked is a guess too: a symlink changed since the open would have led elsewhere
+_RANK = {EXACT: 0, KERNEL: 0, WALKED: 1, LEXICAL: 2, AFTER_LOSS: 2, UNRESOLVED: 3}
 _FD_LINK = re.compile(r"^/(?:dev/fd|proc/(self|thread-self|\d+)/fd)/(\d+)(/.*)?$")
 
 Resolved = tuple[str, str]  # (path, certainty)
 
 
 def weakest(a: str, b: str) -> str:
-    """The less certain of two certainties."""
+    """The less certain of two certainties (``a`` when they are as sure)."""
     return a if _RANK[a] >= _RANK[b] else b
 
 
@@ -69,6 +76,11 @@ def join_path(path: str, base: str | None, base_certainty: str = EXACT, root: st
     if out is None:
         return None
     return out, weakest(certainty, LEXICAL if _has_dotdot(path) else EXACT)
+
+
+def through_state(path: str) -> bool:
+    """Whether resolving ``path`` consults the process's cwd or descriptor table (not only its root)."""
+    return not path.startswith("/") or _FD_LINK.match(path) is not None
 
 
 def fd_link(path: str, pid: int, table: FdTable) -> tuple[bool, Resolved | None]:

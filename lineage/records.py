@@ -222,7 +222,7 @@ class FileAccessRecord:
     count: int = 1
     flags: int | None = None
     sha256: str | None = None  # exec: the image's; write: the file's as the run left it (its last close)
-    certainty: str = "exact"  # "exact", "kernel" (read back), "lexical" or "unresolved"
+    certainty: str = "exact"  # how surely ``path`` is known: liubai.ebpf.paths names and ranks them
     exec_ids: tuple[int, ...] = ()  # which images of the process (0: the one inherited at fork) did it
     via: str | None = None  # how an exec was known when no execve showed it ("ld.so": the loader ran it)
     container_id: str | None = None  # the path is as this container sees it (a container-scoped file)

@@ -10,42 +10,31 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections import defaultdict
 from enum import StrEnum
 from typing import Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
-from rich.tree import Tree
 
 from liubai.api.cli.common import console, emit_json, fail, fail_error, printable, store_name, store_session
+from liubai.api.cli.query_render import (
+    KIND_STYLE,
+    claims_table,
+    edge_json,
+    node_prov_json,
+    node_text,
+    render_tree,
+    subgraph_json,
+)
 from liubai.api.nodes import node_json, node_label, node_time
 from liubai.lineage.directions import auto_directions, describe, lineage_along
 from liubai.lineage.errors import LiubaiError, NotFound
-from liubai.lineage.model import Direction, Edge, EdgeKind, Node, NodeKind
-from liubai.lineage.provenance import Provenance
+from liubai.lineage.model import Direction, EdgeKind, Node, NodeKind
 from liubai.lineage.resolve import resolve_reference
-from liubai.lineage.store.base import InvalidCursor, LineageStore, StoreError, Subgraph
+from liubai.lineage.store.base import InvalidCursor, LineageStore, StoreError
 
 __all__ = ["register", "render_tree"]
-
-_KIND_STYLE = {
-    NodeKind.REPO: "bold white",
-    NodeKind.COMMIT: "bold yellow",
-    NodeKind.WORKLOAD: "bold cyan",
-    NodeKind.AUDIT_RECORD: "bold magenta",
-    NodeKind.TRACE: "bold blue",
-    NodeKind.LOG_EVENT: "green",
-    NodeKind.PIPELINE_RUN: "bold red",
-    NodeKind.PROCESS: "red",
-    NodeKind.FILE: "white",
-    NodeKind.POD: "cyan",
-    NodeKind.ADMISSION: "bold magenta",
-    NodeKind.CONTAINER: "cyan",
-    NodeKind.SPAN: "blue",
-    NodeKind.RESOURCE: "green",
-}
 
 
 class DirectionOpt(StrEnum):
@@ -83,108 +72,6 @@ def _next_page(args: list[str], cursor: str) -> str:
     return "more: " + shlex.join(["liubai", *args, "--after", cursor])
 
 
-def _node_text(node: Node, via: Text | None = None) -> Text:
-    text = Text()
-    if via is not None:
-        text.append_text(via)
-        text.append(" ")
-    text.append(node.kind.value, style=_KIND_STYLE.get(node.kind, ""))
-    text.append(" ")
-    text.append(printable(node_label(node)))
-    when = node_time(node)
-    if when:
-        text.append(f"  {printable(when)}", style="dim")
-    if node.placeholder:
-        text.append("  (placeholder)", style="dim italic")
-    text.append(f"  {printable(node.id)}", style="dim")
-    return text
-
-
-def _via(edge: Edge, child: str) -> Text:
-    """The edge as it is stored: ``-KIND->`` when the parent points at the child, ``<-KIND-`` otherwise."""
-    label = edge.kind.value
-    if edge.kind == EdgeKind.DECLARES and edge.props.get("deleted"):
-        label += " (removed)"  # the commit took the object out of its tree
-    arrow = f"-{label}->" if edge.dst == child else f"<-{label}-"
-    return Text(arrow, style="bold red" if label != edge.kind.value else "dim cyan")
-
-
-def render_tree(sub: Subgraph, root: str) -> Tree:
-    """A lineage answer as a tree: each node under one neighbour one hop nearer the start.
-
-    Nodes reachable several ways appear once (under the first parent in id order); the remaining edges
-    are counted at the bottom so nothing is silently hidden.
-    """
-    nodes = {n.id: n for n in sub.nodes}
-    children: dict[str, list[tuple[str, Edge]]] = defaultdict(list)
-    placed = {root}
-    used: set[tuple[str, str, str]] = set()
-    for edge in sorted(sub.edges, key=lambda e: e.key):
-        for parent, child in ((edge.src, edge.dst), (edge.dst, edge.src)):
-            if child in placed or parent not in sub.depth or child not in sub.depth:
-                continue
-            if sub.depth[child] == sub.depth[parent] + 1:
-                children[parent].append((child, edge))
-                placed.add(child)
-                used.add(edge.key)
-    tree = Tree(_node_text(nodes[root]))
-    stack: list[tuple[Tree, str]] = [(tree, root)]
-    while stack:
-        branch, node_id = stack.pop()
-        for child, edge in sorted(children[node_id], key=lambda c: (nodes[c[0]].kind.value, c[0])):
-            sub_branch = branch.add(_node_text(nodes[child], _via(edge, child)))
-            stack.append((sub_branch, child))
-    extra = len(sub.edges) - len(used)
-    if extra:
-        tree.add(Text(f"... and {extra} more edge(s) among these nodes", style="dim"))
-    if sub.truncated:
-        tree.add(Text("... truncated: raise --limit to see more", style="bold yellow"))
-    return tree
-
-
-def _claims_table(found: dict[str, Provenance]) -> Table | None:
-    """Values other writers gave that differ from the facts shown: listed, never mixed into the tree."""
-    rows = [(node_id, c) for node_id in sorted(found) for c in found[node_id].claims]
-    if not rows:
-        return None
-    table = Table(
-        title="Claims kept beside the facts (not taken: another writer owns the value)", title_justify="left"
-    )
-    for column in ("node", "key", "claimed value", "by"):
-        table.add_column(column)
-    for node_id, c in rows:
-        table.add_row(
-            printable(node_id),
-            printable(c.key),
-            printable(json.dumps(c.value, ensure_ascii=False, default=str)),
-            printable(c.writer),
-        )
-    return table
-
-
-def _node_json(n: Node, prov: Provenance | None) -> dict[str, object]:
-    prov = prov or Provenance()
-    return {
-        **node_json(n),
-        "writer": prov.writer,
-        "owners": prov.owners,
-        "claims": [{"key": c.key, "writer": c.writer, "value": c.value} for c in prov.claims],
-    }
-
-
-def _edge_json(e: Edge) -> dict[str, object]:
-    return {"source": e.src, "target": e.dst, "kind": e.kind.value, "properties": e.props}
-
-
-def _subgraph_json(sub: Subgraph, found: dict[str, Provenance]) -> dict[str, object]:
-    return {
-        "nodes": [_node_json(n, found.get(n.id)) for n in sub.nodes],
-        "edges": [_edge_json(e) for e in sub.edges],
-        "depths": sub.depth,
-        "truncated": sub.truncated,
-    }
-
-
 _NODE_FIELDS = "id, kind, placeholder, label, time, properties, writer, owners, claims"
 _NODE_REF = (
     "Node id (commit:<40 hex>, workload:Deployment/payments/api, pod:<uid>, proc:<host>:<pid>:<start_ns>, "
@@ -208,9 +95,9 @@ def show_cmd(
         found = _resolve(store, node)
         prov = store.provenance([found.id]).get(found.id)
     if as_json:
-        emit_json(_node_json(found, prov))
+        emit_json(node_prov_json(found, prov))
         return
-    console.print(_node_text(found))
+    console.print(node_text(found))
     table = Table("property", "value", show_header=False, box=None)
     for key in sorted(found.props):
         value = found.props[key]
@@ -219,7 +106,7 @@ def show_cmd(
     if prov is not None and prov.writer:
         table.add_row(Text("written by", style="dim"), Text(printable(prov.writer)))
     console.print(table)
-    claims = _claims_table({found.id: prov} if prov is not None else {})
+    claims = claims_table({found.id: prov} if prov is not None else {})
     if claims is not None:
         console.print(claims)
 
@@ -284,10 +171,10 @@ def lineage_cmd(
         sub = lineage_along(store, start.id, ways, depth, kinds, limit)
         found = store.provenance([n.id for n in sub.nodes])
     if as_json:
-        emit_json(_subgraph_json(sub, found))
+        emit_json(subgraph_json(sub, found))
         return
     console.print(render_tree(sub, start.id))
-    claims = _claims_table(found)
+    claims = claims_table(found)
     if claims is not None:
         console.print(claims)
     console.print(
@@ -347,7 +234,7 @@ def search_cmd(
     table = Table("kind", "label", "time", "id", title=f"{page.total} match(es)", title_justify="left")
     for n in page.nodes:
         table.add_row(
-            Text(n.kind.value, style=_KIND_STYLE.get(n.kind, "")),
+            Text(n.kind.value, style=KIND_STYLE.get(n.kind, "")),
             Text(printable(node_label(n))),
             Text(printable(node_time(n) or "")),
             Text(printable(n.id), style="dim"),
@@ -388,15 +275,13 @@ def path_cmd(
     nodes = {n.id: n for n in sub.nodes}
     order = sorted(sub.depth, key=lambda i: sub.depth[i])
     if as_json:
-        emit_json(
-            {"nodes": [node_json(nodes[i]) for i in order], "edges": [_edge_json(e) for e in sub.edges]}
-        )
+        emit_json({"nodes": [node_json(nodes[i]) for i in order], "edges": [edge_json(e) for e in sub.edges]})
         return
-    console.print(_node_text(nodes[order[0]]))
+    console.print(node_text(nodes[order[0]]))
     for prev, cur, edge in zip(order, order[1:], sub.edges, strict=False):
         arrow = f"  -{edge.kind.value}->" if edge.src == prev else f"  <-{edge.kind.value}-"
         console.print(Text(arrow, style="dim cyan"))
-        console.print(_node_text(nodes[cur]))
+        console.print(node_text(nodes[cur]))
     console.print(Text(f"{len(sub.edges)} edge(s)", style="dim"))
 
 

@@ -8,6 +8,8 @@ reported as a ``Notice`` and the new commits are read from where the histories m
 
 ``render`` -> "1" or "0" says how the history was read (``--render`` or file by file). A run that
 does not say keeps that reading; a run that switches it re-reads the whole history (``render_switch``).
+Which refs are read lives in ``refs``; the render state a rendering read carries across commits and
+runs in ``render_state`` (``render_switch`` is importable from here as before).
 """
 
 from __future__ import annotations
@@ -22,16 +24,13 @@ import git
 
 from liubai.collector.git.blobs import CHUNK_BLOBS, BlobReader
 from liubai.collector.git.branches import add_branches, membership
-from liubai.collector.git.changes import SKIP_MODES, Parsed, commit_manifest_items, reads_new, reads_old
+from liubai.collector.git.changes import Parsed, commit_manifest_items, reads_new, reads_old
 from liubai.collector.git.history import Change, read_log
-from liubai.collector.git.render import Renderer, RenderStats
+from liubai.collector.git.refs import selected_refs
+from liubai.collector.git.render import RenderStats
+from liubai.collector.git.render_state import deployed_state, render_switch, rendered_items
 from liubai.collector.git.rendered import DeployedState
-from liubai.collector.git.repository import (
-    GitSourceError,
-    default_cache_dir,
-    open_repository,
-    repo_identity,
-)
+from liubai.collector.git.repository import default_cache_dir, open_repository, repo_identity
 from liubai.collector.git.signatures import mark_signatures
 from liubai.collector.git.supersede import IDENTITY_VERSION, reread_reason, supersede_stale_ids
 from liubai.collector.ingest import Checkpoint, Flush, IngestSummary, Item, Notice, StoreSink, ingest_records
@@ -139,54 +138,10 @@ class GitCollector:
     def refs(self) -> dict[str, str]:
         """Ref name -> commit sha for the refs this collector reads; names are only stored and shown
         from here on, so bytes in them that are not UTF-8 are escaped (``visible``)."""
-        return {visible(name): sha for name, sha in self._refs().items()}
-
-    def _refs(self) -> dict[str, str]:
-        g = self.repo.git
-        if self.all_refs:
-            out = g.for_each_ref(
-                "--format=%(refname)%00%(objecttype)%00%(objectname)%00%(*objecttype)%00%(*objectname)",
-                "refs/heads",
-                "refs/remotes",
-                "refs/tags",
-            )
-            refs: dict[str, str] = {}
-            for line in out.splitlines():
-                name, otype, oid, ptype, poid = line.split("\0")
-                if name.endswith("/HEAD"):
-                    continue
-                if otype == "commit":
-                    refs[name] = oid
-                elif ptype == "commit":
-                    refs[name] = poid
-            return refs
-        if self.branch:
-            candidates = [
-                f"refs/heads/{self.branch}",
-                f"refs/remotes/origin/{self.branch}",
-                f"refs/tags/{self.branch}",
-            ]
-            if self.branch.startswith("refs/"):
-                candidates.insert(0, self.branch)
-            for ref in candidates:
-                sha = self._commit_of(ref)
-                if sha:
-                    return {ref: sha}
-            raise GitSourceError(f"{self.repo_id}: no branch or tag named {self.branch!r}")
-        try:
-            head = g.symbolic_ref("-q", "HEAD")
-        except git.GitCommandError:
-            head = "HEAD"  # detached
-        sha = self._commit_of(head)
-        return {head: sha} if sha else {}  # an empty repository has nothing to read
-
-    def _commit_of(self, rev: str) -> str | None:
-        try:
-            return str(
-                self.repo.git.rev_parse("--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}")
-            )
-        except git.GitCommandError:
-            return None
+        return {
+            visible(name): sha
+            for name, sha in selected_refs(self.repo, self.repo_id, self.branch, self.all_refs).items()
+        }
 
     def _exists(self, sha: str) -> bool:
         try:
@@ -349,64 +304,19 @@ class GitCollector:
             yield item
 
     def _rendered_items(self, commit: CommitRecord, changes: list[Change]) -> Iterator[Item]:
-        if self._deployed is None:
-            self._deployed = self._deployed_state(commit.parents[0] if commit.parents else None)
-        state = self._deployed
-        rendered, declared = state.commit_items(commit.sha, changes, self._text_of)
-        own = [c for c in changes if not (state.is_input(c.path) or state.is_input(c.old_path))]
-        raw = list(
-            commit_manifest_items(
+        if self._deployed is None:  # this run's first commit: the state after its parent
+            parent = commit.parents[0] if commit.parents else None
+            where = (self.repo_id, self.source, self.cluster)
+            self._deployed, self.render_state_from = deployed_state(
+                self.repo, self._reader(), where, parent, self._render_snapshot, self.declared_in_store
+            )
+
+        def raw(own: list[Change], declared: set[tuple[str, str, str]]) -> Iterator[Item]:
+            return commit_manifest_items(
                 commit.sha, own, self._parse_blob, self.repo_id, self.cluster, declared, self._last_complete
             )
-        )
-        yield from raw
-        raw_declared = {
-            (i.kind, i.namespace, i.name)
-            for i in raw
-            if isinstance(i, ManifestObjectRecord) and not i.deleted
-        }
-        yield from state.removals(rendered, raw_declared)
 
-    def _deployed_state(self, parent: str | None) -> DeployedState:
-        """The deployers and their last renders as they stood after ``parent``: read before this run
-        when this run starts after stored history (the first commit read has a parent), else empty."""
-        state = DeployedState(Renderer(self.repo), self.repo_id, self.source, self.cluster)
-        if parent is None or self.declared_in_store is None:
-            return state
-        declared_in_store = self.declared_in_store
-
-        def last_rendered() -> dict[str, list[ObjectKey]]:
-            """From the store (a walk of the first-parent history): when the snapshot does not fit."""
-            last: dict[str, list[ObjectKey]] = {}
-            for obj in declared_in_store(parent):
-                if obj.rendered_by:
-                    p = obj.node.props
-                    key = ObjectKey(
-                        *(str(p.get(k) or "") for k in ("api_version", "kind", "namespace", "name"))
-                    )
-                    last.setdefault(obj.rendered_by, []).append(key)
-            return last
-
-        snapshot = state.rebuild(parent, self._manifests_at(parent), self._render_snapshot, last_rendered)
-        self.render_state_from = "checkpoint" if snapshot else "store"
-        return state
-
-    def _manifests_at(self, sha: str) -> Iterator[tuple[str, str]]:
-        """(path, text) of the manifests in ``sha``'s tree that may declare a deployer."""
-        out = self.repo.git.ls_tree("-r", "-z", "--full-tree", sha, stdout_as_string=False)
-        blobs: dict[str, str] = {}
-        for entry in out.split(b"\0"):
-            meta, _, raw_path = entry.partition(b"\t")
-            parts = meta.split()
-            path = raw_path.decode("utf-8", "surrogateescape")
-            if len(parts) == 3 and parts[1] == b"blob" and parts[0].decode() not in SKIP_MODES:
-                if is_manifest_path(path):
-                    blobs[path] = parts[2].decode()
-        found = self._reader().read_many(sorted(set(blobs.values())))
-        for path, blob in blobs.items():
-            data = found.get(blob)
-            if data is not None:
-                yield path, data.decode("utf-8", "replace")
+        yield from rendered_items(self._deployed, commit.sha, changes, self._text_of, raw)
 
     @property
     def render_stats(self) -> RenderStats | None:
@@ -475,27 +385,6 @@ def ingest_git(
     )
     add_branches(store, sink, plan.gained)  # stored commits a ref now contains: known once the run read it
     return summary
-
-
-def render_switch(checkpoints: Mapping[str, str], render: bool) -> str:
-    """Why the whole history must be read again because ``--render`` was switched, or "". What one
-    reading declared (base files on their own, or rendered objects) is no evidence for the other,
-    and a later commit's render depends on every earlier one, so nothing short of the whole history
-    gives the answer a single run would."""
-    if not any(key.startswith("ref:") for key in checkpoints):
-        return ""
-    was = checkpoints.get("render") == "1"
-    if was == render:
-        return ""
-    if render:
-        return (
-            "--render switched on: re-reading the whole history so that every commit declares what its "
-            "Flux Kustomizations and Argo CD Applications render (pass --no-render to go back)"
-        )
-    return (
-        "--no-render: re-reading the whole history file by file; rendered objects no longer count "
-        "(pass --render to go back)"
-    )
 
 
 def checkpoints_of(store: LineageStore, source: str) -> dict[str, str]:

@@ -17,13 +17,11 @@ LIMIT = 400
 OVERSIZED = {
     "api/cli/export.py": 479,
     "ebpf/events.py": 464,
-    "api/cli/query.py": 460,
     "ebpf/node.py": 452,
     "lineage/slsa.py": 448,
     "api/cli/trace.py": 434,
     "collector/sls/consume.py": 416,
-    "lineage/records.py": 406,
-    "collector/git/collector.py": 403,
+    "lineage/records.py": 407,
 }
 
 
