@@ -38,6 +38,7 @@ pytestmark = pytest.mark.kube
 
 FLUX_USER = "system:serviceaccount:flux-system:kustomize-controller"
 ARGO_USER = "system:serviceaccount:argocd:argocd-application-controller"
+HELM_USER = "system:serviceaccount:flux-system:helm-controller"
 SELECTOR = "liubai.dev/webhook-test"
 
 
@@ -121,7 +122,7 @@ def registered(kube_cluster: KubeCluster, tmp_path_factory: pytest.TempPathFacto
             }
         )
         kube_cluster.kubectl("apply", "-f", "-", stdin=json.dumps(config))
-        for user in (FLUX_USER, ARGO_USER):  # the controllers' service accounts may deploy
+        for user in (FLUX_USER, ARGO_USER, HELM_USER):  # the controllers' service accounts may deploy
             name = f"{user.rsplit(':', 1)[1]}-{token}"
             kube_cluster.kubectl(
                 "create", "clusterrolebinding", name, "--clusterrole=cluster-admin", f"--user={user}"
@@ -149,7 +150,7 @@ def registered(kube_cluster: KubeCluster, tmp_path_factory: pytest.TempPathFacto
             kube_cluster.kubectl(
                 "delete", "mutatingwebhookconfiguration", config["metadata"]["name"], check=False
             )
-            for user in (FLUX_USER, ARGO_USER):
+            for user in (FLUX_USER, ARGO_USER, HELM_USER):
                 kube_cluster.kubectl(
                     "delete", "clusterrolebinding", f"{user.rsplit(':', 1)[1]}-{token}", check=False
                 )
@@ -330,6 +331,65 @@ def test_an_apply_as_flux_makes_it_is_stamped_with_the_kustomizations_commit(
         env["OTEL_RESOURCE_ATTRIBUTES"]
         == f"service.name=web,gitops.audit_id={new_audit.canonical},vcs.ref.head.revision={newer}"
     )
+
+
+def test_an_install_by_flux_helm_controller_takes_the_commit_its_chart_was_built_from(
+    registered: Registered, kube_namespace: str
+) -> None:
+    cluster, ns = registered.cluster, registered.namespace(kube_namespace)
+    commit = secrets.token_hex(20)
+    chart = f"{ns}-web"  # helm-controller names the HelmChart it makes <namespace>-<release>
+    cluster.kubectl(
+        "apply",
+        "-f",
+        "-",
+        stdin="\n---\n".join(
+            yaml.safe_dump(o)
+            for o in (
+                {
+                    "apiVersion": "source.toolkit.fluxcd.io/v1",
+                    "kind": "HelmChart",
+                    "metadata": {"name": chart, "namespace": ns},
+                    "spec": {
+                        "chart": "./charts/web",
+                        "reconcileStrategy": "Revision",
+                        "sourceRef": {"kind": "GitRepository", "name": "fleet"},
+                    },
+                },
+                {
+                    "apiVersion": "helm.toolkit.fluxcd.io/v2",
+                    "kind": "HelmRelease",
+                    "metadata": {"name": "web", "namespace": ns},
+                    "spec": {"chart": {"spec": {"chart": "./charts/web", "reconcileStrategy": "Revision"}}},
+                },
+            )
+        ),
+    )
+    # what source-controller and helm-controller report: the full revision the chart was built from,
+    # and the chart version being installed, which carries only its first 12 hex
+    set_status(
+        cluster,
+        ns,
+        "helmcharts.source.toolkit.fluxcd.io",
+        chart,
+        {"observedSourceArtifactRevision": f"main@sha1:{commit}"},
+    )
+    set_status(
+        cluster,
+        ns,
+        "helmreleases.helm.toolkit.fluxcd.io",
+        "web",
+        {"lastAttemptedRevision": f"0.1.0+{commit[:12]}", "helmChart": f"{ns}/{chart}"},
+    )
+    labels = {"helm.toolkit.fluxcd.io/name": "web", "helm.toolkit.fluxcd.io/namespace": ns}
+    cluster.kubectl("create", f"--as={HELM_USER}", "-f", "-", stdin=json.dumps(deployment(ns, labels=labels)))
+
+    audit = parse_audit_id(
+        live(cluster, ns, "deployment", "web")["metadata"]["annotations"][AUDIT_ID_ANNOTATION]
+    )
+    assert audit.commit == commit
+    records = wait_for("the admission record", lambda: registered.admissions(namespace=ns, name="web"))
+    assert (records[0]["username"], records[0]["commit_source"]) == (HELM_USER, "flux-helmrelease")
 
 
 def test_an_apply_as_argocd_makes_it_through_the_python_client(
