@@ -6,7 +6,9 @@ as Flux's service account, replicas 0) go to the API server at a fixed rate from
 threads, open loop: a slow answer does not delay the next request. Rounds alternate between the
 webhook unregistered (the baseline) and registered, so drift of the machine falls on both alike.
 Latency is the create request's round trip as a client sees it; the figure is the p99 added by the
-webhook (target: <= 10 ms at 100 admissions/s) and the ratio of the p99s.
+webhook (target: <= 10 ms at 100 admissions/s) and the ratio of the p99s. Beside it, per arm, the CPU
+time per create of kube-apiserver, etcd and the webhook: on a machine with fewer free cores than the
+work needs, added latency is mostly waiting for a core, and these say whose work it waits behind.
 
 Example: .venv/bin/python bench/admission.py --rate 100 --seconds 20 --rounds 3
 """
@@ -29,6 +31,7 @@ import threading
 import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +52,12 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Cluster:
     """``scripts/kube/cluster --crds`` for the run; closing its stdin stops it."""
 
@@ -65,6 +74,17 @@ class Cluster:
             code = self.proc.wait()
             raise SystemExit(f"the test cluster did not start (exit {code}; 3: run scripts/kube/build)")
         self.info: dict[str, str] = json.loads(line)
+
+    def pids(self) -> dict[str, int]:
+        """The control plane's processes (``kube-apiserver``, ``etcd``, ...) by name: the children of the
+        cluster script."""
+        found: dict[str, int] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with suppress(OSError):
+                head, tail = stat.read_text().rsplit(")", 1)
+                if int(tail.split()[1]) == self.proc.pid:
+                    found[head.split("(", 1)[1]] = int(stat.parent.name)
+        return found
 
     def kubectl(self, *args: str, stdin: str | None = None) -> str:
         done = subprocess.run(
@@ -131,8 +151,7 @@ class Webhook:
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) the webhook process has used so far."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.proc.pid)
 
     def get(self, path: str) -> httpx.Response:
         return httpx.get(self.url + path, verify=str(self.cert), timeout=10)
@@ -257,6 +276,29 @@ def run_phase(
     return {"latencies": latencies, "failures": failures, "stamped": stamped, "seconds": took, "sent": total}
 
 
+WEBHOOK_CALLS = "apiserver_admission_webhook_admission_duration_seconds_bucket{"
+
+
+def webhook_calls(info: dict[str, str]) -> dict[str, float]:
+    """The API server's own histogram of its calls to the audit webhook (cumulative count per upper
+    bound ``le``, summed over operations): the call as the API server times it, from sending the review
+    to having the answer, without the client's or the rest of the create's time."""
+    context = ssl.create_default_context(cafile=info["ca_file"])
+    metrics = httpx.get(
+        info["server"] + "/metrics",
+        headers={"Authorization": f"Bearer {info['token']}"},
+        verify=context,
+        timeout=30,
+    ).text
+    counts: dict[str, float] = {}
+    for line in metrics.splitlines():
+        if line.startswith(WEBHOOK_CALLS) and 'name="audit.liubai.dev"' in line:
+            labels, value = line.rsplit(" ", 1)
+            le = labels.split('le="', 1)[1].split('"', 1)[0]
+            counts[le] = counts.get(le, 0.0) + float(value)
+    return counts
+
+
 def _mean_decision_ms(metrics: str) -> float | None:
     """The webhook's own mean time to decide a review (from its /metrics), without the HTTP exchange."""
     found: dict[str, float] = {}
@@ -368,16 +410,24 @@ def main() -> int:
         registered(False)
         run_phase(info, namespace, "warm-off", args.rate, 3, args.threads)
         phases: dict[str, list[dict[str, Any]]] = {"unregistered": [], "registered": []}
-        webhook_cpu = 0.0
+        pids = {k: v for k, v in cluster.pids().items() if k in ("kube-apiserver", "etcd", "kube-controller")}
+        pids["webhook"] = hook.proc.pid
+        cpu: dict[str, dict[str, float]] = {name: dict.fromkeys(pids, 0.0) for name in phases}
+        calls: dict[str, float] = {}
         for r in range(args.rounds):
             for name, on in (("unregistered", False), ("registered", True)):
                 registered(on)
-                cpu = hook.cpu_seconds()
+                before = {k: cpu_seconds(pid) for k, pid in pids.items()}
+                calls_before = webhook_calls(info) if on else {}
                 phases[name].append(
                     run_phase(info, namespace, f"{name[:3]}{r}", args.rate, args.seconds, args.threads)
                 )
+                for k, pid in pids.items():
+                    cpu[name][k] += cpu_seconds(pid) - before[k]
                 if on:
-                    webhook_cpu += hook.cpu_seconds() - cpu
+                    for le, n in webhook_calls(info).items():
+                        calls[le] = calls.get(le, 0.0) + n - calls_before.get(le, 0.0)
+        webhook_cpu = cpu["registered"]["webhook"]
         registered(False)
         health = hook.get("/healthz").json()
         decision_ms = _mean_decision_ms(hook.get("/metrics").text)
@@ -403,6 +453,9 @@ def main() -> int:
             "achieved_rate_per_s": round(sent / sum(run["seconds"] for run in runs), 1),
         }
         report[name]["per_round_p99_ms"] = [summary(run["latencies"])["p99_ms"] for run in runs]
+        report[name]["cpu_ms_per_create"] = {
+            k: round(v * 1000 / max(1, len(values)), 3) for k, v in cpu[name].items()
+        }
     off, on = report["unregistered"], report["registered"]
     added = round(on["p99_ms"] - off["p99_ms"], 2)
     report["added_p99_ms"] = added
@@ -411,6 +464,13 @@ def main() -> int:
     report["webhook_records"] = health.get("records")
     report["webhook_decision_mean_ms"] = decision_ms
     report["webhook_cpu_ms_per_admission"] = round(webhook_cpu * 1000 / max(1, on["ok"]), 3)
+    total_calls = calls.get("+Inf", 0.0)
+    report["apiserver_webhook_calls"] = {
+        "calls": int(total_calls),
+        "share_within_s": {
+            le: round(n / total_calls, 4) for le, n in calls.items() if total_calls and le != "+Inf"
+        },
+    }
     report["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     met = (
         added <= TARGET_ADDED_P99_MS
@@ -438,6 +498,16 @@ def main() -> int:
         f"its own decision takes {decision_ms} ms on average; the rest is the HTTPS round trip "
         f"and waiting for a core (load average {report['load_average'][0]} before, "
         f"{report['load_average'][1]} after, {os.cpu_count()} cores)"
+    )
+    print("CPU ms per create      " + "  ".join(f"{k:>24}" for k in cpu["registered"]))
+    for name in ("unregistered", "registered"):
+        per = report[name]["cpu_ms_per_create"]
+        print(f"{name:22}" + "  ".join(f"{per[k]:>24.3f}" for k in per))
+    shares = report["apiserver_webhook_calls"]["share_within_s"]
+    print(
+        f"the API server's {report['apiserver_webhook_calls']['calls']} calls to the webhook, as it times "
+        "them, took at most: "
+        + ", ".join(f"{float(le) * 1000:g} ms: {share:.1%}" for le, share in shares.items())
     )
     print(f"records: {report['webhook_records']}")
     print(json.dumps(report))

@@ -3,13 +3,19 @@
 Argo CD marks what it applies with a ``argocd.argoproj.io/tracking-id`` annotation (or the
 ``app.kubernetes.io/instance`` label) naming its Application, whose status holds the revision being
 synced. Flux labels objects with their Kustomization (``kustomize.toolkit.fluxcd.io/name`` and
-``/namespace``) or HelmRelease (``helm.toolkit.fluxcd.io/*``), whose ``status.lastAttemptedRevision``
-is the revision being applied (``main@sha1:<sha>``). Failing those, a ``liubai.dev/commit`` annotation
-that the request itself sets (``liubai annotate --commit-only``) names the commit.
+``/namespace``) or HelmRelease (``helm.toolkit.fluxcd.io/*``). A Kustomization's
+``status.lastAttemptedRevision`` is the revision being applied (``main@sha1:<sha>``). A HelmRelease's is
+a chart version: for a chart built from a GitRepository with ``reconcileStrategy: Revision`` it is
+``<version>+<first 12 hex of the commit>`` (source-controller shortens it for label length), and the
+HelmChart the release names in ``status.helmChart`` holds the full ``observedSourceArtifactRevision``;
+the commit is that one when its first 12 hex are the chart version's. Failing those, a
+``liubai.dev/commit`` annotation that the request itself sets (``liubai annotate --commit-only``) names
+the commit.
 
 Nothing is linked by guesswork: a controller's revision counts only for a request the controller made
 (its service account, ``controller_users``), since a person editing a labelled object by hand deploys no
-commit; an OCI digest or a chart version is not a commit; and why no commit was found is kept as a note.
+commit; an OCI digest or a bare chart version is not a commit, nor is a HelmChart's source revision
+that the chart being applied was not built from; and why no commit was found is kept as a note.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from liubai.lineage.text import clip
 __all__ = [
     "ARGOCD_APPLICATION",
     "DEFAULT_CONTROLLER_USERS",
+    "FLUX_HELMCHART",
     "FLUX_HELMRELEASE",
     "FLUX_KUSTOMIZATION",
     "Commit",
@@ -50,6 +57,8 @@ INSTANCE_LABEL = "app.kubernetes.io/instance"
 _HEX = re.compile(r"[0-9a-fA-F]{40}(?:[0-9a-fA-F]{24})?")
 _FLUX = re.compile(r"(?:.*@)?(sha1|sha256):([0-9a-fA-F]+)")
 _FLUX_LEGACY = re.compile(r"[^@]*/([0-9a-fA-F]{40})")  # Flux before 2.0: "main/<sha>"
+# a chart version with source-controller's build metadata: "+<12 hex>", then ".<generation>" with valuesFiles
+_CHART_FROM_REVISION = re.compile(r"[^+]+\+([0-9a-fA-F]{12})(?:\.[0-9]+)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +102,7 @@ FLUX_KUSTOMIZATION = _Kind(
     "kustomize.toolkit.fluxcd.io", "v1", "kustomizations", "Kustomization", "flux-kustomization"
 )
 FLUX_HELMRELEASE = _Kind("helm.toolkit.fluxcd.io", "v2", "helmreleases", "HelmRelease", "flux-helmrelease")
+FLUX_HELMCHART = _Kind("source.toolkit.fluxcd.io", "v1", "helmcharts", "HelmChart", "flux-helmrelease")
 
 
 class ReadFailed(Exception):
@@ -197,6 +207,39 @@ def _revision(kind: _Kind, obj: Mapping[str, Any], ref: ObjectRef) -> tuple[Comm
     return None, f"{ref.label} revision {clip(str(revision), 80)!r} is not a Git commit"
 
 
+def _helm_chart_commit(
+    release: Mapping[str, Any], ref: ObjectRef, reader: ObjectReader, why: str
+) -> tuple[Commit | None, str]:
+    """The commit a HelmRelease's chart was built from, through its HelmChart; else None and why not."""
+    version = dig(release, ("status", "lastAttemptedRevision"))
+    built = _CHART_FROM_REVISION.fullmatch(version) if isinstance(version, str) else None
+    if built is None:
+        return None, why  # a chart from a Helm repository, or not built per revision: no commit
+    prefix = built.group(1).lower()
+    chart_name = dig(release, ("status", "helmChart"))
+    namespace, sep, name = chart_name.partition("/") if isinstance(chart_name, str) else ("", "", "")
+    if not sep:
+        return None, f"{why}; it names no HelmChart (status.helmChart) to read the full commit from"
+    chart = FLUX_HELMCHART.ref(namespace, name)
+    try:
+        found = reader.get(chart)
+    except ReadFailed as exc:
+        return None, f"{why}; {chart.label}: {exc}"
+    if found is None:
+        return None, f"{why}; {chart.label} not found"
+    if dig(found, ("spec", "sourceRef", "kind")) != "GitRepository":
+        return None, f"{why}; {chart.label} is not built from a GitRepository"
+    observed = dig(found, ("status", "observedSourceArtifactRevision"))
+    commit = parse_flux_revision(observed)
+    if commit is None or not commit.sha.startswith(prefix):
+        # the HelmChart has moved on to (or not yet reached) the commit of the chart being applied
+        return None, (
+            f"{why}; {chart.label} source revision {clip(str(observed), 80)!r} is not the commit "
+            f"{prefix} the chart was built from"
+        )
+    return commit, ""
+
+
 def resolve_commit(
     obj: Mapping[str, Any],
     old: Mapping[str, Any] | None,
@@ -225,6 +268,8 @@ def resolve_commit(
                 notes.append(f"{ref.label} not found")
                 continue
             commit, why = _revision(kind, found, ref)
+            if commit is None and kind is FLUX_HELMRELEASE and reader is not None:
+                commit, why = _helm_chart_commit(found, ref, reader, why)
             if commit is not None:
                 return Resolution(commit, kind.source)
             notes.append(why)

@@ -64,6 +64,7 @@ GITOPS_KINDS = [
     ("kustomize.toolkit.fluxcd.io", "v1", "kustomizations", "Kustomization", "lastAppliedRevision"),
     ("helm.toolkit.fluxcd.io", "v2", "helmreleases", "HelmRelease", "lastAttemptedRevision"),
     ("source.toolkit.fluxcd.io", "v1", "gitrepositories", "GitRepository", "artifact"),
+    ("source.toolkit.fluxcd.io", "v1", "helmcharts", "HelmChart", "observedSourceArtifactRevision"),
     ("argoproj.io", "v1alpha1", "applications", "Application", "sync"),
 ]
 

@@ -21,7 +21,14 @@ from typing import Any
 import pytest
 import yaml
 
-from liubai.lineage.model import AUDIT_ID_ANNOTATION, AUDIT_ID_ENV, NodeKind, parse_audit_id
+from liubai.lineage.model import (
+    AUDIT_ID_ANNOTATION,
+    AUDIT_ID_ENV,
+    NodeKind,
+    parse_audit_id,
+    pod_node_id,
+    workload_node_id,
+)
 from liubai.lineage.store import open_store
 from tests.kube_cluster import KubeCluster
 from tests.polling import wait_for
@@ -31,6 +38,7 @@ pytestmark = pytest.mark.kube
 
 FLUX_USER = "system:serviceaccount:flux-system:kustomize-controller"
 ARGO_USER = "system:serviceaccount:argocd:argocd-application-controller"
+HELM_USER = "system:serviceaccount:flux-system:helm-controller"
 SELECTOR = "liubai.dev/webhook-test"
 
 
@@ -53,6 +61,18 @@ class Registered:
         finally:
             store.close()
         return [n.props for n in nodes if all(n.props.get(k) == v for k, v in match.items())]
+
+    def lineage_of_commit(self, commit: str) -> dict[str, dict[str, Any]]:
+        """``liubai ingest k8s`` into the webhook's store (what the cluster runs next to what the webhook
+        decided), then ``liubai lineage commit:<commit> --json``: the reached nodes by id."""
+        ingest = liubai(
+            "--store", self.store_url, "ingest", "k8s", "--kubeconfig", self.cluster.kubeconfig, "--json"
+        )
+        assert ingest.returncode == 0, ingest.stderr
+        assert json.loads(ingest.stdout.strip().splitlines()[-1])["rejected"] == 0
+        done = liubai("--store", self.store_url, "lineage", f"commit:{commit}", "--json")
+        assert done.returncode == 0, done.stderr
+        return {n["id"]: n for n in json.loads(done.stdout)["nodes"]}
 
 
 def liubai(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -102,7 +122,7 @@ def registered(kube_cluster: KubeCluster, tmp_path_factory: pytest.TempPathFacto
             }
         )
         kube_cluster.kubectl("apply", "-f", "-", stdin=json.dumps(config))
-        for user in (FLUX_USER, ARGO_USER):  # the controllers' service accounts may deploy
+        for user in (FLUX_USER, ARGO_USER, HELM_USER):  # the controllers' service accounts may deploy
             name = f"{user.rsplit(':', 1)[1]}-{token}"
             kube_cluster.kubectl(
                 "create", "clusterrolebinding", name, "--clusterrole=cluster-admin", f"--user={user}"
@@ -130,7 +150,7 @@ def registered(kube_cluster: KubeCluster, tmp_path_factory: pytest.TempPathFacto
             kube_cluster.kubectl(
                 "delete", "mutatingwebhookconfiguration", config["metadata"]["name"], check=False
             )
-            for user in (FLUX_USER, ARGO_USER):
+            for user in (FLUX_USER, ARGO_USER, HELM_USER):
                 kube_cluster.kubectl(
                     "delete", "clusterrolebinding", f"{user.rsplit(':', 1)[1]}-{token}", check=False
                 )
@@ -258,7 +278,8 @@ def test_an_apply_as_flux_makes_it_is_stamped_with_the_kustomizations_commit(
     parsed = parse_audit_id(audit)
     assert parsed.commit == commit and parsed.commit_key == "git-sha1" and len(parsed.trace or "") == 32
     assert_stamped(obj, audit)
-    for pod in pods_of(cluster, ns, "web", 2):  # made by the controller-manager from the stamped template
+    pods = pods_of(cluster, ns, "web", 2)
+    for pod in pods:  # made by the controller-manager from the stamped template
         assert pod["metadata"]["annotations"][AUDIT_ID_ANNOTATION] == audit
         assert_pod_env(pod["spec"], audit)
 
@@ -267,6 +288,17 @@ def test_an_apply_as_flux_makes_it_is_stamped_with_the_kustomizations_commit(
     )
     assert records[0]["username"] == FLUX_USER and records[0]["commit_source"] == "flux-kustomization"
     assert records[0]["audit_id"] == audit and records[0]["operation"] == "CREATE"
+
+    # the headline: from the commit, the lineage reaches the Deployment, its Pods and who admitted it
+    reached = registered.lineage_of_commit(commit)
+    assert workload_node_id("Deployment", ns, "web") in reached
+    assert {pod_node_id(p["metadata"]["uid"]) for p in pods} <= set(reached)
+    admitted = [
+        n["properties"]
+        for n in reached.values()
+        if n["kind"] == "Admission" and n["properties"]["kind"] == "Deployment"
+    ]
+    assert [(a["name"], a["username"]) for a in admitted] == [("web", FLUX_USER)]
 
     # Flux applies again with nothing changed (its field manager does not own the stamp): the id stays
     cluster.kubectl(*flux_apply, stdin=manifest)
@@ -299,6 +331,65 @@ def test_an_apply_as_flux_makes_it_is_stamped_with_the_kustomizations_commit(
         env["OTEL_RESOURCE_ATTRIBUTES"]
         == f"service.name=web,gitops.audit_id={new_audit.canonical},vcs.ref.head.revision={newer}"
     )
+
+
+def test_an_install_by_flux_helm_controller_takes_the_commit_its_chart_was_built_from(
+    registered: Registered, kube_namespace: str
+) -> None:
+    cluster, ns = registered.cluster, registered.namespace(kube_namespace)
+    commit = secrets.token_hex(20)
+    chart = f"{ns}-web"  # helm-controller names the HelmChart it makes <namespace>-<release>
+    cluster.kubectl(
+        "apply",
+        "-f",
+        "-",
+        stdin="\n---\n".join(
+            yaml.safe_dump(o)
+            for o in (
+                {
+                    "apiVersion": "source.toolkit.fluxcd.io/v1",
+                    "kind": "HelmChart",
+                    "metadata": {"name": chart, "namespace": ns},
+                    "spec": {
+                        "chart": "./charts/web",
+                        "reconcileStrategy": "Revision",
+                        "sourceRef": {"kind": "GitRepository", "name": "fleet"},
+                    },
+                },
+                {
+                    "apiVersion": "helm.toolkit.fluxcd.io/v2",
+                    "kind": "HelmRelease",
+                    "metadata": {"name": "web", "namespace": ns},
+                    "spec": {"chart": {"spec": {"chart": "./charts/web", "reconcileStrategy": "Revision"}}},
+                },
+            )
+        ),
+    )
+    # what source-controller and helm-controller report: the full revision the chart was built from,
+    # and the chart version being installed, which carries only its first 12 hex
+    set_status(
+        cluster,
+        ns,
+        "helmcharts.source.toolkit.fluxcd.io",
+        chart,
+        {"observedSourceArtifactRevision": f"main@sha1:{commit}"},
+    )
+    set_status(
+        cluster,
+        ns,
+        "helmreleases.helm.toolkit.fluxcd.io",
+        "web",
+        {"lastAttemptedRevision": f"0.1.0+{commit[:12]}", "helmChart": f"{ns}/{chart}"},
+    )
+    labels = {"helm.toolkit.fluxcd.io/name": "web", "helm.toolkit.fluxcd.io/namespace": ns}
+    cluster.kubectl("create", f"--as={HELM_USER}", "-f", "-", stdin=json.dumps(deployment(ns, labels=labels)))
+
+    audit = parse_audit_id(
+        live(cluster, ns, "deployment", "web")["metadata"]["annotations"][AUDIT_ID_ANNOTATION]
+    )
+    assert audit.commit == commit
+    records = wait_for("the admission record", lambda: registered.admissions(namespace=ns, name="web"))
+    assert (records[0]["username"], records[0]["commit_source"]) == (HELM_USER, "flux-helmrelease")
 
 
 def test_an_apply_as_argocd_makes_it_through_the_python_client(
@@ -334,10 +425,20 @@ def test_an_apply_as_argocd_makes_it_through_the_python_client(
     audit = obj["metadata"]["annotations"][AUDIT_ID_ANNOTATION]
     assert parse_audit_id(audit).commit == commit
     assert_stamped(obj, audit)
-    for pod in pods_of(cluster, ns, "api", 2):
+    pods = pods_of(cluster, ns, "api", 2)
+    for pod in pods:
         assert pod["metadata"]["annotations"][AUDIT_ID_ANNOTATION] == audit
     records = wait_for("the admission record", lambda: registered.admissions(namespace=ns, name="api"))
     assert records[0]["username"] == ARGO_USER and records[0]["commit_source"] == "argocd"
+    reached = registered.lineage_of_commit(commit)
+    assert workload_node_id("Deployment", ns, "api") in reached
+    assert {pod_node_id(p["metadata"]["uid"]) for p in pods} <= set(reached)
+    admitted = [
+        n["properties"]
+        for n in reached.values()
+        if n["kind"] == "Admission" and n["properties"]["kind"] == "Deployment"
+    ]
+    assert [(a["name"], a["username"]) for a in admitted] == [("api", ARGO_USER)]
 
     # a person scaling by hand: no rollout, the id stays; a person changing the image by hand is not
     # credited with Argo CD's commit

@@ -146,6 +146,91 @@ def test_flux_kustomization_and_helmrelease() -> None:
     assert got.notes == ("Kustomization flux-system/gone not found",)
 
 
+HELM = "system:serviceaccount:flux-system:helm-controller"
+
+
+def helm_labelled() -> dict[str, Any]:
+    return obj(labels={"helm.toolkit.fluxcd.io/name": "web", "helm.toolkit.fluxcd.io/namespace": "apps"})
+
+
+def helm_release(version: str, chart: str | None = "flux-system/apps-web") -> dict[str, Any]:
+    """A HelmRelease's status as helm-controller writes it: the chart version it is applying and the
+    HelmChart (``<namespace>/<name>``) it had source-controller build."""
+    status: dict[str, Any] = {"lastAttemptedRevision": version}
+    if chart is not None:
+        status["helmChart"] = chart
+    return {"spec": {"chart": {"spec": {"chart": "./charts/web"}}}, "status": status}
+
+
+def helm_chart(source_kind: str, observed: str) -> dict[str, Any]:
+    return {
+        "spec": {"chart": "./charts/web", "sourceRef": {"kind": source_kind, "name": "fleet"}},
+        "status": {"observedSourceArtifactRevision": observed},
+    }
+
+
+def test_a_helmrelease_of_a_chart_built_per_git_revision_names_the_full_commit() -> None:
+    # reconcileStrategy: Revision puts the commit's first 12 hex in the chart version (with valuesFiles,
+    # then ".<generation>"); the HelmChart holds the full revision it was built from
+    for version in (f"1.4.0+{SHA[:12]}", f"1.4.0+{SHA[:12]}.3"):
+        cluster = Cluster(
+            {
+                ("HelmRelease", "apps", "web"): helm_release(version),
+                ("HelmChart", "flux-system", "apps-web"): helm_chart("GitRepository", f"main@sha1:{SHA}"),
+            }
+        )
+        got = resolve_commit(helm_labelled(), None, HELM, cluster, SETTINGS)
+        assert (got.commit, got.source) == (Commit(SHA, "git-sha1"), "flux-helmrelease"), version
+        assert [(r.group, r.kind, r.namespace, r.name) for r in cluster.reads] == [
+            ("helm.toolkit.fluxcd.io", "HelmRelease", "apps", "web"),
+            ("source.toolkit.fluxcd.io", "HelmChart", "flux-system", "apps-web"),
+        ]
+
+
+def test_a_helmrelease_names_no_commit_unless_its_chart_was_built_from_that_commit() -> None:
+    newer = "7c" * 20
+    version = f"1.4.0+{SHA[:12]}"
+    cases = {
+        # the default reconcileStrategy (ChartVersion): a chart version alone, no HelmChart read
+        "1.4.0": (
+            helm_chart("GitRepository", f"main@sha1:{SHA}"),
+            "HelmRelease apps/web revision '1.4.0' is not a Git commit",
+        ),
+        # the HelmChart moved on to the next commit while the release still applies the previous chart
+        version: (
+            helm_chart("GitRepository", f"main@sha1:{newer}"),
+            f"HelmRelease apps/web revision '{version}' is not a Git commit; HelmChart flux-system/apps-web "
+            f"source revision 'main@sha1:{newer}' is not the commit {SHA[:12]} the chart was built from",
+        ),
+    }
+    for given, (chart, note) in cases.items():
+        cluster = Cluster(
+            {
+                ("HelmRelease", "apps", "web"): helm_release(given),
+                ("HelmChart", "flux-system", "apps-web"): chart,
+            }
+        )
+        got = resolve_commit(helm_labelled(), None, HELM, cluster, SETTINGS)
+        assert got.commit is None and got.notes == (note,), given
+    # a Bucket's revision is a digest, not a commit, even where its first 12 hex match
+    cluster = Cluster(
+        {
+            ("HelmRelease", "apps", "web"): helm_release(version),
+            ("HelmChart", "flux-system", "apps-web"): helm_chart("Bucket", f"sha256:{SHA}{'0' * 24}"),
+        }
+    )
+    got = resolve_commit(helm_labelled(), None, HELM, cluster, SETTINGS)
+    assert got.commit is None and got.notes[0].endswith("is not built from a GitRepository")
+    cluster = Cluster({("HelmRelease", "apps", "web"): helm_release(version, chart=None)})
+    got = resolve_commit(helm_labelled(), None, HELM, cluster, SETTINGS)
+    assert got.commit is None and "names no HelmChart" in got.notes[0]
+    # what the webhook does then: a commit annotation the render set still names the commit
+    with_annotation = helm_labelled()
+    with_annotation["metadata"]["annotations"]["liubai.dev/commit"] = SHA
+    got = resolve_commit(with_annotation, None, HELM, cluster, SETTINGS)
+    assert (got.commit, got.source) == (Commit(SHA, "git-sha1"), "annotation")
+
+
 def test_a_person_editing_a_labelled_object_is_not_credited_with_the_controllers_commit() -> None:
     cluster = Cluster({("Application", "argocd", "shop"): {"status": {"sync": {"revision": SHA}}}})
     got = resolve_commit(obj(labels={"app.kubernetes.io/instance": "shop"}), None, "alice", cluster, SETTINGS)
