@@ -136,7 +136,12 @@ def _manifest_object(batch: GraphBatch, m: ManifestObjectRecord) -> None:
     batch.add_node(cid, {"sha": m.commit.lower()}, placeholder=True)
     # with_render is always written: re-reading the history in the other mode overwrites it (merge keeps
     # a value that is not written), and the declared view skips what the current mode did not write
-    edge: dict[str, Any] = {"path": m.path, "deleted": m.deleted, "with_render": m.with_render, "repo": m.repo}
+    edge: dict[str, Any] = {
+        "path": m.path,
+        "deleted": m.deleted,
+        "with_render": m.with_render,
+        "repo": m.repo,
+    }
     if m.rendered_by:
         edge["rendered_by"] = m.rendered_by
     batch.add_edge(cid, EdgeKind.DECLARES, wid, edge)

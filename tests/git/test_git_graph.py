@@ -79,7 +79,9 @@ def test_deleted_and_renamed_manifests(ingested: Ingested) -> None:
     sha, path = scen.deleted
     (job,) = scen.deleted_workloads
     edges = _out(store, commit_node_id(sha), EdgeKind.DECLARES)
-    assert edges == {job: {"path": path, "deleted": True, "with_render": False, "repo": str(scen.path.resolve())}}
+    assert edges == {
+        job: {"path": path, "deleted": True, "with_render": False, "repo": str(scen.path.resolve())}
+    }
     rsha, old, new = scen.renamed
     renamed = _out(store, commit_node_id(rsha), EdgeKind.DECLARES)
     assert [p["path"] for p in renamed.values()] == [new]
