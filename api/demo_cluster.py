@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -364,6 +365,16 @@ def record_cluster(kubeconfig: str, path: Path) -> None:
         or o["metadata"]["name"] in (NAMESPACE, KUSTOMIZATION[0])
     ]
     path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": keep}, indent=1) + "\n")
+
+
+def recorded_pods_created(path: Path) -> datetime:
+    """When the recorded deploy's last Pod was created: when the service ran in the recording."""
+    times = [
+        obj["metadata"]["creationTimestamp"]
+        for obj in json.loads(path.read_text())["items"]
+        if obj.get("kind") == "Pod" and obj.get("metadata", {}).get("creationTimestamp")
+    ]
+    return datetime.fromisoformat(max(times).replace("Z", "+00:00"))
 
 
 def recorded_audit_id(path: Path, deployment: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import git
@@ -158,9 +159,14 @@ def build_demo_repo(path: Path) -> DemoRepo:
     return DemoRepo(path, build, deploy, head, f"git-sha1:{build}|trace:{DEMO_TRACE}", DEMO_TRACE, manifests)
 
 
-def write_demo_logs(path: Path, demo: DemoRepo, deployed_audit_id: str) -> Path:
-    """JSON-lines logs of the payments service: in the demo trace, carrying the audit id stamped on its
-    Deployment (as the service reads it from ``X_GITOPS_AUDIT_ID``), plus two bad lines."""
+def _at(start: datetime, seconds: int) -> str:
+    return (start + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def write_demo_logs(path: Path, demo: DemoRepo, deployed_audit_id: str, start: datetime) -> Path:
+    """JSON-lines logs of the payments service from ``start`` (when its Pod ran, so that a rollout's
+    timeline reads in order): in the demo trace, carrying the audit id stamped on its Deployment (as the
+    service reads it from ``X_GITOPS_AUDIT_ID``), plus two bad lines."""
     lines: list[str] = []
     for i, (level, msg) in enumerate(
         [
@@ -172,7 +178,7 @@ def write_demo_logs(path: Path, demo: DemoRepo, deployed_audit_id: str) -> Path:
         ]
     ):
         record = {
-            "time": f"2026-03-01T10:0{i}:00Z",
+            "time": _at(start, 10 * i),
             "level": level,
             "service": "payments",
             "message": msg,
@@ -182,15 +188,11 @@ def write_demo_logs(path: Path, demo: DemoRepo, deployed_audit_id: str) -> Path:
             record["x-gitops-audit-id"] = deployed_audit_id
         lines.append(json.dumps(record))
     lines.append(
-        json.dumps(
-            {"time": "2026-03-01T10:09:00Z", "service": "web", "message": "web up", "traceId": SECOND_TRACE}
-        )
+        json.dumps({"time": _at(start, 90), "service": "web", "message": "web up", "traceId": SECOND_TRACE})
     )
     lines.append("this line is not JSON")
     lines.append(
-        json.dumps(
-            {"time": "2026-03-01T10:10:00Z", "message": "bad anchor", "audit_id": "git-sha256:not-a-sha"}
-        )
+        json.dumps({"time": _at(start, 100), "message": "bad anchor", "audit_id": "git-sha256:not-a-sha"})
     )
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -200,14 +202,14 @@ def _otlp_attributes(values: dict[str, str]) -> list[dict[str, object]]:
     return [{"key": k, "value": {"stringValue": v}} for k, v in values.items()]
 
 
-def write_demo_otlp(path: Path, pod_uid: str | None) -> Path:
+def write_demo_otlp(path: Path, pod_uid: str | None, start: datetime) -> Path:
     """What the payments service's OpenTelemetry SDK exports for one failed charge: two spans and a log
     line, as an OTLP/JSON file (one document per line, as the Collector's file exporter writes). Nothing
     in them names a commit or an audit id; only their resource (the pod, the Deployment) links them."""
     resource = {"service.name": "payments", "k8s.namespace.name": "shop", "k8s.deployment.name": "payments"}
     if pod_uid:
         resource["k8s.pod.uid"] = pod_uid
-    at = 1_772_359_500_000_000_000  # 2026-03-01T10:05:00Z
+    at = int((start + timedelta(seconds=25)).timestamp()) * 1_000_000_000  # during the charges logged
     server, client = "a1b2c3d4e5f60718", "0f1e2d3c4b5a6978"
     spans = [
         {

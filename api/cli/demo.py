@@ -12,6 +12,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
@@ -29,6 +30,7 @@ from liubai.api.demo_cluster import (
     deploy_demo,
     record_cluster,
     recorded_audit_id,
+    recorded_pods_created,
     running_cluster,
 )
 from liubai.api.demo_node import RECORDED_NODE, node_problems, recorded_pod_uid, run_payments_pod
@@ -76,10 +78,11 @@ _DEMO_ENTRIES = frozenset(
 
 def _deploy(
     store_url: str, work: Path, repo: DemoRepo, replay: bool, record_to: Path | None
-) -> tuple[str, str | None]:
+) -> tuple[str, str | None, datetime]:
     """Deploy the demo repo's HEAD as Flux would, through the webhook, to a real API server and ingest what
-    runs; else replay a recording of exactly that. Returns the audit id stamped on the payments Deployment
-    and the uid of the payments Pod whose container ran (None: none ran)."""
+    runs; else replay a recording of exactly that. Returns the audit id stamped on the payments Deployment,
+    the uid of the payments Pod whose container ran (None: none ran) and when the service ran (its logs
+    and spans are written from then on)."""
     problems = ["--replay given"] if replay else cluster_problems()
     if not problems:
         console.print(
@@ -112,7 +115,7 @@ def _deploy(
                 if record_to is not None:
                     record_cluster(cluster.kubeconfig, record_to / RECORDED_CLUSTER.name)
                     say(f"recorded the cluster's objects to {record_to}")
-            return deployed.audit_ids["payments"], pod_uid
+            return deployed.audit_ids["payments"], pod_uid, datetime.now(UTC)
         except (DeployFailed, KeyError, OSError, ValueError, subprocess.SubprocessError) as exc:
             problems = [f"the live deploy failed: {exc}"]
     console.print(Text("a live cluster is not available here (" + "; ".join(problems) + ")", style="yellow"))
@@ -136,7 +139,7 @@ def _deploy(
         say(
             f"warning: the recording names another revision than this demo's HEAD {repo.head[:12]}: {audit_id}"
         )
-    return audit_id, recorded_pod_uid(RECORDED_NODE)
+    return audit_id, recorded_pod_uid(RECORDED_NODE), recorded_pods_created(RECORDED_CLUSTER)
 
 
 def _run_payments(store_url: str, kubeconfig: str, work: Path, record_to: Path | None) -> str | None:
@@ -153,7 +156,17 @@ def _run_payments(store_url: str, kubeconfig: str, work: Path, record_to: Path |
                 f"Pod {NAMESPACE}/{run.pod} (uid {run.pod_uid}) ran container {run.container_id[:12]} with runc"
             )
             say(f"its output: {run.output}")
-            say("liubai agent --ebpf traced it and shipped its processes and files to the API")
+            ran = _pod_processes(store_url, run.pod_uid)
+            if ran:
+                say(f"liubai agent --ebpf traced it: {ran} of its processes are in the store, under the Pod")
+            else:
+                console.print(
+                    Text(
+                        "liubai agent --ebpf shipped no process of it (the container ended before the agent "
+                        "saw it start): the Pod has no processes in this store",
+                        style="yellow",
+                    )
+                )
             return run.pod_uid
     console.print(
         Text(
@@ -163,6 +176,19 @@ def _run_payments(store_url: str, kubeconfig: str, work: Path, record_to: Path |
         )
     )
     return None
+
+
+def _pod_processes(store_url: str, pod_uid: str) -> int:
+    """How many processes the store holds under the Pod: what the demo may claim the agent traced."""
+    from liubai.lineage.model import Direction, NodeKind, pod_node_id
+    from liubai.lineage.store import open_store
+
+    store = open_store(store_url)
+    try:
+        sub = store.lineage(pod_node_id(pod_uid), Direction.DOWNSTREAM, 2, None, 10_000)
+    finally:
+        store.close()
+    return sum(1 for n in sub.nodes if n.kind == NodeKind.PROCESS and n.props.get("pod_uid") == pod_uid)
 
 
 def demo(
@@ -265,15 +291,15 @@ def demo(
         )
 
     console.rule("3. deployed as Flux would, the audit id stamped by the webhook, read back from the cluster")
-    deployed_id, pod_uid = _deploy(store_url, root / "kube", repo, replay, record_to)
+    deployed_id, pod_uid, ran_at = _deploy(store_url, root / "kube", repo, replay, record_to)
 
     console.rule("4. the service's logs, carrying the trace and the stamped audit id")
-    logs = write_demo_logs(root / "payments.jsonl", repo, deployed_id)
+    logs = write_demo_logs(root / "payments.jsonl", repo, deployed_id, ran_at)
     _liubai(store_url, "ingest", "logs", str(logs))
     say(
         "and what its OpenTelemetry SDK exported: spans and a log line linked only by their resource (its Pod)"
     )
-    otlp = write_demo_otlp(root / "payments-otlp.json", pod_uid)
+    otlp = write_demo_otlp(root / "payments-otlp.json", pod_uid, ran_at)
     _liubai(store_url, "ingest", "logs", str(otlp), "--format", "otlp", "--source", "payments-otel")
 
     console.rule("5. the chain, from the build commit downstream")
@@ -288,6 +314,11 @@ def demo(
     if pod_uid:
         pod = quote(f"pod:{pod_uid}", safe="")
         console.print(Text(f"pod        {base}/#node={pod}&depth=3&direction=both", style="bold"))
+    console.print(
+        Text(
+            "timeline   on the deployed commit: Timeline (its admissions, Pods, processes, spans and logs on one axis)"
+        )
+    )
     console.print(Text(f"GraphiQL   {base}/graphql", style="bold"))
     console.print(
         Text(
