@@ -46,7 +46,7 @@ export function treePositions(cy, kindOrder) {
     if (parent) children.get(parent).push(id);
     else roots.push(id);
   }
-  const rowGap = 26;
+  const rowGap = 42; // a node (24 px) and its label below it (about 14 px)
   const colWidth = 180;
   const gridCols = (n) => Math.min(8, Math.max(1, Math.ceil(Math.sqrt(n / 3))));
   const isLeafGrid = (kids) => kids.length > 8 && kids.every((k) => children.get(k).length === 0);
