@@ -243,6 +243,8 @@ def _pct(t: dict[str, float], arm: str) -> float:
 def _overhead(audit: AuditArm | None, api: BenchApi, spin: int, args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, script in _scripts(args, spin).items():
+        if name not in args.workloads:
+            continue
         arms: list[tuple[str, Callable[[], tuple[float, float, dict[str, Any]]]]] = [
             ("untraced", partial(_untraced, script)),
             ("agent", partial(_agent, api, args.agent_window, script)),
@@ -366,6 +368,10 @@ def _hundred(api: BenchApi, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=3)
@@ -378,6 +384,18 @@ def main() -> int:
     ap.add_argument("--agent-window", type=float, default=1.0, help="the agent's window in overhead runs")
     ap.add_argument(
         "--hundred-agent-window", type=float, default=10.0, help="the agent's window beside 100 containers"
+    )
+    ap.add_argument(
+        "--workloads",
+        type=_names,
+        default=("service", "open-loop", "storm"),
+        help="comma list (default: all)",
+    )
+    ap.add_argument(
+        "--parts",
+        type=_names,
+        default=("exec-rate", "hundred"),
+        help="after the overhead runs (default: all)",
     )
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
@@ -405,8 +423,10 @@ def main() -> int:
         else:
             with AuditArm() as audit:
                 report["overhead"] = _overhead(audit, api, spin, args)
-        report["exec_rate"] = _exec_rate(args)
-        report["hundred_containers"] = _hundred(api, args)
+        if "exec-rate" in args.parts:
+            report["exec_rate"] = _exec_rate(args)
+        if "hundred" in args.parts:
+            report["hundred_containers"] = _hundred(api, args)
     finally:
         api.close()
         workdir.cleanup()
