@@ -200,8 +200,9 @@ def _agent(api: BenchApi, window_s: float, script: str) -> tuple[float, float, d
     with tempfile.TemporaryDirectory(prefix="bench-agent-") as tmp:
         agent = AgentProcess(api, Path(tmp) / "state", window_s)
         try:
+            time.sleep(1.0)  # past its start's last work
             i0, ti = agent.cpu_s(), time.perf_counter()
-            time.sleep(1.0)
+            time.sleep(2.0)
             idle_pct = 100 * (agent.cpu_s() - i0) / (time.perf_counter() - ti)
             box, cmd = _container(script)
             try:
@@ -245,14 +246,15 @@ def _overhead(audit: AuditArm | None, api: BenchApi, spin: int, args: argparse.N
     for name, script in _scripts(args, spin).items():
         if name not in args.workloads:
             continue
-        arms: list[tuple[str, Callable[[], tuple[float, float, dict[str, Any]]]]] = [
+        every: list[tuple[str, Callable[[], tuple[float, float, dict[str, Any]]]]] = [
             ("untraced", partial(_untraced, script)),
             ("agent", partial(_agent, api, args.agent_window, script)),
             ("node", partial(_traced, _Reader, script)),
             ("floor", partial(_traced, _FloorReader, script)),
         ]
         if audit is not None:
-            arms.append(("auditd", partial(_audited, audit, script)))
+            every.append(("auditd", partial(_audited, audit, script)))
+        arms = [(a, fn) for a, fn in every if a == "untraced" or a in args.arms]
         walls: dict[str, list[float]] = {a: [] for a, _ in arms}
         cpus: dict[str, list[float]] = {a: [] for a, _ in arms}
         extra: dict[str, list[dict[str, Any]]] = {a: [] for a, _ in arms}
@@ -269,36 +271,33 @@ def _overhead(audit: AuditArm | None, api: BenchApi, spin: int, args: argparse.N
             "wall_median_s": {a: round(v, 3) for a, v in med.items()},
             "cpu_median_s": {a: round(v, 3) for a, v in cpu.items()},
             "all_wall_s": {a: [round(x, 3) for x in v] for a, v in walls.items()},
-            "agent_wall_overhead_pct": _pct(med, "agent"),
-            "agent_cpu_overhead_pct": _pct(cpu, "agent"),
-            "agent_cpu_s": statistics.median(e["agent_cpu_s"] for e in extra["agent"]),
-            "agent_idle_cpu_pct": statistics.median(e["agent_idle_cpu_pct"] for e in extra["agent"]),
-            "agent_settled_after_s": statistics.median(e["settled_after_s"] for e in extra["agent"]),
-            "agent_records": statistics.median(e["records"] for e in extra["agent"]),
-            "agent_batches": statistics.median(e["batches"] for e in extra["agent"]),
-            "agent_lost_events": max(e["lost"] for e in extra["agent"]),
-            "agent_rss_mb": max(e["agent_rss_mb"] for e in extra["agent"]),
-            "agent_start_s": statistics.median(e["load_s"] for e in extra["agent"]),
-            "api_cpu_s": statistics.median(e["api_cpu_s"] for e in extra["agent"]),
-            "node_wall_overhead_pct": _pct(med, "node"),
-            "node_cpu_overhead_pct": _pct(cpu, "node"),
-            "floor_wall_overhead_pct": _pct(med, "floor"),  # kernel + ring buffer only: no decode, no model
-            "floor_cpu_overhead_pct": _pct(cpu, "floor"),
-            "node_events": statistics.median(e["events"] for e in extra["node"]),
-            "node_lost_events": max(e["lost"] for e in extra["node"]),
-            "bpf_load_s": round(statistics.median(e["load_s"] for e in extra["node"]), 2),
         }
-        if audit is not None:
-            entry["auditd_wall_overhead_pct"] = _pct(med, "auditd")
-            entry["auditd_cpu_overhead_pct"] = _pct(cpu, "auditd")
+        for arm in med:  # floor: kernel + ring buffer only, no decode, no model
+            if arm != "untraced":
+                entry[f"{arm}_wall_overhead_pct"] = _pct(med, arm)
+                entry[f"{arm}_cpu_overhead_pct"] = _pct(cpu, arm)
+        if extra.get("agent"):
+            got = extra["agent"]
+            for key in ("agent_cpu_s", "agent_idle_cpu_pct", "settled_after_s", "records", "batches"):
+                entry[key if key.startswith("agent_") else f"agent_{key}"] = statistics.median(
+                    e[key] for e in got
+                )
+            entry["agent_lost_events"] = max(e["lost"] for e in got)
+            entry["agent_rss_mb"] = max(e["agent_rss_mb"] for e in got)
+            entry["agent_start_s"] = statistics.median(e["load_s"] for e in got)
+            entry["api_cpu_s"] = statistics.median(e["api_cpu_s"] for e in got)
+        if extra.get("node"):
+            entry["node_events"] = statistics.median(e["events"] for e in extra["node"])
+            entry["node_lost_events"] = max(e["lost"] for e in extra["node"])
+            entry["bpf_load_s"] = round(statistics.median(e["load_s"] for e in extra["node"]), 2)
+        if "auditd" in med:
             entry["auditd_records_lost"] = sum(e["lost"] for e in extra["auditd"])
             a_over = med["auditd"] / med["untraced"] - 1
-            entry["node_over_auditd_wall_overhead"] = (
-                round((med["node"] / med["untraced"] - 1) / a_over, 3) if a_over > 0 else None
-            )
-            entry["agent_over_auditd_wall_overhead"] = (
-                round((med["agent"] / med["untraced"] - 1) / a_over, 3) if a_over > 0 else None
-            )
+            for arm in ("node", "agent"):
+                if arm in med:
+                    entry[f"{arm}_over_auditd_wall_overhead"] = (
+                        round((med[arm] / med["untraced"] - 1) / a_over, 3) if a_over > 0 else None
+                    )
         out[name] = entry
     return out
 
@@ -397,6 +396,12 @@ def main() -> int:
         default=("exec-rate", "hundred"),
         help="after the overhead runs (default: all)",
     )
+    ap.add_argument(
+        "--arms",
+        type=_names,
+        default=("agent", "node", "floor", "auditd"),
+        help="beside untraced (default: all)",
+    )
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     problems = preflight()
@@ -409,7 +414,7 @@ def main() -> int:
     if mount is not None and made:
         os.mkdir(os.path.join(mount, "kubepods.slice"))  # what a kubelet creates when it starts
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    no_audit = unavailable()
+    no_audit = unavailable() if "auditd" in args.arms else "not asked for (--arms)"
     if no_audit:
         print(f"auditd arm skipped: {no_audit}", file=sys.stderr)
     report: dict[str, Any] = {"reps": args.reps, "auditd": no_audit or "ran"}
