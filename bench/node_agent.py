@@ -1,17 +1,30 @@
 """The node tracer on container workloads: overhead beside auditd, exec rate with 0 lost, 100 containers.
 
 Every workload runs in a real runc container (busybox-static rootfs) in a kubelet-style pod cgroup.
-Arms, in one run, interleaved (order reversed every other repetition): untraced (no program loaded),
-node (``NodeTracer`` loaded and read by a thread, as ``liubai agent --ebpf`` would; loading is not
-timed) and auditd (exec and open syscalls of the containers' processes, scoped by the login uid set
-on ``runc run`` and inherited by everything in the container; see ``auditd_arm``). Workloads:
+Arms, in one run, interleaved (order reversed every other repetition):
 
-* service: a shell loop that reads a config file and writes a state file (opens, no execs);
+* untraced: no program loaded;
+* agent: the real ``liubai agent --ebpf --follow`` process shipping to a real API (``node_agent_arm``):
+  its CPU (from /proc) is added to the workload's; its start (BPF load) is not timed, and its CPU runs
+  until the window holding the workload is journaled and shipped;
+* node: ``NodeTracer`` loaded in this process and read by a thread (decode and model, no collector, no
+  journal, no shipping);
+* floor: the same program loaded and its events only counted (the kernel side and bcc's callback);
+* auditd: exec and open syscalls of the containers' processes, scoped by the login uid set on
+  ``runc run`` and inherited by everything in the container (``auditd_arm``).
+
+Workloads:
+
+* service: a request loop doing about ``--service-rate`` opens a second (default 1,000) when run flat out
+  untraced: per request it reads a config file, writes a state file and does a fixed amount of shell
+  arithmetic, calibrated at the start of the run (the ≤ 5% target is about this kind of workload);
+* open-loop: the same reads and writes with no work between them (about 100,000 opens/s: far above any
+  service, the tracer's worst case for opens);
 * storm: short ``cat`` processes, each opening a file (execs and opens).
 
 Then: the exec rate the tracer keeps up with, 1, 2 and 4 storm containers at once (execs/s and lost
-events; the highest rate with none lost), and the tracer process's RSS and CPU while 100 containers
-each exec once a second. Needs root, tracefs, bcc, runc and busybox-static.
+events; the highest rate with none lost), and the real agent's RSS and CPU while 100 containers each
+exec once a second. Needs root, tracefs, bcc, runc and busybox-static.
 
 Example: sudo .venv/bin/python bench/node_agent.py --reps 3 --json bench-node.json
 """
@@ -26,6 +39,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -37,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the runc harness
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from auditd_arm import AuditArm, rules_left, unavailable
+from node_agent_arm import AgentProcess, BenchApi
 
 from liubai.ebpf import cgroups
 from liubai.ebpf.events import ExecEvent
@@ -47,24 +62,38 @@ from tests.runc_pod import PodContainer, new_pod_uid, runc_missing
 ENV = {"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "LC_ALL": "C", "HOME": "/tmp"}
 
 
-def _scripts(args: argparse.Namespace) -> dict[str, str]:
+def _request_loop(requests: int, spin: int) -> str:
+    """``requests`` requests, each reading the config, writing a state file and ``spin`` shell steps."""
+    work = f"j=0; while [ $j -lt {spin} ]; do j=$((j+1)); done; " if spin else ""
+    return (
+        f"i=0; while [ $i -lt {requests} ]; do read x < /data/config.txt; "
+        f'echo "$i $x" > /tmp/state; {work}i=$((i+1)); done'
+    )
+
+
+def _scripts(args: argparse.Namespace, spin: int) -> dict[str, str]:
     return {
-        "service": f"i=0; while [ $i -lt {args.service} ]; do read x < /data/config.txt; "
-        'echo "$i $x" > /tmp/state; i=$((i+1)); done',
+        "service": _request_loop(args.requests, spin),
+        "open-loop": _request_loop(args.open_loop, 0),
         "storm": f"i=0; while [ $i -lt {args.storm} ]; do cat /data/config.txt > /dev/null; i=$((i+1)); done",
     }
+
+
+def _calibrate(rate: float) -> tuple[int, float]:
+    """The shell steps per request that make the untraced request loop open about ``rate`` files a second
+    (two opens per request), and the rate reached; median of three short runs per try."""
+    spin, reached = 100, 0.0
+    for _ in range(4):
+        walls = sorted(_untraced(_request_loop(300, spin))[0] for _ in range(3))
+        reached = 600 / walls[1]
+        spin = max(1, round(spin * reached / rate))
+    walls = sorted(_untraced(_request_loop(300, spin))[0] for _ in range(3))
+    return spin, 600 / walls[1]
 
 
 def _cpu() -> float:
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def _rss_mb(pid: int | str = "self") -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 class _Reader:
@@ -165,6 +194,40 @@ def _traced(
         box.delete()
 
 
+def _agent(api: BenchApi, window_s: float, script: str) -> tuple[float, float, dict[str, Any]]:
+    """The container run beside the real agent; CPU: the workload's plus the agent's from the run's start
+    until the window holding it is journaled and shipped (its idle rate, taken before, reported apart)."""
+    with tempfile.TemporaryDirectory(prefix="bench-agent-") as tmp:
+        agent = AgentProcess(api, Path(tmp) / "state", window_s)
+        try:
+            time.sleep(1.0)  # past its start's last work
+            i0, ti = agent.cpu_s(), time.perf_counter()
+            time.sleep(2.0)
+            idle_pct = 100 * (agent.cpu_s() - i0) / (time.perf_counter() - ti)
+            box, cmd = _container(script)
+            try:
+                a0, api0, c0, t0 = agent.cpu_s(), api.cpu_s(), _cpu(), time.perf_counter()
+                subprocess.run(cmd, env=ENV, check=True, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+                wall = time.perf_counter() - t0
+                work_cpu = _cpu() - c0
+                agent.settle()
+                agent_cpu = agent.cpu_s() - a0
+                more = {
+                    "agent_cpu_s": round(agent_cpu, 3),
+                    "agent_idle_cpu_pct": round(idle_pct, 2),
+                    "settled_after_s": round(time.perf_counter() - t0 - wall, 2),
+                    "api_cpu_s": round(api.cpu_s() - api0, 3),
+                    "agent_rss_mb": round(agent.rss_mb(), 1),
+                }
+            finally:
+                box.delete()
+        finally:
+            counts = agent.close()
+    if counts["exit"] != 0:
+        raise RuntimeError(f"node agent exited {counts['exit']}")
+    return wall, work_cpu + agent_cpu, {**more, **counts}
+
+
 def _audited(audit: AuditArm, script: str) -> tuple[float, float, dict[str, Any]]:
     box, cmd = _container(script)
     try:
@@ -178,16 +241,20 @@ def _pct(t: dict[str, float], arm: str) -> float:
     return round(100 * (t[arm] / t["untraced"] - 1), 1)
 
 
-def _overhead(audit: AuditArm | None, args: argparse.Namespace) -> dict[str, Any]:
+def _overhead(audit: AuditArm | None, api: BenchApi, spin: int, args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name, script in _scripts(args).items():
-        arms: list[tuple[str, Callable[[], tuple[float, float, dict[str, Any]]]]] = [
+    for name, script in _scripts(args, spin).items():
+        if name not in args.workloads:
+            continue
+        every: list[tuple[str, Callable[[], tuple[float, float, dict[str, Any]]]]] = [
             ("untraced", partial(_untraced, script)),
+            ("agent", partial(_agent, api, args.agent_window, script)),
             ("node", partial(_traced, _Reader, script)),
             ("floor", partial(_traced, _FloorReader, script)),
         ]
         if audit is not None:
-            arms.append(("auditd", partial(_audited, audit, script)))
+            every.append(("auditd", partial(_audited, audit, script)))
+        arms = [(a, fn) for a, fn in every if a == "untraced" or a in args.arms]
         walls: dict[str, list[float]] = {a: [] for a, _ in arms}
         cpus: dict[str, list[float]] = {a: [] for a, _ in arms}
         extra: dict[str, list[dict[str, Any]]] = {a: [] for a, _ in arms}
@@ -204,29 +271,40 @@ def _overhead(audit: AuditArm | None, args: argparse.Namespace) -> dict[str, Any
             "wall_median_s": {a: round(v, 3) for a, v in med.items()},
             "cpu_median_s": {a: round(v, 3) for a, v in cpu.items()},
             "all_wall_s": {a: [round(x, 3) for x in v] for a, v in walls.items()},
-            "node_wall_overhead_pct": _pct(med, "node"),
-            "node_cpu_overhead_pct": _pct(cpu, "node"),
-            "floor_wall_overhead_pct": _pct(med, "floor"),  # kernel + ring buffer only: no decode, no model
-            "floor_cpu_overhead_pct": _pct(cpu, "floor"),
-            "node_events": statistics.median(e["events"] for e in extra["node"]),
-            "node_lost_events": max(e["lost"] for e in extra["node"]),
-            "bpf_load_s": round(statistics.median(e["load_s"] for e in extra["node"]), 2),
         }
-        if audit is not None:
-            entry["auditd_wall_overhead_pct"] = _pct(med, "auditd")
-            entry["auditd_cpu_overhead_pct"] = _pct(cpu, "auditd")
+        for arm in med:  # floor: kernel + ring buffer only, no decode, no model
+            if arm != "untraced":
+                entry[f"{arm}_wall_overhead_pct"] = _pct(med, arm)
+                entry[f"{arm}_cpu_overhead_pct"] = _pct(cpu, arm)
+        if extra.get("agent"):
+            got = extra["agent"]
+            for key in ("agent_cpu_s", "agent_idle_cpu_pct", "settled_after_s", "records", "batches"):
+                entry[key if key.startswith("agent_") else f"agent_{key}"] = statistics.median(
+                    e[key] for e in got
+                )
+            entry["agent_lost_events"] = max(e["lost"] for e in got)
+            entry["agent_rss_mb"] = max(e["agent_rss_mb"] for e in got)
+            entry["agent_start_s"] = statistics.median(e["load_s"] for e in got)
+            entry["api_cpu_s"] = statistics.median(e["api_cpu_s"] for e in got)
+        if extra.get("node"):
+            entry["node_events"] = statistics.median(e["events"] for e in extra["node"])
+            entry["node_lost_events"] = max(e["lost"] for e in extra["node"])
+            entry["bpf_load_s"] = round(statistics.median(e["load_s"] for e in extra["node"]), 2)
+        if "auditd" in med:
             entry["auditd_records_lost"] = sum(e["lost"] for e in extra["auditd"])
             a_over = med["auditd"] / med["untraced"] - 1
-            entry["node_over_auditd_wall_overhead"] = (
-                round((med["node"] / med["untraced"] - 1) / a_over, 3) if a_over > 0 else None
-            )
+            for arm in ("node", "agent"):
+                if arm in med:
+                    entry[f"{arm}_over_auditd_wall_overhead"] = (
+                        round((med[arm] / med["untraced"] - 1) / a_over, 3) if a_over > 0 else None
+                    )
         out[name] = entry
     return out
 
 
 def _exec_rate(args: argparse.Namespace) -> dict[str, Any]:
     """Storm containers at once under the tracer: execs/s the kernel reported and lost events."""
-    script = _scripts(args)["storm"]
+    script = _scripts(args, 0)["storm"]
     levels: dict[str, Any] = {}
     best = 0.0
     for parallel in (1, 2, 4):
@@ -252,49 +330,78 @@ def _exec_rate(args: argparse.Namespace) -> dict[str, Any]:
     return {"levels": levels, "highest_execs_per_s_with_0_lost": round(best)}
 
 
-def _hundred(args: argparse.Namespace) -> dict[str, Any]:
-    """RSS and CPU of the tracer's process while ``args.containers`` containers each exec once a second."""
-    rss0 = _rss_mb()
-    reader = _Reader()
-    rss_loaded = _rss_mb()
+def _hundred(api: BenchApi, args: argparse.Namespace) -> dict[str, Any]:
+    """The real agent's RSS and CPU while ``args.containers`` containers each exec once a second."""
     boxes: list[PodContainer] = []
-    try:
-        for _ in range(args.containers):
-            box = PodContainer(new_pod_uid())
-            box.start("while true; do cat /data/config.txt > /dev/null; sleep 1; done", detach=True)
-            boxes.append(box)
-        time.sleep(2)
-        me0 = resource.getrusage(resource.RUSAGE_SELF)
-        e0, t0 = reader.events, time.perf_counter()
-        time.sleep(args.window)
-        me1 = resource.getrusage(resource.RUSAGE_SELF)
-        span = time.perf_counter() - t0
-        events = reader.events - e0
-        rss = _rss_mb()
-    finally:
-        for box in boxes:
-            box.delete()
-        counts = reader.close()
-    cpu = (me1.ru_utime + me1.ru_stime) - (me0.ru_utime + me0.ru_stime)
+    with tempfile.TemporaryDirectory(prefix="bench-agent-") as tmp:
+        agent = AgentProcess(api, Path(tmp) / "state", args.hundred_agent_window)
+        try:
+            rss_loaded = agent.rss_mb()
+            for _ in range(args.containers):
+                box = PodContainer(new_pod_uid())
+                box.start("while true; do cat /data/config.txt > /dev/null; sleep 1; done", detach=True)
+                boxes.append(box)
+            time.sleep(2)
+            a0, api0, t0 = agent.cpu_s(), api.cpu_s(), time.perf_counter()
+            time.sleep(args.window)
+            span = time.perf_counter() - t0
+            cpu, api_cpu = agent.cpu_s() - a0, api.cpu_s() - api0
+            rss, peak = agent.rss_mb(), agent.rss_mb("VmHWM")
+        finally:
+            for box in boxes:
+                box.delete()
+            counts = agent.close()
     return {
         "containers": args.containers,
+        "agent_window_s": args.hundred_agent_window,
         "window_s": round(span, 1),
-        "events_per_s": round(events / span),
-        "tracer_cpu_pct_of_one_core": round(100 * cpu / span, 2),
-        "rss_mb_before_load": round(rss0, 1),
-        "rss_mb_loaded": round(rss_loaded, 1),
-        "rss_mb_with_containers": round(rss, 1),
+        "agent_cpu_pct_of_one_core": round(100 * cpu / span, 2),
+        "agent_rss_mb_loaded": round(rss_loaded, 1),
+        "agent_rss_mb_with_containers": round(rss, 1),
+        "agent_rss_mb_peak": round(peak, 1),
+        "api_cpu_pct_of_one_core": round(100 * api_cpu / span, 2),
+        "records_shipped": counts["records"],
+        "batches_shipped": counts["batches"],
         "lost_events": counts["lost"],
+        "agent_exit": counts["exit"],
     }
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in text.split(",") if n.strip())
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--service", type=int, default=20000, help="loop iterations of the service workload")
+    ap.add_argument("--service-rate", type=float, default=1000, help="opens/s of the service, untraced")
+    ap.add_argument("--requests", type=int, default=2500, help="requests of the service workload")
+    ap.add_argument("--open-loop", type=int, default=20000, help="iterations of the open loop")
     ap.add_argument("--storm", type=int, default=1000, help="processes per storm container")
     ap.add_argument("--containers", type=int, default=100)
-    ap.add_argument("--window", type=float, default=10.0, help="seconds the 100 containers are measured")
+    ap.add_argument("--window", type=float, default=20.0, help="seconds the 100 containers are measured")
+    ap.add_argument("--agent-window", type=float, default=1.0, help="the agent's window in overhead runs")
+    ap.add_argument(
+        "--hundred-agent-window", type=float, default=10.0, help="the agent's window beside 100 containers"
+    )
+    ap.add_argument(
+        "--workloads",
+        type=_names,
+        default=("service", "open-loop", "storm"),
+        help="comma list (default: all)",
+    )
+    ap.add_argument(
+        "--parts",
+        type=_names,
+        default=("exec-rate", "hundred"),
+        help="after the overhead runs (default: all)",
+    )
+    ap.add_argument(
+        "--arms",
+        type=_names,
+        default=("agent", "node", "floor", "auditd"),
+        help="beside untraced (default: all)",
+    )
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     problems = preflight()
@@ -307,19 +414,27 @@ def main() -> int:
     if mount is not None and made:
         os.mkdir(os.path.join(mount, "kubepods.slice"))  # what a kubelet creates when it starts
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    no_audit = unavailable()
+    no_audit = unavailable() if "auditd" in args.arms else "not asked for (--arms)"
     if no_audit:
         print(f"auditd arm skipped: {no_audit}", file=sys.stderr)
     report: dict[str, Any] = {"reps": args.reps, "auditd": no_audit or "ran"}
+    workdir = tempfile.TemporaryDirectory(prefix="bench-node-")
+    api = BenchApi(Path(workdir.name))
     try:
+        spin, rate = _calibrate(args.service_rate)
+        report["service_calibration"] = {"spin_per_request": spin, "untraced_opens_per_s": round(rate)}
         if no_audit:
-            report["overhead"] = _overhead(None, args)
+            report["overhead"] = _overhead(None, api, spin, args)
         else:
             with AuditArm() as audit:
-                report["overhead"] = _overhead(audit, args)
-        report["exec_rate"] = _exec_rate(args)
-        report["hundred_containers"] = _hundred(args)
+                report["overhead"] = _overhead(audit, api, spin, args)
+        if "exec-rate" in args.parts:
+            report["exec_rate"] = _exec_rate(args)
+        if "hundred" in args.parts:
+            report["hundred_containers"] = _hundred(api, args)
     finally:
+        api.close()
+        workdir.cleanup()
         if not no_audit and rules_left():
             print("auditd arm: bench rules are still loaded: " + "; ".join(rules_left()), file=sys.stderr)
         if mount is not None and made:

@@ -63,7 +63,20 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
     "node_agent": (
         "node_agent.py",
         ["--reps", "5", "--storm", "2000", "--containers", "100"],
-        ["--reps", "1", "--storm", "500", "--service", "5000", "--containers", "20", "--window", "5"],
+        [
+            "--reps",
+            "1",
+            "--storm",
+            "500",
+            "--requests",
+            "500",
+            "--open-loop",
+            "5000",
+            "--containers",
+            "20",
+            "--window",
+            "5",
+        ],
     ),
 }
 

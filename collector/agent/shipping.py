@@ -60,6 +60,7 @@ class Agent:
         self._api = IngestClient(config.server, config.token, config.request_timeout_s, client)
         self._exhausted: set[str] = set()
         self._full_warned = False
+        self._replayed_since_empty = 0  # spooled batches delivered since the spool was last empty
 
     # -- state -------------------------------------------------------------------------------------
 
@@ -164,8 +165,16 @@ class Agent:
             if answer != "refused":
                 self._count_answer(answer)
                 self.status.replayed_batches += 1
+                self._replayed_since_empty += 1
             self.spool.remove(entry)
             self._save_status()
+        if self._replayed_since_empty:  # the counterpart of the one "spooling batches" line
+            log.info(
+                "API %s is back: %d spooled batches delivered, spool empty",
+                redact_url(self.cfg.server),
+                self._replayed_since_empty,
+            )
+            self._replayed_since_empty = 0
         self.status.api_up = True
         self._full_warned = False
         return True

@@ -4,11 +4,9 @@ so a render answered from the cache costs milliseconds."""
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
-from typing import IO
 
-import git
+from liubai.collector.git.blobs import CatFileBatch
 
 __all__ = ["GitObject", "TreeReader"]
 
@@ -33,13 +31,8 @@ class GitObject:
         return names
 
 
-class TreeReader:
-    """One ``git cat-file --batch`` answering object names one at a time."""
-
-    def __init__(self, repo: git.Repo) -> None:
-        self._proc = repo.git.cat_file("--batch", as_process=True, istream=subprocess.PIPE)
-        self._stdin: IO[bytes] = self._proc.proc.stdin
-        self._stdout: IO[bytes] = self._proc.proc.stdout
+class TreeReader(CatFileBatch):
+    """Object names asked one at a time."""
 
     def get(self, name: str) -> GitObject | None:
         """The object ``name`` names (``<commit>:<path>``, ``<commit>^{tree}``), None if there is none."""
@@ -48,22 +41,10 @@ class TreeReader:
         self._stdin.write(name.encode("utf-8", "surrogateescape") + b"\n")
         self._stdin.flush()
         header = self._stdout.readline().split()
-        if not header:  # git exited: its stderr says why
-            status = self._proc.proc.wait()
-            raise git.GitCommandError(["git", "cat-file", "--batch"], status, self._proc.proc.stderr.read())
+        if not header:
+            raise self._exited()
         if len(header) != 3 or not header[2].isdigit():
             return None  # "<name> missing" / "<name> ambiguous" (a name may hold spaces)
         data = self._stdout.read(int(header[2]))
         self._stdout.read(1)
         return GitObject(header[0].decode(), header[1].decode(), data)
-
-    def close(self) -> None:
-        try:
-            self._stdin.close()
-        except OSError:
-            pass
-        try:
-            self._proc.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._proc.proc.kill()
-            self._proc.proc.wait()
