@@ -1,16 +1,19 @@
 """Overhead of eBPF tracing against running untraced and against ``strace -f`` (the ptrace approach).
 
-Two workloads, four arms each, interleaved and repeated (median and minimum wall time):
+Two workloads, five arms each, interleaved and repeated (median and minimum wall time):
 
 * storm: >= 2,000 short processes, each opening files (``cat in.txt > /dev/null`` in a shell loop);
 * build: ``python3 -m compileall -f -j 2`` of a copy of the system's Python modules (~2,000 files).
 
 Wall time and CPU time (tracer plus traced processes; far steadier on a shared machine) are both
 reported. Arms: untraced; liubai (the same code path as ``liubai trace``: kernel program, ring-buffer decoding,
-sha256 of binaries; decoding and aggregation after the run, BPF compile and store ingest timed separately); and
-``strace -f -e trace=execve,openat -o /dev/null``; and ``auditd`` logging execve/execveat/open/openat/openat2/creat
-of the workload's processes (scoped by login uid, see ``auditd_arm``). Needs root, tracefs, bcc and strace;
-without a usable auditd the bench says why in one line and runs the other arms.
+sha256 of binaries; decoding and aggregation after the run, BPF compile and store ingest timed separately);
+floor (the same loaded program, the same tracepoints and in-kernel process-tree filter on the workload's root, its
+ring buffer emptied and each event only counted: no decoding, no model, no store; liubai minus floor is the cost
+of liubai's user space); ``strace -f -e trace=execve,openat -o /dev/null``; and ``auditd`` logging
+execve/execveat/open/openat/openat2/creat of the workload's processes (scoped by login uid, see ``auditd_arm``).
+Needs root, tracefs, bcc and strace; without a usable auditd the bench says why in one line and runs the other
+arms. The figures go to stdout as JSON, and a short table to stderr.
 
 Example: sudo .venv/bin/python bench/ebpf_overhead.py --storm 2000 --reps 5 --json bench-ebpf.json
 """
@@ -29,7 +32,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -79,6 +83,28 @@ def _strace(argv: list[str], cwd: Path) -> tuple[float, float]:
     return time.perf_counter() - t0, _cpu() - c0
 
 
+@contextmanager
+def _as_other_arms(cwd: Path) -> Iterator[None]:
+    """Run in-process traced commands from ``cwd`` with the other arms' environment and stdout discarded."""
+    old = os.getcwd()
+    os.chdir(cwd)
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(ENV)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    stdout = os.dup(1)
+    os.dup2(devnull, 1)
+    try:
+        yield
+    finally:
+        os.dup2(stdout, 1)
+        os.close(stdout)
+        os.close(devnull)
+        os.environ.clear()
+        os.environ.update(saved)
+        os.chdir(old)
+
+
 class _Liubai:
     """One loaded tracer reused for every traced run (as one ``liubai trace`` would use it once)."""
 
@@ -87,10 +113,11 @@ class _Liubai:
         self.tracer = Tracer()
         self.load_s = time.perf_counter() - t0
         self.last: dict[str, Any] = {}
+        self.live_events: Callable[..., LiveEvents] = LiveEvents  # ebpf_user_split varies its options
 
     def run(self, argv: list[str], cwd: Path, db: Path) -> tuple[float, float]:
         infos: list[RunInfo] = []
-        live = LiveEvents(self.tracer.decoder)
+        live = self.live_events(self.tracer.decoder)
         self.tracer.on_raw(live)
         lost_before = self.tracer.lost_events()
 
@@ -101,25 +128,10 @@ class _Liubai:
                 )
             )
 
-        old = os.getcwd()
-        os.chdir(cwd)
-        saved = dict(os.environ)
-        os.environ.clear()  # the same environment as the other arms
-        os.environ.update(ENV)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        stdout = os.dup(1)
-        os.dup2(devnull, 1)
-        try:
+        with _as_other_arms(cwd):
             c0, t0 = _cpu(), time.perf_counter()
             result = run_command(self.tracer, argv, start)
             wall, cpu = time.perf_counter() - t0, _cpu() - c0
-        finally:
-            os.dup2(stdout, 1)
-            os.close(stdout)
-            os.close(devnull)
-            os.environ.clear()
-            os.environ.update(saved)
-            os.chdir(old)
         if result.exit_code != 0:
             raise RuntimeError(f"traced {argv[0]} exited {result.exit_code}")
         t_post = time.perf_counter()
@@ -145,11 +157,39 @@ class _Liubai:
         return wall, cpu
 
 
+class _Floor:
+    """The floor under the liubai arm (as ``node_agent``'s is under the node arm): liubai's loaded program,
+    its root tracked the same way (``run_command``) and its ring buffer read by the same loop, each event
+    only counted. What is left is the kernel's tracepoints, the in-kernel filter, the ring buffer and bcc's
+    per-event callback: the part of liubai's overhead no user-space work can remove."""
+
+    def __init__(self, tracer: Tracer) -> None:
+        self.tracer = tracer
+        self.events = 0
+        self.lost = 0
+
+    def _count(self, _raw: bytes) -> None:
+        self.events += 1
+
+    def run(self, argv: list[str], cwd: Path) -> tuple[float, float]:
+        self.events = 0
+        self.tracer.on_raw(self._count)
+        lost_before = self.tracer.lost_events()
+        with _as_other_arms(cwd):
+            c0, t0 = _cpu(), time.perf_counter()
+            result = run_command(self.tracer, argv, lambda _pid, _start_ns: None)
+            wall, cpu = time.perf_counter() - t0, _cpu() - c0
+        if result.exit_code != 0:
+            raise RuntimeError(f"traced {argv[0]} exited {result.exit_code}")
+        self.lost = result.lost_events - lost_before
+        return wall, cpu
+
+
 def _overheads(t: dict[str, float], peers: list[str]) -> dict[str, Any]:
     """Overhead of each traced arm vs untraced (%), and liubai's overhead as a fraction of each peer's."""
-    over = {arm: t[arm] / t["untraced"] - 1 for arm in ["liubai", *peers]}
+    over = {arm: t[arm] / t["untraced"] - 1 for arm in ["liubai", "floor", *peers]}
     out: dict[str, Any] = {f"{arm}_overhead_pct": round(100 * v, 1) for arm, v in over.items()}
-    for peer in peers:
+    for peer in peers:  # the floor is not a peer: it is a part of liubai
         out[f"liubai_over_{peer}_overhead"] = (
             round(over["liubai"] / over[peer], 3) if over[peer] > 0 else None
         )
@@ -157,21 +197,29 @@ def _overheads(t: dict[str, float], peers: list[str]) -> dict[str, Any]:
 
 
 def _bench(
-    lb: _Liubai, audit: AuditArm | None, root: Path, args: argparse.Namespace, report: dict[str, Any]
+    lb: _Liubai,
+    floor: _Floor,
+    audit: AuditArm | None,
+    root: Path,
+    args: argparse.Namespace,
+    report: dict[str, Any],
 ) -> None:
     """All arms of each workload, interleaved (order reversed every other repetition)."""
     peers = ["strace"] + (["auditd"] if audit else [])
     for name, argv in _workloads(root, args.storm).items():
-        arm_names = ["untraced", "liubai", *peers]
+        arm_names = ["untraced", "liubai", "floor", *peers]
         times: dict[str, list[float]] = {arm: [] for arm in arm_names}
         cpus: dict[str, list[float]] = {arm: [] for arm in arm_names}
         details: list[dict[str, Any]] = []
+        floor_events: list[int] = []
+        floor_lost = 0
         audit_lost = 0
         _untraced(argv, root)  # warm the page cache
         for rep in range(args.reps):
             arms: list[tuple[str, Callable[[], tuple[float, float]]]] = [
                 ("untraced", partial(_untraced, argv, root)),
                 ("liubai", partial(lb.run, argv, root, root / f"{name}-{rep}.db")),
+                ("floor", partial(floor.run, argv, root)),
                 ("strace", partial(_strace, argv, root)),
             ]
             if audit:
@@ -182,6 +230,9 @@ def _bench(
                 cpus[arm].append(cpu)
                 if arm == "liubai":
                     details.append(lb.last)
+                if arm == "floor":
+                    floor_events.append(floor.events)
+                    floor_lost = max(floor_lost, floor.lost)
                 if arm == "auditd" and audit:
                     audit_lost += audit.last_lost
         med = {arm: statistics.median(v) for arm, v in times.items()}
@@ -199,6 +250,7 @@ def _bench(
             "cpu_median_s": {k: round(v, 3) for k, v in cpu_med.items()},
             "cpu_median": _overheads(cpu_med, peers),
         }
+        wall_over, cpu_over = entry["wall_median"], entry["cpu_median"]
         if audit:
             entry["auditd_records_lost"] = audit_lost
         report["workloads"][name] = {
@@ -209,7 +261,23 @@ def _bench(
             "processes": details[-1]["processes"],
             "ingest_s": round(statistics.median(d["ingest_s"] for d in details), 3),
             "decode_after_run_s": round(statistics.median(d["decode_after_run_s"] for d in details), 3),
+            "floor_overhead_pct": wall_over["floor_overhead_pct"],
+            "floor_cpu_overhead_pct": cpu_over["floor_overhead_pct"],
+            "floor_events": statistics.median(floor_events),
+            "floor_lost_events": floor_lost,
         }
+
+
+def _table(report: dict[str, Any]) -> str:
+    """Overhead vs untraced, % (wall median / wall min, CPU median) of each arm, floor beside liubai."""
+    rows = ["workload  arm        wall med  wall min   cpu med"]
+    for name, w in report["workloads"].items():
+        for arm in [a for a in w["median_s"] if a != "untraced"]:
+            key = f"{arm}_overhead_pct"
+            rows.append(
+                f"{name:9} {arm:9} {w['wall_median'][key]:9} {w['wall_min'][key]:9} {w['cpu_median'][key]:9}"
+            )
+    return "\n".join(rows)
 
 
 def _audited(audit: AuditArm, argv: list[str], cwd: Path) -> tuple[float, float]:
@@ -233,20 +301,22 @@ def main() -> int:
     if no_audit:
         print(f"auditd arm skipped: {no_audit}", file=sys.stderr)
     lb = _Liubai()
+    floor = _Floor(lb.tracer)
     report: dict[str, Any] = {"bpf_load_s": round(lb.load_s, 3), "reps": args.reps, "workloads": {}}
     report["auditd"] = no_audit or "ran"
     try:
         with tempfile.TemporaryDirectory(prefix="liubai-bench-") as tmp:
             if no_audit:
-                _bench(lb, None, Path(tmp), args, report)
+                _bench(lb, floor, None, Path(tmp), args, report)
             else:
                 with AuditArm() as audit:
-                    _bench(lb, audit, Path(tmp), args, report)
+                    _bench(lb, floor, audit, Path(tmp), args, report)
     finally:
         if not no_audit and rules_left():
             print("auditd arm: bench rules are still loaded: " + "; ".join(rules_left()), file=sys.stderr)
     lb.tracer.close()
     print(json.dumps(report, indent=2))
+    print(_table(report), file=sys.stderr)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0
