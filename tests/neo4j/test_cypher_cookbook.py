@@ -13,7 +13,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import neo4j
 import pytest
 from neo4j.time import DateTime
 
+from liubai.api.demo_cluster import RECORDED_CLUSTER, recorded_pods_created
 from tests.neo4j_server import driver_args, wipe
 
 pytestmark = [pytest.mark.neo4j, pytest.mark.timeout(600)]
@@ -31,12 +32,19 @@ RECORDED_RUN = ROOT / "api" / "demo_data" / "recorded_run.jsonl"
 _PARAM = re.compile(r"^:param (\w+) => '([^']*)'", re.M)
 
 BUNDLE = "/tmp/liubai-demo/shop-gitops/services/payments/dist/payments.bundle"
+# The replayed demo's service logs from when the recorded deploy's Pods were created, ten seconds apart.
+_RAN = recorded_pods_created(RECORDED_CLUSTER)
 PAYMENTS_LOG = [
-    ("2026-03-01T10:00:00.000000Z", "INFO", "payments starting"),
-    ("2026-03-01T10:01:00.000000Z", "INFO", "connected to ledger"),
-    ("2026-03-01T10:02:00.000000Z", "WARN", "slow charge: 812ms"),
-    ("2026-03-01T10:03:00.000000Z", "ERROR", "charge failed: card declined <script>alert(1)</script>"),
-    ("2026-03-01T10:04:00.000000Z", "INFO", "charge ok"),
+    ((_RAN + timedelta(seconds=10 * i)).strftime("%Y-%m-%dT%H:%M:%S.000000Z"), level, message)
+    for i, (level, message) in enumerate(
+        [
+            ("INFO", "payments starting"),
+            ("INFO", "connected to ledger"),
+            ("WARN", "slow charge: 812ms"),
+            ("ERROR", "charge failed: card declined <script>alert(1)</script>"),
+            ("INFO", "charge ok"),
+        ]
+    )
 ]
 EXPECTED: dict[str, list[dict[str, Any]]] = {
     "The workloads a commit declared": [
