@@ -1,7 +1,7 @@
 // The details panel: every property of the picked node, shown as text.
 
 import { $, asText, el, swatch } from "./dom.js";
-import { kindInfo } from "./kinds.js";
+import { kindInfo, pluralOf } from "./kinds.js";
 import { TIMELINE_KINDS } from "./timeline.js";
 
 // Every node has an audit trail (the server walks up and down from any node) except where the walk has
@@ -26,8 +26,7 @@ export function showDetails(node, group = null) {
   $("details-kind").replaceChildren(swatch(kindInfo(kind)), el("span", { text: group ? `${kind} group` : kind }));
   if (group) {
     $("details").dataset.nodeId = group.id;
-    const what = kind === "*" ? "nodes" : kindInfo(kind).plural;
-    $("details-label").textContent = `${group.members.length} ${what} under ${group.parent || "no drawn node"}`;
+    $("details-label").textContent = `${group.members.length} ${pluralOf(kind)} under ${group.parent || "no drawn node"}`;
     tbody.append(row("members", group.members.slice(0, 200).join("\n") + (group.members.length > 200 ? "\n…" : "")));
     const count = (m) => [...(m ?? new Map())].map(([k, n]) => `${n} ${kindInfo(k).plural}`).join(", ");
     if (kind === "*") tbody.append(row("kinds", count(group.kinds)));

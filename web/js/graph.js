@@ -3,7 +3,7 @@
 
 import cytoscape from "../vendor/cytoscape/cytoscape.esm.min.js";
 import cytoscapeDagre from "../vendor/cytoscape-dagre/cytoscape-dagre.esm.min.js";
-import { FLOW_REVERSED, KINDS, kindInfo } from "./kinds.js";
+import { FLOW_REVERSED, KINDS, kindInfo, pluralOf } from "./kinds.js";
 import { graphStyle } from "./graph-style.js";
 import { treePositions } from "./layout.js";
 import { ALL_KINDS, groupKey, levelOfDetail } from "./lod.js";
@@ -21,7 +21,7 @@ export const edgeKey = (e) => `${e.source}|${e.kind}|${e.target}`;
 
 /** What an aggregate says on the canvas: how many it holds, and how many more it hides below them. */
 export function groupLabel(g) {
-  const what = g.kind === ALL_KINDS ? "more" : kindInfo(g.kind).plural;
+  const what = g.kind === ALL_KINDS ? "more" : pluralOf(g.kind);
   const head = `+${NUMBER.format(g.members.length)} ${what}${g.day ? ` on ${g.day}` : ""}`;
   return g.hidden ? `${head}\n${NUMBER.format(g.hidden)} below` : head;
 }
@@ -48,6 +48,7 @@ export class LineageView {
     this.path = { nodes: [], edges: new Set() };
     this.groups = new Map(); // group id -> { parent, kind, members, kinds, below, hidden }
     this.pinned = new Set(); // drawn one by one whatever the level of detail (e.g. a permalink's selection)
+    this.laidOut = null; // the drawn elements' box in model coordinates, as the last layout left them
     this.cy = cytoscape({
       container,
       style: graphStyle(),
@@ -292,10 +293,12 @@ export class LineageView {
     const count = this.cy.nodes().length;
     return new Promise((resolve) => {
       if (count === 0) {
+        this.laidOut = null;
         resolve();
         return;
       }
       const finish = () => {
+        this.laidOut = this.cy.elements().boundingBox();
         this.cy.fit(undefined, 30);
         requestAnimationFrame(() => requestAnimationFrame(() => {
           this.#scheduleViewChange(true);
@@ -347,14 +350,6 @@ export class LineageView {
     this.cy.fit(undefined, 30);
   }
 
-  /** Where a drawn node is, in pixels from the container's top-left (null if it is not drawn). */
-  renderedPosition(id) {
-    const el = this.cy.getElementById(id);
-    if (!el || el.empty()) return null;
-    const p = el.renderedPosition();
-    return { x: Math.round(p.x), y: Math.round(p.y) };
-  }
-
   zoom() {
     return this.cy.zoom();
   }
@@ -383,11 +378,14 @@ export class LineageView {
     });
   }
 
-  /** The box all drawn elements take, in pixels of the canvas (what Fit must bring into sight). */
+  /** The box all drawn elements take as laid out, in pixels of the canvas (what Fit must bring into
+   *  sight): the box is measured once per layout, and each viewport change only scales and shifts it. */
   renderedExtent() {
-    if (this.cy.elements().empty()) return null;
-    const b = this.cy.elements().renderedBoundingBox();
-    return [b.x1, b.y1, b.x2, b.y2].map(Math.round);
+    const b = this.laidOut;
+    if (!b) return null;
+    const z = this.cy.zoom();
+    const p = this.cy.pan();
+    return [b.x1 * z + p.x, b.y1 * z + p.y, b.x2 * z + p.x, b.y2 * z + p.y].map(Math.round);
   }
 
   #scheduleViewChange(now = false) {

@@ -38,3 +38,9 @@ export const FLOW_REVERSED = new Set([
 export function kindInfo(kind) {
   return KIND_BY_NAME.get(kind) ?? { kind, color: "#999999", shape: "ellipse", plural: `${kind} nodes` };
 }
+
+/** What the members of an aggregate are called: its kind's plural, or "nodes" for one of every kind
+ *  (lod.js ALL_KINDS, "*"). */
+export function pluralOf(kind) {
+  return kind === "*" ? "nodes" : kindInfo(kind).plural;
+}

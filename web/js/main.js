@@ -5,7 +5,7 @@ import { showDetails, showEdgeDetails } from "./details.js";
 import { AUTO, autoLabel, fetchView, rememberKind } from "./directions.js";
 import { $, el, swatch } from "./dom.js";
 import { LineageView } from "./graph.js";
-import { KINDS, kindInfo } from "./kinds.js";
+import { KINDS, kindInfo, pluralOf } from "./kinds.js";
 import { readState, writeState } from "./permalink.js";
 import { SearchBox } from "./search.js";
 import { hideTimeline, showTimeline } from "./timeline.js";
@@ -171,7 +171,7 @@ async function expand(id) {
     state.open = view.openedGroups();
     save();
     await redraw();
-    status(`Showing all ${g.members.length} ${g.kind === "*" ? "nodes" : kindInfo(g.kind).plural} under ${g.parent}.`);
+    status(`Showing all ${g.members.length} ${pluralOf(g.kind)} under ${g.parent}.`);
     return;
   }
   status(`Expanding ${id}…`);
