@@ -15,15 +15,13 @@ import pytest
 from tests.browser.harness import Ui
 from tests.browser.measure import listed
 from tests.browser.scenario import REPO, SCENARIO
-from tests.browser.test_web_ui import wait_details, wait_reload
+from tests.browser.test_web_ui import api_lineage, wait_details, wait_reload
 
 pytestmark = pytest.mark.browser
 
 S = SCENARIO
 REPO_NODE = f"repo:{REPO}"
 
-LINEAGE_IDS = """query($id: ID!, $dir: Direction!, $depth: Int!) {
-  lineage(from: $id, direction: $dir, depth: $depth) { nodes { id } truncated } }"""
 TRAIL_IDS = "query($id: ID!) { auditTrail(id: $id) { node { id } } }"
 
 # Kinds in the middle of the flow, each at a depth that reaches its commit (a file is three hops from it:
@@ -34,12 +32,6 @@ MIDDLE = [
     pytest.param(S.error_log, 2, None, id="LogEvent"),
     pytest.param(S.hostile_file, 3, None, id="File"),
 ]
-
-
-def walk(ui: Ui, node: str, direction: str, depth: int) -> set[str]:
-    data = ui.gql(LINEAGE_IDS, {"id": node, "dir": direction, "depth": depth})["lineage"]
-    assert not data["truncated"]
-    return {n["id"] for n in data["nodes"]}
 
 
 def covered(ui: Ui, expected: set[str]) -> set[str]:
@@ -63,13 +55,13 @@ def test_a_link_without_a_direction_shows_the_commit_and_what_followed(
 ) -> None:
     ui.open(f"#node={node}&depth={depth}")
     ui.wait_ready()
-    up, down = walk(ui, node, "UPSTREAM", depth), walk(ui, node, "DOWNSTREAM", depth)
+    up, down = api_lineage(ui, node, "UPSTREAM", depth), api_lineage(ui, node, "DOWNSTREAM", depth)
     assert S.release_commit in up
     assert below is None or below in down
     drawn = covered(ui, up | down)
     assert S.release_commit in drawn and (below is None or below in drawn)
     # Not BOTH, which turns around at every hop: it would add the other lines of a log line's trace.
-    both = walk(ui, node, "BOTH", depth)
+    both = api_lineage(ui, node, "BOTH", depth)
     assert drawn <= both
     if node == S.error_log:
         assert S.hostile_log in both and S.hostile_log not in up | down
@@ -83,14 +75,14 @@ def test_an_explicit_direction_link_is_kept_and_auto_can_be_picked_back(ui: Ui) 
     node = S.workloads[0]
     ui.open(f"#node={node}&depth=2&direction=downstream")
     ui.wait_ready()
-    down = walk(ui, node, "DOWNSTREAM", 2)
+    down = api_lineage(ui, node, "DOWNSTREAM", 2)
     covered(ui, down)
     assert S.release_commit not in down
     assert ui.page.input_value("#direction") == "DOWNSTREAM"
     assert "direction=downstream" in ui.page.url and "auto" not in status(ui)
 
     wait_reload(ui, lambda: ui.page.select_option("#direction", "AUTO"))
-    around = walk(ui, node, "UPSTREAM", 2) | down
+    around = api_lineage(ui, node, "UPSTREAM", 2) | down
     assert S.release_commit in covered(ui, around)
     assert "direction=auto" in ui.page.url
     ui.assert_clean()
@@ -100,7 +92,7 @@ def test_an_explicit_direction_link_is_kept_and_auto_can_be_picked_back(ui: Ui) 
 def test_a_link_without_a_direction_walks_down_from_a_source(ui: Ui, node: str) -> None:
     ui.open(f"#node={node}&depth=2")
     ui.wait_ready()
-    down = walk(ui, node, "DOWNSTREAM", 2)
+    down = api_lineage(ui, node, "DOWNSTREAM", 2)
     covered(ui, down)
     assert "auto: downstream" in status(ui)
     ui.assert_clean()
@@ -113,7 +105,7 @@ def test_a_search_pick_opens_the_same_auto_view(ui: Ui) -> None:
     option = ui.page.locator(f'#search-results [role="option"][data-node-id="{S.error_log}"]')
     option.wait_for()
     wait_reload(ui, lambda: option.click())
-    around = walk(ui, S.error_log, "UPSTREAM", 2) | walk(ui, S.error_log, "DOWNSTREAM", 2)
+    around = api_lineage(ui, S.error_log, "UPSTREAM", 2) | api_lineage(ui, S.error_log, "DOWNSTREAM", 2)
     assert S.release_commit in covered(ui, around)
     assert "auto: upstream + downstream" in status(ui)
     assert f"node={S.error_log}" in unquote(ui.page.url)
