@@ -112,18 +112,21 @@ class Tracer:
         self.decode_errors = 0
         self._bpf["events"].open_ring_buffer(self._on_raw)
 
-    def _on_raw(self, _ctx: Any, data: Any, size: int) -> None:
+    def _on_raw(self, _ctx: Any, data: Any, size: int) -> int:
+        """Called by bcc for each event. It returns 0 (go on): bcc takes the answer with ``int()``, and
+        ``int(None)`` would raise and be caught once per event."""
         raw = ctypes.string_at(data, size)
         if self._raw_callback is not None:
             self._raw_callback(raw)
-            return
+            return 0
         try:
             event = self.decoder.decode(raw)
         except ValueError:
             self.decode_errors += 1
-            return
+            return 0
         if self._callback is not None:
             self._callback(event)
+        return 0
 
     def on_event(self, callback: Callable[[Event], None]) -> None:
         """Hand each event, decoded, to ``callback``."""

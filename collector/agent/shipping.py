@@ -61,6 +61,7 @@ class Agent:
         self._exhausted: set[str] = set()
         self._full_warned = False
         self._replayed_since_empty = 0  # spooled batches delivered since the spool was last empty
+        self._status_written = b""  # what status.json holds now (as this process last wrote it)
 
     # -- state -------------------------------------------------------------------------------------
 
@@ -93,8 +94,12 @@ class Agent:
     def _save_status(self) -> None:
         self.status.spool_bytes = self.spool.size_bytes
         self.status.spool_pending = len(self.spool)
+        data = json.dumps(asdict(self.status), indent=1).encode()
+        if data == self._status_written:
+            return  # the loop saves every poll; an idle agent need not rewrite (and fsync) the same
         with contextlib.suppress(OSError):  # status is informative; a full disk must not stop shipping
-            atomic_write(self._status_path, json.dumps(asdict(self.status), indent=1).encode())
+            atomic_write(self._status_path, data)
+            self._status_written = data
 
     def _stats(self) -> AgentStats:
         return AgentStats(
