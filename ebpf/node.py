@@ -306,7 +306,7 @@ class NodeTracer:
                 self._container[event.child] = ref
             if ref is None:
                 self.counters["unattributed"] += 1
-            audit = self._audit.pop(id(event), None) if isinstance(event, ExecEvent | AdoptEvent) else None
+            audit = self._audit.pop(id(event), None) if isinstance(event, (ExecEvent, AdoptEvent)) else None
             out.append(NodeEvent(event, ref, audit))
             if isinstance(event, ExitEvent):
                 self._container.pop(event.pid, None)
