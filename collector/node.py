@@ -189,7 +189,9 @@ class NodeCollector:
             return
         if self.window_start_ns is None:
             self.window_start_ns = event.ts
-        c = self._container(ref, event.ts)
+        c = self.containers.get(ref.container_id)
+        if c is None or c.run is None or not c.record.cgroup:  # new, left out, or known only from the journal
+            c = self._container(ref, event.ts)
         c.last_seen_ns = event.ts  # the record's last_seen, formatted once per window (flush)
         c.changed = True
         run = c.run
