@@ -300,15 +300,14 @@ class NodeTracer:
     def _batch(self) -> list[NodeEvent]:
         assert self._live is not None
         out: list[NodeEvent] = []
-        containers, append = self._container, out.append  # bound once: this runs for every event
         for event in self._live.take():
-            ref = containers.get(event.pid)
+            ref = self._container.get(event.pid)
             if isinstance(event, ForkEvent):
-                containers[event.child] = ref
+                self._container[event.child] = ref
             if ref is None:
                 self.counters["unattributed"] += 1
             audit = self._audit.pop(id(event), None) if isinstance(event, (ExecEvent, AdoptEvent)) else None
-            append(NodeEvent(event, ref, audit))
+            out.append(NodeEvent(event, ref, audit))
             if isinstance(event, ExitEvent):
                 self._container.pop(event.pid, None)
                 self._start_fix.pop(event.pid, None)
