@@ -189,8 +189,10 @@ class NodeCollector:
             return
         if self.window_start_ns is None:
             self.window_start_ns = event.ts
-        c = self._container(ref, event.ts)
-        c.record.last_seen = self._iso(event.ts)
+        c = self.containers.get(ref.container_id)
+        if c is None or c.run is None or not c.record.cgroup:  # new, left out, or known only from the journal
+            c = self._container(ref, event.ts)
+        c.last_seen_ns = event.ts  # the record's last_seen, formatted once per window (flush)
         c.changed = True
         run = c.run
         if run is None:
@@ -261,6 +263,8 @@ class NodeCollector:
                     yield from self._process_records(c, run, key)
             yield from self._opens(c, window)
         rec = c.record
+        if c.last_seen_ns is not None:
+            rec.last_seen, c.last_seen_ns = self._iso(c.last_seen_ns), None
         if run is not None:
             for key in list(run.procs):
                 if run.procs[key].end_ns is not None:

@@ -115,6 +115,7 @@ class ContainerState:
     window_seen: dict[Access, tuple[int, int]] = field(default_factory=dict)
     totals: dict[Access, dict[str, int]] = field(default_factory=dict)
     changed: bool = True
+    last_seen_ns: int | None = None  # boot clock of its last event this window (record.last_seen at flush)
     journaled: dict[int, int] = field(default_factory=dict)  # pid -> start time the journal last knew
     alias: dict[Key, int] = field(default_factory=dict)  # /proc's start time -> the journal's
     setup: RuntimeSetup = field(default_factory=RuntimeSetup)  # the runtime's own processes, left out

@@ -7,7 +7,7 @@ before tracing) is simply absent: an open relative to it is unresolved, never gu
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from liubai.ebpf.events import FD_CLOSE, FD_CLOSE_RANGE, FD_DUP, FD_SETFD, FD_UNSHARE, FdEvent
 
@@ -52,6 +52,12 @@ class FdTable:
         self.entries = {fd: e for fd, e in self.entries.items() if not e.cloexec}
 
 
+def _with_cloexec(entry: FdEntry, cloexec: bool) -> FdEntry:
+    """``entry`` with ``cloexec`` (itself when it has it already: entries are frozen, so shared safely);
+    built directly, not by ``dataclasses.replace``: a shell does a dup per redirection."""
+    return entry if entry.cloexec == cloexec else FdEntry(entry.path, entry.certainty, cloexec)
+
+
 def apply_fd_event(table: FdTable, event: FdEvent) -> FdTable:
     """Apply ``event`` to ``table``; the table the process uses afterwards (a copy when it unshared)."""
     op = event.op
@@ -60,18 +66,18 @@ def apply_fd_event(table: FdTable, event: FdEvent) -> FdTable:
     elif op == FD_DUP:
         if event.fd != event.newfd:  # dup2(fd, fd) changes nothing, not even close-on-exec
             src = table.get(event.fd)
-            table.opened(event.newfd, None if src is None else replace(src, cloexec=bool(event.arg)))
+            table.opened(event.newfd, None if src is None else _with_cloexec(src, bool(event.arg)))
     elif op == FD_SETFD:
         src = table.get(event.fd)
         if src is not None:
-            table.entries[event.fd] = replace(src, cloexec=bool(event.arg))
+            table.entries[event.fd] = _with_cloexec(src, bool(event.arg))
     elif op == FD_CLOSE_RANGE:
         if event.arg & CLOSE_RANGE_UNSHARE:
             table = table.copy()
         first, last = event.fd & 0xFFFFFFFF, event.last
         for fd in [fd for fd in table.entries if first <= fd <= last]:
             if event.arg & CLOSE_RANGE_CLOEXEC:
-                table.entries[fd] = replace(table.entries[fd], cloexec=True)
+                table.entries[fd] = _with_cloexec(table.entries[fd], True)
             else:
                 del table.entries[fd]
     elif op == FD_UNSHARE and event.arg & CLONE_FILES:

@@ -297,9 +297,12 @@ class EventDecoder:
         if len(data) < _HDR.size:
             raise DecodeError(f"event of {len(data)} bytes is shorter than its {_HDR.size}-byte header")
         kind, tgid, tid, uid, ts, start = _HDR.unpack_from(data)
-        h = (tgid, tid, uid, ts, start)
-        body = memoryview(data)[_HDR.size :]
         try:
+            if kind == EV_FD:  # the most frequent kind (a shell's redirections): no view, no keywords
+                op, fd, newfd, arg, last, _pad = self._fd.unpack_from(data, _HDR.size)
+                return FdEvent(tgid, tid, uid, ts, start, op, fd, newfd, arg, last)
+            h = (tgid, tid, uid, ts, start)
+            body = memoryview(data)[_HDR.size :]
             if kind == EV_FORK:
                 child, flags, child_start = self._fork.unpack_from(body)
                 return ForkEvent(*h, child=child, child_start_ns=child_start, clone_flags=flags)
@@ -335,9 +338,6 @@ class EventDecoder:
                 how, fd = self._chdir.unpack_from(body)
                 path = _text(bytes(body[self._chdir.size :]))
                 return ChdirEvent(*h, path=path, fd=fd, kind=how)
-            if kind == EV_FD:
-                op, fd, newfd, arg, last, _pad = self._fd.unpack_from(body)
-                return FdEvent(*h, op=op, fd=fd, newfd=newfd, arg=arg, last=last)
             if kind == EV_URING:
                 fd, _pad = self._uring.unpack_from(body)
                 return UringEvent(*h, fd=fd)

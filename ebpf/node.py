@@ -306,7 +306,7 @@ class NodeTracer:
                 self._container[event.child] = ref
             if ref is None:
                 self.counters["unattributed"] += 1
-            audit = self._audit.pop(id(event), None) if isinstance(event, ExecEvent | AdoptEvent) else None
+            audit = self._audit.pop(id(event), None) if isinstance(event, (ExecEvent, AdoptEvent)) else None
             out.append(NodeEvent(event, ref, audit))
             if isinstance(event, ExitEvent):
                 self._container.pop(event.pid, None)
@@ -317,12 +317,12 @@ class NodeTracer:
 
     def _on_raw(self, raw: bytes) -> None:
         assert self._live is not None
-        if _HDR.unpack_from(raw)[0] == EV_CGROUP:
+        kind, tgid, _tid, _uid, _ts, start = _HDR.unpack_from(raw)  # once: this runs for every event
+        if kind == EV_CGROUP:
             self._cgroup_changed(raw)
             return
         if self.handoff is not None and self.handoff.feed(raw):
             return  # a handed-off run's event: a host process tree, not a pod's
-        kind, tgid, _tid, _uid, _ts, start = _HDR.unpack_from(raw)
         if kind == EV_ADOPT:
             self._adopted(raw)
             return

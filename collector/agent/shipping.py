@@ -13,6 +13,7 @@ import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
+from typing import Any
 
 import httpx
 
@@ -61,6 +62,7 @@ class Agent:
         self._exhausted: set[str] = set()
         self._full_warned = False
         self._replayed_since_empty = 0  # spooled batches delivered since the spool was last empty
+        self._status_written: dict[str, Any] | None = None  # what status.json holds (as last written here)
 
     # -- state -------------------------------------------------------------------------------------
 
@@ -93,8 +95,12 @@ class Agent:
     def _save_status(self) -> None:
         self.status.spool_bytes = self.spool.size_bytes
         self.status.spool_pending = len(self.spool)
+        now = asdict(self.status)  # a copy: later changes to the status do not reach it
+        if now == self._status_written:
+            return  # the loop saves every poll; an idle agent need not encode, write and fsync the same
         with contextlib.suppress(OSError):  # status is informative; a full disk must not stop shipping
-            atomic_write(self._status_path, json.dumps(asdict(self.status), indent=1).encode())
+            atomic_write(self._status_path, json.dumps(now, indent=1).encode())
+            self._status_written = now
 
     def _stats(self) -> AgentStats:
         return AgentStats(
