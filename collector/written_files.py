@@ -25,7 +25,16 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from liubai.ebpf.descriptors import CLONE_FILES, O_CLOEXEC, FdEntry, FdTable, apply_fd_event
-from liubai.ebpf.events import DigestEvent, Event, ExecEvent, ExitEvent, FdEvent, ForkEvent, OpenEvent
+from liubai.ebpf.events import (
+    FD_CLOSE,
+    DigestEvent,
+    Event,
+    ExecEvent,
+    ExitEvent,
+    FdEvent,
+    ForkEvent,
+    OpenEvent,
+)
 from liubai.lineage.text import visible
 
 __all__ = [
@@ -178,6 +187,11 @@ class WrittenFiles:
         table = self._tables.get(event.pid)
         if table is None:
             return []
+        if isinstance(event, FdEvent) and event.op == FD_CLOSE:  # the common case, without two set builds
+            entry = table.entries.pop(event.fd, None)
+            if entry is None or any(e.path == entry.path for e in table.entries.values()):
+                return []
+            return self._closed([entry.path], event)
         before = {e.path for e in table.entries.values()}
         if isinstance(event, FdEvent):
             self._tables[event.pid] = table = apply_fd_event(table, event)
