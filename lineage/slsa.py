@@ -15,7 +15,6 @@ repository without one); with no repository known it carries the commit digest a
 
 from __future__ import annotations
 
-import hashlib
 import re
 import socket
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from urllib.parse import quote
 from liubai.lineage.canonical import canonical_json
 from liubai.lineage.errors import ErrorCode, LiubaiError
 from liubai.lineage.export import liubai_version
+from liubai.lineage.filehash import NotRegularFile, sha256_of_regular_file
 from liubai.lineage.model import (
     AuditIdError,
     Direction,
@@ -78,6 +78,7 @@ class FileStatus:
     NO_RUN_DIGEST = "no-run-time-digest"  # a written file the run left no digest of (the reason is annotated)
     OTHER_HOST = "not-checked-other-host"  # the file lives on another machine
     UNREADABLE = "unreadable"
+    NOT_REGULAR = "not-a-regular-file"  # a device, FIFO or socket: no content to vouch for
 
 
 @dataclass(slots=True)
@@ -116,11 +117,6 @@ def run_id_of(value: str) -> str:
     return value if value.startswith("run:") else f"run:{value}"
 
 
-def _sha256_of(path: str) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
 def _descriptor(
     facts: _FileFacts,
     recorded: list[str],
@@ -143,9 +139,11 @@ def _descriptor(
         status = FileStatus.OTHER_HOST if digest is not None or hash_at_export else FileStatus.NO_RUN_DIGEST
     else:
         try:
-            current = _sha256_of(facts.path)
+            current = sha256_of_regular_file(facts.path)
         except FileNotFoundError:
             status = FileStatus.MISSING
+        except NotRegularFile:
+            status = FileStatus.NOT_REGULAR
         except OSError as exc:
             status = FileStatus.UNREADABLE
             ann["liubai.error"] = exc.strerror or str(exc)

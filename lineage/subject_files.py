@@ -4,11 +4,12 @@ it is looked for at the same place under DIR) and for the root of anything else.
 
 from __future__ import annotations
 
-import hashlib
 import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from liubai.lineage.filehash import sha256_of_regular_file
 
 __all__ = ["SubjectFiles", "check_subject_files"]
 
@@ -21,11 +22,6 @@ class SubjectFiles:
     mismatches: list[tuple[str, Path]] = field(default_factory=list)
     missing: list[tuple[str, Path]] = field(default_factory=list)
     unusable: list[tuple[str, str]] = field(default_factory=list)  # (name, why)
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _local_path(name: str, cwd: str | None, directory: Path) -> Path | None:
@@ -56,7 +52,7 @@ def check_subject_files(statement: dict[str, Any], directory: Path) -> SubjectFi
             out.unusable.append((name, "not an absolute path without '..'"))
             continue
         try:
-            actual = _sha256(local)
+            actual = sha256_of_regular_file(local)
         except FileNotFoundError:
             out.missing.append((name, local))
             continue

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from liubai.collector.written_files import INLINE_MAX
 from tests.ebpf.conftest import liubai
 from tests.gitrepo import GitRepoBuilder
 
@@ -17,7 +18,8 @@ pytestmark = [pytest.mark.ebpf, pytest.mark.usefixtures("kernel")]
 
 # out1: written, then rewritten by another process of the run (its digest is the one of the last close);
 # shared: one descriptor held by the shell and used by a subshell, closed last by the shell;
-# scratch: written and removed by the run.
+# scratch: written and removed by the run; big: larger than what is hashed on the reader's thread.
+BIG = 600 * 1024
 SCRIPT = (
     "echo draft > out1\n"
     "sh -c 'echo final > out1'\n"
@@ -26,6 +28,7 @@ SCRIPT = (
     "echo parent >&3\n"
     "exec 3>&-\n"
     "echo tmp > scratch; rm scratch\n"
+    f"head -c {BIG} /dev/zero > big\n"
 )
 
 
@@ -51,6 +54,7 @@ def test_written_files_get_their_digest_at_the_last_close(tmp_path: Path) -> Non
     assert final[str(work / "out1")]["sha256"] == _sha(b"final\n")
     assert final[str(work / "shared")]["sha256"] == _sha(b"child\nparent\n")
     assert [d for d in digests if d["path"] == str(work / "shared")] == [final[str(work / "shared")]]
+    assert BIG > INLINE_MAX and final[str(work / "big")]["sha256"] == _sha(bytes(BIG))
     scratch = final[str(work / "scratch")]  # removed by the run: a digest only if taken before the rm
     assert scratch["sha256"] == _sha(b"tmp\n") or scratch["hash_note"].startswith("the file was gone")
 
@@ -61,7 +65,10 @@ def test_written_files_get_their_digest_at_the_last_close(tmp_path: Path) -> Non
     subjects = {s["name"]: s["digest"]["sha256"] for s in st["subject"]}
     assert subjects[str(work / "out1")] == _sha(b"final\n")
     assert subjects[str(work / "shared")] == _sha(b"child\nparent\n")
-    source = st["predicate"]["buildDefinition"]["resolvedDependencies"][0]
+    deps = st["predicate"]["buildDefinition"]["resolvedDependencies"]
+    source = deps[0]
+    zero = next(d for d in deps if d.get("name") == "/dev/zero")  # read by head: a device is never hashed
+    assert "digest" not in zero and zero["annotations"]["liubai.status"] == "not-a-regular-file"
     assert source["uri"] == f"git+ssh://git@github.com/org/repo.git@{sha}"
 
     res = liubai(["verify", str(prov), "--allow-unsigned", "--check-files", str(work)], cwd=work)
