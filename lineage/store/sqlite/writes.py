@@ -40,9 +40,7 @@ from liubai.lineage.store.sqlite.rows import (
     _col,
     _Existing,
     _qmarks,
-    _text,
     prepare_rows,
-    row_texts,
 )
 
 __all__ = ["SqliteWrites"]
@@ -201,7 +199,7 @@ class SqliteWrites(SqliteConnections):
                     strict=True,
                 )
             )
-            search_new: list[tuple[int, str]] = list(zip(rids, row_texts(rows), strict=True))
+            search_new: list[tuple[int, str]] = list(zip(rids, rows.texts, strict=True))
         else:
             inserts, search_new, bare = [], [], list(bare)
             for i, node_id in enumerate(rows.ids):
@@ -219,7 +217,7 @@ class SqliteWrites(SqliteConnections):
                         writer,
                     )
                     inserts.append(row)
-                    search_new.append((next_rid, _text(rows, i)))
+                    search_new.append((next_rid, rows.texts[i]))
                     next_rid += 1
                     continue
                 rid, old_props, old_placeholder, old_trace, old_audit, kind, old_writer, old_owners = old
