@@ -23,7 +23,7 @@ from liubai.lineage.store.common import (
     loads_props,
     prepare_batch,
 )
-from liubai.lineage.store.searchtext import SEARCH_PROPS, search_text
+from liubai.lineage.store.searchtext import search_text, search_text_kept_by_json
 
 __all__ = ["SqliteRows", "prepare_rows", "row_texts"]
 
@@ -97,25 +97,12 @@ def prepare_rows(batch: GraphBatch) -> SqliteRows:
     )
 
 
-# Types whose ``str`` a JSON round trip (``dumps_props`` then ``loads_props``) keeps as it is; exact types,
-# as a subclass (an enum) may be written otherwise. Integers past 64 bits too: both ends keep them exact.
-_SAME_AFTER_JSON = frozenset({str, int, bool, type(None)})
-
-
 def _search_text(node: Node, props_json: str) -> str:
     """The search text of ``node``, whose properties are ``props_json``: what a re-index makes from the
-    JSON, so that a value a JSON round trip changes (a datetime, a float) can never leave stale words in
-    the index. Made from the node's own properties when every searched value is of a type the round trip
-    keeps (nearly always), which spares reading the JSON back."""
-    props = node.props
-    for key in SEARCH_PROPS[node.kind]:
-        value = props.get(key)
-        if type(value) in _SAME_AFTER_JSON:
-            continue
-        if type(value) is list and all(type(v) in _SAME_AFTER_JSON for v in value):
-            continue
-        return search_text(node.id, node.kind, loads_props(props_json))
-    return search_text(node.id, node.kind, props)
+    JSON, so that a value a JSON round trip changes (a datetime) can never leave stale words in the index.
+    Made from the node's own properties when the round trip keeps every searched value (nearly always)."""
+    text = search_text_kept_by_json(node.id, node.kind, node.props)
+    return text if text is not None else search_text(node.id, node.kind, loads_props(props_json))
 
 
 def row_texts(rows: SqliteRows) -> list[str]:
