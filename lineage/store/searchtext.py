@@ -47,22 +47,19 @@ _KEPT_BY_JSON = frozenset({str, int, bool, type(None)})
 
 def search_text(node_id: str, kind: NodeKind, props: dict[str, Any]) -> str:
     """The words by which a node of ``kind`` with ``props`` is found."""
-    return _search_text(node_id, kind, props, only_kept_by_json=False) or ""  # never None here
+    return _search_text(node_id, kind, props, False) or ""  # never None here
 
 
 def search_text_kept_by_json(node_id: str, kind: NodeKind, props: dict[str, Any]) -> str | None:
     """``search_text`` of ``props``, or None if a searched value is of a type a JSON round trip may change
     (a datetime, a float): then only the text of the properties read back from their JSON is the right one.
     Spares a store reading back the JSON it just wrote."""
-    return _search_text(node_id, kind, props, only_kept_by_json=True)
+    return _search_text(node_id, kind, props, True)
 
 
-def _search_text(
-    node_id: str, kind: NodeKind, props: dict[str, Any], *, only_kept_by_json: bool
-) -> str | None:
+def _search_text(node_id: str, kind: NodeKind, props: dict[str, Any], only_kept_by_json: bool) -> str | None:
     parts = [] if kind is _LOG_EVENT else [node_id]
-    for key in SEARCH_PROPS[kind]:
-        value = props.get(key)
+    for value in map(props.get, SEARCH_PROPS[kind]):
         if value is None:
             continue
         kind_of_value = type(value)
