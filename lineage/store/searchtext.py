@@ -12,7 +12,7 @@ from typing import Any
 
 from liubai.lineage.model import NodeKind
 
-__all__ = ["SEARCH_PROPS", "SEARCH_TEXT_VERSION", "search_text"]
+__all__ = ["SEARCH_PROPS", "SEARCH_TEXT_VERSION", "search_text", "search_text_kept_by_json"]
 
 SEARCH_PROPS: dict[NodeKind, tuple[str, ...]] = {
     NodeKind.REPO: ("url",),
@@ -38,17 +38,41 @@ _MAX = 2000
 SEARCH_TEXT_VERSION = 2
 
 
+_LOG_EVENT = NodeKind.LOG_EVENT  # read once: an enum member looked up on its class costs a call
+
+# Types whose ``str`` a JSON round trip of the properties keeps as it is: exact types, since a subclass (an
+# enum) may be written otherwise. Integers past 64 bits too, as every store writes and reads them exactly.
+_KEPT_BY_JSON = frozenset({str, int, bool, type(None)})
+
+
 def search_text(node_id: str, kind: NodeKind, props: dict[str, Any]) -> str:
-    parts = [] if kind is NodeKind.LOG_EVENT else [node_id]
-    for key in SEARCH_PROPS[kind]:
-        value = props.get(key)
+    """The words by which a node of ``kind`` with ``props`` is found."""
+    return _search_text(node_id, kind, props, False) or ""  # never None here
+
+
+def search_text_kept_by_json(node_id: str, kind: NodeKind, props: dict[str, Any]) -> str | None:
+    """``search_text`` of ``props``, or None if a searched value is of a type a JSON round trip may change
+    (a datetime, a float): then only the text of the properties read back from their JSON is the right one.
+    Spares a store reading back the JSON it just wrote."""
+    return _search_text(node_id, kind, props, True)
+
+
+def _search_text(node_id: str, kind: NodeKind, props: dict[str, Any], only_kept_by_json: bool) -> str | None:
+    parts = [] if kind is _LOG_EVENT else [node_id]
+    for value in map(props.get, SEARCH_PROPS[kind]):
         if value is None:
             continue
         kind_of_value = type(value)
         if kind_of_value is str:  # the common case, without a str() call
             parts.append(value)
         elif isinstance(value, list):
+            if only_kept_by_json and not (
+                kind_of_value is list and _KEPT_BY_JSON.issuperset(map(type, value))
+            ):
+                return None
             parts.append(" ".join(map(str, value)))
         else:
+            if only_kept_by_json and kind_of_value not in _KEPT_BY_JSON:
+                return None
             parts.append(str(value))
     return " ".join(parts)[:_MAX]

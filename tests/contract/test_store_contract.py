@@ -697,6 +697,46 @@ def test_second_and_late_trace_links_are_seen_once_everywhere(store: LineageStor
     assert all_edges(store) == edges
 
 
+def test_a_batch_of_new_and_known_nodes_writes_each_rightly(store: LineageStore) -> None:
+    """Most batches mix new nodes (written whole, each with its first trace and audit link) and known ones
+    (merged): each side gets its rows, links, counts and search words, and nothing of the other's."""
+    store.upsert(scenario())
+    before = store.counts()
+    t3 = "b" * 32
+    result = store.upsert(
+        join_records(
+            [
+                LogRecord("app", "r1", "2026-01-03T00:02:00Z", "INFO", "api", "resumed", trace_id=TRACE),
+                LogRecord(
+                    "app",
+                    "r3",
+                    "2026-01-03T00:04:00Z",
+                    "WARN",
+                    "api",
+                    "sparkle",
+                    trace_id=TRACE,
+                    audit_id=AUDIT,
+                ),
+                LogRecord("app", "r4", "2026-01-03T00:05:00Z", "INFO", "web", "glimmer", trace_id=t3),
+            ]
+        )
+    )
+    log3, log4 = log_node_id("app", "r3"), log_node_id("app", "r4")
+    after = store.counts()
+    nodes = sum(after[k.value] - before[k.value] for k in NodeKind)
+    assert result.nodes_created == nodes == 3  # two lines and their new trace
+    assert result.edges_created == after["edges"] - before["edges"] == 3
+    assert result.nodes_updated >= 1  # the known line's message
+    assert _out(store, log3, EdgeKind.IN_TRACE) == {trace_node_id(TRACE)}
+    assert _out(store, log3, EdgeKind.CARRIES) == _out(store, LOG1, EdgeKind.CARRIES) == {f"audit:{AUDIT}"}
+    assert _out(store, log4, EdgeKind.IN_TRACE) == {trace_node_id(t3)}
+    assert _out(store, LOG1, EdgeKind.IN_TRACE) == {trace_node_id(TRACE)}
+    assert [n.id for n in store.search("sparkle").nodes] == [log3]
+    assert [n.id for n in store.search("glimmer").nodes] == [log4]
+    assert [n.id for n in store.search("resumed").nodes] == [LOG1]
+    assert store.search("started").total == 0
+
+
 def test_a_trace_link_that_gains_properties_stays_one_edge(store: LineageStore) -> None:
     store.upsert(scenario())
     before = store.counts()

@@ -28,7 +28,7 @@ def test_sqlite_package_keeps_its_public_names() -> None:
     try:
         assert isinstance(store, RowStore) and store.prepare_rows is prepare_rows
         assert store.schema_version() == SCHEMA_VERSION
-        assert row_texts(SqliteRows([], [], [], [], [], [], [], [])) == []
+        assert row_texts(SqliteRows([], [], [], [], [], [], [], [], [])) == []
     finally:
         store.close()
 

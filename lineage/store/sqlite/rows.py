@@ -14,6 +14,7 @@ from liubai.lineage.model import (
     Edge,
     EdgeKind,
     GraphBatch,
+    Node,
     NodeKind,
 )
 from liubai.lineage.store.common import (
@@ -22,7 +23,7 @@ from liubai.lineage.store.common import (
     loads_props,
     prepare_batch,
 )
-from liubai.lineage.store.searchtext import search_text
+from liubai.lineage.store.searchtext import search_text, search_text_kept_by_json
 
 __all__ = ["SqliteRows", "prepare_rows", "row_texts"]
 
@@ -50,13 +51,14 @@ class SqliteRows:
     """A batch's nodes and edges as ``SqliteStore`` writes them, worked out from the batch alone
     (``prepare_rows``), so that a reader process can do this part while the writing process only writes.
 
-    Nodes come each once, in id order, with their JSON properties and the first bare ``IN_TRACE`` /
-    ``CARRIES`` link of each: it goes on the node's row if the node is new. Search texts are not here: the
-    writer makes them from the JSON (``row_texts``), as a later re-index does."""
+    Nodes come each once, in id order, with their JSON properties, their search texts (what a re-index
+    would make of the JSON, see ``_search_text``) and the first bare ``IN_TRACE`` / ``CARRIES`` link of
+    each: it goes on the node's row if the node is new."""
 
     ids: list[str]
     kinds: list[str]
     props: list[str]
+    texts: list[str]
     placeholders: list[bool]
     traces: list[str | None]
     audits: list[str | None]
@@ -80,11 +82,13 @@ def prepare_rows(batch: GraphBatch) -> SqliteRows:
             continue
         bare.append(key)
     ids = [n.id for n in nodes]
+    props = [dumps_props(n.props) for n in nodes]
     traces, audits = first["trace"], first["audit"]
     return SqliteRows(
         ids=ids,
         kinds=[_KIND_VALUES[n.kind] for n in nodes],
-        props=[dumps_props(n.props) for n in nodes],
+        props=props,
+        texts=[_search_text(n, text) for n, text in zip(nodes, props, strict=True)],
         placeholders=[n.placeholder for n in nodes],
         traces=[traces.get(i) for i in ids] if traces else [None] * len(ids),
         audits=[audits.get(i) for i in ids] if audits else [None] * len(ids),
@@ -93,15 +97,17 @@ def prepare_rows(batch: GraphBatch) -> SqliteRows:
     )
 
 
-def _text(rows: SqliteRows, i: int) -> str:
-    """The search text of node ``i``, made from its JSON properties: what a re-index would make, so that
-    a value a JSON round trip changes (a datetime) can never leave stale words in the index."""
-    return search_text(rows.ids[i], _NODE_KINDS[rows.kinds[i]], loads_props(rows.props[i]))
+def _search_text(node: Node, props_json: str) -> str:
+    """The search text of ``node``, whose properties are ``props_json``: what a re-index makes from the
+    JSON, so that a value a JSON round trip changes (a datetime) can never leave stale words in the index.
+    Made from the node's own properties when the round trip keeps every searched value (nearly always)."""
+    text = search_text_kept_by_json(node.id, node.kind, node.props)
+    return text if text is not None else search_text(node.id, node.kind, loads_props(props_json))
 
 
 def row_texts(rows: SqliteRows) -> list[str]:
     """The search text of every node of ``rows``, as ``SqliteStore`` indexes it."""
-    return [_text(rows, i) for i in range(len(rows.ids))]
+    return rows.texts
 
 
 def _links(kinds: Iterable[str]) -> list[tuple[str, str]]:

@@ -10,8 +10,9 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import repeat
-from typing import Any
+from itertools import compress, repeat
+from operator import not_
+from typing import Any, TypeVar
 
 import orjson
 
@@ -40,12 +41,12 @@ from liubai.lineage.store.sqlite.rows import (
     _col,
     _Existing,
     _qmarks,
-    _text,
     prepare_rows,
-    row_texts,
 )
 
 __all__ = ["SqliteWrites"]
+
+_T = TypeVar("_T")
 
 _BULK_MIN_ROWS = 64  # below this, per-row statements hand the GIL over too rarely to matter
 
@@ -183,45 +184,38 @@ class SqliteWrites(SqliteConnections):
         returns the bare edges to write: ``rows.bare`` plus the links an existing node's row does not
         already hold. Claims the merges keep or settle go to ``claims``."""
         next_rid = conn.execute("SELECT coalesce(max(rid), 0) + 1 FROM nodes").fetchone()[0]
+        # The new nodes' rows are picked column by column (in C), not built node by node; most log lines
+        # make only new nodes, and then the columns are taken whole.
+        is_new = [node_id not in existing for node_id in rows.ids] if existing else None
+
+        def new_only(column: list[_T]) -> list[_T]:
+            return column if is_new is None else list(compress(column, is_new))
+
+        ids, traces, audits = new_only(rows.ids), new_only(rows.traces), new_only(rows.audits)
+        rids = range(next_rid, next_rid + len(ids))
+        inserts = list(
+            zip(
+                rids,
+                ids,
+                new_only(rows.kinds),
+                new_only(rows.props),
+                new_only(rows.placeholders),
+                traces,
+                audits,
+                repeat(writer, len(ids)),
+                strict=True,
+            )
+        )
+        search_new: list[tuple[int, str]] = list(zip(rids, new_only(rows.texts), strict=True))
+        result.edges_created += 2 * len(ids) - traces.count(None) - audits.count(None)  # links on the rows
         bare = rows.bare
         updates: list[tuple[str, int, str | None, str | None, int]] = []
         search_gone: list[tuple[int, str]] = []
-        if not existing:  # a batch of new nodes only (most log lines): whole columns, no loop
-            rids = range(next_rid, next_rid + len(rows.ids))
-            inserts: list[tuple[Any, ...]] = list(
-                zip(
-                    rids,
-                    rows.ids,
-                    rows.kinds,
-                    rows.props,
-                    rows.placeholders,
-                    rows.traces,
-                    rows.audits,
-                    repeat(writer, len(rows.ids)),
-                    strict=True,
-                )
-            )
-            search_new: list[tuple[int, str]] = list(zip(rids, row_texts(rows), strict=True))
-        else:
-            inserts, search_new, bare = [], [], list(bare)
-            for i, node_id in enumerate(rows.ids):
-                old = existing.get(node_id)
-                trace, audit = rows.traces[i], rows.audits[i]
-                if old is None:
-                    row = (
-                        next_rid,
-                        node_id,
-                        rows.kinds[i],
-                        rows.props[i],
-                        rows.placeholders[i],
-                        trace,
-                        audit,
-                        writer,
-                    )
-                    inserts.append(row)
-                    search_new.append((next_rid, _text(rows, i)))
-                    next_rid += 1
-                    continue
+        if is_new is not None:
+            bare = list(bare)
+            for i in compress(range(len(rows.ids)), map(not_, is_new)):
+                node_id, trace, audit = rows.ids[i], rows.traces[i], rows.audits[i]
+                old = existing[node_id]
                 rid, old_props, old_placeholder, old_trace, old_audit, kind, old_writer, old_owners = old
                 if trace is not None and trace != old_trace:
                     bare.append((node_id, EdgeKind.IN_TRACE.value, trace))
@@ -265,9 +259,6 @@ class SqliteWrites(SqliteConnections):
                         search_gone.append((rid, old_text))
                         search_new.append((rid, text))
         result.nodes_created, result.nodes_updated = len(inserts), len(updates)
-        result.edges_created += sum(1 for r in inserts if r[5] is not None) + sum(
-            1 for r in inserts if r[6] is not None
-        )
         _apply(conn, _INSERT_NODES, inserts)
         _apply(conn, _UPDATE_NODES, updates)
         _apply(conn, _UNINDEX_SEARCH, search_gone)
