@@ -160,8 +160,8 @@ class _Liubai:
 class _Floor:
     """The floor under the liubai arm (as ``node_agent``'s is under the node arm): liubai's loaded program,
     its root tracked the same way (``run_command``) and its ring buffer read by the same loop, each event
-    only counted. What is left is the kernel's tracepoints, the in-kernel filter, the ring buffer and reading
-    it (``liubai.ebpf.ringbuf``): the part of liubai's overhead no user-space work can remove."""
+    only counted. What is left is the kernel's tracepoints, the in-kernel filter, the ring buffer and bcc's
+    per-event callback: the part of liubai's overhead no user-space work can remove."""
 
     def __init__(self, tracer: Tracer) -> None:
         self.tracer = tracer

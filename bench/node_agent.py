@@ -9,7 +9,7 @@ Arms, in one run, interleaved (order reversed every other repetition):
   until the window holding the workload is journaled and shipped;
 * node: ``NodeTracer`` loaded in this process and read by a thread (decode and model, no collector, no
   journal, no shipping);
-* floor: the same program loaded and its events only counted (the kernel side and reading the ring);
+* floor: the same program loaded and its events only counted (the kernel side and bcc's callback);
 * auditd: exec and open syscalls of the containers' processes, scoped by the login uid set on
   ``runc run`` and inherited by everything in the container (``auditd_arm``).
 
@@ -129,9 +129,8 @@ class _Reader:
 
 class _FloorReader:
     """The floor of the node arm: the same program loaded and its ring buffer emptied by a thread, each
-    event only counted (no decode, no /proc reads, no model): what the kernel side and reading the ring
-    (``liubai.ebpf.ringbuf``, or bcc's per-event callback where that is not used) cost before any of
-    liubai's user-space work."""
+    event only counted (no decode, no /proc reads, no model): what the kernel side and bcc's per-event
+    callback cost before any of liubai's user-space work."""
 
     def __init__(self) -> None:
         t0 = time.perf_counter()

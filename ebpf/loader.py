@@ -15,7 +15,6 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-from liubai.ebpf import ringbuf
 from liubai.ebpf.cached_program import TRACEPOINT
 from liubai.ebpf.events import Event, EventDecoder
 from liubai.ebpf.program import ProgramOptions, render_program
@@ -111,45 +110,31 @@ class Tracer:
         self._callback: Callable[[Event], None] | None = None
         self._raw_callback: Callable[[bytes], None] | None = None
         self.decode_errors = 0
-        self._ring: ringbuf.RingReader | None = None  # the ring read from its map (else bcc's libbpf reader)
-        events = self._bpf["events"]
-        if ringbuf.supported():
-            try:
-                self._ring = ringbuf.open_ring(events.map_fd, self._deliver)
-            except OSError:
-                self._ring = None
-        if self._ring is None:
-            events.open_ring_buffer(self._on_raw)
+        self._bpf["events"].open_ring_buffer(self._on_raw)
 
     def _on_raw(self, _ctx: Any, data: Any, size: int) -> int:
         """Called by bcc for each event. It returns 0 (go on): bcc takes the answer with ``int()``, and
         ``int(None)`` would raise and be caught once per event."""
-        self._deliver(ctypes.string_at(data, size))
-        return 0
-
-    def _deliver(self, raw: bytes) -> None:
+        raw = ctypes.string_at(data, size)
         if self._raw_callback is not None:
             self._raw_callback(raw)
-            return
+            return 0
         try:
             event = self.decoder.decode(raw)
         except ValueError:
             self.decode_errors += 1
-            return
+            return 0
         if self._callback is not None:
             self._callback(event)
+        return 0
 
     def on_event(self, callback: Callable[[Event], None]) -> None:
         """Hand each event, decoded, to ``callback``."""
         self._callback, self._raw_callback = callback, None
-        if self._ring is not None:
-            self._ring.callback = self._deliver
 
     def on_raw(self, callback: Callable[[bytes], None]) -> None:
         """Hand each event's raw bytes to ``callback`` (decode later with ``self.decoder``)."""
         self._callback, self._raw_callback = None, callback
-        if self._ring is not None:
-            self._ring.callback = callback  # straight from the ring: no call in between
 
     def track(self, pid: int, start_ns: int, ppid: int = 0) -> None:
         """Put ``pid`` in the traced tree (its future children follow automatically)."""
@@ -167,16 +152,10 @@ class Tracer:
         """Wait up to ``timeout_ms`` (less when the kernel wakes us: buffer filling, or a signal), then
         deliver every pending event. The kernel wakes the reader only for a backlog, so the timeout
         is what normally paces reading."""
-        if self._ring is not None:
-            self._ring.poll(timeout_ms)
-            return
         self._bpf.ring_buffer_poll(timeout_ms)
         self._bpf.ring_buffer_consume()
 
     def drain(self) -> None:
-        if self._ring is not None:
-            self._ring.consume()
-            return
         self._bpf.ring_buffer_consume()
 
     def lost_events(self) -> int:
@@ -187,9 +166,6 @@ class Tracer:
         """Detach and free the program. With ``background`` the kernel's slow part of detaching (a grace
         period per tracepoint, seconds in all) runs in a detached process: for a caller that has read
         every event it needs and only wants to move on (``liubai trace`` after its run)."""
-        if self._ring is not None:
-            self._ring.close()  # its maps hold the ring's file open until they are unmapped
-            self._ring = None
         if background:
             detach_in_background(self._bpf.tracepoint_fds.values(), self._bpf.cleanup)
         else:
