@@ -42,7 +42,6 @@ __all__ = [
     "INLINE_MAX",
     "WrittenFiles",
     "digest_open_file",
-    "hash_closed_file",
     "is_write_open",
     "open_closed_file",
 ]
@@ -87,7 +86,11 @@ def open_closed_file(path: str, closed_boot_ns: int, boot_offset_ns: int) -> tup
         return "the file was gone before it could be hashed"
     except OSError as exc:
         return f"the file could not be opened to hash it: {exc.strerror or exc}"
-    before = os.fstat(fd)
+    try:
+        before = os.fstat(fd)
+    except OSError as exc:
+        os.close(fd)
+        return f"the file could not be read to hash it: {exc.strerror or exc}"
     why = None
     if (before.st_dev, before.st_ino) != (named.st_dev, named.st_ino) or not stat.S_ISREG(before.st_mode):
         why = "the file was replaced while it was being hashed"
@@ -121,15 +124,6 @@ def digest_open_file(fd: int, before: os.stat_result) -> tuple[str | None, str |
     ):
         return None, "the file changed while it was being hashed"
     return digest.hexdigest(), None
-
-
-def hash_closed_file(path: str, closed_boot_ns: int, boot_offset_ns: int) -> tuple[str | None, str | None]:
-    """(sha256, None) of the file at ``path`` as its writer left it at ``closed_boot_ns``, or
-    (None, why not)."""
-    opened = open_closed_file(path, closed_boot_ns, boot_offset_ns)
-    if isinstance(opened, str):
-        return None, opened
-    return digest_open_file(*opened)
 
 
 def _is_device(path: str) -> bool:
