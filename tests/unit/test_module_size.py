@@ -18,7 +18,7 @@ OVERSIZED = {
     "api/cli/export.py": 479,
     "ebpf/events.py": 464,
     "ebpf/node.py": 452,
-    "lineage/slsa.py": 448,
+    "lineage/slsa.py": 446,
     "api/cli/trace.py": 434,
     "collector/sls/consume.py": 416,
     "lineage/records.py": 407,
