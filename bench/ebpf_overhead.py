@@ -118,7 +118,7 @@ class _Liubai:
     def run(self, argv: list[str], cwd: Path, db: Path) -> tuple[float, float]:
         infos: list[RunInfo] = []
         live = self.live_events(self.tracer.decoder)
-        self.tracer.on_raw(live)
+        self.tracer.on_raw(live, live.settle)
         lost_before = self.tracer.lost_events()
 
         def start(pid: int, start_ns: int) -> None:

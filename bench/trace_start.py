@@ -195,7 +195,7 @@ def _phase_child(mode: str, store: str) -> dict[str, float]:
     lap("tracer")
     timings = dict(tracer.timings)
     live = LiveEvents(tracer.decoder, lost=tracer.lost_events)
-    tracer.on_raw(live)
+    tracer.on_raw(live, live.settle)
     infos: list[RunInfo] = []
 
     def started(pid: int, start_ns: int) -> None:

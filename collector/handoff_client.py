@@ -16,7 +16,8 @@ from pathlib import Path
 
 from liubai.collector.handoff_protocol import Channel, ProtocolError, peer_credentials, socket_path
 from liubai.ebpf import procfs
-from liubai.ebpf.events import Event, event_from_json
+from liubai.ebpf.event_json import event_from_json
+from liubai.ebpf.events import Event
 from liubai.ebpf.run import RunResult, fork_held, forward_signals, release, restore_signals
 
 __all__ = ["AgentRun", "AgentUnavailable", "connect", "run_with_agent"]

@@ -46,7 +46,8 @@ from typing import Any, Protocol
 from liubai.collector.handoff_protocol import Channel, ProtocolError, peer_credentials
 from liubai.collector.live_events import LiveEvents, same_process
 from liubai.ebpf import procfs
-from liubai.ebpf.events import EV_EXIT, EV_FORK, EventDecoder, ForkEvent, event_to_json
+from liubai.ebpf.event_json import event_to_json
+from liubai.ebpf.events import EV_EXIT, EV_FORK, EventDecoder, ForkEvent
 
 __all__ = ["HandoffServer", "Tracker"]
 
@@ -179,7 +180,11 @@ class HandoffServer:
                 del self._released[pid]
 
     def polled(self) -> None:
-        """One poll of the ring buffer is done: every event submitted before it began was fed."""
+        """One poll of the ring buffer is done: every event submitted before it began was fed. The runs
+        still being fed settle the work they deferred to the end of a batch (``LiveEvents.settle``)."""
+        with self._lock:
+            for run in {id(r): r for r in self._by_pid.values()}.values():
+                run.live.settle()
         with self._passes:
             self._pass_count += 1
             self._passes.notify_all()

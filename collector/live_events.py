@@ -34,6 +34,7 @@ from liubai.ebpf.events import (
     EV_FD,
     EV_FORK,
     EV_OPEN,
+    EV_RENAME,
     FD_CLOSE,
     FD_CLOSE_RANGE,
     FD_DUP,
@@ -49,6 +50,7 @@ from liubai.ebpf.events import (
     FdEvent,
     ForkEvent,
     OpenEvent,
+    RenameEvent,
 )
 from liubai.ebpf.procfs import read_cwd
 
@@ -100,6 +102,7 @@ class LiveEvents(LiveReads):
         self._root: dict[int, str] = {}  # pid -> root directory after a chroot (absent: "/")
         self._read_at: dict[int, tuple[int, int]] = {}  # pid -> boot-clock times around reading /proc's cwd
         self._following = True  # until the kernel drops an event, which may have been a fork or chdir
+        self._lost_settled = 0  # the kernel's drop count at the end of the last batch
         self._alive: set[int] = set()
         self._args: dict[int, ExecArgsEvent] = {}
         self._proc_reads: dict[int, _Read] = {}  # pid -> the last exec/cred read from /proc
@@ -167,6 +170,18 @@ class LiveEvents(LiveReads):
                 self._items.append(event)
                 self._items.extend(self.written.opened(event, self._written_path(event, os_path)))
                 return
+        elif isinstance(event, RenameEvent):
+            if self.written is not None:
+                old, new = self.decoder.os_paths(raw)
+                self._items.append(event)
+                self._items.extend(
+                    self.written.renamed(
+                        event,
+                        self._plain_path(event.pid, old, event.old_dfd),
+                        self._plain_path(event.pid, new, event.new_dfd),
+                    )
+                )
+                return
         elif isinstance(event, ExitEvent):
             self._cwd.pop(event.pid, None)
             self._root.pop(event.pid, None)
@@ -181,18 +196,50 @@ class LiveEvents(LiveReads):
     def _written_open(self, raw: bytes) -> bool:
         return self.written is not None and is_write_open(_FLAGS.unpack_from(raw, _OPEN_FLAGS_AT)[0])
 
+    def settle(self) -> None:
+        """The end of a batch of events (``Tracer.on_raw``'s ``settle``): hash the files closed in it.
+
+        The names of written files are resolved against the followed cwd without asking the kernel for
+        its drop count per event (a map read each, a tenth of a build's time in the reader). It is read
+        here instead: every event of the batch was sent before now, so a count unchanged since the last
+        batch means no drop came before any of them; a higher one makes every name the batch resolved
+        doubtful, and they are then not hashed."""
+        if self.written is None or not self.written.busy:
+            return
+        try:
+            lost = self._lost() if self._lost is not None else 0
+        except OSError:  # the program is gone (a caller that never settled): as if events were dropped
+            lost = self._lost_settled + 1
+        if lost > self._lost_settled:
+            self._lost_settled = lost
+            self._following = False
+            self._cwd.clear()
+            self.written.doubt_batch()
+        self.written.settle()
+
+    def _plain_path(self, pid: int, os_path: str | None, dfd: int) -> str | None:
+        """``os_path`` of a written file as this host names it, when it is plain (no ``..``) and absolute
+        or relative to the followed cwd (and root); else None. Checked for drops by ``settle``."""
+        if os_path is None or ".." in os_path.split("/"):
+            return None
+        if os_path.startswith("/"):
+            path: str | None = os_path
+        elif dfd == AT_FDCWD and self._following:  # the drop count is checked at the batch's end
+            path = kernel_join(os_path, self._cwd.get(pid))
+        else:
+            path = None
+        if path is None:
+            return None
+        root = self._root.get(pid)
+        return path if root is None or root == "/" else root.rstrip("/") + path
+
     def _written_path(self, event: OpenEvent, os_path: str | None) -> str | None:
         """The file a write open reached, as this host names it: the path as given when it is plain
         (against the followed cwd and root), else the kernel's link of the descriptor, read now."""
-        path = None
-        if os_path is not None and ".." not in os_path.split("/") and event.kind != OPEN_BY_HANDLE:
-            if os_path.startswith("/"):
-                path = os_path
-            elif event.dfd == AT_FDCWD:
-                path = kernel_join(os_path, self._known_cwd(event.pid))
-        if path is not None:
-            root = self._root.get(event.pid)
-            return path if root is None or root == "/" else root.rstrip("/") + path
+        if event.kind != OPEN_BY_HANDLE:
+            path = self._plain_path(event.pid, os_path, event.dfd)
+            if path is not None:
+                return path
         try:
             target = os.readlink(f"/proc/{event.pid}/fd/{event.fd}")
         except OSError:
@@ -259,6 +306,7 @@ class LiveEvents(LiveReads):
         after the open whose read it withdraws, and a consumer uses the open's path as soon as it sees it."""
         self._settle_open_reads()
         if self.written is not None and not self._finished:
+            self.settle()
             self._finished = True
             last = self._items[-1] if self._items and isinstance(self._items[-1], Event) else None
             self._items.extend(self.written.finish(last))
@@ -342,7 +390,7 @@ def _uncertain_open(raw: bytes) -> bool:
     return raw.find(b"..", 48) >= 0 or raw.find(b"/fd/", 48) >= 0 or raw[_OPEN_KIND_AT] == OPEN_BY_HANDLE
 
 
-_DECODED_AT_ONCE = frozenset((EV_FORK, EV_EXEC, EV_EXEC_ARGS, EV_CHDIR, EV_EXIT, EV_CRED))
+_DECODED_AT_ONCE = frozenset((EV_FORK, EV_EXEC, EV_EXEC_ARGS, EV_CHDIR, EV_EXIT, EV_CRED, EV_RENAME))
 _FREES_DESCRIPTORS = frozenset((EV_FD, EV_OPEN))  # raw kinds that can free or replace a number
 _TGID = struct.Struct("<I")
 _FLAGS = struct.Struct("<I")

@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from liubai.collector.runs import RunCollector, RunInfo
-from liubai.ebpf.events import Event, event_from_json, event_to_json, typed_fields, typed_value
+from liubai.ebpf.event_json import event_from_json, event_to_json, typed_fields, typed_value
+from liubai.ebpf.events import Event
 from liubai.ebpf.procfs import ProcInfo
 from liubai.lineage.model import RejectedRecord
 from liubai.lineage.text import visible

@@ -1,6 +1,7 @@
 """What a traced run's process model holds: the run (``RunInfo``), each process (``_Proc``) and its file
-accesses aggregated per (path, mode) (``_Access``). ``liubai.collector.runs`` fills them from events;
-``liubai.collector.run_records`` turns them into records."""
+accesses aggregated per (path, mode) (``_Access``), and the small rules that fill them (an open's access
+mode, an exec's argv). ``liubai.collector.runs`` fills them from events; ``liubai.collector.run_records``
+turns them into records."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from typing import Any
 
 from liubai.ebpf.credentials import Creds
 from liubai.ebpf.descriptors import FdTable, FsContext
-from liubai.ebpf.events import ExecArgsEvent
+from liubai.ebpf.events import ExecArgsEvent, ExecEvent
 from liubai.ebpf.paths import EXACT, Resolved
 
-__all__ = ["RunInfo", "_Access", "_Proc"]
+__all__ = ["RunInfo", "_Access", "_Proc", "access_mode", "argv_of"]
 
 
 @dataclass(slots=True)
@@ -87,3 +88,29 @@ class _Proc:
     def exec_id(self) -> int:
         """The image now running: 0 the one inherited at fork, n the n-th exec of this process."""
         return len(self.execs)
+
+
+O_WRONLY = 0o1
+O_RDWR = 0o2
+O_CREAT = 0o100
+O_TRUNC = 0o1000
+_WRITE_FLAGS = O_WRONLY | O_RDWR | O_CREAT | O_TRUNC
+
+
+def access_mode(flags: int) -> str:
+    """'write' when the open can change the file (O_WRONLY, O_RDWR, O_CREAT, O_TRUNC), else 'read'."""
+    return "write" if flags & _WRITE_FLAGS else "read"
+
+
+def argv_of(pending: ExecArgsEvent | None, event: ExecEvent) -> tuple[tuple[str, ...], str]:
+    """The argv of an exec and how complete it is: the kernel's copy, or /proc's where that was partial.
+    No copy at all (its attempt was not seen, nor /proc read): no argv, never the image's before."""
+    if event.cmdline is not None:
+        return event.cmdline, "complete"
+    if pending is None:
+        return (), "unknown"
+    if pending.unreadable:
+        return pending.argv, "unreadable"
+    if pending.truncated or pending.cut:
+        return pending.argv, "truncated"
+    return pending.argv, "complete"

@@ -18,7 +18,7 @@ from __future__ import annotations
 from liubai.collector import ldso
 from liubai.collector.binary_hasher import BinaryHasher
 from liubai.collector.run_ingest import IngestStats, ingest_run, run_items
-from liubai.collector.run_model import RunInfo, _Access, _Proc
+from liubai.collector.run_model import RunInfo, _Access, _Proc, access_mode, argv_of
 from liubai.collector.run_records import RunRecords
 from liubai.ebpf.credentials import Creds, apply_cred_event, compare, exec_creds
 from liubai.ebpf.descriptors import (
@@ -33,6 +33,7 @@ from liubai.ebpf.events import (
     CD_CHROOT,
     OPEN_BY_HANDLE,
     OPEN_MEMFD,
+    RENAME_EXCHANGE,
     ChdirEvent,
     CredEvent,
     DigestEvent,
@@ -44,6 +45,7 @@ from liubai.ebpf.events import (
     FdEvent,
     ForkEvent,
     OpenEvent,
+    RenameEvent,
     UringEvent,
 )
 from liubai.ebpf.paths import (
@@ -74,17 +76,7 @@ __all__ = [
     "_Proc",
 ]
 
-O_WRONLY = 0o1
-O_RDWR = 0o2
-O_CREAT = 0o100
-O_TRUNC = 0o1000
-_WRITE_FLAGS = O_WRONLY | O_RDWR | O_CREAT | O_TRUNC
 AT_EMPTY_PATH = 0x1000
-
-
-def access_mode(flags: int) -> str:
-    """'write' when the open can change the file (O_WRONLY, O_RDWR, O_CREAT, O_TRUNC), else 'read'."""
-    return "write" if flags & _WRITE_FLAGS else "read"
 
 
 class RunCollector(RunRecords):
@@ -177,6 +169,8 @@ class RunCollector(RunRecords):
                 proc.incomplete = "io_uring"
             case DigestEvent():
                 self._digested(event)
+            case RenameEvent():
+                self._renamed(proc, event)
             case CredEvent():
                 self._set_creds(proc, apply_cred_event(proc.creds, event))
             case ExitEvent():
@@ -230,7 +224,7 @@ class RunCollector(RunRecords):
         proc.exec_ok = True
         proc.binary, proc.binary_sha256, proc.hash_note = binary, event.sha256, event.hash_note
         proc.comm = event.comm
-        proc.argv, proc.argv_status = _argv_of(pending, event)
+        proc.argv, proc.argv_status = argv_of(pending, event)
         status = proc.argv_status
         creds_from: str | None = None
         if event.euid is not None:
@@ -319,16 +313,33 @@ class RunCollector(RunRecords):
         slot = self._access(proc, path, mode, event.flags, certainty)
         if slot is not None:
             slot.through_state |= state
-        if mode == "write" and slot is not None and self.follows_digests:
-            self._write_opens[(proc.pid, proc.start_ns, event.ts)] = path
-            unsealed = self._unsealed.setdefault(path, [])
-            if not any(s is slot for s in unsealed):
-                unsealed.append(slot)
+        if mode == "write" and slot is not None:
+            self._await_digest(proc, path, slot, event.ts)
         program, proc.loader_program = proc.loader_program, None
         if program is not None and event.path == program and certainty != UNRESOLVED:
             loaded = self._access(proc, path, "exec", 0, certainty, via=ldso.VIA)  # the loader's first open
             if loaded is not None:
                 loaded.through_state |= state
+
+    def _renamed(self, proc: _Proc, event: RenameEvent) -> None:
+        """A rename writes the name it moves a file to (both names of an exchange): a write of that
+        path ``via`` rename, whose digest the live run takes as for a write open at the rename's time."""
+        names = [(event.new_path, event.new_dfd), (event.old_path, event.old_dfd)]
+        for n, (name, dfd) in enumerate(names[: 2 if event.flags & RENAME_EXCHANGE else 1]):
+            where = "cwd" if dfd == AT_FDCWD else f"fd {dfd}"
+            path, certainty = self._resolve(proc, name, dfd) or (f"<unresolved {where}>/{name}", UNRESOLVED)
+            self.unresolved += certainty == UNRESOLVED
+            slot = self._access(proc, path, "write", 0, certainty, via="rename")
+            if slot is not None:
+                self._await_digest(proc, path, slot, event.ts + n)
+
+    def _await_digest(self, proc: _Proc, path: str, slot: _Access, ts: int) -> None:
+        """A write of ``path`` at ``ts``: the digest of its last close (``DigestEvent``) seals it."""
+        if self.follows_digests:
+            self._write_opens[(proc.pid, proc.start_ns, ts)] = path
+            unsealed = self._unsealed.setdefault(path, [])
+            if not any(s is slot for s in unsealed):
+                unsealed.append(slot)
 
     def _changed_dir(self, proc: _Proc, event: ChdirEvent) -> None:
         if event.fd >= 0:
@@ -381,17 +392,3 @@ class RunCollector(RunRecords):
             slots = [slot] if slot is not None else []
         for slot in slots:
             slot.sha256, slot.hash_note, slot.hashed_at = event.sha256, event.hash_note, self._iso(event.ts)
-
-
-def _argv_of(pending: ExecArgsEvent | None, event: ExecEvent) -> tuple[tuple[str, ...], str]:
-    """The argv of an exec and how complete it is: the kernel's copy, or /proc's where that was partial.
-    No copy at all (its attempt was not seen, nor /proc read): no argv, never the image's before."""
-    if event.cmdline is not None:
-        return event.cmdline, "complete"
-    if pending is None:
-        return (), "unknown"
-    if pending.unreadable:
-        return pending.argv, "unreadable"
-    if pending.truncated or pending.cut:
-        return pending.argv, "truncated"
-    return pending.argv, "complete"

@@ -1,6 +1,6 @@
 """Digests of the files a traced run writes, taken while it runs: when the last descriptor of a written
 file closes (a close, dup2 over it, close_range, exec's close-on-exec, or the exit of the last process
-holding it), the file is hashed at once, in user space.
+holding it), the file is hashed at the end of that batch of kernel events, in user space.
 
 A provenance that hashed files when it is exported would vouch for whatever lies on disk by then; these
 digests are what the run left behind. The descriptor model covers only descriptors opened for writing,
@@ -9,24 +9,29 @@ between the close and the end of hashing (its change time is not after the close
 after reading agree); otherwise the event says why there is none, never a digest of something else.
 A file rewritten later gets a new digest at its next last close, so the last one stands.
 
-The file is opened and checked at once on the reader's thread. A small one (up to ``INLINE_MAX``, most
-outputs) is read and hashed there too: handing each file to a worker thread cost more than hashing it
-(a GIL hand-off per file, ~65 us against ~13 us, on a two-core build). A large one is read on one worker
-thread (reading and hashing release the GIL), so it does not hold up the reading of kernel events; its
-digest event takes its place in the event order at once and is filled in by the time ``finish`` returns.
+Renames are followed: most tools write a file aside and rename it into place, so the close is read when
+its name is already gone. Hashing waits for the end of the batch, by when the rename has been read too,
+and the file is read once under the name it ends under, for the write and for the rename, which is
+itself a write of that name by the renaming process.
+
+A small file (up to ``INLINE_MAX``, most outputs) is read and hashed on the reader's thread: handing each
+file to a worker thread cost more than hashing it (a GIL hand-off per file, ~65 us against ~13 us, on a
+two-core build). A large one is read on one worker thread (reading and hashing release the GIL), so it
+does not hold up the reading of kernel events; its digest event takes its place in the event order at
+once and is filled in by the time ``finish`` returns.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import stat
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from liubai.collector.closed_file import GONE, INLINE_MAX, digest_open_file, is_device, open_closed_file
 from liubai.ebpf.descriptors import CLONE_FILES, O_CLOEXEC, FdEntry, FdTable, apply_fd_event
 from liubai.ebpf.events import (
     FD_CLOSE,
+    RENAME_EXCHANGE,
     DigestEvent,
     Event,
     ExecEvent,
@@ -34,25 +39,46 @@ from liubai.ebpf.events import (
     FdEvent,
     ForkEvent,
     OpenEvent,
+    RenameEvent,
 )
 from liubai.lineage.text import visible
 
-__all__ = [
-    "CTIME_MARGIN_NS",
-    "INLINE_MAX",
-    "WrittenFiles",
-    "digest_open_file",
-    "is_write_open",
-    "open_closed_file",
-]
+__all__ = ["QUEUE_MAX", "WrittenFiles", "is_write_open"]
 
-CTIME_MARGIN_NS = 20_000_000  # change times come from a coarse clock (a tick behind the event clock)
 _WRITE_FLAGS = 0o1 | 0o2 | 0o100 | 0o1000  # O_WRONLY, O_RDWR, O_CREAT, O_TRUNC
 _UNRESOLVED = "\0unresolved"  # the key of a written file whose path could not be found at run time
+_REPLACED = "\0replaced"  # the key of a written file still open when a rename gave its name to another
+_DOUBTED = "\0doubted"  # the key of a written file named while the kernel dropped events
+_NOTES = {
+    _UNRESOLVED: "its path could not be resolved while the run went on",
+    _REPLACED: "a rename gave its name to another file before it could be hashed",
+    _DOUBTED: "the kernel dropped events while it was named, so its path is not sure",
+}
+QUEUE_MAX = 4096  # closes waiting for the end of a batch; more are hashed at once (bounded memory)
 
 
 def is_write_open(flags: int) -> bool:
     return bool(flags & _WRITE_FLAGS)
+
+
+@dataclass(slots=True)
+class _Job:
+    """Closed files waiting for the end of the batch: the digests one read of ``path`` fills. The file
+    must not have changed after ``since`` (the close, or the rename that moved it there)."""
+
+    digests: list[DigestEvent]
+    path: str
+    since: int
+    replaced: bool = False
+
+
+def _moved(path: str, old: str, new: str) -> str | None:
+    """``path`` after a rename of ``old`` to ``new`` (a directory's moves what lies below it), or None."""
+    if path == old:
+        return new
+    if path.startswith(old) and path[len(old) : len(old) + 1] == "/":
+        return new + path[len(old) :]
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,73 +90,9 @@ class _Opener:
     ts: int
 
 
-INLINE_MAX = 256 << 10  # hashed on the reader's own thread up to this size (a hand-off costs more)
-_CHUNK = 1 << 20
-
-
-def open_closed_file(path: str, closed_boot_ns: int, boot_offset_ns: int) -> tuple[int, os.stat_result] | str:
-    """A read descriptor of the file at ``path`` and its stat, if it is still the regular file its writer
-    closed at ``closed_boot_ns`` (unchanged since), else why not. Opening a device or FIFO can have
-    effects, so only what the name shows to be a regular file is opened."""
-    try:
-        named = os.stat(path)
-    except FileNotFoundError:
-        return "the file was gone before it could be hashed"
-    except OSError as exc:
-        return f"the file could not be read to hash it: {exc.strerror or exc}"
-    if not stat.S_ISREG(named.st_mode):
-        return "not a regular file"
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
-    except FileNotFoundError:
-        return "the file was gone before it could be hashed"
-    except OSError as exc:
-        return f"the file could not be opened to hash it: {exc.strerror or exc}"
-    try:
-        before = os.fstat(fd)
-    except OSError as exc:
-        os.close(fd)
-        return f"the file could not be read to hash it: {exc.strerror or exc}"
-    why = None
-    if (before.st_dev, before.st_ino) != (named.st_dev, named.st_ino) or not stat.S_ISREG(before.st_mode):
-        why = "the file was replaced while it was being hashed"
-    elif before.st_ctime_ns > closed_boot_ns + boot_offset_ns + CTIME_MARGIN_NS:
-        why = "the file changed after its writer closed it, before it could be hashed"
-    if why is not None:
-        os.close(fd)
-        return why
-    return fd, before
-
-
-def digest_open_file(fd: int, before: os.stat_result) -> tuple[str | None, str | None]:
-    """(sha256, None) of the file open at ``fd`` if it did not change while read, else (None, why);
-    closes ``fd``. Reads in the file's own size first, so a small file costs one read and no big buffer."""
-    try:
-        digest = hashlib.sha256()
-        want = min(max(before.st_size, 1), _CHUNK)
-        try:
-            while chunk := os.read(fd, want):
-                digest.update(chunk)
-                want = _CHUNK if len(chunk) == _CHUNK else 4096  # then only the end of the file is read
-        except OSError as exc:
-            return None, f"the file could not be read to hash it: {exc.strerror or exc}"
-        after = os.fstat(fd)
-    finally:
-        os.close(fd)
-    if (before.st_size, before.st_mtime_ns, before.st_ctime_ns) != (
-        after.st_size,
-        after.st_mtime_ns,
-        after.st_ctime_ns,
-    ):
-        return None, "the file changed while it was being hashed"
-    return digest.hexdigest(), None
-
-
-def _is_device(path: str) -> bool:
-    try:
-        return not stat.S_ISREG(os.stat(path).st_mode)
-    except OSError:
-        return False
+def _fill(digests: list[DigestEvent], sha256: str | None, why: str | None) -> None:
+    for digest in digests:
+        digest.sha256, digest.hash_note = sha256, why
 
 
 class WrittenFiles:
@@ -143,6 +105,9 @@ class WrittenFiles:
         self._openers: dict[str, _Opener] = {}  # path -> the last write open of it
         self._pool: ThreadPoolExecutor | None = None
         self._pending: list[Future[None]] = []
+        self._queue: list[_Job] = []  # closed since the last batch ended
+        self._gone: dict[str, _Job] = {}  # found gone at the last settle: perhaps renamed, read next
+        self._fresh: set[str] = set()  # names given to written files in this batch (opens, renames)
 
     def tracks(self, pid: int) -> bool:
         """Whether ``pid`` may hold a written file open (its descriptor events then matter)."""
@@ -160,8 +125,9 @@ class WrittenFiles:
             table.opened(event.fd, None)
         out = self._closed([replaced.path] if replaced else [], event)
         key = os_path if os_path is not None else f"{_UNRESOLVED}:{event.pid}:{event.ts}"
+        self._fresh.add(key)
         self._openers[key] = _Opener(event.pid, event.tid, event.uid, event.start_ns, event.ts)
-        if os_path is not None and os_path.startswith("/dev/") and _is_device(os_path):
+        if os_path is not None and os_path.startswith("/dev/") and is_device(os_path):
             note = self._note(key, event, "not a regular file")
             return out if note is None else [*out, note]
         if table is None:
@@ -199,9 +165,108 @@ class WrittenFiles:
             return []
         return self._closed(sorted(before - {e.path for e in table.entries.values()}), event)
 
+    def renamed(self, event: RenameEvent, old: str | None, new: str | None) -> list[DigestEvent]:
+        """A rename by a traced process (``old``/``new`` None: not resolved while the run went on).
+
+        Written files it moves, still open or closed and not yet hashed, follow it to their new name;
+        one whose name it gives to another file is not hashed under that name. The file it puts at
+        ``new`` gets a digest of its own, as a write by the renaming process (``opened_ts`` is the
+        rename's time, +1 for the second name of an exchange), read once with what it moved there.
+        Between a close and the rename that moves the file, only a traced write would show a change:
+        the rename itself sets the change time."""
+        exchange = bool(event.flags & RENAME_EXCHANGE)
+        if old is not None and new is not None:
+            self._follow(old, new, exchange, event.ts)
+        out: list[DigestEvent] = []
+        for n, (src, dst) in enumerate([(old, new), (new, old)] if exchange else [(old, new)]):
+            digest = DigestEvent(
+                event.pid,
+                event.tid,
+                event.uid,
+                event.ts,
+                event.start_ns,
+                path="" if dst is None else visible(dst),
+                opener_pid=event.pid,
+                opener_start_ns=event.start_ns,
+                opened_ts=event.ts + n,
+            )
+            out.append(digest)
+            if dst is None:
+                digest.hash_note = _NOTES[_UNRESOLVED]
+                continue
+            self._fresh.add(dst)
+            job = next((j for j in self._queue if j.path == dst and not j.replaced), None)
+            if job is None:
+                gone = self._gone.pop(src, None) if src is not None else None
+                job = _Job(gone.digests if gone is not None else [], dst, event.ts)
+                self._queue.append(job)
+            job.digests.append(digest)
+        return out
+
+    def _follow(self, old: str, new: str, exchange: bool, ts: int) -> None:
+        for job in self._queue:
+            moved = _moved(job.path, old, new) or (_moved(job.path, new, old) if exchange else None)
+            if moved is not None:
+                job.path, job.since = moved, ts
+                self._fresh.add(moved)
+            elif job.path == new:
+                job.replaced = True
+        keys: dict[str, str] = {}
+        for table in {id(t): t for t in self._tables.values()}.values():
+            for fd, entry in table.entries.items():
+                key = _moved(entry.path, old, new) or (_moved(entry.path, new, old) if exchange else None)
+                if key is None and entry.path == new:
+                    key = f"{_REPLACED}:{ts}:{new}"
+                if key is not None:
+                    self._fresh.add(key)
+                    keys[entry.path] = key
+                    table.entries[fd] = FdEntry(key, entry.certainty, entry.cloexec)
+        moved_openers = {keys[k]: self._openers.pop(k) for k in keys if k in self._openers}
+        self._openers.update(moved_openers)
+
+    @property
+    def busy(self) -> bool:
+        """Whether this batch named written files or closed some (``settle`` has work)."""
+        return bool(self._queue or self._fresh)
+
+    def doubt_batch(self) -> None:
+        """The kernel dropped events during this batch (perhaps a chdir or rename before one of its
+        events): no name given to a written file in it is hashed."""
+        for job in self._queue:
+            if job.path in self._fresh:
+                job.path = f"{_DOUBTED}:{job.path}"
+        keys: dict[str, str] = {}
+        for table in {id(t): t for t in self._tables.values()}.values():
+            for fd, entry in table.entries.items():
+                if entry.path in self._fresh:
+                    keys[entry.path] = f"{_DOUBTED}:{entry.path}"
+                    table.entries[fd] = FdEntry(keys[entry.path], entry.certainty, entry.cloexec)
+        self._openers.update({keys[k]: self._openers.pop(k) for k in keys if k in self._openers})
+
+    def settle(self) -> None:
+        """Hash the files closed since the last batch of events ended.
+
+        Deferred this far so that a rename read in the same batch is applied first: the file is looked
+        up under the name it ends under (a cached lookup), not under a temporary name just renamed away
+        (a miss that takes the directory's lock, against the writer's own renames). One found gone is
+        kept until the next batch, whose rename of it may still tell where it went."""
+        queue, self._queue = self._queue, []
+        self._fresh = set()
+        gone: dict[str, _Job] = {}
+        for job in queue:
+            marker = job.path.split(":", 1)[0]
+            if job.replaced or marker in _NOTES:
+                _fill(job.digests, None, _NOTES[_REPLACED if job.replaced else marker])
+            elif self._hash(job) == GONE:
+                gone[job.path] = job
+        self._gone = gone
+
     def finish(self, last: Event | None) -> list[DigestEvent]:
-        """At the end of tracing: wait for the hashing under way; a file whose last close was not seen
-        (a process still running holds it, or the close was among events the kernel dropped) gets none."""
+        """At the end of tracing: hash what is left and wait for the hashing under way; a file whose
+        last close was not seen (a process still running holds it, or the close was among events the
+        kernel dropped) gets none."""
+        self.settle()
+        self._gone = {}
         still = sorted({e.path for t in self._tables.values() for e in t.entries.values()})
         self._tables.clear()
         why = "no last close of it was seen before tracing stopped (still open, or its close was lost)"
@@ -229,39 +294,45 @@ class WrittenFiles:
         for path in paths:
             if self._still_open(path):
                 continue
-            if path.startswith(_UNRESOLVED):
-                note = self._note(path, event, "its path could not be resolved while the run went on")
+            marker = path.split(":", 1)[0]
+            if marker in _NOTES:
+                note = self._note(path, event, _NOTES[marker])
                 if note is not None:
                     out.append(note)
                 continue
             digest = self._note(path, event, None)
             if digest is not None:
-                self._hash(digest, path, event.ts)
+                self._queue.append(_Job([digest], path, event.ts))
                 out.append(digest)
+        if len(self._queue) > QUEUE_MAX:
+            self.settle()
         return out
 
-    def _hash(self, digest: DigestEvent, path: str, closed_ts: int) -> None:
+    def _hash(self, job: _Job) -> str | None:
         """Open the file at once; read a small one here, a large one on the worker thread (reading and
-        hashing release the GIL, so a large output does not hold up the reading of kernel events)."""
-        opened = open_closed_file(path, closed_ts, self.boot_offset_ns)
+        hashing release the GIL, so a large output does not hold up the reading of kernel events).
+        Why there is no digest, where that is known at once."""
+        opened = open_closed_file(job.path, job.since, self.boot_offset_ns)
         if isinstance(opened, str):
-            digest.hash_note = opened
-        elif opened[1].st_size <= INLINE_MAX:
-            digest.sha256, digest.hash_note = digest_open_file(*opened)
-        else:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(1, thread_name_prefix="liubai-hash")
-            self._pending.append(self._pool.submit(self._fill, digest, *opened))
+            _fill(job.digests, None, opened)
+            return opened
+        if opened[1].st_size <= INLINE_MAX:
+            _fill(job.digests, *digest_open_file(*opened))
+            return job.digests[0].hash_note
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="liubai-hash")
+        self._pending.append(self._pool.submit(self._fill_later, job.digests, *opened))
+        return None
 
     @staticmethod
-    def _fill(digest: DigestEvent, fd: int, before: os.stat_result) -> None:
-        digest.sha256, digest.hash_note = digest_open_file(fd, before)
+    def _fill_later(digests: list[DigestEvent], fd: int, before: os.stat_result) -> None:
+        _fill(digests, *digest_open_file(fd, before))
 
     def _note(self, path: str, event: Event | None, why: str | None) -> DigestEvent | None:
         opener = self._openers.pop(path, None)
         if opener is None:
             return None
-        shown = "" if path.startswith(_UNRESOLVED) else visible(path)
+        shown = "" if path.startswith("\0") else visible(path)
         pid, tid, uid, ts, start = (
             (event.pid, event.tid, event.uid, event.ts, event.start_ns)
             if event is not None

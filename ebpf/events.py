@@ -8,15 +8,12 @@ can be tested without BPF.
 from __future__ import annotations
 
 import os
-import re
 import struct
-from dataclasses import MISSING, asdict, dataclass, fields
-from functools import cache
-from typing import Any
+from dataclasses import dataclass
 
 from liubai.ebpf.program import ProgramOptions
 from liubai.lineage.errors import ErrorCode, LiubaiError
-from liubai.lineage.text import bytes_text, visible
+from liubai.lineage.text import bytes_text
 
 __all__ = [
     "AdoptEvent",
@@ -37,16 +34,16 @@ __all__ = [
     "OPEN_BY_HANDLE",
     "OPEN_MEMFD",
     "OpenEvent",
+    "RENAME_EXCHANGE",
+    "RenameEvent",
     "UringEvent",
-    "event_from_json",
-    "event_to_json",
-    "typed_fields",
-    "typed_value",
 ]
 
 EV_FORK, EV_EXEC, EV_EXEC_ARGS, EV_EXEC_FAIL, EV_OPEN, EV_EXIT, EV_CHDIR = 1, 2, 3, 4, 5, 6, 7
 EV_FD, EV_URING, EV_CRED, EV_ADOPT = 8, 9, 10, 11
 EV_CGROUP = 12  # node mode: a v2 cgroup made or removed (read by the node tracer, never decoded as an Event)
+EV_RENAME = 13  # run mode only
+RENAME_EXCHANGE = 2  # renameat2: the two names swap files
 ADOPT_FORK, ADOPT_EXEC, ADOPT_PROBE, ADOPT_SCAN = 1, 2, 3, 4  # ADOPT_SCAN: found in /proc by user space
 AT_FDCWD = -100
 OPEN_OPENAT, OPEN_OPENAT2, OPEN_CREAT, OPEN_BY_HANDLE, OPEN_MEMFD = 0, 1, 2, 3, 4
@@ -164,6 +161,19 @@ class ChdirEvent(Event):
 
 
 @dataclass(slots=True)
+class RenameEvent(Event):
+    """A successful rename/renameat/renameat2: ``old_path`` (relative to ``old_dfd``) now names nothing and
+    ``new_path`` (relative to ``new_dfd``) the file it named, or, with ``RENAME_EXCHANGE`` in ``flags``,
+    the two names swap. The usual last step of writing a file atomically (write aside, then rename)."""
+
+    old_path: str = ""
+    new_path: str = ""
+    old_dfd: int = AT_FDCWD
+    new_dfd: int = AT_FDCWD
+    flags: int = 0
+
+
+@dataclass(slots=True)
 class FdEvent(Event):
     """A change of the descriptor table: close, dup (``fd`` -> ``newfd``), close-on-exec set or cleared
     (``arg``), close_range (``fd``..``last``, ``arg`` its flags), unshare (``arg`` its flags)."""
@@ -239,21 +249,9 @@ class DigestEvent(Event):
     hash_note: str | None = None
 
 
-_KIND = {
-    ForkEvent: "fork",
-    ExecEvent: "exec",
-    ExecArgsEvent: "exec_args",
-    ExecFailEvent: "exec_fail",
-    OpenEvent: "open",
-    ChdirEvent: "chdir",
-    ExitEvent: "exit",
-    FdEvent: "fd",
-    UringEvent: "uring",
-    CredEvent: "cred",
-    AdoptEvent: "adopt",
-    DigestEvent: "digest",
-}
-_BY_KIND: dict[str, type[Event]] = {v: k for k, v in _KIND.items()}
+def _os_name(raw: bytes) -> str | None:
+    path, nul, _ = raw.partition(b"\0")
+    return os.fsdecode(path) if nul else None
 
 
 def _text(raw: bytes) -> str:
@@ -279,6 +277,7 @@ class EventDecoder:
         self._uring = struct.Struct("<iI")
         self._cred = struct.Struct("<IiIIIIQ")
         self._adopt = struct.Struct("<QII")
+        self._rename = struct.Struct("<iiII")
         self._path_at = {EV_EXEC: self._exec.size, EV_CHDIR: self._chdir.size, EV_OPEN: self._open.size}
 
     def os_path(self, data: bytes) -> str | None:
@@ -289,9 +288,15 @@ class EventDecoder:
         at = self._path_at.get(data[0] if data else 0)
         if at is None:
             raise DecodeError("not an exec, chdir or open event")
-        raw = bytes(data[_HDR.size + at :])
-        path, nul, _ = raw.partition(b"\0")
-        return os.fsdecode(path) if nul else None
+        return _os_name(bytes(data[_HDR.size + at :]))
+
+    def os_paths(self, data: bytes) -> tuple[str | None, str | None]:
+        """The old and new name of a rename event, as ``os_path`` gives an open's."""
+        if not data or data[0] != EV_RENAME:
+            raise DecodeError("not a rename event")
+        new_at = self._rename.unpack_from(data, _HDR.size)[3]
+        names = bytes(data[_HDR.size + self._rename.size :])
+        return _os_name(names[:new_at]), _os_name(names[new_at:])
 
     def decode(self, data: bytes) -> Event:
         if len(data) < _HDR.size:
@@ -344,121 +349,20 @@ class EventDecoder:
             if kind == EV_CRED:
                 op, ret, a, b, c, _pad, cap = self._cred.unpack_from(body)
                 return CredEvent(*h, op=op, ret=ret, a=a, b=b, c=c, cap_arg=cap)
+            if kind == EV_RENAME:
+                old_dfd, new_dfd, flags, new_at = self._rename.unpack_from(body)
+                names = bytes(body[self._rename.size :])
+                return RenameEvent(
+                    *h,
+                    old_path=_text(names[:new_at]),
+                    new_path=_text(names[new_at:]),
+                    old_dfd=old_dfd,
+                    new_dfd=new_dfd,
+                    flags=flags,
+                )
             if kind == EV_ADOPT:
                 cgroup_id, reason, _pad = self._adopt.unpack_from(body)
                 return AdoptEvent(*h, cgroup_id=cgroup_id, reason=reason)
         except struct.error as exc:
             raise DecodeError(f"event type {kind} of {len(data)} bytes: {exc}") from None
         raise DecodeError(f"unknown event type {kind}")
-
-
-def event_to_json(event: Event) -> dict[str, Any]:
-    """A JSON-ready dict with a ``type`` field; the inverse of ``event_from_json``."""
-    out = asdict(event)
-    if isinstance(event, ExecArgsEvent):
-        out["argv"] = list(event.argv)
-    if isinstance(event, ExecEvent) and event.cmdline is not None:
-        out["cmdline"] = list(event.cmdline)
-    if isinstance(event, AdoptEvent) and event.argv is not None:
-        out["argv"] = list(event.argv)
-    return {"type": _KIND[type(event)], **out}
-
-
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-_U32 = (0, 2**32 - 1)
-_I32 = (-(2**31), 2**31 - 1)
-_NS = (0, 2**63 - 1)
-_I64 = (-(2**63), 2**63 - 1)
-_RANGES = {
-    **dict.fromkeys(
-        ("pid", "tid", "uid", "child", "old_pid", "ppid", "root_pid", "root_ppid", "root_uid", "opener_pid"),
-        _U32,
-    ),
-    **dict.fromkeys(("clone_flags", "kind", "op", "arg", "last", "a", "b", "c", "at_flags"), _U32),
-    **dict.fromkeys(("ruid", "euid", "suid", "fsuid"), _U32),
-    **dict.fromkeys(("cap_arg", "cap_eff", "cgroup_id"), (0, 2**64 - 1)),
-    "reason": _U32,
-    "still_running": _U32,
-    **dict.fromkeys(
-        ("ts", "start_ns", "child_start_ns", "end_ns", "lost_events", "opener_start_ns", "opened_ts"), _NS
-    ),
-    **dict.fromkeys(("fd", "dfd", "newfd", "ret", "errno", "exit_code"), _I32),
-    "flags": _U32,
-}
-
-
-def _shown(value: object) -> str:
-    text = visible(repr(value))
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def typed_value(name: str, annotation: str, value: object) -> Any:
-    """``value`` of field ``name`` if it has the field's type (its annotation's text), strings made
-    ``visible``; ValueError naming the field otherwise.
-
-    Recorded JSON is untrusted: checking here, where it is read, means an accepted event can never break
-    the collector, the timestamp arithmetic or the store later.
-    """
-    if value is None and annotation.endswith(" | None"):
-        return None
-    base = annotation.removesuffix(" | None")
-    if base == "int":
-        low, high = _RANGES.get(name, _I64)
-        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-            raise ValueError(f"{name} must be an integer from {low} to {high}, got {_shown(value)}")
-        return value
-    if base == "str":
-        if not isinstance(value, str):
-            raise ValueError(f"{name} must be a string, got {_shown(value)}")
-        return visible(value)
-    if base == "bool":
-        if not isinstance(value, bool):
-            raise ValueError(f"{name} must be true or false, got {_shown(value)}")
-        return value
-    if base == "tuple[str, ...]":
-        if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
-            raise ValueError(f"{name} must be a list of strings")
-        return tuple(visible(a) for a in value)
-    raise TypeError(f"no JSON form for field {name} of type {annotation}")
-
-
-@cache
-def _schema(cls: type) -> tuple[dict[str, str], tuple[str, ...]]:
-    """Per field of dataclass ``cls`` its annotation's text, and the fields without a default."""
-    fs = fields(cls)
-    required = tuple(f.name for f in fs if f.default is MISSING and f.default_factory is MISSING)
-    return {f.name: str(f.type) for f in fs}, required
-
-
-def typed_fields(cls: type, obj: dict[str, Any]) -> dict[str, Any]:
-    """The keyword arguments of dataclass ``cls`` that ``obj`` gives, each checked by ``typed_value``."""
-    annotations, required = _schema(cls)
-    out: dict[str, Any] = {}
-    for name, value in obj.items():
-        annotation = annotations.get(name)
-        if annotation is None:
-            raise ValueError(f"unknown field {_shown(name)}")
-        out[name] = typed_value(name, annotation, value)
-    missing = [name for name in required if name not in out]
-    if missing:
-        raise ValueError(f"missing {', '.join(missing)}")
-    return out
-
-
-def event_from_json(obj: dict[str, Any]) -> Event:
-    """The event a recorded JSON line describes; ValueError naming the problem for anything else."""
-    kind = obj.get("type")
-    cls = _BY_KIND.get(kind) if isinstance(kind, str) else None
-    if cls is None:
-        raise ValueError(f"unknown event type {_shown(kind)}")
-    try:
-        event = cls(**typed_fields(cls, {k: v for k, v in obj.items() if k != "type"}))
-        if (
-            isinstance(event, DigestEvent)
-            and event.sha256 is not None
-            and not _SHA256.fullmatch(event.sha256)
-        ):
-            raise ValueError(f"sha256 must be 64 lowercase hex digits, got {_shown(event.sha256)}")
-    except ValueError as exc:
-        raise ValueError(f"bad {kind} event: {exc}") from None
-    return event

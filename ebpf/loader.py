@@ -109,6 +109,7 @@ class Tracer:
             raise TracerError(f"the BPF program failed to load: {exc}") from None
         self._callback: Callable[[Event], None] | None = None
         self._raw_callback: Callable[[bytes], None] | None = None
+        self._settle: Callable[[], None] | None = None
         self.decode_errors = 0
         self._bpf["events"].open_ring_buffer(self._on_raw)
 
@@ -132,9 +133,10 @@ class Tracer:
         """Hand each event, decoded, to ``callback``."""
         self._callback, self._raw_callback = callback, None
 
-    def on_raw(self, callback: Callable[[bytes], None]) -> None:
-        """Hand each event's raw bytes to ``callback`` (decode later with ``self.decoder``)."""
-        self._callback, self._raw_callback = None, callback
+    def on_raw(self, callback: Callable[[bytes], None], settle: Callable[[], None] | None = None) -> None:
+        """Hand each event's raw bytes to ``callback`` (decode later with ``self.decoder``), and call
+        ``settle`` after each batch: work deferred to it sees the events that came just after."""
+        self._callback, self._raw_callback, self._settle = None, callback, settle
 
     def track(self, pid: int, start_ns: int, ppid: int = 0) -> None:
         """Put ``pid`` in the traced tree (its future children follow automatically)."""
@@ -154,9 +156,13 @@ class Tracer:
         is what normally paces reading."""
         self._bpf.ring_buffer_poll(timeout_ms)
         self._bpf.ring_buffer_consume()
+        if self._settle is not None:
+            self._settle()
 
     def drain(self) -> None:
         self._bpf.ring_buffer_consume()
+        if self._settle is not None:
+            self._settle()
 
     def lost_events(self) -> int:
         """Events the kernel could not hand over (ring buffer full) or processes it could not track."""

@@ -35,6 +35,7 @@
 #define EV_CRED 10
 #define EV_ADOPT 11
 #define EV_CGROUP 12
+#define EV_RENAME 13
 
 // adopt reasons
 #define ADOPT_FORK 1
@@ -183,6 +184,16 @@ struct adopt_ev {
     u32 _pad;
 };
 
+// A successful rename/renameat/renameat2: both names as given, the new one at ``new_at`` in ``paths``.
+struct rename_ev {
+    struct hdr_t h;
+    s32 olddfd;
+    s32 newdfd;
+    u32 flags;
+    u32 new_at;
+    char paths[2 * PATH_LEN];
+};
+
 // A v2 cgroup made (``made`` 1) or removed on the node, with its path below the hierarchy's root.
 struct cgroup_ev {
     struct hdr_t h;
@@ -197,6 +208,15 @@ struct pending_t {
     s32 dfd;
     u32 flags;
     u32 kind;
+    u32 _pad;
+};
+
+struct pending_rename_t {
+    u64 old;
+    u64 new;
+    s32 olddfd;
+    s32 newdfd;
+    u32 flags;
     u32 _pad;
 };
 
@@ -226,6 +246,10 @@ BPF_HASH(pending_chdir, u32, struct pending_t, MAX_PROCS);
 BPF_HASH(pending_fd, u32, struct pending_fd_t, MAX_PROCS);
 BPF_HASH(pending_cred, u32, struct pending_cred_t, MAX_PROCS);
 BPF_HASH(uring_seen, u32, u8, MAX_PROCS);
+#if !NODE_MODE
+BPF_HASH(pending_rename, u32, struct pending_rename_t, MAX_PROCS);
+BPF_PERCPU_ARRAY(scratch_rename, struct rename_ev, 1);
+#endif
 BPF_PERCPU_ARRAY(scratch_open, struct open_ev, 1);
 BPF_PERCPU_ARRAY(scratch_exec, struct exec_ev, 1);
 BPF_PERCPU_ARRAY(scratch_args, struct exec_args_ev, 1);
@@ -748,6 +772,83 @@ TRACEPOINT_PROBE(syscalls, sys_exit_fchdir) {
 TRACEPOINT_PROBE(syscalls, sys_exit_chroot) {
     return emit_chdir(args->ret);
 }
+
+// -- renames (run mode only: they tell the name a written file ends under) ---------------------------
+
+#if !NODE_MODE
+static __always_inline int remember_rename(const char *old, s32 olddfd, const char *new, s32 newdfd, u32 flags) {
+    u32 tgid, tid;
+    if (!current_proc(&tgid, &tid))
+        return 0;
+    struct pending_rename_t pend = {};
+    pend.old = (u64)old;
+    pend.new = (u64)new;
+    pend.olddfd = olddfd;
+    pend.newdfd = newdfd;
+    pend.flags = flags;
+    pending_rename.update(&tid, &pend);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_rename) {
+    return remember_rename(args->oldname, AT_FDCWD_VALUE, args->newname, AT_FDCWD_VALUE, 0);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_renameat) {
+    return remember_rename(args->oldname, (s32)args->olddfd, args->newname, (s32)args->newdfd, 0);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_renameat2) {
+    return remember_rename(
+        args->oldname, (s32)args->olddfd, args->newname, (s32)args->newdfd, (u32)args->flags);
+}
+
+static __always_inline int emit_rename(long ret) {
+    u32 tgid, tid;
+    struct proc_t *p = current_proc(&tgid, &tid);
+    if (!p)
+        return 0;
+    struct pending_rename_t *pend = pending_rename.lookup(&tid);
+    if (!pend)
+        return 0;
+    u32 zero = 0;
+    struct rename_ev *e = ret == 0 ? scratch_rename.lookup(&zero) : NULL;
+    if (!e) {
+        pending_rename.delete(&tid);
+        return 0;
+    }
+    fill_hdr(&e->h, EV_RENAME, tgid, tid, p->start_ns);
+    e->olddfd = pend->olddfd;
+    e->newdfd = pend->newdfd;
+    e->flags = pend->flags;
+    long n = bpf_probe_read_user_str(&e->paths[0], PATH_LEN, (const char *)pend->old);
+    if (n <= 0)
+        e->paths[0] = 0;
+    u64 at = bounded(str_used(n, PATH_LEN), PATH_LEN);
+    e->new_at = (u32)at;
+    long m = bpf_probe_read_user_str(&e->paths[at], PATH_LEN, (const char *)pend->new);
+    if (m <= 0)
+        e->paths[at] = 0;
+    pending_rename.delete(&tid);
+    u64 size = offsetof(struct rename_ev, paths) + at + str_used(m, PATH_LEN);
+    size = bounded(size, sizeof(struct rename_ev));
+    if (events.ringbuf_output(e, size, wake_flags()) != 0)
+        count_lost(LOST_RINGBUF);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_rename) {
+    return emit_rename(args->ret);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_renameat) {
+    return emit_rename(args->ret);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_renameat2) {
+    return emit_rename(args->ret);
+}
+#endif
 
 // -- descriptor table operations ----------------------------------------------------------------------
 

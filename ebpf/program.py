@@ -47,7 +47,9 @@ class ProgramOptions:
         if self.max_procs < 16:
             raise ValueError(f"max_procs must be at least 16, got {self.max_procs}")
         # the largest event is built in one per-CPU slot (at most 32 KiB) and must fit the ring buffer
-        largest = 48 + self.path_len + self.args_buf + self.arg_len
+        largest = 48 + max(
+            self.path_len + self.args_buf + self.arg_len, 2 * self.path_len
+        )  # exec args, rename
         if largest > 32 * 1024:
             raise ValueError("path_len + args_buf + arg_len exceed the 32 KiB of one per-CPU slot")
         if largest > pages * 4096 // 4:

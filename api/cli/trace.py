@@ -315,7 +315,7 @@ def _trace_here(
     except TracerError as exc:
         raise _cannot_trace([str(exc)]) from None
     live = LiveEvents(tracer.decoder, lost=tracer.lost_events)
-    tracer.on_raw(live)
+    tracer.on_raw(live, live.settle)
     try:
         if pid is None:
 

@@ -24,7 +24,7 @@ def _trace(work: Path) -> tuple[str, int | None, int, list[Event]]:
     tracer = Tracer()
     try:
         live = LiveEvents(tracer.decoder, lost=tracer.lost_events)
-        tracer.on_raw(live)
+        tracer.on_raw(live, live.settle)
         old = os.getcwd()
         os.chdir(work)
         try:

@@ -13,6 +13,7 @@ import pytest
 from liubai.collector.live_events import LiveEvents
 from liubai.collector.recording import RecordingWriter, replay_recording
 from liubai.collector.runs import BinaryHasher, RunCollector, RunInfo, access_mode, resolve_path
+from liubai.ebpf.event_json import event_from_json, event_to_json
 from liubai.ebpf.events import (
     AT_FDCWD,
     ChdirEvent,
@@ -24,8 +25,7 @@ from liubai.ebpf.events import (
     ExitEvent,
     ForkEvent,
     OpenEvent,
-    event_from_json,
-    event_to_json,
+    RenameEvent,
 )
 from liubai.ebpf.procfs import clock_boot_ns
 from liubai.ebpf.program import ProgramOptions, load_source, render_program
@@ -91,6 +91,24 @@ def test_decode_every_event_kind_from_kernel_layout() -> None:
     cd = d.decode(hdr(7) + struct.pack("<ii", 0, -1) + cstr("../src", 64))
     assert cd == ChdirEvent(10, 11, 1000, 5_000, 4_000, path="../src", fd=-1)
 
+    names = b"out.tmp\0/w/caf\xe9\0"  # the new name right after the old one's NUL, as the kernel packs them
+    raw = hdr(13) + struct.pack("<iiII", AT_FDCWD, 5, 1, 8) + names
+    mv = d.decode(raw)
+    assert mv == RenameEvent(
+        10,
+        11,
+        1000,
+        5_000,
+        4_000,
+        old_path="out.tmp",
+        new_path="/w/caf\\xe9",
+        old_dfd=AT_FDCWD,
+        new_dfd=5,
+        flags=1,
+    )
+    assert d.os_paths(raw) == ("out.tmp", os.fsdecode(b"/w/caf\xe9"))  # the name open() needs
+    assert d.os_paths(raw[:-1]) == ("out.tmp", None)  # cut short: no name rather than a wrong one
+
 
 def test_decode_shows_bytes_that_are_not_utf8_as_escapes() -> None:
     d = EventDecoder(OPTS)
@@ -117,6 +135,7 @@ def test_json_round_trip_and_bad_lines() -> None:
         ExecEvent(4, 4, 0, 7, 5, filename="/bin/ls", comm="ls", sha256="ab" * 32, cwd="/w"),
         OpenEvent(4, 4, 0, 8, 5, path="x", fd=3, dfd=AT_FDCWD, flags=0),
         ExitEvent(4, 4, 0, 9, 5, exit_code=0, comm="ls"),
+        RenameEvent(4, 4, 0, 10, 5, old_path="a.tmp", new_path="a", old_dfd=3, flags=2),
     ]
     for ev in events:
         assert event_from_json(json.loads(json.dumps(event_to_json(ev)))) == ev

@@ -32,6 +32,10 @@ pytestmark = [pytest.mark.ebpf, pytest.mark.usefixtures("kernel")]
 
 WORKLOADS = Path(__file__).with_name("workloads")
 LONG = "/".join(["d" * 200] * 3)  # a 602-byte relative path, past any 255-byte cut
+RENAME_AT = (  # a rename relative to a directory descriptor
+    "import os; d = os.open('real', os.O_RDONLY); open('real/r2', 'w').close(); "
+    "os.rename('r2', 'moved2', src_dir_fd=d, dst_dir_fd=d)"
+)
 SCRIPT = f"""\
 ./fdgames ./afterexec
 ./execs
@@ -44,10 +48,14 @@ mkdir -p {LONG} && echo deep > {LONG}/file && (cd {LONG} && cat file > copy)
 printf '#!/bin/sh\\nexit 0\\n' > script.sh; chmod +x script.sh; sleep 0.1; ./script.sh
 cp /usr/bin/sleep mysleep; sleep 0.1; (./mysleep 0.8 & sleep 0.3; cp /usr/bin/true newbin; mv newbin mysleep; wait)
 sh -c 'kill -TERM $$'; sh -c 'exit 3'; (sleep 5 & kill -KILL $!; wait) || true
+echo a > moved.tmp && mv moved.tmp moved
+python3 -c "{RENAME_AT}"
 (sleep 1; cat f > daemon-read) &
 exit 0
 """
 _STR = r'"((?:[^"\\]|\\.)*)"'
+_RENAME = re.compile(rf"^rename\({_STR}, {_STR}\)\s+= 0$")
+_RENAME_AT = re.compile(rf"^renameat2?\(\w+<(.*?)>, {_STR}, \w+<(.*?)>, {_STR}(?:, (\w+))?\)\s+= 0$")
 _OPEN = re.compile(r"^(openat|open|creat|openat2|open_by_handle_at)\((.*)\)\s+= (\d+)<(.*)>$")
 _EXEC = re.compile(rf"^execve\({_STR}, \[(.*?)\](?:\.\.\.)?, .*\)\s+= 0$")
 _EXECAT = re.compile(rf"^execveat\(\d+<(.*?)>(\(deleted\))?, {_STR}, \[(.*?)\], .*\)\s+= 0$")
@@ -79,7 +87,8 @@ def _build(work: Path) -> None:
 def _truth(
     st_dir: Path, work: Path
 ) -> tuple[set[Pair], set[Pair], set[tuple[int, str, tuple[str, ...]]], dict[int, int]]:
-    """What strace saw: opens, the opens made through a handle (no name given), execs and exits."""
+    """What strace saw: opens (and renames, as writes of the new name), the opens made through a handle
+    (no name given), execs and exits."""
     opens: set[Pair] = set()
     by_handle: set[Pair] = set()
     execs: set[tuple[int, str, tuple[str, ...]]] = set()
@@ -109,6 +118,13 @@ def _truth(
                 argv = tuple(_unescape(a) for a in re.findall(_STR, m.group(4)))
                 image = m.group(1) + (" (deleted)" if m.group(2) else "")
                 execs.add((pid, _real(image, work), argv))
+            elif m := _RENAME.match(line):  # a rename writes the name it moves a file to
+                opens.add((pid, _real(_unescape(m.group(2)), work), "write"))
+            elif m := _RENAME_AT.match(line):
+                old_dir, old, new_dir, new, flags = m.groups()
+                opens.add((pid, _real(os.path.join(new_dir, _unescape(new)), work), "write"))
+                if flags and "RENAME_EXCHANGE" in flags:
+                    opens.add((pid, _real(os.path.join(old_dir, _unescape(old)), work), "write"))
             elif m := _EXIT.match(line):
                 exits[pid] = int(m.group(2)) if m.group(2) else -_signal(m.group(3))
     return opens, by_handle, execs, exits
@@ -172,7 +188,7 @@ def test_fidelity_against_strace_inside_the_trace(tmp_path: Path) -> None:
     if strace is None:
         missing("ebpf", "strace (the ground truth) is not installed: apt-get install strace")
     db = f"sqlite:///{tmp_path / 'fidelity.db'}"
-    calls = "execve,execveat,openat,open,creat,openat2,open_by_handle_at,close"  # close: a handle's file
+    calls = "execve,execveat,openat,open,creat,openat2,open_by_handle_at,close,rename,renameat,renameat2"
     cmd = [strace, "-f", "-ff", "-y", "-q", "-s", "4096", "-e", f"trace={calls}", "-o", str(st_dir / "st")]
     res = liubai(["--store", db, "trace", "--linger", "10", "--", *cmd, "sh", "work.sh"], cwd=work)
     assert res.returncode == 0, res.stderr
@@ -247,6 +263,10 @@ def test_fidelity_against_strace_inside_the_trace(tmp_path: Path) -> None:
         """The process whose own exec ran ``argv`` (not the children that inherited it at fork)."""
         (p,) = [p for p in procs.values() if any(tuple(x["argv"]) == argv for x in p["execs"])]
         return p
+
+    # renames write the name they move a file to (mv's, and one relative to a directory descriptor)
+    renamed = {str(work / "moved"), str(work / "real" / "moved2"), str(work / "mysleep")}
+    assert renamed <= {path for _, path, mode in known & truth_opens if mode == "write"}
 
     # descriptor games: the writes land where the kernel put them
     host = run["host"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from liubai.collector.written_files import INLINE_MAX
+from liubai.collector.closed_file import INLINE_MAX
 from tests.ebpf.conftest import liubai
 from tests.gitrepo import GitRepoBuilder
 
@@ -18,9 +18,14 @@ pytestmark = [pytest.mark.ebpf, pytest.mark.usefixtures("kernel")]
 
 # out1: written, then rewritten by another process of the run (its digest is the one of the last close);
 # shared: one descriptor held by the shell and used by a subshell, closed last by the shell;
-# scratch: written and removed by the run; big: larger than what is hashed on the reader's thread.
+# scratch: written and removed by the run; big: larger than what is hashed on the reader's thread;
+# out2: written aside and renamed into place by mv (renameat2); ex1/ex2: swapped by RENAME_EXCHANGE.
 BIG = 600 * 1024
+EXCHANGE = "import ctypes; assert ctypes.CDLL(None).renameat2(-100, b'ex1', -100, b'ex2', 2) == 0"
 SCRIPT = (
+    "echo atomic > out2.tmp && mv out2.tmp out2\n"
+    "echo one > ex1; echo two > ex2\n"
+    f'python3 -c "{EXCHANGE}"\n'
     "echo draft > out1\n"
     "sh -c 'echo final > out1'\n"
     "exec 3>shared\n"
@@ -55,6 +60,13 @@ def test_written_files_get_their_digest_at_the_last_close(tmp_path: Path) -> Non
     assert final[str(work / "shared")]["sha256"] == _sha(b"child\nparent\n")
     assert [d for d in digests if d["path"] == str(work / "shared")] == [final[str(work / "shared")]]
     assert BIG > INLINE_MAX and final[str(work / "big")]["sha256"] == _sha(bytes(BIG))
+    moved = [d for d in digests if d["path"] == str(work / "out2")]  # mv's, as a write via rename
+    assert [d["sha256"] for d in moved] == [_sha(b"atomic\n")]
+    assert final[str(work / "out2.tmp")]["sha256"] == _sha(b"atomic\n")  # what the shell wrote there
+    assert (final[str(work / "ex1")]["sha256"], final[str(work / "ex2")]["sha256"]) == (
+        _sha(b"two\n"),
+        _sha(b"one\n"),
+    )
     scratch = final[str(work / "scratch")]  # removed by the run: a digest only if taken before the rm
     assert scratch["sha256"] == _sha(b"tmp\n") or scratch["hash_note"].startswith("the file was gone")
 
@@ -65,6 +77,8 @@ def test_written_files_get_their_digest_at_the_last_close(tmp_path: Path) -> Non
     subjects = {s["name"]: s["digest"]["sha256"] for s in st["subject"]}
     assert subjects[str(work / "out1")] == _sha(b"final\n")
     assert subjects[str(work / "shared")] == _sha(b"child\nparent\n")
+    assert subjects[str(work / "out2")] == _sha(b"atomic\n")
+    assert (subjects[str(work / "ex1")], subjects[str(work / "ex2")]) == (_sha(b"two\n"), _sha(b"one\n"))
     deps = st["predicate"]["buildDefinition"]["resolvedDependencies"]
     source = deps[0]
     zero = next(d for d in deps if d.get("name") == "/dev/zero")  # read by head: a device is never hashed

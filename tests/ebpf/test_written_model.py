@@ -1,28 +1,35 @@
 """When the tracer hashes a written file: at the last close of it in the run, as the descriptor model
-follows forks (shared or copied tables), dup2, close_range, close-on-exec and exits. Real files on disk,
-events as the kernel program would send them (no kernel needed)."""
+follows forks (shared or copied tables), dup2, close_range, close-on-exec and exits, and under the name a
+rename gave it. Real files on disk, events as the kernel program would send them (no kernel needed)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import struct
 from pathlib import Path
 
+from liubai.collector.live_events import LiveEvents
 from liubai.collector.written_files import WrittenFiles
 from liubai.ebpf.descriptors import CLONE_FILES, O_CLOEXEC
 from liubai.ebpf.events import (
     FD_CLOSE,
     FD_CLOSE_RANGE,
     FD_DUP,
+    RENAME_EXCHANGE,
     DigestEvent,
+    EventDecoder,
     ExecEvent,
     ExitEvent,
     FdEvent,
     ForkEvent,
     OpenEvent,
+    RenameEvent,
 )
+from liubai.ebpf.procfs import clock_boot_ns
 
 O_WRONLY_CREAT_TRUNC = 0o1 | 0o100 | 0o1000
+HDR = struct.Struct("<IIIIQQ")  # type, tgid, tid, uid, ts, start_ns: the kernel's event header
 LATER = 2**62  # event times (boot offset 0, so about 2116): the closes come after every write here
 
 
@@ -118,3 +125,125 @@ def test_a_device_is_never_opened_and_a_file_still_open_at_the_end_gets_no_diges
     (still,) = files.finish(None)
     assert still.sha256 is None and still.hash_note is not None
     assert still.hash_note.startswith("no last close of it was seen before tracing stopped")
+
+
+def _rename(
+    old: Path | None, new: Path | None, pid: int = 1, flags: int = 0, ts: int = LATER + 5
+) -> RenameEvent:
+    return RenameEvent(pid, pid, 0, ts, 10, old_path=str(old), new_path=str(new), flags=flags)
+
+
+def _renamed(files: WrittenFiles, old: Path | None, new: Path | None, **kw: int) -> list[DigestEvent]:
+    return files.renamed(
+        _rename(old, new, **kw), None if old is None else str(old), None if new is None else str(new)
+    )
+
+
+def test_a_file_renamed_after_its_close_is_hashed_once_under_its_new_name(tmp_path: Path) -> None:
+    """Write aside, close, rename: both the write and the rename get the digest, read under the name the
+    file ends under (the temporary name exists no more when the batch settles)."""
+    tmp, final = tmp_path / "out.tmp", _file(tmp_path, "out", b"atomic\n")
+    files = WrittenFiles(0)
+    files.opened(*_open(tmp, 3))
+    (written,) = files.after(_fd(FD_CLOSE, 3))
+    (moved,) = _renamed(files, tmp, final, pid=2)
+    files.settle()
+    assert written.sha256 == moved.sha256 == hashlib.sha256(b"atomic\n").hexdigest()
+    assert written.hash_note is None and written.path == str(tmp)  # the write it vouches for
+    assert (moved.path, moved.opener_pid, moved.opened_ts, moved.pid) == (str(final), 2, LATER + 5, 2)
+
+
+def test_a_file_renamed_while_still_open_is_hashed_under_its_new_name_at_its_close(tmp_path: Path) -> None:
+    tmp, final = tmp_path / "held.tmp", _file(tmp_path, "held", b"held\n")
+    files = WrittenFiles(0)
+    files.opened(*_open(tmp, 3))
+    _renamed(files, tmp, final)
+    (closed,) = _done(files, files.after(_fd(FD_CLOSE, 3)))
+    assert (closed.path, closed.sha256) == (str(final), hashlib.sha256(b"held\n").hexdigest())
+
+
+def test_a_name_given_to_another_file_by_a_rename_is_not_hashed_as_the_first_files(tmp_path: Path) -> None:
+    """P wrote out and closed it; before the batch settles, a rename puts another file at out. What lies
+    at out now is not what P wrote, whatever the change times say."""
+    out, other = _file(tmp_path, "out", b"theirs\n"), tmp_path / "other"
+    held = tmp_path / "held"
+    files = WrittenFiles(0)
+    files.opened(*_open(out, 3))
+    files.opened(*_open(held, 4))
+    (first,) = files.after(_fd(FD_CLOSE, 3))
+    (renamed,) = _renamed(files, other, out)
+    _renamed(files, other, held)  # held is still open: its later close cannot be hashed by the name
+    (later,) = files.after(_fd(FD_CLOSE, 4))
+    _done(files, [])
+    note = "a rename gave its name to another file before it could be hashed"
+    assert (first.sha256, first.hash_note) == (None, note) and (later.sha256, later.hash_note) == (None, note)
+    assert renamed.sha256 == hashlib.sha256(b"theirs\n").hexdigest()
+
+
+def test_a_file_found_gone_is_hashed_when_the_next_batch_tells_where_it_went(tmp_path: Path) -> None:
+    tmp, final = tmp_path / "late.tmp", _file(tmp_path, "late", b"late\n")
+    files = WrittenFiles(0)
+    files.opened(*_open(tmp, 3))
+    (written,) = files.after(_fd(FD_CLOSE, 3))
+    files.settle()  # the batch ends before the rename is read: the temporary name is gone
+    assert written.hash_note == "the file was gone before it could be hashed"
+    (moved,) = _renamed(files, tmp, final)
+    files.settle()
+    assert written.sha256 == moved.sha256 == hashlib.sha256(b"late\n").hexdigest()
+    assert written.hash_note is None
+
+
+def test_an_exchange_swaps_names_and_a_directory_rename_moves_what_lies_below(tmp_path: Path) -> None:
+    a, b = _file(tmp_path, "a", b"was b\n"), _file(tmp_path, "b", b"was a\n")  # as after the exchange
+    (tmp_path / "new").mkdir()
+    inner = _file(tmp_path / "new", "f", b"inner\n")
+    files = WrittenFiles(0)
+    files.opened(*_open(a, 3))
+    files.opened(*_open(tmp_path / "old" / "f", 4))
+    wrote_a, wrote_f = files.after(_fd(FD_CLOSE, 3)) + files.after(_fd(FD_CLOSE, 4))
+    at_b, at_a = _renamed(files, a, b, flags=RENAME_EXCHANGE)
+    _renamed(files, tmp_path / "old", tmp_path / "new", ts=LATER + 6)
+    _done(files, [])
+    assert wrote_a.sha256 == at_b.sha256 == hashlib.sha256(b"was a\n").hexdigest()
+    assert at_a.sha256 == hashlib.sha256(b"was b\n").hexdigest() and at_a.opened_ts == at_b.opened_ts + 1
+    assert wrote_f.sha256 == hashlib.sha256(inner.read_bytes()).hexdigest()
+
+
+def test_a_rename_to_a_name_not_resolved_says_so(tmp_path: Path) -> None:
+    files = WrittenFiles(0)
+    (moved,) = _renamed(files, tmp_path / "x", None)
+    assert (moved.sha256, moved.hash_note) == (None, "its path could not be resolved while the run went on")
+
+
+def test_names_resolved_in_a_batch_with_dropped_events_are_not_hashed(tmp_path: Path) -> None:
+    """The kernel's drop count is read at the end of each batch: a batch it rose in may have lost a chdir
+    before one of its opens, so a relative name resolved in it is not trusted, nor hashed."""
+    rel = _file(tmp_path, "rel", b"x\n")
+    lost = [0]
+    live = LiveEvents(EventDecoder(), lost=lambda: lost[0], hash_written=True)
+    live.start_at(1, str(tmp_path))
+    later = clock_boot_ns() + 10**9
+
+    def raw_open(fd: int) -> bytes:
+        return (
+            HDR.pack(5, 1, 1, 0, later, 10)
+            + struct.pack("<iiII", fd, -100, O_WRONLY_CREAT_TRUNC, 0)
+            + b"rel\0"
+        )
+
+    def raw_close(fd: int) -> bytes:
+        return HDR.pack(8, 1, 1, 0, later + 1, 10) + struct.pack("<IiiIII", FD_CLOSE, fd, -1, 0, 0, 0)
+
+    live(raw_open(3))
+    live(raw_close(3))
+    live.settle()
+    live(raw_open(4))
+    live(raw_close(4))
+    lost[0] = 1  # a drop during the second batch
+    live.settle()
+    first, second = [e for e in live.events() if isinstance(e, DigestEvent)]
+    assert (first.path, first.sha256) == (str(rel), hashlib.sha256(b"x\n").hexdigest())
+    assert (second.sha256, second.hash_note) == (
+        None,
+        "the kernel dropped events while it was named, so its path is not sure",
+    )

@@ -16,7 +16,6 @@ LIMIT = 400
 # Due for a split: pinned at today's size so they can only shrink.
 OVERSIZED = {
     "api/cli/export.py": 479,
-    "ebpf/events.py": 464,
     "ebpf/node.py": 452,
     "lineage/slsa.py": 446,
     "api/cli/trace.py": 434,

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from liubai.ebpf.event_json import event_from_json, event_to_json
 from liubai.ebpf.events import (
     ADOPT_SCAN,
     EV_ADOPT,
     AdoptEvent,
     EventDecoder,
-    event_from_json,
-    event_to_json,
 )
 from liubai.ebpf.node import read_environ_value
 from liubai.ebpf.procfs import container_relative
