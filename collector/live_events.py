@@ -138,7 +138,7 @@ class LiveEvents(LiveReads):
             and not (
                 kind == EV_FD
                 and self.written is not None
-                and self.written.tracks(_TGID.unpack_from(raw, 4)[0])
+                and self.written.tracks(_U32.unpack_from(raw, 4)[0])
             )
         ):
             self._items.append(raw)
@@ -169,6 +169,7 @@ class LiveEvents(LiveReads):
             if self.written is not None and is_write_open(event.flags):
                 self._items.append(event)
                 self._items.extend(self.written.opened(event, self._written_path(event, os_path)))
+                self._settle_if_full()
                 return
         elif isinstance(event, RenameEvent):
             if self.written is not None:
@@ -181,6 +182,7 @@ class LiveEvents(LiveReads):
                         self._plain_path(event.pid, new, event.new_dfd),
                     )
                 )
+                self._settle_if_full()
                 return
         elif isinstance(event, ExitEvent):
             self._cwd.pop(event.pid, None)
@@ -192,23 +194,26 @@ class LiveEvents(LiveReads):
         self._items.append(event)
         if self.written is not None:
             self._items.extend(self.written.after(event))
+            self._settle_if_full()
+
+    def _settle_if_full(self) -> None:
+        """Settle before the batch's end when too many closes wait (memory stays bounded)."""
+        if self.written is not None and self.written.full:
+            self.settle()
 
     def _written_open(self, raw: bytes) -> bool:
-        return self.written is not None and is_write_open(_FLAGS.unpack_from(raw, _OPEN_FLAGS_AT)[0])
+        return self.written is not None and is_write_open(_U32.unpack_from(raw, _OPEN_FLAGS_AT)[0])
 
     def settle(self) -> None:
-        """The end of a batch of events (``Tracer.on_raw``'s ``settle``): hash the files closed in it.
-
-        The names of written files are resolved against the followed cwd without asking the kernel for
-        its drop count per event (a map read each, a tenth of a build's time in the reader). It is read
-        here instead: every event of the batch was sent before now, so a count unchanged since the last
-        batch means no drop came before any of them; a higher one makes every name the batch resolved
-        doubtful, and they are then not hashed."""
+        """The end of a batch of events (``Tracer.on_raw``'s ``settle``): hash the files closed in it. The
+        kernel's drop count is read here, not per name resolved (a map read each, a tenth of a build's
+        time): every event of the batch was sent before now, so a count unchanged since the last batch
+        means no drop came before any of them; a higher one leaves every name the batch gave unhashed."""
         if self.written is None or not self.written.busy:
             return
         try:
             lost = self._lost() if self._lost is not None else 0
-        except OSError:  # the program is gone (a caller that never settled): as if events were dropped
+        except OSError:  # the program is gone (the caller did not settle in time): as if events dropped
             lost = self._lost_settled + 1
         if lost > self._lost_settled:
             self._lost_settled = lost
@@ -343,7 +348,7 @@ class LiveEvents(LiveReads):
             if not pending:
                 return
             if isinstance(item, bytes):
-                if item[0] not in _FREES_DESCRIPTORS or _TGID.unpack_from(item, 4)[0] not in pending:
+                if item[0] not in _FREES_DESCRIPTORS or _U32.unpack_from(item, 4)[0] not in pending:
                     continue
                 try:
                     item = items[i] = self.decoder.decode(item)
@@ -392,5 +397,4 @@ def _uncertain_open(raw: bytes) -> bool:
 
 _DECODED_AT_ONCE = frozenset((EV_FORK, EV_EXEC, EV_EXEC_ARGS, EV_CHDIR, EV_EXIT, EV_CRED, EV_RENAME))
 _FREES_DESCRIPTORS = frozenset((EV_FD, EV_OPEN))  # raw kinds that can free or replace a number
-_TGID = struct.Struct("<I")
-_FLAGS = struct.Struct("<I")
+_U32 = struct.Struct("<I")  # a u32 of the raw event: the tgid at 4, an open's flags at _OPEN_FLAGS_AT

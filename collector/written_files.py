@@ -225,6 +225,11 @@ class WrittenFiles:
         self._openers.update(moved_openers)
 
     @property
+    def full(self) -> bool:
+        """Whether so many closes wait that the batch should be settled now (bounded memory)."""
+        return len(self._queue) > QUEUE_MAX
+
+    @property
     def busy(self) -> bool:
         """Whether this batch named written files or closed some (``settle`` has work)."""
         return bool(self._queue or self._fresh)
@@ -304,8 +309,6 @@ class WrittenFiles:
             if digest is not None:
                 self._queue.append(_Job([digest], path, event.ts))
                 out.append(digest)
-        if len(self._queue) > QUEUE_MAX:
-            self.settle()
         return out
 
     def _hash(self, job: _Job) -> str | None:
