@@ -12,8 +12,9 @@ from liubai.ebpf.credentials import Creds
 from liubai.ebpf.descriptors import FdTable, FsContext
 from liubai.ebpf.events import ExecArgsEvent, ExecEvent
 from liubai.ebpf.paths import EXACT, Resolved
+from liubai.ebpf.procfs import ProcInfo
 
-__all__ = ["RunInfo", "_Access", "_Proc", "access_mode", "argv_of"]
+__all__ = ["ProcessTable", "RunInfo", "_Access", "_Proc", "access_mode", "argv_of"]
 
 
 @dataclass(slots=True)
@@ -114,3 +115,49 @@ def argv_of(pending: ExecArgsEvent | None, event: ExecEvent) -> tuple[tuple[str,
     if pending.truncated or pending.cut:
         return pending.argv, "truncated"
     return pending.argv, "complete"
+
+
+class ProcessTable:
+    """The processes of a run by (pid, start_ns): every one seen (``procs``), the newest per pid, and
+    those not seen exiting (``_live``: their descriptors and cwds follow renames)."""
+
+    procs: dict[tuple[int, int], _Proc]
+    _latest: dict[int, tuple[int, int]]
+    _live: dict[tuple[int, int], _Proc]
+
+    def _add(self, proc: _Proc) -> _Proc:
+        self.procs[(proc.pid, proc.start_ns)] = proc
+        self._live[(proc.pid, proc.start_ns)] = proc
+        self._latest[proc.pid] = (proc.pid, proc.start_ns)
+        return proc
+
+    def _proc(self, pid: int, start_ns: int) -> _Proc:
+        proc = self.procs.get((pid, start_ns))
+        if proc is None:  # seen first mid-life (e.g. a tree attached with --pid after it started)
+            proc = self._add(_Proc(pid=pid, start_ns=start_ns))
+        return proc
+
+    def key_of(self, pid: int) -> tuple[int, int] | None:
+        """(pid, start_ns) of the newest process seen with ``pid``."""
+        return self._latest.get(pid)
+
+    def adopt(self, info: ProcInfo, parent: tuple[int, int] | None) -> None:
+        """A process that was already running when tracing began (``--pid``), as /proc described it."""
+        proc = self._proc(info.pid, info.start_ns)
+        proc.ppid = info.ppid
+        if parent is not None:
+            proc.parent_start_ns = parent[1]
+            parent_proc = self.procs.get(parent)
+            proc.parent_uid = parent_proc.uid if parent_proc else None
+        proc.uid = info.uid
+        proc.comm = info.comm
+        proc.argv = info.argv
+        proc.binary = info.binary
+        proc.fs.cwd = info.cwd
+
+    def forget(self, key: tuple[int, int]) -> None:
+        """Drop an ended process once its records left (a long-lived model stays bounded)."""
+        self.procs.pop(key, None)
+        self._live.pop(key, None)
+        if self._latest.get(key[0]) == key:
+            del self._latest[key[0]]

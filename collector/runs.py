@@ -18,7 +18,7 @@ from __future__ import annotations
 from liubai.collector import ldso
 from liubai.collector.binary_hasher import BinaryHasher
 from liubai.collector.run_ingest import IngestStats, ingest_run, run_items
-from liubai.collector.run_model import RunInfo, _Access, _Proc, access_mode, argv_of
+from liubai.collector.run_model import ProcessTable, RunInfo, _Access, _Proc, access_mode, argv_of
 from liubai.collector.run_records import RunRecords
 from liubai.ebpf.credentials import Creds, apply_cred_event, compare, exec_creds
 from liubai.ebpf.descriptors import (
@@ -56,12 +56,12 @@ from liubai.ebpf.paths import (
     WALKED,
     Resolved,
     fd_link,
+    follow_rename,
     join_path,
     resolve_path,
     through_state,
     weakest,
 )
-from liubai.ebpf.procfs import ProcInfo
 
 __all__ = [
     "BinaryHasher",
@@ -79,7 +79,7 @@ __all__ = [
 AT_EMPTY_PATH = 0x1000
 
 
-class RunCollector(RunRecords):
+class RunCollector(ProcessTable, RunRecords):
     """Accumulates the events of one run; ``records()`` gives the run, its processes and file accesses."""
 
     follows_digests = True  # write opens are kept until the digest of their last close arrives
@@ -94,6 +94,7 @@ class RunCollector(RunRecords):
         self.walked = 0
         self.events = 0
         self._latest: dict[int, tuple[int, int]] = {}
+        self._live: dict[tuple[int, int], _Proc] = {}
         self._write_opens: dict[tuple[int, int, int], str] = {}  # (pid, start_ns, ts) of a write open -> path
         self._unsealed: dict[str, list[_Access]] = {}  # path -> write accesses since its last digest
         if root:
@@ -101,43 +102,6 @@ class RunCollector(RunRecords):
             first.fs.cwd = info.cwd
             first.argv = info.command
             self._add(first)
-
-    # -- process table -------------------------------------------------------------------------------
-
-    def _add(self, proc: _Proc) -> _Proc:
-        self.procs[(proc.pid, proc.start_ns)] = proc
-        self._latest[proc.pid] = (proc.pid, proc.start_ns)
-        return proc
-
-    def _proc(self, pid: int, start_ns: int) -> _Proc:
-        proc = self.procs.get((pid, start_ns))
-        if proc is None:  # seen first mid-life (e.g. a tree attached with --pid after it started)
-            proc = self._add(_Proc(pid=pid, start_ns=start_ns))
-        return proc
-
-    def key_of(self, pid: int) -> tuple[int, int] | None:
-        """(pid, start_ns) of the newest process seen with ``pid``."""
-        return self._latest.get(pid)
-
-    def adopt(self, info: ProcInfo, parent: tuple[int, int] | None) -> None:
-        """A process that was already running when tracing began (``--pid``), as /proc described it."""
-        proc = self._proc(info.pid, info.start_ns)
-        proc.ppid = info.ppid
-        if parent is not None:
-            proc.parent_start_ns = parent[1]
-            parent_proc = self.procs.get(parent)
-            proc.parent_uid = parent_proc.uid if parent_proc else None
-        proc.uid = info.uid
-        proc.comm = info.comm
-        proc.argv = info.argv
-        proc.binary = info.binary
-        proc.fs.cwd = info.cwd
-
-    def forget(self, key: tuple[int, int]) -> None:
-        """Drop an ended process once its records left (a long-lived model stays bounded)."""
-        self.procs.pop(key, None)
-        if self._latest.get(key[0]) == key:
-            del self._latest[key[0]]
 
     # -- events --------------------------------------------------------------------------------------
 
@@ -174,6 +138,7 @@ class RunCollector(RunRecords):
             case CredEvent():
                 self._set_creds(proc, apply_cred_event(proc.creds, event))
             case ExitEvent():
+                self._live.pop((proc.pid, proc.start_ns), None)
                 proc.end_ns = event.ts
                 proc.exit_code = event.exit_code
                 if event.comm:
@@ -323,15 +288,25 @@ class RunCollector(RunRecords):
 
     def _renamed(self, proc: _Proc, event: RenameEvent) -> None:
         """A rename writes the name it moves a file to (both names of an exchange): a write of that
-        path ``via`` rename, whose digest the live run takes as for a write open at the rename's time."""
-        names = [(event.new_path, event.new_dfd), (event.old_path, event.old_dfd)]
-        for n, (name, dfd) in enumerate(names[: 2 if event.flags & RENAME_EXCHANGE else 1]):
+        path ``via`` rename, whose digest the live run takes as for a write open at the rename's time.
+        Descriptors and cwds of live processes that name what it moved follow it."""
+        exchange = bool(event.flags & RENAME_EXCHANGE)
+        old = self._resolve(proc, event.old_path, event.old_dfd)
+        new = self._resolve(proc, event.new_path, event.new_dfd)
+        for n, (name, dfd, got) in enumerate(
+            [(event.new_path, event.new_dfd, new), (event.old_path, event.old_dfd, old)][
+                : 2 if exchange else 1
+            ]
+        ):
             where = "cwd" if dfd == AT_FDCWD else f"fd {dfd}"
-            path, certainty = self._resolve(proc, name, dfd) or (f"<unresolved {where}>/{name}", UNRESOLVED)
+            path, certainty = got or (f"<unresolved {where}>/{name}", UNRESOLVED)
             self.unresolved += certainty == UNRESOLVED
             slot = self._access(proc, path, "write", 0, certainty, via="rename")
             if slot is not None:
                 self._await_digest(proc, path, slot, event.ts + n)
+        if old is not None and new is not None and UNRESOLVED not in (old[1], new[1]):
+            live = self._live.values()
+            follow_rename([p.table for p in live], [p.fs for p in live], old, new, exchange)
 
     def _await_digest(self, proc: _Proc, path: str, slot: _Access, ts: int) -> None:
         """A write of ``path`` at ``ts``: the digest of its last close (``DigestEvent``) seals it."""

@@ -41,6 +41,7 @@ from liubai.ebpf.events import (
     OpenEvent,
     RenameEvent,
 )
+from liubai.ebpf.paths import renamed_path
 from liubai.lineage.text import visible
 
 __all__ = ["QUEUE_MAX", "WrittenFiles", "is_write_open"]
@@ -70,15 +71,6 @@ class _Job:
     path: str
     since: int
     replaced: bool = False
-
-
-def _moved(path: str, old: str, new: str) -> str | None:
-    """``path`` after a rename of ``old`` to ``new`` (a directory's moves what lies below it), or None."""
-    if path == old:
-        return new
-    if path.startswith(old) and path[len(old) : len(old) + 1] == "/":
-        return new + path[len(old) :]
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,8 +167,7 @@ class WrittenFiles:
         Between a close and the rename that moves the file, only a traced write would show a change:
         the rename itself sets the change time."""
         exchange = bool(event.flags & RENAME_EXCHANGE)
-        if old is not None and new is not None:
-            self._follow(old, new, exchange, event.ts)
+        self._follow(old, new, exchange, event.ts)
         out: list[DigestEvent] = []
         for n, (src, dst) in enumerate([(old, new), (new, old)] if exchange else [(old, new)]):
             digest = DigestEvent(
@@ -203,20 +194,27 @@ class WrittenFiles:
             job.digests.append(digest)
         return out
 
-    def _follow(self, old: str, new: str, exchange: bool, ts: int) -> None:
+    def _follow(self, old: str | None, new: str | None, exchange: bool, ts: int) -> None:
+        """Move what the rename moved; a name it gave another file (wherever that came from) no longer
+        leads to the file written under it."""
+        given = {new, old} if exchange else {new}
         for job in self._queue:
-            moved = _moved(job.path, old, new) or (_moved(job.path, new, old) if exchange else None)
+            moved = renamed_path(job.path, old, new) or (
+                renamed_path(job.path, new, old) if exchange else None
+            )
             if moved is not None:
                 job.path, job.since = moved, ts
                 self._fresh.add(moved)
-            elif job.path == new:
+            elif job.path in given:
                 job.replaced = True
         keys: dict[str, str] = {}
         for table in {id(t): t for t in self._tables.values()}.values():
             for fd, entry in table.entries.items():
-                key = _moved(entry.path, old, new) or (_moved(entry.path, new, old) if exchange else None)
-                if key is None and entry.path == new:
-                    key = f"{_REPLACED}:{ts}:{new}"
+                key = renamed_path(entry.path, old, new) or (
+                    renamed_path(entry.path, new, old) if exchange else None
+                )
+                if key is None and entry.path in given:
+                    key = f"{_REPLACED}:{ts}:{entry.path}"
                 if key is not None:
                     self._fresh.add(key)
                     keys[entry.path] = key

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Iterable
 
-from liubai.ebpf.descriptors import FdEntry, FdTable
+from liubai.ebpf.descriptors import FdEntry, FdTable, FsContext
 
 __all__ = [
     "AFTER_LOSS",
@@ -23,7 +24,9 @@ __all__ = [
     "WALKED",
     "Resolved",
     "fd_link",
+    "follow_rename",
     "join_path",
+    "renamed_path",
     "resolve_path",
     "through_state",
     "weakest",
@@ -97,3 +100,38 @@ def fd_link(path: str, pid: int, table: FdTable) -> tuple[bool, Resolved | None]
         return True, (entry.path, entry.certainty)
     joined = join_path(rest, entry.path, entry.certainty)
     return True, joined
+
+
+def renamed_path(path: str, old: str | None, new: str | None) -> str | None:
+    """``path`` after a rename of ``old`` to ``new`` (a directory's moves what lies below it), or None
+    (not moved, or to or from a name not known)."""
+    if old is None or new is None:
+        return None
+    if path == old:
+        return new
+    if path.startswith(old) and path[len(old) : len(old) + 1] == "/":
+        return new + path[len(old) :]
+    return None
+
+
+def follow_rename(
+    tables: Iterable[FdTable], contexts: Iterable[FsContext], old: Resolved, new: Resolved, exchange: bool
+) -> None:
+    """Descriptors and working directories that name what a rename moved (or anything below it) name it
+    under its new path from then on, as the kernel's own do; a swap moves both ways. Each table and
+    context once, however many processes share it."""
+    certainty = weakest(old[1], new[1])
+    moves = [(old[0], new[0]), (new[0], old[0])] if exchange else [(old[0], new[0])]
+
+    def moved(path: str) -> str | None:
+        return next((m for a, b in moves if (m := renamed_path(path, a, b)) is not None), None)
+
+    for table in {id(t): t for t in tables}.values():
+        for fd, entry in list(table.entries.items()):
+            if (path := moved(entry.path)) is not None:
+                table.entries[fd] = FdEntry(path, weakest(entry.certainty, certainty), entry.cloexec)
+    for fs in {id(c): c for c in contexts}.values():
+        if fs.cwd is not None and (path := moved(fs.cwd)) is not None:
+            fs.cwd, fs.cwd_certainty = path, weakest(fs.cwd_certainty, certainty)
+        if (root := moved(fs.root)) is not None:
+            fs.root = root

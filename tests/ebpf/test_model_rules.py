@@ -19,6 +19,7 @@ from liubai.ebpf.events import (
     ExecEvent,
     FdEvent,
     OpenEvent,
+    RenameEvent,
 )
 from liubai.lineage.records import FileAccessRecord, ProcessRecord
 
@@ -175,3 +176,22 @@ def test_after_lost_events_cwd_and_descriptor_resolutions_are_in_doubt() -> None
         "execs whose image path is uncertain": 1,
         "execs without a hash": 1,  # none given in this story
     }
+
+
+def test_a_rename_is_a_write_of_its_new_name_and_moves_what_names_the_old() -> None:
+    """After ``rename(d, e)`` a descriptor of d and a cwd inside it name e, as the kernel's do; an open
+    relative to them lands under e. The rename itself is a write of e, ``via`` rename."""
+    c, acc = _run(
+        [
+            OpenEvent(**_at(2, path="d", fd=3)),  # type: ignore[arg-type]
+            ChdirEvent(**_at(3, path="/w/d/sub")),  # type: ignore[arg-type]
+            RenameEvent(**_at(4, old_path="/w/d", new_path="/w/e")),  # type: ignore[arg-type]
+            OpenEvent(**_at(5, path="out", fd=4, dfd=3, flags=0o101)),  # type: ignore[arg-type]
+            OpenEvent(**_at(6, path="here", fd=5)),  # type: ignore[arg-type]
+            RenameEvent(**_at(7, old_path="x", new_path="y", old_dfd=9)),  # type: ignore[arg-type]
+        ]
+    )
+    assert acc[("/w/e", "write")].via == "rename"
+    assert ("/w/e/out", "write") in acc and ("/w/e/sub/here", "read") in acc
+    assert acc[("/w/e/sub/y", "write")].certainty == "exact"  # the new name, relative to the cwd
+    assert c.unresolved == 0  # fd 9 (the old name's directory) was never seen, but only the new is written

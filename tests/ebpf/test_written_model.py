@@ -247,3 +247,18 @@ def test_names_resolved_in_a_batch_with_dropped_events_are_not_hashed(tmp_path: 
         None,
         "the kernel dropped events while it was named, so its path is not sure",
     )
+
+
+def test_a_rename_from_a_name_not_resolved_still_takes_the_name_it_gives(tmp_path: Path) -> None:
+    """Where a file came from is not known, where it went is: what P wrote there is no longer there."""
+    out = _file(tmp_path, "out", b"someone else's\n")
+    files = WrittenFiles(0)
+    files.opened(*_open(out, 3))
+    (written,) = files.after(_fd(FD_CLOSE, 3))
+    (moved,) = _renamed(files, None, out)
+    _done(files, [])
+    assert (written.sha256, written.hash_note) == (
+        None,
+        "a rename gave its name to another file before it could be hashed",
+    )
+    assert moved.sha256 == hashlib.sha256(b"someone else's\n").hexdigest()
