@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 
 from liubai.collector.binary_hasher import BinaryHasher
+from liubai.collector.closed_file import CTIME_MARGIN_NS
 from liubai.collector.proc_facts import (
     NOT_HERE,
     exe_facts,
@@ -31,8 +32,6 @@ from liubai.ebpf.paths import resolve_path
 from liubai.lineage.text import bytes_text, visible
 
 __all__ = ["CTIME_MARGIN_NS", "LiveReads", "_Read"]
-
-CTIME_MARGIN_NS = 20_000_000  # file change times come from a coarse clock (a tick behind, or more)
 
 
 @dataclass(slots=True)

@@ -258,14 +258,7 @@ class RunCollector(ProcessTable, RunRecords):
             state = through_state(event.path)
         if resolved is None:
             self.unresolved += 1
-            where = (
-                "handle"
-                if event.kind == OPEN_BY_HANDLE
-                else "cwd"
-                if event.dfd == AT_FDCWD
-                else f"fd {event.dfd}"
-            )
-            path, certainty = f"<unresolved {where}>/{event.path}".rstrip("/"), UNRESOLVED
+            path, certainty = _unresolved(event.path, event.dfd, event.kind == OPEN_BY_HANDLE), UNRESOLVED
             proc.table.opened(event.fd, None)
         else:
             path, certainty = resolved
@@ -298,8 +291,7 @@ class RunCollector(ProcessTable, RunRecords):
                 : 2 if exchange else 1
             ]
         ):
-            where = "cwd" if dfd == AT_FDCWD else f"fd {dfd}"
-            path, certainty = got or (f"<unresolved {where}>/{name}", UNRESOLVED)
+            path, certainty = got or (_unresolved(name, dfd), UNRESOLVED)
             self.unresolved += certainty == UNRESOLVED
             slot = self._access(proc, path, "write", 0, certainty, via="rename")
             if slot is not None:
@@ -367,3 +359,9 @@ class RunCollector(ProcessTable, RunRecords):
             slots = [slot] if slot is not None else []
         for slot in slots:
             slot.sha256, slot.hash_note, slot.hashed_at = event.sha256, event.hash_note, self._iso(event.ts)
+
+
+def _unresolved(name: str, dfd: int, by_handle: bool = False) -> str:
+    """How a name that could not be made absolute is stored: with what it was relative to."""
+    where = "handle" if by_handle else "cwd" if dfd == AT_FDCWD else f"fd {dfd}"
+    return f"<unresolved {where}>/{name}".rstrip("/")

@@ -24,6 +24,7 @@ once and is filled in by the time ``finish`` returns.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -68,9 +69,8 @@ class _Job:
     must not have changed after ``since`` (the close, or the rename that moved it there)."""
 
     digests: list[DigestEvent]
-    path: str
+    path: str  # or a key starting with NUL, whose note says why it is not read (``_NOTES``)
     since: int
-    replaced: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +80,11 @@ class _Opener:
     uid: int
     start_ns: int
     ts: int
+
+
+def _marker_note(key: str) -> str | None:
+    """Why the file of ``key`` is not hashed, for a key that is not a path (it starts with NUL)."""
+    return _NOTES[key.split(":", 1)[0]] if key.startswith("\0") else None
 
 
 def _fill(digests: list[DigestEvent], sha256: str | None, why: str | None) -> None:
@@ -186,7 +191,7 @@ class WrittenFiles:
                 digest.hash_note = _NOTES[_UNRESOLVED]
                 continue
             self._fresh.add(dst)
-            job = next((j for j in self._queue if j.path == dst and not j.replaced), None)
+            job = next((j for j in self._queue if j.path == dst), None)
             if job is None:
                 gone = self._gone.pop(src, None) if src is not None else None
                 job = _Job(gone.digests if gone is not None else [], dst, event.ts)
@@ -198,29 +203,30 @@ class WrittenFiles:
         """Move what the rename moved; a name it gave another file (wherever that came from) no longer
         leads to the file written under it."""
         given = {new, old} if exchange else {new}
+
+        def key_after(path: str) -> str | None:
+            moved = renamed_path(path, old, new, exchange)
+            return f"{_REPLACED}:{ts}:{path}" if moved is None and path in given else moved
+
         for job in self._queue:
-            moved = renamed_path(job.path, old, new) or (
-                renamed_path(job.path, new, old) if exchange else None
-            )
-            if moved is not None:
-                job.path, job.since = moved, ts
-                self._fresh.add(moved)
-            elif job.path in given:
-                job.replaced = True
+            if (key := key_after(job.path)) is not None:
+                job.path = key
+                if not key.startswith("\0"):
+                    job.since = ts
+                    self._fresh.add(key)
+        self._rekey_open(key_after)
+
+    def _rekey_open(self, key_after: Callable[[str], str | None]) -> None:
+        """Give each written file still open the key ``key_after`` makes of its own (None: kept), in every
+        descriptor table holding it and for its opener."""
         keys: dict[str, str] = {}
         for table in {id(t): t for t in self._tables.values()}.values():
             for fd, entry in table.entries.items():
-                key = renamed_path(entry.path, old, new) or (
-                    renamed_path(entry.path, new, old) if exchange else None
-                )
-                if key is None and entry.path in given:
-                    key = f"{_REPLACED}:{ts}:{entry.path}"
-                if key is not None:
-                    self._fresh.add(key)
+                if (key := keys.get(entry.path) or key_after(entry.path)) is not None:
                     keys[entry.path] = key
                     table.entries[fd] = FdEntry(key, entry.certainty, entry.cloexec)
-        moved_openers = {keys[k]: self._openers.pop(k) for k in keys if k in self._openers}
-        self._openers.update(moved_openers)
+        self._openers.update({keys[k]: self._openers.pop(k) for k in keys if k in self._openers})
+        self._fresh.update(keys.values())
 
     @property
     def full(self) -> bool:
@@ -235,16 +241,13 @@ class WrittenFiles:
     def doubt_batch(self) -> None:
         """The kernel dropped events during this batch (perhaps a chdir or rename before one of its
         events): no name given to a written file in it is hashed."""
+
+        def doubted(path: str) -> str | None:
+            return f"{_DOUBTED}:{path}" if path in self._fresh else None
+
         for job in self._queue:
-            if job.path in self._fresh:
-                job.path = f"{_DOUBTED}:{job.path}"
-        keys: dict[str, str] = {}
-        for table in {id(t): t for t in self._tables.values()}.values():
-            for fd, entry in table.entries.items():
-                if entry.path in self._fresh:
-                    keys[entry.path] = f"{_DOUBTED}:{entry.path}"
-                    table.entries[fd] = FdEntry(keys[entry.path], entry.certainty, entry.cloexec)
-        self._openers.update({keys[k]: self._openers.pop(k) for k in keys if k in self._openers})
+            job.path = doubted(job.path) or job.path
+        self._rekey_open(doubted)
 
     def settle(self) -> None:
         """Hash the files closed since the last batch of events ended.
@@ -257,9 +260,8 @@ class WrittenFiles:
         self._fresh = set()
         gone: dict[str, _Job] = {}
         for job in queue:
-            marker = job.path.split(":", 1)[0]
-            if job.replaced or marker in _NOTES:
-                _fill(job.digests, None, _NOTES[_REPLACED if job.replaced else marker])
+            if (note := _marker_note(job.path)) is not None:
+                _fill(job.digests, None, note)
             elif self._hash(job) == GONE:
                 gone[job.path] = job
         self._gone = gone
@@ -297,10 +299,8 @@ class WrittenFiles:
         for path in paths:
             if self._still_open(path):
                 continue
-            marker = path.split(":", 1)[0]
-            if marker in _NOTES:
-                note = self._note(path, event, _NOTES[marker])
-                if note is not None:
+            if (why := _marker_note(path)) is not None:
+                if (note := self._note(path, event, why)) is not None:
                     out.append(note)
                 continue
             digest = self._note(path, event, None)

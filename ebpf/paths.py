@@ -102,15 +102,16 @@ def fd_link(path: str, pid: int, table: FdTable) -> tuple[bool, Resolved | None]
     return True, joined
 
 
-def renamed_path(path: str, old: str | None, new: str | None) -> str | None:
-    """``path`` after a rename of ``old`` to ``new`` (a directory's moves what lies below it), or None
-    (not moved, or to or from a name not known)."""
+def renamed_path(path: str, old: str | None, new: str | None, exchange: bool = False) -> str | None:
+    """``path`` after a rename of ``old`` to ``new`` (with ``exchange``, a swap of the two), a directory's
+    moving what lies below it; None when not moved, or moved to or from a name not known."""
     if old is None or new is None:
         return None
-    if path == old:
-        return new
-    if path.startswith(old) and path[len(old) : len(old) + 1] == "/":
-        return new + path[len(old) :]
+    for src, dst in ((old, new), (new, old)) if exchange else ((old, new),):
+        if path == src:
+            return dst
+        if path.startswith(src) and path[len(src) : len(src) + 1] == "/":
+            return dst + path[len(src) :]
     return None
 
 
@@ -121,10 +122,9 @@ def follow_rename(
     under its new path from then on, as the kernel's own do; a swap moves both ways. Each table and
     context once, however many processes share it."""
     certainty = weakest(old[1], new[1])
-    moves = [(old[0], new[0]), (new[0], old[0])] if exchange else [(old[0], new[0])]
 
     def moved(path: str) -> str | None:
-        return next((m for a, b in moves if (m := renamed_path(path, a, b)) is not None), None)
+        return renamed_path(path, old[0], new[0], exchange)
 
     for table in {id(t): t for t in tables}.values():
         for fd, entry in list(table.entries.items()):
