@@ -6,7 +6,9 @@ Two workloads, five arms each, interleaved and repeated (median and minimum wall
 * build: ``python3 -m compileall -f -j 2`` of a copy of the system's Python modules (~2,000 files).
 
 Wall time and CPU time (tracer plus traced processes; far steadier on a shared machine) are both
-reported. Arms: untraced; liubai (the same code path as ``liubai trace``: kernel program, ring-buffer decoding,
+reported, as overheads of medians and as paired overheads: the median, over repetitions, of each arm's time
+against the untraced run of the same repetition, so a machine that drifts slower mid-run (a shared host
+does, by 20% and more) moves both sides of each ratio. Arms: untraced; liubai (the same code path as ``liubai trace``: kernel program, ring-buffer decoding,
 sha256 of binaries; decoding and aggregation after the run, BPF compile and store ingest timed separately);
 floor (the same loaded program, the same tracepoints and in-kernel process-tree filter on the workload's root, its
 ring buffer emptied and each event only counted: no decoding, no model, no store; liubai minus floor is the cost
@@ -185,6 +187,16 @@ class _Floor:
         return wall, cpu
 
 
+def _paired(times: dict[str, list[float]]) -> dict[str, float]:
+    """Per arm, the median over repetitions of its time / the untraced time of the same repetition, as a
+    time (x the untraced median) so that ``_overheads`` reads it like a median."""
+    base = statistics.median(times["untraced"])
+    return {
+        arm: base * statistics.median(t / u for t, u in zip(v, times["untraced"], strict=True))
+        for arm, v in times.items()
+    }
+
+
 def _overheads(t: dict[str, float], peers: list[str]) -> dict[str, Any]:
     """Overhead of each traced arm vs untraced (%), and liubai's overhead as a fraction of each peer's."""
     over = {arm: t[arm] / t["untraced"] - 1 for arm in ["liubai", "floor", *peers]}
@@ -207,6 +219,8 @@ def _bench(
     """All arms of each workload, interleaved (order reversed every other repetition)."""
     peers = ["strace"] + (["auditd"] if audit else [])
     for name, argv in _workloads(root, args.storm).items():
+        if name not in args.workloads:
+            continue
         arm_names = ["untraced", "liubai", "floor", *peers]
         times: dict[str, list[float]] = {arm: [] for arm in arm_names}
         cpus: dict[str, list[float]] = {arm: [] for arm in arm_names}
@@ -249,6 +263,8 @@ def _bench(
             # CPU time (tracer + traced) is far less disturbed by other load than wall time
             "cpu_median_s": {k: round(v, 3) for k, v in cpu_med.items()},
             "cpu_median": _overheads(cpu_med, peers),
+            "wall_paired": _overheads(_paired(times), peers),
+            "cpu_paired": _overheads(_paired(cpus), peers),
         }
         wall_over, cpu_over = entry["wall_median"], entry["cpu_median"]
         if audit:
@@ -269,14 +285,14 @@ def _bench(
 
 
 def _table(report: dict[str, Any]) -> str:
-    """Overhead vs untraced, % (wall median / wall min, CPU median) of each arm, floor beside liubai."""
-    rows = ["workload  arm        wall med  wall min   cpu med"]
+    """Overhead vs untraced, % (wall median / wall min, CPU median, paired wall / CPU) of each arm, floor
+    beside liubai."""
+    cols = ["wall_median", "wall_min", "cpu_median", "wall_paired", "cpu_paired"]
+    rows = ["workload  arm        wall med  wall min   cpu med wall pair  cpu pair"]
     for name, w in report["workloads"].items():
         for arm in [a for a in w["median_s"] if a != "untraced"]:
             key = f"{arm}_overhead_pct"
-            rows.append(
-                f"{name:9} {arm:9} {w['wall_median'][key]:9} {w['wall_min'][key]:9} {w['cpu_median'][key]:9}"
-            )
+            rows.append(f"{name:9} {arm:9}" + "".join(f" {w[c][key]:9}" for c in cols))
     return "\n".join(rows)
 
 
@@ -290,6 +306,13 @@ def main() -> int:
     ap.add_argument("--storm", type=int, default=2000, help="processes in the storm workload (>= 2000)")
     ap.add_argument("--reps", type=int, default=5, help="runs per arm (median and minimum reported)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument(
+        "--workloads",
+        nargs="+",
+        choices=["storm", "build"],
+        default=["storm", "build"],
+        help="run only these",
+    )
     args = ap.parse_args()
     problems = preflight()
     if problems or shutil.which("strace") is None:

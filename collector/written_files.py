@@ -7,7 +7,9 @@ digests are what the run left behind. The descriptor model covers only descripto
 shared and copied at fork as the kernel does. A digest is kept only when the file provably did not change
 between the close and the end of hashing (its change time is not after the close, and fstat before and
 after reading agree); otherwise the event says why there is none, never a digest of something else.
-A file rewritten later gets a new digest at its next last close, so the last one stands.
+A file rewritten later gets a new digest at its next last close, so the last one stands; one opened for
+writing again before its batch is hashed gets none for the earlier close (a change time cannot tell a
+write just after a close from one before it).
 
 Renames are followed: most tools write a file aside and rename it into place, so the close is read when
 its name is already gone. Hashing waits for the end of the batch, by when the rename has been read too,
@@ -24,6 +26,7 @@ once and is filled in by the time ``finish`` returns.
 from __future__ import annotations
 
 import os
+from bisect import bisect_left, insort
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -56,6 +59,7 @@ _NOTES = {
     _REPLACED: "a rename gave its name to another file before it could be hashed",
     _DOUBTED: "the kernel dropped events while it was named, so its path is not sure",
 }
+_REOPENED = "it was opened for writing again before it could be hashed"
 QUEUE_MAX = 4096  # closes waiting for the end of a batch; more are hashed at once (bounded memory)
 
 
@@ -69,7 +73,7 @@ class _Job:
     must not have changed after ``since`` (the close, or the rename that moved it there)."""
 
     digests: list[DigestEvent]
-    path: str  # or a key starting with NUL, whose note says why it is not read (``_NOTES``)
+    path: str
     since: int
 
 
@@ -102,7 +106,8 @@ class WrittenFiles:
         self._openers: dict[str, _Opener] = {}  # path -> the last write open of it
         self._pool: ThreadPoolExecutor | None = None
         self._pending: list[Future[None]] = []
-        self._queue: list[_Job] = []  # closed since the last batch ended
+        self._queue: dict[str, _Job] = {}  # path -> the file closed there since the last batch ended
+        self._sorted: list[str] = []  # the queue's paths, sorted: what lies below a directory is a slice
         self._gone: dict[str, _Job] = {}  # found gone at the last settle: perhaps renamed, read next
         self._fresh: set[str] = set()  # names given to written files in this batch (opens, renames)
 
@@ -122,6 +127,8 @@ class WrittenFiles:
             table.opened(event.fd, None)
         out = self._closed([replaced.path] if replaced else [], event)
         key = os_path if os_path is not None else f"{_UNRESOLVED}:{event.pid}:{event.ts}"
+        self._drop_job(key, _REOPENED)
+        self._gone.pop(key, None)  # a file written anew there: not where the one found gone went
         self._fresh.add(key)
         self._openers[key] = _Opener(event.pid, event.tid, event.uid, event.start_ns, event.ts)
         if os_path is not None and os_path.startswith("/dev/") and is_device(os_path):
@@ -191,29 +198,45 @@ class WrittenFiles:
                 digest.hash_note = _NOTES[_UNRESOLVED]
                 continue
             self._fresh.add(dst)
-            job = next((j for j in self._queue if j.path == dst), None)
+            job = self._queue.get(dst)
             if job is None:
                 gone = self._gone.pop(src, None) if src is not None else None
                 job = _Job(gone.digests if gone is not None else [], dst, event.ts)
-                self._queue.append(job)
+                self._enqueue(job)
             job.digests.append(digest)
         return out
 
     def _follow(self, old: str | None, new: str | None, exchange: bool, ts: int) -> None:
         """Move what the rename moved; a name it gave another file (wherever that came from) no longer
-        leads to the file written under it."""
+        leads to the file written under it, nor does any name below a directory it replaced.
+
+        Only the jobs at or below the two names are looked at: a build renames thousands of files while
+        as many wait in the queue."""
         given = {new, old} if exchange else {new}
+        replaced_dir = None if exchange or new is None else new + "/"
+        if not exchange and new is not None:
+            self._gone.pop(new, None)  # what a later rename moves from there is not the file found gone
 
         def key_after(path: str) -> str | None:
             moved = renamed_path(path, old, new, exchange)
-            return f"{_REPLACED}:{ts}:{path}" if moved is None and path in given else moved
+            if moved is None and (path in given or (replaced_dir and path.startswith(replaced_dir))):
+                return f"{_REPLACED}:{ts}:{path}"
+            return moved
 
-        for job in self._queue:
-            if (key := key_after(job.path)) is not None:
-                job.path = key
-                if not key.startswith("\0"):
-                    job.since = ts
-                    self._fresh.add(key)
+        paths = {p for n in (old, new) if n is not None for p in self._queued_at(n)}
+        moved: list[_Job] = []
+        for path in paths:
+            if (key := key_after(path)) is None:
+                continue
+            job = self._dequeue(path)
+            if key.startswith("\0"):
+                _fill(job.digests, None, _marker_note(key))
+            else:
+                job.path, job.since = key, ts
+                self._fresh.add(key)
+                moved.append(job)
+        for job in moved:
+            self._enqueue(job)
         self._rekey_open(key_after)
 
     def _rekey_open(self, key_after: Callable[[str], str | None]) -> None:
@@ -245,8 +268,8 @@ class WrittenFiles:
         def doubted(path: str) -> str | None:
             return f"{_DOUBTED}:{path}" if path in self._fresh else None
 
-        for job in self._queue:
-            job.path = doubted(job.path) or job.path
+        for path in [p for p in self._queue if p in self._fresh]:
+            _fill(self._dequeue(path).digests, None, _NOTES[_DOUBTED])
         self._rekey_open(doubted)
 
     def settle(self) -> None:
@@ -256,15 +279,9 @@ class WrittenFiles:
         up under the name it ends under (a cached lookup), not under a temporary name just renamed away
         (a miss that takes the directory's lock, against the writer's own renames). One found gone is
         kept until the next batch, whose rename of it may still tell where it went."""
-        queue, self._queue = self._queue, []
+        queue, self._queue, self._sorted = self._queue, {}, []
         self._fresh = set()
-        gone: dict[str, _Job] = {}
-        for job in queue:
-            if (note := _marker_note(job.path)) is not None:
-                _fill(job.digests, None, note)
-            elif self._hash(job) == GONE:
-                gone[job.path] = job
-        self._gone = gone
+        self._gone = {path: job for path, job in queue.items() if self._hash(job) == GONE}
 
     def finish(self, last: Event | None) -> list[DigestEvent]:
         """At the end of tracing: hash what is left and wait for the hashing under way; a file whose
@@ -305,9 +322,30 @@ class WrittenFiles:
                 continue
             digest = self._note(path, event, None)
             if digest is not None:
-                self._queue.append(_Job([digest], path, event.ts))
+                self._enqueue(_Job([digest], path, event.ts))
                 out.append(digest)
         return out
+
+    def _enqueue(self, job: _Job) -> None:
+        """Queue ``job`` under its path; a job already there (closed, then written again unseen) cannot
+        be vouched for any more."""
+        self._drop_job(job.path, _REOPENED)
+        self._queue[job.path] = job
+        insort(self._sorted, job.path)
+
+    def _dequeue(self, path: str) -> _Job:
+        del self._sorted[bisect_left(self._sorted, path)]
+        return self._queue.pop(path)
+
+    def _queued_at(self, name: str) -> list[str]:
+        """The queued paths ``name`` or below it (those starting with ``name/`` sort before ``name0``)."""
+        below = self._sorted[bisect_left(self._sorted, name + "/") : bisect_left(self._sorted, name + "0")]
+        return [name, *below] if name in self._queue else below
+
+    def _drop_job(self, path: str, why: str) -> None:
+        """The file queued at ``path`` (if any) is not hashed, for ``why``."""
+        if path in self._queue:
+            _fill(self._dequeue(path).digests, None, why)
 
     def _hash(self, job: _Job) -> str | None:
         """Open the file at once; read a small one here, a large one on the worker thread (reading and

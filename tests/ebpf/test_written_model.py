@@ -262,3 +262,64 @@ def test_a_rename_from_a_name_not_resolved_still_takes_the_name_it_gives(tmp_pat
         "a rename gave its name to another file before it could be hashed",
     )
     assert moved.sha256 == hashlib.sha256(b"someone else's\n").hexdigest()
+
+
+def test_a_file_written_again_before_its_batch_settles_gets_no_digest_of_the_first_write(
+    tmp_path: Path,
+) -> None:
+    """P wrote out and closed it; Q opens it for writing before the batch is hashed. What lies there now
+    may be Q's, and the change time cannot tell within its margin: only Q's close gets a digest."""
+    out = _file(tmp_path, "out", b"second\n")
+    files = WrittenFiles(0)
+    files.opened(*_open(out, 3))
+    (first,) = files.after(_fd(FD_CLOSE, 3))
+    files.opened(*_open(out, 3, pid=2))
+    (second,) = _done(files, files.after(_fd(FD_CLOSE, 3, pid=2)))
+    assert (first.sha256, first.hash_note) == (
+        None,
+        "it was opened for writing again before it could be hashed",
+    )
+    assert (second.sha256, second.opener_pid) == (hashlib.sha256(b"second\n").hexdigest(), 2)
+
+
+def test_a_directory_replaced_by_a_rename_leaves_no_digest_of_what_was_written_below_it(
+    tmp_path: Path,
+) -> None:
+    """dir/f was written and closed, then removed (unlinks are not traced) and another directory renamed
+    over dir: what dir/f names now is the other directory's file, never the one written."""
+    (tmp_path / "dir").mkdir()
+    files = WrittenFiles(0)
+    files.opened(*_open(tmp_path / "dir" / "f", 3))
+    (written,) = files.after(_fd(FD_CLOSE, 3))
+    (tmp_path / "dir").rmdir()
+    (tmp_path / "other").mkdir()
+    _file(tmp_path / "other", "f", b"not written by the run\n")
+    (tmp_path / "other").rename(tmp_path / "dir")
+    _renamed(files, tmp_path / "other", tmp_path / "dir")
+    _done(files, [])
+    assert (written.sha256, written.hash_note) == (
+        None,
+        "a rename gave its name to another file before it could be hashed",
+    )
+
+
+def test_a_name_reused_after_its_file_was_found_gone_does_not_take_the_gone_files_digests(
+    tmp_path: Path,
+) -> None:
+    """P's out was gone when its batch was hashed (removed, unseen). Another file is then written or
+    renamed to out and moved on: what it holds is not P's, so P's write keeps its 'gone' note."""
+    gone = "the file was gone before it could be hashed"
+    for reuse in ("write", "rename"):
+        out, final = tmp_path / f"out-{reuse}", _file(tmp_path, f"final-{reuse}", b"someone else's\n")
+        files = WrittenFiles(0)
+        files.opened(*_open(out, 3))
+        (written,) = files.after(_fd(FD_CLOSE, 3))
+        files.settle()  # out is not there
+        assert written.hash_note == gone
+        if reuse == "write":
+            files.opened(*_open(out, 4, pid=2))  # still open when it is renamed on
+        else:
+            _renamed(files, tmp_path / "elsewhere", out, ts=LATER + 4)
+        _renamed(files, out, final, pid=2)
+        _done(files, [])
+        assert (written.sha256, written.hash_note) == (None, gone), reuse
