@@ -11,6 +11,10 @@ import stat
 __all__ = ["CTIME_MARGIN_NS", "GONE", "INLINE_MAX", "digest_open_file", "is_device", "open_closed_file"]
 
 CTIME_MARGIN_NS = 20_000_000  # change times come from a coarse clock (a tick behind the event clock)
+# A change time later than the close by more than this is a change after it. Only the reading of the two
+# clocks apart (microseconds, the offset being read at each batch) can put a write before the close after
+# it: a coarse change time lags, never leads. A wider margin would vouch for writes just after the close.
+CLOSE_SLACK_NS = 1_000_000
 GONE = "the file was gone before it could be hashed"
 INLINE_MAX = 256 << 10  # hashed on the reader's own thread up to this size (a hand-off costs more)
 _CHUNK = 1 << 20
@@ -42,7 +46,7 @@ def open_closed_file(path: str, closed_boot_ns: int, boot_offset_ns: int) -> tup
     why = None
     if (before.st_dev, before.st_ino) != (named.st_dev, named.st_ino) or not stat.S_ISREG(before.st_mode):
         why = "the file was replaced while it was being hashed"
-    elif before.st_ctime_ns > closed_boot_ns + boot_offset_ns + CTIME_MARGIN_NS:
+    elif before.st_ctime_ns > closed_boot_ns + boot_offset_ns + CLOSE_SLACK_NS:
         why = "the file changed after its writer closed it, before it could be hashed"
     if why is not None:
         os.close(fd)

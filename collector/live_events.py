@@ -220,7 +220,7 @@ class LiveEvents(LiveReads):
             self._following = False
             self._cwd.clear()
             self.written.doubt_batch()
-        self.written.settle()
+        self.written.settle(procfs.boot_offset_ns())  # the wall clock may have been slewed since the start
 
     def _plain_path(self, pid: int, os_path: str | None, dfd: int) -> str | None:
         """``os_path`` of a written file as this host names it, when it is plain (no ``..``) and absolute

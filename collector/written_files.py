@@ -26,12 +26,12 @@ once and is filled in by the time ``finish`` returns.
 from __future__ import annotations
 
 import os
-from bisect import bisect_left, insort
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from liubai.collector.closed_file import GONE, INLINE_MAX, digest_open_file, is_device, open_closed_file
+from liubai.collector.digest_jobs import REOPENED, DigestJobs, Job, fill
 from liubai.ebpf.descriptors import CLONE_FILES, O_CLOEXEC, FdEntry, FdTable, apply_fd_event
 from liubai.ebpf.events import (
     FD_CLOSE,
@@ -59,22 +59,14 @@ _NOTES = {
     _REPLACED: "a rename gave its name to another file before it could be hashed",
     _DOUBTED: "the kernel dropped events while it was named, so its path is not sure",
 }
-_REOPENED = "it was opened for writing again before it could be hashed"
+_LATE = "seen only after it was hashed, {} (so the digest may be of that)"
+_LATE_OPEN = _LATE.format("a write open of it came")
+_LATE_RENAME = _LATE.format("a rename gave its name to another file")
 QUEUE_MAX = 4096  # closes waiting for the end of a batch; more are hashed at once (bounded memory)
 
 
 def is_write_open(flags: int) -> bool:
     return bool(flags & _WRITE_FLAGS)
-
-
-@dataclass(slots=True)
-class _Job:
-    """Closed files waiting for the end of the batch: the digests one read of ``path`` fills. The file
-    must not have changed after ``since`` (the close, or the rename that moved it there)."""
-
-    digests: list[DigestEvent]
-    path: str
-    since: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +83,6 @@ def _marker_note(key: str) -> str | None:
     return _NOTES[key.split(":", 1)[0]] if key.startswith("\0") else None
 
 
-def _fill(digests: list[DigestEvent], sha256: str | None, why: str | None) -> None:
-    for digest in digests:
-        digest.sha256, digest.hash_note = sha256, why
-
-
 class WrittenFiles:
     """The descriptors of a run that refer to files opened for writing, and the digests their last
     closes call for. Paths are the OS's own str (what ``open`` needs)."""
@@ -106,9 +93,8 @@ class WrittenFiles:
         self._openers: dict[str, _Opener] = {}  # path -> the last write open of it
         self._pool: ThreadPoolExecutor | None = None
         self._pending: list[Future[None]] = []
-        self._queue: dict[str, _Job] = {}  # path -> the file closed there since the last batch ended
-        self._sorted: list[str] = []  # the queue's paths, sorted: what lies below a directory is a slice
-        self._gone: dict[str, _Job] = {}  # found gone at the last settle: perhaps renamed, read next
+        self._jobs = DigestJobs()  # closed since the last batch ended, and read at its end
+        self._gone: dict[str, Job] = {}  # found gone at the last settle: perhaps renamed, read next
         self._fresh: set[str] = set()  # names given to written files in this batch (opens, renames)
 
     def tracks(self, pid: int) -> bool:
@@ -127,7 +113,8 @@ class WrittenFiles:
             table.opened(event.fd, None)
         out = self._closed([replaced.path] if replaced else [], event)
         key = os_path if os_path is not None else f"{_UNRESOLVED}:{event.pid}:{event.ts}"
-        self._drop_job(key, _REOPENED)
+        self._jobs.drop(key, REOPENED)
+        self._jobs.withdraw([key], _LATE_OPEN)
         self._gone.pop(key, None)  # a file written anew there: not where the one found gone went
         self._fresh.add(key)
         self._openers[key] = _Opener(event.pid, event.tid, event.uid, event.start_ns, event.ts)
@@ -198,11 +185,11 @@ class WrittenFiles:
                 digest.hash_note = _NOTES[_UNRESOLVED]
                 continue
             self._fresh.add(dst)
-            job = self._queue.get(dst)
+            job = self._jobs.waiting.get(dst)
             if job is None:
                 gone = self._gone.pop(src, None) if src is not None else None
-                job = _Job(gone.digests if gone is not None else [], dst, event.ts)
-                self._enqueue(job)
+                job = Job(gone.digests if gone is not None else [], dst, event.ts)
+                self._jobs.enqueue(job)
             job.digests.append(digest)
         return out
 
@@ -216,6 +203,8 @@ class WrittenFiles:
         replaced_dir = None if exchange or new is None else new + "/"
         if not exchange and new is not None:
             self._gone.pop(new, None)  # what a later rename moves from there is not the file found gone
+        hashed = self._jobs.hashed
+        self._jobs.withdraw([p for n in given if n is not None for p in hashed.at_or_below(n)], _LATE_RENAME)
 
         def key_after(path: str) -> str | None:
             moved = renamed_path(path, old, new, exchange)
@@ -223,20 +212,20 @@ class WrittenFiles:
                 return f"{_REPLACED}:{ts}:{path}"
             return moved
 
-        paths = {p for n in (old, new) if n is not None for p in self._queued_at(n)}
-        moved: list[_Job] = []
+        paths = {p for n in (old, new) if n is not None for p in self._jobs.waiting.at_or_below(n)}
+        moved: list[Job] = []
         for path in paths:
             if (key := key_after(path)) is None:
                 continue
-            job = self._dequeue(path)
+            job = self._jobs.waiting.pop(path)
             if key.startswith("\0"):
-                _fill(job.digests, None, _marker_note(key))
+                fill(job.digests, None, _marker_note(key))
             else:
                 job.path, job.since = key, ts
                 self._fresh.add(key)
                 moved.append(job)
         for job in moved:
-            self._enqueue(job)
+            self._jobs.enqueue(job)
         self._rekey_open(key_after)
 
     def _rekey_open(self, key_after: Callable[[str], str | None]) -> None:
@@ -254,12 +243,12 @@ class WrittenFiles:
     @property
     def full(self) -> bool:
         """Whether so many closes wait that the batch should be settled now (bounded memory)."""
-        return len(self._queue) > QUEUE_MAX
+        return len(self._jobs.waiting) > QUEUE_MAX
 
     @property
     def busy(self) -> bool:
         """Whether this batch named written files or closed some (``settle`` has work)."""
-        return bool(self._queue or self._fresh)
+        return bool(self._jobs.waiting or self._fresh)
 
     def doubt_batch(self) -> None:
         """The kernel dropped events during this batch (perhaps a chdir or rename before one of its
@@ -268,20 +257,28 @@ class WrittenFiles:
         def doubted(path: str) -> str | None:
             return f"{_DOUBTED}:{path}" if path in self._fresh else None
 
-        for path in [p for p in self._queue if p in self._fresh]:
-            _fill(self._dequeue(path).digests, None, _NOTES[_DOUBTED])
+        for path in [p for p in self._jobs.waiting if p in self._fresh]:
+            fill(self._jobs.waiting.pop(path).digests, None, _NOTES[_DOUBTED])
         self._rekey_open(doubted)
 
-    def settle(self) -> None:
-        """Hash the files closed since the last batch of events ended.
+    def settle(self, boot_offset_ns: int | None = None) -> None:
+        """Hash the files closed since the last batch of events ended (``boot_offset_ns``: the clocks'
+        offset now, if read anew).
 
         Deferred this far so that a rename read in the same batch is applied first: the file is looked
         up under the name it ends under (a cached lookup), not under a temporary name just renamed away
         (a miss that takes the directory's lock, against the writer's own renames). One found gone is
         kept until the next batch, whose rename of it may still tell where it went."""
-        queue, self._queue, self._sorted = self._queue, {}, []
-        self._fresh = set()
-        self._gone = {path: job for path, job in queue.items() if self._hash(job) == GONE}
+        if boot_offset_ns is not None:
+            self.boot_offset_ns = boot_offset_ns
+        self._fresh, self._gone = set(), {}
+        hashed: dict[str, Job] = {}
+        for path, job in self._jobs.take().items():
+            if (why := self._hash(job)) is None:
+                hashed[path] = job
+            elif why == GONE:
+                self._gone[path] = job
+        self._jobs.read(hashed)
 
     def finish(self, last: Event | None) -> list[DigestEvent]:
         """At the end of tracing: hash what is left and wait for the hashing under way; a file whose
@@ -296,6 +293,7 @@ class WrittenFiles:
         for future in self._pending:
             future.result()
         self._pending.clear()
+        self._jobs.withdraw_again()
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
@@ -322,41 +320,20 @@ class WrittenFiles:
                 continue
             digest = self._note(path, event, None)
             if digest is not None:
-                self._enqueue(_Job([digest], path, event.ts))
+                self._jobs.enqueue(Job([digest], path, event.ts))
                 out.append(digest)
         return out
 
-    def _enqueue(self, job: _Job) -> None:
-        """Queue ``job`` under its path; a job already there (closed, then written again unseen) cannot
-        be vouched for any more."""
-        self._drop_job(job.path, _REOPENED)
-        self._queue[job.path] = job
-        insort(self._sorted, job.path)
-
-    def _dequeue(self, path: str) -> _Job:
-        del self._sorted[bisect_left(self._sorted, path)]
-        return self._queue.pop(path)
-
-    def _queued_at(self, name: str) -> list[str]:
-        """The queued paths ``name`` or below it (those starting with ``name/`` sort before ``name0``)."""
-        below = self._sorted[bisect_left(self._sorted, name + "/") : bisect_left(self._sorted, name + "0")]
-        return [name, *below] if name in self._queue else below
-
-    def _drop_job(self, path: str, why: str) -> None:
-        """The file queued at ``path`` (if any) is not hashed, for ``why``."""
-        if path in self._queue:
-            _fill(self._dequeue(path).digests, None, why)
-
-    def _hash(self, job: _Job) -> str | None:
+    def _hash(self, job: Job) -> str | None:
         """Open the file at once; read a small one here, a large one on the worker thread (reading and
         hashing release the GIL, so a large output does not hold up the reading of kernel events).
         Why there is no digest, where that is known at once."""
         opened = open_closed_file(job.path, job.since, self.boot_offset_ns)
         if isinstance(opened, str):
-            _fill(job.digests, None, opened)
+            fill(job.digests, None, opened)
             return opened
         if opened[1].st_size <= INLINE_MAX:
-            _fill(job.digests, *digest_open_file(*opened))
+            fill(job.digests, *digest_open_file(*opened))
             return job.digests[0].hash_note
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="liubai-hash")
@@ -365,7 +342,7 @@ class WrittenFiles:
 
     @staticmethod
     def _fill_later(digests: list[DigestEvent], fd: int, before: os.stat_result) -> None:
-        _fill(digests, *digest_open_file(fd, before))
+        fill(digests, *digest_open_file(fd, before))
 
     def _note(self, path: str, event: Event | None, why: str | None) -> DigestEvent | None:
         opener = self._openers.pop(path, None)

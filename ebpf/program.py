@@ -5,10 +5,11 @@ Kept pure (no bcc import) so the rendered program can be checked on machines wit
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from importlib import resources
 
-__all__ = ["ARGS_PER_CALL", "ProgramOptions", "load_source", "render_program"]
+__all__ = ["ARGS_PER_CALL", "ProgramOptions", "load_source", "render_program", "wakeup_bytes_for"]
 
 ARGS_PER_CALL = 16  # arguments one BPF program reads before tail-calling the next (the verifier's limit)
 CGROUP_PATH_LEN = 512  # a cgroup path in node mode's cgroup events (a kubelet's run to about 200 bytes)
@@ -24,7 +25,9 @@ class ProgramOptions:
     path_len: int = 4096  # PATH_MAX: a path the kernel accepted always fits
     ringbuf_pages: int = 1024
     max_procs: int = 32768
-    wakeup_events: int = 64  # each CPU wakes the reader every this many events (else: its poll timeout)
+    # each CPU wakes the reader once it has sent this many bytes (and at each exec; else the poll timeout
+    # paces reading); 0: an eighth of the buffer shared by the CPUs, so all together fill half of it
+    wakeup_bytes: int = 0
     node: bool = False  # node mode: processes of pod cgroups join the tree on their own (no root pid)
     node_levels: int = 8  # cgroup depths searched for a pod root above a task's cgroup
 
@@ -40,8 +43,8 @@ class ProgramOptions:
         pages = self.ringbuf_pages
         if pages < 1 or pages & (pages - 1):
             raise ValueError(f"ringbuf_pages must be a power of two, got {pages}")
-        if not 1 <= self.wakeup_events <= 4096:
-            raise ValueError(f"wakeup_events must be within 1..4096, got {self.wakeup_events}")
+        if not 0 <= self.wakeup_bytes <= pages * 4096 // 2:
+            raise ValueError(f"wakeup_bytes must be within 0..half the ring buffer, got {self.wakeup_bytes}")
         if not 1 <= self.node_levels <= 16:
             raise ValueError(f"node_levels must be within 1..16, got {self.node_levels}")
         if self.max_procs < 16:
@@ -54,6 +57,13 @@ class ProgramOptions:
             raise ValueError("path_len + args_buf + arg_len exceed the 32 KiB of one per-CPU slot")
         if largest > pages * 4096 // 4:
             raise ValueError("ring buffer too small for one exec event: raise ringbuf_pages")
+
+
+def wakeup_bytes_for(ringbuf_pages: int, cpus: int | None = None) -> int:
+    """Bytes each CPU sends before waking the reader: together, at most half the buffer (the other half
+    takes what comes while the reader wakes), and never above an eighth of it (~500 KB on two CPUs)."""
+    n = cpus or os.cpu_count() or 1
+    return max(4096, ringbuf_pages * 4096 // (2 * max(n, 4)))
 
 
 def load_source() -> str:
@@ -73,7 +83,7 @@ def render_program(options: ProgramOptions | None = None) -> str:
         "PATH_LEN": opts.path_len,
         "RINGBUF_PAGES": opts.ringbuf_pages,
         "MAX_PROCS": opts.max_procs,
-        "WAKEUP_EVENTS": opts.wakeup_events,
+        "WAKEUP_BYTES": opts.wakeup_bytes or wakeup_bytes_for(opts.ringbuf_pages),
         "NODE_MODE": int(opts.node),
         "NODE_LEVELS": opts.node_levels,
         "CGROUP_PATH_LEN": CGROUP_PATH_LEN,

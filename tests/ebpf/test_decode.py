@@ -28,7 +28,7 @@ from liubai.ebpf.events import (
     RenameEvent,
 )
 from liubai.ebpf.procfs import clock_boot_ns
-from liubai.ebpf.program import ProgramOptions, load_source, render_program
+from liubai.ebpf.program import ProgramOptions, load_source, render_program, wakeup_bytes_for
 from liubai.lineage.records import FileAccessRecord, ProcessRecord, RunRecord
 from tests.ebpf.recordings import PROCESS, RUN_HEADER
 
@@ -187,7 +187,7 @@ def test_resolve_path(path: str, base: str | None, expected: str | None) -> None
 def test_render_program_defines_sizes_and_keeps_the_source() -> None:
     text = render_program(
         ProgramOptions(
-            max_args=8, arg_len=64, path_len=512, ringbuf_pages=256, max_procs=1024, wakeup_events=32
+            max_args=8, arg_len=64, path_len=512, ringbuf_pages=256, max_procs=1024, wakeup_bytes=8192
         )
     )
     head = text.splitlines()[:8]
@@ -199,7 +199,7 @@ def test_render_program_defines_sizes_and_keeps_the_source() -> None:
         "#define PATH_LEN 512",
         "#define RINGBUF_PAGES 256",
         "#define MAX_PROCS 1024",
-        "#define WAKEUP_EVENTS 32",
+        "#define WAKEUP_BYTES 8192",
     ]
     assert text.endswith(load_source())
     for tracepoint in (
@@ -216,6 +216,17 @@ def test_render_program_defines_sizes_and_keeps_the_source() -> None:
     assert "BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES)" in text
 
 
+def test_the_reader_is_woken_before_the_cpus_together_fill_half_the_buffer() -> None:
+    """By default each CPU wakes the reader after its share of half the ring buffer (an eighth at most):
+    with every CPU one event short of waking it, half the buffer is still free."""
+    buffer = 1024 * 4096
+    for cpus in (1, 2, 4, 64, 512):
+        each = wakeup_bytes_for(1024, cpus)
+        assert cpus * each <= buffer // 2 or each == 4096
+        assert each <= buffer // 8
+    assert "#define WAKEUP_BYTES 524288\n" in render_program(ProgramOptions(wakeup_bytes=524288))
+
+
 @pytest.mark.parametrize(
     "opts, needle",
     [
@@ -225,6 +236,7 @@ def test_render_program_defines_sizes_and_keeps_the_source() -> None:
         (ProgramOptions(ringbuf_pages=16), "ring buffer too small"),
         (ProgramOptions(args_buf=1000), "args_buf"),
         (ProgramOptions(args_buf=32768), "32 KiB"),
+        (ProgramOptions(wakeup_bytes=1024 * 4096), "wakeup_bytes"),
     ],
 )
 def test_render_program_refuses_unusable_sizes(opts: ProgramOptions, needle: str) -> None:

@@ -218,26 +218,27 @@ def test_a_rename_to_a_name_not_resolved_says_so(tmp_path: Path) -> None:
 def test_names_resolved_in_a_batch_with_dropped_events_are_not_hashed(tmp_path: Path) -> None:
     """The kernel's drop count is read at the end of each batch: a batch it rose in may have lost a chdir
     before one of its opens, so a relative name resolved in it is not trusted, nor hashed."""
-    rel = _file(tmp_path, "rel", b"x\n")
+    rel, _ = _file(tmp_path, "rel", b"x\n"), _file(tmp_path, "rel2", b"y\n")
     lost = [0]
     live = LiveEvents(EventDecoder(), lost=lambda: lost[0], hash_written=True)
     live.start_at(1, str(tmp_path))
     later = clock_boot_ns() + 10**9
 
-    def raw_open(fd: int) -> bytes:
+    def raw_open(fd: int, name: bytes) -> bytes:
         return (
             HDR.pack(5, 1, 1, 0, later, 10)
             + struct.pack("<iiII", fd, -100, O_WRONLY_CREAT_TRUNC, 0)
-            + b"rel\0"
+            + name
+            + b"\0"
         )
 
     def raw_close(fd: int) -> bytes:
         return HDR.pack(8, 1, 1, 0, later + 1, 10) + struct.pack("<IiiIII", FD_CLOSE, fd, -1, 0, 0, 0)
 
-    live(raw_open(3))
+    live(raw_open(3, b"rel"))
     live(raw_close(3))
     live.settle()
-    live(raw_open(4))
+    live(raw_open(4, b"rel2"))
     live(raw_close(4))
     lost[0] = 1  # a drop during the second batch
     live.settle()
@@ -323,3 +324,47 @@ def test_a_name_reused_after_its_file_was_found_gone_does_not_take_the_gone_file
         _renamed(files, out, final, pid=2)
         _done(files, [])
         assert (written.sha256, written.hash_note) == (None, gone), reuse
+
+
+def test_a_write_open_or_rename_read_after_the_hashing_withdraws_the_digest_it_may_predate(
+    tmp_path: Path,
+) -> None:
+    """An event's time is its syscall's exit, and it is read in a later batch: a write open (it may
+    truncate, and writes follow at once) or a rename read after a file was hashed may have changed it
+    before the reading. The digest is withdrawn; the file is hashed again at the later close or rename."""
+    opened, renamed = _file(tmp_path, "opened", b"new\n"), _file(tmp_path, "renamed", b"other\n")
+    files = WrittenFiles(0)
+    files.opened(*_open(opened, 3))
+    files.opened(*_open(renamed, 4))
+    first_opened, first_renamed = files.after(_fd(FD_CLOSE, 3)) + files.after(_fd(FD_CLOSE, 4))
+    files.settle()
+    assert first_opened.sha256 and first_renamed.sha256  # read, as far as this batch tells
+    files.opened(*_open(opened, 3, pid=2))
+    (moved,) = _renamed(files, tmp_path / "elsewhere", renamed, pid=2)
+    (second_opened,) = _done(files, files.after(_fd(FD_CLOSE, 3, pid=2)))
+    assert (first_opened.sha256, first_opened.hash_note) == (
+        None,
+        "seen only after it was hashed, a write open of it came (so the digest may be of that)",
+    )
+    assert (first_renamed.sha256, first_renamed.hash_note) == (
+        None,
+        "seen only after it was hashed, a rename gave its name to another file (so the digest may be of that)",
+    )
+    assert second_opened.sha256 == hashlib.sha256(b"new\n").hexdigest()
+    assert moved.sha256 == hashlib.sha256(b"other\n").hexdigest()
+
+
+def test_a_change_time_even_a_few_milliseconds_after_the_close_is_a_change(tmp_path: Path) -> None:
+    """A change time, from a coarse clock, lags the event clock, never leads it: one 2 ms after the close
+    is a write after it, and no digest vouches for it."""
+    for after_ms, hashed in ((2, False), (0, True)):
+        out = _file(tmp_path, f"out-{after_ms}", b"late write\n")
+        changed_at = out.stat().st_ctime_ns
+        files = WrittenFiles(changed_at - after_ms * 1_000_000 - (LATER + 1))  # the close's wall time
+        files.opened(*_open(out, 3))
+        (digest,) = _done(files, files.after(_fd(FD_CLOSE, 3)))
+        assert (digest.sha256 is not None) is hashed, after_ms
+        if not hashed:
+            assert (
+                digest.hash_note == "the file changed after its writer closed it, before it could be hashed"
+            )
