@@ -116,11 +116,11 @@ class WrittenFiles:
         self._jobs.drop(key, REOPENED)
         self._jobs.withdraw([key], _LATE_OPEN)
         self._gone.pop(key, None)  # a file written anew there: not where the one found gone went
-        self._fresh.add(key)
         self._openers[key] = _Opener(event.pid, event.tid, event.uid, event.start_ns, event.ts)
         if os_path is not None and os_path.startswith("/dev/") and is_device(os_path):
-            note = self._note(key, event, "not a regular file")
+            note = self._note(key, event, "not a regular file")  # nothing to settle (no drop check)
             return out if note is None else [*out, note]
+        self._fresh.add(key)
         if table is None:
             table = self._tables[event.pid] = FdTable()
         table.opened(event.fd, FdEntry(key, cloexec=bool(event.flags & O_CLOEXEC)))

@@ -18,8 +18,8 @@
 // the v2 hierarchy (pure cgroup v1), user space sets `node_probe` and every untracked exec sends a
 // probe for /proc to decide; those processes are tracked from that moment on.
 //
-// Expected defines: MAX_ARGS, ARG_LEN, ARGS_BUF, ARGS_PER_CALL, PATH_LEN, RINGBUF_PAGES, MAX_PROCS, WAKEUP_BYTES,
-// NODE_MODE, NODE_LEVELS, CGROUP_PATH_LEN.
+// Expected defines: MAX_ARGS, ARG_LEN, ARGS_BUF, ARGS_PER_CALL, PATH_LEN, RINGBUF_PAGES, MAX_PROCS,
+// WAKEUP_BYTES, EXEC_WAKEUP_NS, NODE_MODE, NODE_LEVELS, CGROUP_PATH_LEN.
 
 #include <linux/capability.h>  // the capset tracepoint's argument types
 
@@ -255,7 +255,11 @@ BPF_PERCPU_ARRAY(scratch_exec, struct exec_ev, 1);
 BPF_PERCPU_ARRAY(scratch_args, struct exec_args_ev, 1);
 BPF_PERCPU_ARRAY(scratch_chdir, struct chdir_ev, 1);
 BPF_PERCPU_ARRAY(lost, u64, 2);
-BPF_PERCPU_ARRAY(since_wakeup, u64, 1);
+struct wakeup_t {
+    u64 bytes;  // sent since this CPU last woke the reader
+    u64 at;     // when it did (boot clock)
+};
+BPF_PERCPU_ARRAY(since_wakeup, struct wakeup_t, 1);
 BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
 
 static __always_inline void count_lost(int which) {
@@ -267,25 +271,32 @@ static __always_inline void count_lost(int which) {
 
 // Waking the reader for every event costs a context switch per event; instead the reader polls on a
 // short timeout and each CPU wakes it only once it has sent WAKEUP_BYTES since its last wakeup (a share of
-// the buffer, so a burst never fills it), and at each exec: /proc is read while the process still lives.
+// the buffer, so a burst never fills it), or at an exec when it has not woken it for EXEC_WAKEUP_NS: /proc
+// is best read while the process lives, but a storm of execs must not wake the reader for each one.
 // Large batches cost the reader far less per event than many small ones (one cache-warm pass each).
 static __always_inline u64 wake_flags(u64 size) {
     u32 key = 0;
-    u64 *n = since_wakeup.lookup(&key);
-    if (!n)
+    struct wakeup_t *w = since_wakeup.lookup(&key);
+    if (!w)
         return 0;
-    *n += size;
-    if (*n < WAKEUP_BYTES)
+    w->bytes += size;
+    if (w->bytes < WAKEUP_BYTES)
         return BPF_RB_NO_WAKEUP;
-    *n = 0;
+    w->bytes = 0;
+    w->at = bpf_ktime_get_boot_ns();
     return BPF_RB_FORCE_WAKEUP;
 }
 
-static __always_inline u64 wake_now(void) {
+static __always_inline u64 wake_for_exec(u64 size) {
     u32 key = 0;
-    u64 *n = since_wakeup.lookup(&key);
-    if (n)
-        *n = 0;
+    struct wakeup_t *w = since_wakeup.lookup(&key);
+    if (!w)
+        return 0;
+    u64 now = bpf_ktime_get_boot_ns();
+    if (now - w->at < EXEC_WAKEUP_NS)
+        return wake_flags(size);
+    w->bytes = 0;
+    w->at = now;
     return BPF_RB_FORCE_WAKEUP;
 }
 
@@ -476,7 +487,7 @@ TRACEPOINT_PROBE(sched, sched_process_exec) {
     long n = bpf_probe_read_kernel_str(&e->filename, sizeof(e->filename), (void *)args + loc);
     u64 size = offsetof(struct exec_ev, filename) + str_used(n, PATH_LEN);
     size = bounded(size, sizeof(struct exec_ev));
-    if (events.ringbuf_output(e, size, wake_now()) != 0)
+    if (events.ringbuf_output(e, size, wake_for_exec(size)) != 0)
         count_lost(LOST_RINGBUF);
     return 0;
 }

@@ -25,9 +25,10 @@ class ProgramOptions:
     path_len: int = 4096  # PATH_MAX: a path the kernel accepted always fits
     ringbuf_pages: int = 1024
     max_procs: int = 32768
-    # each CPU wakes the reader once it has sent this many bytes (and at each exec; else the poll timeout
-    # paces reading); 0: an eighth of the buffer shared by the CPUs, so all together fill half of it
+    # each CPU wakes the reader once it has sent this many bytes (else the poll timeout paces reading);
+    # 0: a share of half the buffer (an eighth at most). And at an exec, if it has not for exec_wakeup_ms.
     wakeup_bytes: int = 0
+    exec_wakeup_ms: int = 2
     node: bool = False  # node mode: processes of pod cgroups join the tree on their own (no root pid)
     node_levels: int = 8  # cgroup depths searched for a pod root above a task's cgroup
 
@@ -43,6 +44,8 @@ class ProgramOptions:
         pages = self.ringbuf_pages
         if pages < 1 or pages & (pages - 1):
             raise ValueError(f"ringbuf_pages must be a power of two, got {pages}")
+        if not 0 <= self.exec_wakeup_ms <= 1000:
+            raise ValueError(f"exec_wakeup_ms must be within 0..1000, got {self.exec_wakeup_ms}")
         if not 0 <= self.wakeup_bytes <= pages * 4096 // 2:
             raise ValueError(f"wakeup_bytes must be within 0..half the ring buffer, got {self.wakeup_bytes}")
         if not 1 <= self.node_levels <= 16:
@@ -84,6 +87,7 @@ def render_program(options: ProgramOptions | None = None) -> str:
         "RINGBUF_PAGES": opts.ringbuf_pages,
         "MAX_PROCS": opts.max_procs,
         "WAKEUP_BYTES": opts.wakeup_bytes or wakeup_bytes_for(opts.ringbuf_pages),
+        "EXEC_WAKEUP_NS": opts.exec_wakeup_ms * 1_000_000,
         "NODE_MODE": int(opts.node),
         "NODE_LEVELS": opts.node_levels,
         "CGROUP_PATH_LEN": CGROUP_PATH_LEN,
