@@ -19,7 +19,7 @@
 // probe for /proc to decide; those processes are tracked from that moment on.
 //
 // Expected defines: MAX_ARGS, ARG_LEN, ARGS_BUF, ARGS_PER_CALL, PATH_LEN, RINGBUF_PAGES, MAX_PROCS,
-// WAKEUP_BYTES, EXEC_WAKEUP_NS, NODE_MODE, NODE_LEVELS, CGROUP_PATH_LEN.
+// WAKEUP_AFTER, EXEC_WAKEUP_NS, NODE_MODE, NODE_LEVELS, CGROUP_PATH_LEN.
 
 #include <linux/capability.h>  // the capset tracepoint's argument types
 
@@ -256,7 +256,7 @@ BPF_PERCPU_ARRAY(scratch_args, struct exec_args_ev, 1);
 BPF_PERCPU_ARRAY(scratch_chdir, struct chdir_ev, 1);
 BPF_PERCPU_ARRAY(lost, u64, 2);
 struct wakeup_t {
-    u64 bytes;  // sent since this CPU last woke the reader
+    u64 bytes;  // sent since this CPU last woke the reader (node mode: events)
     u64 at;     // when it did (boot clock)
 };
 BPF_PERCPU_ARRAY(since_wakeup, struct wakeup_t, 1);
@@ -270,17 +270,24 @@ static __always_inline void count_lost(int which) {
 }
 
 // Waking the reader for every event costs a context switch per event; instead the reader polls on a
-// short timeout and each CPU wakes it only once it has sent WAKEUP_BYTES since its last wakeup (a share of
-// the buffer, so a burst never fills it), or at an exec when it has not woken it for EXEC_WAKEUP_NS: /proc
-// is best read while the process lives, but a storm of execs must not wake the reader for each one.
-// Large batches cost the reader far less per event than many small ones (one cache-warm pass each).
+// short timeout and each CPU wakes it only once it has sent WAKEUP_AFTER bytes since its last wakeup (a
+// share of the buffer, so a burst never fills it), or at an exec when it has not woken it for
+// EXEC_WAKEUP_NS: /proc is best read while the process lives, but a storm of execs must not wake the
+// reader for each one. Large batches cost the reader far less per event than many small ones. Node mode
+// counts events instead (WAKEUP_AFTER of them), as the agent was measured with.
+#if NODE_MODE
+#define WAKEUP_COST(size) 1
+#else
+#define WAKEUP_COST(size) (size)
+#endif
+
 static __always_inline u64 wake_flags(u64 size) {
     u32 key = 0;
     struct wakeup_t *w = since_wakeup.lookup(&key);
     if (!w)
         return 0;
-    w->bytes += size;
-    if (w->bytes < WAKEUP_BYTES)
+    w->bytes += WAKEUP_COST(size);
+    if (w->bytes < WAKEUP_AFTER)
         return BPF_RB_NO_WAKEUP;
     w->bytes = 0;
     w->at = bpf_ktime_get_boot_ns();
@@ -288,6 +295,9 @@ static __always_inline u64 wake_flags(u64 size) {
 }
 
 static __always_inline u64 wake_for_exec(u64 size) {
+#if NODE_MODE
+    return wake_flags(size);
+#else
     u32 key = 0;
     struct wakeup_t *w = since_wakeup.lookup(&key);
     if (!w)
@@ -298,6 +308,7 @@ static __always_inline u64 wake_for_exec(u64 size) {
     w->bytes = 0;
     w->at = now;
     return BPF_RB_FORCE_WAKEUP;
+#endif
 }
 
 // The tracked process of the current task (NULL: outside the tree); fills pid/tid.

@@ -29,6 +29,7 @@ class ProgramOptions:
     # 0: a share of half the buffer (an eighth at most). And at an exec, if it has not for exec_wakeup_ms.
     wakeup_bytes: int = 0
     exec_wakeup_ms: int = 10
+    wakeup_events: int = 64  # node mode instead: every this many events per CPU (as the agent was measured)
     node: bool = False  # node mode: processes of pod cgroups join the tree on their own (no root pid)
     node_levels: int = 8  # cgroup depths searched for a pod root above a task's cgroup
 
@@ -46,6 +47,8 @@ class ProgramOptions:
             raise ValueError(f"ringbuf_pages must be a power of two, got {pages}")
         if not 0 <= self.exec_wakeup_ms <= 1000:
             raise ValueError(f"exec_wakeup_ms must be within 0..1000, got {self.exec_wakeup_ms}")
+        if not 1 <= self.wakeup_events <= 4096:
+            raise ValueError(f"wakeup_events must be within 1..4096, got {self.wakeup_events}")
         if not 0 <= self.wakeup_bytes <= pages * 4096 // 2:
             raise ValueError(f"wakeup_bytes must be within 0..half the ring buffer, got {self.wakeup_bytes}")
         if not 1 <= self.node_levels <= 16:
@@ -86,7 +89,9 @@ def render_program(options: ProgramOptions | None = None) -> str:
         "PATH_LEN": opts.path_len,
         "RINGBUF_PAGES": opts.ringbuf_pages,
         "MAX_PROCS": opts.max_procs,
-        "WAKEUP_BYTES": opts.wakeup_bytes or wakeup_bytes_for(opts.ringbuf_pages),
+        "WAKEUP_AFTER": (
+            opts.wakeup_events if opts.node else opts.wakeup_bytes or wakeup_bytes_for(opts.ringbuf_pages)
+        ),
         "EXEC_WAKEUP_NS": opts.exec_wakeup_ms * 1_000_000,
         "NODE_MODE": int(opts.node),
         "NODE_LEVELS": opts.node_levels,

@@ -199,7 +199,7 @@ def test_render_program_defines_sizes_and_keeps_the_source() -> None:
         "#define PATH_LEN 512",
         "#define RINGBUF_PAGES 256",
         "#define MAX_PROCS 1024",
-        "#define WAKEUP_BYTES 8192",
+        "#define WAKEUP_AFTER 8192",
     ]
     assert text.endswith(load_source())
     for tracepoint in (
@@ -224,7 +224,8 @@ def test_the_reader_is_woken_before_the_cpus_together_fill_half_the_buffer() -> 
         each = wakeup_bytes_for(1024, cpus)
         assert cpus * each <= buffer // 2 or each == 4096
         assert each <= buffer // 8
-    assert "#define WAKEUP_BYTES 524288\n" in render_program(ProgramOptions(wakeup_bytes=524288))
+    assert "#define WAKEUP_AFTER 524288\n" in render_program(ProgramOptions(wakeup_bytes=524288))
+    assert "#define WAKEUP_AFTER 64\n" in render_program(ProgramOptions(node=True))  # events, as measured
 
 
 @pytest.mark.parametrize(
