@@ -28,7 +28,7 @@ class ProgramOptions:
     # each CPU wakes the reader once it has sent this many bytes (else the poll timeout paces reading);
     # 0: a share of half the buffer (an eighth at most). And at an exec, if it has not for exec_wakeup_ms.
     wakeup_bytes: int = 0
-    exec_wakeup_ms: int = 10
+    exec_wakeup_ms: int = 0
     wakeup_events: int = 64  # node mode instead: every this many events per CPU (as the agent was measured)
     node: bool = False  # node mode: processes of pod cgroups join the tree on their own (no root pid)
     node_levels: int = 8  # cgroup depths searched for a pod root above a task's cgroup
