@@ -8,9 +8,8 @@ import hashlib
 import os
 import stat
 
-__all__ = ["CTIME_MARGIN_NS", "GONE", "INLINE_MAX", "digest_open_file", "is_device", "open_closed_file"]
+__all__ = ["GONE", "INLINE_MAX", "digest_open_file", "is_device", "open_closed_file"]
 
-CTIME_MARGIN_NS = 20_000_000  # change times come from a coarse clock (a tick behind the event clock)
 # A change time later than the close by more than this is a change after it. Only the reading of the two
 # clocks apart (microseconds, the offset being read at each batch) can put a write before the close after
 # it: a coarse change time lags, never leads. A wider margin would vouch for writes just after the close.

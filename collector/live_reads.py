@@ -13,7 +13,6 @@ import os
 from dataclasses import dataclass
 
 from liubai.collector.binary_hasher import BinaryHasher
-from liubai.collector.closed_file import CTIME_MARGIN_NS
 from liubai.collector.proc_facts import (
     NOT_HERE,
     exe_facts,
@@ -32,6 +31,10 @@ from liubai.ebpf.paths import resolve_path
 from liubai.lineage.text import bytes_text, visible
 
 __all__ = ["CTIME_MARGIN_NS", "LiveReads", "_Read"]
+
+# change times come from a coarse clock, a tick behind the event clock: one this far before an exec is
+# surely from before it
+CTIME_MARGIN_NS = 20_000_000
 
 
 @dataclass(slots=True)

@@ -201,8 +201,6 @@ class WrittenFiles:
         as many wait in the queue."""
         given = {new, old} if exchange else {new}
         replaced_dir = None if exchange or new is None else new + "/"
-        if not exchange and new is not None:
-            self._gone.pop(new, None)  # what a later rename moves from there is not the file found gone
         hashed = self._jobs.hashed
         self._jobs.withdraw([p for n in given if n is not None for p in hashed.at_or_below(n)], _LATE_RENAME)
 

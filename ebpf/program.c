@@ -19,7 +19,7 @@
 // probe for /proc to decide; those processes are tracked from that moment on.
 //
 // Expected defines: MAX_ARGS, ARG_LEN, ARGS_BUF, ARGS_PER_CALL, PATH_LEN, RINGBUF_PAGES, MAX_PROCS,
-// WAKEUP_AFTER, EXEC_WAKEUP_NS, NODE_MODE, NODE_LEVELS, CGROUP_PATH_LEN.
+// WAKEUP_AFTER, NODE_MODE, NODE_LEVELS, CGROUP_PATH_LEN.
 
 #include <linux/capability.h>  // the capset tracepoint's argument types
 
@@ -255,11 +255,7 @@ BPF_PERCPU_ARRAY(scratch_exec, struct exec_ev, 1);
 BPF_PERCPU_ARRAY(scratch_args, struct exec_args_ev, 1);
 BPF_PERCPU_ARRAY(scratch_chdir, struct chdir_ev, 1);
 BPF_PERCPU_ARRAY(lost, u64, 2);
-struct wakeup_t {
-    u64 bytes;  // sent since this CPU last woke the reader (node mode: events)
-    u64 at;     // when it did (boot clock)
-};
-BPF_PERCPU_ARRAY(since_wakeup, struct wakeup_t, 1);
+BPF_PERCPU_ARRAY(since_wakeup, u64, 1);  // bytes sent since this CPU last woke the reader (node: events)
 BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
 
 static __always_inline void count_lost(int which) {
@@ -271,44 +267,28 @@ static __always_inline void count_lost(int which) {
 
 // Waking the reader for every event costs a context switch per event; instead the reader polls on a
 // short timeout and each CPU wakes it only once it has sent WAKEUP_AFTER bytes since its last wakeup (a
-// share of the buffer, so a burst never fills it), or at an exec when it has not woken it for
-// EXEC_WAKEUP_NS: /proc is best read while the process lives, but a storm of execs must not wake the
-// reader for each one. Large batches cost the reader far less per event than many small ones. Node mode
-// counts events instead (WAKEUP_AFTER of them), as the agent was measured with.
+// share of the buffer, so a burst never fills it), and at each exec: /proc is read while the process
+// lives (a limit on exec wakeups lost exec hashes on a loaded machine). Large batches cost the reader far
+// less per event than many small ones. Node mode counts events instead (WAKEUP_AFTER of them), and an
+// exec is one of them, as the agent was measured with.
 #if NODE_MODE
 #define WAKEUP_COST(size) 1
+#define EXEC_WAKES 0
 #else
 #define WAKEUP_COST(size) (size)
+#define EXEC_WAKES 1
 #endif
 
-static __always_inline u64 wake_flags(u64 size) {
+static __always_inline u64 wake_flags(u64 size, int now) {
     u32 key = 0;
-    struct wakeup_t *w = since_wakeup.lookup(&key);
-    if (!w)
+    u64 *n = since_wakeup.lookup(&key);
+    if (!n)
         return 0;
-    w->bytes += WAKEUP_COST(size);
-    if (w->bytes < WAKEUP_AFTER)
+    *n += WAKEUP_COST(size);
+    if (!now && *n < WAKEUP_AFTER)
         return BPF_RB_NO_WAKEUP;
-    w->bytes = 0;
-    w->at = bpf_ktime_get_boot_ns();
+    *n = 0;
     return BPF_RB_FORCE_WAKEUP;
-}
-
-static __always_inline u64 wake_for_exec(u64 size) {
-#if NODE_MODE
-    return wake_flags(size);
-#else
-    u32 key = 0;
-    struct wakeup_t *w = since_wakeup.lookup(&key);
-    if (!w)
-        return 0;
-    u64 now = bpf_ktime_get_boot_ns();
-    if (now - w->at < EXEC_WAKEUP_NS)
-        return wake_flags(size);
-    w->bytes = 0;
-    w->at = now;
-    return BPF_RB_FORCE_WAKEUP;
-#endif
 }
 
 // The tracked process of the current task (NULL: outside the tree); fills pid/tid.
@@ -356,7 +336,7 @@ static __always_inline void send_adopt(u32 tgid, u32 tid, u32 reason) {
     e->cgroup_id = bpf_get_current_cgroup_id();
     e->reason = reason;
     e->_pad = 0;
-    events.ringbuf_submit(e, wake_flags(sizeof(*e)));
+    events.ringbuf_submit(e, wake_flags(sizeof(*e), 0));
 }
 
 // Every v2 cgroup's id and path as it is made (and dropped as it is removed), in ring-buffer order: a
@@ -476,7 +456,7 @@ TRACEPOINT_PROBE(sched, sched_process_fork) {
     e->child = child;
     e->clone_flags = (u32)clone_flags;
     e->child_start_ns = p.start_ns;
-    events.ringbuf_submit(e, wake_flags(sizeof(*e)));
+    events.ringbuf_submit(e, wake_flags(sizeof(*e), 0));
     return 0;
 }
 
@@ -498,7 +478,7 @@ TRACEPOINT_PROBE(sched, sched_process_exec) {
     long n = bpf_probe_read_kernel_str(&e->filename, sizeof(e->filename), (void *)args + loc);
     u64 size = offsetof(struct exec_ev, filename) + str_used(n, PATH_LEN);
     size = bounded(size, sizeof(struct exec_ev));
-    if (events.ringbuf_output(e, size, wake_for_exec(size)) != 0)
+    if (events.ringbuf_output(e, size, wake_flags(size, EXEC_WAKES)) != 0)
         count_lost(LOST_RINGBUF);
     return 0;
 }
@@ -519,7 +499,7 @@ BPF_PROG_ARRAY(arg_chunks, 1);
 static __always_inline void send_exec_args(struct exec_args_ev *e, u32 off) {
     u64 size = offsetof(struct exec_args_ev, args) + off;
     size = bounded(size, sizeof(struct exec_args_ev));
-    if (events.ringbuf_output(e, size, wake_flags(size)) != 0)
+    if (events.ringbuf_output(e, size, wake_flags(size, 0)) != 0)
         count_lost(LOST_RINGBUF);
 }
 
@@ -621,7 +601,7 @@ static __always_inline int emit_exec_fail(long ret) {
     }
     fill_hdr(&e->h, EV_EXEC_FAIL, tgid, tid, p->start_ns);
     e->err = (s32)-ret;
-    events.ringbuf_submit(e, wake_flags(sizeof(*e)));
+    events.ringbuf_submit(e, wake_flags(sizeof(*e), 0));
     return 0;
 }
 
@@ -702,7 +682,7 @@ static __always_inline int emit_open(long ret) {
     pending_open.delete(&tid);
     u64 size = offsetof(struct open_ev, path) + str_used(n, PATH_LEN);
     size = bounded(size, sizeof(struct open_ev));
-    if (events.ringbuf_output(e, size, wake_flags(size)) != 0)
+    if (events.ringbuf_output(e, size, wake_flags(size, 0)) != 0)
         count_lost(LOST_RINGBUF);
     return 0;
 }
@@ -789,7 +769,7 @@ static __always_inline int emit_chdir(long ret) {
     pending_chdir.delete(&tid);
     u64 size = offsetof(struct chdir_ev, path) + str_used(n, PATH_LEN);
     size = bounded(size, sizeof(struct chdir_ev));
-    if (events.ringbuf_output(e, size, wake_flags(size)) != 0)
+    if (events.ringbuf_output(e, size, wake_flags(size, 0)) != 0)
         count_lost(LOST_RINGBUF);
     return 0;
 }
@@ -865,7 +845,7 @@ static __always_inline int emit_rename(long ret) {
     pending_rename.delete(&tid);
     u64 size = offsetof(struct rename_ev, paths) + at + str_used(m, PATH_LEN);
     size = bounded(size, sizeof(struct rename_ev));
-    if (events.ringbuf_output(e, size, wake_flags(size)) != 0)
+    if (events.ringbuf_output(e, size, wake_flags(size, 0)) != 0)
         count_lost(LOST_RINGBUF);
     return 0;
 }
@@ -927,7 +907,7 @@ static __always_inline int emit_fd(long ret) {
     e->arg = pend->arg;
     e->last = pend->last;
     pending_fd.delete(&tid);
-    events.ringbuf_submit(e, wake_flags(sizeof(*e)));
+    events.ringbuf_submit(e, wake_flags(sizeof(*e), 0));
     return 0;
 }
 
@@ -1024,7 +1004,7 @@ static __always_inline int emit_uring(s32 fd) {
     }
     fill_hdr(&e->h, EV_URING, tgid, tid, p->start_ns);
     e->fd = fd;
-    events.ringbuf_submit(e, wake_flags(sizeof(*e)));
+    events.ringbuf_submit(e, wake_flags(sizeof(*e), 0));
     return 0;
 }
 
@@ -1104,7 +1084,7 @@ static __always_inline int emit_cred(long ret) {
     e->c = pend->c;
     e->cap_eff = pend->cap_eff;
     pending_cred.delete(&tid);
-    events.ringbuf_submit(e, wake_flags(sizeof(*e)));
+    events.ringbuf_submit(e, wake_flags(sizeof(*e), 0));
     return 0;
 }
 
@@ -1215,7 +1195,7 @@ TRACEPOINT_PROBE(sched, sched_process_exit) {
         e->has_code = code != NULL;
         e->code = code ? *code : 0;
         bpf_get_current_comm(&e->comm, sizeof(e->comm));
-        events.ringbuf_submit(e, wake_flags(sizeof(*e)));
+        events.ringbuf_submit(e, wake_flags(sizeof(*e), 0));
     } else {
         count_lost(LOST_RINGBUF);
     }

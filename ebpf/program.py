@@ -25,10 +25,9 @@ class ProgramOptions:
     path_len: int = 4096  # PATH_MAX: a path the kernel accepted always fits
     ringbuf_pages: int = 1024
     max_procs: int = 32768
-    # each CPU wakes the reader once it has sent this many bytes (else the poll timeout paces reading);
-    # 0: a share of half the buffer (an eighth at most). And at an exec, if it has not for exec_wakeup_ms.
+    # each CPU wakes the reader at each exec and once it has sent this many bytes (else the poll timeout
+    # paces reading); 0: a share of half the buffer (an eighth at most)
     wakeup_bytes: int = 0
-    exec_wakeup_ms: int = 0
     wakeup_events: int = 64  # node mode instead: every this many events per CPU (as the agent was measured)
     node: bool = False  # node mode: processes of pod cgroups join the tree on their own (no root pid)
     node_levels: int = 8  # cgroup depths searched for a pod root above a task's cgroup
@@ -45,8 +44,6 @@ class ProgramOptions:
         pages = self.ringbuf_pages
         if pages < 1 or pages & (pages - 1):
             raise ValueError(f"ringbuf_pages must be a power of two, got {pages}")
-        if not 0 <= self.exec_wakeup_ms <= 1000:
-            raise ValueError(f"exec_wakeup_ms must be within 0..1000, got {self.exec_wakeup_ms}")
         if not 1 <= self.wakeup_events <= 4096:
             raise ValueError(f"wakeup_events must be within 1..4096, got {self.wakeup_events}")
         if not 0 <= self.wakeup_bytes <= pages * 4096 // 2:
@@ -92,7 +89,6 @@ def render_program(options: ProgramOptions | None = None) -> str:
         "WAKEUP_AFTER": (
             opts.wakeup_events if opts.node else opts.wakeup_bytes or wakeup_bytes_for(opts.ringbuf_pages)
         ),
-        "EXEC_WAKEUP_NS": opts.exec_wakeup_ms * 1_000_000,
         "NODE_MODE": int(opts.node),
         "NODE_LEVELS": opts.node_levels,
         "CGROUP_PATH_LEN": CGROUP_PATH_LEN,

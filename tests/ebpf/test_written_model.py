@@ -304,26 +304,20 @@ def test_a_directory_replaced_by_a_rename_leaves_no_digest_of_what_was_written_b
     )
 
 
-def test_a_name_reused_after_its_file_was_found_gone_does_not_take_the_gone_files_digests(
+def test_a_name_written_again_after_its_file_was_found_gone_does_not_take_the_gone_files_digests(
     tmp_path: Path,
 ) -> None:
-    """P's out was gone when its batch was hashed (removed, unseen). Another file is then written or
-    renamed to out and moved on: what it holds is not P's, so P's write keeps its 'gone' note."""
-    gone = "the file was gone before it could be hashed"
-    for reuse in ("write", "rename"):
-        out, final = tmp_path / f"out-{reuse}", _file(tmp_path, f"final-{reuse}", b"someone else's\n")
-        files = WrittenFiles(0)
-        files.opened(*_open(out, 3))
-        (written,) = files.after(_fd(FD_CLOSE, 3))
-        files.settle()  # out is not there
-        assert written.hash_note == gone
-        if reuse == "write":
-            files.opened(*_open(out, 4, pid=2))  # still open when it is renamed on
-        else:
-            _renamed(files, tmp_path / "elsewhere", out, ts=LATER + 4)
-        _renamed(files, out, final, pid=2)
-        _done(files, [])
-        assert (written.sha256, written.hash_note) == (None, gone), reuse
+    """P's out was gone when its batch was hashed (removed, unseen). Q then opens out for writing and
+    renames it on while still open: what it holds is Q's, so P's write keeps its 'gone' note."""
+    out, final = tmp_path / "out", _file(tmp_path, "final", b"someone else's\n")
+    files = WrittenFiles(0)
+    files.opened(*_open(out, 3))
+    (written,) = files.after(_fd(FD_CLOSE, 3))
+    files.settle()  # out is not there
+    files.opened(*_open(out, 4, pid=2))
+    _renamed(files, out, final, pid=2)
+    _done(files, [])
+    assert (written.sha256, written.hash_note) == (None, "the file was gone before it could be hashed")
 
 
 def test_a_write_open_or_rename_read_after_the_hashing_withdraws_the_digest_it_may_predate(
