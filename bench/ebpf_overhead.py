@@ -1,6 +1,6 @@
 """Overhead of eBPF tracing against running untraced and against ``strace -f`` (the ptrace approach).
 
-Two workloads, five arms each, interleaved and repeated (median and minimum wall time):
+Two workloads, six arms each, interleaved and repeated (median and minimum wall time):
 
 * storm: >= 2,000 short processes, each opening files (``cat in.txt > /dev/null`` in a shell loop);
 * build: ``python3 -m compileall -f -j 2`` of a copy of the system's Python modules (~2,000 files).
@@ -12,7 +12,9 @@ does, by 20% and more) moves both sides of each ratio. Arms: untraced; liubai (t
 sha256 of binaries; decoding and aggregation after the run, BPF compile and store ingest timed separately);
 floor (the same loaded program, the same tracepoints and in-kernel process-tree filter on the workload's root, its
 ring buffer emptied and each event only counted: no decoding, no model, no store; liubai minus floor is the cost
-of liubai's user space); ``strace -f -e trace=execve,openat -o /dev/null``; and ``auditd`` logging
+of liubai's user space); digest floor (the floor plus reading and hashing, once, each file the run renamed
+into place: the least any tracer that attests a build's outputs must add, so liubai minus the digest floor
+is what its model and checks cost); ``strace -f -e trace=execve,openat -o /dev/null``; and ``auditd`` logging
 execve/execveat/open/openat/openat2/creat of the workload's processes (scoped by login uid, see ``auditd_arm``).
 Needs root, tracefs, bcc and strace; without a usable auditd the bench says why in one line and runs the other
 arms. The figures go to stdout as JSON, and a short table to stderr.
@@ -23,6 +25,7 @@ Example: sudo .venv/bin/python bench/ebpf_overhead.py --storm 2000 --reps 5 --js
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -45,11 +48,13 @@ from auditd_arm import AuditArm, rules_left, unavailable
 from liubai.collector.live_events import LiveEvents
 from liubai.collector.runs import RunCollector, RunInfo, ingest_run
 from liubai.ebpf import procfs
+from liubai.ebpf.events import EV_RENAME
 from liubai.ebpf.loader import Tracer, preflight
 from liubai.ebpf.run import run_command
 from liubai.lineage.store import open_store
 
 SOURCE_TREES = ("/usr/lib/python3.11", "/usr/lib/python3/dist-packages")  # ~2,000 modules
+FLOORS = ["floor", "digest_floor"]
 ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "HOME": "/tmp"}
 
 
@@ -70,6 +75,12 @@ def _cpu() -> float:
     """CPU seconds used so far by this process and its reaped children (tracer and traced alike)."""
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _own_cpu() -> float:
+    """CPU seconds used so far by this process alone: the in-process tracer's reader, not the workload."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    return me.ru_utime + me.ru_stime
 
 
 def _untraced(argv: list[str], cwd: Path) -> tuple[float, float]:
@@ -115,6 +126,7 @@ class _Liubai:
         self.tracer = Tracer()
         self.load_s = time.perf_counter() - t0
         self.last: dict[str, Any] = {}
+        self.reader_cpu = 0.0  # this process's CPU seconds during the last run: the reader's
         self.live_events: Callable[..., LiveEvents] = LiveEvents  # ebpf_user_split varies its options
 
     def run(self, argv: list[str], cwd: Path, db: Path) -> tuple[float, float]:
@@ -131,9 +143,9 @@ class _Liubai:
             )
 
         with _as_other_arms(cwd):
-            c0, t0 = _cpu(), time.perf_counter()
+            c0, t0, own0 = _cpu(), time.perf_counter(), _own_cpu()
             result = run_command(self.tracer, argv, start)
-            wall, cpu = time.perf_counter() - t0, _cpu() - c0
+            wall, cpu, self.reader_cpu = time.perf_counter() - t0, _cpu() - c0, _own_cpu() - own0
         if result.exit_code != 0:
             raise RuntimeError(f"traced {argv[0]} exited {result.exit_code}")
         t_post = time.perf_counter()
@@ -169,22 +181,60 @@ class _Floor:
         self.tracer = tracer
         self.events = 0
         self.lost = 0
+        self.reader_cpu = 0.0
 
     def _count(self, _raw: bytes) -> None:
         self.events += 1
 
+    def _settle(self) -> None:
+        """The end of a batch of events: nothing to do here."""
+
     def run(self, argv: list[str], cwd: Path) -> tuple[float, float]:
         self.events = 0
-        self.tracer.on_raw(self._count)
+        self.tracer.on_raw(self._count, self._settle)
         lost_before = self.tracer.lost_events()
         with _as_other_arms(cwd):
-            c0, t0 = _cpu(), time.perf_counter()
+            c0, t0, own0 = _cpu(), time.perf_counter(), _own_cpu()
             result = run_command(self.tracer, argv, lambda _pid, _start_ns: None)
-            wall, cpu = time.perf_counter() - t0, _cpu() - c0
+            wall, cpu, self.reader_cpu = time.perf_counter() - t0, _cpu() - c0, _own_cpu() - own0
         if result.exit_code != 0:
             raise RuntimeError(f"traced {argv[0]} exited {result.exit_code}")
         self.lost = result.lost_events - lost_before
         return wall, cpu
+
+
+class _DigestFloor(_Floor):
+    """The floor plus the least a tracer that vouches for what a run wrote must add: read and hash each
+    file the run renamed into place (how compileall, like most build tools, writes), once, at the end of
+    the batch of events that named it. No descriptor model, no check, no other name: a lower bound on the
+    cost of liubai's written-file digests (``hashed``: how many it read)."""
+
+    def __init__(self, tracer: Tracer) -> None:
+        super().__init__(tracer)
+        self._named: list[str] = []
+        self.hashed = 0
+
+    def _count(self, raw: bytes) -> None:
+        self.events += 1
+        if raw[0] == EV_RENAME:
+            new = self.tracer.decoder.os_paths(raw)[1]
+            if new is not None and new.startswith("/"):
+                self._named.append(new)
+
+    def _settle(self) -> None:
+        for path in self._named:
+            try:
+                with open(path, "rb") as fh:
+                    hashlib.file_digest(fh, "sha256")
+                self.hashed += 1
+            except OSError:
+                pass
+        self._named.clear()
+
+    def run(self, argv: list[str], cwd: Path) -> tuple[float, float]:
+        self.hashed = 0
+        self._named.clear()
+        return super().run(argv, cwd)
 
 
 def _paired(times: dict[str, list[float]]) -> dict[str, float]:
@@ -199,9 +249,9 @@ def _paired(times: dict[str, list[float]]) -> dict[str, float]:
 
 def _overheads(t: dict[str, float], peers: list[str]) -> dict[str, Any]:
     """Overhead of each traced arm vs untraced (%), and liubai's overhead as a fraction of each peer's."""
-    over = {arm: t[arm] / t["untraced"] - 1 for arm in ["liubai", "floor", *peers]}
+    over = {arm: t[arm] / t["untraced"] - 1 for arm in ["liubai", *FLOORS, *peers]}
     out: dict[str, Any] = {f"{arm}_overhead_pct": round(100 * v, 1) for arm, v in over.items()}
-    for peer in peers:  # the floor is not a peer: it is a part of liubai
+    for peer in peers:  # a floor is not a peer: it is a part of liubai
         out[f"liubai_over_{peer}_overhead"] = (
             round(over["liubai"] / over[peer], 3) if over[peer] > 0 else None
         )
@@ -211,6 +261,7 @@ def _overheads(t: dict[str, float], peers: list[str]) -> dict[str, Any]:
 def _bench(
     lb: _Liubai,
     floor: _Floor,
+    digest_floor: _DigestFloor,
     audit: AuditArm | None,
     root: Path,
     args: argparse.Namespace,
@@ -221,12 +272,15 @@ def _bench(
     for name, argv in _workloads(root, args.storm).items():
         if name not in args.workloads:
             continue
-        arm_names = ["untraced", "liubai", "floor", *peers]
+        arm_names = ["untraced", "liubai", *FLOORS, *peers]
         times: dict[str, list[float]] = {arm: [] for arm in arm_names}
         cpus: dict[str, list[float]] = {arm: [] for arm in arm_names}
+        readers: dict[str, _Liubai | _Floor] = {"liubai": lb, "floor": floor, "digest_floor": digest_floor}
+        own: dict[str, list[float]] = {arm: [] for arm in readers}
         details: list[dict[str, Any]] = []
         floor_events: list[int] = []
         floor_lost = 0
+        digest_floor_hashed: list[int] = []
         audit_lost = 0
         _untraced(argv, root)  # warm the page cache
         for rep in range(args.reps):
@@ -234,6 +288,7 @@ def _bench(
                 ("untraced", partial(_untraced, argv, root)),
                 ("liubai", partial(lb.run, argv, root, root / f"{name}-{rep}.db")),
                 ("floor", partial(floor.run, argv, root)),
+                ("digest_floor", partial(digest_floor.run, argv, root)),
                 ("strace", partial(_strace, argv, root)),
             ]
             if audit:
@@ -242,11 +297,16 @@ def _bench(
                 wall, cpu = fn()
                 times[arm].append(wall)
                 cpus[arm].append(cpu)
+                if arm in readers:
+                    own[arm].append(readers[arm].reader_cpu)
                 if arm == "liubai":
                     details.append(lb.last)
                 if arm == "floor":
                     floor_events.append(floor.events)
                     floor_lost = max(floor_lost, floor.lost)
+                if arm == "digest_floor":
+                    digest_floor_hashed.append(digest_floor.hashed)
+                    floor_lost = max(floor_lost, digest_floor.lost)
                 if arm == "auditd" and audit:
                     audit_lost += audit.last_lost
         med = {arm: statistics.median(v) for arm, v in times.items()}
@@ -263,6 +323,9 @@ def _bench(
             # CPU time (tracer + traced) is far less disturbed by other load than wall time
             "cpu_median_s": {k: round(v, 3) for k, v in cpu_med.items()},
             "cpu_median": _overheads(cpu_med, peers),
+            # the reader's own CPU (steady where wall time is not): on cores the workload fills, each
+            # second of it is a second taken from the workload
+            "reader_cpu_median_s": {k: round(statistics.median(v), 3) for k, v in own.items()},
             "wall_paired": _overheads(_paired(times), peers),
             "cpu_paired": _overheads(_paired(cpus), peers),
         }
@@ -281,6 +344,8 @@ def _bench(
             "floor_cpu_overhead_pct": cpu_over["floor_overhead_pct"],
             "floor_events": statistics.median(floor_events),
             "floor_lost_events": floor_lost,
+            "digest_floor_overhead_pct": wall_over["digest_floor_overhead_pct"],
+            "digest_floor_files_hashed": statistics.median(digest_floor_hashed),
         }
 
 
@@ -288,11 +353,11 @@ def _table(report: dict[str, Any]) -> str:
     """Overhead vs untraced, % (wall median / wall min, CPU median, paired wall / CPU) of each arm, floor
     beside liubai."""
     cols = ["wall_median", "wall_min", "cpu_median", "wall_paired", "cpu_paired"]
-    rows = ["workload  arm        wall med  wall min   cpu med wall pair  cpu pair"]
+    rows = ["workload  arm           wall med  wall min   cpu med wall pair  cpu pair"]
     for name, w in report["workloads"].items():
         for arm in [a for a in w["median_s"] if a != "untraced"]:
             key = f"{arm}_overhead_pct"
-            rows.append(f"{name:9} {arm:9}" + "".join(f" {w[c][key]:9}" for c in cols))
+            rows.append(f"{name:9} {arm:12}" + "".join(f" {w[c][key]:9}" for c in cols))
     return "\n".join(rows)
 
 
@@ -324,16 +389,16 @@ def main() -> int:
     if no_audit:
         print(f"auditd arm skipped: {no_audit}", file=sys.stderr)
     lb = _Liubai()
-    floor = _Floor(lb.tracer)
+    floor, digest_floor = _Floor(lb.tracer), _DigestFloor(lb.tracer)
     report: dict[str, Any] = {"bpf_load_s": round(lb.load_s, 3), "reps": args.reps, "workloads": {}}
     report["auditd"] = no_audit or "ran"
     try:
         with tempfile.TemporaryDirectory(prefix="liubai-bench-") as tmp:
             if no_audit:
-                _bench(lb, floor, None, Path(tmp), args, report)
+                _bench(lb, floor, digest_floor, None, Path(tmp), args, report)
             else:
                 with AuditArm() as audit:
-                    _bench(lb, floor, audit, Path(tmp), args, report)
+                    _bench(lb, floor, digest_floor, audit, Path(tmp), args, report)
     finally:
         if not no_audit and rules_left():
             print("auditd arm: bench rules are still loaded: " + "; ".join(rules_left()), file=sys.stderr)

@@ -388,7 +388,7 @@ def test_chroot_paths_and_image_are_the_jails(tmp_path: Path) -> None:
     (proc,) = g.of_kind("proc").values()
     image = jail / "bin" / "jailed"
     assert proc["binary"] == str(image)
-    assert proc["binary_sha256"] == hashlib.sha256(image.read_bytes()).hexdigest()
+    assert proc["binary_sha256"] == hashlib.sha256(image.read_bytes()).hexdigest(), proc["hash_note"]
     touched = {(k, d.split(":", 2)[2]) for _, k, d, _ in g.edges if k in ("READ", "WROTE")}
     assert {("READ", str(jail / "f")), ("WROTE", str(jail / "out"))} <= touched
     assert not {p for _, p in touched if p in ("/f", "/out")}

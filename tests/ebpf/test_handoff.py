@@ -23,7 +23,8 @@ def _facts(g: Graph) -> set[tuple[object, ...]]:
     procs = g.of_kind("proc")
     argv = {i: tuple(p["argv"] or ()) for i, p in procs.items()}
     for i, p in procs.items():
-        facts.add(("proc", argv[i], p["binary"], p["exit_code"], p["exec_failed"], p["uid"]))
+        # with why an image has no hash, so that a difference says it
+        facts.add(("proc", argv[i], p["binary"], p["exit_code"], p["exec_failed"], p["uid"], p["hash_note"]))
         facts.update(("child_of", argv[i], argv[d]) for d, _ in g.out(i, "CHILD_OF"))
         for kind in ("READ", "WROTE", "EXECUTED"):
             for d, props in g.out(i, kind):
