@@ -215,8 +215,16 @@ def test_demo_replay_links_the_recorded_run_to_the_demo_commit(tmp_path: Path) -
         below_nodes = store.lineage(pod_node_id(pod.group(1)), Direction.DOWNSTREAM, 3).nodes
         below = {n.kind for n in below_nodes}
         otel = [n for n in below_nodes if n.props.get("source") == "payments-otel"]
+        built = store.lineage(commit_node_id(commit.group(1)), Direction.DOWNSTREAM, 4).edges
     finally:
         store.close()
+    # the recorded build's outputs carry the digests taken at their writers' last close, and the .pyc
+    # that compileall wrote aside and renamed into place carries its content under its final name
+    wrote = {e.dst.rsplit("/", 1)[1]: e.props for e in built if e.kind is EdgeKind.WROTE}
+    assert re.fullmatch(r"[0-9a-f]{64}", wrote["payments.bundle"].get("sha256") or ""), wrote
+    aside = next(v for k, v in wrote.items() if k.startswith("__init__.cpython-311.pyc."))
+    assert wrote["__init__.cpython-311.pyc"]["via"] == "rename"
+    assert wrote["__init__.cpython-311.pyc"]["sha256"] == aside["sha256"] is not None
     assert {NodeKind.CONTAINER, NodeKind.PROCESS, NodeKind.FILE} <= below  # the recorded container run
     # what the service's OpenTelemetry SDK exported names only its Pod, in its resource
     assert {NodeKind.RESOURCE, NodeKind.SPAN, NodeKind.LOG_EVENT} <= below

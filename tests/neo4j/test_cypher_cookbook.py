@@ -68,7 +68,7 @@ EXPECTED: dict[str, list[dict[str, Any]]] = {
     "Failed processes of a commit's pipeline runs": [
         {
             "host": "ci-runner",
-            "pid": 29882,
+            "pid": 4336,
             "comm": "sha256sum",
             "argv": ["sha256sum", "dist/payments.bundle"],
             "exit_code": 1,
@@ -77,9 +77,15 @@ EXPECTED: dict[str, list[dict[str, Any]]] = {
     "Files a commit's pipeline runs wrote": [
         {"path": BUNDLE, "written_by": "sh"},
         {"path": BUNDLE + ".sha256", "written_by": "sh"},
+        # compileall writes the .pyc aside and renames it into place: both names are written
         {
             "path": "/tmp/liubai-demo/shop-gitops/services/payments/src/payments/__pycache__/"
-            "__init__.cpython-311.pyc.139934251478896",
+            "__init__.cpython-311.pyc",
+            "written_by": "python3",
+        },
+        {
+            "path": "/tmp/liubai-demo/shop-gitops/services/payments/src/payments/__pycache__/"
+            "__init__.cpython-311.pyc.140503984713584",
             "written_by": "python3",
         },
     ],
