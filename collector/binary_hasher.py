@@ -14,6 +14,27 @@ class BinaryHasher:
 
     def __init__(self) -> None:
         self._cache: dict[tuple[int, int, int, int], str] = {}
+        self._scripts: dict[tuple[int, int, int, int], bool] = {}
+
+    def is_script(self, path: str, st: os.stat_result) -> bool:
+        """Whether the file at ``path``, whose stat is ``st``, starts with ``#!``: read once per unchanged
+        inode, as its hash is (a storm execs the same binary thousands of times)."""
+        key = (st.st_dev, st.st_ino, st.st_ctime_ns, st.st_size)
+        known = self._scripts.get(key)
+        if known is not None:
+            return known
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return False  # as unread, and not kept: the next exec of it reads again
+        try:
+            head = os.read(fd, 2)
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+        self._scripts[key] = head == b"#!"
+        return head == b"#!"
 
     def sha256(self, path: str) -> str | None:
         try:

@@ -123,7 +123,7 @@ class LiveReads:
             named = stat_named(path, pid, self._root.get(pid), live)
             if named is None and live and not self.container_view:  # gone between the two reads
                 named = stat_named(path, pid, self._root.get(pid), False)
-            if exe is not None and (named is None or not is_script(named[0])):
+            if exe is not None and (named is None or not self.hasher.is_script(*named)):
                 # the image itself: what the name led to, an fexecve'd descriptor, or a binary replaced
                 # (renamed over) since the exec; only a #! interpreter is an image of its own
                 event.sha256, event.image_sha256 = event.image_sha256, None

@@ -118,16 +118,15 @@ def is_script(path: str) -> bool:
 def read_status(pid: int, start_ns: int) -> tuple[int, int, int, int, int] | None:
     """(ruid, euid, suid, fsuid, CapEff) from /proc/<pid>/status, if it is still that process."""
     try:
-        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as fh:
-            text = fh.read()
+        raw = procfs.read_proc(f"/proc/{pid}/status")
     except OSError:
         return None
     uids: list[int] = []
     cap: int | None = None
-    for line in text.splitlines():
-        if line.startswith("Uid:"):
+    for line in raw.splitlines():
+        if line.startswith(b"Uid:"):
             uids = [int(x) for x in line.split()[1:5]]
-        elif line.startswith("CapEff:"):
+        elif line.startswith(b"CapEff:"):
             cap = int(line.split()[1], 16)
     if len(uids) != 4 or cap is None or not same_process(pid, start_ns):
         return None

@@ -21,6 +21,7 @@ __all__ = [
     "proc_info",
     "read_cwd",
     "read_os_cwd",
+    "read_proc",
     "start_ns",
 ]
 
@@ -41,11 +42,23 @@ def clock_boot_ns() -> int:
     return time.clock_gettime_ns(time.CLOCK_BOOTTIME)
 
 
-def _stat_fields(pid: int) -> list[str]:
-    with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as fh:
-        raw = fh.read()
+def read_proc(path: str) -> bytes:
+    """A small /proc file's bytes, unbuffered: half the cost of a buffered text ``open``, which counts
+    where a traced storm reads /proc at every exec. OSError when it is gone."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = [os.read(fd, 8192)]
+        while chunks[-1]:
+            chunks.append(os.read(fd, 8192))
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
+def _stat_fields(pid: int) -> list[bytes]:
+    raw = read_proc(f"/proc/{pid}/stat")
     # comm (field 2) may hold spaces and parentheses: split after the last ')'
-    return raw[raw.rindex(")") + 2 :].split()
+    return raw[raw.rindex(b")") + 2 :].split()
 
 
 def start_ns(pid: int) -> int:

@@ -349,6 +349,26 @@ def test_binary_hasher_matches_hashlib_and_tracks_changes(tmp_path: Path) -> Non
     assert h.sha256(str(tmp_path / "gone")) is None
 
 
+def test_binary_hasher_reads_a_script_head_once_per_unchanged_inode(tmp_path: Path) -> None:
+    """Whether an executed file is a ``#!`` script is kept per unchanged inode (a storm execs one binary
+    thousands of times); a change to the file is read again, and an unreadable one is not kept."""
+    f = tmp_path / "tool"
+    f.write_bytes(b"#!/bin/sh\necho hi\n")
+    h = BinaryHasher()
+    first = f.stat()
+    assert h.is_script(str(f), first)
+    f.write_bytes(b"\x7fELF and then some")
+    assert h.is_script(str(f), first)  # asked about the inode as it was: not read again
+    assert not h.is_script(str(f), f.stat())  # rewritten: change time and size moved
+    gone = tmp_path / "gone"
+    gone.write_bytes(b"#!/bin/sh\n")
+    st = gone.stat()
+    gone.unlink()
+    assert not h.is_script(str(gone), st)  # could not be read: not known to be a script
+    gone.write_bytes(b"#!/bin/sh\n")
+    assert h.is_script(str(gone), st)  # the failed read was not kept: read again
+
+
 def test_recording_replays_to_the_same_records_and_keeps_bad_lines(tmp_path: Path) -> None:
     path = tmp_path / "run.jsonl"
     live = RunCollector(_info())
