@@ -357,9 +357,9 @@ def test_binary_hasher_reads_a_script_head_once_per_unchanged_inode(tmp_path: Pa
     h = BinaryHasher()
     first = f.stat()
     assert h.is_script(str(f), first)
-    f.write_bytes(b"\x7fELF and then some")
+    f.write_bytes(b"\x7fELF, longer than the script was")
     assert h.is_script(str(f), first)  # asked about the inode as it was: not read again
-    assert not h.is_script(str(f), f.stat())  # rewritten: change time and size moved
+    assert not h.is_script(str(f), f.stat())  # rewritten: its size (and change time) moved
     gone = tmp_path / "gone"
     gone.write_bytes(b"#!/bin/sh\n")
     st = gone.stat()
