@@ -50,7 +50,7 @@ from liubai.collector.runs import RunCollector, RunInfo, ingest_run
 from liubai.ebpf import procfs
 from liubai.ebpf.events import EV_RENAME
 from liubai.ebpf.loader import Tracer, preflight
-from liubai.ebpf.run import run_command
+from liubai.ebpf.run import RunResult, run_command
 from liubai.lineage.store import open_store
 
 SOURCE_TREES = ("/usr/lib/python3.11", "/usr/lib/python3/dist-packages")  # ~2,000 modules
@@ -118,6 +118,20 @@ def _as_other_arms(cwd: Path) -> Iterator[None]:
         os.chdir(old)
 
 
+def _traced(
+    tracer: Tracer, argv: list[str], cwd: Path, start: Callable[[int, int], None]
+) -> tuple[RunResult, float, float, float]:
+    """Run ``argv`` traced as the other arms run it: its result, wall and CPU seconds (tracer and traced),
+    and this process's own CPU seconds (the in-process reader's)."""
+    with _as_other_arms(cwd):
+        c0, t0, own0 = _cpu(), time.perf_counter(), _own_cpu()
+        result = run_command(tracer, argv, start)
+        wall, cpu, own = time.perf_counter() - t0, _cpu() - c0, _own_cpu() - own0
+    if result.exit_code != 0:
+        raise RuntimeError(f"traced {argv[0]} exited {result.exit_code}")
+    return result, wall, cpu, own
+
+
 class _Liubai:
     """One loaded tracer reused for every traced run (as one ``liubai trace`` would use it once)."""
 
@@ -142,12 +156,7 @@ class _Liubai:
                 )
             )
 
-        with _as_other_arms(cwd):
-            c0, t0, own0 = _cpu(), time.perf_counter(), _own_cpu()
-            result = run_command(self.tracer, argv, start)
-            wall, cpu, self.reader_cpu = time.perf_counter() - t0, _cpu() - c0, _own_cpu() - own0
-        if result.exit_code != 0:
-            raise RuntimeError(f"traced {argv[0]} exited {result.exit_code}")
+        result, wall, cpu, self.reader_cpu = _traced(self.tracer, argv, cwd, start)
         t_post = time.perf_counter()
         collector = RunCollector(infos[0])
         for event in live.events():
@@ -193,12 +202,7 @@ class _Floor:
         self.events = 0
         self.tracer.on_raw(self._count, self._settle)
         lost_before = self.tracer.lost_events()
-        with _as_other_arms(cwd):
-            c0, t0, own0 = _cpu(), time.perf_counter(), _own_cpu()
-            result = run_command(self.tracer, argv, lambda _pid, _start_ns: None)
-            wall, cpu, self.reader_cpu = time.perf_counter() - t0, _cpu() - c0, _own_cpu() - own0
-        if result.exit_code != 0:
-            raise RuntimeError(f"traced {argv[0]} exited {result.exit_code}")
+        result, wall, cpu, self.reader_cpu = _traced(self.tracer, argv, cwd, lambda _pid, _start_ns: None)
         self.lost = result.lost_events - lost_before
         return wall, cpu
 
@@ -215,7 +219,7 @@ class _DigestFloor(_Floor):
         self.hashed = 0
 
     def _count(self, raw: bytes) -> None:
-        self.events += 1
+        super()._count(raw)
         if raw[0] == EV_RENAME:
             new = self.tracer.decoder.os_paths(raw)[1]
             if new is not None and new.startswith("/"):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 
+from liubai.collector.proc_facts import script_head
+
 __all__ = ["BinaryHasher"]
 
 
@@ -21,20 +23,12 @@ class BinaryHasher:
         inode, as its hash is (a storm execs the same binary thousands of times)."""
         key = (st.st_dev, st.st_ino, st.st_ctime_ns, st.st_size)
         known = self._scripts.get(key)
-        if known is not None:
-            return known
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            return False  # as unread, and not kept: the next exec of it reads again
-        try:
-            head = os.read(fd, 2)
-        except OSError:
-            return False
-        finally:
-            os.close(fd)
-        self._scripts[key] = head == b"#!"
-        return head == b"#!"
+        if known is None:
+            known = script_head(path)
+            if known is None:
+                return False  # as unread, and not kept: the next exec of it reads again
+            self._scripts[key] = known
+        return known
 
     def sha256(self, path: str) -> str | None:
         try:

@@ -240,7 +240,7 @@ class HandoffServer:
         if not isinstance(pid, int) or not isinstance(start_ns, int) or isinstance(pid, bool) or pid <= 0:
             raise _Refused("track needs an integer pid and start_ns")
         try:
-            if int(_stat(pid)[1]) != peer_pid:
+            if procfs.parent_pid(pid) != peer_pid:
                 raise _Refused(f"process {pid} is not a child of the caller")
             if procfs.start_ns(pid) != start_ns:
                 raise _Refused(f"process {pid} did not start at {start_ns}")
@@ -304,12 +304,6 @@ class HandoffServer:
 
 class _Refused(Exception):
     pass
-
-
-def _stat(pid: int) -> list[str]:
-    with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as fh:
-        raw = fh.read()
-    return raw[raw.rindex(")") + 2 :].split()  # state, ppid, ...
 
 
 def _listening(path: Path) -> bool:

@@ -25,6 +25,7 @@ __all__ = [
     "read_rights",
     "read_status",
     "same_process",
+    "script_head",
     "shebang",
     "stat_named",
 ]
@@ -107,12 +108,17 @@ def shebang(path: str) -> str | None:
     return os.fsdecode(words[0]) if words and words[0].startswith(b"/") else None
 
 
-def is_script(path: str) -> bool:
+def script_head(path: str) -> bool | None:
+    """Whether the file starts with ``#!``; None when it cannot be read."""
     try:
         with open(path, "rb") as fh:
             return fh.read(2) == b"#!"
     except OSError:
-        return False
+        return None
+
+
+def is_script(path: str) -> bool:
+    return script_head(path) is True
 
 
 def read_status(pid: int, start_ns: int) -> tuple[int, int, int, int, int] | None:

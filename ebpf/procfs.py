@@ -18,6 +18,7 @@ __all__ = [
     "clock_boot_ns",
     "container_relative",
     "descendants",
+    "parent_pid",
     "proc_info",
     "read_cwd",
     "read_os_cwd",
@@ -59,6 +60,11 @@ def _stat_fields(pid: int) -> list[bytes]:
     raw = read_proc(f"/proc/{pid}/stat")
     # comm (field 2) may hold spaces and parentheses: split after the last ')'
     return raw[raw.rindex(b")") + 2 :].split()
+
+
+def parent_pid(pid: int) -> int:
+    """The parent's pid (``/proc/<pid>/stat`` field 4); OSError when the process is gone."""
+    return int(_stat_fields(pid)[1])
 
 
 def start_ns(pid: int) -> int:
@@ -146,7 +152,7 @@ def descendants(root: int) -> list[int]:
         if not name.isdigit():
             continue
         try:
-            ppid = int(_stat_fields(int(name))[1])
+            ppid = parent_pid(int(name))
         except (OSError, ValueError, IndexError):
             continue
         children.setdefault(ppid, []).append(int(name))
