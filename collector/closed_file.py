@@ -1,6 +1,7 @@
 """A file its writer has closed, read back: is it still the regular file that was closed, unchanged since,
 and its sha256. Only what its name shows to be a regular file is opened (opening a device or FIFO can
-have effects), and a digest is kept only when fstat before and after reading agree."""
+have effects), and a digest is kept only when the name's stat before opening and the descriptor's fstat
+after reading agree."""
 
 from __future__ import annotations
 
@@ -20,9 +21,10 @@ _CHUNK = 1 << 20
 
 
 def open_closed_file(path: str, closed_boot_ns: int, boot_offset_ns: int) -> tuple[int, os.stat_result] | str:
-    """A read descriptor of the file at ``path`` and its stat, if it is still the regular file its writer
-    closed at ``closed_boot_ns`` (unchanged since), else why not. Opening a device or FIFO can have
-    effects, so only what the name shows to be a regular file is opened."""
+    """A read descriptor of the file at ``path`` and the stat of that name, if it is the regular file its
+    writer closed at ``closed_boot_ns`` (unchanged since), else why not. Opening a device or FIFO can
+    have effects, so only what the name shows to be a regular file is opened; that the descriptor reached
+    the same file, still unchanged, ``digest_open_file`` checks once it has read it."""
     try:
         named = os.stat(path)
     except FileNotFoundError:
@@ -31,48 +33,38 @@ def open_closed_file(path: str, closed_boot_ns: int, boot_offset_ns: int) -> tup
         return f"the file could not be read to hash it: {exc.strerror or exc}"
     if not stat.S_ISREG(named.st_mode):
         return "not a regular file"
+    if named.st_ctime_ns > closed_boot_ns + boot_offset_ns + CLOSE_SLACK_NS:
+        return "the file changed after its writer closed it, before it could be hashed"
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
     except FileNotFoundError:
         return GONE
     except OSError as exc:
         return f"the file could not be opened to hash it: {exc.strerror or exc}"
-    try:
-        before = os.fstat(fd)
-    except OSError as exc:
-        os.close(fd)
-        return f"the file could not be read to hash it: {exc.strerror or exc}"
-    why = None
-    if (before.st_dev, before.st_ino) != (named.st_dev, named.st_ino) or not stat.S_ISREG(before.st_mode):
-        why = "the file was replaced while it was being hashed"
-    elif before.st_ctime_ns > closed_boot_ns + boot_offset_ns + CLOSE_SLACK_NS:
-        why = "the file changed after its writer closed it, before it could be hashed"
-    if why is not None:
-        os.close(fd)
-        return why
-    return fd, before
+    return fd, named
 
 
-def digest_open_file(fd: int, before: os.stat_result) -> tuple[str | None, str | None]:
-    """(sha256, None) of the file open at ``fd`` if it did not change while read, else (None, why);
-    closes ``fd``. Reads in the file's own size, so a small file costs one read and no big buffer; once
-    that size is read, no read looks for the end: a file that grew shows in the fstat after."""
+def digest_open_file(fd: int, named: os.stat_result) -> tuple[str | None, str | None]:
+    """(sha256, None) of the file open at ``fd`` if it is the file ``named`` was taken of and did not change
+    from then to the end of reading it, else (None, why); closes ``fd``. Reads in the file's own size, so
+    a small file costs one read and no big buffer; once that size is read, no read looks for the end: a
+    file that grew shows in the fstat after."""
     try:
-        digest = hashlib.sha256()
-        want, left = min(max(before.st_size, 1), _CHUNK), before.st_size
+        want, left = min(max(named.st_size, 1), _CHUNK), named.st_size
         try:
-            while chunk := os.read(fd, want):
+            first = os.read(fd, want)
+            digest, left = hashlib.sha256(first), left - len(first)
+            while left > 0 and (chunk := os.read(fd, _CHUNK)):
                 digest.update(chunk)
                 left -= len(chunk)
-                if left == 0:
-                    break
-                want = _CHUNK if len(chunk) == _CHUNK else 4096  # then only the end of the file is read
         except OSError as exc:
             return None, f"the file could not be read to hash it: {exc.strerror or exc}"
         after = os.fstat(fd)
     finally:
         os.close(fd)
-    if (before.st_size, before.st_mtime_ns, before.st_ctime_ns) != (
+    if (after.st_dev, after.st_ino) != (named.st_dev, named.st_ino):
+        return None, "the file was replaced while it was being hashed"
+    if (named.st_size, named.st_mtime_ns, named.st_ctime_ns) != (
         after.st_size,
         after.st_mtime_ns,
         after.st_ctime_ns,

@@ -60,7 +60,11 @@ class PathIndex:
         return self.jobs.pop(path)
 
     def at_or_below(self, name: str) -> list[str]:
-        below = self._sorted[bisect_left(self._sorted, name + "/") : bisect_left(self._sorted, name + "0")]
+        paths, prefix = self._sorted, name + "/"
+        first = bisect_left(paths, prefix)
+        if first == len(paths) or not paths[first].startswith(prefix):  # nothing below: the usual case
+            return [name] if name in self.jobs else []
+        below = paths[first : bisect_left(paths, name + "0", first)]
         return [name, *below] if name in self.jobs else below
 
 

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import os
 import posixpath
-import struct
 from collections.abc import Callable, Iterator
 
 from liubai.collector.binary_hasher import BinaryHasher
-from liubai.collector.live_reads import LiveReads, _Read
+from liubai.collector.live_reads import _U32, LiveReads, _Read
 from liubai.collector.proc_facts import kernel_join, same_process
 from liubai.collector.written_files import WrittenFiles, is_write_open
 from liubai.ebpf import procfs
@@ -35,9 +34,6 @@ from liubai.ebpf.events import (
     EV_FORK,
     EV_OPEN,
     EV_RENAME,
-    FD_CLOSE,
-    FD_CLOSE_RANGE,
-    FD_DUP,
     OPEN_BY_HANDLE,
     ChdirEvent,
     CredEvent,
@@ -47,10 +43,8 @@ from liubai.ebpf.events import (
     ExecArgsEvent,
     ExecEvent,
     ExitEvent,
-    FdEvent,
     ForkEvent,
     OpenEvent,
-    RenameEvent,
 )
 from liubai.ebpf.procfs import read_cwd
 
@@ -132,15 +126,25 @@ class LiveEvents(LiveReads):
 
     def __call__(self, raw: bytes) -> None:
         kind = raw[0]  # the type is a little-endian u32 below 256
-        if (
-            kind not in _DECODED_AT_ONCE
-            and not (kind == EV_OPEN and (_uncertain_open(raw) or self._written_open(raw)))
-            and not (
-                kind == EV_FD
-                and self.written is not None
-                and self.written.tracks(_U32.unpack_from(raw, 4)[0])
-            )
-        ):
+        written = self.written
+        if kind == EV_FD:
+            if written is None or not written.tracks(_U32.unpack_from(raw, 4)[0]):
+                self._items.append(raw)
+            else:
+                self._fd_changed(raw, written)
+            return
+        if kind == EV_OPEN:
+            if _uncertain_open(raw):
+                self._uncertain(raw)
+            elif written is not None and is_write_open(_U32.unpack_from(raw, _OPEN_FLAGS_AT)[0]):
+                self._write_opened(raw, written)
+            else:
+                self._items.append(raw)
+            return
+        elif kind == EV_RENAME and written is not None:
+            self._renamed(raw, written)
+            return
+        elif kind not in _DECODED_AT_ONCE:
             self._items.append(raw)
             return
         try:
@@ -162,28 +166,6 @@ class LiveEvents(LiveReads):
         elif isinstance(event, CredEvent):
             self._withdraw_older_read(event)
             self._cred_changed(event)
-        elif isinstance(event, OpenEvent):
-            os_path = self.decoder.os_path(raw)
-            if _uncertain_open(raw):
-                self._read_open(event, os_path)
-            if self.written is not None and is_write_open(event.flags):
-                self._items.append(event)
-                self._items.extend(self.written.opened(event, self._written_path(event, os_path)))
-                self._settle_if_full()
-                return
-        elif isinstance(event, RenameEvent):
-            if self.written is not None:
-                old, new = self.decoder.os_paths(raw)
-                self._items.append(event)
-                self._items.extend(
-                    self.written.renamed(
-                        event,
-                        self._plain_path(event.pid, old, event.old_dfd),
-                        self._plain_path(event.pid, new, event.new_dfd),
-                    )
-                )
-                self._settle_if_full()
-                return
         elif isinstance(event, ExitEvent):
             self._cwd.pop(event.pid, None)
             self._root.pop(event.pid, None)
@@ -192,17 +174,66 @@ class LiveEvents(LiveReads):
             self._forget_read(event.pid)
             self._alive.discard(event.pid)
         self._items.append(event)
-        if self.written is not None:
-            self._items.extend(self.written.after(event))
+        if written is not None:
+            self._items.extend(written.after(event))
             self._settle_if_full()
+
+    def _fd_changed(self, raw: bytes, written: WrittenFiles) -> None:
+        """A descriptor change of a process that may hold a written file open."""
+        try:
+            event = self.decoder.decode(raw)
+        except DecodeError:
+            self.decode_errors += 1
+            return
+        self._items.append(event)
+        self._items.extend(written.after(event))
+        self._settle_if_full()
+
+    def _uncertain(self, raw: bytes) -> None:
+        """An open whose path may be wrong: the kernel's link of its descriptor is read back now."""
+        try:
+            event = self.decoder.decode(raw)
+        except DecodeError:
+            self.decode_errors += 1
+            return
+        assert isinstance(event, OpenEvent)
+        os_path = self.decoder.os_path(raw)
+        self._read_open(event, os_path)
+        self._items.append(event)
+        if self.written is not None and is_write_open(event.flags):
+            self._items.extend(self.written.opened(event, self._written_path(event, os_path)))
+            self._settle_if_full()
+
+    def _write_opened(self, raw: bytes, written: WrittenFiles) -> None:
+        """A write open of a plain path: only its numbers are decoded now (the event is once the run ends)."""
+        try:
+            event = self.decoder.open_numbers(raw)
+        except DecodeError:
+            self.decode_errors += 1
+            return
+        self._items.append(raw)
+        self._items.extend(written.opened(event, self._written_path(event, self.decoder.os_path(raw))))
+        self._settle_if_full()
+
+    def _renamed(self, raw: bytes, written: WrittenFiles) -> None:
+        try:
+            event = self.decoder.rename_numbers(raw)
+        except DecodeError:
+            self.decode_errors += 1
+            return
+        old, new = self.decoder.os_paths(raw)
+        self._items.append(raw)
+        old, new = (
+            self._plain_path(event.pid, old, event.old_dfd),
+            self._plain_path(event.pid, new, event.new_dfd),
+        )
+        self._items.extend(written.renamed(event, old, new))
+        self._settle_if_full()
 
     def _settle_if_full(self) -> None:
         """Settle before the batch's end when too many closes wait (memory stays bounded)."""
         if self.written is not None and self.written.full:
             self.settle()
-
-    def _written_open(self, raw: bytes) -> bool:
-        return self.written is not None and is_write_open(_U32.unpack_from(raw, _OPEN_FLAGS_AT)[0])
 
     def settle(self) -> None:
         """The end of a batch of events (``Tracer.on_raw``'s ``settle``): hash the files closed in it. The
@@ -225,7 +256,7 @@ class LiveEvents(LiveReads):
     def _plain_path(self, pid: int, os_path: str | None, dfd: int) -> str | None:
         """``os_path`` of a written file as this host names it, when it is plain (no ``..``) and absolute
         or relative to the followed cwd (and root); else None. Checked for drops by ``settle``."""
-        if os_path is None or ".." in os_path.split("/"):
+        if os_path is None or (".." in os_path and ".." in os_path.split("/")):
             return None
         if os_path.startswith("/"):
             path: str | None = os_path
@@ -339,62 +370,10 @@ class LiveEvents(LiveReads):
         self._items = []
         return out
 
-    def _settle_open_reads(self) -> None:
-        """Check every event of a process with a pending descriptor read against it; only those events
-        are decoded here (and kept decoded), so a run with no uncertain open pays one header peek each."""
-        pending = self._open_reads
-        items = self._items
-        for i, item in enumerate(items):
-            if not pending:
-                return
-            if isinstance(item, bytes):
-                if item[0] not in _FREES_DESCRIPTORS or _U32.unpack_from(item, 4)[0] not in pending:
-                    continue
-                try:
-                    item = items[i] = self.decoder.decode(item)
-                except DecodeError:
-                    continue  # counted when events() meets it
-            _check_open_reads(pending, item)
-
-
-def _check_open_reads(pending: dict[int, dict[int, list[_Read]]], event: Event) -> None:
-    """Withdraw reads of descriptors that ``event`` freed or replaced before the read was made.
-
-    One number can be read back for several opens (closed and reused before the reads caught up):
-    each read stays pending until an event after its own open frees the number."""
-    reads = pending.get(event.pid)
-    if not reads:
-        return
-    hit: list[int] = []
-    if isinstance(event, FdEvent):
-        if event.op == FD_CLOSE:
-            hit = [event.fd]
-        elif event.op == FD_DUP:
-            hit = [event.newfd]
-        elif event.op == FD_CLOSE_RANGE:
-            hit = [fd for fd in reads if event.fd <= fd <= event.last]
-    elif isinstance(event, OpenEvent):
-        hit = [event.fd] if event.fd in reads else []
-    elif isinstance(event, ExecEvent | ExitEvent):
-        hit = list(reads)
-    for fd in hit:
-        kept: list[_Read] = []
-        for read in reads.get(fd, ()):
-            if read.event is event or event.ts < read.event.ts:
-                kept.append(read)  # the open itself, or an event before it
-            elif event.ts <= read.at and isinstance(read.event, OpenEvent):
-                read.event.kernel_path = None
-        if kept:
-            reads[fd] = kept
-        else:
-            reads.pop(fd, None)
-
 
 def _uncertain_open(raw: bytes) -> bool:
     """An open whose lexical path may be wrong: ``..``, a descriptor link, or a handle (no path at all)."""
     return raw.find(b"..", 48) >= 0 or raw.find(b"/fd/", 48) >= 0 or raw[_OPEN_KIND_AT] == OPEN_BY_HANDLE
 
 
-_DECODED_AT_ONCE = frozenset((EV_FORK, EV_EXEC, EV_EXEC_ARGS, EV_CHDIR, EV_EXIT, EV_CRED, EV_RENAME))
-_FREES_DESCRIPTORS = frozenset((EV_FD, EV_OPEN))  # raw kinds that can free or replace a number
-_U32 = struct.Struct("<I")  # a u32 of the raw event: the tgid at 4, an open's flags at _OPEN_FLAGS_AT
+_DECODED_AT_ONCE = frozenset((EV_FORK, EV_EXEC, EV_EXEC_ARGS, EV_CHDIR, EV_EXIT, EV_CRED))

@@ -10,6 +10,7 @@ than a false value.
 from __future__ import annotations
 
 import os
+import struct
 from dataclasses import dataclass
 
 from liubai.collector.binary_hasher import BinaryHasher
@@ -26,11 +27,27 @@ from liubai.collector.proc_facts import (
     stat_named,
 )
 from liubai.ebpf import procfs
-from liubai.ebpf.events import AT_FDCWD, CredEvent, Event, ExecArgsEvent, ExecEvent, OpenEvent
+from liubai.ebpf.events import (
+    AT_FDCWD,
+    EV_FD,
+    EV_OPEN,
+    FD_CLOSE,
+    FD_CLOSE_RANGE,
+    FD_DUP,
+    CredEvent,
+    DecodeError,
+    Event,
+    EventDecoder,
+    ExecArgsEvent,
+    ExecEvent,
+    ExitEvent,
+    FdEvent,
+    OpenEvent,
+)
 from liubai.ebpf.paths import resolve_path
 from liubai.lineage.text import bytes_text, visible
 
-__all__ = ["CTIME_MARGIN_NS", "LiveReads", "_Read"]
+__all__ = ["CTIME_MARGIN_NS", "LiveReads", "_Read", "_check_open_reads"]
 
 # change times come from a coarse clock, a tick behind the event clock: one this far before an exec is
 # surely from before it
@@ -56,6 +73,8 @@ class LiveReads:
     _open_reads: dict[int, dict[int, list[_Read]]]
     _via_exe: set[int]
     _boot_offset: int
+    _items: list[bytes | Event]
+    decoder: EventDecoder
 
     def _known_cwd(self, pid: int) -> str | None:
         """The cwd the events tell for ``pid`` (``LiveEvents`` follows it)."""
@@ -207,3 +226,57 @@ class LiveReads:
         if path is None or (root is not None and root != "/"):
             return
         event.kernel_path, event.walked = visible(os.path.realpath(path)), True
+
+    def _settle_open_reads(self) -> None:
+        """Check every event of a process with a pending descriptor read against it; only those events
+        are decoded here (and kept decoded), so a run with no uncertain open pays one header peek each."""
+        pending = self._open_reads
+        items = self._items
+        for i, item in enumerate(items):
+            if not pending:
+                return
+            if isinstance(item, bytes):
+                if item[0] not in _FREES_DESCRIPTORS or _U32.unpack_from(item, 4)[0] not in pending:
+                    continue
+                try:
+                    item = items[i] = self.decoder.decode(item)
+                except DecodeError:
+                    continue  # counted when events() meets it
+            _check_open_reads(pending, item)
+
+
+def _check_open_reads(pending: dict[int, dict[int, list[_Read]]], event: Event) -> None:
+    """Withdraw reads of descriptors that ``event`` freed or replaced before the read was made.
+
+    One number can be read back for several opens (closed and reused before the reads caught up):
+    each read stays pending until an event after its own open frees the number."""
+    reads = pending.get(event.pid)
+    if not reads:
+        return
+    hit: list[int] = []
+    if isinstance(event, FdEvent):
+        if event.op == FD_CLOSE:
+            hit = [event.fd]
+        elif event.op == FD_DUP:
+            hit = [event.newfd]
+        elif event.op == FD_CLOSE_RANGE:
+            hit = [fd for fd in reads if event.fd <= fd <= event.last]
+    elif isinstance(event, OpenEvent):
+        hit = [event.fd] if event.fd in reads else []
+    elif isinstance(event, ExecEvent | ExitEvent):
+        hit = list(reads)
+    for fd in hit:
+        kept: list[_Read] = []
+        for read in reads.get(fd, ()):
+            if read.event is event or event.ts < read.event.ts:
+                kept.append(read)  # the open itself, or an event before it
+            elif event.ts <= read.at and isinstance(read.event, OpenEvent):
+                read.event.kernel_path = None
+        if kept:
+            reads[fd] = kept
+        else:
+            reads.pop(fd, None)
+
+
+_FREES_DESCRIPTORS = frozenset((EV_FD, EV_OPEN))  # raw kinds that can free or replace a number
+_U32 = struct.Struct("<I")  # a u32 of the raw event: the tgid at 4, an open's flags at 40

@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from liubai.collector.closed_file import GONE, INLINE_MAX, digest_open_file, is_device, open_closed_file
 from liubai.collector.digest_jobs import REOPENED, DigestJobs, Job, fill
@@ -69,8 +69,7 @@ def is_write_open(flags: int) -> bool:
     return bool(flags & _WRITE_FLAGS)
 
 
-@dataclass(frozen=True, slots=True)
-class _Opener:
+class _Opener(NamedTuple):
     pid: int
     tid: int
     uid: int
@@ -108,13 +107,15 @@ class WrittenFiles:
         A device (``> /dev/null`` in a loop) is said to be one at once and not followed: no digest can
         come of it, and following it would cost every fork and exit of the shell that holds it."""
         table = self._tables.get(event.pid)
-        replaced = table.get(event.fd) if table is not None else None  # a missed close: closed now
-        if replaced is not None and table is not None:
-            table.opened(event.fd, None)
-        out = self._closed([replaced.path] if replaced else [], event)
+        out: list[DigestEvent] = []
+        if table is not None and (replaced := table.entries.pop(event.fd, None)) is not None:
+            out = self._closed([replaced.path], event)  # a missed close: closed now
         key = os_path if os_path is not None else f"{_UNRESOLVED}:{event.pid}:{event.ts}"
-        self._jobs.drop(key, REOPENED)
-        self._jobs.withdraw([key], _LATE_OPEN)
+        jobs = self._jobs
+        if key in jobs.waiting.jobs:
+            jobs.drop(key, REOPENED)
+        if key in jobs.hashed.jobs:
+            jobs.withdraw([key], _LATE_OPEN)
         self._gone.pop(key, None)  # a file written anew there: not where the one found gone went
         self._openers[key] = _Opener(event.pid, event.tid, event.uid, event.start_ns, event.ts)
         if os_path is not None and os_path.startswith("/dev/") and is_device(os_path):
@@ -123,7 +124,7 @@ class WrittenFiles:
         self._fresh.add(key)
         if table is None:
             table = self._tables[event.pid] = FdTable()
-        table.opened(event.fd, FdEntry(key, cloexec=bool(event.flags & O_CLOEXEC)))
+        table.entries[event.fd] = FdEntry(key, "exact", bool(event.flags & O_CLOEXEC))
         return out
 
     def after(self, event: Event) -> list[DigestEvent]:
@@ -140,7 +141,7 @@ class WrittenFiles:
             return []
         if isinstance(event, FdEvent) and event.op == FD_CLOSE:  # the common case, without two set builds
             entry = table.entries.pop(event.fd, None)
-            if entry is None or any(e.path == entry.path for e in table.entries.values()):
+            if entry is None or (table.entries and any(e.path == entry.path for e in table.entries.values())):
                 return []
             return self._closed([entry.path], event)
         before = {e.path for e in table.entries.values()}
@@ -202,7 +203,10 @@ class WrittenFiles:
         given = {new, old} if exchange else {new}
         replaced_dir = None if exchange or new is None else new + "/"
         hashed = self._jobs.hashed
-        self._jobs.withdraw([p for n in given if n is not None for p in hashed.at_or_below(n)], _LATE_RENAME)
+        if hashed.jobs:
+            self._jobs.withdraw(
+                [p for n in given if n is not None for p in hashed.at_or_below(n)], _LATE_RENAME
+            )
 
         def key_after(path: str) -> str | None:
             moved = renamed_path(path, old, new, exchange)
@@ -210,7 +214,10 @@ class WrittenFiles:
                 return f"{_REPLACED}:{ts}:{path}"
             return moved
 
-        paths = {p for n in (old, new) if n is not None for p in self._jobs.waiting.at_or_below(n)}
+        waiting = self._jobs.waiting
+        paths = (
+            {p for n in (old, new) if n is not None for p in waiting.at_or_below(n)} if waiting.jobs else ()
+        )
         moved: list[Job] = []
         for path in paths:
             if (key := key_after(path)) is None:
@@ -230,18 +237,19 @@ class WrittenFiles:
         """Give each written file still open the key ``key_after`` makes of its own (None: kept), in every
         descriptor table holding it and for its opener."""
         keys: dict[str, str] = {}
-        for table in {id(t): t for t in self._tables.values()}.values():
+        for table in {id(t): t for t in self._tables.values() if t.entries}.values():
             for fd, entry in table.entries.items():
                 if (key := keys.get(entry.path) or key_after(entry.path)) is not None:
                     keys[entry.path] = key
                     table.entries[fd] = FdEntry(key, entry.certainty, entry.cloexec)
-        self._openers.update({keys[k]: self._openers.pop(k) for k in keys if k in self._openers})
-        self._fresh.update(keys.values())
+        if keys:
+            self._openers.update({keys[k]: self._openers.pop(k) for k in keys if k in self._openers})
+            self._fresh.update(keys.values())
 
     @property
     def full(self) -> bool:
         """Whether so many closes wait that the batch should be settled now (bounded memory)."""
-        return len(self._jobs.waiting) > QUEUE_MAX
+        return len(self._jobs.waiting.jobs) > QUEUE_MAX
 
     @property
     def busy(self) -> bool:
@@ -298,21 +306,17 @@ class WrittenFiles:
         return [d for d in out if d is not None]
 
     def _still_open(self, path: str) -> bool:
-        seen: set[int] = set()
-        for table in self._tables.values():
-            if id(table) in seen:
-                continue
-            seen.add(id(table))
-            if any(e.path == path for e in table.entries.values()):
-                return True
-        return False
+        return any(
+            e.path == path for table in self._tables.values() if table.entries for e in table.entries.values()
+        )
 
     def _closed(self, paths: list[str], event: Event) -> list[DigestEvent]:
         out: list[DigestEvent] = []
         for path in paths:
             if self._still_open(path):
                 continue
-            if (why := _marker_note(path)) is not None:
+            if path.startswith("\0"):
+                why = _NOTES[path.split(":", 1)[0]]
                 if (note := self._note(path, event, why)) is not None:
                     out.append(note)
                 continue
@@ -339,8 +343,8 @@ class WrittenFiles:
         return None
 
     @staticmethod
-    def _fill_later(digests: list[DigestEvent], fd: int, before: os.stat_result) -> None:
-        fill(digests, *digest_open_file(fd, before))
+    def _fill_later(digests: list[DigestEvent], fd: int, named: os.stat_result) -> None:
+        fill(digests, *digest_open_file(fd, named))
 
     def _note(self, path: str, event: Event | None, why: str | None) -> DigestEvent | None:
         opener = self._openers.pop(path, None)

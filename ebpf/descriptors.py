@@ -8,6 +8,7 @@ before tracing) is simply absent: an open relative to it is unresolved, never gu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from liubai.ebpf.events import FD_CLOSE, FD_CLOSE_RANGE, FD_DUP, FD_SETFD, FD_UNSHARE, FdEvent
 
@@ -20,9 +21,9 @@ CLOSE_RANGE_CLOEXEC = 0x4
 O_CLOEXEC = 0o2000000
 
 
-@dataclass(frozen=True, slots=True)
-class FdEntry:
-    """What one descriptor refers to: an absolute path, how surely it is known, and close-on-exec."""
+class FdEntry(NamedTuple):
+    """What one descriptor refers to: an absolute path, how surely it is known, and close-on-exec.
+    Immutable, so tables share entries safely; a tuple, as a build makes one per write open."""
 
     path: str
     certainty: str = "exact"  # as liubai.ebpf.paths ranks them: "exact", "kernel", "walked", "lexical"

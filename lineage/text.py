@@ -42,7 +42,7 @@ def visible(text: str) -> str:
     """``text`` with no lone surrogate left: one that stands for a byte (``surrogateescape``: the OS's
     argv, environment and file names, a recording read losslessly) becomes that byte's ``\\xNN``, the same
     text ``bytes_text`` gives for the byte; any other becomes ``\\uNNNN``."""
-    return _SURROGATE.sub(_escape, text)
+    return text if text.isascii() else _SURROGATE.sub(_escape, text)
 
 
 def json_text(text: str) -> str:

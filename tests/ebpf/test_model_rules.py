@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import struct
 
-from liubai.collector.live_events import LiveEvents, _check_open_reads, _Read
+from liubai.collector.live_events import LiveEvents
+from liubai.collector.live_reads import _check_open_reads, _Read
 from liubai.collector.runs import RunCollector, RunInfo
 from liubai.ebpf.credentials import Creds, compare, effective_file_caps, exec_creds
 from liubai.ebpf.events import (
