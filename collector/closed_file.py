@@ -18,6 +18,7 @@ CLOSE_SLACK_NS = 1_000_000
 GONE = "the file was gone before it could be hashed"
 INLINE_MAX = 256 << 10  # hashed on the reader's own thread up to this size (a hand-off costs more)
 _CHUNK = 1 << 20
+_READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY  # no wait on a FIFO, no tty taken
 
 
 def open_closed_file(path: str, closed_boot_ns: int, boot_offset_ns: int) -> tuple[int, os.stat_result] | str:
@@ -36,7 +37,7 @@ def open_closed_file(path: str, closed_boot_ns: int, boot_offset_ns: int) -> tup
     if named.st_ctime_ns > closed_boot_ns + boot_offset_ns + CLOSE_SLACK_NS:
         return "the file changed after its writer closed it, before it could be hashed"
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+        fd = os.open(path, _READ_FLAGS)
     except FileNotFoundError:
         return GONE
     except OSError as exc:

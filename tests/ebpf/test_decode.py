@@ -128,6 +128,45 @@ def test_decode_rejects_bad_bytes_with_a_reason(data: bytes, needle: str) -> Non
         EventDecoder(OPTS).decode(data)
 
 
+def test_the_numbers_of_a_write_open_and_a_rename_are_those_a_full_decode_gives() -> None:
+    """The reader models written files from ``open_numbers``/``rename_numbers`` and decodes the events
+    themselves after the run: the two must agree on every number, and the names (``os_path(s)``) must
+    reach the very bytes the kernel sent."""
+    d = EventDecoder(OPTS)
+    name = b"/tmp/caf\xe9.pyc.1"
+    open_raw = (
+        hdr(5, pid=7, tid=8, uid=9, ts=77, start=66) + struct.pack("<iiII", 4, 3, 0o2000101, 0) + name + b"\0"
+    )
+    full = d.decode(open_raw)
+    light = d.open_numbers(open_raw)
+    assert isinstance(full, OpenEvent)
+    assert (light.pid, light.tid, light.uid, light.ts, light.start_ns) == (7, 8, 9, 77, 66)
+    assert (light.fd, light.dfd, light.flags, light.kind) == (full.fd, full.dfd, full.flags, full.kind)
+    assert light.path == "" and full.path == "/tmp/caf\\xe9.pyc.1"
+    assert d.os_path(open_raw) is not None and os.fsencode(d.os_path(open_raw) or "") == name
+
+    old, new = b"a.tmp", b"dir/caf\xe9"
+    rename_raw = (
+        hdr(13, ts=90) + struct.pack("<iiII", AT_FDCWD, 5, 2, len(old) + 1) + old + b"\0" + new + b"\0"
+    )
+    full_r = d.decode(rename_raw)
+    light_r = d.rename_numbers(rename_raw)
+    assert isinstance(full_r, RenameEvent)
+    assert (light_r.old_dfd, light_r.new_dfd, light_r.flags, light_r.ts) == (AT_FDCWD, 5, 2, 90)
+    assert (full_r.old_path, full_r.new_path) == ("a.tmp", "dir/caf\\xe9")
+    assert [os.fsencode(n or "") for n in d.os_paths(rename_raw)] == [old, new]
+    assert d.os_paths(rename_raw[:-1])[1] is None  # the last name cut short: not a name to open
+
+
+@pytest.mark.parametrize("method", ["open_numbers", "rename_numbers"])
+def test_the_numbers_of_bad_bytes_are_refused_with_a_reason(method: str) -> None:
+    d = EventDecoder(OPTS)
+    with pytest.raises(DecodeError, match="bytes"):
+        getattr(d, method)(hdr(5 if method == "open_numbers" else 13) + b"\0" * 3)
+    with pytest.raises(DecodeError, match="not an? "):
+        getattr(d, method)(hdr(8) + b"\0" * 24)
+
+
 def test_json_round_trip_and_bad_lines() -> None:
     events = [
         ForkEvent(1, 1, 0, 2, 3, child=4, child_start_ns=5),

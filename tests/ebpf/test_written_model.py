@@ -9,6 +9,9 @@ import os
 import struct
 from pathlib import Path
 
+import pytest
+
+from liubai.collector.closed_file import digest_open_file
 from liubai.collector.live_events import LiveEvents
 from liubai.collector.written_files import WrittenFiles
 from liubai.ebpf.descriptors import CLONE_FILES, O_CLOEXEC
@@ -362,3 +365,23 @@ def test_a_change_time_even_a_few_milliseconds_after_the_close_is_a_change(tmp_p
             assert (
                 digest.hash_note == "the file changed after its writer closed it, before it could be hashed"
             )
+
+
+def test_a_digest_is_only_of_the_file_its_name_showed_unchanged_until_it_was_read(tmp_path: Path) -> None:
+    """The name is looked up once (a device must never be opened) and the descriptor read after: the
+    file read must be the one the name showed, with the size and times it had then."""
+    out, other = _file(tmp_path, "out", b"closed\n"), _file(tmp_path, "other", b"another\n")
+    named = os.stat(out)
+    assert digest_open_file(os.open(other, os.O_RDONLY), named) == (
+        None,
+        "the file was replaced while it was being hashed",
+    )
+    named = os.stat(out)
+    with out.open("ab") as fh:
+        fh.write(b"more\n")  # between the lookup and the read
+    fd = os.open(out, os.O_RDONLY)
+    assert digest_open_file(fd, named) == (None, "the file changed while it was being hashed")
+    with pytest.raises(OSError):  # closed, not left open
+        os.fstat(fd)
+    fd = os.open(out, os.O_RDONLY)
+    assert digest_open_file(fd, os.stat(out)) == (hashlib.sha256(b"closed\nmore\n").hexdigest(), None)
