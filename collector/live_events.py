@@ -201,7 +201,7 @@ class LiveEvents(LiveReads):
         self._read_open(event, os_path)
         self._items.append(event)
         if self.written is not None and is_write_open(event.flags):
-            self._items.extend(self.written.opened(event, self._written_path(event, os_path)))
+            self._items.extend(self.written.opened(event, *self._written_path(event, os_path)))
             self._settle_if_full()
 
     def _write_opened(self, raw: bytes, written: WrittenFiles) -> None:
@@ -212,7 +212,7 @@ class LiveEvents(LiveReads):
             self.decode_errors += 1
             return
         self._items.append(raw)
-        self._items.extend(written.opened(event, self._written_path(event, self.decoder.os_path(raw))))
+        self._items.extend(written.opened(event, *self._written_path(event, self.decoder.os_path(raw))))
         self._settle_if_full()
 
     def _renamed(self, raw: bytes, written: WrittenFiles) -> None:
@@ -269,20 +269,23 @@ class LiveEvents(LiveReads):
         root = self._root.get(pid)
         return path if root is None or root == "/" else root.rstrip("/") + path
 
-    def _written_path(self, event: OpenEvent, os_path: str | None) -> str | None:
-        """The file a write open reached, as this host names it: the path as given when it is plain
-        (against the followed cwd and root), else the kernel's link of the descriptor, read now."""
+    def _written_path(self, event: OpenEvent, os_path: str | None) -> tuple[str | None, int]:
+        """The file a write open reached, as this host names it, and when it was read back (0: not read).
+        The path as given when it is plain (against the followed cwd and root), else the kernel's link of
+        the descriptor, read now: valid only if the number was not freed before then (``WrittenFiles``
+        checks that at the event that frees it)."""
         if event.kind != OPEN_BY_HANDLE:
             path = self._plain_path(event.pid, os_path, event.dfd)
             if path is not None:
-                return path
+                return path, 0
         try:
             target = os.readlink(f"/proc/{event.pid}/fd/{event.fd}")
         except OSError:
-            return None
+            return None, 0
+        read_at = procfs.clock_boot_ns()
         if not target.startswith("/") or not same_process(event.pid, event.start_ns):
-            return None
-        return target.removesuffix(" (deleted)")
+            return None, 0
+        return target.removesuffix(" (deleted)"), read_at
 
     def _known_cwd(self, pid: int) -> str | None:
         """The cwd the events tell for ``pid``; None from the first dropped event on."""

@@ -5,11 +5,13 @@ holding it), the file is hashed at the end of that batch of kernel events, in us
 A provenance that hashed files when it is exported would vouch for whatever lies on disk by then; these
 digests are what the run left behind. The descriptor model covers only descriptors opened for writing,
 shared and copied at fork as the kernel does. A digest is kept only when the file provably did not change
-between the close and the end of hashing (its change time is not after the close, and fstat before and
-after reading agree); otherwise the event says why there is none, never a digest of something else.
-A file rewritten later gets a new digest at its next last close, so the last one stands; one opened for
-writing again before its batch is hashed gets none for the earlier close (a change time cannot tell a
-write just after a close from one before it).
+between the close and the end of hashing (its change time is not after the close, and the name's stat
+before opening and the descriptor's fstat after reading agree); otherwise the event says why there is
+none, never a digest of something else. A path read back from the descriptor's link (a ``..`` name, a
+handle, a directory descriptor) stands only if the number was not freed before the read. A file rewritten
+later gets a new digest at its next last close, so the last one stands; one opened for writing again
+before its batch is hashed gets none for the earlier close (a change time cannot tell a write just after
+a close from one before it).
 
 Renames are followed: most tools write a file aside and rename it into place, so the close is read when
 its name is already gone. Hashing waits for the end of the batch, by when the rename has been read too,
@@ -30,6 +32,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import NamedTuple
 
+from liubai.collector import digest_notes as why_not
 from liubai.collector.closed_file import GONE, INLINE_MAX, digest_open_file, is_device, open_closed_file
 from liubai.collector.digest_jobs import REOPENED, DigestJobs, Job, fill
 from liubai.ebpf.descriptors import CLONE_FILES, O_CLOEXEC, FdEntry, FdTable, apply_fd_event
@@ -51,17 +54,7 @@ from liubai.lineage.text import visible
 __all__ = ["QUEUE_MAX", "WrittenFiles", "is_write_open"]
 
 _WRITE_FLAGS = 0o1 | 0o2 | 0o100 | 0o1000  # O_WRONLY, O_RDWR, O_CREAT, O_TRUNC
-_UNRESOLVED = "\0unresolved"  # the key of a written file whose path could not be found at run time
-_REPLACED = "\0replaced"  # the key of a written file still open when a rename gave its name to another
-_DOUBTED = "\0doubted"  # the key of a written file named while the kernel dropped events
-_NOTES = {
-    _UNRESOLVED: "its path could not be resolved while the run went on",
-    _REPLACED: "a rename gave its name to another file before it could be hashed",
-    _DOUBTED: "the kernel dropped events while it was named, so its path is not sure",
-}
-_LATE = "seen only after it was hashed, {} (so the digest may be of that)"
-_LATE_OPEN = _LATE.format("a write open of it came")
-_LATE_RENAME = _LATE.format("a rename gave its name to another file")
+_FREED = FdEntry("\0freed")  # what a freed number holds, for comparing paths
 QUEUE_MAX = 4096  # closes waiting for the end of a batch; more are hashed at once (bounded memory)
 
 
@@ -77,11 +70,6 @@ class _Opener(NamedTuple):
     ts: int
 
 
-def _marker_note(key: str) -> str | None:
-    """Why the file of ``key`` is not hashed, for a key that is not a path (it starts with NUL)."""
-    return _NOTES[key.split(":", 1)[0]] if key.startswith("\0") else None
-
-
 class WrittenFiles:
     """The descriptors of a run that refer to files opened for writing, and the digests their last
     closes call for. Paths are the OS's own str (what ``open`` needs)."""
@@ -95,27 +83,37 @@ class WrittenFiles:
         self._jobs = DigestJobs()  # closed since the last batch ended, and read at its end
         self._gone: dict[str, Job] = {}  # found gone at the last settle: perhaps renamed, read next
         self._fresh: set[str] = set()  # names given to written files in this batch (opens, renames)
+        self._read_back: dict[int, dict[int, int]] = {}  # pid -> fd -> when its path was read from /proc
 
     def tracks(self, pid: int) -> bool:
         """Whether ``pid`` may hold a written file open (its descriptor events then matter)."""
         table = self._tables.get(pid)
         return table is not None and bool(table.entries)
 
-    def opened(self, event: OpenEvent, os_path: str | None) -> list[DigestEvent]:
+    def opened(self, event: OpenEvent, os_path: str | None, read_at: int = 0) -> list[DigestEvent]:
         """A write open; ``os_path`` None when its path could not be resolved while the run went on.
+        ``read_at``: when ``os_path`` was read back from the descriptor's link in /proc (0: the open
+        named it). That read is of another file if the number was freed before it: the event that frees
+        it says so (``_freed``).
 
         A device (``> /dev/null`` in a loop) is said to be one at once and not followed: no digest can
         come of it, and following it would cost every fork and exit of the shell that holds it."""
         table = self._tables.get(event.pid)
+        reads = self._read_back.get(event.pid)
         out: list[DigestEvent] = []
         if table is not None and (replaced := table.entries.pop(event.fd, None)) is not None:
-            out = self._closed([replaced.path], event)  # a missed close: closed now
-        key = os_path if os_path is not None else f"{_UNRESOLVED}:{event.pid}:{event.ts}"
+            path = (
+                self._freed(event, event.fd, replaced.path) if reads and event.fd in reads else replaced.path
+            )
+            out = self._closed([path], event)  # a missed close: closed now
+        if reads:
+            reads.pop(event.fd, None)
+        key = os_path if os_path is not None else f"{why_not.UNRESOLVED}:{event.pid}:{event.ts}"
         jobs = self._jobs
         if key in jobs.waiting.jobs:
             jobs.drop(key, REOPENED)
         if key in jobs.hashed.jobs:
-            jobs.withdraw([key], _LATE_OPEN)
+            jobs.withdraw([key], why_not.LATE_OPEN)
         self._gone.pop(key, None)  # a file written anew there: not where the one found gone went
         self._openers[key] = _Opener(event.pid, event.tid, event.uid, event.start_ns, event.ts)
         if os_path is not None and os_path.startswith("/dev/") and is_device(os_path):
@@ -125,6 +123,8 @@ class WrittenFiles:
         if table is None:
             table = self._tables[event.pid] = FdTable()
         table.entries[event.fd] = FdEntry(key, "exact", bool(event.flags & O_CLOEXEC))
+        if read_at:
+            self._read_back.setdefault(event.pid, {})[event.fd] = read_at
         return out
 
     def after(self, event: Event) -> list[DigestEvent]:
@@ -139,12 +139,16 @@ class WrittenFiles:
         table = self._tables.get(event.pid)
         if table is None:
             return []
+        reads = self._read_back.get(event.pid)
         if isinstance(event, FdEvent) and event.op == FD_CLOSE:  # the common case, without two set builds
             entry = table.entries.pop(event.fd, None)
-            if entry is None or (table.entries and any(e.path == entry.path for e in table.entries.values())):
+            if entry is None:
                 return []
-            return self._closed([entry.path], event)
-        before = {e.path for e in table.entries.values()}
+            path = self._freed(event, event.fd, entry.path) if reads and event.fd in reads else entry.path
+            if table.entries and any(e.path == path for e in table.entries.values()):
+                return []
+            return self._closed([path], event)
+        old = dict(table.entries)
         if isinstance(event, FdEvent):
             self._tables[event.pid] = table = apply_fd_event(table, event)
         elif isinstance(event, ExecEvent):
@@ -152,10 +156,33 @@ class WrittenFiles:
             table.close_on_exec()
         elif isinstance(event, ExitEvent):
             del self._tables[event.pid]
-            return self._closed(sorted(before), event)
+            self._read_back.pop(event.pid, None)  # its links can no longer be read: nothing to check
+            return self._closed(sorted({e.path for e in old.values()}), event)
         else:
             return []
-        return self._closed(sorted(before - {e.path for e in table.entries.values()}), event)
+        freed = [
+            (fd, entry.path)
+            for fd, entry in old.items()
+            if reads and fd in reads and table.entries.get(fd, _FREED).path != entry.path
+        ]
+        unsure = [self._freed(event, fd, path) for fd, path in freed]
+        after = {e.path for e in table.entries.values()}
+        return self._closed(
+            sorted({e.path for e in old.values()} - after) + [u for u in unsure if u not in after], event
+        )
+
+    def _freed(self, event: Event, fd: int, path: str) -> str:
+        """``fd`` of ``event``'s process, whose path was read back from its link, is freed by ``event``.
+        Freed before that read, the link read was of whatever held the number then: every descriptor of
+        the file is re-keyed to a marker that says so, which is returned (else ``path``)."""
+        read_at = self._read_back[event.pid].pop(fd)
+        if event.ts > read_at:
+            return path
+        marker = f"{why_not.UNSURE}:{event.ts}:{path}"
+        self._rekey_open(lambda p: marker if p == path else None)
+        if path in self._openers:
+            self._openers[marker] = self._openers.pop(path)
+        return marker
 
     def renamed(self, event: RenameEvent, old: str | None, new: str | None) -> list[DigestEvent]:
         """A rename by a traced process (``old``/``new`` None: not resolved while the run went on).
@@ -183,7 +210,7 @@ class WrittenFiles:
             )
             out.append(digest)
             if dst is None:
-                digest.hash_note = _NOTES[_UNRESOLVED]
+                digest.hash_note = why_not.NOTES[why_not.UNRESOLVED]
                 continue
             self._fresh.add(dst)
             job = self._jobs.waiting.get(dst)
@@ -205,13 +232,13 @@ class WrittenFiles:
         hashed = self._jobs.hashed
         if hashed.jobs:
             self._jobs.withdraw(
-                [p for n in given if n is not None for p in hashed.at_or_below(n)], _LATE_RENAME
+                [p for n in given if n is not None for p in hashed.at_or_below(n)], why_not.LATE_RENAME
             )
 
         def key_after(path: str) -> str | None:
             moved = renamed_path(path, old, new, exchange)
             if moved is None and (path in given or (replaced_dir and path.startswith(replaced_dir))):
-                return f"{_REPLACED}:{ts}:{path}"
+                return f"{why_not.REPLACED}:{ts}:{path}"
             return moved
 
         waiting = self._jobs.waiting
@@ -224,7 +251,7 @@ class WrittenFiles:
                 continue
             job = self._jobs.waiting.pop(path)
             if key.startswith("\0"):
-                fill(job.digests, None, _marker_note(key))
+                fill(job.digests, None, why_not.marker_note(key))
             else:
                 job.path, job.since = key, ts
                 self._fresh.add(key)
@@ -261,10 +288,10 @@ class WrittenFiles:
         events): no name given to a written file in it is hashed."""
 
         def doubted(path: str) -> str | None:
-            return f"{_DOUBTED}:{path}" if path in self._fresh else None
+            return f"{why_not.DOUBTED}:{path}" if path in self._fresh else None
 
         for path in [p for p in self._jobs.waiting if p in self._fresh]:
-            fill(self._jobs.waiting.pop(path).digests, None, _NOTES[_DOUBTED])
+            fill(self._jobs.waiting.pop(path).digests, None, why_not.NOTES[why_not.DOUBTED])
         self._rekey_open(doubted)
 
     def settle(self, boot_offset_ns: int | None = None) -> None:
@@ -316,7 +343,7 @@ class WrittenFiles:
             if self._still_open(path):
                 continue
             if path.startswith("\0"):
-                why = _NOTES[path.split(":", 1)[0]]
+                why = why_not.NOTES[path.split(":", 1)[0]]
                 if (note := self._note(path, event, why)) is not None:
                     out.append(note)
                 continue

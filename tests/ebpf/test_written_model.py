@@ -14,6 +14,7 @@ import pytest
 from liubai.collector.closed_file import digest_open_file
 from liubai.collector.live_events import LiveEvents
 from liubai.collector.written_files import WrittenFiles
+from liubai.ebpf import procfs
 from liubai.ebpf.descriptors import CLONE_FILES, O_CLOEXEC
 from liubai.ebpf.events import (
     FD_CLOSE,
@@ -385,3 +386,75 @@ def test_a_digest_is_only_of_the_file_its_name_showed_unchanged_until_it_was_rea
         os.fstat(fd)
     fd = os.open(out, os.O_RDONLY)
     assert digest_open_file(fd, os.stat(out)) == (hashlib.sha256(b"closed\nmore\n").hexdigest(), None)
+
+
+def _live_open(fd: int, name: bytes, ts: int) -> bytes:
+    """A write open by this very process (its descriptor is real, so /proc shows its link)."""
+    pid = os.getpid()
+    head = HDR.pack(5, pid, pid, 0, ts, procfs.start_ns(pid))
+    return head + struct.pack("<iiII", fd, -100, O_WRONLY_CREAT_TRUNC, 0) + name + b"\0"
+
+
+def _live_close(fd: int, ts: int) -> bytes:
+    pid = os.getpid()
+    return HDR.pack(8, pid, pid, 0, ts, procfs.start_ns(pid)) + struct.pack(
+        "<IiiIII", FD_CLOSE, fd, -1, 0, 0, 0
+    )
+
+
+def test_a_path_read_back_after_its_descriptor_was_reused_is_not_hashed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ``..`` name is resolved by reading the descriptor's link while the run goes on. The reader lags:
+    if the writer closed the file and the number went to another file before the link was read, the
+    link names that other file, which must not get this write's digest."""
+    (tmp_path / "sub").mkdir()
+    other = _file(tmp_path, "other", b"read, not written\n")
+    monkeypatch.chdir(tmp_path)
+    live = LiveEvents(EventDecoder(), lost=lambda: 0, hash_written=True)
+
+    opened_at = clock_boot_ns()
+    fd = os.open("sub/../out", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.write(fd, b"written\n")
+    os.close(fd)
+    closed_at = clock_boot_ns()
+    assert os.open(other, os.O_RDONLY) == fd  # the number now holds the other file
+    live(_live_open(fd, b"sub/../out", opened_at))  # the reader reads the link only now
+    live(_live_close(fd, closed_at))
+    os.close(fd)
+
+    fd = os.open("sub/../out2", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.write(fd, b"second\n")
+    live(_live_open(fd, b"sub/../out2", clock_boot_ns()))  # read while the file is still open
+    os.close(fd)
+    live(_live_close(fd, clock_boot_ns()))
+    live.settle()
+
+    reused, kept = [e for e in live.events() if isinstance(e, DigestEvent)]
+    assert (reused.sha256, reused.hash_note) == (
+        None,
+        "its descriptor was closed or replaced before its path was read back, so the path read may be "
+        "another file's",
+    )
+    assert (kept.path, kept.sha256) == (str(tmp_path / "out2"), hashlib.sha256(b"second\n").hexdigest())
+
+
+def test_a_number_replaced_by_dup2_or_closed_by_exec_before_its_link_was_read_leaves_no_digest(
+    tmp_path: Path,
+) -> None:
+    """Every way a number is freed counts, and every descriptor of the file loses the unsure path; one
+    freed after the read leaves the path as read."""
+    a, b, c = (_file(tmp_path, name) for name in "abc")
+    unsure = "its descriptor was closed or replaced before its path was read back, so the path read may be"
+    files = WrittenFiles(0)
+    files.opened(_open(a, 3)[0], str(a), LATER + 5)  # its link read at LATER + 5
+    files.after(_fd(FD_DUP, 3, newfd=4))  # fd 4 refers to it too
+    assert files.after(_fd(FD_DUP, 7, newfd=3)) == []  # 3 replaced at LATER + 1: fd 4 still holds it
+    (first,) = files.after(FdEvent(1, 1, 0, LATER + 9, 10, op=FD_CLOSE, fd=4))
+    files.opened(_open(b, 5, flags=O_WRONLY_CREAT_TRUNC | O_CLOEXEC)[0], str(b), LATER + 5)
+    (second,) = files.after(ExecEvent(1, 1, 0, LATER + 2, 10, filename="/bin/true"))
+    files.opened(_open(c, 6)[0], str(c), LATER - 5)  # read before the close below
+    (third,) = files.after(_fd(FD_CLOSE, 6))
+    _done(files, [first, second, third])
+    assert [(d.sha256, (d.hash_note or "")[: len(unsure)]) for d in (first, second)] == [(None, unsure)] * 2
+    assert (third.path, third.sha256) == (str(c), hashlib.sha256(b"made\n").hexdigest())
