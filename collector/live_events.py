@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import posixpath
 from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from liubai.collector.binary_hasher import BinaryHasher
 from liubai.collector.live_reads import _U32, LiveReads, _Read
@@ -49,6 +50,8 @@ from liubai.ebpf.events import (
 from liubai.ebpf.procfs import read_cwd
 
 __all__ = ["LiveEvents", "same_process"]
+
+_E = TypeVar("_E", bound=Event)
 
 _OPEN_KIND_AT = 32 + 12  # byte offset of OpenEvent.kind in the raw event
 _OPEN_FLAGS_AT = 32 + 8  # and of its flags
@@ -147,10 +150,8 @@ class LiveEvents(LiveReads):
         elif kind not in _DECODED_AT_ONCE:
             self._items.append(raw)
             return
-        try:
-            event = self.decoder.decode(raw)
-        except DecodeError:
-            self.decode_errors += 1
+        event = self._decoded(self.decoder.decode, raw)
+        if event is None:
             return
         if isinstance(event, ForkEvent):
             self._forked(event)
@@ -180,10 +181,8 @@ class LiveEvents(LiveReads):
 
     def _fd_changed(self, raw: bytes, written: WrittenFiles) -> None:
         """A descriptor change of a process that may hold a written file open."""
-        try:
-            event = self.decoder.decode(raw)
-        except DecodeError:
-            self.decode_errors += 1
+        event = self._decoded(self.decoder.decode, raw)
+        if event is None:
             return
         self._items.append(event)
         self._items.extend(written.after(event))
@@ -191,10 +190,8 @@ class LiveEvents(LiveReads):
 
     def _uncertain(self, raw: bytes) -> None:
         """An open whose path may be wrong: the kernel's link of its descriptor is read back now."""
-        try:
-            event = self.decoder.decode(raw)
-        except DecodeError:
-            self.decode_errors += 1
+        event = self._decoded(self.decoder.decode, raw)
+        if event is None:
             return
         assert isinstance(event, OpenEvent)
         os_path = self.decoder.os_path(raw)
@@ -206,20 +203,16 @@ class LiveEvents(LiveReads):
 
     def _write_opened(self, raw: bytes, written: WrittenFiles) -> None:
         """A write open of a plain path: only its numbers are decoded now (the event is once the run ends)."""
-        try:
-            event = self.decoder.open_numbers(raw)
-        except DecodeError:
-            self.decode_errors += 1
+        event = self._decoded(self.decoder.open_numbers, raw)
+        if event is None:
             return
         self._items.append(raw)
         self._items.extend(written.opened(event, *self._written_path(event, self.decoder.os_path(raw))))
         self._settle_if_full()
 
     def _renamed(self, raw: bytes, written: WrittenFiles) -> None:
-        try:
-            event = self.decoder.rename_numbers(raw)
-        except DecodeError:
-            self.decode_errors += 1
+        event = self._decoded(self.decoder.rename_numbers, raw)
+        if event is None:
             return
         old, new = self.decoder.os_paths(raw)
         self._items.append(raw)
@@ -229,6 +222,14 @@ class LiveEvents(LiveReads):
         )
         self._items.extend(written.renamed(event, old, new))
         self._settle_if_full()
+
+    def _decoded(self, decode: Callable[[bytes], _E], raw: bytes) -> _E | None:
+        """``decode(raw)``, or None for bytes that are not an event (counted in ``decode_errors``)."""
+        try:
+            return decode(raw)
+        except DecodeError:
+            self.decode_errors += 1
+            return None
 
     def _settle_if_full(self) -> None:
         """Settle before the batch's end when too many closes wait (memory stays bounded)."""

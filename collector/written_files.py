@@ -54,7 +54,6 @@ from liubai.lineage.text import visible
 __all__ = ["QUEUE_MAX", "WrittenFiles", "is_write_open"]
 
 _WRITE_FLAGS = 0o1 | 0o2 | 0o100 | 0o1000  # O_WRONLY, O_RDWR, O_CREAT, O_TRUNC
-_FREED = FdEntry("\0freed")  # what a freed number holds, for comparing paths
 QUEUE_MAX = 4096  # closes waiting for the end of a batch; more are hashed at once (bounded memory)
 
 
@@ -163,7 +162,7 @@ class WrittenFiles:
         freed = [
             (fd, entry.path)
             for fd, entry in old.items()
-            if reads and fd in reads and table.entries.get(fd, _FREED).path != entry.path
+            if reads and fd in reads and ((held := table.entries.get(fd)) is None or held.path != entry.path)
         ]
         unsure = [self._freed(event, fd, path) for fd, path in freed]
         after = {e.path for e in table.entries.values()}

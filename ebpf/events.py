@@ -305,25 +305,27 @@ class EventDecoder:
         """An open event's numbers, its ``path`` left empty: what a model of its descriptor needs, at a
         third of a full decode (the reader does this while the traced command runs; the event itself is
         decoded once it has ended)."""
-        try:
-            kind, tgid, tid, uid, ts, start = _HDR.unpack_from(data)
-            fd, dfd, flags, how = self._open.unpack_from(data, _HDR.size)
-        except struct.error as exc:
-            raise DecodeError(f"open event of {len(data)} bytes: {exc}") from None
-        if kind != EV_OPEN:
-            raise DecodeError("not an open event")
-        return OpenEvent(tgid, tid, uid, ts, start, "", fd, dfd, flags, how)
+        head, (fd, dfd, flags, how) = self._numbers(data, EV_OPEN, self._open, "an open")
+        return OpenEvent(*head, path="", fd=fd, dfd=dfd, flags=flags, kind=how)
 
     def rename_numbers(self, data: bytes) -> RenameEvent:
         """A rename event's numbers, its paths left empty (``os_paths`` gives them), as ``open_numbers``."""
+        head, (old_dfd, new_dfd, flags, _) = self._numbers(data, EV_RENAME, self._rename, "a rename")
+        return RenameEvent(*head, old_dfd=old_dfd, new_dfd=new_dfd, flags=flags)
+
+    @staticmethod
+    def _numbers(
+        data: bytes, kind: int, body: struct.Struct, what: str
+    ) -> tuple[tuple[int, int, int, int, int], tuple[int, ...]]:
+        """The header (tgid, tid, uid, ts, start) and the fixed body of an event of ``kind``."""
         try:
-            kind, tgid, tid, uid, ts, start = _HDR.unpack_from(data)
-            old_dfd, new_dfd, flags, _new_at = self._rename.unpack_from(data, _HDR.size)
+            got, tgid, tid, uid, ts, start = _HDR.unpack_from(data)
+            numbers = body.unpack_from(data, _HDR.size)
         except struct.error as exc:
-            raise DecodeError(f"rename event of {len(data)} bytes: {exc}") from None
-        if kind != EV_RENAME:
-            raise DecodeError("not a rename event")
-        return RenameEvent(tgid, tid, uid, ts, start, "", "", old_dfd, new_dfd, flags)
+            raise DecodeError(f"{what} event of {len(data)} bytes: {exc}") from None
+        if got != kind:
+            raise DecodeError(f"not {what} event")
+        return (tgid, tid, uid, ts, start), numbers
 
     def decode(self, data: bytes) -> Event:
         if len(data) < _HDR.size:
